@@ -1,0 +1,556 @@
+"""`o2m build`: the imperative shell around parsing, planning and rendering.
+
+Order of work (DESIGN.md property 7, PROTOCOL.md "Build output"):
+scan sources -> parse and render what changed (in parallel) -> plan every page ->
+write media and assets, then post pages, then index pages, then feeds, each phase
+made durable before the next -> delete what no post produces any more -> commit the
+manifest. A build killed at any point leaves a readable site; the next one repairs it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import posixpath
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import jinja2
+
+from . import config as config_mod
+from . import syndication
+from .config import RESERVED_AUDIENCES, STATE_DIR, SiteConfig
+from .content import parse_post
+from .errors import PostError, Problem, SiteError
+from .manifest import FileState, Manifest, OutputState, SourceState
+from .markup import MARKUP_VERSION, MarkdownRenderer, resolve_markers
+from .model import PostRecord, PostView
+from .plan import Page, plan_pages, resolve_collisions, sig_of
+from .render import PageRenderer, linker, make_environment, template_fingerprints
+from .writer import AtomicWriter
+
+CONTENT_DIR = "content"
+TEMPLATES_DIR = "site_templates"
+BUILD_DIR = "build"
+FEED_VERSION = "feeds-1"
+PARALLEL_THRESHOLD = 48  # fewer changed posts than this render in-process
+_EDITOR_LITTER = ("~", ".swp", ".swx", ".tmp", ".part")
+
+
+class Progress(Protocol):
+    def start(self, label: str, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the one-line summary and for tests."""
+
+    out_dir: Path
+    posts: int = 0  # public posts on the site
+    changed: int = 0  # posts parsed and rendered again
+    private: int = 0  # posts whose audience keeps them off the public site
+    drafts: int = 0
+    written: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def site_lock(state_dir: Path) -> Iterator[None]:
+    """One build at a time per site (a watcher and a manual build may race)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "build.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SiteError("another o2m build is running in this site",
+                            hint="wait for it to finish, or stop the other `o2m watch`") from None
+        yield
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
+    """Every post file under content/ with its stat; symlinks that leave content/ are
+    refused (THREATS.md 38), as are dotfiles and editors' temporary files."""
+    content = root / CONTENT_DIR
+    real_content = os.path.realpath(content)
+    found: dict[str, os.stat_result] = {}
+    warnings: list[str] = []
+    stack = [(str(content), CONTENT_DIR)]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for e in entries:
+            name = e.name
+            if name.startswith((".", "#")) or name.endswith(_EDITOR_LITTER):
+                continue
+            rel_path = f"{rel}/{name}"
+            if e.is_symlink():
+                real = os.path.realpath(e.path)
+                if not (real + os.sep).startswith(real_content + os.sep):
+                    warnings.append(f"{rel_path}: symlink to a file outside content/, skipped")
+                    continue
+            if e.is_dir():
+                stack.append((e.path, rel_path))
+            elif name.endswith(".md") and e.is_file():
+                found[rel_path] = e.stat()
+    return found, warnings
+
+
+# --- rendering posts (runs in worker processes for big builds) ---------------------
+
+_worker: dict[str, object] = {}
+
+
+def _init_worker(tz_name: str, default_audience: tuple[str, ...]) -> None:
+    import zoneinfo
+    _worker.update(tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience,
+                   md=MarkdownRenderer())
+
+
+RenderResult = tuple[str, "PostRecord | None", str, str, "Problem | None"]
+
+
+def render_post(source: str, data: bytes) -> RenderResult:
+    """Parse and render one post: (source, record, html, toc, problem)."""
+    try:
+        post = parse_post(data, source, tz=_worker["tz"],  # type: ignore[arg-type]
+                          default_audience=_worker["audience"])  # type: ignore[arg-type]
+    except PostError as e:
+        return source, None, "", "", e.problem
+    key = _sha(f"{MARKUP_VERSION}\0{source}\0{post.body}".encode())[:32]
+    rendered = _worker["md"].render(post.body, source)  # type: ignore[attr-defined]
+    record = PostRecord.from_source(post, summary=rendered.summary,
+                                    word_count=rendered.word_count, render_key=key,
+                                    media=rendered.media, links=rendered.links)
+    return source, record, rendered.html, rendered.toc, None
+
+
+def _render_chunk(items: list[tuple[str, bytes]]) -> list[RenderResult]:
+    return [render_post(s, d) for s, d in items]
+
+
+def render_changed(items: list[tuple[str, bytes]], config: SiteConfig, jobs: int,
+                   progress: Progress | None) -> Iterator[RenderResult]:
+    """Render changed posts, across `jobs` processes when there are many."""
+    _init_worker(config.timezone, config.default_audience)
+    if progress:
+        progress.start("rendering posts", len(items))
+    if jobs <= 1 or len(items) < PARALLEL_THRESHOLD:
+        for s, d in items:
+            yield render_post(s, d)
+            if progress:
+                progress.advance()
+        return
+    size = max(8, min(64, len(items) // (jobs * 8)))
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    with ProcessPoolExecutor(jobs, mp_context=get_context("fork"), initializer=_init_worker,
+                             initargs=(config.timezone, config.default_audience)) as pool:
+        for results in pool.map(_render_chunk, chunks):
+            yield from results
+            if progress:
+                progress.advance(len(results))
+
+
+# --- the build -----------------------------------------------------------------------
+
+def check_audience(record: PostRecord, config: SiteConfig, friends: frozenset[str]) -> Problem | None:
+    """Every audience name must be public, friends, a group of the config or a friend."""
+    known = RESERVED_AUDIENCES | config.groups.keys() | friends
+    for name in record.audience:
+        if name not in known:
+            return Problem(record.source, record.lines.get("audience", 1),
+                           f"unknown audience {name!r}",
+                           hint="use public, friends, a group from o2m.toml or a friend's name")
+    return None
+
+
+class _Files:
+    """Stat-then-hash of media and static files, remembering hashes by stat."""
+
+    def __init__(self, known: dict[str, FileState]) -> None:
+        self.known, self.now = known, {}  # type: ignore[var-annotated]
+
+    def state(self, key: str, path: Path) -> FileState:
+        st = path.stat()
+        old = self.known.get(key)
+        if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
+            self.now[key] = old
+        else:
+            self.now[key] = FileState(st.st_mtime_ns, st.st_size, _sha(path.read_bytes()))
+        return self.now[key]
+
+
+def _static_files(root: Path) -> dict[str, Path]:
+    """name -> file of the theme's static/, the site's overriding the built-in's."""
+    from .render import BUILTIN_THEME
+    found: dict[str, Path] = {}
+    for base in (Path(str(BUILTIN_THEME)) / "static", root / TEMPLATES_DIR / "static"):
+        if base.is_dir():
+            for p in sorted(base.rglob("*")):
+                if p.is_file() and not p.name.startswith("."):
+                    found[p.relative_to(base).as_posix()] = p
+    return found
+
+
+def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
+               progress: Progress | None = None,
+               friends: frozenset[str] = frozenset()) -> BuildReport:
+    """Build the site at `root` into build/ (or, with drafts, a private preview folder).
+
+    Raises:
+        ConfigError, SiteError: the site as a whole cannot be built.
+    Post problems do not raise: they are in the report, and the rest is built.
+    """
+    started = time.perf_counter()
+    config = config_mod.load(root)
+    state_dir = root / STATE_DIR
+    out_dir = state_dir / "preview" if drafts else root / BUILD_DIR
+    report = BuildReport(out_dir=out_dir)
+    jobs = jobs or len(os.sched_getaffinity(0))
+    with site_lock(state_dir):
+        manifest = Manifest(state_dir / ("preview.db" if drafts else "build.db"))
+        try:
+            _Build(root, config, manifest, out_dir, report, drafts, jobs, progress, friends).run()
+        finally:
+            manifest.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _Build:
+    """One build's working state; `run` is the order of work in the module docstring."""
+
+    def __init__(self, root: Path, config: SiteConfig, manifest: Manifest, out_dir: Path,
+                 report: BuildReport, drafts: bool, jobs: int, progress: Progress | None,
+                 friends: frozenset[str]) -> None:
+        self.root, self.config, self.manifest, self.out_dir = root, config, manifest, out_dir
+        self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
+        self.friends = friends
+        self.old_outputs = manifest.outputs()
+        self.files = _Files(manifest.files())
+        self.new_outputs: dict[str, OutputState] = {}
+        self.writer: AtomicWriter | None = None
+        self.env = make_environment(root / TEMPLATES_DIR)
+
+    # -- phase 0: what changed
+    def collect_sources(self) -> tuple[dict[str, SourceState], dict[str, SourceState | None]]:
+        previous = self.manifest.sources()
+        stats, warnings = scan_sources(self.root)
+        self.report.warnings += warnings
+        current: dict[str, SourceState] = {}
+        changes: dict[str, SourceState | None] = {s: None for s in previous if s not in stats}
+        to_render: list[tuple[str, bytes]] = []
+        pending: dict[str, tuple[os.stat_result, str]] = {}
+        for source, st in stats.items():
+            old = previous.get(source)
+            if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
+                current[source] = old
+                continue
+            data = (self.root / source).read_bytes()
+            sha = _sha(data)
+            if old and old.sha == sha:
+                current[source] = changes[source] = replace(old, mtime_ns=st.st_mtime_ns,
+                                                            size=st.st_size)
+                continue
+            to_render.append((source, data))
+            pending[source] = (st, sha)
+
+        bodies: list[tuple[str, str, str]] = []
+        for source, record, html, toc, problem in render_changed(
+                to_render, self.config, self.jobs, self.progress):
+            if problem:
+                self.report.problems.append(problem)
+                if source in previous:  # keep the last good version (and its pages)
+                    current[source] = previous[source]
+                continue
+            st, sha = pending[source]
+            current[source] = changes[source] = SourceState(st.st_mtime_ns, st.st_size, sha, record)
+            bodies.append((record.render_key, html, toc))
+            if len(bodies) >= 256:
+                self.manifest.put_bodies(bodies)
+                bodies = []
+        if bodies:
+            self.manifest.put_bodies(bodies)
+        self.report.changed = len(to_render)
+        return current, changes
+
+    # -- phase 1: what gets published
+    def select(self, current: dict[str, SourceState]) -> list[PostRecord]:
+        chosen = []
+        for st in current.values():
+            r = st.record
+            if r.draft and not self.drafts:
+                self.report.drafts += 1
+                continue
+            problem = check_audience(r, self.config, self.friends)
+            if problem:
+                self.report.problems.append(problem)
+                continue
+            if not r.is_public:
+                self.report.private += 1
+                continue
+            chosen.append(r)
+        posts, collisions = resolve_collisions(chosen)
+        self.report.problems += collisions
+        self.report.posts = len(posts)
+        return posts
+
+    def run(self) -> None:
+        try:
+            fingerprints = template_fingerprints(self.env)
+        except jinja2.TemplateError as e:
+            p = _template_problem(e, self.root)
+            raise SiteError(str(p), hint=p.hint) from None
+        current, source_changes = self.collect_sources()
+        posts = self.select(current)
+
+        static = {name: self.files.state(f"static/{name}", path)
+                  for name, path in _static_files(self.root).items()}
+        static_paths = _static_files(self.root)
+        assets = {name: st.sha[:10] for name, st in static.items()}
+        media = self.media_map(posts)
+        site_fp = sig_of(self.config.fingerprint, sorted(assets.items()))
+        link_targets = {p.source: p.path for p in posts}
+        pages = plan_pages(posts, per_page=self.config.posts_per_page, fingerprints=fingerprints,
+                           site_fingerprint=site_fp, link_targets=link_targets)
+        renderer = PageRenderer(self.env, self.config, assets)
+        self.views = _Views(self.manifest, self.config, media, link_targets)
+
+        if self.old_outputs and self.manifest.get("in_progress") == "1":
+            AtomicWriter(self.out_dir).remove_stale_temporaries()
+
+        # phase A: media and static files (content-addressed or versioned)
+        for name, st in static.items():
+            self.emit(f"static/{name}", st.sha, lambda p=static_paths[name]: p.read_bytes())
+        for src, (out, st) in media.items():
+            self.emit(out, st.sha, lambda s=src: (self.root / s).read_bytes())
+        self.barrier()
+        # phase B: post pages; phase C: index pages
+        post_pages = [p for p in pages if p.template == "post.html"]
+        other_pages = [p for p in pages if p.template != "post.html"]
+        for group in (post_pages, other_pages):
+            todo = [p for p in group if self.needs(p.path, p.sig)]
+            if self.progress and len(todo) > 200:
+                self.progress.start("writing pages", len(todo))
+            for page in todo:
+                self.emit_page(renderer, page)
+                if self.progress and len(todo) > 200:
+                    self.progress.advance()
+            for page in group:
+                self.keep(page.path)
+            self.barrier()
+        # phase D: feeds and sitemap, last: they announce what the pages above hold
+        self.emit_feeds(posts)
+        self.barrier()
+        # phase E: remove what nothing produces any more
+        removed = [p for p in self.old_outputs if p not in self.new_outputs]
+        for path in removed:
+            self.ensure_writer().delete(path)
+        self.barrier()
+
+        output_changes: dict[str, OutputState | None] = {p: None for p in removed}
+        output_changes.update({p: o for p, o in self.new_outputs.items()
+                               if self.old_outputs.get(p) != o})
+        file_changes = {k: v for k, v in self.files.now.items() if self.files.known.get(k) != v}
+        file_changes.update({k: None for k in self.files.known if k not in self.files.now})
+        if source_changes or output_changes or file_changes or self.writer:
+            self.manifest.commit(sources=source_changes, outputs=output_changes,
+                                 files=file_changes, kv={"in_progress": "0"})
+        if self.writer:
+            self.report.written, self.report.deleted = self.writer.written, self.writer.deleted
+
+    # -- helpers
+    def media_map(self, posts: list[PostRecord]) -> dict[str, tuple[str, FileState]]:
+        """source path of each referenced media file -> (output path, state)."""
+        real_content = os.path.realpath(self.root / CONTENT_DIR) + os.sep
+        out: dict[str, tuple[str, FileState]] = {}
+        for p in posts:
+            for ref in p.media:
+                if ref in out:
+                    continue
+                path = self.root / ref
+                real = os.path.realpath(path)
+                if not real.startswith(real_content):
+                    self.report.warnings.append(f"{p.source}: {ref} is outside content/, not published")
+                    continue
+                if not os.path.isfile(real):
+                    self.report.warnings.append(f"{p.source}: links to {ref}, which does not exist")
+                    continue
+                st = self.files.state(ref, path)
+                out[ref] = (f"media/{st.sha[:16]}/{posixpath.basename(ref)}", st)
+        return out
+
+    def ensure_writer(self) -> AtomicWriter:
+        if self.writer is None:
+            self.manifest.set("in_progress", "1")
+            self.writer = AtomicWriter(self.out_dir)
+        return self.writer
+
+    def barrier(self) -> None:
+        if self.writer:
+            self.writer.barrier()
+
+    def needs(self, path: str, sig: str) -> bool:
+        old = self.old_outputs.get(path)
+        if old is None or old.sig != sig:
+            return True
+        try:
+            return os.stat(self.out_dir / path).st_size != old.size
+        except FileNotFoundError:
+            return True
+
+    def keep(self, path: str) -> None:
+        if path not in self.new_outputs:
+            self.new_outputs[path] = self.old_outputs[path]
+
+    def emit(self, path: str, sig: str, make: Callable[[], bytes]) -> None:
+        """Write `path` unless the last build wrote the same signature and it is intact."""
+        if self.needs(path, sig):
+            self.put(path, sig, make())
+        else:
+            self.keep(path)
+
+    def put(self, path: str, sig: str, data: bytes) -> None:
+        sha = _sha(data)
+        old = self.old_outputs.get(path)
+        target = self.out_dir / path
+        if not (old and old.sha == sha and target.is_file()
+                and target.stat().st_size == len(data)):
+            self.ensure_writer().write(path, data)
+        self.new_outputs[path] = OutputState(sig, sha, len(data))
+
+    def emit_page(self, renderer: PageRenderer, page: Page) -> None:
+        """Render one page; a template error fails that page alone and keeps its last
+        good version (the error is reported once per template line)."""
+        try:
+            html = self.views.render(renderer, page)
+        except jinja2.TemplateError as e:
+            problem = _template_problem(e, self.root)
+            if problem not in self.report.problems:
+                self.report.problems.append(problem)
+            if page.path in self.old_outputs:
+                self.new_outputs[page.path] = replace(self.old_outputs[page.path], sig="failed")
+            return
+        self.put(page.path, page.sig, html.encode())
+
+    def emit_feeds(self, posts: list[PostRecord]) -> None:
+        newest = posts[::-1][:self.config.feed_items]
+        feed_sig = sig_of(FEED_VERSION, self.config.fingerprint,
+                          *(p.digest for p in newest), *(
+                              self.views.media.get(m, ("",))[0] for p in newest for m in p.media))
+        entries = lambda: [syndication.FeedEntry(p, self.config.url + p.path,  # noqa: E731
+                                                 self.views.absolute_html(p)) for p in newest]
+        self.emit("feed.json", feed_sig, lambda: syndication.json_feed(self.config, entries()))
+        self.emit("atom.xml", feed_sig, lambda: syndication.atom(self.config, entries()))
+        urls = [(self.config.url, None)] + [(self.config.url + p.path, p.updated or p.date)
+                                            for p in posts]
+        self.emit("sitemap.xml", sig_of(FEED_VERSION, urls),
+                  lambda: syndication.sitemap(urls))
+
+
+class _Views:
+    """Turns records into what templates and feeds see, resolving body markers."""
+
+    def __init__(self, manifest: Manifest, config: SiteConfig,
+                 media: dict[str, tuple[str, FileState]], link_targets: dict[str, str]) -> None:
+        self.manifest, self.config, self.media, self.targets = manifest, config, media, link_targets
+        self.tz = config.tz
+
+    def _body(self, record: PostRecord) -> tuple[str, str]:
+        body = self.manifest.body(record.render_key)
+        if body is None:  # cache lost (deleted .o2m/ partly): the build redoes it next time
+            raise SiteError(f"{record.source}: rendered body missing from the build cache",
+                            hint="run `o2m build --clean`")
+        return body
+
+    def _resolver(self, link: Callable[[str], str]) -> Callable[[str, str, str], str]:
+        def resolve(kind: str, path: str, fragment: str) -> str:
+            if kind == "MEDIA":
+                target = self.media.get(path)
+                return link(target[0]) + fragment if target else "#missing"
+            target_path = self.targets.get(path)
+            return link(target_path) + fragment if target_path is not None else "#missing"
+        return resolve
+
+    def view(self, record: PostRecord, link: Callable[[str], str]) -> PostView:
+        resolve = self._resolver(link)
+        cache: list[tuple[str, str]] = []
+
+        def body() -> tuple[str, str]:
+            if not cache:
+                html, toc = self._body(record)
+                cache.append((resolve_markers(html, resolve), toc))
+            return cache[0]
+
+        return PostView(record, url=self.config.url + record.path, tz=self.tz, body=body)
+
+    def absolute_html(self, record: PostRecord) -> str:
+        def link(path: str) -> str:
+            return self.config.url + path
+        return resolve_markers(self._body(record)[0], self._resolver(link))
+
+    def render(self, renderer: PageRenderer, page: Page) -> str:
+        root = self.config.base_path if page.template == "404.html" else None
+        link = linker(page.page_dir, root=root)
+        ctx = dict(page.context)
+        for key in ("post", "newer", "older"):
+            if ctx.get(key) is not None:
+                ctx[key] = self.view(ctx[key], link)
+        if "posts" in ctx:
+            ctx["posts"] = [self.view(p, link) for p in ctx["posts"]]
+        if "year_posts" in ctx:
+            months: dict[str, list[PostView]] = defaultdict(list)
+            for p in ctx.pop("year_posts"):
+                v = self.view(p, link)
+                months[v.date.strftime("%B")].append(v)
+            ctx["months"] = [{"name": m, "posts": ps} for m, ps in months.items()]
+        return renderer.render(page.template, page.page_dir,
+                               self.config.url + page.page_dir, root=root, **ctx)
+
+
+def _template_problem(e: jinja2.TemplateError, root: Path) -> Problem:
+    name = getattr(e, "filename", None) or getattr(e, "name", None) or "site_templates"
+    try:
+        name = Path(name).resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        pass
+    if not isinstance(e, jinja2.TemplateSyntaxError):
+        name, line = _template_frame(e, name)
+    else:
+        line = e.lineno
+    return Problem(name, line or 1, f"template error: {e.message or e}",
+                   hint="fix the template; pages it failed on keep their last good version")
+
+
+def _template_frame(e: BaseException, default: str) -> tuple[str, int | None]:
+    """The template file and line a runtime template error happened on."""
+    tb, found = e.__traceback__, (default, None)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".html") and "site_templates" in filename or "/theme/" in filename:
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    name, line = found
+    marker = f"/{TEMPLATES_DIR}/"
+    if marker in name:
+        name = TEMPLATES_DIR + "/" + name.split(marker, 1)[1]
+    elif "/theme/" in name:
+        name = "(built-in theme) " + name.split("/theme/", 1)[1]
+    return name, line

@@ -1,0 +1,130 @@
+"""What the last build knew, kept in SQLite in the state folder (never in `build/`).
+
+A build reads it whole at the start, plans against it, and commits its changes in
+one transaction at the end, after every output is in place: a build killed midway
+leaves the old manifest, and the next build redoes what was not recorded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import PostRecord
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    source TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
+    sha TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outputs (
+    path TEXT PRIMARY KEY, sig TEXT NOT NULL, sha TEXT NOT NULL, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL, toc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, sha TEXT NOT NULL);
+"""
+
+
+@dataclass
+class SourceState:
+    mtime_ns: int
+    size: int
+    sha: str
+    record: PostRecord
+
+
+@dataclass(frozen=True)
+class OutputState:
+    sig: str
+    sha: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A media or static file's last known stat and hash (to skip re-hashing)."""
+
+    mtime_ns: int
+    size: int
+    sha: str
+
+
+class Manifest:
+    """The build state store."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        row = self.db.execute("SELECT value FROM kv WHERE key='schema'").fetchone()
+        if row and row[0] != SCHEMA_VERSION:
+            self.db.executescript("DELETE FROM sources; DELETE FROM outputs; DELETE FROM bodies;"
+                                  "DELETE FROM files; DELETE FROM kv;")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def sources(self) -> dict[str, SourceState]:
+        return {s: SourceState(m, z, h, PostRecord.from_json(r)) for s, m, z, h, r in
+                self.db.execute("SELECT source, mtime_ns, size, sha, record FROM sources")}
+
+    def outputs(self) -> dict[str, OutputState]:
+        return {p: OutputState(g, h, z) for p, g, h, z in
+                self.db.execute("SELECT path, sig, sha, size FROM outputs")}
+
+    def files(self) -> dict[str, FileState]:
+        return {p: FileState(m, z, h) for p, m, z, h in
+                self.db.execute("SELECT path, mtime_ns, size, sha FROM files")}
+
+    def body(self, key: str) -> tuple[str, str] | None:
+        row = self.db.execute("SELECT html, toc FROM bodies WHERE key=?", (key,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def put_bodies(self, rows: list[tuple[str, str, str]]) -> None:
+        """Cache rendered bodies right away (they are pure functions of their key, so
+        keeping them even if the build dies is harmless and saves the work)."""
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?, ?)", rows)
+        self.db.execute("COMMIT")
+
+    def commit(self, *, sources: dict[str, SourceState | None],
+               outputs: dict[str, OutputState | None], files: dict[str, FileState | None],
+               kv: dict[str, str]) -> None:
+        """Apply this build's changes in one transaction: a value replaces the row of
+        its key, None deletes it. Bodies no post refers to any more are dropped."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("DELETE FROM sources WHERE source=?",
+                           [(s,) for s, st in sources.items() if st is None])
+            db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)",
+                           [(s, st.mtime_ns, st.size, st.sha, st.record.to_json())
+                            for s, st in sources.items() if st is not None])
+            db.executemany("DELETE FROM outputs WHERE path=?",
+                           [(p,) for p, o in outputs.items() if o is None])
+            db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?)",
+                           [(p, o.sig, o.sha, o.size) for p, o in outputs.items() if o is not None])
+            db.executemany("DELETE FROM files WHERE path=?",
+                           [(p,) for p, f in files.items() if f is None])
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                           [(p, f.mtime_ns, f.size, f.sha) for p, f in files.items() if f])
+            db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)",
+                           [("schema", SCHEMA_VERSION), *kv.items()])
+            if sources:
+                db.execute("DELETE FROM bodies WHERE key NOT IN "
+                           "(SELECT json_extract(record, '$.render_key') FROM sources)")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def set(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))

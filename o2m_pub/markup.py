@@ -1,0 +1,206 @@
+"""Markdown to HTML, with highlighted code and the post's references collected.
+
+The HTML returned keeps *markers* where the body refers to other files of `content/`
+(an image of a page bundle, another post's .md); the page renderer resolves them to
+real links for each page (relative) and feed (absolute). That keeps this step pure
+and its result cacheable by the post's bytes alone.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import posixpath
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import quote, unquote, urlsplit
+
+import markdown
+from markdown.extensions import Extension
+from markdown.extensions.fenced_code import FencedBlockPreprocessor
+from markdown.extensions.toc import slugify_unicode
+from markdown.preprocessors import Preprocessor
+from markdown.treeprocessors import Treeprocessor
+
+MARKUP_VERSION = f"o2m-markup-1/markdown-{markdown.__version__}"
+MEDIA_MARK = "__O2M_MEDIA__:"
+POST_MARK = "__O2M_POST__:"
+MARKER_RE = re.compile(r"__O2M_(MEDIA|POST)__:([^\"'\s<>#]*)(#[^\"'\s<>]*)?")
+SUMMARY_CHARS = 280
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A post body rendered: the HTML (with markers) and what was learned on the way."""
+
+    html: str
+    toc: str
+    summary: str
+    word_count: int
+    media: tuple[str, ...]  # site-relative paths of referenced files in content/
+    links: tuple[str, ...]  # site-relative paths of referenced posts (.md)
+
+
+@lru_cache(maxsize=4096)
+def highlight(code: str, lang: str) -> str:
+    """Highlight one code block; cached, since the same snippet recurs across posts
+    and this is the most expensive step of a build."""
+    from pygments import highlight as pygments_highlight
+    from pygments.util import ClassNotFound
+
+    try:
+        lexer = _lexer(lang.lower()) if lang else None
+    except ClassNotFound:
+        lexer = None
+    if lexer is None:
+        cls = f' class="language-{html_lib.escape(lang)}"' if lang else ""
+        return f'<div class="highlight"><pre><code{cls}>{html_lib.escape(code)}</code></pre></div>'
+    return pygments_highlight(code, lexer, _formatter())
+
+
+@lru_cache(maxsize=256)
+def _lexer(name: str):  # noqa: ANN202 - a pygments Lexer
+    from pygments.lexers import get_lexer_by_name
+    return get_lexer_by_name(name, stripnl=False, ensurenl=True)
+
+
+@lru_cache(maxsize=1)
+def _formatter():  # noqa: ANN202 - a pygments Formatter
+    from pygments.formatters import HtmlFormatter
+    return HtmlFormatter(cssclass="highlight", wrapcode=True)
+
+
+class _FencedCode(Preprocessor):
+    """Fenced code blocks (``` or ~~~ with an optional language), highlighted through
+    the cache above and kept out of further Markdown processing."""
+
+    FENCE_RE = FencedBlockPreprocessor.FENCED_BLOCK_RE
+
+    def run(self, lines: list[str]) -> list[str]:
+        text = "\n".join(lines)
+        out, pos = [], 0
+        for m in self.FENCE_RE.finditer(text):
+            lang = m.group("lang") or ""
+            if m.group("attrs"):
+                classes = re.findall(r"\.([\w#.+-]+)", m.group("attrs"))
+                lang = classes[0] if classes else ""
+            placeholder = self.md.htmlStash.store(highlight(m.group("code"), lang))
+            out.append(text[pos:m.start()])
+            out.append(f"\n\n{placeholder}\n\n")
+            pos = m.end()
+        if not out:
+            return lines
+        out.append(text[pos:])
+        return "".join(out).split("\n")
+
+
+class _References(Treeprocessor):
+    """Turn references to files of content/ into markers (see the module docstring)."""
+
+    def __init__(self, md: markdown.Markdown, owner: "MarkdownRenderer") -> None:
+        super().__init__(md)
+        self.owner = owner
+
+    def run(self, root: ET.Element) -> None:
+        owner = self.owner
+        for el in root.iter():
+            for attr in ("src", "href"):
+                value = el.get(attr)
+                if value:
+                    new = owner.reference(value)
+                    if new is not None:
+                        el.set(attr, new)
+
+
+_FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
+_CODE_BLOCK = re.compile(r'<div class="highlight">.*?</div>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain_text(html: str) -> str:
+    """The text of an HTML fragment, whitespace collapsed."""
+    return " ".join(html_lib.unescape(_TAG.sub(" ", html)).split())
+
+
+def _summary_and_words(html: str) -> tuple[str, int]:
+    first = _FIRST_PARAGRAPH.search(html)
+    summary = _clip(plain_text(first.group(1))) if first else ""
+    return summary, len(re.findall(r"\w+", plain_text(_CODE_BLOCK.sub(" ", html))))
+
+
+def _clip(text: str) -> str:
+    if len(text) <= SUMMARY_CHARS:
+        return text
+    cut = text[:SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(",;:.-–—")
+    return cut + "…"
+
+
+class _O2MExtension(Extension):
+    def __init__(self, owner: "MarkdownRenderer") -> None:
+        super().__init__()
+        self.owner = owner
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 - Markdown's API
+        md.preprocessors.register(_FencedCode(md), "o2m_fenced_code", 25)
+        md.treeprocessors.register(_References(md, self.owner), "o2m_references", 1)
+
+
+class MarkdownRenderer:
+    """One reusable Markdown pipeline (building it costs more than a small post)."""
+
+    def __init__(self) -> None:
+        self.md = markdown.Markdown(
+            extensions=[
+                _O2MExtension(self), "tables", "footnotes", "attr_list", "def_list", "abbr",
+                "sane_lists", "md_in_html", "smarty", "toc",
+            ],
+            extension_configs={
+                "toc": {"permalink": "¶", "permalink_title": "Link to this section",
+                        "slugify": slugify_unicode, "toc_depth": "2-4"},
+                "footnotes": {"BACKLINK_TITLE": "Back to the text"},
+            },
+            output_format="html",
+        )
+        self._source_dir = ""
+        self._media: dict[str, None] = {}
+        self._links: dict[str, None] = {}
+
+    def render(self, body: str, source: str) -> Rendered:
+        """Render one post's Markdown body; `source` is its site-relative path."""
+        self.md.reset()
+        self._source_dir = posixpath.dirname(source)
+        self._media, self._links = {}, {}
+        html = self.md.convert(body)
+        tokens = getattr(self.md, "toc_tokens", [])
+        toc = self.md.toc if _count_tokens(tokens) >= 2 else ""
+        summary, words = _summary_and_words(html)
+        return Rendered(html=html, toc=toc, summary=summary, word_count=words,
+                        media=tuple(self._media), links=tuple(self._links))
+
+    def reference(self, url: str) -> str | None:
+        """A marker for a relative reference into content/, or None to leave it alone."""
+        parts = urlsplit(url)
+        if parts.scheme or parts.netloc or not parts.path or parts.path.startswith("/"):
+            return None
+        target = posixpath.normpath(posixpath.join(self._source_dir, unquote(parts.path)))
+        if not target.startswith("content/") or "\x00" in target:
+            return None
+        fragment = f"#{parts.fragment}" if parts.fragment else ""
+        if target.endswith(".md"):
+            self._links[target] = None
+            return f"{POST_MARK}{quote(target)}{fragment}"
+        self._media[target] = None
+        return f"{MEDIA_MARK}{quote(target)}{fragment}"
+
+
+def _count_tokens(tokens: list[dict]) -> int:
+    return sum(1 + _count_tokens(t.get("children", [])) for t in tokens)
+
+
+def resolve_markers(html: str, resolve) -> str:  # noqa: ANN001 - (kind, path, fragment) -> str
+    """Replace each marker by `resolve(kind, site_relative_path, fragment)`."""
+    if "__O2M_" not in html:
+        return html
+    return MARKER_RE.sub(lambda m: resolve(m.group(1), unquote(m.group(2)), m.group(3) or ""),
+                         html)

@@ -1,0 +1,141 @@
+"""The data a build keeps about each post between builds, and the views templates see."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from markupsafe import Markup
+
+from .content import PostSource, slugify
+
+PUBLIC = "public"
+NOTE_TITLE_WORDS = 8
+
+
+@dataclass(frozen=True)
+class PostRecord:
+    """One post after parsing and rendering: everything but its HTML (kept in the
+    build cache under `render_key`), small enough to keep 10,000 in memory."""
+
+    source: str
+    title: str | None
+    date: str  # ISO 8601 with offset
+    updated: str | None
+    tags: tuple[str, ...]
+    summary: str  # the front matter's, or the first paragraph's text
+    slug: str
+    path: str
+    draft: bool
+    audience: tuple[str, ...]
+    reply_to: str | None
+    word_count: int
+    render_key: str
+    media: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    lines: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_source(cls, post: PostSource, *, summary: str, word_count: int, render_key: str,
+                    media: tuple[str, ...], links: tuple[str, ...]) -> "PostRecord":
+        return cls(
+            source=post.source, title=post.title, date=post.date.isoformat(),
+            updated=post.updated.isoformat() if post.updated else None, tags=post.tags,
+            summary=post.summary or summary, slug=post.slug, path=post.path, draft=post.draft,
+            audience=post.audience, reply_to=post.reply_to, word_count=word_count,
+            render_key=render_key, media=media, links=links, lines=post.lines,
+            extra=_jsonable(post.extra),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PostRecord":
+        d = json.loads(text)
+        d["tags"], d["audience"] = tuple(d["tags"]), tuple(d["audience"])
+        d["media"], d["links"] = tuple(d["media"]), tuple(d["links"])
+        return cls(**d)
+
+    @property
+    def digest(self) -> str:
+        """Changes whenever anything a page could show of this post changes."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:32]
+
+    @property
+    def is_public(self) -> bool:
+        return PUBLIC in self.audience
+
+    @property
+    def when(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.date)
+
+    @property
+    def sort_key(self) -> tuple[str, str]:
+        """Oldest first; ties broken by path so the order never depends on the disk."""
+        return (self.when.astimezone(dt.timezone.utc).isoformat(), self.path)
+
+    @property
+    def display_title(self) -> str:
+        if self.title:
+            return self.title
+        words = self.summary.split()
+        return " ".join(words[:NOTE_TITLE_WORDS]) + ("…" if len(words) > NOTE_TITLE_WORDS else "")
+
+
+def _jsonable(value: Any) -> Any:
+    """Custom front matter fields, made JSON-safe (dates become text)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass(frozen=True)
+class TagView:
+    name: str
+    slug: str
+    path: str
+    count: int = 0
+
+
+def tag_view(name: str, count: int = 0) -> TagView:
+    slug = slugify(name)
+    return TagView(name=name, slug=slug, path=f"tags/{slug}/", count=count)
+
+
+class PostView:
+    """A post as a template sees it on one page (links are relative to that page)."""
+
+    def __init__(self, record: PostRecord, *, url: str, tz: dt.tzinfo,
+                 body: Callable[[], tuple[str, str]]) -> None:
+        self._r, self._body = record, body
+        self.url = url
+        self.date = record.when.astimezone(tz)
+        self.updated = dt.datetime.fromisoformat(record.updated).astimezone(tz) \
+            if record.updated else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._r, name)
+
+    @property
+    def tags(self) -> list[TagView]:
+        return [tag_view(t) for t in self._r.tags]
+
+    @property
+    def is_note(self) -> bool:
+        return not self._r.title
+
+    @property
+    def reading_minutes(self) -> int:
+        return max(1, math.ceil(self._r.word_count / 230))
+
+    @property
+    def html(self) -> Markup:
+        return Markup(self._body()[0])
+
+    @property
+    def toc(self) -> Markup:
+        return Markup(self._body()[1])

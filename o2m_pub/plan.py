@@ -1,0 +1,166 @@
+"""Planning a build: from the posts and what the last build recorded, the pages the
+site consists of and the signature of each. Pure: no files, no clock.
+
+A page's signature hashes everything its bytes depend on (template fingerprint,
+site settings, the digests of the posts it shows, its pager); a page whose
+signature is unchanged is not rendered again. Pages are numbered from the oldest
+posts, so a new post changes the home page and at most one numbered page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .errors import Problem
+from .model import PostRecord, TagView, tag_view
+
+
+@dataclass(frozen=True)
+class Pager:
+    number: int
+    total: int
+    newer: str | None
+    older: str | None
+
+
+@dataclass
+class Page:
+    """One output page to (maybe) render."""
+
+    path: str  # output file, e.g. "2026/trip/index.html"
+    template: str
+    page_dir: str  # e.g. "2026/trip/"
+    sig: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def sig_of(*parts: object) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(str(p).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:32]
+
+
+def resolve_collisions(records: Sequence[PostRecord]) -> tuple[list[PostRecord], list[Problem]]:
+    """Two posts at one permalink: the first by source path keeps it, the rest fail."""
+    owner: dict[str, PostRecord] = {}
+    problems = []
+    for r in sorted(records, key=lambda r: r.source):
+        first = owner.get(r.path)
+        if first is None:
+            owner[r.path] = r
+        else:
+            line = r.lines.get("slug", r.lines.get("date", 1))
+            problems.append(Problem(r.source, line,
+                                    f"permalink /{r.path} is already used by {first.source}",
+                                    hint="give one of them another `slug:`"))
+    return sorted(owner.values(), key=lambda r: r.sort_key), problems
+
+
+def _chunks(posts: list[PostRecord], size: int) -> list[list[PostRecord]]:
+    return [posts[i:i + size] for i in range(0, len(posts), size)] or [[]]
+
+
+def list_pages(posts: list[PostRecord], base: str, per_page: int, template: str,
+               fingerprint: str, extra: dict[str, Any] | None = None) -> list[Page]:
+    """The home page (or a tag's page) and its older pages.
+
+    `posts` is oldest first. Page k (1-based) holds posts [(k-1)n, kn) and lives at
+    `{base}page/k/`; the page at `base` shows the newest n posts, and its "older" link
+    goes to the newest numbered page not wholly shown on it."""
+    extra = extra or {}
+    chunks = _chunks(posts, per_page)
+    total = len(chunks)
+    last_numbered = total - 1  # the newest chunk is always wholly on the home page
+
+    def numbered(k: int) -> str:
+        return f"{base}page/{k}/"
+
+    home = Pager(total, total, None, numbered(last_numbered) if last_numbered else None)
+    pages = [_list_page(base, template, posts[-per_page:], home, fingerprint,
+                        {**extra, "is_home": base == ""})]
+    for k in range(1, last_numbered + 1):
+        pager = Pager(k, total, numbered(k + 1) if k < last_numbered else base,
+                      numbered(k - 1) if k > 1 else None)
+        pages.append(_list_page(numbered(k), template, chunks[k - 1], pager, fingerprint,
+                                {**extra, "is_home": False}))
+    return pages
+
+
+def _list_page(page_dir: str, template: str, posts: list[PostRecord], pager: Pager,
+               fingerprint: str, extra: dict[str, Any]) -> Page:
+    newest_first = posts[::-1]
+    sig = sig_of(fingerprint, pager, sorted(extra.items(), key=str),
+                 *(p.digest for p in newest_first))
+    return Page(f"{page_dir}index.html", template, page_dir, sig,
+                {"posts": newest_first, "pager": pager, **extra})
+
+
+def tag_index(posts: list[PostRecord]) -> dict[str, list[PostRecord]]:
+    """Tag slug -> its posts, oldest first. Tags that slug alike are one tag."""
+    by_tag: dict[str, list[PostRecord]] = defaultdict(list)
+    for p in posts:
+        for t in p.tags:
+            by_tag[tag_view(t).slug].append(p)
+    return dict(by_tag)
+
+
+def plan_pages(posts: list[PostRecord], *, per_page: int,
+               fingerprints: dict[str, str], site_fingerprint: str,
+               link_targets: dict[str, str]) -> list[Page]:
+    """Every HTML page of the public site, posts first, indexes after.
+
+    Args:
+        posts: the public posts, oldest first, permalinks unique.
+        fingerprints: template name -> fingerprint (render.template_fingerprints).
+        site_fingerprint: changes with any setting or asset that shows on every page.
+        link_targets: source -> permalink path of every post, for links between posts.
+    """
+    def fp(template: str) -> str:
+        return sig_of(fingerprints[template], site_fingerprint)
+
+    pages: list[Page] = []
+    post_fp = fp("post.html")
+    for i, p in enumerate(posts):
+        newer = posts[i + 1] if i + 1 < len(posts) else None
+        older = posts[i - 1] if i > 0 else None
+        sig = sig_of(post_fp, p.digest,
+                     newer and (newer.display_title, newer.path),
+                     older and (older.display_title, older.path),
+                     *(link_targets.get(s) for s in p.links))
+        pages.append(Page(f"{p.path}index.html", "post.html", p.path, sig,
+                          {"post": p, "newer": newer, "older": older}))
+
+    pages += list_pages(posts, "", per_page, "index.html", fp("index.html"))
+
+    tags = tag_index(posts)
+    views: list[TagView] = []
+    for slug, tagged in sorted(tags.items()):
+        view = TagView(name=tagged[-1].tags[[tag_view(t).slug for t in tagged[-1].tags].index(slug)],
+                       slug=slug, path=f"tags/{slug}/", count=len(tagged))
+        views.append(view)
+        pages += list_pages(tagged, view.path, per_page, "tag.html", fp("tag.html"), {"tag": view})
+    views.sort(key=lambda v: v.name.casefold())
+    pages.append(Page("tags/index.html", "tags.html", "tags/", sig_of(fp("tags.html"), views),
+                      {"tags": views}))
+
+    by_year: dict[int, list[PostRecord]] = defaultdict(list)
+    for p in posts:
+        by_year[int(p.path[:4])].append(p)
+    years = [{"year": y, "count": len(by_year[y]), "path": f"archive/{y}/"}
+             for y in sorted(by_year, reverse=True)]
+    pages.append(Page("archive/index.html", "archive.html", "archive/",
+                      sig_of(fp("archive.html"), years), {"years": years}))
+    year_fp = fp("archive_year.html")
+    for y in years:
+        year_posts = by_year[y["year"]][::-1]
+        pages.append(Page(f"archive/{y['year']}/index.html", "archive_year.html",
+                          f"archive/{y['year']}/",
+                          sig_of(year_fp, years, *(p.digest for p in year_posts)),
+                          {"year": y["year"], "year_posts": year_posts, "years": years}))
+    pages.append(Page("404.html", "404.html", "", sig_of(fp("404.html")), {}))
+    return pages

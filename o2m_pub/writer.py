@@ -1,0 +1,95 @@
+"""Atomic, contained writes into an output folder.
+
+Every file is written to a temporary file in its own folder and renamed over the
+target, so a reader of `build/` sees the old file or the new one, never half of one.
+Phases are separated by a flush to disk, so a page is durable only after everything
+it links to is (objects and media, then pages, then indexes and feeds).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+TMP_PREFIX = ".~o2m-"
+
+
+class OutsideOutputError(ValueError):
+    """An output path would land outside the output folder."""
+
+
+def safe_relative(path: str) -> str:
+    """Check a site-relative output path: no "..", no absolute path, no NUL, no backslash."""
+    if (not path or "\x00" in path or "\\" in path or path.startswith("/")
+            or posixpath.normpath(path) != path.rstrip("/") or path.split("/", 1)[0] == ".."):
+        raise OutsideOutputError(f"refusing to write outside the output folder: {path!r}")
+    return path
+
+
+class AtomicWriter:
+    """Writes files under `root` by temp file and rename; counts what it did."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._real_root = Path(os.path.realpath(root))
+        self._made_dirs: set[str] = set()
+        self.written = 0
+        self.deleted = 0
+        self._dirty = False
+
+    def _target(self, path: str) -> Path:
+        target = self.root / safe_relative(path)
+        parent = posixpath.dirname(path)
+        if parent not in self._made_dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not Path(os.path.realpath(target.parent)).is_relative_to(self._real_root):
+                raise OutsideOutputError(f"refusing to write through a symlink: {path!r}")
+            self._made_dirs.add(parent)
+        return target
+
+    def write(self, path: str, data: bytes) -> None:
+        target = self._target(path)
+        tmp = target.with_name(f"{TMP_PREFIX}{target.name}.{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.written += 1
+        self._dirty = True
+
+    def delete(self, path: str) -> None:
+        target = self.root / safe_relative(path)
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return
+        self.deleted += 1
+        self._dirty = True
+        folder = target.parent
+        while folder != self.root:
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
+            folder = folder.parent
+
+    def barrier(self) -> None:
+        """Make everything written so far durable before the next phase starts."""
+        if self._dirty:
+            os.sync()
+            self._dirty = False
+
+    def remove_stale_temporaries(self) -> int:
+        """After a build that was killed: remove temporary files it left behind."""
+        count = 0
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TMP_PREFIX):
+                    os.unlink(os.path.join(dirpath, name))
+                    count += 1
+        return count
