@@ -30,7 +30,6 @@ from .config import RESERVED_AUDIENCES, STATE_DIR, SiteConfig
 from .content import parse_post
 from .errors import PostError, Problem, SiteError
 from .manifest import FileState, Manifest, OutputState, SourceState
-from .markup import MARKUP_VERSION, MarkdownRenderer, resolve_markers
 from .model import PostRecord, PostView
 from .plan import Page, plan_pages, resolve_collisions, sig_of
 from .render import PageRenderer, linker, make_environment, template_fingerprints
@@ -63,6 +62,7 @@ class BuildReport:
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
 
 @contextmanager
@@ -120,6 +120,8 @@ _worker: dict[str, object] = {}
 
 def _init_worker(tz_name: str, default_audience: tuple[str, ...]) -> None:
     import zoneinfo
+
+    from .markup import MarkdownRenderer  # imported only when something must render
     _worker.update(tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience,
                    md=MarkdownRenderer())
 
@@ -134,8 +136,11 @@ def render_post(source: str, data: bytes) -> RenderResult:
                           default_audience=_worker["audience"])  # type: ignore[arg-type]
     except PostError as e:
         return source, None, "", "", e.problem
+    from .markup import MARKUP_VERSION, smarten
     key = _sha(f"{MARKUP_VERSION}\0{source}\0{post.body}".encode())[:32]
     rendered = _worker["md"].render(post.body, source)  # type: ignore[attr-defined]
+    post = replace(post, title=post.title and smarten(post.title),
+                   summary=post.summary and smarten(post.summary))
     record = PostRecord.from_source(post, summary=rendered.summary,
                                     word_count=rendered.word_count, render_key=key,
                                     media=rendered.media, links=rendered.links)
@@ -149,6 +154,8 @@ def _render_chunk(items: list[tuple[str, bytes]]) -> list[RenderResult]:
 def render_changed(items: list[tuple[str, bytes]], config: SiteConfig, jobs: int,
                    progress: Progress | None) -> Iterator[RenderResult]:
     """Render changed posts, across `jobs` processes when there are many."""
+    if not items:
+        return
     _init_worker(config.timezone, config.default_audience)
     if progress:
         progress.start("rendering posts", len(items))
@@ -170,9 +177,8 @@ def render_changed(items: list[tuple[str, bytes]], config: SiteConfig, jobs: int
 
 # --- the build -----------------------------------------------------------------------
 
-def check_audience(record: PostRecord, config: SiteConfig, friends: frozenset[str]) -> Problem | None:
+def check_audience(record: PostRecord, known: frozenset[str] | set[str]) -> Problem | None:
     """Every audience name must be public, friends, a group of the config or a friend."""
-    known = RESERVED_AUDIENCES | config.groups.keys() | friends
     for name in record.audience:
         if name not in known:
             return Problem(record.source, record.lines.get("audience", 1),
@@ -242,12 +248,14 @@ class _Build:
                  friends: frozenset[str]) -> None:
         self.root, self.config, self.manifest, self.out_dir = root, config, manifest, out_dir
         self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
+        self.out_str = str(out_dir)
         self.friends = friends
         self.old_outputs = manifest.outputs()
         self.files = _Files(manifest.files())
         self.new_outputs: dict[str, OutputState] = {}
         self.writer: AtomicWriter | None = None
-        self.env = make_environment(root / TEMPLATES_DIR)
+        self._lap_start = time.perf_counter()
+        self.env = make_environment(root / TEMPLATES_DIR, manifest.path.parent / "templates")
 
     # -- phase 0: what changed
     def collect_sources(self) -> tuple[dict[str, SourceState], dict[str, SourceState | None]]:
@@ -288,18 +296,19 @@ class _Build:
                 bodies = []
         if bodies:
             self.manifest.put_bodies(bodies)
-        self.report.changed = len(to_render)
+        self.rendered = {s for s, _ in to_render}
         return current, changes
 
     # -- phase 1: what gets published
     def select(self, current: dict[str, SourceState]) -> list[PostRecord]:
         chosen = []
+        known = RESERVED_AUDIENCES | self.config.groups.keys() | self.friends
         for st in current.values():
             r = st.record
             if r.draft and not self.drafts:
                 self.report.drafts += 1
                 continue
-            problem = check_audience(r, self.config, self.friends)
+            problem = check_audience(r, known)
             if problem:
                 self.report.problems.append(problem)
                 continue
@@ -310,20 +319,29 @@ class _Build:
         posts, collisions = resolve_collisions(chosen)
         self.report.problems += collisions
         self.report.posts = len(posts)
+        self.report.changed = sum(1 for p in posts if p.source in self.rendered)
         return posts
 
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.report.timings[phase] = now - self._lap_start
+        self._lap_start = now
+
     def run(self) -> None:
+        self.lap("load manifest")
         try:
             fingerprints = template_fingerprints(self.env)
         except jinja2.TemplateError as e:
             p = _template_problem(e, self.root)
             raise SiteError(str(p), hint=p.hint) from None
+        self.lap("templates")
         current, source_changes = self.collect_sources()
+        self.lap("sources")
         posts = self.select(current)
 
-        static = {name: self.files.state(f"static/{name}", path)
-                  for name, path in _static_files(self.root).items()}
         static_paths = _static_files(self.root)
+        static = {name: self.files.state(f"static/{name}", path)
+                  for name, path in static_paths.items()}
         assets = {name: st.sha[:10] for name, st in static.items()}
         media = self.media_map(posts)
         site_fp = sig_of(self.config.fingerprint, sorted(assets.items()))
@@ -332,6 +350,7 @@ class _Build:
                            site_fingerprint=site_fp, link_targets=link_targets)
         renderer = PageRenderer(self.env, self.config, assets)
         self.views = _Views(self.manifest, self.config, media, link_targets)
+        self.lap("plan")
 
         if self.old_outputs and self.manifest.get("in_progress") == "1":
             AtomicWriter(self.out_dir).remove_stale_temporaries()
@@ -342,6 +361,7 @@ class _Build:
         for src, (out, st) in media.items():
             self.emit(out, st.sha, lambda s=src: (self.root / s).read_bytes())
         self.barrier()
+        self.lap("media")
         # phase B: post pages; phase C: index pages
         post_pages = [p for p in pages if p.template == "post.html"]
         other_pages = [p for p in pages if p.template != "post.html"]
@@ -356,9 +376,11 @@ class _Build:
             for page in group:
                 self.keep(page.path)
             self.barrier()
+            self.lap("post pages" if group is post_pages else "index pages")
         # phase D: feeds and sitemap, last: they announce what the pages above hold
         self.emit_feeds(posts)
         self.barrier()
+        self.lap("feeds")
         # phase E: remove what nothing produces any more
         removed = [p for p in self.old_outputs if p not in self.new_outputs]
         for path in removed:
@@ -373,6 +395,7 @@ class _Build:
         if source_changes or output_changes or file_changes or self.writer:
             self.manifest.commit(sources=source_changes, outputs=output_changes,
                                  files=file_changes, kv={"in_progress": "0"})
+        self.lap("clean up and commit")
         if self.writer:
             self.report.written, self.report.deleted = self.writer.written, self.writer.deleted
 
@@ -412,7 +435,7 @@ class _Build:
         if old is None or old.sig != sig:
             return True
         try:
-            return os.stat(self.out_dir / path).st_size != old.size
+            return os.stat(os.path.join(self.out_str, path)).st_size != old.size
         except FileNotFoundError:
             return True
 
@@ -480,6 +503,11 @@ class _Views:
                             hint="run `o2m build --clean`")
         return body
 
+    @staticmethod
+    def _resolve_markers(html: str, resolve: Callable[[str, str, str], str]) -> str:
+        from .markup import resolve_markers
+        return resolve_markers(html, resolve)
+
     def _resolver(self, link: Callable[[str], str]) -> Callable[[str, str, str], str]:
         def resolve(kind: str, path: str, fragment: str) -> str:
             if kind == "MEDIA":
@@ -496,7 +524,7 @@ class _Views:
         def body() -> tuple[str, str]:
             if not cache:
                 html, toc = self._body(record)
-                cache.append((resolve_markers(html, resolve), toc))
+                cache.append((self._resolve_markers(html, resolve), toc))
             return cache[0]
 
         return PostView(record, url=self.config.url + record.path, tz=self.tz, body=body)
@@ -504,7 +532,7 @@ class _Views:
     def absolute_html(self, record: PostRecord) -> str:
         def link(path: str) -> str:
             return self.config.url + path
-        return resolve_markers(self._body(record)[0], self._resolver(link))
+        return self._resolve_markers(self._body(record)[0], self._resolver(link))
 
     def render(self, renderer: PageRenderer, page: Page) -> str:
         root = self.config.base_path if page.template == "404.html" else None
@@ -521,36 +549,39 @@ class _Views:
                 v = self.view(p, link)
                 months[v.date.strftime("%B")].append(v)
             ctx["months"] = [{"name": m, "posts": ps} for m, ps in months.items()]
-        return renderer.render(page.template, page.page_dir,
-                               self.config.url + page.page_dir, root=root, **ctx)
+        canonical = None if root is not None else self.config.url + page.page_dir
+        return renderer.render(page.template, page.page_dir, canonical, root=root, **ctx)
 
 
 def _template_problem(e: jinja2.TemplateError, root: Path) -> Problem:
-    name = getattr(e, "filename", None) or getattr(e, "name", None) or "site_templates"
-    try:
-        name = Path(name).resolve().relative_to(root.resolve()).as_posix()
-    except (ValueError, OSError):
-        pass
-    if not isinstance(e, jinja2.TemplateSyntaxError):
-        name, line = _template_frame(e, name)
+    """A template error as a Problem naming the template file and line."""
+    if isinstance(e, jinja2.TemplateSyntaxError):
+        filename, line = e.filename or e.name or TEMPLATES_DIR, e.lineno
     else:
-        line = e.lineno
-    return Problem(name, line or 1, f"template error: {e.message or e}",
+        filename, line = _template_frame(e)
+    return Problem(_template_display_name(filename, root), line or 1,
+                   f"template error: {e.message or e}",
                    hint="fix the template; pages it failed on keep their last good version")
 
 
-def _template_frame(e: BaseException, default: str) -> tuple[str, int | None]:
-    """The template file and line a runtime template error happened on."""
-    tb, found = e.__traceback__, (default, None)
+def _template_frame(e: BaseException) -> tuple[str, int | None]:
+    """The innermost template file and line in a runtime error's traceback (Jinja
+    maps its compiled code back to template lines)."""
+    tb, found = e.__traceback__, (TEMPLATES_DIR, None)
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if filename.endswith(".html") and "site_templates" in filename or "/theme/" in filename:
+        if filename.endswith(".html"):
             found = (filename, tb.tb_lineno)
         tb = tb.tb_next
-    name, line = found
-    marker = f"/{TEMPLATES_DIR}/"
-    if marker in name:
-        name = TEMPLATES_DIR + "/" + name.split(marker, 1)[1]
-    elif "/theme/" in name:
-        name = "(built-in theme) " + name.split("/theme/", 1)[1]
-    return name, line
+    return found
+
+
+def _template_display_name(filename: str, root: Path) -> str:
+    from .render import BUILTIN_THEME
+    path = Path(filename)
+    for base, label in ((root, ""), (Path(str(BUILTIN_THEME)), "(built-in theme) ")):
+        try:
+            return label + path.resolve().relative_to(base.resolve()).as_posix()
+        except (ValueError, OSError):
+            continue
+    return filename

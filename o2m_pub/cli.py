@@ -14,6 +14,7 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
@@ -24,19 +25,21 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
+def _error_line(text: str, hint: str | None) -> None:
+    """`o2m: error: ...` and its hint; user text is escaped (it may hold [brackets])."""
+    err.print(f"[bold red]o2m: error:[/] {escape(text)}", emoji=False)
+    if hint:
+        err.print(f"  [dim]hint: {escape(hint)}[/]", emoji=False)
+
+
 def fail(e: O2MError) -> NoReturn:
     where = e.where
-    err.print(f"[bold red]o2m: error:[/] {where + ': ' if where else ''}{e}", markup=True,
-              emoji=False)
-    if e.hint:
-        err.print(f"  [dim]hint: {e.hint}[/]", emoji=False)
+    _error_line(f"{where + ': ' if where else ''}{e}", e.hint)
     sys.exit(1)
 
 
 def report_problem(p: Problem) -> None:
-    err.print(f"[bold red]o2m: error:[/] {p}", emoji=False)
-    if p.hint:
-        err.print(f"  [dim]hint: {p.hint}[/]", emoji=False)
+    _error_line(str(p), p.hint)
 
 
 class _RichProgress:
@@ -85,6 +88,12 @@ class _Group(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             fail(e)
+        except OSError as e:  # a full disk, a permission: the user's to mend, one line
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            fail(O2MError(f"{where}{e.strerror or e}",
+                          hint="nothing was half-written; fix this and run the command again"))
         except KeyboardInterrupt:
             err.print("o2m: interrupted")
             sys.exit(130)
@@ -135,11 +144,15 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
               help="Include drafts, in a private preview folder (.o2m/preview/).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Worker processes (default: cores).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something is wrong.")
+@click.option("--timings", is_flag=True, help="Show how long each phase of the build took.")
 @click.pass_context
-def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool) -> None:
+def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timings: bool) -> None:
     """Render content/ into build/, redoing only what changed."""
     root = _site_root(ctx)
     report = _run_build(root, drafts=drafts, jobs=jobs)
+    if timings:
+        for phase, seconds in report.timings.items():
+            err.print(f"  {phase:<22} {seconds * 1000:8.1f} ms")
     if not quiet:
         out.print(_summary(report, root))
         if drafts:
@@ -158,7 +171,7 @@ def _run_build(root: Path, **options):  # noqa: ANN003, ANN202
         if progress:
             progress.stop()
     for w in report.warnings:
-        err.print(f"[yellow]o2m: warning:[/] {w}", emoji=False)
+        err.print(f"[yellow]o2m: warning:[/] {escape(w)}", emoji=False)
     for p in report.problems:
         report_problem(p)
     return report

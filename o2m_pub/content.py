@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -65,10 +66,11 @@ class PostSource:
         return self.lines.get(key, 1)
 
 
+@lru_cache(maxsize=4096)
 def slugify(text: str) -> str:
     """A URL-safe slug: lower case, letters and digits kept (any script), the rest "-"."""
     text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"[^\w]+|_+", "-", text).strip("-")
+    text = re.sub(r"[\W_]+", "-", text).strip("-")
     return text[:80].rstrip("-") or "post"
 
 
@@ -155,7 +157,8 @@ def parse_datetime(value: Any, tz: dt.tzinfo) -> dt.datetime:
 def _as_names(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, str) and v.strip() for v in value)):
         raise ValueError("must be a name or a list of names")
     return tuple(v.strip() for v in value)
 
@@ -200,14 +203,11 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
 
     stem = _stem(source)
     date_in_name = _DATE_IN_NAME.match(stem)
+    if "date" not in meta and not date_in_name:
+        raise fail("date", "no `date:` in the front matter",
+                   hint="add a line such as `date: 2026-11-24 09:30`")
     try:
-        if "date" in meta:
-            date = parse_datetime(meta["date"], tz)
-        elif date_in_name:
-            date = parse_datetime(date_in_name.group(1), tz)
-        else:
-            raise fail("date", "no `date:` in the front matter",
-                       hint="add a line such as `date: 2026-11-24 09:30`")
+        date = parse_datetime(meta["date"] if "date" in meta else date_in_name.group(1), tz)
     except ValueError as e:
         raise fail("date", f"`date` {e}") from None
     try:
@@ -225,7 +225,7 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
         slug = slugify(date_in_name.group(2) if date_in_name else stem)
 
     try:
-        tags = _as_names(meta["tags"]) if meta.get("tags") is not None else ()
+        tags = _as_names(meta["tags"]) if meta.get("tags") not in (None, []) else ()
     except ValueError:
         raise fail("tags", "`tags` must be a list of words, e.g. [travel, food]") from None
     try:

@@ -8,12 +8,13 @@ leaves the old manifest, and the next build redoes what was not recorded.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .model import PostRecord
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+_RENDER_KEY_INDEX = [f.name for f in fields(PostRecord)].index("render_key")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
@@ -56,6 +57,7 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -73,8 +75,11 @@ class Manifest:
         return row[0] if row else None
 
     def sources(self) -> dict[str, SourceState]:
-        return {s: SourceState(m, z, h, PostRecord.from_json(r)) for s, m, z, h, r in
-                self.db.execute("SELECT source, mtime_ns, size, sha, record FROM sources")}
+        try:
+            return {s: SourceState(m, z, h, PostRecord.from_json(r)) for s, m, z, h, r in
+                    self.db.execute("SELECT source, mtime_ns, size, sha, record FROM sources")}
+        except (ValueError, TypeError):  # written by another version: start over
+            return {}
 
     def outputs(self) -> dict[str, OutputState]:
         return {p: OutputState(g, h, z) for p, g, h, z in
@@ -120,7 +125,7 @@ class Manifest:
                            [("schema", SCHEMA_VERSION), *kv.items()])
             if sources:
                 db.execute("DELETE FROM bodies WHERE key NOT IN "
-                           "(SELECT json_extract(record, '$.render_key') FROM sources)")
+                           "(SELECT json_extract(record, '$[%d]') FROM sources)" % _RENDER_KEY_INDEX)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

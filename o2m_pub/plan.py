@@ -20,8 +20,11 @@ from .model import PostRecord, TagView, tag_view
 
 @dataclass(frozen=True)
 class Pager:
+    """Where a list page sits. `total` is set on the newest (home) page only: were it on
+    every page, each new page of posts would rewrite all the older ones."""
+
     number: int
-    total: int
+    total: int | None
     newer: str | None
     older: str | None
 
@@ -38,11 +41,7 @@ class Page:
 
 
 def sig_of(*parts: object) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(str(p).encode())
-        h.update(b"\x1f")
-    return h.hexdigest()[:32]
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
 def resolve_collisions(records: Sequence[PostRecord]) -> tuple[list[PostRecord], list[Problem]]:
@@ -66,13 +65,12 @@ def _chunks(posts: list[PostRecord], size: int) -> list[list[PostRecord]]:
 
 
 def list_pages(posts: list[PostRecord], base: str, per_page: int, template: str,
-               fingerprint: str, extra: dict[str, Any] | None = None) -> list[Page]:
+               fingerprint: str, tag: TagView | None = None) -> list[Page]:
     """The home page (or a tag's page) and its older pages.
 
     `posts` is oldest first. Page k (1-based) holds posts [(k-1)n, kn) and lives at
     `{base}page/k/`; the page at `base` shows the newest n posts, and its "older" link
     goes to the newest numbered page not wholly shown on it."""
-    extra = extra or {}
     chunks = _chunks(posts, per_page)
     total = len(chunks)
     last_numbered = total - 1  # the newest chunk is always wholly on the home page
@@ -81,32 +79,40 @@ def list_pages(posts: list[PostRecord], base: str, per_page: int, template: str,
         return f"{base}page/{k}/"
 
     home = Pager(total, total, None, numbered(last_numbered) if last_numbered else None)
-    pages = [_list_page(base, template, posts[-per_page:], home, fingerprint,
-                        {**extra, "is_home": base == ""})]
+    pages = [_list_page(base, template, posts[-per_page:], home, fingerprint, tag,
+                        is_home=base == "")]
+    # numbered pages see their tag without its count, for the reason given in Pager
+    older_tag = tag and TagView(tag.name, tag.slug, tag.path, None)
     for k in range(1, last_numbered + 1):
-        pager = Pager(k, total, numbered(k + 1) if k < last_numbered else base,
+        pager = Pager(k, None, numbered(k + 1) if k < last_numbered else base,
                       numbered(k - 1) if k > 1 else None)
         pages.append(_list_page(numbered(k), template, chunks[k - 1], pager, fingerprint,
-                                {**extra, "is_home": False}))
+                                older_tag, is_home=False))
     return pages
 
 
 def _list_page(page_dir: str, template: str, posts: list[PostRecord], pager: Pager,
-               fingerprint: str, extra: dict[str, Any]) -> Page:
+               fingerprint: str, tag: TagView | None, *, is_home: bool) -> Page:
     newest_first = posts[::-1]
-    sig = sig_of(fingerprint, pager, sorted(extra.items(), key=str),
-                 *(p.digest for p in newest_first))
-    return Page(f"{page_dir}index.html", template, page_dir, sig,
-                {"posts": newest_first, "pager": pager, **extra})
+    sig = sig_of(fingerprint, pager.number, pager.total, pager.newer, pager.older,
+                 tag and (tag.name, tag.count), is_home, *(p.list_digest for p in newest_first))
+    context: dict[str, Any] = {"posts": newest_first, "pager": pager, "is_home": is_home}
+    if tag is not None:
+        context["tag"] = tag
+    return Page(f"{page_dir}index.html", template, page_dir, sig, context)
 
 
-def tag_index(posts: list[PostRecord]) -> dict[str, list[PostRecord]]:
-    """Tag slug -> its posts, oldest first. Tags that slug alike are one tag."""
-    by_tag: dict[str, list[PostRecord]] = defaultdict(list)
+def tag_index(posts: list[PostRecord]) -> dict[str, tuple[str, list[PostRecord]]]:
+    """Tag slug -> (name as the newest post spells it, posts oldest first). Tags that
+    slug alike ("Travel", "travel") are one tag."""
+    by_tag: dict[str, tuple[str, list[PostRecord]]] = {}
     for p in posts:
         for t in p.tags:
-            by_tag[tag_view(t).slug].append(p)
-    return dict(by_tag)
+            slug = tag_view(t).slug
+            tagged = by_tag[slug][1] if slug in by_tag else []
+            by_tag[slug] = (t, tagged)
+            tagged.append(p)
+    return by_tag
 
 
 def plan_pages(posts: list[PostRecord], *, per_page: int,
@@ -139,13 +145,13 @@ def plan_pages(posts: list[PostRecord], *, per_page: int,
 
     tags = tag_index(posts)
     views: list[TagView] = []
-    for slug, tagged in sorted(tags.items()):
-        view = TagView(name=tagged[-1].tags[[tag_view(t).slug for t in tagged[-1].tags].index(slug)],
-                       slug=slug, path=f"tags/{slug}/", count=len(tagged))
+    for slug, (name, tagged) in sorted(tags.items()):
+        view = TagView(name=name, slug=slug, path=f"tags/{slug}/", count=len(tagged))
         views.append(view)
-        pages += list_pages(tagged, view.path, per_page, "tag.html", fp("tag.html"), {"tag": view})
+        pages += list_pages(tagged, view.path, per_page, "tag.html", fp("tag.html"), view)
     views.sort(key=lambda v: v.name.casefold())
-    pages.append(Page("tags/index.html", "tags.html", "tags/", sig_of(fp("tags.html"), views),
+    pages.append(Page("tags/index.html", "tags.html", "tags/",
+                      sig_of(fp("tags.html"), *((v.name, v.count) for v in views)),
                       {"tags": views}))
 
     by_year: dict[int, list[PostRecord]] = defaultdict(list)
@@ -160,7 +166,7 @@ def plan_pages(posts: list[PostRecord], *, per_page: int,
         year_posts = by_year[y["year"]][::-1]
         pages.append(Page(f"archive/{y['year']}/index.html", "archive_year.html",
                           f"archive/{y['year']}/",
-                          sig_of(year_fp, years, *(p.digest for p in year_posts)),
+                          sig_of(year_fp, years, *(p.list_digest for p in year_posts)),
                           {"year": y["year"], "year_posts": year_posts, "years": years}))
     pages.append(Page("404.html", "404.html", "", sig_of(fp("404.html")), {}))
     return pages

@@ -8,11 +8,35 @@ it links to is (objects and media, then pages, then indexes and feeds).
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
+import signal
 from pathlib import Path
 
 TMP_PREFIX = ".~o2m-"
+
+
+def _fault_plan() -> tuple[str, int] | None:
+    """Fault injection for the crash-safety tests (THREATS.md 46, 48):
+    O2M_FAULT=kill:N dies by SIGKILL before the N-th write of this process,
+    O2M_FAULT=enospc:N fails it with "No space left on device"."""
+    value = os.environ.get("O2M_FAULT", "")
+    kind, _, n = value.partition(":")
+    return (kind, int(n)) if kind in ("kill", "enospc") and n.isdigit() else None
+
+
+_FAULT = _fault_plan()
+_writes_started = 0
+
+
+def _before_write(path: str) -> None:
+    global _writes_started
+    _writes_started += 1
+    if _FAULT and _writes_started == _FAULT[1]:
+        if _FAULT[0] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
 
 class OutsideOutputError(ValueError):
@@ -53,6 +77,7 @@ class AtomicWriter:
         target = self._target(path)
         tmp = target.with_name(f"{TMP_PREFIX}{target.name}.{os.getpid()}")
         try:
+            _before_write(str(target))
             with open(tmp, "wb") as f:
                 f.write(data)
             os.replace(tmp, target)
