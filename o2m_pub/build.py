@@ -362,26 +362,29 @@ class _Build:
             self.emit(out, st.sha, lambda s=src: (self.root / s).read_bytes())
         self.barrier()
         self.lap("media")
-        # phase B: post pages; phase C: index pages
-        post_pages = [p for p in pages if p.template == "post.html"]
-        other_pages = [p for p in pages if p.template != "post.html"]
-        for group in (post_pages, other_pages):
-            todo = [p for p in group if self.needs(p.path, p.sig)]
-            if self.progress and len(todo) > 200:
-                self.progress.start("writing pages", len(todo))
-            for page in todo:
+        # phase B: pages at new paths (nothing links to them yet); phase C: rewritten
+        # post pages; phase D: rewritten index pages. So a page a reader can reach never
+        # links to one that is not there yet (pages and tags link both ways).
+        todo = [p for p in pages if self.needs(p.path, p.sig)]
+        fresh = [p for p in todo if p.path not in self.old_outputs]
+        rewritten = [p for p in todo if p.path in self.old_outputs]
+        if self.progress:
+            self.progress.start("writing pages", len(todo))
+        for batch in (fresh, [p for p in rewritten if p.template == "post.html"],
+                      [p for p in rewritten if p.template != "post.html"]):
+            for page in batch:
                 self.emit_page(renderer, page)
-                if self.progress and len(todo) > 200:
+                if self.progress:
                     self.progress.advance()
-            for page in group:
-                self.keep(page.path)
             self.barrier()
-            self.lap("post pages" if group is post_pages else "index pages")
-        # phase D: feeds and sitemap, last: they announce what the pages above hold
+        for page in pages:
+            self.keep(page.path)
+        self.lap("pages")
+        # phase E: feeds and sitemap, last: they announce what the pages above hold
         self.emit_feeds(posts)
         self.barrier()
         self.lap("feeds")
-        # phase E: remove what nothing produces any more
+        # phase F: remove what nothing produces any more
         removed = [p for p in self.old_outputs if p not in self.new_outputs]
         for path in removed:
             self.ensure_writer().delete(path)

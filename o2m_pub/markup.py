@@ -115,12 +115,14 @@ class _References(Treeprocessor):
 
 _FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
 _CODE_BLOCK = re.compile(r'<div class="highlight">.*?</div>', re.S)
+_BLOCK_TAG = re.compile(r"</?(?:p|div|li|h\d|br|tr|td|th|dt|dd|blockquote|pre|ul|ol|table|hr)\b[^>]*>")
 _TAG = re.compile(r"<[^>]+>")
 
 
 def plain_text(html: str) -> str:
-    """The text of an HTML fragment, whitespace collapsed."""
-    return " ".join(html_lib.unescape(_TAG.sub(" ", html)).split())
+    """The text of an HTML fragment, whitespace collapsed (block tags separate words,
+    inline tags don't: "para<em>graph</em>" is one word)."""
+    return " ".join(html_lib.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", html))).split())
 
 
 def _summary_and_words(html: str) -> tuple[str, int]:

@@ -4,7 +4,7 @@ site consists of and the signature of each. Pure: no files, no clock.
 A page's signature hashes everything its bytes depend on (template fingerprint,
 site settings, the digests of the posts it shows, its pager); a page whose
 signature is unchanged is not rendered again. Pages are numbered from the oldest
-posts, so a new post changes the home page and at most one numbered page.
+posts, so a new post changes the home page and at most two numbered pages.
 """
 
 from __future__ import annotations

@@ -1,0 +1,122 @@
+"""`o2m init`, `o2m demo` and the CLI's manners, through the real command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+
+from conftest import run_o2m
+
+
+def test_init_makes_a_site_that_builds(tmp_path):
+    folder = tmp_path / "blog"
+    result = run_o2m("init", str(folder), "--name", "Ada's notes", "--url",
+                     "https://ada.example/", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = tomllib.loads((folder / "o2m.toml").read_text())
+    assert config["site"]["name"] == "Ada's notes"
+    assert config["site"]["url"] == "https://ada.example/"
+    assert config["site"]["default_audience"] == "friends"  # private by default
+    assert {"timezone", "author"} <= config["site"].keys()
+    assert list((folder / "content").rglob("*.md"))
+    assert (folder / "site_templates/post.html").exists()
+    assert (folder / "site_templates/static/style.css").exists()
+    gitignore = (folder / ".gitignore").read_text()
+    assert "/build/" in gitignore and "/.o2m/" in gitignore and "keys/" in gitignore
+    assert (folder / "keys").stat().st_mode & 0o777 == 0o700
+    built = run_o2m("build", cwd=folder)
+    assert built.returncode == 0, built.stderr
+    assert "built 1 post" in built.stdout  # the sample post is public
+
+
+def test_init_without_a_terminal_never_asks(tmp_path):
+    """stdin is not a terminal: defaults, no prompt, no hang."""
+    result = run_o2m("init", "my-site", cwd=tmp_path, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert 'name = "My Site"' in (tmp_path / "my-site/o2m.toml").read_text()
+
+
+def test_init_asks_when_interactive(tmp_path):
+    """On a real terminal (a pty), init asks for the name and the URL."""
+    leader, follower = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "init", "s"], cwd=tmp_path,
+                            stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    for answer in (b"Interactive\n", b"https://i.example/\n"):
+        while b"]: " not in seen.split(b"\n")[-1]:
+            seen += os.read(leader, 1024)
+        os.write(leader, answer)
+        seen += os.read(leader, 1024)
+    assert proc.wait(timeout=30) == 0
+    os.close(leader)
+    assert b"Site name" in seen and b"Public URL" in seen
+    config = (tmp_path / "s/o2m.toml").read_text()
+    assert 'name = "Interactive"' in config and 'url = "https://i.example/"' in config
+
+
+def test_init_refuses_to_overwrite(tmp_path):
+    assert run_o2m("init", "s", cwd=tmp_path).returncode == 0
+    config = (tmp_path / "s/o2m.toml").read_bytes()
+    again = run_o2m("init", "s", "--name", "Other", cwd=tmp_path)
+    assert again.returncode == 1 and "already an o2m site" in again.stderr
+    assert again.stderr.count("\n") <= 2 and "Traceback" not in again.stderr
+    assert (tmp_path / "s/o2m.toml").read_bytes() == config
+
+
+def test_init_refuses_a_folder_with_content(tmp_path):
+    (tmp_path / "s/content").mkdir(parents=True)
+    (tmp_path / "s/content/mine.md").write_text("my words")
+    result = run_o2m("init", "s", cwd=tmp_path)
+    assert result.returncode == 1 and "not empty" in result.stderr
+    assert (tmp_path / "s/content/mine.md").read_text() == "my words"
+
+
+def test_init_rejects_a_bad_url_before_writing(tmp_path):
+    result = run_o2m("init", "s", "--url", "ftp://nope", cwd=tmp_path)
+    assert result.returncode == 1 and "https://" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_demo_builds_a_real_site_in_its_own_folder(tmp_path):
+    """The README's first command: finishes alone, touches nothing of the user's."""
+    before = set(tmp_path.iterdir())
+    result = run_o2m("demo", str(tmp_path / "demo"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert set(tmp_path.iterdir()) - before == {tmp_path / "demo"}
+    assert "file://" in result.stdout and "private kept off" in result.stdout
+    build = tmp_path / "demo/build"
+    assert len(list(build.rglob("*.html"))) > 40
+    assert list((build / "media").rglob("*.svg"))
+    # running it again replaces the previous demo
+    assert run_o2m("demo", str(tmp_path / "demo"), cwd=tmp_path).returncode == 0
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious/file.txt").write_text("keep me")
+    result = run_o2m("demo", str(tmp_path / "precious"), cwd=tmp_path)
+    assert result.returncode == 1 and "not an o2m demo" in result.stderr
+    assert (tmp_path / "precious/file.txt").read_text() == "keep me"
+
+
+def test_summary_line(site):
+    for i in range(3):
+        site.post(f"2026/p{i}.md", title=f"P{i}", date=f"2026-01-0{i + 1}")
+    out = site.o2m("build").output
+    assert out.startswith("built 3 posts (3 changed) in ")
+    assert site.o2m("build").output.startswith("built 3 posts (0 changed)")
+
+
+def test_build_from_a_subfolder_finds_the_site(site):
+    site.post("2026/a.md")
+    result = run_o2m("build", cwd=site.root / "content")
+    assert result.returncode == 0 and (site.root / "build/index.html").exists()
+
+
+def test_version_and_help():
+    assert run_o2m("--version", cwd=".").stdout.startswith("o2m, version")
+    help_text = run_o2m("--help", cwd=".").stdout
+    assert all(cmd in help_text for cmd in ("init", "build", "demo"))

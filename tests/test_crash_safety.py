@@ -1,0 +1,108 @@
+"""THREATS.md 46: a build killed (SIGKILL) before any one of its writes leaves a
+readable site: every file is the old or the new version, whole, and every link from
+the entry points (home page, feeds, sitemap) leads to a file that exists. The next
+build repairs the rest."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from conftest import run_o2m
+
+LINK_RE = re.compile(rb'(?:href|src)="([^"#?]+)')
+
+
+def _files(build: Path) -> dict[str, bytes]:
+    return {p.relative_to(build).as_posix(): p.read_bytes()
+            for p in build.rglob("*") if p.is_file() and not p.name.startswith(".~o2m-")}
+
+
+def _reachable_links_resolve(build: Path, base: str) -> list[str]:
+    """Crawl from the entry points; return links that point at missing files."""
+    broken, seen = [], set()
+    todo = ["index.html", "feed.json", "atom.xml", "sitemap.xml"]
+    while todo:
+        page = todo.pop()
+        if page in seen:
+            continue
+        seen.add(page)
+        path = build / page
+        if not path.is_file():
+            broken.append(page)
+            continue
+        if not page.endswith(".html"):
+            data = path.read_bytes()
+            for url in re.findall(rb"(https://test\.example/[^\"<\s\\]*)", data):
+                rel = url.decode()[len(base):]
+                todo.append(rel + "index.html" if rel == "" or rel.endswith("/") else rel)
+            continue
+        for link in LINK_RE.findall(path.read_bytes()):
+            link = link.decode()
+            if urlsplit(link).scheme:
+                continue
+            target = (Path(page).parent / link).as_posix()
+            target = str(Path(target)).replace("\\", "/")
+            parts = []
+            for part in target.split("/"):
+                if part == "..":
+                    parts.pop()
+                elif part != ".":
+                    parts.append(part)
+            todo.append("/".join(parts))
+    return broken
+
+
+def _make_site(root: Path) -> None:
+    (root / "content/2026").mkdir(parents=True)
+    (root / "o2m.toml").write_text('[site]\nname = "T"\nurl = "https://test.example/"\n'
+                                   'default_audience = "public"\nposts_per_page = 2\n')
+    for i in range(5):
+        (root / f"content/2026/p{i}.md").write_text(
+            f"---\ntitle: Old {i}\ndate: 2026-01-0{i + 1}\ntags: [t{i % 2}]\n---\nOld body {i}\n")
+    (root / "content/2026/gone.md").write_text("---\ntitle: Gone\ndate: 2026-01-09\n"
+                                                "tags: [solo]\n---\nbye\n")
+
+
+def _change_site(root: Path) -> None:
+    (root / "content/2026/p1.md").write_text("---\ntitle: New 1\ndate: 2026-01-02\n"
+                                              "tags: [t1, t5]\n---\nNew body\n")
+    (root / "content/2026/gone.md").unlink()
+    for name, day in (("n1", 10), ("n2", 11), ("n3", 12)):
+        (root / f"content/2026/{name}.md").write_text(
+            f"---\ntitle: Added {name}\ndate: 2026-01-{day}\ntags: [t5]\n---\n![i](../img.svg)\n")
+    (root / "content/img.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+
+
+def test_kill_before_each_write_leaves_a_whole_site(tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    _make_site(base)
+    assert run_o2m("build", cwd=base).returncode == 0
+    old = _files(base / "build")
+    _change_site(base)
+    reference = tmp_path / "reference"
+    shutil.copytree(base, reference)
+    done = run_o2m("build", cwd=reference)
+    assert done.returncode == 0
+    new = _files(reference / "build")
+    writes = int(re.search(r"wrote (\d+) files", done.stdout).group(1))
+    assert writes > 10
+
+    for k in range(1, writes + 1):
+        trial = tmp_path / f"kill-{k}"
+        shutil.copytree(base, trial)
+        killed = run_o2m("build", cwd=trial, env={"O2M_FAULT": f"kill:{k}"})
+        assert killed.returncode == -signal.SIGKILL, (k, killed.stderr)
+        now = _files(trial / "build")
+        for name, data in now.items():
+            assert data in (old.get(name), new.get(name)), (k, name)
+        assert _reachable_links_resolve(trial / "build", "https://test.example/") == [], k
+        repaired = run_o2m("build", cwd=trial)
+        assert repaired.returncode == 0, repaired.stderr
+        assert _files(trial / "build") == new, k
+        assert not [p for p in (trial / "build").rglob(".~o2m-*")], k
+        shutil.rmtree(trial)
