@@ -32,7 +32,8 @@ from .errors import PostError, Problem, SiteError
 from .manifest import FileState, Manifest, OutputState, SourceState
 from .model import PostRecord, PostView
 from .plan import Page, plan_pages, resolve_collisions, sig_of
-from .render import PageRenderer, linker, make_environment, template_fingerprints
+from .render import (PAGE_TEMPLATES, PageRenderer, linker, make_environment,
+                     template_fingerprints)
 from .writer import AtomicWriter
 
 CONTENT_DIR = "content"
@@ -118,24 +119,26 @@ def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
 _worker: dict[str, object] = {}
 
 
-def _init_worker(tz_name: str, default_audience: tuple[str, ...]) -> None:
+def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...]) -> None:
     import zoneinfo
 
     from .markup import MarkdownRenderer  # imported only when something must render
-    _worker.update(tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience,
+    _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience,
                    md=MarkdownRenderer())
 
 
-RenderResult = tuple[str, "PostRecord | None", str, str, "Problem | None"]
+RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None"]
 
 
-def render_post(source: str, data: bytes) -> RenderResult:
-    """Parse and render one post: (source, record, html, toc, problem)."""
+def render_post(source: str) -> RenderResult:
+    """Read, parse and render one post: (source, sha, record, html, toc, problem)."""
+    data = Path(_worker["root"], source).read_bytes()  # type: ignore[arg-type]
+    sha = _sha(data)
     try:
         post = parse_post(data, source, tz=_worker["tz"],  # type: ignore[arg-type]
                           default_audience=_worker["audience"])  # type: ignore[arg-type]
     except PostError as e:
-        return source, None, "", "", e.problem
+        return source, sha, None, "", "", e.problem
     from .markup import MARKUP_VERSION, smarten
     key = _sha(f"{MARKUP_VERSION}\0{source}\0{post.body}".encode())[:32]
     rendered = _worker["md"].render(post.body, source)  # type: ignore[attr-defined]
@@ -144,32 +147,40 @@ def render_post(source: str, data: bytes) -> RenderResult:
     record = PostRecord.from_source(post, summary=rendered.summary,
                                     word_count=rendered.word_count, render_key=key,
                                     media=rendered.media, links=rendered.links)
-    return source, record, rendered.html, rendered.toc, None
+    return source, sha, record, rendered.html, rendered.toc, None
 
 
-def _render_chunk(items: list[tuple[str, bytes]]) -> list[RenderResult]:
-    return [render_post(s, d) for s, d in items]
+def _render_chunk(sources: list[str]) -> list[RenderResult]:
+    return [render_post(s) for s in sources]
 
 
-def render_changed(items: list[tuple[str, bytes]], config: SiteConfig, jobs: int,
+def _chunked(items: list, jobs: int) -> list[list]:
+    size = max(8, min(64, len(items) // (jobs * 8) or 1))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _pool(jobs: int, **kwargs) -> ProcessPoolExecutor:  # noqa: ANN003
+    """Worker processes by fork: they start at once and share what is already loaded."""
+    return ProcessPoolExecutor(jobs, mp_context=get_context("fork"), **kwargs)
+
+
+def render_changed(sources: list[str], root: Path, config: SiteConfig, jobs: int,
                    progress: Progress | None) -> Iterator[RenderResult]:
     """Render changed posts, across `jobs` processes when there are many."""
-    if not items:
+    if not sources:
         return
-    _init_worker(config.timezone, config.default_audience)
+    init = (str(root), config.timezone, config.default_audience)
     if progress:
-        progress.start("rendering posts", len(items))
-    if jobs <= 1 or len(items) < PARALLEL_THRESHOLD:
-        for s, d in items:
-            yield render_post(s, d)
+        progress.start("rendering posts", len(sources))
+    if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
+        _init_worker(*init)
+        for s in sources:
+            yield render_post(s)
             if progress:
                 progress.advance()
         return
-    size = max(8, min(64, len(items) // (jobs * 8)))
-    chunks = [items[i:i + size] for i in range(0, len(items), size)]
-    with ProcessPoolExecutor(jobs, mp_context=get_context("fork"), initializer=_init_worker,
-                             initargs=(config.timezone, config.default_audience)) as pool:
-        for results in pool.map(_render_chunk, chunks):
+    with _pool(jobs, initializer=_init_worker, initargs=init) as pool:
+        for results in pool.map(_render_chunk, _chunked(sources, jobs)):
             yield from results
             if progress:
                 progress.advance(len(results))
@@ -264,31 +275,27 @@ class _Build:
         self.report.warnings += warnings
         current: dict[str, SourceState] = {}
         changes: dict[str, SourceState | None] = {s: None for s in previous if s not in stats}
-        to_render: list[tuple[str, bytes]] = []
-        pending: dict[str, tuple[os.stat_result, str]] = {}
+        to_render: list[str] = []
         for source, st in stats.items():
             old = previous.get(source)
             if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
                 current[source] = old
                 continue
-            data = (self.root / source).read_bytes()
-            sha = _sha(data)
-            if old and old.sha == sha:
+            if old and old.sha == _sha((self.root / source).read_bytes()):
                 current[source] = changes[source] = replace(old, mtime_ns=st.st_mtime_ns,
                                                             size=st.st_size)
                 continue
-            to_render.append((source, data))
-            pending[source] = (st, sha)
+            to_render.append(source)
 
         bodies: list[tuple[str, str, str]] = []
-        for source, record, html, toc, problem in render_changed(
-                to_render, self.config, self.jobs, self.progress):
+        for source, sha, record, html, toc, problem in render_changed(
+                to_render, self.root, self.config, self.jobs, self.progress):
             if problem:
                 self.report.problems.append(problem)
                 if source in previous:  # keep the last good version (and its pages)
                     current[source] = previous[source]
                 continue
-            st, sha = pending[source]
+            st = stats[source]  # the stat from before the read: a later edit is seen next time
             current[source] = changes[source] = SourceState(st.st_mtime_ns, st.st_size, sha, record)
             bodies.append((record.render_key, html, toc))
             if len(bodies) >= 256:
@@ -296,7 +303,7 @@ class _Build:
                 bodies = []
         if bodies:
             self.manifest.put_bodies(bodies)
-        self.rendered = {s for s, _ in to_render}
+        self.rendered = set(to_render)
         return current, changes
 
     # -- phase 1: what gets published
@@ -372,10 +379,7 @@ class _Build:
             self.progress.start("writing pages", len(todo))
         for batch in (fresh, [p for p in rewritten if p.template == "post.html"],
                       [p for p in rewritten if p.template != "post.html"]):
-            for page in batch:
-                self.emit_page(renderer, page)
-                if self.progress:
-                    self.progress.advance()
+            self.emit_pages(renderer, batch)
             self.barrier()
         for page in pages:
             self.keep(page.path)
@@ -454,27 +458,60 @@ class _Build:
             self.keep(path)
 
     def put(self, path: str, sig: str, data: bytes) -> None:
+        self.new_outputs[path], _ = self.write_if_changed(path, sig, data)
+
+    def write_if_changed(self, path: str, sig: str, data: bytes) -> tuple[OutputState, bool]:
+        """Write unless the file already holds exactly these bytes; say whether it wrote."""
         sha = _sha(data)
         old = self.old_outputs.get(path)
-        target = self.out_dir / path
-        if not (old and old.sha == sha and target.is_file()
-                and target.stat().st_size == len(data)):
-            self.ensure_writer().write(path, data)
-        self.new_outputs[path] = OutputState(sig, sha, len(data))
+        if old and old.sha == sha and _size(os.path.join(self.out_str, path)) == len(data):
+            return OutputState(sig, sha, len(data)), False
+        self.ensure_writer().write(path, data)
+        return OutputState(sig, sha, len(data)), True
 
-    def emit_page(self, renderer: PageRenderer, page: Page) -> None:
-        """Render one page; a template error fails that page alone and keeps its last
-        good version (the error is reported once per template line)."""
+    def render_page(self, renderer: PageRenderer, page: Page) -> PageResult:
+        """Render and write one page (in this process or a worker)."""
         try:
             html = self.views.render(renderer, page)
         except jinja2.TemplateError as e:
-            problem = _template_problem(e, self.root)
-            if problem not in self.report.problems:
-                self.report.problems.append(problem)
-            if page.path in self.old_outputs:
-                self.new_outputs[page.path] = replace(self.old_outputs[page.path], sig="failed")
+            return page.path, None, _template_problem(e, self.root), False
+        state, wrote = self.write_if_changed(page.path, page.sig, html.encode())
+        return page.path, state, None, wrote
+
+    def apply(self, result: PageResult) -> None:
+        """Record a rendered page; a template error fails that page alone and keeps its
+        last good version (reported once per template line)."""
+        path, state, problem, _ = result
+        if state is not None:
+            self.new_outputs[path] = state
             return
-        self.put(page.path, page.sig, html.encode())
+        if problem not in self.report.problems:
+            self.report.problems.append(problem)
+        if path in self.old_outputs:
+            self.new_outputs[path] = replace(self.old_outputs[path], sig="failed")
+
+    def emit_pages(self, renderer: PageRenderer, batch: list[Page]) -> None:
+        """Render a batch of pages, across worker processes when it is large. Workers are
+        forked now, so they share the plan and the views already in memory."""
+        if self.jobs <= 1 or len(batch) < PAGE_PARALLEL_THRESHOLD:
+            for page in batch:
+                self.apply(self.render_page(renderer, page))
+                if self.progress:
+                    self.progress.advance()
+            return
+        writer = self.ensure_writer()
+        for name in PAGE_TEMPLATES:  # compile once, before the fork
+            self.env.get_template(name)
+        _page_job.update(build=self, renderer=renderer, batch=batch)
+        with _pool(self.jobs, initializer=_init_page_worker) as pool:
+            for results in pool.map(_render_pages, _chunked(list(range(len(batch))), self.jobs)):
+                for result in results:
+                    self.apply(result)
+                    writer.written += result[3]  # the workers' writes, counted here
+                if self.progress:
+                    self.progress.advance(len(results))
+        writer.mark_dirty()
+        _page_job.clear()
 
     def emit_feeds(self, posts: list[PostRecord]) -> None:
         newest = posts[::-1][:self.config.feed_items]
@@ -491,16 +528,40 @@ class _Build:
                   lambda: syndication.sitemap(urls))
 
 
+PageResult = tuple[str, "OutputState | None", "Problem | None", bool]  # path, state, problem, wrote
+PAGE_PARALLEL_THRESHOLD = 400
+_page_job: dict[str, object] = {}
+
+
+def _init_page_worker() -> None:
+    build: _Build = _page_job["build"]  # type: ignore[assignment]
+    build.views.bodies = Manifest.body_reader(build.manifest.path)  # no shared connection
+
+
+def _render_pages(indexes: list[int]) -> list[PageResult]:
+    build: _Build = _page_job["build"]  # type: ignore[assignment]
+    batch: list[Page] = _page_job["batch"]  # type: ignore[assignment]
+    return [build.render_page(_page_job["renderer"], batch[i]) for i in indexes]  # type: ignore[arg-type]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return -1
+
+
 class _Views:
     """Turns records into what templates and feeds see, resolving body markers."""
 
     def __init__(self, manifest: Manifest, config: SiteConfig,
                  media: dict[str, tuple[str, FileState]], link_targets: dict[str, str]) -> None:
-        self.manifest, self.config, self.media, self.targets = manifest, config, media, link_targets
+        self.config, self.media, self.targets = config, media, link_targets
+        self.bodies: Callable[[str], tuple[str, str] | None] = manifest.body
         self.tz = config.tz
 
     def _body(self, record: PostRecord) -> tuple[str, str]:
-        body = self.manifest.body(record.render_key)
+        body = self.bodies(record.render_key)
         if body is None:  # cache lost (deleted .o2m/ partly): the build redoes it next time
             raise SiteError(f"{record.source}: rendered body missing from the build cache",
                             hint="run `o2m build --clean`")

@@ -93,6 +93,17 @@ class Manifest:
         row = self.db.execute("SELECT html, toc FROM bodies WHERE key=?", (key,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    @staticmethod
+    def body_reader(path: Path):  # noqa: ANN205 - (key) -> (html, toc) | None
+        """A read-only lookup of rendered bodies on a connection of its own (for worker
+        processes, which must not use a connection made before the fork)."""
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+        def body(key: str) -> tuple[str, str] | None:
+            row = db.execute("SELECT html, toc FROM bodies WHERE key=?", (key,)).fetchone()
+            return (row[0], row[1]) if row else None
+        return body
+
     def put_bodies(self, rows: list[tuple[str, str, str]]) -> None:
         """Cache rendered bodies right away (they are pure functions of their key, so
         keeping them even if the build dies is harmless and saves the work)."""

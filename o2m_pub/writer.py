@@ -102,6 +102,10 @@ class AtomicWriter:
                 break
             folder = folder.parent
 
+    def mark_dirty(self) -> None:
+        """Other processes wrote through this writer's folder: flush at the next barrier."""
+        self._dirty = True
+
     def barrier(self) -> None:
         """Make everything written so far durable before the next phase starts."""
         if self._dirty:
