@@ -1,0 +1,122 @@
+"""Byte-exact encodings of the protocol (PROTOCOL.md §2.1): base64url without padding,
+and canonical JSON (RFC 8785 restricted to what o2m documents use) with a strict parser.
+
+Signatures are made and checked over the exact canonical bytes, so two
+implementations that follow §2.1 agree on every signed byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+MAX_DEPTH = 32
+MAX_SAFE_INT = 2**53 - 1
+_B64U_RE = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+class EncodingError(ValueError):
+    """Malformed encoded data (never a bug: the input came from outside)."""
+
+
+def b64u_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64u_decode(text: str, *, length: int | None = None) -> bytes:
+    """Decode base64url without padding; refuse anything non-canonical (§2.1)."""
+    if not isinstance(text, str) or not _B64U_RE.match(text) or len(text) % 4 == 1:
+        raise EncodingError("not base64url")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise EncodingError("not base64url") from None
+    if b64u_encode(data) != text:
+        raise EncodingError("non-canonical base64url")
+    if length is not None and len(data) != length:
+        raise EncodingError(f"expected {length} bytes, got {len(data)}")
+    return data
+
+
+def _check(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise EncodingError("nested too deeply")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_SAFE_INT:
+            raise EncodingError("integer out of range")
+        return
+    if isinstance(value, list):
+        for v in value:
+            _check(v, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise EncodingError("object keys must be strings")
+            _check(v, depth + 1)
+        return
+    raise EncodingError(f"{type(value).__name__} is not allowed (floats never are)")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical bytes of a document (RFC 8785 for the allowed types)."""
+    _check(value, 0)
+    # For strings, ints, bools, null, lists and dicts with str keys, sorted keys and
+    # compact separators, json.dumps with ensure_ascii=False writes exactly RFC 8785:
+    # it escapes only '"', '\\' and control characters, the short forms where they exist.
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise EncodingError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _refuse_float(text: str) -> Any:
+    raise EncodingError("floats are not allowed")
+
+
+def _refuse_constant(text: str) -> Any:
+    raise EncodingError(f"{text} is not allowed")
+
+
+def parse_json(data: bytes, *, max_bytes: int) -> Any:
+    """Parse untrusted JSON strictly (§2.1): size cap first, then no duplicate keys,
+    no floats or NaN, integers in range, bounded nesting.
+
+    Raises:
+        EncodingError: for anything else than such a document.
+    """
+    if len(data) > max_bytes:
+        raise EncodingError(f"over {max_bytes} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EncodingError("not UTF-8") from None
+    depth = 0
+    for ch in text:  # bound nesting before the recursive parser sees it
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise EncodingError("nested too deeply")
+        elif ch in "]}":
+            depth -= 1
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_refuse_float,
+                           parse_constant=_refuse_constant)
+    except EncodingError:
+        raise
+    except (ValueError, RecursionError) as e:  # includes int-too-long (> 4300 digits)
+        raise EncodingError(f"not valid JSON: {e}") from None
+    _check(value, 0)
+    return value
