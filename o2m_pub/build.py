@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import posixpath
 import time
@@ -25,15 +26,15 @@ from typing import Callable, Iterator, Protocol
 import jinja2
 
 from . import config as config_mod
-from . import syndication
 from .config import RESERVED_AUDIENCES, STATE_DIR, SiteConfig
 from .content import parse_post
 from .errors import PostError, Problem, SiteError
 from .manifest import FileState, Manifest, OutputState, SourceState
 from .model import PostRecord, PostView
-from .plan import Page, plan_pages, resolve_collisions, sig_of
+from .plan import (Page, index_fingerprint, index_pages, post_pages, resolve_collisions,
+                   sig_of)
 from .render import (PAGE_TEMPLATES, PageRenderer, linker, make_environment,
-                     template_fingerprints)
+                     template_fingerprints, theme_dirs)
 from .writer import AtomicWriter
 
 CONTENT_DIR = "content"
@@ -270,7 +271,7 @@ class _Build:
 
     # -- phase 0: what changed
     def collect_sources(self) -> tuple[dict[str, SourceState], dict[str, SourceState | None]]:
-        previous = self.manifest.sources()
+        self.previous = previous = self.manifest.sources()
         stats, warnings = scan_sources(self.root)
         self.report.warnings += warnings
         current: dict[str, SourceState] = {}
@@ -329,6 +330,23 @@ class _Build:
         self.report.changed = sum(1 for p in posts if p.source in self.rendered)
         return posts
 
+    def template_fingerprints(self) -> dict[str, str]:
+        """render.template_fingerprints, remembered by the templates' sizes and times
+        (parsing every template costs more than a whole no-change build should)."""
+        stamp = sig_of(*sorted(
+            (str(p), st.st_mtime_ns, st.st_size)
+            for base in theme_dirs(self.root / TEMPLATES_DIR) if os.path.isdir(base)
+            for p in Path(base).rglob("*")
+            if "static" not in p.relative_to(base).parts[:1] and (st := p.stat())
+            and p.is_file()))
+        cached = json.loads(self.manifest.get("template_fingerprints") or "{}")
+        if cached.get("stamp") == stamp:
+            self.fingerprints_memo = None
+            return cached["fingerprints"]
+        fingerprints = template_fingerprints(self.env)
+        self.fingerprints_memo = json.dumps({"stamp": stamp, "fingerprints": fingerprints})
+        return fingerprints
+
     def lap(self, phase: str) -> None:
         now = time.perf_counter()
         self.report.timings[phase] = now - self._lap_start
@@ -337,7 +355,7 @@ class _Build:
     def run(self) -> None:
         self.lap("load manifest")
         try:
-            fingerprints = template_fingerprints(self.env)
+            fingerprints = self.template_fingerprints()
         except jinja2.TemplateError as e:
             p = _template_problem(e, self.root)
             raise SiteError(str(p), hint=p.hint) from None
@@ -353,8 +371,7 @@ class _Build:
         media = self.media_map(posts)
         site_fp = sig_of(self.config.fingerprint, sorted(assets.items()))
         link_targets = {p.source: p.path for p in posts}
-        pages = plan_pages(posts, per_page=self.config.posts_per_page, fingerprints=fingerprints,
-                           site_fingerprint=site_fp, link_targets=link_targets)
+        pages = self.plan(posts, fingerprints, site_fp, link_targets)
         renderer = PageRenderer(self.env, self.config, assets)
         self.views = _Views(self.manifest, self.config, media, link_targets)
         self.lap("plan")
@@ -399,12 +416,43 @@ class _Build:
                                if self.old_outputs.get(p) != o})
         file_changes = {k: v for k, v in self.files.now.items() if self.files.known.get(k) != v}
         file_changes.update({k: None for k in self.files.known if k not in self.files.now})
-        if source_changes or output_changes or file_changes or self.writer:
+        dead_bodies = {self.previous[s].record.render_key for s in source_changes
+                       if s in self.previous} - {
+            st.record.render_key for st in source_changes.values() if st is not None}
+        kv = {"in_progress": "0", "index_pages": json.dumps(self.index_memo)}
+        if self.fingerprints_memo:
+            kv["template_fingerprints"] = self.fingerprints_memo
+        if self.manifest.get("index_pages") == kv["index_pages"]:
+            del kv["index_pages"]
+        if source_changes or output_changes or file_changes or self.writer or len(kv) > 1:
             self.manifest.commit(sources=source_changes, outputs=output_changes,
-                                 files=file_changes, kv={"in_progress": "0"})
+                                 files=file_changes, kv=kv, dead_bodies=dead_bodies)
         self.lap("clean up and commit")
         if self.writer:
             self.report.written, self.report.deleted = self.writer.written, self.writer.deleted
+
+    def plan(self, posts: list[PostRecord], fingerprints: dict[str, str], site_fp: str,
+             link_targets: dict[str, str]) -> list[Page]:
+        """The pages to consider. While the index fingerprint is the one recorded last
+        time and its pages are intact, the index pages are kept without planning them,
+        and only the pages of changed posts are planned: a one-post edit costs one page."""
+        options = dict(fingerprints=fingerprints, site_fingerprint=site_fp)
+        index_fp = index_fingerprint(posts, per_page=self.config.posts_per_page, **options)
+        memo = json.loads(self.manifest.get("index_pages") or "{}")
+        self.index_memo = {"fp": index_fp, "paths": memo.get("paths", [])}
+        self.index_fp = index_fp
+        if memo.get("fp") == index_fp and not self.damaged(memo["paths"]):
+            for path in memo["paths"]:
+                self.keep(path)
+            damaged = self.damaged([f"{p.path}index.html" for p in posts])
+            changed = [i for i, p in enumerate(posts) if p.source in self.rendered
+                       or f"{p.path}index.html" in damaged]
+            for p in posts:
+                self.keep_if_recorded(f"{p.path}index.html")
+            return post_pages(posts, changed, link_targets=link_targets, **options)
+        pages = index_pages(posts, per_page=self.config.posts_per_page, **options)
+        self.index_memo["paths"] = [p.path for p in pages]
+        return post_pages(posts, link_targets=link_targets, **options) + pages
 
     # -- helpers
     def media_map(self, posts: list[PostRecord]) -> dict[str, tuple[str, FileState]]:
@@ -449,6 +497,24 @@ class _Build:
     def keep(self, path: str) -> None:
         if path not in self.new_outputs:
             self.new_outputs[path] = self.old_outputs[path]
+
+    def damaged(self, paths: list[str]) -> set[str]:
+        """Those of `paths` that the last build did not write, or that are no longer
+        there at the size it wrote (a tight loop: it runs over every page)."""
+        old, out, stat = self.old_outputs, self.out_str + "/", os.stat
+        bad = set()
+        for path in paths:
+            state = old.get(path)
+            try:
+                if state is None or stat(out + path).st_size != state.size:
+                    bad.add(path)
+            except FileNotFoundError:
+                bad.add(path)
+        return bad
+
+    def keep_if_recorded(self, path: str) -> None:
+        if path in self.old_outputs:
+            self.keep(path)
 
     def emit(self, path: str, sig: str, make: Callable[[], bytes]) -> None:
         """Write `path` unless the last build wrote the same signature and it is intact."""
@@ -514,6 +580,7 @@ class _Build:
         _page_job.clear()
 
     def emit_feeds(self, posts: list[PostRecord]) -> None:
+        from . import syndication  # only when a feed is written
         newest = posts[::-1][:self.config.feed_items]
         feed_sig = sig_of(FEED_VERSION, self.config.fingerprint,
                           *(p.digest for p in newest), *(
@@ -522,10 +589,11 @@ class _Build:
                                                  self.views.absolute_html(p)) for p in newest]
         self.emit("feed.json", feed_sig, lambda: syndication.json_feed(self.config, entries()))
         self.emit("atom.xml", feed_sig, lambda: syndication.atom(self.config, entries()))
-        urls = [(self.config.url, None)] + [(self.config.url + p.path, p.updated or p.date)
-                                            for p in posts]
-        self.emit("sitemap.xml", sig_of(FEED_VERSION, urls),
-                  lambda: syndication.sitemap(urls))
+        urls = lambda: [(self.config.url, None)] + [  # noqa: E731
+            (self.config.url + p.path, p.updated or p.date) for p in posts]
+        # the index fingerprint covers every post's path and dates, and the site's URL
+        self.emit("sitemap.xml", sig_of(FEED_VERSION, self.index_fp),
+                  lambda: syndication.sitemap(urls()))
 
 
 PageResult = tuple[str, "OutputState | None", "Problem | None", bool]  # path, state, problem, wrote

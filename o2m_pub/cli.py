@@ -12,24 +12,36 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+from functools import lru_cache
+
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
 from .config import find_site_root
 from .errors import BuildFailed, O2MError, Problem, SiteError
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+
+def out(text: str = "") -> None:
+    click.echo(text)
+
+
+@lru_cache(maxsize=1)
+def _stderr():  # noqa: ANN202 - rich.console.Console, imported only when needed
+    from rich.console import Console
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _error_line(text: str, hint: str | None) -> None:
     """`o2m: error: ...` and its hint; user text is escaped (it may hold [brackets])."""
-    err.print(f"[bold red]o2m: error:[/] {escape(text)}", emoji=False)
+    from rich.markup import escape
+    _stderr().print(f"[bold red]o2m: error:[/] {escape(text)}", emoji=False)
     if hint:
-        err.print(f"  [dim]hint: {escape(hint)}[/]", emoji=False)
+        _stderr().print(f"  [dim]hint: {escape(hint)}[/]", emoji=False)
+
+
+def warn(text: str) -> None:
+    from rich.markup import escape
+    _stderr().print(f"[yellow]o2m: warning:[/] {escape(text)}", emoji=False)
 
 
 def fail(e: O2MError) -> NoReturn:
@@ -46,8 +58,10 @@ class _RichProgress:
     """The builder's progress protocol on a rich progress bar (only on a terminal)."""
 
     def __init__(self) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=err, transient=True)
+                            TimeRemainingColumn(), console=_stderr(), transient=True)
         self.task = None
 
     def start(self, label: str, total: int) -> None:
@@ -95,7 +109,7 @@ class _Group(click.Group):
             fail(O2MError(f"{where}{e.strerror or e}",
                           hint="nothing was half-written; fix this and run the command again"))
         except KeyboardInterrupt:
-            err.print("o2m: interrupted")
+            click.echo("o2m: interrupted", err=True)
             sys.exit(130)
 
 
@@ -133,10 +147,10 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
     parse_config(config_text(name=name, url=url, author=author or name, timezone="UTC").encode(),
                  "--name/--url")  # validate before touching the disk
     created = init_site(folder, name=name, url=url, author=author, now=_now())
-    out.print(f"made a new o2m site in {folder}:")
+    out(f"made a new o2m site in {folder}:")
     for p in created:
-        out.print(f"  {p.relative_to(folder)}{'/' if p.is_dir() else ''}")
-    out.print(f"next: cd {folder} && o2m build" if directory else "next: o2m build")
+        out(f"  {p.relative_to(folder)}{'/' if p.is_dir() else ''}")
+    out(f"next: cd {folder} && o2m build" if directory else "next: o2m build")
 
 
 @main.command()
@@ -152,11 +166,11 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
     report = _run_build(root, drafts=drafts, jobs=jobs)
     if timings:
         for phase, seconds in report.timings.items():
-            err.print(f"  {phase:<22} {seconds * 1000:8.1f} ms")
+            click.echo(f"  {phase:<22} {seconds * 1000:8.1f} ms", err=True)
     if not quiet:
-        out.print(_summary(report, root))
+        out(_summary(report, root))
         if drafts:
-            out.print(f"preview: {(report.out_dir / 'index.html').as_uri()}")
+            out(f"preview: {(report.out_dir / 'index.html').as_uri()}")
     if report.problems:
         fail(BuildFailed(report.problems))
 
@@ -164,14 +178,14 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
 def _run_build(root: Path, **options):  # noqa: ANN003, ANN202
     from .build import build_site
 
-    progress = _RichProgress() if err.is_terminal else None
+    progress = _RichProgress() if sys.stderr.isatty() else None
     try:
         report = build_site(root, progress=progress, **options)
     finally:
         if progress:
             progress.stop()
     for w in report.warnings:
-        err.print(f"[yellow]o2m: warning:[/] {escape(w)}", emoji=False)
+        warn(w)
     for p in report.problems:
         report_problem(p)
     return report
@@ -203,16 +217,16 @@ def demo(directory: Path | None) -> None:
 
     folder = directory or Path(tempfile.gettempdir()) / "o2m-demo"
     count = make_demo_site(folder, now=_now())
-    out.print(f"[bold]o2m demo[/]: a sample site of {count} post files in {folder}")
+    out(f"o2m demo: a sample site of {count} post files in {folder}")
     report = _run_build(folder)
-    out.print(_summary(report, folder))
+    out(_summary(report, folder))
     build_dir = report.out_dir
     pages = sum(1 for _ in build_dir.rglob("*.html"))
     media = sum(1 for _ in (build_dir / "media").rglob("*") if _.is_file()) \
         if (build_dir / "media").exists() else 0
-    out.print(f"  {pages} HTML pages, {media} media files, feed.json, atom.xml, sitemap.xml")
-    out.print(f"  open in a browser: [link]{(build_dir / 'index.html').as_uri()}[/link]")
-    out.print(f"  edit a post in {folder / 'content'} and run "
+    out(f"  {pages} HTML pages, {media} media files, feed.json, atom.xml, sitemap.xml")
+    out(f"  open in a browser: {(build_dir / 'index.html').as_uri()}")
+    out(f"  edit a post in {folder / 'content'} and run "
               f"`o2m -C {folder} build` to see an incremental rebuild")
     if report.problems:
         fail(BuildFailed(report.problems))

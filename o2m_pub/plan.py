@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from .errors import Problem
 from .model import PostRecord, TagView, tag_view
@@ -45,19 +45,23 @@ def sig_of(*parts: object) -> str:
 
 
 def resolve_collisions(records: Sequence[PostRecord]) -> tuple[list[PostRecord], list[Problem]]:
-    """Two posts at one permalink: the first by source path keeps it, the rest fail."""
+    """Two posts at one permalink: the first by source path keeps it, the rest fail.
+    Returns the kept posts oldest first."""
     owner: dict[str, PostRecord] = {}
-    problems = []
-    for r in sorted(records, key=lambda r: r.source):
+    losers: list[PostRecord] = []
+    for r in records:
         first = owner.get(r.path)
         if first is None:
             owner[r.path] = r
         else:
-            line = r.lines.get("slug", r.lines.get("date", 1))
-            problems.append(Problem(r.source, line,
-                                    f"permalink /{r.path} is already used by {first.source}",
-                                    hint="give one of them another `slug:`"))
-    return sorted(owner.values(), key=lambda r: r.sort_key), problems
+            keep, lose = (first, r) if first.source < r.source else (r, first)
+            owner[r.path] = keep
+            losers.append(lose)
+    problems = [Problem(r.source, r.lines.get("slug", r.lines.get("date", 1)),
+                        f"permalink /{r.path} is already used by {owner[r.path].source}",
+                        hint="give one of them another `slug:`")
+                for r in sorted(losers, key=lambda r: r.source)]
+    return sorted(owner.values(), key=lambda r: (r.utc, r.path)), problems
 
 
 def _chunks(posts: list[PostRecord], size: int) -> list[list[PostRecord]]:
@@ -115,10 +119,14 @@ def tag_index(posts: list[PostRecord]) -> dict[str, tuple[str, list[PostRecord]]
     return by_tag
 
 
-def plan_pages(posts: list[PostRecord], *, per_page: int,
+def _fp(fingerprints: dict[str, str], site_fingerprint: str, template: str) -> str:
+    return sig_of(fingerprints[template], site_fingerprint)
+
+
+def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
                fingerprints: dict[str, str], site_fingerprint: str,
                link_targets: dict[str, str]) -> list[Page]:
-    """Every HTML page of the public site, posts first, indexes after.
+    """The pages of `posts[i]` for each i in `indexes` (all when None).
 
     Args:
         posts: the public posts, oldest first, permalinks unique.
@@ -126,12 +134,10 @@ def plan_pages(posts: list[PostRecord], *, per_page: int,
         site_fingerprint: changes with any setting or asset that shows on every page.
         link_targets: source -> permalink path of every post, for links between posts.
     """
-    def fp(template: str) -> str:
-        return sig_of(fingerprints[template], site_fingerprint)
-
-    pages: list[Page] = []
-    post_fp = fp("post.html")
-    for i, p in enumerate(posts):
+    post_fp = _fp(fingerprints, site_fingerprint, "post.html")
+    pages = []
+    for i in range(len(posts)) if indexes is None else indexes:
+        p = posts[i]
         newer = posts[i + 1] if i + 1 < len(posts) else None
         older = posts[i - 1] if i > 0 else None
         sig = sig_of(post_fp, p.digest,
@@ -140,9 +146,25 @@ def plan_pages(posts: list[PostRecord], *, per_page: int,
                      *(link_targets.get(s) for s in p.links))
         pages.append(Page(f"{p.path}index.html", "post.html", p.path, sig,
                           {"post": p, "newer": newer, "older": older}))
+    return pages
 
-    pages += list_pages(posts, "", per_page, "index.html", fp("index.html"))
 
+def index_fingerprint(posts: list[PostRecord], *, per_page: int,
+                      fingerprints: dict[str, str], site_fingerprint: str) -> str:
+    """Everything the index pages depend on, and everything a post page shows of other
+    posts (its neighbours, the posts it links to): while this is unchanged, the index
+    pages need no planning and only changed posts need their own page again."""
+    return sig_of(per_page, site_fingerprint, sorted(fingerprints.items()),
+                  *(p.source + p.list_digest for p in posts))
+
+
+def index_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[str, str],
+                site_fingerprint: str) -> list[Page]:
+    """The home page and its older pages, tag pages, archives and the 404 page."""
+    def fp(template: str) -> str:
+        return _fp(fingerprints, site_fingerprint, template)
+
+    pages = list_pages(posts, "", per_page, "index.html", fp("index.html"))
     tags = tag_index(posts)
     views: list[TagView] = []
     for slug, (name, tagged) in sorted(tags.items()):
@@ -170,3 +192,12 @@ def plan_pages(posts: list[PostRecord], *, per_page: int,
                           {"year": y["year"], "year_posts": year_posts, "years": years}))
     pages.append(Page("404.html", "404.html", "", sig_of(fp("404.html")), {}))
     return pages
+
+
+def plan_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[str, str],
+               site_fingerprint: str, link_targets: dict[str, str]) -> list[Page]:
+    """Every HTML page of the public site, posts first, indexes after."""
+    return (post_pages(posts, fingerprints=fingerprints, site_fingerprint=site_fingerprint,
+                       link_targets=link_targets)
+            + index_pages(posts, per_page=per_page, fingerprints=fingerprints,
+                          site_fingerprint=site_fingerprint))
