@@ -9,6 +9,7 @@ manifest. A build killed at any point leaves a readable site; the next one repai
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import hashlib
 import json
@@ -21,12 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 import jinja2
 
 from . import config as config_mod
-from .config import RESERVED_AUDIENCES, STATE_DIR, SiteConfig
+from .config import CARD_FILE, RESERVED_AUDIENCES, STATE_DIR, SiteConfig
 from .content import parse_post
 from .errors import PostError, Problem, SiteError
 from .manifest import FileState, Manifest, OutputState, SourceState
@@ -37,7 +38,13 @@ from .render import (PAGE_TEMPLATES, PageRenderer, linker, make_environment,
                      template_fingerprints, theme_dirs)
 from .writer import AtomicWriter
 
+if TYPE_CHECKING:
+    from .feeds import FeedSecrets
+    from .keys import Identity
+    from .private import FeedPlan, PostVersion
+
 CONTENT_DIR = "content"
+WELL_KNOWN_CARD = ".well-known/o2m-card.json"
 TEMPLATES_DIR = "site_templates"
 BUILD_DIR = "build"
 FEED_VERSION = "feeds-1"
@@ -62,6 +69,7 @@ class BuildReport:
     written: int = 0
     deleted: int = 0
     seconds: float = 0.0
+    heads: int = 0  # friends' feed heads signed
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
@@ -229,11 +237,18 @@ def _static_files(root: Path) -> dict[str, Path]:
 
 def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
                progress: Progress | None = None,
-               friends: frozenset[str] = frozenset()) -> BuildReport:
+               unlock: Callable[[], "Identity"] | None = None,
+               now: dt.datetime | None = None) -> BuildReport:
     """Build the site at `root` into build/ (or, with drafts, a private preview folder).
+
+    Args:
+        unlock: returns the owner's unlocked identity; called only when a friend's feed
+            must be signed (PROTOCOL.md §3.4), never for a build that changes none.
+        now: the time heads are signed at (default: the clock).
 
     Raises:
         ConfigError, SiteError: the site as a whole cannot be built.
+        PassphraseError: a feed had to be signed and the key could not be unlocked.
     Post problems do not raise: they are in the report, and the rest is built.
     """
     started = time.perf_counter()
@@ -245,7 +260,10 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
     with site_lock(state_dir):
         manifest = Manifest(state_dir / ("preview.db" if drafts else "build.db"))
         try:
-            _Build(root, config, manifest, out_dir, report, drafts, jobs, progress, friends).run()
+            build = _Build(root, config, manifest, out_dir, report, drafts, jobs, progress)
+            build.unlock = unlock
+            build.now = now or dt.datetime.now(dt.timezone.utc)
+            build.run()
         finally:
             manifest.close()
     report.seconds = time.perf_counter() - started
@@ -256,12 +274,13 @@ class _Build:
     """One build's working state; `run` is the order of work in the module docstring."""
 
     def __init__(self, root: Path, config: SiteConfig, manifest: Manifest, out_dir: Path,
-                 report: BuildReport, drafts: bool, jobs: int, progress: Progress | None,
-                 friends: frozenset[str]) -> None:
+                 report: BuildReport, drafts: bool, jobs: int, progress: Progress | None) -> None:
         self.root, self.config, self.manifest, self.out_dir = root, config, manifest, out_dir
         self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
         self.out_str = str(out_dir)
-        self.friends = friends
+        self.friends = _load_friends(root, config)
+        self.unlock: Callable[[], Identity] | None = None
+        self.now = dt.datetime.now(dt.timezone.utc)
         self.old_outputs = manifest.outputs()
         self.files = _Files(manifest.files())
         self.new_outputs: dict[str, OutputState] = {}
@@ -309,8 +328,10 @@ class _Build:
 
     # -- phase 1: what gets published
     def select(self, current: dict[str, SourceState]) -> list[PostRecord]:
+        """The public posts; `self.readable` gets every post some friend may read."""
         chosen = []
-        known = RESERVED_AUDIENCES | self.config.groups.keys() | self.friends
+        self.readable: list[PostRecord] = []
+        known = RESERVED_AUDIENCES | self.friends.audience_names
         for st in current.values():
             r = st.record
             if r.draft and not self.drafts:
@@ -320,6 +341,7 @@ class _Build:
             if problem:
                 self.report.problems.append(problem)
                 continue
+            self.readable.append(r)
             if not r.is_public:
                 self.report.private += 1
                 continue
@@ -384,11 +406,21 @@ class _Build:
             self.emit(f"static/{name}", st.sha, lambda p=static_paths[name]: p.read_bytes())
         for src, (out, st) in media.items():
             self.emit(out, st.sha, lambda s=src: (self.root / s).read_bytes())
+        card = self.root / CARD_FILE
+        if card.is_file():  # the owner's public card, where friends look for it (§2.4)
+            self.emit(WELL_KNOWN_CARD, self.files.state(CARD_FILE, card).sha, card.read_bytes)
+        feeds = self.plan_private_feeds()
+        for path, data in feeds.files:  # objects first; pages with the new pages; heads last
+            if path.startswith("o/"):
+                self.put(path, _sha(data), data)
         self.barrier()
         self.lap("media")
         # phase B: pages at new paths (nothing links to them yet); phase C: rewritten
         # post pages; phase D: rewritten index pages. So a page a reader can reach never
         # links to one that is not there yet (pages and tags link both ways).
+        for path, data in feeds.files:
+            if path.startswith("p/"):  # archive pages: new, immutable, not yet linked
+                self.put(path, _sha(data), data)
         todo = [p for p in pages if self.needs(p.path, p.sig)]
         fresh = [p for p in todo if p.path not in self.old_outputs]
         rewritten = [p for p in todo if p.path in self.old_outputs]
@@ -403,6 +435,9 @@ class _Build:
         self.lap("pages")
         # phase E: feeds and sitemap, last: they announce what the pages above hold
         self.emit_feeds(posts)
+        for path, data in feeds.files:
+            if path.startswith("f/"):
+                self.put(path, _sha(data), data)
         self.barrier()
         self.lap("feeds")
         # phase F: remove what nothing produces any more
@@ -420,13 +455,16 @@ class _Build:
                        if s in self.previous} - {
             st.record.render_key for st in source_changes.values() if st is not None}
         kv = {"in_progress": "0", "index_pages": json.dumps(self.index_memo)}
+        feed_changes, sealed_changes = self.private_state_changes(feeds)
         if self.fingerprints_memo:
             kv["template_fingerprints"] = self.fingerprints_memo
         if self.manifest.get("index_pages") == kv["index_pages"]:
             del kv["index_pages"]
-        if source_changes or output_changes or file_changes or self.writer or len(kv) > 1:
+        if (source_changes or output_changes or file_changes or self.writer or len(kv) > 1
+                or feed_changes or sealed_changes):
             self.manifest.commit(sources=source_changes, outputs=output_changes,
-                                 files=file_changes, kv=kv, dead_bodies=dead_bodies)
+                                 files=file_changes, kv=kv, dead_bodies=dead_bodies,
+                                 feeds=feed_changes, sealed=sealed_changes)
         self.lap("clean up and commit")
         if self.writer:
             self.report.written, self.report.deleted = self.writer.written, self.writer.deleted
@@ -453,6 +491,106 @@ class _Build:
         pages = index_pages(posts, per_page=self.config.posts_per_page, **options)
         self.index_memo["paths"] = [p.path for p in pages]
         return post_pages(posts, link_targets=link_targets, **options) + pages
+
+    # -- private feeds (PROTOCOL.md §3)
+    def plan_private_feeds(self) -> "FeedPlan":
+        from .private import FeedPlan, FeedState
+
+        self.old_feeds = {k: FeedState.from_json(v)
+                          for k, v in self.manifest.feed_states().items()}
+        self.old_sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
+        if self.drafts or (not self.friends.readers and not self.old_feeds):
+            return FeedPlan(objects=self.old_sealed)
+        from .private import plan_feeds
+        plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk,
+                          readers=self.friends.readers, visible=self.visible_versions(),
+                          previous=self.old_feeds, objects=self.old_sealed, now=self.now,
+                          random=nacl_random, unlock=self.unlock_identity,
+                          published_seq=self.published_seq)
+        from .private import referenced_objects
+        live = referenced_objects(plan.states.values(), plan.objects)
+        written = {path for path, _ in plan.files}
+        for path in [*plan.keep, *(p for p in live if p not in written)]:
+            self.adopt(path)
+        plan.objects = {d: o for d, o in plan.objects.items()
+                        if any(p in live or p in written for p in o["paths"])}
+        plan.files = [(p, data) for p, data in plan.files
+                      if not p.startswith("o/") or p in live]
+        self.report.heads = plan.heads_written
+        return plan
+
+    def visible_versions(self) -> dict[str, list["PostVersion"]]:
+        """Friend name -> the post versions they may read (a public post: everyone)."""
+        from .private import PostVersion
+        out: dict[str, list[PostVersion]] = {r.name: [] for r in self.friends.readers}
+        for record in self.readable:
+            media = self.private_media(record)
+            digest = sig_of(record.digest, *(f"{s}:{st.sha}" for s, (st, _) in media.items()))
+            version = PostVersion(record, digest, lambda r=record, m=media: self.seal(r, m))
+            for name in self.friends.readers_of(record.audience):
+                out[name].append(version)
+        return out
+
+    def private_media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:
+        real_content = os.path.realpath(self.root / CONTENT_DIR) + os.sep
+        media = {}
+        for ref in record.media:
+            path = self.root / ref
+            if os.path.realpath(path).startswith(real_content) and path.is_file():
+                media[ref] = (self.files.state(ref, path), path)
+        return media
+
+    def seal(self, record: PostRecord, media: dict[str, tuple[FileState, Path]]):  # noqa: ANN201
+        from .content import split_front_matter
+        from .private import seal_post
+        text = (self.root / record.source).read_bytes().decode("utf-8-sig")
+        _, body, _ = split_front_matter(text, record.source)
+        return seal_post(record, body, {s: p.read_bytes() for s, (_, p) in media.items()},
+                         random=nacl_random)
+
+    def unlock_identity(self) -> "Identity":
+        if self.unlock is None:
+            from .keys import PassphraseError
+            raise PassphraseError("friends' feeds must be signed, and the key is locked",
+                                  hint="run `o2m build` on a terminal, or set O2M_PASSPHRASE")
+        identity = self.unlock()
+        if identity.sign_pk != self.friends.own_sign_pk:
+            raise SiteError("the unlocked key is not this site's identity",
+                            hint="keys/identity.pub.json and identity.secret disagree")
+        return identity
+
+    def published_seq(self, secrets: "FeedSecrets", reader_sign_pk: bytes) -> int | None:
+        """The seq of the head now in build/ at that feed's path (our own, so we can
+        open it); None when there is none or it cannot be read."""
+        from .feeds import FeedAuthError, FeedFormatError, open_head
+        try:
+            data = (self.out_dir / secrets.head_path).read_bytes()
+            return open_head(data, secrets, author_sign_pk=self.friends.own_sign_pk,
+                             reader_sign_pk=reader_sign_pk).seq
+        except (OSError, FeedAuthError, FeedFormatError):
+            return None
+
+    def adopt(self, path: str) -> None:
+        """Keep an output the feeds still need (recording it if the manifest lost it)."""
+        if path in self.old_outputs:
+            self.keep(path)
+        elif (self.out_dir / path).is_file():
+            data = (self.out_dir / path).read_bytes()
+            self.new_outputs[path] = OutputState(_sha(data), _sha(data), len(data))
+
+    def private_state_changes(self, feeds: "FeedPlan") -> tuple[dict, dict]:
+        if self.drafts:
+            return {}, {}
+        feed_changes: dict[str, str | None] = {k: None for k in self.old_feeds
+                                               if k not in feeds.states}
+        feed_changes.update({k: st.to_json() for k, st in feeds.states.items()
+                             if self.old_feeds.get(k) is None
+                             or self.old_feeds[k].to_json() != st.to_json()})
+        sealed_changes: dict[str, str | None] = {k: None for k in self.old_sealed
+                                                 if k not in feeds.objects}
+        sealed_changes.update({k: json.dumps(v) for k, v in feeds.objects.items()
+                               if k not in self.old_sealed})
+        return feed_changes, sealed_changes
 
     # -- helpers
     def media_map(self, posts: list[PostRecord]) -> dict[str, tuple[str, FileState]]:
@@ -617,6 +755,43 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except FileNotFoundError:
         return -1
+
+
+def nacl_random(n: int) -> bytes:
+    import nacl.utils
+    return nacl.utils.random(n)
+
+
+@dataclass
+class _Friends:
+    """The friends and groups a build needs, read from keys/ without unlocking anything."""
+
+    own_sign_pk: bytes = b""
+    readers: list = field(default_factory=list)  # private.Reader
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def audience_names(self) -> frozenset[str]:
+        return frozenset(self.groups) | {r.name for r in self.readers}
+
+    def readers_of(self, audience: tuple[str, ...]) -> frozenset[str]:
+        """Who may read a post (check_audience has vouched for every name)."""
+        from .friends import resolve_audience
+        _, names = resolve_audience(audience, [r.name for r in self.readers], self.groups)
+        return names
+
+
+def _load_friends(root: Path, config: SiteConfig) -> _Friends:
+    """Friends from keys/friends/ (none before the first `o2m friend add`)."""
+    if not (root / "keys" / "friends").is_dir():
+        return _Friends(groups=dict(config.groups))
+    from .canonical import b64u_decode
+    from .friends import FriendStore
+    from .private import Reader
+    public = json.loads((root / "keys" / "identity.pub.json").read_text())
+    store = FriendStore(root, config_groups=config.groups)
+    readers = [Reader(f.name, f.card.sign_pk, f.card.box_pk) for f in store.list()]
+    return _Friends(b64u_decode(public["sign_pk"]), readers, store.groups())
 
 
 class _Views:

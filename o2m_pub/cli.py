@@ -7,6 +7,7 @@ with a hint below it and exit status 1; tracebacks only with ``--debug``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -117,11 +118,43 @@ class _Group(click.Group):
 @click.option("-C", "--site", type=click.Path(file_okay=False, path_type=Path),
               help="Run as if started in this site folder.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read the key passphrase from this file (else $O2M_PASSPHRASE, else ask).")
 @click.version_option(__version__, prog_name="o2m")
 @click.pass_context
-def main(ctx: click.Context, site: Path | None, debug: bool) -> None:
+def main(ctx: click.Context, site: Path | None, debug: bool,
+         passphrase_file: Path | None) -> None:
     """o2m: your posts as static files, for the public and for your friends."""
-    ctx.obj = {"site": site, "debug": debug}
+    ctx.obj = {"site": site, "debug": debug, "passphrase_file": passphrase_file}
+
+
+def _passphrase(ctx: click.Context, prompt: str = "Passphrase", *, new: bool = False,
+                file_option: Path | None = None, env_name: str = "O2M_PASSPHRASE") -> bytes:
+    """A passphrase from a file, the environment, or (on a terminal only) a prompt."""
+    from .keys import PassphraseError, passphrase_from_env_or_file
+
+    source = file_option if file_option is not None else ctx.obj.get("passphrase_file")
+    env = {"O2M_PASSPHRASE": os.environ[env_name]} if env_name in os.environ else {}
+    value = passphrase_from_env_or_file(env, source)
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise PassphraseError(f"{prompt.lower()} needed, and stdin is not a terminal",
+                              hint=f"set {env_name} or pass --passphrase-file")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=new).encode()
+
+
+def _kdf_limits(strength: str) -> dict[str, int]:
+    from nacl.pwhash import argon2id
+    name = strength.upper()
+    return {"opslimit": getattr(argon2id, f"OPSLIMIT_{name}"),
+            "memlimit": getattr(argon2id, f"MEMLIMIT_{name}")}
+
+
+KDF_OPTION = click.option(
+    "--kdf", "kdf", type=click.Choice(["interactive", "moderate", "sensitive"]),
+    default=lambda: os.environ.get("O2M_KDF", "moderate"), show_default="moderate, or $O2M_KDF",
+    help="Argon2id strength for sealing the key (moderate: about 0.5 s to unlock).")
 
 
 @main.command()
@@ -129,11 +162,13 @@ def main(ctx: click.Context, site: Path | None, debug: bool) -> None:
 @click.option("--name", help="The site's name (asked for when run interactively).")
 @click.option("--url", help="Where the site will be published, e.g. https://example.org/.")
 @click.option("--author", help="Your name as it appears on posts (default: the site's name).")
+@KDF_OPTION
 @click.pass_context
 def init(ctx: click.Context, directory: Path | None, name: str | None, url: str | None,
-         author: str | None) -> None:
-    """Create a new site: config, a sample post, the default theme."""
-    from .config import parse_config
+         author: str | None, kdf: str) -> None:
+    """Create a new site: config, your keys and card, a sample post, the default theme."""
+    from .config import load, parse_config
+    from .owner import create_owner
     from .scaffold import config_text, init_site
 
     folder = directory or ctx.obj.get("site") or Path.cwd()
@@ -146,10 +181,17 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
                else "https://example.org/")
     parse_config(config_text(name=name, url=url, author=author or name, timezone="UTC").encode(),
                  "--name/--url")  # validate before touching the disk
+    if (folder / "o2m.toml").exists():
+        raise SiteError(f"{folder}/o2m.toml exists: this is already an o2m site",
+                        hint="run `o2m build` there, or pick an empty folder")
+    passphrase = _passphrase(ctx, "Passphrase for your keys", new=True)
     created = init_site(folder, name=name, url=url, author=author, now=_now())
+    identity, card = create_owner(folder, load(folder), passphrase, now=_now(),
+                                  **_kdf_limits(kdf))
     out(f"made a new o2m site in {folder}:")
     for p in created:
         out(f"  {p.relative_to(folder)}{'/' if p.is_dir() else ''}")
+    out(f"your fingerprint: {identity.fingerprint}")
     out(f"next: cd {folder} && o2m build" if directory else "next: o2m build")
 
 
@@ -163,7 +205,7 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
 def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timings: bool) -> None:
     """Render content/ into build/, redoing only what changed."""
     root = _site_root(ctx)
-    report = _run_build(root, drafts=drafts, jobs=jobs)
+    report = _run_build(root, ctx, drafts=drafts, jobs=jobs)
     if timings:
         for phase, seconds in report.timings.items():
             click.echo(f"  {phase:<22} {seconds * 1000:8.1f} ms", err=True)
@@ -175,12 +217,16 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
         fail(BuildFailed(report.problems))
 
 
-def _run_build(root: Path, **options):  # noqa: ANN003, ANN202
+def _run_build(root: Path, ctx: click.Context | None = None, **options):  # noqa: ANN003, ANN202
     from .build import build_site
+    from .keys import load_identity
+
+    def unlock():  # noqa: ANN202 - only when a friend's feed must be signed
+        return load_identity(root, _passphrase(ctx) if ctx else b"")
 
     progress = _RichProgress() if sys.stderr.isatty() else None
     try:
-        report = build_site(root, progress=progress, **options)
+        report = build_site(root, progress=progress, unlock=unlock, **options)
     finally:
         if progress:
             progress.stop()
@@ -204,9 +250,324 @@ def _summary(report, root: Path) -> str:  # noqa: ANN001
         parts.append("nothing to write")
     if report.private:
         parts.append(f"{report.private:,} private kept off the public site")
+    if report.heads:
+        parts.append(f"{report.heads:,} friend feed{'s' if report.heads != 1 else ''} signed")
     if report.drafts:
         parts.append(f"{report.drafts:,} draft{'s' if report.drafts != 1 else ''} skipped")
     return "; ".join(parts)
+
+
+@main.command()
+@click.pass_context
+def whoami(ctx: click.Context) -> None:
+    """Show your name, URL and key fingerprint (compare it aloud with friends)."""
+    from .config import load
+    from .keys import fingerprint
+    from .owner import own_card
+
+    root = _site_root(ctx)
+    card = own_card(root)
+    if card is None:
+        raise SiteError("this site has no identity yet", hint="made by `o2m init`; "
+                        "or bring one with `o2m key import FILE`")
+    config = load(root)
+    out(f"name:        {card.name}")
+    out(f"url:         {card.url}")
+    out(f"fingerprint: {fingerprint(card.sign_pk, card.box_pk)}")
+    if card.name != config.author or card.url != config.url:
+        warn("your card does not match o2m.toml (author or url changed): run `o2m card --renew`")
+    _key_mode_warning(root)
+
+
+def _key_mode_warning(root: Path) -> None:
+    from .keys import key_file_mode_warning
+    message = key_file_mode_warning(root)
+    if message:
+        warn(message)
+
+
+@main.group()
+def key() -> None:
+    """Your secret keys: change the passphrase, back them up, restore them."""
+
+
+@key.command("passwd")
+@click.option("--new-passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read the new passphrase from this file (else $O2M_NEW_PASSPHRASE, else ask).")
+@KDF_OPTION
+@click.pass_context
+def key_passwd(ctx: click.Context, new_passphrase_file: Path | None, kdf: str) -> None:
+    """Change the passphrase; the keys (and your fingerprint) stay the same."""
+    from .keys import change_passphrase
+
+    root = _site_root(ctx)
+    old = _passphrase(ctx, "Current passphrase")
+    new = _passphrase(ctx, "New passphrase", new=True, file_option=new_passphrase_file,
+                      env_name="O2M_NEW_PASSPHRASE")
+    identity = change_passphrase(root, old, new, **_kdf_limits(kdf))
+    out(f"passphrase changed; fingerprint unchanged: {identity.fingerprint}")
+
+
+@key.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--export-passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Passphrase for the backup (else $O2M_EXPORT_PASSPHRASE, else ask).")
+@KDF_OPTION
+@click.pass_context
+def key_export(ctx: click.Context, file: Path, export_passphrase_file: Path | None,
+               kdf: str) -> None:
+    """Write a passphrase-protected backup of your keys to FILE."""
+    from .keys import export_identity
+
+    root = _site_root(ctx)
+    if file.exists():
+        raise SiteError(f"{file} exists; not overwriting it", hint="choose a new file name")
+    data = export_identity(root, _passphrase(ctx),
+                           _passphrase(ctx, "Passphrase for the backup", new=True,
+                                       file_option=export_passphrase_file,
+                                       env_name="O2M_EXPORT_PASSPHRASE"), **_kdf_limits(kdf))
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    out(f"wrote {file} (keep it somewhere safe: with its passphrase it is you)")
+
+
+@key.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--export-passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The backup's passphrase (else $O2M_EXPORT_PASSPHRASE, else ask).")
+@click.option("--replace", is_flag=True, help="Replace this site's existing identity.")
+@KDF_OPTION
+@click.pass_context
+def key_import(ctx: click.Context, file: Path, export_passphrase_file: Path | None,
+               replace: bool, kdf: str) -> None:
+    """Restore keys from a backup made by `o2m key export`."""
+    from .config import load
+    from .keys import import_identity
+    from .owner import write_own_card
+
+    root = _site_root(ctx)
+    backup_pass = _passphrase(ctx, "Backup passphrase", file_option=export_passphrase_file,
+                              env_name="O2M_EXPORT_PASSPHRASE")
+    identity = import_identity(root, file.read_bytes(), backup_pass,
+                               _passphrase(ctx, "New passphrase for this site", new=True),
+                               replace=replace, **_kdf_limits(kdf))
+    write_own_card(root, identity, load(root), now=_now())
+    out(f"imported; fingerprint: {identity.fingerprint}")
+
+
+@main.command()
+@click.option("--qr", is_flag=True, help="Show the card as a QR code in the terminal.")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Write a QR code PNG.")
+@click.option("--svg", type=click.Path(dir_okay=False, path_type=Path), help="Write a QR code SVG.")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON (for a file).")
+@click.option("--renew", is_flag=True,
+              help="Sign a new card with today's name and URL from o2m.toml (asks to unlock).")
+@click.pass_context
+def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_json: bool,
+         renew: bool) -> None:
+    """Print your contact card, to send to a friend (`o2m friend add` reads it)."""
+    from .cards import card_qr_png, card_qr_svg, card_qr_terminal, card_to_text
+    from .config import load
+    from .keys import fingerprint, load_identity
+    from .owner import own_card, write_own_card
+
+    root = _site_root(ctx)
+    current = own_card(root)
+    if renew or current is None:
+        identity = load_identity(root, _passphrase(ctx))
+        current = write_own_card(root, identity, load(root), now=_now(),
+                                 tls_pin=current.tls_pin if current else None)
+    if png:
+        png.write_bytes(card_qr_png(current))
+    if svg:
+        svg.write_bytes(card_qr_svg(current))
+    if as_json:
+        out(current.raw.decode())
+    elif qr:
+        out(card_qr_terminal(current))
+    else:
+        out(card_to_text(current))
+    click.echo(f"fingerprint: {fingerprint(current.sign_pk, current.box_pk)}", err=True)
+
+
+def _store(ctx: click.Context):  # noqa: ANN202 - friends.FriendStore
+    from .config import load
+    from .friends import FriendStore
+    from .owner import own_card
+
+    root = _site_root(ctx)
+    card = own_card(root)
+    return FriendStore(root, own_sign_pk=card.sign_pk if card else None,
+                       config_groups=load(root).groups)
+
+
+@main.group()
+def friend() -> None:
+    """Your friends: add their cards, list, rename, remove."""
+
+
+@friend.command("add")
+@click.argument("name")
+@click.argument("card")
+@click.option("--yes", is_flag=True, help="Add without asking (you checked the fingerprint).")
+@click.option("--fingerprint", "expected", help="Add only if the card has this fingerprint.")
+@click.option("--accept-key-change", is_flag=True,
+              help="Replace the keys of a friend who has new ones (check the fingerprint first).")
+@click.pass_context
+def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: str | None,
+               accept_key_change: bool) -> None:
+    """Add a friend as NAME from CARD: a card file, o2m1:… text, or their site's https URL.
+
+    NAME is how you call them in `audience:` (lower case, e.g. alice). Adding someone
+    gives them your friends-only posts; they see them once they add you back.
+    """
+    from .cards import card_from_any
+    from .keys import fingerprint
+
+    by_url = card.startswith("https://")
+    if by_url:
+        parsed = card_from_any(_fetch_card(card))
+        if expected is None and not sys.stdin.isatty():
+            raise SiteError("a card fetched from a site needs its fingerprint checked",
+                            hint="ask your friend for it and pass --fingerprint '…'")
+    elif card.startswith("o2m1:"):
+        parsed = card_from_any(card)
+    else:
+        path = Path(card)
+        if not path.is_file():
+            raise SiteError(f"{card}: no such card file",
+                            hint="pass a card file, the o2m1:… text, or an https:// site URL")
+        parsed = card_from_any(path.read_bytes())
+    fp = fingerprint(parsed.sign_pk, parsed.box_pk)
+    if expected is not None:
+        if " ".join(expected.split()) != fp:
+            raise SiteError(f"the card's fingerprint is {fp}, not the one given",
+                            hint="do not add this card: check with your friend how they sent it")
+    elif not yes:
+        out(f"{parsed.name} <{parsed.url}>")
+        out(f"fingerprint: {fp}")
+        if not sys.stdin.isatty():
+            raise SiteError("confirm the fingerprint with your friend first",
+                            hint="then pass --yes, or --fingerprint '…' to check it here")
+        if not click.confirm("Is this the fingerprint your friend sees in `o2m whoami`?"):
+            raise SiteError("not added")
+    added = _store(ctx).add(name, parsed, now=_now(), accept_key_change=accept_key_change)
+    out(f"added {added.name}: {parsed.name} <{parsed.url}>, fingerprint {fp}")
+    out("their feed is written at your next `o2m build`")
+
+
+def _fetch_card(url: str) -> bytes:
+    """The card published at a site's well-known path (PROTOCOL.md §2.4)."""
+    import requests
+
+    from .cards import MAX_CARD_BYTES
+    target = url.rstrip("/") + "/.well-known/o2m-card.json" \
+        if not url.endswith(".json") else url
+    try:
+        with requests.get(target, timeout=(10, 20), stream=True, allow_redirects=False) as r:
+            if r.status_code != 200:
+                raise SiteError(f"{target}: HTTP {r.status_code}",
+                                hint="check the address, or ask for the card as o2m1:… text")
+            data = r.raw.read(MAX_CARD_BYTES + 1, decode_content=True)
+    except requests.RequestException as e:
+        raise SiteError(f"{target}: {e.__class__.__name__}",
+                        hint="check the address, or ask for the card as o2m1:… text") from None
+    return data
+
+
+@friend.command("list")
+@click.pass_context
+def friend_list(ctx: click.Context) -> None:
+    """List your friends with their fingerprints."""
+    friends = _store(ctx).list()
+    if not friends:
+        out("no friends yet: `o2m card` prints yours; `o2m friend add NAME CARD` adds theirs")
+    for f in friends:
+        out(f"{f.name:<16} {f.card.name} <{f.card.url}>  {f.fingerprint}")
+
+
+@friend.command("show")
+@click.argument("name")
+@click.pass_context
+def friend_show(ctx: click.Context, name: str) -> None:
+    """Show one friend's card."""
+    store = _store(ctx)
+    f = store.get(name)
+    groups = [g for g, members in store.groups().items() if name in members]
+    out(f"name:        {f.name}")
+    out(f"calls self:  {f.card.name}")
+    out(f"site:        {f.card.url}")
+    out(f"fingerprint: {f.fingerprint}")
+    out(f"added:       {f.added}")
+    out(f"groups:      {', '.join(groups) or '-'}")
+    if f.previous_keys:
+        out(f"key changes: {len(f.previous_keys)}")
+
+
+@friend.command("rename")
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+def friend_rename(ctx: click.Context, old: str, new: str) -> None:
+    """Call a friend by another name (update `audience:` lines that use the old one)."""
+    _store(ctx).rename(old, new)
+    out(f"renamed {old} to {new}")
+
+
+@friend.command("remove")
+@click.argument("name")
+@click.pass_context
+def friend_remove(ctx: click.Context, name: str) -> None:
+    """Remove a friend: at the next build their feed is deleted and they get nothing new."""
+    _store(ctx).remove(name)
+    out(f"removed {name}; their feed goes at the next `o2m build` "
+        "(what they already fetched stays with them)")
+
+
+@main.group()
+def group() -> None:
+    """Groups of friends, usable as an audience (e.g. `audience: family`)."""
+
+
+@group.command("list")
+@click.pass_context
+def group_list(ctx: click.Context) -> None:
+    """List groups and their members."""
+    groups = _store(ctx).groups()
+    if not groups:
+        out("no groups yet: `o2m group add family alice bob`")
+    for name, members in sorted(groups.items()):
+        out(f"{name:<16} {', '.join(members)}")
+
+
+@group.command("add")
+@click.argument("name")
+@click.argument("members", nargs=-1, required=True)
+@click.pass_context
+def group_add(ctx: click.Context, name: str, members: tuple[str, ...]) -> None:
+    """Add friends to a group (made if new)."""
+    _store(ctx).group_add(name, members)
+    out(f"{name}: {', '.join(_store(ctx).groups()[name])}")
+
+
+@group.command("remove")
+@click.argument("name")
+@click.argument("members", nargs=-1, required=True)
+@click.pass_context
+def group_remove(ctx: click.Context, name: str, members: tuple[str, ...]) -> None:
+    """Take friends out of a group."""
+    _store(ctx).group_remove(name, members)
+    out(f"removed {', '.join(members)} from {name}")
+
+
+@group.command("delete")
+@click.argument("name")
+@click.pass_context
+def group_delete(ctx: click.Context, name: str) -> None:
+    """Delete a group made with `o2m group add`."""
+    _store(ctx).group_delete(name)
+    out(f"deleted group {name}")
 
 
 @main.command()

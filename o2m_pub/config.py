@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 CONFIG_NAME = "o2m.toml"
+CARD_FILE = "keys/card.json"  # the owner's signed card (PROTOCOL.md §2.4)
 STATE_DIR = ".o2m"
 RESERVED_AUDIENCES = frozenset({"public", "friends"})
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -112,7 +113,7 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
     if not isinstance(raw_groups, dict):
         raise ConfigError("[groups] must be a table of name = [friends]", path=path)
     for gname, members in raw_groups.items():
-        if not _NAME_RE.match(gname) or gname in RESERVED_AUDIENCES:
+        if not _NAME_RE.fullmatch(gname) or gname in RESERVED_AUDIENCES:
             raise ConfigError(f"group name {gname!r} is not allowed", path=path,
                               line=_line_of(text, gname),
                               hint="use lower-case letters, digits, - and _; not public or friends")

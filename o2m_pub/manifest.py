@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .model import PostRecord
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS outputs (
 CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL, toc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, sha TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feeds (reader TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sealed (digest TEXT PRIMARY KEY, sealed TEXT NOT NULL);
 """
 
 
@@ -63,8 +65,9 @@ class Manifest:
         self.db.executescript(_SCHEMA)
         row = self.db.execute("SELECT value FROM kv WHERE key='schema'").fetchone()
         if row and row[0] != SCHEMA_VERSION:  # another version's cache: start afresh
-            self.db.executescript("DROP TABLE sources; DROP TABLE outputs; DROP TABLE bodies;"
-                                  "DROP TABLE files; DROP TABLE kv;" + _SCHEMA)
+            self.db.executescript("DROP TABLE IF EXISTS sources; DROP TABLE IF EXISTS outputs;"
+                                  "DROP TABLE IF EXISTS bodies; DROP TABLE IF EXISTS files;"
+                                  "DROP TABLE IF EXISTS kv;" + _SCHEMA)
 
     def close(self) -> None:
         self.db.close()
@@ -93,6 +96,15 @@ class Manifest:
         return {p: FileState(m, z, h) for p, m, z, h in
                 self.db.execute("SELECT path, mtime_ns, size, sha FROM files")}
 
+    def feed_states(self) -> dict[str, str]:
+        """Reader -> what the last build published for them (private.FeedState JSON).
+        Kept across schema changes: a feed's sequence number must never go back."""
+        return dict(self.db.execute("SELECT reader, state FROM feeds"))
+
+    def sealed(self) -> dict[str, str]:
+        """Post version digest -> its sealed object reference (holds post keys: secret)."""
+        return dict(self.db.execute("SELECT digest, sealed FROM sealed"))
+
     def body(self, key: str) -> tuple[str, str] | None:
         row = self.db.execute("SELECT html, toc FROM bodies WHERE key=?", (key,)).fetchone()
         return (row[0], row[1]) if row else None
@@ -117,7 +129,9 @@ class Manifest:
 
     def commit(self, *, sources: dict[str, SourceState | None],
                outputs: dict[str, OutputState | None], files: dict[str, FileState | None],
-               kv: dict[str, str], dead_bodies: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+               kv: dict[str, str], dead_bodies: set[str] = frozenset(),  # type: ignore[assignment]
+               feeds: dict[str, str | None] | None = None,
+               sealed: dict[str, str | None] | None = None) -> None:
         """Apply this build's changes in one transaction: a value replaces the row of
         its key, None deletes it; `dead_bodies` are rendered bodies no post uses now."""
         db = self.db
@@ -140,6 +154,12 @@ class Manifest:
             db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)",
                            [("schema", SCHEMA_VERSION), *kv.items()])
             db.executemany("DELETE FROM bodies WHERE key=?", [(k,) for k in dead_bodies])
+            for table, key, rows in (("feeds", "reader", feeds), ("sealed", "digest", sealed)):
+                rows = rows or {}
+                db.executemany(f"DELETE FROM {table} WHERE {key}=?",
+                               [(k,) for k, v in rows.items() if v is None])
+                db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
+                               [(k, v) for k, v in rows.items() if v is not None])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -13,15 +13,19 @@ from .errors import SiteError
 from .render import BUILTIN_THEME
 
 GITIGNORE = f"""\
-# o2m: build output, local state (decrypted friends' data, caches) and secret keys
+# o2m: build output, local state (decrypted friends' data, caches), secret keys, and
+# the private list of friends (their cards are public; whom you know is not)
 /build/
 /{STATE_DIR}/
 /keys/*.secret
 /keys/*.key
 /keys/tls/
+/keys/friends/
+/keys/groups.json
 """
 
 DEMO_MARKER = ".o2m-demo"
+DEMO_PASSPHRASE = b"demo"  # the demo's keys guard nothing; say so where it is printed
 
 
 def local_timezone() -> str:
@@ -121,6 +125,12 @@ def make_demo_site(folder: Path, *, now: dt.datetime) -> int:
 
     init_site(folder, name="Ada's notebook", url="https://ada.example/", author="Ada",
               timezone="Europe/London", now=now)
+    from nacl.pwhash import argon2id
+
+    from .config import load
+    from .owner import create_owner
+    create_owner(folder, load(folder), DEMO_PASSPHRASE, now=now,
+                 opslimit=argon2id.OPSLIMIT_INTERACTIVE, memlimit=argon2id.MEMLIMIT_INTERACTIVE)
     (folder / DEMO_MARKER).write_text("made by `o2m demo`; safe to delete\n")
     for p in (folder / "content").rglob("*.md"):
         p.unlink()

@@ -1,0 +1,47 @@
+"""The owner's identity and own card on disk (the shell around keys.py and cards.py).
+
+`keys/card.json` is the owner's signed card: public, copied by the build to
+`build/.well-known/o2m-card.json` (PROTOCOL.md §2.4) and shared with friends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from .cards import Card, make_card, parse_card
+from .config import CARD_FILE, SiteConfig
+from .keys import Identity, _write_atomic, create_identity_files
+
+
+
+def write_own_card(root: Path, identity: Identity, config: SiteConfig, *, now: dt.datetime,
+                   tls_pin: bytes | None = None) -> Card:
+    """Sign a card for the site's name, URL and keys, and keep it in keys/card.json."""
+    card = make_card(identity.signing_key, name=config.author, url=config.url,
+                     box_pk=identity.box_pk, tls_pin=tls_pin, created=now)
+    _write_atomic(root / CARD_FILE, card.raw, 0o644)
+    return card
+
+
+def create_owner(root: Path, config: SiteConfig, passphrase: bytes, *,
+                 now: dt.datetime, **kdf: int) -> tuple[Identity, Card]:
+    """A new identity, sealed under `passphrase`, and its first card (`o2m init`)."""
+    identity = create_identity_files(root, passphrase, **kdf)
+    return identity, write_own_card(root, identity, config, now=now)
+
+
+def own_card(root: Path) -> Card | None:
+    """The owner's card, or None before there is one."""
+    try:
+        data = (root / CARD_FILE).read_bytes()
+    except FileNotFoundError:
+        return None
+    return parse_card(data)
+
+
+def card_is_current(card: Card, identity_public: tuple[bytes, bytes], config: SiteConfig) -> bool:
+    """Whether the card still says what the config and keys say (else `o2m card --renew`)."""
+    sign_pk, box_pk = identity_public
+    return (card.name == config.author and card.url == config.url
+            and card.sign_pk == sign_pk and card.box_pk == box_pk)

@@ -1,0 +1,242 @@
+"""Private feeds in the build (PROTOCOL.md §3): which objects, heads and archive pages
+to write for each friend, given the posts, the friends, and what the last build
+published. Planning is pure; randomness, time and the unlocked identity are passed in.
+
+Each post version is sealed once into an object, whatever the number of readers, and
+remembered by the version's digest, so a rebuild re-encrypts nothing. A friend's head
+is rewritten only when that friend's view changed or the head nears expiry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import mimetypes
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from .canonical import b64u_encode, canonical_json
+from .feeds import (HEAD_ITEMS, FeedSecrets, Item, ObjectRef, PageRef, append_to_feed,
+                    pairwise_secrets, seal_head, seal_object, seal_page)
+from .errors import O2MError
+from .model import PostRecord
+
+HEAD_LIFETIME = dt.timedelta(days=30)
+RESIGN_BEFORE = dt.timedelta(days=7)
+
+
+def utc_text(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def item_id(author_sign_pk: bytes, source: str) -> str:
+    """A post's item id: stable across its edits, different for every post and author."""
+    return b64u_encode(hashlib.sha256(b"o2m-item-id\0" + author_sign_pk + source.encode())
+                       .digest()[:16])
+
+
+@dataclass
+class FeedState:
+    """What the last build published for one reader (kept in the state folder)."""
+
+    reader: str  # b64u sign_pk
+    head_path: str
+    seq: int
+    expires: str
+    head_items: list[dict[str, Any]]  # Item.to_json(), newest first
+    prev: dict[str, Any] | None  # newest archive page
+    pages: list[str]  # paths of this feed's archive pages
+    page_objects: list[str]  # object paths referenced from archive pages
+    visible: dict[str, str]  # item id -> version digest of what the reader has
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeedState":
+        return cls(**json.loads(text))
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.head_path, *self.pages]
+
+
+@dataclass
+class Reader:
+    """A friend as the feed builder needs them."""
+
+    name: str
+    sign_pk: bytes
+    box_pk: bytes
+
+
+@dataclass
+class PostVersion:
+    """One private-feed entry: a post, its version digest, and how to seal it."""
+
+    record: PostRecord
+    digest: str
+    seal: Callable[[], tuple[list[tuple[str, bytes]], ObjectRef]]  # -> (files, the post's ref)
+
+
+@dataclass
+class FeedPlan:
+    """The files to write and the state to keep, for every reader."""
+
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # objects, pages, heads
+    keep: list[str] = field(default_factory=list)  # paths published before and still wanted
+    states: dict[str, FeedState] = field(default_factory=dict)
+    # version digest -> {"ref": the post's ObjectRef json, "paths": its object files}
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    heads_written: int = 0
+
+
+def post_plaintext(record: PostRecord, markdown: str,
+                   attachments: list[dict[str, Any]]) -> bytes:
+    """The object plaintext of a post (PROTOCOL.md §3.3)."""
+    doc: dict[str, Any] = {"v": 1, "type": "o2m-post", "markdown": markdown,
+                           "date": utc_text(dt.datetime.fromisoformat(record.date))}
+    if record.title:
+        doc["title"] = record.title
+    if record.updated:
+        doc["updated"] = utc_text(dt.datetime.fromisoformat(record.updated))
+    if record.tags:
+        doc["tags"] = list(record.tags)
+    if record.summary:
+        doc["summary"] = record.summary
+    if record.reply_to:
+        doc["reply_to"] = record.reply_to
+    if attachments:
+        doc["attachments"] = attachments
+    return canonical_json(doc)
+
+
+def seal_post(record: PostRecord, markdown: str, media: Mapping[str, bytes], *,
+              random: Callable[[int], bytes]) -> tuple[list[tuple[str, bytes]], ObjectRef]:
+    """Seal a post and its attachments, each with a fresh key (§3.3). Attachments are
+    named by their path relative to the post, as its Markdown refers to them."""
+    files, attachments = [], []
+    base = posixpath.dirname(record.source)
+    for source, data in sorted(media.items()):
+        blob, ref = seal_object(data, key=random(32), nonce=random(24))
+        files.append((ref.path, blob))
+        attachments.append({"name": posixpath.relpath(source, base),
+                            "media_type": mimetypes.guess_type(source)[0]
+                            or "application/octet-stream", **ref.to_json()})
+    blob, ref = seal_object(post_plaintext(record, markdown, attachments),
+                            key=random(32), nonce=random(24))
+    files.append((ref.path, blob))
+    return files, ref
+
+
+class RollbackRefusedError(O2MError):
+    """A feed already published has a higher sequence number than this build would give."""
+
+    hint = ("the state folder (.o2m/) looks older than build/ (restored from a backup?); "
+            "o2m refuses to fork the feed: restore the newer .o2m/ or see docs/PROTOCOL.md §3.4")
+
+
+def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader],
+               visible: Mapping[str, list[PostVersion]],
+               previous: Mapping[str, FeedState], objects: Mapping[str, dict[str, Any]],
+               now: dt.datetime, random: Callable[[int], bytes],
+               unlock: Callable[[], Any],
+               published_seq: Callable[[FeedSecrets, bytes], int | None]) -> FeedPlan:
+    """Plan every reader's feed (PROTOCOL.md §3.4).
+
+    Args:
+        visible: reader name -> the post versions that reader may read.
+        previous: reader b64u sign_pk -> what the last build published for them.
+        objects: version digest -> the object reference sealed for it before.
+        unlock: returns the Identity (signing and box keys); called only when a head or
+            page must be sealed, so a build that changes no feed never asks.
+        published_seq: the sequence number of the head now published at a feed's path
+            (or None), so a site restored from an old backup never publishes a lower one.
+
+    Raises:
+        RollbackRefusedError: see `published_seq`.
+    """
+    plan = FeedPlan(objects=dict(objects))
+    now_text = utc_text(now)
+    identity = None
+    for reader in readers:
+        key = b64u_encode(reader.sign_pk)
+        state = previous.get(key)
+        versions = visible.get(reader.name, [])
+        wanted = {item_id(author_sign_pk, v.record.source): v for v in versions}
+        have = state.visible if state else {}
+        new_items: list[Item] = []
+        for iid, version in sorted(wanted.items(), key=lambda kv: kv[1].record.sort_key):
+            if have.get(iid) == version.digest:
+                continue
+            sealed = plan.objects.get(version.digest)
+            if sealed is None:
+                files, obj = version.seal()
+                plan.files += files
+                sealed = plan.objects[version.digest] = {
+                    "ref": obj.to_json(), "paths": [path for path, _ in files]}
+            record = version.record
+            new_items.insert(0, Item(iid, utc_text(dt.datetime.fromisoformat(
+                record.updated or record.date)), ObjectRef.from_json(sealed["ref"]),
+                record.reply_to))
+        for iid in sorted(set(have) - set(wanted)):
+            new_items.insert(0, Item(iid, now_text, None))  # a tombstone (§3.4)
+        expiring = state is not None and state.expires <= utc_text(now + RESIGN_BEFORE)
+        if state is not None and not new_items and not expiring:
+            plan.keep += state.paths
+            plan.states[key] = state
+            continue
+        if identity is None:
+            identity = unlock()
+        secrets = pairwise_secrets(bytes(identity.box_key), reader.box_pk, author_sign_pk,
+                                   reader.sign_pk)
+        old_items = [Item.from_json(i) for i in state.head_items] if state else []
+        head_items, cut = append_to_feed(old_items, new_items)
+        prev = PageRef.from_json(state.prev) if state and state.prev else None
+        pages = list(state.pages) if state else []
+        page_objects = list(state.page_objects) if state else []
+        files_of = {o["ref"]["hash"]: o["paths"] for o in plan.objects.values()}
+        for page_items in cut:
+            data, prev = seal_page(signing_key=identity.signing_key,
+                                   reader_sign_pk=reader.sign_pk, secrets=secrets,
+                                   items=page_items, prev=prev, nonce=random(24))
+            plan.files.append((prev.path, data))
+            pages.append(prev.path)
+            for i in page_items:
+                if i.object:
+                    page_objects += files_of.get(i.object.hash, [i.object.path])
+        plan.keep += [p for p in pages if p not in {f for f, _ in plan.files}]
+        seq = state.seq + 1 if state else 1
+        live = published_seq(secrets, reader.sign_pk)
+        if live is not None and live >= seq:
+            raise RollbackRefusedError(
+                f"{secrets.head_path} already carries sequence {live}; this build would "
+                f"publish {seq}")
+        expires = utc_text(now + HEAD_LIFETIME)
+        head = seal_head(signing_key=identity.signing_key, reader_sign_pk=reader.sign_pk,
+                         secrets=secrets, seq=seq, updated=now_text, expires=expires,
+                         items=head_items, prev=prev, nonce=random(24))
+        plan.files.append((secrets.head_path, head))
+        plan.heads_written += 1
+        plan.states[key] = FeedState(
+            reader=key, head_path=secrets.head_path, seq=seq, expires=expires,
+            head_items=[i.to_json() for i in head_items],
+            prev=prev.to_json() if prev else None, pages=pages, page_objects=page_objects,
+            visible={iid: v.digest for iid, v in wanted.items()})
+    return plan
+
+
+def referenced_objects(states: Iterable[FeedState],
+                       objects: Mapping[str, dict[str, Any]]) -> set[str]:
+    """Object files (posts and their attachments) some feed still points at; the rest
+    can be deleted, and so can the sealing records of versions no feed points at."""
+    files_of = {o["ref"]["hash"]: o["paths"] for o in objects.values()}
+    paths: set[str] = set()
+    for state in states:
+        for item in state.head_items:
+            if "object" in item:
+                paths.update(files_of.get(item["object"]["hash"], [f"o/{item['object']['hash']}"]))
+        paths.update(state.page_objects)
+    return paths
