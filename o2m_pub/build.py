@@ -494,14 +494,13 @@ class _Build:
 
     # -- private feeds (PROTOCOL.md §3)
     def plan_private_feeds(self) -> "FeedPlan":
-        from .private import FeedPlan, FeedState
-
-        self.old_feeds = {k: FeedState.from_json(v)
-                          for k, v in self.manifest.feed_states().items()}
+        raw_feeds = self.manifest.feed_states()
+        if self.drafts or (not self.friends.readers and not raw_feeds):
+            self.old_feeds, self.old_sealed = {}, {}
+            return _NO_FEEDS  # nothing private: not even the crypto is imported
+        from .private import FeedState, plan_feeds
+        self.old_feeds = {k: FeedState.from_json(v) for k, v in raw_feeds.items()}
         self.old_sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
-        if self.drafts or (not self.friends.readers and not self.old_feeds):
-            return FeedPlan(objects=self.old_sealed)
-        from .private import plan_feeds
         plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk,
                           readers=self.friends.readers, visible=self.visible_versions(),
                           previous=self.old_feeds, objects=self.old_sealed, now=self.now,
@@ -520,10 +519,12 @@ class _Build:
         return plan
 
     def visible_versions(self) -> dict[str, list["PostVersion"]]:
-        """Friend name -> the post versions they may read (a public post: everyone)."""
+        """Friend name -> the private post versions they may read."""
         from .private import PostVersion
         out: dict[str, list[PostVersion]] = {r.name: [] for r in self.friends.readers}
         for record in self.readable:
+            if record.is_public:  # public posts are in feed.json for everyone (§3.4)
+                continue
             media = self.private_media(record)
             digest = sig_of(record.digest, *(f"{s}:{st.sha}" for s, (st, _) in media.items()))
             version = PostVersion(record, digest, lambda r=record, m=media: self.seal(r, m))
@@ -579,7 +580,7 @@ class _Build:
             self.new_outputs[path] = OutputState(_sha(data), _sha(data), len(data))
 
     def private_state_changes(self, feeds: "FeedPlan") -> tuple[dict, dict]:
-        if self.drafts:
+        if self.drafts or feeds is _NO_FEEDS:
             return {}, {}
         feed_changes: dict[str, str | None] = {k: None for k in self.old_feeds
                                                if k not in feeds.states}
@@ -755,6 +756,17 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except FileNotFoundError:
         return -1
+
+
+class _NoFeeds:
+    """The feed plan of a site without friends."""
+
+    files: list[tuple[str, bytes]] = []
+    states: dict = {}
+    objects: dict = {}
+
+
+_NO_FEEDS = _NoFeeds()
 
 
 def nacl_random(n: int) -> bytes:

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import yaml
-
 from .errors import PostError
 
 MAX_POST_BYTES = 8 * 1024 * 1024
@@ -27,15 +25,21 @@ _DATE_IN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.M)
 
 
-class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+@lru_cache(maxsize=1)
+def _loader_class():  # noqa: ANN202 - a yaml Loader class, made on first use
     """The safe loader, minus implicit timestamps: dates stay text so we parse them
-    ourselves with the site's time zone and a useful error message."""
+    ourselves with the site's time zone and a useful error message. (PyYAML is imported
+    here, not at start-up: a build with no changed post never needs it.)"""
+    import yaml
 
+    class FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
 
-_FrontMatterLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    FrontMatterLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return FrontMatterLoader
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def _load_yaml(front: str, source: str, first_line: int) -> tuple[dict[str, Any]
     if len(front.encode()) > MAX_FRONT_MATTER_BYTES:
         raise PostError(source, 1, f"front matter is over {MAX_FRONT_MATTER_BYTES // 1024} KiB",
                         hint="keep long text in the body, below the front matter")
-    loader = _FrontMatterLoader(front)
+    import yaml
+    loader = _loader_class()(front)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else {}

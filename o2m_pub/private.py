@@ -48,7 +48,6 @@ class FeedState:
     head_items: list[dict[str, Any]]  # Item.to_json(), newest first
     prev: dict[str, Any] | None  # newest archive page
     pages: list[str]  # paths of this feed's archive pages
-    page_objects: list[str]  # object paths referenced from archive pages
     visible: dict[str, str]  # item id -> version digest of what the reader has
 
     def to_json(self) -> str:
@@ -196,17 +195,12 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader],
         head_items, cut = append_to_feed(old_items, new_items)
         prev = PageRef.from_json(state.prev) if state and state.prev else None
         pages = list(state.pages) if state else []
-        page_objects = list(state.page_objects) if state else []
-        files_of = {o["ref"]["hash"]: o["paths"] for o in plan.objects.values()}
         for page_items in cut:
             data, prev = seal_page(signing_key=identity.signing_key,
                                    reader_sign_pk=reader.sign_pk, secrets=secrets,
                                    items=page_items, prev=prev, nonce=random(24))
             plan.files.append((prev.path, data))
             pages.append(prev.path)
-            for i in page_items:
-                if i.object:
-                    page_objects += files_of.get(i.object.hash, [i.object.path])
         plan.keep += [p for p in pages if p not in {f for f, _ in plan.files}]
         seq = state.seq + 1 if state else 1
         live = published_seq(secrets, reader.sign_pk)
@@ -223,20 +217,16 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader],
         plan.states[key] = FeedState(
             reader=key, head_path=secrets.head_path, seq=seq, expires=expires,
             head_items=[i.to_json() for i in head_items],
-            prev=prev.to_json() if prev else None, pages=pages, page_objects=page_objects,
+            prev=prev.to_json() if prev else None, pages=pages,
             visible={iid: v.digest for iid, v in wanted.items()})
     return plan
 
 
 def referenced_objects(states: Iterable[FeedState],
                        objects: Mapping[str, dict[str, Any]]) -> set[str]:
-    """Object files (posts and their attachments) some feed still points at; the rest
-    can be deleted, and so can the sealing records of versions no feed points at."""
-    files_of = {o["ref"]["hash"]: o["paths"] for o in objects.values()}
-    paths: set[str] = set()
-    for state in states:
-        for item in state.head_items:
-            if "object" in item:
-                paths.update(files_of.get(item["object"]["hash"], [f"o/{item['object']['hash']}"]))
-        paths.update(state.page_objects)
-    return paths
+    """Object files (posts and attachments) of the versions some reader now has. An
+    older version listed in an archive page is superseded by a newer item (readers take
+    the newest version of an id first) and never fetched, so its objects can go."""
+    current = {digest for state in states for digest in state.visible.values()}
+    return {path for digest in current if digest in objects
+            for path in objects[digest]["paths"]}
