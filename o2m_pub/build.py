@@ -455,7 +455,9 @@ class _Build:
                        if s in self.previous} - {
             st.record.render_key for st in source_changes.values() if st is not None}
         kv = {"in_progress": "0", "index_pages": json.dumps(self.index_memo)}
-        feed_changes, sealed_changes = self.private_state_changes(feeds)
+        feed_changes, sealed_changes, feed_index = self.private_state_changes(feeds)
+        if feed_index is not None:
+            kv["feed_index"] = feed_index
         if self.fingerprints_memo:
             kv["template_fingerprints"] = self.fingerprints_memo
         if self.manifest.get("index_pages") == kv["index_pages"]:
@@ -498,41 +500,48 @@ class _Build:
         if self.drafts or (not self.friends.readers and not raw_feeds):
             self.old_feeds, self.old_sealed = {}, {}
             return _NO_FEEDS  # nothing private: not even the crypto is imported
-        from .private import FeedState, plan_feeds
+        from .private import FeedIndex, FeedState, plan_feeds, referenced_objects
         self.old_feeds = {k: FeedState.from_json(v) for k, v in raw_feeds.items()}
         self.old_sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
+        self.old_index_json = self.manifest.get("feed_index")
+        self.feed_index = FeedIndex.from_json(self.old_index_json)
         plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk,
-                          readers=self.friends.readers, visible=self.visible_versions(),
-                          previous=self.old_feeds, objects=self.old_sealed, now=self.now,
-                          random=nacl_random, unlock=self.unlock_identity,
-                          published_seq=self.published_seq)
-        from .private import referenced_objects
-        live = referenced_objects(plan.states.values(), plan.objects)
+                          readers=self.friends.readers, versions=self.private_versions(),
+                          previous=self.old_feeds, index=self.feed_index,
+                          objects=self.old_sealed, now=self.now, random=nacl_random,
+                          unlock=self.unlock_identity, published_seq=self.published_seq)
+        live = referenced_objects(self.feed_index, plan.objects)
         written = {path for path, _ in plan.files}
         for path in [*plan.keep, *(p for p in live if p not in written)]:
             self.adopt(path)
         plan.objects = {d: o for d, o in plan.objects.items()
-                        if any(p in live or p in written for p in o["paths"])}
+                        if any(p in live for p in o["paths"])}
         plan.files = [(p, data) for p, data in plan.files
                       if not p.startswith("o/") or p in live]
         self.report.heads = plan.heads_written
         return plan
 
-    def visible_versions(self) -> dict[str, list["PostVersion"]]:
-        """Friend name -> the private post versions they may read."""
+    def private_versions(self) -> list["PostVersion"]:
+        """Every private post version, with the friends who may read it."""
         from .private import PostVersion
-        out: dict[str, list[PostVersion]] = {r.name: [] for r in self.friends.readers}
+        versions = []
+        readers_of: dict[tuple[str, ...], frozenset[str]] = {}
         for record in self.readable:
             if record.is_public:  # public posts are in feed.json for everyone (§3.4)
                 continue
+            if record.audience not in readers_of:
+                readers_of[record.audience] = self.friends.readers_of(record.audience)
             media = self.private_media(record)
             digest = sig_of(record.digest, *(f"{s}:{st.sha}" for s, (st, _) in media.items()))
-            version = PostVersion(record, digest, lambda r=record, m=media: self.seal(r, m))
-            for name in self.friends.readers_of(record.audience):
-                out[name].append(version)
-        return out
+            versions.append(PostVersion(record, digest,
+                                        lambda r=record, m=media: self.seal(r, m),
+                                        readers=readers_of[record.audience]))
+        return versions
 
     def private_media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:
+        """The files a private post refers to (inside content/ only, THREATS.md 38)."""
+        if not record.media:
+            return {}
         real_content = os.path.realpath(self.root / CONTENT_DIR) + os.sep
         media = {}
         for ref in record.media:
@@ -562,10 +571,14 @@ class _Build:
 
     def published_seq(self, secrets: "FeedSecrets", reader_sign_pk: bytes) -> int | None:
         """The seq of the head now in build/ at that feed's path (our own, so we can
-        open it); None when there is none or it cannot be read."""
+        open it); None when there is none, it cannot be read, or it is the very head
+        the manifest recorded (then the state's seq is the published one)."""
         from .feeds import FeedAuthError, FeedFormatError, open_head
         try:
             data = (self.out_dir / secrets.head_path).read_bytes()
+            recorded = self.old_outputs.get(secrets.head_path)
+            if recorded is not None and recorded.sha == _sha(data):
+                return None
             return open_head(data, secrets, author_sign_pk=self.friends.own_sign_pk,
                              reader_sign_pk=reader_sign_pk).seq
         except (OSError, FeedAuthError, FeedFormatError):
@@ -579,19 +592,21 @@ class _Build:
             data = (self.out_dir / path).read_bytes()
             self.new_outputs[path] = OutputState(_sha(data), _sha(data), len(data))
 
-    def private_state_changes(self, feeds: "FeedPlan") -> tuple[dict, dict]:
+    def private_state_changes(self, feeds: "FeedPlan") -> tuple[dict, dict, str | None]:
+        """What to record of the feeds: changed reader states, sealed objects, and the
+        shared item index (None when unchanged)."""
         if self.drafts or feeds is _NO_FEEDS:
-            return {}, {}
+            return {}, {}, None
         feed_changes: dict[str, str | None] = {k: None for k in self.old_feeds
                                                if k not in feeds.states}
-        feed_changes.update({k: st.to_json() for k, st in feeds.states.items()
-                             if self.old_feeds.get(k) is None
-                             or self.old_feeds[k].to_json() != st.to_json()})
+        feed_changes.update({k: feeds.states[k].to_json() for k in feeds.changed})
+        index_json = self.feed_index.to_json()
         sealed_changes: dict[str, str | None] = {k: None for k in self.old_sealed
                                                  if k not in feeds.objects}
         sealed_changes.update({k: json.dumps(v) for k, v in feeds.objects.items()
                                if k not in self.old_sealed})
-        return feed_changes, sealed_changes
+        return (feed_changes, sealed_changes,
+                index_json if index_json != self.old_index_json else None)
 
     # -- helpers
     def media_map(self, posts: list[PostRecord]) -> dict[str, tuple[str, FileState]]:
@@ -764,6 +779,7 @@ class _NoFeeds:
     files: list[tuple[str, bytes]] = []
     states: dict = {}
     objects: dict = {}
+    changed: set = set()
 
 
 _NO_FEEDS = _NoFeeds()

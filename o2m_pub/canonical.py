@@ -63,9 +63,11 @@ def _check(value: Any, depth: int) -> None:
     raise EncodingError(f"{type(value).__name__} is not allowed (floats never are)")
 
 
-def canonical_json(value: Any) -> bytes:
-    """The canonical bytes of a document (RFC 8785 for the allowed types)."""
-    _check(value, 0)
+def canonical_json(value: Any, *, check: bool = True) -> bytes:
+    """The canonical bytes of a document (RFC 8785 for the allowed types). `check=False`
+    skips the type walk for a document already checked by the caller."""
+    if check:
+        _check(value, 0)
     # For strings, ints, bools, null, lists and dicts with str keys, sorted keys and
     # compact separators, json.dumps with ensure_ascii=False writes exactly RFC 8785:
     # it escapes only '"', '\\' and control characters, the short forms where they exist.

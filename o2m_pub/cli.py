@@ -576,19 +576,30 @@ def demo(directory: Path | None) -> None:
     """Make and build a sample site in a folder of its own, and show it."""
     from .scaffold import make_demo_site
 
+    from .build import build_site
+    from .keys import load_identity
+    from .scaffold import DEMO_PASSPHRASE
+
     folder = directory or Path(tempfile.gettempdir()) / "o2m-demo"
     count = make_demo_site(folder, now=_now())
     out(f"o2m demo: a sample site of {count} post files in {folder}")
-    report = _run_build(folder)
+    report = build_site(folder, unlock=lambda: load_identity(folder, DEMO_PASSPHRASE))
+    for p in report.problems:
+        report_problem(p)
     out(_summary(report, folder))
     build_dir = report.out_dir
     pages = sum(1 for _ in build_dir.rglob("*.html"))
-    media = sum(1 for _ in (build_dir / "media").rglob("*") if _.is_file()) \
-        if (build_dir / "media").exists() else 0
-    out(f"  {pages} HTML pages, {media} media files, feed.json, atom.xml, sitemap.xml")
+    media = sum(1 for p in (build_dir / "media").rglob("*") if p.is_file())
+    objects = sum(1 for p in (build_dir / "o").rglob("*") if p.is_file())
+    out(f"  public: {pages} HTML pages, {media} media files, feed.json, atom.xml, sitemap.xml,")
+    out("          and the owner's card at .well-known/o2m-card.json")
+    out(f"  private: {objects} encrypted objects and {report.heads} signed, encrypted feed "
+        "heads in f/, one per friend; their names appear nowhere in build/")
     out(f"  open in a browser: {(build_dir / 'index.html').as_uri()}")
-    out(f"  edit a post in {folder / 'content'} and run "
-              f"`o2m -C {folder} build` to see an incremental rebuild")
+    out(f"  try: o2m -C {folder} friend list; o2m -C {folder} whoami "
+        f"(the demo's passphrase is '{DEMO_PASSPHRASE.decode()}')")
+    out(f"  edit a post in {folder / 'content'} and run `o2m -C {folder} build` "
+        "to see an incremental rebuild")
     if report.problems:
         fail(BuildFailed(report.problems))
 

@@ -176,15 +176,18 @@ def open_object(data: bytes, ref: ObjectRef) -> bytes:
 
 # --- feed documents (§3.4) --------------------------------------------------------------
 
-def sign_document(doc: dict[str, Any], signing_key: nacl.signing.SigningKey) -> dict[str, Any]:
-    sig = signing_key.sign(FEED_SIG_CONTEXT + canonical_json(doc)).signature
+def sign_document(doc: dict[str, Any], signing_key: nacl.signing.SigningKey, *,
+                  check: bool = True) -> dict[str, Any]:
+    sig = signing_key.sign(FEED_SIG_CONTEXT + canonical_json(doc, check=check)).signature
     return {**doc, "sig": b64u_encode(sig)}
 
 
 def seal_document(doc: dict[str, Any], *, magic: bytes, signing_key: nacl.signing.SigningKey,
                   key: bytes, nonce: bytes) -> bytes:
-    """Sign a head or archive page, then encrypt it to the pair (§3.4)."""
-    signed = canonical_json(sign_document(doc, signing_key))
+    """Sign a head or archive page, then encrypt it to the pair (§3.4). Its values are
+    not type-walked again: items come from Item and ObjectRef (strings, bounded ints),
+    and seal_head checks the sequence number."""
+    signed = canonical_json(sign_document(doc, signing_key, check=False), check=False)
     return magic + bytes(nacl.secret.SecretBox(key).encrypt(pad(signed), nonce))
 
 

@@ -48,7 +48,7 @@ class FeedState:
     head_items: list[dict[str, Any]]  # Item.to_json(), newest first
     prev: dict[str, Any] | None  # newest archive page
     pages: list[str]  # paths of this feed's archive pages
-    visible: dict[str, str]  # item id -> version digest of what the reader has
+    have: str  # hex bitmap over FeedIndex.ids: the posts this reader has
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -60,6 +60,46 @@ class FeedState:
     @property
     def paths(self) -> list[str]:
         return [self.head_path, *self.pages]
+
+
+@dataclass
+class FeedIndex:
+    """Shared by all readers: every item id ever used, in a fixed order (so a reader's
+    posts are a compact bitmap), and the version of each post that was published.
+    With 100 friends and 5,000 posts this is what keeps the state small and the
+    planning cost O(posts + friends x audiences), not O(posts x friends)."""
+
+    ids: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)  # id -> version digest
+
+    def to_json(self) -> str:
+        return json.dumps({"ids": self.ids, "versions": self.versions}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "FeedIndex":
+        return cls(**json.loads(text)) if text else cls()
+
+
+class _RawItem:
+    """An item of a head we wrote ourselves: carried over as it is, not re-parsed."""
+
+    __slots__ = ("id", "_json")
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.id, self._json = value["id"], value
+
+    def to_json(self) -> dict[str, Any]:
+        return self._json
+
+
+def _bits(value: int) -> list[int]:
+    """Positions of the set bits of `value`."""
+    out = []
+    while value:
+        low = value & -value
+        out.append(low.bit_length() - 1)
+        value ^= low
+    return out
 
 
 @dataclass
@@ -78,6 +118,8 @@ class PostVersion:
     record: PostRecord
     digest: str
     seal: Callable[[], tuple[list[tuple[str, bytes]], ObjectRef]]  # -> (files, the post's ref)
+    readers: frozenset[str] = frozenset()  # names of the friends who may read it
+    id: str = ""  # the item id (item_id of the author and the source)
 
 
 @dataclass
@@ -87,6 +129,7 @@ class FeedPlan:
     files: list[tuple[str, bytes]] = field(default_factory=list)  # objects, pages, heads
     keep: list[str] = field(default_factory=list)  # paths published before and still wanted
     states: dict[str, FeedState] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)  # readers whose state is new
     # version digest -> {"ref": the post's ObjectRef json, "paths": its object files}
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     heads_written: int = 0
@@ -137,17 +180,18 @@ class RollbackRefusedError(O2MError):
             "o2m refuses to fork the feed: restore the newer .o2m/ or see docs/PROTOCOL.md §3.4")
 
 
-def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader],
-               visible: Mapping[str, list[PostVersion]],
-               previous: Mapping[str, FeedState], objects: Mapping[str, dict[str, Any]],
-               now: dt.datetime, random: Callable[[int], bytes],
-               unlock: Callable[[], Any],
+def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[PostVersion],
+               previous: Mapping[str, FeedState], index: FeedIndex,
+               objects: Mapping[str, dict[str, Any]], now: dt.datetime,
+               random: Callable[[int], bytes], unlock: Callable[[], Any],
                published_seq: Callable[[FeedSecrets, bytes], int | None]) -> FeedPlan:
     """Plan every reader's feed (PROTOCOL.md §3.4).
 
     Args:
-        visible: reader name -> the post versions that reader may read.
+        versions: every private post version, with the names of the friends who may
+            read it.
         previous: reader b64u sign_pk -> what the last build published for them.
+        index: the shared item index of the last build (updated in place).
         objects: version digest -> the object reference sealed for it before.
         unlock: returns the Identity (signing and box keys); called only when a head or
             page must be sealed, so a build that changes no feed never asks.
@@ -159,17 +203,27 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader],
     """
     plan = FeedPlan(objects=dict(objects))
     now_text = utc_text(now)
-    identity = None
-    for reader in readers:
-        key = b64u_encode(reader.sign_pk)
-        state = previous.get(key)
-        versions = visible.get(reader.name, [])
-        wanted = {item_id(author_sign_pk, v.record.source): v for v in versions}
-        have = state.visible if state else {}
-        new_items: list[Item] = []
-        for iid, version in sorted(wanted.items(), key=lambda kv: kv[1].record.sort_key):
-            if have.get(iid) == version.digest:
-                continue
+    position = {iid: i for i, iid in enumerate(index.ids)}
+    by_id: dict[str, PostVersion] = {}
+    changed_bits = 0
+    audience_bits: dict[frozenset[str], int] = {}
+    for v in versions:
+        v.id = v.id or item_id(author_sign_pk, v.record.source)
+        if v.id not in position:
+            position[v.id] = len(index.ids)
+            index.ids.append(v.id)
+        bit = 1 << position[v.id]
+        by_id[v.id] = v
+        if index.versions.get(v.id) != v.digest:
+            changed_bits |= bit
+        audience_bits[v.readers] = audience_bits.get(v.readers, 0) | bit
+    # every reader's items of one version are one object: sealed and serialised once
+    order = sorted(versions, key=lambda v: v.record.sort_key)
+    rank = {position[v.id]: n for n, v in enumerate(order)}
+    items: dict[str, _RawItem] = {}
+
+    def item_of(version: PostVersion) -> _RawItem:
+        if version.id not in items:
             sealed = plan.objects.get(version.digest)
             if sealed is None:
                 files, obj = version.seal()
@@ -177,21 +231,38 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader],
                 sealed = plan.objects[version.digest] = {
                     "ref": obj.to_json(), "paths": [path for path, _ in files]}
             record = version.record
-            new_items.insert(0, Item(iid, utc_text(dt.datetime.fromisoformat(
+            item = Item(version.id, utc_text(dt.datetime.fromisoformat(
                 record.updated or record.date)), ObjectRef.from_json(sealed["ref"]),
-                record.reply_to))
-        for iid in sorted(set(have) - set(wanted)):
-            new_items.insert(0, Item(iid, now_text, None))  # a tombstone (§3.4)
+                record.reply_to)
+            items[version.id] = _RawItem(item.to_json())
+        return items[version.id]
+
+    identity = None
+    written: set[str] = set()
+    for reader in readers:
+        key = b64u_encode(reader.sign_pk)
+        state = previous.get(key)
+        wanted = 0
+        for names, bits in audience_bits.items():
+            if reader.name in names:
+                wanted |= bits
+        have = int(state.have, 16) if state else 0
+        new_bits = (wanted & ~have) | (wanted & changed_bits)
+        gone_bits = have & ~wanted
         expiring = state is not None and state.expires <= utc_text(now + RESIGN_BEFORE)
-        if state is not None and not new_items and not expiring:
+        if state is not None and not new_bits and not gone_bits and not expiring:
             plan.keep += state.paths
             plan.states[key] = state
             continue
+        new_items: list[Any] = [item_of(by_id[index.ids[i]]) for i in
+                                sorted(_bits(new_bits), key=rank.__getitem__, reverse=True)]
+        new_items[:0] = [_RawItem(Item(index.ids[i], now_text, None).to_json())  # tombstones
+                         for i in sorted(_bits(gone_bits), reverse=True)]
         if identity is None:
             identity = unlock()
         secrets = pairwise_secrets(bytes(identity.box_key), reader.box_pk, author_sign_pk,
                                    reader.sign_pk)
-        old_items = [Item.from_json(i) for i in state.head_items] if state else []
+        old_items = [_RawItem(i) for i in state.head_items] if state else []
         head_items, cut = append_to_feed(old_items, new_items)
         prev = PageRef.from_json(state.prev) if state and state.prev else None
         pages = list(state.pages) if state else []
@@ -200,8 +271,9 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader],
                                    reader_sign_pk=reader.sign_pk, secrets=secrets,
                                    items=page_items, prev=prev, nonce=random(24))
             plan.files.append((prev.path, data))
+            written.add(prev.path)
             pages.append(prev.path)
-        plan.keep += [p for p in pages if p not in {f for f, _ in plan.files}]
+        plan.keep += [p for p in pages if p not in written]
         seq = state.seq + 1 if state else 1
         live = published_seq(secrets, reader.sign_pk)
         if live is not None and live >= seq:
@@ -214,19 +286,18 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader],
                          items=head_items, prev=prev, nonce=random(24))
         plan.files.append((secrets.head_path, head))
         plan.heads_written += 1
+        plan.changed.add(key)
         plan.states[key] = FeedState(
             reader=key, head_path=secrets.head_path, seq=seq, expires=expires,
             head_items=[i.to_json() for i in head_items],
-            prev=prev.to_json() if prev else None, pages=pages,
-            visible={iid: v.digest for iid, v in wanted.items()})
+            prev=prev.to_json() if prev else None, pages=pages, have=f"{wanted:x}")
+    index.versions = {v.id: v.digest for v in versions}
     return plan
 
 
-def referenced_objects(states: Iterable[FeedState],
-                       objects: Mapping[str, dict[str, Any]]) -> set[str]:
-    """Object files (posts and attachments) of the versions some reader now has. An
-    older version listed in an archive page is superseded by a newer item (readers take
-    the newest version of an id first) and never fetched, so its objects can go."""
-    current = {digest for state in states for digest in state.visible.values()}
-    return {path for digest in current if digest in objects
+def referenced_objects(index: FeedIndex, objects: Mapping[str, dict[str, Any]]) -> set[str]:
+    """Object files (posts and attachments) of the versions now published. An older
+    version listed in an archive page is superseded by a newer item (readers take the
+    newest version of an id first) and never fetched, so its objects can go."""
+    return {path for digest in index.versions.values() if digest in objects
             for path in objects[digest]["paths"]}
