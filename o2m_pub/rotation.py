@@ -1,4 +1,4 @@
-"""Key rotation statements (PROTOCOL.md §2.6): how an author moves to new keys without
+"""Key rotation statements (PROTOCOL.md §2.5): how an author moves to new keys without
 their friends having to trust a new card blindly.
 
 A statement names the old signing key and the new keys and is signed by BOTH the old

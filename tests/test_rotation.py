@@ -1,4 +1,4 @@
-"""Key rotation statements (PROTOCOL.md §2.6, THREATS.md 17)."""
+"""Key rotation statements (PROTOCOL.md §2.5, THREATS.md 17)."""
 
 from __future__ import annotations
 
