@@ -425,12 +425,12 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
     from .cards import card_from_any
     from .keys import fingerprint
 
-    by_url = card.startswith("https://")
+    by_url = card.startswith(("https://", "http://"))
     if by_url:
-        parsed = card_from_any(_fetch_card(card))
-        if expected is None and not sys.stdin.isatty():
+        if expected is None and (yes or not sys.stdin.isatty()):
             raise SiteError("a card fetched from a site needs its fingerprint checked",
                             hint="ask your friend for it and pass --fingerprint '…'")
+        parsed = card_from_any(_fetch_card(card))
     elif card.startswith("o2m1:"):
         parsed = card_from_any(card)
     else:
@@ -458,21 +458,29 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
 
 
 def _fetch_card(url: str) -> bytes:
-    """The card published at a site's well-known path (PROTOCOL.md §2.4)."""
+    """The card published at a site's well-known path (PROTOCOL.md §2.4): https only, no
+    redirects, no proxies from the environment, at most the card size cap read.
+    A private CA (a test, a home network) can be named in $O2M_CA_BUNDLE."""
     import requests
 
     from .cards import MAX_CARD_BYTES
-    target = url.rstrip("/") + "/.well-known/o2m-card.json" \
-        if not url.endswith(".json") else url
+    if not url.startswith("https://"):
+        raise SiteError(f"{url}: only https:// addresses are fetched")
+    target = url if url.endswith(".json") else url.rstrip("/") + "/.well-known/o2m-card.json"
+    session = requests.Session()
+    session.trust_env = False
     try:
-        with requests.get(target, timeout=(10, 20), stream=True, allow_redirects=False) as r:
+        with session.get(target, timeout=(10, 20), stream=True, allow_redirects=False,
+                         verify=os.environ.get("O2M_CA_BUNDLE") or True) as r:
             if r.status_code != 200:
                 raise SiteError(f"{target}: HTTP {r.status_code}",
                                 hint="check the address, or ask for the card as o2m1:… text")
             data = r.raw.read(MAX_CARD_BYTES + 1, decode_content=True)
     except requests.RequestException as e:
-        raise SiteError(f"{target}: {e.__class__.__name__}",
+        raise SiteError(f"{target}: cannot fetch the card ({e.__class__.__name__})",
                         hint="check the address, or ask for the card as o2m1:… text") from None
+    finally:
+        session.close()
     return data
 
 

@@ -162,3 +162,23 @@ def test_unknown_audience_name_fails_that_post_with_its_line(ada):
     (ada / "content/2026/x.md").write_text("---\ntitle: X\ndate: 2026-01-01\naudience: bobb\n---\n")
     r = run_o2m("build", cwd=ada)
     assert r.returncode == 1 and "content/2026/x.md:4: unknown audience 'bobb'" in r.stderr
+
+
+def test_friend_add_by_url_fetches_the_published_card_and_insists_on_the_fingerprint(
+        ada, tmp_path, https_folder):
+    """Bob's site (a real HTTPS server) publishes his card at the well-known path."""
+    url, www, bundle = https_folder
+    card = a_card(url=url.replace("localhost", "bob.example"))
+    (www / ".well-known").mkdir()
+    (www / ".well-known/o2m-card.json").write_bytes(card.raw)
+    env = {"O2M_CA_BUNDLE": str(bundle)}
+    r = run_o2m("friend", "add", "bob", url, "--yes", cwd=ada, env=env)
+    assert r.returncode == 1 and "fingerprint" in r.stderr  # --yes is not enough by URL
+    r = run_o2m("friend", "add", "bob", url, "--fingerprint",
+                fingerprint(card.sign_pk, card.box_pk), cwd=ada, env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_o2m("friend", "add", "zed", url + "nothing-here/", "--fingerprint", "1", cwd=ada,
+                env=env)
+    assert r.returncode == 1 and "HTTP 404" in r.stderr
+    r = run_o2m("friend", "add", "zed", url, "--fingerprint", "1", cwd=ada)  # untrusted CA
+    assert r.returncode == 1 and "cannot fetch" in r.stderr and "Traceback" not in r.stderr
