@@ -11,6 +11,8 @@ import signal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from conftest import run_o2m
 
 LINK_RE = re.compile(rb'(?:href|src)="([^"#?]+)')
@@ -77,13 +79,48 @@ def _change_site(root: Path) -> None:
     (root / "content/img.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
 
 
-def test_kill_before_each_write_leaves_a_whole_site(tmp_path):
+def _add_friends(root: Path):
+    """An identity and one friend whose feed gets a private post (returns the friend)."""
+    import datetime as dt
+
+    from nacl.pwhash import argon2id
+
+    from o2m_pub.config import load
+    from o2m_pub.friends import FriendStore
+    from o2m_pub.owner import create_owner
+    from test_private_build import Friend
+
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    create_owner(root, load(root), b"test passphrase", now=now,
+                 opslimit=argon2id.OPSLIMIT_INTERACTIVE, memlimit=argon2id.MEMLIMIT_INTERACTIVE)
+    bob = Friend(1, "bob")
+    FriendStore(root).add("bob", bob.card, now=now)
+    (root / "content/2026/secret.md").write_text(
+        "---\ntitle: Secret 1\ndate: 2026-01-03\naudience: friends\n---\nfor bob\n")
+    return bob
+
+
+def _feed_is_whole(build: Path, bob, root: Path) -> None:
+    """Every object and page the published head references exists and opens."""
+    from o2m_pub.owner import own_card
+    posts = bob.read_feed(build, own_card(root))  # raises if anything is missing or bad
+    assert posts
+
+
+@pytest.mark.parametrize("with_friends", [False, True], ids=["public", "with-friends"])
+def test_kill_before_each_write_leaves_a_whole_site(tmp_path, with_friends):
     base = tmp_path / "base"
     base.mkdir()
     _make_site(base)
+    bob = _add_friends(base) if with_friends else None
     assert run_o2m("build", cwd=base).returncode == 0
     old = _files(base / "build")
     _change_site(base)
+    if with_friends:
+        (base / "content/2026/secret.md").write_text(
+            "---\ntitle: Secret 2\ndate: 2026-01-03\naudience: friends\n---\nnew\n")
+        (base / "content/2026/secret2.md").write_text(
+            "---\ntitle: Secret 3\ndate: 2026-01-04\naudience: bob\n---\nmore\n")
     reference = tmp_path / "reference"
     shutil.copytree(base, reference)
     done = run_o2m("build", cwd=reference)
@@ -99,10 +136,17 @@ def test_kill_before_each_write_leaves_a_whole_site(tmp_path):
         assert killed.returncode == -signal.SIGKILL, (k, killed.stderr)
         now = _files(trial / "build")
         for name, data in now.items():
-            assert data in (old.get(name), new.get(name)), (k, name)
+            if not name.startswith(("f/", "o/", "p/")):  # feeds: fresh nonces every run
+                assert data in (old.get(name), new.get(name)), (k, name)
         assert _reachable_links_resolve(trial / "build", "https://test.example/") == [], k
+        if bob is not None:
+            _feed_is_whole(trial / "build", bob, trial)
         repaired = run_o2m("build", cwd=trial)
         assert repaired.returncode == 0, repaired.stderr
-        assert _files(trial / "build") == new, k
+        if bob is not None:
+            _feed_is_whole(trial / "build", bob, trial)
+        public = lambda files: {n: d for n, d in files.items()  # noqa: E731
+                                if not n.startswith(("f/", "o/", "p/"))}
+        assert public(_files(trial / "build")) == public(new), k
         assert not [p for p in (trial / "build").rglob(".~o2m-*")], k
         shutil.rmtree(trial)
