@@ -230,26 +230,23 @@ def valid_name(name: object) -> bool:
             and name not in RESERVED_AUDIENCES)
 
 
-def _check_friend_name(name: object) -> str:
+def _check_name(name: object, error: type[FriendError], kind: str) -> str:
+    """A friend's or group's name, as `audience:` lines use it."""
     if not isinstance(name, str):
-        raise InvalidFriendNameError(f"a friend's name is text, not {type(name).__name__}")
+        raise error(f"a {kind}'s name is text, not {type(name).__name__}")
     if name in RESERVED_AUDIENCES:
-        raise InvalidFriendNameError(f"{name!r} is a reserved audience; it cannot be a "
-                                     "friend's name")
+        raise error(f"{name!r} is a reserved audience; it cannot be a {kind}'s name")
     if not valid_name(name):
-        raise InvalidFriendNameError(f"{name!r} is not a valid friend name")
+        raise error(f"{name!r} is not a valid {kind} name")
     return name
+
+
+def _check_friend_name(name: object) -> str:
+    return _check_name(name, InvalidFriendNameError, "friend")
 
 
 def _check_group_name(name: object) -> str:
-    if not isinstance(name, str):
-        raise InvalidGroupNameError(f"a group's name is text, not {type(name).__name__}")
-    if name in RESERVED_AUDIENCES:
-        raise InvalidGroupNameError(f"{name!r} is a reserved audience; it cannot be a "
-                                    "group's name")
-    if not valid_name(name):
-        raise InvalidGroupNameError(f"{name!r} is not a valid group name")
-    return name
+    return _check_name(name, InvalidGroupNameError, "group")
 
 
 def _stamp(now: datetime) -> str:
