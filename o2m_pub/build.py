@@ -29,7 +29,7 @@ import jinja2
 from . import config as config_mod
 from .config import CARD_FILE, RESERVED_AUDIENCES, STATE_DIR, SiteConfig
 from .content import parse_post
-from .errors import PostError, Problem, SiteError
+from .errors import O2MError, PostError, Problem, SiteError
 from .manifest import FileState, Manifest, OutputState, SourceState
 from .model import PostRecord, PostView
 from .plan import (Page, index_fingerprint, index_pages, post_pages, resolve_collisions,
@@ -70,6 +70,7 @@ class BuildReport:
     deleted: int = 0
     seconds: float = 0.0
     heads: int = 0  # friends' feed heads signed
+    feed_error: O2MError | None = None  # friends' feeds could not be signed this time
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
@@ -500,16 +501,26 @@ class _Build:
         if self.drafts or (not self.friends.readers and not raw_feeds):
             self.old_feeds, self.old_sealed = {}, {}
             return _NO_FEEDS  # nothing private: not even the crypto is imported
+        from .keys import PassphraseError
         from .private import FeedIndex, FeedState, plan_feeds, referenced_objects
         self.old_feeds = {k: FeedState.from_json(v) for k, v in raw_feeds.items()}
         self.old_sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
         self.old_index_json = self.manifest.get("feed_index")
         self.feed_index = FeedIndex.from_json(self.old_index_json)
-        plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk,
-                          readers=self.friends.readers, versions=self.private_versions(),
-                          previous=self.old_feeds, index=self.feed_index,
-                          objects=self.old_sealed, now=self.now, random=nacl_random,
-                          unlock=self.unlock_identity, published_seq=self.published_seq)
+        try:
+            plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk,
+                              readers=self.friends.readers, versions=self.private_versions(),
+                              previous=self.old_feeds, index=self.feed_index,
+                              objects=self.old_sealed, now=self.now, random=nacl_random,
+                              unlock=self.unlock_identity, published_seq=self.published_seq)
+        except PassphraseError as e:
+            # The public site still builds; friends keep the feeds they had (their
+            # heads stay valid until they expire), and the build reports the error.
+            self.report.feed_error = e
+            for path in self.old_outputs:
+                if path.startswith(("f/", "p/", "o/")):
+                    self.keep(path)
+            return _NO_FEEDS
         live = referenced_objects(self.feed_index, plan.objects)
         written = {path for path, _ in plan.files}
         for path in [*plan.keep, *(p for p in live if p not in written)]:

@@ -213,6 +213,11 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
         out(_summary(report, root))
         if drafts:
             out(f"preview: {(report.out_dir / 'index.html').as_uri()}")
+    if report.feed_error is not None:
+        _error_line(f"friends' feeds were not updated: {report.feed_error}",
+                    report.feed_error.hint)
+        if not report.problems:
+            sys.exit(1)
     if report.problems:
         fail(BuildFailed(report.problems))
 

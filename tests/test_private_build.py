@@ -238,10 +238,20 @@ def test_a_site_restored_from_an_old_backup_refuses_to_publish_a_lower_seq(socia
         build_site(root, unlock=lambda: load_identity(root, b"test passphrase"), now=NOW)
 
 
-def test_build_without_a_passphrase_on_no_terminal_is_one_clear_line(social):
+def test_a_wrong_passphrase_still_builds_the_public_site_and_keeps_the_feeds(social):
+    """The key cannot be unlocked: one clear line, exit 1, the public site is built, and
+    friends keep the feeds they had (nothing half-written, nothing deleted)."""
     root, bob, carol, ada = social
     post(root, "a", "One", "friends")
-    env = {"O2M_PASSPHRASE": ""}
-    r = run_o2m("build", cwd=root, env=env)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert r.stderr.startswith("o2m: error:")
+    build(root)
+    before = bob.read_feed(root / "build", ada)
+    post(root, "b", "Two", "friends")
+    post(root, "pub", "Public news", "public")
+    for env in ({"O2M_PASSPHRASE": "wrong"}, {"O2M_PASSPHRASE": ""}):
+        r = run_o2m("build", cwd=root, env=env)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert "o2m: error: friends' feeds were not updated" in r.stderr
+        assert "Public news" in (root / "build/index.html").read_text()
+        assert bob.read_feed(root / "build", ada) == before
+    assert run_o2m("build", cwd=root).returncode == 0
+    assert titles(bob.read_feed(root / "build", ada)) == {"One", "Two"}
