@@ -78,8 +78,10 @@ class BuildReport:
 
 @contextmanager
 def site_lock(state_dir: Path) -> Iterator[None]:
-    """One build at a time per site (a watcher and a manual build may race)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    """One build at a time per site (a watcher and a manual build may race). The state
+    folder holds the keys of private posts (PROTOCOL.md §3.3): it is private, 0700."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
     with open(state_dir / "build.lock", "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

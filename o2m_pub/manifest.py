@@ -7,6 +7,7 @@ leaves the old manifest, and the next build redoes what was not recorded.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,9 @@ class Manifest:
     """The build state store."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = path
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # private from the start
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")

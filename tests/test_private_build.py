@@ -255,3 +255,19 @@ def test_a_wrong_passphrase_still_builds_the_public_site_and_keeps_the_feeds(soc
         assert bob.read_feed(root / "build", ada) == before
     assert run_o2m("build", cwd=root).returncode == 0
     assert titles(bob.read_feed(root / "build", ada)) == {"One", "Two"}
+
+
+def test_the_state_folder_holding_post_keys_is_private(social):
+    """.o2m/ keeps the sealed objects' keys: never readable by others, never in build/."""
+    root, bob, carol, ada = social
+    post(root, "a", "One", "friends")
+    build(root)
+    assert (root / ".o2m").stat().st_mode & 0o777 == 0o700
+    assert (root / ".o2m/build.db").stat().st_mode & 0o077 == 0
+    import sqlite3
+    keys = [json.loads(v)["ref"]["key"] for (v,) in
+            sqlite3.connect(root / ".o2m/build.db").execute("SELECT sealed FROM sealed")]
+    assert keys
+    for path in (root / "build").rglob("*"):
+        if path.is_file():
+            assert not any(k.encode() in path.read_bytes() for k in keys)
