@@ -297,3 +297,13 @@ def test_pad_round_trip_and_bucket(data):
 def test_random_bytes_never_escape_as_other_exceptions(data):
     with pytest.raises((FeedAuthError, FeedFormatError)):
         bob_opens(data)
+
+
+def test_every_flipped_byte_of_an_object_is_detected():
+    """With the reference a signed head gives, no altered object opens."""
+    data, ref = seal_object(b"a private post", key=bytes(range(32)), nonce=NONCE)
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0x80
+        with pytest.raises((FeedAuthError, FeedFormatError)):
+            open_object(bytes(bad), ref)
