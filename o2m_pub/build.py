@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 import jinja2
 
 from . import config as config_mod
-from .config import CARD_FILE, RESERVED_AUDIENCES, STATE_DIR, SiteConfig
+from .config import CARD_FILE, STATE_DIR, SiteConfig, known_audience_names
 from .content import parse_post
 from .errors import O2MError, PostError, Problem, SiteError
 from .manifest import FileState, Manifest, OutputState, SourceState
@@ -87,12 +88,29 @@ def site_lock(state_dir: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SiteError("another o2m build is running in this site",
-                            hint="wait for it to finish, or stop the other `o2m watch`") from None
+                            hint="wait for it to finish, or stop the other o2m process") from None
         yield
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _media_name(ref: str) -> str:
+    """The file name a media file is published under: its own when that is a plain
+    name, otherwise a safe one with the same extension (the hash names it anyway)."""
+    name = posixpath.basename(ref)
+    if re.fullmatch(r"[\w][\w.-]{0,120}", name):
+        return name
+    ext = posixpath.splitext(name)[1]
+    return "file" + (ext if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", ext) else "")
+
+
+def _sha_of_file(path: Path) -> str | None:
+    try:
+        return _sha(path.read_bytes())
+    except OSError:
+        return None  # the renderer reports it, for that post alone
 
 
 def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
@@ -103,6 +121,7 @@ def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
     found: dict[str, os.stat_result] = {}
     warnings: list[str] = []
     stack = [(str(content), CONTENT_DIR)]
+    seen_dirs = {real_content}  # a symlinked folder is followed once, never in a loop
     while stack:
         folder, rel = stack.pop()
         try:
@@ -120,6 +139,11 @@ def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
                     warnings.append(f"{rel_path}: symlink to a file outside content/, skipped")
                     continue
             if e.is_dir():
+                real = os.path.realpath(e.path)
+                if real in seen_dirs:
+                    warnings.append(f"{rel_path}: a folder already read (symlink loop?), skipped")
+                    continue
+                seen_dirs.add(real)
                 stack.append((e.path, rel_path))
             elif name.endswith(".md") and e.is_file():
                 found[rel_path] = e.stat()
@@ -144,7 +168,11 @@ RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None"]
 
 def render_post(source: str) -> RenderResult:
     """Read, parse and render one post: (source, sha, record, html, toc, problem)."""
-    data = Path(_worker["root"], source).read_bytes()  # type: ignore[arg-type]
+    try:
+        data = Path(_worker["root"], source).read_bytes()  # type: ignore[arg-type]
+    except OSError as e:  # unreadable: that post fails, the others build
+        return source, "", None, "", "", Problem(source, 1, f"cannot read it: {e.strerror or e}",
+                                                 hint="check the file's permissions")
     sha = _sha(data)
     try:
         post = parse_post(data, source, tz=_worker["tz"],  # type: ignore[arg-type]
@@ -259,7 +287,8 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
     state_dir = root / STATE_DIR
     out_dir = state_dir / "preview" if drafts else root / BUILD_DIR
     report = BuildReport(out_dir=out_dir)
-    jobs = jobs or len(os.sched_getaffinity(0))
+    jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                    else os.cpu_count() or 1)
     with site_lock(state_dir):
         manifest = Manifest(state_dir / ("preview.db" if drafts else "build.db"))
         try:
@@ -304,7 +333,7 @@ class _Build:
             if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
                 current[source] = old
                 continue
-            if old and old.sha == _sha((self.root / source).read_bytes()):
+            if old and old.sha == _sha_of_file(self.root / source):
                 current[source] = changes[source] = replace(old, mtime_ns=st.st_mtime_ns,
                                                             size=st.st_size)
                 continue
@@ -334,16 +363,18 @@ class _Build:
         """The public posts; `self.readable` gets every post some friend may read."""
         chosen = []
         self.readable: list[PostRecord] = []
-        known = RESERVED_AUDIENCES | self.friends.audience_names
+        known = self.friends.audience_names
         for st in current.values():
             r = st.record
             if r.draft and not self.drafts:
                 self.report.drafts += 1
                 continue
             problem = check_audience(r, known)
-            if problem:
+            if problem:  # reported; the post goes to the names that are known, if any
                 self.report.problems.append(problem)
-                continue
+                r = replace(r, audience=tuple(a for a in r.audience if a in known))
+                if not r.audience:
+                    continue
             self.readable.append(r)
             if not r.is_public:
                 self.report.private += 1
@@ -396,7 +427,8 @@ class _Build:
         media = self.media_map(posts)
         site_fp = sig_of(self.config.fingerprint, sorted(assets.items()))
         link_targets = {p.source: p.path for p in posts}
-        pages = self.plan(posts, fingerprints, site_fp, link_targets)
+        pages = self.plan(posts, fingerprints, site_fp, link_targets,
+                          {src: out for src, (out, _) in media.items()})
         renderer = PageRenderer(self.env, self.config, assets)
         self.views = _Views(self.manifest, self.config, media, link_targets)
         self.lap("plan")
@@ -438,6 +470,11 @@ class _Build:
         self.lap("pages")
         # phase E: feeds and sitemap, last: they announce what the pages above hold
         self.emit_feeds(posts)
+        if feeds.max_seq:
+            # recorded before any head is written: a build killed after writing a head
+            # and before its commit must not hand out that number again (§3.4)
+            self.manifest.set("seq_floor", str(max(feeds.max_seq,
+                                                   int(self.manifest.get("seq_floor") or 0))))
         for path, data in feeds.files:
             if path.startswith("f/"):
                 self.put(path, _sha(data), data)
@@ -475,12 +512,13 @@ class _Build:
             self.report.written, self.report.deleted = self.writer.written, self.writer.deleted
 
     def plan(self, posts: list[PostRecord], fingerprints: dict[str, str], site_fp: str,
-             link_targets: dict[str, str]) -> list[Page]:
+             link_targets: dict[str, str], media: dict[str, str]) -> list[Page]:
         """The pages to consider. While the index fingerprint is the one recorded last
         time and its pages are intact, the index pages are kept without planning them,
         and only the pages of changed posts are planned: a one-post edit costs one page."""
         options = dict(fingerprints=fingerprints, site_fingerprint=site_fp)
-        index_fp = index_fingerprint(posts, per_page=self.config.posts_per_page, **options)
+        index_fp = index_fingerprint(posts, per_page=self.config.posts_per_page, media=media,
+                                     **options)
         memo = json.loads(self.manifest.get("index_pages") or "{}")
         self.index_memo = {"fp": index_fp, "paths": memo.get("paths", [])}
         self.index_fp = index_fp
@@ -492,10 +530,10 @@ class _Build:
                        or f"{p.path}index.html" in damaged]
             for p in posts:
                 self.keep_if_recorded(f"{p.path}index.html")
-            return post_pages(posts, changed, link_targets=link_targets, **options)
-        pages = index_pages(posts, per_page=self.config.posts_per_page, **options)
+            return post_pages(posts, changed, link_targets=link_targets, media=media, **options)
+        pages = index_pages(posts, per_page=self.config.posts_per_page, media=media, **options)
         self.index_memo["paths"] = [p.path for p in pages]
-        return post_pages(posts, link_targets=link_targets, **options) + pages
+        return post_pages(posts, link_targets=link_targets, media=media, **options) + pages
 
     # -- private feeds (PROTOCOL.md §3)
     def plan_private_feeds(self) -> "FeedPlan":
@@ -514,7 +552,8 @@ class _Build:
                               readers=self.friends.readers, versions=self.private_versions(),
                               previous=self.old_feeds, index=self.feed_index,
                               objects=self.old_sealed, now=self.now, random=nacl_random,
-                              unlock=self.unlock_identity, published_seq=self.published_seq)
+                              unlock=self.unlock_identity, published_seq=self.published_seq,
+                              seq_floor=int(self.manifest.get("seq_floor") or 0))
         except PassphraseError as e:
             # The public site still builds; friends keep the feeds they had (their
             # heads stay valid until they expire), and the build reports the error.
@@ -639,7 +678,7 @@ class _Build:
                     self.report.warnings.append(f"{p.source}: links to {ref}, which does not exist")
                     continue
                 st = self.files.state(ref, path)
-                out[ref] = (f"media/{st.sha[:16]}/{posixpath.basename(ref)}", st)
+                out[ref] = (f"media/{st.sha[:16]}/{_media_name(ref)}", st)
         return out
 
     def ensure_writer(self) -> AtomicWriter:
@@ -793,6 +832,7 @@ class _NoFeeds:
     states: dict = {}
     objects: dict = {}
     changed: set = set()
+    max_seq = 0
 
 
 _NO_FEEDS = _NoFeeds()
@@ -813,7 +853,7 @@ class _Friends:
 
     @property
     def audience_names(self) -> frozenset[str]:
-        return frozenset(self.groups) | {r.name for r in self.readers}
+        return known_audience_names([r.name for r in self.readers], self.groups)
 
     def readers_of(self, audience: tuple[str, ...]) -> frozenset[str]:
         """Who may read a post (check_audience has vouched for every name)."""
@@ -826,13 +866,13 @@ def _load_friends(root: Path, config: SiteConfig) -> _Friends:
     """Friends from keys/friends/ (none before the first `o2m friend add`)."""
     if not (root / "keys" / "friends").is_dir():
         return _Friends(groups=dict(config.groups))
-    from .canonical import b64u_decode
     from .friends import FriendStore
+    from .owner import own_sign_pk
     from .private import Reader
-    public = json.loads((root / "keys" / "identity.pub.json").read_text())
+    own = own_sign_pk(root)
     store = FriendStore(root, config_groups=config.groups)
     readers = [Reader(f.name, f.card.sign_pk, f.card.box_pk) for f in store.list()]
-    return _Friends(b64u_decode(public["sign_pk"]), readers, store.groups())
+    return _Friends(own, readers, store.groups())
 
 
 class _Views:
@@ -848,7 +888,7 @@ class _Views:
         body = self.bodies(record.render_key)
         if body is None:  # cache lost (deleted .o2m/ partly): the build redoes it next time
             raise SiteError(f"{record.source}: rendered body missing from the build cache",
-                            hint="run `o2m build --clean`")
+                            hint="delete .o2m/build.db; the next build renders everything again")
         return body
 
     @staticmethod

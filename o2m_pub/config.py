@@ -12,6 +12,7 @@ import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection, Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -145,6 +146,12 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
     )
     fingerprint = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
     return SiteConfig(**settings, fingerprint=fingerprint)
+
+
+def known_audience_names(friends: Collection[str],
+                         groups: Mapping[str, Collection[str]]) -> frozenset[str]:
+    """Every name a post's ``audience:`` may use: public, friends, groups, friends' names."""
+    return RESERVED_AUDIENCES | frozenset(friends) | frozenset(groups)
 
 
 def find_site_root(start: Path) -> Path | None:

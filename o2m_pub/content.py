@@ -243,10 +243,15 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
     if not isinstance(draft, bool):
         raise fail("draft", "`draft` must be true or false")
 
+    reply_to = text_value("reply_to")
+    if reply_to is not None and (not reply_to.startswith("https://") or len(reply_to) > 2048
+                                 or any(c.isspace() for c in reply_to)):
+        raise fail("reply_to", "`reply_to` must be the https:// address of the post answered",
+                   hint="e.g. `reply_to: https://bob.example/2026/trip/`")
     return PostSource(
         source=source, title=text_value("title"), date=date, updated=updated,
         tags=tuple(dict.fromkeys(tags)), summary=text_value("summary"), slug=slug,
-        draft=draft, audience=audience, reply_to=text_value("reply_to"),
+        draft=draft, audience=audience, reply_to=reply_to,
         body=body, body_line=body_line, lines=lines,
         extra={k: v for k, v in meta.items() if k not in KNOWN_FIELDS and isinstance(k, str)},
     )

@@ -74,11 +74,13 @@ class PostError(O2MError, ValueError):
 
 
 class BuildFailed(O2MError):
-    """Some posts could not be built; the rest of the site was."""
+    """Some posts have problems; the rest of the site was built."""
 
     def __init__(self, problems: list[Problem]) -> None:
         n = len(problems)
-        super().__init__(f"{n:,} post{'s' if n != 1 else ''} failed to build; "
-                         "their last good pages were kept",
-                         hint="fix the files named above and run `o2m build` again")
+        super().__init__(f"{n:,} problem{'s' if n != 1 else ''} in the posts above; "
+                         "the rest of the site was built",
+                         hint="fix the files named above and run `o2m build` again (a post "
+                         "that does not parse keeps its last good page; an unknown audience "
+                         "name is left out of its audience)")
         self.problems = problems

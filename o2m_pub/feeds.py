@@ -176,25 +176,24 @@ def open_object(data: bytes, ref: ObjectRef) -> bytes:
 
 # --- feed documents (§3.4) --------------------------------------------------------------
 
-def sign_document(doc: dict[str, Any], signing_key: nacl.signing.SigningKey, *,
-                  check: bool = True) -> dict[str, Any]:
-    sig = signing_key.sign(FEED_SIG_CONTEXT + canonical_json(doc, check=check)).signature
-    return {**doc, "sig": b64u_encode(sig)}
+SIG_BYTES = 64
 
 
 def seal_document(doc: dict[str, Any], *, magic: bytes, signing_key: nacl.signing.SigningKey,
                   key: bytes, nonce: bytes) -> bytes:
-    """Sign a head or archive page, then encrypt it to the pair (§3.4). Its values are
-    not type-walked again: items come from Item and ObjectRef (strings, bounded ints),
-    and seal_head checks the sequence number."""
-    signed = canonical_json(sign_document(doc, signing_key, check=False), check=False)
-    return magic + bytes(nacl.secret.SecretBox(key).encrypt(pad(signed), nonce))
+    """Sign a head or archive page, then encrypt it to the pair (§3.4): the plaintext is
+    the detached signature followed by the exact bytes it signs, so a reader verifies
+    before it parses anything. The values are not type-walked again: items come from
+    Item and ObjectRef (strings, bounded ints) and seal_head checks the sequence number."""
+    body = canonical_json(doc, check=False)
+    sig = signing_key.sign(FEED_SIG_CONTEXT + body).signature
+    return magic + bytes(nacl.secret.SecretBox(key).encrypt(pad(sig + body), nonce))
 
 
 def open_document(data: bytes, *, magic: bytes, key: bytes, author_sign_pk: bytes,
                   reader_sign_pk: bytes, max_bytes: int) -> tuple[dict[str, Any], bytes]:
-    """Decrypt and verify a head or archive page (§3.5 steps 1-7); returns the document
-    (without "sig") and its signed canonical bytes.
+    """Decrypt, verify and parse a head or archive page (§3.5 steps 1-8), in that order;
+    returns the document and the signed plaintext (to tell a replay from equivocation).
 
     Raises:
         FeedFormatError, FeedAuthError: see the module docstring.
@@ -208,18 +207,17 @@ def open_document(data: bytes, *, magic: bytes, key: bytes, author_sign_pk: byte
     except (nacl.exceptions.CryptoError, ValueError):
         raise FeedAuthError("does not decrypt: tampered with, or not for us") from None
     signed = unpad(padded)
+    sig, body = signed[:SIG_BYTES], signed[SIG_BYTES:]
     try:
-        doc = parse_json(signed, max_bytes=max_bytes)
+        nacl.signing.VerifyKey(author_sign_pk).verify(FEED_SIG_CONTEXT + body, sig)
+    except (nacl.exceptions.BadSignatureError, ValueError):
+        raise FeedAuthError("bad signature") from None
+    try:
+        doc = parse_json(body, max_bytes=max_bytes)
     except EncodingError as e:
         raise FeedFormatError(f"malformed: {e}") from None
-    if not isinstance(doc, dict) or canonical_json(doc) != signed:
+    if not isinstance(doc, dict) or canonical_json(doc) != body:
         raise FeedFormatError("not canonical JSON")
-    sig_text = doc.pop("sig", None)
-    try:
-        sig = b64u_decode(sig_text, length=64) if isinstance(sig_text, str) else b""
-        nacl.signing.VerifyKey(author_sign_pk).verify(FEED_SIG_CONTEXT + canonical_json(doc), sig)
-    except (EncodingError, nacl.exceptions.BadSignatureError, ValueError):
-        raise FeedAuthError("bad signature") from None
     if doc.get("v") != 1:
         raise FeedFormatError(f"unsupported version {doc.get('v')!r}")
     expected_type = "o2m-head" if magic == HEAD_MAGIC else "o2m-page"

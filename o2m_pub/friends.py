@@ -56,7 +56,7 @@ from .cards import (
     parse_card,
     same_identity,
 )
-from .config import _NAME_RE, RESERVED_AUDIENCES
+from .config import known_audience_names, _NAME_RE, RESERVED_AUDIENCES
 from .errors import O2MError
 from .keys import KeyFileError, _ensure_keys_dir, _fsync_dir, _write_atomic, fingerprint
 
@@ -383,12 +383,6 @@ def groups_from_json(data: bytes, *, path: str = GROUPS_FILE) -> dict[str, tuple
 
 
 # ---------------------------------------------------------------- audiences (pure)
-
-
-def known_audience_names(friends: Collection[str],
-                         groups: Mapping[str, Collection[str]]) -> frozenset[str]:
-    """Every name a post's ``audience:`` may use: public, friends, groups, friends' names."""
-    return RESERVED_AUDIENCES | frozenset(friends) | frozenset(groups)
 
 
 def resolve_audience(names: Iterable[str], friends: Collection[str],

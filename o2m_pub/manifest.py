@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import SiteError
 from .model import PostRecord
 
 SCHEMA_VERSION = "5"
@@ -62,14 +63,23 @@ class Manifest:
         self.path = path
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # private from the start
         self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("SELECT count(*) FROM sources").fetchone()
+        except sqlite3.DatabaseError:
+            self.db.close()
+            raise SiteError(f"{path.parent.name}/{path.name}: the build state is damaged",
+                            hint=f"delete {path.parent.name}/{path.name}; the next build "
+                            "renders everything again (friends' feeds continue)") from None
         row = self.db.execute("SELECT value FROM kv WHERE key='schema'").fetchone()
         if row and row[0] != SCHEMA_VERSION:  # another version's cache: start afresh
+            # (the friends' feed state survives: sequence numbers must never go back)
             self.db.executescript("DROP TABLE IF EXISTS sources; DROP TABLE IF EXISTS outputs;"
                                   "DROP TABLE IF EXISTS bodies; DROP TABLE IF EXISTS files;"
-                                  "DROP TABLE IF EXISTS kv;" + _SCHEMA)
+                                  "DELETE FROM kv WHERE key NOT IN ('seq_floor', 'feed_index');"
+                                  + _SCHEMA)
 
     def close(self) -> None:
         self.db.close()

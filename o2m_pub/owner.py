@@ -40,8 +40,20 @@ def own_card(root: Path) -> Card | None:
     return parse_card(data)
 
 
-def card_is_current(card: Card, identity_public: tuple[bytes, bytes], config: SiteConfig) -> bool:
-    """Whether the card still says what the config and keys say (else `o2m card --renew`)."""
-    sign_pk, box_pk = identity_public
-    return (card.name == config.author and card.url == config.url
-            and card.sign_pk == sign_pk and card.box_pk == box_pk)
+def own_sign_pk(root: Path) -> bytes:
+    """The site's signing key, from its public half (no passphrase needed).
+
+    Raises:
+        KeyFileError: the public half is missing or damaged.
+    """
+    from .canonical import EncodingError, b64u_decode, parse_json
+    from .keys import PUBLIC_FILE, KeyFileError
+    try:
+        doc = parse_json((root / PUBLIC_FILE).read_bytes().rstrip(b"\n"), max_bytes=4096)
+        return b64u_decode(doc["sign_pk"], length=32)
+    except FileNotFoundError:
+        raise KeyFileError("this site has friends but no identity", path=PUBLIC_FILE,
+                           hint="restore keys/ from a backup (`o2m key import FILE`)") from None
+    except (OSError, EncodingError, KeyError, TypeError):
+        raise KeyFileError("the public half of your identity is damaged", path=PUBLIC_FILE,
+                           hint="`o2m key export` and `o2m key import --replace` rewrite it") from None

@@ -69,7 +69,8 @@ def _chunks(posts: list[PostRecord], size: int) -> list[list[PostRecord]]:
 
 
 def list_pages(posts: list[PostRecord], base: str, per_page: int, template: str,
-               fingerprint: str, tag: TagView | None = None) -> list[Page]:
+               fingerprint: str, tag: TagView | None = None,
+               media: dict[str, str] | None = None) -> list[Page]:
     """The home page (or a tag's page) and its older pages.
 
     `posts` is oldest first. Page k (1-based) holds posts [(k-1)n, kn) and lives at
@@ -83,7 +84,8 @@ def list_pages(posts: list[PostRecord], base: str, per_page: int, template: str,
         return f"{base}page/{k}/"
 
     home = Pager(total, total, None, numbered(last_numbered) if last_numbered else None)
-    pages = [_list_page(base, template, posts[-per_page:], home, fingerprint, tag,
+    media = media or {}
+    pages = [_list_page(base, template, posts[-per_page:], home, fingerprint, tag, media,
                         is_home=base == "")]
     # numbered pages see their tag without its count, for the reason given in Pager
     older_tag = tag and TagView(tag.name, tag.slug, tag.path, None)
@@ -91,15 +93,17 @@ def list_pages(posts: list[PostRecord], base: str, per_page: int, template: str,
         pager = Pager(k, None, numbered(k + 1) if k < last_numbered else base,
                       numbered(k - 1) if k > 1 else None)
         pages.append(_list_page(numbered(k), template, chunks[k - 1], pager, fingerprint,
-                                older_tag, is_home=False))
+                                older_tag, media, is_home=False))
     return pages
 
 
 def _list_page(page_dir: str, template: str, posts: list[PostRecord], pager: Pager,
-               fingerprint: str, tag: TagView | None, *, is_home: bool) -> Page:
+               fingerprint: str, tag: TagView | None, media: dict[str, str], *,
+               is_home: bool) -> Page:
     newest_first = posts[::-1]
     sig = sig_of(fingerprint, pager.number, pager.total, pager.newer, pager.older,
-                 tag and (tag.name, tag.count), is_home, *(p.list_digest for p in newest_first))
+                 tag and (tag.name, tag.count), is_home, *(p.list_digest for p in newest_first),
+                 *(media.get(m) for p in newest_first if not p.title for m in p.media))
     context: dict[str, Any] = {"posts": newest_first, "pager": pager, "is_home": is_home}
     if tag is not None:
         context["tag"] = tag
@@ -125,7 +129,7 @@ def _fp(fingerprints: dict[str, str], site_fingerprint: str, template: str) -> s
 
 def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
                fingerprints: dict[str, str], site_fingerprint: str,
-               link_targets: dict[str, str]) -> list[Page]:
+               link_targets: dict[str, str], media: dict[str, str]) -> list[Page]:
     """The pages of `posts[i]` for each i in `indexes` (all when None).
 
     Args:
@@ -133,6 +137,7 @@ def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
         fingerprints: template name -> fingerprint (render.template_fingerprints).
         site_fingerprint: changes with any setting or asset that shows on every page.
         link_targets: source -> permalink path of every post, for links between posts.
+        media: source -> output path (content-hashed) of every file posts refer to.
     """
     post_fp = _fp(fingerprints, site_fingerprint, "post.html")
     pages = []
@@ -143,34 +148,38 @@ def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
         sig = sig_of(post_fp, p.digest,
                      newer and (newer.display_title, newer.path),
                      older and (older.display_title, older.path),
-                     *(link_targets.get(s) for s in p.links))
+                     *(link_targets.get(s) for s in p.links),
+                     *(media.get(m) for m in p.media))
         pages.append(Page(f"{p.path}index.html", "post.html", p.path, sig,
                           {"post": p, "newer": newer, "older": older}))
     return pages
 
 
 def index_fingerprint(posts: list[PostRecord], *, per_page: int,
-                      fingerprints: dict[str, str], site_fingerprint: str) -> str:
+                      fingerprints: dict[str, str], site_fingerprint: str,
+                      media: dict[str, str]) -> str:
     """Everything the index pages depend on, and everything a post page shows of other
-    posts (its neighbours, the posts it links to): while this is unchanged, the index
-    pages need no planning and only changed posts need their own page again."""
+    posts (its neighbours, the posts it links to) or of files (its media): while this is
+    unchanged, the index pages need no planning and only changed posts need their page."""
     return sig_of(per_page, site_fingerprint, sorted(fingerprints.items()),
-                  *(p.source + p.list_digest for p in posts))
+                  *(p.source + p.list_digest for p in posts),
+                  *(media.get(m) for p in posts for m in p.media))
 
 
 def index_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[str, str],
-                site_fingerprint: str) -> list[Page]:
+                site_fingerprint: str, media: dict[str, str] | None = None) -> list[Page]:
     """The home page and its older pages, tag pages, archives and the 404 page."""
     def fp(template: str) -> str:
         return _fp(fingerprints, site_fingerprint, template)
 
-    pages = list_pages(posts, "", per_page, "index.html", fp("index.html"))
+    pages = list_pages(posts, "", per_page, "index.html", fp("index.html"), media=media)
     tags = tag_index(posts)
     views: list[TagView] = []
     for slug, (name, tagged) in sorted(tags.items()):
         view = TagView(name=name, slug=slug, path=f"tags/{slug}/", count=len(tagged))
         views.append(view)
-        pages += list_pages(tagged, view.path, per_page, "tag.html", fp("tag.html"), view)
+        pages += list_pages(tagged, view.path, per_page, "tag.html", fp("tag.html"), view,
+                            media)
     views.sort(key=lambda v: v.name.casefold())
     pages.append(Page("tags/index.html", "tags.html", "tags/",
                       sig_of(fp("tags.html"), *((v.name, v.count) for v in views)),
@@ -195,9 +204,10 @@ def index_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[st
 
 
 def plan_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[str, str],
-               site_fingerprint: str, link_targets: dict[str, str]) -> list[Page]:
+               site_fingerprint: str, link_targets: dict[str, str],
+               media: dict[str, str] | None = None) -> list[Page]:
     """Every HTML page of the public site, posts first, indexes after."""
     return (post_pages(posts, fingerprints=fingerprints, site_fingerprint=site_fingerprint,
-                       link_targets=link_targets)
+                       link_targets=link_targets, media=media or {})
             + index_pages(posts, per_page=per_page, fingerprints=fingerprints,
-                          site_fingerprint=site_fingerprint))
+                          site_fingerprint=site_fingerprint, media=media))

@@ -130,6 +130,7 @@ class FeedPlan:
     keep: list[str] = field(default_factory=list)  # paths published before and still wanted
     states: dict[str, FeedState] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)  # readers whose state is new
+    max_seq: int = 0  # the highest sequence number given to a head in this plan
     # version digest -> {"ref": the post's ObjectRef json, "paths": its object files}
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     heads_written: int = 0
@@ -176,15 +177,17 @@ def seal_post(record: PostRecord, markdown: str, media: Mapping[str, bytes], *,
 class RollbackRefusedError(O2MError):
     """A feed already published has a higher sequence number than this build would give."""
 
-    hint = ("the state folder (.o2m/) looks older than build/ (restored from a backup?); "
-            "o2m refuses to fork the feed: restore the newer .o2m/ or see docs/PROTOCOL.md §3.4")
+    hint = ("the state folder (.o2m/) is older than build/ (restored from a backup?); o2m "
+            "refuses to fork the feed: restore the newer .o2m/, or delete .o2m/build.db to "
+            "continue every feed above what is published")
 
 
 def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[PostVersion],
                previous: Mapping[str, FeedState], index: FeedIndex,
                objects: Mapping[str, dict[str, Any]], now: dt.datetime,
                random: Callable[[int], bytes], unlock: Callable[[], Any],
-               published_seq: Callable[[FeedSecrets, bytes], int | None]) -> FeedPlan:
+               published_seq: Callable[[FeedSecrets, bytes], int | None],
+               seq_floor: int = 0) -> FeedPlan:
     """Plan every reader's feed (PROTOCOL.md §3.4).
 
     Args:
@@ -197,6 +200,9 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[P
             page must be sealed, so a build that changes no feed never asks.
         published_seq: the sequence number of the head now published at a feed's path
             (or None), so a site restored from an old backup never publishes a lower one.
+        seq_floor: the highest sequence number this site ever gave a head. Every new head
+            gets more, so a friend removed and added again, or one whose keys changed,
+            never sees a number go back (their old state is gone, the floor is not).
 
     Raises:
         RollbackRefusedError: see `published_seq`.
@@ -274,12 +280,15 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[P
             written.add(prev.path)
             pages.append(prev.path)
         plan.keep += [p for p in pages if p not in written]
-        seq = state.seq + 1 if state else 1
+        seq = max(state.seq if state else 0, seq_floor) + 1
         live = published_seq(secrets, reader.sign_pk)
         if live is not None and live >= seq:
-            raise RollbackRefusedError(
-                f"{secrets.head_path} already carries sequence {live}; this build would "
-                f"publish {seq}")
+            if state is not None:  # the state is older than what is published: a restore
+                raise RollbackRefusedError(
+                    f"{secrets.head_path} already carries sequence {live}; this build would "
+                    f"publish {seq}")
+            seq = live + 1  # state lost, head verifiably ours: continue above it
+        plan.max_seq = max(plan.max_seq, seq)
         expires = utc_text(now + HEAD_LIFETIME)
         head = seal_head(signing_key=identity.signing_key, reader_sign_pk=reader.sign_pk,
                          secrets=secrets, seq=seq, updated=now_text, expires=expires,

@@ -62,13 +62,22 @@ class AtomicWriter:
         self.deleted = 0
         self._dirty = False
 
+    def _contained(self, folder: Path, path: str) -> None:
+        """Refuse a path whose existing part leads out of the output folder (a symlink
+        planted in build/): checked before anything is made or removed through it."""
+        probe = folder
+        while not probe.exists() and probe != self.root:
+            probe = probe.parent
+        if not Path(os.path.realpath(probe)).is_relative_to(self._real_root):
+            raise OutsideOutputError(f"refusing to write through a symlink: {path!r}")
+
     def _target(self, path: str) -> Path:
         target = self.root / safe_relative(path)
         parent = posixpath.dirname(path)
         if parent not in self._made_dirs:
+            self._contained(target.parent, path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            if not Path(os.path.realpath(target.parent)).is_relative_to(self._real_root):
-                raise OutsideOutputError(f"refusing to write through a symlink: {path!r}")
+            self._contained(target.parent, path)
             self._made_dirs.add(parent)
         return target
 
@@ -88,6 +97,7 @@ class AtomicWriter:
 
     def delete(self, path: str) -> None:
         target = self.root / safe_relative(path)
+        self._contained(target.parent, path)
         try:
             target.unlink()
         except FileNotFoundError:

@@ -18,7 +18,7 @@ def assert_clean_failure(result, where: str, words: str) -> None:
     line = next(l for l in result.stderr.splitlines() if where in l)
     assert line.startswith(f"o2m: error: {where}") and words in line, result.stderr
     assert "hint:" in result.stderr
-    assert "failed to build" in result.stderr
+    assert "in the posts above; the rest of the site was built" in result.stderr
 
 
 def test_broken_yaml_keeps_last_good_page_and_builds_the_rest(site):
@@ -29,7 +29,7 @@ def test_broken_yaml_keeps_last_good_page_and_builds_the_rest(site):
     site.post("2026/new.md", title="Brand new")
     result = build(site)
     assert_clean_failure(result, "content/2026/trip.md:", "not valid YAML")
-    assert "1 post failed to build" in result.stderr
+    assert "1 problem in the posts above" in result.stderr
     assert "Trip v1" in site.read("2026/trip/index.html")  # last good output stays
     assert "Brand new" in site.read("2026/new/index.html")  # the others still build
     assert "Trip v1" in site.read("index.html")
@@ -50,11 +50,15 @@ def test_invalid_date(site):
 
 
 def test_unknown_audience(site):
+    """The name is reported; the post still goes to the known rest of its audience
+    (here the public), and a post with no known name at all goes nowhere."""
     site.post("2026/ok.md")
     site.write("content/2026/aud.md", "---\ntitle: X\ndate: 2026-02-03\naudience: [public, bobb]\n---\n")
+    site.write("content/2026/nobody.md", "---\ntitle: Y\ndate: 2026-02-04\naudience: bobb\n---\n")
     result = build(site)
     assert_clean_failure(result, "content/2026/aud.md:4:", "unknown audience 'bobb'")
-    assert not (site.build_dir / "2026/aud").exists()
+    assert (site.build_dir / "2026/aud/index.html").exists()
+    assert not (site.build_dir / "2026/nobody").exists()
 
 
 def test_duplicate_permalink(site):

@@ -317,3 +317,23 @@ def test_empty_and_tiny_sites_build(site, count):
         site.post(f"2026/p{i}.md")
     site.o2m("build")
     assert (site.build_dir / "index.html").exists()
+
+
+def test_editing_only_an_image_republishes_it_and_the_pages_that_show_it(site):
+    """The media path is content-hashed: the post page (and a note showing it in a
+    list) must follow the new file; the old copy goes."""
+    site.post("2026/trip/index.md", title="Trip", body="![v](view.svg)\n")
+    site.post("2026/note.md", title=None, date="2026-03-02", body="![w](wide.svg)")
+    site.write("content/2026/trip/view.svg", '<svg xmlns="http://www.w3.org/2000/svg"/>')
+    site.write("content/2026/wide.svg", '<svg xmlns="http://www.w3.org/2000/svg"/>')
+    site.o2m("build")
+    site.write("content/2026/trip/view.svg", '<svg xmlns="http://www.w3.org/2000/svg" id="v2"/>')
+    site.write("content/2026/wide.svg", '<svg xmlns="http://www.w3.org/2000/svg" id="w2"/>')
+    site.o2m("build")
+    media = sorted(p for p in site.outputs() if p.startswith("media/"))
+    assert len(media) == 2
+    for page in ("2026/trip/index.html", "index.html", "2026/note/index.html"):
+        html = site.read(page)
+        for m in media:
+            if m.endswith("view.svg") and "trip" in page or m.endswith("wide.svg") and "trip" not in page:
+                assert m in html, (page, m)

@@ -145,11 +145,9 @@ def _head_with(**changes) -> bytes:
            "recipient": b64u_encode(bob.sign_pk), "seq": 1, "updated": "2026-11-24T10:00:00Z",
            "expires": "2026-12-24T10:00:00Z", "items": [], "prev": None}
     doc.update(changes)
-    raw = lambda d: json.dumps(d, sort_keys=True, separators=(",", ":"),  # noqa: E731
-                               ensure_ascii=False).encode()
-    sig = ada.sign.sign(feeds.FEED_SIG_CONTEXT + raw(doc)).signature
-    signed = raw({**doc, "sig": b64u_encode(sig)})
-    return HEAD_MAGIC + bytes(SecretBox(ada.secrets_to(bob).key).encrypt(pad(signed), NONCE))
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    sig = ada.sign.sign(feeds.FEED_SIG_CONTEXT + body).signature
+    return HEAD_MAGIC + bytes(SecretBox(ada.secrets_to(bob).key).encrypt(pad(sig + body), NONCE))
 
 
 @pytest.mark.parametrize("seq", [True, -1, 1.0, "5", 2**63, None])

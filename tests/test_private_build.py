@@ -271,3 +271,55 @@ def test_the_state_folder_holding_post_keys_is_private(social):
     for path in (root / "build").rglob("*"):
         if path.is_file():
             assert not any(k.encode() in path.read_bytes() for k in keys)
+
+
+def test_a_friend_removed_and_added_again_never_sees_the_sequence_go_back(social):
+    """Their old feed state is deleted with them; the site's sequence floor is not."""
+    root, bob, carol, ada = social
+    post(root, "a", "One", "friends")
+    build(root)
+    post(root, "b", "Two", "friends")
+    build(root)
+    secrets = feeds.pairwise_secrets(bytes(carol.box), ada.box_pk, ada.sign_pk,
+                                     bytes(carol.sign.verify_key))
+
+    def carol_seq():
+        return feeds.open_head((root / "build" / secrets.head_path).read_bytes(), secrets,
+                               author_sign_pk=ada.sign_pk,
+                               reader_sign_pk=bytes(carol.sign.verify_key)).seq
+    before = carol_seq()
+    assert run_o2m("friend", "remove", "carol", cwd=root).returncode == 0
+    build(root)
+    r = run_o2m("friend", "add", "carol", card_to_text(carol.card), "--yes", cwd=root)
+    assert r.returncode == 0, r.stderr
+    build(root)
+    assert carol_seq() > before
+
+
+def test_a_build_killed_after_writing_heads_does_not_reuse_their_numbers(social, tmp_path):
+    """The heads are in build/ but the state was not committed (simulated by putting the
+    previous state back, as a kill before the commit leaves it, floor excepted)."""
+    root, bob, carol, ada = social
+    post(root, "a", "One", "friends")
+    build(root)
+    import sqlite3
+    db = root / ".o2m/build.db"
+    states_before = sqlite3.connect(db).execute("SELECT reader, state FROM feeds").fetchall()
+    post(root, "b", "Two", "friends")
+    build(root)
+    with sqlite3.connect(db) as con:  # the feed states as they were before that build
+        con.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)", states_before)
+    post(root, "c", "Three", "friends")
+    build(root)  # no refusal: the floor was recorded before the heads were written
+    assert titles(bob.read_feed(root / "build", ada)) == {"One", "Two", "Three"}
+
+
+def test_losing_the_state_folder_continues_every_feed_above_the_published_one(social):
+    root, bob, carol, ada = social
+    post(root, "a", "One", "friends")
+    build(root)
+    shutil.rmtree(root / ".o2m")
+    post(root, "b", "Two", "friends")
+    report, _ = build(root)
+    assert report.heads == 2
+    assert titles(bob.read_feed(root / "build", ada)) == {"One", "Two"}
