@@ -310,6 +310,7 @@ class _Build:
         self.root, self.config, self.manifest, self.out_dir = root, config, manifest, out_dir
         self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
         self.out_str = str(out_dir)
+        self.real_content = os.path.realpath(root / CONTENT_DIR) + os.sep
         self.friends = _load_friends(root, config)
         self.unlock: Callable[[], Identity] | None = None
         self.now = dt.datetime.now(dt.timezone.utc)
@@ -542,7 +543,8 @@ class _Build:
             self.old_feeds, self.old_sealed = {}, {}
             return _NO_FEEDS  # nothing private: not even the crypto is imported
         from .keys import PassphraseError
-        from .private import FeedIndex, FeedState, plan_feeds, referenced_objects
+        from .private import (FeedIndex, FeedState, plan_feeds, referenced_objects,
+                              retire_objects)
         self.old_feeds = {k: FeedState.from_json(v) for k, v in raw_feeds.items()}
         self.old_sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
         self.old_index_json = self.manifest.get("feed_index")
@@ -563,13 +565,13 @@ class _Build:
                     self.keep(path)
             return _NO_FEEDS
         live = referenced_objects(self.feed_index, plan.objects)
+        plan.objects = retire_objects(plan.objects, live, self.now)
+        kept = {p for o in plan.objects.values() for p in o["paths"]}
         written = {path for path, _ in plan.files}
-        for path in [*plan.keep, *(p for p in live if p not in written)]:
+        for path in [*plan.keep, *(p for p in kept if p not in written)]:
             self.adopt(path)
-        plan.objects = {d: o for d, o in plan.objects.items()
-                        if any(p in live for p in o["paths"])}
         plan.files = [(p, data) for p, data in plan.files
-                      if not p.startswith("o/") or p in live]
+                      if not p.startswith("o/") or p in kept]
         self.report.heads = plan.heads_written
         return plan
 
@@ -592,15 +594,8 @@ class _Build:
 
     def private_media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:
         """The files a private post refers to (inside content/ only, THREATS.md 38)."""
-        if not record.media:
-            return {}
-        real_content = os.path.realpath(self.root / CONTENT_DIR) + os.sep
-        media = {}
-        for ref in record.media:
-            path = self.root / ref
-            if os.path.realpath(path).startswith(real_content) and path.is_file():
-                media[ref] = (self.files.state(ref, path), path)
-        return media
+        return {ref: (self.files.state(ref, self.root / ref), self.root / ref)
+                for ref in record.media if self.media_problem(ref) is None}
 
     def seal(self, record: PostRecord, media: dict[str, tuple[FileState, Path]]):  # noqa: ANN201
         from .content import split_front_matter
@@ -656,30 +651,35 @@ class _Build:
         sealed_changes: dict[str, str | None] = {k: None for k in self.old_sealed
                                                  if k not in feeds.objects}
         sealed_changes.update({k: json.dumps(v) for k, v in feeds.objects.items()
-                               if k not in self.old_sealed})
+                               if self.old_sealed.get(k) != v})
         return (feed_changes, sealed_changes,
                 index_json if index_json != self.old_index_json else None)
 
     # -- helpers
     def media_map(self, posts: list[PostRecord]) -> dict[str, tuple[str, FileState]]:
         """source path of each referenced media file -> (output path, state)."""
-        real_content = os.path.realpath(self.root / CONTENT_DIR) + os.sep
         out: dict[str, tuple[str, FileState]] = {}
         for p in posts:
             for ref in p.media:
                 if ref in out:
                     continue
-                path = self.root / ref
-                real = os.path.realpath(path)
-                if not real.startswith(real_content):
-                    self.report.warnings.append(f"{p.source}: {ref} is outside content/, not published")
+                problem = self.media_problem(ref)
+                if problem:
+                    self.report.warnings.append(f"{p.source}: {problem}")
                     continue
-                if not os.path.isfile(real):
-                    self.report.warnings.append(f"{p.source}: links to {ref}, which does not exist")
-                    continue
-                st = self.files.state(ref, path)
+                st = self.files.state(ref, self.root / ref)
                 out[ref] = (f"media/{st.sha[:16]}/{_media_name(ref)}", st)
         return out
+
+    def media_problem(self, ref: str) -> str | None:
+        """Why a file a post refers to cannot be published, or None: it must be a file
+        inside content/, symlinks resolved (THREATS.md 38)."""
+        real = os.path.realpath(self.root / ref)
+        if not real.startswith(self.real_content):
+            return f"{ref} is outside content/, not published"
+        if not os.path.isfile(real):
+            return f"links to {ref}, which does not exist"
+        return None
 
     def ensure_writer(self) -> AtomicWriter:
         if self.writer is None:
@@ -692,13 +692,10 @@ class _Build:
             self.writer.barrier()
 
     def needs(self, path: str, sig: str) -> bool:
+        """Whether to render `path`: its signature changed, or the file is not intact."""
         old = self.old_outputs.get(path)
-        if old is None or old.sig != sig:
-            return True
-        try:
-            return os.stat(os.path.join(self.out_str, path)).st_size != old.size
-        except FileNotFoundError:
-            return True
+        return (old is None or old.sig != sig
+                or _size(os.path.join(self.out_str, path)) != old.size)
 
     def keep(self, path: str) -> None:
         if path not in self.new_outputs:

@@ -25,6 +25,7 @@ from .model import PostRecord
 
 HEAD_LIFETIME = dt.timedelta(days=30)
 RESIGN_BEFORE = dt.timedelta(days=7)
+OBJECT_GRACE = dt.timedelta(days=7)  # how long a superseded object stays (§3.4)
 
 
 def utc_text(value: dt.datetime) -> str:
@@ -310,3 +311,19 @@ def referenced_objects(index: FeedIndex, objects: Mapping[str, dict[str, Any]]) 
     newest version of an id first) and never fetched, so its objects can go."""
     return {path for digest in index.versions.values() if digest in objects
             for path in objects[digest]["paths"]}
+
+
+def retire_objects(objects: Mapping[str, dict[str, Any]], live: set[str],
+                   now: dt.datetime) -> dict[str, dict[str, Any]]:
+    """The sealed objects to keep: those a feed points at, and superseded ones for
+    OBJECT_GRACE after they were first found unused, so a reader in the middle of a
+    fetch (or a cache holding an older head) never meets a missing object (§3.4)."""
+    now_text, kept = utc_text(now), {}
+    for digest, sealed in objects.items():
+        if any(p in live for p in sealed["paths"]):
+            kept[digest] = {k: v for k, v in sealed.items() if k != "retired"}
+            continue
+        retired = sealed.get("retired", now_text)
+        if retired > utc_text(now - OBJECT_GRACE):
+            kept[digest] = {**sealed, "retired": retired}
+    return kept

@@ -323,3 +323,17 @@ def test_losing_the_state_folder_continues_every_feed_above_the_published_one(so
     report, _ = build(root)
     assert report.heads == 2
     assert titles(bob.read_feed(root / "build", ada)) == {"One", "Two"}
+
+
+def test_a_superseded_object_stays_for_a_grace_period_then_goes(social):
+    """A reader mid-fetch may still hold the old head: its objects stay a week."""
+    root, bob, carol, ada = social
+    post(root, "a", "First version", "friends")
+    build(root)
+    first = set((root / "build/o").iterdir())
+    post(root, "a", "Second version", "friends")
+    build(root, now=NOW + dt.timedelta(days=1))
+    assert first <= set((root / "build/o").iterdir())  # still there
+    build(root, now=NOW + dt.timedelta(days=9))
+    assert not first & set((root / "build/o").iterdir())  # gone after the grace period
+    assert titles(bob.read_feed(root / "build", ada)) == {"Second version"}
