@@ -1,10 +1,12 @@
 """`o2m build`: the imperative shell around parsing, planning and rendering.
 
-Order of work (DESIGN.md property 7, PROTOCOL.md "Build output"):
-scan sources -> parse and render what changed (in parallel) -> plan every page ->
-write media and assets, then post pages, then index pages, then feeds, each phase
-made durable before the next -> delete what no post produces any more -> commit the
-manifest. A build killed at any point leaves a readable site; the next one repairs it.
+Order of work (DESIGN.md property 7, PROTOCOL.md §1.5):
+scan sources -> parse and render what changed (in parallel) -> plan the pages and the
+friends' feeds -> write media, assets and encrypted objects; then archive pages and
+pages at new paths; then rewritten post pages; then rewritten index pages; then feeds,
+sitemap and friends' heads, each phase made durable before the next -> delete what
+nothing refers to any more -> commit the manifest. A build killed at any point leaves
+a readable site and whole feeds; the next one repairs the rest.
 """
 
 from __future__ import annotations
