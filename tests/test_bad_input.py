@@ -135,3 +135,56 @@ def test_disk_full_publishes_nothing_partial(site):
                                                                   b"</urlset>"))
     assert build(site).returncode == 0
     assert "Q4" in site.read("index.html")
+
+
+def test_symlink_loop_in_content_is_skipped_with_a_warning(site):
+    site.post("2026/a.md", title="A")
+    import os
+    os.symlink(".", site.root / "content/loop")
+    result = build(site)
+    assert result.returncode == 0, result.stderr
+    assert "symlink loop" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreadable_post_fails_alone(site):
+    import os
+    if os.geteuid() == 0:  # root reads anything: make it a folder-shaped read error instead
+        site.post("2026/a.md", title="A")
+        p = site.write("content/2026/locked.md", "---\ntitle: L\ndate: 2026-01-01\n---\n")
+        p.unlink()
+        p.mkdir()  # a directory named *.md: skipped as a folder, nothing to read
+        assert build(site).returncode == 0
+        return
+    site.post("2026/a.md", title="A")
+    p = site.post("2026/locked.md", title="Locked")
+    p.chmod(0)
+    result = build(site)
+    assert_clean_failure(result, "content/2026/locked.md:1:", "cannot read it")
+    assert (site.build_dir / "2026/a/index.html").exists()
+
+
+def test_damaged_state_database_is_one_line(site):
+    site.post("2026/a.md", title="A")
+    assert build(site).returncode == 0
+    (site.root / ".o2m/build.db").write_bytes(b"this is not sqlite" * 100)
+    for suffix in ("-wal", "-shm"):
+        (site.root / f".o2m/build.db{suffix}").unlink(missing_ok=True)
+    result = build(site)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "the build state is damaged" in result.stderr and "delete .o2m/build.db" in result.stderr
+    (site.root / ".o2m/build.db").unlink()
+    assert build(site).returncode == 0
+
+
+def test_media_with_an_odd_file_name_is_published_under_a_safe_one(site):
+    site.post("2026/a.md", title="A", body="![x](we%5Cird%20name.svg)")
+    site.write("content/2026/we\\ird name.svg", '<svg xmlns="http://www.w3.org/2000/svg"/>')
+    result = build(site)
+    assert result.returncode == 0, result.stderr
+    media = [p for p in site.outputs() if p.startswith("media/")]
+    assert len(media) == 1 and media[0].endswith("/file.svg")
+
+
+def test_reply_to_must_be_an_https_address(site):
+    site.write("content/2026/r.md", "---\ntitle: R\ndate: 2026-01-01\nreply_to: 2026/hello/\n---\n")
+    assert_clean_failure(build(site), "content/2026/r.md:4:", "reply_to")

@@ -182,3 +182,11 @@ def test_friend_add_by_url_fetches_the_published_card_and_insists_on_the_fingerp
     assert r.returncode == 1 and "HTTP 404" in r.stderr
     r = run_o2m("friend", "add", "zed", url, "--fingerprint", "1", cwd=ada)  # untrusted CA
     assert r.returncode == 1 and "cannot fetch" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_damaged_public_key_file_is_one_line(ada):
+    assert run_o2m("friend", "add", "bob", card_to_text(a_card()), "--yes", cwd=ada).returncode == 0
+    (ada / "keys/identity.pub.json").write_text("{not json")
+    r = run_o2m("build", cwd=ada)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "keys/identity.pub.json" in r.stderr and "damaged" in r.stderr
