@@ -77,7 +77,9 @@ your posts, link to its `.md` file by relative path: from a post in `content/202
 ## Building the site
 
 Run `o2m build` in the site's folder: it turns `content/` into web pages in `build/`,
-redoing only what changed. While you write, `o2m watch` rebuilds every time you save.
+redoing only what changed, then open `build/index.html`. Friends' posts are encrypted
+for them in the same build: `o2m card` gives you your card to share, and
+`o2m friend add` adds theirs.
 
 Happy writing!
 """
