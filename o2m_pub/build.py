@@ -439,7 +439,8 @@ class _Build:
         if self.old_outputs and self.manifest.get("in_progress") == "1":
             AtomicWriter(self.out_dir).remove_stale_temporaries()
 
-        # phase A: media and static files (content-addressed or versioned)
+        # phase A: media, static files, the card, and friends' new objects and archive
+        # pages (content-addressed or versioned; no page or head refers to them yet)
         for name, st in static.items():
             self.emit(f"static/{name}", st.sha, lambda p=static_paths[name]: p.read_bytes())
         for src, (out, st) in media.items():
@@ -448,17 +449,11 @@ class _Build:
         if card.is_file():  # the owner's public card, where friends look for it (§2.4)
             self.emit(WELL_KNOWN_CARD, self.files.state(CARD_FILE, card).sha, card.read_bytes)
         feeds = self.plan_private_feeds()
-        for path, data in feeds.files:  # objects first; pages with the new pages; heads last
-            if path.startswith("o/"):
-                self.put(path, _sha(data), data)
         self.barrier()
         self.lap("media")
         # phase B: pages at new paths (nothing links to them yet); phase C: rewritten
         # post pages; phase D: rewritten index pages. So a page a reader can reach never
         # links to one that is not there yet (pages and tags link both ways).
-        for path, data in feeds.files:
-            if path.startswith("p/"):  # archive pages: new, immutable, not yet linked
-                self.put(path, _sha(data), data)
         todo = [p for p in pages if self.needs(p.path, p.sig)]
         fresh = [p for p in todo if p.path not in self.old_outputs]
         rewritten = [p for p in todo if p.path in self.old_outputs]
@@ -478,9 +473,8 @@ class _Build:
             # and before its commit must not hand out that number again (§3.4)
             self.manifest.set("seq_floor", str(max(feeds.max_seq,
                                                    int(self.manifest.get("seq_floor") or 0))))
-        for path, data in feeds.files:
-            if path.startswith("f/"):
-                self.put(path, _sha(data), data)
+        for path, data in feeds.files:  # friends' heads, last (§1.5)
+            self.put(path, _sha(data), data)
         self.barrier()
         self.lap("feeds")
         # phase F: remove what nothing produces any more
@@ -557,7 +551,8 @@ class _Build:
                               previous=self.old_feeds, index=self.feed_index,
                               objects=self.old_sealed, now=self.now, random=nacl_random,
                               unlock=self.unlock_identity, published_seq=self.published_seq,
-                              seq_floor=int(self.manifest.get("seq_floor") or 0))
+                              seq_floor=int(self.manifest.get("seq_floor") or 0),
+                              write=lambda path, data: self.put(path, _sha(data), data))
         except PassphraseError as e:
             # The public site still builds; friends keep the feeds they had (their
             # heads stay valid until they expire), and the build reports the error.
@@ -569,11 +564,8 @@ class _Build:
         live = referenced_objects(self.feed_index, plan.objects)
         plan.objects = retire_objects(plan.objects, live, self.now)
         kept = {p for o in plan.objects.values() for p in o["paths"]}
-        written = {path for path, _ in plan.files}
-        for path in [*plan.keep, *(p for p in kept if p not in written)]:
+        for path in [*plan.keep, *(p for p in kept if p not in self.new_outputs)]:
             self.adopt(path)
-        plan.files = [(p, data) for p, data in plan.files
-                      if not p.startswith("o/") or p in kept]
         self.report.heads = plan.heads_written
         return plan
 

@@ -127,7 +127,7 @@ class PostVersion:
 class FeedPlan:
     """The files to write and the state to keep, for every reader."""
 
-    files: list[tuple[str, bytes]] = field(default_factory=list)  # objects, pages, heads
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # heads (and see `write`)
     keep: list[str] = field(default_factory=list)  # paths published before and still wanted
     states: dict[str, FeedState] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)  # readers whose state is new
@@ -188,7 +188,8 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[P
                objects: Mapping[str, dict[str, Any]], now: dt.datetime,
                random: Callable[[int], bytes], unlock: Callable[[], Any],
                published_seq: Callable[[FeedSecrets, bytes], int | None],
-               seq_floor: int = 0) -> FeedPlan:
+               seq_floor: int = 0,
+               write: Callable[[str, bytes], None] | None = None) -> FeedPlan:
     """Plan every reader's feed (PROTOCOL.md §3.4).
 
     Args:
@@ -204,11 +205,18 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[P
         seq_floor: the highest sequence number this site ever gave a head. Every new head
             gets more, so a friend removed and added again, or one whose keys changed,
             never sees a number go back (their old state is gone, the floor is not).
+        write: called with each new object and archive page as soon as it is sealed
+            (nothing refers to them until a head does, so they may be written at once,
+            and a big first build need not hold them all); by default they join
+            `plan.files`, as the heads always do.
 
     Raises:
         RollbackRefusedError: see `published_seq`.
     """
     plan = FeedPlan(objects=dict(objects))
+    if write is None:
+        def write(path: str, data: bytes) -> None:
+            plan.files.append((path, data))
     now_text = utc_text(now)
     position = {iid: i for i, iid in enumerate(index.ids)}
     by_id: dict[str, PostVersion] = {}
@@ -234,7 +242,8 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[P
             sealed = plan.objects.get(version.digest)
             if sealed is None:
                 files, obj = version.seal()
-                plan.files += files
+                for path, data in files:
+                    write(path, data)
                 sealed = plan.objects[version.digest] = {
                     "ref": obj.to_json(), "paths": [path for path, _ in files]}
             record = version.record
@@ -277,7 +286,7 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[P
             data, prev = seal_page(signing_key=identity.signing_key,
                                    reader_sign_pk=reader.sign_pk, secrets=secrets,
                                    items=page_items, prev=prev, nonce=random(24))
-            plan.files.append((prev.path, data))
+            write(prev.path, data)
             written.add(prev.path)
             pages.append(prev.path)
         plan.keep += [p for p in pages if p not in written]
