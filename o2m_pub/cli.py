@@ -457,7 +457,12 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
                             hint="then pass --yes, or --fingerprint '…' to check it here")
         if not click.confirm("Is this the fingerprint your friend sees in `o2m whoami`?"):
             raise SiteError("not added")
-    added = _store(ctx).add(name, parsed, now=_now(), accept_key_change=accept_key_change)
+    store = _store(ctx)
+    before = store.find_by_keys(parsed.sign_pk)
+    added = store.add(name, parsed, now=_now(), accept_key_change=accept_key_change)
+    if before is not None and before.name == added.name and before.card.raw == added.card.raw:
+        out(f"{added.name} is already your friend with this card; nothing changed")
+        return
     out(f"added {added.name}: {parsed.name} <{parsed.url}>, fingerprint {fp}")
     out("their feed is written at your next `o2m build`")
 
