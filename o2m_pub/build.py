@@ -860,9 +860,9 @@ def _load_friends(root: Path, config: SiteConfig) -> _Friends:
     from .friends import FriendStore
     from .owner import own_sign_pk
     from .private import Reader
-    own = own_sign_pk(root)
     store = FriendStore(root, config_groups=config.groups)
     readers = [Reader(f.name, f.card.sign_pk, f.card.box_pk) for f in store.list()]
+    own = own_sign_pk(root) if readers else b""  # (a feed needs our key; no friend, none)
     return _Friends(own, readers, store.groups())
 
 
