@@ -547,7 +547,8 @@ class _Build:
         self.feed_index = FeedIndex.from_json(self.old_index_json)
         try:
             plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk,
-                              readers=self.friends.readers, versions=self.private_versions(),
+                              readers=self.friends.readers,
+                              versions=self.private_versions() if self.friends.readers else [],
                               previous=self.old_feeds, index=self.feed_index,
                               objects=self.old_sealed, now=self.now, random=nacl_random,
                               unlock=self.unlock_identity, published_seq=self.published_seq,
