@@ -20,10 +20,8 @@ import posixpath
 import re
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
@@ -201,8 +199,11 @@ def _chunked(items: list, jobs: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _pool(jobs: int, **kwargs) -> ProcessPoolExecutor:  # noqa: ANN003
-    """Worker processes by fork: they start at once and share what is already loaded."""
+def _pool(jobs: int, **kwargs):  # noqa: ANN003, ANN202 - a ProcessPoolExecutor
+    """Worker processes by fork: they start at once and share what is already loaded.
+    (Imported here: a small rebuild never needs them.)"""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
     return ProcessPoolExecutor(jobs, mp_context=get_context("fork"), **kwargs)
 
 

@@ -224,9 +224,9 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
 
 def _run_build(root: Path, ctx: click.Context | None = None, **options):  # noqa: ANN003, ANN202
     from .build import build_site
-    from .keys import load_identity
 
     def unlock():  # noqa: ANN202 - only when a friend's feed must be signed
+        from .keys import load_identity  # (the crypto is imported only then, too)
         return load_identity(root, _passphrase(ctx) if ctx else b"")
 
     progress = _RichProgress() if sys.stderr.isatty() else None

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import re
 from typing import Iterable, NamedTuple
-from xml.sax.saxutils import escape, quoteattr
+from html import escape as _escape
 
 from .config import SiteConfig
 from .model import PostRecord
@@ -26,7 +26,12 @@ def _rfc3339(value: str) -> str:
 
 
 def _x(text: str) -> str:
-    return escape(_XML_INVALID.sub("", text))
+    """Text for XML content or attributes (html.escape's entities are XML's too)."""
+    return _escape(_XML_INVALID.sub("", text), quote=True)
+
+
+def quoteattr(text: str) -> str:
+    return f'"{_x(text)}"'
 
 
 def json_feed(config: SiteConfig, entries: list[FeedEntry]) -> bytes:

@@ -38,7 +38,7 @@ def _reachable_links_resolve(build: Path, base: str) -> list[str]:
             continue
         if not page.endswith(".html"):
             data = path.read_bytes()
-            for url in re.findall(rb"(https://test\.example/[^\"<\s\\]*)", data):
+            for url in re.findall(rb"(https://test\.example/[^\"<&\s\\]*)", data):
                 rel = url.decode()[len(base):]
                 todo.append(rel + "index.html" if rel == "" or rel.endswith("/") else rel)
             continue
