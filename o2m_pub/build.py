@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import os
 import posixpath
@@ -28,21 +27,20 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 import jinja2
 
 from . import config as config_mod
-from .config import CARD_FILE, STATE_DIR, SiteConfig, known_audience_names
+from .config import CARD_FILE, STATE_DIR, SiteConfig
 from .content import parse_post
 from .errors import O2MError, PostError, Problem, SiteError
 from .manifest import FileState, Manifest, OutputState, SourceState
 from .model import PostRecord, PostView
+from .build_feeds import PrivateFeedSteps, _load_friends
 from .plan import (Page, index_fingerprint, index_pages, post_pages, resolve_collisions,
-                   sig_of)
+                   sha256_hex as _sha, sig_of)
 from .render import (PAGE_TEMPLATES, PageRenderer, linker, make_environment,
                      template_fingerprints, theme_dirs)
 from .writer import AtomicWriter
 
 if TYPE_CHECKING:
-    from .feeds import FeedSecrets
     from .keys import Identity
-    from .private import FeedPlan, PostVersion
 
 CONTENT_DIR = "content"
 WELL_KNOWN_CARD = ".well-known/o2m-card.json"
@@ -90,10 +88,6 @@ def site_lock(state_dir: Path) -> Iterator[None]:
             raise SiteError("another o2m build is running in this site",
                             hint="wait for it to finish, or stop the other o2m process") from None
         yield
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _media_name(ref: str) -> str:
@@ -305,7 +299,7 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
     return report
 
 
-class _Build:
+class _Build(PrivateFeedSteps):
     """One build's working state; `run` is the order of work in the module docstring."""
 
     def __init__(self, root: Path, config: SiteConfig, manifest: Manifest, out_dir: Path,
@@ -533,124 +527,6 @@ class _Build:
         self.index_memo["paths"] = [p.path for p in pages]
         return post_pages(posts, link_targets=link_targets, media=media, **options) + pages
 
-    # -- private feeds (PROTOCOL.md §3)
-    def plan_private_feeds(self) -> "FeedPlan":
-        raw_feeds = self.manifest.feed_states()
-        if self.drafts or (not self.friends.readers and not raw_feeds):
-            self.old_feeds, self.old_sealed = {}, {}
-            return _NO_FEEDS  # nothing private: not even the crypto is imported
-        from .keys import PassphraseError
-        from .private import (FeedIndex, FeedState, plan_feeds, referenced_objects,
-                              retire_objects)
-        self.old_feeds = {k: FeedState.from_json(v) for k, v in raw_feeds.items()}
-        self.old_sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
-        self.old_index_json = self.manifest.get("feed_index")
-        self.feed_index = FeedIndex.from_json(self.old_index_json)
-        try:
-            plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk,
-                              readers=self.friends.readers,
-                              versions=self.private_versions() if self.friends.readers else [],
-                              previous=self.old_feeds, index=self.feed_index,
-                              objects=self.old_sealed, now=self.now, random=nacl_random,
-                              unlock=self.unlock_identity, published_seq=self.published_seq,
-                              seq_floor=int(self.manifest.get("seq_floor") or 0),
-                              write=lambda path, data: self.put(path, _sha(data), data))
-        except PassphraseError as e:
-            # The public site still builds; friends keep the feeds they had (their
-            # heads stay valid until they expire), and the build reports the error.
-            self.report.feed_error = e
-            for path in self.old_outputs:
-                if path.startswith(("f/", "p/", "o/")):
-                    self.keep(path)
-            return _NO_FEEDS
-        live = referenced_objects(self.feed_index, plan.objects)
-        plan.objects = retire_objects(plan.objects, live, self.now)
-        kept = {p for o in plan.objects.values() for p in o["paths"]}
-        for path in [*plan.keep, *(p for p in kept if p not in self.new_outputs)]:
-            self.adopt(path)
-        self.report.heads = plan.heads_written
-        return plan
-
-    def private_versions(self) -> list["PostVersion"]:
-        """Every private post version, with the friends who may read it."""
-        from .private import PostVersion
-        versions = []
-        readers_of: dict[tuple[str, ...], frozenset[str]] = {}
-        for record in self.readable:
-            if record.is_public:  # public posts are in feed.json for everyone (§3.4)
-                continue
-            if record.audience not in readers_of:
-                readers_of[record.audience] = self.friends.readers_of(record.audience)
-            media = self.private_media(record)
-            digest = sig_of(record.digest, *(f"{s}:{st.sha}" for s, (st, _) in media.items()))
-            versions.append(PostVersion(record, digest,
-                                        lambda r=record, m=media: self.seal(r, m),
-                                        readers=readers_of[record.audience]))
-        return versions
-
-    def private_media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:
-        """The files a private post refers to (inside content/ only, THREATS.md 38)."""
-        return {ref: (self.files.state(ref, self.root / ref), self.root / ref)
-                for ref in record.media if self.media_problem(ref) is None}
-
-    def seal(self, record: PostRecord, media: dict[str, tuple[FileState, Path]]):  # noqa: ANN201
-        from .content import split_front_matter
-        from .private import seal_post
-        text = (self.root / record.source).read_bytes().decode("utf-8-sig")
-        _, body, _ = split_front_matter(text, record.source)
-        return seal_post(record, body, {s: p.read_bytes() for s, (_, p) in media.items()},
-                         random=nacl_random)
-
-    def unlock_identity(self) -> "Identity":
-        if self.unlock is None:
-            from .keys import PassphraseError
-            raise PassphraseError("friends' feeds must be signed, and the key is locked",
-                                  hint="run `o2m build` on a terminal, or set O2M_PASSPHRASE")
-        identity = self.unlock()
-        if identity.sign_pk != self.friends.own_sign_pk:
-            raise SiteError("the unlocked key is not this site's identity",
-                            hint="keys/identity.pub.json and identity.secret disagree")
-        return identity
-
-    def published_seq(self, secrets: "FeedSecrets", reader_sign_pk: bytes) -> int | None:
-        """The seq of the head now in build/ at that feed's path (our own, so we can
-        open it); None when there is none, it cannot be read, or it is the very head
-        the manifest recorded (then the state's seq is the published one)."""
-        from .feeds import FeedAuthError, FeedFormatError, open_head
-        try:
-            data = (self.out_dir / secrets.head_path).read_bytes()
-            recorded = self.old_outputs.get(secrets.head_path)
-            if recorded is not None and recorded.sha == _sha(data):
-                return None
-            return open_head(data, secrets, author_sign_pk=self.friends.own_sign_pk,
-                             reader_sign_pk=reader_sign_pk).seq
-        except (OSError, FeedAuthError, FeedFormatError):
-            return None
-
-    def adopt(self, path: str) -> None:
-        """Keep an output the feeds still need (recording it if the manifest lost it)."""
-        if path in self.old_outputs:
-            self.keep(path)
-        elif (self.out_dir / path).is_file():
-            data = (self.out_dir / path).read_bytes()
-            self.new_outputs[path] = OutputState(_sha(data), _sha(data), len(data))
-
-    def private_state_changes(self, feeds: "FeedPlan") -> tuple[dict, dict, str | None]:
-        """What to record of the feeds: changed reader states, sealed objects, and the
-        shared item index (None when unchanged)."""
-        if self.drafts or feeds is _NO_FEEDS:
-            return {}, {}, None
-        feed_changes: dict[str, str | None] = {k: None for k in self.old_feeds
-                                               if k not in feeds.states}
-        feed_changes.update({k: feeds.states[k].to_json() for k in feeds.changed})
-        index_json = self.feed_index.to_json()
-        sealed_changes: dict[str, str | None] = {k: None for k in self.old_sealed
-                                                 if k not in feeds.objects}
-        sealed_changes.update({k: json.dumps(v) for k, v in feeds.objects.items()
-                               if self.old_sealed.get(k) != v})
-        return (feed_changes, sealed_changes,
-                index_json if index_json != self.old_index_json else None)
-
     # -- helpers
     def media_map(self, posts: list[PostRecord]) -> dict[str, tuple[str, FileState]]:
         """source path of each referenced media file -> (output path, state)."""
@@ -816,56 +692,6 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except FileNotFoundError:
         return -1
-
-
-class _NoFeeds:
-    """The feed plan of a site without friends."""
-
-    files: list[tuple[str, bytes]] = []
-    states: dict = {}
-    objects: dict = {}
-    changed: set = set()
-    max_seq = 0
-
-
-_NO_FEEDS = _NoFeeds()
-
-
-def nacl_random(n: int) -> bytes:
-    import nacl.utils
-    return nacl.utils.random(n)
-
-
-@dataclass
-class _Friends:
-    """The friends and groups a build needs, read from keys/ without unlocking anything."""
-
-    own_sign_pk: bytes = b""
-    readers: list = field(default_factory=list)  # private.Reader
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def audience_names(self) -> frozenset[str]:
-        return known_audience_names([r.name for r in self.readers], self.groups)
-
-    def readers_of(self, audience: tuple[str, ...]) -> frozenset[str]:
-        """Who may read a post (check_audience has vouched for every name)."""
-        from .friends import resolve_audience
-        _, names = resolve_audience(audience, [r.name for r in self.readers], self.groups)
-        return names
-
-
-def _load_friends(root: Path, config: SiteConfig) -> _Friends:
-    """Friends from keys/friends/ (none before the first `o2m friend add`)."""
-    if not (root / "keys" / "friends").is_dir():
-        return _Friends(groups=dict(config.groups))
-    from .friends import FriendStore
-    from .owner import own_sign_pk
-    from .private import Reader
-    store = FriendStore(root, config_groups=config.groups)
-    readers = [Reader(f.name, f.card.sign_pk, f.card.box_pk) for f in store.list()]
-    own = own_sign_pk(root) if readers else b""  # (a feed needs our key; no friend, none)
-    return _Friends(own, readers, store.groups())
 
 
 class _Views:

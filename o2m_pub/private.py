@@ -15,10 +15,10 @@ import json
 import mimetypes
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from .canonical import b64u_encode, canonical_json
-from .feeds import (HEAD_ITEMS, FeedSecrets, Item, ObjectRef, PageRef, append_to_feed,
+from .feeds import (FeedSecrets, Item, ObjectRef, PageRef, append_to_feed,
                     pairwise_secrets, seal_head, seal_object, seal_page)
 from .errors import O2MError
 from .model import PostRecord
