@@ -655,20 +655,24 @@ class _Build(PrivateFeedSteps):
         _page_job.clear()
 
     def emit_feeds(self, posts: list[PostRecord]) -> None:
-        from . import syndication  # only when a feed is written
         newest = posts[::-1][:self.config.feed_items]
         feed_sig = sig_of(FEED_VERSION, self.config.fingerprint,
                           *(p.digest for p in newest), *(
                               self.views.media.get(m, ("",))[0] for p in newest for m in p.media))
-        entries = lambda: [syndication.FeedEntry(p, self.config.url + p.path,  # noqa: E731
-                                                 self.views.absolute_html(p)) for p in newest]
-        self.emit("feed.json", feed_sig, lambda: syndication.json_feed(self.config, entries()))
-        self.emit("atom.xml", feed_sig, lambda: syndication.atom(self.config, entries()))
-        urls = lambda: [(self.config.url, None)] + [  # noqa: E731
-            (self.config.url + p.path, p.updated or p.date) for p in posts]
+        def feed(kind: str) -> bytes:
+            from . import syndication  # imported only when a feed is written
+            if kind == "sitemap":
+                return syndication.sitemap([(self.config.url, None)] + [
+                    (self.config.url + p.path, p.updated or p.date) for p in posts])
+            entries = [syndication.FeedEntry(p, self.config.url + p.path,
+                                             self.views.absolute_html(p)) for p in newest]
+            make = syndication.json_feed if kind == "json" else syndication.atom
+            return make(self.config, entries)
+
+        self.emit("feed.json", feed_sig, lambda: feed("json"))
+        self.emit("atom.xml", feed_sig, lambda: feed("atom"))
         # the index fingerprint covers every post's path and dates, and the site's URL
-        self.emit("sitemap.xml", sig_of(FEED_VERSION, self.index_fp),
-                  lambda: syndication.sitemap(urls()))
+        self.emit("sitemap.xml", sig_of(FEED_VERSION, self.index_fp), lambda: feed("sitemap"))
 
 
 PageResult = tuple[str, "OutputState | None", "Problem | None", bool]  # path, state, problem, wrote

@@ -169,7 +169,7 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
     """Create a new site: config, your keys and card, a sample post, the default theme."""
     from .config import load, parse_config
     from .owner import create_owner
-    from .scaffold import config_text, init_site
+    from .scaffold import config_text, init_site, refuse_existing_site
 
     folder = directory or ctx.obj.get("site") or Path.cwd()
     interactive = sys.stdin.isatty()
@@ -181,9 +181,7 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
                else "https://example.org/")
     parse_config(config_text(name=name, url=url, author=author or name, timezone="UTC").encode(),
                  "--name/--url")  # validate before touching the disk
-    if (folder / "o2m.toml").exists():
-        raise SiteError(f"{folder}/o2m.toml exists: this is already an o2m site",
-                        hint="run `o2m build` there, or pick an empty folder")
+    refuse_existing_site(folder)  # before asking for a passphrase
     passphrase = _passphrase(ctx, "Passphrase for your keys", new=True)
     created = init_site(folder, name=name, url=url, author=author, now=_now())
     identity, card = create_owner(folder, load(folder), passphrase, now=_now(),
@@ -565,8 +563,7 @@ def group_list(ctx: click.Context) -> None:
 @click.pass_context
 def group_add(ctx: click.Context, name: str, members: tuple[str, ...]) -> None:
     """Add friends to a group (made if new)."""
-    _store(ctx).group_add(name, members)
-    out(f"{name}: {', '.join(_store(ctx).groups()[name])}")
+    out(f"{name}: {', '.join(_store(ctx).group_add(name, members))}")
 
 
 @group.command("remove")

@@ -9,6 +9,7 @@ for us), so a hostile file can never surface as a traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ MIN_PADDED = 512
 MAX_HEAD_BYTES = 1 << 20  # a head over 1 MiB is refused before decrypting
 MAX_PAGE_BYTES = 4 << 20
 MAX_ITEMS = 4096
+MAX_OBJECT_BYTES = 64 << 20
 FEED_SIG_CONTEXT = b"o2m-feed-v1\n"
 _PERSON_NAME = b"o2m1 feed name\x00\x00"
 _PERSON_HEAD_KEY = b"o2m1 head key\x00\x00\x00"
@@ -114,6 +116,12 @@ def unpad(padded: bytes) -> bytes:
 
 # --- objects (§3.3) ---------------------------------------------------------------------
 
+def _is_hash(value: Any) -> bool:
+    """A bare SHA-256 in lowercase hex (THREATS.md 22): no path, no other origin."""
+    return (isinstance(value, str) and len(value) == 64
+            and not value.strip("0123456789abcdef"))
+
+
 @dataclass(frozen=True)
 class ObjectRef:
     """How a feed item points at an object: its SHA-256 (which names its file), its
@@ -135,8 +143,7 @@ class ObjectRef:
         if not isinstance(value, dict) or set(value) != {"hash", "key", "size"}:
             raise FeedFormatError("bad object reference")
         h, size = value["hash"], value["size"]
-        if (not isinstance(h, str) or len(h) != 64 or h.strip("0123456789abcdef")
-                or type(size) is not int or not 0 < size <= MAX_OBJECT_BYTES):
+        if not _is_hash(h) or type(size) is not int or not 0 < size <= MAX_OBJECT_BYTES:
             raise FeedFormatError("bad object reference")
         try:
             key = b64u_decode(value["key"], length=KEY_BYTES)
@@ -145,7 +152,6 @@ class ObjectRef:
         return cls(h, size, key)
 
 
-MAX_OBJECT_BYTES = 64 << 20
 
 
 def seal_object(plaintext: bytes, *, key: bytes, nonce: bytes) -> tuple[bytes, ObjectRef]:
@@ -311,8 +317,7 @@ class PageRef:
     @classmethod
     def from_json(cls, value: Any) -> "PageRef":
         if (not isinstance(value, dict) or set(value) != {"hash", "size"}
-                or not isinstance(value["hash"], str) or len(value["hash"]) != 64
-                or value["hash"].strip("0123456789abcdef") or type(value["size"]) is not int
+                or not _is_hash(value["hash"]) or type(value["size"]) is not int
                 or not 0 < value["size"] <= MAX_PAGE_BYTES):
             raise FeedFormatError("bad page reference")
         return cls(value["hash"], value["size"])
@@ -336,7 +341,6 @@ def _is_https_url(value: Any) -> bool:
 
 def check_time(value: Any) -> str:
     """RFC 3339 UTC with Z and whole seconds (§2.1)."""
-    import datetime as dt
     if not isinstance(value, str) or len(value) != 20 or not value.endswith("Z"):
         raise FeedFormatError("bad time")
     try:

@@ -69,12 +69,11 @@ feed_items = 20
 """
 
 
-def init_site(folder: Path, *, name: str, url: str, author: str | None = None,
-              timezone: str | None = None, now: dt.datetime) -> list[Path]:
-    """Create a new site in `folder` (made if missing) and return what was created.
+def refuse_existing_site(folder: Path) -> None:
+    """init never overwrites: refuse a folder that is a site or holds site files.
 
     Raises:
-        SiteError: the folder already holds a site, or files init would overwrite.
+        SiteError: naming what is in the way.
     """
     if (folder / CONFIG_NAME).exists():
         raise SiteError(f"{folder}/{CONFIG_NAME} exists: this is already an o2m site",
@@ -84,6 +83,16 @@ def init_site(folder: Path, *, name: str, url: str, author: str | None = None,
     if clashes:
         raise SiteError(f"{folder}/{clashes[0]} already exists and is not empty",
                         hint="move it away or pick an empty folder; init never overwrites")
+
+
+def init_site(folder: Path, *, name: str, url: str, author: str | None = None,
+              timezone: str | None = None, now: dt.datetime) -> list[Path]:
+    """Create a new site in `folder` (made if missing) and return what was created.
+
+    Raises:
+        SiteError: the folder already holds a site, or files init would overwrite.
+    """
+    refuse_existing_site(folder)
     from .sample import hello_post
 
     folder.mkdir(parents=True, exist_ok=True)
