@@ -21,7 +21,21 @@ CONFIG_NAME = "o2m.toml"
 CARD_FILE = "keys/card.json"  # the owner's signed card (PROTOCOL.md §2.4)
 STATE_DIR = ".o2m"
 RESERVED_AUDIENCES = frozenset({"public", "friends"})
+DEFAULT_PORT = 8443  # `o2m serve` (docs/CONFIG.md [serve]); unprivileged, so no root needed
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How `o2m serve` listens, from the optional ``[serve]`` table."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    http_port: int | None = None  # a plain-HTTP port that only redirects to HTTPS
+    cert: str | None = None  # the owner's certificate chain (PEM), relative to the site root
+    key: str | None = None  # its private key (PEM); both or neither
+    access_log: bool = True
+    log_addresses: bool = True
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,8 @@ class SiteConfig:
     feed_items: int = 20
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fingerprint: str = ""  # hash of the settings that change rendered output
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    publish_target: str | None = None  # [publish] target: a folder or an rclone remote
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -145,7 +161,62 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
         groups=groups,
     )
     fingerprint = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
-    return SiteConfig(**settings, fingerprint=fingerprint)
+    return SiteConfig(**settings, fingerprint=fingerprint,
+                      serve=_serve_table(doc.get("serve", {}), text, path),
+                      publish_target=_publish_target(doc.get("publish", {}), text, path))
+
+
+def _serve_table(table: object, text: str, path: str) -> ServeConfig:
+    """The ``[serve]`` table; none of it changes the built site, so it is not fingerprinted."""
+    if not isinstance(table, dict):
+        raise ConfigError("[serve] must be a table", path=path)
+
+    def fail(key: str, msg: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(f"serve.{key} {msg}", path=path, line=_line_of(text, key), hint=hint)
+
+    unknown = set(table) - {"host", "port", "http_port", "cert", "key", "access_log",
+                            "log_addresses"}
+    if unknown:
+        raise fail(sorted(unknown)[0], "is not a known setting", hint="see docs/CONFIG.md")
+
+    def port(key: str, default: int | None) -> int | None:
+        value = table.get(key, default)
+        if value is not None and (type(value) is not int or not 1 <= value <= 65535):
+            raise fail(key, "must be a port number from 1 to 65535")
+        return value
+
+    def string(key: str, default: str | None) -> str | None:
+        value = table.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise fail(key, "must be a non-empty string")
+        return value.strip() if isinstance(value, str) else None
+
+    def flag(key: str) -> bool:
+        value = table.get(key, True)
+        if not isinstance(value, bool):
+            raise fail(key, "must be true or false")
+        return value
+
+    cert, key = string("cert", None), string("key", None)
+    if (cert is None) != (key is None):
+        raise fail("cert" if cert is None else "key", "is missing: set both cert and key",
+                   hint="name the certificate chain and its private key, e.g. from certbot")
+    return ServeConfig(host=string("host", "127.0.0.1") or "127.0.0.1",
+                       port=port("port", DEFAULT_PORT) or DEFAULT_PORT,
+                       http_port=port("http_port", None), cert=cert, key=key,
+                       access_log=flag("access_log"), log_addresses=flag("log_addresses"))
+
+
+def _publish_target(table: object, text: str, path: str) -> str | None:
+    """The ``[publish]`` table's target: where `o2m publish` copies build/ by default."""
+    if not isinstance(table, dict):
+        raise ConfigError("[publish] must be a table", path=path)
+    target = table.get("target")
+    if target is not None and (not isinstance(target, str) or not target.strip()):
+        raise ConfigError("publish.target must be a non-empty string", path=path,
+                          line=_line_of(text, "target"),
+                          hint='a folder ("/var/www/site") or an rclone remote ("host:www")')
+    return target.strip() if target else None
 
 
 def known_audience_names(friends: Collection[str],
