@@ -19,16 +19,20 @@ class O2MError(Exception):
     """Something went wrong."""
 
     hint: str | None = None
+    path: str | None = None
 
-    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, hint: str | None = None,
+                 path: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
         if hint is not None:
             self.hint = hint
+        if path is not None:
+            self.path = path
 
     @property
     def where(self) -> str | None:
-        """The place (file:line) the message is about, when there is one."""
-        return None
+        """The place (a file, file:line, a URL) the message is about, when there is one."""
+        return self.path
 
 
 class ConfigError(O2MError, ValueError):

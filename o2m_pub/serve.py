@@ -1,0 +1,689 @@
+"""`o2m serve`: build/ over HTTPS with Twisted, fit for the open internet.
+
+The decisions (which path may be served, which headers, what may be compressed)
+are pure functions in static_rules.py; this module is the I/O around them:
+sockets, TLS, files, signals and worker processes.
+
+Speed comes from doing per file what others do per request: the headers of a
+file, and the bytes of small ones (gzipped once when they are public text), are
+kept in memory and checked against one ``stat`` per request. One process per core
+shares the listening socket, each with its own reactor, as nginx's workers do.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import os
+import signal
+import socket
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+from urllib.parse import quote
+
+from twisted.web import http, resource, server
+from zope.interface import implementer
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+
+from . import static_rules as rules
+from .errors import O2MError
+from .tls import KeyPair, TLSError, load_pair, server_context
+
+SMALL_FILE = 1 << 20  # files up to this size are kept in memory
+LIVE_PATH = b"/_o2m/live"
+LIVE_SCRIPT_PATH = b"/_o2m/live.js"
+LIVE_SCRIPT = (b'"use strict";new EventSource("/_o2m/live").onmessage=function(){'
+               b'location.reload();};\n')
+LIVE_TAG = b'<script src="/_o2m/live.js" defer></script>'
+
+
+class ServeError(O2MError):
+    """The server cannot start: a port in use, no build/, a bad certificate."""
+
+
+@dataclass
+class ServeOptions:
+    """How to serve; `o2m serve`'s flags and the ``[serve]`` table land here."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    http_port: int | None = None
+    workers: int = 1
+    live_reload: bool = False
+    access_log: IO[str] | None = None
+    log_addresses: bool = True
+    header_timeout: float = 10.0  # from connecting (or the last answer) to a full request head
+    idle_timeout: float = 60.0  # silence on a connection, e.g. mid-body
+    max_connections: int = 4096  # per worker; more are closed at once
+    cache_bytes: int = 64 << 20  # per worker
+    report: Callable[[str], None] = field(default=lambda line: None)
+
+
+# -- files --------------------------------------------------------------------------
+
+@dataclass
+class _Entry:
+    """A servable file as of one stat: its headers and, when small, its bytes."""
+
+    fs_path: str
+    rel: str
+    facts: rules.FileFacts
+    headers: http.Headers
+    body: bytes | None
+    gzipped: bytes | None
+    gz_headers: http.Headers | None
+
+
+class FileCache:
+    """Entries by raw request path, least recently used dropped past `max_bytes`."""
+
+    def __init__(self, build_dir: Path, *, live_reload: bool, max_bytes: int) -> None:
+        self.root = os.path.realpath(build_dir)
+        self.live_reload = live_reload
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[bytes, bool], _Entry] = OrderedDict()
+        self._bytes = 0
+
+    def lookup(self, raw_path: bytes, versioned: bool) -> _Entry | str | None:
+        """The entry for a request path; a str is a redirect target; None is a 404."""
+        key = (raw_path, versioned)
+        entry = self._entries.get(key)
+        if entry is not None:
+            try:
+                st = os.stat(entry.fs_path)
+            except OSError:
+                st = None
+            if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
+                    entry.facts.size, entry.facts.mtime_ns, entry.facts.inode):
+                self._entries.move_to_end(key)
+                return entry
+            self._drop(key)
+        rel = rules.resolve(raw_path)
+        if rel is None:
+            return None
+        fs_path = os.path.join(self.root, rel)
+        if not self._contained(fs_path):
+            return None  # a symlink out of build/ (THREATS 42)
+        try:
+            st = os.stat(fs_path)
+        except OSError:
+            return None
+        if os.path.isdir(fs_path):
+            # /dir -> /dir/ only where a page is there to show; never a listing (THREATS 40)
+            if os.path.isfile(os.path.join(fs_path, "index.html")):
+                return "/" + quote(rel, safe="/") + "/"
+            return None
+        entry = self._make_entry(fs_path, rel, st, versioned)
+        self._entries[key] = entry
+        self._bytes += len(entry.body or b"") + len(entry.gzipped or b"")
+        while self._bytes > self.max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
+        return entry
+
+    def _drop(self, key: tuple[bytes, bool]) -> None:
+        old = self._entries.pop(key)
+        self._bytes -= len(old.body or b"") + len(old.gzipped or b"")
+
+    def _contained(self, fs_path: str) -> bool:
+        real = os.path.realpath(fs_path)
+        return real == self.root or real.startswith(self.root + os.sep)
+
+    def _make_entry(self, fs_path: str, rel: str, st: os.stat_result, versioned: bool) -> _Entry:
+        facts = rules.FileFacts(st.st_size, st.st_mtime_ns, st.st_ino)
+        ctype = rules.content_type(rel)
+        inject = self.live_reload and ctype.startswith("text/html")
+        body = None
+        if st.st_size <= SMALL_FILE:
+            with open(fs_path, "rb") as f:
+                body = f.read()
+            if inject:
+                body = _inject_live_script(body)
+        headers = http.Headers()
+        for name, value in rules.response_headers(rel, facts, versioned=versioned,
+                                                  live_reload=inject):
+            headers.setRawHeaders(name, [value])
+        headers.setRawHeaders(b"server", [b"o2m"])
+        if inject:  # a different body under the same stat: a different tag
+            headers.setRawHeaders(b"etag", [facts.etag[:-1].encode() + b'-live"'])
+        gzipped = gz_headers = None
+        if body is not None and len(body) >= 256 and rules.compressible(rel, ctype):
+            packed = gzip.compress(body, compresslevel=6, mtime=0)
+            if len(packed) < len(body):
+                gzipped, gz_headers = packed, headers.copy()
+                gz_headers.setRawHeaders(b"content-encoding", [b"gzip"])
+                gz_headers.setRawHeaders(b"content-length", [b"%d" % len(packed)])
+                gz_headers.removeHeader(b"accept-ranges")
+        if body is not None:
+            headers.setRawHeaders(b"content-length", [b"%d" % len(body)])
+        return _Entry(fs_path, rel, facts, headers, body, gzipped, gz_headers)
+
+
+def _inject_live_script(page: bytes) -> bytes:
+    at = page.rfind(b"</body>")
+    return page + LIVE_TAG if at < 0 else page[:at] + LIVE_TAG + page[at:]
+
+
+def _accepts_gzip(request: server.Request) -> bool:
+    value = request.requestHeaders.getRawHeaders(b"accept-encoding")
+    if not value:
+        return False
+    for part in b",".join(value).lower().split(b","):
+        coding, _, params = part.strip().partition(b";")
+        if coding.strip() == b"gzip":
+            return params.replace(b" ", b"") not in (b"q=0", b"q=0.0", b"q=0.00", b"q=0.000")
+    return False
+
+
+# -- resources ----------------------------------------------------------------------
+
+class StaticSite(resource.Resource):
+    """build/ and nothing else: GET and HEAD, conditional and range requests."""
+
+    isLeaf = True
+    allowedMethods = (b"GET", b"HEAD")
+
+    def __init__(self, cache: FileCache, live: LiveReload | None) -> None:
+        super().__init__()
+        self.cache = cache
+        self.live = live
+        self.not_found = _NotFoundPage(cache)
+
+    def render_GET(self, request: server.Request) -> bytes | int:
+        path = request.path
+        if self.live is not None and path.startswith(b"/_o2m/"):
+            return self.live.render(request)
+        entry = self.cache.lookup(path, b"v" in request.args)
+        if entry is None:
+            return self.not_found.render(request)
+        if isinstance(entry, str):
+            return _redirect(request, entry + _query(request))
+        headers = request.requestHeaders
+        if rules.not_modified(entry.facts, _one(headers, b"if-none-match"),
+                              _one(headers, b"if-modified-since")):
+            request.setResponseCode(http.NOT_MODIFIED)
+            _set_headers(request, entry.headers, keep_length=False)
+            return b""
+        if entry.gzipped is not None and _accepts_gzip(request):
+            _set_headers(request, entry.gz_headers)
+            return entry.gzipped
+        span = rules.parse_range(_one(headers, b"range"), entry.facts.size)
+        if span is not None and _if_range_holds(request, entry):
+            return self._partial(request, entry, span)
+        _set_headers(request, entry.headers)
+        if entry.body is not None:
+            return entry.body
+        return _stream(request, entry.fs_path, 0, entry.facts.size)
+
+    render_HEAD = render_GET
+
+    def _partial(self, request: server.Request, entry: _Entry,
+                 span: tuple[int, int] | str) -> bytes | int:
+        size = entry.facts.size
+        if span == "unsatisfiable":
+            request.setResponseCode(http.REQUESTED_RANGE_NOT_SATISFIABLE)
+            request.setHeader(b"content-range", b"bytes */%d" % size)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b""
+        start, end = span
+        request.setResponseCode(http.PARTIAL_CONTENT)
+        _set_headers(request, entry.headers, keep_length=False)
+        request.setHeader(b"content-range", b"bytes %d-%d/%d" % (start, end - 1, size))
+        request.setHeader(b"content-length", b"%d" % (end - start))
+        if entry.body is not None:
+            return entry.body[start:end]
+        return _stream(request, entry.fs_path, start, end - start)
+
+
+def _one(headers: http.Headers, name: bytes) -> bytes | None:
+    values = headers.getRawHeaders(name)
+    return values[0] if values else None
+
+
+def _query(request: server.Request) -> str:
+    _, sep, query = request.uri.partition(b"?")
+    return "?" + quote(query.decode("latin-1"), safe="=&;%+") if sep else ""
+
+
+def _if_range_holds(request: server.Request, entry: _Entry) -> bool:
+    """A Range with an If-Range that no longer matches gets the whole file (RFC 9110 §13.1.5)."""
+    condition = _one(request.requestHeaders, b"if-range")
+    return condition is None or condition == entry.facts.etag.encode() or \
+        condition == entry.facts.last_modified.encode()
+
+
+def _set_headers(request: server.Request, headers: http.Headers, keep_length: bool = True) -> None:
+    response = request.responseHeaders
+    for name, values in headers.getAllRawHeaders():
+        if keep_length or name.lower() != b"content-length":
+            response.setRawHeaders(name, values)
+
+
+def _stream(request: server.Request, fs_path: str, offset: int, length: int) -> int:
+    """A large file, read as the client takes it (no whole file in memory)."""
+    from twisted.web.static import SingleRangeStaticProducer
+
+    request.setHeader(b"content-length", b"%d" % length)
+    if request.method == b"HEAD":
+        return b""  # type: ignore[return-value]
+    f = open(fs_path, "rb")
+    request.notifyFinish().addBoth(lambda _: f.close())
+    SingleRangeStaticProducer(request, f, offset, length).start()
+    return server.NOT_DONE_YET
+
+
+def _redirect(request: server.Request, location: str) -> bytes:
+    """A 301 whose Location is percent-encoded and whose body is escaped (THREATS 40)."""
+    request.setResponseCode(http.MOVED_PERMANENTLY)
+    request.setHeader(b"location", location.encode("ascii"))
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    request.setHeader(b"content-security-policy", rules.DATA_CSP.encode())
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"server", b"o2m")
+    link = html.escape(location, quote=True)
+    return f'<!doctype html><title>Moved</title><a href="{link}">{link}</a>\n'.encode()
+
+
+class _NotFoundPage:
+    """The site's own 404.html (its links are root-relative, PROTOCOL.md §1.1)."""
+
+    def __init__(self, cache: FileCache) -> None:
+        self.cache = cache
+
+    def render(self, request: server.Request) -> bytes:
+        request.setResponseCode(http.NOT_FOUND)
+        entry = self.cache.lookup(b"/404.html", False)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"content-security-policy", rules.PAGE_CSP.encode())
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"server", b"o2m")
+        if isinstance(entry, _Entry) and entry.body is not None:
+            return entry.body
+        return b"<!doctype html><title>Not found</title><h1>Not found</h1>\n"
+
+
+class RedirectToHTTPS(resource.Resource):
+    """The optional plain-HTTP port: nothing but a redirect to the same path over TLS."""
+
+    isLeaf = True
+
+    def __init__(self, https_port: int) -> None:
+        super().__init__()
+        self.https_port = https_port
+
+    def render(self, request: server.Request) -> bytes:
+        host = (request.getRequestHostname() or b"localhost").decode("ascii", "replace")
+        if not all(c.isalnum() or c in ".-:[]" for c in host):
+            host = "localhost"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        port = "" if self.https_port == 443 else f":{self.https_port}"
+        target = quote(request.uri.decode("latin-1"), safe="/?=&;%+:@!$'()*,~-._")
+        return _redirect(request, f"https://{host}{port}{target}")
+
+
+class LiveReload:
+    """Server-sent events that tell open pages to reload after a build.
+
+    Each worker watches the build's manifest (it changes on every commit), so this
+    works whichever process rebuilt, and however many workers there are.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.stamp_paths = [state_dir / "build.db", state_dir / "build.db-wal"]
+        self.listeners: list[server.Request] = []
+        self.stamp = self._read_stamp()
+
+    def _read_stamp(self) -> tuple[int, ...]:
+        stamp = []
+        for path in self.stamp_paths:
+            try:
+                stamp.append(path.stat().st_mtime_ns)
+            except OSError:
+                stamp.append(0)
+        return tuple(stamp)
+
+    def render(self, request: server.Request) -> bytes | int:
+        if request.path == LIVE_SCRIPT_PATH:
+            request.setHeader(b"content-type", b"text/javascript; charset=utf-8")
+            request.setHeader(b"cache-control", b"no-cache")
+            return LIVE_SCRIPT
+        if request.path != LIVE_PATH:
+            request.setResponseCode(http.NOT_FOUND)
+            return b""
+        request.setHeader(b"content-type", b"text/event-stream")
+        request.setHeader(b"cache-control", b"no-store")
+        request.write(b"retry: 1000\n\n")
+        self.listeners.append(request)
+        request.notifyFinish().addBoth(lambda _: self._forget(request))
+        return server.NOT_DONE_YET
+
+    def _forget(self, request: server.Request) -> None:
+        if request in self.listeners:
+            self.listeners.remove(request)
+
+    def poll(self) -> None:
+        stamp = self._read_stamp()
+        if stamp != self.stamp:
+            self.stamp = stamp
+            for request in list(self.listeners):
+                request.write(b"data: reload\n\n")
+
+    def close_all(self) -> None:
+        for request in list(self.listeners):
+            request.finish()
+
+
+# -- connections --------------------------------------------------------------------
+
+class _DeadlineChannel(http.HTTPChannel):
+    """HTTP/1.1 with a deadline for each request head, besides Twisted's idle timeout.
+
+    The idle timeout restarts with every byte, so a client trickling a header byte
+    at a time (slowloris) would hold a connection forever; the deadline runs from
+    the connection (or the last answer) to a complete request head, whatever
+    arrives meanwhile (THREATS 45).
+    """
+
+    site: O2MSite
+    _deadline = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.site.open_channels += 1
+        if self.site.open_channels > self.site.options.max_connections:
+            self.transport.abortConnection()
+            return
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.callLater(self.site.options.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        self.transport.abortConnection()
+
+    def allHeadersReceived(self) -> None:
+        self._disarm()
+        super().allHeadersReceived()
+
+    def requestDone(self, request: http.Request) -> None:
+        super().requestDone(request)
+        if self.transport is not None and not self._handlingRequest:
+            self._arm()
+
+    def connectionLost(self, reason: object) -> None:
+        self._disarm()
+        self.site.open_channels -= 1
+        super().connectionLost(reason)
+
+
+def _channel_factory(site: O2MSite):  # noqa: ANN202
+    """Twisted's ALPN switch (h2 or HTTP/1.1) around our HTTP/1.1 channel."""
+    from twisted.web.http import _GenericHTTPChannelProtocol
+    return _GenericHTTPChannelProtocol(_DeadlineChannel())
+
+
+class O2MSite(server.Site):
+    """Twisted's Site with our channel, a buffered access log and in-flight tracking."""
+
+    protocol = _channel_factory
+
+    def __init__(self, root: resource.Resource, options: ServeOptions) -> None:
+        super().__init__(root, timeout=options.idle_timeout)
+        self.options = options
+        self.displayTracebacks = False
+        self.open_channels = 0
+        self.in_flight = 0
+        self._log_lines: list[str] = []
+
+    def log(self, request: http.Request) -> None:
+        """Combined Log Format, buffered and written once a second (off the hot path)."""
+        if self.options.access_log is None:
+            return
+        line = http.combinedLogFormatter(self._logDateTime, request)
+        address, rest = line.split(" ", 1)  # Twisted quotes the address; the format does not
+        address = address.strip('"') if self.options.log_addresses else "-"
+        self._log_lines.append(f"{address} {rest}\n")
+
+    def flush_log(self) -> None:
+        if self._log_lines and self.options.access_log is not None:
+            self.options.access_log.write("".join(self._log_lines))
+            self.options.access_log.flush()
+            self._log_lines.clear()
+
+
+class _CountingRequest(server.Request):
+    def process(self) -> None:
+        site = self.channel.site
+        site.in_flight += 1
+        self.notifyFinish().addBoth(lambda _: setattr(site, "in_flight", site.in_flight - 1))
+        super().process()
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ReloadableTLS:
+    """Hands each new connection the current context; a reload swaps it, and open
+    connections keep theirs, so renewing a certificate drops no one."""
+
+    def __init__(self, pair: KeyPair, alpn: list[bytes]) -> None:
+        self.pair, self.alpn = pair, alpn
+        self.context = server_context(pair, alpn)
+        self.stamp = pair.stamp()
+
+    def serverConnectionForTLS(self, tls_protocol: object):  # noqa: ANN201, N802 - Twisted's name
+        from OpenSSL import SSL
+        return SSL.Connection(self.context, None)
+
+    def reload(self) -> bool:
+        """Re-read the files; False (and the old context kept) if they are unusable."""
+        pair = load_pair(self.pair.cert_path, self.pair.key_path)
+        self.context = server_context(pair, self.alpn)
+        self.pair, self.stamp = pair, pair.stamp()
+        return True
+
+
+# -- running ------------------------------------------------------------------------
+
+@dataclass
+class Listening:
+    """Bound sockets, before any reactor runs (so workers can be forked)."""
+
+    https: socket.socket
+    http: socket.socket | None
+    url: str
+    pair: KeyPair
+
+    @property
+    def port(self) -> int:
+        return self.https.getsockname()[1]
+
+
+def bind(host: str, port: int, http_port: int | None, pair: KeyPair) -> Listening:
+    """Open the listening sockets, or say in one line why not."""
+    https = _bind_one(host, port)
+    plain = _bind_one(host, http_port) if http_port is not None else None
+    bound = https.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "localhost"
+    return Listening(https, plain, f"https://{shown}:{bound}/", pair)
+
+
+def _bind_one(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ServeError(f"cannot listen on {host}: {e.strerror}",
+                         hint="give --host an address of this machine") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and host == "::":
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as e:
+        sock.close()
+        if e.errno in (98, 48):  # EADDRINUSE (Linux, BSD)
+            raise ServeError(f"{host}:{port} is already in use",
+                             hint="stop the other server, or pick another --port") from None
+        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}",
+                         hint="ports below 1024 need privileges; try --port 8443") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _raise_fd_limit() -> None:
+    """Many idle clients must meet the header deadline, not the fd limit."""
+    import resource as rlimit
+    soft, hard = rlimit.getrlimit(rlimit.RLIMIT_NOFILE)
+    if hard == rlimit.RLIM_INFINITY or soft < hard:
+        try:
+            rlimit.setrlimit(rlimit.RLIMIT_NOFILE, (min(hard, 65536), hard))
+        except (ValueError, OSError):
+            pass
+
+
+def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOptions,
+        start_in_parent: Callable[[], Callable[[], None]] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT, then finish what is in flight and return 0.
+
+    Workers are forked before any reactor exists (an epoll set must not be shared);
+    `start_in_parent` (the watcher, say) starts after the fork, in the first process
+    only, and returns its stop function.
+    """
+    _raise_fd_limit()
+    children: list[int] = []
+    for _ in range(max(1, options.workers) - 1):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _serve_in_this_process(build_dir, state_dir, listening, options)
+            finally:
+                os._exit(code)
+        children.append(pid)
+    stop_parent_work = start_in_parent() if start_in_parent else None
+    try:
+        code = _serve_in_this_process(build_dir, state_dir, listening, options, children)
+    finally:
+        if stop_parent_work:
+            stop_parent_work()
+        for pid in children:
+            _reap(pid)
+    return code
+
+
+def _reap(pid: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def _serve_in_this_process(build_dir: Path, state_dir: Path, listening: Listening,
+                           options: ServeOptions, children: list[int] = ()) -> int:
+    from twisted.internet import reactor, task
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    live = LiveReload(state_dir) if options.live_reload else None
+    cache = FileCache(build_dir, live_reload=options.live_reload, max_bytes=options.cache_bytes)
+    site = O2MSite(StaticSite(cache, live), options)
+    site.requestFactory = _CountingRequest
+    tls = ReloadableTLS(listening.pair, _alpn())
+    ports = [reactor.adoptStreamPort(listening.https.fileno(), listening.https.family,
+                                     TLSMemoryBIOFactory(tls, False, site))]
+    if listening.http is not None:
+        plain = server.Site(RedirectToHTTPS(listening.port))
+        plain.displayTracebacks = False
+        ports.append(reactor.adoptStreamPort(listening.http.fileno(), listening.http.family,
+                                             plain))
+
+    def reload_tls(reason: str) -> None:
+        try:
+            tls.reload()
+            options.report(f"TLS certificate reloaded ({reason})")
+        except TLSError as e:
+            options.report(f"TLS certificate not reloaded, keeping the old one: {e}")
+
+    def check_tls_files() -> None:
+        if tls.pair.stamp() != tls.stamp:
+            reload_tls("files changed")
+
+    loops = [task.LoopingCall(site.flush_log), task.LoopingCall(check_tls_files)]
+    loops[0].start(1.0, now=False)
+    loops[1].start(5.0, now=False)
+    if live is not None:
+        loops.append(task.LoopingCall(live.poll))
+        loops[-1].start(0.25, now=False)
+
+    stopping = []
+
+    def graceful_stop() -> None:
+        if stopping:
+            return
+        stopping.append(True)
+        for pid in children:
+            _signal(pid, signal.SIGTERM)
+        for port in ports:
+            port.stopListening()
+        if live is not None:
+            live.close_all()
+        give_up = time.monotonic() + 10
+
+        def wait_for_in_flight() -> None:
+            if site.in_flight and time.monotonic() < give_up:
+                reactor.callLater(0.05, wait_for_in_flight)
+                return
+            for loop in loops:
+                if loop.running:
+                    loop.stop()
+            site.flush_log()
+            reactor.stop()
+        wait_for_in_flight()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signum == signal.SIGHUP:
+            for pid in children:
+                _signal(pid, signal.SIGHUP)
+            reactor.callFromThread(reload_tls, "SIGHUP")
+        else:
+            reactor.callFromThread(graceful_stop)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    reactor.run(installSignalHandlers=False)
+    return 0
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _alpn() -> list[bytes]:
+    """h2 when Twisted can speak it (the `h2` package), else HTTP/1.1 only."""
+    try:
+        import twisted.web._http2  # noqa: F401
+        from twisted.web.http import H2_ENABLED
+    except ImportError:
+        return [b"http/1.1"]
+    return [b"h2", b"http/1.1"] if H2_ENABLED else [b"http/1.1"]
+
