@@ -380,7 +380,7 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
     if renew or current is None:
         identity = load_identity(root, _passphrase(ctx))
         current = write_own_card(root, identity, load(root), now=_now(),
-                                 tls_pin=current.tls_pin if current else None)
+                                 tls_pin=_served_pin(root, current))
     if png:
         png.write_bytes(card_qr_png(current))
     if svg:
@@ -583,6 +583,124 @@ def group_delete(ctx: click.Context, name: str) -> None:
     """Delete a group made with `o2m group add`."""
     _store(ctx).group_delete(name)
     out(f"deleted group {name}")
+
+
+# -- o2m serve (issue 5) -------------------------------------------------------------
+
+@main.command()
+@click.option("--host", help="Address to listen on.  [default: 127.0.0.1, or [serve] host]")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="HTTPS port (0: any free one).  [default: 8443, or [serve] port]")
+@click.option("--public", is_flag=True, help="Listen on all interfaces (IPv4 and IPv6).")
+@click.option("--http-port", type=click.IntRange(0, 65535),
+              help="Also listen for plain HTTP here, only to redirect to HTTPS.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes sharing the port.  [default: one per core, at most 8]")
+@click.option("--watch", is_flag=True,
+              help="Rebuild on every save (as `o2m watch`) and reload open pages.")
+@click.option("--access-log", type=click.Path(dir_okay=False, allow_dash=True),
+              default=None, help="Combined Log Format file, or - for stdout.  "
+                                 "[default: .o2m/access.log]")
+@click.option("--no-access-log", is_flag=True, help="Keep no access log.")
+@click.option("--no-client-addresses", is_flag=True,
+              help="Leave client IP addresses out of the access log.")
+@click.option("--header-timeout", type=click.FloatRange(0.1, 600), default=10, show_default=True,
+              help="Seconds a client has for each request head (against slowloris).")
+@click.option("--idle-timeout", type=click.FloatRange(0.1, 3600), default=60, show_default=True,
+              help="Seconds of silence before a connection is closed.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
+          http_port: int | None, workers: int | None, watch: bool, access_log: str | None,
+          no_access_log: bool, no_client_addresses: bool, header_timeout: float,
+          idle_timeout: float) -> None:
+    """Serve build/ over HTTPS until Ctrl-C or SIGTERM (SIGHUP reloads the certificate).
+
+    Without a certificate in [serve], a self-signed one is made in keys/tls/ on the
+    first run and its pin goes into your card, so friends check it without a CA.
+    """
+    from .config import STATE_DIR, load
+    from .serve import ServeError, ServeOptions, bind, run
+    from .tls import site_pair
+
+    root = _site_root(ctx)
+    config = load(root)
+    build_dir = root / "build"
+    if not watch and not (build_dir / "index.html").is_file():
+        raise ServeError("nothing to serve: build/ has no index.html", path="build/",
+                         hint="run `o2m build` first, or `o2m serve --watch`")
+    pair, made, self_signed = site_pair(root, config, _now())
+    if made:
+        out(f"o2m: made a self-signed certificate in keys/tls/ for {config.url}")
+    if self_signed:
+        _put_pin_in_card(ctx, root, config, pair.pin)
+    settings = config.serve
+    host = "::" if public else (host or settings.host)
+    listening = bind(host, settings.port if port is None else port,
+                     settings.http_port if http_port is None else http_port, pair)
+    log_file = None
+    if not (no_access_log or not settings.access_log):
+        log_file = _open_access_log(root / STATE_DIR, access_log)
+    options = ServeOptions(
+        host=host, port=listening.port, workers=workers or min(os.cpu_count() or 1, 8),
+        live_reload=watch, access_log=log_file, header_timeout=header_timeout,
+        idle_timeout=idle_timeout,
+        log_addresses=settings.log_addresses and not no_client_addresses,
+        report=lambda line: click.echo(f"o2m: {line}", err=True))
+    pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
+    out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
+    if listening.http is not None:
+        out(f"o2m: plain HTTP on port {listening.http.getsockname()[1]} redirects to HTTPS")
+    sys.stdout.flush()
+    start = (lambda: _start_watching(ctx, root)) if watch else None
+    sys.exit(run(build_dir, root / STATE_DIR, listening, options, start_in_parent=start))
+
+
+def _served_pin(root: Path, card) -> bytes | None:  # noqa: ANN001 - cards.Card | None
+    """The pin a renewed card carries: the self-signed server certificate's, if any."""
+    from .config import load
+    from .tls import CERT_NAME, TLS_DIR, TLSError, tls_pin_from_certificate
+
+    if load(root).serve.cert is None:
+        try:
+            return tls_pin_from_certificate((root / TLS_DIR / CERT_NAME).read_bytes())
+        except (OSError, TLSError, ValueError):
+            pass
+    return card.tls_pin if card else None
+
+
+def _pin_text(pin: bytes) -> str:
+    from .canonical import b64u_encode
+    from .cards import PIN_PREFIX
+    return PIN_PREFIX + b64u_encode(pin)
+
+
+def _put_pin_in_card(ctx: click.Context, root: Path, config, pin: bytes) -> None:  # noqa: ANN001
+    """A new self-signed certificate's pin must reach friends through the signed card."""
+    from .keys import PassphraseError, load_identity
+    from .owner import own_card, write_own_card
+
+    card = own_card(root)
+    if card is None or card.tls_pin == pin:
+        return
+    try:
+        identity = load_identity(root, _passphrase(ctx, "Passphrase (to put the TLS pin in "
+                                                        "your card)"))
+    except PassphraseError as e:
+        warn(f"your card does not carry this server's TLS pin yet ({e}); "
+             "run `o2m card --renew`, then `o2m build`")
+        return
+    write_own_card(root, identity, config, now=_now(), tls_pin=pin)
+    out("o2m: your card now carries the TLS pin; `o2m build` publishes it, "
+        "and `o2m card` shows it to send to friends")
+
+
+def _open_access_log(state_dir: Path, where: str | None):  # noqa: ANN202 - a text file
+    if where == "-":
+        return sys.stdout
+    path = Path(where) if where else state_dir / "access.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8", newline="\n")
 
 
 @main.command()
