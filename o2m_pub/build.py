@@ -69,6 +69,7 @@ class BuildReport:
     deleted: int = 0
     seconds: float = 0.0
     heads: int = 0  # friends' feed heads signed
+    changed_paths: list[str] = field(default_factory=list)  # outputs written anew or removed
     feed_error: O2MError | None = None  # friends' feeds could not be signed this time
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -76,14 +77,15 @@ class BuildReport:
 
 
 @contextmanager
-def site_lock(state_dir: Path) -> Iterator[None]:
-    """One build at a time per site (a watcher and a manual build may race). The state
-    folder holds the keys of private posts (PROTOCOL.md §3.3): it is private, 0700."""
+def site_lock(state_dir: Path, *, wait: bool = False) -> Iterator[None]:
+    """One build at a time per site (a watcher and a manual build may race); with
+    `wait`, queue behind the other build instead of failing. The state folder holds
+    the keys of private posts (PROTOCOL.md §3.3): it is private, 0700."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
     with open(state_dir / "build.lock", "w") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise SiteError("another o2m build is running in this site",
                             hint="wait for it to finish, or stop the other o2m process") from None
@@ -153,8 +155,9 @@ def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...]) -> 
     import zoneinfo
 
     from .markup import MarkdownRenderer  # imported only when something must render
-    _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience,
-                   md=MarkdownRenderer())
+    if "md" not in _worker:  # one pipeline per process: a Builder session reuses it
+        _worker["md"] = MarkdownRenderer()
+    _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience)
 
 
 RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None"]
@@ -267,60 +270,262 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
                progress: Progress | None = None,
                unlock: Callable[[], "Identity"] | None = None,
                now: dt.datetime | None = None) -> BuildReport:
-    """Build the site at `root` into build/ (or, with drafts, a private preview folder).
-
-    Args:
-        unlock: returns the owner's unlocked identity; called only when a friend's feed
-            must be signed (PROTOCOL.md §3.4), never for a build that changes none.
-        now: the time heads are signed at (default: the clock).
+    """Build the site at `root` into build/ (or, with drafts, a private preview folder):
+    one build of a `Builder` session (see there for the arguments).
 
     Raises:
         ConfigError, SiteError: the site as a whole cannot be built.
         PassphraseError: a feed had to be signed and the key could not be unlocked.
     Post problems do not raise: they are in the report, and the rest is built.
     """
-    started = time.perf_counter()
-    config = config_mod.load(root)
-    state_dir = root / STATE_DIR
-    out_dir = state_dir / "preview" if drafts else root / BUILD_DIR
-    report = BuildReport(out_dir=out_dir)
-    jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                    else os.cpu_count() or 1)
-    with site_lock(state_dir):
-        manifest = Manifest(state_dir / ("preview.db" if drafts else "build.db"))
+    with Builder(root, drafts=drafts, jobs=jobs, progress=progress, unlock=unlock) as builder:
+        return builder.build(now=now)
+
+
+# --- the build session: what stays warm between builds --------------------------------
+
+def _apply(old: dict, changes: dict, parse: Callable = lambda v: v) -> dict:
+    """`old` with `changes` applied as Manifest.commit applies them (None deletes)."""
+    new = dict(old)
+    for key, value in changes.items():
+        if value is None:
+            new.pop(key, None)
+        else:
+            new[key] = parse(value)
+    return new
+
+
+class _Snapshot:
+    """The manifest's tables as the last build committed them, parsed. A one-off build
+    reads them once; a `Builder` keeps them and applies each build's own commit, so a
+    rebuild does not parse 10,000 records again. Never mutated: each build makes a new one."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.sources = manifest.sources()
+        self.outputs = manifest.outputs()
+        self.files = manifest.files()
+        self._feeds: dict | None = None
+        self._sealed: dict | None = None
+
+    def feeds(self) -> dict:
+        """Reader -> private.FeedState (the crypto is imported only when there are some)."""
+        if self._feeds is None:
+            raw = self.manifest.feed_states()
+            if raw:
+                from .private import FeedState
+                self._feeds = {k: FeedState.from_json(v) for k, v in raw.items()}
+            else:
+                self._feeds = {}
+        return self._feeds
+
+    def sealed(self) -> dict[str, dict]:
+        if self._sealed is None:
+            self._sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
+        return self._sealed
+
+    def after(self, *, sources: dict, outputs: dict, files: dict, feeds: dict,
+              sealed: dict) -> "_Snapshot":
+        """The snapshot once these changes (the arguments of Manifest.commit) are in."""
+        new = object.__new__(_Snapshot)
+        new.manifest = self.manifest
+        new.sources = _apply(self.sources, sources)
+        new.outputs = _apply(self.outputs, outputs)
+        new.files = _apply(self.files, files)
+        new._feeds = new._sealed = None  # loaded from the database when next needed
+        if self._feeds is not None:
+            from .private import FeedState
+            new._feeds = _apply(self._feeds, feeds, FeedState.from_json)
+        if self._sealed is not None:
+            new._sealed = _apply(self._sealed, sealed, json.loads)
+        return new
+
+
+def _template_stamp(root: Path) -> str:
+    """Names, sizes and times of every template (the theme's static/ aside): when it is
+    unchanged, so are the templates' fingerprints and the compiled templates."""
+    return sig_of(*sorted(
+        (str(p), st.st_mtime_ns, st.st_size)
+        for base in theme_dirs(root / TEMPLATES_DIR) if os.path.isdir(base)
+        for p in Path(base).rglob("*")
+        if "static" not in p.relative_to(base).parts[:1] and (st := p.stat())
+        and p.is_file()))
+
+
+def _friends_stamp(root: Path, config: SiteConfig) -> tuple:
+    """What `_load_friends` reads: the friends' files, groups, the public key, o2m.toml's
+    groups. Equal stamps, equal friends."""
+    def stamp(path: str) -> tuple:
         try:
-            build = _Build(root, config, manifest, out_dir, report, drafts, jobs, progress)
-            build.unlock = unlock
-            build.now = now or dt.datetime.now(dt.timezone.utc)
-            build.run()
-        finally:
-            manifest.close()
-    report.seconds = time.perf_counter() - started
-    return report
+            st = os.stat(path)
+        except OSError:
+            return ()
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    keys = root / "keys"
+    try:
+        names = sorted(os.listdir(keys / "friends"))
+    except OSError:
+        names = []
+    return (sorted(config.groups.items()), stamp(keys / "groups.json"),
+            stamp(keys / "identity.pub.json"),
+            [(n, stamp(keys / "friends" / n)) for n in names])
+
+
+class Builder:
+    """A build session for one site. Each `build()` is a whole build with the same
+    order of work, atomicity and crash safety as `o2m build` (the manifest on disk stays
+    the authority); between builds the session keeps warm what is safe to keep:
+
+    - the manifest's connection and its tables, parsed; reloaded when another process
+      committed to it (SQLite's data_version) or the file was replaced or deleted, and
+      dropped whenever a build fails midway;
+    - the Jinja environment with its compiled templates, while no template changes;
+    - the friends read from keys/, while their files and groups are unchanged;
+    - the unlocked identity: `unlock` is called at most once per session;
+    - the Markdown pipeline and every module imported.
+
+    A session is used from one thread (SQLite's rule): `o2m watch` gives it its own.
+
+    Args:
+        drafts: include drafts, into the private preview folder (.o2m/preview/).
+        jobs: worker processes for big builds (default: the cores).
+        unlock: returns the owner's unlocked identity; called only when a friend's feed
+            must be signed (PROTOCOL.md §3.4), never for a build that changes none.
+        wait_for_lock: queue behind another build of the site instead of failing.
+    """
+
+    def __init__(self, root: Path, *, drafts: bool = False, jobs: int | None = None,
+                 progress: Progress | None = None,
+                 unlock: Callable[[], "Identity"] | None = None,
+                 wait_for_lock: bool = False) -> None:
+        self.root, self.drafts, self.progress, self.wait_for_lock = root, drafts, progress, \
+            wait_for_lock
+        self.jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                             else os.cpu_count() or 1)
+        self.state_dir = root / STATE_DIR
+        self.out_dir = self.state_dir / "preview" if drafts else root / BUILD_DIR
+        self.db_path = self.state_dir / ("preview.db" if drafts else "build.db")
+        self._unlock = unlock
+        self._identity: Identity | None = None
+        self._manifest: Manifest | None = None
+        self._db_file: tuple[int, int] | None = None
+        self._data_version: int | None = None
+        self._snapshot: _Snapshot | None = None
+        self._env: tuple[str, jinja2.Environment] | None = None
+        self._friends: tuple[tuple, object] | None = None
+
+    def __enter__(self) -> "Builder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the manifest (the next build opens it again)."""
+        if self._manifest is not None:
+            self._manifest.close()
+        self._manifest = self._snapshot = None
+
+    def unlock(self) -> "Identity":
+        """The identity, unlocked once per session (only when a feed must be signed)."""
+        if self._identity is None:
+            if self._unlock is None:
+                from .keys import PassphraseError
+                raise PassphraseError("friends' feeds must be signed, and the key is locked",
+                                      hint="run `o2m build` on a terminal, or set O2M_PASSPHRASE")
+            self._identity = self._unlock()
+        return self._identity
+
+    def build(self, *, now: dt.datetime | None = None) -> BuildReport:
+        """Build once more (`now`: the time heads are signed at; default the clock).
+
+        Raises:
+            ConfigError, SiteError: the site as a whole cannot be built.
+            PassphraseError: a feed had to be signed and the key could not be unlocked.
+        Post problems do not raise: they are in the report, and the rest is built.
+        """
+        started = time.perf_counter()
+        config = config_mod.load(self.root)
+        report = BuildReport(out_dir=self.out_dir)
+        with site_lock(self.state_dir, wait=self.wait_for_lock):
+            try:
+                manifest, snapshot = self._manifest_state()
+                build = _Build(self.root, config, manifest, self.out_dir, report, self.drafts,
+                               self.jobs, self.progress, snapshot=snapshot,
+                               env=self._environment(manifest),
+                               friends=self._friends_of(config))
+                build.unlock = self.unlock
+                build.now = now or dt.datetime.now(dt.timezone.utc)
+                build.run()
+            except BaseException:
+                self.close()  # whatever it left in memory is not trusted again
+                raise
+            self._snapshot = build.next_snapshot
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _manifest_state(self) -> tuple[Manifest, _Snapshot]:
+        """The open manifest and its tables, reloaded if anyone else changed them."""
+        try:
+            st = os.stat(self.db_path)
+            on_disk: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            on_disk = None
+        if self._manifest is not None and (
+                on_disk != self._db_file or self._read_data_version() != self._data_version):
+            self.close()  # another build committed, or .o2m/ was deleted or restored
+        if self._manifest is None:
+            self._manifest = Manifest(self.db_path)
+            st = os.stat(self.db_path)
+            self._db_file = (st.st_dev, st.st_ino)
+        if self._snapshot is None:
+            self._snapshot = _Snapshot(self._manifest)
+        self._data_version = self._read_data_version()
+        return self._manifest, self._snapshot
+
+    def _read_data_version(self) -> int:
+        # changes whenever another connection commits (never for our own commits)
+        return self._manifest.db.execute("PRAGMA data_version").fetchone()[0]  # type: ignore[union-attr]
+
+    def _environment(self, manifest: Manifest) -> tuple[str, jinja2.Environment]:
+        stamp = _template_stamp(self.root)
+        if self._env is None or self._env[0] != stamp:
+            self._env = (stamp, make_environment(self.root / TEMPLATES_DIR,
+                                                 manifest.path.parent / "templates"))
+        return self._env
+
+    def _friends_of(self, config: SiteConfig):  # noqa: ANN202 - build_feeds._Friends
+        stamp = _friends_stamp(self.root, config)
+        if self._friends is None or self._friends[0] != stamp:
+            self._friends = (stamp, _load_friends(self.root, config))
+        return self._friends[1]
 
 
 class _Build(PrivateFeedSteps):
     """One build's working state; `run` is the order of work in the module docstring."""
 
     def __init__(self, root: Path, config: SiteConfig, manifest: Manifest, out_dir: Path,
-                 report: BuildReport, drafts: bool, jobs: int, progress: Progress | None) -> None:
+                 report: BuildReport, drafts: bool, jobs: int, progress: Progress | None, *,
+                 snapshot: _Snapshot, env: tuple[str, jinja2.Environment], friends) -> None:  # noqa: ANN001
         self.root, self.config, self.manifest, self.out_dir = root, config, manifest, out_dir
         self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
         self.out_str = str(out_dir)
         self.real_content = os.path.realpath(root / CONTENT_DIR) + os.sep
-        self.friends = _load_friends(root, config)
+        self.friends = friends
         self.unlock: Callable[[], Identity] | None = None
         self.now = dt.datetime.now(dt.timezone.utc)
-        self.old_outputs = manifest.outputs()
-        self.files = _Files(manifest.files())
+        self.snapshot = self.next_snapshot = snapshot
+        self.old_outputs = snapshot.outputs
+        self.files = _Files(snapshot.files)
         self.new_outputs: dict[str, OutputState] = {}
         self.writer: AtomicWriter | None = None
         self._lap_start = time.perf_counter()
-        self.env = make_environment(root / TEMPLATES_DIR, manifest.path.parent / "templates")
+        self.template_stamp, self.env = env
 
     # -- phase 0: what changed
     def collect_sources(self) -> tuple[dict[str, SourceState], dict[str, SourceState | None]]:
-        self.previous = previous = self.manifest.sources()
+        self.previous = previous = self.snapshot.sources
         stats, warnings = scan_sources(self.root)
         self.report.warnings += warnings
         current: dict[str, SourceState] = {}
@@ -387,12 +592,7 @@ class _Build(PrivateFeedSteps):
     def template_fingerprints(self) -> dict[str, str]:
         """render.template_fingerprints, remembered by the templates' sizes and times
         (parsing every template costs more than a whole no-change build should)."""
-        stamp = sig_of(*sorted(
-            (str(p), st.st_mtime_ns, st.st_size)
-            for base in theme_dirs(self.root / TEMPLATES_DIR) if os.path.isdir(base)
-            for p in Path(base).rglob("*")
-            if "static" not in p.relative_to(base).parts[:1] and (st := p.stat())
-            and p.is_file()))
+        stamp = self.template_stamp
         cached = json.loads(self.manifest.get("template_fingerprints") or "{}")
         if cached.get("stamp") == stamp:
             self.fingerprints_memo = None
@@ -499,6 +699,12 @@ class _Build(PrivateFeedSteps):
             self.manifest.commit(sources=source_changes, outputs=output_changes,
                                  files=file_changes, kv=kv, dead_bodies=dead_bodies,
                                  feeds=feed_changes, sealed=sealed_changes)
+            self.next_snapshot = self.snapshot.after(
+                sources=source_changes, outputs=output_changes, files=file_changes,
+                feeds=feed_changes, sealed=sealed_changes)
+        self.report.changed_paths = sorted(
+            p for p, o in output_changes.items()
+            if o is None or p not in self.old_outputs or self.old_outputs[p].sha != o.sha)
         self.lap("clean up and commit")
         if self.writer:
             self.report.written, self.report.deleted = self.writer.written, self.writer.deleted

@@ -78,15 +78,14 @@ class PrivateFeedSteps:
     build's state (friends, readable posts, outputs, manifest) and its writer."""
 
     def plan_private_feeds(self) -> "FeedPlan":
-        raw_feeds = self.manifest.feed_states()
-        if self.drafts or (not self.friends.readers and not raw_feeds):
+        old_feeds = {} if self.drafts else self.snapshot.feeds()
+        if self.drafts or (not self.friends.readers and not old_feeds):
             self.old_feeds, self.old_sealed = {}, {}
             return _NO_FEEDS  # nothing private: not even the crypto is imported
         from .keys import PassphraseError
-        from .private import (FeedIndex, FeedState, plan_feeds, referenced_objects,
-                              retire_objects)
-        self.old_feeds = {k: FeedState.from_json(v) for k, v in raw_feeds.items()}
-        self.old_sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
+        from .private import FeedIndex, plan_feeds, referenced_objects, retire_objects
+        self.old_feeds = old_feeds  # parsed once per Builder session (build._Snapshot)
+        self.old_sealed = self.snapshot.sealed()
         self.old_index_json = self.manifest.get("feed_index")
         self.feed_index = FeedIndex.from_json(self.old_index_json)
         try:
