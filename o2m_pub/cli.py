@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from functools import lru_cache
 
@@ -585,6 +585,127 @@ def group_delete(ctx: click.Context, name: str) -> None:
     out(f"deleted group {name}")
 
 
+# -- o2m watch (issue 5) -------------------------------------------------------------
+
+@main.command()
+@click.option("--debounce", type=click.IntRange(0, 10_000), default=100, show_default=True,
+              metavar="MS", help="Quiet time after the last change before a build starts.")
+@click.option("--drafts", is_flag=True,
+              help="Include drafts, in a private preview folder (.o2m/preview/).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Worker processes (default: cores).")
+@click.pass_context
+def watch(ctx: click.Context, debounce: int, drafts: bool, jobs: int | None) -> None:
+    """Build, then rebuild on every save in content/, site_templates/, o2m.toml and keys/.
+
+    One line per build: what changed, what was written, how long it took (or the
+    error; the watch goes on). Ctrl-C or SIGTERM stops it, after a build in progress.
+    """
+    import signal
+    import threading
+
+    root = _site_root(ctx)
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:  # noqa: ANN001
+        if stop.is_set():  # a second Ctrl-C: do not wait for the build
+            raise KeyboardInterrupt
+        stop.set()
+
+    # (forked build workers inherit these handlers: one Ctrl-C does not kill them)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stop_watching = _start_watching(ctx, root, debounce=debounce, drafts=drafts, jobs=jobs,
+                                    quiet=stop.is_set)
+    while not stop.wait(1.0):
+        pass
+    stop_watching()
+
+
+def _start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
+                    drafts: bool = False, jobs: int | None = None,
+                    quiet: Callable[[], bool] = lambda: False,
+                    on_build: Callable[[object], None] | None = None) -> Callable[[], None]:
+    """Start a `watch.SiteWatcher` that prints one line per build (`o2m watch`, and
+    `o2m serve --watch` in its serving process); returns the function that stops it.
+    The passphrase is asked for now, once, when friends' feeds will need the key.
+    `on_build(result)` (e.g. a live reload) runs after each line, on the builder thread;
+    nothing is printed while `quiet()` (stopping)."""
+    from .watch import SiteWatcher
+
+    warned: set[str] = set()
+
+    def report(result) -> None:  # noqa: ANN001 - watch.BuildResult
+        if not quiet():
+            _print_watch_result(result, root, warned, debug=bool(ctx.obj.get("debug")))
+        if on_build is not None:
+            on_build(result)
+
+    watcher = SiteWatcher(root, report, unlock=_watch_unlock(ctx, root),
+                          debounce=debounce / 1000, drafts=drafts, jobs=jobs)
+    watcher.start()
+    return watcher.stop
+
+
+def _watch_unlock(ctx: click.Context, root: Path) -> Callable[[], object]:
+    """The key for a watch session: unlocked now when the site has friends (ask once,
+    before the first build, not in the middle of one); else only if a feed needs it."""
+    from .keys import load_identity
+
+    def unlock():  # noqa: ANN202 - keys.Identity
+        return load_identity(root, _passphrase(ctx))
+
+    friends = root / "keys" / "friends"
+    if friends.is_dir() and any(p.suffix == ".json" and not p.name.startswith(".")
+                                for p in friends.iterdir()):
+        identity = unlock()
+        return lambda: identity
+    return unlock
+
+
+def _print_watch_result(result, root: Path, warned: set[str], *, debug: bool) -> None:  # noqa: ANN001
+    """One line for a build (stdout), and its errors as `o2m build` prints them (stderr)."""
+    when = dt.datetime.now().strftime("%H:%M:%S")
+    if result.error is not None:
+        e = result.error
+        if isinstance(e, O2MError):
+            where = f"{e.where}: " if e.where else ""
+            _error_line(f"{where}{e}", None)
+        elif isinstance(e, OSError):
+            _error_line(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", None)
+        else:
+            _error_line(f"internal error: {e!r} (the watch goes on)", None)
+            if debug:
+                import traceback
+                traceback.print_exception(e)
+        return
+    report = result.report
+    for w in report.warnings:
+        if w not in warned:
+            warn(w)
+    warned.clear()
+    warned.update(report.warnings)
+    if result.number == 1:
+        out(f"{when} {_summary(report, root)}; watching for changes (Ctrl-C stops)")
+    else:
+        sources = result.sources
+        what = sources[0] if len(sources) == 1 else f"{len(sources)} files" if sources \
+            else "rebuild"
+        parts = [f"wrote {report.written:,} file{'s' if report.written != 1 else ''}"
+                 + (f", removed {report.deleted:,}" if report.deleted else "")
+                 if report.written or report.deleted else "nothing to write"]
+        if report.heads:
+            parts.append(f"{report.heads:,} friend feed{'s' if report.heads != 1 else ''} "
+                         "signed")
+        if report.problems:
+            n = len(report.problems)
+            parts.append(f"{n} problem{'s' if n != 1 else ''}")
+        out(f"{when} {what}: {', '.join(parts)} in {report.seconds:.2f} s")
+    for p in report.problems:
+        _error_line(str(p), None)
+    if report.feed_error is not None:
+        _error_line(f"friends' feeds were not updated: {report.feed_error}", None)
+
+
 # -- o2m serve (issue 5) -------------------------------------------------------------
 
 @main.command()
@@ -604,15 +725,13 @@ def group_delete(ctx: click.Context, name: str) -> None:
 @click.option("--no-access-log", is_flag=True, help="Keep no access log.")
 @click.option("--no-client-addresses", is_flag=True,
               help="Leave client IP addresses out of the access log.")
-@click.option("--header-timeout", type=click.FloatRange(0.1, 600), default=10, show_default=True,
-              help="Seconds a client has for each request head (against slowloris).")
-@click.option("--idle-timeout", type=click.FloatRange(0.1, 3600), default=60, show_default=True,
-              help="Seconds of silence before a connection is closed.")
+@click.option("--request-timeout", type=click.FloatRange(0.1, 600), default=10,
+              show_default=True, help="Seconds a client has to send each whole request, and "
+                                      "the longest a connection waits idle (against slowloris).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
           http_port: int | None, workers: int | None, watch: bool, access_log: str | None,
-          no_access_log: bool, no_client_addresses: bool, header_timeout: float,
-          idle_timeout: float) -> None:
+          no_access_log: bool, no_client_addresses: bool, request_timeout: float) -> None:
     """Serve build/ over HTTPS until Ctrl-C or SIGTERM (SIGHUP reloads the certificate).
 
     Without a certificate in [serve], a self-signed one is made in keys/tls/ on the
@@ -642,8 +761,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         log_file = _open_access_log(root / STATE_DIR, access_log)
     options = ServeOptions(
         host=host, port=listening.port, workers=workers or min(os.cpu_count() or 1, 8),
-        live_reload=watch, access_log=log_file, header_timeout=header_timeout,
-        idle_timeout=idle_timeout,
+        live_reload=watch, access_log=log_file, request_timeout=request_timeout,
         log_addresses=settings.log_addresses and not no_client_addresses,
         report=lambda line: click.echo(f"o2m: {line}", err=True))
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
@@ -735,6 +853,311 @@ def demo(directory: Path | None) -> None:
         "to see an incremental rebuild")
     if report.problems:
         fail(BuildFailed(report.problems))
+
+
+# -- reading: o2m timeline, show, notifications, reader (issue 6) ---------------------
+
+
+def _reader_store(ctx: click.Context):  # noqa: ANN202 - (site root, store.ReaderStore)
+    from .store import ReaderStore
+    root = _site_root(ctx)
+    return root, ReaderStore.open(root)
+
+
+def _site_zone(root: Path):  # noqa: ANN202 - a tzinfo
+    from .config import load
+    from .timeline import zone
+    return zone(load(root).timezone)
+
+
+def _stdout_console():  # noqa: ANN202 - rich.console.Console
+    from rich.console import Console
+    return Console(highlight=False, emoji=False)
+
+
+@main.command()
+@click.option("-n", "--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Posts per page.")
+@click.option("--before", "before_id", metavar="ID",
+              help="Start after this post (the last id of the previous page).")
+@click.option("--page", type=click.IntRange(1, 1_000_000), help="Page number (1: the newest).")
+@click.option("--friend", help="Only this friend's posts (their name in `o2m friend list`).")
+@click.option("--tag", help="Only posts with this tag.")
+@click.option("--since", help="Only posts since a date or time (2026-11-01, "
+                              "'2026-11-01 18:00') or an age (12h, 3d, 2w).")
+@click.pass_context
+def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | None,
+             friend: str | None, tag: str | None, since: str | None) -> None:
+    """Your friends' posts, newest first; * marks the unread. `o2m show ID` reads one."""
+    from .timeline import (ReadingError, check_friend, entry, find_post, page_cursor,
+                           parse_since)
+
+    if before_id and page:
+        raise ReadingError("--before and --page cannot be used together",
+                           hint="--before ID continues after a post; --page N counts pages")
+    root, store = _reader_store(ctx)
+    with store:
+        tz = _site_zone(root)
+        if friend is not None:
+            check_friend(store, friend)
+        filters = {"friend": friend, "tag": tag,
+                   "since": parse_since(since, tz, _now()) if since else None}
+        cursor = (find_post(store, before_id).cursor if before_id
+                  else page_cursor(store, page or 1, limit, **filters))
+        posts = store.timeline(limit=limit + 1, before=cursor, **filters)
+        entries = [entry(p, tz) for p in posts[:limit]]
+    if not entries:
+        filtered = before_id or page or friend or tag or since
+        click.echo("no posts match" if filtered else
+                   "no posts yet: `o2m fetch` gathers your friends' feeds", err=True)
+        return
+    if sys.stdout.isatty():
+        _timeline_table(entries)
+        if len(posts) > limit:
+            click.echo(f"more: o2m timeline --before {entries[-1].short_id}", err=True)
+    else:
+        for e in entries:
+            out(f"{'*' if e.unread else ' '} {e.short_id}  {e.date}  {e.friend}  {e.headline}")
+
+
+def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEntry]
+    """The timeline as a rich table; every cell is Text (a friend's [brackets] are text)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, show_header=False, pad_edge=False, expand=False)
+    table.add_column(width=1, no_wrap=True)
+    table.add_column(style="cyan", no_wrap=True)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(style="green", no_wrap=True, max_width=16)
+    table.add_column(ratio=1)
+    for e in entries:
+        text = Text(e.headline, style="bold" if e.unread else "")
+        if e.tags:
+            text.append("  " + " ".join(f"#{t}" for t in e.tags), style="dim")
+        table.add_row(Text("*" if e.unread else " ", style="bold yellow"), Text(e.short_id),
+                      Text(e.date), Text(e.friend), text)
+    _stdout_console().print(table)
+
+
+@main.command()
+@click.argument("post_id", metavar="ID")
+@click.option("--source", is_flag=True, help="Print the Markdown source, not rendered.")
+@click.pass_context
+def show(ctx: click.Context, post_id: str, source: bool) -> None:
+    """Print one post in full with its attachments, and mark it read."""
+    from .timeline import attachments, entry, find_post, human_size, post_text
+
+    root, store = _reader_store(ctx)
+    with store:
+        post = find_post(store, post_id)
+        e = entry(post, _site_zone(root))
+        files = attachments(post, store)
+        text = post_text(post)
+        header = [e.headline, f"from {e.friend}, {e.date}"
+                  + (" (public)" if post.audience == "public" else "")
+                  + (f"  {' '.join('#' + t for t in e.tags)}" if e.tags else ""),
+                  f"id {post.short_id}" + (f"  {post.url}" if post.url else "")]
+        listing = [f"  {f.name}  {f.media_type}  {human_size(f.size)}  "
+                   f"{f.path if f.path else '(not fetched yet)'}" for f in files]
+        if sys.stdout.isatty():
+            _show_rich(header, text, listing, markdown=post.markdown is not None and not source)
+        else:
+            out("\n".join(header))
+            out()
+            out(text)
+            if listing:
+                out()
+                out("attachments:")
+                out("\n".join(listing))
+        store.mark_read([post.short_id])
+
+
+def _show_rich(header: list[str], text: str, listing: list[str], *, markdown: bool) -> None:
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    console = _stdout_console()
+    console.print(Text(header[0], style="bold"))
+    console.print(Text("\n".join(header[1:]), style="dim"))
+    console.print()
+    # rich's Markdown shows no raw HTML and loads nothing; links are shown, not made
+    # clickable (a friend's link text could hide where it goes).
+    console.print(Markdown(text, hyperlinks=False) if markdown else Text(text))
+    if listing:
+        console.print()
+        console.print(Text("attachments:", style="bold"))
+        console.print(Text("\n".join(listing)))
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="Include those already seen.")
+@click.pass_context
+def notifications(ctx: click.Context, show_all: bool) -> None:
+    """New friends' feeds, key changes, unreachable or stale friends; listed ones are
+    marked seen."""
+    from .timeline import local_time, notification_text
+
+    root, store = _reader_store(ctx)
+    with store:
+        tz = _site_zone(root)
+        items = store.notifications(unseen_only=not show_all)
+        for n in items:
+            out(f"{'*' if not n.seen else ' '} {local_time(n.created, tz)}  "
+                f"{notification_text(n)}")
+        store.mark_notifications_seen([n.id for n in items if not n.seen])
+    if not items:
+        click.echo("no notifications" if show_all else "no new notifications", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Loopback address to listen on: 127.0.0.1 or ::1, nothing else.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port to listen on.  [default: 0, any free one]")
+@click.option("--open", "open_browser", is_flag=True, help="Open it in your web browser.")
+@click.pass_context
+def reader(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
+    """Read your friends' posts in your browser, served on this machine only."""
+    from .reader_web import check_host, listen, run
+
+    check_host(host)  # before anything is opened
+    root, store = _reader_store(ctx)
+    with store:
+        listening = listen(store, _site_zone(root), host, port)
+        out(f"o2m: reader at {listening.url} (Ctrl-C to stop)")
+        sys.stdout.flush()
+        if open_browser:
+            import webbrowser
+            run(lambda: webbrowser.open(listening.url))
+        else:
+            run()
+
+
+# -- o2m publish (issue 7) ----------------------------------------------------------
+
+
+class _PublishProgress:
+    """A byte-counting progress bar for `o2m publish` (only on a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                   TransferSpeedColumn)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), console=_stderr(), transient=True)
+        self.task = None
+
+    def batch(self, batch) -> None:  # noqa: ANN001 - publish_plan.Batch
+        if not self.bar.live.is_started:
+            self.bar.start()
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(f"{batch.phase}: {batch.label}", total=batch.bytes or 1)
+
+    def advance(self, files: int, size: int) -> None:
+        if self.task is not None and size:
+            self.bar.advance(self.task, size)
+
+    def stop(self) -> None:
+        if self.bar.live.is_started:
+            self.bar.stop()
+
+
+def _size_text(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # not reached
+
+
+def _publish_summary(report) -> list[str]:  # noqa: ANN001 - publish.PublishReport
+    """One line per phase for --dry-run; one summary line otherwise."""
+    plan = report.plan
+    totals = plan.phase_totals()
+    waiting = (f"; {len(plan.waiting):,} gone from build/, kept for the "
+               f"{_grace_text(report.grace)} grace period" if plan.waiting else "")
+    if report.dry_run:
+        lines = [f"would publish to {report.target}:"]
+        for batch in plan.batches:
+            lines.append(f"  {batch.phase:<9} {batch.label}: {len(batch.files):,} "
+                         f"file{'s' if len(batch.files) != 1 else ''}, "
+                         f"{_size_text(batch.bytes)}")
+        if plan.deletions:
+            lines.append(f"  deletions {len(plan.deletions):,} "
+                         f"file{'s' if len(plan.deletions) != 1 else ''}")
+        if plan.empty:
+            lines.append("  nothing: the target has everything")
+        lines.append(f"  ({plan.unchanged:,} unchanged{waiting})")
+        return lines
+    if plan.empty:
+        return [f"{report.target} is up to date ({plan.unchanged:,} files){waiting}"]
+    parts = [f"{phase} {files:,} ({_size_text(size)})"
+             for phase, (files, size) in report.sent.items() if files]
+    if report.deleted:
+        parts.append(f"deleted {report.deleted:,}")
+    return [f"published to {report.target} in {report.seconds:.1f} s: "
+            + ", ".join(parts) + f"; {plan.unchanged:,} unchanged{waiting}"]
+
+
+def _grace_text(grace: dt.timedelta) -> str:
+    seconds = int(grace.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}-{unit}"
+    return f"{seconds}-second"
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would move, per phase; send nothing.")
+@click.option("--grace", default="7d", show_default=True, metavar="DURATION",
+              help="How long objects gone from build/ stay on the host (e.g. 7d, 12h, 0).")
+@click.option("--check", is_flag=True,
+              help="List the target first and send again whatever it lacks.")
+@click.option("-v", "--verbose", is_flag=True, help="List every file that moves.")
+@click.pass_context
+def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, check: bool,
+            verbose: bool) -> None:
+    """Copy build/ to TARGET: a folder, or an rclone remote such as host:www.
+
+    New objects and media go first, then pages, then friends' feed heads, then
+    deletions, so the host always serves a whole site. Only changed files are sent;
+    an interrupted publish resumes. TARGET defaults to o2m.toml's [publish] target.
+    """
+    from .publish import publish_site
+    from .publish_plan import parse_duration
+    from .publish_target import PublishError
+
+    root = _site_root(ctx)
+    try:
+        grace_delta = parse_duration(grace)
+    except ValueError as e:
+        raise PublishError(f"--grace {e}", hint="e.g. --grace 7d, 12h, 30m or 0") from None
+    progress = _PublishProgress() if sys.stderr.isatty() and not dry_run else None
+    try:
+        report = publish_site(root, target, base=Path.cwd(), dry_run=dry_run,
+                              grace=grace_delta, check=check, progress=progress)
+    finally:
+        if progress:
+            progress.stop()
+    if report.check is not None:
+        missing, unknown = report.check.missing, report.check.unknown
+        out(f"checked {report.target}: {len(missing):,} file"
+            f"{'s' if len(missing) != 1 else ''} missing or changed there"
+            + (" (sent again)" if missing and not dry_run else "")
+            + (f"; {len(unknown):,} not put there by o2m (left alone)" if unknown else ""))
+    if verbose:
+        for batch in report.plan.batches:
+            for path in batch.paths:
+                out(f"  {batch.phase:<9} {path}")
+        for path in report.plan.deletions:
+            out(f"  {'delete':<9} {path}")
+    for line in _publish_summary(report):
+        out(line)
+
+
+# -- end of o2m publish ---------------------------------------------------------------
 
 
 def _now() -> dt.datetime:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Callable
 from urllib.parse import quote
 
+from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from zope.interface import implementer
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
@@ -55,8 +56,7 @@ class ServeOptions:
     live_reload: bool = False
     access_log: IO[str] | None = None
     log_addresses: bool = True
-    header_timeout: float = 10.0  # from connecting (or the last answer) to a full request head
-    idle_timeout: float = 60.0  # silence on a connection, e.g. mid-body
+    request_timeout: float = 10.0  # from connecting (or the last answer) to a whole request
     max_connections: int = 4096  # per worker; more are closed at once
     cache_bytes: int = 64 << 20  # per worker
     report: Callable[[str], None] = field(default=lambda line: None)
@@ -191,6 +191,14 @@ class StaticSite(resource.Resource):
         self.live = live
         self.not_found = _NotFoundPage(cache)
 
+    def render(self, request: server.Request) -> bytes | int:
+        if request.method not in self.allowedMethods:
+            request.setResponseCode(http.NOT_ALLOWED)
+            request.setHeader(b"allow", b"GET, HEAD")
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"Method not allowed\n"
+        return self.render_GET(request)
+
     def render_GET(self, request: server.Request) -> bytes | int:
         path = request.path
         if self.live is not None and path.startswith(b"/_o2m/"):
@@ -216,8 +224,6 @@ class StaticSite(resource.Resource):
         if entry.body is not None:
             return entry.body
         return _stream(request, entry.fs_path, 0, entry.facts.size)
-
-    render_HEAD = render_GET
 
     def _partial(self, request: server.Request, entry: _Entry,
                  span: tuple[int, int] | str) -> bytes | int:
@@ -255,10 +261,9 @@ def _if_range_holds(request: server.Request, entry: _Entry) -> bool:
 
 
 def _set_headers(request: server.Request, headers: http.Headers, keep_length: bool = True) -> None:
-    response = request.responseHeaders
-    for name, values in headers.getAllRawHeaders():
-        if keep_length or name.lower() != b"content-length":
-            response.setRawHeaders(name, values)
+    request.use_headers(headers)
+    if not keep_length:
+        request.responseHeaders.removeHeader(b"content-length")
 
 
 def _stream(request: server.Request, fs_path: str, offset: int, length: int) -> int:
@@ -380,50 +385,39 @@ class LiveReload:
 # -- connections --------------------------------------------------------------------
 
 class _DeadlineChannel(http.HTTPChannel):
-    """HTTP/1.1 with a deadline for each request head, besides Twisted's idle timeout.
+    """HTTP/1.1 with a deadline for each request instead of Twisted's idle timeout.
 
-    The idle timeout restarts with every byte, so a client trickling a header byte
+    An idle timeout restarts with every byte, so a client trickling a header byte
     at a time (slowloris) would hold a connection forever; the deadline runs from
-    the connection (or the last answer) to a complete request head, whatever
-    arrives meanwhile (THREATS 45).
+    the connection (or the last answer) to a complete request, head and body,
+    whatever arrives meanwhile (THREATS 45). It covers the TLS handshake and idle
+    keep-alive connections too. The site sweeps its channels twice a second rather
+    than arming timers per request: one timer for all, nothing per request.
     """
 
     site: O2MSite
-    _deadline = None
+    waiting_since: float | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        self.site.open_channels += 1
-        if self.site.open_channels > self.site.options.max_connections:
+        channels = self.site.channels
+        if len(channels) >= self.site.options.max_connections:
             self.transport.abortConnection()
             return
-        self._arm()
+        channels.add(self)
+        self.waiting_since = time.monotonic()
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.callLater(self.site.options.header_timeout, self._expire)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        self.transport.abortConnection()
-
-    def allHeadersReceived(self) -> None:
-        self._disarm()
-        super().allHeadersReceived()
+    def allContentReceived(self) -> None:
+        self.waiting_since = None
+        super().allContentReceived()
 
     def requestDone(self, request: http.Request) -> None:
         super().requestDone(request)
-        if self.transport is not None and not self._handlingRequest:
-            self._arm()
+        if not self._handlingRequest:
+            self.waiting_since = time.monotonic()
 
     def connectionLost(self, reason: object) -> None:
-        self._disarm()
-        self.site.open_channels -= 1
+        self.site.channels.discard(self)
         super().connectionLost(reason)
 
 
@@ -434,26 +428,42 @@ def _channel_factory(site: O2MSite):  # noqa: ANN202
 
 
 class O2MSite(server.Site):
-    """Twisted's Site with our channel, a buffered access log and in-flight tracking."""
+    """Twisted's Site with our channel and request, and a buffered access log."""
 
     protocol = _channel_factory
 
-    def __init__(self, root: resource.Resource, options: ServeOptions) -> None:
-        super().__init__(root, timeout=options.idle_timeout)
+    def __init__(self, root: StaticSite, options: ServeOptions) -> None:
+        super().__init__(root, timeout=None)  # the sweep's deadline replaces it
+        self.static = root
         self.options = options
         self.displayTracebacks = False
-        self.open_channels = 0
-        self.in_flight = 0
+        self.requestFactory = _StaticRequest
+        self.channels: set[_DeadlineChannel] = set()
+        self.date = http.datetimeToString()
         self._log_lines: list[str] = []
+
+    def every_second(self) -> None:
+        self.date = http.datetimeToString()
+        self.flush_log()
+
+    def sweep(self) -> None:
+        """Close connections that took too long to send a request head."""
+        limit = time.monotonic() - self.options.request_timeout
+        for channel in [c for c in self.channels
+                        if c.waiting_since is not None and c.waiting_since < limit]:
+            channel.waiting_since = None
+            channel.transport.abortConnection()
+
+    def busy(self) -> bool:
+        """Is any response still being written?"""
+        return any(c.requests or c._handlingRequest for c in self.channels)
 
     def log(self, request: http.Request) -> None:
         """Combined Log Format, buffered and written once a second (off the hot path)."""
         if self.options.access_log is None:
             return
-        line = http.combinedLogFormatter(self._logDateTime, request)
-        address, rest = line.split(" ", 1)  # Twisted quotes the address; the format does not
-        address = address.strip('"') if self.options.log_addresses else "-"
-        self._log_lines.append(f"{address} {rest}\n")
+        self._log_lines.append(access_log_line(
+            request, self._logDateTime, with_address=self.options.log_addresses))
 
     def flush_log(self) -> None:
         if self._log_lines and self.options.access_log is not None:
@@ -462,12 +472,48 @@ class O2MSite(server.Site):
             self._log_lines.clear()
 
 
-class _CountingRequest(server.Request):
+def access_log_line(request: http.Request, timestamp: str, *, with_address: bool) -> str:
+    """One line of the Combined Log Format; what the client sent is escaped."""
+    address = request.getClientAddress()
+    host = getattr(address, "host", "-") if with_address else "-"
+    headers = request.requestHeaders
+    referrer = (headers.getRawHeaders(b"referer") or (b"-",))[0]
+    agent = (headers.getRawHeaders(b"user-agent") or (b"-",))[0]
+    line = request.method + b" " + request.uri + b" " + request.clientproto
+    size = request.sentLength or "-"
+    return (f'{host} - - {timestamp} "{_clf(line)}" {request.code} {size} '
+            f'"{_clf(referrer)}" "{_clf(agent)}"\n')
+
+
+def _clf(raw: bytes) -> str:
+    text = raw.decode("latin-1")
+    if '"' in text or "\\" in text or not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return text
+
+
+class _StaticRequest(server.Request):
+    """A request answered straight from the file cache: no resource traversal, no
+    per-request header objects (the cached ones are copied whole)."""
+
     def process(self) -> None:
-        site = self.channel.site
-        site.in_flight += 1
-        self.notifyFinish().addBoth(lambda _: setattr(site, "in_flight", site.in_flight - 1))
-        super().process()
+        self.site = site = self.channel.site
+        try:
+            body = site.static.render(self)
+        except Exception:  # a bug: a 500 and a log entry, as Twisted does
+            self.processingFailed(Failure())
+            return
+        if body is not server.NOT_DONE_YET:
+            self.write(body)
+            self.finish()
+
+    def use_headers(self, headers: http.Headers) -> None:
+        """Take a cached file's headers (plus the Date) in one dict copy."""
+        raw = dict(headers._rawHeaders)  # Twisted's own storage, names already canonical
+        raw[b"Date"] = [self.site.date]
+        fresh = http.Headers()
+        fresh._rawHeaders = raw
+        self.responseHeaders = fresh
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -604,7 +650,6 @@ def _serve_in_this_process(build_dir: Path, state_dir: Path, listening: Listenin
     live = LiveReload(state_dir) if options.live_reload else None
     cache = FileCache(build_dir, live_reload=options.live_reload, max_bytes=options.cache_bytes)
     site = O2MSite(StaticSite(cache, live), options)
-    site.requestFactory = _CountingRequest
     tls = ReloadableTLS(listening.pair, _alpn())
     ports = [reactor.adoptStreamPort(listening.https.fileno(), listening.https.family,
                                      TLSMemoryBIOFactory(tls, False, site))]
@@ -625,9 +670,10 @@ def _serve_in_this_process(build_dir: Path, state_dir: Path, listening: Listenin
         if tls.pair.stamp() != tls.stamp:
             reload_tls("files changed")
 
-    loops = [task.LoopingCall(site.flush_log), task.LoopingCall(check_tls_files)]
-    loops[0].start(1.0, now=False)
-    loops[1].start(5.0, now=False)
+    loops = [task.LoopingCall(site.every_second), task.LoopingCall(site.sweep),
+             task.LoopingCall(check_tls_files)]
+    for loop, every in zip(loops, (1.0, 0.5, 5.0)):
+        loop.start(every, now=False)
     if live is not None:
         loops.append(task.LoopingCall(live.poll))
         loops[-1].start(0.25, now=False)
@@ -647,7 +693,7 @@ def _serve_in_this_process(build_dir: Path, state_dir: Path, listening: Listenin
         give_up = time.monotonic() + 10
 
         def wait_for_in_flight() -> None:
-            if site.in_flight and time.monotonic() < give_up:
+            if site.busy() and time.monotonic() < give_up:
                 reactor.callLater(0.05, wait_for_in_flight)
                 return
             for loop in loops:

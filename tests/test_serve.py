@@ -290,7 +290,7 @@ def test_http2_request_is_answered(served):
 
 def test_threat_45_slowloris_and_idle_connections_time_out(tmp_path):
     root = _small_site(tmp_path)
-    with o2m_serve(root, "--header-timeout", "1", "--idle-timeout", "1") as server:
+    with o2m_serve(root, "--request-timeout", "1") as server:
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
