@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS friend_state (
     last_attempt TEXT, last_success TEXT,
     failing_since TEXT,               -- first failure of the current run of failures
     last_reason TEXT, last_error TEXT,-- reason code and one-line detail of the last failure
-    stale_since TEXT                  -- the expiry of a stale head (freeze warning)
+    stale_since TEXT,                 -- the expiry of a stale head (freeze warning)
+    keys_for TEXT,                    -- the four public keys the cached feed secrets are for
+    feed_name TEXT, head_key BLOB     -- §3.1 secrets of their feed for us (no unlock needed)
 );
 CREATE TABLE IF NOT EXISTS posts (
     friend TEXT NOT NULL,
@@ -173,6 +175,9 @@ class FriendState:
     last_reason: str | None = None
     last_error: str | None = None
     stale_since: str | None = None
+    keys_for: str | None = None
+    feed_name: str | None = None
+    head_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -461,7 +466,7 @@ class ReaderStore:
         """Apply one accepted fetch of one friend, all of it or nothing (THREATS.md 47)."""
         stamp = utc_now_text(now)
         with _transaction(self.db):
-            _ensure_friend(self.db, update.friend, update.sign_pk)
+            _ensure_friend(self.db, update.friend, update.sign_pk, adopt_key=True)
             for post_id in update.deletes:
                 _delete_post(self.db, update.friend, post_id)
             for row in update.upserts:
@@ -487,6 +492,16 @@ class ReaderStore:
                 (stamp, reason, detail, stamp, friend))
             for kind, detail_text in notifications:
                 _add_notification(self.db, kind, friend, detail_text, stamp)
+
+    def save_secrets(self, friend: str, sign_pk: str, keys_for: str, feed_name: str,
+                     head_key: bytes) -> None:
+        """Keep a friend's feed secrets (§3.1) so that a later fetch needs no passphrase.
+        They open only that friend's feed for us; this file is 0600 like the build state,
+        which keeps every post key."""
+        with _transaction(self.db):
+            _ensure_friend(self.db, friend, sign_pk)
+            _set_state(self.db, friend, {"keys_for": keys_for, "feed_name": feed_name,
+                                         "head_key": head_key})
 
     def forget_friend(self, friend: str) -> None:
         """Drop a friend's state and posts (after `o2m friend remove`)."""
@@ -563,10 +578,14 @@ def _fault_point() -> None:
 _commits = 0
 
 
-def _ensure_friend(db: sqlite3.Connection, friend: str, sign_pk: str) -> None:
+def _ensure_friend(db: sqlite3.Connection, friend: str, sign_pk: str, *,
+                   adopt_key: bool = False) -> None:
+    """Make sure the friend has a state row. Only an accepted update adopts a new key:
+    the stored high-water mark belongs to the key it was verified with."""
     db.execute("INSERT OR IGNORE INTO friend_state (friend, sign_pk) VALUES (?, ?)",
                (friend, sign_pk))
-    db.execute("UPDATE friend_state SET sign_pk = ? WHERE friend = ?", (sign_pk, friend))
+    if adopt_key:
+        db.execute("UPDATE friend_state SET sign_pk = ? WHERE friend = ?", (sign_pk, friend))
 
 
 def _set_state(db: sqlite3.Connection, friend: str, state: dict[str, Any]) -> None:

@@ -1,0 +1,350 @@
+"""`o2m fetch` end to end: three sites made and built by o2m, befriended, each served
+by a real TLS server on 127.0.0.1; friends fetch, verify, decrypt and store each other's
+feeds. No mocks: real keys, real files, real sockets, real SQLite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import http.server
+import os
+import shutil
+import ssl
+import threading
+from pathlib import Path
+
+import pytest
+import trustme
+from click.testing import CliRunner
+
+from o2m_pub import feeds
+from o2m_pub.build import build_site
+from o2m_pub.cli import main
+from o2m_pub.http_fetch import Limits, run_fetch
+from o2m_pub.keys import load_identity
+from o2m_pub.owner import own_card
+from o2m_pub.store import ReaderStore
+
+PASS = b"test passphrase"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class TLSFolderServer:
+    """A stdlib HTTPS server of one folder (If-Modified-Since gives 304s)."""
+
+    def __init__(self, folder: Path, context: ssl.SSLContext) -> None:
+        self.folder = folder
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"https://localhost:{self.port}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    authority = trustme.CA()
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    return authority, str(bundle)
+
+
+def server_context(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+def o2m(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+class Person:
+    """A site of its own, served over TLS at the URL in its card."""
+
+    def __init__(self, base: Path, name: str, context: ssl.SSLContext) -> None:
+        self.name = name
+        self.root = base / name
+        self.root.mkdir()
+        self.server = TLSFolderServer(self.root / "build", context)
+        o2m("init", str(self.root), "--name", name.title(), "--url", self.server.url)
+        for p in (self.root / "content").rglob("*.md"):
+            p.unlink()
+
+    @property
+    def card(self):  # noqa: ANN201
+        return own_card(self.root)
+
+    def befriend(self, other: "Person", as_name: str | None = None) -> None:
+        from o2m_pub.cards import card_to_text
+        o2m("-C", str(self.root), "friend", "add", as_name or other.name,
+            card_to_text(other.card), "--yes")
+
+    def post(self, slug: str, title: str, audience: str, body: str = "Body.",
+             date: str = "2026-11-20", **extra: str) -> None:
+        folder = self.root / "content" / "2026"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["---", f"title: {title}", f"date: {date}", f"audience: {audience}"]
+        lines += [f"{k}: {v}" for k, v in extra.items()]
+        (folder / f"{slug}.md").write_text("\n".join(lines + ["---", body, ""]))
+
+    def build(self, now: dt.datetime | None = None) -> None:
+        report = build_site(self.root, unlock=lambda: load_identity(self.root, PASS),
+                            **({"now": now} if now else {}))
+        assert not report.problems, report.problems
+
+    def fetch(self, bundle: str, *names: str, now: dt.datetime | None = None,
+              limits: Limits = Limits(deadline=20, read_timeout=5, connect_timeout=5)):
+        """The fetcher in-process; returns {friend: Outcome}."""
+        outcomes = run_fetch(self.root, names, unlock=lambda: load_identity(self.root, PASS),
+                             now=now or dt.datetime.now(dt.timezone.utc), limits=limits,
+                             ca_bundle=bundle)
+        return {o.friend: o for o in outcomes}
+
+    def timeline(self, **kw) -> list:  # noqa: ANN003
+        with ReaderStore.open(self.root) as store:
+            return store.timeline(limit=1000, **kw)
+
+    def titles(self, **kw) -> set[str]:  # noqa: ANN003
+        return {p.title for p in self.timeline(**kw)}
+
+
+@pytest.fixture
+def trio(tmp_path, ca):
+    """Ada, Bob and Carol: Ada is friends with both; Bob is in Ada's group "tribe"."""
+    authority, bundle = ca
+    context = server_context(authority)
+    ada, bob, carol = (Person(tmp_path, n, context) for n in ("ada", "bob", "carol"))
+    ada.befriend(bob)
+    ada.befriend(carol)
+    bob.befriend(ada)
+    carol.befriend(ada)
+    o2m("-C", str(ada.root), "group", "add", "tribe", "bob")
+    yield ada, bob, carol, bundle
+    for p in (ada, bob, carol):
+        p.server.stop()
+
+
+def test_each_friend_gets_exactly_their_posts(trio):
+    """Friends-only, group and one-person audiences, and public posts from feed.json."""
+    ada, bob, carol, bundle = trio
+    ada.post("open", "Open to all", "public")
+    ada.post("circle", "For friends", "friends", tags="[cats]")
+    ada.post("fam", "Tribe only", "tribe")
+    ada.post("c", "Just Carol", "carol")
+    ada.build()
+    got = bob.fetch(bundle)
+    assert got["ada"].status == "new" and got["ada"].new == 3, got
+    assert bob.titles() == {"Open to all", "For friends", "Tribe only"}
+    assert carol.fetch(bundle)["ada"].new == 3
+    assert carol.titles() == {"Open to all", "For friends", "Just Carol"}
+    post = next(p for p in bob.timeline() if p.title == "For friends")
+    assert (post.friend, post.audience, post.tags, post.markdown.strip()) == (
+        "ada", "private", ("cats",), "Body.")
+    public = next(p for p in bob.timeline() if p.title == "Open to all")
+    assert public.audience == "public" and public.url.startswith(ada.server.url)
+    assert public.markdown is None and "Body." in public.html
+    assert {p.title for p in bob.timeline(tag="cats")} == {"For friends"}
+
+
+def test_a_second_fetch_with_nothing_new_is_unchanged(trio):
+    ada, bob, carol, bundle = trio
+    ada.post("circle", "For friends", "friends")
+    ada.build()
+    bob.fetch(bundle)
+    again = bob.fetch(bundle)["ada"]
+    assert (again.status, again.new) == ("unchanged", 0)
+    assert bob.titles() == {"For friends"}
+
+
+def test_edits_replace_and_deletions_remove(trio):
+    ada, bob, carol, bundle = trio
+    ada.post("a", "First version", "friends")
+    ada.post("b", "Doomed", "friends")
+    ada.post("c", "Bob's for now", "[bob, carol]")
+    ada.build()
+    bob.fetch(bundle)
+    short = next(p.short_id for p in bob.timeline() if p.title == "First version")
+    ada.post("a", "Second version", "friends")
+    (ada.root / "content/2026/b.md").unlink()
+    ada.post("c", "Bob's for now", "carol")  # narrowed: a tombstone in Bob's feed
+    ada.build()
+    got = bob.fetch(bundle)["ada"]
+    assert (got.updated, got.deleted) == (1, 2)
+    assert bob.titles() == {"Second version"}
+    assert bob.timeline()[0].short_id == short  # an edit keeps its id
+
+
+def test_friends_who_have_not_added_you_back_have_no_feed_yet(trio):
+    ada, bob, carol, bundle = trio
+    bob.befriend(carol)  # Carol never added Bob
+    carol.post("x", "Carol's news", "friends")
+    carol.build()
+    got = bob.fetch(bundle, "carol")["carol"]
+    assert got.status == "no feed" and got.ok
+
+
+def test_the_first_feed_of_a_friend_is_a_notification(trio):
+    ada, bob, carol, bundle = trio
+    ada.post("circle", "For friends", "friends")
+    ada.build()
+    bob.fetch(bundle)
+    with ReaderStore.open(bob.root) as store:
+        kinds = [(n.kind, n.friend) for n in store.notifications()]
+    assert ("new_friend_feed", "ada") in kinds
+
+
+def test_archive_pages_and_attachments(trio):
+    """Over 128 posts cut archive pages; a later fetch reads only the new ones; an
+    attachment is cached by hash, decrypted."""
+    ada, bob, carol, bundle = trio
+    for i in range(140):
+        ada.post(f"p{i:03d}", f"Post {i}", "bob", date=f"2026-0{i % 9 + 1}-{i % 28 + 1:02d}")
+    (ada.root / "content/2026/pic.png").write_bytes(b"\x89PNG fake image bytes")
+    ada.post("pic", "With a picture", "bob", body="![a picture](pic.png)")
+    ada.build()
+    assert list((ada.root / "build/p").iterdir())
+    got = bob.fetch(bundle)["ada"]
+    assert got.new == 141
+    with ReaderStore.open(bob.root) as store:
+        state = store.friend_state("ada")
+        assert state.pages
+        pic = next(p for p in store.timeline(limit=500) if p.title == "With a picture")
+        (attachment,) = pic.attachments
+        assert attachment["name"] == "pic.png"
+        assert store.attachment_path(attachment["hash"]).read_bytes() == b"\x89PNG fake image bytes"
+    for i in range(140, 200):
+        ada.post(f"p{i:03d}", f"Post {i}", "bob")
+    ada.build()
+    got = bob.fetch(bundle)["ada"]
+    assert got.new == 60 and len(bob.timeline()) == 201
+
+
+def test_stale_head_is_kept_and_flagged(trio):
+    """THREATS 12: a head past its expiry is accepted, its posts kept, and flagged."""
+    ada, bob, carol, bundle = trio
+    ada.post("circle", "For friends", "friends")
+    ada.build(now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40))
+    got = bob.fetch(bundle)["ada"]
+    assert got.stale_since is not None and got.new == 1
+    assert bob.titles() == {"For friends"}
+    with ReaderStore.open(bob.root) as store:
+        assert "stale" in [n.kind for n in store.notifications()]
+        assert store.friend_state("ada").stale_since == got.stale_since
+
+
+def test_a_replayed_older_head_is_rollback_and_keeps_the_store(trio, tmp_path):
+    """THREATS 10: the host serves an older head than one already accepted."""
+    ada, bob, carol, bundle = trio
+    ada.post("a", "One", "friends")
+    ada.build()
+    shutil.copytree(ada.root / "build/f", tmp_path / "old-heads")
+    ada.post("b", "Two", "friends")
+    ada.build()
+    bob.fetch(bundle)
+    shutil.rmtree(ada.root / "build/f")
+    shutil.copytree(tmp_path / "old-heads", ada.root / "build/f")
+    for head in (ada.root / "build/f").iterdir():
+        os.utime(head)  # a new mtime: no 304
+    got = bob.fetch(bundle)["ada"]
+    assert (got.status, got.reason) == ("refused", "rollback")
+    assert bob.titles() == {"One", "Two"}
+
+
+def test_a_tampered_head_is_refused_and_keeps_the_store(trio):
+    ada, bob, carol, bundle = trio
+    ada.post("a", "One", "friends")
+    ada.build()
+    bob.fetch(bundle)
+    ada.post("b", "Two", "friends")
+    ada.build()
+    for head in (ada.root / "build/f").iterdir():
+        data = bytearray(head.read_bytes())
+        data[100] ^= 1
+        head.write_bytes(bytes(data))
+    got = bob.fetch(bundle)["ada"]
+    assert (got.status, got.reason) == ("refused", "bad signature")
+    assert bob.titles() == {"One"}
+
+
+def test_a_wrong_object_hash_is_refused(trio):
+    """THREATS 18: an object whose bytes do not match its hash refuses the friend."""
+    ada, bob, carol, bundle = trio
+    ada.post("a", "One", "friends")
+    ada.build()
+    for obj in (ada.root / "build/o").iterdir():
+        data = bytearray(obj.read_bytes())
+        data[-1] ^= 1
+        obj.write_bytes(bytes(data))
+    got = bob.fetch(bundle)["ada"]
+    assert (got.status, got.reason) == ("refused", "bad object")
+    assert bob.timeline() == []
+    with ReaderStore.open(bob.root) as store:
+        assert store.friend_state("ada").seq is None  # nothing of that head was kept
+
+
+def test_a_key_change_is_refused_until_accepted(trio, tmp_path):
+    """Ada's site now publishes a card with new keys: Bob's fetch refuses with "key
+    changed" and a notification, until Bob accepts the new card."""
+    ada, bob, carol, bundle = trio
+    ada.post("a", "One", "friends")
+    ada.build()
+    bob.fetch(bundle)
+    from nacl.pwhash import argon2id
+
+    from o2m_pub.config import load
+    from o2m_pub.owner import create_owner
+    shutil.rmtree(ada.root / "keys")  # a whole new identity, on the same site
+    create_owner(ada.root, load(ada.root), PASS, now=dt.datetime.now(dt.timezone.utc),
+                 opslimit=argon2id.OPSLIMIT_INTERACTIVE, memlimit=argon2id.MEMLIMIT_INTERACTIVE)
+    ada.befriend(bob)
+    ada.befriend(carol)
+    ada.build()
+    got = bob.fetch(bundle)["ada"]
+    assert (got.status, got.reason) == ("refused", "key changed")
+    with ReaderStore.open(bob.root) as store:
+        assert "key_changed" in [n.kind for n in store.notifications()]
+    assert bob.titles() == {"One"}
+    from o2m_pub.cards import card_to_text
+    o2m("-C", str(bob.root), "friend", "add", "ada", card_to_text(ada.card), "--yes",
+        "--accept-key-change")
+    got = bob.fetch(bundle)["ada"]
+    assert got.ok and bob.titles() == {"One"}
+
+
+def test_o2m_fetch_command_prints_one_line_per_friend(trio):
+    ada, bob, carol, bundle = trio
+    ada.post("a", "One", "friends")
+    ada.build()
+    bob.befriend(carol)  # no feed yet: fine
+    env = {"O2M_CA_BUNDLE": bundle}
+    result = CliRunner(env=env).invoke(main, ["-C", str(bob.root), "fetch"],
+                                       catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("ada") and "1 new" in lines[0]
+    assert lines[1].startswith("carol") and "no feed" in lines[1]
+    carol.server.stop()
+    result = CliRunner(env=env).invoke(main, ["-C", str(bob.root), "fetch"],
+                                       catch_exceptions=False)
+    assert result.exit_code == 1
+    assert "unreachable" in result.output and "unchanged" in result.output
+
+
+def test_o2m_fetch_of_an_unknown_friend_is_a_usage_error(trio):
+    ada, bob, carol, bundle = trio
+    result = CliRunner().invoke(main, ["-C", str(bob.root), "fetch", "nobody"])
+    assert result.exit_code == 2 and "nobody" in result.output
