@@ -463,3 +463,30 @@ def test_nothing_built_is_one_clear_line(tmp_path):
     r = run_o2m("serve", "--port", "0", cwd=root, timeout=60)
     assert r.returncode == 1 and "build/: nothing to serve" in r.stderr
     assert "o2m build" in r.stderr
+
+
+def test_serve_watch_rebuilds_and_reloads_open_pages(tmp_path):
+    root = _small_site(tmp_path)
+    with o2m_serve(root, "--watch") as server:
+        page = requests.get(server.url + "index.html", verify=server.verify, timeout=10)
+        assert '<script src="/_o2m/live.js" defer></script>' in page.text
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+        script = requests.get(server.url + "_o2m/live.js", verify=server.verify, timeout=10)
+        assert "EventSource" in script.text
+        events = requests.get(server.url + "_o2m/live", verify=server.verify, stream=True,
+                              timeout=60)
+        assert events.headers["Content-Type"] == "text/event-stream"
+        lines = events.iter_lines()
+        assert next(lines) == b"retry: 1000"
+        (root / "content" / "fresh.md").write_text(
+            "---\ntitle: Fresh off the editor\ndate: 2026-06-01\naudience: public\n---\nNew.\n")
+        for line in lines:  # blocks until the watcher's build lands
+            if line == b"data: reload":
+                break
+        deadline = time.monotonic() + 60
+        while "Fresh off the editor" not in requests.get(
+                server.url, verify=server.verify, timeout=10).text:
+            assert time.monotonic() < deadline, "the new post was never served"
+            time.sleep(0.2)
+        events.close()
+        assert server.stop() == 0
