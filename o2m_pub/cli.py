@@ -855,6 +855,138 @@ def demo(directory: Path | None) -> None:
         fail(BuildFailed(report.problems))
 
 
+# -- o2m fetch (issue 6) --------------------------------------------------------------
+
+def _interval(text: str | None) -> float | None:
+    """30s, 10m, 1h (or a bare number of seconds) -> seconds; at least 10 s."""
+    import re
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not m:
+        raise click.BadParameter(f"{text!r} is not an interval like 30s, 10m or 1h",
+                                 param_hint="--every")
+    seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds < 10:
+        raise click.BadParameter("at least 10s, to be kind to your friends' hosts",
+                                 param_hint="--every")
+    return seconds
+
+
+def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
+    from rich.markup import escape
+    if o.status == "refused":
+        text = f"[red]refused: {escape(o.reason or '')}[/]: {escape(o.detail)}"
+    elif o.status == "no feed":
+        text = "[dim]no feed for you yet (they have not added you back)[/]"
+    elif o.status == "new":
+        parts = [f"{n} {word}" for n, word in ((o.new, "new"), (o.updated, "updated"),
+                                               (o.deleted, "deleted")) if n]
+        text = "[green]" + ", ".join(parts) + "[/]"
+    else:
+        text = "unchanged"
+    if o.skipped:
+        text += f", [yellow]{o.skipped} that would not open[/]"
+    if o.stale_since:
+        text += f", [yellow]stale since {escape(o.stale_since)} (freeze warning)[/]"
+    return f"{escape(o.friend):<16} {text}"
+
+
+@main.command()
+@click.argument("friends", nargs=-1)
+@click.option("--every", metavar="INTERVAL",
+              help="Fetch again every INTERVAL (30s, 10m, 1h) until Ctrl-C.")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Friends fetched at once.")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
+              help="Seconds for all of one friend's files (a slow host is cut off then).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only friends that were refused or stale.")
+@click.pass_context
+def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, workers: int,
+          timeout: float, quiet: bool) -> None:
+    """Fetch friends' feeds (all, or FRIENDS): verify, decrypt, store for `o2m timeline`.
+
+    Prints one line per friend: new posts, unchanged, no feed yet, or refused with the
+    reason (unreachable, timeout, bad certificate, bad signature, rollback,
+    equivocation, oversized, malformed, bad object, key changed). A refused friend
+    keeps everything stored before; the others are not held up.
+
+    \b
+    Exit status:
+      0  every friend was fetched (or has no feed for you yet)
+      1  some friend was refused, or their feed is stale (past its expiry)
+      2  usage error (an unknown friend, a bad --every)
+
+    \b
+    To fetch regularly, leave `o2m fetch --every 15m` running, or use cron:
+      */15 * * * *  o2m -C ~/site fetch -q
+    or a systemd user timer (see README.md). A fetch needs the passphrase only the
+    first time a friend is fetched ($O2M_PASSPHRASE or --passphrase-file when
+    unattended); a private CA can be named in $O2M_CA_BUNDLE.
+    """
+    from .friends import FriendStore, UnknownFriendError
+
+    interval = _interval(every)
+    root = _site_root(ctx)
+    store = FriendStore(root)
+    for name in friends:
+        try:
+            store.get(name)
+        except UnknownFriendError as e:
+            raise click.BadParameter(f"{e} ({e.hint})", param_hint="FRIENDS") from None
+    while True:
+        failed = _fetch_once(ctx, root, friends, workers=workers, timeout=timeout, quiet=quiet)
+        if interval is None:
+            sys.exit(1 if failed else 0)
+        import time
+        time.sleep(interval)
+
+
+def _fetch_once(ctx: click.Context, root: Path, friends: tuple[str, ...], *, workers: int,
+                timeout: float, quiet: bool) -> bool:
+    """One fetch of every friend; prints a line each; True when some friend failed."""
+    from .http_fetch import Limits, run_fetch
+
+    def unlock():  # noqa: ANN202 - only when a friend's feed secrets are not cached
+        from .keys import load_identity
+        return load_identity(root, _passphrase(ctx))
+
+    progress = None
+    if sys.stderr.isatty() and not quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        progress = Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(),
+                            console=_stderr(), transient=True)
+    task = None
+
+    def on_start(total: int) -> None:
+        nonlocal task
+        if progress is not None:
+            progress.start()
+            task = progress.add_task("fetch", total=total)
+
+    def on_done(outcome) -> None:  # noqa: ANN001
+        if progress is not None and task is not None:
+            progress.advance(task)
+
+    try:
+        outcomes = run_fetch(root, friends, unlock=unlock, now=_now(),
+                             limits=Limits(workers=workers, deadline=timeout),
+                             on_start=on_start, on_done=on_done)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if not outcomes:
+        out("no friends to fetch: `o2m friend add NAME CARD` adds one")
+    console = _stdout_console()
+    failed = False
+    for o in outcomes:
+        bad = o.status == "refused" or bool(o.stale_since)
+        failed |= bad
+        if bad or not quiet:
+            console.print(_fetch_line(o), soft_wrap=True)
+    return failed
+
+
 # -- reading: o2m timeline, show, notifications, reader (issue 6) ---------------------
 
 
