@@ -1,7 +1,11 @@
 """THREATS.md 46: a build killed (SIGKILL) before any one of its writes leaves a
 readable site: every file is the old or the new version, whole, and every link from
 the entry points (home page, feeds, sitemap) leads to a file that exists. The next
-build repairs the rest."""
+build repairs the rest.
+
+THREATS.md 48: a full disk (ENOSPC) during a build publishes nothing partial and
+leaves the key file valid; a builder whose state was restored from an older backup
+refuses to publish a lower sequence number."""
 
 from __future__ import annotations
 
@@ -108,7 +112,7 @@ def _feed_is_whole(build: Path, bob, root: Path) -> None:
 
 
 @pytest.mark.parametrize("with_friends", [False, True], ids=["public", "with-friends"])
-def test_kill_before_each_write_leaves_a_whole_site(tmp_path, with_friends):
+def test_threat_46_kill_before_each_write_leaves_a_whole_site(tmp_path, with_friends):
     base = tmp_path / "base"
     base.mkdir()
     _make_site(base)
@@ -150,3 +154,82 @@ def test_kill_before_each_write_leaves_a_whole_site(tmp_path, with_friends):
         assert public(_files(trial / "build")) == public(new), k
         assert not [p for p in (trial / "build").rglob(".~o2m-*")], k
         shutil.rmtree(trial)
+
+
+def _public(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The public files (friends' feeds get fresh nonces on every build)."""
+    return {n: d for n, d in files.items() if not n.startswith(("f/", "o/", "p/"))}
+
+
+def test_threat_48_enospc_during_a_build_publishes_nothing_partial_and_keeps_the_key_valid(
+        tmp_path):
+    """The disk fills up at the first, a middle and the last write of a build with a
+    friend: one line, exit 1, every file old or new and whole, links resolve, the
+    friend's feed opens, the key file is untouched and unlocks; the next build ends
+    the job."""
+    from o2m_pub.keys import KEY_FILE, load_identity
+
+    base = tmp_path / "base"
+    base.mkdir()
+    _make_site(base)
+    bob = _add_friends(base)
+    assert run_o2m("build", cwd=base).returncode == 0
+    old = _files(base / "build")
+    key = (base / KEY_FILE).read_bytes()
+    _change_site(base)
+    (base / "content/2026/secret.md").write_text(
+        "---\ntitle: Secret 2\ndate: 2026-01-03\naudience: friends\n---\nnew\n")
+    reference = tmp_path / "reference"
+    shutil.copytree(base, reference)
+    done = run_o2m("build", cwd=reference)
+    assert done.returncode == 0
+    new = _files(reference / "build")
+    writes = int(re.search(r"wrote (\d+) files", done.stdout).group(1))
+
+    for k in sorted({1, writes // 2, writes}):
+        trial = tmp_path / f"enospc-{k}"
+        shutil.copytree(base, trial)
+        full = run_o2m("build", cwd=trial, env={"O2M_FAULT": f"enospc:{k}"})
+        assert full.returncode == 1, (k, full.stderr)
+        assert "No space left on device" in full.stderr and "Traceback" not in full.stderr
+        now = _files(trial / "build")
+        for name, data in _public(now).items():
+            assert data in (old.get(name), new.get(name)), (k, name)
+        assert not [p for p in (trial / "build").rglob(".~o2m-*")], k
+        assert _reachable_links_resolve(trial / "build", "https://test.example/") == [], k
+        _feed_is_whole(trial / "build", bob, trial)
+        assert (trial / KEY_FILE).read_bytes() == key
+        assert load_identity(trial, b"test passphrase")
+        repaired = run_o2m("build", cwd=trial)
+        assert repaired.returncode == 0, repaired.stderr
+        assert _public(_files(trial / "build")) == _public(new), k
+        _feed_is_whole(trial / "build", bob, trial)
+        shutil.rmtree(trial)
+
+
+def test_threat_48_a_builder_restored_with_a_lower_seq_refuses_to_publish(tmp_path):
+    """.o2m/ restored from a backup older than build/: `o2m build` says so in one line,
+    exits 1, and the friend's published head stays as it was (no fork of the feed)."""
+    root = tmp_path / "site"
+    root.mkdir()
+    _make_site(root)
+    bob = _add_friends(root)
+    assert run_o2m("build", cwd=root).returncode == 0
+    backup = tmp_path / "backup"
+    shutil.copytree(root / ".o2m", backup)
+    (root / "content/2026/secret.md").write_text(
+        "---\ntitle: Secret 2\ndate: 2026-01-03\naudience: friends\n---\nnewer\n")
+    assert run_o2m("build", cwd=root).returncode == 0
+    heads = {p: p.read_bytes() for p in (root / "build/f").rglob("*") if p.is_file()}
+    assert heads
+    shutil.rmtree(root / ".o2m")
+    shutil.copytree(backup, root / ".o2m")
+    (root / "content/2026/secret.md").write_text(
+        "---\ntitle: Secret 3\ndate: 2026-01-03\naudience: friends\n---\nnewest\n")
+    refused = run_o2m("build", cwd=root)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("o2m: error:") and "already carries sequence" in refused.stderr
+    assert {p: p.read_bytes() for p in (root / "build/f").rglob("*") if p.is_file()} == heads
+    from o2m_pub.owner import own_card
+    assert {p["title"] for p in bob.read_feed(root / "build", own_card(root)).values()
+            if p} == {"Secret 2"}
