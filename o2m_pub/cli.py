@@ -824,35 +824,66 @@ def _open_access_log(state_dir: Path, where: str | None):  # noqa: ANN202 - a te
 @main.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 def demo(directory: Path | None) -> None:
-    """Make and build a sample site in a folder of its own, and show it."""
-    from .scaffold import make_demo_site
+    """Three people, three sites, three real servers: build, serve, fetch, read.
 
+    Ada, Sam and Mum each get a site in DIRECTORY (default: the temp folder), a key,
+    a pinned self-signed certificate and the other two as friends. Each site is built,
+    served by `o2m serve` on 127.0.0.1 and fetched by the others with `o2m fetch`;
+    then Ada's merged timeline is printed and the servers stop.
+    """
     from .build import build_site
+    from .demo import (DEMO_PASSPHRASE, PEOPLE, free_ports, make_world, o2m_command,
+                       start_servers, stop_servers)
     from .keys import load_identity
-    from .scaffold import DEMO_PASSPHRASE
 
     folder = directory or Path(tempfile.gettempdir()) / "o2m-demo"
-    count = make_demo_site(folder, now=_now())
-    out(f"o2m demo: a sample site of {count} post files in {folder}")
-    report = build_site(folder, unlock=lambda: load_identity(folder, DEMO_PASSPHRASE))
-    for p in report.problems:
+    ports = free_ports(len(PEOPLE))
+    roots = make_world(folder, now=_now(), ports=ports)
+    out(f"o2m demo: three people with a site each in {folder}: "
+        + ", ".join(f"{p.author} ({p.slug}/)" for p in PEOPLE))
+    out("  each has a key, a self-signed certificate pinned in their card, "
+        "and the other two as friends\n")
+    problems = []
+    for person in PEOPLE:
+        root = roots[person.slug]
+        report = build_site(root, unlock=lambda root=root: load_identity(root, DEMO_PASSPHRASE))
+        problems += report.problems
+        objects = sum(1 for p in (report.out_dir / "o").rglob("*") if p.is_file())
+        out(f"built {person.slug}/: {_summary(report, root)}")
+        out(f"  {_plural(objects, 'encrypted object')}, {_plural(report.heads, 'signed feed head')}"
+            " in f/ (one per friend; no friend's name appears in build/)")
+    for p in problems:
         report_problem(p)
-    out(_summary(report, folder))
-    build_dir = report.out_dir
-    pages = sum(1 for _ in build_dir.rglob("*.html"))
-    media = sum(1 for p in (build_dir / "media").rglob("*") if p.is_file())
-    objects = sum(1 for p in (build_dir / "o").rglob("*") if p.is_file())
-    out(f"  public: {pages} HTML pages, {media} media files, feed.json, atom.xml, sitemap.xml,")
-    out("          and the owner's card at .well-known/o2m-card.json")
-    out(f"  private: {objects} encrypted objects and {report.heads} signed, encrypted feed "
-        "heads in f/, one per friend; their names appear nowhere in build/")
-    out(f"  open in a browser: {(build_dir / 'index.html').as_uri()}")
-    out(f"  try: o2m -C {folder} friend list; o2m -C {folder} whoami "
-        f"(the demo's passphrase is '{DEMO_PASSPHRASE.decode()}')")
-    out(f"  edit a post in {folder / 'content'} and run `o2m -C {folder} build` "
-        "to see an incremental rebuild")
-    if report.problems:
-        fail(BuildFailed(report.problems))
+    servers = start_servers(roots, ports)
+    try:
+        out("")
+        for server in servers:
+            out(f"serving {server.slug}/build at {server.url} (o2m serve, TLS, pinned)")
+        for person in PEOPLE:
+            out(f"\n$ o2m -C {person.slug} fetch")
+            result = o2m_command(roots[person.slug], "fetch")
+            _relay(result)
+        out("\n$ o2m -C ada timeline")
+        _relay(o2m_command(roots["ada"], "timeline", "--limit", "10"))
+    finally:
+        stop_servers(servers)
+    out("\nthe servers have stopped. Try, with the passphrase 'demo' "
+        f"(export O2M_PASSPHRASE={DEMO_PASSPHRASE.decode()}):")
+    out(f"  cd {folder / 'ada'} && o2m serve --watch   "
+        "# then open the URL it prints and edit a post in content/")
+    out(f"  cd {folder / 'sam'} && o2m timeline && o2m reader")
+    if problems:
+        fail(BuildFailed(problems))
+
+
+def _relay(result) -> None:  # noqa: ANN001 - subprocess.CompletedProcess
+    """Show what one of the demo's commands printed, as if it had run here."""
+    if result.stdout.strip():
+        out(result.stdout.rstrip())
+    if result.stderr.strip():
+        click.echo(result.stderr.rstrip(), err=True)
+    if result.returncode not in (0,):
+        click.echo(f"(exit status {result.returncode})", err=True)
 
 
 # -- o2m fetch (issue 6) --------------------------------------------------------------
@@ -1294,3 +1325,7 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).astimezone()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -24,8 +24,6 @@ GITIGNORE = f"""\
 /keys/groups.json
 """
 
-DEMO_MARKER = ".o2m-demo"
-DEMO_PASSPHRASE = b"demo"  # the demo's keys guard nothing; say so where it is printed
 
 
 def local_timezone() -> str:
@@ -118,48 +116,3 @@ def init_site(folder: Path, *, name: str, url: str, author: str | None = None,
     return created
 
 
-def _add_demo_friends(folder: Path, now: dt.datetime) -> None:
-    """Two made-up friends with real cards, so the demo writes real encrypted feeds
-    (their secret keys are thrown away: nobody can read those feeds)."""
-    from nacl.public import PrivateKey
-    from nacl.signing import SigningKey
-
-    from .cards import make_card
-    from .friends import FriendStore
-
-    store = FriendStore(folder)
-    for name, title in (("sam", "Sam"), ("mum", "Mum")):
-        card = make_card(SigningKey.generate(), name=title, url=f"https://{name}.example/",
-                         box_pk=bytes(PrivateKey.generate().public_key), tls_pin=None,
-                         created=now)
-        store.add(name, card, now=now)
-    store.group_add("family", ["mum"])
-
-
-def make_demo_site(folder: Path, *, now: dt.datetime) -> int:
-    """A fresh demo site in `folder` (a previous demo there is replaced); returns the
-    number of post files written.
-
-    Raises:
-        SiteError: `folder` exists and is not a demo made by o2m.
-    """
-    if folder.exists():
-        if not (folder / DEMO_MARKER).exists():
-            raise SiteError(f"{folder} exists and is not an o2m demo",
-                            hint="pass another folder: `o2m demo DIR`")
-        shutil.rmtree(folder)
-    from .sample import write_demo_site_content
-
-    init_site(folder, name="Ada's notebook", url="https://ada.example/", author="Ada",
-              timezone="Europe/London", now=now)
-    from nacl.pwhash import argon2id
-
-    from .config import load
-    from .owner import create_owner
-    create_owner(folder, load(folder), DEMO_PASSPHRASE, now=now,
-                 opslimit=argon2id.OPSLIMIT_INTERACTIVE, memlimit=argon2id.MEMLIMIT_INTERACTIVE)
-    _add_demo_friends(folder, now)
-    (folder / DEMO_MARKER).write_text("made by `o2m demo`; safe to delete\n")
-    for p in (folder / "content").rglob("*.md"):
-        p.unlink()
-    return write_demo_site_content(folder / "content", now)

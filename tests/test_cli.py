@@ -80,18 +80,32 @@ def test_init_rejects_a_bad_url_before_writing(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_demo_builds_a_real_site_in_its_own_folder(tmp_path):
-    """The README's first command: finishes alone, touches nothing of the user's."""
+def test_demo_runs_the_whole_loop_in_its_own_folder(tmp_path):
+    """The README's first command: three sites built, served by real `o2m serve`
+    processes, fetched by each other; finishes alone, touches nothing of the user's."""
     before = set(tmp_path.iterdir())
-    result = run_o2m("demo", str(tmp_path / "demo"), cwd=tmp_path, timeout=120)
+    result = run_o2m("demo", str(tmp_path / "demo"), cwd=tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr
     assert set(tmp_path.iterdir()) - before == {tmp_path / "demo"}
-    assert "file://" in result.stdout and "private kept off" in result.stdout
-    build = tmp_path / "demo/build"
+    out = result.stdout
+    assert out.count("(o2m serve, TLS, pinned)") == 3
+    assert "refused" not in out and "Traceback" not in result.stderr
+    # Ada reads Sam's friends-only post; Mum's family-only view of Ada is Mum's alone
+    timeline = out[out.index("$ o2m -C ada timeline"):]
+    for title in ("For Ada: sourdough tips", "Sunday lunch", "Plum jam", "A new workbench"):
+        assert title in timeline
+    build = tmp_path / "demo/ada/build"
     assert len(list(build.rglob("*.html"))) > 40
     assert list((build / "media").rglob("*.svg"))
+    assert not any(p.name in ("sam", "mum") for p in build.rglob("*"))
+    # every server stopped: nothing listens on the ports any more
+    import re
+    import socket
+    for port in re.findall(r"https://127\.0\.0\.1:(\d+)/", out):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", int(port))) != 0
     # running it again replaces the previous demo
-    assert run_o2m("demo", str(tmp_path / "demo"), cwd=tmp_path).returncode == 0
+    assert run_o2m("demo", str(tmp_path / "demo"), cwd=tmp_path, timeout=180).returncode == 0
 
 
 def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
