@@ -75,11 +75,12 @@ def o2m(*args: str) -> str:
 class Person:
     """A site of its own, served over TLS at the URL in its card."""
 
-    def __init__(self, base: Path, name: str, context: ssl.SSLContext) -> None:
+    def __init__(self, base: Path, name: str, context: ssl.SSLContext,
+                 server_cls: type = TLSFolderServer) -> None:
         self.name = name
         self.root = base / name
         self.root.mkdir()
-        self.server = TLSFolderServer(self.root / "build", context)
+        self.server = server_cls(self.root / "build", context)
         o2m("init", str(self.root), "--name", name.title(), "--url", self.server.url)
         for p in (self.root / "content").rglob("*.md"):
             p.unlink()

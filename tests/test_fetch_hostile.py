@@ -1,0 +1,385 @@
+"""Hostile and broken hosts (THREATS.md 24-32, 47): a small raw TLS server (socket + ssl
+in a thread) serves a friend's real build, and misbehaves on the paths it is told to.
+Each fault is refused for that friend alone, with its reason; the store keeps what it
+had; the other friend is fetched as usual."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import signal
+import socket
+import ssl
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+
+from conftest import run_o2m
+from test_fetch import Person, ca, server_context  # noqa: F401 - ca is a fixture
+from o2m_pub.http_fetch import Limits
+from o2m_pub.store import ReaderStore
+
+FAST = Limits(connect_timeout=1, read_timeout=1, deadline=2.5, workers=4)
+
+
+class RawTLSServer:
+    """Serves files of `folder` over TLS, one request per connection, unless a behaviour
+    is set for a path prefix: then that behaviour answers instead. Records every
+    request line it receives (to show which paths were sent)."""
+
+    def __init__(self, folder: Path, context: ssl.SSLContext | None) -> None:
+        self.folder = folder
+        self.context = context
+        self.behaviours: dict[str, str] = {}
+        self.requests: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"https://localhost:{self.port}/"
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            if self.behaviours.get("*") == "no-handshake":
+                time.sleep(5)
+                return
+            conn = self.context.wrap_socket(raw, server_side=True)
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            line = data.split(b"\r\n", 1)[0].decode()
+            self.requests.append(line)
+            path = line.split(" ")[1].lstrip("/")
+            behaviour = next((b for p, b in self.behaviours.items() if path.startswith(p)), None)
+            self._answer(conn, path, behaviour)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                raw.close()
+            except OSError:
+                pass
+
+    def _file(self, path: str) -> bytes | None:
+        target = self.folder / path
+        return target.read_bytes() if target.is_file() else None
+
+    def _answer(self, conn: ssl.SSLSocket, path: str, behaviour: str | None) -> None:
+        def send(status: str, headers: dict[str, str], body: bytes = b"") -> None:
+            head = f"HTTP/1.1 {status}\r\nConnection: close\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            conn.sendall(head.encode() + body)
+
+        body = self._file(path)
+        if behaviour is None:
+            if body is None:
+                send("404 Not Found", {"Content-Length": "0"})
+            else:
+                send("200 OK", {"Content-Length": str(len(body)),
+                                "Content-Type": "application/octet-stream"}, body)
+        elif behaviour == "trickle":
+            send("200 OK", {"Content-Length": "100000"})
+            for _ in range(200):  # one byte at a time, each well within the read timeout
+                conn.sendall(b"x")
+                time.sleep(0.2)
+        elif behaviour == "endless":
+            send("200 OK", {})
+            block = b"\0" * 65536
+            for _ in range(2000):  # 128 MiB, far past any cap
+                conn.sendall(block)
+        elif behaviour == "lying-length":
+            send("200 OK", {"Content-Length": "600"})
+            for _ in range(200):
+                conn.sendall(b"\0" * 65536)
+        elif behaviour == "huge-length":
+            send("200 OK", {"Content-Length": str(10 ** 12)})
+        elif behaviour == "gzip-bomb":
+            bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+            send("200 OK", {"Content-Length": str(len(bomb)), "Content-Encoding": "gzip"}, bomb)
+        elif behaviour == "gzip-stack":
+            layered = body or b"x"
+            for _ in range(8):
+                layered = gzip.compress(layered)
+            send("200 OK", {"Content-Length": str(len(layered)),
+                            "Content-Encoding": ", ".join(["gzip"] * 8)}, layered)
+        elif behaviour == "drop":
+            send("200 OK", {"Content-Length": str(len(body or b"x" * 1000))},
+                 (body or b"x" * 1000)[:len(body or b"x" * 1000) // 2])
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # RST
+        elif behaviour == "redirect-loop":
+            send("302 Found", {"Location": "/" + path, "Content-Length": "0"})
+        elif behaviour == "redirect-http":
+            send("302 Found", {"Location": f"http://localhost:{self.port}/{path}",
+                               "Content-Length": "0"})
+        elif behaviour == "redirect-other-host":
+            send("302 Found", {"Location": f"https://127.0.0.1:{self.port}/{path}",
+                               "Content-Length": "0"})
+        elif behaviour in ("404", "500"):
+            send(f"{behaviour} Oops", {"Content-Length": "5", "Content-Type": "text/plain"},
+                 b"oops\n")
+        elif behaviour == "html":
+            page = b"<html><body>Welcome to the captive portal</body></html>"
+            send("200 OK", {"Content-Length": str(len(page)), "Content-Type": "text/html"}, page)
+        elif behaviour == "flip":
+            data = bytearray(body or b"")
+            data[len(data) // 2] ^= 1
+            send("200 OK", {"Content-Length": str(len(data))}, bytes(data))
+        else:
+            raise AssertionError(behaviour)
+
+
+@pytest.fixture
+def hostile(tmp_path, ca):
+    """Bob's friends: Ada on a raw, steerable TLS server; Carol on a normal one."""
+    authority, bundle = ca
+    context = server_context(authority)
+    ada = Person(tmp_path, "ada", context, server_cls=RawTLSServer)
+    bob = Person(tmp_path, "bob", context)
+    carol = Person(tmp_path, "carol", context)
+    for a, b in ((ada, bob), (bob, ada), (carol, bob), (bob, carol)):
+        a.befriend(b)
+    ada.post("a", "Ada first", "friends")
+    carol.post("c", "Carol first", "friends")
+    ada.build()
+    carol.build()
+    first = bob.fetch(bundle, limits=FAST)
+    assert first["ada"].new == 1 and first["carol"].new == 1, first
+    yield ada, bob, carol, bundle
+    for p in (ada, bob, carol):
+        p.server.stop()
+
+
+def refetch(hostile, behaviours: dict[str, str], *, new_posts: bool = False):
+    """Set Ada's host to misbehave, fetch, and check that only Ada was refused and that
+    Bob's store kept everything; returns Ada's outcome."""
+    ada, bob, carol, bundle = hostile
+    with ReaderStore.open(bob.root) as store:
+        before = store.friend_state("ada")
+    if new_posts:
+        ada.post("b", "Ada second", "friends", body="![pic](pic.png)")
+        (ada.root / "content/2026/pic.png").write_bytes(os.urandom(3000))
+        ada.build()
+    carol.post(f"c{time.monotonic_ns()}", "Carol again", "friends")
+    carol.build()
+    ada.server.behaviours = behaviours
+    got = bob.fetch(bundle, limits=FAST)
+    assert got["carol"].ok and got["carol"].new == 1, got["carol"]
+    assert got["ada"].status == "refused", got["ada"]
+    assert {p.title for p in bob.timeline(friend="ada")} == {"Ada first"}
+    with ReaderStore.open(bob.root) as store:
+        after = store.friend_state("ada")
+        assert (after.seq, after.head_digest, after.pages) == (
+            before.seq, before.head_digest, before.pages)
+        assert after.last_reason == got["ada"].reason
+    return got["ada"]
+
+
+def test_threat_24_a_trickling_body_is_cut_by_the_deadline(hostile):
+    got = refetch(hostile, {"f/": "trickle"})
+    assert got.reason == "timeout"
+
+
+def test_threat_24_a_hanging_handshake_times_out(hostile):
+    got = refetch(hostile, {"*": "no-handshake"})
+    assert got.reason == "timeout"
+
+
+def test_threat_25_an_endless_body_is_cut_at_the_cap(hostile):
+    got = refetch(hostile, {"f/": "endless"})
+    assert got.reason == "oversized"
+
+
+def test_threat_26_a_lying_content_length_does_not_get_past_the_cap(hostile):
+    assert refetch(hostile, {"f/": "huge-length"}).reason == "oversized"
+    # a short Content-Length with a long body: only the announced bytes are read, and
+    # they are not a head
+    assert refetch(hostile, {"f/": "lying-length"}).reason in ("malformed", "bad signature")
+
+
+def test_threat_27_gzip_bomb_bounded(hostile):
+    assert refetch(hostile, {"f/": "gzip-bomb"}).reason == "oversized"
+
+
+def test_threat_27_stacked_encodings_bounded(hostile):
+    assert refetch(hostile, {"f/": "gzip-stack"}).reason == "malformed"
+
+
+@pytest.mark.parametrize("behaviour", ["redirect-loop", "redirect-http", "redirect-other-host"])
+def test_threat_28_redirects_refused(hostile, behaviour):
+    got = refetch(hostile, {"f/": behaviour})
+    assert got.reason == "redirect refused", got
+
+
+@pytest.mark.parametrize("behaviour,reason", [("404", "http error"), ("500", "http error"),
+                                              ("html", "malformed")])
+def test_threat_29_errors_keep_the_prior_state(hostile, behaviour, reason):
+    assert refetch(hostile, {"f/": behaviour}).reason == reason
+
+
+def test_threat_30_a_bad_certificate_fails_before_the_path_is_sent(hostile):
+    ada, bob, carol, bundle = hostile
+    ada.server.context = server_context(trustme.CA())  # a CA Bob does not trust
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert got.reason == "bad certificate"
+    assert ada.server.requests == []
+
+
+def test_threat_31_a_reset_mid_object_stores_nothing_partial(hostile):
+    ada, bob, carol, bundle = hostile
+    got = refetch(hostile, {"o/": "drop"}, new_posts=True)
+    assert got.reason == "unreachable"
+    objects = bob.root / ".o2m/objects"
+    assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+
+
+def test_threat_18_a_flipped_object_is_refused(hostile):
+    got = refetch(hostile, {"o/": "flip"}, new_posts=True)
+    assert got.reason == "bad object"
+
+
+def test_threat_32_one_failing_friend_does_not_stop_the_others(hostile):
+    """Ada's host is down altogether; Carol is fetched (checked in refetch)."""
+    ada, bob, carol, bundle = hostile
+    ada.server.stop()
+    got = refetch(hostile, {})
+    assert got.reason == "unreachable"
+
+
+def test_unreachable_for_more_than_a_day_is_a_notification(hostile):
+    ada, bob, carol, bundle = hostile
+    ada.server.stop()
+    now = dt.datetime.now(dt.timezone.utc)
+    bob.fetch(bundle, "ada", limits=FAST, now=now)
+    bob.fetch(bundle, "ada", limits=FAST, now=now + dt.timedelta(days=2))
+    with ReaderStore.open(bob.root) as store:
+        assert [n.kind for n in store.notifications()] .count("unreachable") == 1
+
+
+# ---------------------------------------------------------------- TLS pins
+
+
+def self_signed_context(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, bytes]:
+    """A server context with a self-signed certificate made with cryptography, and the
+    certificate's PEM."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / f"{name}.crt").write_bytes(pem)
+    (tmp_path / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / f"{name}.crt", tmp_path / f"{name}.key")
+    return context, pem
+
+
+def pin_ada(ada: Person, bob: Person, pem: bytes) -> None:
+    """Ada's card now carries the pin of her server's key; Bob takes the new card."""
+    from o2m_pub.cards import tls_pin_from_certificate
+    from o2m_pub.config import load
+    from o2m_pub.keys import load_identity
+    from o2m_pub.owner import write_own_card
+    identity = load_identity(ada.root, b"test passphrase")
+    write_own_card(ada.root, identity, load(ada.root),
+                   now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1),
+                   tls_pin=tls_pin_from_certificate(pem))
+    bob.befriend(ada)
+
+
+def test_a_pinned_self_signed_server_is_fetched(hostile, tmp_path):
+    """The card's pin, not a CA, vouches for a self-signed server (no verify=False)."""
+    ada, bob, carol, bundle = hostile
+    context, pem = self_signed_context(tmp_path, "ada")
+    pin_ada(ada, bob, pem)
+    ada.server.context = context
+    ada.post("b", "Pinned post", "friends")
+    ada.build()
+    got = bob.fetch(bundle, "ada", limits=FAST)["ada"]
+    assert got.ok and got.new == 1, got
+
+
+def test_threat_30_a_wrong_pin_fails_before_the_path_is_sent(hostile, tmp_path):
+    ada, bob, carol, bundle = hostile
+    _, pinned_pem = self_signed_context(tmp_path, "pinned")
+    pin_ada(ada, bob, pinned_pem)
+    ada.server.context, _ = self_signed_context(tmp_path, "other")  # another key
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert got.reason == "bad certificate" and "pin" in got.detail
+    assert ada.server.requests == []  # no request line, so no path, was ever sent
+
+
+# ---------------------------------------------------------------- crash safety
+
+
+def test_threat_47_kill_9_mid_commit_stores_all_or_nothing(hostile):
+    """`o2m fetch` killed by SIGKILL inside its first friend's transaction (after that
+    friend's posts were written, before the state and COMMIT): the store has all of
+    the update or none of it; the next fetch stores it whole."""
+    ada, bob, carol, bundle = hostile
+    ada.post("b", "Ada second", "friends")
+    carol.post("d", "Carol second", "friends")
+    ada.build()
+    carol.build()
+    db = bob.root / ".o2m/reader.db"
+
+    def snapshot():
+        con = sqlite3.connect(db)
+        try:
+            return (con.execute("SELECT friend, seq, head_digest FROM friend_state "
+                                "ORDER BY friend").fetchall(),
+                    con.execute("SELECT friend, title FROM posts ORDER BY friend, title"
+                                ).fetchall())
+        finally:
+            con.close()
+
+    before = snapshot()
+    r = run_o2m("fetch", cwd=bob.root, env={"O2M_CA_BUNDLE": bundle,
+                                             "O2M_FETCH_FAULT": "kill-in-commit:2"})
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stdout, r.stderr)
+    states, posts = snapshot()
+    # one friend's update committed whole, the other's not at all
+    changed = [s for s in states if s not in before[0]]
+    assert len(changed) == 1
+    done = changed[0][0]
+    assert {t for f, t in posts if f != done} == {t for f, t in before[1] if f != done}
+    assert len([t for f, t in posts if f == done]) == 2
+    r = run_o2m("fetch", cwd=bob.root, env={"O2M_CA_BUNDLE": bundle})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {t for _, t in snapshot()[1]} == {"Ada first", "Ada second", "Carol first",
+                                             "Carol second"}
