@@ -754,13 +754,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         _put_pin_in_card(ctx, root, config, pair.pin)
     settings = config.serve
     host = "::" if public else (host or settings.host)
+    workers = workers or min(os.cpu_count() or 1, 8)
     listening = bind(host, settings.port if port is None else port,
-                     settings.http_port if http_port is None else http_port, pair)
+                     settings.http_port if http_port is None else http_port, pair,
+                     workers=workers)
     log_file = None
     if not (no_access_log or not settings.access_log):
         log_file = _open_access_log(root / STATE_DIR, access_log)
     options = ServeOptions(
-        host=host, port=listening.port, workers=workers or min(os.cpu_count() or 1, 8),
+        host=host, port=listening.port, workers=workers,
         live_reload=watch, access_log=log_file, request_timeout=request_timeout,
         log_addresses=settings.log_addresses and not no_client_addresses,
         report=lambda line: click.echo(f"o2m: {line}", err=True))

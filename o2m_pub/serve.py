@@ -554,9 +554,15 @@ class Listening:
         return self.https.getsockname()[1]
 
 
-def bind(host: str, port: int, http_port: int | None, pair: KeyPair) -> Listening:
-    """Open the listening sockets, or say in one line why not."""
-    https = _bind_one(host, port)
+def bind(host: str, port: int, http_port: int | None, pair: KeyPair, *,
+         workers: int = 1) -> Listening:
+    """Open the listening sockets, or say in one line why not.
+
+    With several workers the HTTPS socket is opened with SO_REUSEPORT, so that each
+    worker can open its own on the same port and the kernel spreads connections
+    evenly (one shared socket would wake every worker and favour whichever is idle).
+    """
+    https = _bind_one(host, port, reuse_port=workers > 1 and hasattr(socket, "SO_REUSEPORT"))
     plain = _bind_one(host, http_port) if http_port is not None else None
     bound = https.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
@@ -565,7 +571,7 @@ def bind(host: str, port: int, http_port: int | None, pair: KeyPair) -> Listenin
     return Listening(https, plain, f"https://{shown}:{bound}/", pair)
 
 
-def _bind_one(host: str, port: int) -> socket.socket:
+def _bind_one(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
@@ -574,6 +580,8 @@ def _bind_one(host: str, port: int) -> socket.socket:
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if family == socket.AF_INET6 and host == "::":
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     try:
@@ -588,6 +596,22 @@ def _bind_one(host: str, port: int) -> socket.socket:
                          hint="ports below 1024 need privileges; try --port 8443") from None
     sock.setblocking(False)
     return sock
+
+
+def _own_socket(listening: Listening) -> Listening:
+    """A worker's own HTTPS socket in the parent's SO_REUSEPORT group."""
+    shared = listening.https
+    own = socket.socket(shared.family, socket.SOCK_STREAM)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if shared.family == socket.AF_INET6:
+        own.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY,
+                       shared.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+    own.bind(shared.getsockname())
+    own.listen(1024)
+    own.setblocking(False)
+    shared.close()
+    return Listening(own, listening.http, listening.url, listening.pair)
 
 
 def _raise_fd_limit() -> None:
@@ -616,6 +640,8 @@ def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOp
         if pid == 0:
             code = 1
             try:
+                if listening.https.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_REUSEPORT", 0)):
+                    listening = _own_socket(listening)
                 code = _serve_in_this_process(build_dir, state_dir, listening, options)
             finally:
                 os._exit(code)
