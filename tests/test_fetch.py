@@ -44,7 +44,8 @@ class TLSFolderServer:
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.url = f"https://localhost:{self.port}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -349,3 +350,43 @@ def test_o2m_fetch_of_an_unknown_friend_is_a_usage_error(trio):
     ada, bob, carol, bundle = trio
     result = CliRunner().invoke(main, ["-C", str(bob.root), "fetch", "nobody"])
     assert result.exit_code == 2 and "nobody" in result.output
+
+
+class _PortOnly:
+    """No server yet: a free port of 127.0.0.1 for the site's URL, for `o2m serve`."""
+
+    def __init__(self, folder: Path, context: ssl.SSLContext) -> None:
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"https://localhost:{self.port}/"
+
+    def stop(self) -> None:
+        pass
+
+
+def test_fetch_from_a_real_o2m_serve_with_its_pinned_self_signed_certificate(tmp_path, ca):
+    """Ada serves her site with `o2m serve` (Twisted, a self-signed certificate whose pin
+    it puts in her card); Bob adds that card and fetches with no CA at all."""
+    from o2m_server import o2m_serve
+    authority, bundle = ca
+    context = server_context(authority)
+    ada = Person(tmp_path, "ada", context, server_cls=_PortOnly)
+    bob = Person(tmp_path, "bob", context)
+    try:
+        ada.post("open", "Open to all", "public")
+        ada.post("circle", "For friends", "friends")
+        ada.build()
+        with o2m_serve(ada.root, "--port", str(ada.server.port)) as server:
+            assert server.pin and ada.card.tls_pin is not None
+            ada.befriend(bob)
+            bob.befriend(ada)
+            ada.build()
+            got = bob.fetch(None)["ada"]  # type: ignore[arg-type] - no CA bundle
+            assert got.ok and got.new == 2, got
+            assert bob.titles() == {"Open to all", "For friends"}
+            again = bob.fetch(None)["ada"]  # type: ignore[arg-type]
+            assert again.status == "unchanged", again
+    finally:
+        bob.server.stop()
