@@ -284,14 +284,14 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
 
 # --- the build session: what stays warm between builds --------------------------------
 
-def _apply(old: dict, changes: dict, parse: Callable = lambda v: v) -> dict:
+def _apply(old: dict, changes: dict) -> dict:
     """`old` with `changes` applied as Manifest.commit applies them (None deletes)."""
     new = dict(old)
     for key, value in changes.items():
         if value is None:
             new.pop(key, None)
         else:
-            new[key] = parse(value)
+            new[key] = value
     return new
 
 
@@ -326,7 +326,8 @@ class _Snapshot:
 
     def after(self, *, sources: dict, outputs: dict, files: dict, feeds: dict,
               sealed: dict) -> "_Snapshot":
-        """The snapshot once these changes (the arguments of Manifest.commit) are in."""
+        """The snapshot once these changes (the arguments of Manifest.commit, with the
+        feeds' states and sealed objects as objects, not JSON) are in."""
         new = object.__new__(_Snapshot)
         new.manifest = self.manifest
         new.sources = _apply(self.sources, sources)
@@ -334,10 +335,9 @@ class _Snapshot:
         new.files = _apply(self.files, files)
         new._feeds = new._sealed = None  # loaded from the database when next needed
         if self._feeds is not None:
-            from .private import FeedState
-            new._feeds = _apply(self._feeds, feeds, FeedState.from_json)
+            new._feeds = _apply(self._feeds, feeds)
         if self._sealed is not None:
-            new._sealed = _apply(self._sealed, sealed, json.loads)
+            new._sealed = _apply(self._sealed, sealed)
         return new
 
 
@@ -701,7 +701,8 @@ class _Build(PrivateFeedSteps):
                                  feeds=feed_changes, sealed=sealed_changes)
             self.next_snapshot = self.snapshot.after(
                 sources=source_changes, outputs=output_changes, files=file_changes,
-                feeds=feed_changes, sealed=sealed_changes)
+                feeds={k: v and feeds.states[k] for k, v in feed_changes.items()},
+                sealed={k: v and feeds.objects[k] for k, v in sealed_changes.items()})
         self.report.changed_paths = sorted(
             p for p, o in output_changes.items()
             if o is None or p not in self.old_outputs or self.old_outputs[p].sha != o.sha)

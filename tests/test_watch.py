@@ -176,6 +176,42 @@ def test_a_warm_session_always_agrees_with_the_manifest_on_disk(site):
                               for p in sorted((fresh / "build").rglob("*")) if p.is_file()}
 
 
+def test_a_warm_session_keeps_the_feed_state_as_stored(tmp_path):
+    """With friends: the feed states and sealed objects a session keeps in memory equal
+    what it committed, edit after edit, and the key is unlocked once."""
+    from o2m_pub.cards import card_to_text
+    from o2m_pub.keys import load_identity
+    from test_private_build import Friend
+
+    root = tmp_path / "ada"
+    assert run_o2m("init", str(root), "--name", "Ada", "--url", "https://ada.example/",
+                   cwd=tmp_path).returncode == 0
+    r = run_o2m("friend", "add", "bob", card_to_text(Friend(1, "bob").card), "--yes", cwd=root)
+    assert r.returncode == 0, r.stderr
+    unlocks = []
+
+    def unlock():  # noqa: ANN202
+        unlocks.append(1)
+        return load_identity(root, b"test passphrase")
+
+    (root / "content/2026").mkdir(parents=True, exist_ok=True)
+    with Builder(root, unlock=unlock) as session:
+        for i in range(4):
+            (root / "content/2026/secret.md").write_text(
+                f"---\ntitle: Secret {i}\ndate: 2026-11-20\naudience: friends\n---\n{i}\n")
+            (root / f"content/2026/more{i}.md").write_text(
+                f"---\ntitle: More {i}\ndate: 2026-11-2{i}\naudience: bob\n---\nx\n")
+            assert session.build().heads == 1
+            manifest = Manifest(root / ".o2m/build.db")
+            try:
+                fresh = _Snapshot(manifest)
+                assert session._snapshot.feeds() == fresh.feeds()
+                assert session._snapshot.sealed() == fresh.sealed()
+            finally:
+                manifest.close()
+    assert unlocks == [1]
+
+
 def test_a_session_reports_the_outputs_that_changed(site):
     """What a live reload needs: the paths written anew or removed, not those kept."""
     site.post("2026/a.md", title="A", date="2026-01-01")
