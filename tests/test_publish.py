@@ -271,7 +271,7 @@ def test_publish_to_a_folder_copies_build_with_web_modes(tmp_path):
     assert "is up to date" in again.output
 
 
-def test_publish_update_arrives_objects_then_pages_then_heads(tmp_path):
+def test_mix_and_match_a_half_finished_publish_always_serves_a_whole_site(tmp_path):
     """At the start of each phase the host holds a whole site: when pages start, every
     new object is there; when heads start, every page is; the old head is still served."""
     root, bob, ada = make_site(tmp_path)
