@@ -7,6 +7,7 @@ steps in its order of work; the planning itself is pure, in private.py.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,13 @@ class _NoFeeds:
 
 
 _NO_FEEDS = _NoFeeds()
+
+
+@lru_cache(maxsize=1 << 16)
+def _item_id(author_sign_pk: bytes, source: str) -> str:
+    """private.item_id, remembered: a watch session asks for every post on every build."""
+    from .private import item_id
+    return item_id(author_sign_pk, source)
 
 
 def nacl_random(n: int) -> bytes:
@@ -123,11 +131,12 @@ class PrivateFeedSteps:
                 continue
             if record.audience not in readers_of:
                 readers_of[record.audience] = self.friends.readers_of(record.audience)
-            media = self.private_media(record)
+            media = self.private_media(record) if record.media else {}
             digest = sig_of(record.digest, *(f"{s}:{st.sha}" for s, (st, _) in media.items()))
             versions.append(PostVersion(record, digest,
                                         lambda r=record, m=media: self.seal(r, m),
-                                        readers=readers_of[record.audience]))
+                                        readers=readers_of[record.audience],
+                                        id=_item_id(self.friends.own_sign_pk, record.source)))
         return versions
 
     def private_media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:
