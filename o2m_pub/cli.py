@@ -1190,13 +1190,15 @@ def reader(ctx: click.Context, host: str, port: int, open_browser: bool) -> None
     root, store = _reader_store(ctx)
     with store:
         listening = listen(store, _site_zone(root), host, port)
-        out(f"o2m: reader at {listening.url} (Ctrl-C to stop)")
-        sys.stdout.flush()
-        if open_browser:
-            import webbrowser
-            run(lambda: webbrowser.open(listening.url))
-        else:
-            run()
+
+        def started() -> None:  # once the reactor runs and Ctrl-C / SIGTERM stop it
+            out(f"o2m: reader at {listening.url} (Ctrl-C to stop)")
+            sys.stdout.flush()
+            if open_browser:
+                import webbrowser
+                webbrowser.open(listening.url)
+
+        run(started)
 
 
 # -- o2m publish (issue 7) ----------------------------------------------------------
