@@ -469,8 +469,7 @@ class ReaderStore:
             _ensure_friend(self.db, update.friend, update.sign_pk, adopt_key=True)
             for post_id in update.deletes:
                 _delete_post(self.db, update.friend, post_id)
-            for row in update.upserts:
-                _upsert_post(self.db, update.friend, update.sign_pk, row, stamp)
+            _upsert_posts(self.db, update.friend, update.sign_pk, update.upserts, stamp)
             _fault_point()
             state = dict(update.state)
             if "pages" in state:
@@ -608,37 +607,67 @@ def _delete_post(db: sqlite3.Connection, friend: str, post_id: str) -> None:
     db.execute("DELETE FROM posts WHERE friend = ? AND id = ?", (friend, post_id))
 
 
-def _upsert_post(db: sqlite3.Connection, friend: str, sign_pk: str, row: PostRow,
-                 stamp: str) -> None:
-    """Insert or replace one post version; an edit keeps the short id, and keeps the read
-    mark only if the text did not change."""
-    old = db.execute("SELECT short_id, read, markdown, html, title FROM posts "
-                     "WHERE friend = ? AND id = ?", (friend, row.id)).fetchone()
-    if old is not None:
-        short = old[0]
-        read = old[1] if (old[2], old[3], old[4]) == (row.markdown, row.html, row.title) else 0
-        db.execute("DELETE FROM post_tags WHERE short_id = ?", (short,))
-    else:
-        short = _free_short_id(db, sign_pk, row.id)
-        read = 0
-    db.execute(
+def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def _upsert_posts(db: sqlite3.Connection, friend: str, sign_pk: str, rows: list[PostRow],
+                  stamp: str) -> None:
+    """Insert or replace post versions, in a few statements per batch (each statement
+    lets go of the GIL, which the fetch threads then hold for a while: fewer is faster).
+    An edit keeps the short id, and the read mark only if the text did not change."""
+    rows = list({r.id: r for r in rows}.values())  # one version per id
+    if not rows:
+        return
+    old: dict[str, tuple[Any, ...]] = {}
+    for chunk in _chunks([r.id for r in rows]):
+        marks = ",".join("?" * len(chunk))
+        for r in db.execute(f"SELECT id, short_id, read, markdown, html, title FROM posts "
+                            f"WHERE friend = ? AND id IN ({marks})", [friend, *chunk]):
+            old[r[0]] = r[1:]
+    shorts = {r.id: old[r.id][0] if r.id in old else short_id_for(sign_pk, r.id) for r in rows}
+    _free_short_ids(db, sign_pk, shorts, set(old))
+    db.executemany("DELETE FROM post_tags WHERE short_id = ?", [(v[0],) for v in old.values()])
+    values, tags = [], []
+    for r in rows:
+        before = old.get(r.id)
+        read = before[1] if before and before[2:] == (r.markdown, r.html, r.title) else 0
+        short = shorts[r.id]
+        values.append((friend, r.id, short, r.audience, r.title, r.markdown, r.html, r.summary,
+                       r.date, r.updated, json.dumps(list(r.tags)), r.reply_to, r.url,
+                       json.dumps(list(r.attachments)), r.object_hash, read, stamp))
+        tags += [(t, r.date, short) for t in set(r.tags)]
+    db.executemany(
         "INSERT OR REPLACE INTO posts (friend, id, short_id, audience, title, markdown, html, "
         "summary, date, updated, tags, reply_to, url, attachments, object_hash, read, fetched) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (friend, row.id, short, row.audience, row.title, row.markdown, row.html, row.summary,
-         row.date, row.updated, json.dumps(list(row.tags)), row.reply_to, row.url,
-         json.dumps(list(row.attachments)), row.object_hash, read, stamp))
-    db.executemany("INSERT OR IGNORE INTO post_tags VALUES (?, ?, ?)",
-                   [(t, row.date, short) for t in set(row.tags)])
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    db.executemany("INSERT OR IGNORE INTO post_tags VALUES (?, ?, ?)", tags)
 
 
-def _free_short_id(db: sqlite3.Connection, sign_pk: str, post_id: str) -> str:
-    """The short id of a new post; longer in the rare case the short one is taken."""
-    for length in (SHORT_ID_LENGTH, 16, 52):
-        short = short_id_for(sign_pk, post_id, length)
-        if db.execute("SELECT 1 FROM posts WHERE short_id = ?", (short,)).fetchone() is None:
-            return short
-    raise StoreError("cannot give the post a unique id")  # 256 bits collided: unreachable
+def _free_short_ids(db: sqlite3.Connection, sign_pk: str, shorts: dict[str, str],
+                    kept: set[str]) -> None:
+    """Make the short ids of new posts unique (in the store and in the batch): a longer
+    one in the rare case the short one is taken. `kept` are ids whose short id stays."""
+    for length in (16, 52, None):
+        new = [i for i in shorts if i not in kept]
+        taken: set[str] = set()
+        for chunk in _chunks([shorts[i] for i in new]):
+            marks = ",".join("?" * len(chunk))
+            taken |= {r[0] for r in db.execute(
+                f"SELECT short_id FROM posts WHERE short_id IN ({marks})", chunk)}
+        seen: set[str] = {shorts[i] for i in kept}
+        clash = []
+        for i in new:
+            if shorts[i] in taken or shorts[i] in seen:
+                clash.append(i)
+            seen.add(shorts[i])
+        if not clash:
+            return
+        if length is None:
+            raise StoreError("cannot give the post a unique id")  # 256 bits collided
+        for i in clash:
+            shorts[i] = short_id_for(sign_pk, i, length)
 
 
 def _add_notification(db: sqlite3.Connection, kind: str, friend: str | None, detail: str,

@@ -202,3 +202,15 @@ def test_first_page_of_100000_posts_reads_only_the_index(store):
                 "p.short_id DESC LIMIT 50"):
         plan = " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
         assert "INDEX" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_short_id_already_taken_gets_a_longer_one(store):
+    """Two posts never share a short id, even when the 10-character ids collide."""
+    taken = short_id_for("KEY-bob", "post1")
+    store.db.execute("INSERT INTO posts (friend, id, short_id, audience, date, fetched) "
+                     "VALUES ('carol', 'x', ?, 'private', '2026-01-01T00:00:00Z', 'now')",
+                     (taken,))
+    add(store, "bob", [row(1), row(2)])
+    shorts = {p.id: p.short_id for p in store.timeline(friend="bob")}
+    assert shorts["post1"] == short_id_for("KEY-bob", "post1", 16)
+    assert shorts["post2"] == short_id_for("KEY-bob", "post2")
