@@ -206,12 +206,16 @@ def _publish(record: PublishRecord, target: AnyTarget, local: dict[str, FileInfo
              now: dt.datetime, progress: Progress) -> PublishReport:
     sent = record.load()
     check_result = None
-    if check:
+    if check or (target.lists_cheaply and sent):
+        # A folder is listed every time (a walk costs milliseconds): a web root
+        # emptied or replaced by hand is noticed. A remote is listed on request.
         check_result = compare_listing(sent, target.listing())
         for path in check_result.missing:
             del sent[path]
         if not dry_run:
             record.forget(check_result.missing)
+        if not check:
+            check_result = None
     plan = plan_publish(local, sent, now=now, grace=grace)
     report = PublishReport(str(target), plan, dry_run, grace, check=check_result,
                            sent={phase: (0, 0) for phase in PHASES})

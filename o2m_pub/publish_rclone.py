@@ -30,6 +30,7 @@ class RcloneTarget:
     def __init__(self, remote: str, work_dir: Path) -> None:
         self.remote = remote
         self.key = remote
+        self.lists_cheaply = False  # listing costs a round trip: only with --check
         self.work_dir = work_dir  # where the file lists go (the private state folder)
 
     def __str__(self) -> str:

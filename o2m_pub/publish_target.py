@@ -49,6 +49,7 @@ class Target(Protocol):
     """Where a site is published."""
 
     key: str  # names the target in the record (an absolute folder, or name:path)
+    lists_cheaply: bool  # listed on every publish, not only with --check
 
     def prepare(self, *, interrupted: bool) -> None:
         """Check the target is there and writable (making its folder if needed)."""
