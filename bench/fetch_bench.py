@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -72,7 +71,7 @@ def make_authors(www: Path, reader_sign_pk: bytes, reader_box_pk: bytes, port: i
     import nacl.signing
 
     from o2m_pub import feeds
-    from o2m_pub.canonical import canonical_json
+    from o2m_pub.canonical import b64u_encode, canonical_json
     from o2m_pub.cards import make_card
 
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -98,7 +97,6 @@ def make_authors(www: Path, reader_sign_pk: bytes, reader_box_pk: bytes, port: i
                                           nonce=os.urandom(24))
             (site / ref.path).write_bytes(data)
             item_id = hashlib.sha256(f"{n}/{i}".encode()).digest()[:16]
-            from o2m_pub.canonical import b64u_encode
             items.append(feeds.Item(b64u_encode(item_id), stamp, ref))
         head = feeds.seal_head(signing_key=sign, reader_sign_pk=reader_sign_pk, secrets=secrets,
                                seq=1, updated=stamp, expires=expires, items=items, prev=None,
@@ -121,7 +119,7 @@ def o2m(root: Path, env: dict[str, str], *args: str) -> float:
 
 
 PLAIN = """
-import sys, time
+import sys
 from concurrent.futures import ThreadPoolExecutor
 import requests
 urls = open(sys.argv[1]).read().split()

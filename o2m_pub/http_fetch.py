@@ -26,7 +26,6 @@ import datetime as dt
 import os
 import socket
 import ssl
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass

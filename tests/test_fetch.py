@@ -17,7 +17,6 @@ import pytest
 import trustme
 from click.testing import CliRunner
 
-from o2m_pub import feeds
 from o2m_pub.build import build_site
 from o2m_pub.cli import main
 from o2m_pub.http_fetch import Limits, run_fetch
