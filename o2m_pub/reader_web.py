@@ -12,8 +12,8 @@ depth (THREATS.md 33-36, 39):
 - bodies are re-rendered and cleaned by nh3 (`sanitize.render_post`); names, titles
   and tags are neutralised (`sanitize.display_text`) and autoescaped by Jinja2;
 - every response carries a strict Content-Security-Policy (no script at all, images
-  and styles only from this server), ``X-Content-Type-Options: nosniff``, no referrer,
-  no framing; an attachment is served inline only if it is a raster image, any other
+  and styles only from this server), ``X-Content-Type-Options: nosniff``, no referrer
+  to other sites, no framing; an attachment is served inline only if it is a raster image, any other
   type is a download;
 - the Host header must name the loopback address and port the reader listens on, so
   a web page cannot reach the reader by DNS rebinding;
@@ -49,7 +49,7 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src 'self'; style-src 'self'
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # with no-referrer, forms send "Origin: null"
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
