@@ -104,11 +104,15 @@ class FolderTarget:
     def _commit(self, chunk: list["_Staged"], landed: Landed) -> None:
         if not chunk:
             return
-        _sync_filesystem(self.folder)  # the bytes first...
+        # (one folder of the target may be another file system: a mount, a symlink)
+        devices = {os.stat(s.tmp.parent).st_dev: s.tmp.parent for s in chunk}
+        for folder in devices.values():  # the bytes first...
+            _sync_filesystem(folder)
         for staged in chunk:
             _newer_than(staged.tmp, staged.target)
             os.replace(staged.tmp, staged.target)
-        _sync_filesystem(self.folder)  # ...then the names
+        for folder in devices.values():  # ...then the names
+            _sync_filesystem(folder)
         landed([(s.path, s.info) for s in chunk])
 
     def _make_dirs(self, folder: Path) -> None:
