@@ -35,8 +35,8 @@ from urllib.parse import quote, unquote
 
 from .errors import O2MError
 from .sanitize import display_text, render_post, sanitize_html
-from .timeline import (ReadingError, attachments, check_cursor, entry, human_size, local_time,
-                       mark_all_read, notification_text)
+from .timeline import (ReadingError, attachments, check_cursor, entry, friends_unread,
+                       human_size, local_time, mark_all_read, notification_text)
 
 if TYPE_CHECKING:
     from .store import ReaderStore
@@ -176,16 +176,16 @@ class ReaderApp:
         older = entries[-1].cursor if len(posts) > PAGE_SIZE else None
         if friend is not None:
             heading, kind = display_text(friend), "friend"
-            summary = next((s for s in self.store.friends_summary() if s.friend == friend), None)
-            health = self._health(summary) if summary else None
-            if summary is None and not entries:
+            state = self.store.friend_state(friend)
+            health = self._health(state) if state else None
+            if state is None and not entries:
                 return self._error(404, "No posts or feed of this friend are stored.")
         else:
             heading, kind, health = (f"#{display_text(tag)}" if tag else "Timeline"), \
                 ("tag" if tag else "timeline"), None
         friends = [] if kind != "timeline" else [
-            {"name": display_text(s.friend), "raw": s.friend, "unread": s.unread, "posts": s.posts}
-            for s in self.store.friends_summary()]
+            {"name": display_text(name), "raw": name, "unread": unread}
+            for name, unread in friends_unread(self.store)]
         page = render_page("timeline.html", heading=heading, kind=kind, entries=entries,
                            older=older, newest=before is not None, friend=friend,
                            friend_unread=self.store.unread_count(friend) if friend else 0,
@@ -193,7 +193,7 @@ class ReaderApp:
         return Response(200, page.encode())
 
     def _health(self, s: Any) -> list[str]:
-        """A friend's feed health as short lines (FriendSummary)."""
+        """A friend's feed health as short lines (store.FriendState)."""
         lines = []
         if s.last_success:
             lines.append(f"last fetched {local_time(s.last_success, self.tz)}")

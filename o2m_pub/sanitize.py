@@ -36,9 +36,6 @@ from html import escape
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
-import markdown
-import nh3
-
 # A post bigger than this is shown as plain text: Python-Markdown has inputs that take
 # quadratic time, and no real post is a megabyte of Markdown.
 MAX_MARKDOWN_CHARS = 512 * 1024
@@ -178,6 +175,8 @@ class _Renderer:
     one thread)."""
 
     def __init__(self) -> None:
+        import markdown  # only when a post is rendered: `o2m timeline` needs none
+
         self.md = markdown.Markdown(
             extensions=["tables", "footnotes", "def_list", "abbr", "sane_lists", "fenced_code"],
             extension_configs={"tables": {"use_align_attribute": True},
@@ -253,6 +252,8 @@ class _RemoteImages(HTMLParser):
 def _clean(html: str, local: Mapping[str, str], shown: dict[str, None],
            keep_remote_images: bool) -> tuple[str, bool]:
     """One nh3 pass; returns the clean HTML and whether a remote image was kept."""
+    import nh3
+
     allowed_urls = frozenset(local.values())
     remote = False
 

@@ -252,9 +252,19 @@ def page_cursor(store: "ReaderStore", page: int, limit: int, **filters: str | No
     return cursor
 
 
+def friends_unread(store: "ReaderStore") -> list[tuple[str, int]]:
+    """Every friend with a feed state, and how many of their posts are unread. Walks
+    the unread posts only (the store's partial index), not all posts as
+    `ReaderStore.friends_summary` does (seconds at 100,000 posts)."""
+    unread = dict(store.db.execute("SELECT friend, count(*) FROM posts WHERE read = 0 "
+                                   "GROUP BY friend"))
+    names = [r[0] for r in store.db.execute("SELECT friend FROM friend_state ORDER BY friend")]
+    return [(name, unread.get(name, 0)) for name in names]
+
+
 def known_friends(store: "ReaderStore") -> set[str]:
     """Friends with a feed state or a stored post."""
-    names = {s.friend for s in store.friends_summary()}
+    names = {r[0] for r in store.db.execute("SELECT friend FROM friend_state")}
     names.update(r[0] for r in store.db.execute("SELECT DISTINCT friend FROM posts"))
     return names
 
