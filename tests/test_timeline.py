@@ -14,6 +14,8 @@ import sqlite3
 
 import pytest
 
+from test_fetch import ca  # noqa: F401 - a fixture (a test CA) for the end-to-end test
+
 from o2m_pub.store import FriendUpdate, PostRow, ReaderStore
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
@@ -207,3 +209,43 @@ def test_the_store_is_never_under_build(reader_store):
     mode = os.stat(reader_store.root / ".o2m" / "reader.db").st_mode & 0o077
     assert mode == 0
     sqlite3.connect(reader_store.root / ".o2m" / "reader.db").close()
+
+
+def test_after_a_real_fetch_the_timeline_has_exactly_the_posts_for_you(tmp_path, ca):
+    """End to end: Ada builds and serves her site over TLS, Bob runs `o2m fetch`; his
+    `o2m timeline` shows her public post and the one for her friends, not the one for
+    Carol alone, and `o2m notifications` says she added him back."""
+    from click.testing import CliRunner
+
+    from o2m_pub.cli import main
+    from test_fetch import Person, server_context
+
+    authority, bundle = ca
+    context = server_context(authority)
+    ada, bob, carol = (Person(tmp_path, name, context) for name in ("ada", "bob", "carol"))
+    try:
+        ada.befriend(bob)
+        bob.befriend(ada)
+        ada.befriend(carol)
+        ada.post("open", "Open to all", "public", date="2026-11-20")
+        ada.post("circle", "For friends", "friends", date="2026-11-21", tags="[cats]")
+        ada.post("c", "Just Carol", "carol", date="2026-11-22")
+        ada.build()
+
+        def o2m(*args: str) -> list[str]:
+            result = CliRunner().invoke(main, ["-C", str(bob.root), *args],
+                                        env={"O2M_CA_BUNDLE": bundle}, catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            return result.stdout.splitlines()
+
+        o2m("fetch", "-q")
+        listed = o2m("timeline")
+        assert [line.split("  ")[2:] for line in listed] == [
+            ["ada", "For friends"], ["ada", "Open to all"]]
+        assert all(line.startswith("* ") for line in listed)
+        assert [line.split("  ")[3] for line in o2m("timeline", "--tag", "cats")] == \
+            ["For friends"]
+        assert any("ada added you back" in line for line in o2m("notifications"))
+    finally:
+        for p in (ada, bob, carol):
+            p.server.stop()
