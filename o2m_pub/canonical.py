@@ -16,6 +16,7 @@ from typing import Any
 MAX_DEPTH = 32
 MAX_SAFE_INT = 2**53 - 1
 _B64U_RE = re.compile(r"^[A-Za-z0-9_-]*$")
+_STRUCTURE_RE = re.compile(r'[\[\]{}"\\]')  # what can open or close nesting or a string
 
 
 class EncodingError(ValueError):
@@ -92,6 +93,34 @@ def _refuse_constant(text: str) -> Any:
     raise EncodingError(f"{text} is not allowed")
 
 
+def _nested_too_deeply(text: str) -> bool:
+    """Whether arrays and objects nest deeper than MAX_DEPTH (§2.1). Brackets inside
+    strings are text, not nesting: a name or a post may hold any number of them. Only
+    the characters that can change the count are visited, so prose costs little.
+
+    Up to the first syntax error this reads the text as the JSON parser will, so a
+    document it passes cannot make that parser recurse deeper (THREATS.md 5)."""
+    depth, in_string, escaped_until = 0, False, -1
+    for match in _STRUCTURE_RE.finditer(text):
+        at, ch = match.start(), match.group()
+        if at < escaped_until:  # the character after a backslash in a string
+            continue
+        if in_string:
+            if ch == "\\":
+                escaped_until = at + 2
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
 def parse_json(data: bytes, *, max_bytes: int) -> Any:
     """Parse untrusted JSON strictly (§2.1): size cap first, then no duplicate keys,
     no floats or NaN, integers in range, bounded nesting.
@@ -105,14 +134,8 @@ def parse_json(data: bytes, *, max_bytes: int) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise EncodingError("not UTF-8") from None
-    depth = 0
-    for ch in text:  # bound nesting before the recursive parser sees it
-        if ch in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise EncodingError("nested too deeply")
-        elif ch in "]}":
-            depth -= 1
+    if _nested_too_deeply(text):  # bound nesting before the recursive parser sees it
+        raise EncodingError("nested too deeply")
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_refuse_float,
                            parse_constant=_refuse_constant)

@@ -224,7 +224,7 @@ def open_document(data: bytes, *, magic: bytes, key: bytes, author_sign_pk: byte
         raise FeedFormatError(f"malformed: {e}") from None
     if not isinstance(doc, dict) or canonical_json(doc) != body:
         raise FeedFormatError("not canonical JSON")
-    if doc.get("v") != 1:
+    if type(doc.get("v")) is not int or doc["v"] != 1:  # true == 1 in Python, not in §3.4
         raise FeedFormatError(f"unsupported version {doc.get('v')!r}")
     expected_type = "o2m-head" if magic == HEAD_MAGIC else "o2m-page"
     if doc.get("type") != expected_type:

@@ -72,7 +72,7 @@ def parse_rotation(data: bytes) -> Rotation:
         raise RotationError(f"malformed key rotation statement: {e}") from None
     if not isinstance(doc, dict) or set(doc) != _FIELDS or canonical_json(doc) != data:
         raise RotationError("malformed key rotation statement")
-    if doc["v"] != 1 or doc["type"] != "o2m-rotation":
+    if type(doc["v"]) is not int or doc["v"] != 1 or doc["type"] != "o2m-rotation":
         raise RotationError("unsupported key rotation statement")
     try:
         old = b64u_decode(doc["old_sign_pk"], length=32)

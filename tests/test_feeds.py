@@ -13,12 +13,12 @@ from nacl.public import PrivateKey
 from nacl.secret import SecretBox
 from nacl.signing import SigningKey
 
-from o2m_pub import feeds
-from o2m_pub.canonical import b64u_encode
-from o2m_pub.feeds import (HEAD_MAGIC, FeedAuthError, FeedFormatError, Item, ObjectRef,
-                           accept_head, open_head, open_object, open_page, pad,
-                           padded_size, pairwise_secrets, seal_head, seal_object, seal_page,
-                           unpad)
+from o2m_pub import feeds, fetch_plan
+from o2m_pub.canonical import b64u_encode, canonical_json
+from o2m_pub.feeds import (HEAD_MAGIC, OBJECT_MAGIC, PAGE_MAGIC, FeedAuthError,
+                           FeedFormatError, Item, ObjectRef, PageRef, accept_head, open_head,
+                           open_object, open_page, pad, padded_size, pairwise_secrets,
+                           seal_head, seal_object, seal_page, unpad)
 
 NONCE = bytes(24)
 
@@ -63,6 +63,21 @@ def bob_opens(data: bytes, author=ada):
                      reader_sign_pk=bob.sign_pk)
 
 
+def bobs_keys_for_ada() -> fetch_plan.FriendKeys:
+    """What Bob's fetcher knows to verify Ada's feed for him."""
+    return fetch_plan.FriendKeys("ada", ada.sign_pk, ada.box_pk, bob.sign_pk,
+                                 bob.secrets_from(ada), "https://ada.example/")
+
+
+def sealed_body(body: bytes, *, magic: bytes = HEAD_MAGIC, signer=ada, padded=None) -> bytes:
+    """Any `body` signed with Ada's real key and sealed for Bob exactly as §3.4 says,
+    but with none of o2m's own checks: what a hostile or buggy implementation holding
+    the key could publish. `padded` replaces the padded plaintext altogether."""
+    sig = signer.sign.sign(feeds.FEED_SIG_CONTEXT + body).signature
+    plaintext = pad(sig + body) if padded is None else padded(sig + body)
+    return magic + bytes(SecretBox(ada.secrets_to(bob).key).encrypt(plaintext, NONCE))
+
+
 def test_both_sides_derive_the_same_secrets_and_directions_differ():
     assert ada.secrets_to(bob) == bob.secrets_from(ada)
     assert ada.secrets_to(bob) != bob.secrets_to(ada)
@@ -86,10 +101,16 @@ def test_non_friend_with_own_keys_decrypts_nothing():
         open_head(data, eves_view, author_sign_pk=ada.sign_pk, reader_sign_pk=bob.sign_pk)
 
 
-def test_head_signed_by_a_different_key_is_rejected():
-    """THREATS 8: Bob knows the head key, so he could forge a head; the signature stops it."""
+@pytest.mark.parametrize("signer", [bob, eve], ids=["the-recipient", "a-stranger"])
+def test_threat_8_head_signed_by_a_different_key_is_rejected(signer):
+    """THREATS 8: Bob knows the head key, so he could forge a head, and so could anyone
+    who learns it; the signature by Ada's key stops it (the reader says "bad signature")."""
+    data = a_head(signer=signer)
     with pytest.raises(FeedAuthError, match="signature"):
-        bob_opens(a_head(signer=eve))
+        bob_opens(data)
+    with pytest.raises(fetch_plan.Refused) as e:
+        fetch_plan.verify_head(data, bobs_keys_for_ada(), None, "2026-11-25T00:00:00Z")
+    assert e.value.reason == fetch_plan.BAD_SIGNATURE
 
 
 def test_every_flipped_byte_of_a_head_is_detected():
@@ -101,14 +122,31 @@ def test_every_flipped_byte_of_a_head_is_detected():
             bob_opens(bytes(bad))
 
 
-def test_every_truncation_and_trailing_garbage_is_rejected():
-    """THREATS 9: no exception but the two feed errors escapes."""
+GARBAGE = [b"\x00", b"\n", b" ", b"x", b"}", b"garbage" * 100, bytes(16), bytes(512)]
+
+
+def test_threat_9_every_truncation_and_trailing_garbage_is_rejected():
+    """THREATS 9: every truncation of a head, and a head with trailing garbage, is
+    refused with one of the two feed errors (the reader turns them into a refusal with a
+    reason): the file as the host serves it, and also the signed document inside it,
+    truncated or extended and then signed and sealed again by someone holding the keys
+    (so the parser itself meets every prefix, past the signature and decryption)."""
+    keys = bobs_keys_for_ada()
     data = a_head()
-    for n in range(len(data)):
+    body = open_head(data, bob.secrets_from(ada), author_sign_pk=ada.sign_pk,
+                     reader_sign_pk=bob.sign_pk).signed[feeds.SIG_BYTES:]
+    served = [data[:n] for n in range(len(data))] + [data + g for g in GARBAGE]
+    inner = [sealed_body(body[:n]) for n in range(len(body))] + [
+        sealed_body(body + g) for g in GARBAGE]
+    for bad in served + inner:
         with pytest.raises((FeedAuthError, FeedFormatError)):
-            bob_opens(data[:n])
-    with pytest.raises((FeedAuthError, FeedFormatError)):
-        bob_opens(data + b"\x00")
+            bob_opens(bad)
+        with pytest.raises(fetch_plan.Refused) as e:
+            fetch_plan.verify_head(bad, keys, None, "2026-11-25T00:00:00Z")
+        assert e.value.reason in (fetch_plan.MALFORMED, fetch_plan.BAD_SIGNATURE)
+    for n in range(len(body)):  # every prefix of the signed document fails in the parser
+        with pytest.raises(FeedFormatError):
+            bob_opens(sealed_body(body[:n]))
 
 
 def test_rollback_is_refused():
@@ -145,46 +183,137 @@ def _head_with(**changes) -> bytes:
            "recipient": b64u_encode(bob.sign_pk), "seq": 1, "updated": "2026-11-24T10:00:00Z",
            "expires": "2026-12-24T10:00:00Z", "items": [], "prev": None}
     doc.update(changes)
+    for key in [k for k, v in doc.items() if v is DELETE]:
+        del doc[key]
     body = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    sig = ada.sign.sign(feeds.FEED_SIG_CONTEXT + body).signature
-    return HEAD_MAGIC + bytes(SecretBox(ada.secrets_to(bob).key).encrypt(pad(sig + body), NONCE))
+    return sealed_body(body)
 
 
-@pytest.mark.parametrize("seq", [True, -1, 1.0, "5", 2**63, None])
-def test_bad_sequence_numbers_are_rejected(seq):
-    """THREATS 13: only integers in [0, 2^53) are sequence numbers."""
+def _page_with(**changes) -> tuple[bytes, PageRef]:
+    """An archive page made like _head_with, and the reference a head would give it."""
+    doc = {"v": 1, "type": "o2m-page", "author": b64u_encode(ada.sign_pk),
+           "recipient": b64u_encode(bob.sign_pk), "items": [], "prev": None}
+    doc.update(changes)
+    for key in [k for k, v in doc.items() if v is DELETE]:
+        del doc[key]
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    data = sealed_body(body, magic=PAGE_MAGIC)
+    return data, PageRef(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def bob_opens_page(data: bytes, ref: PageRef):
+    return open_page(data, ref, bob.secrets_from(ada), author_sign_pk=ada.sign_pk,
+                     reader_sign_pk=bob.sign_pk)
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize("seq", [True, False, -1, 1.0, 0.0, "5", 2**63, 2**53, 2**64, None,
+                                 [5], {"seq": 5}, DELETE],
+                         ids=lambda v: "missing" if v is DELETE else repr(v))
+def test_threat_13_bad_sequence_numbers_are_rejected(seq):
+    """THREATS 13: only integers in [0, 2^53) are sequence numbers: not true (equal to 1
+    in Python), -1, 1.0, "5", 2^63 or 2^53, and the reader refuses such a head as
+    malformed."""
+    data = _head_with(seq=seq)
     with pytest.raises(FeedFormatError):
-        bob_opens(_head_with(seq=seq))
+        bob_opens(data)
+    with pytest.raises(fetch_plan.Refused) as e:
+        fetch_plan.verify_head(data, bobs_keys_for_ada(), None, "2026-11-25T00:00:00Z")
+    assert e.value.reason == fetch_plan.MALFORMED
 
 
-def test_head_addressed_to_another_recipient_is_rejected():
-    """THREATS 14: Ada's valid head for Eve, re-encrypted by Eve for Bob's path."""
-    with pytest.raises(FeedAuthError, match="someone else"):
-        bob_opens(_head_with(recipient=b64u_encode(eve.sign_pk)))
+@pytest.mark.parametrize("seq", [0, 1, 2**53 - 1])
+def test_sequence_numbers_at_the_bounds_are_accepted(seq):
+    assert bob_opens(_head_with(seq=seq)).seq == seq
 
 
-def test_unknown_version_is_reported_as_unsupported():
-    """THREATS 15."""
+def test_threat_14_head_addressed_to_another_recipient_is_rejected():
+    """THREATS 14: Ada's validly signed head for Eve, re-encrypted for Bob's path by
+    someone holding both head keys: the signed recipient is not Bob, so it is refused
+    (tests/test_threats_reader.py does the same through a real fetch)."""
+    for_eve = open_head(a_head(reader=eve), eve.secrets_from(ada), author_sign_pk=ada.sign_pk,
+                        reader_sign_pk=eve.sign_pk)
+    forwarded = HEAD_MAGIC + bytes(SecretBox(ada.secrets_to(bob).key).encrypt(
+        pad(for_eve.signed), NONCE))
+    for data in (forwarded, _head_with(recipient=b64u_encode(eve.sign_pk))):
+        with pytest.raises(FeedAuthError, match="someone else"):
+            bob_opens(data)
+
+
+@pytest.mark.parametrize("v", [2, 0, 99, True, "1", None, DELETE],
+                         ids=lambda v: "missing" if v is DELETE else repr(v))
+def test_threat_15_unknown_version_is_reported_as_unsupported(v):
+    """THREATS 15: a head or an archive page of another version says "unsupported
+    version" (the reader's refusal carries it) instead of crashing; true, which Python
+    takes for 1, is no version 1."""
+    data = _head_with(v=v)
     with pytest.raises(FeedFormatError, match="unsupported version"):
-        bob_opens(_head_with(v=2))
+        bob_opens(data)
+    with pytest.raises(fetch_plan.Refused) as e:
+        fetch_plan.verify_head(data, bobs_keys_for_ada(), None, "2026-11-25T00:00:00Z")
+    assert e.value.reason == fetch_plan.MALFORMED and "unsupported version" in e.value.detail
+    page, ref = _page_with(v=v)
+    with pytest.raises(FeedFormatError, match="unsupported version"):
+        bob_opens_page(page, ref)
 
 
-def test_too_many_items_or_oversized_head_is_rejected_first():
-    """THREATS 16: 10^6 items never reach the item parser; an oversized file is refused
-    before it is decrypted."""
+def _item(n: int, **fields) -> dict:
+    return {"id": b64u_encode(n.to_bytes(16, "big")), "date": "2026-11-24T10:00:00Z",
+            "deleted": True, **fields}
+
+
+def _ref(size: int = 600) -> dict:
+    return {"hash": "ab" * 32, "key": b64u_encode(bytes(32)), "size": size}
+
+
+@pytest.mark.parametrize("items", [
+    [_item(n) for n in range(feeds.MAX_ITEMS + 1)],
+    [{**_item(0, deleted=False), "object": _ref(feeds.MAX_OBJECT_BYTES + 1)}],
+    [{**_item(0, deleted=False), "object": _ref(2**53 - 1)}],
+    [_item(0, reply_to="https://ada.example/" + "a" * 600_000)],
+    [_item(0, replies=["https://ada.example/" + "a" * 2048])],
+    [_item(0, replies=["https://ada.example/"] * 100_000)],
+    [_item(0, id=b64u_encode(bytes(16)) + "A" * 300_000)],
+], ids=["4097-items", "object-over-64-MiB", "object-of-2^53-bytes", "huge-reply_to",
+        "long-reply-url", "100000-replies", "huge-id"])
+def test_too_many_items_or_an_oversized_item_refuse_the_whole_head(items):
+    """THREATS 16 (the core): a head that lists more than 4096 items, or one item that is
+    too big or points to a too big object, is refused whole, so the reader fetches
+    nothing of it; an oversized file is refused before it is decrypted. The case end to
+    end, 10^6 items included: tests/test_threats_reader.py."""
     with pytest.raises(FeedFormatError, match="too large"):
         bob_opens(HEAD_MAGIC + bytes(feeds.MAX_HEAD_BYTES))
-    many = [{"id": ITEM_ID, "date": "2026-11-24T10:00:00Z", "deleted": True}] * (feeds.MAX_ITEMS + 1)
     with pytest.raises(FeedFormatError):
-        bob_opens(_head_with(items=many))
+        bob_opens(_head_with(items=items))
 
 
-def test_object_hash_mismatch_is_rejected_before_decryption():
-    """THREATS 18."""
-    data, ref = seal_object(b"secret post", key=bytes(range(32)), nonce=NONCE)
-    other = ObjectRef(hashlib.sha256(b"x").hexdigest(), ref.size, ref.key)
-    with pytest.raises(FeedAuthError, match="reference"):
-        open_object(data, other)
+def test_threat_18_object_hash_mismatch_is_rejected_before_decryption():
+    """THREATS 18: bytes that do not match the hash (and size) a signed head gives are
+    refused before any decryption: even another object sealed with the very same key,
+    which would decrypt fine, and even with a key that decryption would choke on (the
+    error is the reference's, so decryption never ran). The same holds for archive
+    pages. Through a real fetch: test_fetch_hostile.py::test_threat_18_…"""
+    key = bytes(range(32))
+    data, ref = seal_object(b"secret post", key=key, nonce=NONCE)
+    swapped, _ = seal_object(b"forged post", key=key, nonce=bytes([7]) * 24)
+    assert len(swapped) == ref.size and open_object(swapped, ObjectRef(
+        hashlib.sha256(swapped).hexdigest(), ref.size, key)) == b"forged post"
+    for bad_data, bad_ref in [
+        (swapped, ref),  # decrypts with the key, but is not the object the head pins
+        (data, ObjectRef(hashlib.sha256(b"x").hexdigest(), ref.size, key)),
+        (data, ObjectRef(ref.hash, ref.size + 1, key)),
+        (data + b"x", ref),
+        (swapped, ObjectRef(ref.hash, ref.size, b"no key")),  # decryption would fail
+    ]:
+        with pytest.raises(FeedAuthError, match="does not match its reference"):
+            open_object(bad_data, bad_ref)
+    page, page_ref = _page_with()
+    other_page, _ = _page_with(items=[_item(1)])
+    with pytest.raises(FeedAuthError, match="does not match its reference"):
+        bob_opens_page(other_page, page_ref)
+    assert bob_opens_page(page, page_ref) == ((), None)
 
 
 def test_object_with_the_wrong_key_fails_only_that_item():
@@ -202,34 +331,109 @@ def test_object_longer_than_signed_size_is_rejected():
         open_object(data + b"x", ref)
 
 
-@pytest.mark.parametrize("padded", [
-    b"", b"\x00\x00\x00\x05abc", (600).to_bytes(4, "big") + bytes(508),
-    (3).to_bytes(4, "big") + b"abc" + b"\x01" + bytes(504), bytes(513),
-])
-def test_bad_padding_and_length_prefix_are_rejected(padded):
-    """THREATS 21."""
+def _prefix(n: int, body: bytes, size: int) -> bytes:
+    """A padded plaintext with a chosen length prefix and total size."""
+    out = n.to_bytes(4, "big") + body
+    return out + bytes(size - len(out))
+
+
+BAD_PADDINGS = {  # name: a function from the real plaintext to a badly padded one
+    "empty": lambda p: b"",
+    "shorter-than-the-prefix": lambda p: p[:3],
+    "prefix-one-over-the-body": lambda p: _prefix(padded_size(len(p) + 4) - 3, p,
+                                                  padded_size(len(p) + 4)),
+    "prefix-of-2^32-1": lambda p: _prefix(2**32 - 1, p, padded_size(len(p) + 4)),
+    "prefix-of-a-smaller-bucket": lambda p: _prefix(len(p), p, padded_size(len(p) + 4) * 2),
+    "size-not-a-bucket": lambda p: _prefix(len(p), p, padded_size(len(p) + 4) + 1),
+    "non-zero-padding": lambda p: _prefix(len(p), p, padded_size(len(p) + 5))[:-1] + b"\x01",
+}
+INVALID_UTF8 = [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\xf8\x88\x80\x80\x80"]
+
+
+@pytest.mark.parametrize("how", BAD_PADDINGS)
+def test_threat_21_bad_padding_or_a_length_prefix_larger_than_the_body_is_rejected(how):
+    """THREATS 21: padding is checked (§3.2) wherever something is decrypted: a head,
+    an archive page and an object whose padding or length prefix is wrong are refused
+    with FeedFormatError, though they decrypt and (for documents) carry a valid
+    signature."""
+    bad = BAD_PADDINGS[how]
+    body = open_head(a_head(), bob.secrets_from(ada), author_sign_pk=ada.sign_pk,
+                     reader_sign_pk=bob.sign_pk).signed[feeds.SIG_BYTES:]
+    with pytest.raises(FeedFormatError, match="padding"):
+        unpad(bad(b"plain text"))
+    with pytest.raises(FeedFormatError, match="padding"):
+        bob_opens(sealed_body(body, padded=bad))
+    page_body = canonical_json({"v": 1, "type": "o2m-page", "author": b64u_encode(ada.sign_pk),
+                                "recipient": b64u_encode(bob.sign_pk), "items": [],
+                                "prev": None})
+    page = sealed_body(page_body, magic=PAGE_MAGIC, padded=bad)
+    with pytest.raises(FeedFormatError, match="padding"):
+        bob_opens_page(page, PageRef(hashlib.sha256(page).hexdigest(), len(page)))
+    key = bytes(range(32))
+    obj = OBJECT_MAGIC + bytes(SecretBox(key).encrypt(bad(b"a post"), NONCE))
+    with pytest.raises(FeedFormatError, match="padding"):
+        open_object(obj, ObjectRef(hashlib.sha256(obj).hexdigest(), len(obj), key))
+
+
+@pytest.mark.parametrize("invalid", INVALID_UTF8, ids=lambda b: b.hex())
+def test_threat_21_invalid_utf8_is_rejected(invalid):
+    """THREATS 21: a signed head, or a post inside a good object, that is not valid
+    UTF-8 (a stray byte, an overlong form, a surrogate, a cut sequence, a 5-byte form)
+    is refused as malformed, never decoded with replacement characters."""
+    body = canonical_json({"v": 1, "type": "o2m-head", "author": b64u_encode(ada.sign_pk),
+                           "recipient": b64u_encode(bob.sign_pk), "seq": 1,
+                           "updated": "2026-11-24T10:00:00Z", "expires": "2026-12-24T10:00:00Z",
+                           "items": [], "prev": None})
+    bad_body = body.replace(b'"items":[]', b'"items":[],"x":"' + invalid + b'"')
+    with pytest.raises(FeedFormatError, match="not UTF-8"):
+        bob_opens(sealed_body(bad_body))
+    post = b'{"date":"2026-11-24T10:00:00Z","markdown":"' + invalid + b'","type":"o2m-post","v":1}'
+    data, ref = seal_object(post, key=bytes(range(32)), nonce=NONCE)
+    with pytest.raises(FeedFormatError, match="not UTF-8"):
+        fetch_plan.parse_post(open_object(data, ref))
+
+
+GOOD_HASH = "0123456789abcdef" * 4
+BAD_HASHES = [
+    "../../etc/passwd", "A" * 64, GOOD_HASH.upper(), "0" * 63, "0" * 65, GOOD_HASH + "\n",
+    " " + GOOD_HASH[1:], GOOD_HASH[:-1] + "g", "\u0660" + GOOD_HASH[1:],  # an Arabic-Indic 0
+    "o/" + GOOD_HASH[2:], "https://evil.example/o/" + GOOD_HASH, "/" + GOOD_HASH[1:],
+    GOOD_HASH[:32] + "/" + GOOD_HASH[33:], "", 0, None, [GOOD_HASH], {"hash": GOOD_HASH},
+]
+
+
+@pytest.mark.parametrize("bad", BAD_HASHES, ids=repr)
+def test_threat_22_object_references_must_be_bare_hashes(bad):
+    """THREATS 22: a reference is `^[0-9a-f]{64}$` and nothing else (no paths, no other
+    origins, no upper case, no trailing newline that a careless `$` would allow), for
+    objects, archive pages and attachments alike, and a head holding one is refused
+    whole."""
+    key = b64u_encode(bytes(32))
     with pytest.raises(FeedFormatError):
-        unpad(padded)
-
-
-def test_invalid_utf8_in_a_document_is_rejected():
-    """THREATS 21: a signed document that is not UTF-8."""
-    with pytest.raises(Exception):
-        feeds.parse_json(b'{"a":"\xff"}', max_bytes=100)
+        ObjectRef.from_json({"hash": bad, "size": 600, "key": key})
+    with pytest.raises(FeedFormatError):
+        PageRef.from_json({"hash": bad, "size": 600})
+    with pytest.raises(FeedFormatError):
+        bob_opens(_head_with(items=[{**_item(0, deleted=False),
+                                     "object": {"hash": bad, "size": 600, "key": key}}]))
+    with pytest.raises(FeedFormatError):
+        bob_opens(_head_with(prev={"hash": bad, "size": 600}))
+    post = canonical_json({"date": "2026-11-24T10:00:00Z", "markdown": "Hi", "type": "o2m-post",
+                           "v": 1, "attachments": [{"name": "a.png", "media_type": "image/png",
+                                                    "hash": bad, "size": 600, "key": key}]})
+    with pytest.raises(FeedFormatError):
+        fetch_plan.parse_post(post)
 
 
 @pytest.mark.parametrize("ref", [
-    {"hash": "../../etc/passwd", "size": 1, "key": b64u_encode(bytes(32))},
-    {"hash": "A" * 64, "size": 1, "key": b64u_encode(bytes(32))},
-    {"hash": "0" * 63, "size": 1, "key": b64u_encode(bytes(32))},
-    {"hash": "0" * 64, "size": 0, "key": b64u_encode(bytes(32))},
-    {"hash": "0" * 64, "size": 1, "key": b64u_encode(bytes(31))},
-    {"hash": "0" * 64, "size": 1, "key": b64u_encode(bytes(32)), "url": "https://t/"},
+    {"hash": GOOD_HASH, "size": 0, "key": b64u_encode(bytes(32))},
+    {"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(31))},
+    {"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(32)), "url": "https://t/"},
 ])
-def test_object_references_must_be_bare_hashes(ref):
-    """THREATS 22: `^[0-9a-f]{64}$` and nothing else (no paths, no other origins)."""
+def test_object_references_hold_exactly_hash_size_and_key(ref):
     with pytest.raises(FeedFormatError):
         ObjectRef.from_json(ref)
+    assert ObjectRef.from_json({"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(32))})
 
 
 def test_shared_object_is_attributed_only_by_a_signed_head():

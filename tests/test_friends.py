@@ -203,10 +203,16 @@ def test_old_keys_of_a_friend_refused_under_another_name(root: Path,
     card(11, "Alice", "https://alice.example/"),  # same URL, new keys
     card(11, "Alice", "https://alice.other.example/"),  # same name, new keys and URL
 ], ids=["same-url", "same-name"])
-def test_key_change_refused_then_accepted(root: Path, store: FriendStore,
-                                          new_card: Card) -> None:
-    """THREATS.md 6: new keys for a friend are refused with both fingerprints shown; only
-    accept_key_change replaces the card, keeping the old keys in previous_keys."""
+def test_threat_6_reimporting_with_new_keys_warns_and_never_overwrites_silently(
+        root: Path, store: FriendStore, new_card: Card) -> None:
+    """THREATS.md 6: new keys for a friend are refused with both fingerprints shown, by
+    the store and by `o2m friend add` (one warning line and its hint, exit 1, every file
+    unchanged); only accept_key_change replaces the card, keeping the old keys in
+    previous_keys."""
+    from click.testing import CliRunner
+
+    from o2m_pub.cli import main
+
     alice = store.add("alice", ALICE, now=NOW)
     before = tree(root / "keys")
     old_fp, new_fp = alice.fingerprint, fingerprint(new_card.sign_pk, new_card.box_pk)
@@ -215,6 +221,15 @@ def test_key_change_refused_then_accepted(root: Path, store: FriendStore,
     assert old_fp in str(e.value) and new_fp in str(e.value)
     assert (e.value.old_fingerprint, e.value.new_fingerprint) == (old_fp, new_fp)
     assert "--accept-key-change" in e.value.hint
+    assert tree(root / "keys") == before
+    (root / "o2m.toml").write_text('[site]\nname = "Me"\nurl = "https://me.example/"\n',
+                                   encoding="utf-8")
+    result = CliRunner().invoke(main, ["-C", str(root), "friend", "add", "alice",
+                                       card_to_text(new_card), "--yes"])
+    assert result.exit_code == 1, result.output
+    first, hint = result.output.splitlines()[:2]
+    assert first.startswith("o2m: error: ") and "has new keys" in first
+    assert old_fp in first and new_fp in first and "--accept-key-change" in hint
     assert tree(root / "keys") == before
 
     changed = store.add("alice", new_card, now=NOW + timedelta(days=1), accept_key_change=True)

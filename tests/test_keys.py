@@ -10,7 +10,6 @@ import errno
 import os
 import re
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -301,11 +300,9 @@ def test_hostile_kdf_limits_refused_before_kdf(monkeypatch: pytest.MonkeyPatch,
     """A header asking for 4 GiB, 1000 passes, or values libsodium would reject is refused
     quickly, before Argon2id runs (PROTOCOL.md §2.3: unlocking must not take forever)."""
     calls = _no_kdf(monkeypatch)
-    start = time.perf_counter()
     with pytest.raises(KeyFileError, match=message):
         open_identity(_forge(header), PW)
-    assert time.perf_counter() - start < 0.1
-    assert calls == []
+    assert calls == []  # refused before Argon2id: no timing assert needed
 
 
 @pytest.mark.parametrize("header, message", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from nacl.signing import SigningKey
@@ -37,22 +38,67 @@ def _signed_by(old: SigningKey, new: SigningKey, signer_old: SigningKey,
                            "sig_new": b64u_encode(signer_new.sign(msg).signature)})
 
 
-def test_a_rotation_signed_by_only_the_old_key_is_rejected():
+def _without(data: bytes, field: str) -> bytes:
+    doc = json.loads(data)
+    del doc[field]
+    return canonical_json(doc)
+
+
+def _sig_copied(data: bytes, source: str, target: str) -> bytes:
+    doc = json.loads(data)
+    doc[target] = doc[source]
+    return canonical_json(doc)
+
+
+OLD, NEW, OTHER = keys(3)
+BOTH = _signed_by(OLD, NEW, OLD, NEW)
+ONE_KEY_ONLY = {
+    "new-sig-by-a-third-key": (_signed_by(OLD, NEW, OLD, OTHER), "new key"),
+    "old-sig-by-a-third-key": (_signed_by(OLD, NEW, OTHER, NEW), "old key"),
+    "both-sigs-by-the-old-key": (_signed_by(OLD, NEW, OLD, OLD), "new key"),
+    "both-sigs-by-the-new-key": (_signed_by(OLD, NEW, NEW, NEW), "old key"),
+    "old-sig-copied-as-new": (_sig_copied(BOTH, "sig_old", "sig_new"), "new key"),
+    "new-sig-copied-as-old": (_sig_copied(BOTH, "sig_new", "sig_old"), "old key"),
+    "no-new-sig": (_without(BOTH, "sig_new"), "malformed"),
+    "no-old-sig": (_without(BOTH, "sig_old"), "malformed"),
+}
+
+
+@pytest.mark.parametrize("name", ONE_KEY_ONLY)
+def test_threat_17_a_rotation_signed_by_only_one_key_is_rejected(name):
     """THREATS 17: a thief with the old key alone cannot move the identity to a key
-    whose holder did not sign (and vice versa)."""
-    old, new, other = keys(3)
-    with pytest.raises(RotationError, match="new key"):
-        parse_rotation(_signed_by(old, new, old, other))
-    with pytest.raises(RotationError, match="old key"):
-        parse_rotation(_signed_by(old, new, other, new))
+    whose holder did not sign, nor can the holder of a new key claim an identity
+    without its old key: a statement missing either signature, or with one made by the
+    wrong key, is refused, alone and as a link of a chain."""
+    data, message = ONE_KEY_ONLY[name]
+    with pytest.raises(RotationError, match=message):
+        parse_rotation(data)
+    with pytest.raises(RotationError):
+        follow_chain(bytes(OLD.verify_key), [data])
+    assert parse_rotation(BOTH).new_sign_pk == bytes(NEW.verify_key)
 
 
-def test_a_chain_over_the_limit_is_rejected():
-    """THREATS 17: at most MAX_CHAIN links are followed."""
-    k = keys(MAX_CHAIN + 2)
+@pytest.mark.parametrize("links", [MAX_CHAIN + 1, 100])
+def test_threat_17_a_chain_over_the_limit_is_rejected(links):
+    """THREATS 17: at most MAX_CHAIN links are followed; one more, every link signed by
+    both its keys, is refused before any statement is read, and MAX_CHAIN is fine."""
+    k = keys(links + 1)
     chain = [make_rotation(a, b, new_box_pk=BOX, created=WHEN) for a, b in zip(k, k[1:])]
     with pytest.raises(RotationError, match="longer"):
         follow_chain(bytes(k[0].verify_key), chain)
+    with pytest.raises(RotationError, match="longer"):
+        follow_chain(bytes(k[0].verify_key), chain[:MAX_CHAIN] + [b"not even JSON"])
+    last = follow_chain(bytes(k[0].verify_key), chain[:MAX_CHAIN])
+    assert last.new_sign_pk == bytes(k[MAX_CHAIN].verify_key)
+
+
+@pytest.mark.parametrize("v", [True, 2, "1"])
+def test_a_statement_of_another_version_is_unsupported(v):
+    """`true` is not version 1, though Python takes it for 1."""
+    doc = json.loads(BOTH)
+    doc["v"] = v
+    with pytest.raises(RotationError, match="unsupported"):
+        parse_rotation(canonical_json(doc))
 
 
 def test_a_chain_that_does_not_start_at_the_trusted_key_is_rejected():
