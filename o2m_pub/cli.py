@@ -1152,7 +1152,7 @@ def _show_rich(header: list[str], text: str, listing: list[str], *, markdown: bo
     if listing:
         console.print()
         console.print(Text("attachments:", style="bold"))
-        console.print(Text("\n".join(listing)))
+        console.print(Text("\n".join(listing)), soft_wrap=True)  # paths stay whole
 
 
 @main.command()
