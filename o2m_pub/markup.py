@@ -218,6 +218,8 @@ class MarkdownRenderer:
                 "toc": {"permalink": "¶", "permalink_title": "Link to this section",
                         "slugify": slugify_unicode, "toc_depth": "2-4"},
                 "footnotes": {"BACKLINK_TITLE": "Back to the text"},
+                # align="..." rather than style="...": the pages' CSP allows no inline style
+                "tables": {"use_align_attribute": True},
             },
             output_format="html",
         )

@@ -54,3 +54,10 @@ def test_references_become_markers_and_resolve():
 def test_references_outside_content_are_left_alone():
     r = md.render("![x](../../../etc/passwd) [y](/abs.png)", "content/a.md")
     assert r.media == () and "etc/passwd" in r.html
+
+
+def test_table_alignment_needs_no_inline_style():
+    """The pages' Content-Security-Policy forbids inline style (docs/CONFIG.md [serve])."""
+    html = MarkdownRenderer().render("| a | b |\n|:-:|--:|\n| 1 | 2 |\n", "p.md").html
+    assert 'align="center"' in html and 'align="right"' in html
+    assert "style=" not in html
