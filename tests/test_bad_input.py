@@ -188,3 +188,26 @@ def test_media_with_an_odd_file_name_is_published_under_a_safe_one(site):
 def test_reply_to_must_be_an_https_address(site):
     site.write("content/2026/r.md", "---\ntitle: R\ndate: 2026-01-01\nreply_to: 2026/hello/\n---\n")
     assert_clean_failure(build(site), "content/2026/r.md:4:", "reply_to")
+
+
+def test_threat_37_a_dangerous_slug_fails_its_post_and_nothing_leaves_build(site, tmp_path):
+    """THREATS.md 37: posts whose `slug:` is ../, an absolute path or holds NUL each fail
+    alone with file:line; the other post builds; no file or folder appears outside
+    build/ (nor any folder named by the slugs inside it)."""
+    site.post("2026/good.md", title="Good")
+    bad = {"up.md": "../../escape-up", "abs.md": str(tmp_path / "escape-abs"),
+           "nul.md": "esc\\0ape"}
+    for name, slug in bad.items():
+        site.write(f"content/2026/{name}", f'---\ndate: 2026-01-01\nslug: "{slug}"\n---\nBad.\n')
+
+    def outside_build() -> set[str]:
+        return {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                if not p.is_relative_to(site.build_dir) and not p.is_relative_to(site.root / ".o2m")}
+
+    before = outside_build()
+    result = build(site)
+    for name in bad:
+        assert_clean_failure(result, f"content/2026/{name}:3:", "`slug`")
+    assert "Good" in site.read("2026/good/index.html")
+    assert outside_build() == before
+    assert not [p for p in site.build_dir.rglob("*") if "esc" in p.name]

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import feedparser
 import pytest
@@ -182,19 +183,32 @@ def test_names_are_autoescaped(site):
     assert "&lt;/title&gt;&lt;script&gt;" in site.read("2026/x/index.html")
 
 
-def test_symlink_out_of_content_is_not_published(site, tmp_path):
-    """THREATS.md 38: a content symlink to a secret folder publishes nothing of it."""
-    secret = tmp_path / "dot-ssh"
-    secret.mkdir()
-    (secret / "id_ed25519.md").write_text("---\ndate: 2026-01-01\naudience: public\n---\nSECRET\n")
-    (secret / "key.png").write_bytes(b"SECRETKEY")
-    os.symlink(secret, site.root / "content" / "ssh")
-    os.symlink(secret / "key.png", site.root / "content" / "leak.png")
-    site.post("2026/a.md", body="![x](../leak.png) ![y](../ssh/key.png)")
+def test_threat_38_a_content_symlink_to_ssh_is_not_published(site, tmp_path, monkeypatch):
+    """THREATS.md 38: symlinks in content/ into ~/.ssh (a folder link, a link to a file
+    that even looks like a post, a link to a key used as an image) and posts that point
+    at ~/.ssh by relative, absolute or ~ paths publish nothing of it: the build says
+    "outside content/" and no byte of a key reaches build/."""
+    home = tmp_path / "home"
+    ssh = home / ".ssh"
+    ssh.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    assert Path(os.path.expanduser("~/.ssh")) == ssh
+    (ssh / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETKEY\n")
+    (ssh / "notes.md").write_text("---\ndate: 2026-01-01\naudience: public\n---\nSECRETNOTE\n")
+    (ssh / "key.png").write_bytes(b"\x89PNG SECRETPNG")
+    content = site.root / "content"
+    os.symlink(ssh, content / "ssh")  # the whole folder
+    os.symlink(ssh / "notes.md", content / "notes.md")  # a file that parses as a post
+    os.symlink(ssh / "id_ed25519", content / "id.png")  # a key posing as an image
+    site.post("2026/a.md", title="Pictures", audience="public",
+              body=f"![a](../ssh/key.png) ![b](../id.png) ![c]({ssh}/key.png) "
+                   f"![d](~/.ssh/key.png) ![e](../../../home/.ssh/key.png) [f](../ssh/notes.md)")
     result = site.o2m("build")
     assert "outside content/" in result.output
-    for data in site.outputs().values():
-        assert b"SECRET" not in data
+    assert "Pictures" in site.read("2026/a/index.html")
+    for name, data in site.outputs().items():
+        assert b"SECRET" not in data, name
+        assert "id_ed25519" not in name and "notes" not in name, name
 
 
 def test_no_change_build_writes_nothing(site):

@@ -91,34 +91,69 @@ def test_missing_date():
     assert "no `date:`" in e.problem.message and "date:" in e.hint
 
 
-def test_yaml_python_object_tag_is_refused():
-    """THREATS.md 35: `!!python/object` is never constructed (safe loader)."""
-    e = error("---\ndate: 2026-01-01\nx: !!python/object/apply:os.system ['echo hi']\n---\n")
-    assert "not valid YAML" in e.problem.message
-
-
-def test_yaml_billion_laughs_is_refused():
-    """THREATS.md 35: aliases that expand to millions of values are refused."""
-    lines = ["---", "date: 2026-01-01", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol"]']
+def _billion_laughs() -> str:
+    lines = ["---", "date: 2026-01-01",
+             'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for i, name in enumerate("bcdefghi"):
         prev = "abcdefghi"[i]
-        lines.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
-    lines += ["---", ""]
-    assert "too many values" in error("\n".join(lines)).problem.message
+        lines.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")  # 9^9 values in all
+    return "\n".join(lines + ["---", ""])
 
 
-def test_huge_front_matter_is_refused():
-    """THREATS.md 35: a size cap before parsing."""
-    big = "---\ndate: 2026-01-01\nsummary: " + "x" * 70_000 + "\n---\n"
-    assert "KiB" in error(big).problem.message
+def _merge_bomb() -> str:
+    lines = ["---", "date: 2026-01-01", "a: &a {" + ", ".join(f"k{i}: {i}" for i in range(500)) + "}"]
+    lines += [f"m{i}: &m{i} {{<<: *a, n: {i}}}" for i in range(40)]
+    return "\n".join(lines + ["---", ""])
 
 
-@pytest.mark.parametrize("slug", ["../etc", "/abs", "a/b", "a\x00b", "..", ".hidden", "a b"])
-def test_dangerous_slugs_are_refused(slug):
-    """THREATS.md 37: slugs with ../, absolute paths or NUL are rejected."""
-    text = f'---\ndate: 2026-01-01\nslug: "{slug.replace(chr(0), chr(92) + "0")}"\n---\n'
-    e = error(text)
-    assert e.problem.line == 3
+HOSTILE_FRONT_MATTER = {
+    # name: (file text, words of the error); {pwned} is a path the payload would create
+    "python-object-apply": ("---\ndate: 2026-01-01\nx: !!python/object/apply:os.mkdir "
+                            "['{pwned}']\n---\n", "not valid YAML"),
+    "python-object-new": ("---\ndate: 2026-01-01\nx: !!python/object/new:pathlib.Path.mkdir "
+                          "['{pwned}']\n---\n", "not valid YAML"),
+    "python-object": ("---\ndate: 2026-01-01\nx: !!python/object:argparse.Namespace "
+                      "{{a: 1}}\n---\n", "not valid YAML"),
+    "python-name": ("---\ndate: 2026-01-01\nx: !!python/name:os.system\n---\n",
+                    "not valid YAML"),
+    "python-module": ("---\ndate: 2026-01-01\nx: !!python/module:os\n---\n", "not valid YAML"),
+    "billion-laughs": (_billion_laughs(), "too many values"),
+    "alias-merge-bomb": (_merge_bomb(), "too many values"),
+    "front-matter-over-64-KiB": ("---\ndate: 2026-01-01\nsummary: " + "x" * 70_000 + "\n---\n",
+                                 "over 64 KiB"),
+    "many-small-values-within-64-KiB": ("---\ndate: 2026-01-01\ntags: [" + ", ".join(
+        ["t"] * 20_000) + "]\n---\n", "too many values"),
+    "file-over-8-MiB": ("---\ndate: 2026-01-01\n---\n" + "x" * (8 << 20), "over 8 MiB"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_FRONT_MATTER)
+def test_threat_35_python_tags_billion_laughs_and_huge_front_matter_are_refused(name, tmp_path):
+    """THREATS.md 35: front matter using `!!python/...` tags is never constructed (the
+    safe loader: the payload's side effect does not happen), aliases that expand to
+    millions of values ("billion laughs", merge keys) are refused after a bounded walk,
+    and a huge front matter or file is refused by a size cap before YAML sees it.
+    Each is one PostError naming the file and line."""
+    pwned = tmp_path / "pwned"
+    text, words = HOSTILE_FRONT_MATTER[name]
+    e = error(text.replace("{pwned}", str(pwned)).replace("{{", "{").replace("}}", "}"))
+    assert words in e.problem.message, e.problem
+    assert e.problem.path == "content/2026/post.md" and e.problem.line >= 1
+    assert not pwned.exists()
+
+
+@pytest.mark.parametrize("slug", [
+    "../etc", "../../../../home/me/.ssh", "..", "a/../b", "a/b", "/abs", "/etc/passwd",
+    "..\\\\x", "C:\\\\x", "\\\\\\\\server\\\\share", "a\\0b", "\\0", "\\0../x",
+    ".hidden", "a b", "%2e%2e", "\\uff0e\\uff0e", "-rf", "~",
+])
+def test_threat_37_slugs_with_dot_dot_absolute_paths_or_nul_are_rejected(slug):
+    """THREATS.md 37: a `slug:` holding ../, an absolute path (POSIX or Windows), a
+    backslash or NUL (written as a YAML escape, as the file itself may hold no NUL) is
+    refused on its own line; a slug is one plain path segment (PROTOCOL.md §1.1). The
+    build writing nothing outside build/: tests/test_bad_input.py."""
+    e = error(f'---\ndate: 2026-01-01\nslug: "{slug}"\n---\n')
+    assert e.problem.line == 3 and "`slug`" in e.problem.message
 
 
 def test_nul_in_body_is_refused():
