@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -241,6 +242,18 @@ def test_threat_33_a_friends_script_never_runs(world, browser):
         assert get(world["url"], path)[1]["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
 
 
+def click_to_navigate(browser, element) -> None:
+    """Click a link or button that loads a page, and wait until the new page is there
+    (the old page's elements go stale), so no assertion reads the page being left."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+
+
 def test_threat_34_a_remote_image_causes_no_request(world, browser):
     """Rendering the post requests nothing from the tracker; its remote image is a link,
     and only clicking it loads the image."""
@@ -254,6 +267,9 @@ def test_threat_34_a_remote_image_causes_no_request(world, browser):
     link = browser.find_element(By.CSS_SELECTOR, "a.o2m-remote-image")
     assert link.text == "[image: tracker (127.0.0.1)]"
     link.click()
+    deadline = time.monotonic() + 30
+    while not tracker.images() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert tracker.images() == ["/md.png"]
     tracker.requests.clear()
 
@@ -268,7 +284,7 @@ def test_threat_36_and_39_a_hostile_friend_name_is_text_and_neutralised(world, b
     assert browser.find_element(By.ID, "heading").text == "Named \ufffdevil"
     friend = browser.find_element(By.CSS_SELECTOR, ".meta .friend")
     assert friend.text == NAME_PAYLOAD + "\ufffdevil"
-    friend.click()  # the friend's page: the name in the <title> and heading, as text
+    click_to_navigate(browser, friend)  # the friend's page: the name in <title> and heading
     assert browser.title == f"{NAME_PAYLOAD}\ufffdevil · o2m reader"
     assert browser.execute_script("return window.__pwned === undefined")
 
@@ -281,7 +297,8 @@ def test_opening_a_post_marks_it_read(world, browser):
     bread = short_id(world["root"], "Bread")
     browser.get(world["url"])
     assert (bread, True) in entries(browser)
-    browser.find_element(By.CSS_SELECTOR, f'li[data-id="{bread}"] a.headline').click()
+    click_to_navigate(browser, browser.find_element(By.CSS_SELECTOR,
+                                                    f'li[data-id="{bread}"] a.headline'))
     assert browser.find_element(By.ID, "heading").text == "Bread"
     browser.get(world["url"])
     assert (bread, False) in entries(browser)
@@ -329,7 +346,7 @@ def test_mark_all_read_from_the_page(world, browser):
     from selenium.webdriver.common.by import By
 
     browser.get(world["url"])
-    browser.find_element(By.ID, "mark-all-read").click()
+    click_to_navigate(browser, browser.find_element(By.ID, "mark-all-read"))
     assert browser.find_element(By.ID, "heading").text == "Timeline"
     assert entries(browser) and not any(unread for _, unread in entries(browser))
     with ReaderStore.open(world["root"]) as store:
