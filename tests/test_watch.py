@@ -478,6 +478,24 @@ def test_o2m_watch_prints_one_line_per_build_and_exits_0_on_sigterm(site):
                                 "an ISO 8601 date (e.g. 2026-11-24 or 2026-11-24T09:30:00+01:00)"]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_o2m_watch_stops_cleanly_with_exit_0(site, sig):
+    site.post("2026/a.md", title="A", date="2026-01-05")
+    proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "watch"], cwd=site.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert "watching" in proc.stdout.readline()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out, err) == (0, "", "")
+
+
 def test_o2m_watch_outside_a_site_fails_with_one_line(tmp_path):
     result = run_o2m("watch", cwd=tmp_path)
     assert result.returncode == 1 and "not an o2m site" in result.stderr
