@@ -217,7 +217,8 @@ def parse_post(plaintext: bytes) -> dict[str, Any]:
         doc = parse_json(plaintext, max_bytes=feeds.MAX_OBJECT_BYTES)
     except EncodingError as e:
         raise feeds.FeedFormatError(f"post: {e}") from None
-    if not isinstance(doc, dict) or doc.get("type") != "o2m-post" or doc.get("v") != 1:
+    if not isinstance(doc, dict) or doc.get("type") != "o2m-post" or type(doc.get("v")) is not int \
+            or doc["v"] != 1:  # `true == 1` in Python: the type is checked too
         raise feeds.FeedFormatError("not an o2m post of version 1")
     if not isinstance(doc.get("markdown"), str) or len(doc["markdown"]) > feeds.MAX_OBJECT_BYTES:
         raise feeds.FeedFormatError("post without markdown")

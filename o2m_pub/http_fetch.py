@@ -249,7 +249,8 @@ class HTTPFetcher:
             if sock is not None:
                 sock.settimeout(min(self.limits.read_timeout, remaining))
             try:
-                chunk = raw.read1(CHUNK, decode_content=True)
+                # never more than one byte past the cap (THREATS 20: abort at length+1)
+                chunk = raw.read1(min(CHUNK, cap + 1 - total), decode_content=True)
             except (socket.timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
                 raise Refused(TIMEOUT, f"{name}: the body stopped coming") from None
             except urllib3.exceptions.DecodeError as e:

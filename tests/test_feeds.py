@@ -509,3 +509,17 @@ def test_every_flipped_byte_of_an_object_is_detected():
         bad[i] ^= 0x80
         with pytest.raises((FeedAuthError, FeedFormatError)):
             open_object(bytes(bad), ref)
+
+
+@pytest.mark.parametrize("v", [True, 2, "1", None])
+def test_threat_15_a_post_of_another_version_is_refused(v):
+    """THREATS 15 for the post inside an object (§3.3): only the integer 1 is version 1
+    (a float is not even canonical JSON)."""
+    post = {"date": "2026-11-24T10:00:00Z", "markdown": "Hi", "type": "o2m-post", "v": v}
+    if v is None:
+        del post["v"]
+    with pytest.raises(FeedFormatError, match="version 1"):
+        fetch_plan.parse_post(canonical_json(post))
+    as_float = canonical_json({**post, "v": 1}).replace(b'"v":1', b'"v":1.0')
+    with pytest.raises(FeedFormatError):
+        fetch_plan.parse_post(as_float)
