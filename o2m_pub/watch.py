@@ -180,7 +180,7 @@ class SiteWatcher:
         self._stopping = False
         self._builds = 0
         self._observer = None
-        self._scheduled: set[str] = set()
+        self._scheduled: dict[str, tuple] = {}  # path -> ((dev, inode), its watch)
         self._thread: threading.Thread | None = None
 
     # -- the public API
@@ -259,10 +259,16 @@ class SiteWatcher:
         wanted = [(self._root_str, False)] + [
             (str(self.root / d), True) for d in WATCHED_DIRS if (self.root / d).is_dir()]
         for path, recursive in wanted:
-            if path not in self._scheduled:
-                self._observer.schedule(self, path, recursive=recursive,  # type: ignore[union-attr]
-                                        event_filter=kinds)
-                self._scheduled.add(path)
+            st = os.stat(path)
+            folder = (st.st_dev, st.st_ino)
+            old = self._scheduled.get(path)
+            if old is not None and old[0] == folder:
+                continue
+            if old is not None:  # deleted and made again (a git checkout): a new watch
+                self._observer.unschedule(old[1])  # type: ignore[union-attr]
+            watch = self._observer.schedule(self, path, recursive=recursive,  # type: ignore[union-attr]
+                                            event_filter=kinds)
+            self._scheduled[path] = (folder, watch)
 
     # -- the builder thread
     def _next_batch(self) -> tuple[str, ...] | None:

@@ -298,6 +298,18 @@ def test_a_new_post_appears_and_a_deleted_one_goes(site, watching):
     assert any("content/2026/hello.md" in r.sources for r in rec.results[1:])
 
 
+def test_content_deleted_and_made_again_is_still_watched(site, watching):
+    """A branch switch replaces content/ as a whole: the new folder is watched too."""
+    site.post("2026/a.md", title="A", date="2026-01-05")
+    watching()
+    shutil.rmtree(site.root / "content")
+    wait_for(lambda: not page(site, "a").exists(), "the posts to go")
+    site.post("2026/b.md", title="B", date="2026-01-06")
+    wait_for(lambda: page(site, "b").exists(), "a post in the new content/")
+    site.post("2026/c.md", title="C", date="2026-01-07")
+    wait_for(lambda: page(site, "c").exists(), "a later post in the new content/")
+
+
 def test_a_renamed_post_moves(site, watching):
     site.post("2026/old-name.md", title="Moving", date="2026-01-05")
     watching()
