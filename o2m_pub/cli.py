@@ -726,12 +726,17 @@ def _print_watch_result(result, root: Path, warned: set[str], *, debug: bool) ->
 @click.option("--no-client-addresses", is_flag=True,
               help="Leave client IP addresses out of the access log.")
 @click.option("--request-timeout", type=click.FloatRange(0.1, 600), default=10,
-              show_default=True, help="Seconds a client has to send each whole request, and "
-                                      "the longest a connection waits idle (against slowloris).")
+              show_default=True, help="Seconds a client has to send a whole request from its "
+                                      "first byte (against slowloris).")
+@click.option("--idle-timeout", type=click.FloatRange(0.1, 3600), default=30, show_default=True,
+              help="Seconds a connection may sit with no request and nothing left to send.")
+@click.option("--max-connections", type=click.IntRange(1, 1_000_000), default=4096,
+              show_default=True, help="Open connections per worker; more are closed at once.")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
           http_port: int | None, workers: int | None, watch: bool, access_log: str | None,
-          no_access_log: bool, no_client_addresses: bool, request_timeout: float) -> None:
+          no_access_log: bool, no_client_addresses: bool, request_timeout: float,
+          idle_timeout: float, max_connections: int) -> None:
     """Serve build/ over HTTPS until Ctrl-C or SIGTERM (SIGHUP reloads the certificate).
 
     Without a certificate in [serve], a self-signed one is made in keys/tls/ on the
@@ -764,6 +769,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     options = ServeOptions(
         host=host, port=listening.port, workers=workers,
         live_reload=watch, access_log=log_file, request_timeout=request_timeout,
+        idle_timeout=idle_timeout, max_connections=max_connections,
         log_addresses=settings.log_addresses and not no_client_addresses,
         report=lambda line: click.echo(f"o2m: {line}", err=True))
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""

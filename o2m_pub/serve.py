@@ -56,7 +56,9 @@ class ServeOptions:
     live_reload: bool = False
     access_log: IO[str] | None = None
     log_addresses: bool = True
-    request_timeout: float = 10.0  # from connecting (or the last answer) to a whole request
+    request_timeout: float = 10.0  # from a request's first byte to the whole of it
+    idle_timeout: float = 30.0  # no request in progress, nothing left to send
+    stall_timeout: float = 120.0  # a client that takes none of an answer's bytes
     max_connections: int = 4096  # per worker; more are closed at once
     cache_bytes: int = 64 << 20  # per worker
     report: Callable[[str], None] = field(default=lambda line: None)
@@ -78,18 +80,38 @@ class _Entry:
 
 
 class FileCache:
-    """Entries by raw request path, least recently used dropped past `max_bytes`."""
+    """Entries by the file they name, least recently used dropped past `max_bytes`.
+
+    Keyed by the resolved path, not the raw one, so the many %-spellings of one file
+    share one entry; every entry costs a fixed overhead besides its bytes, so a
+    flood of distinct paths (or of large, streamed files) cannot grow it unbounded.
+    """
+
+    ENTRY_COST = 2048  # bytes charged per entry for its headers and bookkeeping
 
     def __init__(self, build_dir: Path, *, live_reload: bool, max_bytes: int) -> None:
         self.root = os.path.realpath(build_dir)
         self.live_reload = live_reload
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[bytes, bool], _Entry] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, bool], _Entry] = OrderedDict()
         self._bytes = 0
 
     def lookup(self, raw_path: bytes, versioned: bool) -> _Entry | str | None:
         """The entry for a request path; a str is a redirect target; None is a 404."""
-        key = (raw_path, versioned)
+        if b"%" in raw_path or b"\\" in raw_path:
+            rel = rules.resolve(raw_path)  # the slow, careful way, for every odd spelling
+            if rel is None:
+                return None
+        else:
+            # Without %-escapes a path spells its file one way only: the cache may be
+            # asked directly; a miss below still goes through rules.resolve.
+            try:
+                rel = raw_path[1:].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if rel == "" or rel.endswith("/"):
+                rel += "index.html"
+        key = (rel, versioned)
         entry = self._entries.get(key)
         if entry is not None:
             try:
@@ -101,8 +123,7 @@ class FileCache:
                 self._entries.move_to_end(key)
                 return entry
             self._drop(key)
-        rel = rules.resolve(raw_path)
-        if rel is None:
+        if rules.resolve(raw_path) != rel:
             return None
         fs_path = os.path.join(self.root, rel)
         if not self._contained(fs_path):
@@ -118,14 +139,16 @@ class FileCache:
             return None
         entry = self._make_entry(fs_path, rel, st, versioned)
         self._entries[key] = entry
-        self._bytes += len(entry.body or b"") + len(entry.gzipped or b"")
+        self._bytes += self._cost(entry)
         while self._bytes > self.max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
         return entry
 
-    def _drop(self, key: tuple[bytes, bool]) -> None:
-        old = self._entries.pop(key)
-        self._bytes -= len(old.body or b"") + len(old.gzipped or b"")
+    def _cost(self, entry: _Entry) -> int:
+        return self.ENTRY_COST + len(entry.body or b"") + len(entry.gzipped or b"")
+
+    def _drop(self, key: tuple[str, bool]) -> None:
+        self._bytes -= self._cost(self._entries.pop(key))
 
     def _contained(self, fs_path: str) -> bool:
         real = os.path.realpath(fs_path)
@@ -385,30 +408,36 @@ class LiveReload:
 # -- connections --------------------------------------------------------------------
 
 class _DeadlineChannel(http.HTTPChannel):
-    """HTTP/1.1 with a deadline for each request instead of Twisted's idle timeout.
+    """HTTP/1.1 with deadlines instead of Twisted's idle timeout.
 
     An idle timeout restarts with every byte, so a client trickling a header byte
-    at a time (slowloris) would hold a connection forever; the deadline runs from
-    the connection (or the last answer) to a complete request, head and body,
-    whatever arrives meanwhile (THREATS 45). It covers the TLS handshake and idle
-    keep-alive connections too. The site sweeps its channels twice a second rather
-    than arming timers per request: one timer for all, nothing per request.
+    at a time (slowloris) would hold a connection forever. Here, as in nginx, a
+    request must arrive whole (head and body) within `request_timeout` of its first
+    byte, whatever trickles in meanwhile (THREATS 45); a connection with no request
+    in progress and nothing left to send, a fresh one included, is closed after
+    `idle_timeout`; and a client that takes none of an answer's bytes for
+    `stall_timeout` is dropped. An answer the kernel still holds for a slow reader
+    is not idle. The site sweeps its connections twice a second: one timer for all,
+    almost nothing per request.
     """
 
-    site: O2MSite
-    waiting_since: float | None = None
+    waiting_since: float | None = None  # idle (between requests) since
+    receiving_since: float | None = None  # the first byte of the current request
+    stalled_since: float | None = None  # the client has not taken our bytes since
+    _last_unsent = 0
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        channels = self.site.channels
-        if len(channels) >= self.site.options.max_connections:
-            self.transport.abortConnection()
-            return
-        channels.add(self)
         self.waiting_since = time.monotonic()
 
+    def dataReceived(self, data: bytes) -> None:
+        if self.receiving_since is None and not self._handlingRequest:
+            self.receiving_since = time.monotonic()
+            self.waiting_since = None
+        super().dataReceived(data)
+
     def allContentReceived(self) -> None:
-        self.waiting_since = None
+        self.receiving_since = None
         super().allContentReceived()
 
     def requestDone(self, request: http.Request) -> None:
@@ -416,15 +445,95 @@ class _DeadlineChannel(http.HTTPChannel):
         if not self._handlingRequest:
             self.waiting_since = time.monotonic()
 
-    def connectionLost(self, reason: object) -> None:
-        self.site.channels.discard(self)
-        super().connectionLost(reason)
+    def pauseProducing(self) -> None:  # the transport's buffer is full
+        super().pauseProducing()
+        if self.stalled_since is None:
+            self.stalled_since = time.monotonic()
+
+    def resumeProducing(self) -> None:  # ...and drained
+        super().resumeProducing()
+        self.stalled_since = None
+
+    def overdue(self, now: float, options: ServeOptions) -> bool:
+        if self.receiving_since is not None and now - self.receiving_since > options.request_timeout:
+            return True
+        if self.stalled_since is not None and now - self.stalled_since > options.stall_timeout:
+            return True
+        if self.waiting_since is not None and now - self.waiting_since > options.idle_timeout:
+            unsent = _unsent_bytes(self.transport)
+            if unsent and unsent != self._last_unsent:  # a slow reader, still reading
+                self._last_unsent, self.waiting_since = unsent, now
+                return False
+            return True
+        return False
+
+    def busy(self) -> bool:
+        return bool(self.requests) or self._handlingRequest or self._waitingForTransport
+
+
+def _unsent_bytes(transport: object) -> int:
+    """Bytes of ours the client has not yet acknowledged, from the kernel (Linux
+    SIOCOUTQ); 0 where that cannot be asked."""
+    try:
+        import fcntl
+        import struct
+        import termios
+        tcp = getattr(transport, "transport", transport)  # under TLS, the TCP transport
+        fd = tcp.getHandle().fileno()
+        return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (ImportError, AttributeError, OSError, ValueError):
+        return 0
 
 
 def _channel_factory(site: O2MSite):  # noqa: ANN202
-    """Twisted's ALPN switch (h2 or HTTP/1.1) around our HTTP/1.1 channel."""
+    return _Connection(_DeadlineChannel())
+
+
+def _generic_channel_protocol() -> type:
+    """Twisted's protocol that picks HTTP/1.1 or h2 by ALPN (private in Twisted, but
+    the only way to keep its h2 support with a channel of our own)."""
     from twisted.web.http import _GenericHTTPChannelProtocol
-    return _GenericHTTPChannelProtocol(_DeadlineChannel())
+    return _GenericHTTPChannelProtocol
+
+
+class _Connection(_generic_channel_protocol()):
+    """One client connection, HTTP/1.1 or h2: counted, capped, swept.
+
+    When ALPN picks h2, Twisted swaps our HTTP/1.1 channel for its H2Connection on
+    the first bytes; the connection stays the same object, so it is what the site
+    counts, and h2 gets an idle timeout of its own.
+    """
+
+    def makeConnection(self, transport: object) -> None:
+        super().makeConnection(transport)
+        connections = self.site.connections
+        if len(connections) >= self.site.options.max_connections:
+            transport.abortConnection()
+            return
+        connections.add(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        before = self._channel
+        super().dataReceived(data)
+        if self._channel is not before:  # now h2
+            self._channel.setTimeout(self.site.options.idle_timeout)
+
+    def connectionLost(self, reason: object) -> None:
+        self.site.connections.discard(self)
+        super().connectionLost(reason)
+
+    def overdue(self, now: float, options: ServeOptions) -> bool:
+        channel = self._channel
+        return isinstance(channel, _DeadlineChannel) and channel.overdue(now, options)
+
+    def busy(self) -> bool:
+        channel = self._channel
+        if isinstance(channel, _DeadlineChannel):
+            return channel.busy()
+        return bool(getattr(channel, "streams", None))  # h2: streams still open
+
+    def abort(self) -> None:
+        self._channel.transport.abortConnection()
 
 
 class O2MSite(server.Site):
@@ -438,7 +547,7 @@ class O2MSite(server.Site):
         self.options = options
         self.displayTracebacks = False
         self.requestFactory = _StaticRequest
-        self.channels: set[_DeadlineChannel] = set()
+        self.connections: set[_Connection] = set()
         self.date = http.datetimeToString()
         self._log_lines: list[str] = []
 
@@ -447,16 +556,15 @@ class O2MSite(server.Site):
         self.flush_log()
 
     def sweep(self) -> None:
-        """Close connections that took too long to send a request head."""
-        limit = time.monotonic() - self.options.request_timeout
-        for channel in [c for c in self.channels
-                        if c.waiting_since is not None and c.waiting_since < limit]:
-            channel.waiting_since = None
-            channel.transport.abortConnection()
+        """Close connections too slow to send a request, or to take an answer."""
+        now = time.monotonic()
+        for connection in [c for c in self.connections if c.overdue(now, self.options)]:
+            self.connections.discard(connection)
+            connection.abort()
 
     def busy(self) -> bool:
         """Is any response still being written?"""
-        return any(c.requests or c._handlingRequest for c in self.channels)
+        return any(c.busy() for c in self.connections)
 
     def log(self, request: http.Request) -> None:
         """Combined Log Format, buffered and written once a second (off the hot path)."""

@@ -290,7 +290,7 @@ def test_http2_request_is_answered(served):
 
 def test_threat_45_slowloris_and_idle_connections_time_out(tmp_path):
     root = _small_site(tmp_path)
-    with o2m_serve(root, "--request-timeout", "1") as server:
+    with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1") as server:
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
@@ -490,3 +490,59 @@ def test_serve_watch_rebuilds_and_reloads_open_pages(tmp_path):
             time.sleep(0.2)
         events.close()
         assert server.stop() == 0
+
+
+def test_slow_readers_get_the_whole_answer(tmp_path):
+    """A connection is idle only once the answer is delivered, not handed to the
+    kernel: a client reading 4 MiB at about 1 MB/s is not cut off by 1 s timeouts."""
+    root = _small_site(tmp_path)
+    data = os.urandom(4 << 20)
+    (root / "build" / "slow.bin").write_bytes(data)
+    with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1") as server:
+        r = requests.get(server.url + "slow.bin", verify=server.verify, stream=True, timeout=30)
+        got = bytearray()
+        for chunk in r.iter_content(64 * 1024):
+            got += chunk
+            time.sleep(0.06)
+        assert bytes(got) == data
+
+
+def test_http2_connections_are_counted_and_not_cut_by_the_request_deadline(tmp_path):
+    if not shutil.which("curl") or "HTTP2" not in subprocess.run(
+            ["curl", "--version"], capture_output=True, text=True).stdout:
+        pytest.skip("curl without HTTP/2")
+    root = _small_site(tmp_path)
+    data = os.urandom(3 << 20)
+    (root / "build" / "big.bin").write_bytes(data)
+    with o2m_serve(root, "--max-connections", "5", "--request-timeout", "1",
+                   "--idle-timeout", "1") as server:
+        def h2(path: str, *extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["curl", "-sS", "--http2", "--cacert", server.verify,
+                                   "-o", str(tmp_path / "out"), "-w", "%{http_version} %{http_code}",
+                                   *extra, server.url + path],
+                                  capture_output=True, text=True, timeout=60)
+        for _ in range(12):  # more connections than the cap, one after another
+            assert h2("index.html").stdout == "2 200"
+        slow = h2("big.bin", "--limit-rate", "1M")  # about 3 s, over a 1 s request deadline
+        assert slow.stdout == "2 200", slow.stderr
+        assert (tmp_path / "out").read_bytes() == data
+
+
+def test_file_cache_has_one_entry_per_file_however_it_is_spelled(tmp_path):
+    """%-spellings of one path share an entry, and entries are charged a fixed cost,
+    so a flood of distinct paths cannot grow the cache without bound."""
+    from o2m_pub.serve import FileCache
+
+    build = tmp_path / "build"
+    (build / "tags").mkdir(parents=True)
+    (build / "tags" / "index.html").write_text("<p>tags</p>" * 100)
+    (build / "big.bin").write_bytes(os.urandom(2 << 20))
+    cache = FileCache(build, live_reload=False, max_bytes=64 * FileCache.ENTRY_COST)
+    spellings = [b"/tags/", b"/tags/index.html", b"/%74ags/", b"/t%61gs/index.html",
+                 b"/tags/%69ndex.html", b"/%74%61%67%73/"]
+    entries = {id(cache.lookup(raw, False)) for raw in spellings}
+    assert len(entries) == 1 and len(cache._entries) == 1
+    for i in range(500):  # many large (streamed, uncached) files under odd spellings
+        assert cache.lookup(b"/big.bin" if i % 2 else b"/b%69g.bin", False) is not None
+        cache.lookup(b"/missing-%d" % i, False)
+    assert cache._bytes <= cache.max_bytes
