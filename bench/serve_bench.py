@@ -101,6 +101,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--no-log", action="store_true", help="run o2m without its access log")
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
@@ -115,7 +116,7 @@ def main() -> None:
         port = free_port()
         servers["o2m serve"] = (subprocess.Popen(
             [sys.executable, "-m", "o2m_pub", "serve", "--port", str(port),
-             "--workers", str(args.workers), "--access-log", str(tmp / "o2m-access.log")],
+             "--workers", str(args.workers), *(["--no-access-log"] if args.no_log else ["--access-log", str(tmp / "o2m-access.log")])],
             cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port)
         wait_port(port)
         cert, key = root / "keys/tls/cert.pem", root / "keys/tls/key.pem"

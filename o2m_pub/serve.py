@@ -429,6 +429,7 @@ class _DeadlineChannel(http.HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self.waiting_since = time.monotonic()
+        self.client_host = getattr(self.transport.getPeer(), "host", "-")  # for the log
 
     def dataReceived(self, data: bytes) -> None:
         if self.receiving_since is None and not self._handlingRequest:
@@ -582,8 +583,10 @@ class O2MSite(server.Site):
 
 def access_log_line(request: http.Request, timestamp: str, *, with_address: bool) -> str:
     """One line of the Combined Log Format; what the client sent is escaped."""
-    address = request.getClientAddress()
-    host = getattr(address, "host", "-") if with_address else "-"
+    host = "-"
+    if with_address:
+        host = getattr(request.channel, "client_host", None) or \
+            getattr(request.getClientAddress(), "host", "-")
     headers = request.requestHeaders
     referrer = (headers.getRawHeaders(b"referer") or (b"-",))[0]
     agent = (headers.getRawHeaders(b"user-agent") or (b"-",))[0]
