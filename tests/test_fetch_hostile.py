@@ -37,6 +37,7 @@ class RawTLSServer:
         self.context = context
         self.behaviours: dict[str, str] = {}
         self.requests: list[str] = []
+        self.sent = 0  # body bytes the endless behaviours got out before the client left
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -143,6 +144,31 @@ class RawTLSServer:
         elif behaviour == "html":
             page = b"<html><body>Welcome to the captive portal</body></html>"
             send("200 OK", {"Content-Length": str(len(page)), "Content-Type": "text/html"}, page)
+        elif behaviour == "gzip-to-nothing":
+            # One empty gzip member, a byte that starts no member, then zeros without
+            # end: a decoder that skips what follows a bad member turns all of it into
+            # nothing, so a cap on decoded bytes never trips (review finding 1).
+            send("200 OK", {"Content-Encoding": "gzip", "Content-Type": "text/plain"},
+                 gzip.compress(b"") + b"\xff")
+            block = b"\0" * 65536
+            for _ in range(4096):  # 256 MiB, unless the client hangs up first
+                conn.sendall(block)
+                self.sent += len(block)
+        elif behaviour == "trickle-headers":
+            # The status line, then one header byte every 0.2 s: each read is quick,
+            # the headers never end (review finding 3).
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for n in range(150):
+                conn.sendall(b"X-Slow: a\r\n"[n % 11:n % 11 + 1])
+                self.sent += 1
+                time.sleep(0.2)
+        elif behaviour == "date-minus-zero":
+            # RFC 5322's "-0000" (no time zone known) in Date, "+0000" in Last-Modified:
+            # one parses naive, the other aware (review finding 10).
+            send("200 OK", {"Content-Length": str(len(body or b"")),
+                            "Content-Type": "application/octet-stream",
+                            "Date": "Mon, 30 Nov 2026 12:00:00 -0000",
+                            "Last-Modified": "Mon, 30 Nov 2026 11:00:00 +0000"}, body or b"")
         elif behaviour == "flip":
             data = bytearray(body or b"")
             data[len(data) // 2] ^= 1
@@ -202,6 +228,16 @@ def test_threat_24_a_trickling_body_is_cut_by_the_deadline(hostile):
     assert got.reason == "timeout"
 
 
+def test_threat_24_trickling_headers_are_cut_by_the_deadline(hostile):
+    """Response headers at one byte every 0.2 s: every read is well within the read
+    timeout, so only the friend's deadline (2.5 s here) stops it: the fetcher hangs up
+    while the host still has most of its 150 bytes to trickle (it would take 30 s)."""
+    ada = hostile[0]
+    got = refetch(hostile, {"f/": "trickle-headers"})
+    assert got.reason == "timeout", got
+    assert ada.server.sent < 150, ada.server.sent
+
+
 def test_threat_24_a_hanging_handshake_times_out(hostile):
     got = refetch(hostile, {"*": "no-handshake"})
     assert got.reason == "timeout"
@@ -220,11 +256,26 @@ def test_threat_26_a_lying_content_length_does_not_get_past_the_cap(hostile):
 
 
 def test_threat_27_gzip_bomb_bounded(hostile):
-    assert refetch(hostile, {"f/": "gzip-bomb"}).reason == "oversized"
+    """64 MiB of zeros gzipped, though we asked for identity: refused at its headers,
+    nothing of it decoded."""
+    got = refetch(hostile, {"f/": "gzip-bomb"})
+    assert got.reason == "malformed" and "Content-Encoding 'gzip'" in got.detail, got
 
 
 def test_threat_27_stacked_encodings_bounded(hostile):
-    assert refetch(hostile, {"f/": "gzip-stack"}).reason == "malformed"
+    got = refetch(hostile, {"f/": "gzip-stack"})
+    assert got.reason == "malformed" and "Content-Encoding" in got.detail, got
+
+
+def test_threat_27_an_encoding_that_decodes_to_nothing_is_refused_unread(hostile):
+    """We ask for `Accept-Encoding: identity`; a host that answers gzip anyway, with an
+    empty member, a bad byte and then zeros without end (which a decoder turns into no
+    bytes at all, so a cap on decoded bytes never trips), is refused at its headers:
+    the host gets only as far as the sockets' buffers take it, not its 256 MiB."""
+    ada = hostile[0]
+    got = refetch(hostile, {"f/": "gzip-to-nothing"})
+    assert got.reason == "malformed" and "Content-Encoding" in got.detail, got
+    assert ada.server.sent < 32 << 20, ada.server.sent
 
 
 @pytest.mark.parametrize("behaviour", ["redirect-loop", "redirect-http", "redirect-other-host"])
