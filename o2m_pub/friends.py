@@ -25,6 +25,7 @@ card, a bad name) is one clear error, and nothing is written.
     ├── DuplicateFriendNameError        the name is taken by someone else
     ├── SameKeyOtherNameError           the card's keys are a friend's under another name
     ├── KeyChangeError                  the card claims to be a friend, with new keys
+    ├── SameOriginOtherPinError         the card pins another key for a friend's host
     ├── OwnCardError                    the card is the owner's own
     ├── FriendStoreError                a file under keys/ is damaged (``.path``)
     ├── GroupError                      a group cannot be changed that way
@@ -45,6 +46,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .canonical import EncodingError, b64u_decode, b64u_encode, canonical_json, parse_json
 from .cards import (
@@ -137,6 +139,18 @@ class KeyChangeError(FriendError):
                               f"add it as {name} with `o2m friend add --accept-key-change`")
         self.name = name
         self.old_fingerprint, self.new_fingerprint = old_fingerprint, new_fingerprint
+
+
+class SameOriginOtherPinError(FriendError):
+    """This card pins another TLS key for the host of one of your friends' sites."""
+
+    def __init__(self, other: str, other_url: str, url: str) -> None:
+        super().__init__(f"this card's site {url} is on the host of your friend {other!r} "
+                         f"({other_url}), but pins another TLS key; one host serves one "
+                         "key, so one of the two cards is out of date or not genuine",
+                         hint=f"ask both for their current card; if {other} changed their "
+                              f"server's key, add {other}'s new card first")
+        self.other = other
 
 
 class OwnCardError(FriendError):
@@ -247,6 +261,12 @@ def _check_friend_name(name: object) -> str:
 
 def _check_group_name(name: object) -> str:
     return _check_name(name, InvalidGroupNameError, "group")
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port of a card's URL: what one TLS key serves."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or 443
 
 
 def _stamp(now: datetime) -> str:
@@ -589,6 +609,8 @@ class FriendStore:
             SameKeyOtherNameError: the card's keys are (or were) another friend's.
             KeyChangeError: a key change, and `accept_key_change` is false; or the card
                 is for another friend's site (URL) with other keys, whatever the flag.
+            SameOriginOtherPinError: the card's site is on the host (scheme, host and
+                port) of another friend's site, and both cards pin different TLS keys.
             DuplicateFriendNameError: `name` is another person's, not a key change.
             CardError: `card.raw` does not verify (a Card not made by cards.py).
             FriendStoreError: a stored file is damaged; nothing was changed.
@@ -613,6 +635,12 @@ class FriendStore:
                 # a new name; it can only be accepted under the friend's own name.
                 raise KeyChangeError(other.name, other.fingerprint,
                                      fingerprint(card.sign_pk, card.box_pk), site=card.url)
+            if (card.tls_pin is not None and other.card.tls_pin is not None
+                    and card.tls_pin != other.card.tls_pin
+                    and _origin(card.url) == _origin(other.card.url)):
+                # A pin says which key the host serves; two pins for one host contradict
+                # each other (e.g. Mallory claiming a path on Alice's host to pin it).
+                raise SameOriginOtherPinError(other.name, other.card.url, card.url)
         existing = next((f for f in friends if f.name == name), None)
         if existing is None:
             if name in self.groups():
@@ -799,7 +827,7 @@ __all__ = [
     "AmbiguousAudienceError", "ConfigGroupError", "DuplicateFriendNameError",
     "FRIENDS_DIR", "Friend", "FriendError", "FriendStore", "FriendStoreError",
     "GROUPS_FILE", "GroupError", "InvalidFriendNameError", "InvalidGroupNameError",
-    "KeyChangeError", "OwnCardError", "SameKeyOtherNameError", "UnknownAudienceError",
+    "KeyChangeError", "OwnCardError", "SameKeyOtherNameError", "SameOriginOtherPinError", "UnknownAudienceError",
     "UnknownFriendError", "UnknownGroupError", "friend_from_json", "friend_to_json",
     "groups_from_json", "groups_to_json", "known_audience_names", "resolve_audience",
     "valid_name",

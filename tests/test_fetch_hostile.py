@@ -198,7 +198,8 @@ def hostile(tmp_path, ca):
         p.server.stop()
 
 
-def refetch(hostile, behaviours: dict[str, str], *, new_posts: bool = False):
+def refetch(hostile, behaviours: dict[str, str], *, new_posts: bool = False,
+            limits: Limits = FAST):
     """Set Ada's host to misbehave, fetch, and check that only Ada was refused and that
     Bob's store kept everything; returns Ada's outcome."""
     ada, bob, carol, bundle = hostile
@@ -211,7 +212,7 @@ def refetch(hostile, behaviours: dict[str, str], *, new_posts: bool = False):
     carol.post(f"c{time.monotonic_ns()}", "Carol again", "friends")
     carol.build()
     ada.server.behaviours = behaviours
-    got = bob.fetch(bundle, limits=FAST)
+    got = bob.fetch(bundle, limits=limits)
     assert got["carol"].ok and got["carol"].new == 1, got["carol"]
     assert got["ada"].status == "refused", got["ada"]
     assert {p.title for p in bob.timeline(friend="ada")} == {"Ada first"}
@@ -230,10 +231,11 @@ def test_threat_24_a_trickling_body_is_cut_by_the_deadline(hostile):
 
 def test_threat_24_trickling_headers_are_cut_by_the_deadline(hostile):
     """Response headers at one byte every 0.2 s: every read is well within the read
-    timeout, so only the friend's deadline (2.5 s here) stops it: the fetcher hangs up
-    while the host still has most of its 150 bytes to trickle (it would take 30 s)."""
+    timeout (5 s here), so only the friend's deadline (2.5 s) stops it: the fetcher
+    hangs up while the host still has most of its 150 bytes to trickle (30 s' worth)."""
     ada = hostile[0]
-    got = refetch(hostile, {"f/": "trickle-headers"})
+    got = refetch(hostile, {"f/": "trickle-headers"},
+                  limits=Limits(connect_timeout=1, read_timeout=5, deadline=2.5, workers=4))
     assert got.reason == "timeout", got
     assert ada.server.sent < 150, ada.server.sent
 
@@ -393,6 +395,62 @@ def test_threat_30_a_wrong_pin_fails_before_the_path_is_sent(hostile, tmp_path):
     got = refetch(hostile, {})
     assert got.reason == "bad certificate" and "pin" in got.detail
     assert ada.server.requests == []  # no request line, so no path, was ever sent
+
+
+def befriend_on_the_same_origin(bob: Person, url: str, tls_pin: bytes | None) -> None:
+    """Give Bob a friend Mallory whose card claims a site at `url`, on the origin of
+    another friend's site, pinning `tls_pin`: her friend file is written directly, as
+    `o2m friend add` stored such cards before it refused them (review finding 4)."""
+    import nacl.public
+    import nacl.signing
+
+    from o2m_pub.cards import make_card
+    from o2m_pub.friends import Friend, friend_to_json
+    card = make_card(nacl.signing.SigningKey.generate(), name="Mallory", url=url,
+                     box_pk=bytes(nacl.public.PrivateKey.generate().public_key),
+                     tls_pin=tls_pin,
+                     created=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
+    (bob.root / "keys/friends/mallory.json").write_bytes(
+        friend_to_json(Friend("mallory", card, "2026-11-01T00:00:00Z")))
+
+
+def test_threat_30_two_friends_on_one_origin_keep_their_own_pins(hostile, tmp_path):
+    """Ada's card pins her self-signed server; Mallory's card claims a site on Ada's
+    origin and pins another key. Each pin vouches only for its own friend: Ada is
+    fetched as usual, Mallory is refused for her pin (the last pin read used to
+    replace Ada's for the whole origin)."""
+    from o2m_pub.cards import tls_pin_from_certificate
+    ada, bob, carol, bundle = hostile
+    context, pem = self_signed_context(tmp_path, "ada")
+    pin_ada(ada, bob, pem)
+    ada.server.context = context
+    _, other = self_signed_context(tmp_path, "mallory")
+    befriend_on_the_same_origin(bob, ada.server.url + "m/", tls_pin_from_certificate(other))
+    ada.post("b", "Pinned post", "friends")
+    ada.build()
+    got = bob.fetch(bundle, limits=FAST)
+    assert got["ada"].ok and got["ada"].new == 1, got["ada"]
+    assert (got["mallory"].reason, "pin" in got["mallory"].detail) == ("bad certificate", True)
+    assert got["carol"].ok
+
+
+def test_threat_30_another_friends_pin_on_the_same_origin_does_not_vouch_for_this_friend(
+        hostile, tmp_path):
+    """Ada's card has no pin: her site is checked by CAs. Someone serving her origin
+    with a self-signed key of their own (Mallory, on the path) gives Bob a card for a
+    site on that origin pinning that key. Ada's fetch still wants a CA's word: it is
+    refused as a bad certificate, and not one of Ada's paths reaches that server (only
+    Mallory's own, under /m/)."""
+    from o2m_pub.cards import tls_pin_from_certificate
+    ada, bob, carol, bundle = hostile
+    context, pem = self_signed_context(tmp_path, "mallory")
+    befriend_on_the_same_origin(bob, ada.server.url + "m/", tls_pin_from_certificate(pem))
+    ada.server.context = context
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert got.reason == "bad certificate" and "pin" not in got.detail, got
+    paths = [line.split(" ")[1] for line in ada.server.requests]
+    assert all(p.startswith("/m/") for p in paths), paths
 
 
 # ---------------------------------------------------------------- crash safety

@@ -30,6 +30,7 @@ from o2m_pub.friends import (
     KeyChangeError,
     OwnCardError,
     SameKeyOtherNameError,
+    SameOriginOtherPinError,
     UnknownAudienceError,
     UnknownFriendError,
     UnknownGroupError,
@@ -281,6 +282,30 @@ def test_readding_same_identity_with_newer_card_updates(root: Path,
     assert (path.read_bytes(), path.stat().st_ino) == before
 
 
+def pinned(seed: int, name: str, url: str, pin: bytes | None) -> Card:
+    return make_card(signing_key(seed), name=name, url=url, box_pk=box_pk(100 + seed),
+                     tls_pin=pin, created=CREATED)
+
+
+def test_two_friends_on_one_origin_with_different_pins_refused(root: Path,
+                                                               store: FriendStore) -> None:
+    """One host serves one TLS key: a card for a site on a friend's origin (scheme, host,
+    port) that pins another key contradicts that friend's card (or is Mallory claiming
+    a path on Alice's host, to pin it for her): refused, naming the friend, nothing
+    written. The same pin there, a card with no pin, or another port, is fine."""
+    store.add("alice", pinned(1, "Alice", "https://host.example/alice/", b"\1" * 32), now=NOW)
+    before = tree(root / "keys")
+    with pytest.raises(SameOriginOtherPinError) as e:
+        store.add("mallory", pinned(4, "Mallory", "https://host.example/m/", b"\2" * 32),
+                  now=NOW)
+    assert "'alice'" in str(e.value) and "alice" in e.value.hint and "\n" not in str(e.value)
+    assert tree(root / "keys") == before
+    store.add("bob", pinned(2, "Bob", "https://host.example/bob/", b"\1" * 32), now=NOW)
+    store.add("carol", pinned(3, "Carol", "https://host.example/carol/", None), now=NOW)
+    store.add("dave", pinned(5, "Dave", "https://host.example:8443/d/", b"\2" * 32), now=NOW)
+    assert [f.name for f in store.list()] == ["alice", "bob", "carol", "dave"]
+
+
 def test_own_card_refused(root: Path, store: FriendStore) -> None:
     """The owner's own card cannot be a friend."""
     with pytest.raises(OwnCardError) as e:
@@ -409,6 +434,7 @@ def test_errors_are_friend_errors_with_one_line_and_hint() -> None:
     """Every error is a FriendError (O2MError and ValueError) with user text."""
     errors = [UnknownFriendError("x"), DuplicateFriendNameError("x"),
               SameKeyOtherNameError("x", "y"), KeyChangeError("x", "1", "2"), OwnCardError(),
+              SameOriginOtherPinError("x", "https://a.example/x/", "https://a.example/y/"),
               FriendStoreError("bad", path="keys/groups.json"), UnknownGroupError("g"),
               ConfigGroupError(), InvalidGroupNameError(), InvalidFriendNameError(),
               UnknownAudienceError("x"), AmbiguousAudienceError("x")]
