@@ -164,7 +164,7 @@ class FileCache:
                 body = f.read()
             if inject:
                 body = _inject_live_script(body)
-        headers = http.Headers()
+        headers = _ResponseHeaders()
         for name, value in rules.response_headers(rel, facts, versioned=versioned,
                                                   live_reload=inject):
             headers.setRawHeaders(name, [value])
@@ -181,6 +181,9 @@ class FileCache:
                 gz_headers.removeHeader(b"accept-ranges")
         if body is not None:
             headers.setRawHeaders(b"content-length", [b"%d" % len(body)])
+        headers.wire = _wire_form(headers)
+        if gz_headers is not None:
+            gz_headers.wire = _wire_form(gz_headers)
         return _Entry(fs_path, rel, facts, headers, body, gzipped, gz_headers)
 
 
@@ -429,7 +432,16 @@ class _DeadlineChannel(http.HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self.waiting_since = time.monotonic()
-        self.client_host = getattr(self.transport.getPeer(), "host", "-")  # for the log
+        # Twisted asks both ends' addresses for every request (two system calls and two
+        # objects each time); they cannot change on a connection.
+        self._peer, self._host = self.transport.getPeer(), self.transport.getHost()
+        self.client_host = getattr(self._peer, "host", "-")  # for the access log
+
+    def getPeer(self):  # noqa: ANN201, N802 - Twisted's name
+        return self._peer
+
+    def getHost(self):  # noqa: ANN201, N802 - Twisted's name
+        return self._host
 
     def dataReceived(self, data: bytes) -> None:
         if self.receiving_since is None and not self._handlingRequest:
@@ -470,6 +482,15 @@ class _DeadlineChannel(http.HTTPChannel):
 
     def busy(self) -> bool:
         return bool(self.requests) or self._handlingRequest or self._waitingForTransport
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes,  # noqa: N802
+                     headers: http.Headers) -> None:
+        """A cached file's headers go out as one prepared block (docs/adr/0004)."""
+        wire = getattr(headers, "wire", None)
+        if wire is None:
+            super().writeHeaders(version, code, reason, headers)
+        else:
+            self.transport.write(version + b" " + code + b" " + reason + b"\r\n" + wire)
 
 
 def _unsent_bytes(transport: object) -> int:
@@ -619,12 +640,45 @@ class _StaticRequest(server.Request):
             self.finish()
 
     def use_headers(self, headers: http.Headers) -> None:
-        """Take a cached file's headers (plus the Date) in one dict copy."""
+        """Take a cached file's headers (plus the Date) in one dict copy, with their
+        wire form ready for `_DeadlineChannel.writeHeaders`."""
         raw = dict(headers._rawHeaders)  # Twisted's own storage, names already canonical
         raw[b"Date"] = [self.site.date]
-        fresh = http.Headers()
+        extra = b""
+        closing = self.responseHeaders.getRawHeaders(b"connection")  # set by Twisted
+        if closing:
+            raw[b"Connection"] = closing
+            extra = b"Connection: " + closing[0] + b"\r\n"
+        fresh = _ResponseHeaders()
         fresh._rawHeaders = raw
+        wire = getattr(headers, "wire", None)
+        if wire is not None:
+            fresh.wire = wire + extra + b"Date: " + self.site.date + b"\r\n\r\n"
         self.responseHeaders = fresh
+
+
+class _ResponseHeaders(http.Headers):
+    """Response headers that remember their wire form until something changes them."""
+
+    wire: bytes | None = None
+
+    def setRawHeaders(self, name: bytes | str, values: object) -> None:  # noqa: N802
+        self.wire = None
+        super().setRawHeaders(name, values)
+
+    def addRawHeader(self, name: bytes | str, value: object) -> None:  # noqa: N802
+        self.wire = None
+        super().addRawHeader(name, value)
+
+    def removeHeader(self, name: bytes | str) -> None:  # noqa: N802
+        self.wire = None
+        super().removeHeader(name)
+
+
+def _wire_form(headers: http.Headers) -> bytes:
+    """Header lines as Twisted's writeHeaders would send them (without the Date)."""
+    return b"".join(name + b": " + value + b"\r\n"
+                    for name, values in headers.getAllRawHeaders() for value in values)
 
 
 @implementer(IOpenSSLServerConnectionCreator)

@@ -102,6 +102,8 @@ def test_threat_40_directory_gives_404_and_redirect_is_escaped(served):
         shutil.rmtree(odd)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 301")
+    page = raw_request(served, b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"\r\nConnection: close\r\n" in page.partition(b"\r\n\r\n")[0]
     assert b"\r\nLocation: /x%22%3Cb%3E/\r\n" in head
     assert b"<b>" not in body and b'"<' not in body
     r = get(served, "/tags", allow_redirects=False)
