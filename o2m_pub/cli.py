@@ -974,7 +974,8 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
         except UnknownFriendError as e:
             raise click.BadParameter(f"{e} ({e.hint})", param_hint="FRIENDS") from None
     while True:
-        failed = _fetch_once(ctx, root, friends, workers=workers, timeout=timeout, quiet=quiet)
+        failed = _fetch_once(ctx, root, friends, workers=workers, timeout=timeout, quiet=quiet,
+                             wait=interval is not None)
         if interval is None:
             sys.exit(1 if failed else 0)
         import time
@@ -982,8 +983,9 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
 
 
 def _fetch_once(ctx: click.Context, root: Path, friends: tuple[str, ...], *, workers: int,
-                timeout: float, quiet: bool) -> bool:
-    """One fetch of every friend; prints a line each; True when some friend failed."""
+                timeout: float, quiet: bool, wait: bool = False) -> bool:
+    """One fetch of every friend; prints a line each; True when some friend failed.
+    With `wait` (--every), a fetch already running for this site is waited for."""
     from .http_fetch import Limits, run_fetch
 
     def unlock():  # noqa: ANN202 - only when a friend's feed secrets are not cached
@@ -1010,7 +1012,7 @@ def _fetch_once(ctx: click.Context, root: Path, friends: tuple[str, ...], *, wor
     try:
         outcomes = run_fetch(root, friends, unlock=unlock, now=_now(),
                              limits=Limits(workers=workers, deadline=timeout),
-                             on_start=on_start, on_done=on_done)
+                             on_start=on_start, on_done=on_done, wait_for_lock=wait)
     finally:
         if progress is not None:
             progress.stop()

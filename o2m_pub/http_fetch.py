@@ -67,7 +67,7 @@ from .fetch_plan import (
     Response,
     fetch_friend,
 )
-from .store import ReaderStore
+from .store import ReaderStore, StaleUpdateError, fetch_lock
 
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
@@ -551,11 +551,19 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
 
 
 def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime) -> None:
+    """Store an accepted update, or the failure. An update whose head is no longer
+    newer than the stored one when it commits (another fetch stored a newer head
+    meanwhile) is refused then, as a rollback or equivocation (THREATS.md 10)."""
     if outcome.update is not None:
-        store.apply_update(outcome.update, now=now)
-    else:
-        store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or MALFORMED,
-                             outcome.detail, now=now, notifications=outcome.notifications)
+        try:
+            store.apply_update(outcome.update, now=now)
+            return
+        except StaleUpdateError as e:
+            outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
+            outcome.update = None
+            outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
+    store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or MALFORMED,
+                         outcome.detail, now=now, notifications=outcome.notifications)
 
 
 def targets_from_friends(friends: Iterable[object]) -> list[Target]:
@@ -567,13 +575,17 @@ def targets_from_friends(friends: Iterable[object]) -> list[Target]:
 def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], object],
               now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
               on_start: Callable[[int], None] | None = None,
-              on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """`o2m fetch`: every friend (or those named) of the site at `root`.
+              on_done: Callable[[Outcome], None] | None = None,
+              wait_for_lock: bool = False) -> list[Outcome]:
+    """`o2m fetch`: every friend (or those named) of the site at `root`, one fetch per
+    site at a time (`store.fetch_lock`; with `wait_for_lock`, queue behind another).
 
     Raises:
         UnknownFriendError: a name given is not a friend.
         KeyFileError, PassphraseError: our keys are needed and cannot be read.
-        StoreError: the reader's store cannot be opened.
+        StoreBusyError: another fetch is running for this site (unless waiting).
+        StoreError: the reader's store cannot be opened or written.
+        CABundleError: $O2M_CA_BUNDLE names no usable CA bundle.
     """
     from .config import load
     from .friends import FriendStore
@@ -589,7 +601,7 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
         from .keys import NoIdentityError
         raise NoIdentityError("this site has no identity (keys/card.json)")
     targets = targets_from_friends(friends)
-    with ReaderStore.open(root) as store:
+    with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:
         keys = prepare_keys(store, targets, me.sign_pk, me.box_pk, unlock)
         if on_start is not None:
             on_start(len(keys))

@@ -8,8 +8,12 @@ object they came from (checked when it was fetched, PROTOCOL.md §3.3).
 Crash safety (THREATS.md 47): WAL journal, ``synchronous=FULL``, and one transaction per
 accepted friend update, holding the items, the sequence high-water mark, the head's
 digest and the HTTP validators together, so a kill -9 at any point leaves all of an
-update or none of it. Attachment files are written (temp file, fsync, rename) before the
-transaction that refers to them commits; an orphan file is harmless.
+update or none of it. Attachment files are written (temp file, fsync, rename) before the transaction that refers to them commits; an orphan file is harmless.
+
+Rollback (THREATS.md 10): the fetcher compares a head with the state it read before it
+began; `apply_update` compares again inside its write transaction, so that of two
+overlapping fetches the older head can never overwrite the newer. `fetch_lock` keeps
+to one `o2m fetch` per site at a time anyway.
 
 Read API (used by `o2m timeline`, `o2m show`, `o2m notifications` and the web reader):
 `ReaderStore.open`, `timeline`, `post`, `mark_read`, `unread_count`, `friends_summary`,
@@ -18,25 +22,31 @@ Write API (used by the fetcher): `friend_state`, `apply_update`, `record_unchang
 `record_failure`, `store_attachment`.
 
     StoreError (O2MError)          the reader's store cannot be used
+    ├── StoreBusyError             another process holds the store (or the fetch lock)
+    ├── StaleUpdateError           an update's head is not newer than the stored one
     └── AmbiguousPostError         a short id prefix matches several posts
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 import datetime as dt
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from .config import STATE_DIR
 from .errors import O2MError
 
 DB_NAME = "reader.db"
+FETCH_LOCK = "fetch.lock"
 OBJECTS_DIR = "objects"
 SCHEMA_VERSION = 1
 SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
@@ -110,6 +120,25 @@ class StoreError(O2MError):
 
     hint = ("delete .o2m/reader.db to start the timeline afresh; the next `o2m fetch` "
             "gathers your friends' feeds again")
+
+
+class StoreBusyError(StoreError):
+    """The reader's store is busy."""
+
+    hint = ("another o2m process (a fetch, or the reader) is writing to it; try again "
+            "when it is done")
+
+
+class StaleUpdateError(StoreError):
+    """A friend's fetched head is not newer than the one stored meanwhile: nothing of it
+    is stored. `reason` is "rollback" (lower, or the same seq with the same bytes) or
+    "equivocation" (the same seq with other bytes), as the fetcher reports them."""
+
+    hint = "another fetch stored a newer head of theirs while this one ran"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class AmbiguousPostError(StoreError):
@@ -305,10 +334,9 @@ class ReaderStore:
                             db.execute(statement)
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
                                (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError as e:
+        except sqlite3.Error as e:
             db.close()
-            raise StoreError(f"{STATE_DIR}/{DB_NAME}: the reader's store is damaged ({e})") \
-                from None
+            raise _store_error(e) from None
         except StoreError:
             db.close()
             raise
@@ -463,9 +491,17 @@ class ReaderStore:
                                     (friend,)).fetchall())
 
     def apply_update(self, update: FriendUpdate, *, now: dt.datetime | None = None) -> None:
-        """Apply one accepted fetch of one friend, all of it or nothing (THREATS.md 47)."""
+        """Apply one accepted fetch of one friend, all of it or nothing (THREATS.md 47).
+
+        Raises:
+            StaleUpdateError: the update sets a head that is not newer than the one
+                stored now (another fetch committed a newer one since this fetch read
+                the state; THREATS.md 10); nothing of it is stored.
+            StoreBusyError, StoreError: the store cannot be written.
+        """
         stamp = utc_now_text(now)
         with _transaction(self.db):
+            _check_newer(self.db, update)
             _ensure_friend(self.db, update.friend, update.sign_pk, adopt_key=True)
             for post_id in update.deletes:
                 _delete_post(self.db, update.friend, post_id)
@@ -530,24 +566,96 @@ class ReaderStore:
         return target
 
 
+@contextmanager
+def fetch_lock(root: Path | str, *, wait: bool = False) -> Iterator[None]:
+    """One `o2m fetch` at a time per site (a cron job and `o2m fetch --every` may
+    overlap; THREATS.md 10): an exclusive lock on ``.o2m/fetch.lock`` for the whole run.
+    With `wait`, queue behind the other fetch instead of failing.
+
+    Raises:
+        StoreBusyError: another fetch holds the lock (and `wait` is false).
+    """
+    state_dir = Path(root) / STATE_DIR
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(state_dir / FETCH_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise StoreBusyError("another o2m fetch is running for this site",
+                                 hint="wait for it to finish, or stop it (`o2m fetch "
+                                      "--every` waits its turn by itself)") from None
+        yield
+    finally:
+        os.close(fd)  # lets go of the lock
+
+
 # ---------------------------------------------------------------- helpers
 
 
+def _store_error(e: sqlite3.Error) -> StoreError:
+    """One clear error for what SQLite raised: busy, cannot write, or damaged."""
+    where = f"{STATE_DIR}/{DB_NAME}"
+    if getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) \
+            or "locked" in str(e):
+        return StoreBusyError(f"{where}: the reader's store is busy ({e})")
+    if isinstance(e, sqlite3.OperationalError):
+        return StoreError(f"{where}: cannot use the reader's store ({e})",
+                          hint="check that the disk has room and that .o2m/ is yours and "
+                               "writable")
+    return StoreError(f"{where}: the reader's store is damaged ({e})")
+
+
 class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; what SQLite raises
+    (a busy store, a full disk) becomes a StoreError."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise _store_error(e) from None
         return self.db
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as e:
+                exc = e
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection dropped the transaction itself
+        if isinstance(exc, sqlite3.Error):
+            raise _store_error(exc) from None
+
+
+def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
+    """§3.5 step 8 once more, inside the transaction that stores the update: the fetch
+    compared its head with the state it read before it began, and another fetch may
+    have committed a newer head since. A head of a key other than the stored state's
+    starts afresh (§2.5), as in the fetcher."""
+    if "seq" not in update.state:
+        return  # the update sets no head (304, or only the public feed)
+    row = db.execute("SELECT sign_pk, seq, head_signed FROM friend_state WHERE friend = ?",
+                     (update.friend,)).fetchone()
+    if row is None or row[1] is None or row[0] != update.sign_pk:
+        return
+    stored_seq, stored_signed = row[1], row[2]
+    seq = update.state["seq"]
+    if seq is not None and seq > stored_seq:
+        return
+    if seq == stored_seq and update.state.get("head_signed") != stored_signed:
+        raise StaleUpdateError(f"a head with seq {seq} and other bytes than the one stored "
+                               "meanwhile", "equivocation")
+    raise StaleUpdateError(f"this fetch's head (seq {seq}) is not newer than the one stored "
+                           f"meanwhile (seq {stored_seq})", "rollback")
 
 
 def _schema_version(db: sqlite3.Connection) -> int | None:

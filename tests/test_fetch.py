@@ -389,3 +389,36 @@ def test_fetch_from_a_real_o2m_serve_with_its_pinned_self_signed_certificate(tmp
             assert again.status == "unchanged", again
     finally:
         bob.server.stop()
+
+
+def test_a_second_o2m_fetch_of_the_same_site_is_refused_in_one_line(trio):
+    """THREATS 10: two overlapping fetches of one site could commit in any order; the
+    second `o2m fetch` (here, while a fetch holds the site's lock) says so in one line
+    and exits 1, with nothing stored; once the first is done it runs."""
+    from o2m_pub.store import fetch_lock
+    ada, bob, carol, bundle = trio
+    ada.post("a", "One", "friends")
+    ada.build()
+    runner = CliRunner(env={"O2M_CA_BUNDLE": bundle})
+    with fetch_lock(bob.root):
+        result = runner.invoke(main, ["-C", str(bob.root), "fetch"])
+        assert result.exit_code == 1, result.output
+        assert result.output.count("\n") <= 2 and "o2m: error:" in result.output
+        assert "another o2m fetch is running" in result.output
+        assert "Traceback" not in result.output
+    assert bob.timeline() == []
+    result = runner.invoke(main, ["-C", str(bob.root), "fetch"])
+    assert result.exit_code == 0 and bob.titles() == {"One"}, result.output
+
+
+def test_an_unreadable_ca_bundle_is_one_clear_error(trio, tmp_path):
+    """$O2M_CA_BUNDLE naming a missing or non-PEM file: one line and a hint, not a
+    refusal of every friend as an internal error."""
+    ada, bob, carol, bundle = trio
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    for path in (tmp_path / "missing.pem", tmp_path / "junk.pem"):
+        result = CliRunner(env={"O2M_CA_BUNDLE": str(path)}).invoke(
+            main, ["-C", str(bob.root), "fetch"])
+        assert result.exit_code == 1, result.output
+        assert "o2m: error:" in result.output and "CA bundle" in result.output
+        assert "internal error" not in result.output and "Traceback" not in result.output

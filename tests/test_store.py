@@ -7,12 +7,16 @@ import sqlite3
 
 import pytest
 
+from o2m_pub.errors import O2MError
 from o2m_pub.store import (
     AmbiguousPostError,
     FriendUpdate,
     PostRow,
     ReaderStore,
+    StaleUpdateError,
+    StoreBusyError,
     StoreError,
+    fetch_lock,
     short_id_for,
 )
 
@@ -214,3 +218,81 @@ def test_a_short_id_already_taken_gets_a_longer_one(store):
     shorts = {p.id: p.short_id for p in store.timeline(friend="bob")}
     assert shorts["post1"] == short_id_for("KEY-bob", "post1", 16)
     assert shorts["post2"] == short_id_for("KEY-bob", "post2")
+
+
+# ---------------------------------------------------------------- two fetches at once
+
+
+def head_state(seq: int | None, signed: bytes | None = None) -> dict:
+    return dict(seq=seq, head_signed=signed if signed is not None or seq is None
+                else b"head %d" % seq, head_digest=None if seq is None else f"{seq:064x}")
+
+
+def test_threat_10_an_older_update_committed_after_a_newer_one_is_refused(tmp_path):
+    """THREATS 10 with two overlapping fetches (cron and `--every`), each with its own
+    connection: both read seq 5; one commits seq 7, then the other tries to commit seq
+    6. The check inside the write transaction refuses it, as rollback, and the store
+    keeps seq 7 and its posts; so do the same seq with other bytes (equivocation), the
+    same head again, and an update that would clear the head. A new key's feed starts
+    afresh (§2.5)."""
+    first, second = ReaderStore.open(tmp_path), ReaderStore.open(tmp_path)
+    try:
+        add(first, "bob", [row(5)], **head_state(5))
+        assert second.friend_state("bob").seq == 5  # what both fetches compared with
+        add(first, "bob", [row(7)], **head_state(7))
+        stale = [(head_state(6), "rollback"), (head_state(7, b"other bytes"), "equivocation"),
+                 (head_state(7), "rollback"), (head_state(None), "rollback")]
+        for state, reason in stale:
+            with pytest.raises(StaleUpdateError) as e:
+                add(second, "bob", [row(6)], **state)
+            assert e.value.reason == reason, (state, e.value)
+        assert (second.friend_state("bob").seq, second.friend_state("bob").head_signed) == (
+            7, b"head 7")
+        assert {p.id for p in second.timeline()} == {"post5", "post7"}
+        second.apply_update(FriendUpdate("bob", "NEW-KEY-bob", state=head_state(1),
+                                         upserts=[row(8)]), now=NOW)
+        assert second.friend_state("bob").seq == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_busy_store_is_one_clear_error(tmp_path):
+    """Another connection holds the write lock past the busy timeout: a StoreBusyError
+    (an O2MError, one line and a hint), never sqlite3's OperationalError; nothing of
+    the update is stored."""
+    holder, store = ReaderStore.open(tmp_path), ReaderStore.open(tmp_path)
+    try:
+        store.db.execute("PRAGMA busy_timeout=50")
+        holder.db.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreBusyError) as e:
+            add(store, "bob", [row(1)], seq=1)
+        assert isinstance(e.value, O2MError) and "busy" in str(e.value) and e.value.hint
+        assert "delete" not in e.value.hint  # busy is not damaged: keep the store
+        holder.db.execute("ROLLBACK")
+        assert store.timeline() == [] and store.friend_state("bob") is None
+    finally:
+        holder.close()
+        store.close()
+
+
+def test_one_fetch_at_a_time_per_site(tmp_path):
+    """The fetch lock: a second fetch of the same site is refused in one line while the
+    first runs, or, waiting (`--every`), goes on as soon as the first is done."""
+    import threading
+    got = []
+    with fetch_lock(tmp_path):
+        with pytest.raises(StoreBusyError, match="another o2m fetch is running"):
+            with fetch_lock(tmp_path):
+                pass
+
+        def waiter() -> None:
+            with fetch_lock(tmp_path, wait=True):
+                got.append("ran")
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        thread.join(0.2)
+        assert got == []  # still waiting: no timing is asserted, only the order
+    thread.join(10)
+    assert got == ["ran"]
+    assert (tmp_path / ".o2m/fetch.lock").stat().st_mode & 0o077 == 0
