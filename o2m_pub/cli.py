@@ -877,8 +877,8 @@ def demo(directory: Path | None) -> None:
         stop_servers(servers)
     out("\nthe servers have stopped. Try, with the passphrase 'demo' "
         f"(export O2M_PASSPHRASE={DEMO_PASSPHRASE.decode()}):")
-    out(f"  cd {folder / 'ada'} && o2m serve --watch   "
-        "# then open the URL it prints and edit a post in content/")
+    out(f"  cd {folder / 'ada'} && o2m serve --watch --port {ports[0]}   "
+        "# open the URL it prints, then edit a post in content/")
     out(f"  cd {folder / 'sam'} && o2m timeline && o2m reader")
     if problems:
         fail(BuildFailed(problems))
