@@ -10,8 +10,11 @@ and the time. Verification runs in the order of §3.5:
                 equivocation refused)
     step 9      expiry: a stale head is accepted but flagged (freeze warning)
     step 10     item count and form (open_head)
-    step 11     archive pages, only back to the first one already stored, each by hash
-    step 12     objects by hash and size, then decrypted with the item's key
+    step 11     archive pages, only back to the first one already stored, each by hash;
+                at most MAX_ITEMS_PER_FETCH items in the head and these pages together,
+                and the pages' bytes are charged to the friend's byte budget
+    step 12     objects by hash and size, then decrypted with the item's key, charged
+                to the same budget
 
 Edits replace (newest version of an id wins: head first, then pages newest first);
 tombstones delete. A friend's text is kept as they published it: Markdown source for
@@ -51,8 +54,9 @@ REASONS = (UNREACHABLE, TIMEOUT, BAD_CERTIFICATE, HTTP_ERROR, REDIRECT, OVERSIZE
 MAX_PUBLIC_FEED_BYTES = 4 << 20
 MAX_PUBLIC_ITEMS = 1000
 MAX_PAGES_PER_FETCH = 4096
+MAX_ITEMS_PER_FETCH = 100_000  # per friend and run: the head's items and its new pages'
 MAX_ATTACHMENTS = 64
-MAX_FRIEND_BYTES = 512 << 20  # per friend and run: all objects together
+MAX_FRIEND_BYTES = 512 << 20  # per friend and run: new archive pages and objects together
 MAX_TEXT = 1 << 20
 UNREACHABLE_NOTICE_AFTER = dt.timedelta(days=1)
 CARD_PATH = ".well-known/o2m-card.json"
@@ -158,15 +162,21 @@ def verify_head(data: bytes, keys: FriendKeys, state: FriendState | None,
 
 
 def read_archive(head: feeds.Head, keys: FriendKeys, stored_pages: frozenset[str],
-                 get: Getter) -> tuple[list[feeds.Item], list[str]]:
+                 get: Getter, budget: list[int]) -> tuple[list[feeds.Item], list[str]]:
     """The items of archive pages not yet stored, newest page first, stopping at the
-    first page already stored; returns (items, the new pages' hashes)."""
+    first page already stored; returns (items, the new pages' hashes).
+
+    Each page's size is taken from `budget` (the friend's bytes for this run) before it
+    is downloaded, and the head's and pages' items together stop at
+    MAX_ITEMS_PER_FETCH: a chain of 4096 pages of 4 MiB would be 16 GiB and 16.7
+    million items (THREATS.md 16)."""
     items: list[feeds.Item] = []
     new_pages: list[str] = []
     ref = head.prev
     while ref is not None and ref.hash not in stored_pages:
         if len(new_pages) >= MAX_PAGES_PER_FETCH or ref.hash in new_pages:
             raise Refused(MALFORMED, "archive pages loop or never end")
+        _spend(budget, ref.size)
         resp = get(ref.path, cap=ref.size)
         if resp.status != 200:
             raise Refused(HTTP_ERROR, f"archive page {ref.hash[:12]}: HTTP {resp.status}")
@@ -179,6 +189,9 @@ def read_archive(head: feeds.Head, keys: FriendKeys, stored_pages: frozenset[str
         except feeds.FeedAuthError as e:
             raise Refused(BAD_SIGNATURE, f"archive page: {e}") from None
         items += page_items
+        if len(head.items) + len(items) > MAX_ITEMS_PER_FETCH:
+            raise Refused(OVERSIZED, f"more than {MAX_ITEMS_PER_FETCH:,} items in the head "
+                          "and its archive pages")
         new_pages.append(ref.hash)
         ref = prev
     return items, new_pages
@@ -294,9 +307,11 @@ def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
 
 
 def _spend(budget: list[int], n: int) -> None:
+    """Take `n` bytes from the friend's budget for this run: [bytes left, the budget]."""
     budget[0] -= n
     if budget[0] < 0:
-        raise Refused(OVERSIZED, f"more than {MAX_FRIEND_BYTES >> 20} MiB of objects in one fetch")
+        raise Refused(OVERSIZED, f"more than {budget[1]:,} bytes of archive pages and "
+                      "objects in one fetch")
 
 
 # ---------------------------------------------------------------- public posts (§1.4)
@@ -384,10 +399,11 @@ def check_card(keys: FriendKeys, get: Getter) -> None:
 def fetch_friend(keys: FriendKeys, state: FriendState | None,
                  stored_hashes: dict[str, str | None], get: Getter,
                  attachments: Attachments, now: dt.datetime,
-                 public: bool = True) -> Outcome:
+                 public: bool = True, max_bytes: int = MAX_FRIEND_BYTES) -> Outcome:
     """Fetch and verify one friend's feed for us (and their public feed.json): an
-    Outcome whose `update` the store applies in one transaction. Raises nothing: a
-    refusal is an Outcome with a reason, and nothing of it is to be stored."""
+    Outcome whose `update` the store applies in one transaction. At most `max_bytes`
+    of archive pages and objects are downloaded. Raises nothing: a refusal is an
+    Outcome with a reason, and nothing of it is to be stored."""
     stamp = _text(now)
     if state is not None and state.sign_pk != keys.sign_pk_text:
         # The owner accepted a new card for this friend (`friend add --accept-key-change`):
@@ -395,7 +411,8 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
         state = FriendState(friend=state.friend, sign_pk=keys.sign_pk_text,
                             first_seen=state.first_seen, failing_since=state.failing_since)
     try:
-        return _fetch(keys, state, stored_hashes, get, attachments, stamp, public)
+        return _fetch(keys, state, stored_hashes, get, attachments, stamp, public,
+                      [max_bytes, max_bytes])
     except Refused as e:
         out = Outcome(keys.name, "refused", reason=e.reason, detail=e.detail)
         if e.reason in (KEY_CHANGED, EQUIVOCATION):
@@ -408,7 +425,8 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
 
 
 def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
-           get: Getter, attachments: Attachments, stamp: str, public: bool) -> Outcome:
+           get: Getter, attachments: Attachments, stamp: str, public: bool,
+           budget: list[int]) -> Outcome:
     out = Outcome(keys.name, "unchanged")
     update = FriendUpdate(keys.name, keys.sign_pk_text)
     st: dict[str, Any] = {"last_attempt": stamp, "last_success": stamp, "failing_since": None,
@@ -439,7 +457,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         out.stale_since = head.expires if verdict.stale else None
         if verdict.fresh:
             _accept(head, keys, state if have_seq else None, stored_hashes, get, attachments,
-                    out, update, st)
+                    out, update, st, budget)
             if state is None or state.first_seen is None:
                 st["first_seen"] = stamp
                 update.notifications.append(("new_friend_feed",
@@ -459,11 +477,10 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
 
 def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             stored_hashes: dict[str, str | None], get: Getter, attachments: Attachments,
-            out: Outcome, update: FriendUpdate, st: dict[str, Any]) -> None:
+            out: Outcome, update: FriendUpdate, st: dict[str, Any], budget: list[int]) -> None:
     """Steps 11-12 for a head newer than the stored one."""
     stored_pages = frozenset(state.pages if state else ())
-    page_items, new_pages = read_archive(head, keys, stored_pages, get)
-    budget = [MAX_FRIEND_BYTES]
+    page_items, new_pages = read_archive(head, keys, stored_pages, get, budget)
     for item in newest_versions(list(head.items) + page_items):
         if item.deleted:
             if item.id in stored_hashes:

@@ -59,6 +59,7 @@ from .fetch_plan import (
     OVERSIZED,
     REDIRECT,
     HTTP_ERROR,
+    MAX_FRIEND_BYTES,
     TIMEOUT,
     UNREACHABLE,
     FriendKeys,
@@ -75,12 +76,13 @@ CHUNK = 64 * 1024
 
 @dataclass(frozen=True)
 class Limits:
-    """Timeouts (seconds) and parallelism of one fetch run."""
+    """Timeouts (seconds), parallelism and the byte budget of one fetch run."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
     deadline: float = 120.0  # per friend: every file of theirs, start to end
     workers: int = 8
+    friend_bytes: int = MAX_FRIEND_BYTES  # per friend: new archive pages and objects
 
 
 class CABundleError(O2MError):
@@ -529,7 +531,8 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
     def one(keys: FriendKeys, state, hashes) -> Outcome:  # noqa: ANN001
         target = by_name[keys.name]
         get = fetcher.getter(target.url, time.monotonic() + limits.deadline, target.tls_pin)
-        return fetch_friend(keys, state, hashes, get, attachments, now, public=public)
+        return fetch_friend(keys, state, hashes, get, attachments, now, public=public,
+                            max_bytes=limits.friend_bytes)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:

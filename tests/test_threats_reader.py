@@ -94,18 +94,41 @@ def published_head(author: Person, reader: Person) -> feeds.Head:
                            reader_sign_pk=reader.card.sign_pk)
 
 
+_SAME = object()
+
+
 def publish_head(author: Person, reader: Person, *, seq: int, items: list[feeds.Item],
-                 expires: str | None = None) -> None:
+                 expires: str | None = None, prev: object = _SAME) -> None:
     """Sign, with the author's real key, a head of our choosing for `reader`, and serve
-    it in place of the one their build wrote."""
+    it in place of the one their build wrote (with its archive pages, or `prev`)."""
     now = dt.datetime.now(dt.timezone.utc)
     data = feeds.seal_head(
         signing_key=load_identity(author.root, PASS).signing_key,
         reader_sign_pk=reader.card.sign_pk, secrets=secrets(author, reader), seq=seq,
         updated=now.strftime(_TIME),
         expires=expires or (now + dt.timedelta(days=30)).strftime(_TIME),
-        items=items, prev=published_head(author, reader).prev, nonce=os.urandom(24))
+        items=items, prev=published_head(author, reader).prev if prev is _SAME else prev,
+        nonce=os.urandom(24))
     head_file(author, reader).write_bytes(data)
+
+
+def publish_pages(author: Person, reader: Person, pages: int,
+                  per_page: int) -> feeds.PageRef:
+    """Sign and serve a chain of `pages` archive pages for `reader`, each of `per_page`
+    tombstones (ids no post has), each pointing to the one before; returns the newest,
+    for a head's `prev`."""
+    signing_key = load_identity(author.root, PASS).signing_key
+    (author.root / "build/p").mkdir(exist_ok=True)
+    prev, n = None, 10**6
+    for _ in range(pages):
+        items = [feeds.Item(b64u_encode(k.to_bytes(16, "big")), "2026-11-24T10:00:00Z", None)
+                 for k in range(n, n + per_page)]
+        n += per_page
+        data, prev = feeds.seal_page(signing_key=signing_key, reader_sign_pk=reader.card.sign_pk,
+                                     secrets=secrets(author, reader), items=items, prev=prev,
+                                     nonce=os.urandom(24))
+        (author.root / "build" / prev.path).write_bytes(data)
+    return prev
 
 
 def post_of(author: Person, item: feeds.Item) -> dict:
@@ -365,6 +388,56 @@ def test_threat_16_a_head_with_a_million_items_or_an_oversized_item_is_rejected_
     paths = [line.split(" ")[1] for line in ada.server.requests]
     assert paths == ["/" + secrets(ada, bob).head_path], paths
     assert stored(bob) == before
+
+
+def test_threat_16_items_are_capped_across_the_head_and_all_its_pages(people):
+    """THREATS 16 across pages: each page may hold 4096 items, and a head may chain 4096
+    pages (16.7 million items). Ada's key signs a head with one new post whose chain of
+    25 pages holds 102,400 tombstones: past 100,000 items for one friend in one run, the
+    fetch is refused as oversized, with no object fetched, and Bob's store is unchanged."""
+    ada, bob, carol, bundle = people
+    ada.post("b", "Ada second", "friends")
+    ada.build()
+    head = published_head(ada, bob)
+    assert head.prev is None
+    newest = publish_pages(ada, bob, 25, feeds.MAX_ITEMS)
+    assert 24 * feeds.MAX_ITEMS + len(head.items) <= fetch_plan.MAX_ITEMS_PER_FETCH \
+        < 25 * feeds.MAX_ITEMS
+    publish_head(ada, bob, seq=head.seq + 1, items=list(head.items), prev=newest)
+    before = stored(bob)
+    ada.server.requests.clear()
+    got = bob.fetch(bundle, "ada", limits=LIMITS)["ada"]
+    assert (got.status, got.reason) == ("refused", "oversized"), got
+    assert "100,000 items" in got.detail
+    paths = [line.split(" ")[1] for line in ada.server.requests]
+    assert len([p for p in paths if p.startswith("/p/")]) == 25
+    assert not [p for p in paths if p.startswith("/o/")], paths
+    assert stored(bob) == before
+
+
+def test_threat_16_archive_pages_are_charged_to_the_friends_byte_budget(people):
+    """Archive pages count against a friend's byte budget for the run, with the objects
+    (a chain of 4 MiB pages would otherwise be free): with a budget one byte short of
+    Ada's two new pages, the fetch is refused as oversized at the second page, before
+    any object is fetched; with room for the pages and her new post's object, it lands."""
+    ada, bob, carol, bundle = people
+    ada.post("b", "Ada second", "friends")
+    ada.build()
+    head = published_head(ada, bob)
+    newest = publish_pages(ada, bob, 2, 10)
+    publish_head(ada, bob, seq=head.seq + 1, items=list(head.items), prev=newest)
+    pages = sum(p.stat().st_size for p in (ada.root / "build/p").iterdir())
+    before = stored(bob)
+    ada.server.requests.clear()
+    got = bob.fetch(bundle, "ada", limits=dataclasses.replace(LIMITS, friend_bytes=pages - 1))["ada"]
+    assert (got.status, got.reason) == ("refused", "oversized"), got
+    paths = [line.split(" ")[1] for line in ada.server.requests]
+    assert len([p for p in paths if p.startswith("/p/")]) == 1
+    assert not [p for p in paths if p.startswith("/o/")], paths
+    assert stored(bob) == before
+    size = item_titled(ada, bob, "Ada second").object.size
+    got = bob.fetch(bundle, "ada", limits=dataclasses.replace(LIMITS, friend_bytes=pages + size))
+    assert (got["ada"].status, got["ada"].new) == ("new", 1), got["ada"]
 
 
 # ---------------------------------------------------------------- 19, 20: one bad object
