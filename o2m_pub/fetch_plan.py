@@ -270,8 +270,14 @@ def _get_object(ref: feeds.ObjectRef, get: Getter, what: str) -> bytes:
 
 
 class Attachments(Protocol):
-    def has(self, object_hash: str) -> bool: ...
-    def save(self, object_hash: str, plaintext: bytes) -> None: ...
+    """The attachment cache as one friend's fetch sees it (THREATS.md 23)."""
+
+    def has(self, object_hash: str) -> bool:
+        """Cached, and credited to this friend by an earlier download of their own."""
+
+    def save(self, object_hash: str, plaintext: bytes) -> bool:
+        """Cache bytes this friend's download and key just vouched for; False when other
+        bytes are cached under that hash (then the attachment is left out)."""
 
 
 def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
@@ -290,11 +296,14 @@ def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
     kept = []
     for a in doc.get("attachments", []):
         aref = feeds.ObjectRef.from_json({k: a[k] for k in ("hash", "key", "size")})
+        # Cached for this friend only after their own download and key check: a copy
+        # cached for another friend proves nothing about this post's key (THREATS 23).
         if not attachments.has(aref.hash):
             _spend(budget, aref.size)
             blob = _get_object(aref, get, "attachment")
             try:
-                attachments.save(aref.hash, feeds.open_object(blob, aref))
+                if not attachments.save(aref.hash, feeds.open_object(blob, aref)):
+                    continue
             except (feeds.FeedAuthError, feeds.FeedFormatError):
                 continue  # that attachment alone is left out
         kept.append({"name": a["name"], "media_type": a["media_type"], "hash": aref.hash,

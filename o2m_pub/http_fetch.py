@@ -463,16 +463,19 @@ def _short(e: BaseException) -> str:
 
 
 class _Attachments:
-    """The attachment cache of the store, for worker threads (files only, no SQL)."""
+    """The attachment cache of the store as one friend's fetch sees it, for worker
+    threads (files only, no SQL): a cached attachment counts for this friend only if
+    `credited` (read before the run) says their own download vouched for it."""
 
-    def __init__(self, store: ReaderStore) -> None:
-        self._store = store
+    def __init__(self, store: ReaderStore, credited: frozenset[str]) -> None:
+        self._store, self._credited = store, credited
 
     def has(self, object_hash: str) -> bool:
-        return self._store.attachment_path(object_hash) is not None
+        return (object_hash in self._credited
+                and self._store.attachment_path(object_hash) is not None)
 
-    def save(self, object_hash: str, plaintext: bytes) -> None:
-        self._store.store_attachment(object_hash, plaintext)
+    def save(self, object_hash: str, plaintext: bytes) -> bool:
+        return self._store.store_attachment(object_hash, plaintext) is not None
 
 
 @dataclass(frozen=True)
@@ -523,12 +526,11 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
     by_name = {t.name: t for t in targets}
     fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=len(targets),
                           pins=[t.tls_pin for t in targets if t.tls_pin is not None])
-    attachments = _Attachments(store)
-    work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name))
-            for k in friend_keys]
+    work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name),
+             _Attachments(store, store.credited_attachments(k.name))) for k in friend_keys]
     outcomes = []
 
-    def one(keys: FriendKeys, state, hashes) -> Outcome:  # noqa: ANN001
+    def one(keys: FriendKeys, state, hashes, attachments) -> Outcome:  # noqa: ANN001
         target = by_name[keys.name]
         get = fetcher.getter(target.url, time.monotonic() + limits.deadline, target.tls_pin)
         return fetch_friend(keys, state, hashes, get, attachments, now, public=public,

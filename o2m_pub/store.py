@@ -8,7 +8,13 @@ object they came from (checked when it was fetched, PROTOCOL.md §3.3).
 Crash safety (THREATS.md 47): WAL journal, ``synchronous=FULL``, and one transaction per
 accepted friend update, holding the items, the sequence high-water mark, the head's
 digest and the HTTP validators together, so a kill -9 at any point leaves all of an
-update or none of it. Attachment files are written (temp file, fsync, rename) before the transaction that refers to them commits; an orphan file is harmless.
+update or none of it. Attachment files are written (a temp file of a unique name, fsync,
+rename) before the transaction that refers to them commits; an orphan file is harmless.
+
+Attachments are credited per friend (THREATS.md 23): the decrypted bytes are cached once,
+by the hash of their object, but a friend's post shows a cached attachment without
+downloading it again only if that friend's own download of it matched its hash and
+opened with the key their post gives (`attachment_credits`, written with the post).
 
 Rollback (THREATS.md 10): the fetcher compares a head with the state it read before it
 began; `apply_update` compares again inside its write transaction, so that of two
@@ -18,8 +24,8 @@ to one `o2m fetch` per site at a time anyway.
 Read API (used by `o2m timeline`, `o2m show`, `o2m notifications` and the web reader):
 `ReaderStore.open`, `timeline`, `post`, `mark_read`, `unread_count`, `friends_summary`,
 `notifications`, `add_notification`, `mark_notifications_seen`, `attachment_path`.
-Write API (used by the fetcher): `friend_state`, `apply_update`, `record_unchanged`,
-`record_failure`, `store_attachment`.
+Write API (used by the fetcher): `friend_state`, `credited_attachments`, `apply_update`,
+`record_failure`, `store_attachment`, `fetch_lock`.
 
     StoreError (O2MError)          the reader's store cannot be used
     ├── StoreBusyError             another process holds the store (or the fetch lock)
@@ -51,6 +57,15 @@ OBJECTS_DIR = "objects"
 SCHEMA_VERSION = 1
 SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+# Added to schema 1 later: made on open when missing (an older o2m ignores it).
+_CREDITS_TABLE = """
+CREATE TABLE IF NOT EXISTS attachment_credits (
+    friend TEXT NOT NULL,             -- whose own download and key check ...
+    hash TEXT NOT NULL,               -- ... vouched for the cached attachment of this hash
+    PRIMARY KEY (friend, hash)
+) WITHOUT ROWID
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -108,7 +123,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     seen INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS notifications_unseen ON notifications (seen, id);
-"""
+""" + _CREDITS_TABLE
 
 #: What a notification can be about (`o2m notifications`).
 NOTIFICATION_KINDS = ("new_friend_feed", "unreachable", "stale", "key_changed",
@@ -334,6 +349,10 @@ class ReaderStore:
                             db.execute(statement)
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
                                (str(SCHEMA_VERSION),))
+            elif not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'attachment_credits'").fetchone():
+                with _transaction(db):
+                    db.execute(_CREDITS_TABLE)
         except sqlite3.Error as e:
             db.close()
             raise _store_error(e) from None
@@ -485,6 +504,12 @@ class ReaderStore:
         values["pages"] = tuple(json.loads(values["pages"] or "[]"))
         return FriendState(**values)
 
+    def credited_attachments(self, friend: str) -> frozenset[str]:
+        """The attachment hashes `friend`'s own fetches downloaded, checked and opened
+        with the keys of their posts: their posts may show these from the cache."""
+        return frozenset(h for (h,) in self.db.execute(
+            "SELECT hash FROM attachment_credits WHERE friend = ?", (friend,)))
+
     def stored_object_hashes(self, friend: str) -> dict[str, str | None]:
         """item id -> the object hash of the stored version, for one friend."""
         return dict(self.db.execute("SELECT id, object_hash FROM posts WHERE friend = ?",
@@ -506,6 +531,10 @@ class ReaderStore:
             for post_id in update.deletes:
                 _delete_post(self.db, update.friend, post_id)
             _upsert_posts(self.db, update.friend, update.sign_pk, update.upserts, stamp)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO attachment_credits VALUES (?, ?)",
+                {(update.friend, a["hash"]) for r in update.upserts if r.audience == "private"
+                 for a in r.attachments})
             _fault_point()
             state = dict(update.state)
             if "pages" in state:
@@ -545,15 +574,26 @@ class ReaderStore:
                                               (friend,)).fetchall():
                 _delete_post(self.db, friend, post_id)
             self.db.execute("DELETE FROM friend_state WHERE friend = ?", (friend,))
+            self.db.execute("DELETE FROM attachment_credits WHERE friend = ?", (friend,))
 
-    def store_attachment(self, object_hash: str, plaintext: bytes) -> Path:
-        """Cache a verified, decrypted attachment by its object's hash: temp file, fsync,
-        rename, so a crash leaves the whole file or none (THREATS.md 31)."""
+    def store_attachment(self, object_hash: str, plaintext: bytes) -> Path | None:
+        """Cache a verified, decrypted attachment by its object's hash: a temp file of
+        its own (two friends' fetches may save one hash at once), fsync, rename, so a
+        crash leaves the whole file or none (THREATS.md 31).
+
+        Returns:
+            Its path; None when other bytes are cached under that hash already (they
+            stay): the cipher does not commit to its key, so one object could open to
+            two plaintexts under two keys, and a post must never show the other one.
+        """
         folder = self.objects_dir / object_hash[:2]
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = folder / object_hash
-        tmp = folder / f".~o2m-{object_hash}.{os.getpid()}"
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        if target.is_file():
+            same = (target.stat().st_size == len(plaintext)
+                    and target.read_bytes() == plaintext)
+            return target if same else None
+        fd, tmp = tempfile.mkstemp(prefix=f".~o2m-{object_hash[:16]}.", dir=folder)  # 0600
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(plaintext)
@@ -561,7 +601,7 @@ class ReaderStore:
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            Path(tmp).unlink(missing_ok=True)
             raise
         return target
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 
 import pytest
@@ -170,6 +171,62 @@ def test_attachments_are_cached_by_hash(store):
     assert store.attachment_path(h) == path and path.read_bytes() == b"\x89PNG..."
     assert path.stat().st_mode & 0o077 == 0
     assert store.attachment_path("../etc/passwd") is None
+
+
+def test_attachments_saved_at_once_by_two_fetches_are_whole(store):
+    """Two friends' fetches (threads) save the same attachment at the same moment, over
+    and over: each write has a temp file of its own, so none fails and the cached file
+    is always whole (a temp name shared by the threads of one process made one
+    thread's rename take the other's half-written file, or fail)."""
+    import threading
+    data = os.urandom(1 << 20)
+    errors: list[BaseException] = []
+    for round_ in range(20):
+        h = f"{round_:064x}"
+        start = threading.Barrier(4)
+
+        def save() -> None:
+            start.wait()
+            try:
+                store.store_attachment(h, data)
+            except BaseException as e:  # noqa: BLE001 - collected for the assert
+                errors.append(e)
+        threads = [threading.Thread(target=save) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert store.attachment_path(h).read_bytes() == data
+    assert errors == []
+    assert not [p for p in store.objects_dir.rglob(".~o2m-*")]  # no temp file left
+
+
+def test_other_bytes_under_a_cached_hash_are_not_cached(store):
+    """The cipher does not commit to its key: an object could open to other bytes under
+    another key. The bytes cached first stay, and the second save says it was not kept
+    (so that attachment is left out of that post)."""
+    h = "cd" * 32
+    assert store.store_attachment(h, b"first") is not None
+    assert store.store_attachment(h, b"first") == store.attachment_path(h)
+    assert store.store_attachment(h, b"other") is None
+    assert store.attachment_path(h).read_bytes() == b"first"
+
+
+def test_a_store_made_before_attachment_credits_gets_the_table(tmp_path):
+    """A reader.db of schema 1 from before attachment credits opens, and gains the
+    table (empty: attachments are downloaded again once, for their friend)."""
+    ReaderStore.open(tmp_path).close()
+    db = sqlite3.connect(tmp_path / ".o2m/reader.db")
+    db.execute("DROP TABLE attachment_credits")
+    db.commit()
+    db.close()
+    with ReaderStore.open(tmp_path) as store:
+        assert store.credited_attachments("bob") == frozenset()
+        add(store, "bob", [row(1, attachments=({"name": "a.png", "media_type": "image/png",
+                                                 "hash": "ef" * 32, "size": 9},))])
+        assert store.credited_attachments("bob") == {"ef" * 32}
+        store.forget_friend("bob")
+        assert store.credited_attachments("bob") == frozenset()
 
 
 def test_a_newer_schema_is_refused(tmp_path):

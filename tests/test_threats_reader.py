@@ -521,3 +521,50 @@ def test_threat_23_an_object_shared_by_two_friends_is_credited_to_each_by_their_
     assert bob.fetch(bundle, "carol", limits=LIMITS)["carol"].deleted == 1
     assert [(f, i) for f, i, _ in credited()] == [("ada", shared.id)]
     assert titles(bob, "ada") == {"Ada first", "Shared news"}
+
+
+@pytest.mark.parametrize("key", ["a wrong key", "the right key"])
+def test_threat_23_an_attachment_is_credited_to_a_friend_only_after_their_own_download(
+        people, key):
+    """THREATS 23 for attachments: Ada posts a picture to Bob and Carol; Bob's fetch of
+    Ada caches it (by its object's hash). Carol then lists that very hash in a post of
+    her own for Bob, with a wrong key (or with the right one, which Ada's post gave
+    her), and serves a copy of the object. Bob's fetch of Carol downloads the copy from
+    Carol's host and checks it with Carol's key, as if nothing were cached: with a
+    wrong key her post has no attachment; with the right one it has, credited to her
+    by her own download. Ada's post keeps its picture."""
+    ada, bob, carol, bundle = people
+    (ada.root / "content/2026").mkdir(parents=True, exist_ok=True)
+    (ada.root / "content/2026/pic.png").write_bytes(b"\x89PNG " + os.urandom(2000))
+    ada.post("p", "With a picture", "[bob, carol]", body="![a picture](pic.png)")
+    ada.build()
+    assert bob.fetch(bundle, "ada", limits=LIMITS)["ada"].new == 1
+    (attachment,) = post_of(ada, item_titled(ada, carol, "With a picture"))["attachments"]
+    shared = attachment["hash"]
+    (carol.root / "build/o").mkdir(exist_ok=True)
+    shutil.copy(ada.root / "build/o" / shared, carol.root / "build/o" / shared)
+    listed = dict(attachment, key=attachment["key"] if key == "the right key"
+                  else b64u_encode(os.urandom(32)))
+    doc = {"v": 1, "type": "o2m-post", "date": "2026-11-24T10:00:00Z", "title": "Carol's copy",
+           "markdown": "![a picture](pic.png)", "attachments": [listed]}
+    data, ref = feeds.seal_object(canonical_json(doc), key=os.urandom(32), nonce=os.urandom(24))
+    (carol.root / "build" / ref.path).write_bytes(data)
+    carols = published_head(carol, bob)
+    publish_head(carol, bob, seq=carols.seq + 1, items=[
+        feeds.Item(b64u_encode(os.urandom(16)), "2026-11-24T10:00:00Z", ref), *carols.items])
+    carol.server.requests.clear()
+    got = bob.fetch(bundle, "carol", limits=LIMITS)["carol"]
+    assert (got.status, got.new) == ("new", 1), got
+    paths = [line.split(" ")[1] for line in carol.server.requests]
+    assert f"/o/{shared}" in paths  # her own download, though the bytes were cached
+    (copy,) = [p for p in bob.timeline(friend="carol") if p.title == "Carol's copy"]
+    assert [a["hash"] for a in copy.attachments] == ([shared] if key == "the right key" else [])
+    (original,) = [p for p in bob.timeline(friend="ada") if p.title == "With a picture"]
+    assert [a["hash"] for a in original.attachments] == [shared]
+    db = sqlite3.connect(bob.root / ".o2m/reader.db")
+    try:
+        credits = db.execute("SELECT friend FROM attachment_credits WHERE hash = ? "
+                             "ORDER BY friend", (shared,)).fetchall()
+    finally:
+        db.close()
+    assert credits == ([("ada",), ("carol",)] if key == "the right key" else [("ada",)])
