@@ -928,6 +928,8 @@ def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
         text += f", [yellow]{o.skipped} that would not open[/]"
     if o.stale_since:
         text += f", [yellow]stale since {escape(o.stale_since)} (freeze warning)[/]"
+    if o.public_error:
+        text += f", [yellow]their public feed.json refused: {escape(o.public_error)}[/]"
     return f"{escape(o.friend):<16} {text}"
 
 
@@ -953,7 +955,9 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
     \b
     Exit status:
       0  every friend was fetched (or has no feed for you yet)
-      1  some friend was refused, or their feed is stale (past its expiry)
+      1  some friend was refused (their feed, or only their public feed.json), or
+         their feed is stale (past its expiry); or another fetch of this site is
+         running
       2  usage error (an unknown friend, a bad --every)
 
     \b
@@ -1021,7 +1025,7 @@ def _fetch_once(ctx: click.Context, root: Path, friends: tuple[str, ...], *, wor
     console = _stdout_console()
     failed = False
     for o in outcomes:
-        bad = o.status == "refused" or bool(o.stale_since)
+        bad = o.status == "refused" or bool(o.stale_since) or bool(o.public_error)
         failed |= bad
         if bad or not quiet:
             console.print(_fetch_line(o), soft_wrap=True)

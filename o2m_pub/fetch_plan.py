@@ -120,6 +120,7 @@ class Outcome:
     detail: str = ""
     update: FriendUpdate | None = None
     notifications: list[tuple[str, str]] = field(default_factory=list)
+    public_error: str | None = None  # their feed.json was refused; the rest still landed
 
     @property
     def ok(self) -> bool:
@@ -332,7 +333,10 @@ def _utc(value: Any) -> str:
     parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError("date without offset")
-    return parsed.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
+    try:
+        return parsed.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise ValueError("date out of range") from None
 
 
 def parse_public_feed(data: bytes, site_url: str) -> list[PostRow]:
@@ -371,7 +375,7 @@ def parse_public_feed(data: bytes, site_url: str) -> list[PostRow]:
             digest = hashlib.sha256(repr(row).encode()).hexdigest()
             rows.append(PostRow(**{**row.__dict__, "object_hash": digest}))
         return rows
-    except (EncodingError, ValueError, KeyError, TypeError, AttributeError,
+    except (EncodingError, ValueError, KeyError, TypeError, AttributeError, OverflowError,
             feeds.FeedFormatError) as e:
         raise Refused(MALFORMED, f"public feed.json: {e}") from None
 
@@ -516,14 +520,23 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
 def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
             get: Getter, out: Outcome, update: FriendUpdate, st: dict[str, Any]) -> None:
     """Their public posts, from feed.json (§1.4), by a conditional request. A post that
-    leaves the feed (older than its newest `feed_items`) stays stored."""
-    resp = get(PUBLIC_FEED_PATH, cap=MAX_PUBLIC_FEED_BYTES,
-               etag=state.pub_etag if state else None,
-               last_modified=state.pub_last_modified if state else None)
-    if resp.status != 200:
+    leaves the feed (older than its newest `feed_items`) stays stored.
+
+    This file is not signed, so it never holds up what their signed feed for us
+    brought: a feed.json that cannot be fetched or read is reported in
+    `out.public_error`, nothing of it is stored, and it is asked for again next time."""
+    try:
+        resp = get(PUBLIC_FEED_PATH, cap=MAX_PUBLIC_FEED_BYTES,
+                   etag=state.pub_etag if state else None,
+                   last_modified=state.pub_last_modified if state else None)
+        rows = parse_public_feed(resp.body, keys.site_url) if resp.status == 200 else None
+    except Refused as e:
+        out.public_error = f"{e.reason}: {e.detail}"
+        return
+    if rows is None:
         return
     st.update(pub_etag=resp.etag, pub_last_modified=resp.last_modified)
-    for row in parse_public_feed(resp.body, keys.site_url):
+    for row in rows:
         if stored_hashes.get(row.id, "") == row.object_hash:
             continue
         update.upserts.append(row)

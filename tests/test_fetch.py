@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import http.server
+import json
 import os
 import shutil
 import ssl
@@ -422,3 +423,36 @@ def test_an_unreadable_ca_bundle_is_one_clear_error(trio, tmp_path):
         assert result.exit_code == 1, result.output
         assert "o2m: error:" in result.output and "CA bundle" in result.output
         assert "internal error" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("bad", ["an item without a date", "a date past year 9999 in UTC",
+                                 "not JSON"])
+def test_a_bad_public_feed_is_reported_and_the_private_update_still_lands(trio, bad):
+    """Their feed.json is not signed, so it must not hold up what their signed feed for
+    us brings: a feed.json with an item without date_published, with a date that is
+    past year 9999 once in UTC (which raised an OverflowError, "internal error"), or no
+    JSON at all is reported on the friend's line (exit 1), and their private post is
+    stored all the same. Once their feed.json is mended, its posts come in."""
+    ada, bob, carol, bundle = trio
+    ada.post("circle", "For friends", "friends")
+    ada.post("open", "Open to all", "public")
+    ada.build()
+    feed = ada.root / "build/feed.json"
+    good = feed.read_bytes()
+    item = {"id": ada.server.url + "x/", "url": ada.server.url + "x/",
+            "content_html": "<p>x</p>", "title": "Hostile"}
+    if bad == "a date past year 9999 in UTC":
+        item["date_published"] = "9999-12-31T23:59:59-01:00"
+    feed.write_text("{not json" if bad == "not JSON" else json.dumps(
+        {"version": "https://jsonfeed.org/version/1.1", "title": "Ada", "items": [item]}))
+    result = CliRunner(env={"O2M_CA_BUNDLE": bundle}).invoke(
+        main, ["-C", str(bob.root), "fetch", "ada"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    line = result.output.strip()
+    assert line.startswith("ada") and "1 new" in line and "public feed.json refused" in line
+    assert "internal error" not in line
+    assert {(p.title, p.audience) for p in bob.timeline()} == {("For friends", "private")}
+    feed.write_bytes(good)
+    got = bob.fetch(bundle)["ada"]
+    assert got.ok and got.public_error is None and got.new == 1, got
+    assert ("Open to all", "public") in {(p.title, p.audience) for p in bob.timeline()}
