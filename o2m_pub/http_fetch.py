@@ -442,13 +442,19 @@ def _strong_last_modified(headers: object) -> str | None:
     §8.8.2.2: then it is weak): a head rewritten in that same second would be missed by
     a later If-Modified-Since."""
     from email.utils import parsedate_to_datetime
+
+    def utc(text: object) -> dt.datetime:
+        # "-0000" (RFC 5322: UTC, local zone unknown) parses naive, "+0000" or "GMT"
+        # aware; a naive one minus an aware one would raise TypeError
+        parsed = parsedate_to_datetime(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
     value = headers.get("Last-Modified")
     try:
-        modified = parsedate_to_datetime(value)
-        date = parsedate_to_datetime(headers.get("Date"))
-    except (TypeError, ValueError, IndexError):
+        age = utc(headers.get("Date")) - utc(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return value if (date - modified).total_seconds() >= 2 else None
+    return value if age.total_seconds() >= 2 else None
 
 
 def _short(e: BaseException) -> str:

@@ -332,6 +332,21 @@ def test_unreachable_for_more_than_a_day_is_a_notification(hostile):
         assert [n.kind for n in store.notifications()] .count("unreachable") == 1
 
 
+def test_a_date_of_minus_0000_beside_a_last_modified_of_plus_0000_is_read(hostile):
+    """A host's Date in RFC 5322's "-0000" (parsed without a time zone) and its
+    Last-Modified in "+0000" (with one): compared as the UTC times both are, not
+    refused as an internal error. The head an hour older than the response is a
+    strong validator, kept for the next conditional request."""
+    ada, bob, carol, bundle = hostile
+    ada.post("b", "Ada second", "friends")
+    ada.build()
+    ada.server.behaviours = {"f/": "date-minus-zero"}
+    got = bob.fetch(bundle, "ada", limits=FAST)["ada"]
+    assert (got.status, got.new) == ("new", 1), got
+    with ReaderStore.open(bob.root) as store:
+        assert store.friend_state("ada").last_modified == "Mon, 30 Nov 2026 11:00:00 +0000"
+
+
 # ---------------------------------------------------------------- TLS pins
 
 
