@@ -43,10 +43,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 from urllib3.util.connection import allowed_gai_family, create_connection
 from urllib3.util.ssl_ import create_urllib3_context
 
@@ -78,8 +82,8 @@ CHUNK = 64 * 1024
 class Limits:
     """Timeouts (seconds), parallelism and the byte budget of one fetch run."""
 
-    connect_timeout: float = 10.0
-    read_timeout: float = 20.0
+    connect_timeout: float = 15.0  # equal timeouts: urllib3 sets each per request, and
+    read_timeout: float = 15.0  # setting the value the socket has costs nothing
     deadline: float = 120.0  # per friend: every file of theirs, start to end
     workers: int = 8
     friend_bytes: int = MAX_FRIEND_BYTES  # per friend: new archive pages and objects
@@ -115,6 +119,13 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
         if current is None or current > remaining:
             self.settimeout(remaining)
 
+    def settimeout(self, value: float | None) -> None:
+        # urllib3 sets the timeout twice per request; each call is an ioctl that lets
+        # go of the interpreter lock, which the other fetch threads then hold: the same
+        # value again is no change, and costs nothing here.
+        if value != self.gettimeout():
+            super().settimeout(value)
+
     def do_handshake(self, block: bool = False) -> None:
         self._within_deadline()
         super().do_handshake(block)
@@ -134,9 +145,10 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
 
 def _ca_context(verify: str | None) -> ssl.SSLContext:
     """One client context for every CA-checked connection of a run: the CAs of
-    `verify` (a file or folder), else requests' (certifi's) bundle, loaded once."""
+    `verify` (a file or folder), else certifi's bundle (as requests uses), loaded once."""
+    import certifi
     context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)  # checks the host name
-    where = verify or requests.utils.DEFAULT_CA_BUNDLE_PATH
+    where = verify or certifi.where()
     try:
         if os.path.isdir(where):
             context.load_verify_locations(capath=where)
@@ -209,8 +221,7 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
         raise error
 
     def connect(self) -> None:
-        # Our context, whatever requests passed (its CA file is in the context already).
-        self.ssl_context = self.tls_context
+        self.ssl_context = self.tls_context  # its CA file is loaded in it already
         self.ca_certs = self.ca_cert_dir = self.ca_cert_data = None
         if self.spki_pin is None:
             self.cert_reqs = "CERT_REQUIRED"
@@ -233,23 +244,18 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
         self.is_verified = True  # by the pin, which is stronger than a CA for this host
 
 
-class _Adapter(HTTPAdapter):
-    """A requests adapter whose HTTPS connections use one context and, if given, check
-    one SPKI pin."""
-
-    def __init__(self, context: ssl.SSLContext, spki_pin: bytes | None,
-                 **kwargs: object) -> None:
-        self._context, self._pin = context, spki_pin
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        connection = type("O2MHTTPSConnection", (_HTTPSConnection,),
-                          {"tls_context": self._context, "spki_pin": self._pin})
-        pool = type("O2MHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection})
-        self.poolmanager.pool_classes_by_scheme = {"http": urllib3.HTTPConnectionPool,
-                                                   "https": pool}
-        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+def _pool_manager(context: ssl.SSLContext, spki_pin: bytes | None, *, hosts: int,
+                  maxsize: int) -> urllib3.PoolManager:
+    """A urllib3 PoolManager whose HTTPS connections use `context` and, if given, check
+    `spki_pin`; plain http has no pool at all. (urllib3 directly, not requests: the
+    same connections at half the interpreter time per request, and fetching is bound
+    by the interpreter.)"""
+    connection = type("O2MHTTPSConnection", (_HTTPSConnection,),
+                      {"tls_context": context, "spki_pin": spki_pin})
+    pool = type("O2MHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection})
+    manager = urllib3.PoolManager(num_pools=max(10, hosts), maxsize=maxsize, retries=False)
+    manager.pool_classes_by_scheme = {"https": pool}
+    return manager
 
 
 def _origin(url: str) -> str:
@@ -261,7 +267,7 @@ def _origin(url: str) -> str:
 
 
 class HTTPFetcher:
-    """The HTTPS client of one fetch run: one pooled requests.Session for the friends
+    """The HTTPS client of one fetch run: one pool of connections for the friends
     checked by CAs, and one per TLS pin (§2.4), so that a pin vouches only for the
     friends whose cards carry it (thread-safe for plain GETs).
 
@@ -272,27 +278,19 @@ class HTTPFetcher:
     def __init__(self, limits: Limits = Limits(), *, ca_bundle: str | None = None,
                  hosts: int = 10, pins: Iterable[bytes] = ()) -> None:
         self.limits = limits
-        self._pool_args = dict(pool_connections=max(10, hosts), pool_maxsize=limits.workers,
-                               max_retries=0)
+        sizes = dict(hosts=hosts, maxsize=limits.workers)
         ca = _ca_context(ca_bundle or os.environ.get("O2M_CA_BUNDLE") or None)
-        self._sessions: dict[bytes | None, requests.Session] = {None: self._session(ca, None)}
+        self._pools: dict[bytes | None, urllib3.PoolManager] = {
+            None: _pool_manager(ca, None, **sizes)}
         pinned = _pinned_context()
         for pin in pins:
-            if pin not in self._sessions:
-                self._sessions[pin] = self._session(pinned, pin)
-
-    def _session(self, context: ssl.SSLContext, pin: bytes | None) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False  # no proxies or .netrc from the environment
-        session.mount("https://", _Adapter(context, pin, **self._pool_args))
-        session.mount("http://", HTTPAdapter(max_retries=0))  # never used: refused below
-        session.headers.update({"User-Agent": f"o2m/{__version__}",
-                                "Accept-Encoding": "identity"})
-        return session
+            if pin not in self._pools:
+                self._pools[pin] = _pool_manager(pinned, pin, **sizes)
+        self._headers = {"User-Agent": f"o2m/{__version__}", "Accept-Encoding": "identity"}
 
     def close(self) -> None:
-        for session in self._sessions.values():
-            session.close()
+        for manager in self._pools.values():
+            manager.clear()
 
     def getter(self, site_url: str, deadline_at: float,
                tls_pin: bytes | None = None) -> Callable[..., Response]:
@@ -322,20 +320,19 @@ class HTTPFetcher:
         _deadline.at = deadline_at  # every socket step on this thread, until we return
         try:
             return self._get(url, cap, deadline_at, etag, last_modified,
-                             origin or _origin(url), self._session_for(tls_pin))
+                             origin or _origin(url), self._pool_for(tls_pin))
         finally:
             _deadline.at = outer
 
-    def _session_for(self, tls_pin: bytes | None) -> requests.Session:
-        session = self._sessions.get(tls_pin)
-        if session is None:
+    def _pool_for(self, tls_pin: bytes | None) -> urllib3.PoolManager:
+        manager = self._pools.get(tls_pin)
+        if manager is None:
             raise ValueError("a pin not given to HTTPFetcher(pins=...)")
-        return session
+        return manager
 
     def _get(self, url: str, cap: int, deadline_at: float, etag: str | None,
-             last_modified: str | None, origin: str,
-             session: requests.Session) -> Response:
-        headers = {}
+             last_modified: str | None, origin: str, pool: urllib3.PoolManager) -> Response:
+        headers = dict(self._headers)
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -345,9 +342,9 @@ class HTTPFetcher:
         for _ in range(MAX_REDIRECTS + 1):
             if not url.lower().startswith("https://"):
                 raise Refused(REDIRECT, f"{name}: not https")
-            response = self._send(session, url, headers, deadline_at)
+            response = self._send(pool, url, headers, deadline_at)
             try:
-                if response.status_code in (301, 302, 303, 307, 308):
+                if response.status in (301, 302, 303, 307, 308):
                     target = urljoin(url, response.headers.get("Location", ""))
                     if not target.lower().startswith("https://"):
                         raise Refused(REDIRECT, f"{name}: redirected to http")
@@ -358,11 +355,11 @@ class HTTPFetcher:
                     seen.add(target)
                     url = target
                     continue
-                if response.status_code in (304, 404, 410):
+                if response.status in (304, 404, 410):
                     self._drain(response, deadline_at)
-                    return Response(304 if response.status_code == 304 else 404)
-                if response.status_code != 200:
-                    raise Refused(HTTP_ERROR, f"{name}: HTTP {response.status_code}")
+                    return Response(304 if response.status == 304 else 404)
+                if response.status != 200:
+                    raise Refused(HTTP_ERROR, f"{name}: HTTP {response.status}")
                 ctype = response.headers.get("Content-Type", "").lower()
                 if ctype.startswith("text/html"):
                     raise Refused(MALFORMED, f"{name}: the host answered with an HTML page")
@@ -378,36 +375,43 @@ class HTTPFetcher:
                 return Response(200, body, response.headers.get("ETag"),
                                 _strong_last_modified(response.headers))
             finally:
-                response.close()  # a no-op for a connection already given back whole
+                # a no-op for a connection already given back whole; else it is closed
+                # (a body not read to its end) and its place in the pool freed
+                response.close()
+                response.release_conn()
         raise Refused(REDIRECT, f"{name}: too many redirects")
 
-    def _send(self, session: requests.Session, url: str, headers: dict[str, str],
-              deadline_at: float) -> requests.Response:
+    def _send(self, pool: urllib3.PoolManager, url: str, headers: dict[str, str],
+              deadline_at: float) -> urllib3.BaseHTTPResponse:
         remaining = deadline_at - time.monotonic()
         if remaining <= 0:
             raise Refused(TIMEOUT, "the deadline for this friend passed")
-        timeout = (min(self.limits.connect_timeout, remaining),
-                   min(self.limits.read_timeout, remaining))
+        timeout = urllib3.Timeout(connect=min(self.limits.connect_timeout, remaining),
+                                  read=min(self.limits.read_timeout, remaining))
         try:
-            # verify=True only keeps requests from turning checks off: what is checked
-            # is our connections' context (the CA bundle, or the friend's pin)
-            return session.get(url, headers=headers, stream=True, allow_redirects=False,
-                               timeout=timeout, verify=True)
-        except requests.exceptions.SSLError as e:
+            return pool.urlopen("GET", url, headers=headers, redirect=False, retries=False,
+                                preload_content=False, decode_content=False, timeout=timeout)
+        except urllib3.exceptions.SSLError as e:
             pinned = "pin" in str(e)
             raise Refused(BAD_CERTIFICATE, "the server's key does not match the pin in their "
                           "card" if pinned else "the server's certificate is not valid for "
                           "it") from None
-        except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout):
+        except NewConnectionError as e:  # a ConnectTimeoutError too, for urllib3's reasons
+            raise Refused(UNREACHABLE, _short(e)) from None
+        except (ConnectTimeoutError, ReadTimeoutError):
             raise Refused(TIMEOUT, "no answer in time") from None
-        except requests.exceptions.RequestException as e:
+        except ProtocolError as e:
+            if isinstance(e.args[-1], TimeoutError):  # the deadline, while sending
+                raise Refused(TIMEOUT, "no answer in time") from None
+            raise Refused(UNREACHABLE, _short(e)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
             raise Refused(UNREACHABLE, _short(e)) from None
 
-    def _read(self, response: requests.Response, cap: int, deadline_at: float,
+    def _read(self, response: urllib3.BaseHTTPResponse, cap: int, deadline_at: float,
               name: str) -> bytes:
         """The whole body as received (never decoded), at most `cap` bytes, by
         `deadline_at` (each read also stops there: `_DeadlineSSLSocket`)."""
-        raw = response.raw
+        raw = response
         chunks, total = [], 0
         while True:
             if deadline_at <= time.monotonic():
@@ -429,7 +433,7 @@ class HTTPFetcher:
         raw.release_conn()  # read whole: the connection goes back to the pool
         return b"".join(chunks)
 
-    def _drain(self, response: requests.Response, deadline_at: float) -> None:
+    def _drain(self, response: urllib3.BaseHTTPResponse, deadline_at: float) -> None:
         """Read a small error or 304 body so the connection can be reused."""
         try:
             self._read(response, 64 * 1024, deadline_at, "")

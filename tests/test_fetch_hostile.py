@@ -48,6 +48,10 @@ class RawTLSServer:
 
     def stop(self) -> None:
         self.stopping = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way
+        except OSError:
+            pass
         self.sock.close()
 
     def _accept(self) -> None:
@@ -55,6 +59,9 @@ class RawTLSServer:
             try:
                 conn, _ = self.sock.accept()
             except OSError:
+                return
+            if self.stopping:  # a connection that came in as the server stopped
+                conn.close()
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
