@@ -122,8 +122,8 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
     def settimeout(self, value: float | None) -> None:
         # urllib3 sets the timeout twice per request; each call is an ioctl that lets
         # go of the interpreter lock, which the other fetch threads then hold: the same
-        # value again is no change, and costs nothing here.
-        if value != self.gettimeout():
+        # timeout again is no change (None always goes through: it means blocking).
+        if value is None or value != self.gettimeout():
             super().settimeout(value)
 
     def do_handshake(self, block: bool = False) -> None:
@@ -184,7 +184,7 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
 
     The pin is checked right after the handshake and before `connect` returns, so
     urllib3 never sends the request line on a connection whose key does not match
-    (THREATS.md 30). Subclasses set `tls_context` and `spki_pin` (one per adapter)."""
+    (THREATS.md 30). Subclasses set `tls_context` and `spki_pin` (one per pool manager)."""
 
     tls_context: ssl.SSLContext
     spki_pin: bytes | None = None
@@ -411,14 +411,13 @@ class HTTPFetcher:
               name: str) -> bytes:
         """The whole body as received (never decoded), at most `cap` bytes, by
         `deadline_at` (each read also stops there: `_DeadlineSSLSocket`)."""
-        raw = response
         chunks, total = [], 0
         while True:
             if deadline_at <= time.monotonic():
                 raise Refused(TIMEOUT, f"{name}: still downloading at the deadline")
             try:
                 # never more than one byte past the cap (THREATS 20: abort at length+1)
-                chunk = raw.read1(min(CHUNK, cap + 1 - total), decode_content=False)
+                chunk = response.read1(min(CHUNK, cap + 1 - total), decode_content=False)
             except (socket.timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
                 raise Refused(TIMEOUT, f"{name}: the body stopped coming") from None
             except (urllib3.exceptions.HTTPError, OSError) as e:
@@ -430,7 +429,7 @@ class HTTPFetcher:
             if total > cap:
                 raise Refused(OVERSIZED, f"{name}: over the cap of {cap:,} bytes")
             chunks.append(chunk)
-        raw.release_conn()  # read whole: the connection goes back to the pool
+        response.release_conn()  # read whole: the connection goes back to the pool
         return b"".join(chunks)
 
     def _drain(self, response: urllib3.BaseHTTPResponse, deadline_at: float) -> None:
