@@ -14,6 +14,8 @@ $O2M_CA_BUNDLE) at https://localhost:PORT/uNN/. Then it measures, best of --repe
   plain-download   the same files (head, objects, feed.json of every friend) with one
                    pooled requests.Session, the same 8 threads, bodies read whole, in a
                    fresh process (start-up included, as for o2m)
+  plain-urllib3    the same with one urllib3.PoolManager, the HTTP client o2m fetch
+                   uses itself (for reference: the target is against plain-download)
   fetch-unchanged  `o2m fetch` again with nothing new: one 304 per file asked for
   first-with-unlock  fetch-new with nothing cached, the Argon2id unlock included
   timeline-100k    the first timeline page of a store of 100,000 posts
@@ -136,14 +138,32 @@ with ThreadPoolExecutor(workers) as pool:
     assert sum(pool.map(one, urls)) > 0
 """
 
+PLAIN_URLLIB3 = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import urllib3
+urls = open(sys.argv[1]).read().split()
+bundle, workers = sys.argv[2], int(sys.argv[3])
+manager = urllib3.PoolManager(num_pools=10, maxsize=workers, ca_certs=bundle,
+                              cert_reqs="CERT_REQUIRED", retries=False)
+def one(url):
+    r = manager.urlopen("GET", url, timeout=30, preload_content=False, redirect=False)
+    assert r.status == 200, r.status
+    n = len(r.read())
+    r.release_conn()
+    return n
+with ThreadPoolExecutor(workers) as pool:
+    assert sum(pool.map(one, urls)) > 0
+"""
 
-def plain_download(urls: list[str], bundle: str, workers: int) -> float:
-    """The same files with one pooled requests.Session and `workers` threads, in a
-    fresh process like `o2m fetch` (start-up included on both sides)."""
+
+def plain_download(urls: list[str], bundle: str, workers: int, script: str = PLAIN) -> float:
+    """The same files with one pooled requests.Session (or `script`) and `workers`
+    threads, in a fresh process like `o2m fetch` (start-up included on both sides)."""
     listing = Path(bundle).with_name("urls.txt")
     listing.write_text("\n".join(urls))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", PLAIN, str(listing), bundle, str(workers)],
+    subprocess.run([sys.executable, "-c", script, str(listing), bundle, str(workers)],
                    check=True)
     return time.perf_counter() - start
 
@@ -233,13 +253,15 @@ def main() -> None:
                                                .rglob("*")) if p.is_file()]
         first = o2m(root, env, "fetch", "-q")  # derives and caches the feed secrets
         results: dict[str, list[float]] = {"fetch-new": [], "plain-download": [],
-                                           "fetch-unchanged": []}
+                                           "plain-urllib3": [], "fetch-unchanged": []}
         for _ in range(args.repeat):
             reset_posts(root)
             fetch = ("fetch", "-q", "--workers", str(args.workers))
             results["fetch-new"].append(o2m(root, env, *fetch))
             results["fetch-unchanged"].append(o2m(root, env, *fetch))
             results["plain-download"].append(plain_download(urls, bundle, args.workers))
+            results["plain-urllib3"].append(plain_download(urls, bundle, args.workers,
+                                                           PLAIN_URLLIB3))
         posts = sqlite3.connect(root / ".o2m/reader.db").execute(
             "SELECT count(*) FROM posts").fetchone()[0]
         assert posts == args.friends * args.posts, posts
@@ -253,6 +275,8 @@ def main() -> None:
           f"({best['fetch-new'] / best['plain-download']:.2f} x plain-download)")
     print(f"{'plain-download':<18} {best['plain-download']:7.2f} s  "
           f"({len(urls) / best['plain-download']:,.0f} files/s)")
+    print(f"{'plain-urllib3':<18} {best['plain-urllib3']:7.2f} s  "
+          f"({best['fetch-new'] / best['plain-urllib3']:.2f} x for fetch-new)")
     print(f"{'fetch-unchanged':<18} {best['fetch-unchanged']:7.2f} s")
     print(f"{'first-with-unlock':<18} {first:7.2f} s")
     print(f"{'timeline-100k':<18} {timeline_first_page() * 1000:7.1f} ms  (first page of "

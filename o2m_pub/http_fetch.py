@@ -298,12 +298,17 @@ class HTTPFetcher:
         their card's `tls_pin` (else by CAs), all done by `deadline_at`
         (time.monotonic())."""
         origin = _origin(site_url)
+        pool = self._pool_for(tls_pin).connection_from_url(site_url)  # redirects stay on it
 
         def get(path: str, *, cap: int, etag: str | None = None,
                 last_modified: str | None = None) -> Response:
-            return self.get(urljoin(site_url, path), cap=cap, deadline_at=deadline_at,
-                            etag=etag, last_modified=last_modified, origin=origin,
-                            tls_pin=tls_pin)
+            outer = getattr(_deadline, "at", None)
+            _deadline.at = deadline_at  # every socket step on this thread, until we return
+            try:
+                return self._get(urljoin(site_url, path), cap, deadline_at, etag,
+                                 last_modified, origin, pool)
+            finally:
+                _deadline.at = outer
         return get
 
     def get(self, url: str, *, cap: int, deadline_at: float, etag: str | None = None,
@@ -320,7 +325,8 @@ class HTTPFetcher:
         _deadline.at = deadline_at  # every socket step on this thread, until we return
         try:
             return self._get(url, cap, deadline_at, etag, last_modified,
-                             origin or _origin(url), self._pool_for(tls_pin))
+                             origin or _origin(url),
+                             self._pool_for(tls_pin).connection_from_url(url))
         finally:
             _deadline.at = outer
 
@@ -331,7 +337,10 @@ class HTTPFetcher:
         return manager
 
     def _get(self, url: str, cap: int, deadline_at: float, etag: str | None,
-             last_modified: str | None, origin: str, pool: urllib3.PoolManager) -> Response:
+             last_modified: str | None, origin: str,
+             pool: urllib3.HTTPSConnectionPool) -> Response:
+        """`get` on the connection pool of the friend's origin (redirects must stay on
+        that origin, so they stay on that pool)."""
         headers = dict(self._headers)
         if etag:
             headers["If-None-Match"] = etag
@@ -381,7 +390,7 @@ class HTTPFetcher:
                 response.release_conn()
         raise Refused(REDIRECT, f"{name}: too many redirects")
 
-    def _send(self, pool: urllib3.PoolManager, url: str, headers: dict[str, str],
+    def _send(self, pool: urllib3.HTTPSConnectionPool, url: str, headers: dict[str, str],
               deadline_at: float) -> urllib3.BaseHTTPResponse:
         remaining = deadline_at - time.monotonic()
         if remaining <= 0:
@@ -389,8 +398,11 @@ class HTTPFetcher:
         timeout = urllib3.Timeout(connect=min(self.limits.connect_timeout, remaining),
                                   read=min(self.limits.read_timeout, remaining))
         try:
-            return pool.urlopen("GET", url, headers=headers, redirect=False, retries=False,
-                                preload_content=False, decode_content=False, timeout=timeout)
+            parts = urlsplit(url)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            return pool.urlopen("GET", target, headers=headers, redirect=False, retries=False,
+                                preload_content=False, decode_content=False, timeout=timeout,
+                                release_conn=False)
         except urllib3.exceptions.SSLError as e:
             pinned = "pin" in str(e)
             raise Refused(BAD_CERTIFICATE, "the server's key does not match the pin in their "
