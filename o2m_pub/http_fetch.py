@@ -59,6 +59,7 @@ from .canonical import b64u_encode
 from .errors import O2MError
 from .fetch_plan import (
     BAD_CERTIFICATE,
+    EQUIVOCATION,
     MALFORMED,
     OVERSIZED,
     REDIRECT,
@@ -588,6 +589,8 @@ def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.date
             outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
             outcome.update = None
             outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
+            if e.reason == EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
+                outcome.notifications.append(("equivocation", str(e)))
     store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or MALFORMED,
                          outcome.detail, now=now, notifications=outcome.notifications)
 

@@ -456,3 +456,34 @@ def test_a_bad_public_feed_is_reported_and_the_private_update_still_lands(trio, 
     got = bob.fetch(bundle)["ada"]
     assert got.ok and got.public_error is None and got.new == 1, got
     assert ("Open to all", "public") in {(p.title, p.audience) for p in bob.timeline()}
+
+
+@pytest.mark.parametrize("seq,signed,reason", [(6, b"head 6", "rollback"),
+                                               (7, b"other 7", "equivocation")])
+def test_threat_10_an_update_overtaken_at_commit_is_refused_and_recorded(tmp_path, seq,
+                                                                        signed, reason):
+    """A fetch whose head was newer than the state it read, but not than the head another
+    fetch committed meanwhile (seq 7): at commit it becomes a refusal, as rollback (or
+    equivocation, with its warning), recorded for that friend; the store keeps seq 7."""
+    from o2m_pub import feeds
+    from o2m_pub.canonical import b64u_encode
+    from o2m_pub.fetch_plan import FriendKeys, Outcome
+    from o2m_pub.http_fetch import _record
+    from o2m_pub.store import FriendUpdate, PostRow
+    keys = FriendKeys("ada", b"\1" * 32, b"\2" * 32, b"\3" * 32,
+                      feeds.FeedSecrets("name", b"\4" * 32), "https://ada.example/")
+    now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
+    post = PostRow(id="p", audience="private", date="2026-11-30T10:00:00Z", markdown="x")
+    with ReaderStore.open(tmp_path) as store:
+        store.apply_update(FriendUpdate("ada", b64u_encode(keys.sign_pk),
+                                        state={"seq": 7, "head_signed": b"head 7"}), now=now)
+        outcome = Outcome("ada", "new", new=1, update=FriendUpdate(
+            "ada", b64u_encode(keys.sign_pk), state={"seq": seq, "head_signed": signed},
+            upserts=[post]))
+        _record(store, keys, outcome, now)
+        assert (outcome.status, outcome.reason, outcome.new) == ("refused", reason, 0)
+        state = store.friend_state("ada")
+        assert (state.seq, state.head_signed, state.last_reason) == (7, b"head 7", reason)
+        assert store.timeline() == []
+        kinds = [n.kind for n in store.notifications()]
+        assert kinds == (["equivocation"] if reason == "equivocation" else [])
