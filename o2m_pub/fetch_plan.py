@@ -506,15 +506,21 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
         if row is None:
             out.skipped += 1
             continue
-        update.upserts.append(row)
-        if item.id in stored_hashes:
-            out.updated += 1
-        else:
-            out.new += 1
+        _upsert(update, out, stored_hashes, row)
     st.update(seq=head.seq, head_signed=head.signed,
               head_digest=hashlib.sha256(head.signed).hexdigest(), updated=head.updated,
               expires=head.expires,
               pages=tuple(state.pages if state else ()) + tuple(new_pages))
+
+
+def _upsert(update: FriendUpdate, out: Outcome, stored_hashes: dict[str, str | None],
+            row: Any) -> None:
+    """Store a post, counted as new or as an edit of one already stored."""
+    update.upserts.append(row)
+    if row.id in stored_hashes:
+        out.updated += 1
+    else:
+        out.new += 1
 
 
 def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
@@ -539,8 +545,4 @@ def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str
     for row in rows:
         if stored_hashes.get(row.id, "") == row.object_hash:
             continue
-        update.upserts.append(row)
-        if row.id in stored_hashes:
-            out.updated += 1
-        else:
-            out.new += 1
+        _upsert(update, out, stored_hashes, row)
