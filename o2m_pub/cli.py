@@ -767,7 +767,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     if not (no_access_log or not settings.access_log):
         log_file = _open_access_log(root / STATE_DIR, access_log)
     options = ServeOptions(
-        host=host, port=listening.port, workers=workers,
+        workers=workers,
         live_reload=watch, access_log=log_file, request_timeout=request_timeout,
         idle_timeout=idle_timeout, max_connections=max_connections,
         log_addresses=settings.log_addresses and not no_client_addresses,

@@ -49,9 +49,6 @@ class ServeError(O2MError):
 class ServeOptions:
     """How to serve; `o2m serve`'s flags and the ``[serve]`` table land here."""
 
-    host: str = "127.0.0.1"
-    port: int = 8443
-    http_port: int | None = None
     workers: int = 1
     live_reload: bool = False
     access_log: IO[str] | None = None
@@ -71,7 +68,6 @@ class _Entry:
     """A servable file as of one stat: its headers and, when small, its bytes."""
 
     fs_path: str
-    rel: str
     facts: rules.FileFacts
     headers: http.Headers
     body: bytes | None
@@ -184,7 +180,7 @@ class FileCache:
         headers.wire = _wire_form(headers)
         if gz_headers is not None:
             gz_headers.wire = _wire_form(gz_headers)
-        return _Entry(fs_path, rel, facts, headers, body, gzipped, gz_headers)
+        return _Entry(fs_path, facts, headers, body, gzipped, gz_headers)
 
 
 def _inject_live_script(page: bytes) -> bytes:
@@ -695,12 +691,17 @@ class ReloadableTLS:
         from OpenSSL import SSL
         return SSL.Connection(self.context, None)
 
-    def reload(self) -> bool:
-        """Re-read the files; False (and the old context kept) if they are unusable."""
+    def reload(self) -> None:
+        """Re-read the files.
+
+        Raises:
+            TLSError: they are unusable; the old context stays, and the same files are
+                not tried again until they change once more.
+        """
+        self.stamp = self.pair.stamp()
         pair = load_pair(self.pair.cert_path, self.pair.key_path)
         self.context = server_context(pair, self.alpn)
-        self.pair, self.stamp = pair, pair.stamp()
-        return True
+        self.pair = pair
 
 
 # -- running ------------------------------------------------------------------------
@@ -713,6 +714,7 @@ class Listening:
     http: socket.socket | None
     url: str
     pair: KeyPair
+    reuse_port: bool = False  # each worker opens its own socket on the port
 
     @property
     def port(self) -> int:
@@ -727,13 +729,14 @@ def bind(host: str, port: int, http_port: int | None, pair: KeyPair, *,
     worker can open its own on the same port and the kernel spreads connections
     evenly (one shared socket would wake every worker and favour whichever is idle).
     """
-    https = _bind_one(host, port, reuse_port=workers > 1 and hasattr(socket, "SO_REUSEPORT"))
+    reuse_port = workers > 1 and hasattr(socket, "SO_REUSEPORT")
+    https = _bind_one(host, port, reuse_port=reuse_port)
     plain = _bind_one(host, http_port) if http_port is not None else None
     bound = https.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
         shown = "localhost"
-    return Listening(https, plain, f"https://{shown}:{bound}/", pair)
+    return Listening(https, plain, f"https://{shown}:{bound}/", pair, reuse_port)
 
 
 def _bind_one(host: str, port: int, reuse_port: bool = False) -> socket.socket:
@@ -776,7 +779,7 @@ def _own_socket(listening: Listening) -> Listening:
     own.listen(1024)
     own.setblocking(False)
     shared.close()
-    return Listening(own, listening.http, listening.url, listening.pair)
+    return Listening(own, listening.http, listening.url, listening.pair, True)
 
 
 def _raise_fd_limit() -> None:
@@ -805,7 +808,7 @@ def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOp
         if pid == 0:
             code = 1
             try:
-                if listening.https.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_REUSEPORT", 0)):
+                if listening.reuse_port:
                     listening = _own_socket(listening)
                 code = _serve_in_this_process(build_dir, state_dir, listening, options)
             finally:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from .cards import tls_pin_from_certificate
 from .errors import O2MError
+from .keys import _write_atomic
 
 TLS_DIR = "keys/tls"
 CERT_NAME = "cert.pem"
@@ -109,20 +109,9 @@ def ensure_self_signed(root: Path, host_names: list[str], now: dt.datetime) -> t
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     names = list(dict.fromkeys([*host_names, "localhost", "127.0.0.1", "::1"]))
-    _write_private(key_path, key_pem)
-    _write_private(cert_path, self_signed(key, names, now))
+    _write_atomic(key_path, key_pem, 0o600)
+    _write_atomic(cert_path, self_signed(key, names, now), 0o600)
     return load_pair(cert_path, key_path), True
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def load_pair(cert_path: Path, key_path: Path) -> KeyPair:
