@@ -41,28 +41,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from serve_bench import free_port, wait_port  # noqa: E402
+from serve_bench import free_port, nginx_conf, wait_port  # noqa: E402
 
-NGINX_CONF = """
-worker_processes 2;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-    sendfile on; tcp_nopush on; keepalive_requests 100000;
-    types {{ application/json json; }}
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {cert}; ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        root {root};
-    }}
-}}
-"""
 PASSPHRASE = "bench passphrase"
 
 
@@ -240,8 +220,8 @@ def main() -> None:
     bundle = str(tmp / "ca.pem")
     ca.cert_pem.write_to_path(bundle)
     env["O2M_CA_BUNDLE"] = bundle
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port, cert=tmp / "cert.pem",
-                                                      key=tmp / "key.pem", root=www))
+    (tmp / "nginx.conf").write_text(nginx_conf(tmp, port, tmp / "cert.pem", tmp / "key.pem",
+                                               www, workers=2, access_log=False))
     nginx = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(tmp / "nginx.conf"),
                               "-g", "daemon off;"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)

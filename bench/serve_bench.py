@@ -27,17 +27,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-NGINX_CONF = """
-worker_processes 1;
+def nginx_conf(tmp: Path, port: int, cert: Path, key: Path, root: Path, *, workers: int = 1,
+               access_log: bool = True) -> str:
+    """An nginx configuration serving `root` over TLS on 127.0.0.1:`port`, as a child
+    process keeping everything under `tmp` (shared by the benchmarks that need nginx)."""
+    log = f"{tmp}/nginx-access.log" if access_log else "off"
+    return f"""
+worker_processes {workers};
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log;
 events {{ worker_connections 1024; }}
 http {{
-    access_log {tmp}/nginx-access.log;
+    access_log {log};
     client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
     sendfile on; tcp_nopush on; keepalive_requests 100000;
-    types {{ application/octet-stream bin; }}
+    types {{ application/json json; }}
     default_type application/octet-stream;
     server {{
         listen 127.0.0.1:{port} ssl;
@@ -121,8 +126,7 @@ def main() -> None:
         wait_port(port)
         cert, key = root / "keys/tls/cert.pem", root / "keys/tls/key.pem"
         port = free_port()
-        (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port, cert=cert, key=key,
-                                                          root=root / "build"))
+        (tmp / "nginx.conf").write_text(nginx_conf(tmp, port, cert, key, root / "build"))
         servers["nginx (1 worker)"] = (subprocess.Popen(
             ["nginx", "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port)

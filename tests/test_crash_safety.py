@@ -125,12 +125,7 @@ def test_threat_46_kill_before_each_write_leaves_a_whole_site(tmp_path, with_fri
             "---\ntitle: Secret 2\ndate: 2026-01-03\naudience: friends\n---\nnew\n")
         (base / "content/2026/secret2.md").write_text(
             "---\ntitle: Secret 3\ndate: 2026-01-04\naudience: bob\n---\nmore\n")
-    reference = tmp_path / "reference"
-    shutil.copytree(base, reference)
-    done = run_o2m("build", cwd=reference)
-    assert done.returncode == 0
-    new = _files(reference / "build")
-    writes = int(re.search(r"wrote (\d+) files", done.stdout).group(1))
+    new, writes = _reference_build(base, tmp_path / "reference")
     assert writes > 10
 
     for k in range(1, writes + 1):
@@ -156,6 +151,14 @@ def test_threat_46_kill_before_each_write_leaves_a_whole_site(tmp_path, with_fri
         shutil.rmtree(trial)
 
 
+def _reference_build(base: Path, reference: Path) -> tuple[dict[str, bytes], int]:
+    """What an uninterrupted build of `base` writes, on a copy: its files and count."""
+    shutil.copytree(base, reference)
+    done = run_o2m("build", cwd=reference)
+    assert done.returncode == 0
+    return _files(reference / "build"), int(re.search(r"wrote (\d+) files", done.stdout).group(1))
+
+
 def _public(files: dict[str, bytes]) -> dict[str, bytes]:
     """The public files (friends' feeds get fresh nonces on every build)."""
     return {n: d for n, d in files.items() if not n.startswith(("f/", "o/", "p/"))}
@@ -179,12 +182,7 @@ def test_threat_48_enospc_during_a_build_publishes_nothing_partial_and_keeps_the
     _change_site(base)
     (base / "content/2026/secret.md").write_text(
         "---\ntitle: Secret 2\ndate: 2026-01-03\naudience: friends\n---\nnew\n")
-    reference = tmp_path / "reference"
-    shutil.copytree(base, reference)
-    done = run_o2m("build", cwd=reference)
-    assert done.returncode == 0
-    new = _files(reference / "build")
-    writes = int(re.search(r"wrote (\d+) files", done.stdout).group(1))
+    new, writes = _reference_build(base, tmp_path / "reference")
 
     for k in sorted({1, writes // 2, writes}):
         trial = tmp_path / f"enospc-{k}"
