@@ -26,6 +26,7 @@ private posts (rendered locally), untrusted HTML for public posts from their
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from typing import Any, Protocol
 
 from . import feeds
 from .canonical import EncodingError, b64u_encode, parse_json
-from .store import FriendState, FriendUpdate, PostRow
+from .store import FriendState, FriendUpdate, PostRow, utc_now_text
 
 # Reasons a friend's fetch is refused, as `o2m fetch` prints them.
 UNREACHABLE = "unreachable"
@@ -61,7 +62,6 @@ MAX_TEXT = 1 << 20
 UNREACHABLE_NOTICE_AFTER = dt.timedelta(days=1)
 CARD_PATH = ".well-known/o2m-card.json"
 PUBLIC_FEED_PATH = "feed.json"
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class Refused(Exception):
@@ -125,10 +125,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status != "refused"
-
-
-def _text(now: dt.datetime) -> str:
-    return now.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
 
 
 # ---------------------------------------------------------------- the head (§3.5 1-10)
@@ -334,7 +330,7 @@ def _utc(value: Any) -> str:
     if parsed.tzinfo is None:
         raise ValueError("date without offset")
     try:
-        return parsed.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
+        return utc_now_text(parsed)  # in UTC, as everything stored
     except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
         raise ValueError("date out of range") from None
 
@@ -373,7 +369,7 @@ def parse_public_feed(data: bytes, site_url: str) -> list[PostRow]:
                 tags=tuple(tags[:64]), reply_to=reply_to if isinstance(reply_to, str) else None,
                 url=url)
             digest = hashlib.sha256(repr(row).encode()).hexdigest()
-            rows.append(PostRow(**{**row.__dict__, "object_hash": digest}))
+            rows.append(dataclasses.replace(row, object_hash=digest))
         return rows
     except (EncodingError, ValueError, KeyError, TypeError, AttributeError, OverflowError,
             feeds.FeedFormatError) as e:
@@ -417,7 +413,7 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
     Outcome whose `update` the store applies in one transaction. At most `max_bytes`
     of archive pages and objects are downloaded. Raises nothing: a refusal is an
     Outcome with a reason, and nothing of it is to be stored."""
-    stamp = _text(now)
+    stamp = utc_now_text(now)
     if state is not None and state.sign_pk != keys.sign_pk_text:
         # The owner accepted a new card for this friend (`friend add --accept-key-change`):
         # a new key starts a new feed, whose sequence numbers are its own (§2.5).
@@ -431,7 +427,7 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
         if e.reason in (KEY_CHANGED, EQUIVOCATION):
             out.notifications.append((e.reason.replace(" ", "_"), e.detail))
         since = state.failing_since if state and state.failing_since else stamp
-        if since <= _text(now - UNREACHABLE_NOTICE_AFTER) and e.reason in (
+        if since <= utc_now_text(now - UNREACHABLE_NOTICE_AFTER) and e.reason in (
                 UNREACHABLE, TIMEOUT, BAD_CERTIFICATE, HTTP_ERROR, REDIRECT):
             out.notifications.append(("unreachable", f"unreachable since {since}"))
         return out
@@ -444,16 +440,18 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
     update = FriendUpdate(keys.name, keys.sign_pk_text)
     st: dict[str, Any] = {"last_attempt": stamp, "last_success": stamp, "failing_since": None,
                           "last_reason": None, "last_error": None}
-    if state is None or state.sign_pk != keys.sign_pk_text or state.seq is None:
+    # The feed state to check against: none before a first accepted head (a changed key
+    # has already been given a fresh state by fetch_friend).
+    known = state if state is not None and state.seq is not None else None
+    if known is None:
         st.update(seq=None, head_digest=None, head_signed=None, pages=(), etag=None,
                   last_modified=None)
-    have_seq = state is not None and state.seq is not None
     resp = get(keys.secrets.head_path, cap=feeds.MAX_HEAD_BYTES,
-               etag=state.etag if have_seq else None,
-               last_modified=state.last_modified if have_seq else None)
+               etag=known.etag if known else None,
+               last_modified=known.last_modified if known else None)
     if resp.status == 404:
         check_card(keys, get)
-        if have_seq:  # THREATS.md 29: their feed went away; keep what we have
+        if known:  # THREATS.md 29: their feed went away; keep what we have
             raise Refused(HTTP_ERROR, "their feed for you is gone (HTTP 404)")
         out.status = "no feed"
     elif resp.status == 304:
@@ -461,7 +459,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         out.stale_since = expires if expires and expires < stamp else None
     else:
         try:
-            head, verdict = verify_head(resp.body, keys, state if have_seq else None, stamp)
+            head, verdict = verify_head(resp.body, keys, known, stamp)
         except Refused as e:
             if e.reason == BAD_SIGNATURE:
                 check_card(keys, get)
@@ -469,7 +467,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         st.update(etag=resp.etag, last_modified=resp.last_modified)
         out.stale_since = head.expires if verdict.stale else None
         if verdict.fresh:
-            _accept(head, keys, state if have_seq else None, stored_hashes, get, attachments,
+            _accept(head, keys, known, stored_hashes, get, attachments,
                     out, update, st, budget)
             if state is None or state.first_seen is None:
                 st["first_seen"] = stamp

@@ -312,25 +312,6 @@ class HTTPFetcher:
                 _deadline.at = outer
         return get
 
-    def get(self, url: str, *, cap: int, deadline_at: float, etag: str | None = None,
-            last_modified: str | None = None, origin: str | None = None,
-            tls_pin: bytes | None = None) -> Response:
-        """GET one file: 200 with its whole body (at most `cap` bytes), 304, or 404.
-
-        Raises:
-            Refused: timeout, unreachable, bad certificate, redirect refused, an HTTP
-                status other than these, an HTML page, a Content-Encoding, or more than
-                `cap` bytes.
-        """
-        outer = getattr(_deadline, "at", None)
-        _deadline.at = deadline_at  # every socket step on this thread, until we return
-        try:
-            return self._get(url, cap, deadline_at, etag, last_modified,
-                             origin or _origin(url),
-                             self._pool_for(tls_pin).connection_from_url(url))
-        finally:
-            _deadline.at = outer
-
     def _pool_for(self, tls_pin: bytes | None) -> urllib3.PoolManager:
         manager = self._pools.get(tls_pin)
         if manager is None:
@@ -561,20 +542,30 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
     try:
         with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:
             futures = {pool.submit(one, *w): w[0] for w in work}
-            for future in as_completed(futures):
-                keys = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as e:  # a bug must not cost the other friends their fetch
-                    outcome = Outcome(keys.name, "refused", reason=MALFORMED,
-                                      detail=f"internal error: {e.__class__.__name__}: {e}")
-                _record(store, keys, outcome, now)
-                outcomes.append(outcome)
-                if on_done is not None:
-                    on_done(outcome)
+            try:
+                _gather(futures, store, now, outcomes, on_done)
+            except BaseException:  # Ctrl-C or a store error: do not fetch the friends queued
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         fetcher.close()
     return sorted(outcomes, key=lambda o: o.friend)
+
+
+def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[Outcome],
+            on_done: Callable[[Outcome], None] | None) -> None:
+    """Record each friend's outcome as it completes."""
+    for future in as_completed(futures):
+        keys = futures[future]
+        try:
+            outcome = future.result()
+        except Exception as e:  # a bug must not cost the other friends their fetch
+            outcome = Outcome(keys.name, "refused", reason=MALFORMED,
+                              detail=f"internal error: {e.__class__.__name__}: {e}")
+        _record(store, keys, outcome, now)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
 
 
 def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime) -> None:

@@ -41,7 +41,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import datetime as dt
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -577,9 +576,8 @@ class ReaderStore:
             self.db.execute("DELETE FROM attachment_credits WHERE friend = ?", (friend,))
 
     def store_attachment(self, object_hash: str, plaintext: bytes) -> Path | None:
-        """Cache a verified, decrypted attachment by its object's hash: a temp file of
-        its own (two friends' fetches may save one hash at once), fsync, rename, so a
-        crash leaves the whole file or none (THREATS.md 31).
+        """Cache a verified, decrypted attachment by its object's hash, all or nothing
+        (THREATS.md 31; two friends' fetches may save one hash at once).
 
         Returns:
             Its path; None when other bytes are cached under that hash already (they
@@ -593,16 +591,8 @@ class ReaderStore:
             same = (target.stat().st_size == len(plaintext)
                     and target.read_bytes() == plaintext)
             return target if same else None
-        fd, tmp = tempfile.mkstemp(prefix=f".~o2m-{object_hash[:16]}.", dir=folder)  # 0600
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(plaintext)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from .keys import _write_atomic  # a random temporary name, fsync, rename, folder fsync
+        _write_atomic(target, plaintext, 0o600)
         return target
 
 
