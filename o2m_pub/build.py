@@ -48,7 +48,26 @@ TEMPLATES_DIR = "site_templates"
 BUILD_DIR = "build"
 FEED_VERSION = "feeds-1"
 PARALLEL_THRESHOLD = 48  # fewer changed posts than this render in-process
-_EDITOR_LITTER = ("~", ".swp", ".swx", ".tmp", ".part")
+# Suffixes of editors' backups and temporary files: vim (file~, .swp/.swx/.swo when
+# the swap file is not a dotfile), emacs (file~), JetBrains safe write
+# (file___jb_tmp___, file___jb_old___), Kate (.kate-swp), downloads (.part,
+# .crdownload), and generic .tmp / .~tmp.
+_LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", "~tmp", ".part", ".crdownload",
+                    "___jb_tmp___", "___jb_old___", ".kate-swp")
+# Prefixes: dotfiles (vim's .file.swp, emacs's .#file lock, .DS_Store, gedit's
+# .goutputstream-XXXXXX, our own .~o2m- temporaries), emacs's #file# autosave,
+# Office's ~$file lock.
+_LITTER_PREFIXES = (".", "#", "~$")
+
+
+def is_editor_litter(name: str) -> bool:
+    """Whether a file name is an editor's temporary, swap, backup or lock file, or a
+    dotfile: never a source of the site (scan_sources skips them; `o2m watch` ignores them)."""
+    if not name or name.startswith(_LITTER_PREFIXES) or name.endswith(_LITTER_SUFFIXES):
+        return True
+    # vim checks that it may write in a folder by creating and deleting "4913" (or
+    # 5036, 5159, ...: 4913 + 123 k, the first name free)
+    return name.isdigit() and int(name) >= 4913 and (int(name) - 4913) % 123 == 0
 
 
 class Progress(Protocol):
@@ -126,7 +145,7 @@ def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
             continue
         for e in entries:
             name = e.name
-            if name.startswith((".", "#")) or name.endswith(_EDITOR_LITTER):
+            if is_editor_litter(name):
                 continue
             rel_path = f"{rel}/{name}"
             if e.is_symlink():
@@ -427,9 +446,10 @@ class Builder:
             self._manifest.close()
         self._manifest = self._snapshot = None
 
-    def unlock(self) -> "Identity":
-        """The identity, unlocked once per session (only when a feed must be signed)."""
-        if self._identity is None:
+    def unlock(self, sign_pk: bytes | None = None) -> "Identity":
+        """The identity, unlocked once per session (only when a feed must be signed),
+        and again if the site's key is no longer `sign_pk`'s (`o2m key import`)."""
+        if self._identity is None or (sign_pk is not None and self._identity.sign_pk != sign_pk):
             if self._unlock is None:
                 from .keys import PassphraseError
                 raise PassphraseError("friends' feeds must be signed, and the key is locked",
@@ -490,9 +510,9 @@ class Builder:
 
     def _environment(self, manifest: Manifest) -> tuple[str, jinja2.Environment]:
         stamp = _template_stamp(self.root)
-        if self._env is None or self._env[0] != stamp:
-            self._env = (stamp, make_environment(self.root / TEMPLATES_DIR,
-                                                 manifest.path.parent / "templates"))
+        cache = manifest.path.parent / "templates"  # gone with a deleted .o2m/
+        if self._env is None or self._env[0] != stamp or not cache.is_dir():
+            self._env = (stamp, make_environment(self.root / TEMPLATES_DIR, cache))
         return self._env
 
     def _friends_of(self, config: SiteConfig):  # noqa: ANN202 - build_feeds._Friends
@@ -513,7 +533,7 @@ class _Build(PrivateFeedSteps):
         self.out_str = str(out_dir)
         self.real_content = os.path.realpath(root / CONTENT_DIR) + os.sep
         self.friends = friends
-        self.unlock: Callable[[], Identity] | None = None
+        self.unlock: Callable[[bytes], Identity]  # set by Builder.build
         self.now = dt.datetime.now(dt.timezone.utc)
         self.snapshot = self.next_snapshot = snapshot
         self.old_outputs = snapshot.outputs

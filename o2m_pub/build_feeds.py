@@ -153,11 +153,7 @@ class PrivateFeedSteps:
                          random=nacl_random)
 
     def unlock_identity(self) -> "Identity":
-        if self.unlock is None:
-            from .keys import PassphraseError
-            raise PassphraseError("friends' feeds must be signed, and the key is locked",
-                                  hint="run `o2m build` on a terminal, or set O2M_PASSPHRASE")
-        identity = self.unlock()
+        identity = self.unlock(self.friends.own_sign_pk)
         if identity.sign_pk != self.friends.own_sign_pk:
             raise SiteError("the unlocked key is not this site's identity",
                             hint="keys/identity.pub.json and identity.secret disagree")

@@ -623,12 +623,10 @@ def watch(ctx: click.Context, debounce: int, drafts: bool, jobs: int | None) -> 
 
 def _start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
                     drafts: bool = False, jobs: int | None = None,
-                    quiet: Callable[[], bool] = lambda: False,
-                    on_build: Callable[[object], None] | None = None) -> Callable[[], None]:
+                    quiet: Callable[[], bool] = lambda: False) -> Callable[[], None]:
     """Start a `watch.SiteWatcher` that prints one line per build (`o2m watch`, and
     `o2m serve --watch` in its serving process); returns the function that stops it.
-    The passphrase is asked for now, once, when friends' feeds will need the key.
-    `on_build(result)` (e.g. a live reload) runs after each line, on the builder thread;
+    The passphrase is asked for now, once, when friends' feeds will need the key;
     nothing is printed while `quiet()` (stopping)."""
     from .watch import SiteWatcher
 
@@ -637,8 +635,6 @@ def _start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
     def report(result) -> None:  # noqa: ANN001 - watch.BuildResult
         if not quiet():
             _print_watch_result(result, root, warned, debug=bool(ctx.obj.get("debug")))
-        if on_build is not None:
-            on_build(result)
 
     watcher = SiteWatcher(root, report, unlock=_watch_unlock(ctx, root),
                           debounce=debounce / 1000, drafts=drafts, jobs=jobs)
@@ -657,8 +653,11 @@ def _watch_unlock(ctx: click.Context, root: Path) -> Callable[[], object]:
     friends = root / "keys" / "friends"
     if friends.is_dir() and any(p.suffix == ".json" and not p.name.startswith(".")
                                 for p in friends.iterdir()):
-        identity = unlock()
-        return lambda: identity
+        early = [unlock()]  # the session keeps it; a later key change unlocks again
+
+        def first_early() -> object:
+            return early.pop() if early else unlock()
+        return first_early
     return unlock
 
 
@@ -669,7 +668,7 @@ def _print_watch_result(result, root: Path, warned: set[str], *, debug: bool) ->
         e = result.error
         if isinstance(e, O2MError):
             where = f"{e.where}: " if e.where else ""
-            _error_line(f"{where}{e}", None)
+            _error_line(f"{where}{e}", e.hint)
         elif isinstance(e, OSError):
             _error_line(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", None)
         else:
@@ -701,9 +700,10 @@ def _print_watch_result(result, root: Path, warned: set[str], *, debug: bool) ->
             parts.append(f"{n} problem{'s' if n != 1 else ''}")
         out(f"{when} {what}: {', '.join(parts)} in {report.seconds:.2f} s")
     for p in report.problems:
-        _error_line(str(p), None)
+        report_problem(p)
     if report.feed_error is not None:
-        _error_line(f"friends' feeds were not updated: {report.feed_error}", None)
+        _error_line(f"friends' feeds were not updated: {report.feed_error}",
+                    report.feed_error.hint)
 
 
 # -- o2m serve (issue 5) -------------------------------------------------------------

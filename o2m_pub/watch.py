@@ -12,10 +12,8 @@ session. A burst of saves gives one build; changes that arrive during a build gi
 exactly one more build after it. The watcher never prints: each build's outcome goes
 to the `on_build` callback, from the builder thread.
 
-Use (what `o2m serve --watch` does)::
-
-    def on_build(result: BuildResult) -> None:       # called on the builder thread
-        reactor.callFromThread(announce, result.changed_paths, result.error)
+Use (what `o2m watch` and `o2m serve --watch` do; the server's open pages reload
+when the manifest changes, whichever process built)::
 
     watcher = SiteWatcher(root, on_build, unlock=unlock, debounce=0.1)
     watcher.start()          # builds once at once, then on every relevant change
@@ -33,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .build import BuildReport, Builder
+from .build import BuildReport, Builder, is_editor_litter
 from .config import CONFIG_NAME
 
 if TYPE_CHECKING:
@@ -44,29 +42,9 @@ KEYS_FILES = frozenset({"keys/groups.json", "keys/card.json", "keys/identity.pub
 DEFAULT_DEBOUNCE = 0.1  # seconds of quiet after the last event before a build starts
 MAX_DELAY = 2.0  # a stream of events that never goes quiet still builds this often
 
-# Suffixes of editors' backups and temporary files: vim (file~, .swp/.swx/.swo when
-# the swap file is not a dotfile), emacs (file~), JetBrains safe write
-# (file___jb_tmp___, file___jb_old___), Kate (.kate-swp), downloads (.part,
-# .crdownload), and generic .tmp / .~tmp.
-_LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", "~tmp", ".part", ".crdownload",
-                    "___jb_tmp___", "___jb_old___", ".kate-swp")
-# Prefixes: dotfiles (vim's .file.swp, emacs's .#file lock, .DS_Store, gedit's
-# .goutputstream-XXXXXX, our own .~o2m- temporaries), emacs's #file# autosave,
-# Office's ~$file lock.
-_LITTER_PREFIXES = (".", "#", "~$")
 # Events that cannot change a file's bytes (reading a post opens and closes it; a
 # folder's mtime changes whenever anything inside it does, litter included).
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
-
-
-def is_editor_litter(name: str) -> bool:
-    """Whether a file name is an editor's temporary, swap, backup or lock file, or a
-    dotfile: never a source of the site (build.scan_sources skips them too)."""
-    if not name or name.startswith(_LITTER_PREFIXES) or name.endswith(_LITTER_SUFFIXES):
-        return True
-    # vim checks that it may write in a folder by creating and deleting "4913" (or
-    # 5036, 5159, ...: 4913 + 123 k, the first name free)
-    return name.isdigit() and int(name) >= 4913 and (int(name) - 4913) % 123 == 0
 
 
 def path_matters(rel: str) -> bool:
@@ -210,16 +188,6 @@ class SiteWatcher:
             self._observer.join(timeout)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-
-    def request_build(self, reason: str = "") -> None:
-        """Build again after the debounce, as if `reason` (a site-relative path) had
-        changed (e.g. on SIGHUP)."""
-        self._note(reason)
-
-    @property
-    def builds(self) -> int:
-        """How many builds have finished."""
-        return self._builds
 
     # -- watchdog's side (observer threads)
     def dispatch(self, event) -> None:  # noqa: ANN001 - watchdog's FileSystemEvent

@@ -529,3 +529,20 @@ def test_o2m_watch_with_friends_and_a_wrong_passphrase_fails_at_start(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("o2m: error:") and "passphrase" in result.stderr
     assert not (root / "build").exists()
+
+
+def test_a_warm_session_survives_deleting_the_state_folder_with_nothing_to_render(site):
+    """`.o2m/` deleted between two builds that render nothing new: the session makes
+    its template cache again rather than failing every later build."""
+    import shutil
+
+    site.post("2026/p.md", title="P", date="2026-01-01")
+    with Builder(site.root) as session:
+        session.build()
+        session.build()  # nothing renders: the environment is reused
+        shutil.rmtree(site.root / ".o2m")
+        report = session.build()
+        assert not report.problems
+        site.post("2026/q.md", title="Q", date="2026-01-02")
+        assert not session.build().problems
+    assert (site.root / "build/2026/q/index.html").is_file()
