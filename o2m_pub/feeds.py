@@ -458,11 +458,25 @@ def accept_head(head: Head, *, stored_seq: int | None, stored_signed: bytes | No
         RollbackError: head.seq is below the stored one.
         EquivocationError: same seq, different signed bytes (the stored head is kept).
     """
-    if stored_seq is not None:
-        if head.seq < stored_seq:
-            raise RollbackError(f"sequence {head.seq} is older than {stored_seq}")
-        if head.seq == stored_seq:
-            if stored_signed is not None and head.signed != stored_signed:
-                raise EquivocationError(f"two different heads carry sequence {head.seq}")
-            return Verdict(fresh=False, stale=head.expires < now)
-    return Verdict(fresh=True, stale=head.expires < now)
+    fresh = is_newer(head.seq, head.signed, stored_seq, stored_signed)
+    return Verdict(fresh=fresh, stale=head.expires < now)
+
+
+def is_newer(seq: int, signed: bytes, stored_seq: int | None,
+             stored_signed: bytes | None) -> bool:
+    """Step 8 of §3.5: True for a head newer than the stored one, False for the very
+    same head again.
+
+    Raises:
+        RollbackError: `seq` is below the stored one.
+        EquivocationError: the same seq with other signed bytes.
+    """
+    if stored_seq is None:
+        return True
+    if seq < stored_seq:
+        raise RollbackError(f"sequence {seq} is older than {stored_seq}")
+    if seq == stored_seq:
+        if stored_signed is not None and signed != stored_signed:
+            raise EquivocationError(f"two different heads carry sequence {seq}")
+        return False
+    return True

@@ -677,13 +677,19 @@ def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
                      (update.friend,)).fetchone()
     if row is None or row[1] is None or row[0] != update.sign_pk:
         return
+    from .feeds import EquivocationError, RollbackError, is_newer  # only when fetching
+
     stored_seq, stored_signed = row[1], row[2]
     seq = update.state["seq"]
-    if seq is not None and seq > stored_seq:
-        return
-    if seq == stored_seq and update.state.get("head_signed") != stored_signed:
+    try:
+        if seq is not None and is_newer(seq, update.state.get("head_signed"), stored_seq,
+                                        stored_signed):
+            return
+    except EquivocationError:
         raise StaleUpdateError(f"a head with seq {seq} and other bytes than the one stored "
-                               "meanwhile", "equivocation")
+                               "meanwhile", "equivocation") from None
+    except RollbackError:
+        pass
     raise StaleUpdateError(f"this fetch's head (seq {seq}) is not newer than the one stored "
                            f"meanwhile (seq {stored_seq})", "rollback")
 
