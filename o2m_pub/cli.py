@@ -20,6 +20,7 @@ import click
 from . import __version__
 from .config import find_site_root
 from .errors import BuildFailed, O2MError, Problem, SiteError
+from .publish_plan import DEFAULT_GRACE, duration_text  # pure and light: for --grace's default
 
 
 def out(text: str = "") -> None:
@@ -1043,8 +1044,7 @@ def _reader_store(ctx: click.Context):  # noqa: ANN202 - (site root, store.Reade
 
 def _site_zone(root: Path):  # noqa: ANN202 - a tzinfo
     from .config import load
-    from .timeline import zone
-    return zone(load(root).timezone)
+    return load(root).tz  # load refuses an unknown zone
 
 
 def _stdout_console():  # noqa: ANN202 - rich.console.Console
@@ -1123,6 +1123,7 @@ def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEn
 @click.pass_context
 def show(ctx: click.Context, post_id: str, source: bool) -> None:
     """Print one post in full with its attachments, and mark it read."""
+    from .sanitize import display_text
     from .timeline import attachments, entry, find_post, human_size, post_text
 
     root, store = _reader_store(ctx)
@@ -1134,7 +1135,7 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
         header = [e.headline, f"from {e.friend}, {e.date}"
                   + (" (public)" if post.audience == "public" else "")
                   + (f"  {' '.join('#' + t for t in e.tags)}" if e.tags else ""),
-                  f"id {post.short_id}" + (f"  {post.url}" if post.url else "")]
+                  f"id {post.short_id}" + (f"  {display_text(post.url)}" if post.url else "")]
         listing = [f"  {f.name}  {f.media_type}  {human_size(f.size)}  "
                    f"{f.path if f.path else '(not fetched yet)'}" for f in files]
         if sys.stdout.isatty():
@@ -1243,28 +1244,28 @@ class _PublishProgress:
 
 
 def _size_text(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n} B"  # not reached
+    if n < 1000:
+        return f"{n:,} B"
+    size = float(n)
+    for unit in ("kB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:,.1f} {unit}"
+    return f"{size / 1000:,.1f} GB"
 
 
 def _publish_summary(report) -> list[str]:  # noqa: ANN001 - publish.PublishReport
     """One line per phase for --dry-run; one summary line otherwise."""
     plan = report.plan
-    totals = plan.phase_totals()
     waiting = (f"; {len(plan.waiting):,} gone from build/, kept for the "
                f"{_grace_text(report.grace)} grace period" if plan.waiting else "")
     if report.dry_run:
         lines = [f"would publish to {report.target}:"]
         for batch in plan.batches:
-            lines.append(f"  {batch.phase:<9} {batch.label}: {len(batch.files):,} "
-                         f"file{'s' if len(batch.files) != 1 else ''}, "
-                         f"{_size_text(batch.bytes)}")
+            lines.append(f"  {batch.phase:<9} {batch.label}: "
+                         f"{_plural(len(batch.files), 'file')}, {_size_text(batch.bytes)}")
         if plan.deletions:
-            lines.append(f"  deletions {len(plan.deletions):,} "
-                         f"file{'s' if len(plan.deletions) != 1 else ''}")
+            lines.append(f"  deletions {_plural(len(plan.deletions), 'file')}")
         if plan.empty:
             lines.append("  nothing: the target has everything")
         lines.append(f"  ({plan.unchanged:,} unchanged{waiting})")
@@ -1290,7 +1291,8 @@ def _grace_text(grace: dt.timedelta) -> str:
 @main.command()
 @click.argument("target", required=False)
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would move, per phase; send nothing.")
-@click.option("--grace", default="7d", show_default=True, metavar="DURATION",
+@click.option("--grace", default=duration_text(DEFAULT_GRACE), show_default=True,
+              metavar="DURATION",
               help="How long objects gone from build/ stay on the host (e.g. 7d, 12h, 0).")
 @click.option("--check", is_flag=True,
               help="List the target first and send again whatever it lacks.")
@@ -1322,8 +1324,7 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
             progress.stop()
     if report.check is not None:
         missing, unknown = report.check.missing, report.check.unknown
-        out(f"checked {report.target}: {len(missing):,} file"
-            f"{'s' if len(missing) != 1 else ''} missing or changed there"
+        out(f"checked {report.target}: {_plural(len(missing), 'file')} missing or changed there"
             + (" (sent again)" if missing and not dry_run else "")
             + (f"; {len(unknown):,} not put there by o2m (left alone)" if unknown else ""))
     if verbose:
@@ -1344,4 +1345,4 @@ def _now() -> dt.datetime:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n:,} {word}{'' if n == 1 else 's'}"

@@ -35,11 +35,12 @@ from urllib.parse import quote, unquote
 
 from .errors import O2MError
 from .sanitize import display_text, render_post, sanitize_html
-from .timeline import (ReadingError, attachments, check_cursor, entry, friends_unread,
-                       human_size, local_time, mark_all_read, notification_text)
+from .store import AmbiguousPostError, StoreBusyError
+from .timeline import (attachments, check_cursor, entry, friends_unread, human_size,
+                       local_time, mark_all_read, notification_text)
 
 if TYPE_CHECKING:
-    from .store import ReaderStore
+    from .store import ReaderStore, StoredPost
 
 THEME_DIR = Path(__file__).parent / "reader_theme"
 PAGE_SIZE = 20
@@ -108,10 +109,10 @@ def _stylesheet() -> bytes:
 class ReaderApp:
     """Requests to responses over the reader's store (no Twisted in here)."""
 
-    def __init__(self, store: "ReaderStore", tz: dt.tzinfo, *, token: str | None = None) -> None:
+    def __init__(self, store: "ReaderStore", tz: dt.tzinfo) -> None:
         self.store = store
         self.tz = tz
-        self.token = token or secrets.token_urlsafe(32)  # per process: forms carry it
+        self.token = secrets.token_urlsafe(32)  # per process: forms carry it
         self.hosts: frozenset[str] = frozenset()
         self.origins: frozenset[str] = frozenset()
 
@@ -128,19 +129,22 @@ class ReaderApp:
     def handle(self, method: str, path: str, query: dict[str, str], form: dict[str, str],
                headers: dict[str, str]) -> Response:
         """Answer one request. `path` is still percent-encoded; header names are lower
-        case."""
+        case. An O2MError is a page saying what went wrong: 503 while another o2m
+        process writes the store (try again), 400 for anything else."""
         if headers.get("host", "").lower() not in self.hosts:
             return self._error(421, "This reader answers only at its own address.")
         segments = [unquote(s) for s in path.split("/")[1:]]
-        if method == "POST":
-            if segments == ["mark-all-read"]:
-                return self._mark_all_read(form, headers)
-            return self._error(405, "Not allowed here.")
-        if method not in ("GET", "HEAD"):
-            return self._error(405, "Not allowed here.")
         try:
+            if method == "POST":
+                if segments == ["mark-all-read"]:
+                    return self._mark_all_read(form, headers)
+                return self._error(405, "Not allowed here.")
+            if method not in ("GET", "HEAD"):
+                return self._error(405, "Not allowed here.")
             return self._get(segments, query)
-        except ReadingError as e:
+        except StoreBusyError as e:
+            return self._error(503, f"{e} ({e.hint})" if e.hint else str(e))
+        except O2MError as e:
             return self._error(400, str(e))
 
     def _get(self, segments: list[str], query: dict[str, str]) -> Response:
@@ -204,9 +208,18 @@ class ReaderApp:
             lines.append(f"stale since {local_time(s.stale_since, self.tz)}")
         return lines
 
+    def _exact_post(self, short_id: str) -> "StoredPost | None":
+        """The post with exactly this short id. The reader's own links carry full ids,
+        so a prefix, even one that matches several posts, names nothing here."""
+        try:
+            post = self.store.post(short_id)
+        except AmbiguousPostError:
+            return None
+        return post if post is not None and post.short_id == short_id else None
+
     def _post(self, short_id: str) -> Response:
-        post = self.store.post(short_id) if len(short_id) >= 4 else None
-        if post is None or post.short_id != short_id:
+        post = self._exact_post(short_id)
+        if post is None:
             return self._error(404, "No such post.")
         files = attachments(post, self.store)
         urls = {f.name: f"/file/{post.short_id}/{f.index}" for f in files
@@ -218,9 +231,10 @@ class ReaderApp:
         from markupsafe import Markup
 
         shown = set(safe.images)
+        line = entry(post, self.tz)
         page = render_page(
-            "post.html", heading=entry(post, self.tz).headline, post=post,
-            entry=entry(post, self.tz), body=Markup(safe.html),  # nh3's output (see sanitize)
+            "post.html", heading=line.headline, post=post,
+            entry=line, body=Markup(safe.html),  # nh3's output (see sanitize)
             gallery=[f for f in files if f.name in urls and f.name not in shown],
             files=files, url=post.url if post.url and post.url.startswith("https://") else None,
             **self._common())
@@ -228,8 +242,8 @@ class ReaderApp:
         return Response(200, page.encode())
 
     def _file(self, short_id: str, index: str) -> Response:
-        post = self.store.post(short_id) if len(short_id) >= 4 else None
-        if post is None or post.short_id != short_id or not index.isdigit():
+        post = self._exact_post(short_id)
+        if post is None or not index.isdigit():
             return self._error(404, "No such file.")
         files = attachments(post, self.store)
         i = int(index)
@@ -288,7 +302,6 @@ class Listening:
 
     url: str
     port: Any
-    app: ReaderApp
 
 
 def check_host(host: str) -> str:
@@ -331,7 +344,7 @@ def listen(store: "ReaderStore", tz: dt.tzinfo, host: str = "127.0.0.1",
     actual = bound.getHost().port
     app.bound_to(host, actual)
     netloc = f"[{host}]:{actual}" if ":" in host else f"{host}:{actual}"
-    return Listening(url=f"http://{netloc}/", port=bound, app=app)
+    return Listening(url=f"http://{netloc}/", port=bound)
 
 
 def run(on_started: Callable[[], None] | None = None) -> None:

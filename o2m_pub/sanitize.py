@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
@@ -85,27 +84,15 @@ class SafePost:
 # ---------------------------------------------------------------- text
 
 
-def _refused_in_name(ch: str) -> bool:
-    """The characters §2.4 refuses in a card's name (as cards.py checks them): control
-    characters, bidi controls, zero-width characters, line separators."""
-    o = ord(ch)
-    return (unicodedata.category(ch) == "Cc"
-            or 0x200B <= o <= 0x200F or 0x202A <= o <= 0x202E or 0x2060 <= o <= 0x2069
-            or o in (0xFEFF, 0x061C, 0x2028, 0x2029))
-
-
-def _refused_in_body(ch: str) -> bool:
-    """In a post's text: control characters but newline and tab (in a terminal they are
-    escape sequences; Python-Markdown uses STX/ETX internally), and the bidi embeddings,
-    overrides and isolates, which could reorder the lines around them. Zero-width
-    joiners and marks stay: emoji sequences and several scripts need them."""
-    o = ord(ch)
-    return ((unicodedata.category(ch) == "Cc" and ch not in "\n\t")
-            or 0x202A <= o <= 0x202E or 0x2066 <= o <= 0x2069)
-
-
+# The characters §2.4 refuses in a card's name (the set cards._refused_in_name checks):
+# control characters, bidi controls, zero-width characters, line separators.
 _SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
                       "\u2060-\u2069\ufeff]")
+# In a post's text: control characters but newline and tab (in a terminal they are
+# escape sequences; Python-Markdown uses STX/ETX internally), and the bidi embeddings,
+# overrides and isolates, which could reorder the lines around them. Zero-width joiners
+# and marks stay: emoji sequences and several scripts need them.
+_SUSPECT_IN_BODY = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def display_text(text: str) -> str:
@@ -114,17 +101,13 @@ def display_text(text: str) -> str:
 
     For names, titles and tags, on pages (before autoescaping) and in a terminal, where
     a control character could be an escape sequence."""
-    if not _SUSPECT.search(text):  # the common case costs one scan
-        return text
-    return "".join(REPLACEMENT if _refused_in_name(ch) else ch for ch in text)
+    return _SUSPECT.sub(REPLACEMENT, text)
 
 
 def body_text(text: str) -> str:
     """A post's text with control characters (but newlines and tabs) and bidi
     overrides replaced by U+FFFD: for a terminal, and before rendering Markdown."""
-    if not _SUSPECT.search(text):
-        return text
-    return "".join(REPLACEMENT if _refused_in_body(ch) else ch for ch in text)
+    return _SUSPECT_IN_BODY.sub(REPLACEMENT, text)
 
 
 def plain_excerpt(markdown_source: str, limit: int = 140) -> str:
@@ -140,7 +123,11 @@ def plain_excerpt(markdown_source: str, limit: int = 140) -> str:
     text = re.sub(r"<[^>]*>", " ", text)
     text = re.sub(r"(?m)^\s{0,3}(#{1,6}|>|[-*+]|\d+[.)])\s+", "", text)
     text = re.sub(r"[*_`~]+", "", text)
-    text = body_text(" ".join(text.split()))
+    return clip(body_text(" ".join(text.split())), limit)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters at a word, with "…" when it was cut."""
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]

@@ -13,13 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import html as html_lib
 import re
-import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import O2MError
-from .sanitize import body_text, display_text, plain_excerpt
+from .sanitize import body_text, clip, display_text, plain_excerpt
 
 if TYPE_CHECKING:
     from .store import Notification, ReaderStore, StoredPost
@@ -70,7 +69,6 @@ class AttachmentInfo:
     name: str
     media_type: str
     size: int
-    hash: str
     path: Path | None  # in the store's cache, or None while it is not fetched
 
 
@@ -113,14 +111,6 @@ def local_time(utc_text: str, tz: dt.tzinfo) -> str:
     return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def zone(name: str) -> dt.tzinfo:
-    """The site's time zone (o2m.toml `timezone`), UTC if it cannot be loaded."""
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return dt.timezone.utc
-
-
 # ---------------------------------------------------------------- posts as text
 
 
@@ -157,14 +147,7 @@ def excerpt_of(post: "StoredPost", limit: int = 200) -> str:
     if post.markdown is not None:
         return plain_excerpt(post.markdown, limit)
     source = post.summary or (html_to_text(post.html) if post.html else "")
-    return _clip(body_text(" ".join(source.split())), limit)
-
-
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
-    return cut.rstrip(",;:.-") + "…"
+    return clip(body_text(" ".join(source.split())), limit)
 
 
 def entry(post: "StoredPost", tz: dt.tzinfo) -> TimelineEntry:
@@ -188,16 +171,17 @@ def attachments(post: "StoredPost", store: "ReaderStore") -> list[AttachmentInfo
             index=i, name=display_text(str(a.get("name", "?"))),
             media_type=display_text(str(a.get("media_type") or "application/octet-stream")),
             size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
-            hash=digest, path=store.attachment_path(digest)))
+            path=store.attachment_path(digest)))
     return found
 
 
 def human_size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB"):
-        if n < 1024 or unit == "MiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"  # pragma: no cover - the loop returns
+    """A byte count as `o2m show` and the reader list it (an attachment is at most MiBs)."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024 / 1024:.1f} MiB"
 
 
 # ---------------------------------------------------------------- notifications

@@ -11,11 +11,13 @@ elsewhere they are skipped with the packages to install.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import http.server
 import os
 import re
 import select
+import sqlite3
 import signal
 import subprocess
 import sys
@@ -25,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from o2m_pub.reader_web import CONTENT_SECURITY_POLICY
-from o2m_pub.store import FriendUpdate, PostRow, ReaderStore
+from o2m_pub.reader_web import CONTENT_SECURITY_POLICY, ReaderApp
+from o2m_pub.store import FriendUpdate, PostRow, ReaderStore, short_id_for
 from test_fetch import Person, ca, server_context  # noqa: F401 - ca is a fixture
-from test_timeline import PNG
+from test_timeline import BOB_PK, PNG
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -359,3 +361,48 @@ def test_sigterm_stops_the_reader_with_status_0(world):
     assert get(url, "/")[0] == 200
     assert stop_reader(proc) == 0
     assert proc.stdout.read() == "" and proc.stderr.read() == ""
+
+
+# ---------------------------------------------------------------- the app alone (no browser)
+
+
+def _two_ids_sharing_a_prefix() -> tuple[str, str]:
+    """Two post ids of one friend whose short ids start with the same 4 characters."""
+    seen: dict[str, str] = {}
+    for i in range(100_000):
+        prefix = short_id_for(BOB_PK, f"p{i}")[:4]
+        if prefix in seen:
+            return seen[prefix], f"p{i}"
+        seen[prefix] = f"p{i}"
+    raise AssertionError("no shared prefix")  # pragma: no cover - a birthday: ~1,300 ids
+
+
+def test_an_ambiguous_id_or_a_busy_store_is_a_clear_page_not_a_500(site):
+    """A typed /post/PREFIX matching several posts is a 404 page; opening a post while
+    another o2m process writes the store is a 503 page saying so (nothing marked)."""
+    first, second = _two_ids_sharing_a_prefix()
+    with ReaderStore.open(site.root) as store:
+        store.apply_update(FriendUpdate("bob", BOB_PK, upserts=[
+            PostRow(id=pid, audience="private", date="2026-11-01T00:00:00Z", title=pid,
+                    markdown="text") for pid in (first, second)]))
+        app = ReaderApp(store, dt.timezone.utc)
+        app.bound_to("127.0.0.1", 8080)
+
+        def get_page(path: str):  # noqa: ANN202 - reader_web.Response
+            return app.handle("GET", path, {}, {}, {"host": "127.0.0.1:8080"})
+
+        full = short_id_for(BOB_PK, first)
+        for path in (f"/post/{full[:4]}", f"/file/{full[:4]}/0"):
+            response = get_page(path)
+            assert response.status == 404 and b"No such" in response.body
+        store.db.execute("PRAGMA busy_timeout=0")  # the writer below holds on: fail now
+        writer = sqlite3.connect(site.root / ".o2m" / "reader.db", isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            response = get_page(f"/post/{full}")
+            assert response.status == 503 and b"busy" in response.body
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        assert store.unread_count() == 2
+        assert get_page(f"/post/{full}").status == 200 and store.unread_count() == 1

@@ -178,6 +178,19 @@ def test_show_neutralises_terminal_escapes_in_a_friends_text(site):
     assert "evil\ufffd]0;owned\ufffd\ufffdtitle" in site.o2m("show", short).output
 
 
+def test_show_neutralises_terminal_escapes_in_a_stored_posts_url(site):
+    """THREATS.md 39: a stored post's url is the friend's text too (the store does not
+    check it), so `o2m show` neutralises an escape sequence or bidi override in it."""
+    with ReaderStore.open(site.root) as store:
+        store.apply_update(FriendUpdate("eve", BOB_PK, upserts=[PostRow(
+            id="e2", audience="public", date="2026-11-01T00:00:00Z", title="Linked",
+            markdown="text", url="https://eve.example/\x1b]0;owned\x07\u202elmth.exe")]))
+        short = store.db.execute("SELECT short_id FROM posts").fetchone()[0]
+    output = site.o2m("show", short).output
+    assert "\x1b" not in output and "\x07" not in output and "\u202e" not in output
+    assert "https://eve.example/\ufffd]0;owned\ufffd\ufffdlmth.exe" in output
+
+
 def test_notifications_list_then_mark_seen(reader_store):
     """New notifications are listed once; --all shows them again, unmarked."""
     first = lines(reader_store.o2m("notifications"))
