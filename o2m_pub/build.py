@@ -12,14 +12,12 @@ a readable site and whole feeds; the next one repairs the rest.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import posixpath
 import re
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
@@ -37,7 +35,7 @@ from .plan import (Page, index_fingerprint, index_pages, post_pages, resolve_col
                    sha256_hex as _sha, sig_of)
 from .render import (PAGE_TEMPLATES, PageRenderer, linker, make_environment,
                      template_fingerprints, theme_dirs)
-from .writer import AtomicWriter
+from .writer import AtomicWriter, site_lock
 
 if TYPE_CHECKING:
     from .keys import Identity
@@ -93,22 +91,6 @@ class BuildReport:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
-
-
-@contextmanager
-def site_lock(state_dir: Path, *, wait: bool = False) -> Iterator[None]:
-    """One build at a time per site (a watcher and a manual build may race); with
-    `wait`, queue behind the other build instead of failing. The state folder holds
-    the keys of private posts (PROTOCOL.md §3.3): it is private, 0700."""
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(state_dir, 0o700)
-    with open(state_dir / "build.lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise SiteError("another o2m build is running in this site",
-                            hint="wait for it to finish, or stop the other o2m process") from None
-        yield
 
 
 def _media_name(ref: str) -> str:

@@ -11,17 +11,14 @@ changes `build/` under a publish. See docs/HOSTING.md.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import os
 import re
 import sqlite3
 import stat
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Union
 
 from .config import STATE_DIR, load
 from .publish_local import FolderTarget
@@ -29,14 +26,12 @@ from .publish_plan import (DEFAULT_GRACE, PHASES, CheckResult, FileInfo, Publish
                            compare_listing, plan_publish, utc_text)
 from .publish_rclone import RcloneTarget
 from .publish_record import PublishRecord
-from .publish_target import NoProgress, Progress, PublishError
-from .writer import TMP_PREFIX
+from .publish_target import NoProgress, Progress, PublishError, Target
+from .writer import TMP_PREFIX, site_lock
 
 BUILD_DIR = "build"
 # rclone's remote names: letters, digits, _ - . + @ and spaces inside; or ":backend,...:"
 _REMOTE = re.compile(r"^(?::[\w-]+(?:,[^:]*)?|[\w.+@][\w.+@ -]*(?<! )):")
-
-AnyTarget = Union[FolderTarget, RcloneTarget]
 
 
 @dataclass
@@ -60,7 +55,7 @@ def is_remote(spec: str) -> bool:
     return bool(_REMOTE.match(spec))
 
 
-def parse_target(spec: str, base: Path, state_dir: Path) -> AnyTarget:
+def parse_target(spec: str, base: Path, state_dir: Path) -> Target:
     """A folder (relative to `base`) or an rclone remote, from the text naming it."""
     spec = spec.strip()
     if not spec:
@@ -70,20 +65,6 @@ def parse_target(spec: str, base: Path, state_dir: Path) -> AnyTarget:
         return RcloneTarget(remote, state_dir)
     folder = Path(os.path.expanduser(spec))
     return FolderTarget(Path(os.path.abspath(base / folder)))
-
-
-@contextmanager
-def publish_lock(state_dir: Path) -> Iterator[None]:
-    """The builder's lock (build.py site_lock): no build rewrites build/ during a
-    publish, which would send heads whose objects were not in the plan."""
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(state_dir / "build.lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PublishError("an o2m build or publish is running in this site",
-                               hint="wait for it to finish, then publish again") from None
-        yield
 
 
 def _build_digests(state_dir: Path) -> dict[str, FileInfo]:
@@ -112,26 +93,23 @@ def _build_digests(state_dir: Path) -> dict[str, FileInfo]:
 
 
 def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def scan_build(build_dir: Path, known: dict[str, FileInfo]) -> dict[str, FileInfo]:
     """Every regular file of build/ with its digest: from the manifest when its size is
     the one recorded (the build wrote it, and nothing else writes there), else hashed.
-    Temporary files of a build and symlinks are left out."""
+    Temporary files of a build and symlinks are left out: os.walk does not descend into
+    a symlinked folder, and lstat shows a symlinked file as no regular file."""
     if not build_dir.is_dir():
         raise PublishError(f"{BUILD_DIR}/ does not exist: nothing to publish",
                            hint="run `o2m build` first")
     files: dict[str, FileInfo] = {}
     root = str(build_dir)
-    for dirpath, dirnames, names in os.walk(root):
+    for dirpath, _, names in os.walk(root):
         rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
         prefix = "" if rel == "." else rel + "/"
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
         for name in names:
             if name.startswith(TMP_PREFIX):
                 continue
@@ -148,7 +126,7 @@ def scan_build(build_dir: Path, known: dict[str, FileInfo]) -> dict[str, FileInf
     return files
 
 
-def _refuse_overlap(target: AnyTarget, build_dir: Path) -> None:
+def _refuse_overlap(target: Target, build_dir: Path) -> None:
     if isinstance(target, FolderTarget):
         t, b = Path(os.path.realpath(target.folder)), Path(os.path.realpath(build_dir))
         if t == b or t.is_relative_to(b) or b.is_relative_to(t):
@@ -189,7 +167,7 @@ def publish_site(root: Path, spec: str | None = None, *, base: Path | None = Non
     target = parse_target(spec, base or Path.cwd(), state_dir)
     build_dir = root / BUILD_DIR
     _refuse_overlap(target, build_dir)
-    with publish_lock(state_dir):
+    with site_lock(state_dir, error=PublishError):  # no build rewrites build/ meanwhile
         local = scan_build(build_dir, _build_digests(state_dir))
         record = PublishRecord(state_dir, target.key)
         try:
@@ -201,7 +179,7 @@ def publish_site(root: Path, spec: str | None = None, *, base: Path | None = Non
     return report
 
 
-def _publish(record: PublishRecord, target: AnyTarget, local: dict[str, FileInfo],
+def _publish(record: PublishRecord, target: Target, local: dict[str, FileInfo],
              build_dir: Path, *, dry_run: bool, grace: dt.timedelta, check: bool,
              now: dt.datetime, progress: Progress) -> PublishReport:
     sent = record.load()
@@ -235,5 +213,5 @@ def _publish(record: PublishRecord, target: AnyTarget, local: dict[str, FileInfo
     if plan.deletions:
         target.delete(plan.deletions, record.forget)
         report.deleted = len(plan.deletions)
-    record.finish(now_text)
+    record.finish()
     return report

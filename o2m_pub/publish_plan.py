@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Mapping
 
 # The builder keeps superseded objects as long (private.OBJECT_GRACE, PROTOCOL.md §3.4).
 DEFAULT_GRACE = dt.timedelta(days=7)
@@ -89,15 +89,6 @@ class PublishPlan:
     waiting: list[tuple[str, str]] = field(default_factory=list)  # (path, deletable from)
     unchanged: int = 0
 
-    def phase_totals(self) -> dict[str, tuple[int, int]]:
-        """phase -> (files, bytes), deletions counted as files of no size."""
-        totals = {phase: (0, 0) for phase in PHASES}
-        for b in self.batches:
-            files, size = totals[b.phase]
-            totals[b.phase] = (files + len(b.files), size + b.bytes)
-        totals["deletions"] = (len(self.deletions), 0)
-        return totals
-
     @property
     def empty(self) -> bool:
         return not self.batches and not self.deletions
@@ -139,6 +130,16 @@ def parse_duration(text: str) -> dt.timedelta:
     if not m:
         raise ValueError(f"{text!r} is not a duration")
     return dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def duration_text(duration: dt.timedelta) -> str:
+    """The text `parse_duration` reads back as `duration` (`7d`, `12h`, `0`), for the
+    default shown in `o2m publish --help`."""
+    seconds = int(duration.total_seconds())
+    for unit in "dhm":
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s" if seconds else "0"
 
 
 def _page_order(path: str) -> int:
@@ -204,17 +205,15 @@ class CheckResult:
     unknown: list[str] = field(default_factory=list)  # on the target, not sent by o2m
 
 
-def compare_listing(record: Mapping[str, Sent], listing: Mapping[str, int],
-                    ignore: Iterable[str] = ()) -> CheckResult:
+def compare_listing(record: Mapping[str, Sent], listing: Mapping[str, int]) -> CheckResult:
     """Compare what the target holds (path -> size) with what the record says was sent.
 
     A recorded file that is missing or has another size is forgotten by the caller, so
     the next plan sends it again; files o2m never sent are reported and left alone.
     """
-    ignored = set(ignore)
     result = CheckResult()
     for path, sent in sorted(record.items()):
         if listing.get(path) != sent.size:
             result.missing.append(path)
-    result.unknown = sorted(p for p in listing if p not in record and p not in ignored)
+    result.unknown = sorted(p for p in listing if p not in record)
     return result

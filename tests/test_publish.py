@@ -436,6 +436,55 @@ def test_publish_waits_for_no_build(tmp_path):
     assert_error_line(r.stderr, "build or publish is running")
 
 
+def test_build_while_a_publish_holds_the_lock_names_build_or_publish(tmp_path):
+    """Build and publish share one lock (writer.site_lock): a build refused while a
+    publish runs must not claim another build is running."""
+    from o2m_pub.writer import site_lock
+    root, _, _ = make_site(tmp_path)
+    with site_lock(root / ".o2m", error=PublishError):  # as publish_site holds it
+        r = run_o2m("build", cwd=root)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("o2m: error:")]
+    assert len(errors) == 1 and "an o2m build or publish is running" in errors[0], r.stderr
+
+
+def test_sqlite_error_in_the_publish_record_is_one_line_and_resumes(tmp_path):
+    """A SQLite failure while recording (here a real trigger that fails, standing in
+    for a full disk or an I/O error) is one `o2m: error:` line, not a traceback."""
+    from o2m_pub.publish_record import _SCHEMA
+    root, _, _ = make_site(tmp_path)
+    db = sqlite3.connect(root / ".o2m/publish.db")
+    db.executescript(_SCHEMA + "CREATE TRIGGER fail BEFORE INSERT ON sent BEGIN "
+                     "SELECT RAISE(ABORT, 'database or disk is full'); END;")
+    db.close()
+    r = run_o2m("publish", str(tmp_path / "www"), cwd=root)
+    assert r.returncode == 1
+    assert_error_line(r.stderr, "publish.db", "database or disk is full", "hint:")
+    db = sqlite3.connect(root / ".o2m/publish.db")
+    db.execute("DROP TRIGGER fail")
+    db.commit()
+    db.close()
+    r = run_o2m("publish", str(tmp_path / "www"), cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert tree(tmp_path / "www") == tree(root / "build")
+
+
+def test_a_publish_record_from_before_keeps_working(tmp_path):
+    """Records made before targets.last was dropped still have the column: unused."""
+    root, _, _ = make_site(tmp_path)
+    www = tmp_path / "www"
+    db = sqlite3.connect(root / ".o2m/publish.db")
+    db.executescript("CREATE TABLE targets (target TEXT PRIMARY KEY, "
+                     "in_progress INTEGER NOT NULL DEFAULT 0, last TEXT);")
+    db.close()
+    for _ in range(2):
+        r = run_o2m("publish", str(www), cwd=root)
+        assert r.returncode == 0, r.stderr
+    assert tree(www) == tree(root / "build")
+    assert "up to date" in r.stdout
+
+
 def _as_unprivileged(args: list[str]) -> list[str]:
     """As root, drop the capabilities that bypass file modes, so permissions apply."""
     if os.geteuid() != 0:
