@@ -80,6 +80,42 @@ def _audience(value: object) -> tuple[str, ...]:
     raise ValueError("must be a name or a list of names")
 
 
+class _Table:
+    """One table of o2m.toml, read with one-line errors naming `table.key` and its line."""
+
+    def __init__(self, name: str, value: object, text: str, path: str) -> None:
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table", path=path)
+        self.name, self.values, self.source, self.path = name, value, text, path
+
+    def fail(self, key: str, msg: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(f"{self.name}.{key} {msg}", path=self.path,
+                           line=_line_of(self.source, key), hint=hint)
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        """A string, stripped; a key with no default (or a required one) must not be empty."""
+        value = self.values.get(key, default)
+        if value is None and not required:
+            return None
+        strict = required or default is None
+        if not isinstance(value, str) or (strict and not value.strip()):
+            raise self.fail(key, "must be a non-empty string" if strict else "must be a string")
+        return value.strip()
+
+    def number(self, key: str, default: int | None, low: int, high: int,
+               what: str = "a whole number") -> int | None:
+        value = self.values.get(key, default)
+        if value is not None and (type(value) is not int or not low <= value <= high):
+            raise self.fail(key, f"must be {what} from {low} to {high}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.values.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "must be true or false")
+        return value
+
+
 def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
     """Parse and validate the bytes of ``o2m.toml``.
 
@@ -96,22 +132,14 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
         raise ConfigError(f"not valid TOML: {e}", path=path, line=int(m.group(1)) if m else None,
                           hint="see docs/CONFIG.md for the format") from None
 
-    site = doc.get("site")
-    if not isinstance(site, dict):
+    if "site" not in doc:
         raise ConfigError("no [site] table", path=path, hint="start the file with a [site] table")
+    table = _Table("site", doc["site"], text, path)
+    site, fail, text_field = table.values, table.fail, table.text
 
-    def fail(key: str, msg: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(f"site.{key} {msg}", path=path, line=_line_of(text, key), hint=hint)
-
-    def text_field(key: str, default: str | None = None) -> str:
-        value = site.get(key, default)
-        if not isinstance(value, str) or (default is None and not value.strip()):
-            raise fail(key, "must be a non-empty string" if default is None else "must be a string")
-        return value.strip()
-
-    name = text_field("name")
+    name = text_field("name", required=True)
     author = text_field("author", name)
-    url = text_field("url")
+    url = text_field("url", required=True)
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
         raise fail("url", f"must be an absolute https:// URL, not {url!r}",
@@ -144,79 +172,38 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
     except ValueError as e:
         raise fail("default_audience", str(e)) from None
 
-    def int_field(key: str, default: int, low: int, high: int) -> int:
-        value = site.get(key, default)
-        if type(value) is not int or not low <= value <= high:
-            raise fail(key, f"must be a whole number from {low} to {high}")
-        return value
-
     settings = dict(
         name=name, author=author, url=url,
         description=text_field("description", ""),
         language=text_field("language", "en"),
         timezone=tz,
         default_audience=default_audience,
-        posts_per_page=int_field("posts_per_page", 10, 1, 1000),
-        feed_items=int_field("feed_items", 20, 1, 1000),
+        posts_per_page=table.number("posts_per_page", 10, 1, 1000),
+        feed_items=table.number("feed_items", 20, 1, 1000),
         groups=groups,
     )
     fingerprint = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
     return SiteConfig(**settings, fingerprint=fingerprint,
-                      serve=_serve_table(doc.get("serve", {}), text, path),
-                      publish_target=_publish_target(doc.get("publish", {}), text, path))
+                      serve=_serve_table(_Table("serve", doc.get("serve", {}), text, path)),
+                      publish_target=_Table("publish", doc.get("publish", {}), text, path)
+                      .text("target"))
 
 
-def _serve_table(table: object, text: str, path: str) -> ServeConfig:
+def _serve_table(table: _Table) -> ServeConfig:
     """The ``[serve]`` table; none of it changes the built site, so it is not fingerprinted."""
-    if not isinstance(table, dict):
-        raise ConfigError("[serve] must be a table", path=path)
-
-    def fail(key: str, msg: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(f"serve.{key} {msg}", path=path, line=_line_of(text, key), hint=hint)
-
-    unknown = set(table) - {"host", "port", "http_port", "cert", "key", "access_log",
-                            "log_addresses"}
+    unknown = set(table.values) - {"host", "port", "http_port", "cert", "key", "access_log",
+                                   "log_addresses"}
     if unknown:
-        raise fail(sorted(unknown)[0], "is not a known setting", hint="see docs/CONFIG.md")
-
-    def port(key: str, default: int | None) -> int | None:
-        value = table.get(key, default)
-        if value is not None and (type(value) is not int or not 1 <= value <= 65535):
-            raise fail(key, "must be a port number from 1 to 65535")
-        return value
-
-    def string(key: str, default: str | None) -> str | None:
-        value = table.get(key, default)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise fail(key, "must be a non-empty string")
-        return value.strip() if isinstance(value, str) else None
-
-    def flag(key: str) -> bool:
-        value = table.get(key, True)
-        if not isinstance(value, bool):
-            raise fail(key, "must be true or false")
-        return value
-
-    cert, key = string("cert", None), string("key", None)
+        raise table.fail(sorted(unknown)[0], "is not a known setting", hint="see docs/CONFIG.md")
+    cert, key = table.text("cert"), table.text("key")
     if (cert is None) != (key is None):
-        raise fail("cert" if cert is None else "key", "is missing: set both cert and key",
-                   hint="name the certificate chain and its private key, e.g. from certbot")
-    return ServeConfig(host=string("host", "127.0.0.1") or "127.0.0.1",
-                       port=port("port", DEFAULT_PORT) or DEFAULT_PORT,
-                       http_port=port("http_port", None), cert=cert, key=key,
-                       access_log=flag("access_log"), log_addresses=flag("log_addresses"))
-
-
-def _publish_target(table: object, text: str, path: str) -> str | None:
-    """The ``[publish]`` table's target: where `o2m publish` copies build/ by default."""
-    if not isinstance(table, dict):
-        raise ConfigError("[publish] must be a table", path=path)
-    target = table.get("target")
-    if target is not None and (not isinstance(target, str) or not target.strip()):
-        raise ConfigError("publish.target must be a non-empty string", path=path,
-                          line=_line_of(text, "target"),
-                          hint='a folder ("/var/www/site") or an rclone remote ("host:www")')
-    return target.strip() if target else None
+        raise table.fail("cert" if cert is None else "key", "is missing: set both cert and key",
+                         hint="name the certificate chain and its private key, e.g. from certbot")
+    return ServeConfig(host=table.text("host", "127.0.0.1"),
+                       port=table.number("port", DEFAULT_PORT, 1, 65535, "a port number"),
+                       http_port=table.number("http_port", None, 1, 65535, "a port number"),
+                       cert=cert, key=key, access_log=table.flag("access_log", True),
+                       log_addresses=table.flag("log_addresses", True))
 
 
 def known_audience_names(friends: Collection[str],
