@@ -52,9 +52,9 @@ def make_authors(www: Path, reader_sign_pk: bytes, reader_box_pk: bytes, port: i
     import nacl.public
     import nacl.signing
 
-    from o2m_pub import feeds
-    from o2m_pub.canonical import b64u_encode, canonical_json
-    from o2m_pub.cards import make_card
+    from o2m_pub.protocol import feeds
+    from o2m_pub.protocol.canonical import b64u_encode, canonical_json
+    from o2m_pub.protocol.cards import make_card
 
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -164,7 +164,7 @@ def reset_posts(root: Path) -> None:
 def timeline_first_page(count: int = 100_000) -> float:
     """Seconds for the first timeline page (20 posts) of a store of `count` posts from
     100 friends, best of 5, the store opened afresh each time."""
-    from o2m_pub.store import FriendUpdate, PostRow, ReaderStore
+    from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore
     tmp = Path(tempfile.mkdtemp(prefix="o2m-timeline-bench-"))
     with ReaderStore.open(tmp) as store:
         for f in range(100):
@@ -194,8 +194,8 @@ def main() -> None:
         sys.exit("nginx is not installed (Debian package nginx)")
     import trustme
 
-    from o2m_pub.friends import FriendStore
-    from o2m_pub.owner import own_card
+    from o2m_pub.friends.friend_store import FriendStore
+    from o2m_pub.friends.owner import own_card
 
     tmp = Path(tempfile.mkdtemp(prefix="o2m-fetch-bench-"))
     tmp.chmod(0o755)

@@ -68,7 +68,7 @@ def prepare(args) -> Path:
     shutil.copytree(sites / "o2m", root)
     make_half_private(root)
     from o2m_pub.config import load
-    from o2m_pub.owner import create_owner
+    from o2m_pub.friends.owner import create_owner
     create_owner(root, load(root), PASSPHRASE.encode(), now=dt.datetime.now(dt.timezone.utc))
     make_friends(root, args.friends)
     return root
@@ -89,7 +89,7 @@ def newest(root: Path, audience: str) -> Path:
 
 def page_rel(root: Path, post: Path) -> str:
     from o2m_pub.config import load
-    from o2m_pub.content import parse_post
+    from o2m_pub.site.content import parse_post
     parsed = parse_post(post.read_bytes(), post.relative_to(root).as_posix(),
                         tz=load(root).tz, default_audience=("public",))
     return f"{parsed.path}index.html"

@@ -1,3 +1,3 @@
-from .cli import main
+from o2m_pub.cli import main
 
 main()

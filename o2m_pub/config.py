@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Collection, Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from o2m_pub.errors import ConfigError
 
 CONFIG_NAME = "o2m.toml"
 CARD_FILE = "keys/card.json"  # the owner's signed card (PROTOCOL.md §2.4)

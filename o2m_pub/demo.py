@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SiteError
+from o2m_pub.errors import SiteError
 
 DEMO_PASSPHRASE = b"demo"
 DEMO_MARKER = ".o2m-demo"
@@ -93,12 +93,12 @@ def make_world(folder: Path, *, now: dt.datetime, ports: list[int]) -> dict[str,
     """
     from nacl.pwhash import argon2id
 
-    from .config import load
-    from .friends import FriendStore
-    from .owner import create_owner, write_own_card
-    from .sample import write_demo_site_content
-    from .scaffold import init_site
-    from .tls import ensure_self_signed
+    from o2m_pub.config import load
+    from o2m_pub.friends.friend_store import FriendStore
+    from o2m_pub.friends.owner import create_owner, write_own_card
+    from o2m_pub.site.sample import write_demo_site_content
+    from o2m_pub.site.scaffold import init_site
+    from o2m_pub.host.tls import ensure_self_signed
 
     if folder.exists():
         if not (folder / DEMO_MARKER).exists():

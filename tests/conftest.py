@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import trustme
 from click.testing import CliRunner
 
 from o2m_pub.cli import main
@@ -124,3 +125,11 @@ def https_folder(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    authority = trustme.CA()
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    return authority, str(bundle)

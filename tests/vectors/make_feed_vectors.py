@@ -14,8 +14,8 @@ from pathlib import Path
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from o2m_pub import feeds
-from o2m_pub.canonical import b64u_encode
+from o2m_pub.protocol import feeds
+from o2m_pub.protocol.canonical import b64u_encode
 
 OUT = Path(__file__).with_name("feeds.json")
 

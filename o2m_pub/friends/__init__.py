@@ -1,0 +1,9 @@
+"""The owner's side of friendship: who I am, who my friends are, what each may read.
+
+`identity` keeps the owner's keys (sealed with their passphrase) and own card on disk;
+`friend_store` keeps friends' verified cards and the groups they are in, under `keys/`;
+`private_feeds` plans, purely, the objects, heads and archive pages each friend's feed
+needs (PROTOCOL.md §3), given the posts and what was published before.
+
+Uses `protocol` for every format and signature; never `site`, `host` or `reader`.
+"""

@@ -1,0 +1,482 @@
+"""Private posts as files (PROTOCOL.md §3): padded, encrypted, content-addressed
+objects, and per-friend feed documents, signed by the author and encrypted to the pair.
+
+Pure functions: keys, nonces and times are passed in; the build decides what to write
+and the reader what to fetch. Opening anything raises one of two errors only:
+`FeedFormatError` (not a well-formed o2m file) or `FeedAuthError` (it does not verify
+for us), so a hostile file can never surface as a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.hash
+import nacl.secret
+import nacl.signing
+from nacl.encoding import RawEncoder
+
+from o2m_pub.protocol.canonical import EncodingError, b64u_decode, b64u_encode, canonical_json, parse_json
+
+OBJECT_MAGIC = b"O2MOBJ1\n"
+HEAD_MAGIC = b"O2MHEAD1"
+PAGE_MAGIC = b"O2MPAGE1"
+NONCE_BYTES = 24
+KEY_BYTES = 32
+MIN_PADDED = 512
+MAX_HEAD_BYTES = 1 << 20  # a head over 1 MiB is refused before decrypting
+MAX_PAGE_BYTES = 4 << 20
+MAX_ITEMS = 4096
+MAX_OBJECT_BYTES = 64 << 20
+FEED_SIG_CONTEXT = b"o2m-feed-v1\n"
+_PERSON_NAME = b"o2m1 feed name\x00\x00"
+_PERSON_HEAD_KEY = b"o2m1 head key\x00\x00\x00"
+MAX_SEQ = 2**53 - 1
+
+
+class FeedFormatError(ValueError):
+    """A feed file or object is not well formed (truncated, wrong magic, bad padding)."""
+
+
+class FeedAuthError(ValueError):
+    """A feed file or object does not verify: forged, tampered with, or not for us."""
+
+
+# --- pairwise derivation (§3.1) ------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedSecrets:
+    """What one direction of a friendship (author -> reader) needs: the head's file
+    name and the key that encrypts the head and its archive pages."""
+
+    name: str  # 32 lowercase hex digits
+    key: bytes
+
+    @property
+    def head_path(self) -> str:
+        return f"f/{self.name}"
+
+
+def pairwise_secrets(own_box_sk: bytes, peer_box_pk: bytes, author_sign_pk: bytes,
+                     reader_sign_pk: bytes) -> FeedSecrets:
+    """Derive the feed name and head key of the feed `author` writes for `reader`.
+
+    Either side computes the same values: the X25519 secret is symmetric, and the
+    direction is fixed by the order of the two signing keys (§3.1). The name and the key
+    come from separate labelled derivations, so the name reveals nothing of the key.
+
+    Raises:
+        FeedAuthError: the peer's key is a low-order point (the shared secret is zero).
+    """
+    try:
+        shared = nacl.bindings.crypto_scalarmult(own_box_sk, peer_box_pk)
+    except nacl.exceptions.RuntimeError:  # libsodium refuses an all-zero result
+        raise FeedAuthError("unusable public key") from None
+    context = author_sign_pk + reader_sign_pk
+    name = nacl.hash.blake2b(context, digest_size=16, key=shared, person=_PERSON_NAME,
+                             encoder=RawEncoder)
+    key = nacl.hash.blake2b(context, digest_size=32, key=shared, person=_PERSON_HEAD_KEY,
+                            encoder=RawEncoder)
+    return FeedSecrets(name.hex(), key)
+
+
+# --- padding (§3.2) --------------------------------------------------------------------
+
+def padded_size(n: int) -> int:
+    """The bucket for `n` bytes: at least 512, then 2^k, 1.25·2^k, 1.5·2^k or 1.75·2^k,
+    whichever is the first not below n (at most 25% overhead; sizes leak ~2 bits/octave)."""
+    if n <= MIN_PADDED:
+        return MIN_PADDED
+    k = (n - 1).bit_length() - 1  # 2^k < n <= 2^(k+1)
+    for quarter in (5, 6, 7, 8):
+        size = (1 << k) * quarter // 4
+        if size >= n:
+            return size
+    raise AssertionError("unreachable")
+
+
+def pad(plaintext: bytes) -> bytes:
+    body = len(plaintext).to_bytes(4, "big") + plaintext
+    return body + bytes(padded_size(len(body)) - len(body))
+
+
+def unpad(padded: bytes) -> bytes:
+    if len(padded) < 4 or len(padded) != padded_size(len(padded)):
+        raise FeedFormatError("bad padding")
+    n = int.from_bytes(padded[:4], "big")
+    if n > len(padded) - 4 or padded_size(n + 4) != len(padded) or any(padded[4 + n:]):
+        raise FeedFormatError("bad padding")
+    return padded[4:4 + n]
+
+
+# --- objects (§3.3) ---------------------------------------------------------------------
+
+def _is_hash(value: Any) -> bool:
+    """A bare SHA-256 in lowercase hex (THREATS.md 22): no path, no other origin."""
+    return (isinstance(value, str) and len(value) == 64
+            and not value.strip("0123456789abcdef"))
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """How a feed item points at an object: its SHA-256 (which names its file), its
+    size, and the key that opens it."""
+
+    hash: str  # 64 lowercase hex digits
+    size: int
+    key: bytes
+
+    @property
+    def path(self) -> str:
+        return f"o/{self.hash}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hash": self.hash, "key": b64u_encode(self.key), "size": self.size}
+
+    @classmethod
+    def from_json(cls, value: Any) -> "ObjectRef":
+        if not isinstance(value, dict) or set(value) != {"hash", "key", "size"}:
+            raise FeedFormatError("bad object reference")
+        h, size = value["hash"], value["size"]
+        if not _is_hash(h) or type(size) is not int or not 0 < size <= MAX_OBJECT_BYTES:
+            raise FeedFormatError("bad object reference")
+        try:
+            key = b64u_decode(value["key"], length=KEY_BYTES)
+        except EncodingError:
+            raise FeedFormatError("bad object key") from None
+        return cls(h, size, key)
+
+
+
+
+def seal_object(plaintext: bytes, *, key: bytes, nonce: bytes) -> tuple[bytes, ObjectRef]:
+    """Encrypt one post or attachment with its own fresh key (§3.3)."""
+    sealed = nacl.secret.SecretBox(key).encrypt(pad(plaintext), nonce)
+    data = OBJECT_MAGIC + bytes(sealed)
+    return data, ObjectRef(hashlib.sha256(data).hexdigest(), len(data), key)
+
+
+def open_object(data: bytes, ref: ObjectRef) -> bytes:
+    """Check an object against its reference, then decrypt it (§3.3: the hash is
+    checked before any decryption).
+
+    Raises:
+        FeedAuthError: wrong size or hash, or it does not decrypt with the key.
+        FeedFormatError: it decrypts but its padding is wrong.
+    """
+    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.hash:
+        raise FeedAuthError("object does not match its reference")
+    if not data.startswith(OBJECT_MAGIC):
+        raise FeedFormatError("not an o2m object")
+    try:
+        padded = nacl.secret.SecretBox(ref.key).decrypt(data[len(OBJECT_MAGIC):])
+    except (nacl.exceptions.CryptoError, ValueError):
+        raise FeedAuthError("object does not decrypt with its key") from None
+    return unpad(padded)
+
+
+# --- feed documents (§3.4) --------------------------------------------------------------
+
+SIG_BYTES = 64
+
+
+def seal_document(doc: dict[str, Any], *, magic: bytes, signing_key: nacl.signing.SigningKey,
+                  key: bytes, nonce: bytes) -> bytes:
+    """Sign a head or archive page, then encrypt it to the pair (§3.4): the plaintext is
+    the detached signature followed by the exact bytes it signs, so a reader verifies
+    before it parses anything. The values are not type-walked again: items come from
+    Item and ObjectRef (strings, bounded ints) and seal_head checks the sequence number."""
+    body = canonical_json(doc, check=False)
+    sig = signing_key.sign(FEED_SIG_CONTEXT + body).signature
+    return magic + bytes(nacl.secret.SecretBox(key).encrypt(pad(sig + body), nonce))
+
+
+def open_document(data: bytes, *, magic: bytes, key: bytes, author_sign_pk: bytes,
+                  reader_sign_pk: bytes, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    """Decrypt, verify and parse a head or archive page (§3.5 steps 1-8), in that order;
+    returns the document and the signed plaintext (to tell a replay from equivocation).
+
+    Raises:
+        FeedFormatError, FeedAuthError: see the module docstring.
+    """
+    if len(data) > max_bytes:
+        raise FeedFormatError("too large")
+    if not data.startswith(magic):
+        raise FeedFormatError("not an o2m feed file of this kind")
+    try:
+        padded = nacl.secret.SecretBox(key).decrypt(data[len(magic):])
+    except (nacl.exceptions.CryptoError, ValueError):
+        raise FeedAuthError("does not decrypt: tampered with, or not for us") from None
+    signed = unpad(padded)
+    sig, body = signed[:SIG_BYTES], signed[SIG_BYTES:]
+    try:
+        nacl.signing.VerifyKey(author_sign_pk).verify(FEED_SIG_CONTEXT + body, sig)
+    except (nacl.exceptions.BadSignatureError, ValueError):
+        raise FeedAuthError("bad signature") from None
+    try:
+        doc = parse_json(body, max_bytes=max_bytes)
+    except EncodingError as e:
+        raise FeedFormatError(f"malformed: {e}") from None
+    if not isinstance(doc, dict) or canonical_json(doc) != body:
+        raise FeedFormatError("not canonical JSON")
+    if type(doc.get("v")) is not int or doc["v"] != 1:  # true == 1 in Python, not in §3.4
+        raise FeedFormatError(f"unsupported version {doc.get('v')!r}")
+    expected_type = "o2m-head" if magic == HEAD_MAGIC else "o2m-page"
+    if doc.get("type") != expected_type:
+        raise FeedFormatError("wrong document type")
+    if doc.get("author") != b64u_encode(author_sign_pk):
+        raise FeedAuthError("signed by its author for another author's feed")
+    if doc.get("recipient") != b64u_encode(reader_sign_pk):
+        raise FeedAuthError("addressed to someone else")
+    items = doc.get("items")
+    if not isinstance(items, list) or len(items) > MAX_ITEMS:
+        raise FeedFormatError("bad or too many items")
+    return doc, signed
+
+
+# --- items, heads and pages (§3.4) --------------------------------------------------------
+
+ITEM_ID_BYTES = 16
+HEAD_ITEMS = 64  # a head carries at most 2 x this many items before a page is cut
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of a feed: a post version (with its object), or a tombstone."""
+
+    id: str  # b64u of 16 bytes, stable across edits of one post
+    date: str  # RFC 3339 UTC: when this version was published
+    object: ObjectRef | None  # None for a tombstone
+    reply_to: str | None = None
+    replies: tuple[str, ...] = ()  # reserved for conversations
+
+    @property
+    def deleted(self) -> bool:
+        return self.object is None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"date": self.date, "id": self.id}
+        if self.object is None:
+            out["deleted"] = True
+        else:
+            out["object"] = self.object.to_json()
+        if self.reply_to:
+            out["reply_to"] = self.reply_to
+        if self.replies:
+            out["replies"] = list(self.replies)
+        return out
+
+    @classmethod
+    def from_json(cls, value: Any) -> "Item":
+        if not isinstance(value, dict) or not {"id", "date"} <= value.keys():
+            raise FeedFormatError("bad item")
+        if not value.keys() <= {"id", "date", "object", "deleted", "reply_to", "replies"}:
+            raise FeedFormatError("unknown field in item")
+        try:
+            b64u_decode(value["id"], length=ITEM_ID_BYTES)
+        except EncodingError:
+            raise FeedFormatError("bad item id") from None
+        check_time(value["date"])
+        deleted = value.get("deleted", False)
+        if deleted is True:
+            if "object" in value:
+                raise FeedFormatError("a tombstone has no object")
+            obj = None
+        elif deleted is False and "object" in value:
+            obj = ObjectRef.from_json(value["object"])
+        else:
+            raise FeedFormatError("an item has an object or is deleted")
+        reply_to = value.get("reply_to")
+        replies = value.get("replies", [])
+        if reply_to is not None and not _is_https_url(reply_to):
+            raise FeedFormatError("bad reply_to")
+        if not isinstance(replies, list) or not all(_is_https_url(r) for r in replies):
+            raise FeedFormatError("bad replies")
+        return cls(value["id"], value["date"], obj, reply_to, tuple(replies))
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """An archive page, named by its hash like an object."""
+
+    hash: str
+    size: int
+
+    @property
+    def path(self) -> str:
+        return f"p/{self.hash}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hash": self.hash, "size": self.size}
+
+    @classmethod
+    def from_json(cls, value: Any) -> "PageRef":
+        if (not isinstance(value, dict) or set(value) != {"hash", "size"}
+                or not _is_hash(value["hash"]) or type(value["size"]) is not int
+                or not 0 < value["size"] <= MAX_PAGE_BYTES):
+            raise FeedFormatError("bad page reference")
+        return cls(value["hash"], value["size"])
+
+
+@dataclass(frozen=True)
+class Head:
+    """A verified feed head (§3.4)."""
+
+    seq: int
+    updated: str
+    expires: str
+    items: tuple[Item, ...]
+    prev: PageRef | None
+    signed: bytes  # the exact signed bytes, to tell equivocation from a replay
+
+
+def _is_https_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("https://") and len(value) <= 2048
+
+
+def check_time(value: Any) -> str:
+    """RFC 3339 UTC with Z and whole seconds (§2.1)."""
+    if not isinstance(value, str) or len(value) != 20 or not value.endswith("Z"):
+        raise FeedFormatError("bad time")
+    try:
+        dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise FeedFormatError("bad time") from None
+    return value
+
+
+def _items(doc: dict[str, Any]) -> tuple[Item, ...]:
+    items = tuple(Item.from_json(v) for v in doc["items"])
+    if len({i.id for i in items}) != len(items):
+        raise FeedFormatError("an item id appears twice")
+    return items
+
+
+def open_head(data: bytes, secrets: FeedSecrets, *, author_sign_pk: bytes,
+              reader_sign_pk: bytes) -> Head:
+    """Decrypt, verify and parse a head (§3.5 steps 1-8)."""
+    doc, signed = open_document(data, magic=HEAD_MAGIC, key=secrets.key,
+                                author_sign_pk=author_sign_pk, reader_sign_pk=reader_sign_pk,
+                                max_bytes=MAX_HEAD_BYTES)
+    if set(doc) != {"v", "type", "author", "recipient", "seq", "updated", "expires", "items",
+                    "prev"}:
+        raise FeedFormatError("unexpected fields in head")
+    seq = doc["seq"]
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:  # §3.4: no bool, no float, no text
+        raise FeedFormatError("bad sequence number")
+    prev = PageRef.from_json(doc["prev"]) if doc["prev"] is not None else None
+    return Head(seq, check_time(doc["updated"]), check_time(doc["expires"]), _items(doc), prev,
+                signed)
+
+
+def open_page(data: bytes, ref: PageRef, secrets: FeedSecrets, *, author_sign_pk: bytes,
+              reader_sign_pk: bytes) -> tuple[tuple[Item, ...], PageRef | None]:
+    """Check an archive page against its reference, then decrypt and verify it."""
+    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.hash:
+        raise FeedAuthError("page does not match its reference")
+    doc, _ = open_document(data, magic=PAGE_MAGIC, key=secrets.key,
+                           author_sign_pk=author_sign_pk, reader_sign_pk=reader_sign_pk,
+                           max_bytes=MAX_PAGE_BYTES)
+    if set(doc) != {"v", "type", "author", "recipient", "items", "prev"}:
+        raise FeedFormatError("unexpected fields in page")
+    prev = PageRef.from_json(doc["prev"]) if doc["prev"] is not None else None
+    return _items(doc), prev
+
+
+def _base_doc(kind: str, author_sign_pk: bytes, reader_sign_pk: bytes,
+              items: list[Item], prev: PageRef | None) -> dict[str, Any]:
+    return {"v": 1, "type": kind, "author": b64u_encode(author_sign_pk),
+            "recipient": b64u_encode(reader_sign_pk), "items": [i.to_json() for i in items],
+            "prev": prev.to_json() if prev else None}
+
+
+def seal_head(*, signing_key: nacl.signing.SigningKey, reader_sign_pk: bytes,
+              secrets: FeedSecrets, seq: int, updated: str, expires: str, items: list[Item],
+              prev: PageRef | None, nonce: bytes) -> bytes:
+    if not 0 <= seq <= MAX_SEQ:
+        raise ValueError("sequence number out of range")
+    doc = _base_doc("o2m-head", bytes(signing_key.verify_key), reader_sign_pk, items, prev)
+    doc.update(seq=seq, updated=updated, expires=expires)
+    return seal_document(doc, magic=HEAD_MAGIC, signing_key=signing_key, key=secrets.key,
+                         nonce=nonce)
+
+
+def seal_page(*, signing_key: nacl.signing.SigningKey, reader_sign_pk: bytes,
+              secrets: FeedSecrets, items: list[Item], prev: PageRef | None,
+              nonce: bytes) -> tuple[bytes, PageRef]:
+    doc = _base_doc("o2m-page", bytes(signing_key.verify_key), reader_sign_pk, items, prev)
+    data = seal_document(doc, magic=PAGE_MAGIC, signing_key=signing_key, key=secrets.key,
+                         nonce=nonce)
+    return data, PageRef(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def append_to_feed(head_items: list[Item],
+                   new_items: list[Item]) -> tuple[list[Item], list[list[Item]]]:
+    """Add new item versions at the front of the head (newest first), dropping older
+    versions of the same posts from the head; while the head holds over 2 x HEAD_ITEMS,
+    its oldest HEAD_ITEMS items are cut into an archive page (RFC 5005 style, §3.4).
+    Adding one post therefore rewrites the head and, now and then, one new page.
+
+    Returns (the new head's items, the pages to cut, oldest first)."""
+    ids = {i.id for i in new_items}
+    items = list(new_items) + [i for i in head_items if i.id not in ids]
+    pages: list[list[Item]] = []
+    while len(items) > 2 * HEAD_ITEMS:
+        pages.append(items[-HEAD_ITEMS:])
+        items = items[:-HEAD_ITEMS]
+    return items, pages
+
+
+# --- the reader's decision (§3.5 steps 8-9) -------------------------------------------------
+
+class RollbackError(FeedAuthError):
+    """An older head than one already accepted (a replay, or a host rolled back)."""
+
+
+class EquivocationError(FeedAuthError):
+    """Two different heads with one sequence number: the author's key may be misused."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a verified head."""
+
+    fresh: bool  # newer than what we have: store its items
+    stale: bool  # past its expiry: keep the posts, flag "stale since …" (freeze)
+
+
+def accept_head(head: Head, *, stored_seq: int | None, stored_signed: bytes | None,
+                now: str) -> Verdict:
+    """Rollback, equivocation and freeze checks against the stored high-water mark.
+
+    Raises:
+        RollbackError: head.seq is below the stored one.
+        EquivocationError: same seq, different signed bytes (the stored head is kept).
+    """
+    fresh = is_newer(head.seq, head.signed, stored_seq, stored_signed)
+    return Verdict(fresh=fresh, stale=head.expires < now)
+
+
+def is_newer(seq: int, signed: bytes, stored_seq: int | None,
+             stored_signed: bytes | None) -> bool:
+    """Step 8 of §3.5: True for a head newer than the stored one, False for the very
+    same head again.
+
+    Raises:
+        RollbackError: `seq` is below the stored one.
+        EquivocationError: the same seq with other signed bytes.
+    """
+    if stored_seq is None:
+        return True
+    if seq < stored_seq:
+        raise RollbackError(f"sequence {seq} is older than {stored_seq}")
+    if seq == stored_seq:
+        if stored_signed is not None and signed != stored_signed:
+            raise EquivocationError(f"two different heads carry sequence {seq}")
+        return False
+    return True

@@ -1,0 +1,9 @@
+"""Reading friends: fetching their feeds, keeping them, showing them.
+
+`fetch_plan` turns downloaded bytes and the stored state into one update or a refusal
+(PROTOCOL.md §3.5), with no sockets; `http_fetch` moves the bytes with hard limits;
+`store` keeps what was accepted in SQLite; `sanitize` makes a friend's post safe to
+show; `timeline` and `web` show it in the terminal and in the browser.
+
+Uses `friends` (whom to fetch, with which keys) and `protocol`; never `site` or `host`.
+"""

@@ -1,0 +1,546 @@
+"""The reader's side of a friend's feed (PROTOCOL.md §3.5): from downloaded bytes and the
+stored state to one `FriendUpdate` for the store, or a refusal with its reason.
+
+No sockets, no SQLite, no clock: the shell (`http_fetch.py`) passes in a `get` function
+that downloads one file under the friend's site (with a size cap), what the store knew,
+and the time. Verification runs in the order of §3.5:
+
+    steps 1-7   open_head: size cap, magic, decryption, padding, signature, JSON, fields
+    step 8      accept_head: seq above the stored high-water mark (rollback and
+                equivocation refused)
+    step 9      expiry: a stale head is accepted but flagged (freeze warning)
+    step 10     item count and form (open_head)
+    step 11     archive pages, only back to the first one already stored, each by hash;
+                at most MAX_ITEMS_PER_FETCH items in the head and these pages together,
+                and the pages' bytes are charged to the friend's byte budget
+    step 12     objects by hash and size, then decrypted with the item's key, charged
+                to the same budget
+
+Edits replace (newest version of an id wins: head first, then pages newest first);
+tombstones delete. A friend's text is kept as they published it: Markdown source for
+private posts (rendered locally), untrusted HTML for public posts from their
+`feed.json` (sanitised by the reading side before it is shown).
+
+    Refused (Exception)         this friend's fetch is refused; `.reason` is one of REASONS
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from o2m_pub.protocol import feeds
+from o2m_pub.protocol.canonical import EncodingError, b64u_encode, parse_json
+from o2m_pub.reader.store import FriendState, FriendUpdate, PostRow, utc_now_text
+
+# Reasons a friend's fetch is refused, as `o2m fetch` prints them.
+UNREACHABLE = "unreachable"
+TIMEOUT = "timeout"
+BAD_CERTIFICATE = "bad certificate"
+HTTP_ERROR = "http error"
+REDIRECT = "redirect refused"
+OVERSIZED = "oversized"
+MALFORMED = "malformed"
+BAD_SIGNATURE = "bad signature"
+ROLLBACK = "rollback"
+EQUIVOCATION = "equivocation"
+KEY_CHANGED = "key changed"
+BAD_OBJECT = "bad object"
+REASONS = (UNREACHABLE, TIMEOUT, BAD_CERTIFICATE, HTTP_ERROR, REDIRECT, OVERSIZED, MALFORMED,
+           BAD_SIGNATURE, ROLLBACK, EQUIVOCATION, KEY_CHANGED, BAD_OBJECT)
+
+MAX_PUBLIC_FEED_BYTES = 4 << 20
+MAX_PUBLIC_ITEMS = 1000
+MAX_PAGES_PER_FETCH = 4096
+MAX_ITEMS_PER_FETCH = 100_000  # per friend and run: the head's items and its new pages'
+MAX_ATTACHMENTS = 64
+MAX_FRIEND_BYTES = 512 << 20  # per friend and run: new archive pages and objects together
+MAX_TEXT = 1 << 20
+UNREACHABLE_NOTICE_AFTER = dt.timedelta(days=1)
+CARD_PATH = ".well-known/o2m-card.json"
+PUBLIC_FEED_PATH = "feed.json"
+
+
+class Refused(Exception):
+    """A friend's fetch is refused: nothing of it is stored."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Response:
+    """One download: status 200 (body read whole, within the cap), 304 or 404."""
+
+    status: int
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class Getter(Protocol):
+    def __call__(self, path: str, *, cap: int, etag: str | None = None,
+                 last_modified: str | None = None) -> Response:
+        """Download `path` under the friend's site URL; 200, 304 or 404, else raise
+        Refused (transport, TLS, status, size cap, deadline)."""
+
+
+@dataclass(frozen=True)
+class FriendKeys:
+    """What verifying one friend's feed for us needs (§3.1)."""
+
+    name: str  # the local friend name
+    sign_pk: bytes  # from their card
+    box_pk: bytes
+    reader_sign_pk: bytes  # ours
+    secrets: feeds.FeedSecrets
+    site_url: str  # their card's url, ending in "/"
+
+    @property
+    def sign_pk_text(self) -> str:
+        return b64u_encode(self.sign_pk)
+
+
+@dataclass
+class Outcome:
+    """What happened to one friend in one fetch."""
+
+    friend: str
+    status: str  # "new", "unchanged", "no feed", "refused"
+    new: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0  # items whose object would not open with their key (THREATS.md 19)
+    stale_since: str | None = None
+    reason: str | None = None
+    detail: str = ""
+    update: FriendUpdate | None = None
+    notifications: list[tuple[str, str]] = field(default_factory=list)
+    public_error: str | None = None  # their feed.json was refused; the rest still landed
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "refused"
+
+
+# ---------------------------------------------------------------- the head (§3.5 1-10)
+
+
+def verify_head(data: bytes, keys: FriendKeys, state: FriendState | None,
+                now: str) -> tuple[feeds.Head, feeds.Verdict]:
+    """Steps 1-10 for a downloaded head.
+
+    Raises:
+        Refused: oversized, malformed, bad signature, rollback or equivocation.
+    """
+    try:
+        head = feeds.open_head(data, keys.secrets, author_sign_pk=keys.sign_pk,
+                               reader_sign_pk=keys.reader_sign_pk)
+    except feeds.FeedFormatError as e:
+        raise Refused(OVERSIZED if str(e) == "too large" else MALFORMED, f"head: {e}") from None
+    except feeds.FeedAuthError as e:
+        raise Refused(BAD_SIGNATURE, f"head: {e}") from None
+    try:
+        verdict = feeds.accept_head(head, stored_seq=state.seq if state else None,
+                                    stored_signed=state.head_signed if state else None,
+                                    now=now)
+    except feeds.EquivocationError as e:
+        raise Refused(EQUIVOCATION, str(e)) from None
+    except feeds.RollbackError as e:
+        raise Refused(ROLLBACK, str(e)) from None
+    return head, verdict
+
+
+# ---------------------------------------------------------------- pages (§3.5 11)
+
+
+def read_archive(head: feeds.Head, keys: FriendKeys, stored_pages: frozenset[str],
+                 get: Getter, budget: list[int]) -> tuple[list[feeds.Item], list[str]]:
+    """The items of archive pages not yet stored, newest page first, stopping at the
+    first page already stored; returns (items, the new pages' hashes).
+
+    Each page's size is taken from `budget` (the friend's bytes for this run) before it
+    is downloaded, and the head's and pages' items together stop at
+    MAX_ITEMS_PER_FETCH: a chain of 4096 pages of 4 MiB would be 16 GiB and 16.7
+    million items (THREATS.md 16)."""
+    items: list[feeds.Item] = []
+    new_pages: list[str] = []
+    ref = head.prev
+    while ref is not None and ref.hash not in stored_pages:
+        if len(new_pages) >= MAX_PAGES_PER_FETCH or ref.hash in new_pages:
+            raise Refused(MALFORMED, "archive pages loop or never end")
+        _spend(budget, ref.size)
+        resp = get(ref.path, cap=ref.size)
+        if resp.status != 200:
+            raise Refused(HTTP_ERROR, f"archive page {ref.hash[:12]}: HTTP {resp.status}")
+        try:
+            page_items, prev = feeds.open_page(resp.body, ref, keys.secrets,
+                                               author_sign_pk=keys.sign_pk,
+                                               reader_sign_pk=keys.reader_sign_pk)
+        except feeds.FeedFormatError as e:
+            raise Refused(MALFORMED, f"archive page: {e}") from None
+        except feeds.FeedAuthError as e:
+            raise Refused(BAD_SIGNATURE, f"archive page: {e}") from None
+        items += page_items
+        if len(head.items) + len(items) > MAX_ITEMS_PER_FETCH:
+            raise Refused(OVERSIZED, f"more than {MAX_ITEMS_PER_FETCH:,} items in the head "
+                          "and its archive pages")
+        new_pages.append(ref.hash)
+        ref = prev
+    return items, new_pages
+
+
+def newest_versions(items: list[feeds.Item]) -> list[feeds.Item]:
+    """One item per id, the first seen (items come newest first: head, then pages)."""
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item.id not in seen:
+            seen.add(item.id)
+            out.append(item)
+    return out
+
+
+# ---------------------------------------------------------------- objects (§3.5 12)
+
+
+def _optional_text(doc: dict[str, Any], key: str, limit: int = 4096) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise feeds.FeedFormatError(f"bad {key}")
+    return value
+
+
+def parse_post(plaintext: bytes) -> dict[str, Any]:
+    """The post document of §3.3, checked field by field (fails closed).
+
+    Raises:
+        feeds.FeedFormatError: anything but a well-formed o2m-post.
+    """
+    try:
+        doc = parse_json(plaintext, max_bytes=feeds.MAX_OBJECT_BYTES)
+    except EncodingError as e:
+        raise feeds.FeedFormatError(f"post: {e}") from None
+    if not isinstance(doc, dict) or doc.get("type") != "o2m-post" or type(doc.get("v")) is not int \
+            or doc["v"] != 1:  # `true == 1` in Python: the type is checked too
+        raise feeds.FeedFormatError("not an o2m post of version 1")
+    if not isinstance(doc.get("markdown"), str) or len(doc["markdown"]) > feeds.MAX_OBJECT_BYTES:
+        raise feeds.FeedFormatError("post without markdown")
+    feeds.check_time(doc.get("date"))
+    if doc.get("updated") is not None:
+        feeds.check_time(doc["updated"])
+    for key in ("title", "summary", "reply_to"):
+        _optional_text(doc, key)
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or len(tags) > 64 or not all(
+            isinstance(t, str) and 0 < len(t) <= 128 for t in tags):
+        raise feeds.FeedFormatError("bad tags")
+    attachments = doc.get("attachments", [])
+    if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
+        raise feeds.FeedFormatError("bad attachments")
+    for a in attachments:
+        if not isinstance(a, dict) or not {"name", "media_type", "hash", "size", "key"} <= a.keys():
+            raise feeds.FeedFormatError("bad attachment")
+        _optional_text(a, "name", 255)
+        _optional_text(a, "media_type", 127)
+        if not isinstance(a["name"], str) or "\x00" in a["name"]:
+            raise feeds.FeedFormatError("bad attachment name")
+        feeds.ObjectRef.from_json({k: a[k] for k in ("hash", "key", "size")})
+    return doc
+
+
+def _get_object(ref: feeds.ObjectRef, get: Getter, what: str) -> bytes:
+    """Download an object and check its size and hash (THREATS.md 18, 20): a host that
+    serves other bytes under a hash refuses the whole friend."""
+    resp = get(ref.path, cap=ref.size)
+    if resp.status != 200:
+        raise Refused(HTTP_ERROR, f"{what} {ref.hash[:12]}: HTTP {resp.status}")
+    if len(resp.body) != ref.size or hashlib.sha256(resp.body).hexdigest() != ref.hash:
+        raise Refused(BAD_OBJECT, f"{what} {ref.hash[:12]} does not match its hash")
+    return resp.body
+
+
+class Attachments(Protocol):
+    """The attachment cache as one friend's fetch sees it (THREATS.md 23)."""
+
+    def has(self, object_hash: str) -> bool:
+        """Cached, and credited to this friend by an earlier download of their own."""
+
+    def save(self, object_hash: str, plaintext: bytes) -> bool:
+        """Cache bytes this friend's download and key just vouched for; False when other
+        bytes are cached under that hash (then the attachment is left out)."""
+
+
+def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
+              budget: list[int]) -> PostRow | None:
+    """Fetch, check and decrypt one post version and its attachments; None when its
+    object does not open with the item's key or is not a well-formed post (that item
+    alone fails, THREATS.md 19)."""
+    ref = item.object
+    assert ref is not None
+    _spend(budget, ref.size)
+    data = _get_object(ref, get, "object")
+    try:
+        doc = parse_post(feeds.open_object(data, ref))
+    except (feeds.FeedAuthError, feeds.FeedFormatError):
+        return None
+    kept = []
+    for a in doc.get("attachments", []):
+        aref = feeds.ObjectRef.from_json({k: a[k] for k in ("hash", "key", "size")})
+        # Cached for this friend only after their own download and key check: a copy
+        # cached for another friend proves nothing about this post's key (THREATS 23).
+        if not attachments.has(aref.hash):
+            _spend(budget, aref.size)
+            blob = _get_object(aref, get, "attachment")
+            try:
+                if not attachments.save(aref.hash, feeds.open_object(blob, aref)):
+                    continue
+            except (feeds.FeedAuthError, feeds.FeedFormatError):
+                continue  # that attachment alone is left out
+        kept.append({"name": a["name"], "media_type": a["media_type"], "hash": aref.hash,
+                     "size": aref.size})
+    return PostRow(id=item.id, audience="private", date=doc["date"], title=doc.get("title"),
+                   markdown=doc["markdown"], summary=doc.get("summary"),
+                   updated=doc.get("updated"), tags=tuple(doc.get("tags", [])),
+                   reply_to=doc.get("reply_to") or item.reply_to,
+                   attachments=tuple(kept), object_hash=ref.hash)
+
+
+def _spend(budget: list[int], n: int) -> None:
+    """Take `n` bytes from the friend's budget for this run: [bytes left, the budget]."""
+    budget[0] -= n
+    if budget[0] < 0:
+        raise Refused(OVERSIZED, f"more than {budget[1]:,} bytes of archive pages and "
+                      "objects in one fetch")
+
+
+# ---------------------------------------------------------------- public posts (§1.4)
+
+
+def _utc(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("bad date")
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("date without offset")
+    try:
+        return utc_now_text(parsed)  # in UTC, as everything stored
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise ValueError("date out of range") from None
+
+
+def parse_public_feed(data: bytes, site_url: str) -> list[PostRow]:
+    """A friend's public JSON Feed (§1.4) as posts. Only items whose id is a permalink
+    on their own site are kept (no other origin can be credited to them); the HTML is
+    kept as untrusted text. This feed is not signed: it is as authentic as TLS makes it.
+
+    Raises:
+        Refused: not a JSON Feed within the caps.
+    """
+    try:
+        doc = parse_json(data, max_bytes=MAX_PUBLIC_FEED_BYTES)
+        items = doc["items"]
+        if not isinstance(items, list) or len(items) > MAX_PUBLIC_ITEMS:
+            raise ValueError("too many items")
+        rows = []
+        for it in items:
+            url = it.get("url") or it.get("id")
+            if not isinstance(url, str) or not url.startswith(site_url) or len(url) > 2048:
+                continue
+            html = it.get("content_html")
+            if html is not None and (not isinstance(html, str) or len(html) > MAX_TEXT):
+                raise ValueError("bad content_html")
+            tags = it.get("tags", [])
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ValueError("bad tags")
+            extension = it.get("_o2m") or {}
+            reply_to = extension.get("reply_to") if isinstance(extension, dict) else None
+            row = PostRow(
+                id=url, audience="public", date=_utc(it.get("date_published")),
+                title=_optional_text(it, "title"), html=html or "",
+                summary=_optional_text(it, "summary"),
+                updated=_utc(it["date_modified"]) if it.get("date_modified") else None,
+                tags=tuple(tags[:64]), reply_to=reply_to if isinstance(reply_to, str) else None,
+                url=url)
+            digest = hashlib.sha256(repr(row).encode()).hexdigest()
+            rows.append(dataclasses.replace(row, object_hash=digest))
+        return rows
+    except (EncodingError, ValueError, KeyError, TypeError, AttributeError, OverflowError,
+            feeds.FeedFormatError) as e:
+        raise Refused(MALFORMED, f"public feed.json: {e}") from None
+
+
+# ---------------------------------------------------------------- one friend
+
+
+def check_card(keys: FriendKeys, get: Getter) -> None:
+    """When their feed is gone or no longer opens, look at the card their site
+    publishes: other keys there mean a key change, refused until the owner accepts
+    the new card (THREATS.md 6).
+
+    Raises:
+        Refused(KEY_CHANGED): the published card has other keys than the stored one.
+    """
+    from o2m_pub.protocol.cards import CardError, parse_card
+    from o2m_pub.friends.identity import fingerprint
+    try:
+        resp = get(CARD_PATH, cap=4096)
+    except Refused:
+        return
+    if resp.status != 200:
+        return
+    try:
+        card = parse_card(resp.body)
+    except CardError:
+        return
+    if card.sign_pk != keys.sign_pk or card.box_pk != keys.box_pk:
+        raise Refused(KEY_CHANGED, f"their site's card has new keys (fingerprint "
+                      f"{fingerprint(card.sign_pk, card.box_pk)}); check it with them, then "
+                      f"`o2m friend add {keys.name} {card.url} --accept-key-change`")
+
+
+def fetch_friend(keys: FriendKeys, state: FriendState | None,
+                 stored_hashes: dict[str, str | None], get: Getter,
+                 attachments: Attachments, now: dt.datetime,
+                 public: bool = True, max_bytes: int = MAX_FRIEND_BYTES) -> Outcome:
+    """Fetch and verify one friend's feed for us (and their public feed.json): an
+    Outcome whose `update` the store applies in one transaction. At most `max_bytes`
+    of archive pages and objects are downloaded. Raises nothing: a refusal is an
+    Outcome with a reason, and nothing of it is to be stored."""
+    stamp = utc_now_text(now)
+    if state is not None and state.sign_pk != keys.sign_pk_text:
+        # The owner accepted a new card for this friend (`friend add --accept-key-change`):
+        # a new key starts a new feed, whose sequence numbers are its own (§2.5).
+        state = FriendState(friend=state.friend, sign_pk=keys.sign_pk_text,
+                            first_seen=state.first_seen, failing_since=state.failing_since)
+    try:
+        return _fetch(keys, state, stored_hashes, get, attachments, stamp, public,
+                      [max_bytes, max_bytes])
+    except Refused as e:
+        out = Outcome(keys.name, "refused", reason=e.reason, detail=e.detail)
+        if e.reason in (KEY_CHANGED, EQUIVOCATION):
+            out.notifications.append((e.reason.replace(" ", "_"), e.detail))
+        since = state.failing_since if state and state.failing_since else stamp
+        if since <= utc_now_text(now - UNREACHABLE_NOTICE_AFTER) and e.reason in (
+                UNREACHABLE, TIMEOUT, BAD_CERTIFICATE, HTTP_ERROR, REDIRECT):
+            out.notifications.append(("unreachable", f"unreachable since {since}"))
+        return out
+
+
+def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
+           get: Getter, attachments: Attachments, stamp: str, public: bool,
+           budget: list[int]) -> Outcome:
+    out = Outcome(keys.name, "unchanged")
+    update = FriendUpdate(keys.name, keys.sign_pk_text)
+    st: dict[str, Any] = {"last_attempt": stamp, "last_success": stamp, "failing_since": None,
+                          "last_reason": None, "last_error": None}
+    # The feed state to check against: none before a first accepted head (a changed key
+    # has already been given a fresh state by fetch_friend).
+    known = state if state is not None and state.seq is not None else None
+    if known is None:
+        st.update(seq=None, head_digest=None, head_signed=None, pages=(), etag=None,
+                  last_modified=None)
+    resp = get(keys.secrets.head_path, cap=feeds.MAX_HEAD_BYTES,
+               etag=known.etag if known else None,
+               last_modified=known.last_modified if known else None)
+    if resp.status == 404:
+        check_card(keys, get)
+        if known:  # THREATS.md 29: their feed went away; keep what we have
+            raise Refused(HTTP_ERROR, "their feed for you is gone (HTTP 404)")
+        out.status = "no feed"
+    elif resp.status == 304:
+        expires = state.expires if state else None
+        out.stale_since = expires if expires and expires < stamp else None
+    else:
+        try:
+            head, verdict = verify_head(resp.body, keys, known, stamp)
+        except Refused as e:
+            if e.reason == BAD_SIGNATURE:
+                check_card(keys, get)
+            raise
+        st.update(etag=resp.etag, last_modified=resp.last_modified)
+        out.stale_since = head.expires if verdict.stale else None
+        if verdict.fresh:
+            _accept(head, keys, known, stored_hashes, get, attachments,
+                    out, update, st, budget)
+            if state is None or state.first_seen is None:
+                st["first_seen"] = stamp
+                update.notifications.append(("new_friend_feed",
+                                             "their feed for you appeared: they added you"))
+    st["stale_since"] = out.stale_since
+    if out.stale_since and not (state and state.stale_since == out.stale_since):
+        update.notifications.append(("stale", f"their feed is stale since {out.stale_since} "
+                                     "(their site stopped updating, or is frozen)"))
+    if public:
+        _public(keys, state, stored_hashes, get, out, update, st)
+    update.state = st
+    out.update = update
+    if out.new or out.updated or out.deleted:
+        out.status = "new"
+    return out
+
+
+def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
+            stored_hashes: dict[str, str | None], get: Getter, attachments: Attachments,
+            out: Outcome, update: FriendUpdate, st: dict[str, Any], budget: list[int]) -> None:
+    """Steps 11-12 for a head newer than the stored one."""
+    stored_pages = frozenset(state.pages if state else ())
+    page_items, new_pages = read_archive(head, keys, stored_pages, get, budget)
+    for item in newest_versions(list(head.items) + page_items):
+        if item.deleted:
+            if item.id in stored_hashes:
+                update.deletes.append(item.id)
+                out.deleted += 1
+            continue
+        if stored_hashes.get(item.id) == item.object.hash:
+            continue  # this version is stored: never fetched again
+        row = read_post(item, get, attachments, budget)
+        if row is None:
+            out.skipped += 1
+            continue
+        _upsert(update, out, stored_hashes, row)
+    st.update(seq=head.seq, head_signed=head.signed,
+              head_digest=hashlib.sha256(head.signed).hexdigest(), updated=head.updated,
+              expires=head.expires,
+              pages=tuple(state.pages if state else ()) + tuple(new_pages))
+
+
+def _upsert(update: FriendUpdate, out: Outcome, stored_hashes: dict[str, str | None],
+            row: Any) -> None:
+    """Store a post, counted as new or as an edit of one already stored."""
+    update.upserts.append(row)
+    if row.id in stored_hashes:
+        out.updated += 1
+    else:
+        out.new += 1
+
+
+def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
+            get: Getter, out: Outcome, update: FriendUpdate, st: dict[str, Any]) -> None:
+    """Their public posts, from feed.json (§1.4), by a conditional request. A post that
+    leaves the feed (older than its newest `feed_items`) stays stored.
+
+    This file is not signed, so it never holds up what their signed feed for us
+    brought: a feed.json that cannot be fetched or read is reported in
+    `out.public_error`, nothing of it is stored, and it is asked for again next time."""
+    try:
+        resp = get(PUBLIC_FEED_PATH, cap=MAX_PUBLIC_FEED_BYTES,
+                   etag=state.pub_etag if state else None,
+                   last_modified=state.pub_last_modified if state else None)
+        rows = parse_public_feed(resp.body, keys.site_url) if resp.status == 200 else None
+    except Refused as e:
+        out.public_error = f"{e.reason}: {e.detail}"
+        return
+    if rows is None:
+        return
+    st.update(pub_etag=resp.etag, pub_last_modified=resp.last_modified)
+    for row in rows:
+        if stored_hashes.get(row.id, "") == row.object_hash:
+            continue
+        _upsert(update, out, stored_hashes, row)

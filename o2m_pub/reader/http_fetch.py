@@ -1,0 +1,630 @@
+"""The fetcher's shell: HTTPS downloads with hard limits, friends in parallel, results
+into the reader's store. The decisions are in `fetch_plan.py`; this module moves bytes.
+
+What a hostile or broken host can do, and what stops it (THREATS.md 24-32):
+
+- hang or trickle: a wall-clock deadline per friend over everything done for them:
+  every socket step (each address tried, the TLS handshake, sending the request, each
+  read of the headers and of the body) waits at most until that deadline (the
+  thread's deadline, checked by the TLS socket itself before each step), besides the
+  connect and read timeouts. Only resolving the host name is left to the system's
+  resolver and its own timeouts;
+- send too much (endless body, lying Content-Length): a cap per file, counted on the
+  bytes received; a Content-Length over the cap is refused unread;
+- compress a bomb: we ask for ``Accept-Encoding: identity``, and a body sent with any
+  other Content-Encoding is refused at its headers, unread (nothing is decoded, so
+  nothing can decode to more, or to nothing while the host streams on);
+- redirect: at most 3, only to https on the same host and port, never in a loop;
+- answer 404, 500, or a 200 HTML page: refused for that friend, state kept;
+- present a bad certificate: normal CA checks (``$O2M_CA_BUNDLE`` names a private CA),
+  or, when the card has a ``tls_pin``, the SHA-256 of the server's SubjectPublicKeyInfo
+  is checked right after the handshake, before a byte of the request (whose path is a
+  semi-secret, §3.1) is sent. Pins are kept per friend, not per origin: each pin has
+  its own connections, so a friend's card can never pin (or unpin) another friend's
+  site on the same origin;
+- reset mid-object: nothing partial is kept (attachments are renamed into place whole,
+  the store commits one friend at a time);
+- fail: only that friend; the others go on (a pool of `workers` threads).
+
+    CABundleError (O2MError)    the CA bundle named in $O2M_CA_BUNDLE cannot be used
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util.connection import allowed_gai_family, create_connection
+from urllib3.util.ssl_ import create_urllib3_context
+
+from o2m_pub import __version__
+from o2m_pub.protocol import feeds
+from o2m_pub.protocol.canonical import b64u_encode
+from o2m_pub.errors import O2MError
+from o2m_pub.reader.fetch_plan import (
+    BAD_CERTIFICATE,
+    EQUIVOCATION,
+    MALFORMED,
+    OVERSIZED,
+    REDIRECT,
+    HTTP_ERROR,
+    MAX_FRIEND_BYTES,
+    TIMEOUT,
+    UNREACHABLE,
+    FriendKeys,
+    Outcome,
+    Refused,
+    Response,
+    fetch_friend,
+)
+from o2m_pub.reader.store import ReaderStore, StaleUpdateError, fetch_lock
+
+MAX_REDIRECTS = 3
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Timeouts (seconds), parallelism and the byte budget of one fetch run."""
+
+    connect_timeout: float = 15.0  # equal timeouts: urllib3 sets each per request, and
+    read_timeout: float = 15.0  # setting the value the socket has costs nothing
+    deadline: float = 120.0  # per friend: every file of theirs, start to end
+    workers: int = 8
+    friend_bytes: int = MAX_FRIEND_BYTES  # per friend: new archive pages and objects
+
+
+class CABundleError(O2MError):
+    """The CA bundle named in $O2M_CA_BUNDLE cannot be used."""
+
+    hint = ("name a PEM file (or a folder of them) of the CA certificates to trust, or "
+            "unset O2M_CA_BUNDLE to trust the usual public CAs")
+
+
+# ---------------------------------------------------------------- the friend's deadline
+
+
+_deadline = threading.local()  # .at: time.monotonic() by which this thread's friend is done
+
+
+class _DeadlineSSLSocket(ssl.SSLSocket):
+    """A TLS socket whose every blocking step (the handshake, each read, each write)
+    waits at most until the deadline of the friend fetched on this thread (THREATS.md
+    24). A read timeout alone bounds each read, not their sum: headers (or a handshake)
+    trickled a byte at a time would never end."""
+
+    def _within_deadline(self) -> None:
+        at = getattr(_deadline, "at", None)
+        if at is None:
+            return
+        remaining = at - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the deadline for this friend passed")
+        current = self.gettimeout()
+        if current is None or current > remaining:
+            self.settimeout(remaining)
+
+    def settimeout(self, value: float | None) -> None:
+        # urllib3 sets the timeout twice per request; each call is an ioctl that lets
+        # go of the interpreter lock, which the other fetch threads then hold: the same
+        # timeout again is no change (None always goes through: it means blocking).
+        if value is None or value != self.gettimeout():
+            super().settimeout(value)
+
+    def do_handshake(self, block: bool = False) -> None:
+        self._within_deadline()
+        super().do_handshake(block)
+
+    def read(self, len: int = 1024, buffer: object = None) -> object:  # noqa: A002
+        self._within_deadline()
+        return super().read(len, buffer)
+
+    def write(self, data: bytes) -> int:
+        self._within_deadline()
+        return super().write(data)
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        self._within_deadline()
+        return super().send(data, flags)
+
+
+def _ca_context(verify: str | None) -> ssl.SSLContext:
+    """One client context for every CA-checked connection of a run: the CAs of
+    `verify` (a file or folder), else certifi's bundle (as requests uses), loaded once."""
+    import certifi
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)  # checks the host name
+    where = verify or certifi.where()
+    try:
+        if os.path.isdir(where):
+            context.load_verify_locations(capath=where)
+        else:
+            context.load_verify_locations(cafile=where)
+    except (OSError, ssl.SSLError) as e:
+        raise CABundleError(f"the CA bundle {where} cannot be read ({_short(e)})") from None
+    context.sslsocket_class = _DeadlineSSLSocket
+    return context
+
+
+def _pinned_context() -> ssl.SSLContext:
+    """A client context for a pinned site (§2.4): no CA chain or name check, as the card
+    pins a self-signed key; the pin is checked right after the handshake instead."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.sslsocket_class = _DeadlineSSLSocket
+    return context
+
+
+# ---------------------------------------------------------------- connections (§2.4)
+
+
+class PinMismatchError(ssl.SSLError):
+    """The server's key is not the one pinned in the friend's card."""
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    """An HTTPS connection on one of our contexts, connected within the friend's
+    deadline; with `spki_pin`, it accepts exactly the server key of that SPKI SHA-256.
+
+    The pin is checked right after the handshake and before `connect` returns, so
+    urllib3 never sends the request line on a connection whose key does not match
+    (THREATS.md 30). Subclasses set `tls_context` and `spki_pin` (one per pool manager)."""
+
+    tls_context: ssl.SSLContext
+    spki_pin: bytes | None = None
+
+    def _new_conn(self) -> socket.socket:
+        """urllib3's, one address at a time, each tried only within the deadline (a
+        host name with many unanswering addresses would otherwise get a whole connect
+        timeout for each)."""
+        at = getattr(_deadline, "at", None)
+        if at is None:
+            return super()._new_conn()
+        host = self._dns_host.strip("[]")
+        try:
+            infos = socket.getaddrinfo(host, self.port, allowed_gai_family(),
+                                       socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise NameResolutionError(self.host, self, e) from e
+        limit = self.timeout if isinstance(self.timeout, (int, float)) else None
+        error: Exception = NewConnectionError(self, f"{self.host} has no address")
+        for info in infos:
+            remaining = at - time.monotonic()
+            if remaining <= 0:
+                error = ConnectTimeoutError(self, f"connecting to {self.host}: the deadline "
+                                                  "for this friend passed")
+                break
+            try:
+                return create_connection(info[4][:2], min(limit or remaining, remaining),
+                                         source_address=self.source_address,
+                                         socket_options=self.socket_options)
+            except socket.timeout:
+                error = ConnectTimeoutError(self, f"connection to {self.host} timed out")
+            except OSError as e:
+                error = NewConnectionError(self, f"Failed to establish a new connection: {e}")
+        raise error
+
+    def connect(self) -> None:
+        self.ssl_context = self.tls_context  # its CA file is loaded in it already
+        self.ca_certs = self.ca_cert_dir = self.ca_cert_data = None
+        if self.spki_pin is None:
+            self.cert_reqs = "CERT_REQUIRED"
+            super().connect()
+            return
+        self.cert_reqs = "CERT_NONE"
+        self.assert_hostname = False
+        self.assert_fingerprint = None
+        super().connect()
+        from o2m_pub.protocol.cards import CertificateError, tls_pin_from_certificate
+        der = self.sock.getpeercert(binary_form=True) if self.sock else None
+        try:
+            pin = tls_pin_from_certificate(der) if der else None
+        except CertificateError:
+            pin = None
+        if pin != self.spki_pin:
+            self.sock.close()
+            self.sock = None
+            raise PinMismatchError("the server's key does not match the pin in their card")
+        self.is_verified = True  # by the pin, which is stronger than a CA for this host
+
+
+def _pool_manager(context: ssl.SSLContext, spki_pin: bytes | None, *, hosts: int,
+                  maxsize: int) -> urllib3.PoolManager:
+    """A urllib3 PoolManager whose HTTPS connections use `context` and, if given, check
+    `spki_pin`; plain http has no pool at all. (urllib3 directly, not requests: the
+    same connections at half the interpreter time per request, and fetching is bound
+    by the interpreter.)"""
+    connection = type("O2MHTTPSConnection", (_HTTPSConnection,),
+                      {"tls_context": context, "spki_pin": spki_pin})
+    pool = type("O2MHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection})
+    manager = urllib3.PoolManager(num_pools=max(10, hosts), maxsize=maxsize, retries=False)
+    manager.pool_classes_by_scheme = {"https": pool}
+    return manager
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/".lower()
+
+
+# ---------------------------------------------------------------- downloads
+
+
+class HTTPFetcher:
+    """The HTTPS client of one fetch run: one pool of connections for the friends
+    checked by CAs, and one per TLS pin (§2.4), so that a pin vouches only for the
+    friends whose cards carry it (thread-safe for plain GETs).
+
+    Raises:
+        CABundleError: the CA bundle (`ca_bundle` or $O2M_CA_BUNDLE) cannot be read.
+    """
+
+    def __init__(self, limits: Limits = Limits(), *, ca_bundle: str | None = None,
+                 hosts: int = 10, pins: Iterable[bytes] = ()) -> None:
+        self.limits = limits
+        sizes = dict(hosts=hosts, maxsize=limits.workers)
+        ca = _ca_context(ca_bundle or os.environ.get("O2M_CA_BUNDLE") or None)
+        self._pools: dict[bytes | None, urllib3.PoolManager] = {
+            None: _pool_manager(ca, None, **sizes)}
+        pinned = _pinned_context()
+        for pin in pins:
+            if pin not in self._pools:
+                self._pools[pin] = _pool_manager(pinned, pin, **sizes)
+        self._headers = {"User-Agent": f"o2m/{__version__}", "Accept-Encoding": "identity"}
+
+    def close(self) -> None:
+        for manager in self._pools.values():
+            manager.clear()
+
+    def getter(self, site_url: str, deadline_at: float,
+               tls_pin: bytes | None = None) -> Callable[..., Response]:
+        """The `get` of fetch_plan for one friend: paths under `site_url`, checked by
+        their card's `tls_pin` (else by CAs), all done by `deadline_at`
+        (time.monotonic())."""
+        origin = _origin(site_url)
+        pool = self._pool_for(tls_pin).connection_from_url(site_url)  # redirects stay on it
+
+        def get(path: str, *, cap: int, etag: str | None = None,
+                last_modified: str | None = None) -> Response:
+            outer = getattr(_deadline, "at", None)
+            _deadline.at = deadline_at  # every socket step on this thread, until we return
+            try:
+                return self._get(urljoin(site_url, path), cap, deadline_at, etag,
+                                 last_modified, origin, pool)
+            finally:
+                _deadline.at = outer
+        return get
+
+    def _pool_for(self, tls_pin: bytes | None) -> urllib3.PoolManager:
+        manager = self._pools.get(tls_pin)
+        if manager is None:
+            raise ValueError("a pin not given to HTTPFetcher(pins=...)")
+        return manager
+
+    def _get(self, url: str, cap: int, deadline_at: float, etag: str | None,
+             last_modified: str | None, origin: str,
+             pool: urllib3.HTTPSConnectionPool) -> Response:
+        """`get` on the connection pool of the friend's origin (redirects must stay on
+        that origin, so they stay on that pool)."""
+        headers = dict(self._headers)
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        name = urlsplit(url).path.rsplit("/", 1)[-1][:12] or "/"
+        seen = {url}
+        for _ in range(MAX_REDIRECTS + 1):
+            if not url.lower().startswith("https://"):
+                raise Refused(REDIRECT, f"{name}: not https")
+            response = self._send(pool, url, headers, deadline_at)
+            try:
+                if response.status in (301, 302, 303, 307, 308):
+                    target = urljoin(url, response.headers.get("Location", ""))
+                    if not target.lower().startswith("https://"):
+                        raise Refused(REDIRECT, f"{name}: redirected to http")
+                    if _origin(target) != origin:
+                        raise Refused(REDIRECT, f"{name}: redirected to another host")
+                    if target in seen:
+                        raise Refused(REDIRECT, f"{name}: redirect loop")
+                    seen.add(target)
+                    url = target
+                    continue
+                if response.status in (304, 404, 410):
+                    self._drain(response, deadline_at)
+                    return Response(304 if response.status == 304 else 404)
+                if response.status != 200:
+                    raise Refused(HTTP_ERROR, f"{name}: HTTP {response.status}")
+                ctype = response.headers.get("Content-Type", "").lower()
+                if ctype.startswith("text/html"):
+                    raise Refused(MALFORMED, f"{name}: the host answered with an HTML page")
+                encoding = response.headers.get("Content-Encoding", "").strip().lower()
+                if encoding not in ("", "identity"):  # THREATS.md 27: we asked for none
+                    raise Refused(MALFORMED, f"{name}: sent with Content-Encoding "
+                                  f"{encoding[:40]!r}, which was not asked for")
+                length = response.headers.get("Content-Length", "")
+                if length.isdigit() and int(length) > cap:
+                    raise Refused(OVERSIZED, f"{name}: {int(length):,} bytes, over the cap "
+                                  f"of {cap:,}")
+                body = self._read(response, cap, deadline_at, name)
+                return Response(200, body, response.headers.get("ETag"),
+                                _strong_last_modified(response.headers))
+            finally:
+                # a no-op for a connection already given back whole; else it is closed
+                # (a body not read to its end) and its place in the pool freed
+                response.close()
+                response.release_conn()
+        raise Refused(REDIRECT, f"{name}: too many redirects")
+
+    def _send(self, pool: urllib3.HTTPSConnectionPool, url: str, headers: dict[str, str],
+              deadline_at: float) -> urllib3.BaseHTTPResponse:
+        remaining = deadline_at - time.monotonic()
+        if remaining <= 0:
+            raise Refused(TIMEOUT, "the deadline for this friend passed")
+        timeout = urllib3.Timeout(connect=min(self.limits.connect_timeout, remaining),
+                                  read=min(self.limits.read_timeout, remaining))
+        try:
+            parts = urlsplit(url)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            return pool.urlopen("GET", target, headers=headers, redirect=False, retries=False,
+                                preload_content=False, decode_content=False, timeout=timeout,
+                                release_conn=False)
+        except urllib3.exceptions.SSLError as e:
+            pinned = "pin" in str(e)
+            raise Refused(BAD_CERTIFICATE, "the server's key does not match the pin in their "
+                          "card" if pinned else "the server's certificate is not valid for "
+                          "it") from None
+        except NewConnectionError as e:  # a ConnectTimeoutError too, for urllib3's reasons
+            raise Refused(UNREACHABLE, _short(e)) from None
+        except (ConnectTimeoutError, ReadTimeoutError):
+            raise Refused(TIMEOUT, "no answer in time") from None
+        except ProtocolError as e:
+            if isinstance(e.args[-1], TimeoutError):  # the deadline, while sending
+                raise Refused(TIMEOUT, "no answer in time") from None
+            raise Refused(UNREACHABLE, _short(e)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise Refused(UNREACHABLE, _short(e)) from None
+
+    def _read(self, response: urllib3.BaseHTTPResponse, cap: int, deadline_at: float,
+              name: str) -> bytes:
+        """The whole body as received (never decoded), at most `cap` bytes, by
+        `deadline_at` (each read also stops there: `_DeadlineSSLSocket`)."""
+        chunks, total = [], 0
+        while True:
+            if deadline_at <= time.monotonic():
+                raise Refused(TIMEOUT, f"{name}: still downloading at the deadline")
+            try:
+                # never more than one byte past the cap (THREATS 20: abort at length+1)
+                chunk = response.read1(min(CHUNK, cap + 1 - total), decode_content=False)
+            except (socket.timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
+                raise Refused(TIMEOUT, f"{name}: the body stopped coming") from None
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                raise Refused(UNREACHABLE, f"{name}: the connection broke ({_short(e)})") \
+                    from None
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > cap:
+                raise Refused(OVERSIZED, f"{name}: over the cap of {cap:,} bytes")
+            chunks.append(chunk)
+        response.release_conn()  # read whole: the connection goes back to the pool
+        return b"".join(chunks)
+
+    def _drain(self, response: urllib3.BaseHTTPResponse, deadline_at: float) -> None:
+        """Read a small error or 304 body so the connection can be reused."""
+        try:
+            self._read(response, 64 * 1024, deadline_at, "")
+        except Refused:
+            pass
+
+
+def _strong_last_modified(headers: object) -> str | None:
+    """Last-Modified, unless the file changed within a second of the response (RFC 9110
+    §8.8.2.2: then it is weak): a head rewritten in that same second would be missed by
+    a later If-Modified-Since."""
+    from email.utils import parsedate_to_datetime
+
+    def utc(text: object) -> dt.datetime:
+        # "-0000" (RFC 5322: UTC, local zone unknown) parses naive, "+0000" or "GMT"
+        # aware; a naive one minus an aware one would raise TypeError
+        parsed = parsedate_to_datetime(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+    value = headers.get("Last-Modified")
+    try:
+        age = utc(headers.get("Date")) - utc(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return value if age.total_seconds() >= 2 else None
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).split("\n")[0]
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker)[-1]
+    return text.strip("()'\" ")[:160] or e.__class__.__name__
+
+
+# ---------------------------------------------------------------- a fetch run
+
+
+class _Attachments:
+    """The attachment cache of the store as one friend's fetch sees it, for worker
+    threads (files only, no SQL): a cached attachment counts for this friend only if
+    `credited` (read before the run) says their own download vouched for it."""
+
+    def __init__(self, store: ReaderStore, credited: frozenset[str]) -> None:
+        self._store, self._credited = store, credited
+
+    def has(self, object_hash: str) -> bool:
+        return (object_hash in self._credited
+                and self._store.attachment_path(object_hash) is not None)
+
+    def save(self, object_hash: str, plaintext: bytes) -> bool:
+        return self._store.store_attachment(object_hash, plaintext) is not None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One friend to fetch: the local name and the card's public facts."""
+
+    name: str
+    url: str
+    sign_pk: bytes
+    box_pk: bytes
+    tls_pin: bytes | None
+
+
+def keys_for(own_sign_pk: bytes, own_box_pk: bytes, target: Target) -> str:
+    """What cached feed secrets were derived from: both parties' public keys."""
+    return ".".join(b64u_encode(k) for k in (own_sign_pk, own_box_pk, target.sign_pk,
+                                              target.box_pk))
+
+
+def prepare_keys(store: ReaderStore, targets: list[Target], own_sign_pk: bytes,
+                 own_box_pk: bytes, unlock: Callable[[], object]) -> list[FriendKeys]:
+    """Each friend's feed secrets (§3.1): cached in the store, or derived with our box
+    key, which `unlock()` gives (asked for only when a secret is missing)."""
+    identity = None
+    out = []
+    for t in targets:
+        state = store.friend_state(t.name)
+        tag = keys_for(own_sign_pk, own_box_pk, t)
+        if state is not None and state.keys_for == tag and state.head_key:
+            secrets = feeds.FeedSecrets(state.feed_name, state.head_key)
+        else:
+            if identity is None:
+                identity = unlock()
+            secrets = feeds.pairwise_secrets(bytes(identity.box_key), t.box_pk, t.sign_pk,
+                                             own_sign_pk)
+            store.save_secrets(t.name, b64u_encode(t.sign_pk), tag, secrets.name, secrets.key)
+        out.append(FriendKeys(t.name, t.sign_pk, t.box_pk, own_sign_pk, secrets, t.url))
+    return out
+
+
+def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: list[Target], *,
+                  now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
+                  public: bool = True,
+                  on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Fetch every friend in parallel (at most `limits.workers` at once) and store each
+    accepted update in its own transaction as it completes. One friend's failure is
+    recorded for them alone (THREATS.md 32)."""
+    by_name = {t.name: t for t in targets}
+    fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=len(targets),
+                          pins=[t.tls_pin for t in targets if t.tls_pin is not None])
+    work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name),
+             _Attachments(store, store.credited_attachments(k.name))) for k in friend_keys]
+    outcomes = []
+
+    def one(keys: FriendKeys, state, hashes, attachments) -> Outcome:  # noqa: ANN001
+        target = by_name[keys.name]
+        get = fetcher.getter(target.url, time.monotonic() + limits.deadline, target.tls_pin)
+        return fetch_friend(keys, state, hashes, get, attachments, now, public=public,
+                            max_bytes=limits.friend_bytes)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:
+            futures = {pool.submit(one, *w): w[0] for w in work}
+            try:
+                _gather(futures, store, now, outcomes, on_done)
+            except BaseException:  # Ctrl-C or a store error: do not fetch the friends queued
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        fetcher.close()
+    return sorted(outcomes, key=lambda o: o.friend)
+
+
+def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[Outcome],
+            on_done: Callable[[Outcome], None] | None) -> None:
+    """Record each friend's outcome as it completes."""
+    for future in as_completed(futures):
+        keys = futures[future]
+        try:
+            outcome = future.result()
+        except Exception as e:  # a bug must not cost the other friends their fetch
+            outcome = Outcome(keys.name, "refused", reason=MALFORMED,
+                              detail=f"internal error: {e.__class__.__name__}: {e}")
+        _record(store, keys, outcome, now)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+
+
+def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime) -> None:
+    """Store an accepted update, or the failure. An update whose head is no longer
+    newer than the stored one when it commits (another fetch stored a newer head
+    meanwhile) is refused then, as a rollback or equivocation (THREATS.md 10)."""
+    if outcome.update is not None:
+        try:
+            store.apply_update(outcome.update, now=now)
+            return
+        except StaleUpdateError as e:
+            outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
+            outcome.update = None
+            outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
+            if e.reason == EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
+                outcome.notifications.append(("equivocation", str(e)))
+    store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or MALFORMED,
+                         outcome.detail, now=now, notifications=outcome.notifications)
+
+
+def targets_from_friends(friends: Iterable[object]) -> list[Target]:
+    """Targets from `friends.Friend` values."""
+    return [Target(f.name, f.card.url, f.card.sign_pk, f.card.box_pk, f.card.tls_pin)
+            for f in friends]
+
+
+def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], object],
+              now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
+              on_start: Callable[[int], None] | None = None,
+              on_done: Callable[[Outcome], None] | None = None,
+              wait_for_lock: bool = False) -> list[Outcome]:
+    """`o2m fetch`: every friend (or those named) of the site at `root`, one fetch per
+    site at a time (`store.fetch_lock`; with `wait_for_lock`, queue behind another).
+
+    Raises:
+        UnknownFriendError: a name given is not a friend.
+        KeyFileError, PassphraseError: our keys are needed and cannot be read.
+        StoreBusyError: another fetch is running for this site (unless waiting).
+        StoreError: the reader's store cannot be opened or written.
+        CABundleError: $O2M_CA_BUNDLE names no usable CA bundle.
+    """
+    from o2m_pub.config import load
+    from o2m_pub.friends.friend_store import FriendStore
+    from o2m_pub.friends.owner import own_card
+    config = load(root)
+    friend_store = FriendStore(root, config_groups=config.groups)
+    wanted = list(dict.fromkeys(names))
+    friends = [friend_store.get(n) for n in wanted] if wanted else friend_store.list()
+    if not friends:
+        return []
+    me = own_card(root)
+    if me is None:
+        from o2m_pub.friends.identity import NoIdentityError
+        raise NoIdentityError("this site has no identity (keys/card.json)")
+    targets = targets_from_friends(friends)
+    with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:
+        keys = prepare_keys(store, targets, me.sign_pk, me.box_pk, unlock)
+        if on_start is not None:
+            on_start(len(keys))
+        return fetch_friends(store, keys, targets, now=now, limits=limits,
+                             ca_bundle=ca_bundle, on_done=on_done)

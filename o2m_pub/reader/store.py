@@ -1,0 +1,832 @@
+"""The reader's store: friends' posts, feed state and notifications in SQLite.
+
+Lives at ``<site>/.o2m/reader.db`` (the private state folder, 0700; the database 0600,
+never under ``build/``, never served). Decrypted attachments are cached beside it under
+``.o2m/objects/<first 2 hex>/<object hash>``, named by the SHA-256 of the encrypted
+object they came from (checked when it was fetched, PROTOCOL.md §3.3).
+
+Crash safety (THREATS.md 47): WAL journal, ``synchronous=FULL``, and one transaction per
+accepted friend update, holding the items, the sequence high-water mark, the head's
+digest and the HTTP validators together, so a kill -9 at any point leaves all of an
+update or none of it. Attachment files are written (a temp file of a unique name, fsync,
+rename) before the transaction that refers to them commits; an orphan file is harmless.
+
+Attachments are credited per friend (THREATS.md 23): the decrypted bytes are cached once,
+by the hash of their object, but a friend's post shows a cached attachment without
+downloading it again only if that friend's own download of it matched its hash and
+opened with the key their post gives (`attachment_credits`, written with the post).
+
+Rollback (THREATS.md 10): the fetcher compares a head with the state it read before it
+began; `apply_update` compares again inside its write transaction, so that of two
+overlapping fetches the older head can never overwrite the newer. `fetch_lock` keeps
+to one `o2m fetch` per site at a time anyway.
+
+Read API (used by `o2m timeline`, `o2m show`, `o2m notifications` and the web reader):
+`ReaderStore.open`, `timeline`, `post`, `mark_read`, `unread_count`, `friends_summary`,
+`notifications`, `add_notification`, `mark_notifications_seen`, `attachment_path`.
+Write API (used by the fetcher): `friend_state`, `credited_attachments`, `apply_update`,
+`record_failure`, `store_attachment`, `fetch_lock`.
+
+    StoreError (O2MError)          the reader's store cannot be used
+    ├── StoreBusyError             another process holds the store (or the fetch lock)
+    ├── StaleUpdateError           an update's head is not newer than the stored one
+    └── AmbiguousPostError         a short id prefix matches several posts
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import datetime as dt
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from o2m_pub.config import STATE_DIR
+from o2m_pub.errors import O2MError
+
+DB_NAME = "reader.db"
+FETCH_LOCK = "fetch.lock"
+OBJECTS_DIR = "objects"
+SCHEMA_VERSION = 1
+SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+# Added to schema 1 later: made on open when missing (an older o2m ignores it).
+_CREDITS_TABLE = """
+CREATE TABLE IF NOT EXISTS attachment_credits (
+    friend TEXT NOT NULL,             -- whose own download and key check ...
+    hash TEXT NOT NULL,               -- ... vouched for the cached attachment of this hash
+    PRIMARY KEY (friend, hash)
+) WITHOUT ROWID
+"""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS friend_state (
+    friend TEXT PRIMARY KEY,          -- the local friend name (keys/friends/NAME.json)
+    sign_pk TEXT NOT NULL,            -- b64u: the key the stored state was verified with
+    seq INTEGER,                      -- the accepted high-water mark (NULL: none yet)
+    head_digest TEXT,                 -- hex SHA-256 of the accepted head's signed bytes
+    head_signed BLOB,                 -- those bytes (equivocation check, PROTOCOL §3.5 step 8)
+    updated TEXT, expires TEXT,       -- of the accepted head
+    pages TEXT NOT NULL DEFAULT '[]', -- JSON list of archive page hashes already stored
+    etag TEXT, last_modified TEXT,    -- validators of the head (conditional requests)
+    pub_etag TEXT, pub_last_modified TEXT,  -- validators of their public feed.json
+    first_seen TEXT,                  -- when their feed for us first appeared
+    last_attempt TEXT, last_success TEXT,
+    failing_since TEXT,               -- first failure of the current run of failures
+    last_reason TEXT, last_error TEXT,-- reason code and one-line detail of the last failure
+    stale_since TEXT,                 -- the expiry of a stale head (freeze warning)
+    keys_for TEXT,                    -- the four public keys the cached feed secrets are for
+    feed_name TEXT, head_key BLOB     -- §3.1 secrets of their feed for us (no unlock needed)
+);
+CREATE TABLE IF NOT EXISTS posts (
+    friend TEXT NOT NULL,
+    id TEXT NOT NULL,                 -- the item id in their feed, or the permalink (public)
+    short_id TEXT NOT NULL UNIQUE,
+    audience TEXT NOT NULL,           -- 'private' (their feed for us) or 'public' (feed.json)
+    title TEXT,
+    markdown TEXT,                    -- the source as they published it (private posts)
+    html TEXT,                        -- UNTRUSTED html of a public post: sanitise before use
+    summary TEXT,
+    date TEXT NOT NULL,               -- UTC, RFC 3339 with Z: the timeline's order
+    updated TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    reply_to TEXT, url TEXT,
+    attachments TEXT NOT NULL DEFAULT '[]',
+    object_hash TEXT,                 -- the object this version came from (refetch guard)
+    read INTEGER NOT NULL DEFAULT 0,
+    fetched TEXT NOT NULL,
+    PRIMARY KEY (friend, id)
+);
+CREATE INDEX IF NOT EXISTS posts_by_date ON posts (date DESC, short_id DESC);
+CREATE INDEX IF NOT EXISTS posts_by_friend ON posts (friend, date DESC, short_id DESC);
+CREATE INDEX IF NOT EXISTS posts_unread ON posts (read) WHERE read = 0;
+CREATE TABLE IF NOT EXISTS post_tags (
+    tag TEXT NOT NULL, date TEXT NOT NULL, short_id TEXT NOT NULL,
+    PRIMARY KEY (tag, date, short_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS post_tags_by_post ON post_tags (short_id);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,               -- see NOTIFICATION_KINDS
+    friend TEXT,
+    detail TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL,
+    seen INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS notifications_unseen ON notifications (seen, id);
+""" + _CREDITS_TABLE
+
+#: What a notification can be about (`o2m notifications`).
+NOTIFICATION_KINDS = ("new_friend_feed", "unreachable", "stale", "key_changed",
+                      "equivocation", "reply")
+
+
+class StoreError(O2MError):
+    """The reader's store cannot be used."""
+
+    hint = ("delete .o2m/reader.db to start the timeline afresh; the next `o2m fetch` "
+            "gathers your friends' feeds again")
+
+
+class StoreBusyError(StoreError):
+    """The reader's store is busy."""
+
+    hint = ("another o2m process (a fetch, or the reader) is writing to it; try again "
+            "when it is done")
+
+
+class StaleUpdateError(StoreError):
+    """A friend's fetched head is not newer than the one stored meanwhile: nothing of it
+    is stored. `reason` is "rollback" (lower, or the same seq with the same bytes) or
+    "equivocation" (the same seq with other bytes), as the fetcher reports them."""
+
+    hint = "another fetch stored a newer head of theirs while this one ran"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AmbiguousPostError(StoreError):
+    """That short id matches more than one post."""
+
+    def __init__(self, prefix: str, matches: Sequence[str]) -> None:
+        super().__init__(f"{prefix!r} matches {len(matches)} posts: {', '.join(matches[:5])}",
+                         hint="give more characters of the id")
+
+
+# ---------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """One post of a friend, as stored. Text fields are the friend's own: `markdown` is
+    their source (render it locally), `html` (public posts only) is untrusted HTML that
+    MUST be sanitised (nh3) before it is shown."""
+
+    friend: str
+    id: str
+    short_id: str
+    audience: str  # "private" or "public"
+    title: str | None
+    markdown: str | None
+    html: str | None
+    summary: str | None
+    date: str  # RFC 3339 UTC with Z
+    updated: str | None
+    tags: tuple[str, ...]
+    reply_to: str | None
+    url: str | None
+    attachments: tuple[dict[str, Any], ...]  # name, media_type, hash, size (no keys)
+    read: bool
+    fetched: str
+
+    @property
+    def cursor(self) -> str:
+        """Pass as `before=` to get the page after this post (keyset paging)."""
+        return f"{self.date}|{self.short_id}"
+
+
+@dataclass(frozen=True)
+class FriendState:
+    """The fetcher's memory of one friend's feed."""
+
+    friend: str
+    sign_pk: str
+    seq: int | None = None
+    head_digest: str | None = None
+    head_signed: bytes | None = None
+    updated: str | None = None
+    expires: str | None = None
+    pages: tuple[str, ...] = ()
+    etag: str | None = None
+    last_modified: str | None = None
+    pub_etag: str | None = None
+    pub_last_modified: str | None = None
+    first_seen: str | None = None
+    last_attempt: str | None = None
+    last_success: str | None = None
+    failing_since: str | None = None
+    last_reason: str | None = None
+    last_error: str | None = None
+    stale_since: str | None = None
+    keys_for: str | None = None
+    feed_name: str | None = None
+    head_key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class FriendSummary:
+    """One line of the friends' overview: how their feed is doing."""
+
+    friend: str
+    posts: int
+    unread: int
+    seq: int | None
+    last_success: str | None
+    first_seen: str | None
+    failing_since: str | None
+    last_reason: str | None
+    last_error: str | None
+    stale_since: str | None
+    expires: str | None
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    kind: str
+    friend: str | None
+    detail: str
+    created: str
+    seen: bool
+
+
+@dataclass(frozen=True)
+class PostRow:
+    """A post version to store (the fetcher's output)."""
+
+    id: str
+    audience: str
+    date: str
+    title: str | None = None
+    markdown: str | None = None
+    html: str | None = None
+    summary: str | None = None
+    updated: str | None = None
+    tags: tuple[str, ...] = ()
+    reply_to: str | None = None
+    url: str | None = None
+    attachments: tuple[dict[str, Any], ...] = ()
+    object_hash: str | None = None
+
+
+@dataclass
+class FriendUpdate:
+    """Everything one accepted fetch of one friend changes, applied in one transaction.
+
+    `state` holds the columns of friend_state to set (seq, head_digest, head_signed,
+    updated, expires, pages, etag, last_modified, pub_etag, ...); `upserts` replace posts
+    by (friend, id) (an edit replaces, keeping the read flag unless the text changed);
+    `deletes` are tombstoned ids."""
+
+    friend: str
+    sign_pk: str
+    state: dict[str, Any] = field(default_factory=dict)
+    upserts: list[PostRow] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    notifications: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail)
+
+
+_STATE_COLUMNS = frozenset(FriendState.__dataclass_fields__) - {"friend", "sign_pk"}
+
+
+def utc_now_text(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
+
+
+def short_id_for(friend_key: str, post_id: str, length: int = SHORT_ID_LENGTH) -> str:
+    """A stable short id for the CLI: lowercase base32 of SHA-256(author key, 0, post id).
+    Stable across fetches and edits (the item id stays), different per author."""
+    digest = hashlib.sha256(f"{friend_key}\0{post_id}".encode()).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:length]
+
+
+# ---------------------------------------------------------------- the store
+
+
+class ReaderStore:
+    """The reader's SQLite store. One instance per thread (sqlite3 connections are not
+    shared); open it with `ReaderStore.open(site_root)`."""
+
+    def __init__(self, db: sqlite3.Connection, root: Path) -> None:
+        self.db = db
+        self.root = root
+        self.state_dir = root / STATE_DIR
+        self.objects_dir = self.state_dir / OBJECTS_DIR
+
+    # -- opening
+
+    @classmethod
+    def open(cls, root: Path | str) -> "ReaderStore":
+        """Open (creating it if need be) the store of the site at `root`.
+
+        Raises:
+            StoreError: the database is damaged or from a newer o2m.
+        """
+        root = Path(root)
+        state_dir = root / STATE_DIR
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o700)
+        path = state_dir / DB_NAME
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # private from the start
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # THREATS.md 47: durable at commit
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+            row = _schema_version(db)
+            if row is not None and row > SCHEMA_VERSION:
+                raise StoreError(f"{STATE_DIR}/{DB_NAME} was written by a newer o2m "
+                                 f"(schema {row})", hint="upgrade o2m")
+            if row is None:
+                with _transaction(db):
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
+                               (str(SCHEMA_VERSION),))
+            elif not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'attachment_credits'").fetchone():
+                with _transaction(db):
+                    db.execute(_CREDITS_TABLE)
+        except sqlite3.Error as e:
+            db.close()
+            raise _store_error(e) from None
+        except StoreError:
+            db.close()
+            raise
+        return cls(db, root)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "ReaderStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading posts
+
+    def timeline(self, limit: int = 20, before: str | None = None, friend: str | None = None,
+                 tag: str | None = None, since: str | None = None) -> list[StoredPost]:
+        """The newest posts first, at most `limit` of them.
+
+        Args:
+            limit: page size.
+            before: the `cursor` of the last post of the previous page (keyset paging:
+                every page costs the same, however deep).
+            friend: only this friend's posts (their local name).
+            tag: only posts with this tag.
+            since: only posts dated at or after this RFC 3339 UTC time (or date prefix,
+                e.g. "2026-11-01").
+        """
+        # With a tag, walk the tag index in timeline order and join each post by its
+        # short id; else walk posts_by_date (or posts_by_friend). Either way the first
+        # page reads `limit` index entries, however many posts there are.
+        order = "t" if tag is not None else "p"
+        where, args = [], []
+        if tag is not None:
+            where.append("t.tag = ?")
+            args.append(tag)
+        if before:
+            date, _, short = before.partition("|")
+            where.append(f"({order}.date < ? OR ({order}.date = ? AND {order}.short_id < ?))")
+            args += [date, date, short]
+        if friend is not None:
+            where.append("p.friend = ?")
+            args.append(friend)
+        if since:
+            where.append(f"{order}.date >= ?")
+            args.append(since)
+        source = ("post_tags t JOIN posts p ON p.short_id = t.short_id" if tag is not None
+                  else "posts p")
+        sql = (f"SELECT p.* FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
+               + f" ORDER BY {order}.date DESC, {order}.short_id DESC LIMIT ?")
+        rows = self.db.execute(sql, [*args, limit]).fetchall()
+        return [_post(self.db, r) for r in rows]
+
+    def post(self, short_id: str) -> StoredPost | None:
+        """The post whose short id is, or starts with, `short_id` (at least 4
+        characters); None when none does.
+
+        Raises:
+            AmbiguousPostError: the prefix matches several posts.
+        """
+        prefix = short_id.strip().lower()
+        if len(prefix) < 4:
+            return None
+        rows = self.db.execute(
+            "SELECT * FROM posts WHERE short_id >= ? AND short_id < ? ORDER BY short_id LIMIT 6",
+            (prefix, prefix + "\uffff")).fetchall()
+        exact = [r for r in rows if r[2] == prefix]
+        if exact:
+            return _post(self.db, exact[0])
+        if len(rows) > 1:
+            raise AmbiguousPostError(prefix, [r[2] for r in rows])
+        return _post(self.db, rows[0]) if rows else None
+
+    def mark_read(self, ids: Iterable[str], read: bool = True) -> int:
+        """Mark posts (by full short id) read, or unread; returns how many changed."""
+        ids = list(ids)
+        with _transaction(self.db):
+            n = 0
+            for short in ids:
+                n += self.db.execute("UPDATE posts SET read = ? WHERE short_id = ? AND read != ?",
+                                     (int(read), short, int(read))).rowcount
+        return n
+
+    def unread_count(self, friend: str | None = None) -> int:
+        """How many stored posts are not marked read (of one friend, or of all)."""
+        if friend is None:
+            return self.db.execute("SELECT count(*) FROM posts WHERE read = 0").fetchone()[0]
+        return self.db.execute("SELECT count(*) FROM posts WHERE read = 0 AND friend = ?",
+                               (friend,)).fetchone()[0]
+
+    def attachment_path(self, object_hash: str) -> Path | None:
+        """Where the decrypted bytes of an attachment are cached, or None if they are
+        not (yet): named by the hash of the encrypted object they were checked against."""
+        if len(object_hash) != 64 or object_hash.strip("0123456789abcdef"):
+            return None
+        path = self.objects_dir / object_hash[:2] / object_hash
+        return path if path.is_file() else None
+
+    # -- friends and notifications
+
+    def friends_summary(self) -> list[FriendSummary]:
+        """Every friend the fetcher knows of, by name, with counts and feed health."""
+        rows = self.db.execute(
+            "SELECT s.friend, "
+            " (SELECT count(*) FROM posts p WHERE p.friend = s.friend),"
+            " (SELECT count(*) FROM posts p WHERE p.friend = s.friend AND p.read = 0),"
+            " s.seq, s.last_success, s.first_seen, s.failing_since, s.last_reason,"
+            " s.last_error, s.stale_since, s.expires FROM friend_state s ORDER BY s.friend"
+        ).fetchall()
+        return [FriendSummary(*r) for r in rows]
+
+    def notifications(self, unseen_only: bool = False, limit: int = 200) -> list[Notification]:
+        """Notifications, newest first."""
+        sql = "SELECT id, kind, friend, detail, created, seen FROM notifications"
+        if unseen_only:
+            sql += " WHERE seen = 0"
+        rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [Notification(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+    def add_notification(self, kind: str, friend: str | None, detail: str = "", *,
+                         now: dt.datetime | None = None) -> int | None:
+        """Record a notification, unless the same one (kind, friend, detail) is still
+        unseen; returns its id, or None when it was already there."""
+        with _transaction(self.db):
+            return _add_notification(self.db, kind, friend, detail, utc_now_text(now))
+
+    def mark_notifications_seen(self, ids: Iterable[int] | None = None) -> int:
+        """Mark these notifications (or all) seen; returns how many changed."""
+        with _transaction(self.db):
+            if ids is None:
+                return self.db.execute("UPDATE notifications SET seen = 1 WHERE seen = 0").rowcount
+            return sum(self.db.execute("UPDATE notifications SET seen = 1 WHERE id = ? AND "
+                                       "seen = 0", (i,)).rowcount for i in ids)
+
+    # -- the fetcher's side
+
+    def friend_state(self, friend: str) -> FriendState | None:
+        """What was accepted from `friend` so far, or None for a friend never fetched."""
+        row = self.db.execute("SELECT * FROM friend_state WHERE friend = ?",
+                              (friend,)).fetchone()
+        if row is None:
+            return None
+        names = [d[0] for d in self.db.execute("SELECT * FROM friend_state LIMIT 0").description]
+        values = dict(zip(names, row))
+        values["pages"] = tuple(json.loads(values["pages"] or "[]"))
+        return FriendState(**values)
+
+    def credited_attachments(self, friend: str) -> frozenset[str]:
+        """The attachment hashes `friend`'s own fetches downloaded, checked and opened
+        with the keys of their posts: their posts may show these from the cache."""
+        return frozenset(h for (h,) in self.db.execute(
+            "SELECT hash FROM attachment_credits WHERE friend = ?", (friend,)))
+
+    def stored_object_hashes(self, friend: str) -> dict[str, str | None]:
+        """item id -> the object hash of the stored version, for one friend."""
+        return dict(self.db.execute("SELECT id, object_hash FROM posts WHERE friend = ?",
+                                    (friend,)).fetchall())
+
+    def apply_update(self, update: FriendUpdate, *, now: dt.datetime | None = None) -> None:
+        """Apply one accepted fetch of one friend, all of it or nothing (THREATS.md 47).
+
+        Raises:
+            StaleUpdateError: the update sets a head that is not newer than the one
+                stored now (another fetch committed a newer one since this fetch read
+                the state; THREATS.md 10); nothing of it is stored.
+            StoreBusyError, StoreError: the store cannot be written.
+        """
+        stamp = utc_now_text(now)
+        with _transaction(self.db):
+            _check_newer(self.db, update)
+            _ensure_friend(self.db, update.friend, update.sign_pk, adopt_key=True)
+            for post_id in update.deletes:
+                _delete_post(self.db, update.friend, post_id)
+            _upsert_posts(self.db, update.friend, update.sign_pk, update.upserts, stamp)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO attachment_credits VALUES (?, ?)",
+                {(update.friend, a["hash"]) for r in update.upserts if r.audience == "private"
+                 for a in r.attachments})
+            _fault_point()
+            state = dict(update.state)
+            if "pages" in state:
+                state["pages"] = json.dumps(list(state["pages"]))
+            _set_state(self.db, update.friend, state)
+            for kind, detail in update.notifications:
+                _add_notification(self.db, kind, update.friend, detail, stamp)
+
+    def record_failure(self, friend: str, sign_pk: str, reason: str, detail: str, *,
+                       now: dt.datetime | None = None,
+                       notifications: Sequence[tuple[str, str]] = ()) -> None:
+        """Note that fetching `friend` failed; nothing they had stored changes."""
+        stamp = utc_now_text(now)
+        with _transaction(self.db):
+            _ensure_friend(self.db, friend, sign_pk)
+            self.db.execute(
+                "UPDATE friend_state SET last_attempt = ?, last_reason = ?, last_error = ?, "
+                "failing_since = coalesce(failing_since, ?) WHERE friend = ?",
+                (stamp, reason, detail, stamp, friend))
+            for kind, detail_text in notifications:
+                _add_notification(self.db, kind, friend, detail_text, stamp)
+
+    def save_secrets(self, friend: str, sign_pk: str, keys_for: str, feed_name: str,
+                     head_key: bytes) -> None:
+        """Keep a friend's feed secrets (§3.1) so that a later fetch needs no passphrase.
+        They open only that friend's feed for us; this file is 0600 like the build state,
+        which keeps every post key."""
+        with _transaction(self.db):
+            _ensure_friend(self.db, friend, sign_pk)
+            _set_state(self.db, friend, {"keys_for": keys_for, "feed_name": feed_name,
+                                         "head_key": head_key})
+
+    def forget_friend(self, friend: str) -> None:
+        """Drop a friend's state and posts (after `o2m friend remove`)."""
+        with _transaction(self.db):
+            for (post_id,) in self.db.execute("SELECT id FROM posts WHERE friend = ?",
+                                              (friend,)).fetchall():
+                _delete_post(self.db, friend, post_id)
+            self.db.execute("DELETE FROM friend_state WHERE friend = ?", (friend,))
+            self.db.execute("DELETE FROM attachment_credits WHERE friend = ?", (friend,))
+
+    def store_attachment(self, object_hash: str, plaintext: bytes) -> Path | None:
+        """Cache a verified, decrypted attachment by its object's hash, all or nothing
+        (THREATS.md 31; two friends' fetches may save one hash at once).
+
+        Returns:
+            Its path; None when other bytes are cached under that hash already (they
+            stay): the cipher does not commit to its key, so one object could open to
+            two plaintexts under two keys, and a post must never show the other one.
+        """
+        folder = self.objects_dir / object_hash[:2]
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = folder / object_hash
+        if target.is_file():
+            same = (target.stat().st_size == len(plaintext)
+                    and target.read_bytes() == plaintext)
+            return target if same else None
+        from o2m_pub.friends.identity import _write_atomic  # a random temporary name, fsync, rename, folder fsync
+        _write_atomic(target, plaintext, 0o600)
+        return target
+
+
+@contextmanager
+def fetch_lock(root: Path | str, *, wait: bool = False) -> Iterator[None]:
+    """One `o2m fetch` at a time per site (a cron job and `o2m fetch --every` may
+    overlap; THREATS.md 10): an exclusive lock on ``.o2m/fetch.lock`` for the whole run.
+    With `wait`, queue behind the other fetch instead of failing.
+
+    Raises:
+        StoreBusyError: another fetch holds the lock (and `wait` is false).
+    """
+    state_dir = Path(root) / STATE_DIR
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(state_dir / FETCH_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise StoreBusyError("another o2m fetch is running for this site",
+                                 hint="wait for it to finish, or stop it (`o2m fetch "
+                                      "--every` waits its turn by itself)") from None
+        yield
+    finally:
+        os.close(fd)  # lets go of the lock
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _store_error(e: sqlite3.Error) -> StoreError:
+    """One clear error for what SQLite raised: busy, cannot write, or damaged."""
+    where = f"{STATE_DIR}/{DB_NAME}"
+    if getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) \
+            or "locked" in str(e):
+        return StoreBusyError(f"{where}: the reader's store is busy ({e})")
+    if isinstance(e, sqlite3.OperationalError):
+        return StoreError(f"{where}: cannot use the reader's store ({e})",
+                          hint="check that the disk has room and that .o2m/ is yours and "
+                               "writable")
+    return StoreError(f"{where}: the reader's store is damaged ({e})")
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; what SQLite raises
+    (a busy store, a full disk) becomes a StoreError."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise _store_error(e) from None
+        return self.db
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as e:
+                exc = e
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection dropped the transaction itself
+        if isinstance(exc, sqlite3.Error):
+            raise _store_error(exc) from None
+
+
+def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
+    """§3.5 step 8 once more, inside the transaction that stores the update: the fetch
+    compared its head with the state it read before it began, and another fetch may
+    have committed a newer head since. A head of a key other than the stored state's
+    starts afresh (§2.5), as in the fetcher."""
+    if "seq" not in update.state:
+        return  # the update sets no head (304, or only the public feed)
+    row = db.execute("SELECT sign_pk, seq, head_signed FROM friend_state WHERE friend = ?",
+                     (update.friend,)).fetchone()
+    if row is None or row[1] is None or row[0] != update.sign_pk:
+        return
+    from o2m_pub.protocol.feeds import EquivocationError, RollbackError, is_newer  # only when fetching
+
+    stored_seq, stored_signed = row[1], row[2]
+    seq = update.state["seq"]
+    try:
+        if seq is not None and is_newer(seq, update.state.get("head_signed"), stored_seq,
+                                        stored_signed):
+            return
+    except EquivocationError:
+        raise StaleUpdateError(f"a head with seq {seq} and other bytes than the one stored "
+                               "meanwhile", "equivocation") from None
+    except RollbackError:
+        pass
+    raise StaleUpdateError(f"this fetch's head (seq {seq}) is not newer than the one stored "
+                           f"meanwhile (seq {stored_seq})", "rollback")
+
+
+def _schema_version(db: sqlite3.Connection) -> int | None:
+    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                        ).fetchone()
+    if not exists:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    return int(row[0]) if row else None
+
+
+def _fault_point() -> None:
+    """Fault injection for THREATS.md 47: O2M_FETCH_FAULT=kill-in-commit:N dies by
+    SIGKILL inside the N-th friend update transaction, after its posts were written
+    and before its state and COMMIT."""
+    value = os.environ.get("O2M_FETCH_FAULT", "")
+    kind, _, n = value.partition(":")
+    if kind != "kill-in-commit" or not n.isdigit():
+        return
+    global _commits
+    _commits += 1
+    if _commits == int(n):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_commits = 0
+
+
+def _ensure_friend(db: sqlite3.Connection, friend: str, sign_pk: str, *,
+                   adopt_key: bool = False) -> None:
+    """Make sure the friend has a state row. Only an accepted update adopts a new key:
+    the stored high-water mark belongs to the key it was verified with."""
+    db.execute("INSERT OR IGNORE INTO friend_state (friend, sign_pk) VALUES (?, ?)",
+               (friend, sign_pk))
+    if adopt_key:
+        db.execute("UPDATE friend_state SET sign_pk = ? WHERE friend = ?", (sign_pk, friend))
+
+
+def _set_state(db: sqlite3.Connection, friend: str, state: dict[str, Any]) -> None:
+    unknown = set(state) - _STATE_COLUMNS
+    if unknown:
+        raise ValueError(f"unknown friend_state columns: {sorted(unknown)}")
+    if not state:
+        return
+    columns = sorted(state)
+    db.execute(f"UPDATE friend_state SET {', '.join(c + ' = ?' for c in columns)} "
+               "WHERE friend = ?", [state[c] for c in columns] + [friend])
+
+
+def _delete_post(db: sqlite3.Connection, friend: str, post_id: str) -> None:
+    row = db.execute("SELECT short_id FROM posts WHERE friend = ? AND id = ?",
+                     (friend, post_id)).fetchone()
+    if row is None:
+        return
+    db.execute("DELETE FROM post_tags WHERE short_id = ?", (row[0],))
+    db.execute("DELETE FROM posts WHERE friend = ? AND id = ?", (friend, post_id))
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def _upsert_posts(db: sqlite3.Connection, friend: str, sign_pk: str, rows: list[PostRow],
+                  stamp: str) -> None:
+    """Insert or replace post versions, in a few statements per batch (each statement
+    lets go of the GIL, which the fetch threads then hold for a while: fewer is faster).
+    An edit keeps the short id, and the read mark only if the text did not change."""
+    rows = list({r.id: r for r in rows}.values())  # one version per id
+    if not rows:
+        return
+    old: dict[str, tuple[Any, ...]] = {}
+    for chunk in _chunks([r.id for r in rows]):
+        marks = ",".join("?" * len(chunk))
+        for r in db.execute(f"SELECT id, short_id, read, markdown, html, title FROM posts "
+                            f"WHERE friend = ? AND id IN ({marks})", [friend, *chunk]):
+            old[r[0]] = r[1:]
+    shorts = {r.id: old[r.id][0] if r.id in old else short_id_for(sign_pk, r.id) for r in rows}
+    _free_short_ids(db, sign_pk, shorts, set(old))
+    db.executemany("DELETE FROM post_tags WHERE short_id = ?", [(v[0],) for v in old.values()])
+    values, tags = [], []
+    for r in rows:
+        before = old.get(r.id)
+        read = before[1] if before and before[2:] == (r.markdown, r.html, r.title) else 0
+        short = shorts[r.id]
+        values.append((friend, r.id, short, r.audience, r.title, r.markdown, r.html, r.summary,
+                       r.date, r.updated, json.dumps(list(r.tags)), r.reply_to, r.url,
+                       json.dumps(list(r.attachments)), r.object_hash, read, stamp))
+        tags += [(t, r.date, short) for t in set(r.tags)]
+    db.executemany(
+        "INSERT OR REPLACE INTO posts (friend, id, short_id, audience, title, markdown, html, "
+        "summary, date, updated, tags, reply_to, url, attachments, object_hash, read, fetched) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    db.executemany("INSERT OR IGNORE INTO post_tags VALUES (?, ?, ?)", tags)
+
+
+def _free_short_ids(db: sqlite3.Connection, sign_pk: str, shorts: dict[str, str],
+                    kept: set[str]) -> None:
+    """Make the short ids of new posts unique (in the store and in the batch): a longer
+    one in the rare case the short one is taken. `kept` are ids whose short id stays."""
+    for length in (16, 52, None):
+        new = [i for i in shorts if i not in kept]
+        taken: set[str] = set()
+        for chunk in _chunks([shorts[i] for i in new]):
+            marks = ",".join("?" * len(chunk))
+            taken |= {r[0] for r in db.execute(
+                f"SELECT short_id FROM posts WHERE short_id IN ({marks})", chunk)}
+        seen: set[str] = {shorts[i] for i in kept}
+        clash = []
+        for i in new:
+            if shorts[i] in taken or shorts[i] in seen:
+                clash.append(i)
+            seen.add(shorts[i])
+        if not clash:
+            return
+        if length is None:
+            raise StoreError("cannot give the post a unique id")  # 256 bits collided
+        for i in clash:
+            shorts[i] = short_id_for(sign_pk, i, length)
+
+
+def _add_notification(db: sqlite3.Connection, kind: str, friend: str | None, detail: str,
+                      stamp: str) -> int | None:
+    same = db.execute("SELECT id FROM notifications WHERE seen = 0 AND kind = ? AND "
+                      "friend IS ? AND detail = ?", (kind, friend, detail)).fetchone()
+    if same is not None:
+        return None
+    return db.execute("INSERT INTO notifications (kind, friend, detail, created) "
+                      "VALUES (?, ?, ?, ?)", (kind, friend, detail, stamp)).lastrowid
+
+
+def _post(db: sqlite3.Connection, r: Sequence[Any]) -> StoredPost:
+    (friend, post_id, short, audience, title, markdown, html, summary, date, updated, tags,
+     reply_to, url, attachments, _object_hash, read, fetched) = r
+    return StoredPost(friend, post_id, short, audience, title, markdown, html, summary, date,
+                      updated, tuple(json.loads(tags)), reply_to, url,
+                      tuple(json.loads(attachments)), bool(read), fetched)

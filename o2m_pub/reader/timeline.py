@@ -1,0 +1,282 @@
+"""Reading the timeline: what `o2m timeline`, `o2m show`, `o2m notifications` and the
+web reader show of the reader's store, as plain values and text.
+
+Pure functions over `store.StoredPost` and friends (time zones passed in), plus a few
+small queries over a `ReaderStore` that the store's own API does not offer (paging by
+page number, "mark all read"). Nothing here prints; cli.py and reader_web.py present
+what it returns. Everything a friend wrote goes through `sanitize.display_text` (names,
+titles, tags) or `sanitize.body_text` (their text) first: THREATS.md 39.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_lib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from o2m_pub.errors import O2MError
+from o2m_pub.reader.sanitize import body_text, clip, display_text, plain_excerpt
+
+if TYPE_CHECKING:
+    from o2m_pub.reader.store import Notification, ReaderStore, StoredPost
+
+PAST_THE_END = "0000-00-00T00:00:00Z|a"  # a cursor older than any post: an empty page
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_RELATIVE = re.compile(r"(\d{1,5})\s*([hdw])")
+_CURSOR = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\|[a-z2-7]{4,52}")
+
+
+class ReadingError(O2MError):
+    """The timeline cannot show this."""
+
+
+class NoSuchPostError(ReadingError):
+    """No stored post has this id."""
+
+    hint = "the ids are the second column of `o2m timeline`"
+
+
+class UnknownFriendError(ReadingError):
+    """No stored post or feed comes from this friend."""
+
+    hint = "`o2m friend list` names your friends; `o2m fetch` gathers their posts"
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a timeline, ready to show (all text neutralised, not yet escaped)."""
+
+    short_id: str
+    friend: str
+    date: str  # local time, "2026-11-24 10:30"
+    iso_date: str  # RFC 3339 UTC, for <time datetime>
+    headline: str  # the title, or the start of the text
+    excerpt: str  # the start of the text ("" for a note: its headline is the text)
+    tags: tuple[str, ...]
+    unread: bool
+    audience: str
+    cursor: str
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """An attachment of a post, as `o2m show` lists it and the reader serves it."""
+
+    index: int
+    name: str
+    media_type: str
+    size: int
+    path: Path | None  # in the store's cache, or None while it is not fetched
+
+
+# ---------------------------------------------------------------- time
+
+
+def parse_since(text: str, tz: dt.tzinfo, now: dt.datetime) -> str:
+    """`--since` as the store's UTC text: a date or time (in `tz` unless it names its
+    own offset) or an age such as "3d", "12h", "2w".
+
+    Raises:
+        ReadingError: neither.
+    """
+    value = text.strip()
+    m = _RELATIVE.fullmatch(value)
+    if m:
+        unit = {"h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
+        return _utc_text(now - dt.timedelta(**{unit: int(m.group(1))}))
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReadingError(f"--since {text!r}: not a date, a time or an age",
+                           hint="e.g. --since 2026-11-01, --since '2026-11-01 18:00', "
+                                "--since 3d") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return _utc_text(when)
+
+
+def _utc_text(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
+
+
+def local_time(utc_text: str, tz: dt.tzinfo) -> str:
+    """A stored UTC time shown in the reader's zone, to the minute."""
+    try:
+        when = dt.datetime.strptime(utc_text, _TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return display_text(utc_text)
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+# ---------------------------------------------------------------- posts as text
+
+
+def post_text(post: "StoredPost") -> str:
+    """A post's text: its Markdown source, or a public post's HTML made text; control
+    characters and bidi overrides neutralised (safe to write to a terminal)."""
+    if post.markdown is not None:
+        return body_text(post.markdown)
+    if post.html:
+        return body_text(html_to_text(post.html))
+    return body_text(post.summary or "")
+
+
+_BREAKS = re.compile(r"(?i)<br\s*/?>|</(p|div|li|h\d|blockquote|pre|tr|dd|dt|figure)\s*>")
+_SCRIPTS = re.compile(r"(?is)<(script|style|template)\b.*?</\1\s*>")
+_TAGS = re.compile(r"<[^>]*>")
+
+
+def html_to_text(html: str) -> str:
+    """Untrusted HTML as plain text, paragraphs kept (nothing of it is ever rendered)."""
+    text = _TAGS.sub("", _BREAKS.sub("\n", _SCRIPTS.sub("", html)))
+    lines = [" ".join(line.split()) for line in html_lib.unescape(text).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def headline(post: "StoredPost", limit: int = 100) -> str:
+    """The title, else the start of the text."""
+    if post.title and post.title.strip():
+        return display_text(" ".join(post.title.split()))
+    return excerpt_of(post, limit) or "(no text)"
+
+
+def excerpt_of(post: "StoredPost", limit: int = 200) -> str:
+    if post.markdown is not None:
+        return plain_excerpt(post.markdown, limit)
+    source = post.summary or (html_to_text(post.html) if post.html else "")
+    return clip(body_text(" ".join(source.split())), limit)
+
+
+def entry(post: "StoredPost", tz: dt.tzinfo) -> TimelineEntry:
+    """A stored post as one timeline line."""
+    has_title = bool(post.title and post.title.strip())
+    return TimelineEntry(
+        short_id=post.short_id, friend=display_text(post.friend),
+        date=local_time(post.date, tz), iso_date=post.date, headline=headline(post),
+        excerpt=excerpt_of(post) if has_title else "",
+        tags=tuple(display_text(t) for t in post.tags), unread=not post.read,
+        audience=post.audience, cursor=post.cursor)
+
+
+def attachments(post: "StoredPost", store: "ReaderStore") -> list[AttachmentInfo]:
+    """The post's attachments with where the store caches each (None: not fetched)."""
+    found = []
+    for i, a in enumerate(post.attachments):
+        digest = str(a.get("hash", ""))
+        size = a.get("size")
+        found.append(AttachmentInfo(
+            index=i, name=display_text(str(a.get("name", "?"))),
+            media_type=display_text(str(a.get("media_type") or "application/octet-stream")),
+            size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
+            path=store.attachment_path(digest)))
+    return found
+
+
+def human_size(n: int) -> str:
+    """A byte count as `o2m show` and the reader list it (an attachment is at most MiBs)."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024 / 1024:.1f} MiB"
+
+
+# ---------------------------------------------------------------- notifications
+
+
+_NOTIFICATION_TEXT = {
+    "new_friend_feed": "{friend} added you back: their feed for you appeared",
+    "unreachable": "{friend} has been unreachable for more than a day{detail}",
+    "stale": "{friend}'s feed is stale (not re-signed in time: a frozen host?){detail}",
+    "key_changed": ("{friend}'s key changed: their feed is refused until you check and "
+                    "accept the new card (o2m friend add {friend} CARD --accept-key-change)"
+                    "{detail}"),
+    "equivocation": ("{friend}'s host served two different feeds with the same number: "
+                     "the stored one is kept{detail}"),
+    "reply": "{friend} replied{detail}",
+}
+
+
+def notification_text(n: "Notification") -> str:
+    """One notification as one line of text (neutralised)."""
+    friend = display_text(n.friend or "someone")
+    detail = display_text(" ".join(n.detail.split())) if n.detail else ""
+    template = _NOTIFICATION_TEXT.get(n.kind)
+    if template is None:
+        return f"{display_text(n.kind)}: {friend}" + (f": {detail}" if detail else "")
+    return template.format(friend=friend, detail=f": {detail}" if detail else "")
+
+
+# ---------------------------------------------------------------- queries
+
+
+def check_cursor(cursor: str) -> str:
+    """A `before` cursor from a URL: "DATE|SHORTID" as the store makes them.
+
+    Raises:
+        ReadingError: anything else.
+    """
+    if not _CURSOR.fullmatch(cursor):
+        raise ReadingError("not a timeline position")
+    return cursor
+
+
+def page_cursor(store: "ReaderStore", page: int, limit: int, **filters: str | None) -> str | None:
+    """The cursor that starts page `page` (1-based) of `limit` posts: walks the pages
+    before it by keyset, so each step costs one page."""
+    cursor = None
+    for _ in range(page - 1):
+        posts = store.timeline(limit=limit, before=cursor, **filters)
+        if len(posts) < limit:
+            return PAST_THE_END
+        cursor = posts[-1].cursor
+    return cursor
+
+
+def friends_unread(store: "ReaderStore") -> list[tuple[str, int]]:
+    """Every friend with a feed state, and how many of their posts are unread. Walks
+    the unread posts only (the store's partial index), not all posts as
+    `ReaderStore.friends_summary` does (seconds at 100,000 posts)."""
+    unread = dict(store.db.execute("SELECT friend, count(*) FROM posts WHERE read = 0 "
+                                   "GROUP BY friend"))
+    names = [r[0] for r in store.db.execute("SELECT friend FROM friend_state ORDER BY friend")]
+    return [(name, unread.get(name, 0)) for name in names]
+
+
+def known_friends(store: "ReaderStore") -> set[str]:
+    """Friends with a feed state or a stored post."""
+    names = {r[0] for r in store.db.execute("SELECT friend FROM friend_state")}
+    names.update(r[0] for r in store.db.execute("SELECT DISTINCT friend FROM posts"))
+    return names
+
+
+def check_friend(store: "ReaderStore", friend: str) -> str:
+    """Raises UnknownFriendError for a name the store has nothing of."""
+    if friend not in known_friends(store):
+        raise UnknownFriendError(f"no posts or feed of {display_text(friend)!r} in the store")
+    return friend
+
+
+def find_post(store: "ReaderStore", short_id: str) -> "StoredPost":
+    """The post with this id (or unique prefix of at least 4 characters).
+
+    Raises:
+        NoSuchPostError: none.
+        store.AmbiguousPostError: several.
+    """
+    post = store.post(short_id)
+    if post is None:
+        raise NoSuchPostError(f"no post with id {display_text(short_id)!r}")
+    return post
+
+
+def mark_all_read(store: "ReaderStore", friend: str | None = None) -> int:
+    """Mark every unread post (of one friend, or of all) read; returns how many.
+    One statement, so it is one transaction."""
+    if friend is None:
+        return store.db.execute("UPDATE posts SET read = 1 WHERE read = 0").rowcount
+    return store.db.execute("UPDATE posts SET read = 1 WHERE read = 0 AND friend = ?",
+                            (friend,)).rowcount

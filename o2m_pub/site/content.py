@@ -1,0 +1,266 @@
+"""Posts as files: front matter (YAML between ``---`` lines) and a Markdown body.
+
+Pure functions: `parse_post` takes the file's bytes and returns a `PostSource` or raises
+`PostError` naming the line. Time zones and the site's audiences are passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from o2m_pub.errors import PostError
+
+MAX_POST_BYTES = 8 * 1024 * 1024
+MAX_FRONT_MATTER_BYTES = 64 * 1024
+MAX_FRONT_MATTER_NODES = 10_000
+KNOWN_FIELDS = frozenset({"title", "date", "updated", "tags", "summary", "slug", "draft",
+                          "audience", "reply_to"})
+SLUG_RE = re.compile(r"^[^\W_][\w-]{0,127}$")
+_DATE_IN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
+_FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.M)
+
+
+@lru_cache(maxsize=1)
+def _loader_class():  # noqa: ANN202 - a yaml Loader class, made on first use
+    """The safe loader, minus implicit timestamps: dates stay text so we parse them
+    ourselves with the site's time zone and a useful error message. (PyYAML is imported
+    here, not at start-up: a build with no changed post never needs it.)"""
+    import yaml
+
+    class FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
+
+    FrontMatterLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return FrontMatterLoader
+
+
+@dataclass(frozen=True)
+class PostSource:
+    """A post as written, validated; what the renderer and the planner work from."""
+
+    source: str  # site-relative path, e.g. "content/2026/trip/index.md"
+    title: str | None
+    date: dt.datetime
+    updated: dt.datetime | None
+    tags: tuple[str, ...]
+    summary: str | None
+    slug: str
+    draft: bool
+    audience: tuple[str, ...]
+    reply_to: str | None
+    body: str
+    body_line: int  # the file line where the Markdown body starts
+    lines: dict[str, int] = field(default_factory=dict)  # front matter field -> line
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """The post's folder in the built site (its stable permalink), e.g. "2026/trip/"."""
+        return f"{self.date.year:04d}/{self.slug}/"
+
+    def line_of(self, key: str) -> int:
+        return self.lines.get(key, 1)
+
+
+@lru_cache(maxsize=4096)
+def slugify(text: str) -> str:
+    """A URL-safe slug: lower case, letters and digits kept (any script), the rest "-"."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[\W_]+", "-", text).strip("-")
+    return text[:80].rstrip("-") or "post"
+
+
+def split_front_matter(text: str, source: str) -> tuple[str | None, str, int]:
+    """Split a post into (front matter text or None, body, first body line)."""
+    if not (text.startswith("---\n") or text.startswith("---\r\n")):
+        return None, text, 1
+    start = text.index("\n") + 1
+    end = _FRONT_MATTER_END.search(text, start)
+    if not end:
+        raise PostError(source, 1, "front matter starts with --- but never ends",
+                        hint="close the front matter with a line of three dashes: ---")
+    front = text[start:end.start()]
+    body_start = end.end() + 1
+    return front, text[body_start:], text.count("\n", 0, min(body_start, len(text))) + 1
+
+
+def _count_nodes(value: Any, budget: list[int]) -> None:
+    """Walk `value`, failing once it has too many nodes: YAML aliases can make a
+    small file expand into billions of values ("billion laughs")."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError("too many values")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _count_nodes(k, budget)
+            _count_nodes(v, budget)
+    elif isinstance(value, list):
+        for v in value:
+            _count_nodes(v, budget)
+
+
+def _load_yaml(front: str, source: str, first_line: int) -> tuple[dict[str, Any], dict[str, int]]:
+    if len(front.encode()) > MAX_FRONT_MATTER_BYTES:
+        raise PostError(source, 1, f"front matter is over {MAX_FRONT_MATTER_BYTES // 1024} KiB",
+                        hint="keep long text in the body, below the front matter")
+    import yaml
+    loader = _loader_class()(front)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = first_line + (mark.line if mark else 0)
+        what = (e.problem or "invalid YAML").strip()
+        raise PostError(source, line, f"front matter is not valid YAML: {what}",
+                        hint="check quoting and indentation; a value with ': ' needs quotes") from None
+    except yaml.YAMLError as e:
+        raise PostError(source, first_line, f"front matter is not valid YAML: {e}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PostError(source, first_line, "front matter must be a set of `key: value` lines")
+    try:
+        _count_nodes(data, [MAX_FRONT_MATTER_NODES])
+    except ValueError:
+        raise PostError(source, first_line, "front matter expands to too many values",
+                        hint="remove YAML aliases (*name) that repeat large values") from None
+    lines = {}
+    if node is not None and isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if isinstance(key_node.value, str):
+                lines[key_node.value] = first_line + key_node.start_mark.line
+    return data, lines
+
+
+def parse_datetime(value: Any, tz: dt.tzinfo) -> dt.datetime:
+    """ISO 8601 date or date-time, with or without zone; naive times are in `tz`."""
+    if isinstance(value, (int, float)) or not isinstance(value, str):
+        raise ValueError("must be a date such as 2026-11-24 or 2026-11-24T09:30:00+01:00")
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            d = dt.date.fromisoformat(text)
+            return dt.datetime(d.year, d.month, d.day, tzinfo=tz)
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date "
+                         "(e.g. 2026-11-24 or 2026-11-24T09:30:00+01:00)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+def _as_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, str) and v.strip() for v in value)):
+        raise ValueError("must be a name or a list of names")
+    return tuple(v.strip() for v in value)
+
+
+def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
+               default_audience: tuple[str, ...]) -> PostSource:
+    """Parse one post file.
+
+    Args:
+        data: the file's bytes.
+        source: its site-relative path, used in messages and to derive the slug.
+        tz: the site's time zone, for dates written without one.
+        default_audience: the audience of a post that names none.
+
+    Raises:
+        PostError: for anything wrong, naming the line and how to mend it.
+    """
+    if len(data) > MAX_POST_BYTES:
+        raise PostError(source, 1, f"the file is over {MAX_POST_BYTES // 2**20} MiB",
+                        hint="split it or move large data into attachments")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise PostError(source, line, "not UTF-8 text", hint="save the file as UTF-8") from None
+    if "\x00" in text:
+        raise PostError(source, text.count("\n", 0, text.index("\x00")) + 1,
+                        "the file contains a NUL character")
+    front, body, body_line = split_front_matter(text, source)
+    meta, lines = _load_yaml(front, source, 2) if front is not None else ({}, {})
+
+    def fail(key: str, message: str, hint: str | None = None) -> PostError:
+        return PostError(source, lines.get(key, 1), message, hint=hint)
+
+    def text_value(key: str) -> str | None:
+        value = meta.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise fail(key, f"`{key}` must be text")
+        return str(value).strip() or None
+
+    stem = _stem(source)
+    date_in_name = _DATE_IN_NAME.match(stem)
+    if "date" not in meta and not date_in_name:
+        raise fail("date", "no `date:` in the front matter",
+                   hint="add a line such as `date: 2026-11-24 09:30`")
+    try:
+        date = parse_datetime(meta["date"] if "date" in meta else date_in_name.group(1), tz)
+    except ValueError as e:
+        raise fail("date", f"`date` {e}") from None
+    try:
+        updated = parse_datetime(meta["updated"], tz) if meta.get("updated") is not None else None
+    except ValueError as e:
+        raise fail("updated", f"`updated` {e}") from None
+
+    raw_slug = text_value("slug")
+    if raw_slug is not None:
+        if not SLUG_RE.match(raw_slug):
+            raise fail("slug", f"`slug` {raw_slug!r} may hold only letters, digits, - and _",
+                       hint="no slashes, dots or spaces: e.g. `slug: summer-trip`")
+        slug = raw_slug
+    else:
+        slug = slugify(date_in_name.group(2) if date_in_name else stem)
+
+    try:
+        tags = _as_names(meta["tags"]) if meta.get("tags") not in (None, []) else ()
+    except ValueError:
+        raise fail("tags", "`tags` must be a list of words, e.g. [travel, food]") from None
+    try:
+        audience = _as_names(meta["audience"]) if meta.get("audience") is not None \
+            else default_audience
+    except ValueError:
+        raise fail("audience", "`audience` must be public, friends, a group or friend name, "
+                               "or a list of them") from None
+    draft = meta.get("draft", False)
+    if not isinstance(draft, bool):
+        raise fail("draft", "`draft` must be true or false")
+
+    reply_to = text_value("reply_to")
+    if reply_to is not None and (not reply_to.startswith("https://") or len(reply_to) > 2048
+                                 or any(c.isspace() for c in reply_to)):
+        raise fail("reply_to", "`reply_to` must be the https:// address of the post answered",
+                   hint="e.g. `reply_to: https://bob.example/2026/trip/`")
+    return PostSource(
+        source=source, title=text_value("title"), date=date, updated=updated,
+        tags=tuple(dict.fromkeys(tags)), summary=text_value("summary"), slug=slug,
+        draft=draft, audience=audience, reply_to=reply_to,
+        body=body, body_line=body_line, lines=lines,
+        extra={k: v for k, v in meta.items() if k not in KNOWN_FIELDS and isinstance(k, str)},
+    )
+
+
+def _stem(source: str) -> str:
+    """The name a slug is made from: the file name, or the folder of a bundle's index.md."""
+    parts = source.rsplit("/", 2)
+    name = parts[-1].rsplit(".", 1)[0]
+    if name == "index" and len(parts) >= 2 and parts[-2] != "content":
+        return parts[-2]
+    return name

@@ -1,0 +1,115 @@
+"""JSON Feed 1.1, Atom 1.0 and sitemap.xml of the public site: pure functions from the
+newest posts (with absolute-link HTML) to bytes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Iterable, NamedTuple
+from html import escape as _escape
+
+from o2m_pub.config import SiteConfig
+from o2m_pub.site.model import PostRecord
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+class FeedEntry(NamedTuple):
+    record: PostRecord
+    url: str
+    html: str  # links already absolute
+
+
+def _rfc3339(value: str) -> str:
+    return dt.datetime.fromisoformat(value).isoformat(timespec="seconds")
+
+
+def _x(text: str) -> str:
+    """Text for XML content or attributes (html.escape's entities are XML's too)."""
+    return _escape(_XML_INVALID.sub("", text), quote=True)
+
+
+def quoteattr(text: str) -> str:
+    return f'"{_x(text)}"'
+
+
+def json_feed(config: SiteConfig, entries: list[FeedEntry]) -> bytes:
+    """https://www.jsonfeed.org/version/1.1/ with full content."""
+    items = []
+    for e in entries:
+        r = e.record
+        item = {"id": e.url, "url": e.url}
+        if r.title:
+            item["title"] = r.title
+        item["content_html"] = e.html
+        if r.summary:
+            item["summary"] = r.summary
+        item["date_published"] = _rfc3339(r.date)
+        if r.updated:
+            item["date_modified"] = _rfc3339(r.updated)
+        if r.tags:
+            item["tags"] = list(r.tags)
+        if r.reply_to:
+            item["_o2m"] = {"reply_to": r.reply_to}
+        items.append(item)
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": config.name,
+        "home_page_url": config.url,
+        "feed_url": config.url + "feed.json",
+        "language": config.language,
+        "authors": [{"name": config.author, "url": config.url}],
+    }
+    if config.description:
+        doc["description"] = config.description
+    doc["items"] = items
+    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode()
+
+
+def atom(config: SiteConfig, entries: list[FeedEntry]) -> bytes:
+    """RFC 4287 Atom, full content as escaped HTML."""
+    updated = max((_rfc3339(e.record.updated or e.record.date) for e in entries),
+                  default="1970-01-01T00:00:00+00:00")
+    out = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        f'<feed xmlns="http://www.w3.org/2005/Atom" xml:lang={quoteattr(config.language)}>',
+        f"<title>{_x(config.name)}</title>",
+    ]
+    if config.description:
+        out.append(f"<subtitle>{_x(config.description)}</subtitle>")
+    out += [
+        f"<id>{_x(config.url)}</id>",
+        f'<link rel="alternate" type="text/html" href={quoteattr(config.url)}/>',
+        f'<link rel="self" type="application/atom+xml" href={quoteattr(config.url + "atom.xml")}/>',
+        f"<updated>{updated}</updated>",
+        f"<author><name>{_x(config.author)}</name><uri>{_x(config.url)}</uri></author>",
+        '<generator uri="https://github.com/o2m">o2m</generator>',
+    ]
+    for e in entries:
+        r = e.record
+        out += [
+            "<entry>",
+            f'<title type="text">{_x(r.display_title)}</title>',
+            f'<link rel="alternate" type="text/html" href={quoteattr(e.url)}/>',
+            f"<id>{_x(e.url)}</id>",
+            f"<published>{_rfc3339(r.date)}</published>",
+            f"<updated>{_rfc3339(r.updated or r.date)}</updated>",
+        ]
+        out += [f"<category term={quoteattr(_XML_INVALID.sub('', t))}/>" for t in r.tags]
+        if r.summary and r.title:
+            out.append(f'<summary type="text">{_x(r.summary)}</summary>')
+        out += [f'<content type="html">{_x(e.html)}</content>', "</entry>"]
+    out.append("</feed>\n")
+    return "\n".join(out).encode()
+
+
+def sitemap(urls: Iterable[tuple[str, str | None]]) -> bytes:
+    """https://www.sitemaps.org/protocol.html: (absolute URL, last modified) pairs."""
+    out = ['<?xml version="1.0" encoding="utf-8"?>',
+           '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
+    for url, lastmod in urls:
+        mod = f"<lastmod>{_rfc3339(lastmod)}</lastmod>" if lastmod else ""
+        out.append(f"<url><loc>{_x(url)}</loc>{mod}</url>")
+    out.append("</urlset>\n")
+    return "\n".join(out).encode()

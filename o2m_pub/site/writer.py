@@ -1,0 +1,158 @@
+"""Atomic, contained writes into an output folder.
+
+Every file is written to a temporary file in its own folder and renamed over the
+target, so a reader of `build/` sees the old file or the new one, never half of one.
+Phases are separated by a flush to disk, so a page is durable only after everything
+it links to is (objects and media, then pages, then indexes and feeds).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import posixpath
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from o2m_pub.errors import O2MError, SiteError
+
+TMP_PREFIX = ".~o2m-"
+LOCK_NAME = "build.lock"
+
+
+@contextmanager
+def site_lock(state_dir: Path, *, wait: bool = False,
+              error: type[O2MError] = SiteError) -> Iterator[None]:
+    """One writer or reader of a whole `build/` at a time per site: a build (a watcher
+    and a manual build may race) or a publish (which must not send half of a rebuilt
+    `build/`). With `wait`, queue behind the other instead of failing; `error` is the
+    class raised when busy (a publish reports a `PublishError`). The state folder holds
+    the keys of private posts (PROTOCOL.md §3.3): it is private, 0700."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    with open(state_dir / LOCK_NAME, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise error("an o2m build or publish is running in this site",
+                        hint="wait for it to finish, or stop the other o2m process") from None
+        yield
+
+
+def _fault_plan() -> tuple[str, int] | None:
+    """Fault injection for the crash-safety tests (THREATS.md 46, 48):
+    O2M_FAULT=kill:N dies by SIGKILL before the N-th write of this process,
+    O2M_FAULT=enospc:N fails it with "No space left on device"."""
+    value = os.environ.get("O2M_FAULT", "")
+    kind, _, n = value.partition(":")
+    return (kind, int(n)) if kind in ("kill", "enospc") and n.isdigit() else None
+
+
+_FAULT = _fault_plan()
+_writes_started = 0
+
+
+def _before_write(path: str) -> None:
+    global _writes_started
+    _writes_started += 1
+    if _FAULT and _writes_started == _FAULT[1]:
+        if _FAULT[0] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+class OutsideOutputError(ValueError):
+    """An output path would land outside the output folder."""
+
+
+def safe_relative(path: str) -> str:
+    """Check a site-relative output path: no "..", no absolute path, no NUL, no backslash."""
+    if "\x00" in path or "\\" in path or any(p in ("", ".", "..") for p in path.split("/")):
+        raise OutsideOutputError(f"refusing to write outside the output folder: {path!r}")
+    return path
+
+
+class AtomicWriter:
+    """Writes files under `root` by temp file and rename; counts what it did."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._real_root = Path(os.path.realpath(root))
+        self._made_dirs: set[str] = set()
+        self.written = 0
+        self.deleted = 0
+        self._dirty = False
+
+    def _contained(self, folder: Path, path: str) -> None:
+        """Refuse a path whose existing part leads out of the output folder (a symlink
+        planted in build/): checked before anything is made or removed through it."""
+        probe = folder
+        while not probe.exists() and probe != self.root:
+            probe = probe.parent
+        if not Path(os.path.realpath(probe)).is_relative_to(self._real_root):
+            raise OutsideOutputError(f"refusing to write through a symlink: {path!r}")
+
+    def _target(self, path: str) -> Path:
+        target = self.root / safe_relative(path)
+        parent = posixpath.dirname(path)
+        if parent not in self._made_dirs:
+            self._contained(target.parent, path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._contained(target.parent, path)
+            self._made_dirs.add(parent)
+        return target
+
+    def write(self, path: str, data: bytes) -> None:
+        target = self._target(path)
+        tmp = target.with_name(f"{TMP_PREFIX}{target.name}.{os.getpid()}")
+        try:
+            _before_write(str(target))
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.written += 1
+        self._dirty = True
+
+    def delete(self, path: str) -> None:
+        target = self.root / safe_relative(path)
+        self._contained(target.parent, path)
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return
+        self.deleted += 1
+        self._dirty = True
+        folder = target.parent
+        while folder != self.root:
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
+            folder = folder.parent
+
+    def mark_dirty(self) -> None:
+        """Other processes wrote through this writer's folder: flush at the next barrier."""
+        self._dirty = True
+
+    def barrier(self) -> None:
+        """Make everything written so far durable before the next phase starts."""
+        if self._dirty:
+            os.sync()
+            self._dirty = False
+
+    def remove_stale_temporaries(self) -> int:
+        """After a build that was killed: remove temporary files it left behind."""
+        count = 0
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TMP_PREFIX):
+                    os.unlink(os.path.join(dirpath, name))
+                    count += 1
+        return count

@@ -1,0 +1,550 @@
+"""`o2m serve`: a real Twisted TLS server on 127.0.0.1, queried with requests, raw TLS
+sockets, curl and openssl (THREATS 40-45)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import run_o2m
+from support.o2m_server import o2m_serve, start_o2m_serve
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One built site with a friend (so o/, p/, f/ exist), served for the whole module."""
+    root = tmp_path_factory.mktemp("served") / "site"
+    assert run_o2m("init", str(root), "--name", "Served", "--url", "https://served.example/",
+                   cwd=root.parent).returncode == 0
+    friend = tmp_path_factory.mktemp("friend") / "f"
+    assert run_o2m("init", str(friend), "--name", "Fran", "--url", "https://fran.example/",
+                   cwd=friend.parent).returncode == 0
+    card = run_o2m("card", cwd=friend).stdout.strip()
+    assert run_o2m("friend", "add", "fran", card, "--yes", cwd=root).returncode == 0
+    (root / "content" / "secret.md").write_text(
+        "---\ntitle: For friends\ndate: 2026-05-01\naudience: friends\n---\nHi.\n")
+    (root / "content" / "big.md").write_text(
+        "---\ntitle: Big\ndate: 2026-05-02\naudience: public\n---\n![x](big.bin)\n")
+    (root / "content" / "big.bin").write_bytes(os.urandom(3 << 20))
+    build = run_o2m("build", cwd=root)
+    assert build.returncode == 0, build.stderr
+    with o2m_serve(root) as server:
+        server.root = root
+        yield server
+
+
+def get(server, path: str, **kw) -> requests.Response:
+    return requests.get(server.url + path.lstrip("/"), verify=server.verify, timeout=10, **kw)
+
+
+def raw_request(server, request: bytes) -> bytes:
+    """Exact bytes on the wire (no client normalising the path), over TLS."""
+    ctx = ssl.create_default_context(cafile=server.verify)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request)
+            chunks = []
+            while chunk := tls.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def raw_status(server, path: bytes) -> int:
+    answer = raw_request(server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    return int(answer.split(b" ", 2)[1])
+
+
+def curl(server, path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed (Debian package curl)")
+    return subprocess.run(["curl", "-sS", "--path-as-is", "--cacert", server.verify,
+                           "-o", "/dev/null", "-w", "%{http_code}", *args, server.url.rstrip("/") + path],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_pinned_certificate_and_card(served):
+    from o2m_pub.protocol.cards import parse_card
+    from o2m_pub.host.tls import tls_pin_from_certificate
+    from o2m_pub.protocol.canonical import b64u_encode
+
+    pin = tls_pin_from_certificate(Path(served.verify).read_bytes())
+    assert served.pin == "sha256/" + b64u_encode(pin)
+    card = parse_card((served.root / "keys" / "card.json").read_bytes())
+    assert card.tls_pin == pin
+    assert (served.root / "keys" / "tls" / "key.pem").stat().st_mode & 0o077 == 0
+    r = get(served, "/")
+    assert r.status_code == 200 and "<html" in r.text
+
+
+def test_threat_40_directory_gives_404_and_redirect_is_escaped(served):
+    assert get(served, "/tags/").status_code == 200  # a page lives there
+    assert get(served, "/o/").status_code == 404  # no listing of objects
+    assert get(served, "/f/").status_code == 404
+    assert get(served, "/2026/").status_code == 404  # a folder with no page
+    odd = served.root / "build" / 'x"<b>'
+    odd.mkdir()
+    (odd / "index.html").write_text("odd")
+    try:
+        answer = raw_request(served, b"GET /x%22%3Cb%3E HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    finally:
+        shutil.rmtree(odd)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 301")
+    page = raw_request(served, b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"\r\nConnection: close\r\n" in page.partition(b"\r\n\r\n")[0]
+    assert b"\r\nLocation: /x%22%3Cb%3E/\r\n" in head
+    assert b"<b>" not in body and b'"<' not in body
+    r = get(served, "/tags", allow_redirects=False)
+    assert r.status_code == 301 and r.headers["Location"] == "/tags/"
+
+
+@pytest.mark.parametrize("path", [
+    b"/../o2m.toml", b"/..%2Fo2m.toml", b"/%2e%2e/o2m.toml", b"/static/..%2F..%2Fo2m.toml",
+    b"/index.html%00", b"/%00", b"/%C0%AE%C0%AE/o2m.toml", b"/%c0%af", b"/static\\..\\index.html",
+    b"/static%5C..%5Cindex.html", b"//etc/passwd", b"/./index.html", b"/static/%2e/style.css",
+])
+def test_threat_41_traversal_and_odd_encodings_are_404(served, path):
+    assert raw_status(served, path) in (400, 404)
+
+
+def test_threat_41_curl_path_as_is(served):
+    for path in ("/../../../etc/passwd", "/..%2f..%2fo2m.toml", "/%2e%2e/%2e%2e/o2m.toml"):
+        assert curl(served, path).stdout in ("400", "404"), path
+
+
+def test_threat_42_symlinks_out_and_dotfiles_are_404(served, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("top secret")
+    build = served.root / "build"
+    (build / "leak.txt").symlink_to(outside)
+    (build / "leakdir").symlink_to(tmp_path)
+    (build / ".hidden").write_text("x")
+    (build / "static" / ".env").write_text("x")
+    try:
+        assert get(served, "/leak.txt").status_code == 404
+        assert get(served, "/leakdir/secret.txt").status_code == 404
+        assert raw_status(served, b"/.hidden") == 404
+        assert raw_status(served, b"/static/.env") == 404
+        assert raw_status(served, b"/.o2m/build.db") == 404
+        assert raw_status(served, b"/.well-known/../.hidden") == 404
+        card = get(served, "/.well-known/o2m-card.json")
+        assert card.status_code == 200 and card.headers["Content-Type"] == "application/json"
+    finally:
+        for name in ("leak.txt", "leakdir", ".hidden", "static/.env"):
+            (build / name).unlink()
+
+
+def test_threat_43_script_files_are_never_executed(served, tmp_path):
+    build = served.root / "build"
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').write('ran')\n"
+    for name in ("index.rpy", "run.cgi", "page.epy"):
+        (build / name).write_text(code)
+    try:
+        for name in ("index.rpy", "run.cgi", "page.epy"):
+            r = get(served, name)
+            assert r.status_code == 200 and r.text == code
+            assert r.headers["Content-Type"] == "application/octet-stream"
+        assert not marker.exists()
+    finally:
+        for name in ("index.rpy", "run.cgi", "page.epy"):
+            (build / name).unlink()
+
+
+def test_threat_44_security_headers_and_no_html_sniffing(served):
+    page = get(served, "/index.html")
+    h = page.headers
+    assert h["Strict-Transport-Security"].startswith("max-age=")
+    assert "default-src 'none'" in h["Content-Security-Policy"]
+    assert "script-src" not in h["Content-Security-Policy"]
+    assert h["X-Content-Type-Options"] == "nosniff"
+    assert h["Referrer-Policy"] == "no-referrer"
+    assert h["Cache-Control"] == "no-cache"
+    assert "Twisted" not in h.get("Server", "")
+    (served.root / "build" / "README").write_text("<script>alert(1)</script>")
+    try:
+        r = get(served, "/README")
+        assert r.headers["Content-Type"] == "application/octet-stream"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    finally:
+        (served.root / "build" / "README").unlink()
+    kinds = {"feed.json": "application/feed+json", "atom.xml": "application/atom+xml",
+             "sitemap.xml": "application/xml", "static/style.css": "text/css; charset=utf-8"}
+    for path, ctype in kinds.items():
+        assert get(served, path).headers["Content-Type"] == ctype, path
+
+
+def _one(build: Path, folder: str) -> str:
+    return next(p for p in (build / folder).iterdir() if p.is_file()).relative_to(build).as_posix()
+
+
+def test_caching_policy_by_kind_and_no_compression_of_ciphertext(served):
+    build = served.root / "build"
+    (build / "p").mkdir(exist_ok=True)  # archive pages appear only with a long history
+    (build / "p" / ("ab" * 32)).write_bytes(os.urandom(4096))
+    for folder in ("o", "p", "media"):
+        path = _one(build, folder) if folder != "media" else next(
+            p for p in (build / "media").rglob("*") if p.is_file()).relative_to(build).as_posix()
+        r = get(served, path, headers={"Accept-Encoding": "gzip"})
+        assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable", path
+        assert "Content-Encoding" not in r.headers
+    head = _one(build, "f")
+    r = get(served, head, headers={"Accept-Encoding": "gzip"})
+    assert r.headers["Cache-Control"] == "no-cache"
+    assert r.headers["Content-Type"] == "application/octet-stream"
+    assert "Content-Encoding" not in r.headers
+    assert r.content == (build / head).read_bytes()
+    css = get(served, "static/style.css?v=1")
+    assert css.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    page = get(served, "index.html", headers={"Accept-Encoding": "gzip"}, stream=True)
+    assert page.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(page.raw.read()) == (build / "index.html").read_bytes()
+
+
+def test_conditional_range_and_head(served):
+    first = get(served, "/index.html")
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    again = get(served, "/index.html", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert get(served, "/index.html", headers={"If-Modified-Since": modified}).status_code == 304
+    assert get(served, "/index.html", headers={"If-None-Match": '"other"',
+                                               "If-Modified-Since": modified}).status_code == 200
+    media = next(p for p in (served.root / "build" / "media").rglob("*.bin"))
+    rel = media.relative_to(served.root / "build").as_posix()
+    data = media.read_bytes()
+    part = get(served, rel, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == data[100:200]
+    assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+    assert get(served, rel, headers={"Range": "bytes=-10"}).content == data[-10:]
+    assert get(served, rel, headers={"Range": f"bytes={len(data)}-"}).status_code == 416
+    whole = get(served, rel)
+    assert whole.content == data  # a large file, streamed from disk
+    head = requests.head(served.url + rel, verify=served.verify, timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == str(len(data))
+    assert requests.post(served.url + "index.html", verify=served.verify,
+                         timeout=10).status_code == 405
+
+
+def test_a_file_changed_on_disk_is_served_fresh(served):
+    build = served.root / "build"
+    (build / "fresh.txt").write_text("one")
+    try:
+        assert get(served, "fresh.txt").text == "one"
+        tmp = build / "fresh.tmp"
+        tmp.write_text("two!")
+        os.replace(tmp, build / "fresh.txt")
+        assert get(served, "fresh.txt").text == "two!"
+        (build / "fresh.txt").unlink()
+        assert get(served, "fresh.txt").status_code == 404
+    finally:
+        (build / "fresh.txt").unlink(missing_ok=True)
+
+
+def test_tls_1_1_refused_and_modern_tls_and_h2_offered(served):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    try:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+    if shutil.which("openssl"):
+        s_client = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{served.port}",
+                                   "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+                                  input="", capture_output=True, text=True, timeout=30)
+        assert s_client.returncode != 0
+    modern = ssl.create_default_context(cafile=served.verify)
+    modern.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        with modern.wrap_socket(sock, server_hostname="localhost") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+            assert tls.selected_alpn_protocol() == "h2"  # the h2 package is a test dependency
+
+
+def test_http2_request_is_answered(served):
+    if not shutil.which("curl") or "HTTP2" not in subprocess.run(
+            ["curl", "--version"], capture_output=True, text=True).stdout:
+        pytest.skip("curl without HTTP/2")
+    r = subprocess.run(["curl", "-sS", "--http2", "--cacert", served.verify, "-o", "/dev/null",
+                        "-w", "%{http_version} %{http_code}", served.url + "index.html"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout == "2 200", r.stderr
+
+
+def test_threat_45_slowloris_and_idle_connections_time_out(tmp_path):
+    root = _small_site(tmp_path)
+    with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1") as server:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=30)
+                for _ in range(1000)]
+        # Slowloris: a TLS client sends its request head one byte at a time, forever.
+        ctx = ssl.create_default_context(cafile=server.verify)
+        slow = ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=30),
+                               server_hostname="127.0.0.1")
+        stop = threading.Event()
+        closed = threading.Event()
+
+        def trickle() -> None:
+            try:
+                for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 10_000:
+                    if stop.is_set():
+                        return
+                    slow.send(bytes([byte]))
+                    time.sleep(0.2)
+            except OSError:
+                closed.set()
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        # The server still answers others meanwhile.
+        assert requests.get(server.url, verify=server.verify, timeout=10).status_code == 200
+        deadline = time.monotonic() + 60
+        for sock in idle:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                assert sock.recv(1) == b""
+            except ConnectionResetError:
+                pass
+            sock.close()
+        assert closed.wait(60), "the slowloris connection was never closed"
+        stop.set()
+        slow.close()
+        assert requests.get(server.url, verify=server.verify, timeout=10).status_code == 200
+
+
+def _small_site(tmp_path: Path, *extra: str) -> Path:
+    root = tmp_path / "small"
+    assert run_o2m("init", str(root), "--name", "Small", "--url", "https://small.example/",
+                   cwd=tmp_path).returncode == 0
+    assert run_o2m("build", cwd=root).returncode == 0
+    return root
+
+
+def test_access_log_combined_format_and_without_addresses(tmp_path):
+    root = _small_site(tmp_path)
+    log = tmp_path / "access.log"
+    with o2m_serve(root, "--access-log", str(log)) as server:
+        requests.get(server.url + "index.html?x=1", verify=server.verify, timeout=10,
+                     headers={"User-Agent": 'agent "quoted"', "Referer": "https://r.example/"})
+    line = log.read_text().splitlines()[-1]
+    assert line.startswith("127.0.0.1 - - [")
+    assert '"GET /index.html?x=1 HTTP/1.1" 200 ' in line
+    assert '"https://r.example/"' in line and 'agent \\"quoted\\"' in line
+    log.unlink()
+    with o2m_serve(root, "--access-log", str(log), "--no-client-addresses") as server:
+        requests.get(server.url, verify=server.verify, timeout=10)
+    line = log.read_text().splitlines()[-1]
+    assert line.startswith("- - - [") and "127.0.0.1" not in line
+
+
+def test_sigterm_finishes_in_flight_download_and_exits_0(tmp_path):
+    root = _small_site(tmp_path)
+    data = os.urandom(40 << 20)
+    (root / "build" / "large.bin").write_bytes(data)
+    server = start_o2m_serve(root)
+    try:
+        r = requests.get(server.url + "large.bin", verify=server.verify, timeout=30, stream=True)
+        first = r.raw.read(1 << 20)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        rest = r.raw.read()
+        assert first + rest == data
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url, verify=server.verify, timeout=5)
+
+
+def test_sighup_reloads_certificate_without_dropping_connections(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    root = _small_site(tmp_path)
+    ca = trustme.CA()
+    cert_path, key_path = root / "keys" / "server.pem", root / "keys" / "server.key"
+
+    def install(names: list[str]) -> None:
+        cert = ca.issue_cert(*names)
+        cert.private_key_pem.write_to_path(str(key_path))
+        cert.cert_chain_pems[0].write_to_path(str(cert_path))
+
+    install(["127.0.0.1", "first.example"])
+    with open(root / "o2m.toml", "a") as f:
+        f.write('\n[serve]\ncert = "keys/server.pem"\nkey = "keys/server.key"\n')
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with o2m_serve(root) as server:
+        assert server.pin is None  # a CA-issued certificate: no pin
+        session = requests.Session()
+        assert session.get(server.url, verify=str(bundle), timeout=10).status_code == 200
+        install(["127.0.0.1", "second.example"])
+        server.process.send_signal(signal.SIGHUP)
+
+        def names_seen() -> bytes:
+            ctx = ssl.create_default_context(cafile=str(bundle))
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+                    return repr(tls.getpeercert()["subjectAltName"]).encode()
+        deadline = time.monotonic() + 30
+        while b"second.example" not in names_seen():
+            assert time.monotonic() < deadline, "certificate not reloaded"
+            time.sleep(0.2)
+        # The keep-alive connection from before still works.
+        assert session.get(server.url, verify=str(bundle), timeout=10).status_code == 200
+
+
+def test_plain_http_port_only_redirects(tmp_path):
+    root = _small_site(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        http_port = s.getsockname()[1]
+    with o2m_serve(root, "--http-port", str(http_port)) as server:
+        r = requests.get(f"http://127.0.0.1:{http_port}/tags/index.html?a=1",
+                         allow_redirects=False, timeout=10)
+        assert r.status_code == 301
+        assert r.headers["Location"] == f"https://127.0.0.1:{server.port}/tags/index.html?a=1"
+
+
+def test_two_workers_share_the_port(tmp_path):
+    root = _small_site(tmp_path)
+    with o2m_serve(root, "--workers", "2") as server:
+        for _ in range(20):
+            assert requests.get(server.url, verify=server.verify, timeout=10).status_code == 200
+        assert server.stop() == 0
+
+
+def test_port_in_use_is_one_clear_line(tmp_path):
+    root = _small_site(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run_o2m("serve", "--port", str(port), cwd=root, timeout=60)
+    assert r.returncode == 1
+    assert f"o2m: error: 127.0.0.1:{port} is already in use" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unreadable_or_wrong_key_is_one_clear_line(tmp_path):
+    root = _small_site(tmp_path)
+    with open(root / "o2m.toml", "a") as f:
+        f.write('\n[serve]\ncert = "keys/missing.pem"\nkey = "keys/missing.key"\n')
+    r = run_o2m("serve", "--port", "0", cwd=root, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "keys/missing.pem: cannot read the certificate" in r.stderr
+    (root / "keys" / "missing.pem").write_text("not a certificate")
+    (root / "keys" / "missing.key").write_text("not a key")
+    r = run_o2m("serve", "--port", "0", cwd=root, timeout=60)
+    assert r.returncode == 1 and "not a PEM certificate" in r.stderr
+
+
+def test_nothing_built_is_one_clear_line(tmp_path):
+    root = tmp_path / "fresh"
+    assert run_o2m("init", str(root), "--name", "F", "--url", "https://f.example/",
+                   cwd=tmp_path).returncode == 0
+    r = run_o2m("serve", "--port", "0", cwd=root, timeout=60)
+    assert r.returncode == 1 and "build/: nothing to serve" in r.stderr
+    assert "o2m build" in r.stderr
+
+
+def test_serve_watch_rebuilds_and_reloads_open_pages(tmp_path):
+    root = _small_site(tmp_path)
+    with o2m_serve(root, "--watch") as server:
+        page = requests.get(server.url + "index.html", verify=server.verify, timeout=10)
+        assert '<script src="/_o2m/live.js" defer></script>' in page.text
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+        script = requests.get(server.url + "_o2m/live.js", verify=server.verify, timeout=10)
+        assert "EventSource" in script.text
+        events = requests.get(server.url + "_o2m/live", verify=server.verify, stream=True,
+                              timeout=60)
+        assert events.headers["Content-Type"] == "text/event-stream"
+        lines = events.iter_lines()
+        assert next(lines) == b"retry: 1000"
+        (root / "content" / "fresh.md").write_text(
+            "---\ntitle: Fresh off the editor\ndate: 2026-06-01\naudience: public\n---\nNew.\n")
+        for line in lines:  # blocks until the watcher's build lands
+            if line == b"data: reload":
+                break
+        deadline = time.monotonic() + 60
+        while "Fresh off the editor" not in requests.get(
+                server.url, verify=server.verify, timeout=10).text:
+            assert time.monotonic() < deadline, "the new post was never served"
+            time.sleep(0.2)
+        events.close()
+        assert server.stop() == 0
+
+
+def test_slow_readers_get_the_whole_answer(tmp_path):
+    """A connection is idle only once the answer is delivered, not handed to the
+    kernel: a client reading 4 MiB at about 1 MB/s is not cut off by 1 s timeouts."""
+    root = _small_site(tmp_path)
+    data = os.urandom(4 << 20)
+    (root / "build" / "slow.bin").write_bytes(data)
+    with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1") as server:
+        r = requests.get(server.url + "slow.bin", verify=server.verify, stream=True, timeout=30)
+        got = bytearray()
+        for chunk in r.iter_content(64 * 1024):
+            got += chunk
+            time.sleep(0.06)
+        assert bytes(got) == data
+
+
+def test_http2_connections_are_counted_and_not_cut_by_the_request_deadline(tmp_path):
+    if not shutil.which("curl") or "HTTP2" not in subprocess.run(
+            ["curl", "--version"], capture_output=True, text=True).stdout:
+        pytest.skip("curl without HTTP/2")
+    root = _small_site(tmp_path)
+    data = os.urandom(3 << 20)
+    (root / "build" / "big.bin").write_bytes(data)
+    with o2m_serve(root, "--max-connections", "5", "--request-timeout", "1",
+                   "--idle-timeout", "1") as server:
+        def h2(path: str, *extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["curl", "-sS", "--http2", "--cacert", server.verify,
+                                   "-o", str(tmp_path / "out"), "-w", "%{http_version} %{http_code}",
+                                   *extra, server.url + path],
+                                  capture_output=True, text=True, timeout=60)
+        for _ in range(12):  # more connections than the cap, one after another
+            assert h2("index.html").stdout == "2 200"
+        slow = h2("big.bin", "--limit-rate", "1M")  # about 3 s, over a 1 s request deadline
+        assert slow.stdout == "2 200", slow.stderr
+        assert (tmp_path / "out").read_bytes() == data
+
+
+def test_file_cache_has_one_entry_per_file_however_it_is_spelled(tmp_path):
+    """%-spellings of one path share an entry, and entries are charged a fixed cost,
+    so a flood of distinct paths cannot grow the cache without bound."""
+    from o2m_pub.host.serve import FileCache
+
+    build = tmp_path / "build"
+    (build / "tags").mkdir(parents=True)
+    (build / "tags" / "index.html").write_text("<p>tags</p>" * 100)
+    (build / "big.bin").write_bytes(os.urandom(2 << 20))
+    cache = FileCache(build, live_reload=False, max_bytes=64 * FileCache.ENTRY_COST)
+    spellings = [b"/tags/", b"/tags/index.html", b"/%74ags/", b"/t%61gs/index.html",
+                 b"/tags/%69ndex.html", b"/%74%61%67%73/"]
+    entries = {id(cache.lookup(raw, False)) for raw in spellings}
+    assert len(entries) == 1 and len(cache._entries) == 1
+    for i in range(500):  # many large (streamed, uncached) files under odd spellings
+        assert cache.lookup(b"/big.bin" if i % 2 else b"/b%69g.bin", False) is not None
+        cache.lookup(b"/missing-%d" % i, False)
+    assert cache._bytes <= cache.max_bytes

@@ -1,0 +1,86 @@
+"""The server's pure rules: which path a request names, which headers go with it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from o2m_pub.host import static_rules as rules
+
+
+@given(st.binary(max_size=80))
+def test_resolve_never_leaves_the_root(raw):
+    rel = rules.resolve(b"/" + raw)
+    if rel is None:
+        return
+    parts = rel.split("/")
+    assert not rel.startswith("/") and "\\" not in rel and "\x00" not in rel
+    assert ".." not in parts and "." not in parts and "" not in parts
+    assert all(not p.startswith(".") for p in parts[1:])
+    assert not parts[0].startswith(".") or parts[0] == ".well-known"
+
+
+@pytest.mark.parametrize("raw, rel", [
+    (b"/", "index.html"),
+    (b"/tags/", "tags/index.html"),
+    (b"/2026/caf%C3%A9/", "2026/café/index.html"),
+    (b"/.well-known/o2m-card.json", ".well-known/o2m-card.json"),
+    (b"/o/ab12", "o/ab12"),
+])
+def test_resolve_accepts_the_sites_paths(raw, rel):
+    assert rules.resolve(raw) == rel
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"index.html", b"/..", b"/a/../b", b"/%2e%2e/x", b"/a%2fb", b"/a%5cb", b"/a\\b",
+    b"/%00", b"/a%0d%0aSet-Cookie:x", b"/%C0%AE%C0%AE/", b"/%ff", b"//x", b"/.git/config",
+    b"/static/.env", b"/.well-known/.x",
+])
+def test_resolve_refuses_hostile_paths(raw):
+    assert rules.resolve(raw) is None
+
+
+@pytest.mark.parametrize("rel, ctype", [
+    ("index.html", "text/html; charset=utf-8"),
+    ("o/" + "a" * 64, "application/octet-stream"),
+    ("f/xyz.html", "application/octet-stream"),  # ciphertext whatever its name
+    ("README", "application/octet-stream"),
+    ("index.rpy", "application/octet-stream"),
+    ("media/abc/photo.JPG", "image/jpeg"),
+    ("feed.json", "application/feed+json"),
+    ("tags/feed.json", "application/json"),
+])
+def test_content_types(rel, ctype):
+    assert rules.content_type(rel) == ctype
+
+
+def test_cache_and_compression_by_kind():
+    assert rules.cache_control("o/ab", False) == rules.IMMUTABLE
+    assert rules.cache_control("media/ab/x.png", False) == rules.IMMUTABLE
+    assert rules.cache_control("static/style.css", True) == rules.IMMUTABLE
+    assert rules.cache_control("static/style.css", False) == rules.REVALIDATE
+    assert rules.cache_control("f/ab", False) == rules.REVALIDATE
+    assert rules.cache_control("index.html", False) == rules.REVALIDATE
+    assert not rules.compressible("f/ab", "application/octet-stream")
+    assert not rules.compressible("o/ab", "text/html; charset=utf-8")
+    assert rules.compressible("index.html", "text/html; charset=utf-8")
+
+
+@pytest.mark.parametrize("header, size, expected", [
+    (None, 100, None), (b"bytes=0-9", 100, (0, 10)), (b"bytes=90-", 100, (90, 100)),
+    (b"bytes=-5", 100, (95, 100)), (b"bytes=0-999", 100, (0, 100)),
+    (b"bytes=100-", 100, "unsatisfiable"), (b"bytes=-0", 100, "unsatisfiable"),
+    (b"bytes=0-1,5-6", 100, None), (b"items=0-1", 100, None), (b"bytes=x-y", 100, None),
+])
+def test_parse_range(header, size, expected):
+    assert rules.parse_range(header, size) == expected
+
+
+def test_not_modified_prefers_etag():
+    facts = rules.FileFacts(10, 1_700_000_000_000_000_000, 5)
+    assert rules.not_modified(facts, facts.etag.encode(), None)
+    assert rules.not_modified(facts, b'W/' + facts.etag.encode(), None)
+    assert not rules.not_modified(facts, b'"other"', facts.last_modified.encode())
+    assert rules.not_modified(facts, None, facts.last_modified.encode())
+    assert not rules.not_modified(facts, None, b"Mon, 01 Jan 2001 00:00:00 GMT")
+    assert not rules.not_modified(facts, None, b"garbage")

@@ -1,0 +1,24 @@
+"""The code against the test vectors that PROTOCOL.md quotes (fixed keys and nonces ->
+exact bytes), so an accidental format change fails here first."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+VECTORS = Path(__file__).parents[1] / "vectors"
+sys.path.insert(0, str(VECTORS))
+
+from make_feed_vectors import compute  # noqa: E402
+
+
+def test_feed_vectors_match_the_code():
+    assert compute() == json.loads((VECTORS / "feeds.json").read_text())
+
+
+def test_protocol_md_quotes_the_same_vectors():
+    protocol = (Path(__file__).parents[2] / "docs/PROTOCOL.md").read_text()
+    expected = json.loads((VECTORS / "feeds.json").read_text())
+    for key in ("feed_name", "head_key", "object_sha256", "head_sha256"):
+        assert expected[key] in protocol, key

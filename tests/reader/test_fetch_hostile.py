@@ -1,0 +1,357 @@
+"""Hostile and broken hosts (THREATS.md 24-32, 47): a small raw TLS server (socket + ssl
+in a thread) serves a friend's real build, and misbehaves on the paths it is told to.
+Each fault is refused for that friend alone, with its reason; the store keeps what it
+had; the other friend is fetched as usual."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import ssl
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+
+from conftest import run_o2m
+from support.people import PASS, Person, server_context  # noqa: F401
+from o2m_pub.reader.http_fetch import Limits
+from o2m_pub.reader.store import ReaderStore
+from support.raw_tls import RawTLSServer
+
+FAST = Limits(connect_timeout=1, read_timeout=1, deadline=2.5, workers=4)
+
+
+@pytest.fixture
+def hostile(tmp_path, ca):
+    """Bob's friends: Ada on a raw, steerable TLS server; Carol on a normal one."""
+    authority, bundle = ca
+    context = server_context(authority)
+    ada = Person(tmp_path, "ada", context, server_cls=RawTLSServer)
+    bob = Person(tmp_path, "bob", context)
+    carol = Person(tmp_path, "carol", context)
+    for a, b in ((ada, bob), (bob, ada), (carol, bob), (bob, carol)):
+        a.befriend(b)
+    ada.post("a", "Ada first", "friends")
+    carol.post("c", "Carol first", "friends")
+    ada.build()
+    carol.build()
+    first = bob.fetch(bundle, limits=FAST)
+    assert first["ada"].new == 1 and first["carol"].new == 1, first
+    yield ada, bob, carol, bundle
+    for p in (ada, bob, carol):
+        p.server.stop()
+
+
+def refetch(hostile, behaviours: dict[str, str], *, new_posts: bool = False,
+            limits: Limits = FAST):
+    """Set Ada's host to misbehave, fetch, and check that only Ada was refused and that
+    Bob's store kept everything; returns Ada's outcome."""
+    ada, bob, carol, bundle = hostile
+    with ReaderStore.open(bob.root) as store:
+        before = store.friend_state("ada")
+    if new_posts:
+        ada.post("b", "Ada second", "friends", body="![pic](pic.png)")
+        (ada.root / "content/2026/pic.png").write_bytes(os.urandom(3000))
+        ada.build()
+    carol.post(f"c{time.monotonic_ns()}", "Carol again", "friends")
+    carol.build()
+    ada.server.behaviours = behaviours
+    got = bob.fetch(bundle, limits=limits)
+    assert got["carol"].ok and got["carol"].new == 1, got["carol"]
+    assert got["ada"].status == "refused", got["ada"]
+    assert {p.title for p in bob.timeline(friend="ada")} == {"Ada first"}
+    with ReaderStore.open(bob.root) as store:
+        after = store.friend_state("ada")
+        assert (after.seq, after.head_digest, after.pages) == (
+            before.seq, before.head_digest, before.pages)
+        assert after.last_reason == got["ada"].reason
+    return got["ada"]
+
+
+def test_threat_24_a_trickling_body_is_cut_by_the_deadline(hostile):
+    got = refetch(hostile, {"f/": "trickle"})
+    assert got.reason == "timeout"
+
+
+def test_threat_24_trickling_headers_are_cut_by_the_deadline(hostile):
+    """Response headers at one byte every 0.2 s: every read is well within the read
+    timeout (5 s here), so only the friend's deadline (2.5 s) stops it: the fetcher
+    hangs up while the host still has most of its 150 bytes to trickle (30 s' worth)."""
+    ada = hostile[0]
+    got = refetch(hostile, {"f/": "trickle-headers"},
+                  limits=Limits(connect_timeout=1, read_timeout=5, deadline=2.5, workers=4))
+    assert got.reason == "timeout", got
+    assert ada.server.sent < 150, ada.server.sent
+
+
+def test_threat_24_a_hanging_handshake_times_out(hostile):
+    got = refetch(hostile, {"*": "no-handshake"})
+    assert got.reason == "timeout"
+
+
+def test_threat_25_an_endless_body_is_cut_at_the_cap(hostile):
+    got = refetch(hostile, {"f/": "endless"})
+    assert got.reason == "oversized"
+
+
+def test_threat_26_a_lying_content_length_does_not_get_past_the_cap(hostile):
+    assert refetch(hostile, {"f/": "huge-length"}).reason == "oversized"
+    # a short Content-Length with a long body: only the announced bytes are read, and
+    # they are not a head
+    assert refetch(hostile, {"f/": "lying-length"}).reason in ("malformed", "bad signature")
+
+
+def test_threat_27_gzip_bomb_bounded(hostile):
+    """64 MiB of zeros gzipped, though we asked for identity: refused at its headers,
+    nothing of it decoded."""
+    got = refetch(hostile, {"f/": "gzip-bomb"})
+    assert got.reason == "malformed" and "Content-Encoding 'gzip'" in got.detail, got
+
+
+def test_threat_27_stacked_encodings_bounded(hostile):
+    got = refetch(hostile, {"f/": "gzip-stack"})
+    assert got.reason == "malformed" and "Content-Encoding" in got.detail, got
+
+
+def test_threat_27_an_encoding_that_decodes_to_nothing_is_refused_unread(hostile):
+    """We ask for `Accept-Encoding: identity`; a host that answers gzip anyway, with an
+    empty member, a bad byte and then zeros without end (which a decoder turns into no
+    bytes at all, so a cap on decoded bytes never trips), is refused at its headers:
+    the host gets only as far as the sockets' buffers take it, not its 256 MiB."""
+    ada = hostile[0]
+    got = refetch(hostile, {"f/": "gzip-to-nothing"})
+    assert got.reason == "malformed" and "Content-Encoding" in got.detail, got
+    assert ada.server.sent < 32 << 20, ada.server.sent
+
+
+@pytest.mark.parametrize("behaviour", ["redirect-loop", "redirect-http", "redirect-other-host"])
+def test_threat_28_redirects_refused(hostile, behaviour):
+    got = refetch(hostile, {"f/": behaviour})
+    assert got.reason == "redirect refused", got
+
+
+@pytest.mark.parametrize("behaviour,reason", [("404", "http error"), ("500", "http error"),
+                                              ("html", "malformed")])
+def test_threat_29_errors_keep_the_prior_state(hostile, behaviour, reason):
+    assert refetch(hostile, {"f/": behaviour}).reason == reason
+
+
+def test_threat_30_a_bad_certificate_fails_before_the_path_is_sent(hostile):
+    ada, bob, carol, bundle = hostile
+    ada.server.context = server_context(trustme.CA())  # a CA Bob does not trust
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert got.reason == "bad certificate"
+    assert ada.server.requests == []
+
+
+def test_threat_31_a_reset_mid_object_stores_nothing_partial(hostile):
+    ada, bob, carol, bundle = hostile
+    got = refetch(hostile, {"o/": "drop"}, new_posts=True)
+    assert got.reason == "unreachable"
+    objects = bob.root / ".o2m/objects"
+    assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+
+
+def test_threat_18_a_flipped_object_is_refused(hostile):
+    got = refetch(hostile, {"o/": "flip"}, new_posts=True)
+    assert got.reason == "bad object"
+
+
+def test_threat_32_one_failing_friend_does_not_stop_the_others(hostile):
+    """Ada's host is down altogether; Carol is fetched (checked in refetch)."""
+    ada, bob, carol, bundle = hostile
+    ada.server.stop()
+    got = refetch(hostile, {})
+    assert got.reason == "unreachable"
+
+
+def test_unreachable_for_more_than_a_day_is_a_notification(hostile):
+    ada, bob, carol, bundle = hostile
+    ada.server.stop()
+    now = dt.datetime.now(dt.timezone.utc)
+    bob.fetch(bundle, "ada", limits=FAST, now=now)
+    bob.fetch(bundle, "ada", limits=FAST, now=now + dt.timedelta(days=2))
+    with ReaderStore.open(bob.root) as store:
+        assert [n.kind for n in store.notifications()] .count("unreachable") == 1
+
+
+def test_a_date_of_minus_0000_beside_a_last_modified_of_plus_0000_is_read(hostile):
+    """A host's Date in RFC 5322's "-0000" (parsed without a time zone) and its
+    Last-Modified in "+0000" (with one): compared as the UTC times both are, not
+    refused as an internal error. The head an hour older than the response is a
+    strong validator, kept for the next conditional request."""
+    ada, bob, carol, bundle = hostile
+    ada.post("b", "Ada second", "friends")
+    ada.build()
+    ada.server.behaviours = {"f/": "date-minus-zero"}
+    got = bob.fetch(bundle, "ada", limits=FAST)["ada"]
+    assert (got.status, got.new) == ("new", 1), got
+    with ReaderStore.open(bob.root) as store:
+        assert store.friend_state("ada").last_modified == "Mon, 30 Nov 2026 11:00:00 +0000"
+
+
+# ---------------------------------------------------------------- TLS pins
+
+
+def self_signed_context(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, bytes]:
+    """A server context with a self-signed certificate made with cryptography, and the
+    certificate's PEM."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / f"{name}.crt").write_bytes(pem)
+    (tmp_path / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / f"{name}.crt", tmp_path / f"{name}.key")
+    return context, pem
+
+
+def pin_ada(ada: Person, bob: Person, pem: bytes) -> None:
+    """Ada's card now carries the pin of her server's key; Bob takes the new card."""
+    from o2m_pub.protocol.cards import tls_pin_from_certificate
+    from o2m_pub.config import load
+    from o2m_pub.friends.identity import load_identity
+    from o2m_pub.friends.owner import write_own_card
+    identity = load_identity(ada.root, b"test passphrase")
+    write_own_card(ada.root, identity, load(ada.root),
+                   now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1),
+                   tls_pin=tls_pin_from_certificate(pem))
+    bob.befriend(ada)
+
+
+def test_a_pinned_self_signed_server_is_fetched(hostile, tmp_path):
+    """The card's pin, not a CA, vouches for a self-signed server (no verify=False)."""
+    ada, bob, carol, bundle = hostile
+    context, pem = self_signed_context(tmp_path, "ada")
+    pin_ada(ada, bob, pem)
+    ada.server.context = context
+    ada.post("b", "Pinned post", "friends")
+    ada.build()
+    got = bob.fetch(bundle, "ada", limits=FAST)["ada"]
+    assert got.ok and got.new == 1, got
+
+
+def test_threat_30_a_wrong_pin_fails_before_the_path_is_sent(hostile, tmp_path):
+    ada, bob, carol, bundle = hostile
+    _, pinned_pem = self_signed_context(tmp_path, "pinned")
+    pin_ada(ada, bob, pinned_pem)
+    ada.server.context, _ = self_signed_context(tmp_path, "other")  # another key
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert got.reason == "bad certificate" and "pin" in got.detail
+    assert ada.server.requests == []  # no request line, so no path, was ever sent
+
+
+def befriend_on_the_same_origin(bob: Person, url: str, tls_pin: bytes | None) -> None:
+    """Give Bob a friend Mallory whose card claims a site at `url`, on the origin of
+    another friend's site, pinning `tls_pin`: her friend file is written directly, as
+    `o2m friend add` stored such cards before it refused them (review finding 4)."""
+    import nacl.public
+    import nacl.signing
+
+    from o2m_pub.protocol.cards import make_card
+    from o2m_pub.friends.friend_store import Friend, friend_to_json
+    card = make_card(nacl.signing.SigningKey.generate(), name="Mallory", url=url,
+                     box_pk=bytes(nacl.public.PrivateKey.generate().public_key),
+                     tls_pin=tls_pin,
+                     created=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
+    (bob.root / "keys/friends/mallory.json").write_bytes(
+        friend_to_json(Friend("mallory", card, "2026-11-01T00:00:00Z")))
+
+
+def test_threat_30_two_friends_on_one_origin_keep_their_own_pins(hostile, tmp_path):
+    """Ada's card pins her self-signed server; Mallory's card claims a site on Ada's
+    origin and pins another key. Each pin vouches only for its own friend: Ada is
+    fetched as usual, Mallory is refused for her pin (the last pin read used to
+    replace Ada's for the whole origin)."""
+    from o2m_pub.protocol.cards import tls_pin_from_certificate
+    ada, bob, carol, bundle = hostile
+    context, pem = self_signed_context(tmp_path, "ada")
+    pin_ada(ada, bob, pem)
+    ada.server.context = context
+    _, other = self_signed_context(tmp_path, "mallory")
+    befriend_on_the_same_origin(bob, ada.server.url + "m/", tls_pin_from_certificate(other))
+    ada.post("b", "Pinned post", "friends")
+    ada.build()
+    got = bob.fetch(bundle, limits=FAST)
+    assert got["ada"].ok and got["ada"].new == 1, got["ada"]
+    assert (got["mallory"].reason, "pin" in got["mallory"].detail) == ("bad certificate", True)
+    assert got["carol"].ok
+
+
+def test_threat_30_another_friends_pin_on_the_same_origin_does_not_vouch_for_this_friend(
+        hostile, tmp_path):
+    """Ada's card has no pin: her site is checked by CAs. Someone serving her origin
+    with a self-signed key of their own (Mallory, on the path) gives Bob a card for a
+    site on that origin pinning that key. Ada's fetch still wants a CA's word: it is
+    refused as a bad certificate, and not one of Ada's paths reaches that server (only
+    Mallory's own, under /m/)."""
+    from o2m_pub.protocol.cards import tls_pin_from_certificate
+    ada, bob, carol, bundle = hostile
+    context, pem = self_signed_context(tmp_path, "mallory")
+    befriend_on_the_same_origin(bob, ada.server.url + "m/", tls_pin_from_certificate(pem))
+    ada.server.context = context
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert got.reason == "bad certificate" and "pin" not in got.detail, got
+    paths = [line.split(" ")[1] for line in ada.server.requests]
+    assert all(p.startswith("/m/") for p in paths), paths
+
+
+# ---------------------------------------------------------------- crash safety
+
+
+def test_threat_47_kill_9_mid_commit_stores_all_or_nothing(hostile):
+    """`o2m fetch` killed by SIGKILL inside its first friend's transaction (after that
+    friend's posts were written, before the state and COMMIT): the store has all of
+    the update or none of it; the next fetch stores it whole."""
+    ada, bob, carol, bundle = hostile
+    ada.post("b", "Ada second", "friends")
+    carol.post("d", "Carol second", "friends")
+    ada.build()
+    carol.build()
+    db = bob.root / ".o2m/reader.db"
+
+    def snapshot():
+        con = sqlite3.connect(db)
+        try:
+            return (con.execute("SELECT friend, seq, head_digest FROM friend_state "
+                                "ORDER BY friend").fetchall(),
+                    con.execute("SELECT friend, title FROM posts ORDER BY friend, title"
+                                ).fetchall())
+        finally:
+            con.close()
+
+    before = snapshot()
+    r = run_o2m("fetch", cwd=bob.root, env={"O2M_CA_BUNDLE": bundle,
+                                             "O2M_FETCH_FAULT": "kill-in-commit:2"})
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stdout, r.stderr)
+    states, posts = snapshot()
+    # one friend's update committed whole, the other's not at all
+    changed = [s for s in states if s not in before[0]]
+    assert len(changed) == 1
+    done = changed[0][0]
+    assert {t for f, t in posts if f != done} == {t for f, t in before[1] if f != done}
+    assert len([t for f, t in posts if f == done]) == 2
+    r = run_o2m("fetch", cwd=bob.root, env={"O2M_CA_BUNDLE": bundle})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {t for _, t in snapshot()[1]} == {"Ada first", "Ada second", "Carol first",
+                                             "Carol second"}

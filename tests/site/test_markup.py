@@ -1,0 +1,63 @@
+"""Markdown rendering (pure): features, typography, references."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from o2m_pub.site.markup import MarkdownRenderer, highlight, resolve_markers, smarten
+
+md = MarkdownRenderer()
+
+
+def test_typography():
+    assert smarten('"Hi," she said -- it\'s the \'90s... ok --- yes') == \
+        "“Hi,” she said – it’s the ’90s… ok — yes"
+
+
+def test_code_is_left_alone():
+    html = md.render('Use `"x" -- y` and\n\n```\n"a" -- b...\n```\n', "content/a.md").html
+    assert '"x" -- y' in html and "&quot;a&quot; -- b..." in html or '"a" -- b...' in html
+
+
+@given(st.text(alphabet="ab '\"-.\n", max_size=40))
+def test_smarten_only_replaces_punctuation(text):
+    out = smarten(text)
+    strip = str.maketrans("", "", "'\"-.\u2018\u2019\u201c\u201d\u2013\u2014\u2026")
+    assert out.translate(strip) == text.translate(strip)
+
+
+def test_highlight_unknown_language_is_escaped_plain_text():
+    out = highlight("<script>", "no-such-language")
+    assert "&lt;script&gt;" in out and "<script>" not in out
+
+
+def test_summary_words_and_toc():
+    r = md.render("First *para*graph.\n\n## One\n\ntext\n\n## Two\n\n```python\nx = 1\n```\n",
+                  "content/a.md")
+    assert r.summary == "First paragraph."
+    assert r.word_count == 5  # First paragraph One text Two: code is not counted
+    assert 'href="#one"' in r.toc and 'href="#two"' in r.toc
+
+
+def test_references_become_markers_and_resolve():
+    r = md.render("![i](img/a b.png) [p](../other.md#x) [w](https://w.example/) [h](#top)",
+                  "content/2026/post.md")
+    assert r.media == ("content/2026/img/a b.png",)
+    assert r.links == ("content/other.md",)
+    out = resolve_markers(r.html, lambda kind, path, frag: f"{kind}:{path}{frag}")
+    assert 'src="MEDIA:content/2026/img/a b.png"' in out
+    assert 'href="POST:content/other.md#x"' in out
+    assert 'href="https://w.example/"' in out and 'href="#top"' in out
+
+
+def test_references_outside_content_are_left_alone():
+    r = md.render("![x](../../../etc/passwd) [y](/abs.png)", "content/a.md")
+    assert r.media == () and "etc/passwd" in r.html
+
+
+def test_table_alignment_needs_no_inline_style():
+    """The pages' Content-Security-Policy forbids inline style (docs/CONFIG.md [serve])."""
+    html = MarkdownRenderer().render("| a | b |\n|:-:|--:|\n| 1 | 2 |\n", "p.md").html
+    assert 'align="center"' in html and 'align="right"' in html
+    assert "style=" not in html
