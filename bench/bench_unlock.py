@@ -19,7 +19,13 @@ import time
 
 from nacl.pwhash import argon2id
 
-from o2m_pub.friends.identity import DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT, Identity, open_identity, seal_identity
+from o2m_pub.protocol.keyfile import (
+    DEFAULT_MEMLIMIT,
+    DEFAULT_OPSLIMIT,
+    Identity,
+    open_identity,
+    seal_identity,
+)
 
 LIMITS = [
     ("default", DEFAULT_OPSLIMIT, DEFAULT_MEMLIMIT),

@@ -195,7 +195,7 @@ def main() -> None:
     import trustme
 
     from o2m_pub.friends.friend_store import FriendStore
-    from o2m_pub.friends.owner import own_card
+    from o2m_pub.friends.identity import own_card
 
     tmp = Path(tempfile.mkdtemp(prefix="o2m-fetch-bench-"))
     tmp.chmod(0o755)

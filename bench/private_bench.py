@@ -41,8 +41,8 @@ def make_friends(root: Path, count: int) -> None:
     from nacl.public import PrivateKey
     from nacl.signing import SigningKey
 
-    from o2m_pub.protocol.cards import make_card
     from o2m_pub.friends.friend_store import FriendStore
+    from o2m_pub.protocol.cards import make_card
 
     now = dt.datetime.now(dt.timezone.utc)
     store = FriendStore(root)
@@ -102,7 +102,7 @@ def main() -> None:
     bare = work / "bare"
     shutil.copytree(half, bare)
     from o2m_pub.config import load
-    from o2m_pub.friends.owner import create_owner
+    from o2m_pub.friends.identity import create_owner
     for root in (public, half, bare):  # an identity for each, so only friends differ
         create_owner(root, load(root), PASSPHRASE.encode(), now=dt.datetime.now(dt.timezone.utc))
     make_friends(half, args.friends)

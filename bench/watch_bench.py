@@ -68,7 +68,7 @@ def prepare(args) -> Path:
     shutil.copytree(sites / "o2m", root)
     make_half_private(root)
     from o2m_pub.config import load
-    from o2m_pub.friends.owner import create_owner
+    from o2m_pub.friends.identity import create_owner
     create_owner(root, load(root), PASSPHRASE.encode(), now=dt.datetime.now(dt.timezone.utc))
     make_friends(root, args.friends)
     return root

@@ -95,10 +95,10 @@ def make_world(folder: Path, *, now: dt.datetime, ports: list[int]) -> dict[str,
 
     from o2m_pub.config import load
     from o2m_pub.friends.friend_store import FriendStore
-    from o2m_pub.friends.owner import create_owner, write_own_card
+    from o2m_pub.friends.identity import create_owner, write_own_card
+    from o2m_pub.host.tls import ensure_self_signed
     from o2m_pub.site.sample import write_demo_site_content
     from o2m_pub.site.scaffold import init_site
-    from o2m_pub.host.tls import ensure_self_signed
 
     if folder.exists():
         if not (folder / DEMO_MARKER).exists():

@@ -10,17 +10,19 @@ import datetime as dt
 import os
 import sys
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, NoReturn
-
-from functools import lru_cache
 
 import click
 
 from o2m_pub import __version__
 from o2m_pub.config import find_site_root
 from o2m_pub.errors import BuildFailed, O2MError, Problem, SiteError
-from o2m_pub.host.publish.plan import DEFAULT_GRACE, duration_text  # pure and light: for --grace's default
+from o2m_pub.host.publish.plan import (  # pure and light: for --grace's default
+    DEFAULT_GRACE,
+    duration_text,
+)
 
 
 def out(text: str = "") -> None:
@@ -60,8 +62,13 @@ class _RichProgress:
     """The builder's progress protocol on a rich progress bar (only on a terminal)."""
 
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeRemainingColumn(), console=_stderr(), transient=True)
         self.task = None
@@ -132,7 +139,8 @@ def main(ctx: click.Context, site: Path | None, debug: bool,
 def _passphrase(ctx: click.Context, prompt: str = "Passphrase", *, new: bool = False,
                 file_option: Path | None = None, env_name: str = "O2M_PASSPHRASE") -> bytes:
     """A passphrase from a file, the environment, or (on a terminal only) a prompt."""
-    from o2m_pub.friends.identity import PassphraseError, passphrase_from_env_or_file
+    from o2m_pub.friends.identity import passphrase_from_env_or_file
+    from o2m_pub.protocol.keyfile import PassphraseError
 
     source = file_option if file_option is not None else ctx.obj.get("passphrase_file")
     env = {"O2M_PASSPHRASE": os.environ[env_name]} if env_name in os.environ else {}
@@ -169,7 +177,7 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
          author: str | None, kdf: str) -> None:
     """Create a new site: config, your keys and card, a sample post, the default theme."""
     from o2m_pub.config import load, parse_config
-    from o2m_pub.friends.owner import create_owner
+    from o2m_pub.friends.identity import create_owner
     from o2m_pub.site.scaffold import config_text, init_site, refuse_existing_site
 
     folder = directory or ctx.obj.get("site") or Path.cwd()
@@ -225,7 +233,9 @@ def _run_build(root: Path, ctx: click.Context | None = None, **options):  # noqa
     from o2m_pub.site.build import build_site
 
     def unlock():  # noqa: ANN202 - only when a friend's feed must be signed
-        from o2m_pub.friends.identity import load_identity  # (the crypto is imported only then, too)
+        from o2m_pub.friends.identity import (
+            load_identity,  # (the crypto is imported only then, too)
+        )
         return load_identity(root, _passphrase(ctx) if ctx else b"")
 
     progress = _RichProgress() if sys.stderr.isatty() else None
@@ -266,8 +276,8 @@ def _summary(report, root: Path) -> str:  # noqa: ANN001
 def whoami(ctx: click.Context) -> None:
     """Show your name, URL and key fingerprint (compare it aloud with friends)."""
     from o2m_pub.config import load
-    from o2m_pub.friends.identity import fingerprint
-    from o2m_pub.friends.owner import own_card
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.protocol.keyfile import fingerprint
 
     root = _site_root(ctx)
     card = own_card(root)
@@ -347,8 +357,7 @@ def key_import(ctx: click.Context, file: Path, export_passphrase_file: Path | No
                replace: bool, kdf: str) -> None:
     """Restore keys from a backup made by `o2m key export`."""
     from o2m_pub.config import load
-    from o2m_pub.friends.identity import import_identity
-    from o2m_pub.friends.owner import write_own_card
+    from o2m_pub.friends.identity import import_identity, write_own_card
 
     root = _site_root(ctx)
     backup_pass = _passphrase(ctx, "Backup passphrase", file_option=export_passphrase_file,
@@ -371,10 +380,15 @@ def key_import(ctx: click.Context, file: Path, export_passphrase_file: Path | No
 def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_json: bool,
          renew: bool) -> None:
     """Print your contact card, to send to a friend (`o2m friend add` reads it)."""
-    from o2m_pub.protocol.cards import card_qr_png, card_qr_svg, card_qr_terminal, card_to_text
     from o2m_pub.config import load
-    from o2m_pub.friends.identity import fingerprint, load_identity
-    from o2m_pub.friends.owner import own_card, write_own_card
+    from o2m_pub.friends.identity import load_identity, own_card, write_own_card
+    from o2m_pub.protocol.cards import (
+        card_qr_png,
+        card_qr_svg,
+        card_qr_terminal,
+        card_to_text,
+    )
+    from o2m_pub.protocol.keyfile import fingerprint
 
     root = _site_root(ctx)
     current = own_card(root)
@@ -398,7 +412,7 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
 def _store(ctx: click.Context):  # noqa: ANN202 - friends.FriendStore
     from o2m_pub.config import load
     from o2m_pub.friends.friend_store import FriendStore
-    from o2m_pub.friends.owner import own_card
+    from o2m_pub.friends.identity import own_card
 
     root = _site_root(ctx)
     card = own_card(root)
@@ -427,7 +441,7 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
     gives them your friends-only posts; they see them once they add you back.
     """
     from o2m_pub.protocol.cards import card_from_any
-    from o2m_pub.friends.identity import fingerprint
+    from o2m_pub.protocol.keyfile import fingerprint
 
     by_url = card.startswith(("https://", "http://"))
     if by_url:
@@ -803,8 +817,8 @@ def _pin_text(pin: bytes) -> str:
 
 def _put_pin_in_card(ctx: click.Context, root: Path, config, pin: bytes) -> None:  # noqa: ANN001
     """A new self-signed certificate's pin must reach friends through the signed card."""
-    from o2m_pub.friends.identity import PassphraseError, load_identity
-    from o2m_pub.friends.owner import own_card, write_own_card
+    from o2m_pub.friends.identity import load_identity, own_card, write_own_card
+    from o2m_pub.protocol.keyfile import PassphraseError
 
     card = own_card(root)
     if card is None or card.tls_pin == pin:
@@ -840,10 +854,17 @@ def demo(directory: Path | None) -> None:
     served by `o2m serve` on 127.0.0.1 and fetched by the others with `o2m fetch`;
     then Ada's merged timeline is printed and the servers stop.
     """
-    from o2m_pub.site.build import build_site
-    from o2m_pub.demo import (DEMO_PASSPHRASE, PEOPLE, free_ports, make_world, o2m_command,
-                       start_servers, stop_servers)
+    from o2m_pub.demo import (
+        DEMO_PASSPHRASE,
+        PEOPLE,
+        free_ports,
+        make_world,
+        o2m_command,
+        start_servers,
+        stop_servers,
+    )
     from o2m_pub.friends.identity import load_identity
+    from o2m_pub.site.build import build_site
 
     folder = directory or Path(tempfile.gettempdir()) / "o2m-demo"
     ports = free_ports(len(PEOPLE))
@@ -1066,8 +1087,14 @@ def _stdout_console():  # noqa: ANN202 - rich.console.Console
 def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | None,
              friend: str | None, tag: str | None, since: str | None) -> None:
     """Your friends' posts, newest first; * marks the unread. `o2m show ID` reads one."""
-    from o2m_pub.reader.timeline import (ReadingError, check_friend, entry, find_post, page_cursor,
-                           parse_since)
+    from o2m_pub.reader.timeline import (
+        ReadingError,
+        check_friend,
+        entry,
+        find_post,
+        page_cursor,
+        parse_since,
+    )
 
     if before_id and page:
         raise ReadingError("--before and --page cannot be used together",
@@ -1124,7 +1151,13 @@ def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEn
 def show(ctx: click.Context, post_id: str, source: bool) -> None:
     """Print one post in full with its attachments, and mark it read."""
     from o2m_pub.reader.sanitize import display_text
-    from o2m_pub.reader.timeline import attachments, entry, find_post, human_size, post_text
+    from o2m_pub.reader.timeline import (
+        attachments,
+        entry,
+        find_post,
+        human_size,
+        post_text,
+    )
 
     root, store = _reader_store(ctx)
     with store:
@@ -1221,8 +1254,13 @@ class _PublishProgress:
     """A byte-counting progress bar for `o2m publish` (only on a terminal)."""
 
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                             TransferSpeedColumn(), console=_stderr(), transient=True)
         self.task = None
@@ -1306,8 +1344,8 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
     deletions, so the host always serves a whole site. Only changed files are sent;
     an interrupted publish resumes. TARGET defaults to o2m.toml's [publish] target.
     """
-    from o2m_pub.host.publish.publish import publish_site
     from o2m_pub.host.publish.plan import parse_duration
+    from o2m_pub.host.publish.publish import publish_site
     from o2m_pub.host.publish.target import PublishError
 
     root = _site_root(ctx)

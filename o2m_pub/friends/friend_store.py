@@ -48,7 +48,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from o2m_pub.protocol.canonical import EncodingError, b64u_decode, b64u_encode, canonical_json, parse_json
+from o2m_pub._files import fsync_dir, write_file
+from o2m_pub.config import _NAME_RE, RESERVED_AUDIENCES, known_audience_names
+from o2m_pub.errors import O2MError
+from o2m_pub.friends.identity import ensure_keys_dir
+from o2m_pub.protocol.canonical import (
+    EncodingError,
+    b64u_decode,
+    b64u_encode,
+    canonical_json,
+    parse_json,
+)
 from o2m_pub.protocol.cards import (
     Card,
     CardError,
@@ -58,9 +68,7 @@ from o2m_pub.protocol.cards import (
     parse_card,
     same_identity,
 )
-from o2m_pub.config import known_audience_names, _NAME_RE, RESERVED_AUDIENCES
-from o2m_pub.errors import O2MError
-from o2m_pub.friends.identity import KeyFileError, _ensure_keys_dir, _fsync_dir, _write_atomic, fingerprint
+from o2m_pub.protocol.keyfile import KeyFileError, fingerprint
 
 FRIENDS_DIR = "keys/friends"
 GROUPS_FILE = "keys/groups.json"
@@ -486,12 +494,12 @@ class FriendStore:
         if not create:
             return None
         try:
-            _ensure_keys_dir(self.root)
+            ensure_keys_dir(self.root)
         except KeyFileError as e:
             raise FriendStoreError(str(e), path="keys", hint=e.hint) from None
         folder.mkdir(mode=0o700)
         os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-        _fsync_dir(folder.parent)
+        fsync_dir(folder.parent)
         return folder
 
     def _read(self, rel: str, cap: int) -> bytes | None:
@@ -518,7 +526,7 @@ class FriendStore:
     def _write(self, friend: Friend) -> None:
         folder = self._friends_dir(create=True)
         assert folder is not None
-        _write_atomic(folder / f"{friend.name}.json", friend_to_json(friend), 0o600)
+        write_file(folder / f"{friend.name}.json", friend_to_json(friend), 0o600)
 
     def _names(self) -> builtins.list[str]:
         folder = self._friends_dir(create=False)
@@ -526,7 +534,7 @@ class FriendStore:
             return []
         names = []
         for entry in sorted(os.listdir(folder)):
-            # Dotfiles are ours or an editor's temporaries (keys._write_atomic writes
+            # Dotfiles are ours or an editor's temporaries (_files.write_file writes
             # ".~o2m-<random>.<name>.json"); other extensions are not friends.
             if entry.startswith(".") or not entry.endswith(".json"):
                 continue
@@ -544,10 +552,10 @@ class FriendStore:
 
     def _write_groups(self, groups: Mapping[str, Iterable[str]]) -> None:
         try:
-            _ensure_keys_dir(self.root)
+            ensure_keys_dir(self.root)
         except KeyFileError as e:
             raise FriendStoreError(str(e), path="keys", hint=e.hint) from None
-        _write_atomic(self.root / GROUPS_FILE,
+        write_file(self.root / GROUPS_FILE,
                       groups_to_json({g: m for g, m in sorted(groups.items()) if m}), 0o600)
 
     # -- friends
@@ -724,7 +732,7 @@ class FriendStore:
     def _unlink(self, name: str) -> None:
         path = self.root / self._rel(name)
         path.unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     # -- groups
 

@@ -17,10 +17,19 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from o2m_pub.protocol.canonical import b64u_encode, canonical_json
-from o2m_pub.protocol.feeds import (FeedSecrets, Item, ObjectRef, PageRef, append_to_feed,
-                    pairwise_secrets, seal_head, seal_object, seal_page)
 from o2m_pub.errors import O2MError
+from o2m_pub.protocol.canonical import b64u_encode, canonical_json
+from o2m_pub.protocol.feeds import (
+    FeedSecrets,
+    Item,
+    ObjectRef,
+    PageRef,
+    append_to_feed,
+    pairwise_secrets,
+    seal_head,
+    seal_object,
+    seal_page,
+)
 from o2m_pub.site.model import PostRecord
 
 HEAD_LIFETIME = dt.timedelta(days=30)

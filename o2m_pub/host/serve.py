@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import IO, Callable
 from urllib.parse import quote
 
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from zope.interface import implementer
-from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 
-from o2m_pub.host import static_rules as rules
 from o2m_pub.errors import O2MError
+from o2m_pub.host import static_rules as rules
 from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context
 
 SMALL_FILE = 1 << 20  # files up to this size are kept in memory

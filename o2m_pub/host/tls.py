@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from o2m_pub.protocol.cards import tls_pin_from_certificate
+from o2m_pub._files import write_file
 from o2m_pub.errors import O2MError
-from o2m_pub.friends.identity import _write_atomic
+from o2m_pub.protocol.cards import tls_pin_from_certificate
 
 TLS_DIR = "keys/tls"
 CERT_NAME = "cert.pem"
@@ -109,8 +109,8 @@ def ensure_self_signed(root: Path, host_names: list[str], now: dt.datetime) -> t
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     names = list(dict.fromkeys([*host_names, "localhost", "127.0.0.1", "::1"]))
-    _write_atomic(key_path, key_pem, 0o600)
-    _write_atomic(cert_path, self_signed(key, names, now), 0o600)
+    write_file(key_path, key_pem, 0o600)
+    write_file(cert_path, self_signed(key, names, now), 0o600)
     return load_pair(cert_path, key_path), True
 
 

@@ -41,8 +41,14 @@ import nacl.exceptions
 import nacl.signing
 import segno
 
-from o2m_pub.protocol.canonical import EncodingError, b64u_decode, b64u_encode, canonical_json, parse_json
 from o2m_pub.errors import O2MError
+from o2m_pub.protocol.canonical import (
+    EncodingError,
+    b64u_decode,
+    b64u_encode,
+    canonical_json,
+    parse_json,
+)
 
 CARD_VERSION = 1
 CARD_TYPE = "o2m-card"

@@ -21,7 +21,13 @@ import nacl.secret
 import nacl.signing
 from nacl.encoding import RawEncoder
 
-from o2m_pub.protocol.canonical import EncodingError, b64u_decode, b64u_encode, canonical_json, parse_json
+from o2m_pub.protocol.canonical import (
+    EncodingError,
+    b64u_decode,
+    b64u_encode,
+    canonical_json,
+    parse_json,
+)
 
 OBJECT_MAGIC = b"O2MOBJ1\n"
 HEAD_MAGIC = b"O2MHEAD1"

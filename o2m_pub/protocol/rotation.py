@@ -18,8 +18,14 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 
-from o2m_pub.protocol.canonical import EncodingError, b64u_decode, b64u_encode, canonical_json, parse_json
 from o2m_pub.errors import O2MError
+from o2m_pub.protocol.canonical import (
+    EncodingError,
+    b64u_decode,
+    b64u_encode,
+    canonical_json,
+    parse_json,
+)
 
 SIG_CONTEXT = b"o2m-rotation-v1\n"
 MAX_STATEMENT_BYTES = 2048

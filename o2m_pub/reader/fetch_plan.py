@@ -388,7 +388,7 @@ def check_card(keys: FriendKeys, get: Getter) -> None:
         Refused(KEY_CHANGED): the published card has other keys than the stored one.
     """
     from o2m_pub.protocol.cards import CardError, parse_card
-    from o2m_pub.friends.identity import fingerprint
+    from o2m_pub.protocol.keyfile import fingerprint
     try:
         resp = get(CARD_PATH, cap=4096)
     except Refused:

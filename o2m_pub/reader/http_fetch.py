@@ -55,17 +55,17 @@ from urllib3.util.connection import allowed_gai_family, create_connection
 from urllib3.util.ssl_ import create_urllib3_context
 
 from o2m_pub import __version__
+from o2m_pub.errors import O2MError
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode
-from o2m_pub.errors import O2MError
 from o2m_pub.reader.fetch_plan import (
     BAD_CERTIFICATE,
     EQUIVOCATION,
+    HTTP_ERROR,
     MALFORMED,
+    MAX_FRIEND_BYTES,
     OVERSIZED,
     REDIRECT,
-    HTTP_ERROR,
-    MAX_FRIEND_BYTES,
     TIMEOUT,
     UNREACHABLE,
     FriendKeys,
@@ -610,7 +610,7 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
     """
     from o2m_pub.config import load
     from o2m_pub.friends.friend_store import FriendStore
-    from o2m_pub.friends.owner import own_card
+    from o2m_pub.friends.identity import own_card
     config = load(root)
     friend_store = FriendStore(root, config_groups=config.groups)
     wanted = list(dict.fromkeys(names))
@@ -619,7 +619,7 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
         return []
     me = own_card(root)
     if me is None:
-        from o2m_pub.friends.identity import NoIdentityError
+        from o2m_pub.protocol.keyfile import NoIdentityError
         raise NoIdentityError("this site has no identity (keys/card.json)")
     targets = targets_from_friends(friends)
     with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:

@@ -36,12 +36,12 @@ Write API (used by the fetcher): `friend_state`, `credited_attachments`, `apply_
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import fcntl
 import hashlib
 import json
 import os
 import sqlite3
-import datetime as dt
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -591,8 +591,10 @@ class ReaderStore:
             same = (target.stat().st_size == len(plaintext)
                     and target.read_bytes() == plaintext)
             return target if same else None
-        from o2m_pub.friends.identity import _write_atomic  # a random temporary name, fsync, rename, folder fsync
-        _write_atomic(target, plaintext, 0o600)
+        from o2m_pub._files import (
+            write_file,  # a random temporary name, fsync, rename, folder fsync
+        )
+        write_file(target, plaintext, 0o600)
         return target
 
 
@@ -677,7 +679,11 @@ def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
                      (update.friend,)).fetchone()
     if row is None or row[1] is None or row[0] != update.sign_pk:
         return
-    from o2m_pub.protocol.feeds import EquivocationError, RollbackError, is_newer  # only when fetching
+    from o2m_pub.protocol.feeds import (  # only when fetching
+        EquivocationError,
+        RollbackError,
+        is_newer,
+    )
 
     stored_seq, stored_signed = row[1], row[2]
     seq = update.state["seq"]

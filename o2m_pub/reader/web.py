@@ -36,8 +36,16 @@ from urllib.parse import quote, unquote
 from o2m_pub.errors import O2MError
 from o2m_pub.reader.sanitize import display_text, render_post, sanitize_html
 from o2m_pub.reader.store import AmbiguousPostError, StoreBusyError
-from o2m_pub.reader.timeline import (attachments, check_cursor, entry, friends_unread, human_size,
-                       local_time, mark_all_read, notification_text)
+from o2m_pub.reader.timeline import (
+    attachments,
+    check_cursor,
+    entry,
+    friends_unread,
+    human_size,
+    local_time,
+    mark_all_read,
+    notification_text,
+)
 
 if TYPE_CHECKING:
     from o2m_pub.reader.store import ReaderStore, StoredPost

@@ -25,20 +25,34 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 import jinja2
 
 from o2m_pub import config as config_mod
+from o2m_pub._files import site_lock
 from o2m_pub.config import CARD_FILE, STATE_DIR, SiteConfig
-from o2m_pub.site.content import parse_post
 from o2m_pub.errors import O2MError, PostError, Problem, SiteError
+from o2m_pub.site.content import parse_post
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
 from o2m_pub.site.model import PostRecord, PostView
+from o2m_pub.site.plan import (
+    Page,
+    index_fingerprint,
+    index_pages,
+    post_pages,
+    resolve_collisions,
+    sig_of,
+)
+from o2m_pub.site.plan import sha256_hex as _sha
 from o2m_pub.site.private_steps import PrivateFeedSteps, _load_friends
-from o2m_pub.site.plan import (Page, index_fingerprint, index_pages, post_pages, resolve_collisions,
-                   sha256_hex as _sha, sig_of)
-from o2m_pub.site.render import (PAGE_TEMPLATES, PageRenderer, linker, make_environment,
-                     template_fingerprints, theme_dirs)
-from o2m_pub.site.writer import AtomicWriter, site_lock
+from o2m_pub.site.render import (
+    PAGE_TEMPLATES,
+    PageRenderer,
+    linker,
+    make_environment,
+    template_fingerprints,
+    theme_dirs,
+)
+from o2m_pub.site.writer import AtomicWriter
 
 if TYPE_CHECKING:
-    from o2m_pub.friends.identity import Identity
+    from o2m_pub.protocol.keyfile import Identity
 
 CONTENT_DIR = "content"
 WELL_KNOWN_CARD = ".well-known/o2m-card.json"
@@ -155,7 +169,9 @@ _worker: dict[str, object] = {}
 def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...]) -> None:
     import zoneinfo
 
-    from o2m_pub.site.markup import MarkdownRenderer  # imported only when something must render
+    from o2m_pub.site.markup import (
+        MarkdownRenderer,  # imported only when something must render
+    )
     if "md" not in _worker:  # one pipeline per process: a Builder session reuses it
         _worker["md"] = MarkdownRenderer()
     _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience)
@@ -433,7 +449,7 @@ class Builder:
         and again if the site's key is no longer `sign_pk`'s (`o2m key import`)."""
         if self._identity is None or (sign_pk is not None and self._identity.sign_pk != sign_pk):
             if self._unlock is None:
-                from o2m_pub.friends.identity import PassphraseError
+                from o2m_pub.protocol.keyfile import PassphraseError
                 raise PassphraseError("friends' feeds must be signed, and the key is locked",
                                       hint="run `o2m build` on a terminal, or set O2M_PASSPHRASE")
             self._identity = self._unlock()

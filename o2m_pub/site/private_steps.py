@@ -7,8 +7,8 @@ steps in its order of work; the planning itself is pure, in private.py.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,12 +16,13 @@ from o2m_pub.config import SiteConfig, known_audience_names
 from o2m_pub.errors import SiteError
 from o2m_pub.site.manifest import FileState, OutputState
 from o2m_pub.site.model import PostRecord
-from o2m_pub.site.plan import sha256_hex as _sha, sig_of
+from o2m_pub.site.plan import sha256_hex as _sha
+from o2m_pub.site.plan import sig_of
 
 if TYPE_CHECKING:
-    from o2m_pub.protocol.feeds import FeedSecrets
-    from o2m_pub.friends.identity import Identity
     from o2m_pub.friends.private_feeds import FeedPlan, PostVersion
+    from o2m_pub.protocol.feeds import FeedSecrets
+    from o2m_pub.protocol.keyfile import Identity
 
 
 class _NoFeeds:
@@ -73,7 +74,7 @@ def _load_friends(root: Path, config: SiteConfig) -> _Friends:
     if not (root / "keys" / "friends").is_dir():
         return _Friends(groups=dict(config.groups))
     from o2m_pub.friends.friend_store import FriendStore
-    from o2m_pub.friends.owner import own_sign_pk
+    from o2m_pub.friends.identity import own_sign_pk
     from o2m_pub.friends.private_feeds import Reader
     store = FriendStore(root, config_groups=config.groups)
     readers = [Reader(f.name, f.card.sign_pk, f.card.box_pk) for f in store.list()]
@@ -90,8 +91,13 @@ class PrivateFeedSteps:
         if self.drafts or (not self.friends.readers and not old_feeds):
             self.old_feeds, self.old_sealed = {}, {}
             return _NO_FEEDS  # nothing private: not even the crypto is imported
-        from o2m_pub.friends.identity import PassphraseError
-        from o2m_pub.friends.private_feeds import FeedIndex, plan_feeds, referenced_objects, retire_objects
+        from o2m_pub.friends.private_feeds import (
+            FeedIndex,
+            plan_feeds,
+            referenced_objects,
+            retire_objects,
+        )
+        from o2m_pub.protocol.keyfile import PassphraseError
         self.old_feeds = old_feeds  # parsed once per Builder session (build._Snapshot)
         self.old_sealed = self.snapshot.sealed()
         self.old_index_json = self.manifest.get("feed_index")
@@ -145,8 +151,8 @@ class PrivateFeedSteps:
                 for ref in record.media if self.media_problem(ref) is None}
 
     def seal(self, record: PostRecord, media: dict[str, tuple[FileState, Path]]):  # noqa: ANN201
-        from o2m_pub.site.content import split_front_matter
         from o2m_pub.friends.private_feeds import seal_post
+        from o2m_pub.site.content import split_front_matter
         text = (self.root / record.source).read_bytes().decode("utf-8-sig")
         _, body, _ = split_front_matter(text, record.source)
         return seal_post(record, body, {s: p.read_bytes() for s, (_, p) in media.items()},

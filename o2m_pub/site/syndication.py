@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Iterable, NamedTuple
 from html import escape as _escape
+from typing import Iterable, NamedTuple
 
 from o2m_pub.config import SiteConfig
 from o2m_pub.site.model import PostRecord

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from o2m_pub.site.build import BuildReport, Builder, is_editor_litter
 from o2m_pub.config import CONFIG_NAME
+from o2m_pub.site.build import Builder, BuildReport, is_editor_litter
 
 if TYPE_CHECKING:
-    from o2m_pub.friends.identity import Identity
+    from o2m_pub.protocol.keyfile import Identity
 
 WATCHED_DIRS = ("content", "site_templates", "keys")  # each watched recursively
 KEYS_FILES = frozenset({"keys/groups.json", "keys/card.json", "keys/identity.pub.json"})
@@ -218,9 +218,17 @@ class SiteWatcher:
         """Watch o2m.toml's folder (not recursively: that is where content/,
         site_templates/ and keys/ appear if they are made later) and each of those
         folders that exists (recursively)."""
-        from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
-                                     FileAttribEvent, FileClosedEvent, FileCreatedEvent,
-                                     FileDeletedEvent, FileModifiedEvent, FileMovedEvent)
+        from watchdog.events import (
+            DirCreatedEvent,
+            DirDeletedEvent,
+            DirMovedEvent,
+            FileAttribEvent,
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+        )
         kinds = [FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent,
                  FileClosedEvent, FileAttribEvent, DirCreatedEvent, DirDeletedEvent,
                  DirMovedEvent]  # no opened/closed-no-write: the build reads the posts

@@ -9,37 +9,12 @@ it links to is (objects and media, then pages, then indexes and feeds).
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import posixpath
 import signal
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from o2m_pub.errors import O2MError, SiteError
-
-TMP_PREFIX = ".~o2m-"
-LOCK_NAME = "build.lock"
-
-
-@contextmanager
-def site_lock(state_dir: Path, *, wait: bool = False,
-              error: type[O2MError] = SiteError) -> Iterator[None]:
-    """One writer or reader of a whole `build/` at a time per site: a build (a watcher
-    and a manual build may race) or a publish (which must not send half of a rebuilt
-    `build/`). With `wait`, queue behind the other instead of failing; `error` is the
-    class raised when busy (a publish reports a `PublishError`). The state folder holds
-    the keys of private posts (PROTOCOL.md §3.3): it is private, 0700."""
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(state_dir, 0o700)
-    with open(state_dir / LOCK_NAME, "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise error("an o2m build or publish is running in this site",
-                        hint="wait for it to finish, or stop the other o2m process") from None
-        yield
+from o2m_pub._files import TMP_PREFIX
 
 
 def _fault_plan() -> tuple[str, int] | None:

@@ -13,8 +13,6 @@ import nacl.public
 import nacl.signing
 import pytest
 
-from o2m_pub.protocol.canonical import b64u_encode, canonical_json
-from o2m_pub.protocol.cards import Card, card_to_text, make_card
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.friend_store import (
     AmbiguousAudienceError,
@@ -37,7 +35,9 @@ from o2m_pub.friends.friend_store import (
     known_audience_names,
     resolve_audience,
 )
-from o2m_pub.friends.identity import fingerprint
+from o2m_pub.protocol.canonical import b64u_encode, canonical_json
+from o2m_pub.protocol.cards import Card, card_to_text, make_card
+from o2m_pub.protocol.keyfile import fingerprint
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, tzinfo=timezone.utc)
 CREATED = datetime(2026, 11, 24, 10, 30, 0, tzinfo=timezone.utc)

@@ -6,12 +6,12 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import run_o2m
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from conftest import run_o2m
 from o2m_pub.protocol.cards import card_from_any, card_to_text, make_card
-from o2m_pub.friends.identity import fingerprint
+from o2m_pub.protocol.keyfile import fingerprint
 
 
 @pytest.fixture

@@ -17,28 +17,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.pwhash import argon2id
 
-from o2m_pub.friends import identity as keys
-from o2m_pub.protocol.canonical import b64u_encode, canonical_json
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.identity import (
     KEY_FILE,
     PUBLIC_FILE,
+    change_passphrase,
+    create_identity_files,
+    export_identity,
+    import_identity,
+    key_file_mode_warning,
+    load_identity,
+    passphrase_from_env_or_file,
+)
+from o2m_pub.protocol import keyfile as keys
+from o2m_pub.protocol.canonical import b64u_encode, canonical_json
+from o2m_pub.protocol.keyfile import (
     Identity,
     IdentityExistsError,
     KeyFileError,
     NoIdentityError,
     PassphraseError,
     WrongPassphraseError,
-    change_passphrase,
-    create_identity_files,
-    export_identity,
     fingerprint,
-    import_identity,
-    key_file_mode_warning,
     key_file_params,
-    load_identity,
     open_identity,
-    passphrase_from_env_or_file,
     public_json,
     seal_identity,
 )

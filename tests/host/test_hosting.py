@@ -15,13 +15,21 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
+from support.hosts import (
+    free_port,
+    make_site,
+    need_program,
+    o2m,
+    tree,
+    update_site,
+    wait_for_port,
+    write_post,
+)
 
-from o2m_pub.protocol.cards import card_to_text
 from o2m_pub.cli import main
-from o2m_pub.friends.owner import own_card
+from o2m_pub.friends.identity import own_card
 from o2m_pub.host.publish.publish import publish_site
-from support.hosts import (free_port, make_site, need_program, o2m, tree, update_site,
-                           wait_for_port, write_post)
+from o2m_pub.protocol.cards import card_to_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 NGINX_TEMPLATE = DOCS / "hosting/nginx.conf.template"

@@ -14,17 +14,34 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from conftest import run_o2m
-from o2m_pub.host.publish.publish import is_remote, publish_site
-from o2m_pub.host.publish.plan import (DEFAULT_GRACE, PHASES, FileInfo, Sent, compare_listing,
-                                  parse_duration, plan_publish, utc_text)
-from o2m_pub.host.publish.target import PublishError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.friend import titles
-from support.hosts import (NOW, free_port, make_site, need_program, o2m, tree,
-                           update_site, wait_for_port, write_post)  # noqa: F401
+from support.hosts import (
+    NOW,
+    free_port,
+    make_site,
+    need_program,
+    o2m,
+    tree,
+    update_site,  # noqa: F401
+    wait_for_port,
+    write_post,
+)
 
+from o2m_pub.host.publish.plan import (
+    DEFAULT_GRACE,
+    PHASES,
+    FileInfo,
+    Sent,
+    compare_listing,
+    parse_duration,
+    plan_publish,
+    utc_text,
+)
+from o2m_pub.host.publish.publish import is_remote, publish_site
+from o2m_pub.host.publish.target import PublishError
 
 # -- helpers shared with test_hosting.py ----------------------------------------------
 
@@ -355,9 +372,9 @@ def test_publish_waits_for_no_build(tmp_path):
 
 
 def test_build_while_a_publish_holds_the_lock_names_build_or_publish(tmp_path):
-    """Build and publish share one lock (writer.site_lock): a build refused while a
+    """Build and publish share one lock (_files.site_lock): a build refused while a
     publish runs must not claim another build is running."""
-    from o2m_pub.site.writer import site_lock
+    from o2m_pub._files import site_lock
     root, _, _ = make_site(tmp_path)
     with site_lock(root / ".o2m", error=PublishError):  # as publish_site holds it
         r = run_o2m("build", cwd=root)
@@ -518,7 +535,9 @@ class SFTPServer:
         self.key = self.dir / "host_key"
         if not self.key.exists():
             from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+                Ed25519PrivateKey,
+            )
             self.key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                 serialization.NoEncryption()))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import run_o2m
 from support.o2m_server import o2m_serve, start_o2m_serve
 
@@ -75,9 +74,9 @@ def curl(server, path: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_pinned_certificate_and_card(served):
-    from o2m_pub.protocol.cards import parse_card
     from o2m_pub.host.tls import tls_pin_from_certificate
     from o2m_pub.protocol.canonical import b64u_encode
+    from o2m_pub.protocol.cards import parse_card
 
     pin = tls_pin_from_certificate(Path(served.verify).read_bytes())
     assert served.pin == "sha256/" + b64u_encode(pin)

@@ -15,8 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from o2m_pub.protocol.canonical import (MAX_DEPTH, EncodingError, _nested_too_deeply, b64u_encode,
-                                canonical_json, parse_json)
+from o2m_pub.errors import O2MError
+from o2m_pub.protocol.canonical import (
+    MAX_DEPTH,
+    EncodingError,
+    _nested_too_deeply,
+    b64u_encode,
+    canonical_json,
+    parse_json,
+)
 from o2m_pub.protocol.cards import (
     MAX_CARD_BYTES,
     TEXT_PREFIX,
@@ -40,7 +47,6 @@ from o2m_pub.protocol.cards import (
     same_identity,
     tls_pin_from_certificate,
 )
-from o2m_pub.errors import O2MError
 
 # ---------------------------------------------------------------- the test vector (§2.4)
 

@@ -14,12 +14,29 @@ from nacl.secret import SecretBox
 from nacl.signing import SigningKey
 
 from o2m_pub.protocol import feeds
-from o2m_pub.reader import fetch_plan
 from o2m_pub.protocol.canonical import b64u_encode, canonical_json
-from o2m_pub.protocol.feeds import (HEAD_MAGIC, OBJECT_MAGIC, PAGE_MAGIC, FeedAuthError,
-                           FeedFormatError, Item, ObjectRef, PageRef, accept_head, open_head,
-                           open_object, open_page, pad, padded_size, pairwise_secrets,
-                           seal_head, seal_object, seal_page, unpad)
+from o2m_pub.protocol.feeds import (
+    HEAD_MAGIC,
+    OBJECT_MAGIC,
+    PAGE_MAGIC,
+    FeedAuthError,
+    FeedFormatError,
+    Item,
+    ObjectRef,
+    PageRef,
+    accept_head,
+    open_head,
+    open_object,
+    open_page,
+    pad,
+    padded_size,
+    pairwise_secrets,
+    seal_head,
+    seal_object,
+    seal_page,
+    unpad,
+)
+from o2m_pub.reader import fetch_plan
 
 NONCE = bytes(24)
 

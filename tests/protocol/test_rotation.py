@@ -9,8 +9,13 @@ import pytest
 from nacl.signing import SigningKey
 
 from o2m_pub.protocol.canonical import b64u_encode, canonical_json
-from o2m_pub.protocol.rotation import (MAX_CHAIN, RotationError, follow_chain, make_rotation,
-                              parse_rotation)
+from o2m_pub.protocol.rotation import (
+    MAX_CHAIN,
+    RotationError,
+    follow_chain,
+    make_rotation,
+    parse_rotation,
+)
 
 WHEN = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
 BOX = bytes(range(32))

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.people import PASS, Person, TLSFolderServer, o2m, server_context  # noqa: F401
 
 from o2m_pub.cli import main
 from o2m_pub.reader.store import ReaderStore
-from support.people import PASS, Person, TLSFolderServer, o2m, server_context  # noqa: F401
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ def test_a_key_change_is_refused_until_accepted(trio, tmp_path):
     from nacl.pwhash import argon2id
 
     from o2m_pub.config import load
-    from o2m_pub.friends.owner import create_owner
+    from o2m_pub.friends.identity import create_owner
     shutil.rmtree(ada.root / "keys")  # a whole new identity, on the same site
     create_owner(ada.root, load(ada.root), PASS, now=dt.datetime.now(dt.timezone.utc),
                  opslimit=argon2id.OPSLIMIT_INTERACTIVE, memlimit=argon2id.MEMLIMIT_INTERACTIVE)

@@ -8,19 +8,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import ssl
 import sqlite3
+import ssl
 import time
 from pathlib import Path
 
 import pytest
 import trustme
-
 from conftest import run_o2m
 from support.people import PASS, Person, server_context  # noqa: F401
+from support.raw_tls import RawTLSServer
+
 from o2m_pub.reader.http_fetch import Limits
 from o2m_pub.reader.store import ReaderStore
-from support.raw_tls import RawTLSServer
 
 FAST = Limits(connect_timeout=1, read_timeout=1, deadline=2.5, workers=4)
 
@@ -226,10 +226,9 @@ def self_signed_context(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, byte
 
 def pin_ada(ada: Person, bob: Person, pem: bytes) -> None:
     """Ada's card now carries the pin of her server's key; Bob takes the new card."""
-    from o2m_pub.protocol.cards import tls_pin_from_certificate
     from o2m_pub.config import load
-    from o2m_pub.friends.identity import load_identity
-    from o2m_pub.friends.owner import write_own_card
+    from o2m_pub.friends.identity import load_identity, write_own_card
+    from o2m_pub.protocol.cards import tls_pin_from_certificate
     identity = load_identity(ada.root, b"test passphrase")
     write_own_card(ada.root, identity, load(ada.root),
                    now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1),
@@ -267,8 +266,8 @@ def befriend_on_the_same_origin(bob: Person, url: str, tls_pin: bytes | None) ->
     import nacl.public
     import nacl.signing
 
-    from o2m_pub.protocol.cards import make_card
     from o2m_pub.friends.friend_store import Friend, friend_to_json
+    from o2m_pub.protocol.cards import make_card
     card = make_card(nacl.signing.SigningKey.generate(), name="Mallory", url=url,
                      box_pk=bytes(nacl.public.PrivateKey.generate().public_key),
                      tls_pin=tls_pin,

@@ -17,8 +17,8 @@ import http.server
 import os
 import re
 import select
-import sqlite3
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from o2m_pub.reader.web import CONTENT_SECURITY_POLICY, ReaderApp
-from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore, short_id_for
-from support.people import PASS, Person, server_context  # noqa: F401
 from support.data import BOB_PK, PNG
+from support.people import PASS, Person, server_context  # noqa: F401
+
+from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore, short_id_for
+from o2m_pub.reader.web import CONTENT_SECURITY_POLICY, ReaderApp
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

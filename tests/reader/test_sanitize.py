@@ -13,9 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from o2m_pub.reader.sanitize import (ALLOWED_ATTRIBUTES, ALLOWED_TAGS, LINK_REL, MAX_MARKDOWN_CHARS,
-                              REPLACEMENT, body_text, display_text, plain_excerpt,
-                              render_post, sanitize_html)
+from o2m_pub.reader.sanitize import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_TAGS,
+    LINK_REL,
+    MAX_MARKDOWN_CHARS,
+    REPLACEMENT,
+    body_text,
+    display_text,
+    plain_excerpt,
+    render_post,
+    sanitize_html,
+)
 
 ATTACHMENT_URL = "/file/abcdefghij/0"
 
@@ -251,9 +260,9 @@ def test_threat_36_names_and_titles_are_autoescaped(name):
 
     from markupsafe import escape
 
-    from o2m_pub.reader.web import render_page
     from o2m_pub.reader.store import StoredPost
     from o2m_pub.reader.timeline import entry
+    from o2m_pub.reader.web import render_page
 
     post = StoredPost(friend=name, id="x", short_id="abcdefghij", audience="private",
                       title=name, markdown="text", html=None, summary=None,

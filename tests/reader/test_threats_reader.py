@@ -20,14 +20,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nacl.bindings import crypto_secretbox_easy
 from nacl.secret import SecretBox
-
 from support.people import PASS, Person, server_context  # noqa: F401
 from support.raw_tls import RawTLSServer
-from o2m_pub.protocol import feeds
-from o2m_pub.reader import fetch_plan
-from o2m_pub.protocol.canonical import b64u_encode, canonical_json
-from o2m_pub.reader.http_fetch import Limits
+
 from o2m_pub.friends.identity import load_identity
+from o2m_pub.protocol import feeds
+from o2m_pub.protocol.canonical import b64u_encode, canonical_json
+from o2m_pub.reader import fetch_plan
+from o2m_pub.reader.http_fetch import Limits
 
 # Generous timeouts: a test that passes only because the client gave up in time would
 # prove nothing here (case 20 tells "aborted at length+1" from "timed out").

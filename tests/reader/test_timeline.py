@@ -13,11 +13,10 @@ import os
 import sqlite3
 
 import pytest
-
+from support.data import BOB_PK, PNG
 from support.people import PASS, Person, server_context  # noqa: F401
 
 from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore
-from support.data import BOB_PK, PNG
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
 ALICE_PK = "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"

@@ -4,7 +4,6 @@ output stays, a non-zero exit with a count, and no traceback (run as a real proc
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_o2m
 
 

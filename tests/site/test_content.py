@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from o2m_pub.site.content import parse_post, slugify
 from o2m_pub.errors import PostError
+from o2m_pub.site.content import parse_post, slugify
 
 TZ = zoneinfo.ZoneInfo("Europe/Berlin")
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from conftest import run_o2m
 
 LINK_RE = re.compile(rb'(?:href|src)="([^"#?]+)')
@@ -88,11 +87,11 @@ def _add_friends(root: Path):
     import datetime as dt
 
     from nacl.pwhash import argon2id
+    from support.friend import Friend
 
     from o2m_pub.config import load
     from o2m_pub.friends.friend_store import FriendStore
-    from o2m_pub.friends.owner import create_owner
-    from support.friend import Friend
+    from o2m_pub.friends.identity import create_owner
 
     now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
     create_owner(root, load(root), b"test passphrase", now=now,
@@ -106,7 +105,7 @@ def _add_friends(root: Path):
 
 def _feed_is_whole(build: Path, bob, root: Path) -> None:
     """Every object and page the published head references exists and opens."""
-    from o2m_pub.friends.owner import own_card
+    from o2m_pub.friends.identity import own_card
     posts = bob.read_feed(build, own_card(root))  # raises if anything is missing or bad
     assert posts
 
@@ -228,6 +227,6 @@ def test_threat_48_a_builder_restored_with_a_lower_seq_refuses_to_publish(tmp_pa
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith("o2m: error:") and "already carries sequence" in refused.stderr
     assert {p: p.read_bytes() for p in (root / "build/f").rglob("*") if p.is_file()} == heads
-    from o2m_pub.friends.owner import own_card
+    from o2m_pub.friends.identity import own_card
     assert {p["title"] for p in bob.read_feed(root / "build", own_card(root)).values()
             if p} == {"Secret 2"}

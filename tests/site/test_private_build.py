@@ -8,14 +8,14 @@ import json
 import shutil
 
 import pytest
-
 from conftest import run_o2m
-from o2m_pub.protocol import feeds
-from o2m_pub.site.build import build_site
-from o2m_pub.protocol.cards import card_to_text
+from support.friend import NOW, Friend, titles
+
 from o2m_pub.friends.identity import load_identity
 from o2m_pub.friends.private_feeds import RollbackRefusedError
-from support.friend import NOW, Friend, titles
+from o2m_pub.protocol import feeds
+from o2m_pub.protocol.cards import card_to_text
+from o2m_pub.site.build import build_site
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def social(tmp_path):
         r = run_o2m("friend", "add", name, card_to_text(f.card), "--yes", cwd=root)
         assert r.returncode == 0, r.stderr
     assert run_o2m("group", "add", "tribe", "bob", cwd=root).returncode == 0
-    from o2m_pub.friends.owner import own_card
+    from o2m_pub.friends.identity import own_card
     return root, bob, carol, own_card(root)
 
 

@@ -14,13 +14,19 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
-
 from conftest import run_o2m
+from hypothesis import given
+from hypothesis import strategies as st
+
 from o2m_pub.site.build import Builder, _Snapshot, build_site
 from o2m_pub.site.manifest import Manifest
-from o2m_pub.site.watch import (BuildResult, SiteWatcher, event_matters, is_editor_litter,
-                           path_matters)
+from o2m_pub.site.watch import (
+    BuildResult,
+    SiteWatcher,
+    event_matters,
+    is_editor_litter,
+    path_matters,
+)
 
 DEADLINE = 60.0  # seconds: generous, for a slow CI machine; never a speed check
 
@@ -179,9 +185,10 @@ def test_a_warm_session_always_agrees_with_the_manifest_on_disk(site):
 def test_a_warm_session_keeps_the_feed_state_as_stored(tmp_path):
     """With friends: the feed states and sealed objects a session keeps in memory equal
     what it committed, edit after edit, and the key is unlocked once."""
-    from o2m_pub.protocol.cards import card_to_text
-    from o2m_pub.friends.identity import load_identity
     from support.friend import Friend
+
+    from o2m_pub.friends.identity import load_identity
+    from o2m_pub.protocol.cards import card_to_text
 
     root = tmp_path / "ada"
     assert run_o2m("init", str(root), "--name", "Ada", "--url", "https://ada.example/",
@@ -425,10 +432,10 @@ def test_a_broken_config_is_reported_and_the_watch_goes_on(site, watching):
 def test_a_friend_added_in_keys_triggers_a_private_rebuild(tmp_path):
     """`o2m friend add` in another process while watching: the friend's feed appears,
     and the key is unlocked once for the whole session."""
-    from o2m_pub.protocol.cards import card_to_text
-    from o2m_pub.friends.identity import load_identity
-    from o2m_pub.friends.owner import own_card
     from support.friend import Friend
+
+    from o2m_pub.friends.identity import load_identity, own_card
+    from o2m_pub.protocol.cards import card_to_text
 
     root = tmp_path / "ada"
     assert run_o2m("init", str(root), "--name", "Ada", "--url", "https://ada.example/",
@@ -517,8 +524,9 @@ def test_o2m_watch_outside_a_site_fails_with_one_line(tmp_path):
 def test_o2m_watch_with_friends_and_a_wrong_passphrase_fails_at_start(tmp_path):
     """The key is unlocked before the first build when there are friends: a wrong
     passphrase is one line and exit 1, not a watch that cannot sign feeds."""
-    from o2m_pub.protocol.cards import card_to_text
     from support.friend import Friend
+
+    from o2m_pub.protocol.cards import card_to_text
 
     root = tmp_path / "ada"
     assert run_o2m("init", str(root), "--name", "Ada", "--url", "https://ada.example/",

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from o2m_pub.cli import main
-from o2m_pub.friends.owner import own_card
+from o2m_pub.friends.identity import own_card
 from o2m_pub.protocol.cards import card_to_text
 from support.friend import Friend
 

@@ -13,8 +13,7 @@ import trustme
 from click.testing import CliRunner
 
 from o2m_pub.cli import main
-from o2m_pub.friends.identity import load_identity
-from o2m_pub.friends.owner import own_card
+from o2m_pub.friends.identity import load_identity, own_card
 from o2m_pub.reader.http_fetch import Limits, run_fetch
 from o2m_pub.reader.store import ReaderStore
 from o2m_pub.site.build import build_site

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from o2m_pub._files import TMP_PREFIX
 from o2m_pub.host.publish.plan import Batch, FileInfo
 from o2m_pub.host.publish.target import Landed, Progress, PublishError, error_from_os
-from o2m_pub.site.writer import TMP_PREFIX
-from o2m_pub.site.writer import _before_write as _fault_point  # O2M_FAULT, for the fault tests
+from o2m_pub.site.writer import (
+    _before_write as _fault_point,  # O2M_FAULT, for the fault tests
+)
 
 CHUNK_FILES = 512  # files staged between two syncs (and updates of the record)
 CHUNK_BYTES = 64 << 20  # or this many bytes: the space temporary copies may take

@@ -20,14 +20,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from o2m_pub._files import TMP_PREFIX, site_lock
 from o2m_pub.config import STATE_DIR, load
 from o2m_pub.host.publish.folder import FolderTarget
-from o2m_pub.host.publish.plan import (DEFAULT_GRACE, PHASES, CheckResult, FileInfo, PublishPlan,
-                           compare_listing, plan_publish, utc_text)
+from o2m_pub.host.publish.plan import (
+    DEFAULT_GRACE,
+    PHASES,
+    CheckResult,
+    FileInfo,
+    PublishPlan,
+    compare_listing,
+    plan_publish,
+    utc_text,
+)
 from o2m_pub.host.publish.rclone import RcloneTarget
 from o2m_pub.host.publish.record import PublishRecord
 from o2m_pub.host.publish.target import NoProgress, Progress, PublishError, Target
-from o2m_pub.site.writer import TMP_PREFIX, site_lock
 
 BUILD_DIR = "build"
 # rclone's remote names: letters, digits, _ - . + @ and spaces inside; or ":backend,...:"

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from o2m_pub.host.publish.plan import Batch
-from o2m_pub.host.publish.target import RESUME, Landed, NoProgress, Progress, PublishError
+from o2m_pub.host.publish.target import (
+    RESUME,
+    Landed,
+    NoProgress,
+    Progress,
+    PublishError,
+)
 
 NO_TRAVERSE_BELOW = 1000  # fewer files than this: look each one up, do not list the remote
 _LOG = ["--use-json-log", "-v", "--stats", "1s", "--stats-log-level", "NOTICE"]
