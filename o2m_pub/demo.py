@@ -7,13 +7,16 @@ Ada keeps Mum in a "family" group. Each site is built, served by a real
 `o2m serve` on 127.0.0.1, and fetched by the others with `o2m fetch`, as friends on
 three machines would.
 
-This module makes the world and runs the servers; cli.py prints.
+The people and their posts are data, not code: `o2m_pub/site/samples/demo/` holds
+`demo.toml` (the people, their groups, how the posts are dated) and one `content/`
+tree per person, dated afresh by `site.sample_trees` each time the demo runs.
+
+This module makes the world and runs the servers; the CLI prints.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import shutil
@@ -21,10 +24,13 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from o2m_pub.errors import SiteError
+from o2m_pub.site.sample_trees import date_tree, read_sample, sample_text, write_tree
 
 DEMO_PASSPHRASE = b"demo"
 DEMO_MARKER = ".o2m-demo"
@@ -32,44 +38,57 @@ DEMO_MARKER = ".o2m-demo"
 
 @dataclass(frozen=True)
 class Person:
+    """One of the demo's people; their posts are the tree `samples/demo/SLUG/`."""
+
     slug: str
     site_name: str
     author: str
     timezone: str
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> members
 
 
-PEOPLE = (
-    Person("ada", "Ada's notebook", "Ada", "Europe/London"),
-    Person("sam", "Sam's workshop", "Sam", "Europe/Berlin"),
-    Person("mum", "Mum's kitchen", "Mum", "Europe/London"),
-)
+@dataclass(frozen=True)
+class Story:
+    """`samples/demo/demo.toml`: the people, and how their posts are dated."""
 
-# Sam's and Mum's posts: (days ago, file name, audience, title, body).
-_FRIEND_POSTS = {
-    "sam": [
-        (9, "new-bench.md", "public", "A new workbench",
-         "Finally built the bench from the offcuts pile. Dovetails are *almost* tight."),
-        (4, "sourdough-tips.md", "friends", "For Ada: sourdough tips",
-         "Ada, since you asked: feed the starter twice a day for a week before baking, "
-         "and keep it somewhere warm. Only friends see this one."),
-        (1, "saturday.md", "friends", None,
-         "Anyone up for a walk on Saturday? Thinking of the Ridgeway again."),
-    ],
-    "mum": [
-        (12, "plum-jam.md", "public", "Plum jam",
-         "Eight jars this year. The recipe is the one from your gran's card box."),
-        (2, "sunday-lunch.md", "friends", "Sunday lunch",
-         "Lunch at ours on Sunday, one o'clock. Bring the bread, Ada!"),
-    ],
-}
+    people: tuple[Person, ...]
+    anchor: dt.date  # the day the posts' dates are written relative to
+    seasonal: dict[str, dict[str, tuple[int, ...]]]  # slug -> tree path -> months
 
 
-def _post_text(title: str | None, date: dt.datetime, audience: str, body: str) -> str:
-    head = ["---"]
-    if title:
-        head.append(f"title: {json.dumps(title)}")  # JSON strings are YAML strings
-    head += [f"date: {date.isoformat(timespec='seconds')}", f"audience: {audience}", "---"]
-    return "\n".join(head) + "\n\n" + body + "\n"
+def parse_story(text: str) -> Story:
+    """Read demo.toml's text.
+
+    Raises:
+        ValueError: a field is missing or of the wrong kind.
+    """
+    data = tomllib.loads(text)
+    anchor = data.get("anchor")
+    if not isinstance(anchor, dt.date) or isinstance(anchor, dt.datetime):
+        raise ValueError("demo.toml: `anchor` must be a day, e.g. 2026-12-05")
+    try:
+        people = tuple(
+            Person(p["slug"], p["site_name"], p["author"], p["timezone"],
+                   {group: tuple(members) for group, members in p.get("groups", {}).items()})
+            for p in data["people"])
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"demo.toml: each of [[people]] needs slug, site_name, author and "
+                         f"timezone ({e!r})") from None
+    seasonal = {slug: {path: tuple(months) for path, months in posts.items()}
+                for slug, posts in data.get("seasonal", {}).items()}
+    return Story(people, anchor, seasonal)
+
+
+STORY = parse_story(sample_text("demo/demo.toml"))
+PEOPLE = STORY.people
+
+
+def demo_content(person: Person, now: dt.datetime, story: Story = STORY) -> dict[str, bytes]:
+    """`person`'s posts (and bundle images) as of `now`: their tree of samples/demo/,
+    dated so that it ends the day before `now` in their site's time zone."""
+    today = now.astimezone(zoneinfo.ZoneInfo(person.timezone)).date()
+    return date_tree(read_sample(f"demo/{person.slug}"), today, anchor=story.anchor,
+                     seasonal=story.seasonal.get(person.slug, {}))
 
 
 def free_ports(count: int) -> list[int]:
@@ -97,7 +116,6 @@ def make_world(folder: Path, *, now: dt.datetime, ports: list[int]) -> dict[str,
     from o2m_pub.friends.friend_store import FriendStore
     from o2m_pub.friends.identity import create_owner, write_own_card
     from o2m_pub.host.tls import ensure_self_signed
-    from o2m_pub.site.sample import write_demo_site_content
     from o2m_pub.site.scaffold import init_site
 
     if folder.exists():
@@ -119,22 +137,18 @@ def make_world(folder: Path, *, now: dt.datetime, ports: list[int]) -> dict[str,
         pair, _ = ensure_self_signed(root, ["127.0.0.1"], now)
         cards[person.slug] = write_own_card(root, identity, load(root), now=now,
                                             tls_pin=pair.pin)
-        for p in (root / "content").rglob("*.md"):
-            p.unlink()
+        shutil.rmtree(root / "content")  # the demo's posts, not init's hello post
+        write_tree(demo_content(person, now), root / "content")
         roots[person.slug] = root
 
-    write_demo_site_content(roots["ada"] / "content", now)
-    for slug, posts in _FRIEND_POSTS.items():
-        for days, name, audience, title, body in posts:
-            date = (now - dt.timedelta(days=days)).replace(microsecond=0)
-            (roots[slug] / "content" / name).write_text(_post_text(title, date, audience, body),
-                                                        encoding="utf-8")
     for slug, root in roots.items():
         store = FriendStore(root)
         for other, card in cards.items():
             if other != slug:
                 store.add(other, card, now=now)
-    FriendStore(roots["ada"]).group_add("family", ["mum"])
+    for person in PEOPLE:
+        for group, members in person.groups.items():
+            FriendStore(roots[person.slug]).group_add(group, list(members))
     return roots
 
 

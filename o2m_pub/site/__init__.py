@@ -5,7 +5,8 @@ which pages exist and which changed, `render` fills the Jinja2 templates, `syndi
 writes the feeds, `writer` writes `build/` atomically and `manifest` remembers the last
 build; `build` drives them, `private_steps` adds friends' encrypted feeds to a build,
 and `watch` rebuilds on every save. `scaffold` makes a new site; `samples/` holds the
-posts of `o2m init` and `o2m demo` as files, and `theme/` the built-in templates.
+posts of `o2m init` and `o2m demo` as files (`sample_trees` reads and dates them), and
+`theme/` the built-in templates.
 
 Uses `friends` (who reads a private post) and `protocol`; never `host` or `reader`.
 """

@@ -1,4 +1,7 @@
-"""`o2m init` and `o2m demo`: making a new site folder."""
+"""`o2m init` and `o2m demo`: making a new site folder.
+
+The new site's first post is `samples/init/hello-world.md`, dated now.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 from o2m_pub.config import CONFIG_NAME, STATE_DIR
 from o2m_pub.errors import SiteError
 from o2m_pub.site.render import BUILTIN_THEME
+from o2m_pub.site.sample_trees import date_now, read_sample, write_tree
 
 GITIGNORE = f"""\
 # o2m: build output, local state (decrypted friends' data, caches), secret keys, and
@@ -23,7 +27,6 @@ GITIGNORE = f"""\
 /keys/friends/
 /keys/groups.json
 """
-
 
 
 def local_timezone() -> str:
@@ -91,18 +94,13 @@ def init_site(folder: Path, *, name: str, url: str, author: str | None = None,
         SiteError: the folder already holds a site, or files init would overwrite.
     """
     refuse_existing_site(folder)
-    from o2m_pub.site.sample import hello_post
-
     folder.mkdir(parents=True, exist_ok=True)
     created = []
     (folder / CONFIG_NAME).write_text(config_text(
         name=name, url=url, author=author or name, timezone=timezone or local_timezone()),
         encoding="utf-8")
     created.append(folder / CONFIG_NAME)
-    post = folder / "content" / f"{now.year:04d}" / "hello-world.md"
-    post.parent.mkdir(parents=True, exist_ok=True)
-    post.write_text(hello_post(now), encoding="utf-8")
-    created.append(post)
+    created += write_tree(date_now(read_sample("init"), now), folder / "content")
     shutil.copytree(str(BUILTIN_THEME), folder / "site_templates",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
     created.append(folder / "site_templates")
