@@ -7,8 +7,13 @@
     hosting.py    serve, publish
     reading.py    fetch, timeline, show, notifications, reader
 
-Every user error is an `O2MError`, shown as one line, ``o2m: error: <where>: <what>``,
-with a hint below it and exit status 1; tracebacks only with ``--debug``.
+The dispatcher (`_Group.invoke`) turns what a command raises into what the user sees:
+an `O2MError` is one line, ``o2m: error: <where>: <what>``, with a hint below it and
+exit status 1; an unexpected `OSError` (a full disk, a permission) is such a line too,
+naming the file and the system's reason; anything else is a bug, shown as one
+``o2m: internal error: <Type>: <message>`` line and exit status 1. With ``--debug``
+each of these shows its traceback instead. Ctrl-C is ``o2m: interrupted`` and exit
+status 130; a closed pipe (``o2m timeline | head -1``) ends the command silently.
 
 The command modules import only click and light o2m modules at import time; the
 heavy ones (the builder, Twisted, urllib3, PyNaCl, rich) are imported inside the
@@ -19,34 +24,58 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
 from o2m_pub import __version__
 from o2m_pub.cli import friends, hosting, reading, site
-from o2m_pub.cli._common import fail
+from o2m_pub.cli._common import fail, internal_error, os_error, quiet_broken_pipe
 from o2m_pub.errors import O2MError
 
 
-class _Group(click.Group):
-    """Turns O2MError into one line (and everything else into a traceback only with --debug)."""
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.get("debug"))
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201
+
+def _invoke_then_flush(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:  # noqa: ANN401
+    """Run the command, then flush stdout, so that a reader gone away (a closed pipe)
+    shows here, where it can end the command quietly, and not at interpreter exit."""
+    try:
+        result = invoke(ctx)
+    except SystemExit:
+        sys.stdout.flush()
+        raise
+    sys.stdout.flush()
+    return result
+
+
+class _Group(click.Group):
+    """The dispatcher: every exception a command raises becomes one line (see the
+    module docstring); with --debug, a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401
         try:
-            return super().invoke(ctx)
+            return _invoke_then_flush(super().invoke, ctx)
+        except BrokenPipeError:  # before OSError: the reader of our output went away
+            quiet_broken_pipe()
         except O2MError as e:
-            if ctx.obj and ctx.obj.get("debug"):
+            if _debug(ctx):
                 raise
             fail(e)
         except OSError as e:  # a full disk, a permission: the user's to mend, one line
-            if ctx.obj and ctx.obj.get("debug"):
+            if _debug(ctx):
                 raise
-            where = f"{e.filename}: " if e.filename else ""
-            fail(O2MError(f"{where}{e.strerror or e}",
-                          hint="nothing was half-written; fix this and run the command again"))
+            fail(os_error(e))
         except KeyboardInterrupt:
             click.echo("o2m: interrupted", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own (usage errors, --help, an aborted prompt): click shows them
+        except Exception as e:  # a bug: one line, and the way to its traceback
+            if _debug(ctx):
+                raise
+            internal_error(e)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,12 +6,14 @@ click and o2m's config and errors at import; rich, PyNaCl and the key file code 
 when a function needs them (`o2m --help` stays fast).
 
 Error display (STYLE.md §4): one line ``o2m: error: <where>: <what>``, a hint below
-it, exit status 1.
+it, exit status 1. An unexpected exception (a bug) is one ``o2m: internal error:``
+line; its traceback is shown only with ``--debug``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import sys
 from functools import lru_cache
@@ -36,10 +38,10 @@ def stderr_console():  # noqa: ANN201 - rich.console.Console, imported only when
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def error_line(text: str, hint: str | None) -> None:
+def error_line(text: str, hint: str | None, *, label: str = "error") -> None:
     """`o2m: error: ...` and its hint; user text is escaped (it may hold [brackets])."""
     from rich.markup import escape
-    stderr_console().print(f"[bold red]o2m: error:[/] {escape(text)}", emoji=False)
+    stderr_console().print(f"[bold red]o2m: {label}:[/] {escape(text)}", emoji=False)
     if hint:
         stderr_console().print(f"  [dim]hint: {escape(hint)}[/]", emoji=False)
 
@@ -57,6 +59,52 @@ def fail(e: O2MError) -> NoReturn:
 
 def report_problem(p: Problem) -> None:
     error_line(str(p), p.hint)
+
+
+# -- errors that are not O2MErrors -------------------------------------------------
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: make room, then run the command again",
+    errno.EDQUOT: "your disk quota is used up: make room, then run the command again",
+    errno.EACCES: "check who may read and write there, then run the command again",
+    errno.EPERM: "check who may read and write there, then run the command again",
+    errno.EROFS: "that file system is read-only: use another place, or remount it",
+    errno.ENOENT: "check the path, then run the command again",
+    errno.ENAMETOOLONG: "that name is too long for a file name; check what was passed",
+}
+
+
+def os_error(e: OSError) -> O2MError:
+    """An OSError the command did not expect (a full disk, a permission) as one line:
+    the file it is about and the operating system's reason, nothing more (whether a
+    file was left half-written depends on the command; this line does not promise)."""
+    where = f"{e.filename}" if e.filename is not None else None
+    if where is not None and e.filename2 is not None:
+        where += f" -> {e.filename2}"
+    reason = e.strerror or str(e) or e.__class__.__name__
+    return O2MError(reason, path=where,
+                    hint=_OS_HINTS.get(e.errno, "fix the cause, then run the command again"))
+
+
+def internal_error(e: BaseException) -> NoReturn:
+    """A bug: one line naming the exception, a hint to rerun with --debug, exit 1."""
+    lines = str(e).strip().splitlines()
+    text = f"{e.__class__.__name__}: {lines[0]}" if lines else e.__class__.__name__
+    error_line(text[:300], "run again with --debug for the traceback, and report it",
+               label="internal error")
+    sys.exit(1)
+
+
+def quiet_broken_pipe() -> NoReturn:
+    """The reader of our output went away (`o2m timeline | head -1`): stop without a
+    word. Whatever is still buffered for stdout goes to /dev/null, so that Python's
+    flush at exit does not complain either (as the Python docs advise for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test's capture): nothing to drop
+        pass
+    sys.exit(1)
 
 
 # -- the build's progress bar -------------------------------------------------------
