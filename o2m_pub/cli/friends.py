@@ -182,9 +182,11 @@ def friend() -> None:
 @click.option("--fingerprint", "expected", help="Add only if the card has this fingerprint.")
 @click.option("--accept-key-change", is_flag=True,
               help="Replace the keys of a friend who has new ones (check the fingerprint first).")
+@click.option("--timeout", type=click.FloatRange(1, 600), default=20, show_default=True,
+              help="Seconds for fetching the card from a site URL, all told.")
 @click.pass_context
 def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: str | None,
-               accept_key_change: bool) -> None:
+               accept_key_change: bool, timeout: float) -> None:
     """Add a friend as NAME from CARD: a card file, o2m1:… text, or their site's https URL.
 
     NAME is how you call them in `audience:` (lower case, e.g. alice). Adding someone
@@ -198,7 +200,11 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
         if expected is None and (yes or not sys.stdin.isatty()):
             raise SiteError("a card fetched from a site needs its fingerprint checked",
                             hint="ask your friend for it and pass --fingerprint '…'")
-        parsed = card_from_any(_fetch_card(card))
+        from o2m_pub.reader.http_fetch import fetch_card_bytes
+
+        # the hardened fetcher of `o2m fetch`: caps, a wall-clock deadline, no proxy
+        # from the environment; $O2M_CA_BUNDLE names a private CA
+        parsed = card_from_any(fetch_card_bytes(card, deadline=timeout))
     elif card.startswith("o2m1:"):
         parsed = card_from_any(card)
     else:
@@ -228,33 +234,6 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
         return
     out(f"added {added.name}: {parsed.name} <{parsed.url}>, fingerprint {fp}")
     out("their feed is written at your next `o2m build`")
-
-
-def _fetch_card(url: str) -> bytes:
-    """The card published at a site's well-known path (PROTOCOL.md §2.4): https only, no
-    redirects, no proxies from the environment, at most the card size cap read.
-    A private CA (a test, a home network) can be named in $O2M_CA_BUNDLE."""
-    import requests
-
-    from o2m_pub.protocol.cards import MAX_CARD_BYTES
-    if not url.startswith("https://"):
-        raise SiteError(f"{url}: only https:// addresses are fetched")
-    target = url if url.endswith(".json") else url.rstrip("/") + "/.well-known/o2m-card.json"
-    session = requests.Session()
-    session.trust_env = False
-    try:
-        with session.get(target, timeout=(10, 20), stream=True, allow_redirects=False,
-                         verify=os.environ.get("O2M_CA_BUNDLE") or True) as r:
-            if r.status_code != 200:
-                raise SiteError(f"{target}: HTTP {r.status_code}",
-                                hint="check the address, or ask for the card as o2m1:… text")
-            data = r.raw.read(MAX_CARD_BYTES + 1, decode_content=True)
-    except requests.RequestException as e:
-        raise SiteError(f"{target}: cannot fetch the card ({e.__class__.__name__})",
-                        hint="check the address, or ask for the card as o2m1:… text") from None
-    finally:
-        session.close()
-    return data
 
 
 @friend.command("list")
