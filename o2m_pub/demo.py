@@ -7,7 +7,7 @@ Ada keeps Mum in a "family" group. Each site is built, served by a real
 `o2m serve` on 127.0.0.1, and fetched by the others with `o2m fetch`, as friends on
 three machines would.
 
-This module makes the world and runs the servers; cli.py prints.
+This module makes the world and runs the servers; cli/site.py prints.
 """
 
 from __future__ import annotations
