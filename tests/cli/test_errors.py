@@ -141,3 +141,36 @@ def test_a_closed_pipe_ends_the_timeline_quietly(site):
     assert 1 == proc.wait(timeout=60)
     assert first.startswith(b"* ") and b"alice" in first
     assert b"" == stderr
+
+
+def _o2m_errors() -> dict[str, str]:
+    """Every O2MError subclass of the package: class name -> module (under o2m_pub.)."""
+    import importlib
+    import pkgutil
+
+    import o2m_pub
+    from o2m_pub.errors import O2MError
+
+    for module in pkgutil.walk_packages(o2m_pub.__path__, "o2m_pub."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    found, todo = {}, [O2MError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls.__module__.removeprefix("o2m_pub.")
+        todo += cls.__subclasses__()
+    return found
+
+
+def test_the_tree_drawn_in_errors_py_is_the_whole_tree():
+    """errors.py's docstring names every O2MError subclass of the package, each with
+    the module it lives in, and names none that is gone (the audit found the drawing
+    four classes long while fifty existed: B.5)."""
+    import re
+
+    import o2m_pub.errors
+
+    doc = o2m_pub.errors.__doc__
+    tree = doc[doc.index("    O2MError "):doc.index("\nOutside the tree")]
+    drawn = dict(re.findall(r"^\s{4}[│├└─\s]*(_?[A-Z]\w+)\s+([a-z_.]+)\s", tree, re.M))
+    assert _o2m_errors() == drawn
