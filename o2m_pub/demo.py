@@ -11,7 +11,7 @@ The people and their posts are data, not code: `o2m_pub/site/samples/demo/` hold
 `demo.toml` (the people, their groups, how the posts are dated) and one `content/`
 tree per person, dated afresh by `site.sample_trees` each time the demo runs.
 
-This module makes the world and runs the servers; the CLI prints.
+This module makes the world and runs the servers; cli/site.py prints.
 """
 
 from __future__ import annotations

@@ -628,3 +628,107 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
             on_start(len(keys))
         return fetch_friends(store, keys, targets, now=now, limits=limits,
                              ca_bundle=ca_bundle, on_done=on_done)
+
+
+# ---------------------------------------------------------------- one card (o2m friend add URL)
+
+
+MAX_CARD_FETCH_BYTES = 64 * 1024  # a card is at most 4 KiB (§2.4); `parse_card` says so
+
+
+class CardFetchError(O2MError):
+    """The contact card could not be fetched from that site."""
+
+    hint = "check the address, or ask your friend for their card as o2m1:… text"
+
+
+def fetch_card_bytes(url: str, *, deadline: float = 20.0, ca_bundle: str | None = None,
+                     max_bytes: int = MAX_CARD_FETCH_BYTES) -> bytes:
+    """The bytes of the card a site publishes (PROTOCOL.md §2.4), for `o2m friend add
+    NAME URL`: `url` is the site's address (the card is at its well-known path) or the
+    card's own ``….json`` address.
+
+    Fetched as a friend's files are (`HTTPFetcher`): https only, checked by CAs (the
+    card is not known yet, so no pin; $O2M_CA_BUNDLE or `ca_bundle` names a private
+    CA), no proxy from the environment, redirects only on the same origin and to https,
+    identity encoding, at most `max_bytes`, and all of it within `deadline` seconds of
+    wall-clock time (a host that trickles its headers is cut off then: security review
+    finding 4). The bytes are not checked here: `cards.card_from_any` does that.
+
+    Raises:
+        CardFetchError: not https, unreachable, a bad certificate (a self-signed one
+            says so: such a site's card comes as o2m1:… text), not 200, too big, or
+            not whole by the deadline. Its `where` is the card's address.
+        CABundleError: the CA bundle cannot be read.
+    """
+    from o2m_pub.reader.fetch_plan import CARD_PATH
+    card_url = url if url.endswith(".json") else url.rstrip("/") + "/" + CARD_PATH
+    if not card_url.lower().startswith("https://"):
+        raise CardFetchError("only https:// addresses are fetched", path=url)
+    limits = Limits(connect_timeout=min(15.0, deadline), read_timeout=min(15.0, deadline),
+                    deadline=deadline, workers=1)
+    fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=1)
+    try:
+        get = fetcher.getter(card_url, time.monotonic() + deadline)
+        response = get(card_url, cap=max_bytes)
+    except Refused as e:
+        raise _card_refusal(e, deadline, max_bytes, card_url) from None
+    finally:
+        fetcher.close()
+    if response.status != 200:  # the getter folds 404 and 410 into 404
+        raise CardFetchError(f"cannot fetch the card: HTTP {response.status}", path=card_url)
+    return response.body
+
+
+def _card_refusal(e: Refused, deadline: float, max_bytes: int, card_url: str) -> CardFetchError:
+    """The one line for a refused card fetch (the getter's details name a friend's
+    files; these name the card)."""
+    name = urlsplit(card_url).path.rsplit("/", 1)[-1][:12] or "/"  # as the getter names it
+    detail = e.detail.removeprefix(f"{name}: ")
+    if "Connection(" in detail and "): " in detail:  # urllib3's own name for the connection
+        detail = detail.split("): ", 1)[1]
+    detail += ")" * (detail.count("(") - detail.count(")"))  # `_short` cut its end
+    if e.reason == BAD_CERTIFICATE and _self_signed(e):
+        return CardFetchError(
+            "this site uses a self-signed certificate: ask them for their o2m1:… card text",
+            path=card_url, hint="they print it with `o2m card`; it carries their "
+            "certificate's pin, which `o2m fetch` then checks instead of a CA")
+    reason = {
+        TIMEOUT: f"no whole answer within {deadline:g} s",
+        OVERSIZED: f"over {max_bytes:,} bytes, far more than a card",
+        UNREACHABLE: f"cannot reach the site ({detail})",
+        BAD_CERTIFICATE: f"the site's certificate is not valid ({_verify_message(e)})",
+    }.get(e.reason, detail)
+    hint = ("a private CA can be named in $O2M_CA_BUNDLE; or ask your friend for their "
+            "card as o2m1:… text") if e.reason == BAD_CERTIFICATE else None
+    return CardFetchError(f"cannot fetch the card: {reason}", path=card_url, hint=hint)
+
+
+def _verification_error(e: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed, found down the chain of exceptions that led to
+    `e` (urllib3 wraps it; the getter's refusal keeps it as its context)."""
+    seen: set[int] = set()
+    todo: list[object] = [e]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        todo += [current.__cause__, current.__context__, *current.args]
+    return None
+
+
+def _self_signed(e: BaseException) -> bool:
+    """Whether the certificate was refused for being self-signed itself, as `o2m serve`
+    makes them (OpenSSL's X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT; a chain up to an
+    unknown root is a private CA, which $O2M_CA_BUNDLE can name)."""
+    found = _verification_error(e)
+    return found is not None and found.verify_code == 18
+
+
+def _verify_message(e: BaseException) -> str:
+    found = _verification_error(e)
+    return (found.verify_message if found is not None and found.verify_message
+            else "no trusted CA vouches for it")

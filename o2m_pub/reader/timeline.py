@@ -3,7 +3,7 @@ web reader show of the reader's store, as plain values and text.
 
 Pure functions over `store.StoredPost` and friends (time zones passed in), plus a few
 small queries over a `ReaderStore` that the store's own API does not offer (paging by
-page number, "mark all read"). Nothing here prints; cli.py and reader_web.py present
+page number, "mark all read"). Nothing here prints; cli/reading.py and web.py present
 what it returns. Everything a friend wrote goes through `sanitize.display_text` (names,
 titles, tags) or `sanitize.body_text` (their text) first: THREATS.md 39.
 """
@@ -39,7 +39,7 @@ class NoSuchPostError(ReadingError):
     hint = "the ids are the second column of `o2m timeline`"
 
 
-class UnknownFriendError(ReadingError):
+class NoSuchFriendError(ReadingError):
     """No stored post or feed comes from this friend."""
 
     hint = "`o2m friend list` names your friends; `o2m fetch` gathers their posts"
@@ -254,9 +254,9 @@ def known_friends(store: "ReaderStore") -> set[str]:
 
 
 def check_friend(store: "ReaderStore", friend: str) -> str:
-    """Raises UnknownFriendError for a name the store has nothing of."""
+    """Raises NoSuchFriendError for a name the store has nothing of."""
     if friend not in known_friends(store):
-        raise UnknownFriendError(f"no posts or feed of {display_text(friend)!r} in the store")
+        raise NoSuchFriendError(f"no posts or feed of {display_text(friend)!r} in the store")
     return friend
 
 

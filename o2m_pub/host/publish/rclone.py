@@ -70,7 +70,7 @@ class RcloneTarget:
     def listing(self) -> dict[str, int]:
         try:
             out = self._run(["lsjson", "-R", "--files-only", self.remote])
-        except _DirectoryNotFound:
+        except _RemoteFolderMissingError:
             return {}
         try:
             return {e["Path"]: int(e["Size"]) for e in json.loads(out)}
@@ -120,14 +120,16 @@ class RcloneTarget:
     def _failure(self, code: int, messages: list[str]) -> PublishError:
         message = messages[-1] if messages else f"rclone exited with status {code}"
         if code == 3 or "directory not found" in message.lower():
-            return _DirectoryNotFound(message)
+            return _RemoteFolderMissingError(message)
         if code < 0:
             message = f"rclone was stopped by signal {-code}"
         what, hint = classify_rclone_message(message)
         return PublishError(f"{self.remote}: {what}", hint=hint)
 
 
-class _DirectoryNotFound(PublishError):
+# Private: `listing` takes it as an empty remote (nothing published there yet); from
+# any other rclone command it is shown as the PublishError it is.
+class _RemoteFolderMissingError(PublishError):
     """The remote folder does not exist (yet)."""
 
 

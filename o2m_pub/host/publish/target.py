@@ -28,7 +28,7 @@ class PublishError(O2MError):
 
 
 class Progress(Protocol):
-    """Told what is moving, for a progress display (cli.py draws it)."""
+    """Told what is moving, for a progress display (cli/hosting.py draws it)."""
 
     def batch(self, batch: Batch) -> None: ...
     def advance(self, files: int, size: int) -> None: ...

@@ -1,0 +1,195 @@
+"""What every command module of `o2m_pub.cli` shares: output and error display, the
+site root, the passphrase, the time, the build's progress bar.
+
+The only place, with the command modules, that prints or exits. Light on purpose:
+click and o2m's config and errors at import; rich, PyNaCl and the key file code only
+when a function needs them (`o2m --help` stays fast).
+
+Error display (STYLE.md §4): one line ``o2m: error: <where>: <what>``, a hint below
+it, exit status 1. An unexpected exception (a bug) is one ``o2m: internal error:``
+line; its traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from o2m_pub.config import find_site_root
+from o2m_pub.errors import O2MError, Problem, SiteError
+
+# -- output ------------------------------------------------------------------------
+
+
+def out(text: str = "") -> None:
+    click.echo(text)
+
+
+@lru_cache(maxsize=1)
+def stderr_console():  # noqa: ANN201 - rich.console.Console, imported only when needed
+    from rich.console import Console
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error_line(text: str, hint: str | None, *, label: str = "error") -> None:
+    """`o2m: error: ...` and its hint; user text is escaped (it may hold [brackets])."""
+    from rich.markup import escape
+    stderr_console().print(f"[bold red]o2m: {label}:[/] {escape(text)}", emoji=False)
+    if hint:
+        stderr_console().print(f"  [dim]hint: {escape(hint)}[/]", emoji=False)
+
+
+def warn(text: str) -> None:
+    from rich.markup import escape
+    stderr_console().print(f"[yellow]o2m: warning:[/] {escape(text)}", emoji=False)
+
+
+def fail(e: O2MError) -> NoReturn:
+    where = e.where
+    error_line(f"{where + ': ' if where else ''}{e}", e.hint)
+    sys.exit(1)
+
+
+def report_problem(p: Problem) -> None:
+    error_line(str(p), p.hint)
+
+
+# -- errors that are not O2MErrors -------------------------------------------------
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: make room, then run the command again",
+    errno.EDQUOT: "your disk quota is used up: make room, then run the command again",
+    errno.EACCES: "check who may read and write there, then run the command again",
+    errno.EPERM: "check who may read and write there, then run the command again",
+    errno.EROFS: "that file system is read-only: use another place, or remount it",
+    errno.ENOENT: "check the path, then run the command again",
+    errno.ENAMETOOLONG: "that name is too long for a file name; check what was passed",
+}
+
+
+def os_error(e: OSError) -> O2MError:
+    """An OSError the command did not expect (a full disk, a permission) as one line:
+    the file it is about and the operating system's reason, nothing more (whether a
+    file was left half-written depends on the command; this line does not promise)."""
+    where = f"{e.filename}" if e.filename is not None else None
+    if where is not None and e.filename2 is not None:
+        where += f" -> {e.filename2}"
+    reason = e.strerror or str(e) or e.__class__.__name__
+    return O2MError(reason, path=where,
+                    hint=_OS_HINTS.get(e.errno, "fix the cause, then run the command again"))
+
+
+def internal_error(e: BaseException) -> NoReturn:
+    """A bug: one line naming the exception, a hint to rerun with --debug, exit 1."""
+    lines = str(e).strip().splitlines()
+    text = f"{e.__class__.__name__}: {lines[0]}" if lines else e.__class__.__name__
+    error_line(text[:300], "run again with --debug for the traceback, and report it",
+               label="internal error")
+    sys.exit(1)
+
+
+def quiet_broken_pipe() -> NoReturn:
+    """The reader of our output went away (`o2m timeline | head -1`): stop without a
+    word. Whatever is still buffered for stdout goes to /dev/null, so that Python's
+    flush at exit does not complain either (as the Python docs advise for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test's capture): nothing to drop
+        pass
+    sys.exit(1)
+
+
+# -- the build's progress bar -------------------------------------------------------
+
+
+class RichProgress:
+    """The builder's progress protocol on a rich progress bar (only on a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=stderr_console(), transient=True)
+        self.task = None
+
+    def start(self, label: str, total: int) -> None:
+        if total < 200:
+            self.task = None
+            return
+        if self.task is None and not self.bar.live.is_started:
+            self.bar.start()
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, n)
+
+    def stop(self) -> None:
+        if self.bar.live.is_started:
+            self.bar.stop()
+
+
+# -- the site, the passphrase, the time ---------------------------------------------
+
+
+def site_root(ctx: click.Context) -> Path:
+    start = ctx.obj.get("site") or Path.cwd()
+    root = find_site_root(start)
+    if root is None:
+        raise SiteError(f"no o2m.toml in {start} or above: not an o2m site",
+                        hint="run `o2m init` to make one, or pass -C SITE_DIR")
+    return root
+
+
+def read_passphrase(ctx: click.Context, prompt: str = "Passphrase", *, new: bool = False,
+                    file_option: Path | None = None,
+                    env_name: str = "O2M_PASSPHRASE") -> bytes:
+    """A passphrase from a file, the environment, or (on a terminal only) a prompt."""
+    from o2m_pub.friends.identity import passphrase_from_env_or_file
+    from o2m_pub.protocol.keyfile import PassphraseError
+
+    source = file_option if file_option is not None else ctx.obj.get("passphrase_file")
+    env = {"O2M_PASSPHRASE": os.environ[env_name]} if env_name in os.environ else {}
+    value = passphrase_from_env_or_file(env, source)
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise PassphraseError(f"{prompt.lower()} needed, and stdin is not a terminal",
+                              hint=f"set {env_name} or pass --passphrase-file")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=new).encode()
+
+
+def kdf_limits(strength: str) -> dict[str, int]:
+    from nacl.pwhash import argon2id
+    name = strength.upper()
+    return {"opslimit": getattr(argon2id, f"OPSLIMIT_{name}"),
+            "memlimit": getattr(argon2id, f"MEMLIMIT_{name}")}
+
+
+KDF_OPTION = click.option(
+    "--kdf", "kdf", type=click.Choice(["interactive", "moderate", "sensitive"]),
+    default=lambda: os.environ.get("O2M_KDF", "moderate"), show_default="moderate, or $O2M_KDF",
+    help="Argon2id strength for sealing the key (moderate: about 0.5 s to unlock).")
+
+
+def local_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).astimezone()
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"

@@ -1,0 +1,263 @@
+"""`o2m serve` and `o2m publish`: putting build/ where friends can fetch it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from o2m_pub.cli._common import (
+    local_now,
+    out,
+    plural,
+    read_passphrase,
+    site_root,
+    stderr_console,
+    warn,
+)
+from o2m_pub.cli.site import start_watching  # `o2m serve --watch` is `o2m watch`'s loop
+from o2m_pub.host.publish.plan import (  # pure and light: for --grace's default
+    DEFAULT_GRACE,
+    duration_text,
+)
+
+# -- o2m serve (issue 5) -------------------------------------------------------------
+
+@click.command()
+@click.option("--host", help="Address to listen on.  [default: 127.0.0.1, or [serve] host]")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="HTTPS port (0: any free one).  [default: 8443, or [serve] port]")
+@click.option("--public", is_flag=True, help="Listen on all interfaces (IPv4 and IPv6).")
+@click.option("--http-port", type=click.IntRange(0, 65535),
+              help="Also listen for plain HTTP here, only to redirect to HTTPS.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes sharing the port.  [default: one per core, at most 8]")
+@click.option("--watch", is_flag=True,
+              help="Rebuild on every save (as `o2m watch`) and reload open pages.")
+@click.option("--access-log", type=click.Path(dir_okay=False, allow_dash=True),
+              default=None, help="Combined Log Format file, or - for stdout.  "
+                                 "[default: .o2m/access.log]")
+@click.option("--no-access-log", is_flag=True, help="Keep no access log.")
+@click.option("--no-client-addresses", is_flag=True,
+              help="Leave client IP addresses out of the access log.")
+@click.option("--request-timeout", type=click.FloatRange(0.1, 600), default=10,
+              show_default=True, help="Seconds a client has to send a whole request from its "
+                                      "first byte (against slowloris).")
+@click.option("--idle-timeout", type=click.FloatRange(0.1, 3600), default=30, show_default=True,
+              help="Seconds a connection may sit with no request and nothing left to send.")
+@click.option("--max-connections", type=click.IntRange(1, 1_000_000), default=4096,
+              show_default=True, help="Open connections per worker; more are closed at once.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
+          http_port: int | None, workers: int | None, watch: bool, access_log: str | None,
+          no_access_log: bool, no_client_addresses: bool, request_timeout: float,
+          idle_timeout: float, max_connections: int) -> None:
+    """Serve build/ over HTTPS until Ctrl-C or SIGTERM (SIGHUP reloads the certificate).
+
+    Without a certificate in [serve], a self-signed one is made in keys/tls/ on the
+    first run and its pin goes into your card, so friends check it without a CA.
+    """
+    from o2m_pub.config import STATE_DIR, load
+    from o2m_pub.host.serve import ServeError, ServeOptions, bind, run
+    from o2m_pub.host.tls import site_pair
+
+    root = site_root(ctx)
+    config = load(root)
+    build_dir = root / "build"
+    if not watch and not (build_dir / "index.html").is_file():
+        raise ServeError("nothing to serve: build/ has no index.html", path="build/",
+                         hint="run `o2m build` first, or `o2m serve --watch`")
+    pair, made, self_signed = site_pair(root, config, local_now())
+    if made:
+        out(f"o2m: made a self-signed certificate in keys/tls/ for {config.url}")
+    if self_signed:
+        _put_pin_in_card(ctx, root, config, pair.pin)
+    settings = config.serve
+    host = "::" if public else (host or settings.host)
+    workers = workers or min(os.cpu_count() or 1, 8)
+    listening = bind(host, settings.port if port is None else port,
+                     settings.http_port if http_port is None else http_port, pair,
+                     workers=workers)
+    log_file = None
+    if not (no_access_log or not settings.access_log):
+        log_file = _open_access_log(root / STATE_DIR, access_log)
+    options = ServeOptions(
+        workers=workers,
+        live_reload=watch, access_log=log_file, request_timeout=request_timeout,
+        idle_timeout=idle_timeout, max_connections=max_connections,
+        log_addresses=settings.log_addresses and not no_client_addresses,
+        report=lambda line: click.echo(f"o2m: {line}", err=True))
+    pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
+    out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
+    if listening.http is not None:
+        out(f"o2m: plain HTTP on port {listening.http.getsockname()[1]} redirects to HTTPS")
+    sys.stdout.flush()
+    start = (lambda: start_watching(ctx, root)) if watch else None
+    sys.exit(run(build_dir, root / STATE_DIR, listening, options, start_in_parent=start))
+
+
+def _pin_text(pin: bytes) -> str:
+    from o2m_pub.protocol.canonical import b64u_encode
+    from o2m_pub.protocol.cards import PIN_PREFIX
+    return PIN_PREFIX + b64u_encode(pin)
+
+
+def _put_pin_in_card(ctx: click.Context, root: Path, config, pin: bytes) -> None:  # noqa: ANN001
+    """A new self-signed certificate's pin must reach friends through the signed card."""
+    from o2m_pub.friends.identity import load_identity, own_card, write_own_card
+    from o2m_pub.protocol.keyfile import PassphraseError
+
+    card = own_card(root)
+    if card is None or card.tls_pin == pin:
+        return
+    try:
+        identity = load_identity(root, read_passphrase(ctx, "Passphrase (to put the TLS pin in "
+                                                        "your card)"))
+    except PassphraseError as e:
+        warn(f"your card does not carry this server's TLS pin yet ({e}); "
+             "run `o2m card --renew`, then `o2m build`")
+        return
+    write_own_card(root, identity, config, now=local_now(), tls_pin=pin)
+    out("o2m: your card now carries the TLS pin; `o2m build` publishes it, "
+        "and `o2m card` shows it to send to friends")
+
+
+def _open_access_log(state_dir: Path, where: str | None):  # noqa: ANN202 - a text file
+    if where == "-":
+        return sys.stdout
+    path = Path(where) if where else state_dir / "access.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8", newline="\n")
+
+
+# -- o2m publish (issue 7) ----------------------------------------------------------
+
+
+class _PublishProgress:
+    """A byte-counting progress bar for `o2m publish` (only on a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), console=stderr_console(), transient=True)
+        self.task = None
+
+    def batch(self, batch) -> None:  # noqa: ANN001 - publish_plan.Batch
+        if not self.bar.live.is_started:
+            self.bar.start()
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(f"{batch.phase}: {batch.label}", total=batch.bytes or 1)
+
+    def advance(self, files: int, size: int) -> None:
+        if self.task is not None and size:
+            self.bar.advance(self.task, size)
+
+    def stop(self) -> None:
+        if self.bar.live.is_started:
+            self.bar.stop()
+
+
+def _size_text(n: int) -> str:
+    if n < 1000:
+        return f"{n:,} B"
+    size = float(n)
+    for unit in ("kB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:,.1f} {unit}"
+    return f"{size / 1000:,.1f} GB"
+
+
+def _publish_summary(report) -> list[str]:  # noqa: ANN001 - publish.PublishReport
+    """One line per phase for --dry-run; one summary line otherwise."""
+    plan = report.plan
+    waiting = (f"; {len(plan.waiting):,} gone from build/, kept for the "
+               f"{_grace_text(report.grace)} grace period" if plan.waiting else "")
+    if report.dry_run:
+        lines = [f"would publish to {report.target}:"]
+        for batch in plan.batches:
+            lines.append(f"  {batch.phase:<9} {batch.label}: "
+                         f"{plural(len(batch.files), 'file')}, {_size_text(batch.bytes)}")
+        if plan.deletions:
+            lines.append(f"  deletions {plural(len(plan.deletions), 'file')}")
+        if plan.empty:
+            lines.append("  nothing: the target has everything")
+        lines.append(f"  ({plan.unchanged:,} unchanged{waiting})")
+        return lines
+    if plan.empty:
+        return [f"{report.target} is up to date ({plan.unchanged:,} files){waiting}"]
+    parts = [f"{phase} {files:,} ({_size_text(size)})"
+             for phase, (files, size) in report.sent.items() if files]
+    if report.deleted:
+        parts.append(f"deleted {report.deleted:,}")
+    return [f"published to {report.target} in {report.seconds:.1f} s: "
+            + ", ".join(parts) + f"; {plan.unchanged:,} unchanged{waiting}"]
+
+
+def _grace_text(grace: dt.timedelta) -> str:
+    seconds = int(grace.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}-{unit}"
+    return f"{seconds}-second"
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("-n", "--dry-run", is_flag=True,
+              help="Show what would move, per phase; send nothing.")
+@click.option("--grace", default=duration_text(DEFAULT_GRACE), show_default=True,
+              metavar="DURATION",
+              help="How long objects gone from build/ stay on the host (e.g. 7d, 12h, 0).")
+@click.option("--check", is_flag=True,
+              help="List the target first and send again whatever it lacks.")
+@click.option("-v", "--verbose", is_flag=True, help="List every file that moves.")
+@click.pass_context
+def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, check: bool,
+            verbose: bool) -> None:
+    """Copy build/ to TARGET: a folder, or an rclone remote such as host:www.
+
+    New objects and media go first, then pages, then friends' feed heads, then
+    deletions, so the host always serves a whole site. Only changed files are sent;
+    an interrupted publish resumes. TARGET defaults to o2m.toml's [publish] target.
+    """
+    from o2m_pub.host.publish.plan import parse_duration
+    from o2m_pub.host.publish.publish import publish_site
+    from o2m_pub.host.publish.target import PublishError
+
+    root = site_root(ctx)
+    try:
+        grace_delta = parse_duration(grace)
+    except ValueError as e:
+        raise PublishError(f"--grace {e}", hint="e.g. --grace 7d, 12h, 30m or 0") from None
+    progress = _PublishProgress() if sys.stderr.isatty() and not dry_run else None
+    try:
+        report = publish_site(root, target, base=Path.cwd(), dry_run=dry_run,
+                              grace=grace_delta, check=check, progress=progress)
+    finally:
+        if progress:
+            progress.stop()
+    if report.check is not None:
+        missing, unknown = report.check.missing, report.check.unknown
+        out(f"checked {report.target}: {plural(len(missing), 'file')} missing or changed there"
+            + (" (sent again)" if missing and not dry_run else "")
+            + (f"; {len(unknown):,} not put there by o2m (left alone)" if unknown else ""))
+    if verbose:
+        for batch in report.plan.batches:
+            for path in batch.paths:
+                out(f"  {batch.phase:<9} {path}")
+        for path in report.plan.deletions:
+            out(f"  {'delete':<9} {path}")
+    for line in _publish_summary(report):
+        out(line)

@@ -1,0 +1,347 @@
+"""`o2m fetch`, `o2m timeline`, `o2m show`, `o2m notifications` and `o2m reader`:
+gathering friends' feeds and reading them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from o2m_pub.cli._common import (
+    local_now,
+    out,
+    read_passphrase,
+    site_root,
+    stderr_console,
+)
+
+# -- o2m fetch (issue 6) --------------------------------------------------------------
+
+def _interval(text: str | None) -> float | None:
+    """30s, 10m, 1h (or a bare number of seconds) -> seconds; at least 10 s."""
+    import re
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not m:
+        raise click.BadParameter(f"{text!r} is not an interval like 30s, 10m or 1h",
+                                 param_hint="--every")
+    seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds < 10:
+        raise click.BadParameter("at least 10s, to be kind to your friends' hosts",
+                                 param_hint="--every")
+    return seconds
+
+
+def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
+    from rich.markup import escape
+    if o.status == "refused":
+        text = f"[red]refused: {escape(o.reason or '')}[/]: {escape(o.detail)}"
+    elif o.status == "no feed":
+        text = "[dim]no feed for you yet (they have not added you back)[/]"
+    elif o.status == "new":
+        parts = [f"{n} {word}" for n, word in ((o.new, "new"), (o.updated, "updated"),
+                                               (o.deleted, "deleted")) if n]
+        text = "[green]" + ", ".join(parts) + "[/]"
+    else:
+        text = "unchanged"
+    if o.skipped:
+        text += f", [yellow]{o.skipped} that would not open[/]"
+    if o.stale_since:
+        text += f", [yellow]stale since {escape(o.stale_since)} (freeze warning)[/]"
+    if o.public_error:
+        text += f", [yellow]their public feed.json refused: {escape(o.public_error)}[/]"
+    return f"{escape(o.friend):<16} {text}"
+
+
+@click.command()
+@click.argument("friends", nargs=-1)
+@click.option("--every", metavar="INTERVAL",
+              help="Fetch again every INTERVAL (30s, 10m, 1h) until Ctrl-C.")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Friends fetched at once.")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
+              help="Seconds for all of one friend's files (a slow host is cut off then).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only friends that were refused or stale.")
+@click.pass_context
+def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, workers: int,
+          timeout: float, quiet: bool) -> None:
+    """Fetch friends' feeds (all, or FRIENDS): verify, decrypt, store for `o2m timeline`.
+
+    Prints one line per friend: new posts, unchanged, no feed yet, or refused with the
+    reason (unreachable, timeout, bad certificate, bad signature, rollback,
+    equivocation, oversized, malformed, bad object, key changed). A refused friend
+    keeps everything stored before; the others are not held up.
+
+    \b
+    Exit status:
+      0  every friend was fetched (or has no feed for you yet)
+      1  some friend was refused (their feed, or only their public feed.json), or
+         their feed is stale (past its expiry); or another fetch of this site is
+         running
+      2  usage error (an unknown friend, a bad --every)
+
+    \b
+    To fetch regularly, leave `o2m fetch --every 15m` running, or use cron:
+      */15 * * * *  o2m -C ~/site fetch -q
+    or a systemd user timer (see README.md). A fetch needs the passphrase only the
+    first time a friend is fetched ($O2M_PASSPHRASE or --passphrase-file when
+    unattended); a private CA can be named in $O2M_CA_BUNDLE.
+    """
+    from o2m_pub.friends.friend_store import FriendStore, UnknownFriendError
+
+    interval = _interval(every)
+    root = site_root(ctx)
+    store = FriendStore(root)
+    for name in friends:
+        try:
+            store.get(name)
+        except UnknownFriendError as e:
+            raise click.BadParameter(f"{e} ({e.hint})", param_hint="FRIENDS") from None
+    while True:
+        failed = _fetch_once(ctx, root, friends, workers=workers, timeout=timeout, quiet=quiet,
+                             wait=interval is not None)
+        if interval is None:
+            sys.exit(1 if failed else 0)
+        import time
+        time.sleep(interval)
+
+
+def _fetch_once(ctx: click.Context, root: Path, friends: tuple[str, ...], *, workers: int,
+                timeout: float, quiet: bool, wait: bool = False) -> bool:
+    """One fetch of every friend; prints a line each; True when some friend failed.
+    With `wait` (--every), a fetch already running for this site is waited for."""
+    from o2m_pub.reader.http_fetch import Limits, run_fetch
+
+    def unlock():  # noqa: ANN202 - only when a friend's feed secrets are not cached
+        from o2m_pub.friends.identity import load_identity
+        return load_identity(root, read_passphrase(ctx))
+
+    progress = None
+    if sys.stderr.isatty() and not quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        progress = Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(),
+                            console=stderr_console(), transient=True)
+    task = None
+
+    def on_start(total: int) -> None:
+        nonlocal task
+        if progress is not None:
+            progress.start()
+            task = progress.add_task("fetch", total=total)
+
+    def on_done(outcome) -> None:  # noqa: ANN001
+        if progress is not None and task is not None:
+            progress.advance(task)
+
+    try:
+        outcomes = run_fetch(root, friends, unlock=unlock, now=local_now(),
+                             limits=Limits(workers=workers, deadline=timeout),
+                             on_start=on_start, on_done=on_done, wait_for_lock=wait)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if not outcomes:
+        out("no friends to fetch: `o2m friend add NAME CARD` adds one")
+    console = _stdout_console()
+    failed = False
+    for o in outcomes:
+        bad = o.status == "refused" or bool(o.stale_since) or bool(o.public_error)
+        failed |= bad
+        if bad or not quiet:
+            console.print(_fetch_line(o), soft_wrap=True)
+    return failed
+
+
+# -- reading: o2m timeline, show, notifications, reader (issue 6) ---------------------
+
+
+def _reader_store(ctx: click.Context):  # noqa: ANN202 - (site root, store.ReaderStore)
+    from o2m_pub.reader.store import ReaderStore
+    root = site_root(ctx)
+    return root, ReaderStore.open(root)
+
+
+def _site_zone(root: Path):  # noqa: ANN202 - a tzinfo
+    from o2m_pub.config import load
+    return load(root).tz  # load refuses an unknown zone
+
+
+def _stdout_console():  # noqa: ANN202 - rich.console.Console
+    from rich.console import Console
+    return Console(highlight=False, emoji=False)
+
+
+@click.command()
+@click.option("-n", "--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Posts per page.")
+@click.option("--before", "before_id", metavar="ID",
+              help="Start after this post (the last id of the previous page).")
+@click.option("--page", type=click.IntRange(1, 1_000_000), help="Page number (1: the newest).")
+@click.option("--friend", help="Only this friend's posts (their name in `o2m friend list`).")
+@click.option("--tag", help="Only posts with this tag.")
+@click.option("--since", help="Only posts since a date or time (2026-11-01, "
+                              "'2026-11-01 18:00') or an age (12h, 3d, 2w).")
+@click.pass_context
+def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | None,
+             friend: str | None, tag: str | None, since: str | None) -> None:
+    """Your friends' posts, newest first; * marks the unread. `o2m show ID` reads one."""
+    from o2m_pub.reader.timeline import (
+        ReadingError,
+        check_friend,
+        entry,
+        find_post,
+        page_cursor,
+        parse_since,
+    )
+
+    if before_id and page:
+        raise ReadingError("--before and --page cannot be used together",
+                           hint="--before ID continues after a post; --page N counts pages")
+    root, store = _reader_store(ctx)
+    with store:
+        tz = _site_zone(root)
+        if friend is not None:
+            check_friend(store, friend)
+        filters = {"friend": friend, "tag": tag,
+                   "since": parse_since(since, tz, local_now()) if since else None}
+        cursor = (find_post(store, before_id).cursor if before_id
+                  else page_cursor(store, page or 1, limit, **filters))
+        posts = store.timeline(limit=limit + 1, before=cursor, **filters)
+        entries = [entry(p, tz) for p in posts[:limit]]
+    if not entries:
+        filtered = before_id or page or friend or tag or since
+        click.echo("no posts match" if filtered else
+                   "no posts yet: `o2m fetch` gathers your friends' feeds", err=True)
+        return
+    if sys.stdout.isatty():
+        _timeline_table(entries)
+        if len(posts) > limit:
+            click.echo(f"more: o2m timeline --before {entries[-1].short_id}", err=True)
+    else:
+        for e in entries:
+            out(f"{'*' if e.unread else ' '} {e.short_id}  {e.date}  {e.friend}  {e.headline}")
+
+
+def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEntry]
+    """The timeline as a rich table; every cell is Text (a friend's [brackets] are text)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, show_header=False, pad_edge=False, expand=False)
+    table.add_column(width=1, no_wrap=True)
+    table.add_column(style="cyan", no_wrap=True)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(style="green", no_wrap=True, max_width=16)
+    table.add_column(ratio=1)
+    for e in entries:
+        text = Text(e.headline, style="bold" if e.unread else "")
+        if e.tags:
+            text.append("  " + " ".join(f"#{t}" for t in e.tags), style="dim")
+        table.add_row(Text("*" if e.unread else " ", style="bold yellow"), Text(e.short_id),
+                      Text(e.date), Text(e.friend), text)
+    _stdout_console().print(table)
+
+
+@click.command()
+@click.argument("post_id", metavar="ID")
+@click.option("--source", is_flag=True, help="Print the Markdown source, not rendered.")
+@click.pass_context
+def show(ctx: click.Context, post_id: str, source: bool) -> None:
+    """Print one post in full with its attachments, and mark it read."""
+    from o2m_pub.reader.sanitize import display_text
+    from o2m_pub.reader.timeline import (
+        attachments,
+        entry,
+        find_post,
+        human_size,
+        post_text,
+    )
+
+    root, store = _reader_store(ctx)
+    with store:
+        post = find_post(store, post_id)
+        e = entry(post, _site_zone(root))
+        files = attachments(post, store)
+        text = post_text(post)
+        header = [e.headline, f"from {e.friend}, {e.date}"
+                  + (" (public)" if post.audience == "public" else "")
+                  + (f"  {' '.join('#' + t for t in e.tags)}" if e.tags else ""),
+                  f"id {post.short_id}" + (f"  {display_text(post.url)}" if post.url else "")]
+        listing = [f"  {f.name}  {f.media_type}  {human_size(f.size)}  "
+                   f"{f.path if f.path else '(not fetched yet)'}" for f in files]
+        if sys.stdout.isatty():
+            _show_rich(header, text, listing, markdown=post.markdown is not None and not source)
+        else:
+            out("\n".join(header))
+            out()
+            out(text)
+            if listing:
+                out()
+                out("attachments:")
+                out("\n".join(listing))
+        store.mark_read([post.short_id])
+
+
+def _show_rich(header: list[str], text: str, listing: list[str], *, markdown: bool) -> None:
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    console = _stdout_console()
+    console.print(Text(header[0], style="bold"))
+    console.print(Text("\n".join(header[1:]), style="dim"))
+    console.print()
+    # rich's Markdown shows no raw HTML and loads nothing; links are shown, not made
+    # clickable (a friend's link text could hide where it goes).
+    console.print(Markdown(text, hyperlinks=False) if markdown else Text(text))
+    if listing:
+        console.print()
+        console.print(Text("attachments:", style="bold"))
+        console.print(Text("\n".join(listing)), soft_wrap=True)  # paths stay whole
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Include those already seen.")
+@click.pass_context
+def notifications(ctx: click.Context, show_all: bool) -> None:
+    """New friends' feeds, key changes, unreachable or stale friends; listed ones are
+    marked seen."""
+    from o2m_pub.reader.timeline import local_time, notification_text
+
+    root, store = _reader_store(ctx)
+    with store:
+        tz = _site_zone(root)
+        items = store.notifications(unseen_only=not show_all)
+        for n in items:
+            out(f"{'*' if not n.seen else ' '} {local_time(n.created, tz)}  "
+                f"{notification_text(n)}")
+        store.mark_notifications_seen([n.id for n in items if not n.seen])
+    if not items:
+        click.echo("no notifications" if show_all else "no new notifications", err=True)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Loopback address to listen on: 127.0.0.1 or ::1, nothing else.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port to listen on.  [default: 0, any free one]")
+@click.option("--open", "open_browser", is_flag=True, help="Open it in your web browser.")
+@click.pass_context
+def reader(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
+    """Read your friends' posts in your browser, served on this machine only."""
+    from o2m_pub.reader.web import check_host, listen, run
+
+    check_host(host)  # before anything is opened
+    root, store = _reader_store(ctx)
+    with store:
+        listening = listen(store, _site_zone(root), host, port)
+
+        def started() -> None:  # once the reactor runs and Ctrl-C / SIGTERM stop it
+            out(f"o2m: reader at {listening.url} (Ctrl-C to stop)")
+            sys.stdout.flush()
+            if open_browser:
+                import webbrowser
+                webbrowser.open(listening.url)
+
+        run(started)
