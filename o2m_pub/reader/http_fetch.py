@@ -58,22 +58,16 @@ from o2m_pub import __version__
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode
+from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.fetch_plan import (
-    BAD_CERTIFICATE,
-    EQUIVOCATION,
-    HTTP_ERROR,
-    MALFORMED,
     MAX_FRIEND_BYTES,
-    OVERSIZED,
-    REDIRECT,
-    TIMEOUT,
-    UNREACHABLE,
     FriendKeys,
     Outcome,
     Refused,
     Response,
     fetch_friend,
 )
+from o2m_pub.reader.model import Reason
 from o2m_pub.reader.store import ReaderStore, StaleUpdateError, fetch_lock
 
 MAX_REDIRECTS = 3
@@ -333,17 +327,17 @@ class HTTPFetcher:
         seen = {url}
         for _ in range(MAX_REDIRECTS + 1):
             if not url.lower().startswith("https://"):
-                raise Refused(REDIRECT, f"{name}: not https")
+                raise Refused(Reason.REDIRECT, f"{name}: not https")
             response = self._send(pool, url, headers, deadline_at)
             try:
                 if response.status in (301, 302, 303, 307, 308):
                     target = urljoin(url, response.headers.get("Location", ""))
                     if not target.lower().startswith("https://"):
-                        raise Refused(REDIRECT, f"{name}: redirected to http")
+                        raise Refused(Reason.REDIRECT, f"{name}: redirected to http")
                     if _origin(target) != origin:
-                        raise Refused(REDIRECT, f"{name}: redirected to another host")
+                        raise Refused(Reason.REDIRECT, f"{name}: redirected to another host")
                     if target in seen:
-                        raise Refused(REDIRECT, f"{name}: redirect loop")
+                        raise Refused(Reason.REDIRECT, f"{name}: redirect loop")
                     seen.add(target)
                     url = target
                     continue
@@ -351,17 +345,17 @@ class HTTPFetcher:
                     self._drain(response, deadline_at)
                     return Response(304 if response.status == 304 else 404)
                 if response.status != 200:
-                    raise Refused(HTTP_ERROR, f"{name}: HTTP {response.status}")
+                    raise Refused(Reason.HTTP_ERROR, f"{name}: HTTP {response.status}")
                 ctype = response.headers.get("Content-Type", "").lower()
                 if ctype.startswith("text/html"):
-                    raise Refused(MALFORMED, f"{name}: the host answered with an HTML page")
+                    raise Refused(Reason.MALFORMED, f"{name}: the host answered with an HTML page")
                 encoding = response.headers.get("Content-Encoding", "").strip().lower()
                 if encoding not in ("", "identity"):  # THREATS.md 27: we asked for none
-                    raise Refused(MALFORMED, f"{name}: sent with Content-Encoding "
+                    raise Refused(Reason.MALFORMED, f"{name}: sent with Content-Encoding "
                                   f"{encoding[:40]!r}, which was not asked for")
                 length = response.headers.get("Content-Length", "")
                 if length.isdigit() and int(length) > cap:
-                    raise Refused(OVERSIZED, f"{name}: {int(length):,} bytes, over the cap "
+                    raise Refused(Reason.OVERSIZED, f"{name}: {int(length):,} bytes, over the cap "
                                   f"of {cap:,}")
                 body = self._read(response, cap, deadline_at, name)
                 return Response(200, body, response.headers.get("ETag"),
@@ -371,13 +365,13 @@ class HTTPFetcher:
                 # (a body not read to its end) and its place in the pool freed
                 response.close()
                 response.release_conn()
-        raise Refused(REDIRECT, f"{name}: too many redirects")
+        raise Refused(Reason.REDIRECT, f"{name}: too many redirects")
 
     def _send(self, pool: urllib3.HTTPSConnectionPool, url: str, headers: dict[str, str],
               deadline_at: float) -> urllib3.BaseHTTPResponse:
         remaining = deadline_at - time.monotonic()
         if remaining <= 0:
-            raise Refused(TIMEOUT, "the deadline for this friend passed")
+            raise Refused(Reason.TIMEOUT, "the deadline for this friend passed")
         timeout = urllib3.Timeout(connect=min(self.limits.connect_timeout, remaining),
                                   read=min(self.limits.read_timeout, remaining))
         try:
@@ -388,19 +382,19 @@ class HTTPFetcher:
                                 release_conn=False)
         except urllib3.exceptions.SSLError as e:
             pinned = "pin" in str(e)
-            raise Refused(BAD_CERTIFICATE, "the server's key does not match the pin in their "
-                          "card" if pinned else "the server's certificate is not valid for "
-                          "it") from None
+            raise Refused(Reason.BAD_CERTIFICATE, "the server's key does not match the pin in "
+                          "their card" if pinned else "the server's certificate is not valid "
+                          "for it") from None
         except NewConnectionError as e:  # a ConnectTimeoutError too, for urllib3's reasons
-            raise Refused(UNREACHABLE, _short(e)) from None
+            raise Refused(Reason.UNREACHABLE, _short(e)) from None
         except (ConnectTimeoutError, ReadTimeoutError):
-            raise Refused(TIMEOUT, "no answer in time") from None
+            raise Refused(Reason.TIMEOUT, "no answer in time") from None
         except ProtocolError as e:
             if isinstance(e.args[-1], TimeoutError):  # the deadline, while sending
-                raise Refused(TIMEOUT, "no answer in time") from None
-            raise Refused(UNREACHABLE, _short(e)) from None
+                raise Refused(Reason.TIMEOUT, "no answer in time") from None
+            raise Refused(Reason.UNREACHABLE, _short(e)) from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise Refused(UNREACHABLE, _short(e)) from None
+            raise Refused(Reason.UNREACHABLE, _short(e)) from None
 
     def _read(self, response: urllib3.BaseHTTPResponse, cap: int, deadline_at: float,
               name: str) -> bytes:
@@ -409,20 +403,20 @@ class HTTPFetcher:
         chunks, total = [], 0
         while True:
             if deadline_at <= time.monotonic():
-                raise Refused(TIMEOUT, f"{name}: still downloading at the deadline")
+                raise Refused(Reason.TIMEOUT, f"{name}: still downloading at the deadline")
             try:
                 # never more than one byte past the cap (THREATS 20: abort at length+1)
                 chunk = response.read1(min(CHUNK, cap + 1 - total), decode_content=False)
             except (socket.timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
-                raise Refused(TIMEOUT, f"{name}: the body stopped coming") from None
+                raise Refused(Reason.TIMEOUT, f"{name}: the body stopped coming") from None
             except (urllib3.exceptions.HTTPError, OSError) as e:
-                raise Refused(UNREACHABLE, f"{name}: the connection broke ({_short(e)})") \
+                raise Refused(Reason.UNREACHABLE, f"{name}: the connection broke ({_short(e)})") \
                     from None
             if not chunk:
                 break
             total += len(chunk)
             if total > cap:
-                raise Refused(OVERSIZED, f"{name}: over the cap of {cap:,} bytes")
+                raise Refused(Reason.OVERSIZED, f"{name}: over the cap of {cap:,} bytes")
             chunks.append(chunk)
         response.release_conn()  # read whole: the connection goes back to the pool
         return b"".join(chunks)
@@ -464,22 +458,6 @@ def _short(e: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- a fetch run
-
-
-class _Attachments:
-    """The attachment cache of the store as one friend's fetch sees it, for worker
-    threads (files only, no SQL): a cached attachment counts for this friend only if
-    `credited` (read before the run) says their own download vouched for it."""
-
-    def __init__(self, store: ReaderStore, credited: frozenset[str]) -> None:
-        self._store, self._credited = store, credited
-
-    def has(self, object_hash: str) -> bool:
-        return (object_hash in self._credited
-                and self._store.attachment_path(object_hash) is not None)
-
-    def save(self, object_hash: str, plaintext: bytes) -> bool:
-        return self._store.store_attachment(object_hash, plaintext) is not None
 
 
 @dataclass(frozen=True)
@@ -531,7 +509,8 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
     fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=len(targets),
                           pins=[t.tls_pin for t in targets if t.tls_pin is not None])
     work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name),
-             _Attachments(store, store.credited_attachments(k.name))) for k in friend_keys]
+             FriendAttachments(store.attachments, store.credited_attachments(k.name)))
+            for k in friend_keys]
     outcomes = []
 
     def one(keys: FriendKeys, state, hashes, attachments) -> Outcome:  # noqa: ANN001
@@ -561,7 +540,7 @@ def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[
         try:
             outcome = future.result()
         except Exception as e:  # a bug must not cost the other friends their fetch
-            outcome = Outcome(keys.name, "refused", reason=MALFORMED,
+            outcome = Outcome(keys.name, "refused", reason=Reason.MALFORMED,
                               detail=f"internal error: {e.__class__.__name__}: {e}")
         _record(store, keys, outcome, now)
         outcomes.append(outcome)
@@ -581,9 +560,9 @@ def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.date
             outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
             outcome.update = None
             outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
-            if e.reason == EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
+            if e.reason == Reason.EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
                 outcome.notifications.append(("equivocation", str(e)))
-    store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or MALFORMED,
+    store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or Reason.MALFORMED,
                          outcome.detail, now=now, notifications=outcome.notifications)
 
 
