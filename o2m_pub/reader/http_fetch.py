@@ -14,7 +14,8 @@ What a hostile or broken host can do, and what stops it (THREATS.md 24-32):
 - compress a bomb: we ask for ``Accept-Encoding: identity``, and a body sent with any
   other Content-Encoding is refused at its headers, unread (nothing is decoded, so
   nothing can decode to more, or to nothing while the host streams on);
-- redirect: at most 3, only to https on the same host and port, never in a loop;
+- redirect: at most 3, only to https on the same origin (`cards.site_origin`, the rule
+  pins follow too), never in a loop;
 - answer 404, 500, or a 200 HTML page: refused for that friend, state kept;
 - present a bad certificate: normal CA checks (``$O2M_CA_BUNDLE`` names a private CA),
   or, when the card has a ``tls_pin``, the SHA-256 of the server's SubjectPublicKeyInfo
@@ -25,6 +26,8 @@ What a hostile or broken host can do, and what stops it (THREATS.md 24-32):
 - reset mid-object: nothing partial is kept (attachments are renamed into place whole,
   the store commits one friend at a time);
 - fail: only that friend; the others go on (a pool of `workers` threads).
+
+The private parts of urllib3 used here are fenced in `_urllib3_compat.py`.
 
     CABundleError (O2MError)    the CA bundle named in $O2M_CA_BUNDLE cannot be used
 """
@@ -58,6 +61,8 @@ from o2m_pub import __version__
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode
+from o2m_pub.protocol.cards import CertificateError, site_origin, tls_pin_from_certificate
+from o2m_pub.reader import _urllib3_compat as compat
 from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.fetch_plan import (
     MAX_FRIEND_BYTES,
@@ -174,7 +179,7 @@ class PinMismatchError(ssl.SSLError):
     """The server's key is not the one pinned in the friend's card."""
 
 
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+class _HTTPSConnection(compat.HTTPSConnection):
     """An HTTPS connection on one of our contexts, connected within the friend's
     deadline; with `spki_pin`, it accepts exactly the server key of that SPKI SHA-256.
 
@@ -185,14 +190,14 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
     tls_context: ssl.SSLContext
     spki_pin: bytes | None = None
 
-    def _new_conn(self) -> socket.socket:
+    def open_socket(self) -> socket.socket:
         """urllib3's, one address at a time, each tried only within the deadline (a
         host name with many unanswering addresses would otherwise get a whole connect
         timeout for each)."""
         at = getattr(_deadline, "at", None)
         if at is None:
-            return super()._new_conn()
-        host = self._dns_host.strip("[]")
+            return super().open_socket()
+        host = self.dns_host.strip("[]")
         try:
             infos = socket.getaddrinfo(host, self.port, allowed_gai_family(),
                                        socket.SOCK_STREAM)
@@ -227,7 +232,6 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
         self.assert_hostname = False
         self.assert_fingerprint = None
         super().connect()
-        from o2m_pub.protocol.cards import CertificateError, tls_pin_from_certificate
         der = self.sock.getpeercert(binary_form=True) if self.sock else None
         try:
             pin = tls_pin_from_certificate(der) if der else None
@@ -237,7 +241,7 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
             self.sock.close()
             self.sock = None
             raise PinMismatchError("the server's key does not match the pin in their card")
-        self.is_verified = True  # by the pin, which is stronger than a CA for this host
+        self.mark_verified()  # by the pin, which is stronger than a CA for this host
 
 
 def _pool_manager(context: ssl.SSLContext, spki_pin: bytes | None, *, hosts: int,
@@ -250,13 +254,31 @@ def _pool_manager(context: ssl.SSLContext, spki_pin: bytes | None, *, hosts: int
                       {"tls_context": context, "spki_pin": spki_pin})
     pool = type("O2MHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection})
     manager = urllib3.PoolManager(num_pools=max(10, hosts), maxsize=maxsize, retries=False)
-    manager.pool_classes_by_scheme = {"https": pool}
+    compat.use_https_pool(manager, pool)
     return manager
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/".lower()
+def _redirect_target(url: str, location: str, origin: tuple[str, str, int], seen: set[str],
+                     name: str) -> str:
+    """Where a redirect from `url` leads, when it may be followed: to https, on the
+    friend's own origin (`cards.site_origin`, as for pins), not seen before in this
+    download (THREATS.md 28).
+
+    Raises:
+        Refused(REDIRECT): anywhere else.
+    """
+    target = urljoin(url, location)
+    if not target.lower().startswith("https://"):
+        raise Refused(Reason.REDIRECT, f"{name}: redirected to http")
+    try:
+        elsewhere = site_origin(target) != origin
+    except ValueError:  # a port that is not a number
+        elsewhere = True
+    if elsewhere:
+        raise Refused(Reason.REDIRECT, f"{name}: redirected to another host")
+    if target in seen:
+        raise Refused(Reason.REDIRECT, f"{name}: redirect loop")
+    return target
 
 
 # ---------------------------------------------------------------- downloads
@@ -293,7 +315,7 @@ class HTTPFetcher:
         """The `get` of fetch_plan for one friend: paths under `site_url`, checked by
         their card's `tls_pin` (else by CAs), all done by `deadline_at`
         (time.monotonic())."""
-        origin = _origin(site_url)
+        origin = site_origin(site_url)
         pool = self._pool_for(tls_pin).connection_from_url(site_url)  # redirects stay on it
 
         def get(path: str, *, cap: int, etag: str | None = None,
@@ -314,7 +336,7 @@ class HTTPFetcher:
         return manager
 
     def _get(self, url: str, cap: int, deadline_at: float, etag: str | None,
-             last_modified: str | None, origin: str,
+             last_modified: str | None, origin: tuple[str, str, int],
              pool: urllib3.HTTPSConnectionPool) -> Response:
         """`get` on the connection pool of the friend's origin (redirects must stay on
         that origin, so they stay on that pool)."""
@@ -331,15 +353,9 @@ class HTTPFetcher:
             response = self._send(pool, url, headers, deadline_at)
             try:
                 if response.status in (301, 302, 303, 307, 308):
-                    target = urljoin(url, response.headers.get("Location", ""))
-                    if not target.lower().startswith("https://"):
-                        raise Refused(Reason.REDIRECT, f"{name}: redirected to http")
-                    if _origin(target) != origin:
-                        raise Refused(Reason.REDIRECT, f"{name}: redirected to another host")
-                    if target in seen:
-                        raise Refused(Reason.REDIRECT, f"{name}: redirect loop")
-                    seen.add(target)
-                    url = target
+                    url = _redirect_target(url, response.headers.get("Location", ""), origin,
+                                           seen, name)
+                    seen.add(url)
                     continue
                 if response.status in (304, 404, 410):
                     self._drain(response, deadline_at)
