@@ -46,7 +46,6 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from o2m_pub._files import fsync_dir, write_file
 from o2m_pub.config import _NAME_RE, RESERVED_AUDIENCES, known_audience_names
@@ -67,6 +66,7 @@ from o2m_pub.protocol.cards import (
     key_changed,
     parse_card,
     same_identity,
+    site_origin,
 )
 from o2m_pub.protocol.keyfile import KeyFileError, fingerprint
 
@@ -271,10 +271,9 @@ def _check_group_name(name: object) -> str:
     return _check_name(name, InvalidGroupNameError, "group")
 
 
-def _origin(url: str) -> tuple[str, str, int]:
-    """Scheme, host and port of a card's URL: what one TLS key serves."""
-    parts = urlsplit(url)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or 443
+# Scheme, host and port of a card's URL: what one TLS key serves (one rule with the
+# fetcher's redirects).
+_origin = site_origin
 
 
 def _stamp(now: datetime) -> str:

@@ -1,5 +1,6 @@
 """Byte-exact encodings of the protocol (PROTOCOL.md §2.1): base64url without padding,
-and canonical JSON (RFC 8785 restricted to what o2m documents use) with a strict parser.
+canonical JSON (RFC 8785 restricted to what o2m documents use) with a strict parser, and
+the time format.
 
 Signatures are made and checked over the exact canonical bytes, so two
 implementations that follow §2.1 agree on every signed byte.
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import re
 from typing import Any
 
 MAX_DEPTH = 32
 MAX_SAFE_INT = 2**53 - 1
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # §2.1: RFC 3339 in UTC, whole seconds, "Z"
 _B64U_RE = re.compile(r"^[A-Za-z0-9_-]*$")
 _STRUCTURE_RE = re.compile(r'[\[\]{}"\\]')  # what can open or close nesting or a string
 
@@ -40,6 +43,19 @@ def b64u_decode(text: str, *, length: int | None = None) -> bytes:
     if length is not None and len(data) != length:
         raise EncodingError(f"expected {length} bytes, got {len(data)}")
     return data
+
+
+def utc_text(when: dt.datetime) -> str:
+    """`when` in the protocol's time format (§2.1): UTC, whole seconds (any fraction is
+    dropped), e.g. ``2026-11-24T10:30:00Z``. Text in this form sorts as time does.
+
+    Raises:
+        ValueError: `when` has no time zone (it would be read in the machine's own).
+        OverflowError: `when` in UTC falls outside years 1-9999.
+    """
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("a time without a time zone")
+    return when.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
 
 
 def _check(value: Any, depth: int) -> None:

@@ -235,6 +235,23 @@ def _check_url(url: str) -> str:
     return url
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def site_origin(url: str) -> tuple[str, str, int]:
+    """The origin of a URL (RFC 6454): scheme, host and port, lowercased, with the
+    scheme's default port when none is written, so ``https://a/`` and ``https://A:443/``
+    are one origin. It is what one TLS key serves: the rule for pins (one pin per
+    origin, §2.4) and for redirects (a fetch stays on its friend's origin).
+
+    Raises:
+        ValueError: the URL's port is not a number in range.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
 def _check_box_pk(box_pk: bytes) -> bytes:
     """§2.4, THREATS.md 3: a low-order X25519 key would make every shared secret with
     it a public constant. libsodium refuses such a result (it raises); an older one

@@ -21,7 +21,10 @@ tombstones delete. A friend's text is kept as they published it: Markdown source
 private posts (rendered locally), untrusted HTML for public posts from their
 `feed.json` (sanitised by the reading side before it is shown).
 
-    Refused (Exception)         this friend's fetch is refused; `.reason` is one of REASONS
+The values it reads and returns (`FriendState`, `FriendUpdate`, `PostRow`, `Reason`)
+are in `model.py`, shared with the store.
+
+    Refused (Exception)         this friend's fetch is refused; `.reason` is a `Reason`
 """
 
 from __future__ import annotations
@@ -33,24 +36,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from o2m_pub.protocol import feeds
-from o2m_pub.protocol.canonical import EncodingError, b64u_encode, parse_json
-from o2m_pub.reader.store import FriendState, FriendUpdate, PostRow, utc_now_text
-
-# Reasons a friend's fetch is refused, as `o2m fetch` prints them.
-UNREACHABLE = "unreachable"
-TIMEOUT = "timeout"
-BAD_CERTIFICATE = "bad certificate"
-HTTP_ERROR = "http error"
-REDIRECT = "redirect refused"
-OVERSIZED = "oversized"
-MALFORMED = "malformed"
-BAD_SIGNATURE = "bad signature"
-ROLLBACK = "rollback"
-EQUIVOCATION = "equivocation"
-KEY_CHANGED = "key changed"
-BAD_OBJECT = "bad object"
-REASONS = (UNREACHABLE, TIMEOUT, BAD_CERTIFICATE, HTTP_ERROR, REDIRECT, OVERSIZED, MALFORMED,
-           BAD_SIGNATURE, ROLLBACK, EQUIVOCATION, KEY_CHANGED, BAD_OBJECT)
+from o2m_pub.protocol.canonical import EncodingError, b64u_encode, parse_json, utc_text
+from o2m_pub.protocol.cards import CardError, parse_card
+from o2m_pub.protocol.keyfile import fingerprint
+from o2m_pub.reader.model import (
+    AcceptedHead,
+    FeedStateChange,
+    FriendState,
+    FriendUpdate,
+    PostRow,
+    Reason,
+    Validators,
+)
 
 MAX_PUBLIC_FEED_BYTES = 4 << 20
 MAX_PUBLIC_ITEMS = 1000
@@ -62,14 +59,36 @@ MAX_TEXT = 1 << 20
 UNREACHABLE_NOTICE_AFTER = dt.timedelta(days=1)
 CARD_PATH = ".well-known/o2m-card.json"
 PUBLIC_FEED_PATH = "feed.json"
+# A refusal for these reasons is also a notification, of this kind (THREATS.md 6, 11).
+_NOTIFIED = {Reason.KEY_CHANGED: "key_changed", Reason.EQUIVOCATION: "equivocation"}
 
 
 class Refused(Exception):
     """A friend's fetch is refused: nothing of it is stored."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: Reason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
+
+
+@dataclass
+class ByteBudget:
+    """The bytes of archive pages and objects one friend may cost in one run (§3.5:
+    each file is charged before it is downloaded; THREATS.md 16, 20)."""
+
+    total: int
+    spent: int = 0
+
+    def spend(self, n: int) -> None:
+        """Charge `n` bytes, before they are downloaded.
+
+        Raises:
+            Refused(OVERSIZED): they would take the friend over the budget.
+        """
+        self.spent += n
+        if self.spent > self.total:
+            raise Refused(Reason.OVERSIZED, f"more than {self.total:,} bytes of archive "
+                          "pages and objects in one fetch")
 
 
 @dataclass(frozen=True)
@@ -116,7 +135,7 @@ class Outcome:
     deleted: int = 0
     skipped: int = 0  # items whose object would not open with their key (THREATS.md 19)
     stale_since: str | None = None
-    reason: str | None = None
+    reason: Reason | None = None
     detail: str = ""
     update: FriendUpdate | None = None
     notifications: list[tuple[str, str]] = field(default_factory=list)
@@ -137,21 +156,23 @@ def verify_head(data: bytes, keys: FriendKeys, state: FriendState | None,
     Raises:
         Refused: oversized, malformed, bad signature, rollback or equivocation.
     """
+    if len(data) > feeds.MAX_HEAD_BYTES:  # step 1 (open_head checks it too)
+        raise Refused(Reason.OVERSIZED, "head: too large")
     try:
         head = feeds.open_head(data, keys.secrets, author_sign_pk=keys.sign_pk,
                                reader_sign_pk=keys.reader_sign_pk)
     except feeds.FeedFormatError as e:
-        raise Refused(OVERSIZED if str(e) == "too large" else MALFORMED, f"head: {e}") from None
+        raise Refused(Reason.MALFORMED, f"head: {e}") from None
     except feeds.FeedAuthError as e:
-        raise Refused(BAD_SIGNATURE, f"head: {e}") from None
+        raise Refused(Reason.BAD_SIGNATURE, f"head: {e}") from None
     try:
         verdict = feeds.accept_head(head, stored_seq=state.seq if state else None,
                                     stored_signed=state.head_signed if state else None,
                                     now=now)
     except feeds.EquivocationError as e:
-        raise Refused(EQUIVOCATION, str(e)) from None
+        raise Refused(Reason.EQUIVOCATION, str(e)) from None
     except feeds.RollbackError as e:
-        raise Refused(ROLLBACK, str(e)) from None
+        raise Refused(Reason.ROLLBACK, str(e)) from None
     return head, verdict
 
 
@@ -159,7 +180,7 @@ def verify_head(data: bytes, keys: FriendKeys, state: FriendState | None,
 
 
 def read_archive(head: feeds.Head, keys: FriendKeys, stored_pages: frozenset[str],
-                 get: Getter, budget: list[int]) -> tuple[list[feeds.Item], list[str]]:
+                 get: Getter, budget: ByteBudget) -> tuple[list[feeds.Item], list[str]]:
     """The items of archive pages not yet stored, newest page first, stopping at the
     first page already stored; returns (items, the new pages' hashes).
 
@@ -172,22 +193,22 @@ def read_archive(head: feeds.Head, keys: FriendKeys, stored_pages: frozenset[str
     ref = head.prev
     while ref is not None and ref.hash not in stored_pages:
         if len(new_pages) >= MAX_PAGES_PER_FETCH or ref.hash in new_pages:
-            raise Refused(MALFORMED, "archive pages loop or never end")
-        _spend(budget, ref.size)
+            raise Refused(Reason.MALFORMED, "archive pages loop or never end")
+        budget.spend(ref.size)
         resp = get(ref.path, cap=ref.size)
         if resp.status != 200:
-            raise Refused(HTTP_ERROR, f"archive page {ref.hash[:12]}: HTTP {resp.status}")
+            raise Refused(Reason.HTTP_ERROR, f"archive page {ref.hash[:12]}: HTTP {resp.status}")
         try:
             page_items, prev = feeds.open_page(resp.body, ref, keys.secrets,
                                                author_sign_pk=keys.sign_pk,
                                                reader_sign_pk=keys.reader_sign_pk)
         except feeds.FeedFormatError as e:
-            raise Refused(MALFORMED, f"archive page: {e}") from None
+            raise Refused(Reason.MALFORMED, f"archive page: {e}") from None
         except feeds.FeedAuthError as e:
-            raise Refused(BAD_SIGNATURE, f"archive page: {e}") from None
+            raise Refused(Reason.BAD_SIGNATURE, f"archive page: {e}") from None
         items += page_items
         if len(head.items) + len(items) > MAX_ITEMS_PER_FETCH:
-            raise Refused(OVERSIZED, f"more than {MAX_ITEMS_PER_FETCH:,} items in the head "
+            raise Refused(Reason.OVERSIZED, f"more than {MAX_ITEMS_PER_FETCH:,} items in the head "
                           "and its archive pages")
         new_pages.append(ref.hash)
         ref = prev
@@ -260,9 +281,9 @@ def _get_object(ref: feeds.ObjectRef, get: Getter, what: str) -> bytes:
     serves other bytes under a hash refuses the whole friend."""
     resp = get(ref.path, cap=ref.size)
     if resp.status != 200:
-        raise Refused(HTTP_ERROR, f"{what} {ref.hash[:12]}: HTTP {resp.status}")
+        raise Refused(Reason.HTTP_ERROR, f"{what} {ref.hash[:12]}: HTTP {resp.status}")
     if len(resp.body) != ref.size or hashlib.sha256(resp.body).hexdigest() != ref.hash:
-        raise Refused(BAD_OBJECT, f"{what} {ref.hash[:12]} does not match its hash")
+        raise Refused(Reason.BAD_OBJECT, f"{what} {ref.hash[:12]} does not match its hash")
     return resp.body
 
 
@@ -278,13 +299,13 @@ class Attachments(Protocol):
 
 
 def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
-              budget: list[int]) -> PostRow | None:
+              budget: ByteBudget) -> PostRow | None:
     """Fetch, check and decrypt one post version and its attachments; None when its
     object does not open with the item's key or is not a well-formed post (that item
     alone fails, THREATS.md 19)."""
     ref = item.object
     assert ref is not None
-    _spend(budget, ref.size)
+    budget.spend(ref.size)
     data = _get_object(ref, get, "object")
     try:
         doc = parse_post(feeds.open_object(data, ref))
@@ -296,7 +317,7 @@ def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
         # Cached for this friend only after their own download and key check: a copy
         # cached for another friend proves nothing about this post's key (THREATS 23).
         if not attachments.has(aref.hash):
-            _spend(budget, aref.size)
+            budget.spend(aref.size)
             blob = _get_object(aref, get, "attachment")
             try:
                 if not attachments.save(aref.hash, feeds.open_object(blob, aref)):
@@ -312,14 +333,6 @@ def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
                    attachments=tuple(kept), object_hash=ref.hash)
 
 
-def _spend(budget: list[int], n: int) -> None:
-    """Take `n` bytes from the friend's budget for this run: [bytes left, the budget]."""
-    budget[0] -= n
-    if budget[0] < 0:
-        raise Refused(OVERSIZED, f"more than {budget[1]:,} bytes of archive pages and "
-                      "objects in one fetch")
-
-
 # ---------------------------------------------------------------- public posts (§1.4)
 
 
@@ -330,7 +343,7 @@ def _utc(value: Any) -> str:
     if parsed.tzinfo is None:
         raise ValueError("date without offset")
     try:
-        return utc_now_text(parsed)  # in UTC, as everything stored
+        return utc_text(parsed)  # in UTC, as everything stored
     except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
         raise ValueError("date out of range") from None
 
@@ -373,7 +386,7 @@ def parse_public_feed(data: bytes, site_url: str) -> list[PostRow]:
         return rows
     except (EncodingError, ValueError, KeyError, TypeError, AttributeError, OverflowError,
             feeds.FeedFormatError) as e:
-        raise Refused(MALFORMED, f"public feed.json: {e}") from None
+        raise Refused(Reason.MALFORMED, f"public feed.json: {e}") from None
 
 
 # ---------------------------------------------------------------- one friend
@@ -387,8 +400,6 @@ def check_card(keys: FriendKeys, get: Getter) -> None:
     Raises:
         Refused(KEY_CHANGED): the published card has other keys than the stored one.
     """
-    from o2m_pub.protocol.cards import CardError, parse_card
-    from o2m_pub.protocol.keyfile import fingerprint
     try:
         resp = get(CARD_PATH, cap=4096)
     except Refused:
@@ -400,7 +411,7 @@ def check_card(keys: FriendKeys, get: Getter) -> None:
     except CardError:
         return
     if card.sign_pk != keys.sign_pk or card.box_pk != keys.box_pk:
-        raise Refused(KEY_CHANGED, f"their site's card has new keys (fingerprint "
+        raise Refused(Reason.KEY_CHANGED, f"their site's card has new keys (fingerprint "
                       f"{fingerprint(card.sign_pk, card.box_pk)}); check it with them, then "
                       f"`o2m friend add {keys.name} {card.url} --accept-key-change`")
 
@@ -413,7 +424,7 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
     Outcome whose `update` the store applies in one transaction. At most `max_bytes`
     of archive pages and objects are downloaded. Raises nothing: a refusal is an
     Outcome with a reason, and nothing of it is to be stored."""
-    stamp = utc_now_text(now)
+    stamp = utc_text(now)
     if state is not None and state.sign_pk != keys.sign_pk_text:
         # The owner accepted a new card for this friend (`friend add --accept-key-change`):
         # a new key starts a new feed, whose sequence numbers are its own (§2.5).
@@ -421,38 +432,36 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
                             first_seen=state.first_seen, failing_since=state.failing_since)
     try:
         return _fetch(keys, state, stored_hashes, get, attachments, stamp, public,
-                      [max_bytes, max_bytes])
+                      ByteBudget(max_bytes))
     except Refused as e:
         out = Outcome(keys.name, "refused", reason=e.reason, detail=e.detail)
-        if e.reason in (KEY_CHANGED, EQUIVOCATION):
-            out.notifications.append((e.reason.replace(" ", "_"), e.detail))
+        if e.reason in _NOTIFIED:
+            out.notifications.append((_NOTIFIED[e.reason], e.detail))
         since = state.failing_since if state and state.failing_since else stamp
-        if since <= utc_now_text(now - UNREACHABLE_NOTICE_AFTER) and e.reason in (
-                UNREACHABLE, TIMEOUT, BAD_CERTIFICATE, HTTP_ERROR, REDIRECT):
+        if e.reason.is_transport and since <= utc_text(now - UNREACHABLE_NOTICE_AFTER):
             out.notifications.append(("unreachable", f"unreachable since {since}"))
         return out
 
 
 def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
            get: Getter, attachments: Attachments, stamp: str, public: bool,
-           budget: list[int]) -> Outcome:
+           budget: ByteBudget) -> Outcome:
     out = Outcome(keys.name, "unchanged")
     update = FriendUpdate(keys.name, keys.sign_pk_text)
-    st: dict[str, Any] = {"last_attempt": stamp, "last_success": stamp, "failing_since": None,
-                          "last_reason": None, "last_error": None}
     # The feed state to check against: none before a first accepted head (a changed key
-    # has already been given a fresh state by fetch_friend).
+    # has already been given a fresh state by fetch_friend); what is stored of a head
+    # then belongs to no feed of this key, and is cleared.
     known = state if state is not None and state.seq is not None else None
-    if known is None:
-        st.update(seq=None, head_digest=None, head_signed=None, pages=(), etag=None,
-                  last_modified=None)
+    head_validators: Validators | None = None
+    accepted: AcceptedHead | None = None
+    first_seen: str | None = None
     resp = get(keys.secrets.head_path, cap=feeds.MAX_HEAD_BYTES,
                etag=known.etag if known else None,
                last_modified=known.last_modified if known else None)
     if resp.status == 404:
         check_card(keys, get)
         if known:  # THREATS.md 29: their feed went away; keep what we have
-            raise Refused(HTTP_ERROR, "their feed for you is gone (HTTP 404)")
+            raise Refused(Reason.HTTP_ERROR, "their feed for you is gone (HTTP 404)")
         out.status = "no feed"
     elif resp.status == 304:
         expires = state.expires if state else None
@@ -461,25 +470,26 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         try:
             head, verdict = verify_head(resp.body, keys, known, stamp)
         except Refused as e:
-            if e.reason == BAD_SIGNATURE:
+            if e.reason == Reason.BAD_SIGNATURE:
                 check_card(keys, get)
             raise
-        st.update(etag=resp.etag, last_modified=resp.last_modified)
+        head_validators = Validators(resp.etag, resp.last_modified)
         out.stale_since = head.expires if verdict.stale else None
         if verdict.fresh:
-            _accept(head, keys, known, stored_hashes, get, attachments,
-                    out, update, st, budget)
+            accepted = _accept(head, keys, known, stored_hashes, get, attachments, out,
+                               update, budget)
             if state is None or state.first_seen is None:
-                st["first_seen"] = stamp
+                first_seen = stamp
                 update.notifications.append(("new_friend_feed",
                                              "their feed for you appeared: they added you"))
-    st["stale_since"] = out.stale_since
     if out.stale_since and not (state and state.stale_since == out.stale_since):
         update.notifications.append(("stale", f"their feed is stale since {out.stale_since} "
                                      "(their site stopped updating, or is frozen)"))
-    if public:
-        _public(keys, state, stored_hashes, get, out, update, st)
-    update.state = st
+    public_validators = _public(keys, state, stored_hashes, get, out, update) if public else None
+    update.state = FeedStateChange(
+        succeeded_at=stamp, stale_since=out.stale_since, forget_head=known is None,
+        head=accepted, head_validators=head_validators, public_validators=public_validators,
+        first_seen=first_seen)
     out.update = update
     if out.new or out.updated or out.deleted:
         out.status = "new"
@@ -488,8 +498,8 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
 
 def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             stored_hashes: dict[str, str | None], get: Getter, attachments: Attachments,
-            out: Outcome, update: FriendUpdate, st: dict[str, Any], budget: list[int]) -> None:
-    """Steps 11-12 for a head newer than the stored one."""
+            out: Outcome, update: FriendUpdate, budget: ByteBudget) -> AcceptedHead:
+    """Steps 11-12 for a head newer than the stored one; returns the new high-water mark."""
     stored_pages = frozenset(state.pages if state else ())
     page_items, new_pages = read_archive(head, keys, stored_pages, get, budget)
     for item in newest_versions(list(head.items) + page_items):
@@ -505,14 +515,12 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             out.skipped += 1
             continue
         _upsert(update, out, stored_hashes, row)
-    st.update(seq=head.seq, head_signed=head.signed,
-              head_digest=hashlib.sha256(head.signed).hexdigest(), updated=head.updated,
-              expires=head.expires,
-              pages=tuple(state.pages if state else ()) + tuple(new_pages))
+    return AcceptedHead(head.seq, head.signed, head.updated, head.expires,
+                        pages=tuple(state.pages if state else ()) + tuple(new_pages))
 
 
 def _upsert(update: FriendUpdate, out: Outcome, stored_hashes: dict[str, str | None],
-            row: Any) -> None:
+            row: PostRow) -> None:
     """Store a post, counted as new or as an edit of one already stored."""
     update.upserts.append(row)
     if row.id in stored_hashes:
@@ -522,9 +530,10 @@ def _upsert(update: FriendUpdate, out: Outcome, stored_hashes: dict[str, str | N
 
 
 def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
-            get: Getter, out: Outcome, update: FriendUpdate, st: dict[str, Any]) -> None:
-    """Their public posts, from feed.json (§1.4), by a conditional request. A post that
-    leaves the feed (older than its newest `feed_items`) stays stored.
+            get: Getter, out: Outcome, update: FriendUpdate) -> Validators | None:
+    """Their public posts, from feed.json (§1.4), by a conditional request; returns its
+    new validators (None: unchanged, or refused). A post that leaves the feed (older
+    than its newest `feed_items`) stays stored.
 
     This file is not signed, so it never holds up what their signed feed for us
     brought: a feed.json that cannot be fetched or read is reported in
@@ -536,11 +545,11 @@ def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str
         rows = parse_public_feed(resp.body, keys.site_url) if resp.status == 200 else None
     except Refused as e:
         out.public_error = f"{e.reason}: {e.detail}"
-        return
+        return None
     if rows is None:
-        return
-    st.update(pub_etag=resp.etag, pub_last_modified=resp.last_modified)
+        return None
     for row in rows:
         if stored_hashes.get(row.id, "") == row.object_hash:
             continue
         _upsert(update, out, stored_hashes, row)
+    return Validators(resp.etag, resp.last_modified)

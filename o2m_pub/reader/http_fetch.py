@@ -14,7 +14,8 @@ What a hostile or broken host can do, and what stops it (THREATS.md 24-32):
 - compress a bomb: we ask for ``Accept-Encoding: identity``, and a body sent with any
   other Content-Encoding is refused at its headers, unread (nothing is decoded, so
   nothing can decode to more, or to nothing while the host streams on);
-- redirect: at most 3, only to https on the same host and port, never in a loop;
+- redirect: at most 3, only to https on the same origin (`cards.site_origin`, the rule
+  pins follow too), never in a loop;
 - answer 404, 500, or a 200 HTML page: refused for that friend, state kept;
 - present a bad certificate: normal CA checks (``$O2M_CA_BUNDLE`` names a private CA),
   or, when the card has a ``tls_pin``, the SHA-256 of the server's SubjectPublicKeyInfo
@@ -25,6 +26,8 @@ What a hostile or broken host can do, and what stops it (THREATS.md 24-32):
 - reset mid-object: nothing partial is kept (attachments are renamed into place whole,
   the store commits one friend at a time);
 - fail: only that friend; the others go on (a pool of `workers` threads).
+
+The private parts of urllib3 used here are fenced in `_urllib3_compat.py`.
 
     CABundleError (O2MError)    the CA bundle named in $O2M_CA_BUNDLE cannot be used
 """
@@ -58,22 +61,18 @@ from o2m_pub import __version__
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode
+from o2m_pub.protocol.cards import CertificateError, site_origin, tls_pin_from_certificate
+from o2m_pub.reader import _urllib3_compat as compat
+from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.fetch_plan import (
-    BAD_CERTIFICATE,
-    EQUIVOCATION,
-    HTTP_ERROR,
-    MALFORMED,
     MAX_FRIEND_BYTES,
-    OVERSIZED,
-    REDIRECT,
-    TIMEOUT,
-    UNREACHABLE,
     FriendKeys,
     Outcome,
     Refused,
     Response,
     fetch_friend,
 )
+from o2m_pub.reader.model import Reason
 from o2m_pub.reader.store import ReaderStore, StaleUpdateError, fetch_lock
 
 MAX_REDIRECTS = 3
@@ -180,7 +179,7 @@ class PinMismatchError(ssl.SSLError):
     """The server's key is not the one pinned in the friend's card."""
 
 
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+class _HTTPSConnection(compat.HTTPSConnection):
     """An HTTPS connection on one of our contexts, connected within the friend's
     deadline; with `spki_pin`, it accepts exactly the server key of that SPKI SHA-256.
 
@@ -191,14 +190,14 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
     tls_context: ssl.SSLContext
     spki_pin: bytes | None = None
 
-    def _new_conn(self) -> socket.socket:
+    def open_socket(self) -> socket.socket:
         """urllib3's, one address at a time, each tried only within the deadline (a
         host name with many unanswering addresses would otherwise get a whole connect
         timeout for each)."""
         at = getattr(_deadline, "at", None)
         if at is None:
-            return super()._new_conn()
-        host = self._dns_host.strip("[]")
+            return super().open_socket()
+        host = self.dns_host.strip("[]")
         try:
             infos = socket.getaddrinfo(host, self.port, allowed_gai_family(),
                                        socket.SOCK_STREAM)
@@ -233,7 +232,6 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
         self.assert_hostname = False
         self.assert_fingerprint = None
         super().connect()
-        from o2m_pub.protocol.cards import CertificateError, tls_pin_from_certificate
         der = self.sock.getpeercert(binary_form=True) if self.sock else None
         try:
             pin = tls_pin_from_certificate(der) if der else None
@@ -243,7 +241,7 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
             self.sock.close()
             self.sock = None
             raise PinMismatchError("the server's key does not match the pin in their card")
-        self.is_verified = True  # by the pin, which is stronger than a CA for this host
+        self.mark_verified()  # by the pin, which is stronger than a CA for this host
 
 
 def _pool_manager(context: ssl.SSLContext, spki_pin: bytes | None, *, hosts: int,
@@ -256,13 +254,31 @@ def _pool_manager(context: ssl.SSLContext, spki_pin: bytes | None, *, hosts: int
                       {"tls_context": context, "spki_pin": spki_pin})
     pool = type("O2MHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection})
     manager = urllib3.PoolManager(num_pools=max(10, hosts), maxsize=maxsize, retries=False)
-    manager.pool_classes_by_scheme = {"https": pool}
+    compat.use_https_pool(manager, pool)
     return manager
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/".lower()
+def _redirect_target(url: str, location: str, origin: tuple[str, str, int], seen: set[str],
+                     name: str) -> str:
+    """Where a redirect from `url` leads, when it may be followed: to https, on the
+    friend's own origin (`cards.site_origin`, as for pins), not seen before in this
+    download (THREATS.md 28).
+
+    Raises:
+        Refused(REDIRECT): anywhere else.
+    """
+    target = urljoin(url, location)
+    if not target.lower().startswith("https://"):
+        raise Refused(Reason.REDIRECT, f"{name}: redirected to http")
+    try:
+        elsewhere = site_origin(target) != origin
+    except ValueError:  # a port that is not a number
+        elsewhere = True
+    if elsewhere:
+        raise Refused(Reason.REDIRECT, f"{name}: redirected to another host")
+    if target in seen:
+        raise Refused(Reason.REDIRECT, f"{name}: redirect loop")
+    return target
 
 
 # ---------------------------------------------------------------- downloads
@@ -299,7 +315,7 @@ class HTTPFetcher:
         """The `get` of fetch_plan for one friend: paths under `site_url`, checked by
         their card's `tls_pin` (else by CAs), all done by `deadline_at`
         (time.monotonic())."""
-        origin = _origin(site_url)
+        origin = site_origin(site_url)
         pool = self._pool_for(tls_pin).connection_from_url(site_url)  # redirects stay on it
 
         def get(path: str, *, cap: int, etag: str | None = None,
@@ -320,7 +336,7 @@ class HTTPFetcher:
         return manager
 
     def _get(self, url: str, cap: int, deadline_at: float, etag: str | None,
-             last_modified: str | None, origin: str,
+             last_modified: str | None, origin: tuple[str, str, int],
              pool: urllib3.HTTPSConnectionPool) -> Response:
         """`get` on the connection pool of the friend's origin (redirects must stay on
         that origin, so they stay on that pool)."""
@@ -333,35 +349,29 @@ class HTTPFetcher:
         seen = {url}
         for _ in range(MAX_REDIRECTS + 1):
             if not url.lower().startswith("https://"):
-                raise Refused(REDIRECT, f"{name}: not https")
+                raise Refused(Reason.REDIRECT, f"{name}: not https")
             response = self._send(pool, url, headers, deadline_at)
             try:
                 if response.status in (301, 302, 303, 307, 308):
-                    target = urljoin(url, response.headers.get("Location", ""))
-                    if not target.lower().startswith("https://"):
-                        raise Refused(REDIRECT, f"{name}: redirected to http")
-                    if _origin(target) != origin:
-                        raise Refused(REDIRECT, f"{name}: redirected to another host")
-                    if target in seen:
-                        raise Refused(REDIRECT, f"{name}: redirect loop")
-                    seen.add(target)
-                    url = target
+                    url = _redirect_target(url, response.headers.get("Location", ""), origin,
+                                           seen, name)
+                    seen.add(url)
                     continue
                 if response.status in (304, 404, 410):
                     self._drain(response, deadline_at)
                     return Response(304 if response.status == 304 else 404)
                 if response.status != 200:
-                    raise Refused(HTTP_ERROR, f"{name}: HTTP {response.status}")
+                    raise Refused(Reason.HTTP_ERROR, f"{name}: HTTP {response.status}")
                 ctype = response.headers.get("Content-Type", "").lower()
                 if ctype.startswith("text/html"):
-                    raise Refused(MALFORMED, f"{name}: the host answered with an HTML page")
+                    raise Refused(Reason.MALFORMED, f"{name}: the host answered with an HTML page")
                 encoding = response.headers.get("Content-Encoding", "").strip().lower()
                 if encoding not in ("", "identity"):  # THREATS.md 27: we asked for none
-                    raise Refused(MALFORMED, f"{name}: sent with Content-Encoding "
+                    raise Refused(Reason.MALFORMED, f"{name}: sent with Content-Encoding "
                                   f"{encoding[:40]!r}, which was not asked for")
                 length = response.headers.get("Content-Length", "")
                 if length.isdigit() and int(length) > cap:
-                    raise Refused(OVERSIZED, f"{name}: {int(length):,} bytes, over the cap "
+                    raise Refused(Reason.OVERSIZED, f"{name}: {int(length):,} bytes, over the cap "
                                   f"of {cap:,}")
                 body = self._read(response, cap, deadline_at, name)
                 return Response(200, body, response.headers.get("ETag"),
@@ -371,13 +381,13 @@ class HTTPFetcher:
                 # (a body not read to its end) and its place in the pool freed
                 response.close()
                 response.release_conn()
-        raise Refused(REDIRECT, f"{name}: too many redirects")
+        raise Refused(Reason.REDIRECT, f"{name}: too many redirects")
 
     def _send(self, pool: urllib3.HTTPSConnectionPool, url: str, headers: dict[str, str],
               deadline_at: float) -> urllib3.BaseHTTPResponse:
         remaining = deadline_at - time.monotonic()
         if remaining <= 0:
-            raise Refused(TIMEOUT, "the deadline for this friend passed")
+            raise Refused(Reason.TIMEOUT, "the deadline for this friend passed")
         timeout = urllib3.Timeout(connect=min(self.limits.connect_timeout, remaining),
                                   read=min(self.limits.read_timeout, remaining))
         try:
@@ -388,19 +398,19 @@ class HTTPFetcher:
                                 release_conn=False)
         except urllib3.exceptions.SSLError as e:
             pinned = "pin" in str(e)
-            raise Refused(BAD_CERTIFICATE, "the server's key does not match the pin in their "
-                          "card" if pinned else "the server's certificate is not valid for "
-                          "it") from None
+            raise Refused(Reason.BAD_CERTIFICATE, "the server's key does not match the pin in "
+                          "their card" if pinned else "the server's certificate is not valid "
+                          "for it") from None
         except NewConnectionError as e:  # a ConnectTimeoutError too, for urllib3's reasons
-            raise Refused(UNREACHABLE, _short(e)) from None
+            raise Refused(Reason.UNREACHABLE, _short(e)) from None
         except (ConnectTimeoutError, ReadTimeoutError):
-            raise Refused(TIMEOUT, "no answer in time") from None
+            raise Refused(Reason.TIMEOUT, "no answer in time") from None
         except ProtocolError as e:
             if isinstance(e.args[-1], TimeoutError):  # the deadline, while sending
-                raise Refused(TIMEOUT, "no answer in time") from None
-            raise Refused(UNREACHABLE, _short(e)) from None
+                raise Refused(Reason.TIMEOUT, "no answer in time") from None
+            raise Refused(Reason.UNREACHABLE, _short(e)) from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise Refused(UNREACHABLE, _short(e)) from None
+            raise Refused(Reason.UNREACHABLE, _short(e)) from None
 
     def _read(self, response: urllib3.BaseHTTPResponse, cap: int, deadline_at: float,
               name: str) -> bytes:
@@ -409,20 +419,20 @@ class HTTPFetcher:
         chunks, total = [], 0
         while True:
             if deadline_at <= time.monotonic():
-                raise Refused(TIMEOUT, f"{name}: still downloading at the deadline")
+                raise Refused(Reason.TIMEOUT, f"{name}: still downloading at the deadline")
             try:
                 # never more than one byte past the cap (THREATS 20: abort at length+1)
                 chunk = response.read1(min(CHUNK, cap + 1 - total), decode_content=False)
             except (socket.timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
-                raise Refused(TIMEOUT, f"{name}: the body stopped coming") from None
+                raise Refused(Reason.TIMEOUT, f"{name}: the body stopped coming") from None
             except (urllib3.exceptions.HTTPError, OSError) as e:
-                raise Refused(UNREACHABLE, f"{name}: the connection broke ({_short(e)})") \
+                raise Refused(Reason.UNREACHABLE, f"{name}: the connection broke ({_short(e)})") \
                     from None
             if not chunk:
                 break
             total += len(chunk)
             if total > cap:
-                raise Refused(OVERSIZED, f"{name}: over the cap of {cap:,} bytes")
+                raise Refused(Reason.OVERSIZED, f"{name}: over the cap of {cap:,} bytes")
             chunks.append(chunk)
         response.release_conn()  # read whole: the connection goes back to the pool
         return b"".join(chunks)
@@ -464,22 +474,6 @@ def _short(e: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- a fetch run
-
-
-class _Attachments:
-    """The attachment cache of the store as one friend's fetch sees it, for worker
-    threads (files only, no SQL): a cached attachment counts for this friend only if
-    `credited` (read before the run) says their own download vouched for it."""
-
-    def __init__(self, store: ReaderStore, credited: frozenset[str]) -> None:
-        self._store, self._credited = store, credited
-
-    def has(self, object_hash: str) -> bool:
-        return (object_hash in self._credited
-                and self._store.attachment_path(object_hash) is not None)
-
-    def save(self, object_hash: str, plaintext: bytes) -> bool:
-        return self._store.store_attachment(object_hash, plaintext) is not None
 
 
 @dataclass(frozen=True)
@@ -531,7 +525,8 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
     fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=len(targets),
                           pins=[t.tls_pin for t in targets if t.tls_pin is not None])
     work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name),
-             _Attachments(store, store.credited_attachments(k.name))) for k in friend_keys]
+             FriendAttachments(store.attachments, store.credited_attachments(k.name)))
+            for k in friend_keys]
     outcomes = []
 
     def one(keys: FriendKeys, state, hashes, attachments) -> Outcome:  # noqa: ANN001
@@ -561,7 +556,7 @@ def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[
         try:
             outcome = future.result()
         except Exception as e:  # a bug must not cost the other friends their fetch
-            outcome = Outcome(keys.name, "refused", reason=MALFORMED,
+            outcome = Outcome(keys.name, "refused", reason=Reason.MALFORMED,
                               detail=f"internal error: {e.__class__.__name__}: {e}")
         _record(store, keys, outcome, now)
         outcomes.append(outcome)
@@ -581,9 +576,9 @@ def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.date
             outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
             outcome.update = None
             outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
-            if e.reason == EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
+            if e.reason == Reason.EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
                 outcome.notifications.append(("equivocation", str(e)))
-    store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or MALFORMED,
+    store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or Reason.MALFORMED,
                          outcome.detail, now=now, notifications=outcome.notifications)
 
 

@@ -1,15 +1,15 @@
 """The reader's store: friends' posts, feed state and notifications in SQLite.
 
 Lives at ``<site>/.o2m/reader.db`` (the private state folder, 0700; the database 0600,
-never under ``build/``, never served). Decrypted attachments are cached beside it under
-``.o2m/objects/<first 2 hex>/<object hash>``, named by the SHA-256 of the encrypted
-object they came from (checked when it was fetched, PROTOCOL.md §3.3).
+never under ``build/``, never served). Decrypted attachments are cached beside it
+(`attachments.AttachmentCache`, ``ReaderStore.attachments``); the values it reads and
+writes are in `model.py`.
 
 Crash safety (THREATS.md 47): WAL journal, ``synchronous=FULL``, and one transaction per
 accepted friend update, holding the items, the sequence high-water mark, the head's
 digest and the HTTP validators together, so a kill -9 at any point leaves all of an
-update or none of it. Attachment files are written (a temp file of a unique name, fsync,
-rename) before the transaction that refers to them commits; an orphan file is harmless.
+update or none of it. Attachment files are written whole before the transaction that
+refers to them commits; an orphan file is harmless.
 
 Attachments are credited per friend (THREATS.md 23): the decrypted bytes are cached once,
 by the hash of their object, but a friend's post shows a cached attachment without
@@ -23,9 +23,9 @@ to one `o2m fetch` per site at a time anyway.
 
 Read API (used by `o2m timeline`, `o2m show`, `o2m notifications` and the web reader):
 `ReaderStore.open`, `timeline`, `post`, `mark_read`, `unread_count`, `friends_summary`,
-`notifications`, `add_notification`, `mark_notifications_seen`, `attachment_path`.
+`notifications`, `add_notification`, `mark_notifications_seen`, `attachments.path`.
 Write API (used by the fetcher): `friend_state`, `credited_attachments`, `apply_update`,
-`record_failure`, `store_attachment`, `fetch_lock`.
+`record_failure`, `attachments.save`, `fetch_lock`.
 
     StoreError (O2MError)          the reader's store cannot be used
     ├── StoreBusyError             another process holds the store (or the fetch lock)
@@ -35,27 +35,36 @@ Write API (used by the fetcher): `friend_state`, `credited_attachments`, `apply_
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from o2m_pub.config import STATE_DIR
 from o2m_pub.errors import O2MError
+from o2m_pub.protocol.canonical import utc_text
+from o2m_pub.protocol.feeds import EquivocationError, RollbackError, is_newer
+from o2m_pub.reader.attachments import AttachmentCache
+from o2m_pub.reader.model import (
+    FeedStateChange,
+    FriendState,
+    FriendSummary,
+    FriendUpdate,
+    Notification,
+    PostRow,
+    Reason,
+    StoredPost,
+    short_id_for,
+)
 
 DB_NAME = "reader.db"
 FETCH_LOCK = "fetch.lock"
 OBJECTS_DIR = "objects"
 SCHEMA_VERSION = 1
-SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # Added to schema 1 later: made on open when missing (an older o2m ignores it).
 _CREDITS_TABLE = """
@@ -115,7 +124,7 @@ CREATE TABLE IF NOT EXISTS post_tags (
 CREATE INDEX IF NOT EXISTS post_tags_by_post ON post_tags (short_id);
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,               -- see NOTIFICATION_KINDS
+    kind TEXT NOT NULL,               -- see model.NOTIFICATION_KINDS
     friend TEXT,
     detail TEXT NOT NULL DEFAULT '',
     created TEXT NOT NULL,
@@ -123,10 +132,6 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_unseen ON notifications (seen, id);
 """ + _CREDITS_TABLE
-
-#: What a notification can be about (`o2m notifications`).
-NOTIFICATION_KINDS = ("new_friend_feed", "unreachable", "stale", "key_changed",
-                      "equivocation", "reply")
 
 
 class StoreError(O2MError):
@@ -145,12 +150,12 @@ class StoreBusyError(StoreError):
 
 class StaleUpdateError(StoreError):
     """A friend's fetched head is not newer than the one stored meanwhile: nothing of it
-    is stored. `reason` is "rollback" (lower, or the same seq with the same bytes) or
-    "equivocation" (the same seq with other bytes), as the fetcher reports them."""
+    is stored. `reason` is ROLLBACK (lower, or the same seq with the same bytes) or
+    EQUIVOCATION (the same seq with other bytes), as the fetcher reports them."""
 
     hint = "another fetch stored a newer head of theirs while this one ran"
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: Reason) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -163,142 +168,12 @@ class AmbiguousPostError(StoreError):
                          hint="give more characters of the id")
 
 
-# ---------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class StoredPost:
-    """One post of a friend, as stored. Text fields are the friend's own: `markdown` is
-    their source (render it locally), `html` (public posts only) is untrusted HTML that
-    MUST be sanitised (nh3) before it is shown."""
-
-    friend: str
-    id: str
-    short_id: str
-    audience: str  # "private" or "public"
-    title: str | None
-    markdown: str | None
-    html: str | None
-    summary: str | None
-    date: str  # RFC 3339 UTC with Z
-    updated: str | None
-    tags: tuple[str, ...]
-    reply_to: str | None
-    url: str | None
-    attachments: tuple[dict[str, Any], ...]  # name, media_type, hash, size (no keys)
-    read: bool
-    fetched: str
-
-    @property
-    def cursor(self) -> str:
-        """Pass as `before=` to get the page after this post (keyset paging)."""
-        return f"{self.date}|{self.short_id}"
-
-
-@dataclass(frozen=True)
-class FriendState:
-    """The fetcher's memory of one friend's feed."""
-
-    friend: str
-    sign_pk: str
-    seq: int | None = None
-    head_digest: str | None = None
-    head_signed: bytes | None = None
-    updated: str | None = None
-    expires: str | None = None
-    pages: tuple[str, ...] = ()
-    etag: str | None = None
-    last_modified: str | None = None
-    pub_etag: str | None = None
-    pub_last_modified: str | None = None
-    first_seen: str | None = None
-    last_attempt: str | None = None
-    last_success: str | None = None
-    failing_since: str | None = None
-    last_reason: str | None = None
-    last_error: str | None = None
-    stale_since: str | None = None
-    keys_for: str | None = None
-    feed_name: str | None = None
-    head_key: bytes | None = None
-
-
-@dataclass(frozen=True)
-class FriendSummary:
-    """One line of the friends' overview: how their feed is doing."""
-
-    friend: str
-    posts: int
-    unread: int
-    seq: int | None
-    last_success: str | None
-    first_seen: str | None
-    failing_since: str | None
-    last_reason: str | None
-    last_error: str | None
-    stale_since: str | None
-    expires: str | None
-
-
-@dataclass(frozen=True)
-class Notification:
-    id: int
-    kind: str
-    friend: str | None
-    detail: str
-    created: str
-    seen: bool
-
-
-@dataclass(frozen=True)
-class PostRow:
-    """A post version to store (the fetcher's output)."""
-
-    id: str
-    audience: str
-    date: str
-    title: str | None = None
-    markdown: str | None = None
-    html: str | None = None
-    summary: str | None = None
-    updated: str | None = None
-    tags: tuple[str, ...] = ()
-    reply_to: str | None = None
-    url: str | None = None
-    attachments: tuple[dict[str, Any], ...] = ()
-    object_hash: str | None = None
-
-
-@dataclass
-class FriendUpdate:
-    """Everything one accepted fetch of one friend changes, applied in one transaction.
-
-    `state` holds the columns of friend_state to set (seq, head_digest, head_signed,
-    updated, expires, pages, etag, last_modified, pub_etag, ...); `upserts` replace posts
-    by (friend, id) (an edit replaces, keeping the read flag unless the text changed);
-    `deletes` are tombstoned ids."""
-
-    friend: str
-    sign_pk: str
-    state: dict[str, Any] = field(default_factory=dict)
-    upserts: list[PostRow] = field(default_factory=list)
-    deletes: list[str] = field(default_factory=list)
-    notifications: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail)
-
-
 _STATE_COLUMNS = frozenset(FriendState.__dataclass_fields__) - {"friend", "sign_pk"}
 
 
-def utc_now_text(now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return now.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
-
-
-def short_id_for(friend_key: str, post_id: str, length: int = SHORT_ID_LENGTH) -> str:
-    """A stable short id for the CLI: lowercase base32 of SHA-256(author key, 0, post id).
-    Stable across fetches and edits (the item id stays), different per author."""
-    digest = hashlib.sha256(f"{friend_key}\0{post_id}".encode()).digest()
-    return base64.b32encode(digest).decode("ascii").lower()[:length]
+def _stamp(now: dt.datetime | None) -> str:
+    """`now`, or the clock's time, as the store writes times (§2.1)."""
+    return utc_text(now or dt.datetime.now(dt.timezone.utc))
 
 
 # ---------------------------------------------------------------- the store
@@ -312,7 +187,7 @@ class ReaderStore:
         self.db = db
         self.root = root
         self.state_dir = root / STATE_DIR
-        self.objects_dir = self.state_dir / OBJECTS_DIR
+        self.attachments = AttachmentCache(self.state_dir / OBJECTS_DIR)
 
     # -- opening
 
@@ -446,14 +321,6 @@ class ReaderStore:
         return self.db.execute("SELECT count(*) FROM posts WHERE read = 0 AND friend = ?",
                                (friend,)).fetchone()[0]
 
-    def attachment_path(self, object_hash: str) -> Path | None:
-        """Where the decrypted bytes of an attachment are cached, or None if they are
-        not (yet): named by the hash of the encrypted object they were checked against."""
-        if len(object_hash) != 64 or object_hash.strip("0123456789abcdef"):
-            return None
-        path = self.objects_dir / object_hash[:2] / object_hash
-        return path if path.is_file() else None
-
     # -- friends and notifications
 
     def friends_summary(self) -> list[FriendSummary]:
@@ -480,7 +347,7 @@ class ReaderStore:
         """Record a notification, unless the same one (kind, friend, detail) is still
         unseen; returns its id, or None when it was already there."""
         with _transaction(self.db):
-            return _add_notification(self.db, kind, friend, detail, utc_now_text(now))
+            return _add_notification(self.db, kind, friend, detail, _stamp(now))
 
     def mark_notifications_seen(self, ids: Iterable[int] | None = None) -> int:
         """Mark these notifications (or all) seen; returns how many changed."""
@@ -523,7 +390,7 @@ class ReaderStore:
                 the state; THREATS.md 10); nothing of it is stored.
             StoreBusyError, StoreError: the store cannot be written.
         """
-        stamp = utc_now_text(now)
+        stamp = _stamp(now)
         with _transaction(self.db):
             _check_newer(self.db, update)
             _ensure_friend(self.db, update.friend, update.sign_pk, adopt_key=True)
@@ -535,18 +402,16 @@ class ReaderStore:
                 {(update.friend, a["hash"]) for r in update.upserts if r.audience == "private"
                  for a in r.attachments})
             _fault_point()
-            state = dict(update.state)
-            if "pages" in state:
-                state["pages"] = json.dumps(list(state["pages"]))
-            _set_state(self.db, update.friend, state)
+            if update.state is not None:
+                _set_state(self.db, update.friend, _state_columns(update.state))
             for kind, detail in update.notifications:
                 _add_notification(self.db, kind, update.friend, detail, stamp)
 
-    def record_failure(self, friend: str, sign_pk: str, reason: str, detail: str, *,
+    def record_failure(self, friend: str, sign_pk: str, reason: Reason, detail: str, *,
                        now: dt.datetime | None = None,
                        notifications: Sequence[tuple[str, str]] = ()) -> None:
         """Note that fetching `friend` failed; nothing they had stored changes."""
-        stamp = utc_now_text(now)
+        stamp = _stamp(now)
         with _transaction(self.db):
             _ensure_friend(self.db, friend, sign_pk)
             self.db.execute(
@@ -574,28 +439,6 @@ class ReaderStore:
                 _delete_post(self.db, friend, post_id)
             self.db.execute("DELETE FROM friend_state WHERE friend = ?", (friend,))
             self.db.execute("DELETE FROM attachment_credits WHERE friend = ?", (friend,))
-
-    def store_attachment(self, object_hash: str, plaintext: bytes) -> Path | None:
-        """Cache a verified, decrypted attachment by its object's hash, all or nothing
-        (THREATS.md 31; two friends' fetches may save one hash at once).
-
-        Returns:
-            Its path; None when other bytes are cached under that hash already (they
-            stay): the cipher does not commit to its key, so one object could open to
-            two plaintexts under two keys, and a post must never show the other one.
-        """
-        folder = self.objects_dir / object_hash[:2]
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = folder / object_hash
-        if target.is_file():
-            same = (target.stat().st_size == len(plaintext)
-                    and target.read_bytes() == plaintext)
-            return target if same else None
-        from o2m_pub._files import (
-            write_file,  # a random temporary name, fsync, rename, folder fsync
-        )
-        write_file(target, plaintext, 0o600)
-        return target
 
 
 @contextmanager
@@ -673,31 +516,26 @@ def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
     compared its head with the state it read before it began, and another fetch may
     have committed a newer head since. A head of a key other than the stored state's
     starts afresh (§2.5), as in the fetcher."""
-    if "seq" not in update.state:
+    change = update.state
+    if change is None or (change.head is None and not change.forget_head):
         return  # the update sets no head (304, or only the public feed)
     row = db.execute("SELECT sign_pk, seq, head_signed FROM friend_state WHERE friend = ?",
                      (update.friend,)).fetchone()
     if row is None or row[1] is None or row[0] != update.sign_pk:
         return
-    from o2m_pub.protocol.feeds import (  # only when fetching
-        EquivocationError,
-        RollbackError,
-        is_newer,
-    )
-
     stored_seq, stored_signed = row[1], row[2]
-    seq = update.state["seq"]
+    seq = change.head.seq if change.head is not None else None
     try:
-        if seq is not None and is_newer(seq, update.state.get("head_signed"), stored_seq,
-                                        stored_signed):
+        if change.head is not None and is_newer(change.head.seq, change.head.signed,
+                                                stored_seq, stored_signed):
             return
     except EquivocationError:
         raise StaleUpdateError(f"a head with seq {seq} and other bytes than the one stored "
-                               "meanwhile", "equivocation") from None
+                               "meanwhile", Reason.EQUIVOCATION) from None
     except RollbackError:
         pass
     raise StaleUpdateError(f"this fetch's head (seq {seq}) is not newer than the one stored "
-                           f"meanwhile (seq {stored_seq})", "rollback")
+                           f"meanwhile (seq {stored_seq})", Reason.ROLLBACK)
 
 
 def _schema_version(db: sqlite3.Connection) -> int | None:
@@ -735,6 +573,31 @@ def _ensure_friend(db: sqlite3.Connection, friend: str, sign_pk: str, *,
                (friend, sign_pk))
     if adopt_key:
         db.execute("UPDATE friend_state SET sign_pk = ? WHERE friend = ?", (sign_pk, friend))
+
+
+def _state_columns(change: FeedStateChange) -> dict[str, Any]:
+    """The friend_state columns a fetch's change sets, in the order they apply."""
+    columns: dict[str, Any] = {
+        "last_attempt": change.succeeded_at, "last_success": change.succeeded_at,
+        "failing_since": None, "last_reason": None, "last_error": None,
+        "stale_since": change.stale_since}
+    if change.forget_head:
+        columns.update(seq=None, head_digest=None, head_signed=None, pages="[]", etag=None,
+                       last_modified=None)
+    if change.head_validators is not None:
+        columns.update(etag=change.head_validators.etag,
+                       last_modified=change.head_validators.last_modified)
+    if change.head is not None:
+        head = change.head
+        columns.update(seq=head.seq, head_signed=head.signed, head_digest=head.digest,
+                       updated=head.updated, expires=head.expires,
+                       pages=json.dumps(list(head.pages)))
+    if change.public_validators is not None:
+        columns.update(pub_etag=change.public_validators.etag,
+                       pub_last_modified=change.public_validators.last_modified)
+    if change.first_seen is not None:
+        columns["first_seen"] = change.first_seen
+    return columns
 
 
 def _set_state(db: sqlite3.Connection, friend: str, state: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Reading the timeline: what `o2m timeline`, `o2m show`, `o2m notifications` and the
 web reader show of the reader's store, as plain values and text.
 
-Pure functions over `store.StoredPost` and friends (time zones passed in), plus a few
+Pure functions over `model.StoredPost` and friends (time zones passed in), plus a few
 small queries over a `ReaderStore` that the store's own API does not offer (paging by
 page number, "mark all read"). Nothing here prints; cli/reading.py and web.py present
 what it returns. Everything a friend wrote goes through `sanitize.display_text` (names,
@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from o2m_pub.errors import O2MError
+from o2m_pub.protocol.canonical import TIME_FORMAT, utc_text
 from o2m_pub.reader.sanitize import body_text, clip, display_text, plain_excerpt
 
 if TYPE_CHECKING:
-    from o2m_pub.reader.store import Notification, ReaderStore, StoredPost
+    from o2m_pub.reader.model import Notification, StoredPost
+    from o2m_pub.reader.store import ReaderStore
 
 PAST_THE_END = "0000-00-00T00:00:00Z|a"  # a cursor older than any post: an empty page
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _RELATIVE = re.compile(r"(\d{1,5})\s*([hdw])")
 _CURSOR = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\|[a-z2-7]{4,52}")
 
@@ -86,7 +87,7 @@ def parse_since(text: str, tz: dt.tzinfo, now: dt.datetime) -> str:
     m = _RELATIVE.fullmatch(value)
     if m:
         unit = {"h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-        return _utc_text(now - dt.timedelta(**{unit: int(m.group(1))}))
+        return utc_text(now - dt.timedelta(**{unit: int(m.group(1))}))
     try:
         when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -95,19 +96,15 @@ def parse_since(text: str, tz: dt.tzinfo, now: dt.datetime) -> str:
                                 "--since 3d") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
-    return _utc_text(when)
+    return utc_text(when)
 
 
-def _utc_text(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
-
-
-def local_time(utc_text: str, tz: dt.tzinfo) -> str:
+def local_time(stored: str, tz: dt.tzinfo) -> str:
     """A stored UTC time shown in the reader's zone, to the minute."""
     try:
-        when = dt.datetime.strptime(utc_text, _TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+        when = dt.datetime.strptime(stored, TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
     except ValueError:
-        return display_text(utc_text)
+        return display_text(stored)
     return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
@@ -171,7 +168,7 @@ def attachments(post: "StoredPost", store: "ReaderStore") -> list[AttachmentInfo
             index=i, name=display_text(str(a.get("name", "?"))),
             media_type=display_text(str(a.get("media_type") or "application/octet-stream")),
             size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
-            path=store.attachment_path(digest)))
+            path=store.attachments.path(digest)))
     return found
 
 

@@ -48,7 +48,8 @@ from o2m_pub.reader.timeline import (
 )
 
 if TYPE_CHECKING:
-    from o2m_pub.reader.store import ReaderStore, StoredPost
+    from o2m_pub.reader.model import StoredPost
+    from o2m_pub.reader.store import ReaderStore
 
 THEME_DIR = Path(__file__).parent / "theme"
 PAGE_SIZE = 20
@@ -205,7 +206,7 @@ class ReaderApp:
         return Response(200, page.encode())
 
     def _health(self, s: Any) -> list[str]:
-        """A friend's feed health as short lines (store.FriendState)."""
+        """A friend's feed health as short lines (model.FriendSummary)."""
         lines = []
         if s.last_success:
             lines.append(f"last fetched {local_time(s.last_success, self.tz)}")

@@ -128,7 +128,7 @@ def test_threat_8_head_signed_by_a_different_key_is_rejected(signer):
         bob_opens(data)
     with pytest.raises(fetch_plan.Refused) as e:
         fetch_plan.verify_head(data, bobs_keys_for_ada(), None, "2026-11-25T00:00:00Z")
-    assert e.value.reason == fetch_plan.BAD_SIGNATURE
+    assert e.value.reason == fetch_plan.Reason.BAD_SIGNATURE
 
 
 def test_every_flipped_byte_of_a_head_is_detected():
@@ -161,7 +161,7 @@ def test_threat_9_every_truncation_and_trailing_garbage_is_rejected():
             bob_opens(bad)
         with pytest.raises(fetch_plan.Refused) as e:
             fetch_plan.verify_head(bad, keys, None, "2026-11-25T00:00:00Z")
-        assert e.value.reason in (fetch_plan.MALFORMED, fetch_plan.BAD_SIGNATURE)
+        assert e.value.reason in (fetch_plan.Reason.MALFORMED, fetch_plan.Reason.BAD_SIGNATURE)
     for n in range(len(body)):  # every prefix of the signed document fails in the parser
         with pytest.raises(FeedFormatError):
             bob_opens(sealed_body(body[:n]))
@@ -239,7 +239,7 @@ def test_threat_13_bad_sequence_numbers_are_rejected(seq):
         bob_opens(data)
     with pytest.raises(fetch_plan.Refused) as e:
         fetch_plan.verify_head(data, bobs_keys_for_ada(), None, "2026-11-25T00:00:00Z")
-    assert e.value.reason == fetch_plan.MALFORMED
+    assert e.value.reason == fetch_plan.Reason.MALFORMED
 
 
 @pytest.mark.parametrize("seq", [0, 1, 2**53 - 1])
@@ -271,7 +271,7 @@ def test_threat_15_unknown_version_is_reported_as_unsupported(v):
         bob_opens(data)
     with pytest.raises(fetch_plan.Refused) as e:
         fetch_plan.verify_head(data, bobs_keys_for_ada(), None, "2026-11-25T00:00:00Z")
-    assert e.value.reason == fetch_plan.MALFORMED and "unsupported version" in e.value.detail
+    assert e.value.reason == fetch_plan.Reason.MALFORMED and "unsupported version" in e.value.detail
     page, ref = _page_with(v=v)
     with pytest.raises(FeedFormatError, match="unsupported version"):
         bob_opens_page(page, ref)

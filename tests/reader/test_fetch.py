@@ -122,7 +122,8 @@ def test_archive_pages_and_attachments(trio):
         pic = next(p for p in store.timeline(limit=500) if p.title == "With a picture")
         (attachment,) = pic.attachments
         assert attachment["name"] == "pic.png"
-        assert store.attachment_path(attachment["hash"]).read_bytes() == b"\x89PNG fake image bytes"
+        cached = store.attachments.path(attachment["hash"])
+        assert cached.read_bytes() == b"\x89PNG fake image bytes"
     for i in range(140, 200):
         ada.post(f"p{i:03d}", f"Post {i}", "bob")
     ada.build()
@@ -364,16 +365,19 @@ def test_threat_10_an_update_overtaken_at_commit_is_refused_and_recorded(tmp_pat
     from o2m_pub.protocol.canonical import b64u_encode
     from o2m_pub.reader.fetch_plan import FriendKeys, Outcome
     from o2m_pub.reader.http_fetch import _record
-    from o2m_pub.reader.store import FriendUpdate, PostRow
+    from o2m_pub.reader.model import AcceptedHead, FeedStateChange, FriendUpdate, PostRow
     keys = FriendKeys("ada", b"\1" * 32, b"\2" * 32, b"\3" * 32,
                       feeds.FeedSecrets("name", b"\4" * 32), "https://ada.example/")
     now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
     post = PostRow(id="p", audience="private", date="2026-11-30T10:00:00Z", markdown="x")
     with ReaderStore.open(tmp_path) as store:
         store.apply_update(FriendUpdate("ada", b64u_encode(keys.sign_pk),
-                                        state={"seq": 7, "head_signed": b"head 7"}), now=now)
+                                        state=FeedStateChange("2026-11-30T12:00:00Z",
+                                                              head=AcceptedHead(7, b"head 7"))),
+                           now=now)
         outcome = Outcome("ada", "new", new=1, update=FriendUpdate(
-            "ada", b64u_encode(keys.sign_pk), state={"seq": seq, "head_signed": signed},
+            "ada", b64u_encode(keys.sign_pk),
+            state=FeedStateChange("2026-11-30T12:00:00Z", head=AcceptedHead(seq, signed)),
             upserts=[post]))
         _record(store, keys, outcome, now)
         assert (outcome.status, outcome.reason, outcome.new) == ("refused", reason, 0)

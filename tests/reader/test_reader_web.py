@@ -29,7 +29,8 @@ import pytest
 from support.data import BOB_PK, PNG
 from support.people import PASS, Person, server_context  # noqa: F401
 
-from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore, short_id_for
+from o2m_pub.reader.model import FriendUpdate, PostRow, short_id_for
+from o2m_pub.reader.store import ReaderStore
 from o2m_pub.reader.web import CONTENT_SECURITY_POLICY, ReaderApp
 
 CHROMIUM = "/usr/bin/chromium"

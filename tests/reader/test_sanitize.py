@@ -260,7 +260,7 @@ def test_threat_36_names_and_titles_are_autoescaped(name):
 
     from markupsafe import escape
 
-    from o2m_pub.reader.store import StoredPost
+    from o2m_pub.reader.model import StoredPost
     from o2m_pub.reader.timeline import entry
     from o2m_pub.reader.web import render_page
 

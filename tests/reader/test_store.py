@@ -1,27 +1,34 @@
-"""The reader's store (o2m_pub/store.py): a real SQLite file in a site's .o2m/."""
+"""The reader's store (o2m_pub/reader/store.py): a real SQLite file in a site's .o2m/."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import sqlite3
 
 import pytest
 
 from o2m_pub.errors import O2MError
-from o2m_pub.reader.store import (
-    AmbiguousPostError,
+from o2m_pub.reader.model import (
+    AcceptedHead,
+    FeedStateChange,
     FriendUpdate,
     PostRow,
+    Validators,
+    short_id_for,
+)
+from o2m_pub.reader.store import (
+    AmbiguousPostError,
     ReaderStore,
     StaleUpdateError,
     StoreBusyError,
     StoreError,
     fetch_lock,
-    short_id_for,
 )
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+STAMP = "2026-11-24T12:00:00Z"
 
 
 def row(i: int, **kw) -> PostRow:
@@ -38,8 +45,16 @@ def store(tmp_path):
     s.close()
 
 
-def add(store, friend, rows, **state):
+def add(store, friend, rows, state: FeedStateChange | None = None):
     store.apply_update(FriendUpdate(friend, f"KEY-{friend}", state=state, upserts=rows), now=NOW)
+
+
+def head_state(seq: int | None, signed: bytes | None = None) -> FeedStateChange:
+    """A fetch's change that sets a head of `seq` (None: one that clears the stored head)."""
+    if seq is None:
+        return FeedStateChange(STAMP, forget_head=True)
+    return FeedStateChange(STAMP, head=AcceptedHead(seq, b"head %d" % seq if signed is None
+                                                    else signed))
 
 
 def test_the_store_is_private_and_in_the_state_folder(tmp_path):
@@ -125,17 +140,27 @@ def test_read_marks_and_unread_count(store):
 
 
 def test_friend_state_round_trips(store):
-    add(store, "bob", [row(1)], seq=7, head_digest="ab" * 32, head_signed=b"\x00signed",
-        pages=["cd" * 32], etag='"e1"', expires="2026-12-24T10:00:00Z", first_seen="x")
+    """What a fetch's change sets is what `friend_state` reads back, column by column."""
+    head = AcceptedHead(7, b"\x00signed", updated="2026-11-24T10:00:00Z",
+                        expires="2026-12-24T10:00:00Z", pages=("cd" * 32,))
+    add(store, "bob", [row(1)], FeedStateChange(
+        STAMP, head=head, head_validators=Validators('"e1"', "Tue, 24 Nov 2026 10:00:00 GMT"),
+        public_validators=Validators('"p1"'), first_seen="x"))
     s = store.friend_state("bob")
     assert (s.seq, s.head_signed, s.pages, s.etag) == (7, b"\x00signed", ("cd" * 32,), '"e1"')
+    assert (s.head_digest, s.updated, s.expires) == (
+        hashlib.sha256(b"\x00signed").hexdigest(), head.updated, head.expires)
+    assert (s.last_modified, s.pub_etag, s.pub_last_modified, s.first_seen) == (
+        "Tue, 24 Nov 2026 10:00:00 GMT", '"p1"', None, "x")
+    assert (s.last_attempt, s.last_success, s.failing_since, s.stale_since) == (
+        STAMP, STAMP, None, None)
     assert store.friend_state("nobody") is None
     summary = store.friends_summary()
     assert [(f.friend, f.posts, f.unread, f.seq) for f in summary] == [("bob", 1, 1, 7)]
 
 
 def test_failures_keep_what_was_stored(store):
-    add(store, "bob", [row(1)], seq=3)
+    add(store, "bob", [row(1)], head_state(3))
     store.record_failure("bob", "KEY-bob", "timeout", "no answer in 30 s", now=NOW,
                          notifications=[("unreachable", "since 2026-11-23")])
     s = store.friend_state("bob")
@@ -145,10 +170,11 @@ def test_failures_keep_what_was_stored(store):
 
 
 def test_an_update_that_fails_midway_changes_nothing(store):
-    """One transaction per friend update: an error after the posts leaves nothing."""
-    add(store, "bob", [row(1)], seq=1)
-    with pytest.raises(ValueError):
-        store.apply_update(FriendUpdate("bob", "KEY-bob", state={"no_such_column": 1},
+    """One transaction per friend update: an error after the posts (here a sequence
+    number SQLite cannot hold, met when the state is written) leaves nothing."""
+    add(store, "bob", [row(1)], head_state(1))
+    with pytest.raises(OverflowError):
+        store.apply_update(FriendUpdate("bob", "KEY-bob", state=head_state(2**70),
                                         upserts=[row(2)], deletes=["post1"]))
     assert [p.id for p in store.timeline()] == ["post1"]
     assert store.friend_state("bob").seq == 1
@@ -164,13 +190,19 @@ def test_notifications_are_recorded_once_until_seen(store):
     assert store.add_notification("stale", "bob", "stale since 2026-11-20", now=NOW)
 
 
-def test_attachments_are_cached_by_hash(store):
+def test_attachments_are_cached_by_hash(store, tmp_path):
+    """Beside the store, under .o2m/objects/<2 hex>/<hash>, 0600; a name that is no
+    SHA-256 in hex is never a path (nor saved)."""
     h = "ab" * 32
-    assert store.attachment_path(h) is None
-    path = store.store_attachment(h, b"\x89PNG...")
-    assert store.attachment_path(h) == path and path.read_bytes() == b"\x89PNG..."
+    assert store.attachments.path(h) is None
+    path = store.attachments.save(h, b"\x89PNG...")
+    assert store.attachments.path(h) == path and path.read_bytes() == b"\x89PNG..."
+    assert path == tmp_path / ".o2m" / "objects" / "ab" / h
     assert path.stat().st_mode & 0o077 == 0
-    assert store.attachment_path("../etc/passwd") is None
+    assert store.attachments.path("../etc/passwd") is None
+    with pytest.raises(ValueError):
+        store.attachments.save("../" + h[3:], b"x")
+    assert not (tmp_path / h[3:]).exists()  # where objects/../../ would have put it
 
 
 def test_attachments_saved_at_once_by_two_fetches_are_whole(store):
@@ -188,7 +220,7 @@ def test_attachments_saved_at_once_by_two_fetches_are_whole(store):
         def save() -> None:
             start.wait()
             try:
-                store.store_attachment(h, data)
+                store.attachments.save(h, data)
             except BaseException as e:  # noqa: BLE001 - collected for the assert
                 errors.append(e)
         threads = [threading.Thread(target=save) for _ in range(4)]
@@ -196,9 +228,9 @@ def test_attachments_saved_at_once_by_two_fetches_are_whole(store):
             t.start()
         for t in threads:
             t.join()
-        assert store.attachment_path(h).read_bytes() == data
+        assert store.attachments.path(h).read_bytes() == data
     assert errors == []
-    assert not [p for p in store.objects_dir.rglob(".~o2m-*")]  # no temp file left
+    assert not [p for p in store.attachments.folder.rglob(".~o2m-*")]  # no temp file left
 
 
 def test_other_bytes_under_a_cached_hash_are_not_cached(store):
@@ -206,10 +238,10 @@ def test_other_bytes_under_a_cached_hash_are_not_cached(store):
     another key. The bytes cached first stay, and the second save says it was not kept
     (so that attachment is left out of that post)."""
     h = "cd" * 32
-    assert store.store_attachment(h, b"first") is not None
-    assert store.store_attachment(h, b"first") == store.attachment_path(h)
-    assert store.store_attachment(h, b"other") is None
-    assert store.attachment_path(h).read_bytes() == b"first"
+    assert store.attachments.save(h, b"first") is not None
+    assert store.attachments.save(h, b"first") == store.attachments.path(h)
+    assert store.attachments.save(h, b"other") is None
+    assert store.attachments.path(h).read_bytes() == b"first"
 
 
 def test_a_store_made_before_attachment_credits_gets_the_table(tmp_path):
@@ -280,11 +312,6 @@ def test_a_short_id_already_taken_gets_a_longer_one(store):
 # ---------------------------------------------------------------- two fetches at once
 
 
-def head_state(seq: int | None, signed: bytes | None = None) -> dict:
-    return dict(seq=seq, head_signed=signed if signed is not None or seq is None
-                else b"head %d" % seq, head_digest=None if seq is None else f"{seq:064x}")
-
-
 def test_threat_10_an_older_update_committed_after_a_newer_one_is_refused(tmp_path):
     """THREATS 10 with two overlapping fetches (cron and `--every`), each with its own
     connection: both read seq 5; one commits seq 7, then the other tries to commit seq
@@ -294,14 +321,14 @@ def test_threat_10_an_older_update_committed_after_a_newer_one_is_refused(tmp_pa
     afresh (§2.5)."""
     first, second = ReaderStore.open(tmp_path), ReaderStore.open(tmp_path)
     try:
-        add(first, "bob", [row(5)], **head_state(5))
+        add(first, "bob", [row(5)], head_state(5))
         assert second.friend_state("bob").seq == 5  # what both fetches compared with
-        add(first, "bob", [row(7)], **head_state(7))
+        add(first, "bob", [row(7)], head_state(7))
         stale = [(head_state(6), "rollback"), (head_state(7, b"other bytes"), "equivocation"),
                  (head_state(7), "rollback"), (head_state(None), "rollback")]
         for state, reason in stale:
             with pytest.raises(StaleUpdateError) as e:
-                add(second, "bob", [row(6)], **state)
+                add(second, "bob", [row(6)], state)
             assert e.value.reason == reason, (state, e.value)
         assert (second.friend_state("bob").seq, second.friend_state("bob").head_signed) == (
             7, b"head 7")
@@ -323,7 +350,7 @@ def test_a_busy_store_is_one_clear_error(tmp_path):
         store.db.execute("PRAGMA busy_timeout=50")
         holder.db.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreBusyError) as e:
-            add(store, "bob", [row(1)], seq=1)
+            add(store, "bob", [row(1)], head_state(1))
         assert isinstance(e.value, O2MError) and "busy" in str(e.value) and e.value.hint
         assert "delete" not in e.value.hint  # busy is not damaged: keep the store
         holder.db.execute("ROLLBACK")

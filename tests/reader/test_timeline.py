@@ -16,7 +16,8 @@ import pytest
 from support.data import BOB_PK, PNG
 from support.people import PASS, Person, server_context  # noqa: F401
 
-from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore
+from o2m_pub.reader.model import AcceptedHead, FeedStateChange, FriendUpdate, PostRow
+from o2m_pub.reader.store import ReaderStore
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
 ALICE_PK = "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"
@@ -42,15 +43,15 @@ POSTS = [
 def fill(store: ReaderStore, posts=POSTS) -> None:
     """Store posts as `o2m fetch` does: one update per friend (their attachment bytes
     cached by hash first, as the store's write order says)."""
-    store.store_attachment(PNG_HASH, PNG)
-    store.store_attachment(DOC_HASH, b"%PDF-")
+    store.attachments.save(PNG_HASH, PNG)
+    store.attachments.save(DOC_HASH, b"%PDF-")
     for friend, pk in (("alice", ALICE_PK), ("bob", BOB_PK)):
         rows = [PostRow(id=pid, audience="private", date=date, title=title, markdown=md,
                         tags=tags, attachments=atts, object_hash="ef" * 32)
                 for f, pid, title, md, date, tags, atts in posts if f == friend]
-        store.apply_update(FriendUpdate(friend=friend, sign_pk=pk, state={
-            "seq": 3, "last_success": "2026-11-30T11:00:00Z", "first_seen": "2026-11-01T00:00:00Z"},
-            upserts=rows), now=NOW)
+        store.apply_update(FriendUpdate(friend=friend, sign_pk=pk, state=FeedStateChange(
+            "2026-11-30T11:00:00Z", head=AcceptedHead(3, b"head 3"),
+            first_seen="2026-11-01T00:00:00Z"), upserts=rows), now=NOW)
 
 
 @pytest.fixture

@@ -1,0 +1,231 @@
+"""The reader's values: what the fetch plan reads of a friend's stored state, what it
+hands the store, and what the store gives back. Plain data, no I/O: `fetch_plan` (the
+pure core of PROTOCOL.md §3.5) and `store` (SQLite) both speak these and neither needs
+the other, as tuf's `api/metadata.py` serves both its updater and its repository.
+
+    Reason            why a friend's fetch was refused: the words `o2m fetch` prints
+    FriendState       what the store remembers of one friend's feed
+    FeedStateChange   what one fetch that was not refused changes in it, of which
+    ├── AcceptedHead  the new high-water mark (§3.5 step 8) and the pages stored (step 11)
+    └── Validators    a file's HTTP validators, for the next conditional request
+    PostRow           one post version to store
+    FriendUpdate      all one fetch of one friend changes, stored in one transaction
+    StoredPost, FriendSummary, Notification   what the store shows
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
+
+#: What a notification can be about (`o2m notifications`).
+NOTIFICATION_KINDS = ("new_friend_feed", "unreachable", "stale", "key_changed",
+                      "equivocation", "reply")
+
+
+class Reason(enum.StrEnum):
+    """Why a friend's fetch was refused. Each value is the text `o2m fetch` prints and
+    the store keeps in `last_reason` (a str enum, so it reads and stores as that text)."""
+
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    BAD_CERTIFICATE = "bad certificate"
+    HTTP_ERROR = "http error"
+    REDIRECT = "redirect refused"
+    OVERSIZED = "oversized"
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad signature"
+    ROLLBACK = "rollback"
+    EQUIVOCATION = "equivocation"
+    KEY_CHANGED = "key changed"
+    BAD_OBJECT = "bad object"
+
+    @property
+    def is_transport(self) -> bool:
+        """The bytes could not be had (host, network, TLS, HTTP status), as against bytes
+        that were had and are bad (tuf's DownloadError against RepositoryError): only
+        the first kind, when it lasts, means the friend is unreachable."""
+        return self in _TRANSPORT
+
+
+_TRANSPORT = frozenset({Reason.UNREACHABLE, Reason.TIMEOUT, Reason.BAD_CERTIFICATE,
+                        Reason.HTTP_ERROR, Reason.REDIRECT})
+
+
+# ---------------------------------------------------------------- the fetcher's memory
+
+
+@dataclass(frozen=True)
+class FriendState:
+    """The fetcher's memory of one friend's feed (a row of the store's friend_state)."""
+
+    friend: str
+    sign_pk: str
+    seq: int | None = None
+    head_digest: str | None = None
+    head_signed: bytes | None = None
+    updated: str | None = None
+    expires: str | None = None
+    pages: tuple[str, ...] = ()
+    etag: str | None = None
+    last_modified: str | None = None
+    pub_etag: str | None = None
+    pub_last_modified: str | None = None
+    first_seen: str | None = None
+    last_attempt: str | None = None
+    last_success: str | None = None
+    failing_since: str | None = None
+    last_reason: str | None = None  # a Reason's text (older stores may hold other text)
+    last_error: str | None = None
+    stale_since: str | None = None
+    keys_for: str | None = None
+    feed_name: str | None = None
+    head_key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class AcceptedHead:
+    """A head newer than the stored one (§3.5 step 8), with every archive page stored
+    once its update is (step 11 stops at these): the friend's new high-water mark."""
+
+    seq: int
+    signed: bytes  # its signed bytes: the same seq with other bytes is equivocation
+    updated: str | None = None
+    expires: str | None = None
+    pages: tuple[str, ...] = ()  # hashes of the archive pages stored, old and new
+
+    @property
+    def digest(self) -> str:
+        """Hex SHA-256 of the signed bytes."""
+        return hashlib.sha256(self.signed).hexdigest()
+
+
+@dataclass(frozen=True)
+class Validators:
+    """A file's HTTP validators, sent back in the next conditional request."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedStateChange:
+    """What one fetch that was not refused changes in the friend's FriendState. A
+    field left None leaves the stored value as it is."""
+
+    succeeded_at: str  # this attempt, which ends any run of failures
+    stale_since: str | None = None  # the expiry of a stale head; None: not stale
+    forget_head: bool = False  # the stored head is of no feed of this key: clear it,
+    #                            its pages and its validators (before `head` is set)
+    head: AcceptedHead | None = None
+    head_validators: Validators | None = None
+    public_validators: Validators | None = None  # of their feed.json
+    first_seen: str | None = None  # their feed for us appeared now
+
+
+@dataclass(frozen=True)
+class PostRow:
+    """A post version to store (the fetcher's output)."""
+
+    id: str
+    audience: str
+    date: str
+    title: str | None = None
+    markdown: str | None = None
+    html: str | None = None
+    summary: str | None = None
+    updated: str | None = None
+    tags: tuple[str, ...] = ()
+    reply_to: str | None = None
+    url: str | None = None
+    attachments: tuple[dict[str, Any], ...] = ()
+    object_hash: str | None = None
+
+
+@dataclass
+class FriendUpdate:
+    """Everything one accepted fetch of one friend changes, applied in one transaction.
+
+    `state` is what changes in their feed state (None: only posts change); `upserts`
+    replace posts by (friend, id) (an edit replaces, keeping the read flag unless the
+    text changed); `deletes` are tombstoned ids."""
+
+    friend: str
+    sign_pk: str
+    state: FeedStateChange | None = None
+    upserts: list[PostRow] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    notifications: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail)
+
+
+def short_id_for(friend_key: str, post_id: str, length: int = SHORT_ID_LENGTH) -> str:
+    """A stable short id for the CLI: lowercase base32 of SHA-256(author key, 0, post id).
+    Stable across fetches and edits (the item id stays), different per author."""
+    digest = hashlib.sha256(f"{friend_key}\0{post_id}".encode()).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:length]
+
+
+# ---------------------------------------------------------------- what the store shows
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """One post of a friend, as stored. Text fields are the friend's own: `markdown` is
+    their source (render it locally), `html` (public posts only) is untrusted HTML that
+    MUST be sanitised (nh3) before it is shown."""
+
+    friend: str
+    id: str
+    short_id: str
+    audience: str  # "private" or "public"
+    title: str | None
+    markdown: str | None
+    html: str | None
+    summary: str | None
+    date: str  # RFC 3339 UTC with Z
+    updated: str | None
+    tags: tuple[str, ...]
+    reply_to: str | None
+    url: str | None
+    attachments: tuple[dict[str, Any], ...]  # name, media_type, hash, size (no keys)
+    read: bool
+    fetched: str
+
+    @property
+    def cursor(self) -> str:
+        """Pass as `before=` to get the page after this post (keyset paging)."""
+        return f"{self.date}|{self.short_id}"
+
+
+@dataclass(frozen=True)
+class FriendSummary:
+    """One line of the friends' overview: how their feed is doing."""
+
+    friend: str
+    posts: int
+    unread: int
+    seq: int | None
+    last_success: str | None
+    first_seen: str | None
+    failing_since: str | None
+    last_reason: str | None
+    last_error: str | None
+    stale_since: str | None
+    expires: str | None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One notification (`o2m notifications`): `kind` is one of NOTIFICATION_KINDS."""
+
+    id: int
+    kind: str
+    friend: str | None
+    detail: str
+    created: str
+    seen: bool
