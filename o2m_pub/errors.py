@@ -60,6 +60,7 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     │   fetching and reading friends
     ├── CABundleError                   reader.http_fetch     $O2M_CA_BUNDLE is no usable bundle
     ├── CardFetchError                  reader.http_fetch     a card not fetched from a site
+    ├── Urllib3CompatError              reader._urllib3_compat this urllib3 lacks what o2m needs
     ├── StoreError                      reader.store          the reader's store cannot be used
     │   ├── StoreBusyError              reader.store          another process is writing to it
     │   ├── StaleUpdateError            reader.store          a newer head was stored meanwhile

@@ -65,6 +65,7 @@ from o2m_pub.protocol.cards import CertificateError, site_origin, tls_pin_from_c
 from o2m_pub.reader import _urllib3_compat as compat
 from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.fetch_plan import (
+    CARD_PATH,
     MAX_FRIEND_BYTES,
     FriendKeys,
     Outcome,
@@ -656,7 +657,6 @@ def fetch_card_bytes(url: str, *, deadline: float = 20.0, ca_bundle: str | None 
             not whole by the deadline. Its `where` is the card's address.
         CABundleError: the CA bundle cannot be read.
     """
-    from o2m_pub.reader.fetch_plan import CARD_PATH
     card_url = url if url.endswith(".json") else url.rstrip("/") + "/" + CARD_PATH
     if not card_url.lower().startswith("https://"):
         raise CardFetchError("only https:// addresses are fetched", path=url)
@@ -683,19 +683,19 @@ def _card_refusal(e: Refused, deadline: float, max_bytes: int, card_url: str) ->
     if "Connection(" in detail and "): " in detail:  # urllib3's own name for the connection
         detail = detail.split("): ", 1)[1]
     detail += ")" * (detail.count("(") - detail.count(")"))  # `_short` cut its end
-    if e.reason == BAD_CERTIFICATE and _self_signed(e):
+    if e.reason == Reason.BAD_CERTIFICATE and _self_signed(e):
         return CardFetchError(
             "this site uses a self-signed certificate: ask them for their o2m1:… card text",
             path=card_url, hint="they print it with `o2m card`; it carries their "
             "certificate's pin, which `o2m fetch` then checks instead of a CA")
     reason = {
-        TIMEOUT: f"no whole answer within {deadline:g} s",
-        OVERSIZED: f"over {max_bytes:,} bytes, far more than a card",
-        UNREACHABLE: f"cannot reach the site ({detail})",
-        BAD_CERTIFICATE: f"the site's certificate is not valid ({_verify_message(e)})",
+        Reason.TIMEOUT: f"no whole answer within {deadline:g} s",
+        Reason.OVERSIZED: f"over {max_bytes:,} bytes, far more than a card",
+        Reason.UNREACHABLE: f"cannot reach the site ({detail})",
+        Reason.BAD_CERTIFICATE: f"the site's certificate is not valid ({_verify_message(e)})",
     }.get(e.reason, detail)
     hint = ("a private CA can be named in $O2M_CA_BUNDLE; or ask your friend for their "
-            "card as o2m1:… text") if e.reason == BAD_CERTIFICATE else None
+            "card as o2m1:… text") if e.reason == Reason.BAD_CERTIFICATE else None
     return CardFetchError(f"cannot fetch the card: {reason}", path=card_url, hint=hint)
 
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import run_o2m
 
 from o2m_pub.cli import main
+from o2m_pub.reader.model import FeedStateChange
 from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore
 
 HINT = "  hint: run again with --debug for the traceback, and report it"
@@ -120,9 +121,9 @@ def _fill(root, n: int) -> None:  # noqa: ANN001
                     title=f"Post number {i} with a title long enough to fill the line",
                     markdown="Text.", object_hash="ef" * 32) for i in range(n)]
     with ReaderStore.open(root) as store:
-        store.apply_update(FriendUpdate(friend="alice", sign_pk="A" * 43, state={
-            "seq": 1, "last_success": "2026-11-30T11:00:00Z",
-            "first_seen": "2026-11-01T00:00:00Z"}, upserts=rows), now=now)
+        store.apply_update(FriendUpdate(friend="alice", sign_pk="A" * 43, state=FeedStateChange(
+            succeeded_at="2026-11-30T11:00:00Z", first_seen="2026-11-01T00:00:00Z"),
+            upserts=rows), now=now)
 
 
 def test_a_closed_pipe_ends_the_timeline_quietly(site):
@@ -173,5 +174,5 @@ def test_the_tree_drawn_in_errors_py_is_the_whole_tree():
 
     doc = o2m_pub.errors.__doc__
     tree = doc[doc.index("    O2MError "):doc.index("\nOutside the tree")]
-    drawn = dict(re.findall(r"^\s{4}[│├└─\s]*(_?[A-Z]\w+)\s+([a-z_.]+)\s", tree, re.M))
+    drawn = dict(re.findall(r"^\s{4}[│├└─\s]*(_?[A-Z]\w+)\s+([a-z0-9_.]+)\s", tree, re.M))
     assert _o2m_errors() == drawn
