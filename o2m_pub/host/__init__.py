@@ -2,8 +2,9 @@
 
 `static_rules` decides, purely, what a request path may get and with which headers;
 `tls` keeps the site's certificate and the server's TLS settings; `serve` is the
-Twisted server around them. `publish/` copies `build/` to a folder or an rclone remote
-in the order that keeps readers safe.
+Twisted server around them, with its `file_cache`, its sockets (`listen`) and, fenced
+in `_twisted_compat`, every private part of Twisted it uses. `publish/` copies `build/`
+to a folder or an rclone remote in the order that keeps readers safe.
 
 Uses `protocol` (the certificate pin in the card); never `site`, `friends` or `reader`.
 """

@@ -1,8 +1,10 @@
 """`o2m serve`: build/ over HTTPS with Twisted, fit for the open internet.
 
 The decisions (which path may be served, which headers, what may be compressed)
-are pure functions in static_rules.py; this module is the I/O around them:
-sockets, TLS, files, signals and worker processes.
+are pure functions in static_rules.py; this module is the I/O around them: requests,
+connections, TLS, signals and worker processes. The file cache is file_cache.py, the
+listening sockets listen.py, and every private part of Twisted it leans on is fenced
+in _twisted_compat.py (docs/adr/0004).
 
 Speed comes from doing per file what others do per request: the headers of a
 file, and the bytes of small ones (gzipped once when they are public text), are
@@ -12,13 +14,10 @@ shares the listening socket, each with its own reactor, as nginx's workers do.
 
 from __future__ import annotations
 
-import gzip
 import html
 import os
 import signal
-import socket
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
@@ -29,20 +28,18 @@ from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from zope.interface import implementer
 
-from o2m_pub.errors import O2MError
+from o2m_pub.host import _twisted_compat as compat
 from o2m_pub.host import static_rules as rules
+from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders
+from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context
 
-SMALL_FILE = 1 << 20  # files up to this size are kept in memory
+__all__ = ["FileCache", "Listening", "ServeError", "ServeOptions", "bind", "run"]
+
 LIVE_PATH = b"/_o2m/live"
 LIVE_SCRIPT_PATH = b"/_o2m/live.js"
 LIVE_SCRIPT = (b'"use strict";new EventSource("/_o2m/live").onmessage=function(){'
                b'location.reload();};\n')
-LIVE_TAG = b'<script src="/_o2m/live.js" defer></script>'
-
-
-class ServeError(O2MError):
-    """The server cannot start: a port in use, no build/, a bad certificate."""
 
 
 @dataclass
@@ -59,133 +56,6 @@ class ServeOptions:
     max_connections: int = 4096  # per worker; more are closed at once
     cache_bytes: int = 64 << 20  # per worker
     report: Callable[[str], None] = field(default=lambda line: None)
-
-
-# -- files --------------------------------------------------------------------------
-
-@dataclass
-class _Entry:
-    """A servable file as of one stat: its headers and, when small, its bytes."""
-
-    fs_path: str
-    facts: rules.FileFacts
-    headers: http.Headers
-    body: bytes | None
-    gzipped: bytes | None
-    gz_headers: http.Headers | None
-
-
-class FileCache:
-    """Entries by the file they name, least recently used dropped past `max_bytes`.
-
-    Keyed by the resolved path, not the raw one, so the many %-spellings of one file
-    share one entry; every entry costs a fixed overhead besides its bytes, so a
-    flood of distinct paths (or of large, streamed files) cannot grow it unbounded.
-    """
-
-    ENTRY_COST = 2048  # bytes charged per entry for its headers and bookkeeping
-
-    def __init__(self, build_dir: Path, *, live_reload: bool, max_bytes: int) -> None:
-        self.root = os.path.realpath(build_dir)
-        self.live_reload = live_reload
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[str, bool], _Entry] = OrderedDict()
-        self._bytes = 0
-
-    def lookup(self, raw_path: bytes, versioned: bool) -> _Entry | str | None:
-        """The entry for a request path; a str is a redirect target; None is a 404."""
-        if b"%" in raw_path or b"\\" in raw_path:
-            rel = rules.resolve(raw_path)  # the slow, careful way, for every odd spelling
-            if rel is None:
-                return None
-        else:
-            # Without %-escapes a path spells its file one way only: the cache may be
-            # asked directly; a miss below still goes through rules.resolve.
-            try:
-                rel = raw_path[1:].decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-            if rel == "" or rel.endswith("/"):
-                rel += "index.html"
-        key = (rel, versioned)
-        entry = self._entries.get(key)
-        if entry is not None:
-            try:
-                st = os.stat(entry.fs_path)
-            except OSError:
-                st = None
-            if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
-                    entry.facts.size, entry.facts.mtime_ns, entry.facts.inode):
-                self._entries.move_to_end(key)
-                return entry
-            self._drop(key)
-        if rules.resolve(raw_path) != rel:
-            return None
-        fs_path = os.path.join(self.root, rel)
-        if not self._contained(fs_path):
-            return None  # a symlink out of build/ (THREATS 42)
-        try:
-            st = os.stat(fs_path)
-        except OSError:
-            return None
-        if os.path.isdir(fs_path):
-            # /dir -> /dir/ only where a page is there to show; never a listing (THREATS 40)
-            if os.path.isfile(os.path.join(fs_path, "index.html")):
-                return "/" + quote(rel, safe="/") + "/"
-            return None
-        entry = self._make_entry(fs_path, rel, st, versioned)
-        self._entries[key] = entry
-        self._bytes += self._cost(entry)
-        while self._bytes > self.max_bytes and self._entries:
-            self._drop(next(iter(self._entries)))
-        return entry
-
-    def _cost(self, entry: _Entry) -> int:
-        return self.ENTRY_COST + len(entry.body or b"") + len(entry.gzipped or b"")
-
-    def _drop(self, key: tuple[str, bool]) -> None:
-        self._bytes -= self._cost(self._entries.pop(key))
-
-    def _contained(self, fs_path: str) -> bool:
-        real = os.path.realpath(fs_path)
-        return real == self.root or real.startswith(self.root + os.sep)
-
-    def _make_entry(self, fs_path: str, rel: str, st: os.stat_result, versioned: bool) -> _Entry:
-        facts = rules.FileFacts(st.st_size, st.st_mtime_ns, st.st_ino)
-        ctype = rules.content_type(rel)
-        inject = self.live_reload and ctype.startswith("text/html")
-        body = None
-        if st.st_size <= SMALL_FILE:
-            with open(fs_path, "rb") as f:
-                body = f.read()
-            if inject:
-                body = _inject_live_script(body)
-        headers = _ResponseHeaders()
-        for name, value in rules.response_headers(rel, facts, versioned=versioned,
-                                                  live_reload=inject):
-            headers.setRawHeaders(name, [value])
-        headers.setRawHeaders(b"server", [b"o2m"])
-        if inject:  # a different body under the same stat: a different tag
-            headers.setRawHeaders(b"etag", [facts.etag[:-1].encode() + b'-live"'])
-        gzipped = gz_headers = None
-        if body is not None and len(body) >= 256 and rules.compressible(rel, ctype):
-            packed = gzip.compress(body, compresslevel=6, mtime=0)
-            if len(packed) < len(body):
-                gzipped, gz_headers = packed, headers.copy()
-                gz_headers.setRawHeaders(b"content-encoding", [b"gzip"])
-                gz_headers.setRawHeaders(b"content-length", [b"%d" % len(packed)])
-                gz_headers.removeHeader(b"accept-ranges")
-        if body is not None:
-            headers.setRawHeaders(b"content-length", [b"%d" % len(body)])
-        headers.wire = _wire_form(headers)
-        if gz_headers is not None:
-            gz_headers.wire = _wire_form(gz_headers)
-        return _Entry(fs_path, facts, headers, body, gzipped, gz_headers)
-
-
-def _inject_live_script(page: bytes) -> bytes:
-    at = page.rfind(b"</body>")
-    return page + LIVE_TAG if at < 0 else page[:at] + LIVE_TAG + page[at:]
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -247,7 +117,7 @@ class StaticSite(resource.Resource):
             return entry.body
         return _stream(request, entry.fs_path, 0, entry.facts.size)
 
-    def _partial(self, request: server.Request, entry: _Entry,
+    def _partial(self, request: server.Request, entry: CachedFile,
                  span: tuple[int, int] | str) -> bytes | int:
         size = entry.facts.size
         if span == "unsatisfiable":
@@ -275,7 +145,7 @@ def _query(request: server.Request) -> str:
     return "?" + quote(query.decode("latin-1"), safe="=&;%+") if sep else ""
 
 
-def _if_range_holds(request: server.Request, entry: _Entry) -> bool:
+def _if_range_holds(request: server.Request, entry: CachedFile) -> bool:
     """A Range with an If-Range that no longer matches gets the whole file (RFC 9110 §13.1.5)."""
     condition = _one(request.requestHeaders, b"if-range")
     return condition is None or condition == entry.facts.etag.encode() or \
@@ -327,7 +197,7 @@ class _NotFoundPage:
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"server", b"o2m")
-        if isinstance(entry, _Entry) and entry.body is not None:
+        if isinstance(entry, CachedFile) and entry.body is not None:
             return entry.body
         return b"<!doctype html><title>Not found</title><h1>Not found</h1>\n"
 
@@ -440,7 +310,7 @@ class _DeadlineChannel(http.HTTPChannel):
         return self._host
 
     def dataReceived(self, data: bytes) -> None:
-        if self.receiving_since is None and not self._handlingRequest:
+        if self.receiving_since is None and not compat.handling_request(self):
             self.receiving_since = time.monotonic()
             self.waiting_since = None
         super().dataReceived(data)
@@ -451,7 +321,7 @@ class _DeadlineChannel(http.HTTPChannel):
 
     def requestDone(self, request: http.Request) -> None:
         super().requestDone(request)
-        if not self._handlingRequest:
+        if not compat.handling_request(self):
             self.waiting_since = time.monotonic()
 
     def pauseProducing(self) -> None:  # the transport's buffer is full
@@ -477,7 +347,8 @@ class _DeadlineChannel(http.HTTPChannel):
         return False
 
     def busy(self) -> bool:
-        return bool(self.requests) or self._handlingRequest or self._waitingForTransport
+        return bool(self.requests) or compat.handling_request(self) or \
+            compat.waiting_for_transport(self)
 
     def writeHeaders(self, version: bytes, code: bytes, reason: bytes,  # noqa: N802
                      headers: http.Headers) -> None:
@@ -507,19 +378,14 @@ def _channel_factory(site: O2MSite):  # noqa: ANN202
     return _Connection(_DeadlineChannel())
 
 
-def _generic_channel_protocol() -> type:
-    """Twisted's protocol that picks HTTP/1.1 or h2 by ALPN (private in Twisted, but
-    the only way to keep its h2 support with a channel of our own)."""
-    from twisted.web.http import _GenericHTTPChannelProtocol
-    return _GenericHTTPChannelProtocol
-
-
-class _Connection(_generic_channel_protocol()):
+class _Connection(compat.GenericHTTPChannelProtocol):
     """One client connection, HTTP/1.1 or h2: counted, capped, swept.
 
-    When ALPN picks h2, Twisted swaps our HTTP/1.1 channel for its H2Connection on
-    the first bytes; the connection stays the same object, so it is what the site
-    counts, and h2 gets an idle timeout of its own.
+    Its base is Twisted's protocol that picks HTTP/1.1 or h2 by ALPN (private in
+    Twisted, but the only way to keep its h2 support with a channel of our own). When
+    ALPN picks h2, Twisted swaps our HTTP/1.1 channel for its H2Connection on the first
+    bytes; the connection stays the same object, so it is what the site counts, and
+    h2 gets an idle timeout of its own.
     """
 
     def makeConnection(self, transport: object) -> None:
@@ -531,27 +397,28 @@ class _Connection(_generic_channel_protocol()):
         connections.add(self)
 
     def dataReceived(self, data: bytes) -> None:
-        before = self._channel
+        before = compat.current_channel(self)
         super().dataReceived(data)
-        if self._channel is not before:  # now h2
-            self._channel.setTimeout(self.site.options.idle_timeout)
+        channel = compat.current_channel(self)
+        if channel is not before:  # now h2
+            channel.setTimeout(self.site.options.idle_timeout)
 
     def connectionLost(self, reason: object) -> None:
         self.site.connections.discard(self)
         super().connectionLost(reason)
 
     def overdue(self, now: float, options: ServeOptions) -> bool:
-        channel = self._channel
+        channel = compat.current_channel(self)
         return isinstance(channel, _DeadlineChannel) and channel.overdue(now, options)
 
     def busy(self) -> bool:
-        channel = self._channel
+        channel = compat.current_channel(self)
         if isinstance(channel, _DeadlineChannel):
             return channel.busy()
-        return bool(getattr(channel, "streams", None))  # h2: streams still open
+        return compat.h2_busy(channel)
 
     def abort(self) -> None:
-        self._channel.transport.abortConnection()
+        compat.current_channel(self).transport.abortConnection()
 
 
 class O2MSite(server.Site):
@@ -559,18 +426,20 @@ class O2MSite(server.Site):
 
     protocol = _channel_factory
 
-    def __init__(self, root: StaticSite, options: ServeOptions) -> None:
-        super().__init__(root, timeout=None)  # the sweep's deadline replaces it
+    def __init__(self, root: StaticSite, options: ServeOptions, reactor: object = None) -> None:
+        super().__init__(root, timeout=None, reactor=reactor)  # the sweep's deadline replaces it
         self.static = root
         self.options = options
         self.displayTracebacks = False
         self.requestFactory = _StaticRequest
         self.connections: set[_Connection] = set()
         self.date = http.datetimeToString()
+        self.log_date = http.datetimeToLogString()
         self._log_lines: list[str] = []
 
     def every_second(self) -> None:
         self.date = http.datetimeToString()
+        self.log_date = http.datetimeToLogString()
         self.flush_log()
 
     def sweep(self) -> None:
@@ -589,7 +458,7 @@ class O2MSite(server.Site):
         if self.options.access_log is None:
             return
         self._log_lines.append(access_log_line(
-            request, self._logDateTime, with_address=self.options.log_addresses))
+            request, self.log_date, with_address=self.options.log_addresses))
 
     def flush_log(self) -> None:
         if self._log_lines and self.options.access_log is not None:
@@ -638,43 +507,18 @@ class _StaticRequest(server.Request):
     def use_headers(self, headers: http.Headers) -> None:
         """Take a cached file's headers (plus the Date) in one dict copy, with their
         wire form ready for `_DeadlineChannel.writeHeaders`."""
-        raw = dict(headers._rawHeaders)  # Twisted's own storage, names already canonical
+        raw = dict(compat.raw_headers(headers))  # names already canonical
         raw[b"Date"] = [self.site.date]
         extra = b""
         closing = self.responseHeaders.getRawHeaders(b"connection")  # set by Twisted
         if closing:
             raw[b"Connection"] = closing
             extra = b"Connection: " + closing[0] + b"\r\n"
-        fresh = _ResponseHeaders()
-        fresh._rawHeaders = raw
+        fresh = compat.headers_over(raw, ResponseHeaders)
         wire = getattr(headers, "wire", None)
         if wire is not None:
             fresh.wire = wire + extra + b"Date: " + self.site.date + b"\r\n\r\n"
         self.responseHeaders = fresh
-
-
-class _ResponseHeaders(http.Headers):
-    """Response headers that remember their wire form until something changes them."""
-
-    wire: bytes | None = None
-
-    def setRawHeaders(self, name: bytes | str, values: object) -> None:  # noqa: N802
-        self.wire = None
-        super().setRawHeaders(name, values)
-
-    def addRawHeader(self, name: bytes | str, value: object) -> None:  # noqa: N802
-        self.wire = None
-        super().addRawHeader(name, value)
-
-    def removeHeader(self, name: bytes | str) -> None:  # noqa: N802
-        self.wire = None
-        super().removeHeader(name)
-
-
-def _wire_form(headers: http.Headers) -> bytes:
-    """Header lines as Twisted's writeHeaders would send them (without the Date)."""
-    return b"".join(name + b": " + value + b"\r\n"
-                    for name, values in headers.getAllRawHeaders() for value in values)
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -706,93 +550,6 @@ class ReloadableTLS:
 
 # -- running ------------------------------------------------------------------------
 
-@dataclass
-class Listening:
-    """Bound sockets, before any reactor runs (so workers can be forked)."""
-
-    https: socket.socket
-    http: socket.socket | None
-    url: str
-    pair: KeyPair
-    reuse_port: bool = False  # each worker opens its own socket on the port
-
-    @property
-    def port(self) -> int:
-        return self.https.getsockname()[1]
-
-
-def bind(host: str, port: int, http_port: int | None, pair: KeyPair, *,
-         workers: int = 1) -> Listening:
-    """Open the listening sockets, or say in one line why not.
-
-    With several workers the HTTPS socket is opened with SO_REUSEPORT, so that each
-    worker can open its own on the same port and the kernel spreads connections
-    evenly (one shared socket would wake every worker and favour whichever is idle).
-    """
-    reuse_port = workers > 1 and hasattr(socket, "SO_REUSEPORT")
-    https = _bind_one(host, port, reuse_port=reuse_port)
-    plain = _bind_one(host, http_port) if http_port is not None else None
-    bound = https.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    if host in ("0.0.0.0", "::"):
-        shown = "localhost"
-    return Listening(https, plain, f"https://{shown}:{bound}/", pair, reuse_port)
-
-
-def _bind_one(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise ServeError(f"cannot listen on {host}: {e.strerror}",
-                         hint="give --host an address of this machine") from None
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    if family == socket.AF_INET6 and host == "::":
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    try:
-        sock.bind(address)
-        sock.listen(1024)
-    except OSError as e:
-        sock.close()
-        if e.errno in (98, 48):  # EADDRINUSE (Linux, BSD)
-            raise ServeError(f"{host}:{port} is already in use",
-                             hint="stop the other server, or pick another --port") from None
-        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}",
-                         hint="ports below 1024 need privileges; try --port 8443") from None
-    sock.setblocking(False)
-    return sock
-
-
-def _own_socket(listening: Listening) -> Listening:
-    """A worker's own HTTPS socket in the parent's SO_REUSEPORT group."""
-    shared = listening.https
-    own = socket.socket(shared.family, socket.SOCK_STREAM)
-    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    if shared.family == socket.AF_INET6:
-        own.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY,
-                       shared.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
-    own.bind(shared.getsockname())
-    own.listen(1024)
-    own.setblocking(False)
-    shared.close()
-    return Listening(own, listening.http, listening.url, listening.pair, True)
-
-
-def _raise_fd_limit() -> None:
-    """Many idle clients must meet the header deadline, not the fd limit."""
-    import resource as rlimit
-    soft, hard = rlimit.getrlimit(rlimit.RLIMIT_NOFILE)
-    if hard == rlimit.RLIM_INFINITY or soft < hard:
-        try:
-            rlimit.setrlimit(rlimit.RLIMIT_NOFILE, (min(hard, 65536), hard))
-        except (ValueError, OSError):
-            pass
-
-
 def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOptions,
         start_in_parent: Callable[[], Callable[[], None]] | None = None) -> int:
     """Serve until SIGTERM or SIGINT, then finish what is in flight and return 0.
@@ -801,7 +558,7 @@ def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOp
     `start_in_parent` (the watcher, say) starts after the fork, in the first process
     only, and returns its stop function.
     """
-    _raise_fd_limit()
+    raise_fd_limit()
     children: list[int] = []
     for _ in range(max(1, options.workers) - 1):
         pid = os.fork()
@@ -809,20 +566,28 @@ def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOp
             code = 1
             try:
                 if listening.reuse_port:
-                    listening = _own_socket(listening)
-                code = _serve_in_this_process(build_dir, state_dir, listening, options)
+                    listening = own_socket(listening)
+                code = _serve_in_this_process(_global_reactor(), build_dir, state_dir,
+                                              listening, options)
             finally:
                 os._exit(code)
         children.append(pid)
     stop_parent_work = start_in_parent() if start_in_parent else None
     try:
-        code = _serve_in_this_process(build_dir, state_dir, listening, options, children)
+        code = _serve_in_this_process(_global_reactor(), build_dir, state_dir, listening,
+                                      options, children)
     finally:
         if stop_parent_work:
             stop_parent_work()
         for pid in children:
             _reap(pid)
     return code
+
+
+def _global_reactor():  # noqa: ANN202 - a Twisted reactor
+    """Twisted's global reactor, made on first import: so only after the fork."""
+    from twisted.internet import reactor
+    return reactor
 
 
 def _reap(pid: int) -> None:
@@ -836,22 +601,16 @@ def _reap(pid: int) -> None:
     os.waitpid(pid, 0)
 
 
-def _serve_in_this_process(build_dir: Path, state_dir: Path, listening: Listening,
-                           options: ServeOptions, children: list[int] = ()) -> int:
-    from twisted.internet import reactor, task
-    from twisted.protocols.tls import TLSMemoryBIOFactory
-
+def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: ANN001
+                           listening: Listening, options: ServeOptions,
+                           children: list[int] = ()) -> int:
+    """Serve on `reactor` (passed in, as magic-wormhole does) until SIGTERM or SIGINT;
+    pass those and SIGHUP on to `children`, the other workers."""
     live = LiveReload(state_dir) if options.live_reload else None
     cache = FileCache(build_dir, live_reload=options.live_reload, max_bytes=options.cache_bytes)
-    site = O2MSite(StaticSite(cache, live), options)
+    site = O2MSite(StaticSite(cache, live), options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())
-    ports = [reactor.adoptStreamPort(listening.https.fileno(), listening.https.family,
-                                     TLSMemoryBIOFactory(tls, False, site))]
-    if listening.http is not None:
-        plain = server.Site(RedirectToHTTPS(listening.port))
-        plain.displayTracebacks = False
-        ports.append(reactor.adoptStreamPort(listening.http.fileno(), listening.http.family,
-                                             plain))
+    ports = _adopt_ports(reactor, listening, tls, site)
 
     def reload_tls(reason: str) -> None:
         try:
@@ -864,14 +623,10 @@ def _serve_in_this_process(build_dir: Path, state_dir: Path, listening: Listenin
         if tls.pair.stamp() != tls.stamp:
             reload_tls("files changed")
 
-    loops = [task.LoopingCall(site.every_second), task.LoopingCall(site.sweep),
-             task.LoopingCall(check_tls_files)]
-    for loop, every in zip(loops, (1.0, 0.5, 5.0)):
-        loop.start(every, now=False)
+    timers = [(site.every_second, 1.0), (site.sweep, 0.5), (check_tls_files, 5.0)]
     if live is not None:
-        loops.append(task.LoopingCall(live.poll))
-        loops[-1].start(0.25, now=False)
-
+        timers.append((live.poll, 0.25))
+    loops = _start_loops(reactor, timers)
     stopping = []
 
     def graceful_stop() -> None:
@@ -911,6 +666,34 @@ def _serve_in_this_process(build_dir: Path, state_dir: Path, listening: Listenin
     return 0
 
 
+def _adopt_ports(reactor, listening: Listening, tls: ReloadableTLS,  # noqa: ANN001
+                 site: O2MSite) -> list:
+    """The bound sockets, handed to `reactor`: HTTPS, and the plain redirect if any."""
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    ports = [reactor.adoptStreamPort(listening.https.fileno(), listening.https.family,
+                                     TLSMemoryBIOFactory(tls, False, site, clock=reactor))]
+    if listening.http is not None:
+        plain = server.Site(RedirectToHTTPS(listening.port), reactor=reactor)
+        plain.displayTracebacks = False
+        ports.append(reactor.adoptStreamPort(listening.http.fileno(), listening.http.family,
+                                             plain))
+    return ports
+
+
+def _start_loops(reactor, timers: list[tuple[Callable[[], None], float]]) -> list:  # noqa: ANN001
+    """One LoopingCall on `reactor` per (function, seconds), first run after one period."""
+    from twisted.internet import task
+
+    loops = []
+    for function, every in timers:
+        loop = task.LoopingCall(function)
+        loop.clock = reactor
+        loop.start(every, now=False)
+        loops.append(loop)
+    return loops
+
+
 def _signal(pid: int, signum: int) -> None:
     try:
         os.kill(pid, signum)
@@ -920,10 +703,5 @@ def _signal(pid: int, signum: int) -> None:
 
 def _alpn() -> list[bytes]:
     """h2 when Twisted can speak it (the `h2` package), else HTTP/1.1 only."""
-    try:
-        import twisted.web._http2  # noqa: F401
-        from twisted.web.http import H2_ENABLED
-    except ImportError:
-        return [b"http/1.1"]
-    return [b"h2", b"http/1.1"] if H2_ENABLED else [b"http/1.1"]
+    return [b"h2", b"http/1.1"] if compat.h2_available() else [b"http/1.1"]
 

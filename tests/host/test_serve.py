@@ -532,7 +532,7 @@ def test_http2_connections_are_counted_and_not_cut_by_the_request_deadline(tmp_p
 def test_file_cache_has_one_entry_per_file_however_it_is_spelled(tmp_path):
     """%-spellings of one path share an entry, and entries are charged a fixed cost,
     so a flood of distinct paths cannot grow the cache without bound."""
-    from o2m_pub.host.serve import FileCache
+    from o2m_pub.host.file_cache import FileCache
 
     build = tmp_path / "build"
     (build / "tags").mkdir(parents=True)
