@@ -119,6 +119,7 @@ class PrivateFeedSteps:
                 if path.startswith(("f/", "p/", "o/")):
                     self.keep(path)
             return _NO_FEEDS
+        self.feed_index = plan.index
         live = referenced_objects(self.feed_index, plan.objects)
         plan.objects = retire_objects(plan.objects, live, self.now)
         kept = {p for o in plan.objects.values() for p in o["paths"]}
