@@ -599,8 +599,10 @@ class _Build:
                                        progress=self.progress):
                 self.record_page(result)
             out.barrier()
+        # the pages left unchanged; one whose template failed has its last good version
+        # if there is one, and is missing (and planned again next time) if not
         for page in site.pages:
-            out.keep(page.path)
+            out.keep_if_recorded(page.path)
 
     def record_page(self, result: PageResult) -> None:
         """Record a rendered page; a template error fails that page alone and keeps its
