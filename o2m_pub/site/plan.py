@@ -3,8 +3,9 @@ site consists of and the change digest of each. Pure: no files, no clock.
 
 A page's digest hashes everything its bytes depend on (template fingerprint, site
 settings, the digests of the posts it shows, its pager); a page whose digest is
-unchanged is not rendered again. (A digest, not a signature: nothing here is signed.) Pages are numbered from the oldest
-posts, so a new post changes the home page and at most two numbered pages.
+unchanged is not rendered again (a digest, not a signature: nothing here is signed).
+Pages are numbered from the oldest posts, so a new post changes the home page and at
+most two numbered pages.
 """
 
 from __future__ import annotations
