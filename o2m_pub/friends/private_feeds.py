@@ -15,7 +15,7 @@ import json
 import mimetypes
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol.canonical import b64u_encode, canonical_json
@@ -30,7 +30,6 @@ from o2m_pub.protocol.feeds import (
     seal_object,
     seal_page,
 )
-from o2m_pub.site.model import PostRecord
 
 HEAD_LIFETIME = dt.timedelta(days=30)
 RESIGN_BEFORE = dt.timedelta(days=7)
@@ -112,6 +111,41 @@ def _bits(value: int) -> list[int]:
     return out
 
 
+class PrivatePost(Protocol):
+    """What planning and sealing read of a post. The site passes its records (the
+    arrows run site -> friends, so this part names what it needs instead of importing
+    the site's model)."""
+
+    @property
+    def source(self) -> str:
+        """The site-relative path of the post's file: its item id is made from it, and
+        its attachments are named relative to it."""
+
+    @property
+    def date(self) -> str:
+        """ISO 8601 with offset."""
+
+    @property
+    def updated(self) -> str | None:
+        """ISO 8601 with offset, or None."""
+
+    @property
+    def title(self) -> str | None: ...
+
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+
+    @property
+    def summary(self) -> str | None: ...
+
+    @property
+    def reply_to(self) -> str | None: ...
+
+    @property
+    def sort_key(self) -> tuple[str, str]:
+        """Oldest first, ties broken by the post's path."""
+
+
 @dataclass
 class Reader:
     """A friend as the feed builder needs them."""
@@ -125,11 +159,11 @@ class Reader:
 class PostVersion:
     """One private-feed entry: a post, its version digest, and how to seal it."""
 
-    record: PostRecord
+    record: PrivatePost
     digest: str
     seal: Callable[[], tuple[list[tuple[str, bytes]], ObjectRef]]  # -> (files, the post's ref)
     readers: frozenset[str] = frozenset()  # names of the friends who may read it
-    id: str = ""  # the item id (item_id of the author and the source)
+    id: str = ""  # the item id (item_id of the author and the source); made when empty
 
 
 @dataclass
@@ -144,9 +178,10 @@ class FeedPlan:
     # version digest -> {"ref": the post's ObjectRef json, "paths": its object files}
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     heads_written: int = 0
+    index: FeedIndex = field(default_factory=FeedIndex)  # the shared item index, as planned
 
 
-def post_plaintext(record: PostRecord, markdown: str,
+def post_plaintext(record: PrivatePost, markdown: str,
                    attachments: list[dict[str, Any]]) -> bytes:
     """The object plaintext of a post (PROTOCOL.md §3.3)."""
     doc: dict[str, Any] = {"v": 1, "type": "o2m-post", "markdown": markdown,
@@ -166,7 +201,7 @@ def post_plaintext(record: PostRecord, markdown: str,
     return canonical_json(doc)
 
 
-def seal_post(record: PostRecord, markdown: str, media: Mapping[str, bytes], *,
+def seal_post(record: PrivatePost, markdown: str, media: Mapping[str, bytes], *,
               random: Callable[[int], bytes]) -> tuple[list[tuple[str, bytes]], ObjectRef]:
     """Seal a post and its attachments, each with a fresh key (§3.3). Attachments are
     named by their path relative to the post, as its Markdown refers to them."""
@@ -192,20 +227,20 @@ class RollbackRefusedError(O2MError):
             "continue every feed above what is published")
 
 
-def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[PostVersion],
-               previous: Mapping[str, FeedState], index: FeedIndex,
-               objects: Mapping[str, dict[str, Any]], now: dt.datetime,
+def plan_feeds(*, author_sign_pk: bytes, readers: Sequence[Reader],
+               versions: Sequence[PostVersion], previous: Mapping[str, FeedState],
+               index: FeedIndex, objects: Mapping[str, dict[str, Any]], now: dt.datetime,
                random: Callable[[int], bytes], unlock: Callable[[], Any],
                published_seq: Callable[[FeedSecrets, bytes], int | None],
                seq_floor: int = 0,
                write: Callable[[str, bytes], None] | None = None) -> FeedPlan:
-    """Plan every reader's feed (PROTOCOL.md §3.4).
+    """Plan every reader's feed (PROTOCOL.md §3.4). The arguments are not changed.
 
     Args:
         versions: every private post version, with the names of the friends who may
             read it.
         previous: reader b64u sign_pk -> what the last build published for them.
-        index: the shared item index of the last build (updated in place).
+        index: the shared item index of the last build (the new one is `plan.index`).
         objects: version digest -> the object reference sealed for it before.
         unlock: returns the Identity (signing and box keys); called only when a head or
             page must be sealed, so a build that changes no feed never asks.
@@ -219,6 +254,10 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[P
             and a big first build need not hold them all); by default they join
             `plan.files`, as the heads always do.
 
+    Returns:
+        The plan: heads to write, paths to keep, every reader's new state, the sealed
+        objects and the new item index.
+
     Raises:
         RollbackRefusedError: see `published_seq`.
     """
@@ -226,101 +265,182 @@ def plan_feeds(*, author_sign_pk: bytes, readers: list[Reader], versions: list[P
     if write is None:
         def write(path: str, data: bytes) -> None:
             plan.files.append((path, data))
-    now_text = utc_text(now)
-    position = {iid: i for i, iid in enumerate(index.ids)}
-    by_id: dict[str, PostVersion] = {}
-    changed_bits = 0
-    audience_bits: dict[frozenset[str], int] = {}
-    for v in versions:
-        v.id = v.id or item_id(author_sign_pk, v.record.source)
-        if v.id not in position:
-            position[v.id] = len(index.ids)
-            index.ids.append(v.id)
-        bit = 1 << position[v.id]
-        by_id[v.id] = v
-        if index.versions.get(v.id) != v.digest:
-            changed_bits |= bit
-        audience_bits[v.readers] = audience_bits.get(v.readers, 0) | bit
-    # every reader's items of one version are one object: sealed and serialised once
-    order = sorted(versions, key=lambda v: v.record.sort_key)
-    rank = {position[v.id]: n for n, v in enumerate(order)}
-    items: dict[str, _RawItem] = {}
-
-    def item_of(version: PostVersion) -> _RawItem:
-        if version.id not in items:
-            sealed = plan.objects.get(version.digest)
-            if sealed is None:
-                files, obj = version.seal()
-                for path, data in files:
-                    write(path, data)
-                sealed = plan.objects[version.digest] = {
-                    "ref": obj.to_json(), "paths": [path for path, _ in files]}
-            record = version.record
-            item = Item(version.id, utc_text(dt.datetime.fromisoformat(
-                record.updated or record.date)), ObjectRef.from_json(sealed["ref"]),
-                record.reply_to)
-            items[version.id] = _RawItem(item.to_json())
-        return items[version.id]
-
+    entries, plan.index = _assign_ids(author_sign_pk, versions, index)
+    bits = _VersionBits.of(entries, plan.index, index.versions)
+    items = _ItemSealer(plan.objects, write)
     identity = None
-    written: set[str] = set()
     for reader in readers:
         key = b64u_encode(reader.sign_pk)
         state = previous.get(key)
-        wanted = 0
-        for names, bits in audience_bits.items():
-            if reader.name in names:
-                wanted |= bits
-        have = int(state.have, 16) if state else 0
-        new_bits = (wanted & ~have) | (wanted & changed_bits)
-        gone_bits = have & ~wanted
-        expiring = state is not None and state.expires <= utc_text(now + RESIGN_BEFORE)
-        if state is not None and not new_bits and not gone_bits and not expiring:
+        delta = _reader_delta(reader.name, state, bits)
+        if state is not None and not delta.new and not delta.gone \
+                and not _expiring(state, now):
             plan.keep += state.paths
             plan.states[key] = state
             continue
-        new_items: list[Any] = [item_of(by_id[index.ids[i]]) for i in
-                                sorted(_bits(new_bits), key=rank.__getitem__, reverse=True)]
-        new_items[:0] = [_RawItem(Item(index.ids[i], now_text, None).to_json())  # tombstones
-                         for i in sorted(_bits(gone_bits), reverse=True)]
+        new_items = [items.item(*bits.entry_at[i]) for i in
+                     sorted(_bits(delta.new), key=bits.rank.__getitem__, reverse=True)]
+        new_items[:0] = [_RawItem(Item(plan.index.ids[i], utc_text(now), None).to_json())
+                         for i in sorted(_bits(delta.gone), reverse=True)]  # tombstones
         if identity is None:
             identity = unlock()
-        secrets = pairwise_secrets(bytes(identity.box_key), reader.box_pk, author_sign_pk,
-                                   reader.sign_pk)
-        old_items = [_RawItem(i) for i in state.head_items] if state else []
-        head_items, cut = append_to_feed(old_items, new_items)
-        prev = PageRef.from_json(state.prev) if state and state.prev else None
-        pages = list(state.pages) if state else []
-        for page_items in cut:
-            data, prev = seal_page(signing_key=identity.signing_key,
-                                   reader_sign_pk=reader.sign_pk, secrets=secrets,
-                                   items=page_items, prev=prev, nonce=random(24))
-            write(prev.path, data)
-            written.add(prev.path)
-            pages.append(prev.path)
-        plan.keep += [p for p in pages if p not in written]
-        seq = max(state.seq if state else 0, seq_floor) + 1
-        live = published_seq(secrets, reader.sign_pk)
-        if live is not None and live >= seq:
-            if state is not None:  # the state is older than what is published: a restore
-                raise RollbackRefusedError(
-                    f"{secrets.head_path} already carries sequence {live}; this build would "
-                    f"publish {seq}")
-            seq = live + 1  # state lost, head verifiably ours: continue above it
-        plan.max_seq = max(plan.max_seq, seq)
-        expires = utc_text(now + HEAD_LIFETIME)
-        head = seal_head(signing_key=identity.signing_key, reader_sign_pk=reader.sign_pk,
-                         secrets=secrets, seq=seq, updated=now_text, expires=expires,
-                         items=head_items, prev=prev, nonce=random(24))
-        plan.files.append((secrets.head_path, head))
+        head_path, head, new_state, kept = _seal_reader_feed(
+            identity, reader, author_sign_pk=author_sign_pk, state=state,
+            new_items=new_items, wanted=delta.wanted, now=now, random=random, write=write,
+            published_seq=published_seq, seq_floor=seq_floor)
+        plan.keep += kept
+        plan.max_seq = max(plan.max_seq, new_state.seq)
+        plan.files.append((head_path, head))
         plan.heads_written += 1
         plan.changed.add(key)
-        plan.states[key] = FeedState(
-            reader=key, head_path=secrets.head_path, seq=seq, expires=expires,
-            head_items=[i.to_json() for i in head_items],
-            prev=prev.to_json() if prev else None, pages=pages, have=f"{wanted:x}")
-    index.versions = {v.id: v.digest for v in versions}
+        plan.states[key] = new_state
     return plan
+
+
+def _assign_ids(author_sign_pk: bytes, versions: Sequence[PostVersion],
+                index: FeedIndex) -> tuple[list[tuple[PostVersion, str]], FeedIndex]:
+    """Each version with its item id, and the index that lists them all: the ids of
+    `index` in their places (a reader's bitmap depends on them), new ids after them,
+    and each post's version as of now."""
+    entries = [(v, v.id or item_id(author_sign_pk, v.record.source)) for v in versions]
+    ids = list(index.ids)
+    known = set(ids)
+    for _, iid in entries:
+        if iid not in known:
+            known.add(iid)
+            ids.append(iid)
+    return entries, FeedIndex(ids=ids, versions={iid: v.digest for v, iid in entries})
+
+
+@dataclass(frozen=True)
+class _VersionBits:
+    """The versions as bits over the item index: which changed since the last build,
+    which each audience reads, and the order their items go in."""
+
+    changed: int  # versions whose digest is not the one published
+    audiences: dict[frozenset[str], int]  # readers' names -> the versions they read
+    entry_at: dict[int, tuple[PostVersion, str]]  # index position -> (version, item id)
+    rank: dict[int, int]  # index position -> place of its post, oldest first
+
+    @classmethod
+    def of(cls, entries: list[tuple[PostVersion, str]], index: FeedIndex,
+           published: Mapping[str, str]) -> "_VersionBits":
+        position = {iid: i for i, iid in enumerate(index.ids)}
+        changed, audiences, entry_at = 0, {}, {}
+        for v, iid in entries:
+            bit = 1 << position[iid]
+            entry_at[position[iid]] = (v, iid)
+            if published.get(iid) != v.digest:
+                changed |= bit
+            audiences[v.readers] = audiences.get(v.readers, 0) | bit
+        order = sorted(entries, key=lambda e: e[0].record.sort_key)
+        rank = {position[iid]: n for n, (_, iid) in enumerate(order)}
+        return cls(changed, audiences, entry_at, rank)
+
+
+@dataclass(frozen=True)
+class _Delta:
+    """What one reader's feed must say now, as bits over the item index."""
+
+    wanted: int  # every version the reader may read
+    new: int  # versions the reader has not got, or has in an older version
+    gone: int  # posts the reader had and may no longer read: tombstones
+
+
+def _reader_delta(name: str, state: FeedState | None, bits: _VersionBits) -> _Delta:
+    wanted = 0
+    for names, audience in bits.audiences.items():
+        if name in names:
+            wanted |= audience
+    have = int(state.have, 16) if state else 0
+    return _Delta(wanted, (wanted & ~have) | (wanted & bits.changed), have & ~wanted)
+
+
+def _expiring(state: FeedState, now: dt.datetime) -> bool:
+    """Whether the head published for a reader expires within RESIGN_BEFORE."""
+    return state.expires <= utc_text(now + RESIGN_BEFORE)
+
+
+class _ItemSealer:
+    """Each version's feed item, its object sealed and serialised once however many
+    readers get it (§3.3): an object already sealed for that digest is reused."""
+
+    def __init__(self, objects: dict[str, dict[str, Any]],
+                 write: Callable[[str, bytes], None]) -> None:
+        self.objects, self.write = objects, write
+        self.items: dict[str, _RawItem] = {}
+
+    def item(self, version: PostVersion, iid: str) -> _RawItem:
+        if iid not in self.items:
+            sealed = self.objects.get(version.digest)
+            if sealed is None:
+                files, obj = version.seal()
+                for path, data in files:
+                    self.write(path, data)
+                sealed = self.objects[version.digest] = {
+                    "ref": obj.to_json(), "paths": [path for path, _ in files]}
+            record = version.record
+            item = Item(iid, utc_text(dt.datetime.fromisoformat(record.updated or record.date)),
+                        ObjectRef.from_json(sealed["ref"]), record.reply_to)
+            self.items[iid] = _RawItem(item.to_json())
+        return self.items[iid]
+
+
+def _seal_reader_feed(identity: Any, reader: Reader, *, author_sign_pk: bytes,
+                      state: FeedState | None, new_items: list[Any], wanted: int,
+                      now: dt.datetime, random: Callable[[int], bytes],
+                      write: Callable[[str, bytes], None],
+                      published_seq: Callable[[FeedSecrets, bytes], int | None],
+                      seq_floor: int) -> tuple[str, bytes, FeedState, list[str]]:
+    """One reader's new head, the archive pages cut from it written at once (§3.4).
+
+    Returns:
+        The head's path and bytes, the reader's new state, and the archive pages
+        published before that the feed still links to.
+    """
+    secrets = pairwise_secrets(bytes(identity.box_key), reader.box_pk, author_sign_pk,
+                               reader.sign_pk)
+    old_items = [_RawItem(i) for i in state.head_items] if state else []
+    head_items, cut = append_to_feed(old_items, new_items)
+    prev = PageRef.from_json(state.prev) if state and state.prev else None
+    pages = list(state.pages) if state else []
+    written = set()
+    for page_items in cut:
+        data, prev = seal_page(signing_key=identity.signing_key,
+                               reader_sign_pk=reader.sign_pk, secrets=secrets,
+                               items=page_items, prev=prev, nonce=random(24))
+        write(prev.path, data)
+        written.add(prev.path)
+        pages.append(prev.path)
+    seq = _next_seq(state, seq_floor, published_seq(secrets, reader.sign_pk),
+                    secrets.head_path)
+    now_text, expires = utc_text(now), utc_text(now + HEAD_LIFETIME)
+    head = seal_head(signing_key=identity.signing_key, reader_sign_pk=reader.sign_pk,
+                     secrets=secrets, seq=seq, updated=now_text, expires=expires,
+                     items=head_items, prev=prev, nonce=random(24))
+    new_state = FeedState(
+        reader=b64u_encode(reader.sign_pk), head_path=secrets.head_path, seq=seq,
+        expires=expires, head_items=[i.to_json() for i in head_items],
+        prev=prev.to_json() if prev else None, pages=pages, have=f"{wanted:x}")
+    return secrets.head_path, head, new_state, [p for p in pages if p not in written]
+
+
+def _next_seq(state: FeedState | None, seq_floor: int, live: int | None,
+              head_path: str) -> int:
+    """The sequence number of a reader's next head: above the last one, above every
+    number this site ever gave (`seq_floor`), and above the head published now (`live`).
+
+    Raises:
+        RollbackRefusedError: the published head is ahead of the state (a restore).
+    """
+    seq = max(state.seq if state else 0, seq_floor) + 1
+    if live is not None and live >= seq:
+        if state is not None:  # the state is older than what is published: a restore
+            raise RollbackRefusedError(
+                f"{head_path} already carries sequence {live}; this build would "
+                f"publish {seq}")
+        seq = live + 1  # state lost, head verifiably ours: continue above it
+    return seq
 
 
 def referenced_objects(index: FeedIndex, objects: Mapping[str, dict[str, Any]]) -> set[str]:

@@ -3,10 +3,14 @@
 `content` reads a post's file, `markup` turns its Markdown into HTML, `plan` decides
 which pages exist and which changed, `render` fills the Jinja2 templates, `syndication`
 writes the feeds, `writer` writes `build/` atomically and `manifest` remembers the last
-build; `build` drives them, `private_steps` adds friends' encrypted feeds to a build,
-and `watch` rebuilds on every save. `scaffold` makes a new site; `samples/` holds the
-posts of `o2m init` and `o2m demo` as files (`sample_trees` reads and dates them), and
-`theme/` the built-in templates.
+build. `build` drives them in its order of work, one phase at a time: `sources` scans
+and renders the posts, `audience` says who may read them, `outputs` tracks what to
+write, keep or delete, `pages` renders the pages, `private_steps` adds friends'
+encrypted feeds, `snapshot` holds the manifest as last committed and `report` what the
+build did. `watch` rebuilds on every save. `scaffold` makes a new site; `samples/`
+holds the posts of `o2m init` and `o2m demo` as files (`sample_trees` reads and dates
+them), and `theme/` the built-in
+templates.
 
 Uses `friends` (who reads a private post) and `protocol`; never `host` or `reader`.
 """

@@ -1,12 +1,17 @@
 """`o2m build`: the imperative shell around parsing, planning and rendering.
 
-Order of work (DESIGN.md property 7, PROTOCOL.md §1.5):
+Order of work (DESIGN.md property 7, PROTOCOL.md §1.5), one `_Build` method each:
 scan sources -> parse and render what changed (in parallel) -> plan the pages and the
-friends' feeds -> write media, assets and encrypted objects; then archive pages and
-pages at new paths; then rewritten post pages; then rewritten index pages; then feeds,
-sitemap and friends' heads, each phase made durable before the next -> delete what
-nothing refers to any more -> commit the manifest. A build killed at any point leaves
-a readable site and whole feeds; the next one repairs the rest.
+friends' feeds -> A: write media, assets and encrypted objects; then B: archive pages
+and pages at new paths; then C: rewritten post pages; then D: rewritten index pages;
+then E: feeds, sitemap and friends' heads, each phase made durable before the next ->
+F: delete what nothing refers to any more -> commit the manifest. A build killed at any
+point leaves a readable site and whole feeds; the next one repairs the rest.
+
+The phases' parts live beside this shell: `sources` (scanning and rendering posts),
+`audience` (who may read), `plan` (pure page planning), `outputs` (what to write, keep
+or delete), `pages` (rendering pages), `private_steps` (friends' feeds), `snapshot`
+(the manifest as last committed) and `report`.
 """
 
 from __future__ import annotations
@@ -17,94 +22,61 @@ import os
 import posixpath
 import re
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 import jinja2
 
 from o2m_pub import config as config_mod
 from o2m_pub._files import site_lock
 from o2m_pub.config import CARD_FILE, STATE_DIR, SiteConfig
-from o2m_pub.errors import O2MError, PostError, Problem, SiteError
-from o2m_pub.site.content import parse_post
+from o2m_pub.errors import SiteError
+from o2m_pub.site.audience import Friends, check_audience, load_friends
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
-from o2m_pub.site.model import PostRecord, PostView
+from o2m_pub.site.model import PostRecord
+from o2m_pub.site.outputs import Outputs
+from o2m_pub.site.pages import (
+    TEMPLATES_DIR,
+    PageResult,
+    Views,
+    render_pages,
+    template_problem,
+)
 from o2m_pub.site.plan import (
     Page,
+    digest_of,
     index_fingerprint,
-    index_pages,
+    plan_pages,
     post_pages,
     resolve_collisions,
-    sig_of,
+    sha256_hex,
 )
-from o2m_pub.site.plan import sha256_hex as _sha
-from o2m_pub.site.private_steps import PrivateFeedSteps, _load_friends
 from o2m_pub.site.render import (
-    PAGE_TEMPLATES,
+    BUILTIN_THEME,
     PageRenderer,
-    linker,
     make_environment,
     template_fingerprints,
     theme_dirs,
 )
+from o2m_pub.site.report import BuildProgress, BuildReport
+from o2m_pub.site.snapshot import ManifestSnapshot
+from o2m_pub.site.sources import CONTENT_DIR, is_editor_litter, render_changed, scan_sources
 from o2m_pub.site.writer import AtomicWriter
 
 if TYPE_CHECKING:
+    from o2m_pub.friends.private_feeds import FeedPlan
     from o2m_pub.protocol.keyfile import Identity
+    from o2m_pub.site.private_steps import PrivateFeeds
 
-CONTENT_DIR = "content"
+# The names `o2m build`, `o2m watch` and the tests import from here.
+__all__ = ["BUILD_DIR", "BuildProgress", "BuildReport", "Builder", "build_site",
+           "is_editor_litter"]
+
 WELL_KNOWN_CARD = ".well-known/o2m-card.json"
-TEMPLATES_DIR = "site_templates"
 BUILD_DIR = "build"
 FEED_VERSION = "feeds-1"
-PARALLEL_THRESHOLD = 48  # fewer changed posts than this render in-process
-# Suffixes of editors' backups and temporary files: vim (file~, .swp/.swx/.swo when
-# the swap file is not a dotfile), emacs (file~), JetBrains safe write
-# (file___jb_tmp___, file___jb_old___), Kate (.kate-swp), downloads (.part,
-# .crdownload), and generic .tmp / .~tmp.
-_LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", "~tmp", ".part", ".crdownload",
-                    "___jb_tmp___", "___jb_old___", ".kate-swp")
-# Prefixes: dotfiles (vim's .file.swp, emacs's .#file lock, .DS_Store, gedit's
-# .goutputstream-XXXXXX, our own .~o2m- temporaries), emacs's #file# autosave,
-# Office's ~$file lock.
-_LITTER_PREFIXES = (".", "#", "~$")
-
-
-def is_editor_litter(name: str) -> bool:
-    """Whether a file name is an editor's temporary, swap, backup or lock file, or a
-    dotfile: never a source of the site (scan_sources skips them; `o2m watch` ignores them)."""
-    if not name or name.startswith(_LITTER_PREFIXES) or name.endswith(_LITTER_SUFFIXES):
-        return True
-    # vim checks that it may write in a folder by creating and deleting "4913" (or
-    # 5036, 5159, ...: 4913 + 123 k, the first name free)
-    return name.isdigit() and int(name) >= 4913 and (int(name) - 4913) % 123 == 0
-
-
-class Progress(Protocol):
-    def start(self, label: str, total: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-
-
-@dataclass
-class BuildReport:
-    """What a build did, for the one-line summary and for tests."""
-
-    out_dir: Path
-    posts: int = 0  # public posts on the site
-    changed: int = 0  # posts parsed and rendered again
-    private: int = 0  # posts whose audience keeps them off the public site
-    drafts: int = 0
-    written: int = 0
-    deleted: int = 0
-    seconds: float = 0.0
-    heads: int = 0  # friends' feed heads signed
-    changed_paths: list[str] = field(default_factory=list)  # outputs written anew or removed
-    feed_error: O2MError | None = None  # friends' feeds could not be signed this time
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
 
 def _media_name(ref: str) -> str:
@@ -119,140 +91,9 @@ def _media_name(ref: str) -> str:
 
 def _sha_of_file(path: Path) -> str | None:
     try:
-        return _sha(path.read_bytes())
+        return sha256_hex(path.read_bytes())
     except OSError:
         return None  # the renderer reports it, for that post alone
-
-
-def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
-    """Every post file under content/ with its stat; symlinks that leave content/ are
-    refused (THREATS.md 38), as are dotfiles and editors' temporary files."""
-    content = root / CONTENT_DIR
-    real_content = os.path.realpath(content)
-    found: dict[str, os.stat_result] = {}
-    warnings: list[str] = []
-    stack = [(str(content), CONTENT_DIR)]
-    seen_dirs = {real_content}  # a symlinked folder is followed once, never in a loop
-    while stack:
-        folder, rel = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
-            continue
-        for e in entries:
-            name = e.name
-            if is_editor_litter(name):
-                continue
-            rel_path = f"{rel}/{name}"
-            if e.is_symlink():
-                real = os.path.realpath(e.path)
-                if not (real + os.sep).startswith(real_content + os.sep):
-                    warnings.append(f"{rel_path}: symlink to a file outside content/, skipped")
-                    continue
-            if e.is_dir():
-                real = os.path.realpath(e.path)
-                if real in seen_dirs:
-                    warnings.append(f"{rel_path}: a folder already read (symlink loop?), skipped")
-                    continue
-                seen_dirs.add(real)
-                stack.append((e.path, rel_path))
-            elif name.endswith(".md") and e.is_file():
-                found[rel_path] = e.stat()
-    return found, warnings
-
-
-# --- rendering posts (runs in worker processes for big builds) ---------------------
-
-_worker: dict[str, object] = {}
-
-
-def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...]) -> None:
-    import zoneinfo
-
-    from o2m_pub.site.markup import (
-        MarkdownRenderer,  # imported only when something must render
-    )
-    if "md" not in _worker:  # one pipeline per process: a Builder session reuses it
-        _worker["md"] = MarkdownRenderer()
-    _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience)
-
-
-RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None"]
-
-
-def render_post(source: str) -> RenderResult:
-    """Read, parse and render one post: (source, sha, record, html, toc, problem)."""
-    try:
-        data = Path(_worker["root"], source).read_bytes()  # type: ignore[arg-type]
-    except OSError as e:  # unreadable: that post fails, the others build
-        return source, "", None, "", "", Problem(source, 1, f"cannot read it: {e.strerror or e}",
-                                                 hint="check the file's permissions")
-    sha = _sha(data)
-    try:
-        post = parse_post(data, source, tz=_worker["tz"],  # type: ignore[arg-type]
-                          default_audience=_worker["audience"])  # type: ignore[arg-type]
-    except PostError as e:
-        return source, sha, None, "", "", e.problem
-    from o2m_pub.site.markup import MARKUP_VERSION, smarten
-    key = _sha(f"{MARKUP_VERSION}\0{source}\0{post.body}".encode())[:32]
-    rendered = _worker["md"].render(post.body, source)  # type: ignore[attr-defined]
-    post = replace(post, title=post.title and smarten(post.title),
-                   summary=post.summary and smarten(post.summary))
-    record = PostRecord.from_source(post, summary=rendered.summary,
-                                    word_count=rendered.word_count, render_key=key,
-                                    media=rendered.media, links=rendered.links)
-    return source, sha, record, rendered.html, rendered.toc, None
-
-
-def _render_chunk(sources: list[str]) -> list[RenderResult]:
-    return [render_post(s) for s in sources]
-
-
-def _chunked(items: list, jobs: int) -> list[list]:
-    size = max(8, min(64, len(items) // (jobs * 8) or 1))
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _pool(jobs: int, **kwargs):  # noqa: ANN003, ANN202 - a ProcessPoolExecutor
-    """Worker processes by fork: they start at once and share what is already loaded.
-    (Imported here: a small rebuild never needs them.)"""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-    return ProcessPoolExecutor(jobs, mp_context=get_context("fork"), **kwargs)
-
-
-def render_changed(sources: list[str], root: Path, config: SiteConfig, jobs: int,
-                   progress: Progress | None) -> Iterator[RenderResult]:
-    """Render changed posts, across `jobs` processes when there are many."""
-    if not sources:
-        return
-    init = (str(root), config.timezone, config.default_audience)
-    if progress:
-        progress.start("rendering posts", len(sources))
-    if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
-        _init_worker(*init)
-        for s in sources:
-            yield render_post(s)
-            if progress:
-                progress.advance()
-        return
-    with _pool(jobs, initializer=_init_worker, initargs=init) as pool:
-        for results in pool.map(_render_chunk, _chunked(sources, jobs)):
-            yield from results
-            if progress:
-                progress.advance(len(results))
-
-
-# --- the build -----------------------------------------------------------------------
-
-def check_audience(record: PostRecord, known: frozenset[str] | set[str]) -> Problem | None:
-    """Every audience name must be public, friends, a group of the config or a friend."""
-    for name in record.audience:
-        if name not in known:
-            return Problem(record.source, record.lines.get("audience", 1),
-                           f"unknown audience {name!r}",
-                           hint="use public, friends, a group from o2m.toml or a friend's name")
-    return None
 
 
 class _Files:
@@ -267,13 +108,12 @@ class _Files:
         if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
             self.now[key] = old
         else:
-            self.now[key] = FileState(st.st_mtime_ns, st.st_size, _sha(path.read_bytes()))
+            self.now[key] = FileState(st.st_mtime_ns, st.st_size, sha256_hex(path.read_bytes()))
         return self.now[key]
 
 
 def _static_files(root: Path) -> dict[str, Path]:
     """name -> file of the theme's static/, the site's overriding the built-in's."""
-    from o2m_pub.site.render import BUILTIN_THEME
     found: dict[str, Path] = {}
     for base in (Path(str(BUILTIN_THEME)) / "static", root / TEMPLATES_DIR / "static"):
         if base.is_dir():
@@ -284,7 +124,7 @@ def _static_files(root: Path) -> dict[str, Path]:
 
 
 def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
-               progress: Progress | None = None,
+               progress: BuildProgress | None = None,
                unlock: Callable[[], "Identity"] | None = None,
                now: dt.datetime | None = None) -> BuildReport:
     """Build the site at `root` into build/ (or, with drafts, a private preview folder):
@@ -301,67 +141,10 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
 
 # --- the build session: what stays warm between builds --------------------------------
 
-def _apply(old: dict, changes: dict) -> dict:
-    """`old` with `changes` applied as Manifest.commit applies them (None deletes)."""
-    new = dict(old)
-    for key, value in changes.items():
-        if value is None:
-            new.pop(key, None)
-        else:
-            new[key] = value
-    return new
-
-
-class _Snapshot:
-    """The manifest's tables as the last build committed them, parsed. A one-off build
-    reads them once; a `Builder` keeps them and applies each build's own commit, so a
-    rebuild does not parse 10,000 records again. Never mutated: each build makes a new one."""
-
-    def __init__(self, manifest: Manifest) -> None:
-        self.manifest = manifest
-        self.sources = manifest.sources()
-        self.outputs = manifest.outputs()
-        self.files = manifest.files()
-        self._feeds: dict | None = None
-        self._sealed: dict | None = None
-
-    def feeds(self) -> dict:
-        """Reader -> private.FeedState (the crypto is imported only when there are some)."""
-        if self._feeds is None:
-            raw = self.manifest.feed_states()
-            if raw:
-                from o2m_pub.friends.private_feeds import FeedState
-                self._feeds = {k: FeedState.from_json(v) for k, v in raw.items()}
-            else:
-                self._feeds = {}
-        return self._feeds
-
-    def sealed(self) -> dict[str, dict]:
-        if self._sealed is None:
-            self._sealed = {k: json.loads(v) for k, v in self.manifest.sealed().items()}
-        return self._sealed
-
-    def after(self, *, sources: dict, outputs: dict, files: dict, feeds: dict,
-              sealed: dict) -> "_Snapshot":
-        """The snapshot once these changes (the arguments of Manifest.commit, with the
-        feeds' states and sealed objects as objects, not JSON) are in."""
-        new = object.__new__(_Snapshot)
-        new.manifest = self.manifest
-        new.sources = _apply(self.sources, sources)
-        new.outputs = _apply(self.outputs, outputs)
-        new.files = _apply(self.files, files)
-        new._feeds = new._sealed = None  # loaded from the database when next needed
-        if self._feeds is not None:
-            new._feeds = _apply(self._feeds, feeds)
-        if self._sealed is not None:
-            new._sealed = _apply(self._sealed, sealed)
-        return new
-
-
 def _template_stamp(root: Path) -> str:
     """Names, sizes and times of every template (the theme's static/ aside): when it is
     unchanged, so are the templates' fingerprints and the compiled templates."""
-    return sig_of(*sorted(
+    return digest_of(*sorted(
         (str(p), st.st_mtime_ns, st.st_size)
         for base in theme_dirs(root / TEMPLATES_DIR) if os.path.isdir(base)
         for p in Path(base).rglob("*")
@@ -370,7 +153,7 @@ def _template_stamp(root: Path) -> str:
 
 
 def _friends_stamp(root: Path, config: SiteConfig) -> tuple:
-    """What `_load_friends` reads: the friends' files, groups, the public key, o2m.toml's
+    """What `load_friends` reads: the friends' files, groups, the public key, o2m.toml's
     groups. Equal stamps, equal friends."""
     def stamp(path: str) -> tuple:
         try:
@@ -413,7 +196,7 @@ class Builder:
     """
 
     def __init__(self, root: Path, *, drafts: bool = False, jobs: int | None = None,
-                 progress: Progress | None = None,
+                 progress: BuildProgress | None = None,
                  unlock: Callable[[], "Identity"] | None = None,
                  wait_for_lock: bool = False) -> None:
         self.root, self.drafts, self.progress, self.wait_for_lock = root, drafts, progress, \
@@ -428,9 +211,9 @@ class Builder:
         self._manifest: Manifest | None = None
         self._db_file: tuple[int, int] | None = None
         self._data_version: int | None = None
-        self._snapshot: _Snapshot | None = None
+        self._snapshot: ManifestSnapshot | None = None
         self._env: tuple[str, jinja2.Environment] | None = None
-        self._friends: tuple[tuple, object] | None = None
+        self._friends: tuple[tuple, Friends] | None = None
 
     def __enter__(self) -> "Builder":
         return self
@@ -449,7 +232,7 @@ class Builder:
         and again if the site's key is no longer `sign_pk`'s (`o2m key import`)."""
         if self._identity is None or (sign_pk is not None and self._identity.sign_pk != sign_pk):
             if self._unlock is None:
-                from o2m_pub.protocol.keyfile import PassphraseError
+                from o2m_pub.protocol.keyfile import PassphraseError  # the crypto: if needed
                 raise PassphraseError("friends' feeds must be signed, and the key is locked",
                                       hint="run `o2m build` on a terminal, or set O2M_PASSPHRASE")
             self._identity = self._unlock()
@@ -469,12 +252,11 @@ class Builder:
         with site_lock(self.state_dir, wait=self.wait_for_lock):
             try:
                 manifest, snapshot = self._manifest_state()
-                build = _Build(self.root, config, manifest, self.out_dir, report, self.drafts,
-                               self.jobs, self.progress, snapshot=snapshot,
-                               env=self._environment(manifest),
-                               friends=self._friends_of(config))
-                build.unlock = self.unlock
-                build.now = now or dt.datetime.now(dt.timezone.utc)
+                build = _Build(self.root, config, manifest, self.out_dir, report,
+                               drafts=self.drafts, jobs=self.jobs, progress=self.progress,
+                               snapshot=snapshot, env=self._environment(manifest),
+                               friends=self._friends_of(config), unlock=self.unlock,
+                               now=now or dt.datetime.now(dt.timezone.utc))
                 build.run()
             except BaseException:
                 self.close()  # whatever it left in memory is not trusted again
@@ -483,7 +265,7 @@ class Builder:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _manifest_state(self) -> tuple[Manifest, _Snapshot]:
+    def _manifest_state(self) -> tuple[Manifest, ManifestSnapshot]:
         """The open manifest and its tables, reloaded if anyone else changed them."""
         try:
             st = os.stat(self.db_path)
@@ -498,7 +280,7 @@ class Builder:
             st = os.stat(self.db_path)
             self._db_file = (st.st_dev, st.st_ino)
         if self._snapshot is None:
-            self._snapshot = _Snapshot(self._manifest)
+            self._snapshot = ManifestSnapshot(self._manifest)
         self._data_version = self._read_data_version()
         return self._manifest, self._snapshot
 
@@ -513,37 +295,121 @@ class Builder:
             self._env = (stamp, make_environment(self.root / TEMPLATES_DIR, cache))
         return self._env
 
-    def _friends_of(self, config: SiteConfig):  # noqa: ANN202 - build_feeds._Friends
+    def _friends_of(self, config: SiteConfig) -> Friends:
         stamp = _friends_stamp(self.root, config)
         if self._friends is None or self._friends[0] != stamp:
-            self._friends = (stamp, _load_friends(self.root, config))
+            self._friends = (stamp, load_friends(self.root, config))
         return self._friends[1]
 
 
-class _Build(PrivateFeedSteps):
-    """One build's working state; `run` is the order of work in the module docstring."""
+# --- one build ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _NoFeeds:
+    """The feed plan of a build that writes no friend's feed (no friends, drafts, or a
+    key that could not be unlocked): nothing to write, keep or record."""
+
+    files: tuple[tuple[str, bytes], ...] = ()
+    states: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    objects: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    changed: frozenset[str] = frozenset()
+    max_seq: int = 0
+    heads_written: int = 0
+
+
+NO_FEEDS = _NoFeeds()
+Feeds = Union["FeedPlan", _NoFeeds]
+
+
+@dataclass
+class _SitePlan:
+    """What the write phases A-D publish of the public site."""
+
+    static: dict[str, tuple[Path, FileState]]  # theme file name -> its file and state
+    media: dict[str, tuple[str, FileState]]  # source path -> output path and state
+    pages: list[Page]  # every page to consider (those unchanged are kept, not rendered)
+    renderer: PageRenderer
+
+
+class _Build:
+    """One build's working state; `run` is the order of work in the module docstring,
+    one method per phase."""
 
     def __init__(self, root: Path, config: SiteConfig, manifest: Manifest, out_dir: Path,
-                 report: BuildReport, drafts: bool, jobs: int, progress: Progress | None, *,
-                 snapshot: _Snapshot, env: tuple[str, jinja2.Environment], friends) -> None:  # noqa: ANN001
+                 report: BuildReport, *, drafts: bool, jobs: int,
+                 progress: BuildProgress | None, snapshot: ManifestSnapshot,
+                 env: tuple[str, jinja2.Environment], friends: Friends,
+                 unlock: Callable[[bytes], "Identity"], now: dt.datetime) -> None:
         self.root, self.config, self.manifest, self.out_dir = root, config, manifest, out_dir
         self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
-        self.out_str = str(out_dir)
         self.real_content = os.path.realpath(root / CONTENT_DIR) + os.sep
-        self.friends = friends
-        self.unlock: Callable[[bytes], Identity]  # set by Builder.build
-        self.now = dt.datetime.now(dt.timezone.utc)
+        self.friends, self.unlock, self.now = friends, unlock, now
         self.snapshot = self.next_snapshot = snapshot
-        self.old_outputs = snapshot.outputs
         self.files = _Files(snapshot.files)
-        self.new_outputs: dict[str, OutputState] = {}
-        self.writer: AtomicWriter | None = None
-        self._lap_start = time.perf_counter()
+        self.outputs = Outputs(out_dir, snapshot.outputs,
+                               before_first_write=lambda: manifest.set("in_progress", "1"))
         self.template_stamp, self.env = env
+        self.rendered: set[str] = set()  # sources parsed and rendered by this build
+        self.readable: list[PostRecord] = []  # every post some friend may read
+        self.private: PrivateFeeds | None = None  # friends' feeds, when there are any
+        self.views: Views | None = None
+        self.fingerprints_memo: str | None = None  # template fingerprints to record
+        self.index_memo: dict[str, Any] = {}  # the index pages' fingerprint and paths
+        self.index_fp = ""
+        self._lap_start = time.perf_counter()
 
-    # -- phase 0: what changed
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.report.timings[phase] = now - self._lap_start
+        self._lap_start = now
+
+    def run(self) -> None:
+        self.lap("load manifest")
+        fingerprints = self.load_templates()
+        self.lap("templates")
+        current, source_changes = self.collect_sources()
+        self.lap("sources")
+        posts = self.select(current)
+        site = self.plan_site(posts, fingerprints)
+        self.lap("plan")
+        self.clean_up_a_killed_build()
+        feeds = self.write_assets(site)  # A
+        self.lap("media")
+        self.write_pages(site)  # B, C, D
+        self.lap("pages")
+        self.write_feeds(posts, feeds)  # E
+        self.lap("feeds")
+        removed = self.remove_unused()  # F
+        self.commit(source_changes, removed, feeds)
+        self.lap("clean up and commit")
+        if self.outputs.writer:
+            self.report.written = self.outputs.writer.written
+            self.report.deleted = self.outputs.writer.deleted
+
+    # -- reading and planning
+    def load_templates(self) -> dict[str, str]:
+        """render.template_fingerprints, remembered by the templates' sizes and times
+        (parsing every template costs more than a whole no-change build should).
+
+        Raises:
+            SiteError: a template cannot be parsed (naming its file and line).
+        """
+        stamp = self.template_stamp
+        cached = json.loads(self.manifest.get("template_fingerprints") or "{}")
+        if cached.get("stamp") == stamp:
+            return cached["fingerprints"]
+        try:
+            fingerprints = template_fingerprints(self.env)
+        except jinja2.TemplateError as e:
+            p = template_problem(e, self.root)
+            raise SiteError(str(p), hint=p.hint) from None
+        self.fingerprints_memo = json.dumps({"stamp": stamp, "fingerprints": fingerprints})
+        return fingerprints
+
     def collect_sources(self) -> tuple[dict[str, SourceState], dict[str, SourceState | None]]:
-        self.previous = previous = self.snapshot.sources
+        """Every post as it is now, parsing and rendering those whose file changed (their
+        bodies go to the build cache at once); and the changes to record."""
+        previous = self.snapshot.sources
         stats, warnings = scan_sources(self.root)
         self.report.warnings += warnings
         current: dict[str, SourceState] = {}
@@ -579,11 +445,9 @@ class _Build(PrivateFeedSteps):
         self.rendered = set(to_render)
         return current, changes
 
-    # -- phase 1: what gets published
     def select(self, current: dict[str, SourceState]) -> list[PostRecord]:
         """The public posts; `self.readable` gets every post some friend may read."""
         chosen = []
-        self.readable: list[PostRecord] = []
         known = self.friends.audience_names
         for st in current.values():
             r = st.record
@@ -607,129 +471,21 @@ class _Build(PrivateFeedSteps):
         self.report.changed = sum(1 for p in posts if p.source in self.rendered)
         return posts
 
-    def template_fingerprints(self) -> dict[str, str]:
-        """render.template_fingerprints, remembered by the templates' sizes and times
-        (parsing every template costs more than a whole no-change build should)."""
-        stamp = self.template_stamp
-        cached = json.loads(self.manifest.get("template_fingerprints") or "{}")
-        if cached.get("stamp") == stamp:
-            self.fingerprints_memo = None
-            return cached["fingerprints"]
-        fingerprints = template_fingerprints(self.env)
-        self.fingerprints_memo = json.dumps({"stamp": stamp, "fingerprints": fingerprints})
-        return fingerprints
-
-    def lap(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.report.timings[phase] = now - self._lap_start
-        self._lap_start = now
-
-    def run(self) -> None:
-        self.lap("load manifest")
-        try:
-            fingerprints = self.template_fingerprints()
-        except jinja2.TemplateError as e:
-            p = _template_problem(e, self.root)
-            raise SiteError(str(p), hint=p.hint) from None
-        self.lap("templates")
-        current, source_changes = self.collect_sources()
-        self.lap("sources")
-        posts = self.select(current)
-
-        static_paths = _static_files(self.root)
-        static = {name: self.files.state(f"static/{name}", path)
-                  for name, path in static_paths.items()}
-        assets = {name: st.sha[:10] for name, st in static.items()}
+    def plan_site(self, posts: list[PostRecord], fingerprints: dict[str, str]) -> _SitePlan:
+        """The theme's files, the media the posts refer to, and the pages to consider."""
+        static = {name: (path, self.files.state(f"static/{name}", path))
+                  for name, path in _static_files(self.root).items()}
+        assets = {name: st.sha[:10] for name, (_, st) in static.items()}
         media = self.media_map(posts)
-        site_fp = sig_of(self.config.fingerprint, sorted(assets.items()))
+        site_fp = digest_of(self.config.fingerprint, sorted(assets.items()))
         link_targets = {p.source: p.path for p in posts}
-        pages = self.plan(posts, fingerprints, site_fp, link_targets,
-                          {src: out for src, (out, _) in media.items()})
-        renderer = PageRenderer(self.env, self.config, assets)
-        self.views = _Views(self.manifest, self.config, media, link_targets)
-        self.lap("plan")
+        pages = self.plan_pages(posts, fingerprints, site_fp, link_targets,
+                                {src: out for src, (out, _) in media.items()})
+        self.views = Views(self.manifest.body, self.config, media, link_targets)
+        return _SitePlan(static, media, pages, PageRenderer(self.env, self.config, assets))
 
-        if self.old_outputs and self.manifest.get("in_progress") == "1":
-            AtomicWriter(self.out_dir).remove_stale_temporaries()
-
-        # phase A: media, static files, the card, and friends' new objects and archive
-        # pages (content-addressed or versioned; no page or head refers to them yet)
-        for name, st in static.items():
-            self.emit(f"static/{name}", st.sha, lambda p=static_paths[name]: p.read_bytes())
-        for src, (out, st) in media.items():
-            self.emit(out, st.sha, lambda s=src: (self.root / s).read_bytes())
-        card = self.root / CARD_FILE
-        if card.is_file():  # the owner's public card, where friends look for it (§2.4)
-            self.emit(WELL_KNOWN_CARD, self.files.state(CARD_FILE, card).sha, card.read_bytes)
-        feeds = self.plan_private_feeds()
-        self.barrier()
-        self.lap("media")
-        # phase B: pages at new paths (nothing links to them yet); phase C: rewritten
-        # post pages; phase D: rewritten index pages. So a page a reader can reach never
-        # links to one that is not there yet (pages and tags link both ways).
-        todo = [p for p in pages if self.needs(p.path, p.sig)]
-        fresh = [p for p in todo if p.path not in self.old_outputs]
-        rewritten = [p for p in todo if p.path in self.old_outputs]
-        if self.progress:
-            self.progress.start("writing pages", len(todo))
-        for batch in (fresh, [p for p in rewritten if p.template == "post.html"],
-                      [p for p in rewritten if p.template != "post.html"]):
-            self.emit_pages(renderer, batch)
-            self.barrier()
-        for page in pages:
-            self.keep(page.path)
-        self.lap("pages")
-        # phase E: feeds and sitemap, last: they announce what the pages above hold
-        self.emit_feeds(posts)
-        if feeds.max_seq:
-            # recorded before any head is written: a build killed after writing a head
-            # and before its commit must not hand out that number again (§3.4)
-            self.manifest.set("seq_floor", str(max(feeds.max_seq,
-                                                   int(self.manifest.get("seq_floor") or 0))))
-        for path, data in feeds.files:  # friends' heads, last (§1.5)
-            self.put(path, _sha(data), data)
-        self.barrier()
-        self.lap("feeds")
-        # phase F: remove what nothing produces any more
-        removed = [p for p in self.old_outputs if p not in self.new_outputs]
-        for path in removed:
-            self.ensure_writer().delete(path)
-        self.barrier()
-
-        output_changes: dict[str, OutputState | None] = {p: None for p in removed}
-        output_changes.update({p: o for p, o in self.new_outputs.items()
-                               if self.old_outputs.get(p) != o})
-        file_changes = {k: v for k, v in self.files.now.items() if self.files.known.get(k) != v}
-        file_changes.update({k: None for k in self.files.known if k not in self.files.now})
-        dead_bodies = {self.previous[s].record.render_key for s in source_changes
-                       if s in self.previous} - {
-            st.record.render_key for st in source_changes.values() if st is not None}
-        kv = {"in_progress": "0", "index_pages": json.dumps(self.index_memo)}
-        feed_changes, sealed_changes, feed_index = self.private_state_changes(feeds)
-        if feed_index is not None:
-            kv["feed_index"] = feed_index
-        if self.fingerprints_memo:
-            kv["template_fingerprints"] = self.fingerprints_memo
-        if self.manifest.get("index_pages") == kv["index_pages"]:
-            del kv["index_pages"]
-        if (source_changes or output_changes or file_changes or self.writer or len(kv) > 1
-                or feed_changes or sealed_changes):
-            self.manifest.commit(sources=source_changes, outputs=output_changes,
-                                 files=file_changes, kv=kv, dead_bodies=dead_bodies,
-                                 feeds=feed_changes, sealed=sealed_changes)
-            self.next_snapshot = self.snapshot.after(
-                sources=source_changes, outputs=output_changes, files=file_changes,
-                feeds={k: v and feeds.states[k] for k, v in feed_changes.items()},
-                sealed={k: v and feeds.objects[k] for k, v in sealed_changes.items()})
-        self.report.changed_paths = sorted(
-            p for p, o in output_changes.items()
-            if o is None or p not in self.old_outputs or self.old_outputs[p].sha != o.sha)
-        self.lap("clean up and commit")
-        if self.writer:
-            self.report.written, self.report.deleted = self.writer.written, self.writer.deleted
-
-    def plan(self, posts: list[PostRecord], fingerprints: dict[str, str], site_fp: str,
-             link_targets: dict[str, str], media: dict[str, str]) -> list[Page]:
+    def plan_pages(self, posts: list[PostRecord], fingerprints: dict[str, str], site_fp: str,
+                   link_targets: dict[str, str], media: dict[str, str]) -> list[Page]:
         """The pages to consider. While the index fingerprint is the one recorded last
         time and its pages are intact, the index pages are kept without planning them,
         and only the pages of changed posts are planned: a one-post edit costs one page."""
@@ -739,20 +495,21 @@ class _Build(PrivateFeedSteps):
         memo = json.loads(self.manifest.get("index_pages") or "{}")
         self.index_memo = {"fp": index_fp, "paths": memo.get("paths", [])}
         self.index_fp = index_fp
-        if memo.get("fp") == index_fp and not self.damaged(memo["paths"]):
+        out = self.outputs
+        if memo.get("fp") == index_fp and not out.damaged(memo["paths"]):
             for path in memo["paths"]:
-                self.keep(path)
-            damaged = self.damaged([f"{p.path}index.html" for p in posts])
+                out.keep(path)
+            damaged = out.damaged([f"{p.path}index.html" for p in posts])
             changed = [i for i, p in enumerate(posts) if p.source in self.rendered
                        or f"{p.path}index.html" in damaged]
             for p in posts:
-                self.keep_if_recorded(f"{p.path}index.html")
+                out.keep_if_recorded(f"{p.path}index.html")
             return post_pages(posts, changed, link_targets=link_targets, media=media, **options)
-        pages = index_pages(posts, per_page=self.config.posts_per_page, media=media, **options)
-        self.index_memo["paths"] = [p.path for p in pages]
-        return post_pages(posts, link_targets=link_targets, media=media, **options) + pages
+        pages = plan_pages(posts, per_page=self.config.posts_per_page,
+                           link_targets=link_targets, media=media, **options)
+        self.index_memo["paths"] = [p.path for p in pages[len(posts):]]  # the index pages
+        return pages
 
-    # -- helpers
     def media_map(self, posts: list[PostRecord]) -> dict[str, tuple[str, FileState]]:
         """source path of each referenced media file -> (output path, state)."""
         out: dict[str, tuple[str, FileState]] = {}
@@ -778,246 +535,164 @@ class _Build(PrivateFeedSteps):
             return f"links to {ref}, which does not exist"
         return None
 
-    def ensure_writer(self) -> AtomicWriter:
-        if self.writer is None:
-            self.manifest.set("in_progress", "1")
-            self.writer = AtomicWriter(self.out_dir)
-        return self.writer
+    def media_state(self, ref: str) -> FileState | None:
+        """The state of a file a post refers to; None when it cannot be published."""
+        return None if self.media_problem(ref) else self.files.state(ref, self.root / ref)
 
-    def barrier(self) -> None:
-        if self.writer:
-            self.writer.barrier()
+    # -- writing, phase by phase
+    def clean_up_a_killed_build(self) -> None:
+        """Remove the temporary files a build killed midway left in build/."""
+        if self.outputs.old and self.manifest.get("in_progress") == "1":
+            AtomicWriter(self.out_dir).remove_stale_temporaries()
 
-    def needs(self, path: str, sig: str) -> bool:
-        """Whether to render `path`: its signature changed, or the file is not intact."""
-        old = self.old_outputs.get(path)
-        return (old is None or old.sig != sig
-                or _size(os.path.join(self.out_str, path)) != old.size)
+    def write_assets(self, site: _SitePlan) -> Feeds:
+        """Phase A: the theme's static files, media, the card, and friends' new objects
+        and archive pages. They are content-addressed or versioned: no page or head
+        refers to them yet."""
+        out = self.outputs
+        for name, (path, st) in site.static.items():
+            out.emit(f"static/{name}", st.sha, path.read_bytes)
+        for src, (path, st) in site.media.items():
+            out.emit(path, st.sha, lambda s=src: (self.root / s).read_bytes())
+        card = self.root / CARD_FILE
+        if card.is_file():  # the owner's public card, where friends look for it (§2.4)
+            out.emit(WELL_KNOWN_CARD, self.files.state(CARD_FILE, card).sha, card.read_bytes)
+        feeds = self.plan_private_feeds()
+        out.barrier()
+        return feeds
 
-    def keep(self, path: str) -> None:
-        if path not in self.new_outputs:
-            self.new_outputs[path] = self.old_outputs[path]
+    def plan_private_feeds(self) -> Feeds:
+        """Friends' feeds (PROTOCOL.md §3.4), planned; new objects and archive pages are
+        written as they are sealed."""
+        old_feeds = {} if self.drafts else self.snapshot.feeds()
+        if self.drafts or (not self.friends.readers and not old_feeds):
+            return NO_FEEDS  # nothing private: not even the crypto is imported
+        from o2m_pub.site.private_steps import PrivateFeeds  # the crypto: with friends only
+        self.private = PrivateFeeds(
+            root=self.root, friends=self.friends, readable=self.readable,
+            old_feeds=old_feeds,  # parsed once per Builder session (ManifestSnapshot)
+            old_sealed=self.snapshot.sealed(), old_index_json=self.manifest.get("feed_index"),
+            seq_floor=int(self.manifest.get("seq_floor") or 0), outputs=self.outputs,
+            media_state=self.media_state, unlock=self.unlock, now=self.now)
+        plan = self.private.plan()
+        if plan is None:  # the key stayed locked: the public site still builds
+            self.report.feed_error = self.private.error
+            return NO_FEEDS
+        self.report.heads = plan.heads_written
+        return plan
 
-    def damaged(self, paths: list[str]) -> set[str]:
-        """Those of `paths` that the last build did not write, or that are no longer
-        there at the size it wrote (a tight loop: it runs over every page)."""
-        old, out, stat = self.old_outputs, self.out_str + "/", os.stat
-        bad = set()
-        for path in paths:
-            state = old.get(path)
-            try:
-                if state is None or stat(out + path).st_size != state.size:
-                    bad.add(path)
-            except FileNotFoundError:
-                bad.add(path)
-        return bad
+    def write_pages(self, site: _SitePlan) -> None:
+        """Phase B: pages at new paths (nothing links to them yet); phase C: rewritten
+        post pages; phase D: rewritten index pages. So a page a reader can reach never
+        links to one that is not there yet (pages and tags link both ways)."""
+        out = self.outputs
+        todo = [p for p in site.pages if out.needs(p.path, p.digest)]
+        fresh = [p for p in todo if p.path not in out.old]
+        rewritten = [p for p in todo if p.path in out.old]
+        if self.progress:
+            self.progress.start("writing pages", len(todo))
+        for batch in (fresh, [p for p in rewritten if p.template == "post.html"],
+                      [p for p in rewritten if p.template != "post.html"]):
+            for result in render_pages(batch, views=self.views, renderer=site.renderer,
+                                       outputs=out, env=self.env, root=self.root,
+                                       db_path=self.manifest.path, jobs=self.jobs,
+                                       progress=self.progress):
+                self.record_page(result)
+            out.barrier()
+        # the pages left unchanged; one whose template failed has its last good version
+        # if there is one, and is missing (and planned again next time) if not
+        for page in site.pages:
+            out.keep_if_recorded(page.path)
 
-    def keep_if_recorded(self, path: str) -> None:
-        if path in self.old_outputs:
-            self.keep(path)
-
-    def emit(self, path: str, sig: str, make: Callable[[], bytes]) -> None:
-        """Write `path` unless the last build wrote the same signature and it is intact."""
-        if self.needs(path, sig):
-            self.put(path, sig, make())
-        else:
-            self.keep(path)
-
-    def put(self, path: str, sig: str, data: bytes) -> None:
-        self.new_outputs[path], _ = self.write_if_changed(path, sig, data)
-
-    def write_if_changed(self, path: str, sig: str, data: bytes) -> tuple[OutputState, bool]:
-        """Write unless the file already holds exactly these bytes; say whether it wrote."""
-        sha = _sha(data)
-        old = self.old_outputs.get(path)
-        if old and old.sha == sha and _size(os.path.join(self.out_str, path)) == len(data):
-            return OutputState(sig, sha, len(data)), False
-        self.ensure_writer().write(path, data)
-        return OutputState(sig, sha, len(data)), True
-
-    def render_page(self, renderer: PageRenderer, page: Page) -> PageResult:
-        """Render and write one page (in this process or a worker)."""
-        try:
-            html = self.views.render(renderer, page)
-        except jinja2.TemplateError as e:
-            return page.path, None, _template_problem(e, self.root), False
-        state, wrote = self.write_if_changed(page.path, page.sig, html.encode())
-        return page.path, state, None, wrote
-
-    def apply(self, result: PageResult) -> None:
+    def record_page(self, result: PageResult) -> None:
         """Record a rendered page; a template error fails that page alone and keeps its
         last good version (reported once per template line)."""
         path, state, problem, _ = result
         if state is not None:
-            self.new_outputs[path] = state
+            self.outputs.new[path] = state
             return
         if problem not in self.report.problems:
             self.report.problems.append(problem)
-        if path in self.old_outputs:
-            self.new_outputs[path] = replace(self.old_outputs[path], sig="failed")
+        if path in self.outputs.old:
+            self.outputs.new[path] = replace(self.outputs.old[path], sig="failed")
 
-    def emit_pages(self, renderer: PageRenderer, batch: list[Page]) -> None:
-        """Render a batch of pages, across worker processes when it is large. Workers are
-        forked now, so they share the plan and the views already in memory."""
-        if self.jobs <= 1 or len(batch) < PAGE_PARALLEL_THRESHOLD:
-            for page in batch:
-                self.apply(self.render_page(renderer, page))
-                if self.progress:
-                    self.progress.advance()
-            return
-        writer = self.ensure_writer()
-        for name in PAGE_TEMPLATES:  # compile once, before the fork
-            self.env.get_template(name)
-        _page_job.update(build=self, renderer=renderer, batch=batch)
-        with _pool(self.jobs, initializer=_init_page_worker) as pool:
-            for results in pool.map(_render_pages, _chunked(list(range(len(batch))), self.jobs)):
-                for result in results:
-                    self.apply(result)
-                    writer.written += result[3]  # the workers' writes, counted here
-                if self.progress:
-                    self.progress.advance(len(results))
-        writer.mark_dirty()
-        _page_job.clear()
+    def write_feeds(self, posts: list[PostRecord], feeds: Feeds) -> None:
+        """Phase E: feed.json, atom.xml and the sitemap, then friends' heads, last: they
+        announce what the pages above hold (§1.5)."""
+        self.write_public_feeds(posts)
+        if feeds.max_seq:
+            # recorded before any head is written: a build killed after writing a head
+            # and before its commit must not hand out that number again (§3.4)
+            self.manifest.set("seq_floor", str(max(feeds.max_seq,
+                                                   int(self.manifest.get("seq_floor") or 0))))
+        for path, data in feeds.files:  # friends' heads, last (§1.5)
+            self.outputs.put(path, sha256_hex(data), data)
+        self.outputs.barrier()
 
-    def emit_feeds(self, posts: list[PostRecord]) -> None:
+    def write_public_feeds(self, posts: list[PostRecord]) -> None:
+        views = self.views
+        assert views is not None
         newest = posts[::-1][:self.config.feed_items]
-        feed_sig = sig_of(FEED_VERSION, self.config.fingerprint,
-                          *(p.digest for p in newest), *(
-                              self.views.media.get(m, ("",))[0] for p in newest for m in p.media))
+        feed_digest = digest_of(FEED_VERSION, self.config.fingerprint,
+                                *(p.digest for p in newest), *(
+                                    views.media.get(m, ("",))[0] for p in newest for m in p.media))
+
         def feed(kind: str) -> bytes:
             from o2m_pub.site import syndication  # imported only when a feed is written
             if kind == "sitemap":
                 return syndication.sitemap([(self.config.url, None)] + [
                     (self.config.url + p.path, p.updated or p.date) for p in posts])
             entries = [syndication.FeedEntry(p, self.config.url + p.path,
-                                             self.views.absolute_html(p)) for p in newest]
+                                             views.absolute_html(p)) for p in newest]
             make = syndication.json_feed if kind == "json" else syndication.atom
             return make(self.config, entries)
 
-        self.emit("feed.json", feed_sig, lambda: feed("json"))
-        self.emit("atom.xml", feed_sig, lambda: feed("atom"))
+        self.outputs.emit("feed.json", feed_digest, lambda: feed("json"))
+        self.outputs.emit("atom.xml", feed_digest, lambda: feed("atom"))
         # the index fingerprint covers every post's path and dates, and the site's URL
-        self.emit("sitemap.xml", sig_of(FEED_VERSION, self.index_fp), lambda: feed("sitemap"))
+        self.outputs.emit("sitemap.xml", digest_of(FEED_VERSION, self.index_fp),
+                          lambda: feed("sitemap"))
 
+    def remove_unused(self) -> list[str]:
+        """Phase F: delete what this build did not produce (nothing links to it now)."""
+        removed = self.outputs.removed()
+        for path in removed:
+            self.outputs.ensure_writer().delete(path)
+        self.outputs.barrier()
+        return removed
 
-PageResult = tuple[str, "OutputState | None", "Problem | None", bool]  # path, state, problem, wrote
-PAGE_PARALLEL_THRESHOLD = 400
-_page_job: dict[str, object] = {}
-
-
-def _init_page_worker() -> None:
-    build: _Build = _page_job["build"]  # type: ignore[assignment]
-    build.views.bodies = Manifest.body_reader(build.manifest.path)  # no shared connection
-
-
-def _render_pages(indexes: list[int]) -> list[PageResult]:
-    build: _Build = _page_job["build"]  # type: ignore[assignment]
-    batch: list[Page] = _page_job["batch"]  # type: ignore[assignment]
-    return [build.render_page(_page_job["renderer"], batch[i]) for i in indexes]  # type: ignore[arg-type]
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return -1
-
-
-class _Views:
-    """Turns records into what templates and feeds see, resolving body markers."""
-
-    def __init__(self, manifest: Manifest, config: SiteConfig,
-                 media: dict[str, tuple[str, FileState]], link_targets: dict[str, str]) -> None:
-        self.config, self.media, self.targets = config, media, link_targets
-        self.bodies: Callable[[str], tuple[str, str] | None] = manifest.body
-        self.tz = config.tz
-
-    def _body(self, record: PostRecord) -> tuple[str, str]:
-        body = self.bodies(record.render_key)
-        if body is None:  # cache lost (deleted .o2m/ partly): the build redoes it next time
-            raise SiteError(f"{record.source}: rendered body missing from the build cache",
-                            hint="delete .o2m/build.db; the next build renders everything again")
-        return body
-
-    @staticmethod
-    def _resolve_markers(html: str, resolve: Callable[[str, str, str], str]) -> str:
-        from o2m_pub.site.markup import resolve_markers
-        return resolve_markers(html, resolve)
-
-    def _resolver(self, link: Callable[[str], str]) -> Callable[[str, str, str], str]:
-        def resolve(kind: str, path: str, fragment: str) -> str:
-            if kind == "MEDIA":
-                target = self.media.get(path)
-                return link(target[0]) + fragment if target else "#missing"
-            target_path = self.targets.get(path)
-            return link(target_path) + fragment if target_path is not None else "#missing"
-        return resolve
-
-    def view(self, record: PostRecord, link: Callable[[str], str]) -> PostView:
-        resolve = self._resolver(link)
-        cache: list[tuple[str, str]] = []
-
-        def body() -> tuple[str, str]:
-            if not cache:
-                html, toc = self._body(record)
-                cache.append((self._resolve_markers(html, resolve), toc))
-            return cache[0]
-
-        return PostView(record, url=self.config.url + record.path, tz=self.tz, body=body)
-
-    def absolute_html(self, record: PostRecord) -> str:
-        def link(path: str) -> str:
-            return self.config.url + path
-        return self._resolve_markers(self._body(record)[0], self._resolver(link))
-
-    def render(self, renderer: PageRenderer, page: Page) -> str:
-        root = self.config.base_path if page.template == "404.html" else None
-        link = linker(page.page_dir, root=root)
-        ctx = dict(page.context)
-        for key in ("post", "newer", "older"):
-            if ctx.get(key) is not None:
-                ctx[key] = self.view(ctx[key], link)
-        if "posts" in ctx:
-            ctx["posts"] = [self.view(p, link) for p in ctx["posts"]]
-        if "year_posts" in ctx:
-            months: dict[str, list[PostView]] = defaultdict(list)
-            for p in ctx.pop("year_posts"):
-                v = self.view(p, link)
-                months[v.date.strftime("%B")].append(v)
-            ctx["months"] = [{"name": m, "posts": ps} for m, ps in months.items()]
-        canonical = None if root is not None else self.config.url + page.page_dir
-        return renderer.render(page.template, page.page_dir, canonical, root=root, **ctx)
-
-
-def _template_problem(e: jinja2.TemplateError, root: Path) -> Problem:
-    """A template error as a Problem naming the template file and line."""
-    if isinstance(e, jinja2.TemplateSyntaxError):
-        filename, line = e.filename or e.name or TEMPLATES_DIR, e.lineno
-    else:
-        filename, line = _template_frame(e)
-    return Problem(_template_display_name(filename, root), line or 1,
-                   f"template error: {e.message or e}",
-                   hint="fix the template; pages it failed on keep their last good version")
-
-
-def _template_frame(e: BaseException) -> tuple[str, int | None]:
-    """The innermost template file and line in a runtime error's traceback (Jinja
-    maps its compiled code back to template lines)."""
-    tb, found = e.__traceback__, (TEMPLATES_DIR, None)
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if filename.endswith(".html"):
-            found = (filename, tb.tb_lineno)
-        tb = tb.tb_next
-    return found
-
-
-def _template_display_name(filename: str, root: Path) -> str:
-    from o2m_pub.site.render import BUILTIN_THEME
-    path = Path(filename)
-    for base, label in ((root, ""), (Path(str(BUILTIN_THEME)), "(built-in theme) ")):
-        try:
-            return label + path.resolve().relative_to(base.resolve()).as_posix()
-        except (ValueError, OSError):
-            continue
-    return filename
+    def commit(self, source_changes: dict[str, SourceState | None], removed: list[str],
+               feeds: Feeds) -> None:
+        """Record this build in the manifest, in one transaction, after every output is
+        in place; the session's next snapshot is this one with the same changes."""
+        old, new = self.outputs.old, self.outputs.new
+        output_changes: dict[str, OutputState | None] = {p: None for p in removed}
+        output_changes.update({p: o for p, o in new.items() if old.get(p) != o})
+        file_changes = {k: v for k, v in self.files.now.items() if self.files.known.get(k) != v}
+        file_changes.update({k: None for k in self.files.known if k not in self.files.now})
+        previous = self.snapshot.sources
+        dead_bodies = {previous[s].record.render_key for s in source_changes
+                       if s in previous} - {
+            st.record.render_key for st in source_changes.values() if st is not None}
+        kv = {"in_progress": "0", "index_pages": json.dumps(self.index_memo)}
+        feed_changes, sealed_changes, feed_index = (
+            self.private.state_changes(feeds) if self.private is not None  # type: ignore[arg-type]
+            and feeds is not NO_FEEDS else ({}, {}, None))
+        if feed_index is not None:
+            kv["feed_index"] = feed_index
+        if self.fingerprints_memo:
+            kv["template_fingerprints"] = self.fingerprints_memo
+        if self.manifest.get("index_pages") == kv["index_pages"]:
+            del kv["index_pages"]
+        if (source_changes or output_changes or file_changes or self.outputs.writer
+                or len(kv) > 1 or feed_changes or sealed_changes):
+            self.manifest.commit(sources=source_changes, outputs=output_changes,
+                                 files=file_changes, kv=kv, dead_bodies=dead_bodies,
+                                 feeds=feed_changes, sealed=sealed_changes)
+            self.next_snapshot = self.snapshot.after(
+                sources=source_changes, outputs=output_changes, files=file_changes,
+                feeds={k: v and feeds.states[k] for k, v in feed_changes.items()},
+                sealed={k: v and feeds.objects[k] for k, v in sealed_changes.items()})
+        self.report.changed_paths = sorted(
+            p for p, o in output_changes.items()
+            if o is None or p not in old or old[p].sha != o.sha)

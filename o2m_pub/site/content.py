@@ -66,9 +66,6 @@ class PostSource:
         """The post's folder in the built site (its stable permalink), e.g. "2026/trip/"."""
         return f"{self.date.year:04d}/{self.slug}/"
 
-    def line_of(self, key: str) -> int:
-        return self.lines.get(key, 1)
-
 
 @lru_cache(maxsize=4096)
 def slugify(text: str) -> str:

@@ -50,7 +50,8 @@ class PostRecord:
             updated=post.updated.isoformat() if post.updated else None, tags=post.tags,
             summary=post.summary or summary, slug=post.slug, path=post.path, draft=post.draft,
             audience=post.audience, reply_to=post.reply_to, word_count=word_count,
-            render_key=render_key, utc=post.date.astimezone(dt.timezone.utc).isoformat(), media=media, links=links, lines=post.lines,
+            render_key=render_key, utc=post.date.astimezone(dt.timezone.utc).isoformat(),
+            media=media, links=links, lines=post.lines,
             extra=_jsonable(post.extra),
         )
 

@@ -1,10 +1,11 @@
 """Planning a build: from the posts and what the last build recorded, the pages the
-site consists of and the signature of each. Pure: no files, no clock.
+site consists of and the change digest of each. Pure: no files, no clock.
 
-A page's signature hashes everything its bytes depend on (template fingerprint,
-site settings, the digests of the posts it shows, its pager); a page whose
-signature is unchanged is not rendered again. Pages are numbered from the oldest
-posts, so a new post changes the home page and at most two numbered pages.
+A page's digest hashes everything its bytes depend on (template fingerprint, site
+settings, the digests of the posts it shows, its pager); a page whose digest is
+unchanged is not rendered again (a digest, not a signature: nothing here is signed).
+Pages are numbered from the oldest posts, so a new post changes the home page and at
+most two numbered pages.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Page:
     path: str  # output file, e.g. "2026/trip/index.html"
     template: str
     page_dir: str  # e.g. "2026/trip/"
-    sig: str
+    digest: str  # changes whenever anything the page's bytes depend on changes
     context: dict[str, Any] = field(default_factory=dict)
 
 
@@ -44,7 +45,8 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sig_of(*parts: object) -> str:
+def digest_of(*parts: object) -> str:
+    """A change digest of `parts` (their str() joined): equal parts, equal digest."""
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
@@ -105,13 +107,14 @@ def _list_page(page_dir: str, template: str, posts: list[PostRecord], pager: Pag
                fingerprint: str, tag: TagView | None, media: dict[str, str], *,
                is_home: bool) -> Page:
     newest_first = posts[::-1]
-    sig = sig_of(fingerprint, pager.number, pager.total, pager.newer, pager.older,
-                 tag and (tag.name, tag.count), is_home, *(p.list_digest for p in newest_first),
-                 *(media.get(m) for p in newest_first if not p.title for m in p.media))
+    digest = digest_of(fingerprint, pager.number, pager.total, pager.newer, pager.older,
+                       tag and (tag.name, tag.count), is_home,
+                       *(p.list_digest for p in newest_first),
+                       *(media.get(m) for p in newest_first if not p.title for m in p.media))
     context: dict[str, Any] = {"posts": newest_first, "pager": pager, "is_home": is_home}
     if tag is not None:
         context["tag"] = tag
-    return Page(f"{page_dir}index.html", template, page_dir, sig, context)
+    return Page(f"{page_dir}index.html", template, page_dir, digest, context)
 
 
 def tag_index(posts: list[PostRecord]) -> dict[str, tuple[str, list[PostRecord]]]:
@@ -128,7 +131,7 @@ def tag_index(posts: list[PostRecord]) -> dict[str, tuple[str, list[PostRecord]]
 
 
 def _fp(fingerprints: dict[str, str], site_fingerprint: str, template: str) -> str:
-    return sig_of(fingerprints[template], site_fingerprint)
+    return digest_of(fingerprints[template], site_fingerprint)
 
 
 def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
@@ -149,12 +152,12 @@ def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
         p = posts[i]
         newer = posts[i + 1] if i + 1 < len(posts) else None
         older = posts[i - 1] if i > 0 else None
-        sig = sig_of(post_fp, p.digest,
-                     newer and (newer.display_title, newer.path),
-                     older and (older.display_title, older.path),
-                     *(link_targets.get(s) for s in p.links),
-                     *(media.get(m) for m in p.media))
-        pages.append(Page(f"{p.path}index.html", "post.html", p.path, sig,
+        digest = digest_of(post_fp, p.digest,
+                           newer and (newer.display_title, newer.path),
+                           older and (older.display_title, older.path),
+                           *(link_targets.get(s) for s in p.links),
+                           *(media.get(m) for m in p.media))
+        pages.append(Page(f"{p.path}index.html", "post.html", p.path, digest,
                           {"post": p, "newer": newer, "older": older}))
     return pages
 
@@ -165,9 +168,9 @@ def index_fingerprint(posts: list[PostRecord], *, per_page: int,
     """Everything the index pages depend on, and everything a post page shows of other
     posts (its neighbours, the posts it links to) or of files (its media): while this is
     unchanged, the index pages need no planning and only changed posts need their page."""
-    return sig_of(per_page, site_fingerprint, sorted(fingerprints.items()),
-                  *(p.source + p.list_digest for p in posts),
-                  *(media.get(m) for p in posts for m in p.media))
+    return digest_of(per_page, site_fingerprint, sorted(fingerprints.items()),
+                     *(p.source + p.list_digest for p in posts),
+                     *(media.get(m) for p in posts for m in p.media))
 
 
 def index_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[str, str],
@@ -186,7 +189,7 @@ def index_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[st
                             media)
     views.sort(key=lambda v: v.name.casefold())
     pages.append(Page("tags/index.html", "tags.html", "tags/",
-                      sig_of(fp("tags.html"), *((v.name, v.count) for v in views)),
+                      digest_of(fp("tags.html"), *((v.name, v.count) for v in views)),
                       {"tags": views}))
 
     by_year: dict[int, list[PostRecord]] = defaultdict(list)
@@ -195,22 +198,24 @@ def index_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[st
     years = [{"year": y, "count": len(by_year[y]), "path": f"archive/{y}/"}
              for y in sorted(by_year, reverse=True)]
     pages.append(Page("archive/index.html", "archive.html", "archive/",
-                      sig_of(fp("archive.html"), years), {"years": years}))
+                      digest_of(fp("archive.html"), years), {"years": years}))
     year_fp = fp("archive_year.html")
     for y in years:
         year_posts = by_year[y["year"]][::-1]
         pages.append(Page(f"archive/{y['year']}/index.html", "archive_year.html",
                           f"archive/{y['year']}/",
-                          sig_of(year_fp, years, *(p.list_digest for p in year_posts)),
+                          digest_of(year_fp, years, *(p.list_digest for p in year_posts)),
                           {"year": y["year"], "year_posts": year_posts, "years": years}))
-    pages.append(Page("404.html", "404.html", "", sig_of(fp("404.html")), {}))
+    pages.append(Page("404.html", "404.html", "", digest_of(fp("404.html")), {}))
     return pages
 
 
 def plan_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[str, str],
                site_fingerprint: str, link_targets: dict[str, str],
                media: dict[str, str] | None = None) -> list[Page]:
-    """Every HTML page of the public site, posts first, indexes after."""
+    """Every HTML page of the public site: one page per post, in the order of `posts`,
+    then the index pages (`index_pages`). The build plans this way whenever the index
+    fingerprint changed."""
     return (post_pages(posts, fingerprints=fingerprints, site_fingerprint=site_fingerprint,
                        link_targets=link_targets, media=media or {})
             + index_pages(posts, per_page=per_page, fingerprints=fingerprints,

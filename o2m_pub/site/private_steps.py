@@ -1,206 +1,199 @@
-"""The build's steps for friends' feeds (PROTOCOL.md §3): reading friends from keys/,
-choosing each private post's readers, sealing posts from content/, checking the heads
-already published, and recording what was published. `_Build` in build.py runs these
-steps in its order of work; the planning itself is pure, in private.py.
+"""Friends' feeds in a build (PROTOCOL.md §3): choosing each private post's readers,
+sealing posts from content/, checking the heads already published, and what to record
+of the feeds. The planning itself is pure, in friends/private_feeds.py; `_Build` in
+build.py holds a `PrivateFeeds` and calls it in its order of work.
+
+build.py imports this module only for a site with friends or published feeds, so a
+public-only build never loads the crypto.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Callable, Mapping
 
-from o2m_pub.config import SiteConfig, known_audience_names
-from o2m_pub.errors import SiteError
-from o2m_pub.site.manifest import FileState, OutputState
+import nacl.utils
+
+from o2m_pub.errors import O2MError, SiteError
+from o2m_pub.friends.friend_store import resolve_audience
+from o2m_pub.friends.private_feeds import (
+    FeedIndex,
+    FeedPlan,
+    FeedState,
+    PostVersion,
+    item_id,
+    plan_feeds,
+    referenced_objects,
+    retire_objects,
+    seal_post,
+)
+from o2m_pub.protocol.feeds import (
+    FeedAuthError,
+    FeedFormatError,
+    FeedSecrets,
+    ObjectRef,
+    open_head,
+)
+from o2m_pub.protocol.keyfile import Identity, PassphraseError
+from o2m_pub.site.audience import Friends
+from o2m_pub.site.content import split_front_matter
+from o2m_pub.site.manifest import FileState
 from o2m_pub.site.model import PostRecord
-from o2m_pub.site.plan import sha256_hex as _sha
-from o2m_pub.site.plan import sig_of
+from o2m_pub.site.outputs import Outputs
+from o2m_pub.site.plan import digest_of, sha256_hex
 
-if TYPE_CHECKING:
-    from o2m_pub.friends.private_feeds import FeedPlan, PostVersion
-    from o2m_pub.protocol.feeds import FeedSecrets
-    from o2m_pub.protocol.keyfile import Identity
-
-
-class _NoFeeds:
-    """The feed plan of a site without friends."""
-
-    files: list[tuple[str, bytes]] = []
-    states: dict = {}
-    objects: dict = {}
-    changed: set = set()
-    max_seq = 0
-
-
-_NO_FEEDS = _NoFeeds()
+FEED_PATHS = ("f/", "p/", "o/")  # heads, archive pages, objects (§3.2)
 
 
 @lru_cache(maxsize=1 << 16)
 def _item_id(author_sign_pk: bytes, source: str) -> str:
-    """private.item_id, remembered: a watch session asks for every post on every build."""
-    from o2m_pub.friends.private_feeds import item_id
+    """private_feeds.item_id, remembered: a watch session asks for every post on every
+    build."""
     return item_id(author_sign_pk, source)
 
 
 def nacl_random(n: int) -> bytes:
-    import nacl.utils
     return nacl.utils.random(n)
 
 
-@dataclass
-class _Friends:
-    """The friends and groups a build needs, read from keys/ without unlocking anything."""
+class PrivateFeeds:
+    """The friends' feeds of one build: planned once (`plan`), then recorded
+    (`state_changes`).
 
-    own_sign_pk: bytes = b""
-    readers: list = field(default_factory=list)  # private.Reader
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    Args:
+        root: the site; private posts are sealed from their files in content/.
+        friends: who reads, with their keys, and the owner's signing key.
+        readable: every post some friend may read (public ones are in feed.json, §3.4).
+        old_feeds: reader (b64u sign_pk) -> what the last build published for them.
+        old_sealed: version digest -> the object sealed for it before.
+        old_index_json: the item index the last build recorded, or None.
+        seq_floor: the highest sequence number this site ever gave a head.
+        outputs: this build's outputs: new objects and pages are written through it, and
+            the feeds' files published before are kept in it.
+        media_state: the state of a file a post refers to; None when it cannot be
+            published (outside content/, THREATS.md 38, or missing).
+        unlock: the identity for the site's signing key; asked only when a head or
+            page must be signed.
+        now: the time heads are signed at.
+    """
 
-    @property
-    def audience_names(self) -> frozenset[str]:
-        return known_audience_names([r.name for r in self.readers], self.groups)
+    def __init__(self, *, root: Path, friends: Friends, readable: list[PostRecord],
+                 old_feeds: Mapping[str, FeedState], old_sealed: Mapping[str, dict[str, Any]],
+                 old_index_json: str | None, seq_floor: int, outputs: Outputs,
+                 media_state: Callable[[str], FileState | None],
+                 unlock: Callable[[bytes], Identity], now: dt.datetime) -> None:
+        self.root, self.friends, self.readable = root, friends, readable
+        self.old_feeds, self.old_sealed = old_feeds, old_sealed
+        self.old_index_json, self.seq_floor = old_index_json, seq_floor
+        self.outputs, self.media_state, self.unlock, self.now = outputs, media_state, unlock, now
+        self.error: O2MError | None = None
 
-    def readers_of(self, audience: tuple[str, ...]) -> frozenset[str]:
-        """Who may read a post (check_audience has vouched for every name)."""
-        from o2m_pub.friends.friend_store import resolve_audience
-        _, names = resolve_audience(audience, [r.name for r in self.readers], self.groups)
-        return names
+    def plan(self) -> FeedPlan | None:
+        """Plan every friend's feed, writing new objects and archive pages at once
+        (nothing refers to them until a head does), and keep what the feeds still use.
 
+        Returns:
+            The plan; None when the key could not be unlocked (`error` says why): the
+            public site still builds, and friends keep the feeds they had (their heads
+            stay valid until they expire).
 
-def _load_friends(root: Path, config: SiteConfig) -> _Friends:
-    """Friends from keys/friends/ (none before the first `o2m friend add`)."""
-    if not (root / "keys" / "friends").is_dir():
-        return _Friends(groups=dict(config.groups))
-    from o2m_pub.friends.friend_store import FriendStore
-    from o2m_pub.friends.identity import own_sign_pk
-    from o2m_pub.friends.private_feeds import Reader
-    store = FriendStore(root, config_groups=config.groups)
-    readers = [Reader(f.name, f.card.sign_pk, f.card.box_pk) for f in store.list()]
-    own = own_sign_pk(root) if readers else b""  # (a feed needs our key; no friend, none)
-    return _Friends(own, readers, store.groups())
-
-
-class PrivateFeedSteps:
-    """Mixed into build._Build: the steps that concern friends' feeds. They use the
-    build's state (friends, readable posts, outputs, manifest) and its writer."""
-
-    def plan_private_feeds(self) -> "FeedPlan":
-        old_feeds = {} if self.drafts else self.snapshot.feeds()
-        if self.drafts or (not self.friends.readers and not old_feeds):
-            self.old_feeds, self.old_sealed = {}, {}
-            return _NO_FEEDS  # nothing private: not even the crypto is imported
-        from o2m_pub.friends.private_feeds import (
-            FeedIndex,
-            plan_feeds,
-            referenced_objects,
-            retire_objects,
-        )
-        from o2m_pub.protocol.keyfile import PassphraseError
-        self.old_feeds = old_feeds  # parsed once per Builder session (build._Snapshot)
-        self.old_sealed = self.snapshot.sealed()
-        self.old_index_json = self.manifest.get("feed_index")
-        self.feed_index = FeedIndex.from_json(self.old_index_json)
+        Raises:
+            RollbackRefusedError: a published head is ahead of the recorded state.
+        """
+        readers = self.friends.readers
         try:
-            plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk,
-                              readers=self.friends.readers,
-                              versions=self.private_versions() if self.friends.readers else [],
-                              previous=self.old_feeds, index=self.feed_index,
+            plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk, readers=readers,
+                              versions=self._versions() if readers else [],
+                              previous=self.old_feeds,
+                              index=FeedIndex.from_json(self.old_index_json),
                               objects=self.old_sealed, now=self.now, random=nacl_random,
-                              unlock=self.unlock_identity, published_seq=self.published_seq,
-                              seq_floor=int(self.manifest.get("seq_floor") or 0),
-                              write=lambda path, data: self.put(path, _sha(data), data))
+                              unlock=self._unlock_identity, published_seq=self._published_seq,
+                              seq_floor=self.seq_floor,
+                              write=lambda path, data: self.outputs.put(
+                                  path, sha256_hex(data), data))
         except PassphraseError as e:
-            # The public site still builds; friends keep the feeds they had (their
-            # heads stay valid until they expire), and the build reports the error.
-            self.report.feed_error = e
-            for path in self.old_outputs:
-                if path.startswith(("f/", "p/", "o/")):
-                    self.keep(path)
-            return _NO_FEEDS
-        live = referenced_objects(self.feed_index, plan.objects)
+            self.error = e
+            for path in self.outputs.old:
+                if path.startswith(FEED_PATHS):
+                    self.outputs.keep(path)
+            return None
+        live = referenced_objects(plan.index, plan.objects)
         plan.objects = retire_objects(plan.objects, live, self.now)
         kept = {p for o in plan.objects.values() for p in o["paths"]}
-        for path in [*plan.keep, *(p for p in kept if p not in self.new_outputs)]:
-            self.adopt(path)
-        self.report.heads = plan.heads_written
+        for path in [*plan.keep, *(p for p in kept if p not in self.outputs.new)]:
+            self.outputs.adopt(path)
         return plan
 
-    def private_versions(self) -> list["PostVersion"]:
+    def state_changes(self, plan: FeedPlan) -> tuple[dict, dict, str | None]:
+        """What to record of the feeds: changed reader states, sealed objects, and the
+        shared item index (None when unchanged)."""
+        feed_changes: dict[str, str | None] = {k: None for k in self.old_feeds
+                                               if k not in plan.states}
+        feed_changes.update({k: plan.states[k].to_json() for k in plan.changed})
+        index_json = plan.index.to_json()
+        sealed_changes: dict[str, str | None] = {k: None for k in self.old_sealed
+                                                 if k not in plan.objects}
+        sealed_changes.update({k: json.dumps(v) for k, v in plan.objects.items()
+                               if self.old_sealed.get(k) != v})
+        return (feed_changes, sealed_changes,
+                index_json if index_json != self.old_index_json else None)
+
+    def _versions(self) -> list[PostVersion]:
         """Every private post version, with the friends who may read it."""
-        from o2m_pub.friends.private_feeds import PostVersion
         versions = []
         readers_of: dict[tuple[str, ...], frozenset[str]] = {}
+        names = [r.name for r in self.friends.readers]
         for record in self.readable:
             if record.is_public:  # public posts are in feed.json for everyone (§3.4)
                 continue
-            if record.audience not in readers_of:
-                readers_of[record.audience] = self.friends.readers_of(record.audience)
-            media = self.private_media(record) if record.media else {}
-            digest = sig_of(record.digest, *(f"{s}:{st.sha}" for s, (st, _) in media.items()))
+            if record.audience not in readers_of:  # check_audience vouched for each name
+                readers_of[record.audience] = resolve_audience(
+                    record.audience, names, self.friends.groups)[1]
+            media = self._media(record) if record.media else {}
+            digest = digest_of(record.digest, *(f"{s}:{st.sha}" for s, (st, _) in media.items()))
             versions.append(PostVersion(record, digest,
-                                        lambda r=record, m=media: self.seal(r, m),
+                                        lambda r=record, m=media: self._seal(r, m),
                                         readers=readers_of[record.audience],
                                         id=_item_id(self.friends.own_sign_pk, record.source)))
         return versions
 
-    def private_media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:
-        """The files a private post refers to (inside content/ only, THREATS.md 38)."""
-        return {ref: (self.files.state(ref, self.root / ref), self.root / ref)
-                for ref in record.media if self.media_problem(ref) is None}
+    def _media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:
+        """The files a private post refers to that can be published."""
+        found = {}
+        for ref in record.media:
+            state = self.media_state(ref)
+            if state is not None:
+                found[ref] = (state, self.root / ref)
+        return found
 
-    def seal(self, record: PostRecord, media: dict[str, tuple[FileState, Path]]):  # noqa: ANN201
-        from o2m_pub.friends.private_feeds import seal_post
-        from o2m_pub.site.content import split_front_matter
+    def _seal(self, record: PostRecord,
+              media: dict[str, tuple[FileState, Path]]) -> tuple[list[tuple[str, bytes]],
+                                                                 ObjectRef]:
         text = (self.root / record.source).read_bytes().decode("utf-8-sig")
         _, body, _ = split_front_matter(text, record.source)
         return seal_post(record, body, {s: p.read_bytes() for s, (_, p) in media.items()},
                          random=nacl_random)
 
-    def unlock_identity(self) -> "Identity":
+    def _unlock_identity(self) -> Identity:
         identity = self.unlock(self.friends.own_sign_pk)
         if identity.sign_pk != self.friends.own_sign_pk:
             raise SiteError("the unlocked key is not this site's identity",
                             hint="keys/identity.pub.json and identity.secret disagree")
         return identity
 
-    def published_seq(self, secrets: "FeedSecrets", reader_sign_pk: bytes) -> int | None:
+    def _published_seq(self, secrets: FeedSecrets, reader_sign_pk: bytes) -> int | None:
         """The seq of the head now in build/ at that feed's path (our own, so we can
         open it); None when there is none, it cannot be read, or it is the very head
         the manifest recorded (then the state's seq is the published one)."""
-        from o2m_pub.protocol.feeds import FeedAuthError, FeedFormatError, open_head
         try:
-            data = (self.out_dir / secrets.head_path).read_bytes()
-            recorded = self.old_outputs.get(secrets.head_path)
-            if recorded is not None and recorded.sha == _sha(data):
+            data = (self.outputs.out_dir / secrets.head_path).read_bytes()
+            recorded = self.outputs.old.get(secrets.head_path)
+            if recorded is not None and recorded.sha == sha256_hex(data):
                 return None
             return open_head(data, secrets, author_sign_pk=self.friends.own_sign_pk,
                              reader_sign_pk=reader_sign_pk).seq
         except (OSError, FeedAuthError, FeedFormatError):
             return None
-
-    def adopt(self, path: str) -> None:
-        """Keep an output the feeds still need (recording it if the manifest lost it)."""
-        if path in self.old_outputs:
-            self.keep(path)
-        elif (self.out_dir / path).is_file():
-            data = (self.out_dir / path).read_bytes()
-            self.new_outputs[path] = OutputState(_sha(data), _sha(data), len(data))
-
-    def private_state_changes(self, feeds: "FeedPlan") -> tuple[dict, dict, str | None]:
-        """What to record of the feeds: changed reader states, sealed objects, and the
-        shared item index (None when unchanged)."""
-        if self.drafts or feeds is _NO_FEEDS:
-            return {}, {}, None
-        feed_changes: dict[str, str | None] = {k: None for k in self.old_feeds
-                                               if k not in feeds.states}
-        feed_changes.update({k: feeds.states[k].to_json() for k in feeds.changed})
-        index_json = self.feed_index.to_json()
-        sealed_changes: dict[str, str | None] = {k: None for k in self.old_sealed
-                                                 if k not in feeds.objects}
-        sealed_changes.update({k: json.dumps(v) for k, v in feeds.objects.items()
-                               if self.old_sealed.get(k) != v})
-        return (feed_changes, sealed_changes,
-                index_json if index_json != self.old_index_json else None)
-

@@ -15,6 +15,7 @@ import pytest
 
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.friend_store import (
+    AddDecision,
     AmbiguousAudienceError,
     ConfigGroupError,
     DuplicateFriendNameError,
@@ -32,6 +33,7 @@ from o2m_pub.friends.friend_store import (
     UnknownAudienceError,
     UnknownFriendError,
     UnknownGroupError,
+    decide_add,
     known_audience_names,
     resolve_audience,
 )
@@ -333,6 +335,84 @@ def test_naive_now_is_a_caller_bug(store: FriendStore) -> None:
     """`now` must be aware: a naive datetime would store a wrong time."""
     with pytest.raises(ValueError, match="aware"):
         store.add("alice", ALICE, now=datetime(2026, 12, 1))
+
+
+# ---------------------------------------------------------------- decide_add, the pure rule
+
+STAMP = "2026-12-01T09:00:00Z"  # NOW as stored
+EARLIER = "2026-11-25T08:00:00Z"
+ALICE_2 = card(11, "Alice", "https://alice.example/")  # Alice's site, new keys
+ALICE_MOVED = card(1, "Alice", "https://alice.new.example/", created=CREATED + timedelta(days=3))
+STORED_ALICE = Friend(name="alice", card=ALICE, added=EARLIER)
+ROTATED_ALICE = Friend(name="alice", card=ALICE_2, added=EARLIER,
+                       previous_keys=((ALICE.sign_pk, ALICE.box_pk),))
+MOVED_ALICE = Friend(name="alice", card=ALICE_MOVED, added=EARLIER)
+PINNED_ALICE = Friend(name="alice", added=EARLIER,
+                      card=pinned(1, "Alice", "https://host.example/alice/", b"\1" * 32))
+
+
+# case: (stored friends, group names, name, card, accept_key_change,
+#        expected AddDecision or the error it raises)
+ADD_CASES = {
+    "new friend": (
+        [], [], "alice", ALICE, False, AddDecision(Friend("alice", ALICE, STAMP), True)),
+    "a second friend": (
+        [STORED_ALICE], [], "bob", BOB, False, AddDecision(Friend("bob", BOB, STAMP), True)),
+    "same card again": (
+        [STORED_ALICE], [], "alice", ALICE, False, AddDecision(STORED_ALICE, False)),
+    "newer card, same keys": (
+        [STORED_ALICE], [], "alice", ALICE_MOVED, False, AddDecision(MOVED_ALICE, True)),
+    "older card than stored": (
+        [MOVED_ALICE], [], "alice", ALICE, False, AddDecision(MOVED_ALICE, False)),
+    "same card under another name": (
+        [STORED_ALICE], [], "ally", ALICE, False, SameKeyOtherNameError),
+    "a friend's box key under another name": (
+        [STORED_ALICE], [], "mallory", card(7, "M", "https://m.example/", box_seed=101), False,
+        SameKeyOtherNameError),
+    "a friend's old keys under another name": (
+        [ROTATED_ALICE], [], "eve", ALICE, True, SameKeyOtherNameError),
+    "key change refused": (
+        [STORED_ALICE], [], "alice", ALICE_2, False, KeyChangeError),
+    "key change accepted": (
+        [STORED_ALICE], [], "alice", ALICE_2, True, AddDecision(ROTATED_ALICE, True)),
+    "key change back to the old keys": (
+        [ROTATED_ALICE], [], "alice", ALICE, True, AddDecision(
+            Friend("alice", ALICE, EARLIER, ((ALICE_2.sign_pk, ALICE_2.box_pk),)), True)),
+    "new keys for a friend's site under another name": (
+        [STORED_ALICE], [], "alice2", card(11, "Not Alice", "https://alice.example/"), True,
+        KeyChangeError),
+    "another pin on a friend's host": (
+        [PINNED_ALICE], [], "mallory", pinned(4, "M", "https://host.example/m/", b"\2" * 32),
+        False, SameOriginOtherPinError),
+    "the same pin on a friend's host": (
+        [PINNED_ALICE], [], "bob", pinned(2, "Bob", "https://host.example/bob/", b"\1" * 32),
+        False, AddDecision(Friend("bob", pinned(2, "Bob", "https://host.example/bob/",
+                                                b"\1" * 32), STAMP), True)),
+    "a name taken by someone else": (
+        [STORED_ALICE], [], "alice", BOB, True, DuplicateFriendNameError),
+    "own card": (
+        [], [], "me", OWN, False, OwnCardError),
+    "a group's name": (
+        [], ["family"], "family", ALICE, False, InvalidFriendNameError),
+    "a group's name, for a friend we have": (
+        [STORED_ALICE], ["alice"], "alice", ALICE_MOVED, False, AddDecision(MOVED_ALICE, True)),
+    "an invalid name": (
+        [], [], "Alice", ALICE, False, InvalidFriendNameError),
+}
+
+
+@pytest.mark.parametrize("case", ADD_CASES, ids=list(ADD_CASES))
+def test_decide_add(case: str) -> None:
+    """One row per rule of adding a card (THREATS.md 6): the friend to store and
+    whether it is a change, or the refusal, from the friends, groups and card alone."""
+    friends, groups, name, new_card, accept, expected = ADD_CASES[case]
+    decide = lambda: decide_add(friends, groups, OWN.sign_pk, name, new_card,  # noqa: E731
+                                accept_key_change=accept, now=NOW)
+    if isinstance(expected, AddDecision):
+        assert expected == decide()
+    else:
+        with pytest.raises(expected):
+            decide()
 
 
 def _flip_sig(raw: bytes) -> bytes:

@@ -466,16 +466,6 @@ def test_shared_object_is_attributed_only_by_a_signed_head():
         bob_opens(from_eve, author=ada)  # Eve's head never passes as Ada's
 
 
-def test_object_is_encrypted_once_however_many_readers():
-    """One object, one key: every friend's head carries the same reference."""
-    data, ref = seal_object(b"post", key=bytes(32), nonce=NONCE)
-    item = Item(ITEM_ID, "2026-11-24T10:00:00Z", ref)
-    for reader in (bob, eve):
-        head = open_head(a_head(reader=reader, items=[item]), reader.secrets_from(ada),
-                         author_sign_pk=ada.sign_pk, reader_sign_pk=reader.sign_pk)
-        assert head.items[0].object == ref
-
-
 def test_archive_pages_chain_and_verify():
     items = [Item(b64u_encode(i.to_bytes(16, "big")), "2026-11-24T10:00:00Z", None)
              for i in range(3 * feeds.HEAD_ITEMS)]

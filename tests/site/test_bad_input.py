@@ -82,6 +82,23 @@ def test_template_runtime_error_names_template_and_line(site):
     assert "A changed" in site.read("index.html")  # pages of other templates still built
 
 
+def test_template_runtime_error_on_a_page_never_built_fails_that_page_alone(site):
+    """A template that breaks on a new post's first page: that page is missing, the
+    rest is built, the error is one line naming the template, and the next build, with
+    the template mended, writes the page."""
+    site.write("site_templates/post.html",
+               '{% extends "base.html" %}\n{% block content %}\n{{ post.nosuchfield.x }}\n'
+               '{% endblock %}\n')
+    site.post("2026/a.md", title="A")
+    result = build(site)
+    assert_clean_failure(result, "site_templates/post.html:3:", "template error")
+    assert not (site.build_dir / "2026/a/index.html").exists()
+    assert "A" in site.read("index.html")
+    (site.root / "site_templates/post.html").unlink()
+    assert build(site).returncode == 0
+    assert "A" in site.read("2026/a/index.html")
+
+
 def test_template_syntax_error(site):
     site.post("2026/a.md", title="A")
     site.write("site_templates/index.html", "{% extends 'base.html' %}\n{% block content %}\n")

@@ -312,7 +312,7 @@ def test_incremental_equals_clean_build(site, tmp_path):
 
 def test_parallel_and_serial_builds_agree(site, monkeypatch):
     """Worker processes (for posts and for pages) produce exactly the serial result."""
-    monkeypatch.setattr("o2m_pub.site.build.PAGE_PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr("o2m_pub.site.pages.PAGE_PARALLEL_THRESHOLD", 10)
     for i in range(60):
         site.post(f"2026/p{i}.md", title=f"P{i}", date=f"2026-02-{i % 28 + 1:02d} 10:{i:02d}",
                   body=f"```python\nx = {i}\n```\n")

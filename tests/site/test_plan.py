@@ -1,4 +1,4 @@
-"""The planner (pure): pages, pagination and signatures."""
+"""The planner (pure): pages, pagination and change digests."""
 
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ def test_adding_a_post_changes_at_most_three_list_pages(n, per_page):
     """Numbering from the oldest keeps old pages stable (DESIGN.md property 6): the home
     page, a new numbered page, and the one before it (its "newer" link)."""
     posts = [record(i) for i in range(n)]
-    before = {p.path: p.sig for p in list_pages(posts, "", per_page, "index.html", "fp")}
-    after = {p.path: p.sig for p in list_pages(posts + [record(n)], "", per_page,
-                                               "index.html", "fp")}
-    changed = {path for path, sig in after.items() if before.get(path) != sig}
+    before = {p.path: p.digest for p in list_pages(posts, "", per_page, "index.html", "fp")}
+    after = {p.path: p.digest for p in list_pages(posts + [record(n)], "", per_page,
+                                                  "index.html", "fp")}
+    changed = {path for path, digest in after.items() if before.get(path) != digest}
     assert len(changed) <= 3
 
 
@@ -57,14 +57,14 @@ def test_collisions_fail_all_but_the_first_by_source():
     assert len(problems) == 1 and problems[0].path == "content/b.md"
 
 
-def test_post_page_signature_follows_its_neighbours():
+def test_post_page_digest_follows_its_neighbours():
     posts = [record(i) for i in range(3)]
-    sigs = {p.path: p.sig for p in plan_pages(posts, per_page=10, fingerprints=FPS,
-                                              site_fingerprint="s", link_targets={})}
+    digests = {p.path: p.digest for p in plan_pages(posts, per_page=10, fingerprints=FPS,
+                                                    site_fingerprint="s", link_targets={})}
     renamed = [posts[0], record(1, title="Renamed"), posts[2]]
-    after = {p.path: p.sig for p in plan_pages(renamed, per_page=10, fingerprints=FPS,
-                                               site_fingerprint="s", link_targets={})}
-    changed = {path for path in after if after[path] != sigs[path]}
+    after = {p.path: p.digest for p in plan_pages(renamed, per_page=10, fingerprints=FPS,
+                                                  site_fingerprint="s", link_targets={})}
+    changed = {path for path in after if after[path] != digests[path]}
     assert {"2026/p0/index.html", "2026/p1/index.html", "2026/p2/index.html"} <= changed
     assert "404.html" not in changed and "tags/index.html" not in changed
 

@@ -294,3 +294,19 @@ def test_a_superseded_object_stays_for_a_grace_period_then_goes(social):
     build(root, now=NOW + dt.timedelta(days=9))
     assert not first & set((root / "build/o").iterdir())  # gone after the grace period
     assert titles(bob.read_feed(root / "build", ada)) == {"Second version"}
+
+
+def test_the_plan_of_a_build_without_feeds_cannot_be_changed():
+    """The one empty feed plan every friendless build shares is frozen, its collections
+    immutable: no build can leave something in it for the next (audit B.8)."""
+    import dataclasses
+
+    from o2m_pub.site.build import NO_FEEDS
+
+    with pytest.raises(TypeError):
+        NO_FEEDS.states["reader"] = None  # type: ignore[index]
+    with pytest.raises(TypeError):
+        NO_FEEDS.objects["digest"] = {}  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        NO_FEEDS.max_seq = 1  # type: ignore[misc]
+    assert (NO_FEEDS.files, NO_FEEDS.changed, dict(NO_FEEDS.states)) == ((), frozenset(), {})

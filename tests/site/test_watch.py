@@ -18,8 +18,9 @@ from conftest import run_o2m
 from hypothesis import given
 from hypothesis import strategies as st
 
-from o2m_pub.site.build import Builder, _Snapshot, build_site
+from o2m_pub.site.build import Builder, build_site
 from o2m_pub.site.manifest import Manifest
+from o2m_pub.site.snapshot import ManifestSnapshot
 from o2m_pub.site.watch import (
     BuildResult,
     SiteWatcher,
@@ -139,7 +140,7 @@ def test_every_plain_post_name_matters(stem):
 def _fresh_snapshot(root: Path):  # noqa: ANN202
     manifest = Manifest(root / ".o2m/build.db")
     try:
-        snap = _Snapshot(manifest)
+        snap = ManifestSnapshot(manifest)
         return snap.sources, snap.outputs, snap.files
     finally:
         manifest.close()
@@ -211,7 +212,7 @@ def test_a_warm_session_keeps_the_feed_state_as_stored(tmp_path):
             assert session.build().heads == 1
             manifest = Manifest(root / ".o2m/build.db")
             try:
-                fresh = _Snapshot(manifest)
+                fresh = ManifestSnapshot(manifest)
                 assert session._snapshot.feeds() == fresh.feeds()
                 assert session._snapshot.sealed() == fresh.sealed()
             finally:

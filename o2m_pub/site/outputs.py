@@ -1,0 +1,115 @@
+"""This build's files against the last build's record of them.
+
+Every output has a change digest (what its bytes depend on, `plan.digest_of`): a file
+whose digest is the one recorded and that is still there at the recorded size is kept,
+not made again. Writes go through one `AtomicWriter`, opened on the first write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Mapping
+
+from o2m_pub.site.manifest import OutputState
+from o2m_pub.site.plan import sha256_hex
+from o2m_pub.site.writer import AtomicWriter
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return -1
+
+
+class Outputs:
+    """The outputs of one build: `old` as the last build recorded them, `new` as this
+    one leaves them (every path not in `new` at the end is deleted).
+
+    Args:
+        out_dir: build/ (or the drafts' preview folder).
+        old: path -> the state the last build recorded.
+        before_first_write: called once, before anything is written (the build marks
+            itself in progress, so the next one cleans up if it is killed).
+    """
+
+    def __init__(self, out_dir: Path, old: Mapping[str, OutputState], *,
+                 before_first_write: Callable[[], None]) -> None:
+        self.out_dir, self.out_str = out_dir, str(out_dir)
+        self.old = old
+        self.new: dict[str, OutputState] = {}
+        self.writer: AtomicWriter | None = None
+        self._before_first_write = before_first_write
+
+    def ensure_writer(self) -> AtomicWriter:
+        if self.writer is None:
+            self._before_first_write()
+            self.writer = AtomicWriter(self.out_dir)
+        return self.writer
+
+    def barrier(self) -> None:
+        """Make what was written durable before the next phase (nothing if nothing was)."""
+        if self.writer:
+            self.writer.barrier()
+
+    def needs(self, path: str, digest: str) -> bool:
+        """Whether to make `path`: its digest changed, or the file is not intact."""
+        old = self.old.get(path)
+        return (old is None or old.sig != digest
+                or _size(os.path.join(self.out_str, path)) != old.size)
+
+    def damaged(self, paths: list[str]) -> set[str]:
+        """Those of `paths` that the last build did not write, or that are no longer
+        there at the size it wrote (a tight loop: it runs over every page)."""
+        old, out, stat = self.old, self.out_str + "/", os.stat
+        bad = set()
+        for path in paths:
+            state = old.get(path)
+            try:
+                if state is None or stat(out + path).st_size != state.size:
+                    bad.add(path)
+            except FileNotFoundError:
+                bad.add(path)
+        return bad
+
+    def keep(self, path: str) -> None:
+        """Keep a recorded output as it is (unless this build already wrote it)."""
+        if path not in self.new:
+            self.new[path] = self.old[path]
+
+    def keep_if_recorded(self, path: str) -> None:
+        if path in self.old:
+            self.keep(path)
+
+    def adopt(self, path: str) -> None:
+        """Keep an output that is still needed, recording it if the manifest lost it."""
+        if path in self.old:
+            self.keep(path)
+        elif (self.out_dir / path).is_file():
+            data = (self.out_dir / path).read_bytes()
+            self.new[path] = OutputState(sha256_hex(data), sha256_hex(data), len(data))
+
+    def emit(self, path: str, digest: str, make: Callable[[], bytes]) -> None:
+        """Write `path` unless the last build wrote the same digest and it is intact."""
+        if self.needs(path, digest):
+            self.put(path, digest, make())
+        else:
+            self.keep(path)
+
+    def put(self, path: str, digest: str, data: bytes) -> None:
+        self.new[path], _ = self.write_if_changed(path, digest, data)
+
+    def write_if_changed(self, path: str, digest: str,
+                         data: bytes) -> tuple[OutputState, bool]:
+        """Write unless the file already holds exactly these bytes; say whether it wrote."""
+        sha = sha256_hex(data)
+        old = self.old.get(path)
+        if old and old.sha == sha and _size(os.path.join(self.out_str, path)) == len(data):
+            return OutputState(digest, sha, len(data)), False
+        self.ensure_writer().write(path, data)
+        return OutputState(digest, sha, len(data)), True
+
+    def removed(self) -> list[str]:
+        """The recorded outputs this build did not produce: to delete."""
+        return [p for p in self.old if p not in self.new]

@@ -1,0 +1,166 @@
+"""The first phase of a build: which post files there are, and parsing and rendering
+those that changed, in worker processes when there are many.
+
+Rendering a post is pure but for reading its file: `render_post` returns the record
+the planner works from, the HTML for the build cache, or the problem that fails that
+post alone.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+from o2m_pub.config import SiteConfig
+from o2m_pub.errors import PostError, Problem
+from o2m_pub.site.content import parse_post
+from o2m_pub.site.model import PostRecord
+from o2m_pub.site.plan import sha256_hex
+from o2m_pub.site.report import BuildProgress
+
+CONTENT_DIR = "content"
+PARALLEL_THRESHOLD = 48  # fewer changed posts than this render in-process
+# Suffixes of editors' backups and temporary files: vim (file~, .swp/.swx/.swo when
+# the swap file is not a dotfile), emacs (file~), JetBrains safe write
+# (file___jb_tmp___, file___jb_old___), Kate (.kate-swp), downloads (.part,
+# .crdownload), and generic .tmp / .~tmp.
+_LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", "~tmp", ".part", ".crdownload",
+                    "___jb_tmp___", "___jb_old___", ".kate-swp")
+# Prefixes: dotfiles (vim's .file.swp, emacs's .#file lock, .DS_Store, gedit's
+# .goutputstream-XXXXXX, our own .~o2m- temporaries), emacs's #file# autosave,
+# Office's ~$file lock.
+_LITTER_PREFIXES = (".", "#", "~$")
+
+
+def is_editor_litter(name: str) -> bool:
+    """Whether a file name is an editor's temporary, swap, backup or lock file, or a
+    dotfile: never a source of the site (scan_sources skips them; `o2m watch` ignores them)."""
+    if not name or name.startswith(_LITTER_PREFIXES) or name.endswith(_LITTER_SUFFIXES):
+        return True
+    # vim checks that it may write in a folder by creating and deleting "4913" (or
+    # 5036, 5159, ...: 4913 + 123 k, the first name free)
+    return name.isdigit() and int(name) >= 4913 and (int(name) - 4913) % 123 == 0
+
+
+def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
+    """Every post file under content/ with its stat; symlinks that leave content/ are
+    refused (THREATS.md 38), as are dotfiles and editors' temporary files."""
+    content = root / CONTENT_DIR
+    real_content = os.path.realpath(content)
+    found: dict[str, os.stat_result] = {}
+    warnings: list[str] = []
+    stack = [(str(content), CONTENT_DIR)]
+    seen_dirs = {real_content}  # a symlinked folder is followed once, never in a loop
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for e in entries:
+            name = e.name
+            if is_editor_litter(name):
+                continue
+            rel_path = f"{rel}/{name}"
+            if e.is_symlink():
+                real = os.path.realpath(e.path)
+                if not (real + os.sep).startswith(real_content + os.sep):
+                    warnings.append(f"{rel_path}: symlink to a file outside content/, skipped")
+                    continue
+            if e.is_dir():
+                real = os.path.realpath(e.path)
+                if real in seen_dirs:
+                    warnings.append(f"{rel_path}: a folder already read (symlink loop?), skipped")
+                    continue
+                seen_dirs.add(real)
+                stack.append((e.path, rel_path))
+            elif name.endswith(".md") and e.is_file():
+                found[rel_path] = e.stat()
+    return found, warnings
+
+
+# --- worker processes ----------------------------------------------------------------
+
+def worker_pool(jobs: int, **kwargs):  # noqa: ANN003, ANN202 - a ProcessPoolExecutor
+    """Worker processes by fork: they start at once and share what is already loaded.
+    (Imported here: a small rebuild never needs them.)"""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+    return ProcessPoolExecutor(jobs, mp_context=get_context("fork"), **kwargs)
+
+
+def chunked(items: list, jobs: int) -> list[list]:
+    """`items` in chunks for `jobs` workers: small enough to balance the load, large
+    enough that passing them costs little."""
+    size = max(8, min(64, len(items) // (jobs * 8) or 1))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# --- rendering posts (in worker processes for big builds) -----------------------------
+
+_worker: dict[str, object] = {}
+
+
+def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...]) -> None:
+    from o2m_pub.site.markup import (
+        MarkdownRenderer,  # imported only when something must render
+    )
+    if "md" not in _worker:  # one pipeline per process: a Builder session reuses it
+        _worker["md"] = MarkdownRenderer()
+    _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience)
+
+
+RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None"]
+
+
+def render_post(source: str) -> RenderResult:
+    """Read, parse and render one post: (source, sha, record, html, toc, problem)."""
+    try:
+        data = Path(_worker["root"], source).read_bytes()  # type: ignore[arg-type]
+    except OSError as e:  # unreadable: that post fails, the others build
+        return source, "", None, "", "", Problem(source, 1, f"cannot read it: {e.strerror or e}",
+                                                 hint="check the file's permissions")
+    sha = sha256_hex(data)
+    try:
+        post = parse_post(data, source, tz=_worker["tz"],  # type: ignore[arg-type]
+                          default_audience=_worker["audience"])  # type: ignore[arg-type]
+    except PostError as e:
+        return source, sha, None, "", "", e.problem
+    from o2m_pub.site.markup import MARKUP_VERSION, smarten  # loaded by _init_worker
+    key = sha256_hex(f"{MARKUP_VERSION}\0{source}\0{post.body}".encode())[:32]
+    rendered = _worker["md"].render(post.body, source)  # type: ignore[attr-defined]
+    post = replace(post, title=post.title and smarten(post.title),
+                   summary=post.summary and smarten(post.summary))
+    record = PostRecord.from_source(post, summary=rendered.summary,
+                                    word_count=rendered.word_count, render_key=key,
+                                    media=rendered.media, links=rendered.links)
+    return source, sha, record, rendered.html, rendered.toc, None
+
+
+def _render_chunk(sources: list[str]) -> list[RenderResult]:
+    return [render_post(s) for s in sources]
+
+
+def render_changed(sources: list[str], root: Path, config: SiteConfig, jobs: int,
+                   progress: BuildProgress | None) -> Iterator[RenderResult]:
+    """Render changed posts, across `jobs` processes when there are many."""
+    if not sources:
+        return
+    init = (str(root), config.timezone, config.default_audience)
+    if progress:
+        progress.start("rendering posts", len(sources))
+    if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
+        _init_worker(*init)
+        for s in sources:
+            yield render_post(s)
+            if progress:
+                progress.advance()
+        return
+    with worker_pool(jobs, initializer=_init_worker, initargs=init) as pool:
+        for results in pool.map(_render_chunk, chunked(sources, jobs)):
+            yield from results
+            if progress:
+                progress.advance(len(results))
