@@ -41,10 +41,9 @@ from __future__ import annotations
 import builtins
 import difflib
 import os
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from o2m_pub._files import fsync_dir, write_file
@@ -52,11 +51,14 @@ from o2m_pub.config import _NAME_RE, RESERVED_AUDIENCES, known_audience_names
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.identity import ensure_keys_dir
 from o2m_pub.protocol.canonical import (
+    TIME_RE,
     EncodingError,
     b64u_decode,
     b64u_encode,
     canonical_json,
     parse_json,
+    parse_utc_text,
+    utc_text,
 )
 from o2m_pub.protocol.cards import (
     Card,
@@ -78,8 +80,6 @@ MAX_FRIEND_FILE_BYTES = 64 * 1024
 MAX_GROUPS_FILE_BYTES = 1024 * 1024
 _FRIEND_KEYS = frozenset({"added", "card", "name", "previous_keys", "v"})
 _GROUPS_KEYS = frozenset({"groups", "v"})
-_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _NAME_RULE = "lower-case letters, digits, - and _, starting with a letter or digit, " \
              "at most 64 characters"
 _LIST_HINT = "`o2m friend list` shows your friends"
@@ -277,9 +277,7 @@ _origin = site_origin
 
 
 def _stamp(now: datetime) -> str:
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be an aware datetime")
-    return now.astimezone(timezone.utc).replace(microsecond=0).strftime(_TIME_FORMAT)
+    return utc_text(now)
 
 
 @dataclass(frozen=True)
@@ -345,10 +343,10 @@ def friend_from_json(data: bytes, *, path: str, expected_name: str | None = None
                   f"{expected_name!r}", hint=f"rename the file to {name}.json, or remove it "
                                               "and add the friend again")
     added = doc["added"]
-    if not isinstance(added, str) or not _TIME_RE.fullmatch(added):
+    if not isinstance(added, str) or not TIME_RE.fullmatch(added):
         raise bad("'added' is not a UTC time like 2026-11-24T10:30:00Z")
     try:
-        datetime.strptime(added, _TIME_FORMAT)
+        parse_utc_text(added)
     except ValueError:
         raise bad("'added' is not a real date and time") from None
     if not isinstance(doc["card"], str):

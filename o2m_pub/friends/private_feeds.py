@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from o2m_pub.errors import O2MError
-from o2m_pub.protocol.canonical import b64u_encode, canonical_json
+from o2m_pub.protocol.canonical import (
+    b64u_encode,
+    canonical_json,
+    utc_text,
+)
 from o2m_pub.protocol.feeds import (
     FeedSecrets,
     Item,
@@ -34,10 +38,6 @@ from o2m_pub.protocol.feeds import (
 HEAD_LIFETIME = dt.timedelta(days=30)
 RESIGN_BEFORE = dt.timedelta(days=7)
 OBJECT_GRACE = dt.timedelta(days=7)  # how long a superseded object stays (§3.4)
-
-
-def utc_text(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def item_id(author_sign_pk: bytes, source: str) -> str:

@@ -18,12 +18,22 @@ from typing import Any
 MAX_DEPTH = 32
 MAX_SAFE_INT = 2**53 - 1
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # §2.1: RFC 3339 in UTC, whole seconds, "Z"
+TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", re.ASCII)
 _B64U_RE = re.compile(r"^[A-Za-z0-9_-]*$")
 _STRUCTURE_RE = re.compile(r'[\[\]{}"\\]')  # what can open or close nesting or a string
 
 
 class EncodingError(ValueError):
     """Malformed encoded data (never a bug: the input came from outside)."""
+
+
+# Characters a name must not hold (§2.4, THREATS.md 39): control characters (Cc, incl.
+# DEL and C1), the bidi controls and zero-width characters of §2.4, plus U+061C ARABIC
+# LETTER MARK (a bidi control like U+200E/F) and U+2028/U+2029, line breaks in a
+# one-line name. The reader's display rule (`reader.sanitize.display_text`) uses the
+# same set, so what a card may not hold is exactly what the reader neutralises.
+REFUSED_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                             "\u2060-\u2069\ufeff]")
 
 
 def b64u_encode(data: bytes) -> str:
@@ -54,8 +64,36 @@ def utc_text(when: dt.datetime) -> str:
         OverflowError: `when` in UTC falls outside years 1-9999.
     """
     if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError("a time without a time zone")
+        raise ValueError("a time must be aware (it has no time zone)")
     return when.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
+
+
+def parse_utc_text(text: str) -> dt.datetime:
+    """The time a §2.1 time text names, as an aware datetime in UTC.
+
+    Raises:
+        ValueError: `text` is not exactly of the form ``YYYY-MM-DDTHH:MM:SSZ`` with a
+            real date and time (no leap second, no fraction, no other offset).
+    """
+    if not isinstance(text, str) or not TIME_RE.fullmatch(text):
+        raise ValueError("not a time of the form 2026-11-24T10:30:00Z")
+    return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+
+
+def is_sha256_hex(value: Any) -> bool:
+    """A bare SHA-256 in lowercase hex (§3.3, THREATS.md 22): no path, no other origin."""
+    return (isinstance(value, str) and len(value) == 64
+            and not value.strip("0123456789abcdef"))
+
+
+MAX_URL_CHARS = 2048
+
+
+def is_https_url(value: Any) -> bool:
+    """An https URL of reasonable length: what a feed may name as a link (§3.4). Card
+    URLs have stricter rules of their own (§2.4, `cards`)."""
+    return (isinstance(value, str) and value.startswith("https://")
+            and len(value) <= MAX_URL_CHARS)
 
 
 def _check(value: Any, depth: int) -> None:

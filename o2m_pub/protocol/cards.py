@@ -31,7 +31,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,11 +43,15 @@ import segno
 
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol.canonical import (
+    REFUSED_IN_NAME,
+    TIME_RE,
     EncodingError,
     b64u_decode,
     b64u_encode,
     canonical_json,
     parse_json,
+    parse_utc_text,
+    utc_text,
 )
 
 CARD_VERSION = 1
@@ -62,8 +66,6 @@ PIN_PREFIX = "sha256/"
 _REQUIRED = ("box_pk", "created", "name", "sig", "sign_pk", "type", "url", "v")
 _KNOWN = frozenset(_REQUIRED) | {"tls_pin"}
 # §2.1: whole seconds, UTC, a literal Z. [0-9], not \d, which also matches other scripts' digits.
-_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Only the characters RFC 3986 allows in a URL: urlsplit silently drops tabs and
 # newlines (WHATWG rules), so "https://ev\nil.example/" would pass as another host.
 # International host names are written in punycode.
@@ -73,19 +75,6 @@ _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 # or 8 by it gives the all-zero output: one multiplication tests every low-order
 # encoding (§2.4). Any fixed valid scalar works; this one is arbitrary.
 _PROBE_SCALAR = hashlib.sha256(b"o2m low-order probe").digest()
-
-
-def _refused_in_name(ch: str) -> bool:
-    """Characters a name must not hold (§2.4, THREATS.md 39).
-
-    Control characters (Cc, incl. DEL and C1), the bidi controls and zero-width
-    characters of §2.4, plus three §2.4 forgets: U+061C ARABIC LETTER MARK (a bidi
-    control like U+200E/F) and U+2028/U+2029, line breaks in a one-line name.
-    """
-    o = ord(ch)
-    return (unicodedata.category(ch) == "Cc"
-            or 0x200B <= o <= 0x200F or 0x202A <= o <= 0x202E or 0x2060 <= o <= 0x2069
-            or o in (0xFEFF, 0x061C, 0x2028, 0x2029))
 
 
 # ---------------------------------------------------------------- errors
@@ -165,7 +154,7 @@ class Card:
     @property
     def created_at(self) -> datetime:
         """`created` as an aware UTC datetime (already checked to parse)."""
-        return datetime.strptime(self.created, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+        return parse_utc_text(self.created)
 
 
 def _field_error(name: str, message: str, hint: str | None = None) -> InvalidCardFieldError:
@@ -196,7 +185,7 @@ def _check_name(name: str) -> str:
         raise _field_error("name", f"must be 1 to {MAX_NAME_CHARS} characters, "
                                    f"not {len(name)}")
     for ch in name:
-        if _refused_in_name(ch):
+        if REFUSED_IN_NAME.match(ch):
             raise _field_error("name", f"holds the invisible or control character "
                                        f"U+{ord(ch):04X}",
                                hint="names may not hold control, bidi or zero-width "
@@ -285,10 +274,10 @@ def _parse_pin(text: str) -> bytes:
 
 def _check_created(text: str) -> str:
     """§2.1: e.g. 2026-11-24T10:30:00Z, a real date (no 31 February, no leap second)."""
-    if not _TIME_RE.fullmatch(text):
+    if not TIME_RE.fullmatch(text):
         raise _field_error("created", "must be a UTC time like 2026-11-24T10:30:00Z")
     try:
-        datetime.strptime(text, _TIME_FORMAT)
+        parse_utc_text(text)
     except ValueError:
         raise _field_error("created", "is not a real date and time") from None
     return text
@@ -455,7 +444,7 @@ def make_card(signing_key: nacl.signing.SigningKey, *, name: str, url: str, box_
     """
     if created.tzinfo is None or created.utcoffset() is None:
         raise ValueError("created must be an aware datetime")
-    stamp = created.astimezone(timezone.utc).replace(microsecond=0).strftime(_TIME_FORMAT)
+    stamp = utc_text(created)
     if tls_pin is not None and len(tls_pin) != 32:
         raise _field_error("tls_pin", f"must be 32 bytes (a SHA-256), not {len(tls_pin)}",
                            hint="compute it with tls_pin_from_certificate()")

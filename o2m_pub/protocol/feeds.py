@@ -9,7 +9,6 @@ for us), so a hostile file can never surface as a traceback.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,10 @@ from o2m_pub.protocol.canonical import (
     b64u_decode,
     b64u_encode,
     canonical_json,
+    is_https_url,
+    is_sha256_hex,
     parse_json,
+    parse_utc_text,
 )
 
 OBJECT_MAGIC = b"O2MOBJ1\n"
@@ -122,12 +124,6 @@ def unpad(padded: bytes) -> bytes:
 
 # --- objects (§3.3) ---------------------------------------------------------------------
 
-def _is_hash(value: Any) -> bool:
-    """A bare SHA-256 in lowercase hex (THREATS.md 22): no path, no other origin."""
-    return (isinstance(value, str) and len(value) == 64
-            and not value.strip("0123456789abcdef"))
-
-
 @dataclass(frozen=True)
 class ObjectRef:
     """How a feed item points at an object: its SHA-256 (which names its file), its
@@ -149,7 +145,7 @@ class ObjectRef:
         if not isinstance(value, dict) or set(value) != {"hash", "key", "size"}:
             raise FeedFormatError("bad object reference")
         h, size = value["hash"], value["size"]
-        if not _is_hash(h) or type(size) is not int or not 0 < size <= MAX_OBJECT_BYTES:
+        if not is_sha256_hex(h) or type(size) is not int or not 0 < size <= MAX_OBJECT_BYTES:
             raise FeedFormatError("bad object reference")
         try:
             key = b64u_decode(value["key"], length=KEY_BYTES)
@@ -299,9 +295,9 @@ class Item:
             raise FeedFormatError("an item has an object or is deleted")
         reply_to = value.get("reply_to")
         replies = value.get("replies", [])
-        if reply_to is not None and not _is_https_url(reply_to):
+        if reply_to is not None and not is_https_url(reply_to):
             raise FeedFormatError("bad reply_to")
-        if not isinstance(replies, list) or not all(_is_https_url(r) for r in replies):
+        if not isinstance(replies, list) or not all(is_https_url(r) for r in replies):
             raise FeedFormatError("bad replies")
         return cls(value["id"], value["date"], obj, reply_to, tuple(replies))
 
@@ -323,7 +319,7 @@ class PageRef:
     @classmethod
     def from_json(cls, value: Any) -> "PageRef":
         if (not isinstance(value, dict) or set(value) != {"hash", "size"}
-                or not _is_hash(value["hash"]) or type(value["size"]) is not int
+                or not is_sha256_hex(value["hash"]) or type(value["size"]) is not int
                 or not 0 < value["size"] <= MAX_PAGE_BYTES):
             raise FeedFormatError("bad page reference")
         return cls(value["hash"], value["size"])
@@ -341,16 +337,10 @@ class Head:
     signed: bytes  # the exact signed bytes, to tell equivocation from a replay
 
 
-def _is_https_url(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("https://") and len(value) <= 2048
-
-
 def check_time(value: Any) -> str:
     """RFC 3339 UTC with Z and whole seconds (§2.1)."""
-    if not isinstance(value, str) or len(value) != 20 or not value.endswith("Z"):
-        raise FeedFormatError("bad time")
     try:
-        dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        parse_utc_text(value)
     except ValueError:
         raise FeedFormatError("bad time") from None
     return value

@@ -25,6 +25,7 @@ from o2m_pub.protocol.canonical import (
     b64u_encode,
     canonical_json,
     parse_json,
+    utc_text,
 )
 
 SIG_CONTEXT = b"o2m-rotation-v1\n"
@@ -59,7 +60,7 @@ def make_rotation(old_key: nacl.signing.SigningKey, new_key: nacl.signing.Signin
                   new_box_pk: bytes, created: dt.datetime) -> bytes:
     """A statement moving from `old_key` to `new_key`, signed by both (§2.6)."""
     body = _body(bytes(old_key.verify_key), bytes(new_key.verify_key), new_box_pk,
-                 created.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                 utc_text(created))
     message = SIG_CONTEXT + canonical_json(body)
     return canonical_json({**body,
                            "sig_old": b64u_encode(old_key.sign(message).signature),

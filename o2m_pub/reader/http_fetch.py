@@ -61,7 +61,11 @@ from o2m_pub import __version__
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode
-from o2m_pub.protocol.cards import CertificateError, site_origin, tls_pin_from_certificate
+from o2m_pub.protocol.cards import (
+    CertificateError,
+    site_origin,
+    tls_pin_from_certificate,
+)
 from o2m_pub.reader import _urllib3_compat as compat
 from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.fetch_plan import (

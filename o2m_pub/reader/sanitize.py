@@ -35,6 +35,8 @@ from html import escape
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
+from o2m_pub.protocol.canonical import REFUSED_IN_NAME
+
 # A post bigger than this is shown as plain text: Python-Markdown has inputs that take
 # quadratic time, and no real post is a megabyte of Markdown.
 MAX_MARKDOWN_CHARS = 512 * 1024
@@ -84,10 +86,9 @@ class SafePost:
 # ---------------------------------------------------------------- text
 
 
-# The characters §2.4 refuses in a card's name (the set cards._refused_in_name checks):
-# control characters, bidi controls, zero-width characters, line separators.
-_SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
-                      "\u2060-\u2069\ufeff]")
+# The characters §2.4 refuses in a card's name: control characters, bidi controls,
+# zero-width characters, line separators.
+_SUSPECT = REFUSED_IN_NAME
 # In a post's text: control characters but newline and tab (in a terminal they are
 # escape sequences; Python-Markdown uses STX/ETX internally), and the bidi embeddings,
 # overrides and isolates, which could reorder the lines around them. Zero-width joiners

@@ -36,7 +36,9 @@ def load_friends(root: Path, config: SiteConfig) -> Friends:
     """Friends from keys/friends/ (none before the first `o2m friend add`)."""
     if not (root / "keys" / "friends").is_dir():
         return Friends(groups=dict(config.groups))
-    from o2m_pub.friends.friend_store import FriendStore  # the crypto: with friends only
+    from o2m_pub.friends.friend_store import (
+        FriendStore,  # the crypto: with friends only
+    )
     from o2m_pub.friends.identity import own_sign_pk
     from o2m_pub.friends.private_feeds import Reader
     store = FriendStore(root, config_groups=config.groups)

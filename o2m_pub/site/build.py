@@ -62,7 +62,12 @@ from o2m_pub.site.render import (
 )
 from o2m_pub.site.report import BuildProgress, BuildReport
 from o2m_pub.site.snapshot import ManifestSnapshot
-from o2m_pub.site.sources import CONTENT_DIR, is_editor_litter, render_changed, scan_sources
+from o2m_pub.site.sources import (
+    CONTENT_DIR,
+    is_editor_litter,
+    render_changed,
+    scan_sources,
+)
 from o2m_pub.site.writer import AtomicWriter
 
 if TYPE_CHECKING:
@@ -232,7 +237,9 @@ class Builder:
         and again if the site's key is no longer `sign_pk`'s (`o2m key import`)."""
         if self._identity is None or (sign_pk is not None and self._identity.sign_pk != sign_pk):
             if self._unlock is None:
-                from o2m_pub.protocol.keyfile import PassphraseError  # the crypto: if needed
+                from o2m_pub.protocol.keyfile import (
+                    PassphraseError,  # the crypto: if needed
+                )
                 raise PassphraseError("friends' feeds must be signed, and the key is locked",
                                       hint="run `o2m build` on a terminal, or set O2M_PASSPHRASE")
             self._identity = self._unlock()
@@ -567,7 +574,9 @@ class _Build:
         old_feeds = {} if self.drafts else self.snapshot.feeds()
         if self.drafts or (not self.friends.readers and not old_feeds):
             return NO_FEEDS  # nothing private: not even the crypto is imported
-        from o2m_pub.site.private_steps import PrivateFeeds  # the crypto: with friends only
+        from o2m_pub.site.private_steps import (
+            PrivateFeeds,  # the crypto: with friends only
+        )
         self.private = PrivateFeeds(
             root=self.root, friends=self.friends, readable=self.readable,
             old_feeds=old_feeds,  # parsed once per Builder session (ManifestSnapshot)

@@ -54,7 +54,9 @@ class Views:
 
     @staticmethod
     def _resolve_markers(html: str, resolve: Callable[[str, str, str], str]) -> str:
-        from o2m_pub.site.markup import resolve_markers  # not loaded by a no-change build
+        from o2m_pub.site.markup import (
+            resolve_markers,  # not loaded by a no-change build
+        )
         return resolve_markers(html, resolve)
 
     def _resolver(self, link: Callable[[str], str]) -> Callable[[str, str, str], str]:

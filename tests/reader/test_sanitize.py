@@ -6,6 +6,7 @@ tests/test_reader_web.py.
 
 from __future__ import annotations
 
+import unicodedata
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -226,7 +227,7 @@ def test_an_image_the_post_does_not_have_is_not_shown():
     """Local paths that are not attachments of this post (another post's file, a path
     outside, an absolute path) lose their src; the alt text stays."""
     post = render_post("![a](nope.png) ![b](/etc/passwd) ![c](../x/photo.jpg) "
-                       f'<img src="/file/otherpost1/0" alt="d">', {"photo.jpg": ATTACHMENT_URL})
+                       '<img src="/file/otherpost1/0" alt="d">', {"photo.jpg": ATTACHMENT_URL})
     assert "src=" not in post.html and post.images == ()
     assert 'alt="a"' in post.html and 'alt="d"' in post.html
 
@@ -285,16 +286,25 @@ def test_threat_39_bidi_zero_width_and_control_characters_in_names_are_neutralis
     assert display_text("Ada Lovelace, Ἀριστοτέλης, 李白") == "Ada Lovelace, Ἀριστοτέλης, 李白"
 
 
+def _refused_by_the_spec(ch: str) -> bool:
+    """PROTOCOL.md §2.4's list, written out independently of the code's one regex:
+    category Cc, U+061C, U+200B-U+200F, U+2028-U+202E, U+2060-U+2069, U+FEFF."""
+    o = ord(ch)
+    return (unicodedata.category(ch) == "Cc" or o in (0x061C, 0xFEFF)
+            or 0x200B <= o <= 0x200F or 0x2028 <= o <= 0x202E or 0x2060 <= o <= 0x2069)
+
+
 def test_threat_39_display_text_refuses_what_cards_refuse():
-    """The same characters as a contact card's name check (PROTOCOL.md §2.4), over all
-    of Unicode, so a name stored from elsewhere is shown as strictly."""
-    from o2m_pub.protocol.cards import _refused_in_name
+    """The characters a contact card's name may not hold (PROTOCOL.md §2.4), over all of
+    Unicode, are the ones shown neutralised, and cards refuse exactly those too."""
+    from o2m_pub.protocol.canonical import REFUSED_IN_NAME
 
     for o in range(0x110000):
         if 0xD800 <= o <= 0xDFFF:
             continue
         ch = chr(o)
-        assert (display_text(ch) != ch) == _refused_in_name(ch), hex(o)
+        assert (display_text(ch) != ch) == _refused_by_the_spec(ch), hex(o)
+        assert bool(REFUSED_IN_NAME.match(ch)) == _refused_by_the_spec(ch), hex(o)
 
 
 def test_body_text_keeps_what_writing_needs_and_drops_terminal_escapes():

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from o2m_pub.protocol.canonical import parse_utc_text, utc_text
+
 # The builder keeps superseded objects as long (private.OBJECT_GRACE, PROTOCOL.md §3.4).
 DEFAULT_GRACE = dt.timedelta(days=7)
 
@@ -112,14 +114,6 @@ def has_grace(path: str) -> bool:
     return path_class(path) in ("immutable", "static")
 
 
-def utc_text(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_utc(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-
-
 def parse_duration(text: str) -> dt.timedelta:
     """`7d`, `12h`, `30m`, `90s`, `2w`, or a bare number of days; `0` for none.
 
@@ -190,10 +184,10 @@ def plan_publish(local: Mapping[str, FileInfo], record: Mapping[str, Sent], *,
         if since is None:
             plan.newly_gone.append(path)
             since = now_text
-        if not has_grace(path) or parse_utc(since) + grace <= now:
+        if not has_grace(path) or parse_utc_text(since) + grace <= now:
             plan.deletions.append(path)
         else:
-            plan.waiting.append((path, utc_text(parse_utc(since) + grace)))
+            plan.waiting.append((path, utc_text(parse_utc_text(since) + grace)))
     return plan
 
 
