@@ -31,8 +31,8 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     │   ├── InvalidCardFieldError       protocol.cards        one field is wrong (`.field`)
     │   ├── UnsupportedCardVersionError protocol.cards        made by a newer o2m
     │   ├── BadCardSignatureError       protocol.cards        changed after signing, or forged
-    │   ├── CardQRError                 protocol.cards        too big for a QR code
     │   └── CertificateError            protocol.cards        an unreadable TLS certificate
+    ├── QRTooBigError                   friends.qr            too long for a QR code
     ├── RotationError                   protocol.rotation     a key rotation that does not verify
     ├── FriendError                     friends.friend_store  wrong with friends or groups
     │   ├── InvalidFriendNameError      friends.friend_store  breaks the name rule, or clashes

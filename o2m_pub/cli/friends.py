@@ -132,12 +132,8 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
     """Print your contact card, to send to a friend (`o2m friend add` reads it)."""
     from o2m_pub.config import load
     from o2m_pub.friends.identity import load_identity, own_card, write_own_card
-    from o2m_pub.protocol.cards import (
-        card_qr_png,
-        card_qr_svg,
-        card_qr_terminal,
-        card_to_text,
-    )
+    from o2m_pub.friends.qr import qr_png, qr_svg, qr_terminal
+    from o2m_pub.protocol.cards import card_to_text
     from o2m_pub.protocol.keyfile import fingerprint
 
     root = site_root(ctx)
@@ -147,13 +143,13 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
         current = write_own_card(root, identity, load(root), now=local_now(),
                                  tls_pin=_served_pin(root, current))
     if png:
-        png.write_bytes(card_qr_png(current))
+        png.write_bytes(qr_png(card_to_text(current)))
     if svg:
-        svg.write_bytes(card_qr_svg(current))
+        svg.write_bytes(qr_svg(card_to_text(current)))
     if as_json:
         out(current.raw.decode())
     elif qr:
-        out(card_qr_terminal(current))
+        out(qr_terminal(card_to_text(current)))
     else:
         out(card_to_text(current))
     click.echo(f"fingerprint: {fingerprint(current.sign_pk, current.box_pk)}", err=True)

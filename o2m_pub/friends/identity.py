@@ -15,6 +15,8 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+import nacl.public
+import nacl.signing
 import nacl.utils
 
 from o2m_pub._files import fsync_dir, write_file
@@ -43,6 +45,12 @@ from o2m_pub.protocol.keyfile import (
 KEY_FILE = "keys/identity.secret"
 PUBLIC_FILE = "keys/identity.pub.json"
 _MAX_PASSPHRASE_FILE_BYTES = 64 * 1024
+
+
+def new_identity() -> Identity:
+    """A fresh identity from the OS random generator: two independent key pairs
+    (PROTOCOL.md §2.2), never derived from each other."""
+    return Identity(nacl.signing.SigningKey.generate(), nacl.public.PrivateKey.generate())
 
 
 def ensure_keys_dir(root: Path) -> Path:
@@ -105,7 +113,7 @@ def create_identity_files(root: Path, passphrase: bytes, *,
         OSError: the file could not be written; nothing was left behind.
     """
     _refuse_existing(root)
-    identity = Identity.generate()
+    identity = new_identity()
     _write_identity(root, identity, passphrase, opslimit=opslimit, memlimit=memlimit)
     return identity
 
@@ -278,5 +286,6 @@ __all__ = [
     "NoIdentityError", "PassphraseError", "WrongPassphraseError", "change_passphrase",
     "create_identity_files", "create_owner", "export_identity", "fingerprint",
     "import_identity", "key_file_mode_warning", "key_file_params", "load_identity",
+    "new_identity",
     "own_card", "own_sign_pk", "passphrase_from_env_or_file", "write_own_card",
 ]

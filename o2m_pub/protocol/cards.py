@@ -25,7 +25,6 @@ No other exception escapes :func:`parse_card`, :func:`card_from_text` or
 from __future__ import annotations
 
 import hashlib
-import io
 import ipaddress
 import re
 import unicodedata
@@ -39,7 +38,6 @@ from urllib.parse import urlsplit
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
-import segno
 
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol.canonical import (
@@ -116,12 +114,6 @@ class BadCardSignatureError(CardError):
 
     hint = ("do not use it; get the card straight from your friend and compare the "
             "fingerprint with them")
-
-
-class CardQRError(CardError):
-    """This contact card is too big for a QR code."""
-
-    hint = "share the o2m1:… text or the card file instead"
 
 
 class CertificateError(CardError):
@@ -520,39 +512,3 @@ def key_changed(old: Card, new: Card) -> bool:
     it may be a lost key, or someone who took over the name or the host.
     """
     return (old.url == new.url or old.name == new.name) and not same_identity(old, new)
-
-
-# ---------------------------------------------------------------- QR codes
-
-
-def _qr(card: Card) -> segno.QRCode:
-    """A QR code of the text form, at level M (15 % damage) if it fits, else L."""
-    text = card_to_text(card)
-    for level in ("m", "l"):
-        try:
-            return segno.make(text, error=level, micro=False)
-        except segno.DataOverflowError:
-            continue
-    raise CardQRError(f"the card's text ({len(text)} characters) does not fit in a QR code")
-
-
-def card_qr_svg(card: Card, *, scale: int = 4) -> bytes:
-    """The card's QR code as an SVG document (UTF-8 bytes)."""
-    out = io.BytesIO()
-    _qr(card).save(out, kind="svg", scale=scale, border=4)
-    return out.getvalue()
-
-
-def card_qr_png(card: Card, *, scale: int = 4) -> bytes:
-    """The card's QR code as a PNG image."""
-    out = io.BytesIO()
-    _qr(card).save(out, kind="png", scale=scale, border=4)
-    return out.getvalue()
-
-
-def card_qr_terminal(card: Card, *, compact: bool = True) -> str:
-    """The card's QR code drawn with block characters for a terminal (two rows per line
-    when `compact`), with the quiet zone scanners need."""
-    out = io.StringIO()
-    _qr(card).terminal(out=out, compact=compact, border=4)
-    return out.getvalue()

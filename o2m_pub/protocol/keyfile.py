@@ -137,11 +137,6 @@ class Identity:
     box_key: nacl.public.PrivateKey
 
     @classmethod
-    def generate(cls) -> Identity:
-        """A fresh identity from the OS random generator."""
-        return cls(nacl.signing.SigningKey.generate(), nacl.public.PrivateKey.generate())
-
-    @classmethod
     def from_secret_bytes(cls, secret: bytes) -> Identity:
         """Rebuild an identity from `sign_seed (32) || box_sk (32)` (PROTOCOL.md §2.3).
 

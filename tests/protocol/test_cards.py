@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
 import nacl.public
@@ -30,16 +29,12 @@ from o2m_pub.protocol.cards import (
     BadCardSignatureError,
     Card,
     CardError,
-    CardQRError,
     CertificateError,
     InvalidCardFieldError,
     MalformedCardError,
     UnsupportedCardVersionError,
     card_from_any,
     card_from_text,
-    card_qr_png,
-    card_qr_svg,
-    card_qr_terminal,
     card_to_text,
     key_changed,
     make_card,
@@ -754,28 +749,6 @@ def test_new_keys_for_a_known_friend_are_a_key_change():
     other = make_card(nacl.signing.SigningKey(bytes(32)), name="Bob", url="https://bob.example/",
                       box_pk=new_box, tls_pin=None, created=CREATED)
     assert not key_changed(old, other) and not same_identity(old, other)
-
-
-# ---------------------------------------------------------------- QR codes
-
-
-def test_qr_outputs_are_valid_images():
-    """The SVG parses as XML with an <svg> root, the PNG has its magic bytes, the
-    terminal form draws something."""
-    card = vector_card()
-    svg = card_qr_svg(card)
-    assert ET.fromstring(svg).tag.endswith("svg")
-    assert card_qr_png(card).startswith(b"\x89PNG\r\n\x1a\n")
-    term = card_qr_terminal(card)
-    assert term.strip() and "█" in term
-    assert len(term.splitlines()) > 20
-
-
-def test_card_too_big_for_a_qr_code_is_a_clean_error():
-    """A card within 4 KiB can still be over a QR code's capacity: say so."""
-    card = vector_card(extra={"bio": "x" * 3000})
-    with pytest.raises(CardQRError):
-        card_qr_png(card)
 
 
 # ---------------------------------------------------------------- properties
