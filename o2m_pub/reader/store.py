@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from o2m_pub import _faults
 from o2m_pub.config import STATE_DIR
 from o2m_pub.errors import O2MError
 
@@ -534,7 +535,7 @@ class ReaderStore:
                 "INSERT OR IGNORE INTO attachment_credits VALUES (?, ?)",
                 {(update.friend, a["hash"]) for r in update.upserts if r.audience == "private"
                  for a in r.attachments})
-            _fault_point()
+            _faults.in_fetch_commit()  # O2M_FETCH_FAULT, for the crash tests
             state = dict(update.state)
             if "pages" in state:
                 state["pages"] = json.dumps(list(state["pages"]))
@@ -707,24 +708,6 @@ def _schema_version(db: sqlite3.Connection) -> int | None:
         return None
     row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
     return int(row[0]) if row else None
-
-
-def _fault_point() -> None:
-    """Fault injection for THREATS.md 47: O2M_FETCH_FAULT=kill-in-commit:N dies by
-    SIGKILL inside the N-th friend update transaction, after its posts were written
-    and before its state and COMMIT."""
-    value = os.environ.get("O2M_FETCH_FAULT", "")
-    kind, _, n = value.partition(":")
-    if kind != "kill-in-commit" or not n.isdigit():
-        return
-    global _commits
-    _commits += 1
-    if _commits == int(n):
-        import signal
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_commits = 0
 
 
 def _ensure_friend(db: sqlite3.Connection, friend: str, sign_pk: str, *,
