@@ -105,7 +105,7 @@ def write_file(target: Path, data: bytes, mode: int = 0o644, *, sync: bool = Tru
 
 @functools.cache
 def _syncfs():  # noqa: ANN202 - the C function, or None where there is none
-    import ctypes  # only when a build or a publish syncs: a few ms off every command
+    import ctypes  # only when a build or a publish syncs: not in every command's start-up
     try:
         return ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):
