@@ -1,14 +1,20 @@
 """The file-system primitives every part shares: durable writes and the site lock.
 
-`write_file` is the one way o2m replaces a file. Every writer (the key file, friends' cards, the certificate, the build, the reader's
-attachment cache, a folder being published to) goes through `write_file`, so a crash,
-a kill or a full disk leaves the old file or the new one, never a torn one, and never a
-file reached through a planted symlink (THREATS.md 46, 48).
+`write_file` is the one way o2m replaces a file. Every writer (the key file, friends'
+cards, the certificate, the build, the reader's attachment cache) goes through it, and
+a folder being published to stages its copies with the same `create_temporary`, so a
+crash, a kill or a full disk leaves the old file or the new one, never a torn one, and
+never a file reached through a planted symlink (THREATS.md 46, 48).
+
+Durability comes in two grains: `write_file` fsyncs the file and its folder (one file
+that matters: a key, a card); the build and a folder publish write thousands of files
+with `sync=False` and make a whole phase durable at once with `sync_filesystem`.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import secrets
 from contextlib import contextmanager
@@ -26,6 +32,29 @@ def temporary_name(target: Path) -> Path:
     stale file left by a crash) never collide, and under `TMP_PREFIX` so every part of
     o2m knows it for litter."""
     return target.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}.{target.name}")
+
+
+def create_temporary(target: Path, mode: int) -> tuple[Path, int]:
+    """Create the next version of `target` beside it, under a fresh `temporary_name`.
+
+    O_EXCL|O_NOFOLLOW: never an existing file, never through a planted symlink; the
+    mode is exactly `mode` whatever the umask.
+
+    Returns:
+        The temporary path and a file descriptor open for writing; the caller closes it,
+        and renames or removes the file.
+    """
+    tmp = temporary_name(target)
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, mode)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return tmp, fd
 
 
 def fsync_dir(path: Path) -> None:
@@ -55,13 +84,9 @@ def write_file(target: Path, data: bytes, mode: int = 0o644, *, sync: bool = Tru
     On any failure, ENOSPC included, the temporary file is removed and the old file is
     intact.
     """
-    tmp = temporary_name(target)
-    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, mode)
+    tmp, fd = create_temporary(target, mode)
     try:
         try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
             _write_all(fd, data)
             if sync:
                 os.fsync(fd)
@@ -76,6 +101,39 @@ def write_file(target: Path, data: bytes, mode: int = 0o644, *, sync: bool = Tru
         raise
     if sync:
         fsync_dir(target.parent)
+
+
+@functools.cache
+def _syncfs():  # noqa: ANN202 - the C function, or None where there is none
+    import ctypes  # only when a build or a publish syncs: not in every command's start-up
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+def sync_filesystem(folder: Path) -> None:
+    """Make everything written so far to the file system that holds `folder` durable:
+    the bytes of every file and every rename. Linux syncfs(2) flushes that one file
+    system (not every disk of the machine, as sync(2) does) and, unlike sync(2),
+    reports a write-back failure such as a full disk (Linux 5.8 and later); elsewhere
+    it falls back to sync(2).
+
+    Raises:
+        OSError: the file system could not write back what it was given.
+    """
+    syncfs = _syncfs()
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if syncfs(fd) != 0:
+            import ctypes
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(folder))
+    finally:
+        os.close(fd)
 
 
 @contextmanager

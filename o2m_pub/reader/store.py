@@ -44,6 +44,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from o2m_pub import _faults
+from o2m_pub._sqlite import DBErrors, has_table, open_db
 from o2m_pub.config import STATE_DIR
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol.canonical import utc_text
@@ -66,7 +68,8 @@ FETCH_LOCK = "fetch.lock"
 OBJECTS_DIR = "objects"
 SCHEMA_VERSION = 1
 
-# Added to schema 1 later: made on open when missing (an older o2m ignores it).
+# Added to schema 1 later: made when a store of before is first opened (an older o2m
+# ignores it).
 _CREDITS_TABLE = """
 CREATE TABLE IF NOT EXISTS attachment_credits (
     friend TEXT NOT NULL,             -- whose own download and key check ...
@@ -76,7 +79,6 @@ CREATE TABLE IF NOT EXISTS attachment_credits (
 """
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS friend_state (
     friend TEXT PRIMARY KEY,          -- the local friend name (keys/friends/NAME.json)
     sign_pk TEXT NOT NULL,            -- b64u: the key the stored state was verified with
@@ -197,42 +199,12 @@ class ReaderStore:
 
         Raises:
             StoreError: the database is damaged or from a newer o2m.
+            StoreBusyError: another process holds it past the busy timeout.
         """
         root = Path(root)
-        state_dir = root / STATE_DIR
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(state_dir, 0o700)
-        path = state_dir / DB_NAME
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # private from the start
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o600)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # THREATS.md 47: durable at commit
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=5000")
-            row = _schema_version(db)
-            if row is not None and row > SCHEMA_VERSION:
-                raise StoreError(f"{STATE_DIR}/{DB_NAME} was written by a newer o2m "
-                                 f"(schema {row})", hint="upgrade o2m")
-            if row is None:
-                with _transaction(db):
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
-                               (str(SCHEMA_VERSION),))
-            elif not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                "name = 'attachment_credits'").fetchone():
-                with _transaction(db):
-                    db.execute(_CREDITS_TABLE)
-        except sqlite3.Error as e:
-            db.close()
-            raise _store_error(e) from None
-        except StoreError:
-            db.close()
-            raise
+        db = open_db(root / STATE_DIR / DB_NAME, _SCHEMA, SCHEMA_VERSION, _ERRORS,
+                     legacy_version=_legacy_version, foreign_keys=True,
+                     check_same_thread=False)
         return cls(db, root)
 
     def close(self) -> None:
@@ -401,7 +373,7 @@ class ReaderStore:
                 "INSERT OR IGNORE INTO attachment_credits VALUES (?, ?)",
                 {(update.friend, a["hash"]) for r in update.upserts if r.audience == "private"
                  for a in r.attachments})
-            _fault_point()
+            _faults.in_fetch_commit()  # O2M_FETCH_FAULT, for the crash tests
             if update.state is not None:
                 _set_state(self.db, update.friend, _state_columns(update.state))
             for kind, detail in update.notifications:
@@ -468,17 +440,9 @@ def fetch_lock(root: Path | str, *, wait: bool = False) -> Iterator[None]:
 # ---------------------------------------------------------------- helpers
 
 
-def _store_error(e: sqlite3.Error) -> StoreError:
-    """One clear error for what SQLite raised: busy, cannot write, or damaged."""
-    where = f"{STATE_DIR}/{DB_NAME}"
-    if getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) \
-            or "locked" in str(e):
-        return StoreBusyError(f"{where}: the reader's store is busy ({e})")
-    if isinstance(e, sqlite3.OperationalError):
-        return StoreError(f"{where}: cannot use the reader's store ({e})",
-                          hint="check that the disk has room and that .o2m/ is yours and "
-                               "writable")
-    return StoreError(f"{where}: the reader's store is damaged ({e})")
+_ERRORS = DBErrors(f"{STATE_DIR}/{DB_NAME}", "the reader's store", StoreError,
+                   damaged_hint=StoreError.hint, busy_error=StoreBusyError,
+                   busy_hint=StoreBusyError.hint)
 
 
 class _transaction:
@@ -492,7 +456,7 @@ class _transaction:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise _store_error(e) from None
+            raise _ERRORS.convert(e) from None
         return self.db
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
@@ -508,7 +472,7 @@ class _transaction:
             except sqlite3.Error:
                 pass  # the connection dropped the transaction itself
         if isinstance(exc, sqlite3.Error):
-            raise _store_error(exc) from None
+            raise _ERRORS.convert(exc) from None
 
 
 def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
@@ -538,31 +502,14 @@ def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
                            f"meanwhile (seq {stored_seq})", Reason.ROLLBACK)
 
 
-def _schema_version(db: sqlite3.Connection) -> int | None:
-    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-                        ).fetchone()
-    if not exists:
+def _legacy_version(db: sqlite3.Connection) -> int | None:
+    """Stores from before `user_version` kept their version in a table of their own,
+    `meta`, gone once the version is in the header."""
+    if not has_table(db, "meta"):
         return None
-    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    return int(row[0]) if row else None
-
-
-def _fault_point() -> None:
-    """Fault injection for THREATS.md 47: O2M_FETCH_FAULT=kill-in-commit:N dies by
-    SIGKILL inside the N-th friend update transaction, after its posts were written
-    and before its state and COMMIT."""
-    value = os.environ.get("O2M_FETCH_FAULT", "")
-    kind, _, n = value.partition(":")
-    if kind != "kill-in-commit" or not n.isdigit():
-        return
-    global _commits
-    _commits += 1
-    if _commits == int(n):
-        import signal
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_commits = 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    db.execute("DROP TABLE meta")
+    return int(row[0]) if row and str(row[0]).isdigit() else None
 
 
 def _ensure_friend(db: sqlite3.Connection, friend: str, sign_pk: str, *,

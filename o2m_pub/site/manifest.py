@@ -2,20 +2,22 @@
 
 A build reads it whole at the start, plans against it, and commits its changes in
 one transaction at the end, after every output is in place: a build killed midway
-leaves the old manifest, and the next build redoes what was not recorded.
+leaves the old manifest, and the next build redoes what was not recorded. Opened by
+`_sqlite.open_db`; a manifest of another schema version is a cache to drop, except the
+friends' feed state (`_start_afresh`).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from o2m_pub._sqlite import DBErrors, has_table, open_db
 from o2m_pub.errors import SiteError
 from o2m_pub.site.model import PostRecord
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
@@ -59,39 +61,33 @@ class Manifest:
     """The build state store."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = path
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # private from the start
-        self.db = sqlite3.connect(path, isolation_level=None)
+        where = f"{path.parent.name}/{path.name}"
+        self.errors = DBErrors(where, "the build state", SiteError,
+                               damaged_hint=f"delete {where}; the next build renders "
+                               "everything again (friends' feeds continue)")
+        self.db = open_db(path, _SCHEMA, SCHEMA_VERSION, self.errors,
+                          legacy_version=_legacy_version, migrate=_start_afresh)
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
-            self.db.execute("SELECT count(*) FROM sources").fetchone()
-        except sqlite3.DatabaseError:
+            with self.errors:  # read a table: a damaged file fails here, not mid-build
+                self.db.execute("SELECT count(*) FROM sources").fetchone()
+        except SiteError:
             self.db.close()
-            raise SiteError(f"{path.parent.name}/{path.name}: the build state is damaged",
-                            hint=f"delete {path.parent.name}/{path.name}; the next build "
-                            "renders everything again (friends' feeds continue)") from None
-        row = self.db.execute("SELECT value FROM kv WHERE key='schema'").fetchone()
-        if row and row[0] != SCHEMA_VERSION:  # another version's cache: start afresh
-            # (the friends' feed state survives: sequence numbers must never go back)
-            self.db.executescript("DROP TABLE IF EXISTS sources; DROP TABLE IF EXISTS outputs;"
-                                  "DROP TABLE IF EXISTS bodies; DROP TABLE IF EXISTS files;"
-                                  "DELETE FROM kv WHERE key NOT IN ('seq_floor', 'feed_index');"
-                                  + _SCHEMA)
+            raise
 
     def close(self) -> None:
         self.db.close()
 
     def get(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        with self.errors:
+            row = self.db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
     def sources(self) -> dict[str, SourceState]:
-        rows = self.db.execute(
-            "SELECT source, mtime_ns, size, sha, digest, list_digest, record FROM sources"
-        ).fetchall()
+        with self.errors:
+            rows = self.db.execute(
+                "SELECT source, mtime_ns, size, sha, digest, list_digest, record FROM sources"
+            ).fetchall()
         try:  # one JSON document for all records: 10,000 separate loads cost twice as much
             records = PostRecord.many_from_json([r[4] for r in rows], [r[6] for r in rows],
                                                 [r[5] for r in rows])
@@ -101,24 +97,29 @@ class Manifest:
                 for row, record in zip(rows, records)}
 
     def outputs(self) -> dict[str, OutputState]:
-        return {p: OutputState(g, h, z) for p, g, h, z in
-                self.db.execute("SELECT path, sig, sha, size FROM outputs")}
+        with self.errors:
+            return {p: OutputState(g, h, z) for p, g, h, z in
+                    self.db.execute("SELECT path, sig, sha, size FROM outputs")}
 
     def files(self) -> dict[str, FileState]:
-        return {p: FileState(m, z, h) for p, m, z, h in
-                self.db.execute("SELECT path, mtime_ns, size, sha FROM files")}
+        with self.errors:
+            return {p: FileState(m, z, h) for p, m, z, h in
+                    self.db.execute("SELECT path, mtime_ns, size, sha FROM files")}
 
     def feed_states(self) -> dict[str, str]:
         """Reader -> what the last build published for them (private.FeedState JSON).
         Kept across schema changes: a feed's sequence number must never go back."""
-        return dict(self.db.execute("SELECT reader, state FROM feeds"))
+        with self.errors:
+            return dict(self.db.execute("SELECT reader, state FROM feeds"))
 
     def sealed(self) -> dict[str, str]:
         """Post version digest -> its sealed object reference (holds post keys: secret)."""
-        return dict(self.db.execute("SELECT digest, sealed FROM sealed"))
+        with self.errors:
+            return dict(self.db.execute("SELECT digest, sealed FROM sealed"))
 
     def body(self, key: str) -> tuple[str, str] | None:
-        row = self.db.execute("SELECT html, toc FROM bodies WHERE key=?", (key,)).fetchone()
+        with self.errors:
+            row = self.db.execute("SELECT html, toc FROM bodies WHERE key=?", (key,)).fetchone()
         return (row[0], row[1]) if row else None
 
     @staticmethod
@@ -137,11 +138,13 @@ class Manifest:
         keeping them even if the build dies is harmless and saves the work)."""
         # A cache: a body lost to a power cut is re-rendered next time, so these writes
         # skip the fsyncs that the manifest's own commit (synchronous=FULL) pays for.
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("BEGIN")
-        self.db.executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?, ?)", rows)
-        self.db.execute("COMMIT")
-        self.db.execute("PRAGMA synchronous=FULL")
+        with self.errors:
+            self.db.execute("PRAGMA synchronous=OFF")
+            try:
+                self._transaction([("INSERT OR REPLACE INTO bodies VALUES (?, ?, ?)", rows)],
+                                  immediate=False)
+            finally:
+                self.db.execute("PRAGMA synchronous=FULL")
 
     def commit(self, *, sources: dict[str, SourceState | None],
                outputs: dict[str, OutputState | None], files: dict[str, FileState | None],
@@ -150,36 +153,66 @@ class Manifest:
                sealed: dict[str, str | None] | None = None) -> None:
         """Apply this build's changes in one transaction: a value replaces the row of
         its key, None deletes it; `dead_bodies` are rendered bodies no post uses now."""
+        statements = [
+            ("DELETE FROM sources WHERE source=?",
+             [(s,) for s, st in sources.items() if st is None]),
+            ("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+             [(s, st.mtime_ns, st.size, st.sha, st.record.digest, st.record.list_digest,
+               st.record.to_json()) for s, st in sources.items() if st is not None]),
+            ("DELETE FROM outputs WHERE path=?",
+             [(p,) for p, o in outputs.items() if o is None]),
+            ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?)",
+             [(p, o.sig, o.sha, o.size) for p, o in outputs.items() if o is not None]),
+            ("DELETE FROM files WHERE path=?", [(p,) for p, f in files.items() if f is None]),
+            ("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+             [(p, f.mtime_ns, f.size, f.sha) for p, f in files.items() if f]),
+            ("INSERT OR REPLACE INTO kv VALUES (?, ?)", list(kv.items())),
+            ("DELETE FROM bodies WHERE key=?", [(k,) for k in dead_bodies]),
+        ]
+        for table, key, rows in (("feeds", "reader", feeds), ("sealed", "digest", sealed)):
+            rows = rows or {}
+            statements += [
+                (f"DELETE FROM {table} WHERE {key}=?",
+                 [(k,) for k, v in rows.items() if v is None]),
+                (f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
+                 [(k, v) for k, v in rows.items() if v is not None])]
+        self._transaction(statements)
+
+    def _transaction(self, statements: list[tuple[str, list[tuple]]], *,
+                     immediate: bool = True) -> None:
+        """Run `statements` (each with its rows) in one transaction, or none of them."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany("DELETE FROM sources WHERE source=?",
-                           [(s,) for s, st in sources.items() if st is None])
-            db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(s, st.mtime_ns, st.size, st.sha, st.record.digest,
-                             st.record.list_digest, st.record.to_json())
-                            for s, st in sources.items() if st is not None])
-            db.executemany("DELETE FROM outputs WHERE path=?",
-                           [(p,) for p, o in outputs.items() if o is None])
-            db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?)",
-                           [(p, o.sig, o.sha, o.size) for p, o in outputs.items() if o is not None])
-            db.executemany("DELETE FROM files WHERE path=?",
-                           [(p,) for p, f in files.items() if f is None])
-            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                           [(p, f.mtime_ns, f.size, f.sha) for p, f in files.items() if f])
-            db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)",
-                           [("schema", SCHEMA_VERSION), *kv.items()])
-            db.executemany("DELETE FROM bodies WHERE key=?", [(k,) for k in dead_bodies])
-            for table, key, rows in (("feeds", "reader", feeds), ("sealed", "digest", sealed)):
-                rows = rows or {}
-                db.executemany(f"DELETE FROM {table} WHERE {key}=?",
-                               [(k,) for k, v in rows.items() if v is None])
-                db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
-                               [(k, v) for k, v in rows.items() if v is not None])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with self.errors:
+            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                for sql, rows in statements:
+                    if rows:
+                        db.executemany(sql, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # SQLite may have rolled back by itself
+                    db.execute("ROLLBACK")
+                raise
 
     def set(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+        with self.errors:
+            self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+
+
+def _legacy_version(db: sqlite3.Connection) -> int | None:
+    """Manifests from before `user_version` kept their version in kv('schema')."""
+    if not has_table(db, "kv"):
+        return None
+    row = db.execute("SELECT value FROM kv WHERE key='schema'").fetchone()
+    db.execute("DELETE FROM kv WHERE key='schema'")
+    return int(row[0]) if row and str(row[0]).isdigit() else None
+
+
+def _start_afresh(db: sqlite3.Connection, found: int) -> None:
+    """Another version's cache: drop it, but keep the friends' feed state (sequence
+    numbers must never go back, PROTOCOL.md §3.4); `_SCHEMA` then makes the tables
+    again."""
+    for table in ("sources", "outputs", "bodies", "files"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    if has_table(db, "kv"):
+        db.execute("DELETE FROM kv WHERE key NOT IN ('seq_floor', 'feed_index')")

@@ -1,42 +1,23 @@
 """Atomic, contained writes into an output folder.
 
-Every file is written to a temporary file in its own folder and renamed over the
-target, so a reader of `build/` sees the old file or the new one, never half of one.
-Phases are separated by a flush to disk, so a page is durable only after everything
-it links to is (objects and media, then pages, then indexes and feeds).
+Every file is written by `_files.write_file` (a temporary file of a random name in its
+own folder, renamed over the target), so a reader of `build/` sees the old file or the
+new one, never half of one, and two writers never share a temporary file. Files are
+not synced one by one: phases are separated by one sync of the output's file system
+(`barrier`), so a page is durable only after everything it links to is (objects and
+media, then pages, then indexes and feeds) at the cost of one flush per phase.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
-import signal
 from pathlib import Path
 
-from o2m_pub._files import TMP_PREFIX
+from o2m_pub import _faults
+from o2m_pub._files import TMP_PREFIX, sync_filesystem, write_file
 
-
-def _fault_plan() -> tuple[str, int] | None:
-    """Fault injection for the crash-safety tests (THREATS.md 46, 48):
-    O2M_FAULT=kill:N dies by SIGKILL before the N-th write of this process,
-    O2M_FAULT=enospc:N fails it with "No space left on device"."""
-    value = os.environ.get("O2M_FAULT", "")
-    kind, _, n = value.partition(":")
-    return (kind, int(n)) if kind in ("kill", "enospc") and n.isdigit() else None
-
-
-_FAULT = _fault_plan()
-_writes_started = 0
-
-
-def _before_write(path: str) -> None:
-    global _writes_started
-    _writes_started += 1
-    if _FAULT and _writes_started == _FAULT[1]:
-        if _FAULT[0] == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+OUTPUT_MODE = 0o644  # served to anyone: readable by the web server, whatever the umask
 
 
 class OutsideOutputError(ValueError):
@@ -82,16 +63,10 @@ class AtomicWriter:
         return target
 
     def write(self, path: str, data: bytes) -> None:
+        """Replace `path` with `data`, all or nothing; durable at the next `barrier`."""
         target = self._target(path)
-        tmp = target.with_name(f"{TMP_PREFIX}{target.name}.{os.getpid()}")
-        try:
-            _before_write(str(target))
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        _faults.before_write(str(target))
+        write_file(target, data, OUTPUT_MODE, sync=False)
         self.written += 1
         self._dirty = True
 
@@ -117,9 +92,15 @@ class AtomicWriter:
         self._dirty = True
 
     def barrier(self) -> None:
-        """Make everything written so far durable before the next phase starts."""
+        """Make everything written so far durable before the next phase starts (one
+        sync of the output's file system, which also covers what worker processes
+        wrote; see `_files.sync_filesystem`).
+
+        Raises:
+            OSError: the file system failed to write some of it back (a full disk).
+        """
         if self._dirty:
-            os.sync()
+            sync_filesystem(self.root)
             self._dirty = False
 
     def remove_stale_temporaries(self) -> int:

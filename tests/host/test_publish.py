@@ -451,7 +451,7 @@ def test_permission_error_is_one_line_and_keeps_the_site(tmp_path):
 
 
 def test_threat_48_full_disk_injected_keeps_the_previous_site(tmp_path):
-    """ENOSPC at the second file of an update (O2M_FAULT, writer.py): one line, exit 1,
+    """ENOSPC at the second file of an update (O2M_FAULT, _faults.py): one line, exit 1,
     the old heads still served with every object they name; the next publish resumes."""
     root, bob, ada = make_site(tmp_path)
     www = tmp_path / "www"

@@ -365,7 +365,12 @@ def test_threat_10_an_update_overtaken_at_commit_is_refused_and_recorded(tmp_pat
     from o2m_pub.protocol.canonical import b64u_encode
     from o2m_pub.reader.fetch_plan import FriendKeys, Outcome
     from o2m_pub.reader.http_fetch import _record
-    from o2m_pub.reader.model import AcceptedHead, FeedStateChange, FriendUpdate, PostRow
+    from o2m_pub.reader.model import (
+        AcceptedHead,
+        FeedStateChange,
+        FriendUpdate,
+        PostRow,
+    )
     keys = FriendKeys("ada", b"\1" * 32, b"\2" * 32, b"\3" * 32,
                       feeds.FeedSecrets("name", b"\4" * 32), "https://ada.example/")
     now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)

@@ -246,11 +246,13 @@ def test_other_bytes_under_a_cached_hash_are_not_cached(store):
 
 def test_a_store_made_before_attachment_credits_gets_the_table(tmp_path):
     """A reader.db of schema 1 from before attachment credits opens, and gains the
-    table (empty: attachments are downloaded again once, for their friend)."""
+    table (empty: attachments are downloaded again once, for their friend). Such a
+    store kept its version in a `meta` table, not in the header."""
     ReaderStore.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / ".o2m/reader.db")
-    db.execute("DROP TABLE attachment_credits")
-    db.commit()
+    db.executescript("DROP TABLE attachment_credits; PRAGMA user_version = 0;"
+                     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT INTO meta VALUES ('schema', '1');")
     db.close()
     with ReaderStore.open(tmp_path) as store:
         assert store.credited_attachments("bob") == frozenset()
@@ -262,9 +264,11 @@ def test_a_store_made_before_attachment_credits_gets_the_table(tmp_path):
 
 
 def test_a_newer_schema_is_refused(tmp_path):
+    """A store a newer o2m wrote (its schema version, in the header since
+    _sqlite.open_db, is higher) is refused in one line, not misread."""
     ReaderStore.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / ".o2m/reader.db")
-    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    db.execute("PRAGMA user_version = 99")
     db.commit()
     db.close()
     with pytest.raises(StoreError, match="newer o2m"):

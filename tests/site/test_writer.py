@@ -54,3 +54,75 @@ def test_delete_removes_empty_folders(tmp_path):
     w.write("x/y/z.html", b"1")
     w.delete("x/y/z.html")
     assert not (tmp_path / "x").exists() and tmp_path.exists()
+
+
+def test_writers_of_one_path_at_once_never_share_a_temporary(tmp_path):
+    """Four threads write one page at the same moment, twenty times over: each write
+    has a temporary file of its own, so none fails and the page is always one of the
+    four whole versions (a temporary named by the process id alone was shared by the
+    threads, so one rename could take another's half-written file, or find it gone)."""
+    import threading
+    writer = AtomicWriter(tmp_path)
+    versions = [os.urandom(1 << 19) for _ in range(4)]
+    errors: list[BaseException] = []
+    for round_ in range(20):
+        start = threading.Barrier(4)
+
+        def write(data: bytes, path: str = f"r{round_}/index.html") -> None:
+            start.wait()
+            try:
+                writer.write(path, data)
+            except BaseException as e:  # noqa: BLE001 - collected for the assert
+                errors.append(e)
+        threads = [threading.Thread(target=write, args=(v,)) for v in versions]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert (tmp_path / f"r{round_}/index.html").read_bytes() in versions
+        assert os.listdir(tmp_path / f"r{round_}") == ["index.html"]
+    assert errors == []
+
+
+def test_outputs_are_readable_by_the_web_server_whatever_the_umask(tmp_path):
+    """build/ is served: every file is 0644, also under a umask of 077."""
+    old = os.umask(0o077)
+    try:
+        AtomicWriter(tmp_path).write("a/index.html", b"<p>hi</p>")
+    finally:
+        os.umask(old)
+    assert 0o644 == (tmp_path / "a/index.html").stat().st_mode & 0o777
+
+
+def test_an_injected_full_disk_fails_the_write_and_keeps_the_old_file(tmp_path, monkeypatch):
+    """O2M_FAULT=enospc:N, set after o2m was imported (it is read at the first write):
+    the N-th write of the process raises ENOSPC, the file it was replacing is intact,
+    and no temporary file is left."""
+    import errno
+
+    from o2m_pub import _faults
+    writer = AtomicWriter(tmp_path)
+    writer.write("a.html", b"old")
+    monkeypatch.setenv("O2M_FAULT", "enospc:2")
+    _faults.reset()
+    try:
+        writer.write("b.html", b"first write of the plan")
+        with pytest.raises(OSError) as e:
+            writer.write("a.html", b"new")
+        writer.write("a.html", b"newer")  # only the N-th write fails
+    finally:
+        _faults.reset()
+    assert errno.ENOSPC == e.value.errno
+    assert b"newer" == (tmp_path / "a.html").read_bytes()
+    assert ["a.html", "b.html"] == sorted(os.listdir(tmp_path))
+
+
+def test_remove_stale_temporaries_removes_only_temporaries(tmp_path):
+    """After a killed build: the temporaries it left (any name under TMP_PREFIX) go,
+    the pages stay."""
+    from o2m_pub._files import temporary_name
+    writer = AtomicWriter(tmp_path)
+    writer.write("a/index.html", b"page")
+    temporary_name(tmp_path / "a/index.html").write_bytes(b"half")
+    assert 1 == writer.remove_stale_temporaries()
+    assert ["index.html"] == os.listdir(tmp_path / "a")

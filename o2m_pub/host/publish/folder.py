@@ -1,15 +1,15 @@
 """Publishing to a folder: a web server's root, a mounted share.
 
-Each file is copied to a temporary name beside its target (`.~o2m-…`, a dotfile the
-documented server configurations refuse to serve), given mode 0644, synced to disk and
-only then renamed over the target, so a reader sees the old file or the new one, never
-part of one. Folders are made 0755. The renames are synced before the record says the
-files are there: the record never runs ahead of the disk.
+Each file is copied to a temporary file beside its target (`_files.create_temporary`:
+a random `.~o2m-…` name, a dotfile the documented server configurations refuse to
+serve, never through a symlink), given mode 0644, synced to disk and only then renamed
+over the target, so a reader sees the old file or the new one, never part of one.
+Folders are made 0755. The renames are synced before the record says the files are
+there: the record never runs ahead of the disk.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import time
@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from o2m_pub._files import TMP_PREFIX
+from o2m_pub import _faults
+from o2m_pub._files import TMP_PREFIX, create_temporary, fsync_dir, sync_filesystem
 from o2m_pub.host.publish.plan import Batch, FileInfo
 from o2m_pub.host.publish.target import Landed, Progress, PublishError, error_from_os
-from o2m_pub.site.writer import (
-    _before_write as _fault_point,  # O2M_FAULT, for the fault tests
-)
 
 CHUNK_FILES = 512  # files staged between two syncs (and updates of the record)
 CHUNK_BYTES = 64 << 20  # or this many bytes: the space temporary copies may take
@@ -53,7 +51,7 @@ class FolderTarget:
                                        "the folder first")
                 folder.mkdir(mode=0o755)
                 os.chmod(folder, 0o755)
-                _sync_dir(folder.parent)
+                fsync_dir(folder.parent)
             if interrupted:  # a publish killed midway may have left temporary files
                 for dirpath, _, names in os.walk(folder):
                     for name in names:
@@ -90,17 +88,15 @@ class FolderTarget:
         """Copy one file beside its target under a temporary (dot) name, mode 0644."""
         target = self.folder / path
         self._make_dirs(target.parent)
-        tmp = target.with_name(f"{TMP_PREFIX}{target.name}.{os.getpid()}")
-        try:
-            _fault_point(str(target))
-            fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd_in, "rb") as f_in, \
-                    open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), "wb") as f_out:
-                shutil.copyfileobj(f_in, f_out, 1 << 20)
-                os.fchmod(f_out.fileno(), 0o644)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        _faults.before_write(str(target))
+        with open(os.open(src, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f_in:
+            tmp, fd_out = create_temporary(target, 0o644)
+            try:
+                with open(fd_out, "wb") as f_out:
+                    shutil.copyfileobj(f_in, f_out, 1 << 20)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         return _Staged(path, info, tmp, target)
 
     def _commit(self, chunk: list["_Staged"], landed: Landed) -> None:
@@ -109,12 +105,12 @@ class FolderTarget:
         # (one folder of the target may be another file system: a mount, a symlink)
         devices = {os.stat(s.tmp.parent).st_dev: s.tmp.parent for s in chunk}
         for folder in devices.values():  # the bytes first...
-            _sync_filesystem(folder)
+            sync_filesystem(folder)
         for staged in chunk:
             _newer_than(staged.tmp, staged.target)
             os.replace(staged.tmp, staged.target)
         for folder in devices.values():  # ...then the names
-            _sync_filesystem(folder)
+            sync_filesystem(folder)
         landed([(s.path, s.info) for s in chunk])
 
     def _make_dirs(self, folder: Path) -> None:
@@ -142,7 +138,7 @@ class FolderTarget:
                     except OSError:
                         break
                     folder = folder.parent
-            _sync_filesystem(self.folder)
+            sync_filesystem(self.folder)
         except OSError as e:
             raise error_from_os(e, self.key) from None
         gone(paths)
@@ -178,40 +174,6 @@ def _discard(chunk: list[_Staged]) -> None:
             staged.tmp.unlink(missing_ok=True)
         except OSError:
             pass
-
-
-def _load_syncfs():  # noqa: ANN202 - the C function, or None where there is none
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_SYNCFS = _load_syncfs()
-
-
-def _sync_filesystem(folder: Path) -> None:
-    """Flush everything written to the file system that holds `folder` (Linux
-    syncfs(2), which also reports write-back errors such as a full disk)."""
-    if _SYNCFS is None:
-        os.sync()
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _SYNCFS(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), str(folder))
-    finally:
-        os.close(fd)
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _newer_than(tmp: Path, target: Path) -> None:

@@ -10,17 +10,15 @@ an I/O error) is a `PublishError`: one line, and the record keeps its last commi
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
-from o2m_pub.errors import SiteError
+from o2m_pub._sqlite import DBErrors, open_db
 from o2m_pub.host.publish.plan import FileInfo, Sent
 from o2m_pub.host.publish.target import PublishError
 
 RECORD_NAME = "publish.db"
+SCHEMA_VERSION = 1  # (records from before user_version have none, and this schema)
 # Records made before this schema also have targets.last (the time of the last whole
 # publish): nullable, never read, so they are used as they are.
 _SCHEMA = """
@@ -32,61 +30,36 @@ CREATE TABLE IF NOT EXISTS sent (
 """
 
 
-def _record_error(name: str, e: sqlite3.Error) -> PublishError:
-    """A SQLite failure (disk full, I/O error, locked) as one line, not a traceback."""
-    return PublishError(f"{name}: the publish record could not be read or written ({e})",
-                        hint="free disk space or mend the state folder's disk, then run "
-                        "`o2m publish` again: it resumes where this one stopped")
-
-
-@contextmanager
-def _sqlite_errors(name: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as e:
-        raise _record_error(name, e) from None
-
-
 class PublishRecord:
     """The record of one target in `.o2m/publish.db`."""
 
     def __init__(self, state_dir: Path, target: str) -> None:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = state_dir / RECORD_NAME
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.target = target
         self.name = f"{state_dir.name}/{RECORD_NAME}"
-        with _sqlite_errors(self.name):
-            self.db = sqlite3.connect(path, isolation_level=None)
-        try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as e:
-            self.db.close()
-            if isinstance(e, sqlite3.OperationalError):  # full, unreadable, locked
-                raise _record_error(self.name, e) from None
-            raise SiteError(f"{self.name}: the publish record is damaged",
-                            hint=f"delete {self.name}; the next publish "
-                            "sends every file again") from None
+        self.errors = DBErrors(
+            self.name, "the publish record", PublishError,
+            damaged_hint=f"delete {self.name}; the next publish sends every file again",
+            io_hint="free disk space or mend the state folder's disk, then run "
+                    "`o2m publish` again: it resumes where this one stopped")
+        self.db = open_db(state_dir / RECORD_NAME, _SCHEMA, SCHEMA_VERSION, self.errors)
 
     def close(self) -> None:
         self.db.close()
 
     def load(self) -> dict[str, Sent]:
-        with _sqlite_errors(self.name):
+        with self.errors:
             return {p: Sent(h, z, g) for p, h, z, g in self.db.execute(
                 "SELECT path, sha, size, gone_since FROM sent WHERE target=?", (self.target,))}
 
     def interrupted(self) -> bool:
         """Whether the last publish to this target stopped before its end."""
-        with _sqlite_errors(self.name):
+        with self.errors:
             row = self.db.execute("SELECT in_progress FROM targets WHERE target=?",
                                   (self.target,)).fetchone()
         return bool(row and row[0])
 
     def _transaction(self, statements: Iterable[tuple[str, list[tuple]]]) -> None:
-        with _sqlite_errors(self.name):
+        with self.errors:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, rows in statements:
