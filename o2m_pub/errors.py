@@ -52,7 +52,7 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     │
     │   serving and publishing
     ├── TLSError                        host.tls              an unusable certificate or key
-    ├── ServeError                      host.serve            the server cannot start
+    ├── ServeError                      host.listen           the server cannot start
     ├── PublishError                    host.publish.target   the site could not be published
     │   └── _RemoteFolderMissingError   host.publish.rclone   (private) no remote folder yet: a
     │                                                         listing takes it as empty
