@@ -623,7 +623,7 @@ class _Build:
         if problem not in self.report.problems:
             self.report.problems.append(problem)
         if path in self.outputs.old:
-            self.outputs.new[path] = replace(self.outputs.old[path], sig="failed")
+            self.outputs.new[path] = replace(self.outputs.old[path], digest="failed")
 
     def write_feeds(self, posts: list[PostRecord], feeds: Feeds) -> None:
         """Phase E: feed.json, atom.xml and the sitemap, then friends' heads, last: they

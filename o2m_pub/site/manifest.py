@@ -43,7 +43,7 @@ class SourceState:
 
 @dataclass(frozen=True)
 class OutputState:
-    sig: str
+    digest: str  # what the page was made from (plan.digest_of); "failed" forces a redo
     sha: str
     size: int
 
@@ -162,7 +162,7 @@ class Manifest:
             ("DELETE FROM outputs WHERE path=?",
              [(p,) for p, o in outputs.items() if o is None]),
             ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?)",
-             [(p, o.sig, o.sha, o.size) for p, o in outputs.items() if o is not None]),
+             [(p, o.digest, o.sha, o.size) for p, o in outputs.items() if o is not None]),
             ("DELETE FROM files WHERE path=?", [(p,) for p, f in files.items() if f is None]),
             ("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
              [(p, f.mtime_ns, f.size, f.sha) for p, f in files.items() if f]),

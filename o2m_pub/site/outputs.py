@@ -56,7 +56,7 @@ class Outputs:
     def needs(self, path: str, digest: str) -> bool:
         """Whether to make `path`: its digest changed, or the file is not intact."""
         old = self.old.get(path)
-        return (old is None or old.sig != digest
+        return (old is None or old.digest != digest
                 or _size(os.path.join(self.out_str, path)) != old.size)
 
     def damaged(self, paths: list[str]) -> set[str]:
