@@ -33,6 +33,10 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     │   ├── BadCardSignatureError       protocol.cards        changed after signing, or forged
     │   └── CertificateError            protocol.cards        an unreadable TLS certificate
     ├── QRTooBigError                   friends.qr            too long for a QR code
+    ├── InvitationError                 protocol.invite       an invitation or reply that cannot be used
+    │   ├── MalformedInvitationError    protocol.invite       not an invitation or reply at all
+    │   ├── ExpiredInvitationError      protocol.invite       its time is over
+    │   └── BadAcceptanceError          protocol.invite       a reply that does not open: forged, altered
     ├── RotationError                   protocol.rotation     a key rotation that does not verify
     ├── FriendError                     friends.friend_store  wrong with friends or groups
     │   ├── InvalidFriendNameError      friends.friend_store  breaks the name rule, or clashes
