@@ -36,7 +36,10 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     ├── InvitationError                 protocol.invite       an invitation or reply that cannot be used
     │   ├── MalformedInvitationError    protocol.invite       not an invitation or reply at all
     │   ├── ExpiredInvitationError      protocol.invite       its time is over
-    │   └── BadAcceptanceError          protocol.invite       a reply that does not open: forged, altered
+    │   ├── BadAcceptanceError          protocol.invite       a reply that does not open: forged, altered
+    │   ├── UnknownInvitationError      friends.invitations   no invitation of this site has that id
+    │   ├── UsedInvitationError         friends.invitations   the invitation made a friend already
+    │   └── InvitationStoreError        friends.invitations   .o2m/invites.json is damaged
     ├── RotationError                   protocol.rotation     a key rotation that does not verify
     ├── FriendError                     friends.friend_store  wrong with friends or groups
     │   ├── InvalidFriendNameError      friends.friend_store  breaks the name rule, or clashes

@@ -4,6 +4,8 @@
 `friend_store` keeps friends' verified cards and the groups they are in, under `keys/`;
 `private_feeds` plans, purely, the objects, heads and archive pages each friend's feed
 needs (PROTOCOL.md §3), given the posts and what was published before.
+`invitations` keeps the owner's invitations (`.o2m/invites.json`) and takes the
+acceptances that come back (PROTOCOL.md §2.7), adding the friend through the store.
 
 Uses `protocol` for every format and signature; never `site`, `host` or `reader`.
 """
