@@ -36,6 +36,8 @@ class ServeConfig:
     key: str | None = None  # its private key (PEM); both or neither
     access_log: bool = True
     log_addresses: bool = True
+    inbox_per_address: int = 10  # POSTs a minute to the inbox from one address (PROTOCOL.md §5)
+    inbox_total: int = 120  # ... and from everyone together
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
 def _serve_table(table: _Table) -> ServeConfig:
     """The ``[serve]`` table; none of it changes the built site, so it is not fingerprinted."""
     unknown = set(table.values) - {"host", "port", "http_port", "cert", "key", "access_log",
-                                   "log_addresses"}
+                                   "log_addresses", "inbox_per_address", "inbox_total"}
     if unknown:
         raise table.fail(sorted(unknown)[0], "is not a known setting", hint="see docs/CONFIG.md")
     cert, key = table.text("cert"), table.text("key")
@@ -203,7 +205,11 @@ def _serve_table(table: _Table) -> ServeConfig:
                        port=table.number("port", DEFAULT_PORT, 1, 65535, "a port number"),
                        http_port=table.number("http_port", None, 1, 65535, "a port number"),
                        cert=cert, key=key, access_log=table.flag("access_log", True),
-                       log_addresses=table.flag("log_addresses", True))
+                       log_addresses=table.flag("log_addresses", True),
+                       inbox_per_address=table.number("inbox_per_address", 10, 1, 100_000,
+                                                      "a number of requests a minute"),
+                       inbox_total=table.number("inbox_total", 120, 1, 1_000_000,
+                                                "a number of requests a minute"))
 
 
 def known_audience_names(friends: Collection[str],

@@ -156,11 +156,16 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
 
 
 def _store(ctx: click.Context):  # noqa: ANN202 - friends.FriendStore
+    return friend_store(site_root(ctx))
+
+
+def friend_store(root: Path):  # noqa: ANN201 - friends.FriendStore
+    """The site's friend store, knowing the owner's key and o2m.toml's groups (also for
+    `o2m serve`'s inbox)."""
     from o2m_pub.config import load
     from o2m_pub.friends.friend_store import FriendStore
     from o2m_pub.friends.identity import own_card
 
-    root = site_root(ctx)
     card = own_card(root)
     return FriendStore(root, own_sign_pk=card.sign_pk if card else None,
                        config_groups=load(root).groups)
@@ -336,3 +341,18 @@ def _served_pin(root: Path, card) -> bytes | None:  # noqa: ANN001 - cards.Card 
         except (OSError, TLSError, ValueError):
             pass
     return card.tls_pin if card else None
+
+
+def accepted_lines(accepted, own) -> list[str]:  # noqa: ANN001 - Accepted, Card
+    """What the owner is told of an acceptance (here, and in `o2m serve`'s log)."""
+    from o2m_pub.protocol.keyfile import fingerprint
+
+    friend = accepted.friend
+    lines = [f"{friend.name} accepted your invitation: "
+             + ("already your friend with this card" if accepted.already else
+                f"added {friend.name}: {friend.card.name} <{friend.card.url}>"),
+             f"their fingerprint: {friend.fingerprint}"]
+    if own is not None:
+        lines.append(f"your fingerprint:  {fingerprint(own.sign_pk, own.box_pk)}")
+    lines.append(f"your feed for {friend.name} is written at your next `o2m build`")
+    return lines

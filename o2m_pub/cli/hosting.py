@@ -84,12 +84,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     log_file = None
     if not (no_access_log or not settings.access_log):
         log_file = _open_access_log(root / STATE_DIR, access_log)
+    def report(line: str) -> None:
+        click.echo(f"o2m: {line}", err=True)
+
     options = ServeOptions(
         workers=workers,
         live_reload=watch, access_log=log_file, request_timeout=request_timeout,
         idle_timeout=idle_timeout, max_connections=max_connections,
         log_addresses=settings.log_addresses and not no_client_addresses,
-        report=lambda line: click.echo(f"o2m: {line}", err=True))
+        report=report, inbox_kinds=inbox_kinds(root, report),
+        inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total)
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
     if listening.http is not None:
@@ -97,6 +101,39 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     sys.stdout.flush()
     start = (lambda: start_watching(ctx, root)) if watch else None
     sys.exit(run(build_dir, root / STATE_DIR, listening, options, start_in_parent=start))
+
+
+def inbox_kinds(root: Path, report):  # noqa: ANN001, ANN201 - dict[bytes, inbox.InboxKind]
+    """What `o2m serve`'s inbox takes (PROTOCOL.md §5), by magic: acceptances of the
+    owner's invitations (§2.7). Notices of replies (§4) are registered here when they
+    come. The server knows none of it: each kind is a shape check and a handler.
+
+    An acceptance is processed at once: the friend is added (`InvitationBook.accept`)
+    and a notification recorded in the reader's store, which `o2m notifications` and
+    the web reader show. The notification goes through this handler, wired here,
+    because the server part must not import the reader: one store of notifications,
+    written at the moment it happens, rather than a side file for the next command to
+    import.
+    """
+    from o2m_pub.cli.friends import accepted_lines, friend_store
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.friends.invitations import InvitationBook
+    from o2m_pub.host.inbox import InboxKind
+    from o2m_pub.protocol.invite import ACCEPT_MAGIC, acceptance_well_formed
+    from o2m_pub.protocol.keyfile import fingerprint
+    from o2m_pub.reader.store import ReaderStore
+
+    def accept(body: bytes) -> None:
+        accepted = InvitationBook(root).accept(body, friend_store(root), now=local_now())
+        own = own_card(root)
+        friend = accepted.friend
+        detail = f"fingerprints: theirs {friend.fingerprint}" + (
+            f", yours {fingerprint(own.sign_pk, own.box_pk)}" if own else "")
+        with ReaderStore.open(root) as store:
+            store.add_notification("invitation_accepted", friend.name, detail)
+        report("inbox: " + accepted_lines(accepted, own)[0])
+
+    return {ACCEPT_MAGIC: InboxKind("acceptance", acceptance_well_formed, accept)}
 
 
 def _pin_text(pin: bytes) -> str:

@@ -20,7 +20,14 @@ The parts, and why each is needed (docs/adr/0004 says what breaks if one changes
     twisted.web._http2 (H2Connection.streams)     open h2 streams, for a graceful stop
 
 Not private, but undocumented: ``twisted.web.http.H2_ENABLED`` (h2 is offered by ALPN
-only when Twisted can speak it).
+only when Twisted can speak it); and the hooks the body rule overrides (THREATS 51,
+PROTOCOL.md §5), public methods Twisted marks "not intended for users":
+
+    Request.gotLength                             the body's declared length, at the headers
+    Request.handleContentChunk                    each piece of the body as it arrives
+    Request.requestReceived                       the whole request is in
+    HTTPChannel.requests                          the requests of a connection (a list):
+                                                  grows when a request line arrives
 """
 
 from __future__ import annotations
@@ -122,6 +129,12 @@ def missing_parts(web_http: ModuleType | object = http) -> list[str]:
         adopted = _try(lambda: headers_over({b"Server": [b"o2m"]}, headers_class))
         if adopted is None or _try(lambda: adopted.getRawHeaders(b"server")) != [b"o2m"]:
             missing.append("Headers._rawHeaders (written)")
+    request_class = getattr(web_http, "Request", None)
+    for name in ("gotLength", "handleContentChunk", "requestReceived"):
+        if not callable(getattr(request_class, name, None)):
+            missing.append(f"Request.{name}")
+    if not isinstance(getattr(channel, "requests", None), list):
+        missing.append("HTTPChannel.requests")
     if getattr(web_http, "H2_ENABLED", False):  # else h2 is not offered, and not needed
         h2 = _try(lambda: web_http.H2Connection(reactor=Clock()))  # not the global reactor
         if not isinstance(getattr(h2, "streams", None), dict):

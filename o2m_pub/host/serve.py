@@ -6,6 +6,11 @@ connections, TLS, signals and worker processes. The file cache is file_cache.py,
 listening sockets listen.py, and every private part of Twisted it leans on is fenced
 in _twisted_compat.py (docs/adr/0004).
 
+Requests carry no body, except a POST to the inbox (inbox.py, PROTOCOL.md §5): what a
+request may carry is decided at its headers (`inbox.body_rule`), a refused one is
+answered there and its connection closed, and what is read is kept in memory, never
+spooled to a temporary file as Twisted does past 100 kB (THREATS 51).
+
 Speed comes from doing per file what others do per request: the headers of a
 file, and the bytes of small ones (gzipped once when they are public text), are
 kept in memory and checked against one ``stat`` per request. One process per core
@@ -15,12 +20,13 @@ shares the listening socket, each with its own reactor, as nginx's workers do.
 from __future__ import annotations
 
 import html
+import io
 import os
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Mapping
 from urllib.parse import quote
 
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
@@ -29,6 +35,7 @@ from twisted.web import http, resource, server
 from zope.interface import implementer
 
 from o2m_pub.host import _twisted_compat as compat
+from o2m_pub.host import inbox as inbox_rules
 from o2m_pub.host import static_rules as rules
 from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
@@ -56,6 +63,11 @@ class ServeOptions:
     max_connections: int = 4096  # per worker; more are closed at once
     cache_bytes: int = 64 << 20  # per worker
     report: Callable[[str], None] = field(default=lambda line: None)
+    # the inbox (PROTOCOL.md §5): what it takes, by magic, and its rates (POSTs a minute,
+    # per worker)
+    inbox_kinds: Mapping[bytes, inbox_rules.InboxKind] = field(default_factory=dict)
+    inbox_per_address: int = inbox_rules.DEFAULT_PER_ADDRESS
+    inbox_total: int = inbox_rules.DEFAULT_TOTAL
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -72,18 +84,23 @@ def _accepts_gzip(request: server.Request) -> bool:
 # -- resources ----------------------------------------------------------------------
 
 class StaticSite(resource.Resource):
-    """build/ and nothing else: GET and HEAD, conditional and range requests."""
+    """build/ and nothing else: GET and HEAD, conditional and range requests; and the
+    inbox's POST (§5), when the server has one."""
 
     isLeaf = True
     allowedMethods = (b"GET", b"HEAD")
 
-    def __init__(self, cache: FileCache, live: LiveReload | None) -> None:
+    def __init__(self, cache: FileCache, live: LiveReload | None,
+                 inbox: inbox_rules.Inbox | None = None) -> None:
         super().__init__()
         self.cache = cache
         self.live = live
+        self.inbox = inbox
         self.not_found = _NotFoundPage(cache)
 
     def render(self, request: server.Request) -> bytes | int:
+        if self.inbox is not None and request.path == inbox_rules.INBOX_PATH:
+            return _render_inbox(self.inbox, request)
         if request.method not in self.allowedMethods:
             request.setResponseCode(http.NOT_ALLOWED)
             request.setHeader(b"allow", b"GET, HEAD")
@@ -133,6 +150,25 @@ class StaticSite(resource.Resource):
         if entry.body is not None:
             return entry.body[start:end]
         return _stream(request, entry.fs_path, start, end - start)
+
+
+def _render_inbox(inbox: inbox_rules.Inbox, request: server.Request) -> bytes:
+    """The inbox's answer (§5); the handler runs once the answer is on its way."""
+    client = getattr(request.channel, "client_host", None) or \
+        getattr(request.getClientAddress(), "host", "-")
+    status, headers, run = inbox.answer(request.method, client,
+                                        _one(request.requestHeaders, b"content-type"),
+                                        request.content.getvalue())
+    request.setResponseCode(status)
+    for name, value in headers.items():
+        request.setHeader(name, value)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"server", b"o2m")
+    if run is not None:
+        inbox.later(run)
+    return inbox_rules.status_text(status)
 
 
 def _one(headers: http.Headers, name: bytes) -> bytes | None:
@@ -295,6 +331,8 @@ class _DeadlineChannel(http.HTTPChannel):
     stalled_since: float | None = None  # the client has not taken our bytes since
     _last_unsent = 0
 
+    request_line: tuple[bytes | None, bytes | None] = (None, None)  # method, path
+
     def connectionMade(self) -> None:
         super().connectionMade()
         self.waiting_since = time.monotonic()
@@ -314,6 +352,15 @@ class _DeadlineChannel(http.HTTPChannel):
             self.receiving_since = time.monotonic()
             self.waiting_since = None
         super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:  # noqa: N802 - Twisted's name
+        """Keep each request's method and path as its first line arrives: the body rule
+        (THREATS 51) is decided at the headers, before Twisted gives them to the request."""
+        pending = len(self.requests)
+        super().lineReceived(line)
+        if len(self.requests) > pending:  # that line began a request
+            parts = line.split(b" ")
+            self.request_line = (parts[0], parts[1]) if len(parts) == 3 else (None, None)
 
     def allContentReceived(self) -> None:
         self.receiving_since = None
@@ -489,7 +536,66 @@ def _clf(raw: bytes) -> str:
     return text
 
 
-class _StaticRequest(server.Request):
+_REFUSALS = {405: b"405 Method Not Allowed", 413: b"413 Content Too Large"}
+_LINGER_BYTES = 64 * 1024  # of a refused body, read and dropped while the answer goes out
+
+
+class _BodyRule(server.Request):
+    """A request whose body follows `inbox.body_rule` (THREATS 51): allowed bytes are
+    kept in memory (never Twisted's temporary file), anything else is refused at the
+    headers and the connection closed (HTTP/1.1), or the stream reset (h2).
+
+    A TLS close waits for the client's own; a client that keeps sending meanwhile has
+    up to `_LINGER_BYTES` dropped unread (time for the answer to reach it, as nginx's
+    lingering close gives), then the connection is cut."""
+
+    _body_cap = 0
+    _refused = False
+    _dropped = 0
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
+        self.content = io.BytesIO()
+        method, path = getattr(self.channel, "request_line", None) or (
+            getattr(self.channel, "command", None), getattr(self.channel, "path", None))
+        rule = inbox_rules.body_rule(method, path, length)
+        if isinstance(rule, inbox_rules.Refuse):
+            self._refuse(rule.status)
+        else:
+            self._body_cap = rule
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+        if self._refused:
+            self._dropped += len(data)
+            if self._dropped > _LINGER_BYTES and isinstance(self.channel, http.HTTPChannel):
+                self.channel.transport.abortConnection()
+            return
+        if self.content.tell() + len(data) > self._body_cap:  # a chunked body, or h2
+            self._refuse(413)
+            return
+        self.content.write(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self, status: int) -> None:
+        """Answer `status` now and close, reading nothing more of the body."""
+        self._refused = True
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after this
+        channel = self.channel
+        if not isinstance(channel, http.HTTPChannel):  # an h2 stream, maybe not yet
+            channel.site.reactor.callLater(0, channel.abortConnection)  # registered
+            return
+        body = inbox_rules.status_text(status)
+        allow = b"Allow: POST\r\n" if status == 405 else b""
+        channel.transport.write(
+            b"HTTP/1.1 " + _REFUSALS[status] + b"\r\nContent-Type: text/plain; charset=utf-8"
+            b"\r\nContent-Length: %d\r\n" % len(body) + allow
+            + b"Connection: close\r\nServer: o2m\r\n\r\n" + body)
+        channel.loseConnection()
+
+
+class _StaticRequest(_BodyRule):
     """A request answered straight from the file cache: no resource traversal, no
     per-request header objects (the cached ones are copied whole)."""
 
@@ -608,7 +714,11 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     pass those and SIGHUP on to `children`, the other workers."""
     live = LiveReload(state_dir) if options.live_reload else None
     cache = FileCache(build_dir, live_reload=options.live_reload, max_bytes=options.cache_bytes)
-    site = O2MSite(StaticSite(cache, live), options, reactor)
+    inbox = inbox_rules.Inbox(options.inbox_kinds, per_address=options.inbox_per_address,
+                              total=options.inbox_total, clock=time.monotonic,
+                              later=lambda run: reactor.callLater(0, run),
+                              on_error=options.report)
+    site = O2MSite(StaticSite(cache, live, inbox), options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())
     ports = _adopt_ports(reactor, listening, tls, site)
 
@@ -675,6 +785,7 @@ def _adopt_ports(reactor, listening: Listening, tls: ReloadableTLS,  # noqa: ANN
                                      TLSMemoryBIOFactory(tls, False, site, clock=reactor))]
     if listening.http is not None:
         plain = server.Site(RedirectToHTTPS(listening.port), reactor=reactor)
+        plain.requestFactory = _BodyRule  # no body here either (THREATS 51)
         plain.displayTracebacks = False
         ports.append(reactor.adoptStreamPort(listening.http.fileno(), listening.http.family,
                                              plain))

@@ -91,8 +91,7 @@ class ExpiredInvitationError(InvitationError):
 
 
 class BadAcceptanceError(InvitationError):
-    """This reply does not open with the invitation's secret: forged, altered, or for
-    another invitation."""
+    """This reply does not open with its invitation's secret: forged or altered."""
 
     hint = "ask your friend to run `o2m friend accept` with your invitation again"
 

@@ -25,7 +25,7 @@ SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
 
 #: What a notification can be about (`o2m notifications`).
 NOTIFICATION_KINDS = ("new_friend_feed", "unreachable", "stale", "key_changed",
-                      "equivocation", "reply")
+                      "equivocation", "reply", "invitation_accepted")
 
 
 class Reason(enum.StrEnum):

@@ -194,6 +194,7 @@ _NOTIFICATION_TEXT = {
     "equivocation": ("{friend}'s host served two different feeds with the same number: "
                      "the stored one is kept{detail}"),
     "reply": "{friend} replied{detail}",
+    "invitation_accepted": "{friend} accepted your invitation{detail}",
 }
 
 

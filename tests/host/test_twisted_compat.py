@@ -53,6 +53,10 @@ class _ChannelWithoutWaiting(_ChannelWithout):
     gone = "_waitingForTransport"
 
 
+class _ChannelWithoutRequests(_ChannelWithout):
+    gone = "requests"
+
+
 class _LowercaseHeaders(http.Headers):
     """Headers kept as Twisted did before 24.7: lowercase names, canonical on output."""
 
@@ -128,6 +132,9 @@ def test_the_adapters_read_and_write_what_twisted_uses():
     ({"Headers": _CopyingHeaders}, "Headers._rawHeaders (written)"),
     ({"H2_ENABLED": True, "H2Connection": _H2WithoutStreams},
      "twisted.web._http2.H2Connection.streams"),
+    ({"Request": type("Request", (), {"handleContentChunk": print,
+                                      "requestReceived": print})}, "Request.gotLength"),
+    ({"HTTPChannel": _ChannelWithoutRequests}, "HTTPChannel.requests"),
 ])
 def test_a_twisted_without_a_part_is_refused_with_one_clear_line(replaced, named):
     """A missing or changed part gives ServeError naming the range of Twisted this o2m
