@@ -173,7 +173,7 @@ def friend_store(root: Path):  # noqa: ANN201 - friends.FriendStore
 
 @click.group()
 def friend() -> None:
-    """Your friends: add their cards, list, rename, remove."""
+    """Your friends: invite them or add their cards; list, rename, remove."""
 
 
 @friend.command("add")
@@ -235,6 +235,259 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
         return
     out(f"added {added.name}: {parsed.name} <{parsed.url}>, fingerprint {fp}")
     out("their feed is written at your next `o2m build`")
+
+
+@friend.command("invite")
+@click.argument("name", required=False)
+@click.option("--expires", default="7d", show_default=True, metavar="DURATION",
+              help="How long it can be used: 7d, 12h, 30m (at most a year).")
+@click.option("--qr", is_flag=True, help="Also show it as a QR code in the terminal.")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Write a QR code PNG.")
+@click.option("--svg", type=click.Path(dir_okay=False, path_type=Path), help="Write a QR code SVG.")
+@click.option("--list", "list_them", is_flag=True,
+              help="List your invitations: pending, used, expired.")
+@click.option("--revoke", metavar="ID", help="Cancel an unused invitation (ID from --list).")
+@click.pass_context
+def friend_invite(ctx: click.Context, name: str | None, expires: str, qr: bool,
+                  png: Path | None, svg: Path | None, list_them: bool,
+                  revoke: str | None) -> None:
+    """Invite a friend in one step: prints a one-time invitation (o2m1i:… text).
+
+    Send it over a channel you trust (in person, a messenger you use with them):
+    whoever holds it can use it, once. Your friend runs `o2m friend accept TEXT`: they
+    add you, and their card comes back to you, at once if you run `o2m serve`, else as
+    a reply text that you give to `o2m friend accept`. NAME is what you will call them
+    in `audience:` (else a name made from their card).
+    """
+    from o2m_pub.friends.invitations import InvitationBook
+
+    root = site_root(ctx)
+    book = InvitationBook(root)
+    if list_them:
+        _list_invitations(root, book)
+        return
+    if revoke:
+        gone = book.revoke(revoke)
+        out(f"revoked invitation {gone.id[:8]}" + (f" for {gone.name}" if gone.name else ""))
+        return
+    _make_invitation(root, book, name, expires, qr=qr, png=png, svg=svg)
+
+
+def _make_invitation(root: Path, book, name: str | None, expires: str, *,  # noqa: ANN001
+                     qr: bool, png: Path | None, svg: Path | None) -> None:
+    import nacl.utils
+
+    from o2m_pub.friends.friend_store import InvalidFriendNameError, valid_name
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.friends.qr import qr_png, qr_svg, qr_terminal
+    from o2m_pub.host.publish.plan import parse_duration
+    from o2m_pub.protocol.invite import SECRET_BYTES, InvitationError, invitation_to_text
+
+    card = own_card(root)
+    if card is None:
+        raise SiteError("this site has no identity yet", hint="made by `o2m init`")
+    if name is not None:
+        if not valid_name(name):
+            raise InvalidFriendNameError(f"{name!r} is not a valid friend name")
+        store = friend_store(root)
+        if name in {f.name for f in store.list()} | set(store.groups()):
+            raise InvalidFriendNameError(f"{name!r} is already a friend's or a group's name",
+                                         hint="invite them under another name")
+    try:
+        lifetime = parse_duration(expires)
+    except ValueError as e:
+        raise InvitationError(f"--expires {e}", hint="e.g. --expires 7d, 12h or 30m") from None
+    now = local_now()
+    invitation = book.create(card, secret=nacl.utils.random(SECRET_BYTES), name=name,
+                             now=now, expires=now + lifetime)
+    text = invitation_to_text(invitation)
+    if png:
+        png.write_bytes(qr_png(text))
+    if svg:
+        svg.write_bytes(qr_svg(text))
+    if qr:
+        out(qr_terminal(text))
+    out(text)
+    ident = _short_id(invitation.invite_id)
+    say(f"invitation {ident}" + (f" for {name}" if name else "") + ", valid until "
+        f"{_local(root, invitation.expires)}; whoever holds it can use it once, so send "
+        "it over a channel you trust")
+    say("they run: o2m friend accept 'o2m1i:…'; `o2m serve` takes their answer at once, "
+        "else they send you a reply text for `o2m friend accept`")
+    if card.tls_pin is None:
+        say("your card has no TLS pin: their answer reaches `o2m serve` only if your "
+            "certificate is one their system trusts")
+
+
+def _short_id(invite_id: bytes) -> str:
+    from o2m_pub.protocol.canonical import b64u_encode
+    return b64u_encode(invite_id)[:8]
+
+
+def _local(root: Path, stored: str) -> str:
+    """A §2.1 time in the site's zone, to the minute."""
+    from o2m_pub.config import load
+    from o2m_pub.protocol.canonical import parse_utc_text
+
+    return parse_utc_text(stored).astimezone(load(root).tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def say(text: str) -> None:
+    """A line for the person at the terminal (stderr), when stdout carries a text to
+    paste elsewhere."""
+    click.echo(text, err=True)
+
+
+def _list_invitations(root: Path, book) -> None:  # noqa: ANN001 - InvitationBook
+    records = book.list()
+    if not records:
+        out("no invitations: `o2m friend invite [NAME]` makes one")
+    now = local_now()
+    for r in records:
+        status = r.status(now)
+        if status == "used":
+            detail = f"used on {_local(root, r.used)}: made {r.friend} a friend"
+        else:
+            detail = f"{status}, {'until' if status == 'pending' else 'since'} " \
+                     f"{_local(root, r.expires)}"
+        out(f"{r.id[:8]}  {r.name or '-':<16} {detail}")
+
+
+@friend.command("accept")
+@click.argument("text")
+@click.option("--name", help="What you will call them (else a name made from their card).")
+@click.option("--no-send", is_flag=True,
+              help="Do not send your answer to their site: print the reply text to send them.")
+@click.option("--timeout", type=click.FloatRange(1, 600), default=20, show_default=True,
+              help="Seconds for sending your answer to their site, all told.")
+@click.pass_context
+def friend_accept(ctx: click.Context, text: str, name: str | None, no_send: bool,
+                  timeout: float) -> None:
+    """Accept an invitation (o2m1i:… text), or finish one of yours with the reply your
+    friend sent back (o2m1r:… text). TEXT may also be a file holding it.
+
+    Accepting adds the one who invited you as a friend (the invitation vouches for their
+    card) and sends your card back to their site; if it cannot be delivered, a reply
+    text is printed for you to send them.
+    """
+    from o2m_pub.protocol.invite import INVITE_PREFIX, REPLY_PREFIX, MalformedInvitationError
+
+    root = site_root(ctx)
+    text = _text_or_file(text)
+    if text.startswith(INVITE_PREFIX):
+        _accept_invitation(root, text, name, no_send=no_send, timeout=timeout)
+    elif text.startswith(REPLY_PREFIX):
+        _finish_invitation(root, text)
+    else:
+        raise MalformedInvitationError("not an invitation (o2m1i:…) or a reply (o2m1r:…)")
+
+
+def _text_or_file(text: str) -> str:
+    """TEXT as given, or the content of the file it names (a long text saved to disk)."""
+    stripped = text.strip()
+    if stripped.startswith(("o2m1i:", "o2m1r:")):
+        return stripped
+    path = Path(text)
+    if path.is_file() and path.stat().st_size <= 64 * 1024:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    return stripped
+
+
+def _accept_invitation(root: Path, text: str, name: str | None, *, no_send: bool,
+                       timeout: float) -> None:
+    """The invitee's side (§2.7): check the invitation, add its owner, answer."""
+    import nacl.utils
+
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.friends.invitations import friend_name_for
+    from o2m_pub.protocol.invite import (
+        NONCE_BYTES,
+        InvitationError,
+        check_not_expired,
+        invitation_from_text,
+        reply_to_text,
+        seal_acceptance,
+    )
+    from o2m_pub.protocol.keyfile import fingerprint
+
+    invitation = invitation_from_text(text)
+    check_not_expired(invitation, local_now())
+    own = own_card(root)
+    if own is None:
+        raise SiteError("this site has no identity yet", hint="made by `o2m init`")
+    owner = invitation.card
+    if owner.sign_pk == own.sign_pk:
+        raise InvitationError("this is your own invitation",
+                              hint="send it to the friend you invite")
+    store = friend_store(root)
+    known = store.find_by_keys(owner.sign_pk)
+    if known is not None:
+        local = known.name
+    else:
+        local = name or friend_name_for(owner.name, {f.name for f in store.list()}
+                                        | set(store.groups()))
+    added = store.add(local, owner, now=local_now())
+    their_fp = fingerprint(owner.sign_pk, owner.box_pk)
+    say(("already your friend" if known else "added") + f" as {added.name}: {owner.name} "
+        f"<{owner.url}>")
+    say(f"their fingerprint: {their_fp} (the invitation vouches for it; compare it with "
+        "them when you can)")
+    say(f"your fingerprint:  {fingerprint(own.sign_pk, own.box_pk)}")
+    acceptance = seal_acceptance(invitation.secret, own, nonce=nacl.utils.random(NONCE_BYTES))
+    later = (f"your feed for {added.name} is written at your next `o2m build`; theirs is "
+             "read at your next `o2m fetch`")
+    if no_send:
+        say("your answer was not sent (--no-send)")
+    else:
+        answer = _deliver(owner, acceptance, timeout)
+        if answer.delivered:
+            say(f"delivered: {owner.name}'s site took your answer; you are friends once it "
+                "is checked there")
+            say(later)
+            return
+        say(f"could not deliver your answer to {owner.name}'s site: {answer.detail}")
+    say(f"send {owner.name} this reply text (over the way the invitation came), for their "
+        "`o2m friend accept`:")
+    out(reply_to_text(acceptance))
+    say(later)
+
+
+def _deliver(owner, acceptance: bytes, timeout: float):  # noqa: ANN001, ANN202
+    """POST the acceptance to the owner's inbox, pinned by their card (§5)."""
+    from o2m_pub.errors import O2MError
+    from o2m_pub.reader.http_fetch import InboxAnswer, post_to_inbox
+
+    try:
+        return post_to_inbox(owner.url, acceptance, tls_pin=owner.tls_pin, deadline=timeout)
+    except O2MError as e:  # a CA bundle that cannot be read: the reply text still works
+        return InboxAnswer(None, str(e))
+
+
+def _finish_invitation(root: Path, text: str) -> None:
+    """The owner's side of a reply text (§2.7): as the server's inbox would."""
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.friends.invitations import InvitationBook
+    from o2m_pub.protocol.invite import reply_from_text
+
+    accepted = InvitationBook(root).accept(reply_from_text(text), friend_store(root),
+                                           now=local_now())
+    for line in accepted_lines(accepted, own_card(root)):
+        out(line)
+
+
+def accepted_lines(accepted, own) -> list[str]:  # noqa: ANN001 - Accepted, Card
+    """What the owner is told of an acceptance (here, and in `o2m serve`'s log)."""
+    from o2m_pub.protocol.keyfile import fingerprint
+
+    friend = accepted.friend
+    lines = [f"{friend.name} accepted your invitation: "
+             + ("already your friend with this card" if accepted.already else
+                f"added {friend.name}: {friend.card.name} <{friend.card.url}>"),
+             f"their fingerprint: {friend.fingerprint}"]
+    if own is not None:
+        lines.append(f"your fingerprint:  {fingerprint(own.sign_pk, own.box_pk)}")
+    lines.append(f"your feed for {friend.name} is written at your next `o2m build`")
+    return lines
 
 
 @friend.command("list")
@@ -341,18 +594,3 @@ def _served_pin(root: Path, card) -> bytes | None:  # noqa: ANN001 - cards.Card 
         except (OSError, TLSError, ValueError):
             pass
     return card.tls_pin if card else None
-
-
-def accepted_lines(accepted, own) -> list[str]:  # noqa: ANN001 - Accepted, Card
-    """What the owner is told of an acceptance (here, and in `o2m serve`'s log)."""
-    from o2m_pub.protocol.keyfile import fingerprint
-
-    friend = accepted.friend
-    lines = [f"{friend.name} accepted your invitation: "
-             + ("already your friend with this card" if accepted.already else
-                f"added {friend.name}: {friend.card.name} <{friend.card.url}>"),
-             f"their fingerprint: {friend.fingerprint}"]
-    if own is not None:
-        lines.append(f"your fingerprint:  {fingerprint(own.sign_pk, own.box_pk)}")
-    lines.append(f"your feed for {friend.name} is written at your next `o2m build`")
-    return lines

@@ -731,3 +731,73 @@ def _verify_message(e: BaseException) -> str:
     found = _verification_error(e)
     return (found.verify_message if found is not None and found.verify_message
             else "no trusted CA vouches for it")
+
+
+# ---------------------------------------------------------------- the inbox (o2m friend accept)
+
+
+INBOX_PATH = ".well-known/o2m-inbox"  # PROTOCOL.md §5
+MAX_INBOX_ANSWER_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class InboxAnswer:
+    """What a site's inbox said to a POST: its HTTP status (None: no answer at all), and
+    in words why it is not 202."""
+
+    status: int | None
+    detail: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.status == 202
+
+
+def post_to_inbox(site_url: str, body: bytes, *, tls_pin: bytes | None,
+                  deadline: float = 20.0, ca_bundle: str | None = None) -> InboxAnswer:
+    """POST `body` to the inbox of the site at `site_url` (PROTOCOL.md §5) the way a
+    friend's files are fetched: https only; the card's `tls_pin` checked right after the
+    handshake, before a byte is sent (else the CA check, $O2M_CA_BUNDLE or `ca_bundle`);
+    no proxy from the environment; no redirect followed; everything within `deadline`
+    seconds of wall-clock time; at most 8 KiB of the answer read.
+
+    Raises:
+        CABundleError: the CA bundle cannot be read.
+    """
+    url = urljoin(site_url, INBOX_PATH)
+    if not url.lower().startswith("https://"):
+        return InboxAnswer(None, "only https:// sites are sent to")
+    limits = Limits(connect_timeout=min(15.0, deadline), read_timeout=min(15.0, deadline),
+                    deadline=deadline, workers=1)
+    fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=1, pins=[tls_pin] if tls_pin else [])
+    deadline_at = time.monotonic() + deadline
+    outer = getattr(_deadline, "at", None)
+    _deadline.at = deadline_at  # every socket step, until we return
+    try:
+        pool = fetcher._pool_for(tls_pin).connection_from_url(url)
+        response = pool.urlopen(
+            "POST", urlsplit(url).path, body=body, redirect=False, retries=False,
+            headers={**fetcher._headers, "Content-Type": "application/octet-stream"},
+            preload_content=False, decode_content=False, release_conn=False,
+            timeout=urllib3.Timeout(connect=limits.connect_timeout, read=limits.read_timeout))
+        try:
+            fetcher._read(response, MAX_INBOX_ANSWER_BYTES, deadline_at, "inbox")
+        except Refused:
+            pass  # the status is the answer; the body only says it in words
+        finally:
+            response.close()
+            response.release_conn()
+        return InboxAnswer(response.status, "" if response.status == 202 else
+                           f"the site answered HTTP {response.status}")
+    except urllib3.exceptions.SSLError as e:
+        return InboxAnswer(None, "the site's key does not match the pin in its card"
+                           if "pin" in str(e) else "the site's certificate is not valid for it")
+    except NewConnectionError as e:  # before ConnectTimeoutError: urllib3 makes it one
+        return InboxAnswer(None, f"cannot reach the site ({_short(e)})")
+    except (ConnectTimeoutError, ReadTimeoutError):
+        return InboxAnswer(None, f"no answer within {deadline:g} s")
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        return InboxAnswer(None, f"cannot reach the site ({_short(e)})")
+    finally:
+        _deadline.at = outer
+        fetcher.close()

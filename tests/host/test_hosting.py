@@ -309,3 +309,36 @@ def test_a_friend_fetches_the_hosted_site_while_an_update_is_published(tmp_path,
     last = _fetch(bob, tls[2])
     assert last.exit_code == 0, last.output
     assert {"Only for friends", "Second secret"} <= _titles(bob)
+
+
+def test_an_invitation_ends_with_a_reply_text_when_the_site_is_on_nginx(tmp_path, tls):
+    """Ada publishes to a plain folder behind nginx (HOSTING.md's configuration), which
+    has no inbox: Bob's `o2m friend accept` tries to deliver, says why it could not and
+    prints the o2m1r: reply; Ada's `o2m friend accept REPLY` adds him under the
+    invitation's name; after her build and publish, Bob's `o2m fetch` reads her
+    friends-only post (PROTOCOL.md §2.7)."""
+    host = start_nginx(tmp_path, tls)
+    try:
+        ada, _, _ = make_site(tmp_path, url=host.url)
+        publish_site(ada, str(host.root))
+        invitation = o2m(ada, "friend", "invite", "robert").stdout.strip()
+        bob = tmp_path / "bob"
+        made = CliRunner().invoke(main, ["init", str(bob), "--name", "Bob", "--url",
+                                         "https://robert.example/"])
+        assert made.exit_code == 0, made.output
+        accepted = CliRunner(env={"O2M_CA_BUNDLE": tls[2]}).invoke(
+            main, ["-C", str(bob), "friend", "accept", invitation])
+        assert accepted.exit_code == 0, accepted.output
+        assert "could not deliver your answer to Ada's site: the site answered HTTP" in \
+            accepted.stderr
+        reply = accepted.stdout.strip()
+        assert reply.startswith("o2m1r:")
+        finished = o2m(ada, "friend", "accept", reply)
+        assert finished.stdout.startswith("robert accepted your invitation: added robert: Bob")
+        o2m(ada, "build")
+        publish_site(ada, str(host.root))
+        fetched = _fetch(bob, tls[2])
+        assert fetched.exit_code == 0, fetched.output
+        assert "Only for friends" in _titles(bob)
+    finally:
+        host.stop()
