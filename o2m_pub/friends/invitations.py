@@ -138,8 +138,9 @@ def records_from_json(data: bytes) -> list[PendingInvitation]:
         doc = parse_json(data, max_bytes=MAX_INVITES_FILE_BYTES)
     except EncodingError as e:
         raise InvitationStoreError(f"not a valid invitations file: {e}") from None
-    if not isinstance(doc, dict) or set(doc) != {"invites", "v"} or doc["v"] != STORE_VERSION \
-            or not isinstance(doc["invites"], list):
+    if not isinstance(doc, dict) or set(doc) != {"invites", "v"} or \
+            type(doc["v"]) is not int or doc["v"] != STORE_VERSION or \
+            not isinstance(doc["invites"], list):
         raise InvitationStoreError('not a valid invitations file: expected {"invites": [...], '
                                    f'"v": {STORE_VERSION}}}')
     records = []

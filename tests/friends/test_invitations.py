@@ -256,6 +256,7 @@ def test_old_records_are_pruned(owner):
 @pytest.mark.parametrize("data, message", [
     (b"{", "not a valid invitations file"),
     (b'{"invites":[],"v":2}', "expected"),
+    (b'{"invites":[],"v":true}', "expected"),
     (b'{"invites":[{"id":"x"}],"v":1}', "a record has other fields"),
     (b'{"invites":[{"created":"2026-11-24T12:00:00Z","expires":"2026-12-01T12:00:00Z",'
      b'"id":"AAAAAAAAAAAAAAAAAAAAAA","secret":"AAAA"}],"v":1}', "expected 32 bytes"),
