@@ -18,6 +18,9 @@ The parts, and why each is needed (docs/adr/0004 says what breaks if one changes
     Headers._rawHeaders, read                     a cached header set copied in one step
     Headers._rawHeaders, written                  ...and adopted without re-encoding
     twisted.web._http2 (H2Connection.streams)     open h2 streams, for a graceful stop
+    HTTPChannel._command, ._path                  the request line while its headers are
+                                                  read (a mount's body cap: read with a
+                                                  default, so a rename only loses the cap)
 
 Not private, but undocumented: ``twisted.web.http.H2_ENABLED`` (h2 is offered by ALPN
 only when Twisted can speak it).
@@ -62,6 +65,14 @@ def handling_request(channel: http.HTTPChannel) -> bool:
 def waiting_for_transport(channel: http.HTTPChannel) -> bool:
     """Has an HTTP/1.1 channel paused reading until the transport drains an answer?"""
     return channel._waitingForTransport
+
+
+def request_line(channel: object) -> tuple[bytes, bytes]:
+    """(method, path without the query) of the HTTP/1.1 request whose headers were just
+    read (Request.gotLength runs before the request knows them); (b"", b"") unknown."""
+    method = getattr(channel, "_command", b"") or b""
+    path = (getattr(channel, "_path", b"") or b"").split(b"?", 1)[0]
+    return method, path
 
 
 def raw_headers(headers: http.Headers) -> dict[bytes, list[bytes]]:

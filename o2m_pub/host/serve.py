@@ -20,7 +20,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable, Protocol
 from urllib.parse import quote
 
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
@@ -34,12 +34,26 @@ from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context
 
-__all__ = ["FileCache", "Listening", "ServeError", "ServeOptions", "bind", "run"]
+__all__ = ["FileCache", "Listening", "Mount", "ServeError", "ServeOptions", "bind", "run"]
 
 LIVE_PATH = b"/_o2m/live"
 LIVE_SCRIPT_PATH = b"/_o2m/live.js"
 LIVE_SCRIPT = (b'"use strict";new EventSource("/_o2m/live").onmessage=function(){'
                b'location.reload();};\n')
+
+
+class Mount(Protocol):
+    """An application served under one path of the site (`o2m serve --desk`): `host`
+    never imports it; `cli/` passes a factory in `ServeOptions.mount`, called once in
+    each worker process after the fork. Requests whose path starts with `prefix` go to
+    `resource` (a Twisted resource), any method; `body_cap(method, headers)` says, from
+    the request line and headers alone, how many body bytes such a request may send
+    (past it: 413, and the connection closed before the body is read)."""
+
+    prefix: bytes
+    resource: Any
+
+    def body_cap(self, method: str, headers: dict[str, str]) -> int: ...
 
 
 @dataclass
@@ -56,6 +70,7 @@ class ServeOptions:
     max_connections: int = 4096  # per worker; more are closed at once
     cache_bytes: int = 64 << 20  # per worker
     report: Callable[[str], None] = field(default=lambda line: None)
+    mount: Callable[[object], Mount] | None = None  # (reactor) -> the app under one path
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -77,13 +92,23 @@ class StaticSite(resource.Resource):
     isLeaf = True
     allowedMethods = (b"GET", b"HEAD")
 
-    def __init__(self, cache: FileCache, live: LiveReload | None) -> None:
+    def __init__(self, cache: FileCache, live: LiveReload | None,
+                 mount: Mount | None = None) -> None:
         super().__init__()
         self.cache = cache
         self.live = live
+        self.mount = mount
         self.not_found = _NotFoundPage(cache)
 
+    def mounted(self, path: bytes) -> bool:
+        """Whether `path` belongs to the mounted application (its prefix, with or
+        without the final slash)."""
+        return self.mount is not None and (path.startswith(self.mount.prefix) or
+                                           path == self.mount.prefix.rstrip(b"/"))
+
     def render(self, request: server.Request) -> bytes | int:
+        if self.mounted(request.path):
+            return self.mount.resource.render(request)  # type: ignore[union-attr]
         if request.method not in self.allowedMethods:
             request.setResponseCode(http.NOT_ALLOWED)
             request.setHeader(b"allow", b"GET, HEAD")
@@ -491,7 +516,49 @@ def _clf(raw: bytes) -> str:
 
 class _StaticRequest(server.Request):
     """A request answered straight from the file cache: no resource traversal, no
-    per-request header objects (the cached ones are copied whole)."""
+    per-request header objects (the cached ones are copied whole). A request for the
+    mounted application has its body capped at its headers by the mount's rule."""
+
+    refused = False
+    cap: int | None = None
+    received = 0
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
+        static = self.channel.site.static
+        method, path = compat.request_line(self.channel)
+        if static.mount is None or not static.mounted(path):
+            super().gotLength(length)
+            return
+        from io import BytesIO
+        self.content = BytesIO()  # capped: never spooled to disk
+        headers = {k.decode("latin-1").lower(): v[0].decode("latin-1")
+                   for k, v in self.requestHeaders.getAllRawHeaders() if v}
+        self.cap = static.mount.body_cap(method.decode("latin-1").upper(), headers)
+        if length is not None and length > self.cap:
+            self._refuse()
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
+        if self.cap is None:
+            super().handleContentChunk(data)
+            return
+        if self.refused:
+            return
+        self.received += len(data)
+        if self.received > self.cap:
+            self._refuse()
+            return
+        self.content.write(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802
+        if not self.refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self.refused = True
+        transport = self.channel.transport
+        transport.write(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n"
+                        b"Connection: close\r\n\r\n")
+        transport.loseConnection()
 
     def process(self) -> None:
         self.site = site = self.channel.site
@@ -608,7 +675,8 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     pass those and SIGHUP on to `children`, the other workers."""
     live = LiveReload(state_dir) if options.live_reload else None
     cache = FileCache(build_dir, live_reload=options.live_reload, max_bytes=options.cache_bytes)
-    site = O2MSite(StaticSite(cache, live), options, reactor)
+    mount = options.mount(reactor) if options.mount is not None else None
+    site = O2MSite(StaticSite(cache, live, mount), options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())
     ports = _adopt_ports(reactor, listening, tls, site)
 
