@@ -225,7 +225,7 @@ class Posts:
             posts.append(cached[1])
         for gone in set(self._cache) - seen:
             del self._cache[gone]
-        return sorted(posts, key=lambda p: (p.problem is None, p.date, p.path), reverse=True)
+        return sorted(posts, key=lambda p: (p.problem is not None, p.date, p.path), reverse=True)
 
     def open(self, path: str) -> tuple[OwnPost, Draft, bytes]:
         """A post to edit: what the list shows, the form's fields, and the file's bytes.
