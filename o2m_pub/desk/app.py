@@ -110,7 +110,10 @@ class DeskApp:
         self.root, self.reader, self.desk = root, reader, desk
         self.directory, self.posts, self.origin, self.tz = directory, posts, origin, tz
         self.unlock, self.caps, self.clock = unlock, capabilities, clock
-        self.cookies = CookiePolicy(secure=origin.scheme == "https")
+        self.cookies = CookiePolicy(secure=origin.scheme == "https", port=origin.port)
+        from o2m_pub.config import STATE_DIR
+        from o2m_pub.desk.images import ImageCache
+        self.images = ImageCache(root / STATE_DIR)
         from o2m_pub.desk import read, social, write
         self.routes = [*read.ROUTES.table, *write.ROUTES.table, *social.ROUTES.table]
 
@@ -272,7 +275,7 @@ def _static(name: str) -> Response:
     return Response(200, data, pages.STATIC[name], {"Cache-Control": "no-cache"})
 
 
-_RESOURCE = re.compile(r"/(file|avatar|media|events|card\.svg|preview)(/|$)")
+_RESOURCE = re.compile(r"/(file|img|avatar|media|events|card\.svg|preview)(/|$)")
 
 
 def _is_resource(path: str) -> bool:

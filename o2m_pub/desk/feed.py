@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from o2m_pub.desk.images import own_images
 from o2m_pub.desk.people import Directory, Person
 from o2m_pub.protocol.canonical import TIME_FORMAT
 from o2m_pub.reader import search as fts
@@ -112,6 +113,16 @@ def image_alts(markdown: str | None) -> dict[str, str]:
     return found
 
 
+def remote_photos(post: "StoredPost", directory: Directory, link) -> list[Photo]:  # noqa: ANN001
+    """The photos of a public post that live on the friend's own site, as the desk
+    shows them (desk/images.py fetches them from there)."""
+    friend = directory.friend(post.friend)
+    if post.markdown is not None or friend is None:
+        return []
+    return [Photo(link(f"img/{post.short_id}/{i}"), display_text(image.alt))
+            for i, image in enumerate(own_images(post.html, friend.card.url))]
+
+
 def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[Photo]:  # noqa: ANN001
     """The post's raster images that are in the local attachment store, with the alt
     text its Markdown gives them (else their name)."""
@@ -128,7 +139,7 @@ def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[Photo]:  #
 def entry(post: "StoredPost", directory: Directory, store: "ReaderStore", now: dt.datetime,
           tz: dt.tzinfo, link) -> Entry:  # noqa: ANN001 - link: path -> URL
     has_title = bool(post.title and post.title.strip())
-    photos = photos_of(post, store, link)
+    photos = photos_of(post, store, link) or remote_photos(post, directory, link)
     return Entry(
         short_id=post.short_id, person=directory.person(post.friend), iso_date=post.date,
         when=relative_time(post.date, now, tz), when_full=local_time(post.date, tz),
@@ -199,12 +210,19 @@ class PostView:
     url: str | None  # the public permalink, for a public post
 
 
-def body_html(post: "StoredPost", urls: dict[str, str]) -> tuple[str, tuple[str, ...]]:
-    """A friend's post body as safe HTML, and the attachments it shows inline. (When the
+def body_html(post: "StoredPost", urls: dict[str, str],
+              own: dict[str, str] | None = None) -> tuple[str, tuple[str, ...]]:
+    """A friend's post body as safe HTML, and the attachments it shows inline; `own`
+    maps the URLs of photos on the friend's own site to the desk's copies. (When the
     store keeps each post rendered at fetch time, THREATS.md 49, this is where the desk
     takes the stored rendering instead.)"""
-    safe = render_post(post.markdown, urls) if post.markdown is not None \
-        else sanitize_html(post.html or "")
+    if post.markdown is not None:
+        safe = render_post(post.markdown, urls)
+    else:
+        html = post.html or ""
+        for url, local in (own or {}).items():  # exact src values; nh3 still cleans all
+            html = html.replace(f'src="{url}"', f'src="{local}"')
+        safe = sanitize_html(html, {f"own-{i}": u for i, u in enumerate((own or {}).values())})
     return safe.html, safe.images
 
 
@@ -215,7 +233,11 @@ def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
     files = attachments(post, store)
     urls = {f.name: link(f"file/{post.short_id}/{f.index}") for f in files
             if f.path is not None and f.media_type in INLINE_TYPES}
-    html, shown = body_html(post, urls)
+    friend = directory.friend(post.friend)
+    own = {image.url: link(f"img/{post.short_id}/{i}") for i, image in
+           enumerate(own_images(post.html, friend.card.url if friend else None))} \
+        if post.markdown is None else {}
+    html, shown = body_html(post, urls, own)
     alts = image_alts(post.markdown)
     gallery = tuple(Photo(urls[f.name], display_text(alts.get(f.name, f.name))) for f in files
                     if f.name in urls and f.name not in shown)

@@ -55,6 +55,12 @@ class Person:
     groups: tuple[str, ...] = ()
     is_friend: bool = True
 
+    @property
+    def distinct(self) -> bool:
+        """Whether the local name says more than the display name ("bob" beside "Bob
+        Builder", not "ada" beside "Ada")."""
+        return self.display.casefold() != self.name.casefold()
+
 
 def initials(name: str) -> str:
     """One or two capital letters of a name ("Ada Lovelace" -> "AL", "bob" -> "B")."""

@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from o2m_pub.desk import feed, guard
 from o2m_pub.desk.app import Ctx, Routes
-from o2m_pub.desk.web import Response, Stream, redirect
+from o2m_pub.desk.web import Response, Slow, Stream, redirect
 from o2m_pub.reader.search import SYNTAX_HELP
 from o2m_pub.reader.store import AmbiguousPostError
 from o2m_pub.reader.timeline import check_cursor, mark_all_read, notification_text
@@ -136,6 +136,33 @@ def _download_name(name: str) -> str:
     base = name.rsplit("/", 1)[-1] or "file"
     ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in base)
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
+
+
+@ROUTES.add("GET", rf"/img/{_ID}/(\d{{1,3}})")
+def remote_image(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> Response | Slow:
+    """A photo of a friend's public post, from their own site (desk/images.py)."""
+    from o2m_pub.desk.images import own_images
+
+    post = _post(app, short_id)
+    friend = app.directory.friend(post.friend) if post is not None else None
+    images = own_images(post.html, friend.card.url) if post and friend else []
+    i = int(index)
+    if i >= len(images) or friend is None:
+        return Response(404, b"", "text/plain; charset=utf-8")
+    url = images[i].url
+
+    def answer(found: object) -> Response:
+        if not isinstance(found, tuple):
+            return Response(404, b"This photo could not be had from their site.\n",
+                            "text/plain; charset=utf-8")
+        data, kind = found
+        return Response(200, data, kind, {"Cache-Control": "private, max-age=3600"})
+
+    cached = app.images.cached(url)
+    if cached is not None:
+        return answer(cached)
+    card = friend.card
+    return Slow(work=lambda: app.images.fetch(url, card), then=answer)
 
 
 @ROUTES.add("GET", r"/avatar/([^/]+)")

@@ -113,20 +113,27 @@ class CookiePolicy:
     or plain-HTTP page can set or overwrite it. On plain loopback HTTP (`o2m desk`) a
     browser may refuse a Secure cookie, and the prefix needs Secure, so the strongest
     form that every browser accepts is ``o2m-desk``: host-only, Path=/, HttpOnly,
-    SameSite=Strict. Its known limit: browsers do not isolate cookies by port, so
-    another server on 127.0.0.1 that the browser visits would be sent it (a local
-    process can reach the desk's port anyway; its defence is the passphrase)."""
+    SameSite=Strict, named with its port (``o2m-desk-8480``) so that the desks of two
+    sites on one machine do not sign each other out. Its known limit: browsers do not
+    isolate cookies by port, so another server on 127.0.0.1 that the browser visits
+    would be sent it (a local process can reach the desk's port anyway; its defence
+    is the passphrase)."""
 
     secure: bool
+    port: int | None = None  # on plain http: in the name, so two desks keep apart
 
     @property
     def session(self) -> str:
-        return "__Host-o2m-desk" if self.secure else "o2m-desk"
+        return "__Host-o2m-desk" if self.secure else f"o2m-desk{self._suffix}"
 
     @property
     def pre(self) -> str:
         """The sign-in form's own cookie (CSRF of the sign-in form)."""
-        return "__Host-o2m-pre" if self.secure else "o2m-pre"
+        return "__Host-o2m-pre" if self.secure else f"o2m-pre{self._suffix}"
+
+    @property
+    def _suffix(self) -> str:
+        return f"-{self.port}" if self.port else ""
 
     def set(self, name: str, value: str, *, max_age: int | None = None) -> str:
         parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Strict"]
@@ -162,6 +169,7 @@ class Origin:
     scheme: str
     hosts: frozenset[str]
     base: str = "/"
+    port: int | None = None
 
     def host_ok(self, host: str | None) -> bool:
         """DNS rebinding: a page of evil.example resolving to our address names its
@@ -186,7 +194,7 @@ def loopback_origin(host: str, port: int, base: str = "/") -> Origin:
     names = [f"[{host}]" if ":" in host else host]
     if host in ("127.0.0.1", "::1"):
         names.append("localhost")
-    return Origin("http", frozenset(f"{n}:{port}".lower() for n in names), base)
+    return Origin("http", frozenset(f"{n}:{port}".lower() for n in names), base, port)
 
 
 def site_origin(url: str, extra_hosts: frozenset[str] = frozenset(),

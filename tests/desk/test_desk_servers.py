@@ -5,44 +5,17 @@ headers, and the cookie over plain HTTP."""
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import select
-import signal
 import socket
 import subprocess
 import sys
 
 import pytest
 import requests
-from support.desk import PASS, make_site
+from support.desk import PASS, make_site, start_desk, stop
 from support.o2m_server import o2m_serve
 
 from o2m_pub.desk.forms import SIGNED_OUT_BODY_BYTES
-
-
-def start_desk(root, *args: str) -> tuple[subprocess.Popen, str]:
-    """`o2m desk --port 0` as a user runs it; returns the process and its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "-C", str(root), "desk",
-                             "--port", "0", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    ready, _, _ = select.select([proc.stdout], [], [], 60)
-    line = proc.stdout.readline() if ready else ""
-    m = re.fullmatch(r"o2m: desk at (http://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)\n", line)
-    if m is None:
-        proc.kill()
-        raise AssertionError(f"unexpected first line {line!r}; stderr: {proc.stderr.read()}")
-    return proc, m.group(1)
-
-
-def stop(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def sign_in(session: requests.Session, base: str, **kw) -> requests.Response:  # noqa: ANN003
@@ -78,7 +51,8 @@ def raw_post(host: str, port: int, path: str, length: int, body: bytes = b"x",
 
 def test_o2m_desk_on_loopback_cookie_flags_body_cap_and_a_clean_stop(tmp_path):
     """`o2m desk`: the session cookie is host-only, HttpOnly, SameSite=Strict (no Secure
-    and no __Host- prefix on plain http, see web.CookiePolicy); a signed-out body past a
+    and no __Host- prefix on plain http, see web.CookiePolicy), named with its port; a
+    signed-out body past a
     few KiB gets 413 at its headers; SIGTERM stops it with status 0."""
     root = make_site(tmp_path)
     proc, url = start_desk(root)
@@ -86,12 +60,12 @@ def test_o2m_desk_on_loopback_cookie_flags_body_cap_and_a_clean_stop(tmp_path):
         s = requests.Session()
         response = sign_in(s, url)
         assert response.status_code == 303
-        cookie = next(c for c in response.raw.headers.getlist("Set-Cookie")
-                      if c.startswith("o2m-desk="))
-        assert re.fullmatch(r"o2m-desk=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Strict",
-                            cookie), cookie
-        assert s.get(url).status_code == 200 and "Home" in s.get(url).text
         port = int(url.rsplit(":", 1)[1].strip("/"))
+        cookie = next(c for c in response.raw.headers.getlist("Set-Cookie")
+                      if c.startswith("o2m-desk-"))
+        assert re.fullmatch(rf"o2m-desk-{port}=[A-Za-z0-9_-]{{43}}; Path=/; HttpOnly; "
+                            "SameSite=Strict", cookie), cookie
+        assert s.get(url).status_code == 200 and "Home" in s.get(url).text
         answer = raw_post("127.0.0.1", port, "/signin", SIGNED_OUT_BODY_BYTES + 1)
         assert answer.startswith(b"HTTP/1.1 413 ")
         assert requests.get(url, headers={"Host": "evil.example"}).status_code == 421

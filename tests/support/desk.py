@@ -5,7 +5,12 @@ work at once (the passphrase check is real Argon2id, at the tests' "interactive"
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -114,3 +119,28 @@ def form_value(body: bytes, name: str) -> str:
 
 def text(response: Response) -> str:
     return response.body.decode()
+
+
+def start_desk(root, *args: str, env: dict[str, str] | None = None
+               ) -> tuple[subprocess.Popen, str]:
+    """`o2m desk --port 0` as a user runs it; returns the process and its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "-C", str(root), "desk",
+                             "--port", "0", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    line = proc.stdout.readline() if ready else ""
+    m = re.fullmatch(r"o2m: desk at (http://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)\n", line)
+    if m is None:
+        proc.kill()
+        raise AssertionError(f"unexpected first line {line!r}; stderr: {proc.stderr.read()}")
+    return proc, m.group(1)
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
