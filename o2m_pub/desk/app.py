@@ -159,6 +159,7 @@ class DeskApp:
             return self.error(None, 400, str(e), e.hint)
 
     def _handle(self, request: Request) -> Answer:
+        self.directory.begin_request()
         token = request.cookies.get(self.cookies.session)
         session = self.desk.check(token, self.clock()) if token else None
         if request.path == "/signin":

@@ -122,6 +122,7 @@ class Directory:
         self.root = root
         self.store = FriendStore(root, own_sign_pk=own_sign_pk, config_groups=config_groups)
         self._stamp: tuple | None = None
+        self._checked = False  # keys/ looked at during this request
         self._friends: dict[str, Friend] = {}
         self._people: dict[str, Person] = {}
         self._groups: dict[str, tuple[str, ...]] = {}
@@ -142,7 +143,14 @@ class Directory:
             pass
         return tuple(stamp)
 
+    def begin_request(self) -> None:
+        """Look at keys/ again at the next use, once for the whole request."""
+        self._checked = False
+
     def _refresh(self) -> None:
+        if self._checked and self._stamp is not None:
+            return
+        self._checked = True
         stamp = self._current_stamp()
         if stamp == self._stamp:
             return
@@ -155,6 +163,7 @@ class Directory:
     def forget(self) -> None:
         """Read everything again at the next call (after the desk changed keys/)."""
         self._stamp = None
+        self._checked = False
 
     def people(self) -> dict[str, Person]:
         """Every friend by local name, sorted by name."""
