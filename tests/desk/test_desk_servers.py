@@ -144,3 +144,32 @@ def test_a_desk_cookie_over_plain_http_gets_nothing(served):
     conn.close()
     assert response.status == 301 and response.getheader("Location").startswith("https://")
     assert b"Home" not in body and b"timeline" not in body
+
+
+def test_live_updates_tell_an_open_page_when_a_fetch_stored_something(tmp_path):
+    """Server-sent events: /events (signed in) sends `data: changed` once the reader's
+    store holds a new post; signed out it is a bare 401."""
+    from support.desk_world import friend_card, store_posts
+
+    from o2m_pub.friends.friend_store import FriendStore
+    from o2m_pub.reader.model import PostRow
+
+    root = make_site(tmp_path)
+    bob = friend_card(1, "bob")
+    FriendStore(root).add("bob", bob, now=__import__("support.desk_world",
+                                                    fromlist=["NOW"]).NOW)
+    proc, url = start_desk(root)
+    try:
+        assert requests.get(url + "events").status_code == 401
+        s = requests.Session()
+        sign_in(s, url)
+        with s.get(url + "events", stream=True, timeout=(5, 20)) as stream:
+            assert stream.headers["Content-Type"] == "text/event-stream"
+            lines = stream.iter_lines(decode_unicode=True)
+            assert next(lines) == "retry: 5000"
+            store_posts(root, "bob", bob, [PostRow(id="n1", audience="private",
+                                                   date="2026-11-24T10:00:00Z", title="New",
+                                                   markdown="x")])
+            assert "data: changed" in [next(lines) for _ in range(3)]
+    finally:
+        assert stop(proc) == 0
