@@ -10,11 +10,14 @@ one `web.Response` and does no socket I/O:
     sessions   the desk's own SQLite store (.o2m/desk.db): session hashes, failures
     people     friends as the desk shows them: display names, avatars, feed health
     feed       the timeline, filters, search, one post (page models over the reader)
+    images     photos of friends' public posts, fetched from their own host
     posts      the owner's posts in content/: list, read, write, delete (atomic,
                conflict-checked); photos checks and re-encodes uploads (Pillow)
     profile    the display name in o2m.toml and the card
     actions    the seams for what other parts bring later (reply, react, invite)
-    app        routing: which request is which page or action
+    app        the gate (Host, session, CSRF), sign-in, routing
+    read, write, social   the pages and actions: reading; writing and the profile;
+               friends, groups and the card
     pages      the templates (theme/) and their rendering
 
 `server` is the shell: Twisted web around `app.DeskApp`, body caps at the headers,
