@@ -75,7 +75,15 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     ├── ReadingError                    reader.timeline       the timeline cannot show this
     │   ├── NoSuchPostError             reader.timeline       no stored post has this id
     │   └── NoSuchFriendError           reader.timeline       nothing stored from this friend
-    └── ReaderWebError                  reader.web            the web reader cannot start
+    ├── ReaderWebError                  reader.web            the web reader cannot start
+    │
+    │   the owner's desk
+    └── DeskError                       desk.web              the desk cannot do this
+        ├── DeskStoreError              desk.sessions         the desk's store cannot be used
+        ├── DeskListenError             desk.server           the desk cannot start
+        ├── EditConflictError           desk.posts            the post changed on disk meanwhile
+        ├── PostPathError               desk.posts            not a post of content/
+        └── PhotoError                  desk.photos           an upload that is no usable photo
 
 Outside the tree, on purpose (none of them reaches the user as it is):
 

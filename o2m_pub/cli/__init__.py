@@ -5,7 +5,8 @@
     site.py       init, build, watch, demo
     friends.py    whoami, card, friend …, group …, key …
     hosting.py    serve, publish
-    reading.py    fetch, timeline, show, notifications, reader
+    reading.py    fetch, timeline, show, notifications
+    desk.py       desk (and its old name, reader)
 
 The dispatcher (`_Group.invoke`) turns what a command raises into what the user sees:
 an `O2MError` is one line, ``o2m: error: <where>: <what>``, with a hint below it and
@@ -29,7 +30,7 @@ from typing import Any, Callable
 import click
 
 from o2m_pub import __version__
-from o2m_pub.cli import friends, hosting, reading, site
+from o2m_pub.cli import desk, friends, hosting, reading, site
 from o2m_pub.cli._common import fail, internal_error, os_error, quiet_broken_pipe
 from o2m_pub.errors import O2MError
 
@@ -96,7 +97,8 @@ for _command in (
     site.init, site.build, site.watch, site.demo,
     friends.whoami, friends.card, friends.friend, friends.group, friends.key,
     hosting.serve, hosting.publish,
-    reading.fetch, reading.timeline, reading.show, reading.notifications, reading.reader,
+    reading.fetch, reading.timeline, reading.show, reading.notifications,
+    desk.desk, desk.reader,
 ):
     main.add_command(_command)
 del _command

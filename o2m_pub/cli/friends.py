@@ -130,8 +130,7 @@ def key_import(ctx: click.Context, file: Path, export_passphrase_file: Path | No
 def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_json: bool,
          renew: bool) -> None:
     """Print your contact card, to send to a friend (`o2m friend add` reads it)."""
-    from o2m_pub.config import load
-    from o2m_pub.friends.identity import load_identity, own_card, write_own_card
+    from o2m_pub.friends.identity import load_identity, own_card
     from o2m_pub.friends.qr import qr_png, qr_svg, qr_terminal
     from o2m_pub.protocol.cards import card_to_text
     from o2m_pub.protocol.keyfile import fingerprint
@@ -139,9 +138,7 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
     root = site_root(ctx)
     current = own_card(root)
     if renew or current is None:
-        identity = load_identity(root, read_passphrase(ctx))
-        current = write_own_card(root, identity, load(root), now=local_now(),
-                                 tls_pin=_served_pin(root, current))
+        current = renew_own_card(root, load_identity(root, read_passphrase(ctx)))
     if png:
         png.write_bytes(qr_png(card_to_text(current)))
     if svg:
@@ -581,6 +578,15 @@ def group_delete(ctx: click.Context, name: str) -> None:
     """Delete a group made with `o2m group add`."""
     _store(ctx).group_delete(name)
     out(f"deleted group {name}")
+
+
+def renew_own_card(root: Path, identity):  # noqa: ANN001, ANN201 - Identity -> Card
+    """Sign a new card from o2m.toml's name and URL and the served certificate's pin:
+    `o2m card --renew`, and the desk's profile page (wired in cli/desk.py)."""
+    from o2m_pub.config import load
+    from o2m_pub.friends.identity import own_card, write_own_card
+    return write_own_card(root, identity, load(root), now=local_now(),
+                          tls_pin=_served_pin(root, own_card(root)))
 
 
 def _served_pin(root: Path, card) -> bytes | None:  # noqa: ANN001 - cards.Card | None

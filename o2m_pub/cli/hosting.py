@@ -50,11 +50,14 @@ from o2m_pub.host.publish.plan import (  # pure and light: for --grace's default
               help="Seconds a connection may sit with no request and nothing left to send.")
 @click.option("--max-connections", type=click.IntRange(1, 1_000_000), default=4096,
               show_default=True, help="Open connections per worker; more are closed at once.")
+@click.option("--desk", is_flag=True,
+              help="Also serve your desk at /desk/ (sign in with your passphrase), to use it "
+                   "from anywhere. It is never part of build/.")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
           http_port: int | None, workers: int | None, watch: bool, access_log: str | None,
           no_access_log: bool, no_client_addresses: bool, request_timeout: float,
-          idle_timeout: float, max_connections: int) -> None:
+          idle_timeout: float, max_connections: int, desk: bool) -> None:
     """Serve build/ over HTTPS until Ctrl-C or SIGTERM (SIGHUP reloads the certificate).
 
     Without a certificate in [serve], a self-signed one is made in keys/tls/ on the
@@ -87,8 +90,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     def report(line: str) -> None:
         click.echo(f"o2m: {line}", err=True)
 
+    mount = None
+    if desk:
+        from o2m_pub.cli.desk import serve_mount
+        mount = serve_mount(root, config.url, host, listening.port)
     options = ServeOptions(
-        workers=workers,
+        workers=workers, mount=mount,
         live_reload=watch, access_log=log_file, request_timeout=request_timeout,
         idle_timeout=idle_timeout, max_connections=max_connections,
         log_addresses=settings.log_addresses and not no_client_addresses,
@@ -96,6 +103,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total)
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
+    if desk:
+        out(f"o2m: your desk at {listening.url.rstrip('/')}/desk/ (sign in with your "
+            "passphrase)")
     if listening.http is not None:
         out(f"o2m: plain HTTP on port {listening.http.getsockname()[1]} redirects to HTTPS")
     sys.stdout.flush()

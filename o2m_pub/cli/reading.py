@@ -1,5 +1,5 @@
-"""`o2m fetch`, `o2m timeline`, `o2m show`, `o2m notifications` and `o2m reader`:
-gathering friends' feeds and reading them."""
+"""`o2m fetch`, `o2m timeline`, `o2m show` and `o2m notifications`: gathering friends'
+feeds and reading them in the terminal (in the browser: `o2m desk`, cli/desk.py)."""
 
 from __future__ import annotations
 
@@ -319,29 +319,3 @@ def notifications(ctx: click.Context, show_all: bool) -> None:
         store.mark_notifications_seen([n.id for n in items if not n.seen])
     if not items:
         click.echo("no notifications" if show_all else "no new notifications", err=True)
-
-
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Loopback address to listen on: 127.0.0.1 or ::1, nothing else.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0,
-              help="Port to listen on.  [default: 0, any free one]")
-@click.option("--open", "open_browser", is_flag=True, help="Open it in your web browser.")
-@click.pass_context
-def reader(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
-    """Read your friends' posts in your browser, served on this machine only."""
-    from o2m_pub.reader.web import check_host, listen, run
-
-    check_host(host)  # before anything is opened
-    root, store = _reader_store(ctx)
-    with store:
-        listening = listen(store, _site_zone(root), host, port)
-
-        def started() -> None:  # once the reactor runs and Ctrl-C / SIGTERM stop it
-            out(f"o2m: reader at {listening.url} (Ctrl-C to stop)")
-            sys.stdout.flush()
-            if open_browser:
-                import webbrowser
-                webbrowser.open(listening.url)
-
-        run(started)

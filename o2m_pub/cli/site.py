@@ -314,7 +314,7 @@ def demo(directory: Path | None) -> None:
         f"(export O2M_PASSPHRASE={DEMO_PASSPHRASE.decode()}):")
     out(f"  cd {folder / 'ada'} && o2m serve --watch --port {ports[0]}   "
         "# open the URL it prints, then edit a post in content/")
-    out(f"  cd {folder / 'sam'} && o2m timeline && o2m reader")
+    out(f"  cd {folder / 'sam'} && o2m timeline && o2m desk")
     if problems:
         fail(BuildFailedError(problems))
 

@@ -18,6 +18,9 @@ The parts, and why each is needed (docs/adr/0004 says what breaks if one changes
     Headers._rawHeaders, read                     a cached header set copied in one step
     Headers._rawHeaders, written                  ...and adopted without re-encoding
     twisted.web._http2 (H2Connection.streams)     open h2 streams, for a graceful stop
+    HTTPChannel._command, ._path                  the request line while its headers are
+                                                  read (a mount's body cap: read with a
+                                                  default, so a rename only loses the cap)
 
 Not private, but undocumented: ``twisted.web.http.H2_ENABLED`` (h2 is offered by ALPN
 only when Twisted can speak it); and the hooks the body rule overrides (THREATS 51,

@@ -26,7 +26,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Mapping
+from typing import IO, Any, Callable, Mapping, Protocol
 from urllib.parse import quote
 
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
@@ -41,12 +41,26 @@ from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context
 
-__all__ = ["FileCache", "Listening", "ServeError", "ServeOptions", "bind", "run"]
+__all__ = ["FileCache", "Listening", "Mount", "ServeError", "ServeOptions", "bind", "run"]
 
 LIVE_PATH = b"/_o2m/live"
 LIVE_SCRIPT_PATH = b"/_o2m/live.js"
 LIVE_SCRIPT = (b'"use strict";new EventSource("/_o2m/live").onmessage=function(){'
                b'location.reload();};\n')
+
+
+class Mount(Protocol):
+    """An application served under one path of the site (`o2m serve --desk`): `host`
+    never imports it; `cli/` passes a factory in `ServeOptions.mount`, called once in
+    each worker process after the fork. Requests whose path starts with `prefix` go to
+    `resource` (a Twisted resource), any method; `body_cap(method, headers)` says, from
+    the request line and headers alone, how many body bytes such a request may send
+    (past it: 413, and the connection closed before the body is read)."""
+
+    prefix: bytes
+    resource: Any
+
+    def body_cap(self, method: str, headers: dict[str, str]) -> int: ...
 
 
 @dataclass
@@ -68,6 +82,7 @@ class ServeOptions:
     inbox_kinds: Mapping[bytes, inbox_rules.InboxKind] = field(default_factory=dict)
     inbox_per_address: int = inbox_rules.DEFAULT_PER_ADDRESS
     inbox_total: int = inbox_rules.DEFAULT_TOTAL
+    mount: Callable[[object], Mount] | None = None  # (reactor) -> the app under one path
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -91,16 +106,25 @@ class StaticSite(resource.Resource):
     allowedMethods = (b"GET", b"HEAD")
 
     def __init__(self, cache: FileCache, live: LiveReload | None,
-                 inbox: inbox_rules.Inbox | None = None) -> None:
+                 inbox: inbox_rules.Inbox | None = None, mount: Mount | None = None) -> None:
         super().__init__()
         self.cache = cache
         self.live = live
         self.inbox = inbox
+        self.mount = mount
         self.not_found = _NotFoundPage(cache)
+
+    def mounted(self, path: bytes) -> bool:
+        """Whether `path` belongs to the mounted application (its prefix, with or
+        without the final slash)."""
+        return self.mount is not None and (path.startswith(self.mount.prefix) or
+                                           path == self.mount.prefix.rstrip(b"/"))
 
     def render(self, request: server.Request) -> bytes | int:
         if self.inbox is not None and request.path == inbox_rules.INBOX_PATH:
             return _render_inbox(self.inbox, request)
+        if self.mounted(request.path):
+            return self.mount.resource.render(request)  # type: ignore[union-attr]
         if request.method not in self.allowedMethods:
             request.setResponseCode(http.NOT_ALLOWED)
             request.setHeader(b"allow", b"GET, HEAD")
@@ -540,6 +564,14 @@ _REFUSALS = {405: b"405 Method Not Allowed", 413: b"413 Content Too Large"}
 _LINGER_BYTES = 64 * 1024  # of a refused body, read and dropped while the answer goes out
 
 
+def _request_line(channel: object) -> tuple[bytes | None, bytes | None]:
+    """(method, path) of the request whose headers were just read, before Twisted hands
+    them to the request: kept by `_DeadlineChannel.lineReceived` over HTTP/1.1, known to
+    the stream over h2."""
+    return getattr(channel, "request_line", None) or (
+        getattr(channel, "command", None), getattr(channel, "path", None))
+
+
 class _BodyRule(server.Request):
     """A request whose body follows `inbox.body_rule` (THREATS 51): allowed bytes are
     kept in memory (never Twisted's temporary file), anything else is refused at the
@@ -555,8 +587,7 @@ class _BodyRule(server.Request):
 
     def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
         self.content = io.BytesIO()
-        method, path = getattr(self.channel, "request_line", None) or (
-            getattr(self.channel, "command", None), getattr(self.channel, "path", None))
+        method, path = _request_line(self.channel)
         rule = inbox_rules.body_rule(method, path, length)
         if isinstance(rule, inbox_rules.Refuse):
             self._refuse(rule.status)
@@ -597,7 +628,25 @@ class _BodyRule(server.Request):
 
 class _StaticRequest(_BodyRule):
     """A request answered straight from the file cache: no resource traversal, no
-    per-request header objects (the cached ones are copied whole)."""
+    per-request header objects (the cached ones are copied whole). A request for the
+    mounted application (the desk) has its body capped at its headers by the mount's
+    own rule instead of the inbox's (THREATS 51 either way: kept in memory, never
+    spooled)."""
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
+        static = self.channel.site.static
+        method, path = _request_line(self.channel)
+        path = (path or b"").split(b"?", 1)[0]
+        if static.mount is None or not static.mounted(path):
+            super().gotLength(length)
+            return
+        self.content = io.BytesIO()
+        headers = {k.decode("latin-1").lower(): v[0].decode("latin-1")
+                   for k, v in self.requestHeaders.getAllRawHeaders() if v}
+        self._body_cap = static.mount.body_cap((method or b"").decode("latin-1").upper(),
+                                               headers)
+        if length is not None and length > self._body_cap:
+            self._refuse(413)
 
     def process(self) -> None:
         self.site = site = self.channel.site
@@ -718,7 +767,8 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
                               total=options.inbox_total, clock=time.monotonic,
                               later=lambda run: reactor.callLater(0, run),
                               on_error=options.report)
-    site = O2MSite(StaticSite(cache, live, inbox), options, reactor)
+    mount = options.mount(reactor) if options.mount is not None else None
+    site = O2MSite(StaticSite(cache, live, inbox, mount), options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())
     ports = _adopt_ports(reactor, listening, tls, site)
 

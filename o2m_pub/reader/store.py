@@ -50,6 +50,7 @@ from o2m_pub.config import STATE_DIR
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol.canonical import utc_text
 from o2m_pub.protocol.feeds import EquivocationError, RollbackError, is_newer
+from o2m_pub.reader import search
 from o2m_pub.reader.attachments import AttachmentCache
 from o2m_pub.reader.model import (
     FeedStateChange,
@@ -205,6 +206,12 @@ class ReaderStore:
         db = open_db(root / STATE_DIR / DB_NAME, _SCHEMA, SCHEMA_VERSION, _ERRORS,
                      legacy_version=_legacy_version, foreign_keys=True,
                      check_same_thread=False)
+        try:
+            with _ERRORS:
+                search.prepare(db)  # the full-text index: a migration step of its own
+        except BaseException:
+            db.close()
+            raise
         return cls(db, root)
 
     def close(self) -> None:

@@ -92,10 +92,25 @@ class Tracker:
         self.server.server_close()
 
 
+# `o2m reader` is now the desk (tests/desk/); reader/web.py, until it goes, runs as the
+# command ran it before: the store of the site, its zone, a free port, SIGTERM to stop.
+LEGACY_READER = """
+import sys
+from pathlib import Path
+from o2m_pub.config import load
+from o2m_pub.reader.store import ReaderStore
+from o2m_pub.reader.web import listen, run
+root = Path(sys.argv[1])
+with ReaderStore.open(root) as store:
+    listening = listen(store, load(root).tz, "127.0.0.1", 0)
+    run(lambda: print(f"o2m: reader at {listening.url} (Ctrl-C to stop)", flush=True))
+"""
+
+
 def start_reader(root: Path) -> tuple[subprocess.Popen, str]:
-    """`o2m reader --port 0` as a user runs it; returns the process and its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "-C", str(root), "reader",
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    """reader/web.py as `o2m reader --port 0` ran it; returns the process and its URL."""
+    proc = subprocess.Popen([sys.executable, "-c", LEGACY_READER, str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     ready, _, _ = select.select([proc.stdout], [], [], 60)

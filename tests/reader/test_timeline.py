@@ -205,10 +205,10 @@ def test_notifications_list_then_mark_seen(reader_store):
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.2", "::", "example.org"])
 def test_reader_refuses_to_listen_beyond_loopback(reader_store, host):
     """Decrypted posts stay on this machine: any non-loopback --host is refused before
-    anything is opened."""
+    anything is opened (`o2m reader` is now the desk's old name)."""
     result = reader_store.o2m("reader", "--host", host, ok=False)
     assert result.exit_code == 1
-    assert "the reader listens on 127.0.0.1 or ::1 only" in result.output
+    assert "the desk listens on 127.0.0.1 or ::1 only" in result.output
 
 
 def test_the_store_is_never_under_build(reader_store):

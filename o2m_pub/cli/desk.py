@@ -1,0 +1,101 @@
+"""`o2m desk` (and its old name `o2m reader`): the owner's desk in the browser, on this
+machine; and what `o2m serve --desk` mounts under the site's TLS server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from o2m_pub.cli._common import out, site_root
+
+
+def capabilities(root: Path):  # noqa: ANN201 - desk.actions.Capabilities
+    """What the desk can do beyond its own pages, wired here (cli is the one part that
+    may import every other). Reply, react and invite stay None until conversations and
+    invitations land; then they are passed here."""
+    from o2m_pub.cli.friends import renew_own_card
+    from o2m_pub.desk.actions import Capabilities
+    return Capabilities(renew_card=renew_own_card)
+
+
+def _unlock(root: Path):  # noqa: ANN202 - bytes -> Identity
+    from o2m_pub.desk.server import unlocker
+    from o2m_pub.friends.identity import load_identity
+    return unlocker(root, load_identity)
+
+
+def _run_desk(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
+    from o2m_pub.desk.app import open_app
+    from o2m_pub.desk.server import check_host, listen, run
+    from o2m_pub.desk.web import loopback_origin
+
+    host = check_host(host)  # before anything is opened
+    root = site_root(ctx)
+
+    def make(bound: int):  # noqa: ANN202 - desk.app.DeskApp
+        return open_app(root, loopback_origin(host, bound), unlock=_unlock(root),
+                        capabilities=capabilities(root))
+
+    listening = listen(make, host, port)
+
+    def started() -> None:  # once the reactor runs and Ctrl-C / SIGTERM stop it
+        out(f"o2m: desk at {listening.url} (Ctrl-C to stop)")
+        sys.stdout.flush()
+        if open_browser:
+            import webbrowser
+            webbrowser.open(listening.url)
+
+    run(started)
+
+
+_HOST = click.option("--host", default="127.0.0.1", show_default=True,
+                     help="Loopback address to listen on: 127.0.0.1 or ::1, nothing else.")
+_PORT = click.option("--port", type=click.IntRange(0, 65535), default=8480, show_default=True,
+                     help="Port to listen on (0: any free one).")
+_OPEN = click.option("--open", "open_browser", is_flag=True, help="Open it in your web browser.")
+
+
+@click.command()
+@_HOST
+@_PORT
+@_OPEN
+@click.pass_context
+def desk(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
+    """Your desk in the browser: read friends, write posts, add friends.
+
+    Served on this machine only; sign in with your passphrase. To use it from
+    anywhere, run `o2m serve --desk` (the desk under your site's TLS server).
+    Keep `o2m watch` running to publish what you write.
+    """
+    _run_desk(ctx, host, port, open_browser)
+
+
+@click.command()
+@_HOST
+@_PORT
+@_OPEN
+@click.pass_context
+def reader(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
+    """The same as `o2m desk` (its old name)."""
+    _run_desk(ctx, host, port, open_browser)
+
+
+def serve_mount(root: Path, url: str, bind_host: str, port: int):  # noqa: ANN201
+    """`ServeOptions.mount` for `o2m serve --desk`: a factory called in each worker
+    process (its own stores), answering at the site's own host (and, when the server is
+    on loopback, at 127.0.0.1 and localhost on its port)."""
+    from o2m_pub.desk.web import site_origin
+
+    extra: frozenset[str] = frozenset()
+    if bind_host in ("127.0.0.1", "::1", "localhost"):
+        extra = frozenset({f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
+    origin = site_origin(url, extra)
+
+    def make(reactor):  # noqa: ANN001, ANN202 - a host.serve.Mount
+        from o2m_pub.desk.app import open_app
+        from o2m_pub.desk.server import mount
+        return mount(lambda: open_app(root, origin, unlock=_unlock(root),
+                                      capabilities=capabilities(root)), reactor)
+    return make

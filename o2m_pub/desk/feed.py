@@ -1,0 +1,248 @@
+"""The home timeline, its filters and search, and one post, as page models over the
+reader's store. Pure but for the store's queries; times (`now`, the zone) passed in.
+
+Everything a friend wrote reaches a page through `reader.sanitize`: names and titles
+neutralised (`display_text`, then autoescaped), bodies rendered and cleaned by nh3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from o2m_pub.desk.images import own_images
+from o2m_pub.desk.people import Directory, Person
+from o2m_pub.protocol.canonical import TIME_FORMAT
+from o2m_pub.reader import search as fts
+from o2m_pub.reader.sanitize import display_text, render_post, sanitize_html
+from o2m_pub.reader.timeline import attachments, excerpt_of, headline
+
+if TYPE_CHECKING:
+    from o2m_pub.reader.model import StoredPost
+    from o2m_pub.reader.store import ReaderStore
+
+PAGE_SIZE = 20
+MAX_PHOTOS = 4  # shown inline on the timeline; the post page shows them all
+# Shown inline: raster images a browser decodes as images, never as a document.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
+_IMAGE_REF = re.compile(r"!\[([^\]\n]{0,300})\]\(\s*<?([^)\s>]+)")
+
+
+# ---------------------------------------------------------------- time in words
+
+
+def parse_utc(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+def relative_time(stored: str | None, now: dt.datetime, tz: dt.tzinfo) -> str:
+    """A stored UTC time as people read one in a timeline: "just now", "5 min ago",
+    "3 h ago", "yesterday", "4 days ago", then the date ("12 Nov", "12 Nov 2025")."""
+    when = parse_utc(stored or "")
+    if when is None:
+        return display_text(stored or "")
+    seconds = (now - when).total_seconds()
+    if seconds < -300:
+        return local_date(when, now, tz)  # from the future (a friend's clock): the date
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    days = (now.astimezone(tz).date() - when.astimezone(tz).date()).days
+    if days <= 1:
+        return "yesterday"
+    if days < 7:
+        return f"{days} days ago"
+    return local_date(when, now, tz)
+
+
+def local_date(when: dt.datetime, now: dt.datetime, tz: dt.tzinfo) -> str:
+    local = when.astimezone(tz)
+    text = f"{local.day} {local.strftime('%b')}"
+    return text if local.year == now.astimezone(tz).year else f"{text} {local.year}"
+
+
+def local_time(stored: str, tz: dt.tzinfo) -> str:
+    """The full local time, for a tooltip and the post page."""
+    when = parse_utc(stored)
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M") if when else display_text(stored)
+
+
+# ---------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class Photo:
+    url: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One post on the timeline, ready for the page (text neutralised, not escaped)."""
+
+    short_id: str
+    person: Person
+    iso_date: str
+    when: str  # "5 min ago"
+    when_full: str  # "2026-11-24 10:30", local
+    headline: str
+    excerpt: str  # "" for a note: its headline is its text
+    is_note: bool
+    tags: tuple[str, ...]
+    unread: bool
+    public: bool
+    photos: tuple[Photo, ...]
+    more_photos: int
+    cursor: str
+    reply_to: str | None
+
+
+def image_alts(markdown: str | None) -> dict[str, str]:
+    """The alt text the post's Markdown gives each image it shows, by file name."""
+    found: dict[str, str] = {}
+    for alt, target in _IMAGE_REF.findall(markdown or ""):
+        found.setdefault(target.rsplit("/", 1)[-1], alt)
+    return found
+
+
+def remote_photos(post: "StoredPost", directory: Directory, link) -> list[Photo]:  # noqa: ANN001
+    """The photos of a public post that live on the friend's own site, as the desk
+    shows them (desk/images.py fetches them from there)."""
+    friend = directory.friend(post.friend)
+    if post.markdown is not None or friend is None:
+        return []
+    return [Photo(link(f"img/{post.short_id}/{i}"), display_text(image.alt))
+            for i, image in enumerate(own_images(post.html, friend.card.url))]
+
+
+def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[Photo]:  # noqa: ANN001
+    """The post's raster images that are in the local attachment store, with the alt
+    text its Markdown gives them (else their name)."""
+    alts = image_alts(post.markdown)
+    photos = []
+    for f in attachments(post, store):
+        if f.path is not None and f.media_type in INLINE_TYPES:
+            name = f.name.rsplit("/", 1)[-1]
+            photos.append(Photo(link(f"file/{post.short_id}/{f.index}"),
+                                display_text(alts.get(name, name))))
+    return photos
+
+
+def entry(post: "StoredPost", directory: Directory, store: "ReaderStore", now: dt.datetime,
+          tz: dt.tzinfo, link) -> Entry:  # noqa: ANN001 - link: path -> URL
+    has_title = bool(post.title and post.title.strip())
+    photos = photos_of(post, store, link) or remote_photos(post, directory, link)
+    return Entry(
+        short_id=post.short_id, person=directory.person(post.friend), iso_date=post.date,
+        when=relative_time(post.date, now, tz), when_full=local_time(post.date, tz),
+        headline=headline(post) if has_title else excerpt_of(post, 500) or "(no text)",
+        excerpt=excerpt_of(post, 280) if has_title else "", is_note=not has_title,
+        tags=tuple(display_text(t) for t in post.tags), unread=not post.read,
+        public=post.audience == "public", photos=tuple(photos[:MAX_PHOTOS]),
+        more_photos=max(0, len(photos) - MAX_PHOTOS), cursor=post.cursor,
+        reply_to=display_text(post.reply_to) if post.reply_to else None)
+
+
+@dataclass(frozen=True)
+class Page:
+    entries: list[Entry]
+    older: str | None  # the cursor of the next page, if any
+
+
+def friends_posts(store: "ReaderStore", friends: Sequence[str], *, limit: int,
+                  before: str | None) -> list["StoredPost"]:
+    """The newest posts of several friends (a group), newest first."""
+    if not friends:
+        return []
+    where, args = [f"friend IN ({','.join('?' * len(friends))})"], list(friends)
+    if before:
+        date, _, short = before.partition("|")
+        where.append("(date < ? OR (date = ? AND short_id < ?))")
+        args += [date, date, short]
+    rows = store.db.execute(f"SELECT short_id FROM posts WHERE {' AND '.join(where)} "
+                            "ORDER BY date DESC, short_id DESC LIMIT ?",
+                            [*args, limit]).fetchall()
+    return [p for p in (store.post(s) for (s,) in rows) if p is not None]
+
+
+def timeline(store: "ReaderStore", directory: Directory, now: dt.datetime, tz: dt.tzinfo,
+             link, *, before: str | None = None, friend: str | None = None,  # noqa: ANN001
+             group: str | None = None, query: str | None = None) -> Page:
+    """One page of the timeline, newest first, filtered by a friend, a group (its
+    members), or a search."""
+    members = None
+    if group is not None:
+        members = list(directory.groups().get(group, ()))
+    if friend is not None:
+        members = [friend] if members is None or friend in members else []
+    if query:
+        posts = fts.search(store, query, limit=PAGE_SIZE + 1, before=before, friends=members)
+    elif members is not None and len(members) != 1:
+        posts = friends_posts(store, members, limit=PAGE_SIZE + 1, before=before)
+    else:
+        posts = store.timeline(limit=PAGE_SIZE + 1, before=before,
+                               friend=members[0] if members else None)
+    entries = [entry(p, directory, store, now, tz, link) for p in posts[:PAGE_SIZE]]
+    return Page(entries, entries[-1].cursor if len(posts) > PAGE_SIZE else None)
+
+
+def unread_count(store: "ReaderStore") -> int:
+    return store.unread_count()
+
+
+# ---------------------------------------------------------------- one post
+
+
+@dataclass(frozen=True)
+class PostView:
+    entry: Entry
+    body: str  # safe HTML (nh3's output)
+    gallery: tuple[Photo, ...]  # images the body does not show itself
+    files: tuple[tuple[str, str, str], ...]  # (name, url, size) of other attachments
+    url: str | None  # the public permalink, for a public post
+
+
+def body_html(post: "StoredPost", urls: dict[str, str],
+              own: dict[str, str] | None = None) -> tuple[str, tuple[str, ...]]:
+    """A friend's post body as safe HTML, and the attachments it shows inline; `own`
+    maps the URLs of photos on the friend's own site to the desk's copies. (When the
+    store keeps each post rendered at fetch time, THREATS.md 49, this is where the desk
+    takes the stored rendering instead.)"""
+    if post.markdown is not None:
+        safe = render_post(post.markdown, urls)
+    else:
+        html = post.html or ""
+        for url, local in (own or {}).items():  # exact src values; nh3 still cleans all
+            html = html.replace(f'src="{url}"', f'src="{local}"')
+        safe = sanitize_html(html, {f"own-{i}": u for i, u in enumerate((own or {}).values())})
+    return safe.html, safe.images
+
+
+def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
+              now: dt.datetime, tz: dt.tzinfo, link) -> PostView:  # noqa: ANN001
+    from o2m_pub.reader.timeline import human_size
+
+    files = attachments(post, store)
+    urls = {f.name: link(f"file/{post.short_id}/{f.index}") for f in files
+            if f.path is not None and f.media_type in INLINE_TYPES}
+    friend = directory.friend(post.friend)
+    own = {image.url: link(f"img/{post.short_id}/{i}") for i, image in
+           enumerate(own_images(post.html, friend.card.url if friend else None))} \
+        if post.markdown is None else {}
+    html, shown = body_html(post, urls, own)
+    alts = image_alts(post.markdown)
+    gallery = tuple(Photo(urls[f.name], display_text(alts.get(f.name, f.name))) for f in files
+                    if f.name in urls and f.name not in shown)
+    others = tuple((f.name, link(f"file/{post.short_id}/{f.index}"), human_size(f.size))
+                   for f in files if f.name not in urls)
+    url = post.url if post.url and post.url.startswith("https://") else None
+    return PostView(entry(post, directory, store, now, tz, link), html, gallery, others,
+                    display_text(url) if url else None)

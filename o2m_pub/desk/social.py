@@ -1,0 +1,267 @@
+"""Friends: the owner's card (text and QR), adding a friend by pasting their card with the
+fingerprint check made visible, groups, rename, remove, and each friend's last fetch and
+any problem in plain words. The changes go through `friends.friend_store.FriendStore`,
+the same code as `o2m friend …` and `o2m group …`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from o2m_pub.desk import feed
+from o2m_pub.desk.app import Ctx, Routes
+from o2m_pub.desk.people import health
+from o2m_pub.desk.web import Response, redirect
+from o2m_pub.errors import O2MError
+from o2m_pub.friends.friend_store import FriendError, KeyChangeError, valid_name
+from o2m_pub.protocol.cards import CardError, card_from_any, card_to_text
+from o2m_pub.protocol.keyfile import fingerprint
+
+if TYPE_CHECKING:
+    from o2m_pub.desk.app import DeskApp
+
+ROUTES = Routes()
+_NAME = r"([^/]{1,200})"
+
+
+def _relative(app: "DeskApp", ctx: Ctx):  # noqa: ANN202 - utc text -> words
+    return lambda stored: feed.relative_time(stored, ctx.now, app.tz)
+
+
+@ROUTES.add("GET", r"/friends")
+def friends_page(app: "DeskApp", ctx: Ctx) -> Response:
+    people = app.directory.people()
+    rows = []
+    for name, person in people.items():
+        state = app.reader.friend_state(name)
+        rows.append({"person": person, "health": health(state, ctx.now, _relative(app, ctx))})
+    return app.page(ctx, "friends.html", title="Friends", rows=rows,
+                    groups=app.directory.groups(), nav="friends")
+
+
+@ROUTES.add("GET", rf"/friends/{_NAME}")
+def friend_page(app: "DeskApp", ctx: Ctx, raw: str, *, status: int = 200,
+                message: str | None = None) -> Response:
+    name = unquote(raw)
+    if name in ("add",):
+        return add_page(app, ctx)
+    friend = app.directory.friend(name)
+    if friend is None:
+        return app.error(ctx, 404, "You have no friend of that name.")
+    person = app.directory.person(name)
+    state = app.reader.friend_state(name)
+    return app.page(ctx, "friend.html", status=status, title=person.display, person=person,
+                    health=health(state, ctx.now, _relative(app, ctx)),
+                    groups=app.directory.groups(), message=message,
+                    previous_keys=len(friend.previous_keys), nav="friends")
+
+
+# ---------------------------------------------------------------- adding a friend
+
+
+@ROUTES.add("GET", r"/friends/add")
+def add_page(app: "DeskApp", ctx: Ctx, *, status: int = 200, message: str | None = None,
+             card_text: str = "", name: str = "") -> Response:
+    return app.page(ctx, "add_friend.html", status=status, title="Add a friend",
+                    message=message, card_text=card_text, name=name, card=None,
+                    nav="friends")
+
+
+@ROUTES.add("POST", r"/friends/add")
+def add_friend(app: "DeskApp", ctx: Ctx) -> Response:
+    """Step 1 (no `confirm`): read the pasted card and show who it is, with its
+    fingerprint to compare. Step 2: add it, only with the fingerprint confirmed (typed,
+    or ticked as compared)."""
+    form = ctx.form
+    text = "".join(form.get("card", "").split())[:8000]
+    name = form.get("name", "").strip().lower()
+    try:
+        card = card_from_any(text)
+    except CardError as e:
+        return add_page(app, ctx, status=400, message=f"{e} ({e.hint})" if e.hint else str(e),
+                        card_text=text, name=name)
+    fp = fingerprint(card.sign_pk, card.box_pk)
+    suggested = name or _suggest_name(card.name, app.directory.people())
+    show = {"name": feed.display_text(card.name), "url": feed.display_text(card.url),
+            "fingerprint": fp}
+    step2 = form.get("step") == "confirm"
+    typed = " ".join(form.get("typed", "").split())
+    confirmed = form.get("compared") == "yes" or (typed and typed == fp)
+    if not step2 or not confirmed:
+        message = None
+        if step2 and typed:
+            message = "The fingerprint you typed is not this card's: do not add it."
+        elif step2:
+            message = "Compare the fingerprint with your friend first, then tick the box " \
+                      "or type it."
+        return app.page(ctx, "add_friend.html", status=400 if step2 else 200,
+                        title="Add a friend", message=message, card_text=text,
+                        name=suggested, card=show, key_change=None, nav="friends")
+    if not valid_name(name):
+        return app.page(ctx, "add_friend.html", status=400, title="Add a friend",
+                        message="A friend's name is lower-case letters, digits, - and _ "
+                                "(it is how you name them in audience:)", card_text=text,
+                        name=suggested, card=show, key_change=None, nav="friends")
+    accept = form.get("accept_key_change") == "yes"
+    try:
+        app.directory.store.add(name, card, now=ctx.now, accept_key_change=accept)
+    except KeyChangeError as e:
+        return app.page(ctx, "add_friend.html", status=409, title="Add a friend",
+                        message=str(e), card_text=text, name=name, card=show,
+                        key_change={"old": e.old_fingerprint, "new": e.new_fingerprint},
+                        nav="friends")
+    except FriendError as e:
+        return app.page(ctx, "add_friend.html", status=400, title="Add a friend",
+                        message=f"{e} ({e.hint})" if e.hint else str(e), card_text=text,
+                        name=name, card=show, key_change=None, nav="friends")
+    app.directory.forget()
+    return redirect(app.link(f"friends/{name}") + "?done=added")
+
+
+def _suggest_name(display: str, people: dict) -> str:  # noqa: ANN001
+    """A local name from the card's name: "Ada Lovelace" -> "ada"."""
+    word = "".join(c for c in display.split()[0].lower() if c.isascii() and
+                   (c.isalnum() or c in "-_")) if display.split() else ""
+    word = word or "friend"
+    name, n = word[:60], 2
+    while name in people:
+        name, n = f"{word[:58]}-{n}", n + 1
+    return name
+
+
+# ---------------------------------------------------------------- rename, remove, groups
+
+
+@ROUTES.add("POST", rf"/friends/{_NAME}/rename")
+def rename(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
+    name = unquote(raw)
+    new = ctx.form.get("new", "").strip().lower()
+    try:
+        app.directory.store.rename(name, new)
+    except FriendError as e:
+        return friend_page(app, ctx, raw, status=400,
+                           message=f"{e} ({e.hint})" if e.hint else str(e))
+    app.directory.forget()
+    return redirect(app.link(f"friends/{new}") + "?done=renamed")
+
+
+@ROUTES.add("POST", rf"/friends/{_NAME}/remove")
+def remove(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
+    name = unquote(raw)
+    if ctx.form.get("confirm") != "yes":
+        return friend_page(app, ctx, raw, status=400,
+                           message="Tick the box to confirm that you want to remove them.")
+    app.directory.store.remove(name)
+    app.directory.forget()
+    return redirect(app.link("friends") + "?done=removed")
+
+
+@ROUTES.add("POST", rf"/friends/{_NAME}/groups")
+def friend_groups(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
+    """The groups a friend is in, as ticked (groups of o2m.toml stay as they are)."""
+    name = unquote(raw)
+    if app.directory.friend(name) is None:
+        return app.error(ctx, 404, "You have no friend of that name.")
+    wanted = {g for g in ctx.form.get("groups[]", "").split("\n") if g}
+    new_group = ctx.form.get("new_group", "").strip().lower()
+    if new_group:
+        wanted.add(new_group)
+    store = app.directory.store
+    try:
+        for group, members in store.groups().items():
+            if name in members and group not in wanted and \
+                    name not in store.config_groups.get(group, ()):
+                store.group_remove(group, [name])
+        for group in wanted:
+            if name not in store.groups().get(group, ()):
+                store.group_add(group, [name])
+    except FriendError as e:
+        app.directory.forget()
+        return friend_page(app, ctx, raw, status=400,
+                           message=f"{e} ({e.hint})" if e.hint else str(e))
+    app.directory.forget()
+    return redirect(app.link(f"friends/{raw}") + "?done=groups")
+
+
+@ROUTES.add("GET", r"/groups")
+def groups_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,
+                message: str | None = None) -> Response:
+    return app.page(ctx, "groups.html", status=status, title="Groups",
+                    groups=app.directory.groups(), people=app.directory.people(),
+                    config_groups=app.directory.store.config_groups, message=message,
+                    nav="friends")
+
+
+@ROUTES.add("POST", r"/groups")
+def make_group(app: "DeskApp", ctx: Ctx) -> Response:
+    group = ctx.form.get("name", "").strip().lower()
+    members = [m for m in ctx.form.get("members[]", "").split("\n") if m]
+    try:
+        app.directory.store.group_add(group, members)
+    except FriendError as e:
+        return groups_page(app, ctx, status=400, message=f"{e} ({e.hint})" if e.hint else str(e))
+    app.directory.forget()
+    return redirect(app.link("groups") + "?done=groups")
+
+
+@ROUTES.add("POST", rf"/groups/{_NAME}/delete")
+def delete_group(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
+    try:
+        app.directory.store.group_delete(unquote(raw))
+    except FriendError as e:
+        return groups_page(app, ctx, status=400, message=f"{e} ({e.hint})" if e.hint else str(e))
+    app.directory.forget()
+    return redirect(app.link("groups") + "?done=groups")
+
+
+# ---------------------------------------------------------------- your card
+
+
+@ROUTES.add("GET", r"/card")
+def card_page(app: "DeskApp", ctx: Ctx) -> Response:
+    from o2m_pub.friends.identity import own_card
+    card = own_card(app.root)
+    if card is None:
+        return app.error(ctx, 404, "This site has no card yet.", "`o2m card` makes one")
+    return app.page(ctx, "card.html", title="Your card", text=card_to_text(card),
+                    name=card.name, url=card.url,
+                    fingerprint=fingerprint(card.sign_pk, card.box_pk), nav="friends")
+
+
+@ROUTES.add("GET", r"/card\.svg")
+def card_qr(app: "DeskApp", ctx: Ctx) -> Response:
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.friends.qr import qr_svg
+    card = own_card(app.root)
+    if card is None:
+        return Response(404, b"", "text/plain; charset=utf-8")
+    try:
+        svg = qr_svg(card_to_text(card), scale=4)
+    except O2MError:
+        return Response(404, b"", "text/plain; charset=utf-8")
+    return Response(200, svg, "image/svg+xml", {"Cache-Control": "private, no-cache"})
+
+
+# ---------------------------------------------------------------- invitations (later)
+
+
+@ROUTES.add("POST", r"/friends/invite")
+def invite(app: "DeskApp", ctx: Ctx) -> Response:
+    """Make an invitation: only once connections plug an `InviteAction` in
+    (actions.py); until then a 404 like any unknown route."""
+    if app.caps.invite is None:
+        return app.error(ctx, 404, "There is nothing here.")
+    name = ctx.form.get("name", "").strip().lower()
+    text = app.caps.invite.invite(name)
+    return app.page(ctx, "invitation.html", title="Invitation", text=text, name=name,
+                    nav="friends")
+
+
+@ROUTES.add("POST", r"/friends/accept")
+def accept(app: "DeskApp", ctx: Ctx) -> Response:
+    """Accept an invitation: only once connections plug an `InviteAction` in."""
+    if app.caps.invite is None:
+        return app.error(ctx, 404, "There is nothing here.")
+    name = app.caps.invite.accept(ctx.form.get("text", ""), ctx.form.get("name", "").strip())
+    app.directory.forget()
+    return redirect(app.link(f"friends/{name}") + "?done=added")

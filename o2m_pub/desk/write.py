@@ -1,0 +1,341 @@
+"""Writing: compose a post (Markdown with a preview by the builder's own renderer,
+title, tags, audience, a photo with its alt text), save it as a draft or publish it,
+edit and delete the owner's posts, and the profile. Files in `content/` stay the source
+of truth: `posts.Posts` writes them as the owner would by hand."""
+
+from __future__ import annotations
+
+import posixpath
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from markupsafe import Markup
+
+from o2m_pub.desk import photos as photo_rules
+from o2m_pub.desk import profile
+from o2m_pub.desk.app import Ctx, Routes
+from o2m_pub.desk.posts import Draft, EditConflictError, PostPathError
+from o2m_pub.desk.web import DeskError, Response, Slow, redirect
+from o2m_pub.errors import O2MError, PostError
+from o2m_pub.friends.friend_store import FriendError, resolve_audience
+
+if TYPE_CHECKING:
+    from o2m_pub.desk.app import DeskApp
+
+ROUTES = Routes()
+MAX_ALT_CHARS = 500
+
+
+# ---------------------------------------------------------------- the form
+
+
+def draft_from_form(app: "DeskApp", form: dict[str, str]) -> Draft:
+    """The compose form as a Draft (the audience checked against friends and groups).
+
+    Raises:
+        FriendError: an audience name that names nobody.
+        DeskError: "some people" with nobody chosen.
+    """
+    mode = form.get("audience", "friends")
+    if mode == "public":
+        audience: tuple[str, ...] = ("public",)
+    elif mode == "some":
+        names = tuple(n for n in form.get("people[]", "").split("\n") if n)
+        if not names:
+            raise DeskError("choose at least one group or friend, or another audience")
+        audience = tuple(dict.fromkeys(names))
+    else:
+        audience = ("friends",)
+    resolve_audience(audience, app.directory.people(), app.directory.groups())
+    return Draft(title=form.get("title", "")[:300], body=form.get("body", ""),
+                 tags=form.get("tags", "")[:500], audience=audience,
+                 draft=form.get("action") == "draft")
+
+
+def _photo_from(ctx: Ctx) -> tuple[bytes, str, str] | None:
+    """The uploaded photo, checked and re-encoded, with its alt text.
+
+    Raises:
+        PhotoError: not a usable photo; DeskError: no alt text.
+    """
+    upload = ctx.request.files.get("photo")
+    if upload is None:
+        return None
+    alt = " ".join(ctx.form.get("alt", "").split())[:MAX_ALT_CHARS]
+    if not alt:
+        raise DeskError("describe the photo in a few words (its alt text), for people "
+                        "who cannot see it")
+    photo = photo_rules.prepare(upload.data)
+    return photo.data, photo.extension, alt
+
+
+def _compose_page(app: "DeskApp", ctx: Ctx, draft: Draft, *, path: str | None = None,
+                  base: str = "", status: int = 200, message: str | None = None,
+                  preview: str | None = None) -> Response:
+    people = app.directory.people()
+    groups = app.directory.groups()
+    mode = "public" if draft.audience == ("public",) else \
+        "friends" if draft.audience == ("friends",) else "some"
+    photos = []
+    if path is not None:
+        folder_photos = _bundle_photos(app, path)
+        photos = [(name, app.link("media") + "?" + _q(path=path, name=name))
+                  for name in folder_photos]
+    title = "Edit post" if path else "Write"
+    return app.page(ctx, "compose.html", status=status, title=title, draft=draft,
+                    path=path, base_digest=base, mode=mode, chosen=set(draft.audience),
+                    people=people, groups=groups, message=message, photos=photos,
+                    preview=Markup(preview) if preview is not None else None,
+                    nav="write")
+
+
+def _q(**values: str) -> str:
+    from urllib.parse import urlencode
+    return urlencode(values)
+
+
+def _bundle_photos(app: "DeskApp", path: str) -> list[str]:
+    import os
+
+    from o2m_pub.desk.posts import PHOTO_RE, resolve
+    if not path.endswith("/index.md"):
+        return []
+    folder = resolve(app.root, path).parent
+    try:
+        return sorted(n for n in os.listdir(folder) if PHOTO_RE.fullmatch(n))
+    except OSError:
+        return []
+
+
+# ---------------------------------------------------------------- preview
+
+
+@lru_cache(maxsize=1)
+def _renderer():  # noqa: ANN202 - site.markup.MarkdownRenderer: one pipeline, reused
+    from o2m_pub.site.markup import MarkdownRenderer
+    return MarkdownRenderer()
+
+
+def preview_html(app: "DeskApp", body: str, path: str | None) -> str:
+    """The body as the builder renders it (`site.markup`), its references to files of
+    the post's folder shown from the desk, then cleaned by nh3 like a friend's post."""
+    from o2m_pub.reader.sanitize import sanitize_html
+    from o2m_pub.site.markup import resolve_markers
+
+    source = f"content/{path}" if path else "content/new/index.md"
+    rendered = _renderer().render(body[:512 * 1024], source)
+    folder = posixpath.dirname(source)
+    local: dict[str, str] = {}
+
+    def resolve(kind: str, target: str, fragment: str) -> str:
+        if kind == "MEDIA" and path and posixpath.dirname(target) == folder:
+            name = posixpath.basename(target)
+            local[name] = app.link("media") + "?" + _q(path=path, name=name)
+            return name
+        return "#"
+
+    html = resolve_markers(rendered.html, resolve)
+    return sanitize_html(html, local).html
+
+
+@ROUTES.add("POST", r"/preview")
+def preview_fragment(app: "DeskApp", ctx: Ctx) -> Response:
+    """The preview alone (the script's call, as the owner types)."""
+    path = ctx.form.get("path") or None
+    return Response(200, preview_html(app, ctx.form.get("body", ""), path).encode())
+
+
+@ROUTES.add("GET", r"/media")
+def media(app: "DeskApp", ctx: Ctx) -> Response:
+    """A photo of one of the owner's bundle posts (for the preview and the edit page)."""
+    try:
+        found = app.posts.media(ctx.query.get("path", ""), ctx.query.get("name", ""))
+    except PostPathError:
+        found = None
+    if found is None:
+        return Response(404, b"", "text/plain; charset=utf-8")
+    kind = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[found.suffix[1:]]
+    return Response(200, found.read_bytes(), kind, {"Cache-Control": "private, no-cache"})
+
+
+# ---------------------------------------------------------------- new post
+
+
+@ROUTES.add("GET", r"/write")
+def write_page(app: "DeskApp", ctx: Ctx) -> Response:
+    from o2m_pub.config import load
+    return _compose_page(app, ctx, Draft(audience=load(app.root).default_audience))
+
+
+@ROUTES.add("POST", r"/write")
+def write_post(app: "DeskApp", ctx: Ctx) -> Response:
+    form = ctx.form
+    try:
+        draft = draft_from_form(app, form)
+    except (FriendError, DeskError) as e:
+        return _compose_page(app, ctx, _loose_draft(form), status=400, message=str(e))
+    if form.get("action") == "preview":
+        return _compose_page(app, ctx, draft, preview=preview_html(app, draft.body, None))
+    try:
+        photo = _photo_from(ctx)
+        if not draft.title.strip() and not draft.body.strip() and photo is None:
+            raise DeskError("write something first")
+        path = app.posts.create(draft, ctx.now, [photo] if photo else [])
+    except (DeskError, PostError) as e:
+        return _compose_page(app, ctx, draft, status=400, message=_message(e))
+    done = "draft" if draft.draft else "saved"
+    return redirect(app.link("posts/edit") + "?" + _q(path=path, done=done))
+
+
+def _loose_draft(form: dict[str, str]) -> Draft:
+    """The form as typed, to show again with a message (nothing checked)."""
+    names = tuple(n for n in form.get("people[]", "").split("\n") if n)
+    mode = form.get("audience", "friends")
+    audience = ("public",) if mode == "public" else names if mode == "some" and names \
+        else ("friends",)
+    return Draft(title=form.get("title", ""), body=form.get("body", ""),
+                 tags=form.get("tags", ""), audience=audience)
+
+
+def _message(e: O2MError) -> str:
+    if isinstance(e, PostError):
+        return f"{e.problem.message}" + (f" ({e.problem.hint})" if e.problem.hint else "")
+    return f"{e}" + (f" ({e.hint})" if e.hint else "")
+
+
+# ---------------------------------------------------------------- the owner's posts
+
+
+@ROUTES.add("GET", r"/posts")
+def posts_page(app: "DeskApp", ctx: Ctx) -> Response:
+    posts = app.posts.list()
+    try:
+        start = max(0, int(ctx.query.get("from", "0")))
+    except ValueError:
+        start = 0
+    shown = posts[start:start + 50]
+    rows = [{"path": p.path, "title": p.title or "(a note)", "draft": p.draft,
+             "audience": ", ".join(p.audience), "problem": p.problem,
+             "date": p.date.astimezone(app.tz).strftime("%Y-%m-%d %H:%M") if not p.problem
+             else ""} for p in shown]
+    return app.page(ctx, "posts.html", title="Your posts", rows=rows, total=len(posts),
+                    next_from=start + 50 if len(posts) > start + 50 else None,
+                    prev_from=max(0, start - 50) if start else None, nav="posts")
+
+
+@ROUTES.add("GET", r"/posts/edit")
+def edit_page(app: "DeskApp", ctx: Ctx) -> Response:
+    path = ctx.query.get("path", "")
+    own, draft, data = app.posts.open(path)
+    from o2m_pub.desk.posts import digest
+    return _compose_page(app, ctx, draft, path=path, base=digest(data),
+                         message=own.problem, preview=preview_html(app, draft.body, path))
+
+
+@ROUTES.add("POST", r"/posts/edit")
+def edit_post(app: "DeskApp", ctx: Ctx) -> Response:
+    form = ctx.form
+    path, base = form.get("path", ""), form.get("base", "")
+    app.posts.open(path)  # a path of content/ that exists, or PostPathError
+    try:
+        draft = draft_from_form(app, form)
+    except (FriendError, DeskError) as e:
+        return _compose_page(app, ctx, _loose_draft(form), path=path, base=base, status=400,
+                             message=str(e))
+    if form.get("action") == "preview":
+        return _compose_page(app, ctx, draft, path=path, base=base,
+                             preview=preview_html(app, draft.body, path))
+    try:
+        photo = _photo_from(ctx)
+        app.posts.save(path, draft, base, ctx.now, [photo] if photo else [])
+    except EditConflictError as e:
+        return _compose_page(app, ctx, draft, path=path, base=base, status=409,
+                             message=_message(e))
+    except (DeskError, PostError) as e:
+        return _compose_page(app, ctx, draft, path=path, base=base, status=400,
+                             message=_message(e))
+    done = "draft" if draft.draft else "saved"
+    return redirect(app.link("posts/edit") + "?" + _q(path=path, done=done))
+
+
+@ROUTES.add("GET", r"/posts/delete")
+def delete_page(app: "DeskApp", ctx: Ctx) -> Response:
+    from o2m_pub.desk.posts import digest
+    path = ctx.query.get("path", "")
+    own, draft, data = app.posts.open(path)
+    return app.page(ctx, "confirm.html", title="Delete post", action=app.link("posts/delete"),
+                    question=f"Delete “{own.title or '(a note)'}”?",
+                    detail="Its file (and the photos in its folder) go from content/; the "
+                           "next build takes it off your site and out of friends' feeds.",
+                    fields={"path": path, "base": digest(data)}, button="Delete",
+                    cancel=app.link("posts/edit") + "?" + _q(path=path), nav="posts")
+
+
+@ROUTES.add("POST", r"/posts/delete")
+def delete_post(app: "DeskApp", ctx: Ctx) -> Response:
+    path, base = ctx.form.get("path", ""), ctx.form.get("base", "")
+    try:
+        app.posts.delete(path, base)
+    except EditConflictError as e:
+        return app.error(ctx, 409, str(e), "open the post again to see what changed")
+    return redirect(app.link("posts") + "?done=deleted")
+
+
+# ---------------------------------------------------------------- profile
+
+
+@ROUTES.add("GET", r"/profile")
+def profile_page(app: "DeskApp", ctx: Ctx) -> Response:
+    return _profile_page(app, ctx)
+
+
+def _profile_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,
+                  message: str | None = None, name: str | None = None) -> Response:
+    from o2m_pub.config import load
+    from o2m_pub.friends.identity import own_card
+    config = load(app.root)
+    card = own_card(app.root)
+    return app.page(ctx, "profile.html", status=status, title="Profile",
+                    name=name if name is not None else config.author, url=config.url,
+                    card_name=card.name if card else None, message=message,
+                    fields=app.caps.profile_fields, nav="settings")
+
+
+@ROUTES.add("POST", r"/profile")
+def save_profile(app: "DeskApp", ctx: Ctx) -> Response | Slow:
+    """A new display name: o2m.toml's author, and a card signed anew with it (the
+    passphrase is asked again: signing needs the key, which the desk never keeps)."""
+    name = ctx.form.get("name", "")
+    try:
+        name = profile.check_name(name)
+    except DeskError as e:
+        return _profile_page(app, ctx, status=400, message=str(e), name=name)
+    if app.caps.renew_card is None:
+        return _profile_page(app, ctx, status=500, name=name,
+                             message="this desk cannot sign a card (run `o2m card --renew`)")
+    passphrase = ctx.form.get("passphrase", "")
+    wait = app.desk.begin_attempt(ctx.request.client, app.clock()) if passphrase else 0
+    if not passphrase or wait > 0:
+        text = "Type your passphrase: a new card is signed with your key." if not passphrase \
+            else f"Too many attempts: try again in {int(wait) + 1} seconds."
+        return _profile_page(app, ctx, status=400 if not passphrase else 429, message=text,
+                             name=name)
+    secret = passphrase.encode("utf-8")
+
+    def then(result: object) -> Response:
+        from o2m_pub.protocol.keyfile import WrongPassphraseError
+        if isinstance(result, WrongPassphraseError):
+            return _profile_page(app, ctx, status=401, name=name,
+                                 message="That is not your passphrase.")
+        if isinstance(result, BaseException):
+            raise result
+        app.desk.forgive(ctx.request.client)
+        old = profile.set_author(app.root, name)
+        try:
+            app.caps.renew_card(app.root, result)  # type: ignore[misc]
+        except BaseException:
+            profile.restore(app.root, old)
+            raise
+        return redirect(app.link("profile") + "?done=profile")
+
+    return Slow(work=lambda: app.unlock(secret), then=then)
