@@ -255,7 +255,9 @@ def test_a_friend_removed_and_added_again_never_sees_the_sequence_go_back(social
 
 def test_a_build_killed_after_writing_heads_does_not_reuse_their_numbers(social, tmp_path):
     """The heads are in build/ but the state was not committed (simulated by putting the
-    previous state back, as a kill before the commit leaves it, floor excepted)."""
+    previous state back, as a kill before the commit leaves it, floor excepted): the next
+    head still carries a higher sequence number, which Bob's reader takes as fresh, not
+    as a second head under a number it has seen (equivocation, PROTOCOL.md §3.5 step 8)."""
     root, bob, carol, ada = social
     post(root, "a", "One", "friends")
     build(root)
@@ -264,11 +266,25 @@ def test_a_build_killed_after_writing_heads_does_not_reuse_their_numbers(social,
     states_before = sqlite3.connect(db).execute("SELECT reader, state FROM feeds").fetchall()
     post(root, "b", "Two", "friends")
     build(root)
+    head2 = _bobs_head(root, bob, ada)
     with sqlite3.connect(db) as con:  # the feed states as they were before that build
         con.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)", states_before)
     post(root, "c", "Three", "friends")
     build(root)  # no refusal: the floor was recorded before the heads were written
+    head3 = _bobs_head(root, bob, ada)
+    assert head3.seq > head2.seq
+    verdict = feeds.accept_head(head3, stored_seq=head2.seq, stored_signed=head2.signed,
+                                now=NOW.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert verdict.fresh
     assert titles(bob.read_feed(root / "build", ada)) == {"One", "Two", "Three"}
+
+
+def _bobs_head(root, bob, ada) -> feeds.Head:
+    """Bob's head as it lies in build/ now, opened with his keys."""
+    secrets = feeds.pairwise_secrets(bytes(bob.box), ada.box_pk, ada.sign_pk,
+                                     bytes(bob.sign.verify_key))
+    return feeds.open_head((root / "build" / secrets.head_path).read_bytes(), secrets,
+                           author_sign_pk=ada.sign_pk, reader_sign_pk=bytes(bob.sign.verify_key))
 
 
 def test_losing_the_state_folder_continues_every_feed_above_the_published_one(social):
