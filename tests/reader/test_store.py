@@ -101,20 +101,33 @@ def test_post_by_short_id_and_prefix(store):
     assert store.post("ab") is None  # too short to mean anything
 
 
+def _two_ids_sharing_a_prefix(friend_key: str) -> tuple[str, str, str]:
+    """Two post ids of one friend whose short ids start with the same 4 characters (a
+    birthday search, about 1,300 ids), and the longest prefix they share."""
+    seen: dict[str, str] = {}
+    for i in range(100_000):
+        short = short_id_for(friend_key, f"post{i}")
+        if short[:4] in seen:
+            other = short_id_for(friend_key, seen[short[:4]])
+            common = next(short[:n] for n in range(len(short), 3, -1) if other[:n] == short[:n])
+            return seen[short[:4]], f"post{i}", common
+        seen[short[:4]] = f"post{i}"
+    raise AssertionError("no shared prefix")  # pragma: no cover
+
+
 def test_an_ambiguous_prefix_is_an_error(store):
-    add(store, "bob", [row(i) for i in range(200)])
-    shorts = sorted(p.short_id for p in store.timeline(limit=500))
-    pairs = [(a, b) for a, b in zip(shorts, shorts[1:]) if a[:2] == b[:2]]
-    a, b = pairs[0]
-    common = a[:next(i for i in range(10) if a[i] != b[i])]
-    if len(common) >= 4:
-        with pytest.raises(AmbiguousPostError):
-            store.post(common)
-    # two posts with 4-char equal prefixes are rare; build one by hand to be sure
-    store.db.execute("UPDATE posts SET short_id = 'abcd1' WHERE id = 'post1'")
-    store.db.execute("UPDATE posts SET short_id = 'abcd2' WHERE id = 'post2'")
-    with pytest.raises(AmbiguousPostError):
-        store.post("abcd")
+    """A prefix two stored posts share is refused, naming both; one more character of
+    either id finds that post."""
+    first, second, common = _two_ids_sharing_a_prefix("KEY-bob")
+    add(store, "bob", [row(1, id=first), row(2, id=second)])
+    shorts = sorted(short_id_for("KEY-bob", pid) for pid in (first, second))
+    for prefix in (common[:4], common):
+        with pytest.raises(AmbiguousPostError) as refused:
+            store.post(prefix)
+        assert all(s in str(refused.value) for s in shorts)
+    for pid in (first, second):
+        full = short_id_for("KEY-bob", pid)
+        assert store.post(full[:len(common) + 1]).id == pid
 
 
 def test_edits_replace_and_tombstones_delete(store):
@@ -283,22 +296,42 @@ def test_a_damaged_store_is_one_clear_error(tmp_path):
 
 
 def test_first_page_of_100000_posts_reads_only_the_index(store):
-    """The timeline's queries walk an index in order (no sort of the whole table): the
-    speed itself is measured in bench/, not here."""
+    """The timeline's own queries (as the store builds them: all posts, one friend's, one
+    tag's, and each of those past a cursor) walk an index in order, with no sort of the
+    whole table: the speed itself is measured in bench/, not here."""
     stamp = "2026-11-24T12:00:00Z"
     store.db.execute("BEGIN")
     store.db.executemany(
         "INSERT INTO posts (friend, id, short_id, audience, date, fetched) VALUES (?,?,?,?,?,?)",
         ((f"f{i % 100}", f"id{i}", f"s{i:08d}", "private",
           f"20{10 + i % 16}-0{i % 9 + 1}-1{i % 10}T00:00:00Z", stamp) for i in range(100_000)))
+    store.db.execute("INSERT INTO post_tags (tag, date, short_id) "
+                     "SELECT 't' || (rowid % 7), date, short_id FROM posts")
     store.db.execute("COMMIT")
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)  # the SQL as run, values bound
     page = store.timeline(limit=50)
+    cursor = page[-1].cursor
+    pages = {"all": page}
+    for name, kw in [("before", dict(before=cursor)), ("tag", dict(tag="t3")),
+                     ("tag before", dict(tag="t3", before=cursor)),
+                     ("friend", dict(friend="f1")),
+                     ("friend before", dict(friend="f1", before=cursor))]:
+        pages[name] = store.timeline(limit=50, **kw)
+    store.db.set_trace_callback(None)
     assert len(page) == 50 and page[0].date == "2025-09-19T00:00:00Z"
-    for sql in ("SELECT * FROM posts p ORDER BY p.date DESC, p.short_id DESC LIMIT 50",
-                "SELECT * FROM posts p WHERE p.friend = 'f1' ORDER BY p.date DESC, "
-                "p.short_id DESC LIMIT 50"):
-        plan = " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
-        assert "INDEX" in plan and "TEMP B-TREE" not in plan, plan
+    assert all(len(p) == 50 for p in pages.values())
+    assert all(p.cursor < cursor for name in ("before", "tag before", "friend before")
+               for p in pages[name])
+    assert {p.friend for name in ("friend", "friend before") for p in pages[name]} == {"f1"}
+    assert len(statements) == len(pages), statements  # one query a page
+    for sql in statements:
+        plan = [r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert not any("TEMP B-TREE" in step for step in plan), (sql, plan)
+        assert all("USING INDEX" in step or "USING PRIMARY KEY" in step for step in plan), \
+            (sql, plan)
+        if " WHERE " in sql:  # a filter or a cursor seeks into the index, never walks it
+            assert all(step.startswith("SEARCH ") for step in plan), (sql, plan)
 
 
 def test_a_short_id_already_taken_gets_a_longer_one(store):
