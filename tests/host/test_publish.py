@@ -29,6 +29,7 @@ from support.hosts import (
     wait_for_port,
     write_post,
 )
+from support.system import as_unprivileged, try_mount_tmpfs
 
 from o2m_pub.host.publish.plan import (
     DEFAULT_GRACE,
@@ -420,17 +421,6 @@ def test_a_publish_record_from_before_keeps_working(tmp_path):
     assert "up to date" in r.stdout
 
 
-def _as_unprivileged(args: list[str]) -> list[str]:
-    """As root, drop the capabilities that bypass file modes, so permissions apply."""
-    if os.geteuid() != 0:
-        return args
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is needed to drop root's file capabilities")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner,-linux_immutable",
-            *args]
-
-
 def test_permission_error_is_one_line_and_keeps_the_site(tmp_path):
     root, bob, ada = make_site(tmp_path)
     www = tmp_path / "www"
@@ -439,7 +429,7 @@ def test_permission_error_is_one_line_and_keeps_the_site(tmp_path):
     update_site(root)
     os.chmod(www / "o", 0o555)
     try:
-        r = subprocess.run(_as_unprivileged([sys.executable, "-m", "o2m_pub", "publish", str(www)]),
+        r = subprocess.run(as_unprivileged([sys.executable, "-m", "o2m_pub", "publish", str(www)]),
                            cwd=root, capture_output=True, text=True, timeout=120,
                            stdin=subprocess.DEVNULL)
     finally:
@@ -468,20 +458,11 @@ def test_threat_48_full_disk_injected_keeps_the_previous_site(tmp_path):
     assert titles(bob.read_feed(www, ada)) == {"Only for friends", "Second secret"}
 
 
-def _try_mount_tmpfs(folder: Path, size: str) -> bool:
-    folder.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
-                        str(folder)], capture_output=True)
-    return r.returncode == 0
-
-
 def test_threat_48_full_disk_real_tmpfs(tmp_path):
     """A real full file system (a small tmpfs; needs root and mount rights)."""
     root, bob, ada = make_site(tmp_path)
     www = tmp_path / "www"
-    if not _try_mount_tmpfs(www, "400k"):
+    if not try_mount_tmpfs(www, "400k"):
         pytest.skip("cannot mount a small tmpfs here (needs root with mount rights)")
     try:
         o2m(root, "publish", str(www))
@@ -685,7 +666,7 @@ def test_rclone_permission_error_is_one_line(tmp_path, monkeypatch):
 
 def test_rclone_full_disk_is_one_line(tmp_path, monkeypatch):
     folder = tmp_path / "small"
-    if not _try_mount_tmpfs(folder, "300k"):
+    if not try_mount_tmpfs(folder, "300k"):
         pytest.skip("cannot mount a small tmpfs here (needs root with mount rights)")
     try:
         server = SFTPServer(tmp_path, folder=folder)
