@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 import ssl
+import threading
 import time
 from pathlib import Path
 
@@ -89,8 +90,36 @@ def test_threat_24_trickling_headers_are_cut_by_the_deadline(hostile):
 
 
 def test_threat_24_a_hanging_handshake_times_out(hostile):
+    """The host accepts the TCP connection and never answers the TLS handshake."""
     got = refetch(hostile, {"*": "no-handshake"})
     assert got.reason == "timeout"
+
+
+def test_threat_24_a_hanging_connect_is_cut_by_the_deadline(hostile):
+    """Ada's host never answers the SYN. The connect timeout (600 s here) would wait far
+    longer than the friend's deadline (2.5 s): the deadline stops it, as a timeout, and
+    Carol is fetched as usual (checked in refetch). The watchdog turns a connect that
+    waits out its own timeout into a failure instead of a stuck suite."""
+    server = hostile[0].server
+    server.leave_connects_unanswered()
+    requests_before = list(server.requests)
+    outcome: dict[str, object] = {}
+
+    def fetch() -> None:
+        try:
+            outcome["got"] = refetch(hostile, {}, limits=Limits(
+                connect_timeout=600, read_timeout=600, deadline=2.5, workers=4))
+        except BaseException as e:  # noqa: BLE001 - raised again below
+            outcome["error"] = e
+    watched = threading.Thread(target=fetch, daemon=True)
+    watched.start()
+    watched.join(90)
+    assert not watched.is_alive(), "the connect was not cut by the friend's deadline"
+    if "error" in outcome:
+        raise outcome["error"]
+    got = outcome["got"]
+    assert (got.reason, got.detail) == ("timeout", "no answer in time"), got
+    assert server.requests == requests_before  # no connection got as far as a request
 
 
 def test_threat_25_an_endless_body_is_cut_at_the_cap(hostile):
