@@ -1,6 +1,7 @@
 """`o2m fetch` end to end: three sites made and built by o2m, befriended, each served
 by a real TLS server on 127.0.0.1; friends fetch, verify, decrypt and store each other's
-feeds. No mocks: real keys, real files, real sockets, real SQLite."""
+feeds. No mocks: real keys, real files, real sockets, real SQLite (one test of the
+commit step alone uses stand-in keys, and says so)."""
 
 from __future__ import annotations
 
@@ -360,7 +361,13 @@ def test_threat_10_an_update_overtaken_at_commit_is_refused_and_recorded(tmp_pat
                                                                         signed, reason):
     """A fetch whose head was newer than the state it read, but not than the head another
     fetch committed meanwhile (seq 7): at commit it becomes a refusal, as rollback (or
-    equivocation, with its warning), recorded for that friend; the store keeps seq 7."""
+    equivocation, with its warning), recorded for that friend; the store keeps seq 7.
+
+    Unlike the rest of this module, this calls the private `http_fetch._record` with
+    stand-in keys (b"\\1" * 32, ...), a stand-in FeedSecrets and "signed" bytes that are
+    no signature: `_record` only commits an outcome already verified, and the race it
+    loses is made here directly rather than with two real fetches timed to overlap
+    (tests/reader/test_store.py has that race with two real connections)."""
     from o2m_pub.protocol import feeds
     from o2m_pub.protocol.canonical import b64u_encode
     from o2m_pub.reader.fetch_plan import FriendKeys, Outcome

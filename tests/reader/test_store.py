@@ -401,19 +401,20 @@ def test_one_fetch_at_a_time_per_site(tmp_path):
     """The fetch lock: a second fetch of the same site is refused in one line while the
     first runs, or, waiting (`--every`), goes on as soon as the first is done."""
     import threading
-    got = []
+    got: list[bool] = []
+    queued, released = threading.Event(), threading.Event()
     with fetch_lock(tmp_path):
         with pytest.raises(StoreBusyError, match="another o2m fetch is running"):
             with fetch_lock(tmp_path):
                 pass
 
         def waiter() -> None:
-            with fetch_lock(tmp_path, wait=True):
-                got.append("ran")
+            with fetch_lock(tmp_path, wait=True, on_wait=queued.set):
+                got.append(released.is_set())  # True: it ran only after the first ended
         thread = threading.Thread(target=waiter)
         thread.start()
-        thread.join(0.2)
-        assert got == []  # still waiting: no timing is asserted, only the order
+        assert queued.wait(10)  # it found the lock taken and queued (no sleep, no timing)
+        released.set()
     thread.join(10)
-    assert got == ["ran"]
+    assert got == [True]
     assert (tmp_path / ".o2m/fetch.lock").stat().st_mode & 0o077 == 0
