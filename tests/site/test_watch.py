@@ -329,15 +329,21 @@ def test_a_renamed_post_moves(site, watching):
 
 def test_a_burst_of_saves_gives_one_build(site, watching):
     """Twenty saves of three files in a quick loop: one build, with all of them. (The
-    debounce is long here so a slow CI machine cannot split the burst.)"""
+    debounce is long here so a slow CI machine cannot split the burst.) No sleeping to
+    see that no second build follows: the watcher goes idle after it, and a sentinel
+    saved then is built next, alone, which it would not be if any of the burst were
+    left over."""
     (site.root / "content/2026").mkdir()
     rec = watching(debounce=1.5)
     for i in range(20):
         site.post(f"2026/burst{i % 3}.md", title=f"Burst {i}", date="2026-01-05")
     wait_for(lambda: rec.count() >= 2, "the build after the burst")
-    time.sleep(2 * 1.5)  # a second build, if any, would have started by now
+    wait_for(rec.watcher.idle, "the watcher to wait for changes again")
     assert rec.count() == 2
-    assert rec.results[1].sources == tuple(f"content/2026/burst{i}.md" for i in range(3))
+    site.post("2026/sentinel.md", title="Sentinel", date="2026-01-06")
+    wait_for(lambda: rec.count() >= 3, "the sentinel's build")
+    assert [r.sources for r in rec.results[1:]] == [
+        tuple(f"content/2026/burst{i}.md" for i in range(3)), ("content/2026/sentinel.md",)]
     assert "Burst 18" in site.read("2026/burst0/index.html")
     assert "Burst 19" in site.read("2026/burst1/index.html")
 
@@ -349,30 +355,38 @@ def test_changes_during_a_build_give_exactly_one_more(site, watching):
     rec.gate, rec.hold_build = threading.Event(), 2
     site.post("2026/first.md", title="First", date="2026-01-05")
     wait_for(lambda: rec.count() >= 2, "the second build")  # now held in its callback
+    during = tuple(f"content/2026/during{i}.md" for i in range(4))
     for i in range(4):
         site.post(f"2026/during{i}.md", title=f"During {i}", date="2026-01-06")
-    time.sleep(0.5)  # let inotify report them (it takes microseconds)
+    wait_for(lambda: set(rec.watcher.pending_changes()) >= set(during),
+             "the watcher to see the saves while the build is held")
     rec.gate.set()
     wait_for(lambda: rec.count() >= 3, "the build after it")
-    time.sleep(1.0)
+    wait_for(rec.watcher.idle, "the watcher to wait for changes again")
     assert rec.count() == 3
-    assert rec.results[2].sources == tuple(f"content/2026/during{i}.md" for i in range(4))
+    site.post("2026/sentinel.md", title="Sentinel", date="2026-01-07")  # built alone next,
+    wait_for(lambda: rec.count() >= 4, "the sentinel's build")  # if nothing was left over
+    assert [r.sources for r in rec.results[2:]] == [during, ("content/2026/sentinel.md",)]
     assert all(page(site, f"during{i}").exists() for i in range(4))
 
 
 def test_swap_and_temporary_files_neither_trigger_nor_break_a_build(site, watching):
+    """Editors' litter, full of broken front matter, triggers nothing: the next build
+    is the one of a sentinel saved after it (no sleeping to see that nothing happened:
+    a build the litter caused would come first, or name it among its sources), and that
+    build, with the litter still there, has no problem."""
     site.post("2026/a.md", title="A", date="2026-01-05")
     rec = watching()
+    wait_for(rec.watcher.idle, "the watcher to wait for changes")
     folder = site.root / "content/2026"
     for name in LITTER:
         (folder / name).write_text("---\ntitle: [broken\n---\nnot a post\n")
-    time.sleep(0.6)  # debounce 0.1 s: a build would have started
-    assert rec.count() == 1
-    for name in LITTER:
-        (folder / name).unlink()
     site.post("2026/sentinel.md", title="Sentinel", date="2026-01-06")
     wait_for(lambda: rec.count() >= 2, "the sentinel's build")
-    assert rec.results[1].ok and rec.results[1].sources == ("content/2026/sentinel.md",)
+    assert rec.results[1].sources == ("content/2026/sentinel.md",)
+    assert rec.results[1].ok, rec.results[1].report
+    for name in LITTER:
+        (folder / name).unlink()
 
 
 def test_vim_style_save_rebuilds(site, watching):
