@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import threading
 import time
@@ -18,11 +19,12 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import run_o2m
+from support.hosts import IN_CI, need_program
 from support.o2m_server import o2m_serve, start_o2m_serve
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served_site(tmp_path_factory):
     """One built site with a friend (so o/, p/, f/ exist), served for the whole module."""
     root = tmp_path_factory.mktemp("served") / "site"
     assert run_o2m("init", str(root), "--name", "Served", "--url", "https://served.example/",
@@ -42,6 +44,27 @@ def served(tmp_path_factory):
     with o2m_serve(root) as server:
         server.root = root
         yield server
+
+
+def _listing(build: Path) -> list[tuple[str, int, int]]:
+    """Every path under build/ with its size and mtime (a folder with its name alone:
+    adding and removing a file in it changes its mtime)."""
+    entries = []
+    for path in build.rglob("*"):
+        st = path.lstat()
+        rel = path.relative_to(build).as_posix()
+        entries.append((rel, 0, 0) if stat.S_ISDIR(st.st_mode)
+                       else (rel, st.st_size, st.st_mtime_ns))
+    return sorted(entries)
+
+
+@pytest.fixture
+def served(served_site):
+    """The module's served site, for one test: a test may add files to its build/ for a
+    while, but must leave it as it found it (the next tests share it)."""
+    before = _listing(served_site.root / "build")
+    yield served_site
+    assert _listing(served_site.root / "build") == before, "the test left build/ changed"
 
 
 def get(server, path: str, **kw) -> requests.Response:
@@ -66,8 +89,8 @@ def raw_status(server, path: bytes) -> int:
 
 
 def curl(server, path: str, *args: str) -> subprocess.CompletedProcess[str]:
-    if not shutil.which("curl"):
-        pytest.skip("curl is not installed (Debian package curl)")
+    """curl (in CI a missing one fails, elsewhere skips), printing the status code."""
+    need_program("curl", "curl")
     return subprocess.run(["curl", "-sS", "--path-as-is", "--cacert", server.verify,
                            "-o", "/dev/null", "-w", "%{http_code}", *args, server.url.rstrip("/") + path],
                           capture_output=True, text=True, timeout=30)
@@ -198,9 +221,21 @@ def _one(build: Path, folder: str) -> str:
 
 
 def test_caching_policy_by_kind_and_no_compression_of_ciphertext(served):
+    """Content-addressed files are immutable and never compressed; heads and pages
+    revalidate; a versioned theme file is immutable; public pages are gzipped."""
     build = served.root / "build"
+    made_p = not (build / "p").exists()
     (build / "p").mkdir(exist_ok=True)  # archive pages appear only with a long history
     (build / "p" / ("ab" * 32)).write_bytes(os.urandom(4096))
+    try:
+        _check_caching_policy(served, build)
+    finally:
+        (build / "p" / ("ab" * 32)).unlink()
+        if made_p:
+            (build / "p").rmdir()
+
+
+def _check_caching_policy(served, build: Path) -> None:  # noqa: ANN001
     for folder in ("o", "p", "media"):
         path = _one(build, folder) if folder != "media" else next(
             p for p in (build / "media").rglob("*") if p.is_file()).relative_to(build).as_posix()
@@ -287,10 +322,20 @@ def test_tls_1_1_refused_and_modern_tls_and_h2_offered(served):
             assert tls.selected_alpn_protocol() == "h2"  # the h2 package is a test dependency
 
 
+def _need_curl_with_http2() -> None:
+    """curl with HTTP/2 (Debian's has it): in CI a missing one fails, elsewhere skips."""
+    need_program("curl", "curl")
+    features = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout
+    if "HTTP2" not in features:
+        message = "this curl has no HTTP/2 (Debian's curl package has)"
+        if IN_CI:
+            pytest.fail(message + "; CI must install it (.ci/system-packages)")
+        pytest.skip(message)
+
+
 def test_http2_request_is_answered(served):
-    if not shutil.which("curl") or "HTTP2" not in subprocess.run(
-            ["curl", "--version"], capture_output=True, text=True).stdout:
-        pytest.skip("curl without HTTP/2")
+    """An HTTP/2 client (curl --http2, negotiated by ALPN) gets the page."""
+    _need_curl_with_http2()
     r = subprocess.run(["curl", "-sS", "--http2", "--cacert", served.verify, "-o", "/dev/null",
                         "-w", "%{http_version} %{http_code}", served.url + "index.html"],
                        capture_output=True, text=True, timeout=30)
@@ -299,10 +344,17 @@ def test_http2_request_is_answered(served):
 
 def test_threat_45_slowloris_and_idle_connections_time_out(tmp_path):
     root = _small_site(tmp_path)
+    import resource
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limits[1], 4096), limits[1]))
+    try:
+        _slowloris_and_idle_connections(root)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)  # not for the rest of the run
+
+
+def _slowloris_and_idle_connections(root: Path) -> None:
     with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1") as server:
-        import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
         idle = [socket.create_connection(("127.0.0.1", server.port), timeout=30)
                 for _ in range(1000)]
         # Slowloris: a TLS client sends its request head one byte at a time, forever.
@@ -385,7 +437,10 @@ def test_sigterm_finishes_in_flight_download_and_exits_0(tmp_path):
 
 
 def test_sighup_reloads_certificate_without_dropping_connections(tmp_path):
-    trustme = pytest.importorskip("trustme")
+    """SIGHUP makes the server read its certificate again (new connections see the new
+    one); a keep-alive connection from before still works."""
+    import trustme  # a test dependency (pyproject's [test]): never skipped
+
     root = _small_site(tmp_path)
     ca = trustme.CA()
     cert_path, key_path = root / "keys" / "server.pem", root / "keys" / "server.key"
@@ -517,9 +572,10 @@ def test_slow_readers_get_the_whole_answer(tmp_path):
 
 
 def test_http2_connections_are_counted_and_not_cut_by_the_request_deadline(tmp_path):
-    if not shutil.which("curl") or "HTTP2" not in subprocess.run(
-            ["curl", "--version"], capture_output=True, text=True).stdout:
-        pytest.skip("curl without HTTP/2")
+    """More HTTP/2 connections than the cap, one after another, are all served (each
+    is let go when it closes), and a slow HTTP/2 download outlives the 1 s request
+    deadline."""
+    _need_curl_with_http2()
     root = _small_site(tmp_path)
     data = os.urandom(3 << 20)
     (root / "build" / "big.bin").write_bytes(data)
