@@ -594,7 +594,7 @@ def test_name_not_in_nfc_is_rejected():
 
 def test_threat_15_unknown_card_version_is_reported_as_unsupported():
     """THREATS 15, §2.4: another v is "update o2m", not "broken card", even if its fields
-    differ (feed documents: tests/test_feeds.py)."""
+    differ (feed documents: tests/protocol/test_feeds.py)."""
     e = assert_rejected(signed(v=2), UnsupportedCardVersionError)
     assert e.version == 2
     e = assert_rejected(canonical_json({"type": "o2m-card", "v": 7, "whatever": []}),

@@ -1,7 +1,7 @@
-"""Friends' posts made safe (o2m_pub/sanitize.py): pure tests, no browser.
+"""Friends' posts made safe (o2m_pub/reader/sanitize.py): pure tests, no browser.
 
 The browser half (a payload that gets through would run, the CSP header) is in
-tests/test_reader_web.py.
+tests/reader/test_reader_web.py.
 """
 
 from __future__ import annotations

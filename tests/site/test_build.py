@@ -161,7 +161,9 @@ def test_drafts_never_reach_build_but_preview_in_their_own_folder(site):
 
 
 def test_private_audiences_stay_off_the_public_site(site):
-    """Until private feeds exist, only `public` posts are published at all."""
+    """Only posts whose audience includes `public` reach the public pages and feeds; a
+    private one is never there in clear (it goes, encrypted, into its readers' feeds
+    once the site has friends: tests/site/test_private_build.py)."""
     site.post("2026/pub.md", title="Open")
     site.post("2026/fam.md", title="Family secret", audience="family")
     site.post("2026/fr.md", title="Friends only", audience="friends")

@@ -151,7 +151,7 @@ def test_threat_37_slugs_with_dot_dot_absolute_paths_or_nul_are_rejected(slug):
     """THREATS.md 37: a `slug:` holding ../, an absolute path (POSIX or Windows), a
     backslash or NUL (written as a YAML escape, as the file itself may hold no NUL) is
     refused on its own line; a slug is one plain path segment (PROTOCOL.md §1.1). The
-    build writing nothing outside build/: tests/test_bad_input.py."""
+    build writing nothing outside build/: tests/site/test_bad_input.py."""
     e = error(f'---\ndate: 2026-01-01\nslug: "{slug}"\n---\n')
     assert e.problem.line == 3 and "`slug`" in e.problem.message
 

@@ -1,4 +1,4 @@
-"""Atomic, contained writes (writer.py)."""
+"""Atomic, contained writes (site/writer.py)."""
 
 from __future__ import annotations
 
