@@ -52,6 +52,7 @@ def fill(template: Path, values: dict[str, str]) -> str:
 
 
 def test_hosting_md_shows_the_tested_configurations_verbatim():
+    """docs/HOSTING.md quotes the nginx and Caddy templates these tests run, byte for byte."""
     doc = (DOCS / "HOSTING.md").read_text()
     for template in (NGINX_TEMPLATE, CADDY_TEMPLATE):
         assert template.read_text().rstrip("\n") in doc, template.name
@@ -188,6 +189,10 @@ def _get(http, host: Host, path: str, **kw) -> requests.Response:  # noqa: ANN00
 
 
 def test_published_site_is_served_with_the_documented_headers(tmp_path, host, http):
+    """A site published into nginx's or Caddy's root (from HOSTING.md's configuration) gets
+    the documented headers for each kind of file (pages, objects, heads, media, theme files,
+    feeds, the card); no listing and no dotfile (the site's 404 page instead); plain HTTP
+    only redirects; an updated head is served fresh, with new validators."""
     root, _, _ = make_site(tmp_path, url=host.url)
     (root / "content/2026/pic.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     write_post(root, "pic", "Picture", body="![p](pic.svg)", date="2026-11-04")

@@ -57,6 +57,8 @@ def test_an_encoded_dot_segment_is_refused(raw):
     (b"/o/ab12", "o/ab12"),
 ])
 def test_resolve_accepts_the_sites_paths(raw, rel):
+    """The paths a built site has resolve to their files: a folder to its index.html,
+    %-encoded UTF-8 decoded, the card under .well-known/."""
     assert rules.resolve(raw) == rel
 
 
@@ -66,6 +68,9 @@ def test_resolve_accepts_the_sites_paths(raw, rel):
     b"/static/.env", b"/.well-known/.x",
 ])
 def test_resolve_refuses_hostile_paths(raw):
+    """Hostile and odd request paths resolve to nothing (a 404): relative paths, '..' plain
+    or encoded, encoded slashes and backslashes, NUL and CRLF, overlong UTF-8, invalid
+    UTF-8, '//', dotfiles."""
     assert rules.resolve(raw) is None
 
 
@@ -80,10 +85,14 @@ def test_resolve_refuses_hostile_paths(raw):
     ("tags/feed.json", "application/json"),
 ])
 def test_content_types(rel, ctype):
+    """Ciphertext is always application/octet-stream whatever its name; a file of unknown
+    type is never guessed as HTML, nor is a Twisted script; feeds get their own types."""
     assert rules.content_type(rel) == ctype
 
 
 def test_cache_and_compression_by_kind():
+    """Content-addressed files and versioned assets are immutable, everything else
+    revalidates; only public text is compressible, never ciphertext."""
     assert rules.cache_control("o/ab", False) == rules.IMMUTABLE
     assert rules.cache_control("media/ab/x.png", False) == rules.IMMUTABLE
     assert rules.cache_control("static/style.css", True) == rules.IMMUTABLE
@@ -102,10 +111,15 @@ def test_cache_and_compression_by_kind():
     (b"bytes=0-1,5-6", 100, None), (b"items=0-1", 100, None), (b"bytes=x-y", 100, None),
 ])
 def test_parse_range(header, size, expected):
+    """One byte range (start-end, start-, -suffix) is honoured and clipped to the file; past
+    the end is unsatisfiable; several ranges or another unit get the whole file."""
     assert rules.parse_range(header, size) == expected
 
 
 def test_not_modified_prefers_etag():
+    """If-None-Match (strong or weak) decides when present, even against a matching
+    If-Modified-Since; otherwise If-Modified-Since, and an unreadable date never means 'not
+    modified'."""
     facts = rules.FileFacts(10, 1_700_000_000_000_000_000, 5)
     assert rules.not_modified(facts, facts.etag.encode(), None)
     assert rules.not_modified(facts, b'W/' + facts.etag.encode(), None)

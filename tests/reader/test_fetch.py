@@ -59,6 +59,7 @@ def test_each_friend_gets_exactly_their_posts(trio):
 
 
 def test_a_second_fetch_with_nothing_new_is_unchanged(trio):
+    """A second fetch with nothing new reports the friend unchanged and stores nothing more."""
     ada, bob, carol, bundle = trio
     ada.post("circle", "For friends", "friends")
     ada.build()
@@ -69,6 +70,8 @@ def test_a_second_fetch_with_nothing_new_is_unchanged(trio):
 
 
 def test_edits_replace_and_deletions_remove(trio):
+    """An edit replaces the post (keeping its short id); a deleted post and one narrowed
+    away from Bob are removed from his timeline."""
     ada, bob, carol, bundle = trio
     ada.post("a", "First version", "friends")
     ada.post("b", "Doomed", "friends")
@@ -87,6 +90,7 @@ def test_edits_replace_and_deletions_remove(trio):
 
 
 def test_friends_who_have_not_added_you_back_have_no_feed_yet(trio):
+    """A friend who has not added Bob back has no feed for him: 'no feed', not an error."""
     ada, bob, carol, bundle = trio
     bob.befriend(carol)  # Carol never added Bob
     carol.post("x", "Carol's news", "friends")
@@ -96,6 +100,7 @@ def test_friends_who_have_not_added_you_back_have_no_feed_yet(trio):
 
 
 def test_the_first_feed_of_a_friend_is_a_notification(trio):
+    """The first feed fetched from a friend is a notification."""
     ada, bob, carol, bundle = trio
     ada.post("circle", "For friends", "friends")
     ada.build()
@@ -164,6 +169,8 @@ def test_a_replayed_older_head_is_rollback_and_keeps_the_store(trio, tmp_path):
 
 
 def test_a_tampered_head_is_refused_and_keeps_the_store(trio):
+    """A head with one flipped byte is refused as a bad signature, and Bob keeps what he
+    had."""
     ada, bob, carol, bundle = trio
     ada.post("a", "One", "friends")
     ada.build()
@@ -225,6 +232,8 @@ def test_a_key_change_is_refused_until_accepted(trio, tmp_path):
 
 
 def test_o2m_fetch_command_prints_one_line_per_friend(trio):
+    """`o2m fetch` prints one line per friend (new posts, no feed yet); with a friend
+    unreachable it says so and exits 1."""
     ada, bob, carol, bundle = trio
     ada.post("a", "One", "friends")
     ada.build()
@@ -244,6 +253,7 @@ def test_o2m_fetch_command_prints_one_line_per_friend(trio):
 
 
 def test_o2m_fetch_of_an_unknown_friend_is_a_usage_error(trio):
+    """`o2m fetch NAME` of no friend of that name is a usage error (exit 2) naming it."""
     ada, bob, carol, bundle = trio
     result = CliRunner().invoke(main, ["-C", str(bob.root), "fetch", "nobody"])
     assert result.exit_code == 2 and "nobody" in result.output

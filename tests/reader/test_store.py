@@ -69,6 +69,8 @@ def test_the_store_is_private_and_in_the_state_folder(tmp_path):
 
 
 def test_timeline_is_newest_first_and_pages_by_cursor(store):
+    """The timeline is newest first; pages by cursor give every post once, and the page
+    after the last is empty."""
     add(store, "bob", [row(i) for i in range(10)])
     first = store.timeline(limit=4)
     assert [p.date for p in first] == sorted((p.date for p in first), reverse=True)
@@ -80,6 +82,8 @@ def test_timeline_is_newest_first_and_pages_by_cursor(store):
 
 
 def test_timeline_filters_by_friend_tag_and_since(store):
+    """The timeline filters by friend, by tag (also with a friend, and paged by cursor) and
+    by a date it starts at."""
     add(store, "bob", [row(1, tags=("cats",)), row(2), row(20, tags=("cats", "dogs"))])
     add(store, "carol", [row(3, tags=("cats",))])
     assert {p.id for p in store.timeline(friend="carol")} == {"post3"}
@@ -92,6 +96,8 @@ def test_timeline_filters_by_friend_tag_and_since(store):
 
 
 def test_post_by_short_id_and_prefix(store):
+    """A post is found by its short id or a unique prefix of it (any case); an unknown id or
+    a prefix under 4 characters finds none."""
     add(store, "bob", [row(1)])
     p = store.timeline()[0]
     assert p.short_id == short_id_for("KEY-bob", "post1")
@@ -131,6 +137,8 @@ def test_an_ambiguous_prefix_is_an_error(store):
 
 
 def test_edits_replace_and_tombstones_delete(store):
+    """An edit replaces the post under the same short id and makes it unread again; a
+    tombstone removes the post and its tags."""
     add(store, "bob", [row(1), row(2, tags=("x",))])
     short = store.post(short_id_for("KEY-bob", "post1")).short_id
     store.mark_read([short])
@@ -143,6 +151,8 @@ def test_edits_replace_and_tombstones_delete(store):
 
 
 def test_read_marks_and_unread_count(store):
+    """Read marks change the unread counts (overall and per friend); the same text fetched
+    again keeps its mark."""
     add(store, "bob", [row(i) for i in range(3)])
     assert store.unread_count() == 3
     shorts = [p.short_id for p in store.timeline()]
@@ -173,6 +183,8 @@ def test_friend_state_round_trips(store):
 
 
 def test_failures_keep_what_was_stored(store):
+    """A failed fetch records its reason and since when, and a notification, and keeps the
+    head and posts stored before."""
     add(store, "bob", [row(1)], head_state(3))
     store.record_failure("bob", "KEY-bob", "timeout", "no answer in 30 s", now=NOW,
                          notifications=[("unreachable", "since 2026-11-23")])
@@ -194,6 +206,8 @@ def test_an_update_that_fails_midway_changes_nothing(store):
 
 
 def test_notifications_are_recorded_once_until_seen(store):
+    """A notification is recorded once while unseen (the same one again is not); once seen,
+    it may come again."""
     assert store.add_notification("stale", "bob", "stale since 2026-11-20", now=NOW)
     assert store.add_notification("stale", "bob", "stale since 2026-11-20", now=NOW) is None
     assert store.add_notification("new_friend_feed", "carol", now=NOW)
@@ -289,6 +303,7 @@ def test_a_newer_schema_is_refused(tmp_path):
 
 
 def test_a_damaged_store_is_one_clear_error(tmp_path):
+    """A damaged reader store is a StoreError saying so, not an SQLite traceback."""
     (tmp_path / ".o2m").mkdir()
     (tmp_path / ".o2m/reader.db").write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match="damaged"):

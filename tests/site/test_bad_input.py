@@ -26,6 +26,9 @@ def assert_clean_failure(result, where: str, words: str) -> None:
 
 
 def test_broken_yaml_keeps_last_good_page_and_builds_the_rest(site):
+    """Broken YAML front matter is one line naming the file; the post's last good page
+    stays, the other posts build, and the problem is reported again on every build until the
+    file is fixed."""
     site.post("2026/good.md", title="Good")
     site.post("2026/trip.md", title="Trip v1")
     assert build(site).returncode == 0
@@ -67,6 +70,8 @@ def test_unknown_audience(site):
 
 
 def test_duplicate_permalink(site):
+    """Two posts claiming one permalink: the second is refused at its slug line, naming the
+    first, which keeps the page."""
     site.post("2026/a.md", title="First owner", slug="same")
     site.post("2026/b.md", title="Second", slug="same")
     result = build(site)
@@ -75,6 +80,8 @@ def test_duplicate_permalink(site):
 
 
 def test_template_runtime_error_names_template_and_line(site):
+    """A template that fails while rendering is one line naming the template and its line;
+    the last good page stays, and pages of other templates still build."""
     site.post("2026/a.md", title="A")
     assert build(site).returncode == 0
     site.write("site_templates/post.html",
@@ -106,6 +113,7 @@ def test_template_runtime_error_on_a_page_never_built_fails_that_page_alone(site
 
 
 def test_template_syntax_error(site):
+    """A template with a syntax error is one line naming the template, no traceback."""
     site.post("2026/a.md", title="A")
     site.write("site_templates/index.html", "{% extends 'base.html' %}\n{% block content %}\n")
     result = run_o2m("build", cwd=site.root)
@@ -121,6 +129,7 @@ def test_template_syntax_error(site):
     ('[site]\nname = "x"\nurl = "https://x/"\nposts_per_page = 0\n', "posts_per_page"),
 ])
 def test_bad_config(site, config, words):
+    """A broken or invalid o2m.toml is one line naming it and what is wrong, no traceback."""
     (site.root / "o2m.toml").write_text(config)
     result = build(site)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -128,12 +137,14 @@ def test_bad_config(site, config, words):
 
 
 def test_not_a_site(tmp_path):
+    """Building outside a site says so and points to `o2m init`."""
     result = run_o2m("build", cwd=tmp_path)
     assert result.returncode == 1
     assert "not an o2m site" in result.stderr and "o2m init" in result.stderr
 
 
 def test_debug_shows_the_traceback(site):
+    """--debug shows the traceback the one-line error hides."""
     (site.root / "o2m.toml").write_text("[site\n")
     result = run_o2m("--debug", "build", cwd=site.root)
     assert result.returncode != 0 and "Traceback" in result.stderr
@@ -160,6 +171,7 @@ def test_disk_full_publishes_nothing_partial(site):
 
 
 def test_symlink_loop_in_content_is_skipped_with_a_warning(site):
+    """A symlink loop in content/ is skipped with a warning; the build succeeds."""
     site.post("2026/a.md", title="A")
     import os
     os.symlink(".", site.root / "content/loop")
@@ -188,6 +200,8 @@ def test_unreadable_post_fails_alone(site):
 
 
 def test_damaged_state_database_is_one_line(site):
+    """A damaged .o2m/build.db is one line saying to delete it; once deleted, the build
+    works again."""
     site.post("2026/a.md", title="A")
     assert build(site).returncode == 0
     (site.root / ".o2m/build.db").write_bytes(b"this is not sqlite" * 100)
@@ -201,6 +215,8 @@ def test_damaged_state_database_is_one_line(site):
 
 
 def test_media_with_an_odd_file_name_is_published_under_a_safe_one(site):
+    """A media file whose name holds a backslash and a space is published under a safe name
+    (file.svg) in its content-hashed folder."""
     site.post("2026/a.md", title="A", body="![x](we%5Cird%20name.svg)")
     site.write("content/2026/we\\ird name.svg", '<svg xmlns="http://www.w3.org/2000/svg"/>')
     result = build(site)
@@ -210,6 +226,7 @@ def test_media_with_an_odd_file_name_is_published_under_a_safe_one(site):
 
 
 def test_reply_to_must_be_an_https_address(site):
+    """A reply_to that is not an https:// address fails that post at its line."""
     site.write("content/2026/r.md", "---\ntitle: R\ndate: 2026-01-01\nreply_to: 2026/hello/\n---\n")
     assert_clean_failure(build(site), "content/2026/r.md:4:", "reply_to")
 

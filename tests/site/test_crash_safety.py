@@ -115,6 +115,9 @@ def _feed_is_whole(build: Path, bob, root: Path) -> None:
 
 @pytest.mark.parametrize("with_friends", [False, True], ids=["public", "with-friends"])
 def test_threat_46_kill_before_each_write_leaves_a_whole_site(tmp_path, with_friends):
+    """SIGKILL before each write of a build in turn (with and without friends): every public
+    file is the old or the new version, links from the entry points resolve, the friend's
+    feed opens, and the next build repairs the site into what an uninterrupted build makes."""
     base = tmp_path / "base"
     base.mkdir()
     _make_site(base)

@@ -72,6 +72,8 @@ def test_bad_paths_are_refused(tmp_path, path):
 
 
 def test_write_through_a_symlinked_folder_is_refused(tmp_path):
+    """A write through a symlink planted in the output folder is refused, and nothing lands
+    where it points."""
     out = tmp_path / "out"
     out.mkdir()
     os.symlink(tmp_path, out / "link")
@@ -81,6 +83,8 @@ def test_write_through_a_symlinked_folder_is_refused(tmp_path):
 
 
 def test_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
+    """A write replaces the file by rename (a new inode, never half written) and leaves no
+    temporary file."""
     w = AtomicWriter(tmp_path)
     w.write("a/b.html", b"one")
     inode = (tmp_path / "a/b.html").stat().st_ino
@@ -91,6 +95,8 @@ def test_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
 
 
 def test_delete_removes_empty_folders(tmp_path):
+    """Deleting a folder's last file removes the folders left empty, never the output folder
+    itself."""
     w = AtomicWriter(tmp_path)
     w.write("x/y/z.html", b"1")
     w.delete("x/y/z.html")
