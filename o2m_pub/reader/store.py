@@ -42,7 +42,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from o2m_pub import _faults
 from o2m_pub._sqlite import DBErrors, has_table, open_db
@@ -421,10 +421,12 @@ class ReaderStore:
 
 
 @contextmanager
-def fetch_lock(root: Path | str, *, wait: bool = False) -> Iterator[None]:
+def fetch_lock(root: Path | str, *, wait: bool = False,
+               on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """One `o2m fetch` at a time per site (a cron job and `o2m fetch --every` may
     overlap; THREATS.md 10): an exclusive lock on ``.o2m/fetch.lock`` for the whole run.
-    With `wait`, queue behind the other fetch instead of failing.
+    With `wait`, queue behind the other fetch instead of failing; `on_wait` is called
+    once, just before queueing, when another fetch holds the lock (to say so).
 
     Raises:
         StoreBusyError: another fetch holds the lock (and `wait` is false).
@@ -434,11 +436,15 @@ def fetch_lock(root: Path | str, *, wait: bool = False) -> Iterator[None]:
     fd = os.open(state_dir / FETCH_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreBusyError("another o2m fetch is running for this site",
-                                 hint="wait for it to finish, or stop it (`o2m fetch "
-                                      "--every` waits its turn by itself)") from None
+            if not wait:
+                raise StoreBusyError("another o2m fetch is running for this site",
+                                     hint="wait for it to finish, or stop it (`o2m fetch "
+                                          "--every` waits its turn by itself)") from None
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # lets go of the lock

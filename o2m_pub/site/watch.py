@@ -156,6 +156,7 @@ class SiteWatcher:
         self._pending = False
         self._first_event = self._last_event = 0.0
         self._stopping = False
+        self._idle = False  # the builder thread waits, with nothing pending
         self._builds = 0
         self._observer = None
         self._scheduled: dict[str, tuple] = {}  # path -> ((dev, inode), its watch)
@@ -189,6 +190,19 @@ class SiteWatcher:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def pending_changes(self) -> tuple[str, ...]:
+        """The changed paths noted since the last build started, sorted: what the next
+        build will be for (a test's way to know its saves were seen, without sleeping)."""
+        with self._cond:
+            return tuple(sorted(self._changed))
+
+    def idle(self) -> bool:
+        """Whether the builder thread waits for a change with none noted: no build runs
+        and none is due (a test's way to see that no other build follows, without
+        sleeping)."""
+        with self._cond:
+            return self._idle
+
     # -- watchdog's side (observer threads)
     def dispatch(self, event) -> None:  # noqa: ANN001 - watchdog's FileSystemEvent
         """watchdog's handler entry point: note the event if it matters."""
@@ -209,6 +223,7 @@ class SiteWatcher:
             if not self._pending:
                 self._first_event = now
             self._pending = True
+            self._idle = False
             self._last_event = now
             if rel:
                 self._changed.add(rel)
@@ -251,7 +266,9 @@ class SiteWatcher:
         """Wait for changes and then for quiet; the paths to build for, or None to stop."""
         with self._cond:
             while not self._pending and not self._stopping:
+                self._idle = True
                 self._cond.wait()
+            self._idle = False
             while not self._stopping:
                 now = time.monotonic()
                 wait = min(self._last_event + self.debounce, self._first_event + MAX_DELAY) - now

@@ -11,6 +11,9 @@ from conftest import run_o2m
 
 
 def test_init_makes_a_site_that_builds(tmp_path):
+    """init writes o2m.toml with the given name and URL (friends-only by default), a sample
+    post, the theme, a .gitignore keeping build/, .o2m/ and keys/ out of git, and a private
+    keys/ folder; the new site builds its one public post."""
     folder = tmp_path / "blog"
     result = run_o2m("init", str(folder), "--name", "Ada's notes", "--url",
                      "https://ada.example/", cwd=tmp_path)
@@ -58,6 +61,7 @@ def test_init_asks_when_interactive(tmp_path):
 
 
 def test_init_refuses_to_overwrite(tmp_path):
+    """init on an existing site is refused in one line, and its o2m.toml is unchanged."""
     assert run_o2m("init", "s", cwd=tmp_path).returncode == 0
     config = (tmp_path / "s/o2m.toml").read_bytes()
     again = run_o2m("init", "s", "--name", "Other", cwd=tmp_path)
@@ -67,6 +71,7 @@ def test_init_refuses_to_overwrite(tmp_path):
 
 
 def test_init_refuses_a_folder_with_content(tmp_path):
+    """init in a folder that already holds files is refused, and they are unchanged."""
     (tmp_path / "s/content").mkdir(parents=True)
     (tmp_path / "s/content/mine.md").write_text("my words")
     result = run_o2m("init", "s", cwd=tmp_path)
@@ -75,6 +80,7 @@ def test_init_refuses_a_folder_with_content(tmp_path):
 
 
 def test_init_rejects_a_bad_url_before_writing(tmp_path):
+    """A URL that is not https:// is refused before anything is written."""
     result = run_o2m("init", "s", "--url", "ftp://nope", cwd=tmp_path)
     assert result.returncode == 1 and "https://" in result.stderr
     assert not (tmp_path / "s").exists()
@@ -109,6 +115,7 @@ def test_demo_runs_the_whole_loop_in_its_own_folder(tmp_path):
 
 
 def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
+    """`o2m demo` never overwrites a folder it did not make."""
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious/file.txt").write_text("keep me")
     result = run_o2m("demo", str(tmp_path / "precious"), cwd=tmp_path)
@@ -117,6 +124,7 @@ def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
 
 
 def test_summary_line(site):
+    """The build's summary line counts the posts and those that changed."""
     for i in range(3):
         site.post(f"2026/p{i}.md", title=f"P{i}", date=f"2026-01-0{i + 1}")
     out = site.o2m("build").output
@@ -125,12 +133,14 @@ def test_summary_line(site):
 
 
 def test_build_from_a_subfolder_finds_the_site(site):
+    """o2m finds its site from a subfolder, as git does."""
     site.post("2026/a.md")
     result = run_o2m("build", cwd=site.root / "content")
     assert result.returncode == 0 and (site.root / "build/index.html").exists()
 
 
 def test_version_and_help():
+    """--version names o2m; --help lists the commands."""
     assert run_o2m("--version", cwd=".").stdout.startswith("o2m, version")
     help_text = run_o2m("--help", cwd=".").stdout
     assert all(cmd in help_text for cmd in ("init", "build", "demo"))

@@ -1,4 +1,4 @@
-"""The friend store (friends.py): real files under a tmp site's keys/, real signed cards
+"""The friend store (friends/friend_store.py): real files under a tmp site's keys/, real signed cards
 from fixed seeds. One test per refusal of THREATS.md 6 and the friend-add rules, the
 on-disk format and modes, groups, and the pure `resolve_audience`."""
 

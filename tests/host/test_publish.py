@@ -29,6 +29,7 @@ from support.hosts import (
     wait_for_port,
     write_post,
 )
+from support.system import as_unprivileged, try_mount_tmpfs
 
 from o2m_pub.host.publish.plan import (
     DEFAULT_GRACE,
@@ -87,6 +88,9 @@ def test_plan_orders_objects_then_pages_then_heads():
 
 
 def test_plan_sends_only_what_changed_and_rewritten_post_pages_before_index_pages():
+    """The plan (pure) sends only the files whose bytes changed, in phases: new pages, then
+    changed pages (posts before the index pages that link to them), then friends' heads
+    last; an unchanged build plans nothing."""
     record = {p: Sent(i.sha, i.size) for p, i in LAYOUT.items()}
     local = dict(LAYOUT)
     local["index.html"] = _info("9")
@@ -127,6 +131,8 @@ def test_plan_deletes_pages_at_once_and_objects_after_the_grace_period():
 
 
 def test_default_grace_is_the_builders():
+    """publish keeps deleted files as long as the builder keeps superseded objects, so a
+    reader holding an old head still finds what it names."""
     from o2m_pub.friends.private_feeds import OBJECT_GRACE
     assert DEFAULT_GRACE == OBJECT_GRACE
 
@@ -136,11 +142,13 @@ def test_default_grace_is_the_builders():
     ("30m", dt.timedelta(minutes=30)), ("2w", dt.timedelta(days=14)), ("3", dt.timedelta(days=3)),
     ("90s", dt.timedelta(seconds=90))])
 def test_parse_duration(text, expected):
+    """--grace takes a number with s, m, h, d or w (a bare number is days)."""
     assert parse_duration(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "-1d", "7 days", "1.5d", "d", "7y"])
 def test_parse_duration_refuses_other_text(text):
+    """Anything else (empty, negative, words, fractions, unknown units) is refused."""
     with pytest.raises(ValueError):
         parse_duration(text)
 
@@ -150,10 +158,14 @@ def test_parse_duration_refuses_other_text(text):
     ("/var/www/site", False), ("./out", False), ("../www", False), ("~/www", False),
     ("www", False), ("site/out:2", False), ("a b:path", True)])
 def test_is_remote(spec, remote):
+    """A target with a colon before any slash is an rclone remote (NAME:path or
+    :backend,...); a path is a folder, a colon later in it included."""
     assert is_remote(spec) is remote
 
 
 def test_compare_listing_finds_missing_changed_and_unknown_files():
+    """--check compares the target's listing with the record: files gone or of another size
+    are missing (to send again), files the record does not know are reported."""
     record = {"a": Sent("x", 1), "b": Sent("y", 2), "c": Sent("z", 3)}
     result = compare_listing(record, {"a": 1, "b": 5, "extra": 9})
     assert result.missing == ["b", "c"] and result.unknown == ["extra"]
@@ -166,6 +178,9 @@ _paths = st.sampled_from(sorted(LAYOUT) + ["2026/x/index.html", "o/" + "c" * 64,
 @given(local=st.dictionaries(_paths, st.sampled_from("ab"), max_size=15),
        sent=st.dictionaries(_paths, st.sampled_from("ab"), max_size=15))
 def test_every_changed_file_is_sent_once_and_heads_come_after_everything(local, sent):
+    """For any local build and record, every changed file is sent exactly once, the phases
+    never go backwards (heads after what they name), and every file gone from the build is
+    deleted or waits out its grace."""
     local_info = {p: FileInfo(v * 64, 1) for p, v in local.items()}
     record = {p: Sent(v * 64, 1) for p, v in sent.items()}
     plan = plan_publish(local_info, record, now=NOW, grace=DEFAULT_GRACE)
@@ -193,6 +208,8 @@ class Snapshots:
 
 
 def test_publish_to_a_folder_copies_build_with_web_modes(tmp_path):
+    """The first publish copies build/ exactly, with modes 0755 and 0644 whatever the umask,
+    and Bob reads his feed from the copy; the next one has nothing to do."""
     root, bob, ada = make_site(tmp_path)
     www = tmp_path / "www"
     result = o2m(root, "publish", str(www))
@@ -235,6 +252,8 @@ def test_mix_and_match_a_half_finished_publish_always_serves_a_whole_site(tmp_pa
 
 
 def test_dry_run_shows_phases_and_sends_nothing(tmp_path):
+    """--dry-run (and -n) lists each phase with its files and bytes, creates nothing and
+    records nothing, so it says the same twice."""
     root, _, _ = make_site(tmp_path)
     www = tmp_path / "www"
     result = o2m(root, "publish", "--dry-run", str(www))
@@ -247,6 +266,9 @@ def test_dry_run_shows_phases_and_sends_nothing(tmp_path):
 
 
 def test_deleted_post_leaves_the_host_and_objects_wait_out_the_grace(tmp_path):
+    """A deleted post's pages leave the host at once; a file that friends' readers may still
+    need (here a static file) waits the grace period, counted from when it was first seen
+    gone, then goes."""
     root, _, _ = make_site(tmp_path)
     www = tmp_path / "www"
     (root / "site_templates/static").mkdir(parents=True, exist_ok=True)
@@ -269,6 +291,7 @@ def test_deleted_post_leaves_the_host_and_objects_wait_out_the_grace(tmp_path):
 
 
 def test_grace_zero_deletes_at_once(tmp_path):
+    """--grace 0 deletes a file gone from build/ on the same publish."""
     root, _, _ = make_site(tmp_path)
     www = tmp_path / "www"
     (root / "site_templates/static").mkdir(parents=True, exist_ok=True)
@@ -302,6 +325,8 @@ def test_a_folder_is_checked_against_the_record_every_time(tmp_path):
 
 
 def test_target_from_config_is_relative_to_the_site(tmp_path):
+    """[publish] target in o2m.toml is read relative to the site folder, whatever the
+    working folder."""
     root, _, _ = make_site(tmp_path)
     with open(root / "o2m.toml", "a") as f:
         f.write('\n[publish]\ntarget = "../public"\n')
@@ -311,6 +336,7 @@ def test_target_from_config_is_relative_to_the_site(tmp_path):
 
 
 def test_no_target_is_one_line(tmp_path):
+    """No target given and none configured: one error line with a hint, exit 1."""
     root, _, _ = make_site(tmp_path)
     r = run_o2m("publish", cwd=root)
     assert r.returncode == 1
@@ -318,6 +344,7 @@ def test_no_target_is_one_line(tmp_path):
 
 
 def test_bad_grace_is_one_line(tmp_path):
+    """A --grace that is not a duration: one error line naming it, exit 1."""
     root, _, _ = make_site(tmp_path)
     r = run_o2m("publish", "--grace", "soon", str(tmp_path / "www"), cwd=root)
     assert r.returncode == 1
@@ -334,6 +361,7 @@ def test_unreachable_folder_is_one_line(tmp_path):
 
 
 def test_target_inside_build_is_refused(tmp_path):
+    """A target inside build/ (which would copy build/ into itself) is refused in one line."""
     root, _, _ = make_site(tmp_path)
     r = run_o2m("publish", "build/copy", cwd=root)
     assert r.returncode == 1
@@ -341,6 +369,8 @@ def test_target_inside_build_is_refused(tmp_path):
 
 
 def test_unfinished_build_is_not_published(tmp_path):
+    """A build that did not finish (the state says in progress) is not published: one line
+    pointing to `o2m build`, nothing sent."""
     root, _, _ = make_site(tmp_path)
     db = sqlite3.connect(root / ".o2m/build.db")
     db.execute("UPDATE kv SET value='1' WHERE key='in_progress'")
@@ -353,6 +383,7 @@ def test_unfinished_build_is_not_published(tmp_path):
 
 
 def test_no_build_is_one_line(tmp_path):
+    """No build/ at all: one error line, exit 1."""
     root, _, _ = make_site(tmp_path)
     shutil.rmtree(root / "build")
     r = run_o2m("publish", str(tmp_path / "www"), cwd=root)
@@ -420,18 +451,9 @@ def test_a_publish_record_from_before_keeps_working(tmp_path):
     assert "up to date" in r.stdout
 
 
-def _as_unprivileged(args: list[str]) -> list[str]:
-    """As root, drop the capabilities that bypass file modes, so permissions apply."""
-    if os.geteuid() != 0:
-        return args
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is needed to drop root's file capabilities")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner,-linux_immutable",
-            *args]
-
-
 def test_permission_error_is_one_line_and_keeps_the_site(tmp_path):
+    """A target folder the publisher may not write (run without root's file capabilities) is
+    one line saying the host still serves its old site, and nothing there changed."""
     root, bob, ada = make_site(tmp_path)
     www = tmp_path / "www"
     o2m(root, "publish", str(www))
@@ -439,7 +461,7 @@ def test_permission_error_is_one_line_and_keeps_the_site(tmp_path):
     update_site(root)
     os.chmod(www / "o", 0o555)
     try:
-        r = subprocess.run(_as_unprivileged([sys.executable, "-m", "o2m_pub", "publish", str(www)]),
+        r = subprocess.run(as_unprivileged([sys.executable, "-m", "o2m_pub", "publish", str(www)]),
                            cwd=root, capture_output=True, text=True, timeout=120,
                            stdin=subprocess.DEVNULL)
     finally:
@@ -468,20 +490,11 @@ def test_threat_48_full_disk_injected_keeps_the_previous_site(tmp_path):
     assert titles(bob.read_feed(www, ada)) == {"Only for friends", "Second secret"}
 
 
-def _try_mount_tmpfs(folder: Path, size: str) -> bool:
-    folder.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
-                        str(folder)], capture_output=True)
-    return r.returncode == 0
-
-
 def test_threat_48_full_disk_real_tmpfs(tmp_path):
     """A real full file system (a small tmpfs; needs root and mount rights)."""
     root, bob, ada = make_site(tmp_path)
     www = tmp_path / "www"
-    if not _try_mount_tmpfs(www, "400k"):
+    if not try_mount_tmpfs(www, "400k"):
         pytest.skip("cannot mount a small tmpfs here (needs root with mount rights)")
     try:
         o2m(root, "publish", str(www))
@@ -594,6 +607,9 @@ def sftp(tmp_path, monkeypatch):
 
 
 def test_rclone_publish_arrives_in_order_and_updates(tmp_path, sftp):
+    """Through a real `rclone serve sftp`: files arrive phase by phase (objects, pages,
+    heads last); an update sends only what changed, heads last; a deleted post goes; --check
+    finds a file deleted on the host behind o2m's back and sends it again."""
     root, bob, ada = make_site(tmp_path)
     result = o2m(root, "publish", "dest:www")
     assert "published to dest:www" in result.output
@@ -655,6 +671,7 @@ def test_rclone_interrupted_transfer_keeps_the_site_and_resumes(tmp_path, sftp):
 
 
 def test_rclone_unreachable_is_one_line(tmp_path, sftp):
+    """An rclone remote that does not answer: one line saying it cannot be reached and why."""
     root, _, _ = make_site(tmp_path)
     sftp.stop()
     r = run_o2m("publish", "dest:www", cwd=root)
@@ -663,6 +680,7 @@ def test_rclone_unreachable_is_one_line(tmp_path, sftp):
 
 
 def test_rclone_unknown_remote_is_one_line(tmp_path, sftp):
+    """A remote name rclone does not know: one line naming RCLONE_CONFIG."""
     root, _, _ = make_site(tmp_path)
     r = run_o2m("publish", "nosuch:www", cwd=root)
     assert r.returncode == 1
@@ -670,6 +688,7 @@ def test_rclone_unknown_remote_is_one_line(tmp_path, sftp):
 
 
 def test_rclone_permission_error_is_one_line(tmp_path, monkeypatch):
+    """A read-only remote: one line saying permission denied, and nothing lands there."""
     server = SFTPServer(tmp_path, read_only=True)
     server.start()
     try:
@@ -684,8 +703,10 @@ def test_rclone_permission_error_is_one_line(tmp_path, monkeypatch):
 
 
 def test_rclone_full_disk_is_one_line(tmp_path, monkeypatch):
+    """A remote whose disk fills up (a real small tmpfs; needs mount rights, else skips):
+    one line, and no page was sent (pages go only after the objects they need)."""
     folder = tmp_path / "small"
-    if not _try_mount_tmpfs(folder, "300k"):
+    if not try_mount_tmpfs(folder, "300k"):
         pytest.skip("cannot mount a small tmpfs here (needs root with mount rights)")
     try:
         server = SFTPServer(tmp_path, folder=folder)
@@ -705,6 +726,7 @@ def test_rclone_full_disk_is_one_line(tmp_path, monkeypatch):
 
 
 def test_rclone_missing_is_one_line(tmp_path):
+    """No rclone on PATH for a remote target: one line with the command to install it."""
     root, _, _ = make_site(tmp_path)
     empty = tmp_path / "bin"
     empty.mkdir()

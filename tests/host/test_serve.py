@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import threading
 import time
@@ -18,11 +19,12 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import run_o2m
+from support.hosts import IN_CI, need_program
 from support.o2m_server import o2m_serve, start_o2m_serve
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served_site(tmp_path_factory):
     """One built site with a friend (so o/, p/, f/ exist), served for the whole module."""
     root = tmp_path_factory.mktemp("served") / "site"
     assert run_o2m("init", str(root), "--name", "Served", "--url", "https://served.example/",
@@ -42,6 +44,27 @@ def served(tmp_path_factory):
     with o2m_serve(root) as server:
         server.root = root
         yield server
+
+
+def _listing(build: Path) -> list[tuple[str, int, int]]:
+    """Every path under build/ with its size and mtime (a folder with its name alone:
+    adding and removing a file in it changes its mtime)."""
+    entries = []
+    for path in build.rglob("*"):
+        st = path.lstat()
+        rel = path.relative_to(build).as_posix()
+        entries.append((rel, 0, 0) if stat.S_ISDIR(st.st_mode)
+                       else (rel, st.st_size, st.st_mtime_ns))
+    return sorted(entries)
+
+
+@pytest.fixture
+def served(served_site):
+    """The module's served site, for one test: a test may add files to its build/ for a
+    while, but must leave it as it found it (the next tests share it)."""
+    before = _listing(served_site.root / "build")
+    yield served_site
+    assert _listing(served_site.root / "build") == before, "the test left build/ changed"
 
 
 def get(server, path: str, **kw) -> requests.Response:
@@ -66,14 +89,17 @@ def raw_status(server, path: bytes) -> int:
 
 
 def curl(server, path: str, *args: str) -> subprocess.CompletedProcess[str]:
-    if not shutil.which("curl"):
-        pytest.skip("curl is not installed (Debian package curl)")
+    """curl (in CI a missing one fails, elsewhere skips), printing the status code."""
+    need_program("curl", "curl")
     return subprocess.run(["curl", "-sS", "--path-as-is", "--cacert", server.verify,
                            "-o", "/dev/null", "-w", "%{http_code}", *args, server.url.rstrip("/") + path],
                           capture_output=True, text=True, timeout=30)
 
 
 def test_pinned_certificate_and_card(served):
+    """With no certificate configured, serve makes a self-signed one, keeps its key private
+    (no group or other access), prints its pin, and puts that pin in the card it publishes; the
+    site is served over it."""
     from o2m_pub.host.tls import tls_pin_from_certificate
     from o2m_pub.protocol.canonical import b64u_encode
     from o2m_pub.protocol.cards import parse_card
@@ -88,6 +114,8 @@ def test_pinned_certificate_and_card(served):
 
 
 def test_threat_40_directory_gives_404_and_redirect_is_escaped(served):
+    """A folder is never listed (404 unless a page lives there), and the redirect from /dir
+    to /dir/ carries the path %-escaped, never as HTML a browser would run."""
     assert get(served, "/tags/").status_code == 200  # a page lives there
     assert get(served, "/o/").status_code == 404  # no listing of objects
     assert get(served, "/f/").status_code == 404
@@ -115,15 +143,25 @@ def test_threat_40_directory_gives_404_and_redirect_is_escaped(served):
     b"/static%5C..%5Cindex.html", b"//etc/passwd", b"/./index.html", b"/static/%2e/style.css",
 ])
 def test_threat_41_traversal_and_odd_encodings_are_404(served, path):
-    assert raw_status(served, path) in (400, 404)
+    """THREATS 41: each is a 404 (not a 400, not a file), with the very page any
+    missing file gets."""
+    missing = raw_request(served, b"GET /no-such-page HTTP/1.1\r\nHost: x\r\n"
+                                  b"Connection: close\r\n\r\n")
+    answer = raw_request(served, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                                 b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]
+    assert answer.partition(b"\r\n\r\n")[2] == missing.partition(b"\r\n\r\n")[2]
 
 
 def test_threat_41_curl_path_as_is(served):
+    """The same through curl, which sends the path as given (--path-as-is)."""
     for path in ("/../../../etc/passwd", "/..%2f..%2fo2m.toml", "/%2e%2e/%2e%2e/o2m.toml"):
-        assert curl(served, path).stdout in ("400", "404"), path
+        assert curl(served, path).stdout == "404", path
 
 
 def test_threat_42_symlinks_out_and_dotfiles_are_404(served, tmp_path):
+    """A symlink leading out of build/ (to a file or a folder), a dotfile anywhere and the
+    state folder are 404; the card under .well-known/ is served."""
     outside = tmp_path / "secret.txt"
     outside.write_text("top secret")
     build = served.root / "build"
@@ -146,6 +184,8 @@ def test_threat_42_symlinks_out_and_dotfiles_are_404(served, tmp_path):
 
 
 def test_threat_43_script_files_are_never_executed(served, tmp_path):
+    """Files Twisted would run as code (.rpy, .cgi, .epy) are sent as opaque bytes, and
+    nothing they hold runs."""
     build = served.root / "build"
     marker = tmp_path / "ran"
     code = f"open({str(marker)!r}, 'w').write('ran')\n"
@@ -163,6 +203,9 @@ def test_threat_43_script_files_are_never_executed(served, tmp_path):
 
 
 def test_threat_44_security_headers_and_no_html_sniffing(served):
+    """Pages carry HSTS, a script-free CSP, nosniff, no-referrer and no Twisted banner; a
+    file without a known extension is application/octet-stream (never sniffed as HTML);
+    feeds and styles get their own types."""
     page = get(served, "/index.html")
     h = page.headers
     assert h["Strict-Transport-Security"].startswith("max-age=")
@@ -190,29 +233,41 @@ def _one(build: Path, folder: str) -> str:
 
 
 def test_caching_policy_by_kind_and_no_compression_of_ciphertext(served):
+    """Content-addressed files are immutable and never compressed; heads and pages
+    revalidate; a versioned theme file is immutable; public pages are gzipped."""
     build = served.root / "build"
+    made_p = not (build / "p").exists()
     (build / "p").mkdir(exist_ok=True)  # archive pages appear only with a long history
     (build / "p" / ("ab" * 32)).write_bytes(os.urandom(4096))
-    for folder in ("o", "p", "media"):
-        path = _one(build, folder) if folder != "media" else next(
-            p for p in (build / "media").rglob("*") if p.is_file()).relative_to(build).as_posix()
-        r = get(served, path, headers={"Accept-Encoding": "gzip"})
-        assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable", path
+    try:
+        for folder in ("o", "p", "media"):
+            path = _one(build, folder) if folder != "media" else next(
+                p for p in (build / "media").rglob("*")
+                if p.is_file()).relative_to(build).as_posix()
+            r = get(served, path, headers={"Accept-Encoding": "gzip"})
+            assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable", path
+            assert "Content-Encoding" not in r.headers
+        head = _one(build, "f")
+        r = get(served, head, headers={"Accept-Encoding": "gzip"})
+        assert r.headers["Cache-Control"] == "no-cache"
+        assert r.headers["Content-Type"] == "application/octet-stream"
         assert "Content-Encoding" not in r.headers
-    head = _one(build, "f")
-    r = get(served, head, headers={"Accept-Encoding": "gzip"})
-    assert r.headers["Cache-Control"] == "no-cache"
-    assert r.headers["Content-Type"] == "application/octet-stream"
-    assert "Content-Encoding" not in r.headers
-    assert r.content == (build / head).read_bytes()
-    css = get(served, "static/style.css?v=1")
-    assert css.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-    page = get(served, "index.html", headers={"Accept-Encoding": "gzip"}, stream=True)
-    assert page.headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(page.raw.read()) == (build / "index.html").read_bytes()
+        assert r.content == (build / head).read_bytes()
+        css = get(served, "static/style.css?v=1")
+        assert css.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        page = get(served, "index.html", headers={"Accept-Encoding": "gzip"}, stream=True)
+        assert page.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(page.raw.read()) == (build / "index.html").read_bytes()
+    finally:
+        (build / "p" / ("ab" * 32)).unlink()
+        if made_p:
+            (build / "p").rmdir()
 
 
 def test_conditional_range_and_head(served):
+    """ETag and Last-Modified give 304s (If-None-Match wins); ranges give 206 with
+    Content-Range, a suffix range and 416 past the end; a large file streams whole; HEAD has
+    the length and no body; POST is 405."""
     first = get(served, "/index.html")
     etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
     again = get(served, "/index.html", headers={"If-None-Match": etag})
@@ -238,6 +293,8 @@ def test_conditional_range_and_head(served):
 
 
 def test_a_file_changed_on_disk_is_served_fresh(served):
+    """A file replaced by rename (as the builder writes) is served in its new version at
+    once, and a deleted one is a 404: the cache checks the disk."""
     build = served.root / "build"
     (build / "fresh.txt").write_text("one")
     try:
@@ -253,6 +310,8 @@ def test_a_file_changed_on_disk_is_served_fresh(served):
 
 
 def test_tls_1_1_refused_and_modern_tls_and_h2_offered(served):
+    """A TLS 1.1 client is refused (by Python's ssl and by openssl s_client); a modern
+    client gets TLS 1.2 or 1.3 and HTTP/2 by ALPN."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
@@ -279,10 +338,20 @@ def test_tls_1_1_refused_and_modern_tls_and_h2_offered(served):
             assert tls.selected_alpn_protocol() == "h2"  # the h2 package is a test dependency
 
 
+def _need_curl_with_http2() -> None:
+    """curl with HTTP/2 (Debian's has it): in CI a missing one fails, elsewhere skips."""
+    need_program("curl", "curl")
+    features = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout
+    if "HTTP2" not in features:
+        message = "this curl has no HTTP/2 (Debian's curl package has)"
+        if IN_CI:
+            pytest.fail(message + "; CI must install it (.ci/system-packages)")
+        pytest.skip(message)
+
+
 def test_http2_request_is_answered(served):
-    if not shutil.which("curl") or "HTTP2" not in subprocess.run(
-            ["curl", "--version"], capture_output=True, text=True).stdout:
-        pytest.skip("curl without HTTP/2")
+    """An HTTP/2 client (curl --http2, negotiated by ALPN) gets the page."""
+    _need_curl_with_http2()
     r = subprocess.run(["curl", "-sS", "--http2", "--cacert", served.verify, "-o", "/dev/null",
                         "-w", "%{http_version} %{http_code}", served.url + "index.html"],
                        capture_output=True, text=True, timeout=30)
@@ -290,45 +359,50 @@ def test_http2_request_is_answered(served):
 
 
 def test_threat_45_slowloris_and_idle_connections_time_out(tmp_path):
+    """1000 idle connections and one client trickling its request head a byte at a time are
+    all closed by the timeouts, while other clients are still answered."""
     root = _small_site(tmp_path)
-    with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1") as server:
-        import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
-        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=30)
-                for _ in range(1000)]
-        # Slowloris: a TLS client sends its request head one byte at a time, forever.
-        ctx = ssl.create_default_context(cafile=server.verify)
-        slow = ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=30),
-                               server_hostname="127.0.0.1")
-        stop = threading.Event()
-        closed = threading.Event()
+    import resource
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limits[1], 4096), limits[1]))
+    try:
+        with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1") as server:
+            idle = [socket.create_connection(("127.0.0.1", server.port), timeout=30)
+                    for _ in range(1000)]
+            # Slowloris: a TLS client sends its request head one byte at a time, forever.
+            ctx = ssl.create_default_context(cafile=server.verify)
+            slow = ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=30),
+                                   server_hostname="127.0.0.1")
+            stop = threading.Event()
+            closed = threading.Event()
 
-        def trickle() -> None:
-            try:
-                for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 10_000:
-                    if stop.is_set():
-                        return
-                    slow.send(bytes([byte]))
-                    time.sleep(0.2)
-            except OSError:
-                closed.set()
-        t = threading.Thread(target=trickle, daemon=True)
-        t.start()
-        # The server still answers others meanwhile.
-        assert requests.get(server.url, verify=server.verify, timeout=10).status_code == 200
-        deadline = time.monotonic() + 60
-        for sock in idle:
-            sock.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                assert sock.recv(1) == b""
-            except ConnectionResetError:
-                pass
-            sock.close()
-        assert closed.wait(60), "the slowloris connection was never closed"
-        stop.set()
-        slow.close()
-        assert requests.get(server.url, verify=server.verify, timeout=10).status_code == 200
+            def trickle() -> None:
+                try:
+                    for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 10_000:
+                        if stop.is_set():
+                            return
+                        slow.send(bytes([byte]))
+                        time.sleep(0.2)
+                except OSError:
+                    closed.set()
+            t = threading.Thread(target=trickle, daemon=True)
+            t.start()
+            # The server still answers others meanwhile.
+            assert requests.get(server.url, verify=server.verify, timeout=10).status_code == 200
+            deadline = time.monotonic() + 60
+            for sock in idle:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    assert sock.recv(1) == b""
+                except ConnectionResetError:
+                    pass
+                sock.close()
+            assert closed.wait(60), "the slowloris connection was never closed"
+            stop.set()
+            slow.close()
+            assert requests.get(server.url, verify=server.verify, timeout=10).status_code == 200
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)  # not for the rest of the run
 
 
 def _small_site(tmp_path: Path, *extra: str) -> Path:
@@ -340,6 +414,8 @@ def _small_site(tmp_path: Path, *extra: str) -> Path:
 
 
 def test_access_log_combined_format_and_without_addresses(tmp_path):
+    """--access-log writes the combined log format with quotes in headers escaped;
+    --no-client-addresses writes '-' instead of the address."""
     root = _small_site(tmp_path)
     log = tmp_path / "access.log"
     with o2m_serve(root, "--access-log", str(log)) as server:
@@ -357,6 +433,8 @@ def test_access_log_combined_format_and_without_addresses(tmp_path):
 
 
 def test_sigterm_finishes_in_flight_download_and_exits_0(tmp_path):
+    """SIGTERM lets a download under way finish whole, then the server exits 0 and takes no
+    new connection."""
     root = _small_site(tmp_path)
     data = os.urandom(40 << 20)
     (root / "build" / "large.bin").write_bytes(data)
@@ -377,7 +455,10 @@ def test_sigterm_finishes_in_flight_download_and_exits_0(tmp_path):
 
 
 def test_sighup_reloads_certificate_without_dropping_connections(tmp_path):
-    trustme = pytest.importorskip("trustme")
+    """SIGHUP makes the server read its certificate again (new connections see the new
+    one); a keep-alive connection from before still works."""
+    import trustme  # a test dependency (pyproject's [test]): never skipped
+
     root = _small_site(tmp_path)
     ca = trustme.CA()
     cert_path, key_path = root / "keys" / "server.pem", root / "keys" / "server.key"
@@ -413,6 +494,7 @@ def test_sighup_reloads_certificate_without_dropping_connections(tmp_path):
 
 
 def test_plain_http_port_only_redirects(tmp_path):
+    """The plain-HTTP port answers only with a 301 to the same path and query over HTTPS."""
     root = _small_site(tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -425,6 +507,7 @@ def test_plain_http_port_only_redirects(tmp_path):
 
 
 def test_two_workers_share_the_port(tmp_path):
+    """Two worker processes serve one port, and the server stops cleanly (exit 0)."""
     root = _small_site(tmp_path)
     with o2m_serve(root, "--workers", "2") as server:
         for _ in range(20):
@@ -433,6 +516,7 @@ def test_two_workers_share_the_port(tmp_path):
 
 
 def test_port_in_use_is_one_clear_line(tmp_path):
+    """A port already in use is one error line naming it, exit 1, no traceback."""
     root = _small_site(tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -445,6 +529,8 @@ def test_port_in_use_is_one_clear_line(tmp_path):
 
 
 def test_unreadable_or_wrong_key_is_one_clear_line(tmp_path):
+    """A configured certificate that is missing, or a file that is not a PEM certificate, is
+    one error line, exit 1, no traceback."""
     root = _small_site(tmp_path)
     with open(root / "o2m.toml", "a") as f:
         f.write('\n[serve]\ncert = "keys/missing.pem"\nkey = "keys/missing.key"\n')
@@ -458,6 +544,8 @@ def test_unreadable_or_wrong_key_is_one_clear_line(tmp_path):
 
 
 def test_nothing_built_is_one_clear_line(tmp_path):
+    """Serving a site never built says build/ has nothing to serve and points to `o2m
+    build`."""
     root = tmp_path / "fresh"
     assert run_o2m("init", str(root), "--name", "F", "--url", "https://f.example/",
                    cwd=tmp_path).returncode == 0
@@ -467,6 +555,8 @@ def test_nothing_built_is_one_clear_line(tmp_path):
 
 
 def test_serve_watch_rebuilds_and_reloads_open_pages(tmp_path):
+    """serve --watch injects the live-reload script (allowed by its CSP), rebuilds on a new
+    post, tells open pages to reload over the event stream, and serves the new post."""
     root = _small_site(tmp_path)
     with o2m_serve(root, "--watch") as server:
         page = requests.get(server.url + "index.html", verify=server.verify, timeout=10)
@@ -509,9 +599,10 @@ def test_slow_readers_get_the_whole_answer(tmp_path):
 
 
 def test_http2_connections_are_counted_and_not_cut_by_the_request_deadline(tmp_path):
-    if not shutil.which("curl") or "HTTP2" not in subprocess.run(
-            ["curl", "--version"], capture_output=True, text=True).stdout:
-        pytest.skip("curl without HTTP/2")
+    """More HTTP/2 connections than the cap, one after another, are all served (each
+    is let go when it closes), and a slow HTTP/2 download outlives the 1 s request
+    deadline."""
+    _need_curl_with_http2()
     root = _small_site(tmp_path)
     data = os.urandom(3 << 20)
     (root / "build" / "big.bin").write_bytes(data)

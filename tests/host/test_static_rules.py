@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from o2m_pub.host import static_rules as rules
 
 
-@given(st.binary(max_size=80))
+# Raw path segments as an attacker writes them, plain and percent-encoded. Each path
+# has at most one of them among plain names, so whether it resolves depends on that one
+# segment: random bytes alone (st.binary) practically never spell "/../".
+_HOSTILE = st.one_of(
+    st.sampled_from([b"..", b".", b"", b"\\", b"\x00", b"%00", b"%2e%2e", b"%2E.", b".%2e",
+                     b"%2e", b"%2f", b"%2F", b"%5c", b"%5C", b"%C0%AE%C0%AE", b".git",
+                     b".well-known", b"..%2f", b"a%0d%0ab", b"%7f", b"%ff", b"a\\b"]),
+    st.binary(max_size=4))
+_PLAIN = st.sampled_from([b"a", b"b", b"index.html", b"caf%C3%A9", b"o", b"2026"])
+_RAW_PATHS = st.builds(lambda before, odd, after: b"/" + b"/".join([*before, odd, *after]),
+                       st.lists(_PLAIN, max_size=2), _HOSTILE, st.lists(_PLAIN, max_size=2))
+
+
+@settings(max_examples=500)
+@given(st.one_of(_RAW_PATHS, st.binary(max_size=80).map(lambda b: b"/" + b)))
 def test_resolve_never_leaves_the_root(raw):
-    rel = rules.resolve(b"/" + raw)
+    """Whatever the request path, a resolved one has no ".", ".." or empty segment once
+    decoded, no backslash, NUL or other control character, and no dot file but
+    ``.well-known`` at the top (THREATS 40-42)."""
+    rel = rules.resolve(raw)
     if rel is None:
         return
     parts = rel.split("/")
-    assert not rel.startswith("/") and "\\" not in rel and "\x00" not in rel
+    assert not rel.startswith("/") and "\\" not in rel
+    assert not any(ord(c) < 0x20 or ord(c) == 0x7f for c in rel)
     assert ".." not in parts and "." not in parts and "" not in parts
     assert all(not p.startswith(".") for p in parts[1:])
     assert not parts[0].startswith(".") or parts[0] == ".well-known"
+    assert os.path.normpath(os.path.join("/srv/build", rel)).startswith("/srv/build/")
+
+
+@pytest.mark.parametrize("raw", [b"/..", b"/%2e%2e/x", b"/a/%2E./b", b"/.%2e", b"/a/%2e/b",
+                                 b"/a/.", b"/a/%2e"])
+def test_an_encoded_dot_segment_is_refused(raw):
+    """Dot segments are refused after decoding, however they are spelt."""
+    assert rules.resolve(raw) is None
 
 
 @pytest.mark.parametrize("raw, rel", [
@@ -29,6 +57,8 @@ def test_resolve_never_leaves_the_root(raw):
     (b"/o/ab12", "o/ab12"),
 ])
 def test_resolve_accepts_the_sites_paths(raw, rel):
+    """The paths a built site has resolve to their files: a folder to its index.html,
+    %-encoded UTF-8 decoded, the card under .well-known/."""
     assert rules.resolve(raw) == rel
 
 
@@ -38,6 +68,9 @@ def test_resolve_accepts_the_sites_paths(raw, rel):
     b"/static/.env", b"/.well-known/.x",
 ])
 def test_resolve_refuses_hostile_paths(raw):
+    """Hostile and odd request paths resolve to nothing (a 404): relative paths, '..' plain
+    or encoded, encoded slashes and backslashes, NUL and CRLF, overlong UTF-8, invalid
+    UTF-8, '//', dotfiles."""
     assert rules.resolve(raw) is None
 
 
@@ -52,10 +85,14 @@ def test_resolve_refuses_hostile_paths(raw):
     ("tags/feed.json", "application/json"),
 ])
 def test_content_types(rel, ctype):
+    """Ciphertext is always application/octet-stream whatever its name; a file of unknown
+    type is never guessed as HTML, nor is a Twisted script; feeds get their own types."""
     assert rules.content_type(rel) == ctype
 
 
 def test_cache_and_compression_by_kind():
+    """Content-addressed files and versioned assets are immutable, everything else
+    revalidates; only public text is compressible, never ciphertext."""
     assert rules.cache_control("o/ab", False) == rules.IMMUTABLE
     assert rules.cache_control("media/ab/x.png", False) == rules.IMMUTABLE
     assert rules.cache_control("static/style.css", True) == rules.IMMUTABLE
@@ -74,10 +111,15 @@ def test_cache_and_compression_by_kind():
     (b"bytes=0-1,5-6", 100, None), (b"items=0-1", 100, None), (b"bytes=x-y", 100, None),
 ])
 def test_parse_range(header, size, expected):
+    """One byte range (start-end, start-, -suffix) is honoured and clipped to the file; past
+    the end is unsatisfiable; several ranges or another unit get the whole file."""
     assert rules.parse_range(header, size) == expected
 
 
 def test_not_modified_prefers_etag():
+    """If-None-Match (strong or weak) decides when present, even against a matching
+    If-Modified-Since; otherwise If-Modified-Since, and an unreadable date never means 'not
+    modified'."""
     facts = rules.FileFacts(10, 1_700_000_000_000_000_000, 5)
     assert rules.not_modified(facts, facts.etag.encode(), None)
     assert rules.not_modified(facts, b'W/' + facts.etag.encode(), None)

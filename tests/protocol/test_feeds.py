@@ -97,6 +97,9 @@ def sealed_body(body: bytes, *, magic: bytes = HEAD_MAGIC, signer=ada, padded=No
 
 
 def test_both_sides_derive_the_same_secrets_and_directions_differ():
+    """Ada's secrets for Bob are the ones Bob derives for Ada; Bob's for Ada differ (one
+    direction each), so do Ada's for another reader; the feed name reveals nothing of the
+    key."""
     assert ada.secrets_to(bob) == bob.secrets_from(ada)
     assert ada.secrets_to(bob) != bob.secrets_to(ada)
     assert ada.secrets_to(bob).name != ada.secrets_to(eve).name
@@ -106,6 +109,7 @@ def test_both_sides_derive_the_same_secrets_and_directions_differ():
 
 
 def test_head_round_trip():
+    """A head Ada seals for Bob opens with Bob's keys to the same seq and items."""
     head = bob_opens(a_head())
     assert head.seq == 1 and head.items[0].id == ITEM_ID and head.prev is None
 
@@ -132,6 +136,8 @@ def test_threat_8_head_signed_by_a_different_key_is_rejected(signer):
 
 
 def test_every_flipped_byte_of_a_head_is_detected():
+    """Flipping the low bit of any one byte of a sealed head makes it fail to open, as a bad
+    MAC or a bad format."""
     data = a_head()
     for i in range(len(data)):
         bad = bytearray(data)
@@ -244,6 +250,7 @@ def test_threat_13_bad_sequence_numbers_are_rejected(seq):
 
 @pytest.mark.parametrize("seq", [0, 1, 2**53 - 1])
 def test_sequence_numbers_at_the_bounds_are_accepted(seq):
+    """seq 0, 1 and 2^53 - 1 (the largest exact JSON integer) are accepted."""
     assert bob_opens(_head_with(seq=seq)).seq == seq
 
 
@@ -449,6 +456,8 @@ def test_threat_22_object_references_must_be_bare_hashes(bad):
     {"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(32)), "url": "https://t/"},
 ])
 def test_object_references_hold_exactly_hash_size_and_key(ref):
+    """An object reference with size 0, a short key or an extra field is refused; hash, size
+    and key alone are accepted."""
     with pytest.raises(FeedFormatError):
         ObjectRef.from_json(ref)
     assert ObjectRef.from_json({"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(32))})
@@ -467,6 +476,9 @@ def test_shared_object_is_attributed_only_by_a_signed_head():
 
 
 def test_archive_pages_chain_and_verify():
+    """Items beyond the head's share go into archive pages, each sealed, chained by its prev
+    reference and opened in order: head and pages together give back every item, newest
+    first."""
     items = [Item(b64u_encode(i.to_bytes(16, "big")), "2026-11-24T10:00:00Z", None)
              for i in range(3 * feeds.HEAD_ITEMS)]
     head_items, pages = feeds.append_to_feed([], items)
@@ -485,6 +497,7 @@ def test_archive_pages_chain_and_verify():
 
 
 def test_adding_one_item_cuts_at_most_one_page():
+    """One new item on a full head moves at most one page of old items into the archive."""
     items = [Item(b64u_encode(i.to_bytes(16, "big")), "2026-11-24T10:00:00Z", None)
              for i in range(2 * feeds.HEAD_ITEMS)]
     head, pages = feeds.append_to_feed([], items)
@@ -497,6 +510,8 @@ def test_adding_one_item_cuts_at_most_one_page():
 @given(st.binary(max_size=3000))
 @settings(max_examples=200)
 def test_pad_round_trip_and_bucket(data):
+    """Padding round-trips, lands on a padded size, and is at most a quarter more than the
+    data and its 4-byte length (or 512 bytes, the smallest size)."""
     padded = pad(data)
     assert unpad(padded) == data
     assert len(padded) == padded_size(len(padded))
@@ -505,6 +520,8 @@ def test_pad_round_trip_and_bucket(data):
 
 @given(st.binary(max_size=200))
 def test_random_bytes_never_escape_as_other_exceptions(data):
+    """Random bytes as a head fail with FeedAuthError or FeedFormatError, never another
+    exception, never a head."""
     with pytest.raises((FeedAuthError, FeedFormatError)):
         bob_opens(data)
 

@@ -165,11 +165,23 @@ def test_fingerprint_refuses_wrong_key_length():
 
 
 def test_generate_gives_distinct_independent_keys():
-    """Two fresh identities differ, and the box key is not derived from the signing key."""
-    a, b = new_identity(), new_identity()
-    assert a.to_secret_bytes() != b.to_secret_bytes()
-    assert a.fingerprint != b.fingerprint
-    assert a.to_secret_bytes()[:32] != a.to_secret_bytes()[32:]
+    """Fresh identities differ, and the box key is not derived from the signing key
+    (DESIGN: two independent key pairs): it is neither the signing key's own X25519 form
+    (crypto_sign_ed25519_pk_to_curve25519, the usual shortcut) nor its seed."""
+    from nacl.bindings import (
+        crypto_sign_ed25519_pk_to_curve25519,
+        crypto_sign_ed25519_sk_to_curve25519,
+    )
+    identities = [new_identity() for _ in range(64)]
+    assert len({i.to_secret_bytes() for i in identities}) == len(identities)
+    assert len({i.fingerprint for i in identities}) == len(identities)
+    for ident in identities:
+        secret = ident.to_secret_bytes()
+        sign_seed, box_secret = secret[:32], secret[32:]
+        sign_sk = sign_seed + ident.sign_pk  # libsodium form of the Ed25519 secret key
+        assert ident.box_pk != crypto_sign_ed25519_pk_to_curve25519(ident.sign_pk)
+        assert box_secret != crypto_sign_ed25519_sk_to_curve25519(sign_sk)
+        assert box_secret != sign_seed
 
 
 def test_from_secret_bytes_refuses_wrong_length():

@@ -26,6 +26,8 @@ def keys(n: int) -> list[SigningKey]:
 
 
 def test_a_chain_signed_by_both_keys_is_followed():
+    """A chain of rotation statements, each signed by the old and the new key, leads from
+    the trusted key to the last one; an empty chain leads nowhere."""
     k = keys(3)
     chain = [make_rotation(k[0], k[1], new_box_pk=BOX, created=WHEN),
              make_rotation(k[1], k[2], new_box_pk=BOX, created=WHEN)]
@@ -107,6 +109,7 @@ def test_a_statement_of_another_version_is_unsupported(v):
 
 
 def test_a_chain_that_does_not_start_at_the_trusted_key_is_rejected():
+    """A chain that starts at another key than the trusted one is refused."""
     k = keys(3)
     with pytest.raises(RotationError, match="does not start"):
         follow_chain(bytes(k[0].verify_key), [make_rotation(k[1], k[2], new_box_pk=BOX,
@@ -114,6 +117,7 @@ def test_a_chain_that_does_not_start_at_the_trusted_key_is_rejected():
 
 
 def test_every_flipped_byte_is_rejected():
+    """Flipping the low bit of any byte of a rotation statement makes it refused."""
     k = keys(2)
     data = make_rotation(k[0], k[1], new_box_pk=BOX, created=WHEN)
     for i in range(len(data)):

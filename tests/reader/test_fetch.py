@@ -1,6 +1,7 @@
 """`o2m fetch` end to end: three sites made and built by o2m, befriended, each served
 by a real TLS server on 127.0.0.1; friends fetch, verify, decrypt and store each other's
-feeds. No mocks: real keys, real files, real sockets, real SQLite."""
+feeds. No mocks: real keys, real files, real sockets, real SQLite (one test of the
+commit step alone uses stand-in keys, and says so)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def test_each_friend_gets_exactly_their_posts(trio):
 
 
 def test_a_second_fetch_with_nothing_new_is_unchanged(trio):
+    """A second fetch with nothing new reports the friend unchanged and stores nothing more."""
     ada, bob, carol, bundle = trio
     ada.post("circle", "For friends", "friends")
     ada.build()
@@ -68,6 +70,8 @@ def test_a_second_fetch_with_nothing_new_is_unchanged(trio):
 
 
 def test_edits_replace_and_deletions_remove(trio):
+    """An edit replaces the post (keeping its short id); a deleted post and one narrowed
+    away from Bob are removed from his timeline."""
     ada, bob, carol, bundle = trio
     ada.post("a", "First version", "friends")
     ada.post("b", "Doomed", "friends")
@@ -86,6 +90,7 @@ def test_edits_replace_and_deletions_remove(trio):
 
 
 def test_friends_who_have_not_added_you_back_have_no_feed_yet(trio):
+    """A friend who has not added Bob back has no feed for him: 'no feed', not an error."""
     ada, bob, carol, bundle = trio
     bob.befriend(carol)  # Carol never added Bob
     carol.post("x", "Carol's news", "friends")
@@ -95,6 +100,7 @@ def test_friends_who_have_not_added_you_back_have_no_feed_yet(trio):
 
 
 def test_the_first_feed_of_a_friend_is_a_notification(trio):
+    """The first feed fetched from a friend is a notification."""
     ada, bob, carol, bundle = trio
     ada.post("circle", "For friends", "friends")
     ada.build()
@@ -163,6 +169,8 @@ def test_a_replayed_older_head_is_rollback_and_keeps_the_store(trio, tmp_path):
 
 
 def test_a_tampered_head_is_refused_and_keeps_the_store(trio):
+    """A head with one flipped byte is refused as a bad signature, and Bob keeps what he
+    had."""
     ada, bob, carol, bundle = trio
     ada.post("a", "One", "friends")
     ada.build()
@@ -224,6 +232,8 @@ def test_a_key_change_is_refused_until_accepted(trio, tmp_path):
 
 
 def test_o2m_fetch_command_prints_one_line_per_friend(trio):
+    """`o2m fetch` prints one line per friend (new posts, no feed yet); with a friend
+    unreachable it says so and exits 1."""
     ada, bob, carol, bundle = trio
     ada.post("a", "One", "friends")
     ada.build()
@@ -243,6 +253,7 @@ def test_o2m_fetch_command_prints_one_line_per_friend(trio):
 
 
 def test_o2m_fetch_of_an_unknown_friend_is_a_usage_error(trio):
+    """`o2m fetch NAME` of no friend of that name is a usage error (exit 2) naming it."""
     ada, bob, carol, bundle = trio
     result = CliRunner().invoke(main, ["-C", str(bob.root), "fetch", "nobody"])
     assert result.exit_code == 2 and "nobody" in result.output
@@ -360,7 +371,13 @@ def test_threat_10_an_update_overtaken_at_commit_is_refused_and_recorded(tmp_pat
                                                                         signed, reason):
     """A fetch whose head was newer than the state it read, but not than the head another
     fetch committed meanwhile (seq 7): at commit it becomes a refusal, as rollback (or
-    equivocation, with its warning), recorded for that friend; the store keeps seq 7."""
+    equivocation, with its warning), recorded for that friend; the store keeps seq 7.
+
+    Unlike the rest of this module, this calls the private `http_fetch._record` with
+    stand-in keys (b"\\1" * 32, ...), a stand-in FeedSecrets and "signed" bytes that are
+    no signature: `_record` only commits an outcome already verified, and the race it
+    loses is made here directly rather than with two real fetches timed to overlap
+    (tests/reader/test_store.py has that race with two real connections)."""
     from o2m_pub.protocol import feeds
     from o2m_pub.protocol.canonical import b64u_encode
     from o2m_pub.reader.fetch_plan import FriendKeys, Outcome

@@ -1,13 +1,15 @@
-"""Friends' posts made safe (o2m_pub/sanitize.py): pure tests, no browser.
+"""Friends' posts made safe (o2m_pub/reader/sanitize.py): pure tests, no browser.
 
 The browser half (a payload that gets through would run, the CSP header) is in
-tests/test_reader_web.py.
+tests/reader/test_reader_web.py.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from html.parser import HTMLParser
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import pytest
@@ -73,9 +75,12 @@ def elements(html: str) -> list[tuple[str, dict[str, str]]]:
     return parser.elements
 
 
-def assert_safe(html: str, attachment_urls: frozenset[str] = frozenset()) -> None:
+def assert_safe(html: str, attachments: Mapping[str, str] = MappingProxyType({})) -> None:
     """Only allowed tags and attributes; no handler; links http(s)/mailto or a footnote;
-    images only from the reader's own attachment URLs; nh3 leaves it unchanged."""
+    images only from the reader's own attachment URLs (the values of `attachments`, the
+    mapping the post was rendered with); sanitising it again with that same mapping
+    leaves it unchanged."""
+    attachment_urls = frozenset(attachments.values())
     for tag, attrs in elements(html):
         assert tag in ALLOWED_TAGS, (tag, html)
         for name, value in attrs.items():
@@ -88,7 +93,7 @@ def assert_safe(html: str, attachment_urls: frozenset[str] = frozenset()) -> Non
                 assert value in attachment_urls, value
         if tag == "a" and "href" in attrs:
             assert attrs.get("rel") == LINK_REL
-    assert sanitize_html(html, {}).html == html or attachment_urls  # stable: nothing mutates
+    assert sanitize_html(html, attachments).html == html  # stable: nothing mutates
 
 
 def test_threat_33_script_tags_and_their_content_are_stripped():
@@ -156,13 +161,18 @@ def test_threat_33_svg_and_math_mxss_vectors_are_neutralised(vector):
     "<table>", "<img src=x onerror=alert(1)>", "<a href='javascript:alert(1)'>", "</a>",
     "<noscript>", "</noscript>", "<textarea>", '"', "'", "<!--", "-->", "<", ">", "x",
     "<form>", "</form>", "<select>", "<template>", "<iframe>", "&lt;", "<script>", "</math>",
-    "![i](https://evil.example/i.png)", "[l](javascript:x)", "\n\n",
+    "![i](https://evil.example/i.png)", "[l](javascript:x)", "\n\n", "![a](photo.jpg)",
+    '<img src="photo.jpg">', "[f](./photo.jpg)",
 ]), max_size=14))
 def test_threat_33_random_tag_soup_never_yields_a_handler(parts):
-    """Any mix of the usual mXSS ingredients comes out safe and stable."""
+    """Any mix of the usual mXSS ingredients comes out safe and stable, with and without
+    attachments the post may show."""
     soup = "".join(parts)
+    attachments = {"photo.jpg": ATTACHMENT_URL}
     assert_safe(sanitize_html(soup).html)
     assert_safe(render_post(soup).html)
+    assert_safe(sanitize_html(soup, attachments).html, attachments)
+    assert_safe(render_post(soup, attachments).html, attachments)
 
 
 @pytest.mark.parametrize("source", [
@@ -220,7 +230,7 @@ def test_images_attached_to_the_post_are_served_by_the_reader():
     assert 'src="/file/abcdefghij/1"' in post.html
     assert f'href="{ATTACHMENT_URL}"' in post.html
     assert set(post.images) == {"photo.jpg", "my pics/b w.png"}
-    assert_safe(post.html, frozenset(urls.values()))
+    assert_safe(post.html, urls)
 
 
 def test_an_image_the_post_does_not_have_is_not_shown():

@@ -69,6 +69,8 @@ def test_the_store_is_private_and_in_the_state_folder(tmp_path):
 
 
 def test_timeline_is_newest_first_and_pages_by_cursor(store):
+    """The timeline is newest first; pages by cursor give every post once, and the page
+    after the last is empty."""
     add(store, "bob", [row(i) for i in range(10)])
     first = store.timeline(limit=4)
     assert [p.date for p in first] == sorted((p.date for p in first), reverse=True)
@@ -80,6 +82,8 @@ def test_timeline_is_newest_first_and_pages_by_cursor(store):
 
 
 def test_timeline_filters_by_friend_tag_and_since(store):
+    """The timeline filters by friend, by tag (also with a friend, and paged by cursor) and
+    by a date it starts at."""
     add(store, "bob", [row(1, tags=("cats",)), row(2), row(20, tags=("cats", "dogs"))])
     add(store, "carol", [row(3, tags=("cats",))])
     assert {p.id for p in store.timeline(friend="carol")} == {"post3"}
@@ -92,6 +96,8 @@ def test_timeline_filters_by_friend_tag_and_since(store):
 
 
 def test_post_by_short_id_and_prefix(store):
+    """A post is found by its short id or a unique prefix of it (any case); an unknown id or
+    a prefix under 4 characters finds none."""
     add(store, "bob", [row(1)])
     p = store.timeline()[0]
     assert p.short_id == short_id_for("KEY-bob", "post1")
@@ -101,23 +107,38 @@ def test_post_by_short_id_and_prefix(store):
     assert store.post("ab") is None  # too short to mean anything
 
 
+def _two_ids_sharing_a_prefix(friend_key: str) -> tuple[str, str, str]:
+    """Two post ids of one friend whose short ids start with the same 4 characters (a
+    birthday search, about 1,300 ids), and the longest prefix they share."""
+    seen: dict[str, str] = {}
+    for i in range(100_000):
+        short = short_id_for(friend_key, f"post{i}")
+        if short[:4] in seen:
+            other = short_id_for(friend_key, seen[short[:4]])
+            common = next(short[:n] for n in range(len(short), 3, -1) if other[:n] == short[:n])
+            return seen[short[:4]], f"post{i}", common
+        seen[short[:4]] = f"post{i}"
+    raise AssertionError("no shared prefix")  # pragma: no cover
+
+
 def test_an_ambiguous_prefix_is_an_error(store):
-    add(store, "bob", [row(i) for i in range(200)])
-    shorts = sorted(p.short_id for p in store.timeline(limit=500))
-    pairs = [(a, b) for a, b in zip(shorts, shorts[1:]) if a[:2] == b[:2]]
-    a, b = pairs[0]
-    common = a[:next(i for i in range(10) if a[i] != b[i])]
-    if len(common) >= 4:
-        with pytest.raises(AmbiguousPostError):
-            store.post(common)
-    # two posts with 4-char equal prefixes are rare; build one by hand to be sure
-    store.db.execute("UPDATE posts SET short_id = 'abcd1' WHERE id = 'post1'")
-    store.db.execute("UPDATE posts SET short_id = 'abcd2' WHERE id = 'post2'")
-    with pytest.raises(AmbiguousPostError):
-        store.post("abcd")
+    """A prefix two stored posts share is refused, naming both; one more character of
+    either id finds that post."""
+    first, second, common = _two_ids_sharing_a_prefix("KEY-bob")
+    add(store, "bob", [row(1, id=first), row(2, id=second)])
+    shorts = sorted(short_id_for("KEY-bob", pid) for pid in (first, second))
+    for prefix in (common[:4], common):
+        with pytest.raises(AmbiguousPostError) as refused:
+            store.post(prefix)
+        assert all(s in str(refused.value) for s in shorts)
+    for pid in (first, second):
+        full = short_id_for("KEY-bob", pid)
+        assert store.post(full[:len(common) + 1]).id == pid
 
 
 def test_edits_replace_and_tombstones_delete(store):
+    """An edit replaces the post under the same short id and makes it unread again; a
+    tombstone removes the post and its tags."""
     add(store, "bob", [row(1), row(2, tags=("x",))])
     short = store.post(short_id_for("KEY-bob", "post1")).short_id
     store.mark_read([short])
@@ -130,6 +151,8 @@ def test_edits_replace_and_tombstones_delete(store):
 
 
 def test_read_marks_and_unread_count(store):
+    """Read marks change the unread counts (overall and per friend); the same text fetched
+    again keeps its mark."""
     add(store, "bob", [row(i) for i in range(3)])
     assert store.unread_count() == 3
     shorts = [p.short_id for p in store.timeline()]
@@ -160,6 +183,8 @@ def test_friend_state_round_trips(store):
 
 
 def test_failures_keep_what_was_stored(store):
+    """A failed fetch records its reason and since when, and a notification, and keeps the
+    head and posts stored before."""
     add(store, "bob", [row(1)], head_state(3))
     store.record_failure("bob", "KEY-bob", "timeout", "no answer in 30 s", now=NOW,
                          notifications=[("unreachable", "since 2026-11-23")])
@@ -181,6 +206,8 @@ def test_an_update_that_fails_midway_changes_nothing(store):
 
 
 def test_notifications_are_recorded_once_until_seen(store):
+    """A notification is recorded once while unseen (the same one again is not); once seen,
+    it may come again."""
     assert store.add_notification("stale", "bob", "stale since 2026-11-20", now=NOW)
     assert store.add_notification("stale", "bob", "stale since 2026-11-20", now=NOW) is None
     assert store.add_notification("new_friend_feed", "carol", now=NOW)
@@ -276,6 +303,7 @@ def test_a_newer_schema_is_refused(tmp_path):
 
 
 def test_a_damaged_store_is_one_clear_error(tmp_path):
+    """A damaged reader store is a StoreError saying so, not an SQLite traceback."""
     (tmp_path / ".o2m").mkdir()
     (tmp_path / ".o2m/reader.db").write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match="damaged"):
@@ -283,22 +311,42 @@ def test_a_damaged_store_is_one_clear_error(tmp_path):
 
 
 def test_first_page_of_100000_posts_reads_only_the_index(store):
-    """The timeline's queries walk an index in order (no sort of the whole table): the
-    speed itself is measured in bench/, not here."""
+    """The timeline's own queries (as the store builds them: all posts, one friend's, one
+    tag's, and each of those past a cursor) walk an index in order, with no sort of the
+    whole table: the speed itself is measured in bench/, not here."""
     stamp = "2026-11-24T12:00:00Z"
     store.db.execute("BEGIN")
     store.db.executemany(
         "INSERT INTO posts (friend, id, short_id, audience, date, fetched) VALUES (?,?,?,?,?,?)",
         ((f"f{i % 100}", f"id{i}", f"s{i:08d}", "private",
           f"20{10 + i % 16}-0{i % 9 + 1}-1{i % 10}T00:00:00Z", stamp) for i in range(100_000)))
+    store.db.execute("INSERT INTO post_tags (tag, date, short_id) "
+                     "SELECT 't' || (rowid % 7), date, short_id FROM posts")
     store.db.execute("COMMIT")
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)  # the SQL as run, values bound
     page = store.timeline(limit=50)
+    cursor = page[-1].cursor
+    pages = {"all": page}
+    for name, kw in [("before", dict(before=cursor)), ("tag", dict(tag="t3")),
+                     ("tag before", dict(tag="t3", before=cursor)),
+                     ("friend", dict(friend="f1")),
+                     ("friend before", dict(friend="f1", before=cursor))]:
+        pages[name] = store.timeline(limit=50, **kw)
+    store.db.set_trace_callback(None)
     assert len(page) == 50 and page[0].date == "2025-09-19T00:00:00Z"
-    for sql in ("SELECT * FROM posts p ORDER BY p.date DESC, p.short_id DESC LIMIT 50",
-                "SELECT * FROM posts p WHERE p.friend = 'f1' ORDER BY p.date DESC, "
-                "p.short_id DESC LIMIT 50"):
-        plan = " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
-        assert "INDEX" in plan and "TEMP B-TREE" not in plan, plan
+    assert all(len(p) == 50 for p in pages.values())
+    assert all(p.cursor < cursor for name in ("before", "tag before", "friend before")
+               for p in pages[name])
+    assert {p.friend for name in ("friend", "friend before") for p in pages[name]} == {"f1"}
+    assert len(statements) == len(pages), statements  # one query a page
+    for sql in statements:
+        plan = [r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert not any("TEMP B-TREE" in step for step in plan), (sql, plan)
+        assert all("USING INDEX" in step or "USING PRIMARY KEY" in step for step in plan), \
+            (sql, plan)
+        if " WHERE " in sql:  # a filter or a cursor seeks into the index, never walks it
+            assert all(step.startswith("SEARCH ") for step in plan), (sql, plan)
 
 
 def test_a_short_id_already_taken_gets_a_longer_one(store):
@@ -368,19 +416,20 @@ def test_one_fetch_at_a_time_per_site(tmp_path):
     """The fetch lock: a second fetch of the same site is refused in one line while the
     first runs, or, waiting (`--every`), goes on as soon as the first is done."""
     import threading
-    got = []
+    got: list[bool] = []
+    queued, released = threading.Event(), threading.Event()
     with fetch_lock(tmp_path):
         with pytest.raises(StoreBusyError, match="another o2m fetch is running"):
             with fetch_lock(tmp_path):
                 pass
 
         def waiter() -> None:
-            with fetch_lock(tmp_path, wait=True):
-                got.append("ran")
+            with fetch_lock(tmp_path, wait=True, on_wait=queued.set):
+                got.append(released.is_set())  # True: it ran only after the first ended
         thread = threading.Thread(target=waiter)
         thread.start()
-        thread.join(0.2)
-        assert got == []  # still waiting: no timing is asserted, only the order
+        assert queued.wait(10)  # it found the lock taken and queued (no sleep, no timing)
+        released.set()
     thread.join(10)
-    assert got == ["ran"]
+    assert got == [True]
     assert (tmp_path / ".o2m/fetch.lock").stat().st_mode & 0o077 == 0

@@ -4,7 +4,7 @@ TLS on 127.0.0.1 by a small raw server that records every request, and fetched b
 real fetcher (`run_fetch`) into Bob's real SQLite store. Each hostile head is made with
 the author's real keys, as a host replaying old files, a buggy or hostile build, or a
 friend holding a head key could serve it. The pure checks behind them are in
-tests/test_feeds.py; case 18 end to end is test_fetch_hostile.py::test_threat_18_…"""
+tests/protocol/test_feeds.py; case 18 end to end is test_fetch_hostile.py::test_threat_18_…"""
 
 from __future__ import annotations
 

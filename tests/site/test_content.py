@@ -63,6 +63,7 @@ def test_note_without_title_and_date_from_file_name():
 
 
 def test_bundle_slug_comes_from_its_folder():
+    """A page bundle's slug comes from its folder's name (made URL-safe), not from index.md."""
     post = parse("---\ndate: 2026-01-01\n---\nx", "content/2026/Summer Trip/index.md")
     assert post.slug == "summer-trip"
 
@@ -76,17 +77,21 @@ def test_broken_yaml_names_the_line():
 
 
 def test_unclosed_front_matter():
+    """Front matter that never closes is reported as such."""
     assert "never ends" in error("---\ntitle: x\n\nbody").problem.message
 
 
 @pytest.mark.parametrize("value", ["2026-13-01", "yesterday", "2026/01/02", "12", "[2026]"])
 def test_invalid_date_names_its_line(value):
+    """An invalid date is reported at its own line, naming `date`."""
     e = error(f"---\ntitle: x\ndate: {value}\n---\n")
     assert e.problem.line == 3
     assert "date" in e.problem.message
 
 
 def test_missing_date():
+    """A post without a date (none in its front matter or its file name) says so, with a
+    hint showing one."""
     e = error("---\ntitle: x\n---\nbody")
     assert "no `date:`" in e.problem.message and "date:" in e.hint
 
@@ -151,16 +156,18 @@ def test_threat_37_slugs_with_dot_dot_absolute_paths_or_nul_are_rejected(slug):
     """THREATS.md 37: a `slug:` holding ../, an absolute path (POSIX or Windows), a
     backslash or NUL (written as a YAML escape, as the file itself may hold no NUL) is
     refused on its own line; a slug is one plain path segment (PROTOCOL.md §1.1). The
-    build writing nothing outside build/: tests/test_bad_input.py."""
+    build writing nothing outside build/: tests/site/test_bad_input.py."""
     e = error(f'---\ndate: 2026-01-01\nslug: "{slug}"\n---\n')
     assert e.problem.line == 3 and "`slug`" in e.problem.message
 
 
 def test_nul_in_body_is_refused():
+    """A NUL byte in the body is refused, by name."""
     assert "NUL" in error("---\ndate: 2026-01-01\n---\nab\x00c").problem.message
 
 
 def test_not_utf8():
+    """A post that is not UTF-8 is refused, saying so."""
     with pytest.raises(PostError) as e:
         parse_post(b"---\ndate: 2026-01-01\n---\n\xff\xfe", "content/x.md", tz=TZ,
                    default_audience=("public",))
@@ -171,6 +178,7 @@ def test_not_utf8():
                                           ("draft", "maybe"), ("audience", "[]"),
                                           ("title", "[a, b]")])
 def test_wrongly_typed_fields(field, value):
+    """A field of the wrong type is reported at its line, by name."""
     e = error(f"---\ndate: 2026-01-01\n{field}: {value}\n---\n")
     assert e.problem.line == 3 and field in e.problem.message
 

@@ -9,14 +9,17 @@ refuses to publish a lower sequence number."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import run_o2m
+from support.system import try_mount_tmpfs
 
 LINK_RE = re.compile(rb'(?:href|src)="([^"#?]+)')
 
@@ -112,6 +115,9 @@ def _feed_is_whole(build: Path, bob, root: Path) -> None:
 
 @pytest.mark.parametrize("with_friends", [False, True], ids=["public", "with-friends"])
 def test_threat_46_kill_before_each_write_leaves_a_whole_site(tmp_path, with_friends):
+    """SIGKILL before each write of a build in turn (with and without friends): every public
+    file is the old or the new version, links from the entry points resolve, the friend's
+    feed opens, and the next build repairs the site into what an uninterrupted build makes."""
     base = tmp_path / "base"
     base.mkdir()
     _make_site(base)
@@ -202,6 +208,55 @@ def test_threat_48_enospc_during_a_build_publishes_nothing_partial_and_keeps_the
         assert _public(_files(trial / "build")) == _public(new), k
         _feed_is_whole(trial / "build", bob, trial)
         shutil.rmtree(trial)
+
+
+def test_threat_48_a_real_full_disk_during_a_build_publishes_nothing_partial(tmp_path):
+    """The same on a real full file system (a small tmpfs holding the whole site; needs
+    root with mount rights, else skips): a post's attachment fits in content/ but its
+    copy in build/ does not. One line, exit 1, every public file old or new and whole,
+    no temporary left, links resolve, the friend's feed opens, the key file is
+    untouched and unlocks; once the disk has room, the next build ends the job."""
+    from o2m_pub.friends.identity import KEY_FILE, load_identity
+
+    disk = tmp_path / "disk"
+    if not try_mount_tmpfs(disk, "2m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root with mount rights)")
+    try:
+        site = disk / "site"
+        site.mkdir()
+        _make_site(site)
+        bob = _add_friends(site)
+        assert run_o2m("build", cwd=site).returncode == 0
+        old = _files(site / "build")
+        key = (site / KEY_FILE).read_bytes()
+        _change_site(site)
+        bundle = site / "content/2026/big"
+        bundle.mkdir()
+        (bundle / "index.md").write_text("---\ntitle: Big\ndate: 2026-01-20\n---\n"
+                                         "[the data](big.bin)\n")
+        (bundle / "big.bin").write_bytes(os.urandom(shutil.disk_usage(disk).free // 2 + 50_000))
+        new, _ = _reference_build(site, tmp_path / "reference")  # on a disk with room
+
+        full = run_o2m("build", cwd=site)
+        assert full.returncode == 1, full.stderr
+        assert "No space left on device" in full.stderr and "Traceback" not in full.stderr
+        for name, data in _public(_files(site / "build")).items():
+            assert data in (old.get(name), new.get(name)), name
+        assert not [p for p in (site / "build").rglob(".~o2m-*")]
+        assert _reachable_links_resolve(site / "build", "https://test.example/") == []
+        _feed_is_whole(site / "build", bob, site)
+        assert (site / KEY_FILE).read_bytes() == key
+        assert load_identity(site, b"test passphrase")
+
+        remount = subprocess.run(["mount", "-o", "remount,size=16m", str(disk)],
+                                 capture_output=True, text=True)
+        assert remount.returncode == 0, remount.stderr
+        repaired = run_o2m("build", cwd=site)
+        assert repaired.returncode == 0, repaired.stderr
+        assert _public(_files(site / "build")) == _public(new)
+        _feed_is_whole(site / "build", bob, site)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_threat_48_a_builder_restored_with_a_lower_seq_refuses_to_publish(tmp_path):

@@ -24,6 +24,9 @@ def record(i: int, *, title: str | None = None, tags: tuple[str, ...] = (), slug
 
 @given(n=st.integers(0, 60), per_page=st.integers(1, 7))
 def test_every_post_is_listed_once_on_numbered_pages_or_home(n, per_page):
+    """For any number of posts and page size: the home page shows the newest, every post is
+    listed exactly once on the numbered pages or the home page, and every pager link leads
+    to a page that exists."""
     posts = [record(i) for i in range(n)]
     pages = list_pages(posts, "", per_page, "index.html", "fp")
     home, numbered = pages[0], pages[1:]
@@ -50,6 +53,8 @@ def test_adding_a_post_changes_at_most_three_list_pages(n, per_page):
 
 
 def test_collisions_fail_all_but_the_first_by_source():
+    """Posts claiming one permalink: the first by source path keeps it, whatever the order
+    they come in; each other one is a problem at its own file."""
     a = record(1, slug="same", source="content/a.md")
     b = record(2, slug="same", source="content/b.md")
     kept, problems = resolve_collisions([b, a])
@@ -58,6 +63,8 @@ def test_collisions_fail_all_but_the_first_by_source():
 
 
 def test_post_page_digest_follows_its_neighbours():
+    """A renamed post changes the digests of its own page and of its neighbours' (which link
+    to it by title), not of unrelated pages."""
     posts = [record(i) for i in range(3)]
     digests = {p.path: p.digest for p in plan_pages(posts, per_page=10, fingerprints=FPS,
                                                     site_fingerprint="s", link_targets={})}
@@ -70,6 +77,7 @@ def test_post_page_digest_follows_its_neighbours():
 
 
 def test_tags_that_slug_alike_are_one_tag():
+    """Tags that differ only in case are one tag page, named as the newest post spells it."""
     posts = [record(0, tags=("Travel",)), record(1, tags=("travel",))]
     pages = plan_pages(posts, per_page=10, fingerprints=FPS, site_fingerprint="s",
                        link_targets={})

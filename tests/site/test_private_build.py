@@ -53,6 +53,9 @@ def build(root, **kw):
 
 
 def test_each_friend_reads_exactly_their_posts(social):
+    """Each friend's feed holds exactly the posts whose audience names them (by friends,
+    group, name or list), read with their own keys; one unlock signs both heads; private
+    posts stay off the public pages."""
     root, bob, carol, ada = social
     post(root, "open", "Open to all", "public")
     post(root, "circle", "For friends", "friends")
@@ -69,6 +72,7 @@ def test_each_friend_reads_exactly_their_posts(social):
 
 
 def test_a_stranger_finds_no_feed_and_decrypts_nothing(social):
+    """A stranger finds no head for their keys, and no object opens without its key."""
     root, bob, carol, ada = social
     post(root, "circle", "For friends", "friends")
     build(root)
@@ -81,6 +85,8 @@ def test_a_stranger_finds_no_feed_and_decrypts_nothing(social):
 
 
 def test_nothing_in_build_names_a_friend(social):
+    """No file in build/ holds a friend's or a group's name, nor a private post's title in
+    clear."""
     root, bob, carol, ada = social
     post(root, "circle", "Zebra crossing", "friends")
     post(root, "fam", "Quokka party", "tribe")
@@ -93,6 +99,7 @@ def test_nothing_in_build_names_a_friend(social):
 
 
 def test_an_object_is_encrypted_once_for_all_its_readers(social):
+    """A post for two friends is one object in build/o, which both read the same."""
     root, bob, carol, ada = social
     post(root, "circle", "For friends", "friends", body="x" * 2000)
     build(root)
@@ -102,6 +109,8 @@ def test_an_object_is_encrypted_once_for_all_its_readers(social):
 
 
 def test_adding_a_post_writes_one_object_and_the_heads_of_its_audience(social):
+    """A new post for Bob alone writes one new object and one head (Bob's); Carol's head and
+    the other objects are untouched."""
     root, bob, carol, ada = social
     for i in range(5):
         post(root, f"p{i}", f"Post {i}", "friends", date=f"2026-11-0{i + 1}")
@@ -117,6 +126,8 @@ def test_adding_a_post_writes_one_object_and_the_heads_of_its_audience(social):
 
 
 def test_no_change_signs_nothing_and_never_asks_for_the_key(social):
+    """A build with nothing new for friends writes nothing and never asks for the
+    passphrase."""
     root, bob, carol, ada = social
     post(root, "circle", "For friends", "friends")
     build(root)
@@ -125,6 +136,8 @@ def test_no_change_signs_nothing_and_never_asks_for_the_key(social):
 
 
 def test_heads_are_resigned_before_they_expire(social):
+    """A head close to its expiry is signed again (a new seq, a later expiry), though no
+    post changed: one unlock for both heads."""
     root, bob, carol, ada = social
     post(root, "circle", "For friends", "friends")
     build(root)
@@ -138,6 +151,7 @@ def test_heads_are_resigned_before_they_expire(social):
 
 
 def test_edit_and_delete_leave_new_versions_and_tombstones(social):
+    """An edited post reaches friends as its new version; a deleted one as a tombstone."""
     root, bob, carol, ada = social
     post(root, "a", "First version", "friends")
     post(root, "b", "Doomed", "friends")
@@ -151,6 +165,8 @@ def test_edit_and_delete_leave_new_versions_and_tombstones(social):
 
 
 def test_narrowing_an_audience_cuts_the_removed_friend_off(social):
+    """A post narrowed from friends to Bob leaves Carol's feed as a tombstone, not as the
+    post."""
     root, bob, carol, ada = social
     post(root, "a", "Shared", "friends")
     build(root)
@@ -161,6 +177,7 @@ def test_narrowing_an_audience_cuts_the_removed_friend_off(social):
 
 
 def test_a_removed_friend_loses_their_feed(social):
+    """A removed friend's head goes from build/, and later posts go to the others only."""
     root, bob, carol, ada = social
     post(root, "a", "Shared", "friends")
     build(root)
@@ -172,6 +189,8 @@ def test_a_removed_friend_loses_their_feed(social):
 
 
 def test_many_posts_page_into_archives_and_read_back_whole(social):
+    """200 posts for one friend page into archive pages (build/p), and the friend reads all
+    200 back through the chain."""
     root, bob, carol, ada = social
     for i in range(200):
         post(root, f"p{i:03d}", f"Post {i}", "bob", date=f"2026-0{i % 9 + 1}-{i % 28 + 1:02d}")
@@ -255,7 +274,9 @@ def test_a_friend_removed_and_added_again_never_sees_the_sequence_go_back(social
 
 def test_a_build_killed_after_writing_heads_does_not_reuse_their_numbers(social, tmp_path):
     """The heads are in build/ but the state was not committed (simulated by putting the
-    previous state back, as a kill before the commit leaves it, floor excepted)."""
+    previous state back, as a kill before the commit leaves it, floor excepted): the next
+    head still carries a higher sequence number, which Bob's reader takes as fresh, not
+    as a second head under a number it has seen (equivocation, PROTOCOL.md §3.5 step 8)."""
     root, bob, carol, ada = social
     post(root, "a", "One", "friends")
     build(root)
@@ -264,21 +285,39 @@ def test_a_build_killed_after_writing_heads_does_not_reuse_their_numbers(social,
     states_before = sqlite3.connect(db).execute("SELECT reader, state FROM feeds").fetchall()
     post(root, "b", "Two", "friends")
     build(root)
+    head2 = _bobs_head(root, bob, ada)
     with sqlite3.connect(db) as con:  # the feed states as they were before that build
         con.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)", states_before)
     post(root, "c", "Three", "friends")
     build(root)  # no refusal: the floor was recorded before the heads were written
+    head3 = _bobs_head(root, bob, ada)
+    assert head3.seq > head2.seq
+    verdict = feeds.accept_head(head3, stored_seq=head2.seq, stored_signed=head2.signed,
+                                now=NOW.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert verdict.fresh
     assert titles(bob.read_feed(root / "build", ada)) == {"One", "Two", "Three"}
 
 
+def _bobs_head(root, bob, ada) -> feeds.Head:
+    """Bob's head as it lies in build/ now, opened with his keys."""
+    secrets = feeds.pairwise_secrets(bytes(bob.box), ada.box_pk, ada.sign_pk,
+                                     bytes(bob.sign.verify_key))
+    return feeds.open_head((root / "build" / secrets.head_path).read_bytes(), secrets,
+                           author_sign_pk=ada.sign_pk, reader_sign_pk=bytes(bob.sign.verify_key))
+
+
 def test_losing_the_state_folder_continues_every_feed_above_the_published_one(social):
+    """With .o2m/ gone, the builder reads the sequence number of each head it published
+    (in build/) and continues above it: Bob's reader sees a newer head, not a rollback."""
     root, bob, carol, ada = social
     post(root, "a", "One", "friends")
     build(root)
+    published = _bobs_head(root, bob, ada)
     shutil.rmtree(root / ".o2m")
     post(root, "b", "Two", "friends")
     report, _ = build(root)
     assert report.heads == 2
+    assert _bobs_head(root, bob, ada).seq > published.seq
     assert titles(bob.read_feed(root / "build", ada)) == {"One", "Two"}
 
 

@@ -67,6 +67,8 @@ def test_editor_litter_never_triggers(name):
 
 @pytest.mark.parametrize("name", REAL)
 def test_real_files_in_content_trigger(name):
+    """Real file names, even ones that look like litter in part (4914, tmp.md, swp.md), are
+    sources: a change to them triggers a build."""
     assert not is_editor_litter(name)
     assert path_matters(f"content/2026/{name}")
     assert event_matters("modified", False, f"content/2026/{name}")
@@ -118,6 +120,8 @@ names = st.text(name_chars, min_size=1, max_size=30)
 
 @given(names, st.sampled_from(["content", "content/2026", "site_templates", "keys/friends"]))
 def test_litter_forms_of_any_name_never_matter(name, folder):
+    """Whatever the file name, its swap, backup, lock and temporary forms never matter, in
+    content/, site_templates/ or keys/friends/."""
     for litter in (f".{name}.swp", f"{name}~", f"#{name}#", f".#{name}",
                    f"{name}___jb_tmp___", f"{name}___jb_old___", f"{name}.tmp",
                    f".goutputstream-{name}"):
@@ -127,11 +131,14 @@ def test_litter_forms_of_any_name_never_matter(name, folder):
 @given(st.lists(names, min_size=1, max_size=4),
        st.sampled_from(["build", ".o2m", "keys/tls", "node_modules", ".git"]))
 def test_nothing_outside_the_sources_matters(parts, top):
+    """Nothing under build/, .o2m/, keys/tls/, node_modules/ or .git/ matters, whatever its
+    name."""
     assert not path_matters("/".join([top, *parts]))
 
 
 @given(st.from_regex(r"[a-z0-9][a-z0-9-]{0,40}", fullmatch=True))
 def test_every_plain_post_name_matters(stem):
+    """Every plain post name in content/ matters."""
     assert path_matters(f"content/2026/{stem}.md")
 
 
@@ -235,6 +242,7 @@ def test_a_session_reports_the_outputs_that_changed(site):
 
 
 def test_a_template_edit_is_seen_by_a_warm_session(site):
+    """A warm Builder session picks up an edited template on its next build."""
     site.post("2026/a.md", title="A", date="2026-01-01")
     with Builder(site.root) as session:
         session.build()
@@ -295,6 +303,8 @@ def text_of(path: Path) -> str:
 
 
 def test_a_new_post_appears_and_a_deleted_one_goes(site, watching):
+    """A real watcher: a new post's page and the home page appear, a deleted post's page
+    goes, and the build names the file that caused it."""
     rec = watching()
     assert rec.results[0].ok and rec.results[0].sources == ()
     site.post("2026/hello.md", title="Hello watcher", date="2026-01-05")
@@ -319,6 +329,7 @@ def test_content_deleted_and_made_again_is_still_watched(site, watching):
 
 
 def test_a_renamed_post_moves(site, watching):
+    """A post renamed on disk moves: its page at the new name appears and the old one goes."""
     site.post("2026/old-name.md", title="Moving", date="2026-01-05")
     watching()
     assert page(site, "old-name").exists()
@@ -329,15 +340,21 @@ def test_a_renamed_post_moves(site, watching):
 
 def test_a_burst_of_saves_gives_one_build(site, watching):
     """Twenty saves of three files in a quick loop: one build, with all of them. (The
-    debounce is long here so a slow CI machine cannot split the burst.)"""
+    debounce is long here so a slow CI machine cannot split the burst.) No sleeping to
+    see that no second build follows: the watcher goes idle after it, and a sentinel
+    saved then is built next, alone, which it would not be if any of the burst were
+    left over."""
     (site.root / "content/2026").mkdir()
     rec = watching(debounce=1.5)
     for i in range(20):
         site.post(f"2026/burst{i % 3}.md", title=f"Burst {i}", date="2026-01-05")
     wait_for(lambda: rec.count() >= 2, "the build after the burst")
-    time.sleep(2 * 1.5)  # a second build, if any, would have started by now
+    wait_for(rec.watcher.idle, "the watcher to wait for changes again")
     assert rec.count() == 2
-    assert rec.results[1].sources == tuple(f"content/2026/burst{i}.md" for i in range(3))
+    site.post("2026/sentinel.md", title="Sentinel", date="2026-01-06")
+    wait_for(lambda: rec.count() >= 3, "the sentinel's build")
+    assert [r.sources for r in rec.results[1:]] == [
+        tuple(f"content/2026/burst{i}.md" for i in range(3)), ("content/2026/sentinel.md",)]
     assert "Burst 18" in site.read("2026/burst0/index.html")
     assert "Burst 19" in site.read("2026/burst1/index.html")
 
@@ -349,30 +366,38 @@ def test_changes_during_a_build_give_exactly_one_more(site, watching):
     rec.gate, rec.hold_build = threading.Event(), 2
     site.post("2026/first.md", title="First", date="2026-01-05")
     wait_for(lambda: rec.count() >= 2, "the second build")  # now held in its callback
+    during = tuple(f"content/2026/during{i}.md" for i in range(4))
     for i in range(4):
         site.post(f"2026/during{i}.md", title=f"During {i}", date="2026-01-06")
-    time.sleep(0.5)  # let inotify report them (it takes microseconds)
+    wait_for(lambda: set(rec.watcher.pending_changes()) >= set(during),
+             "the watcher to see the saves while the build is held")
     rec.gate.set()
     wait_for(lambda: rec.count() >= 3, "the build after it")
-    time.sleep(1.0)
+    wait_for(rec.watcher.idle, "the watcher to wait for changes again")
     assert rec.count() == 3
-    assert rec.results[2].sources == tuple(f"content/2026/during{i}.md" for i in range(4))
+    site.post("2026/sentinel.md", title="Sentinel", date="2026-01-07")  # built alone next,
+    wait_for(lambda: rec.count() >= 4, "the sentinel's build")  # if nothing was left over
+    assert [r.sources for r in rec.results[2:]] == [during, ("content/2026/sentinel.md",)]
     assert all(page(site, f"during{i}").exists() for i in range(4))
 
 
 def test_swap_and_temporary_files_neither_trigger_nor_break_a_build(site, watching):
+    """Editors' litter, full of broken front matter, triggers nothing: the next build
+    is the one of a sentinel saved after it (no sleeping to see that nothing happened:
+    a build the litter caused would come first, or name it among its sources), and that
+    build, with the litter still there, has no problem."""
     site.post("2026/a.md", title="A", date="2026-01-05")
     rec = watching()
+    wait_for(rec.watcher.idle, "the watcher to wait for changes")
     folder = site.root / "content/2026"
     for name in LITTER:
         (folder / name).write_text("---\ntitle: [broken\n---\nnot a post\n")
-    time.sleep(0.6)  # debounce 0.1 s: a build would have started
-    assert rec.count() == 1
-    for name in LITTER:
-        (folder / name).unlink()
     site.post("2026/sentinel.md", title="Sentinel", date="2026-01-06")
     wait_for(lambda: rec.count() >= 2, "the sentinel's build")
-    assert rec.results[1].ok and rec.results[1].sources == ("content/2026/sentinel.md",)
+    assert rec.results[1].sources == ("content/2026/sentinel.md",)
+    assert rec.results[1].ok, rec.results[1].report
+    for name in LITTER:
+        (folder / name).unlink()
 
 
 def test_vim_style_save_rebuilds(site, watching):
@@ -406,6 +431,8 @@ def test_jetbrains_style_save_rebuilds(site, watching):
 
 
 def test_a_broken_post_is_reported_then_fixed(site, watching):
+    """A post broken while watched is reported with its file and line, the last good page
+    stays, and the fix rebuilds it."""
     site.post("2026/a.md", title="Good", date="2026-01-05")
     rec = watching()
     site.post("2026/a.md", title="Good", date="2026-13-05")
@@ -420,6 +447,8 @@ def test_a_broken_post_is_reported_then_fixed(site, watching):
 
 
 def test_a_broken_config_is_reported_and_the_watch_goes_on(site, watching):
+    """A broken o2m.toml fails that build with its location, and watching goes on: once
+    fixed, a new post builds."""
     rec = watching()
     config = (site.root / "o2m.toml").read_text()
     (site.root / "o2m.toml").write_text("[site\n")
@@ -472,6 +501,8 @@ def test_a_friend_added_in_keys_triggers_a_private_rebuild(tmp_path):
 # --- `o2m watch` as a user runs it -------------------------------------------------------
 
 def test_o2m_watch_prints_one_line_per_build_and_exits_0_on_sigterm(site):
+    """`o2m watch` prints one line per build on stdout (what was built, or how many
+    problems), each problem once on stderr, and exits 0 on SIGTERM."""
     site.post("2026/a.md", title="A", date="2026-01-05")
     proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "watch", "--debounce", "100"],
                             cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -500,6 +531,7 @@ def test_o2m_watch_prints_one_line_per_build_and_exits_0_on_sigterm(site):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_o2m_watch_stops_cleanly_with_exit_0(site, sig):
+    """Ctrl-C or SIGTERM stops `o2m watch` with exit 0 and nothing more printed."""
     site.post("2026/a.md", title="A", date="2026-01-05")
     proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "watch"], cwd=site.root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -517,6 +549,7 @@ def test_o2m_watch_stops_cleanly_with_exit_0(site, sig):
 
 
 def test_o2m_watch_outside_a_site_fails_with_one_line(tmp_path):
+    """`o2m watch` outside a site is one error line, exit 1."""
     result = run_o2m("watch", cwd=tmp_path)
     assert result.returncode == 1 and "not an o2m site" in result.stderr
     assert "Traceback" not in result.stderr

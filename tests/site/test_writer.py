@@ -1,4 +1,4 @@
-"""Atomic, contained writes (writer.py)."""
+"""Atomic, contained writes (site/writer.py)."""
 
 from __future__ import annotations
 
@@ -11,26 +11,69 @@ from hypothesis import strategies as st
 from o2m_pub.site.writer import AtomicWriter, OutsideOutputError, safe_relative
 
 
-@given(st.text(max_size=40))
+# Path segments an attacker would try, beside plain names: a path made of these reaches
+# "..", ".", empty segments, backslashes and NUL in nearly every example, which random
+# text (st.text) practically never does.
+_SEGMENTS = st.one_of(
+    st.sampled_from(["..", ".", "", "a", "b", "\\", "\x00", "%2e%2e", "..\\a", "a\\..",
+                     "a\x00", ".a", "a..", "...", " ", "~"]),
+    st.text(max_size=6))
+_PATHS = st.builds(lambda lead, segs: lead + "/".join(segs),
+                   st.sampled_from(["", "/"]), st.lists(_SEGMENTS, min_size=1, max_size=6))
+
+
+@given(_PATHS)
 def test_no_accepted_path_escapes_the_output_folder(path):
-    """Whatever the path, an accepted one stays inside (compare Pelican's prefix bug)."""
+    """Whatever the path, an accepted one stays inside (compare Pelican's prefix bug),
+    on its own and read with backslashes as separators, and is returned unchanged."""
     try:
         rel = safe_relative(path)
     except OutsideOutputError:
         return
+    assert rel == path
+    assert "\x00" not in rel and "\\" not in rel
     root = "/srv/out"
-    full = os.path.normpath(os.path.join(root, rel))
-    assert full.startswith(root + "/")
+    for form in (rel, rel.replace("\\", "/")):
+        full = os.path.normpath(os.path.join(root, form))
+        assert full.startswith(root + "/")
+
+
+@given(_PATHS)
+def test_a_path_with_a_dot_empty_or_parent_segment_is_refused(path):
+    """safe_relative alone (not the writer's realpath check behind it) refuses every
+    path with a "..", "." or empty segment, an absolute path, a NUL or a backslash; and
+    accepts every other one: "%2e%2e" is a plain file name on disk."""
+    segments = path.split("/")
+    bad = (any(s in ("", ".", "..") for s in segments)
+           or any("\x00" in s or "\\" in s for s in segments))
+    if bad:
+        with pytest.raises(OutsideOutputError):
+            safe_relative(path)
+    else:
+        assert safe_relative(path) == path
+
+
+@pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../../b", "a\x00b", "a\\..\\b", "",
+                                  "a//b", "./a", "a/.", "a/", ".."])
+def test_bad_paths_are_refused_by_the_rule_alone(path):
+    """The rule itself refuses these, before any file-system check."""
+    with pytest.raises(OutsideOutputError):
+        safe_relative(path)
 
 
 @pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../../b", "a\x00b", "a\\..\\b", "",
                                   "a//b", "./a"])
 def test_bad_paths_are_refused(tmp_path, path):
+    """The writer refuses them too, and writes nothing."""
     with pytest.raises(OutsideOutputError):
         AtomicWriter(tmp_path / "out").write(path, b"x")
+    assert list((tmp_path / "out").iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_write_through_a_symlinked_folder_is_refused(tmp_path):
+    """A write through a symlink planted in the output folder is refused, and nothing lands
+    where it points."""
     out = tmp_path / "out"
     out.mkdir()
     os.symlink(tmp_path, out / "link")
@@ -40,6 +83,8 @@ def test_write_through_a_symlinked_folder_is_refused(tmp_path):
 
 
 def test_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
+    """A write replaces the file by rename (a new inode, never half written) and leaves no
+    temporary file."""
     w = AtomicWriter(tmp_path)
     w.write("a/b.html", b"one")
     inode = (tmp_path / "a/b.html").stat().st_ino
@@ -50,6 +95,8 @@ def test_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
 
 
 def test_delete_removes_empty_folders(tmp_path):
+    """Deleting a folder's last file removes the folders left empty, never the output folder
+    itself."""
     w = AtomicWriter(tmp_path)
     w.write("x/y/z.html", b"1")
     w.delete("x/y/z.html")

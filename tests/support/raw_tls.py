@@ -27,7 +27,9 @@ class RawTLSServer:
         self.port = self.sock.getsockname()[1]
         self.url = f"https://localhost:{self.port}/"
         self.stopping = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._held: list[socket.socket] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def stop(self) -> None:
         self.stopping = True
@@ -36,6 +38,27 @@ class RawTLSServer:
         except OSError:
             pass
         self.sock.close()
+        for held in self._held:
+            held.close()
+
+    def leave_connects_unanswered(self) -> None:
+        """From now on a connect to this server hangs: no SYN-ACK, no reset (THREATS 24's
+        "hanging connect"). The server stops accepting and shrinks its listen queue to
+        one place, which a connection of its own fills: the kernel then drops every
+        further SYN. No privileges and no firewall rule needed."""
+        self.stopping = True
+        socket.create_connection(("127.0.0.1", self.port)).close()  # wakes accept()
+        self._acceptor.join()
+        self.sock.listen(0)
+        for _ in range(8):
+            filler = socket.socket()
+            filler.settimeout(0.5)
+            self._held.append(filler)
+            try:
+                filler.connect(("127.0.0.1", self.port))
+            except TimeoutError:
+                return  # this SYN went unanswered: so will the next one
+        raise AssertionError("the listen queue never filled")
 
     def _accept(self) -> None:
         while not self.stopping:

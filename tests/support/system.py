@@ -1,0 +1,38 @@
+"""What some tests need of the machine: running a command without root's power over
+file modes, and a small real file system to fill up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def as_unprivileged(args: list[str]) -> list[str]:
+    """As root, drop the capabilities that bypass file modes, so permissions apply
+    (as they do for the user the tests stand for); as anyone else, `args` unchanged.
+    Without `setpriv` (util-linux) root cannot drop them: the test skips, or fails in CI."""
+    if os.geteuid() != 0:
+        return args
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        message = "setpriv (util-linux) is needed to drop root's file capabilities"
+        if os.environ.get("CI") == "true":  # Debian always has util-linux
+            pytest.fail(message)
+        pytest.skip(message)
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner,-linux_immutable",
+            *args]
+
+
+def try_mount_tmpfs(folder: Path, size: str) -> bool:
+    """Make `folder` and mount a tmpfs of `size` (e.g. "400k") on it; False where this
+    process may not mount (not root, or no mount rights in its namespace)."""
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                        str(folder)], capture_output=True)
+    return r.returncode == 0
