@@ -9,7 +9,7 @@ from nacl.signing import SigningKey
 
 from o2m_pub.protocol.canonical import b64u_encode
 from o2m_pub.protocol.cards import make_card
-from o2m_pub.reader.model import FriendUpdate, PostRow
+from o2m_pub.reader.model import FriendUpdate
 from o2m_pub.reader.store import ReaderStore
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
