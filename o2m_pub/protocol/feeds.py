@@ -395,8 +395,8 @@ def _items(doc: dict[str, Any]) -> tuple[Item, ...]:
 
 def open_head(data: bytes, secrets: FeedSecrets, *, author_sign_pk: bytes,
               reader_sign_pk: bytes) -> Head:
-    """Decrypt, verify and parse a head (§3.5 steps 1-7 and 10); a head that says it is
-    valid for more than HEAD_LIFETIME is refused (THREATS.md 57)."""
+    """Decrypt, verify and parse a head (§3.5 steps 1-7 and 10); step 7 includes the
+    window: a head valid for more than HEAD_LIFETIME is refused (THREATS.md 57)."""
     doc, signed = open_document(data, magic=HEAD_MAGIC, key=secrets.key,
                                 author_sign_pk=author_sign_pk, reader_sign_pk=reader_sign_pk,
                                 max_bytes=MAX_HEAD_BYTES)
@@ -524,14 +524,14 @@ def accept_head(head: Head, *, stored_seq: int | None, stored_signed: bytes | No
     HEAD_LIFETIME (THREATS.md 57).
 
     Raises:
-        FutureHeadError: head.updated is after now + MAX_CLOCK_SKEW.
         RollbackError: head.seq is below the stored one.
         EquivocationError: same seq, different signed bytes (the stored head is kept).
+        FutureHeadError: head.updated is after now + MAX_CLOCK_SKEW.
     """
-    if parse_utc_text(head.updated) > parse_utc_text(now) + MAX_CLOCK_SKEW:
+    fresh = is_newer(head.seq, head.signed, stored_seq, stored_signed)  # step 8
+    if parse_utc_text(head.updated) > parse_utc_text(now) + MAX_CLOCK_SKEW:  # step 9
         raise FutureHeadError(f"signed at {head.updated}, more than {MAX_CLOCK_SKEW.days} "
                               f"day after this machine's clock ({now})")
-    fresh = is_newer(head.seq, head.signed, stored_seq, stored_signed)
     return Verdict(fresh=fresh, stale=head.expires < now)
 
 

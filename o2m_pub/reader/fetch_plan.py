@@ -6,15 +6,21 @@ that downloads one file under the friend's site (with a size cap), what the stor
 and the time. Verification runs in the order of §3.5:
 
     steps 1-7   open_head: size cap, magic, decryption, padding, signature, JSON, fields
+                (and `expires` at most 30 days after `updated`, THREATS.md 57)
     step 8      accept_head: seq above the stored high-water mark (rollback and
                 equivocation refused)
-    step 9      expiry: a stale head is accepted but flagged (freeze warning)
-    step 10     item count and form (open_head)
+    step 9      accept_head: a head signed more than a day in the future is refused;
+                expiry: a stale head is accepted but flagged (freeze warning)
+    step 10     item count, form and per-item caps (open_head)
     step 11     archive pages, only back to the first one already stored, each by hash;
                 at most MAX_ITEMS_PER_FETCH items in the head and these pages together,
                 and the pages' bytes are charged to the friend's byte budget
     step 12     objects by hash and size, then decrypted with the item's key, charged
                 to the same budget
+
+A page or object the host does not serve refuses the whole update (the author's site is
+broken or mid-upload; the next fetch retries); one that does not open, or a post that
+is not well formed, fails that item alone (§3.5 "Missing files").
 
 Edits replace (newest version of an id wins: head first, then pages newest first);
 tombstones delete. A friend's text is kept as they published it: Markdown source for
