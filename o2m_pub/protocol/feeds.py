@@ -327,12 +327,14 @@ _ITEM_KEYS = frozenset({"id", "date", "object", "deleted", "reply_to"})
 
 def _check_item_size(value: dict[str, Any]) -> None:
     """§3.4: at most MAX_REPLIES replies and MAX_ITEM_BYTES of canonical JSON. An item of
-    only the fields without `replies` is far below the byte cap (an id, a date, a
+    only the known fields but `replies`, whose reference holds only its own three, is
+    far below the byte cap once those fields pass their checks (an id, a date, a
     reference and one URL of at most 2,048 characters), so only others are measured."""
     replies = value.get("replies")
     if isinstance(replies, list) and len(replies) > MAX_REPLIES:
         raise FeedFormatError(f"an item has {len(replies):,} replies (at most {MAX_REPLIES})")
-    if value.keys() <= _ITEM_KEYS:
+    ref = value.get("object")
+    if value.keys() <= _ITEM_KEYS and (not isinstance(ref, dict) or ref.keys() <= _REF_KEYS):
         return
     try:
         size = len(canonical_json(value, check=False))

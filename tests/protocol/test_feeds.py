@@ -301,10 +301,12 @@ _URL = "https://ada.example/2026/a-post-with-replies/"
     ([_item(0, replies=["https://ada.example/"] * 30_000)], "30,000 replies"),
     ([_item(0, replies=[_URL + "a" * 1900] * 200)], r"bytes \(at most 262,144\)"),
     ([_item(0, later_field="x" * 300_000)], r"bytes \(at most 262,144\)"),
+    ([{**_item(0, deleted=False), "object": {**_ref(), "later": "x" * 300_000}}],
+     r"bytes \(at most 262,144\)"),
     ([_item(0, id=b64u_encode(bytes(16)) + "A" * 300_000)], "bad item id"),
 ], ids=["4097-items", "object-over-64-MiB", "object-of-2^53-bytes", "huge-reply_to",
         "long-reply-url", "513-replies", "30000-replies", "item-over-256-KiB",
-        "unknown-key-over-256-KiB", "huge-id"])
+        "unknown-key-over-256-KiB", "unknown-key-in-its-reference-over-256-KiB", "huge-id"])
 def test_too_many_items_or_an_oversized_item_refuse_the_whole_head(items, reason):
     """THREATS 16 (the core) and the per-item cap of §3.4: a head that lists more than
     4096 items, or one item that is too big (over 512 replies or 256 KiB of canonical
