@@ -87,10 +87,11 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
 
 Outside the tree, on purpose (none of them reaches the user as it is):
 
-- `FeedFormatError` and `FeedAuthError` (with its `RollbackError` and
-  `EquivocationError`), ValueErrors of `protocol.feeds`: a feed file or object that
-  is not well formed, or does not verify. The pure core raises them; the reader's
-  `fetch_plan` turns each into a refusal reason for that friend alone (`Refused`).
+- `FeedFormatError` (with its `FutureHeadError`) and `FeedAuthError` (with its
+  `RollbackError` and `EquivocationError`), ValueErrors of `protocol.feeds`: a feed
+  file or object that is not well formed, or does not verify. The pure core raises
+  them; the reader's `fetch_plan` turns each into a refusal reason for that friend
+  alone (`Refused`).
 - `Refused` (an Exception, `reader.fetch_plan`): not a failure of the command, but one
   friend's fetch refused, with the reason `o2m fetch` prints and the store keeps.
 - `EncodingError` (a ValueError, `protocol.canonical`): malformed encoded bytes, too

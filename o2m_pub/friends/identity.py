@@ -218,7 +218,9 @@ def passphrase_from_env_or_file(env: Mapping[str, str],
     """The passphrase for scripts: the first line of `passphrase_file` (without its line
     ending) when one is given, else `O2M_PASSPHRASE`; None when neither is set, and the
     CLI then prompts. An explicit file wins over the environment, as a flag does.
-    An empty value is returned as b"" so it fails loudly rather than prompting.
+    An empty value is returned as b"" so it fails loudly rather than prompting. The
+    bytes are returned as given: the key file normalises them to NFC itself
+    (`keyfile.normalized_passphrase`, PROTOCOL.md §2.3), whatever way they came in.
 
     Raises:
         PassphraseError: the file cannot be read.

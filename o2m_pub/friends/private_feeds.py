@@ -3,8 +3,14 @@ to write for each friend, given the posts, the friends, and what the last build
 published. Planning is pure; randomness, time and the unlocked identity are passed in.
 
 Each post version is sealed once into an object, whatever the number of readers, and
-remembered by the version's digest, so a rebuild re-encrypts nothing. A friend's head
-is rewritten only when that friend's view changed or the head nears expiry.
+remembered by the version's digest, so a rebuild re-encrypts nothing.
+
+Heads hide who reads what from the host (THREATS.md 55, PROTOCOL.md §3.4): when any
+friend's view changes, or the heads near expiry, every head is rewritten (a new nonce and
+sequence number; the same items where that friend's view did not change), and dummy heads
+pad their number to a bucket (`head_bucket`). A dummy has a random name kept in the item
+index, so it is rewritten with the real heads rather than replaced, and each one takes the
+size of a real head it shadows, so their sizes change as real heads' do.
 """
 
 from __future__ import annotations
@@ -24,18 +30,19 @@ from o2m_pub.protocol.canonical import (
     utc_text,
 )
 from o2m_pub.protocol.feeds import (
+    HEAD_LIFETIME,
     FeedSecrets,
     Item,
     ObjectRef,
     PageRef,
     append_to_feed,
     pairwise_secrets,
+    seal_dummy_head,
     seal_head,
     seal_object,
     seal_page,
 )
 
-HEAD_LIFETIME = dt.timedelta(days=30)
 RESIGN_BEFORE = dt.timedelta(days=7)
 OBJECT_GRACE = dt.timedelta(days=7)  # how long a superseded object stays (§3.4)
 
@@ -80,9 +87,15 @@ class FeedIndex:
 
     ids: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)  # id -> version digest
+    # THREATS.md 55: the dummy heads' paths ("f/" + 32 random hex digits), each with the
+    # reader (b64u sign_pk) whose head size it takes
+    dummies: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"ids": self.ids, "versions": self.versions}, sort_keys=True)
+        doc: dict[str, Any] = {"ids": self.ids, "versions": self.versions}
+        if self.dummies:
+            doc["dummies"] = self.dummies
+        return json.dumps(doc, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> "FeedIndex":
@@ -177,7 +190,7 @@ class FeedPlan:
     max_seq: int = 0  # the highest sequence number given to a head in this plan
     # version digest -> {"ref": the post's ObjectRef json, "paths": its object files}
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
-    heads_written: int = 0
+    heads_written: int = 0  # real heads signed (dummies are not counted)
     index: FeedIndex = field(default_factory=FeedIndex)  # the shared item index, as planned
 
 
@@ -236,6 +249,10 @@ def plan_feeds(*, author_sign_pk: bytes, readers: Sequence[Reader],
                write: Callable[[str, bytes], None] | None = None) -> FeedPlan:
     """Plan every reader's feed (PROTOCOL.md §3.4). The arguments are not changed.
 
+    When no friend's view changes, no friend comes or goes and no head nears expiry,
+    nothing is sealed and every head (dummies too) is kept. Otherwise every friend's head
+    is sealed again, and the dummies with them (THREATS.md 55, `plan_dummies`).
+
     Args:
         versions: every private post version, with the names of the friends who may
             read it.
@@ -267,23 +284,26 @@ def plan_feeds(*, author_sign_pk: bytes, readers: Sequence[Reader],
             plan.files.append((path, data))
     entries, plan.index = _assign_ids(author_sign_pk, versions, index)
     bits = _VersionBits.of(entries, plan.index, index.versions)
+    deltas = {b64u_encode(r.sign_pk): _reader_delta(r.name, previous.get(
+        b64u_encode(r.sign_pk)), bits) for r in readers}
+    if not _any_head_changes(readers, deltas, previous, index.dummies, now):
+        for key in deltas:
+            plan.keep += previous[key].paths
+            plan.states[key] = previous[key]
+        plan.keep += list(index.dummies)
+        plan.index.dummies = dict(index.dummies)
+        return plan
+    # THREATS.md 55: one head changes, so every head is rewritten, dummies included
     items = _ItemSealer(plan.objects, write)
-    identity = None
+    identity = unlock() if readers else None
+    sizes: dict[str, int] = {}
     for reader in readers:
         key = b64u_encode(reader.sign_pk)
-        state = previous.get(key)
-        delta = _reader_delta(reader.name, state, bits)
-        if state is not None and not delta.new and not delta.gone \
-                and not _expiring(state, now):
-            plan.keep += state.paths
-            plan.states[key] = state
-            continue
+        state, delta = previous.get(key), deltas[key]
         new_items = [items.item(*bits.entry_at[i]) for i in
                      sorted(_bits(delta.new), key=bits.rank.__getitem__, reverse=True)]
         new_items[:0] = [_RawItem(Item(plan.index.ids[i], utc_text(now), None).to_json())
                          for i in sorted(_bits(delta.gone), reverse=True)]  # tombstones
-        if identity is None:
-            identity = unlock()
         head_path, head, new_state, kept = _seal_reader_feed(
             identity, reader, author_sign_pk=author_sign_pk, state=state,
             new_items=new_items, wanted=delta.wanted, now=now, random=random, write=write,
@@ -294,7 +314,67 @@ def plan_feeds(*, author_sign_pk: bytes, readers: Sequence[Reader],
         plan.heads_written += 1
         plan.changed.add(key)
         plan.states[key] = new_state
+        sizes[key] = len(head)
+    plan.index.dummies = plan_dummies(index.dummies, sizes, random=random,
+                                      taken={s.head_path for s in plan.states.values()})
+    for path, shadow in plan.index.dummies.items():
+        plan.files.append((path, seal_dummy_head(sizes[shadow], key=random(32),
+                                                 nonce=random(24))))
     return plan
+
+
+MIN_HEADS = 8
+
+
+def head_bucket(readers: int) -> int:
+    """How many heads a site with `readers` friends publishes (THREATS.md 55): the next
+    power of two, at least MIN_HEADS; none without friends."""
+    return 0 if readers == 0 else max(MIN_HEADS, 1 << (readers - 1).bit_length())
+
+
+def plan_dummies(dummies: Mapping[str, str], sizes: Mapping[str, int], *,
+                 random: Callable[[int], bytes], taken: set[str]) -> dict[str, str]:
+    """The dummy heads to write with the real ones (THREATS.md 55): enough to bring the
+    count of heads to `head_bucket`, the names published before kept (so a host sees them
+    rewritten like the real heads, not replaced), each with the reader whose head size it
+    takes; a dummy whose reader is gone takes another's, chosen at random.
+
+    Args:
+        dummies: path -> shadowed reader (b64u sign_pk), as published before.
+        sizes: every reader's new head size, by b64u sign_pk.
+        random: the source of names and choices.
+        taken: the real heads' paths (a new name never takes one).
+    """
+    readers = sorted(sizes)
+    wanted = head_bucket(len(readers)) - len(readers)
+    kept = list(dummies)[:wanted]
+    out: dict[str, str] = {}
+    for path in kept:
+        shadow = dummies[path]
+        out[path] = shadow if shadow in sizes else _pick(readers, random)
+    while len(out) < wanted:
+        path = f"f/{random(16).hex()}"
+        if path not in out and path not in taken:
+            out[path] = _pick(readers, random)
+    return out
+
+
+def _pick(choices: Sequence[str], random: Callable[[int], bytes]) -> str:
+    return choices[int.from_bytes(random(8), "big") % len(choices)]
+
+
+def _any_head_changes(readers: Sequence[Reader], deltas: Mapping[str, "_Delta"],
+                      previous: Mapping[str, FeedState], dummies: Mapping[str, str],
+                      now: dt.datetime) -> bool:
+    """Whether this build must rewrite the heads: a friend's view changed (a post for
+    them, an edit, a tombstone), a friend came or went, a head nears expiry, or the
+    dummies are not what `head_bucket` wants."""
+    keys = set(deltas)
+    if keys != set(previous) or len(dummies) != head_bucket(len(readers)) - len(readers):
+        return True
+    if any(shadow not in keys for shadow in dummies.values()):
+        return True
+    return any(d.new or d.gone or _expiring(previous[k], now) for k, d in deltas.items())
 
 
 def _assign_ids(author_sign_pk: bytes, versions: Sequence[PostVersion],

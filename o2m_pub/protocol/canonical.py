@@ -1,6 +1,6 @@
 """Byte-exact encodings of the protocol (PROTOCOL.md §2.1): base64url without padding,
-canonical JSON (RFC 8785 restricted to what o2m documents use) with a strict parser, and
-the time format.
+canonical JSON (RFC 8785's serialisation of what o2m documents use, but with keys sorted
+by code point, not UTF-16 code unit) with a strict parser, and the time format.
 
 Signatures are made and checked over the exact canonical bytes, so two
 implementations that follow §2.1 agree on every signed byte.
@@ -21,6 +21,9 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # §2.1: RFC 3339 in UTC, whole seconds, "Z"
 TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", re.ASCII)
 _B64U_RE = re.compile(r"^[A-Za-z0-9_-]*$")
 _STRUCTURE_RE = re.compile(r'[\[\]{}"\\]')  # what can open or close nesting or a string
+# A UTF-16 surrogate code point: in a parsed string it can only come from a `\uD800`-style
+# escape without its pair (UTF-8 cannot encode one), and it has no UTF-8 form (§2.1).
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class EncodingError(ValueError):
@@ -96,10 +99,18 @@ def is_https_url(value: Any) -> bool:
             and len(value) <= MAX_URL_CHARS)
 
 
+def _check_text(value: str) -> None:
+    if _SURROGATE_RE.search(value):
+        raise EncodingError("a string holds a lone surrogate (no Unicode text)")
+
+
 def _check(value: Any, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise EncodingError("nested too deeply")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        _check_text(value)
+        return
+    if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int):
         if not 0 <= value <= MAX_SAFE_INT:
@@ -113,19 +124,22 @@ def _check(value: Any, depth: int) -> None:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise EncodingError("object keys must be strings")
+            _check_text(k)
             _check(v, depth + 1)
         return
     raise EncodingError(f"{type(value).__name__} is not allowed (floats never are)")
 
 
 def canonical_json(value: Any, *, check: bool = True) -> bytes:
-    """The canonical bytes of a document (RFC 8785 for the allowed types). `check=False`
-    skips the type walk for a document already checked by the caller."""
+    """The canonical bytes of a document (§2.1). `check=False` skips the type walk for a
+    document already checked by the caller."""
     if check:
         _check(value, 0)
     # For strings, ints, bools, null, lists and dicts with str keys, sorted keys and
-    # compact separators, json.dumps with ensure_ascii=False writes exactly RFC 8785:
-    # it escapes only '"', '\\' and control characters, the short forms where they exist.
+    # compact separators, json.dumps with ensure_ascii=False writes strings as RFC 8785
+    # does: it escapes only '"', '\\' and control characters, the short forms where they
+    # exist. Its key order is by code point (Python's str order), which is §2.1's rule;
+    # RFC 8785 sorts by UTF-16 code unit, which differs for keys above U+FFFF.
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
                       allow_nan=False).encode("utf-8")
 

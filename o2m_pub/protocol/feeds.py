@@ -9,6 +9,7 @@ for us), so a hostile file can never surface as a traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,14 @@ MIN_PADDED = 512
 MAX_HEAD_BYTES = 1 << 20  # a head over 1 MiB is refused before decrypting
 MAX_PAGE_BYTES = 4 << 20
 MAX_ITEMS = 4096
+MAX_ITEM_BYTES = 256 << 10  # §3.4: one item's canonical JSON, whatever it holds
+MAX_REPLIES = 512  # §3.4: entries of one item's `replies`
 MAX_OBJECT_BYTES = 64 << 20
+# §3.4, THREATS.md 57: a head is valid for at most this long after it was signed, so a
+# host that freezes a feed is seen as stale within it; and its `updated` may lie at most
+# this far in the future of the reader's clock.
+HEAD_LIFETIME = dt.timedelta(days=30)
+MAX_CLOCK_SKEW = dt.timedelta(days=1)
 FEED_SIG_CONTEXT = b"o2m-feed-v1\n"
 _PERSON_NAME = b"o2m1 feed name\x00\x00"
 _PERSON_HEAD_KEY = b"o2m1 head key\x00\x00\x00"
@@ -124,6 +132,9 @@ def unpad(padded: bytes) -> bytes:
 
 # --- objects (§3.3) ---------------------------------------------------------------------
 
+_REF_KEYS = frozenset({"hash", "key", "size"})
+
+
 @dataclass(frozen=True)
 class ObjectRef:
     """How a feed item points at an object: its SHA-256 (which names its file), its
@@ -142,7 +153,9 @@ class ObjectRef:
 
     @classmethod
     def from_json(cls, value: Any) -> "ObjectRef":
-        if not isinstance(value, dict) or set(value) != {"hash", "key", "size"}:
+        """A reference as §3.3 gives it; keys it does not know are ignored (a later
+        version of the protocol may add some: forward compatibility)."""
+        if not isinstance(value, dict) or not _REF_KEYS <= value.keys():
             raise FeedFormatError("bad object reference")
         h, size = value["hash"], value["size"]
         if not is_sha256_hex(h) or type(size) is not int or not 0 < size <= MAX_OBJECT_BYTES:
@@ -275,10 +288,17 @@ class Item:
 
     @classmethod
     def from_json(cls, value: Any) -> "Item":
+        """An item as §3.4 gives it. Keys it does not know are ignored (forward
+        compatibility), but count towards the item's cap: one item is at most
+        MAX_ITEM_BYTES of canonical JSON and MAX_REPLIES replies, else the whole document
+        is refused (a head of 30,000 reply URLs in one item fits the head's cap).
+
+        Raises:
+            FeedFormatError: naming the first thing wrong.
+        """
         if not isinstance(value, dict) or not {"id", "date"} <= value.keys():
             raise FeedFormatError("bad item")
-        if not value.keys() <= {"id", "date", "object", "deleted", "reply_to", "replies"}:
-            raise FeedFormatError("unknown field in item")
+        _check_item_size(value)
         try:
             b64u_decode(value["id"], length=ITEM_ID_BYTES)
         except EncodingError:
@@ -300,6 +320,28 @@ class Item:
         if not isinstance(replies, list) or not all(is_https_url(r) for r in replies):
             raise FeedFormatError("bad replies")
         return cls(value["id"], value["date"], obj, reply_to, tuple(replies))
+
+
+_ITEM_KEYS = frozenset({"id", "date", "object", "deleted", "reply_to"})
+
+
+def _check_item_size(value: dict[str, Any]) -> None:
+    """§3.4: at most MAX_REPLIES replies and MAX_ITEM_BYTES of canonical JSON. An item of
+    only the known fields but `replies`, whose reference holds only its own three, is
+    far below the byte cap once those fields pass their checks (an id, a date, a
+    reference and one URL of at most 2,048 characters), so only others are measured."""
+    replies = value.get("replies")
+    if isinstance(replies, list) and len(replies) > MAX_REPLIES:
+        raise FeedFormatError(f"an item has {len(replies):,} replies (at most {MAX_REPLIES})")
+    ref = value.get("object")
+    if value.keys() <= _ITEM_KEYS and (not isinstance(ref, dict) or ref.keys() <= _REF_KEYS):
+        return
+    try:
+        size = len(canonical_json(value, check=False))
+    except (TypeError, ValueError, UnicodeEncodeError):
+        raise FeedFormatError("bad item") from None
+    if size > MAX_ITEM_BYTES:
+        raise FeedFormatError(f"an item is {size:,} bytes (at most {MAX_ITEM_BYTES:,})")
 
 
 @dataclass(frozen=True)
@@ -355,7 +397,8 @@ def _items(doc: dict[str, Any]) -> tuple[Item, ...]:
 
 def open_head(data: bytes, secrets: FeedSecrets, *, author_sign_pk: bytes,
               reader_sign_pk: bytes) -> Head:
-    """Decrypt, verify and parse a head (§3.5 steps 1-8)."""
+    """Decrypt, verify and parse a head (§3.5 steps 1-7 and 10); step 7 includes the
+    window: a head valid for more than HEAD_LIFETIME is refused (THREATS.md 57)."""
     doc, signed = open_document(data, magic=HEAD_MAGIC, key=secrets.key,
                                 author_sign_pk=author_sign_pk, reader_sign_pk=reader_sign_pk,
                                 max_bytes=MAX_HEAD_BYTES)
@@ -366,8 +409,11 @@ def open_head(data: bytes, secrets: FeedSecrets, *, author_sign_pk: bytes,
     if type(seq) is not int or not 0 <= seq <= MAX_SEQ:  # §3.4: no bool, no float, no text
         raise FeedFormatError("bad sequence number")
     prev = PageRef.from_json(doc["prev"]) if doc["prev"] is not None else None
-    return Head(seq, check_time(doc["updated"]), check_time(doc["expires"]), _items(doc), prev,
-                signed)
+    updated, expires = check_time(doc["updated"]), check_time(doc["expires"])
+    if parse_utc_text(expires) - parse_utc_text(updated) > HEAD_LIFETIME:  # THREATS.md 57
+        raise FeedFormatError(f"expires {expires}, more than {HEAD_LIFETIME.days} days after "
+                              f"it was signed ({updated})")
+    return Head(seq, updated, expires, _items(doc), prev, signed)
 
 
 def open_page(data: bytes, ref: PageRef, secrets: FeedSecrets, *, author_sign_pk: bytes,
@@ -400,6 +446,28 @@ def seal_head(*, signing_key: nacl.signing.SigningKey, reader_sign_pk: bytes,
     doc.update(seq=seq, updated=updated, expires=expires)
     return seal_document(doc, magic=HEAD_MAGIC, signing_key=signing_key, key=secrets.key,
                          nonce=nonce)
+
+
+HEAD_OVERHEAD = len(HEAD_MAGIC) + NONCE_BYTES + nacl.secret.SecretBox.MACBYTES  # 48
+
+
+def seal_dummy_head(size: int, *, key: bytes, nonce: bytes) -> bytes:
+    """A file of `size` bytes that, to anyone without `key`, is a head like any other
+    (THREATS.md 55): the head magic, a nonce and a secretbox of padding under a key no
+    one keeps. It pads the number of heads a host sees; no reader ever asks for it.
+
+    Args:
+        size: the size of a real head (magic, nonce, MAC and a padded bucket, §3.2).
+        key, nonce: fresh random bytes, never kept.
+
+    Raises:
+        ValueError: `size` is not the size of a sealed head.
+    """
+    padded = size - HEAD_OVERHEAD
+    if padded < MIN_PADDED or padded_size(padded) != padded:
+        raise ValueError(f"{size} bytes is not the size of a sealed head")
+    return HEAD_MAGIC + bytes(nacl.secret.SecretBox(key).encrypt(pad(bytes(padded - 4)),
+                                                                 nonce))
 
 
 def seal_page(*, signing_key: nacl.signing.SigningKey, reader_sign_pk: bytes,
@@ -446,15 +514,26 @@ class Verdict:
     stale: bool  # past its expiry: keep the posts, flag "stale since …" (freeze)
 
 
+class FutureHeadError(FeedFormatError):
+    """A head signed further in the future than clocks drift (THREATS.md 57)."""
+
+
 def accept_head(head: Head, *, stored_seq: int | None, stored_signed: bytes | None,
                 now: str) -> Verdict:
-    """Rollback, equivocation and freeze checks against the stored high-water mark.
+    """Rollback, equivocation and freeze checks against the stored high-water mark
+    (§3.5 steps 8-9). A head whose `updated` lies more than MAX_CLOCK_SKEW after `now`
+    is refused: with its expiry it would put off the freeze warning for longer than
+    HEAD_LIFETIME (THREATS.md 57).
 
     Raises:
         RollbackError: head.seq is below the stored one.
         EquivocationError: same seq, different signed bytes (the stored head is kept).
+        FutureHeadError: head.updated is after now + MAX_CLOCK_SKEW.
     """
-    fresh = is_newer(head.seq, head.signed, stored_seq, stored_signed)
+    fresh = is_newer(head.seq, head.signed, stored_seq, stored_signed)  # step 8
+    if parse_utc_text(head.updated) > parse_utc_text(now) + MAX_CLOCK_SKEW:  # step 9
+        raise FutureHeadError(f"signed at {head.updated}, more than {MAX_CLOCK_SKEW.days} "
+                              f"day after this machine's clock ({now})")
     return Verdict(fresh=fresh, stale=head.expires < now)
 
 

@@ -21,6 +21,7 @@ Errors (each docstring is the user-facing text, see errors.py)::
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 
 import nacl.bindings
@@ -188,6 +189,26 @@ def _check_limits(opslimit: object, memlimit: object) -> None:
                            f"{MIN_MEMLIMIT}..{MAX_MEMLIMIT} (1 GiB)")
 
 
+def normalized_passphrase(passphrase: bytes) -> bytes:
+    """The bytes a passphrase is sealed under (PROTOCOL.md §2.3, protocol 1.1): its UTF-8
+    text in Unicode NFC, so "é" typed as one code point or as "e" + U+0301 (as some
+    keyboards and systems do) is one passphrase. Bytes that are not UTF-8 are used as
+    they are."""
+    try:
+        text = passphrase.decode("utf-8")
+    except UnicodeDecodeError:
+        return passphrase
+    return unicodedata.normalize("NFC", text).encode("utf-8")
+
+
+def _passphrase_forms(passphrase: bytes) -> list[bytes]:
+    """What `open_identity` tries, in order: the NFC form, then the bytes as given, for
+    a file sealed before protocol 1.1 (which used them unnormalised). The second Argon2id
+    run happens only for a passphrase that is not in NFC already."""
+    nfc = normalized_passphrase(passphrase)
+    return [nfc] if nfc == passphrase else [nfc, passphrase]
+
+
 def _derive_key(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
     # PROTOCOL.md §2.3: libsodium crypto_pwhash, ALG_ARGON2ID13, 32-byte key.
     return argon2id.kdf(KEY_BYTES, passphrase, salt, opslimit=opslimit, memlimit=memlimit)
@@ -202,7 +223,8 @@ def seal_identity(identity: Identity, passphrase: bytes, *, salt: bytes, nonce: 
 
     Args:
         identity: the keys to seal.
-        passphrase: the owner's passphrase (not empty).
+        passphrase: the owner's passphrase (not empty); sealed under its NFC form
+            (`normalized_passphrase`).
         salt: 16 random bytes for Argon2id.
         nonce: 24 random bytes for XChaCha20-Poly1305.
         opslimit: Argon2id passes, within the caps a reader accepts.
@@ -228,7 +250,7 @@ def seal_identity(identity: Identity, passphrase: bytes, *, salt: bytes, nonce: 
                              "nonce": b64u_encode(nonce), "opslimit": opslimit,
                              "salt": b64u_encode(salt)})
     prefix = MAGIC + len(header).to_bytes(2, "big") + header
-    key = _derive_key(passphrase, salt, opslimit, memlimit)
+    key = _derive_key(normalized_passphrase(passphrase), salt, opslimit, memlimit)
     # PROTOCOL.md §2.3: the associated data is every byte before the ciphertext, so the
     # magic, the KDF limits, the salt and the nonce are all authenticated.
     ciphertext = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
@@ -318,7 +340,8 @@ def open_identity(data: bytes, passphrase: bytes) -> Identity:
 
     Args:
         data: the whole key file.
-        passphrase: the passphrase it was sealed with.
+        passphrase: the passphrase it was sealed with: its NFC form opens the file, and
+            so do the exact bytes it was sealed under before protocol 1.1.
 
     Returns:
         The identity.
@@ -332,13 +355,15 @@ def open_identity(data: bytes, passphrase: bytes) -> Identity:
     if not isinstance(passphrase, bytes):
         raise TypeError("passphrase must be bytes")
     ad, header, ciphertext = _parse_key_file(bytes(data))
-    key = _derive_key(passphrase, header.salt, header.opslimit, header.memlimit)
-    try:
-        secret = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            ciphertext, ad, header.nonce, key)
-    except nacl.exceptions.CryptoError:
-        raise WrongPassphraseError() from None
-    return Identity.from_secret_bytes(secret)
+    for form in _passphrase_forms(passphrase):  # NFC first, then as given (§2.3)
+        key = _derive_key(form, header.salt, header.opslimit, header.memlimit)
+        try:
+            secret = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                ciphertext, ad, header.nonce, key)
+        except nacl.exceptions.CryptoError:
+            continue
+        return Identity.from_secret_bytes(secret)
+    raise WrongPassphraseError()
 
 
 def key_file_params(data: bytes) -> tuple[int, int]:

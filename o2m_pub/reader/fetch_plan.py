@@ -6,15 +6,21 @@ that downloads one file under the friend's site (with a size cap), what the stor
 and the time. Verification runs in the order of §3.5:
 
     steps 1-7   open_head: size cap, magic, decryption, padding, signature, JSON, fields
+                (and `expires` at most 30 days after `updated`, THREATS.md 57)
     step 8      accept_head: seq above the stored high-water mark (rollback and
                 equivocation refused)
-    step 9      expiry: a stale head is accepted but flagged (freeze warning)
-    step 10     item count and form (open_head)
+    step 9      accept_head: a head signed more than a day in the future is refused;
+                expiry: a stale head is accepted but flagged (freeze warning)
+    step 10     item count, form and per-item caps (open_head)
     step 11     archive pages, only back to the first one already stored, each by hash;
                 at most MAX_ITEMS_PER_FETCH items in the head and these pages together,
                 and the pages' bytes are charged to the friend's byte budget
     step 12     objects by hash and size, then decrypted with the item's key, charged
                 to the same budget
+
+A page or object the host does not serve refuses the whole update (the author's site is
+broken or mid-upload; the next fetch retries); one that does not open, or a post that
+is not well formed, fails that item alone (§3.5 "Missing files").
 
 Edits replace (newest version of an id wins: head first, then pages newest first);
 tombstones delete. A friend's text is kept as they published it: Markdown source for
@@ -32,11 +38,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from o2m_pub.protocol import feeds
-from o2m_pub.protocol.canonical import EncodingError, b64u_encode, parse_json, utc_text
+from o2m_pub.protocol.canonical import (
+    EncodingError,
+    b64u_encode,
+    is_https_url,
+    parse_json,
+    utc_text,
+)
 from o2m_pub.protocol.cards import CardError, parse_card
 from o2m_pub.protocol.keyfile import fingerprint
 from o2m_pub.reader.model import (
@@ -173,6 +187,8 @@ def verify_head(data: bytes, keys: FriendKeys, state: FriendState | None,
         raise Refused(Reason.EQUIVOCATION, str(e)) from None
     except feeds.RollbackError as e:
         raise Refused(Reason.ROLLBACK, str(e)) from None
+    except feeds.FutureHeadError as e:  # THREATS.md 57
+        raise Refused(Reason.MALFORMED, f"head: {e}") from None
     return head, verdict
 
 
@@ -238,8 +254,49 @@ def _optional_text(doc: dict[str, Any], key: str, limit: int = 4096) -> str | No
     return value
 
 
+# §3.3: the post document's limits (characters are code points).
+MAX_TITLE = MAX_SUMMARY = 4096
+MAX_TAGS = 64
+MAX_TAG = 128
+MAX_ATTACHMENT_NAME_BYTES = 255
+MAX_MEDIA_TYPE = 127
+_MEDIA_TYPE_RE = re.compile(  # RFC 6838 restricted names, lower case, no parameters
+    r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.ASCII)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _post_text(doc: dict[str, Any], key: str, limit: int) -> None:
+    """An optional text of the post: absent, or a string of at most `limit` characters."""
+    if key in doc and (not isinstance(doc[key], str) or len(doc[key]) > limit):
+        raise feeds.FeedFormatError(f"post: bad {key}")
+
+
+def _check_attachment_name(name: Any) -> None:
+    """§3.3: the attachment's path relative to the post, as its Markdown refers to it: in
+    normal form (no empty, "." or inner ".." segment; ".." only leading), not absolute,
+    no backslash, NUL or other control character, 1 to 255 bytes of UTF-8. It is never
+    used as a file name (the reader keeps attachments by hash)."""
+    if (not isinstance(name, str) or not name or "\\" in name or _CONTROL_RE.search(name)
+            or len(name.encode("utf-8", "surrogatepass")) > MAX_ATTACHMENT_NAME_BYTES
+            or name.startswith("/") or posixpath.normpath(name) != name
+            or name.rsplit("/", 1)[-1] in (".", "..")):
+        raise feeds.FeedFormatError(f"post: bad attachment name {name!r:.80}")
+
+
+def _check_attachment(a: Any) -> None:
+    if not isinstance(a, dict) or not {"name", "media_type", "hash", "size", "key"} <= a.keys():
+        raise feeds.FeedFormatError("post: bad attachment")
+    _check_attachment_name(a["name"])
+    media_type = a["media_type"]
+    if (not isinstance(media_type, str) or len(media_type) > MAX_MEDIA_TYPE
+            or not _MEDIA_TYPE_RE.fullmatch(media_type)):
+        raise feeds.FeedFormatError("post: bad attachment media_type")
+    feeds.ObjectRef.from_json({k: a[k] for k in ("hash", "key", "size")})
+
+
 def parse_post(plaintext: bytes) -> dict[str, Any]:
-    """The post document of §3.3, checked field by field (fails closed).
+    """The post document of §3.3, checked field by field (fails closed on the fields it
+    knows; keys it does not know are ignored, for forward compatibility).
 
     Raises:
         feeds.FeedFormatError: anything but a well-formed o2m-post.
@@ -251,28 +308,24 @@ def parse_post(plaintext: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("type") != "o2m-post" or type(doc.get("v")) is not int \
             or doc["v"] != 1:  # `true == 1` in Python: the type is checked too
         raise feeds.FeedFormatError("not an o2m post of version 1")
-    if not isinstance(doc.get("markdown"), str) or len(doc["markdown"]) > feeds.MAX_OBJECT_BYTES:
+    if not isinstance(doc.get("markdown"), str):
         raise feeds.FeedFormatError("post without markdown")
     feeds.check_time(doc.get("date"))
-    if doc.get("updated") is not None:
+    if "updated" in doc:
         feeds.check_time(doc["updated"])
-    for key in ("title", "summary", "reply_to"):
-        _optional_text(doc, key)
+    _post_text(doc, "title", MAX_TITLE)
+    _post_text(doc, "summary", MAX_SUMMARY)
+    if "reply_to" in doc and not is_https_url(doc["reply_to"]):
+        raise feeds.FeedFormatError("post: bad reply_to")
     tags = doc.get("tags", [])
-    if not isinstance(tags, list) or len(tags) > 64 or not all(
-            isinstance(t, str) and 0 < len(t) <= 128 for t in tags):
-        raise feeds.FeedFormatError("bad tags")
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS or not all(
+            isinstance(t, str) and 0 < len(t) <= MAX_TAG for t in tags):
+        raise feeds.FeedFormatError("post: bad tags")
     attachments = doc.get("attachments", [])
     if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
-        raise feeds.FeedFormatError("bad attachments")
+        raise feeds.FeedFormatError("post: bad attachments")
     for a in attachments:
-        if not isinstance(a, dict) or not {"name", "media_type", "hash", "size", "key"} <= a.keys():
-            raise feeds.FeedFormatError("bad attachment")
-        _optional_text(a, "name", 255)
-        _optional_text(a, "media_type", 127)
-        if not isinstance(a["name"], str) or "\x00" in a["name"]:
-            raise feeds.FeedFormatError("bad attachment name")
-        feeds.ObjectRef.from_json({k: a[k] for k in ("hash", "key", "size")})
+        _check_attachment(a)
     return doc
 
 

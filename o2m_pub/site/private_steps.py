@@ -94,6 +94,9 @@ class PrivateFeeds:
     def plan(self) -> FeedPlan | None:
         """Plan every friend's feed, writing new objects and archive pages at once
         (nothing refers to them until a head does), and keep what the feeds still use.
+        The heads are in `plan.files`, written last by the build: every friend's and the
+        dummies that pad their count, all of them whenever one changes (THREATS.md 55);
+        the dummies' names are kept in the item index (`state_changes`).
 
         Returns:
             The plan; None when the key could not be unlocked (`error` says why): the

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,21 @@ def test_passphrase_change_keeps_keys_and_retires_old_passphrase(site: Path):
     new_bytes = (site / KEY_FILE).read_bytes()
     assert new_bytes[-80:] != old_bytes[-80:]
     assert key_file_mode_warning(site) is None
+
+
+def test_a_passphrase_opens_whichever_way_its_accents_were_typed(tmp_path: Path):
+    """PROTOCOL.md §2.3 (protocol 1.1): an identity made with a passphrase typed as
+    decomposed characters (as from O2M_PASSPHRASE on a system that writes NFD) opens
+    with the precomposed spelling typed at a terminal, and the other way round."""
+    nfc = "Crème brûlée".encode()
+    nfd = unicodedata.normalize("NFD", nfc.decode()).encode()
+    for made_with, opened_with in ((nfd, nfc), (nfc, nfd)):
+        root = tmp_path / made_with.hex()
+        root.mkdir()
+        made = create_identity_files(root, made_with, **FAST)
+        env = {"O2M_PASSPHRASE": opened_with.decode()}
+        loaded = load_identity(root, passphrase_from_env_or_file(env, None))
+        assert loaded.to_secret_bytes() == made.to_secret_bytes()
 
 
 @pytest.mark.parametrize("fail_in", ["write", "fsync", "replace"])

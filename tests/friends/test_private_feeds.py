@@ -7,9 +7,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 
 import nacl.utils
+import pytest
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
@@ -18,11 +20,19 @@ from o2m_pub.friends.private_feeds import (
     FeedPlan,
     PostVersion,
     Reader,
+    head_bucket,
+    plan_dummies,
     plan_feeds,
     seal_post,
 )
 from o2m_pub.protocol.canonical import b64u_encode
-from o2m_pub.protocol.feeds import open_head, open_object, pairwise_secrets
+from o2m_pub.protocol.feeds import (
+    HEAD_MAGIC,
+    FeedAuthError,
+    open_head,
+    open_object,
+    pairwise_secrets,
+)
 from o2m_pub.protocol.keyfile import Identity
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -78,7 +88,8 @@ class Post:
 
 class RecordingRandom:
     """Real random bytes, with the size of every request recorded: sealing an object
-    asks for a 32-byte key (and a nonce); pages and heads only ask for nonces."""
+    asks for a 32-byte key (and a nonce). The planner draws from its own source (heads,
+    pages and dummy heads), so `keys` counts the objects sealed."""
 
     def __init__(self) -> None:
         self.sizes: list[int] = []
@@ -101,13 +112,16 @@ def version(post: Post, markdown: str, readers: frozenset[str], random: Recordin
     return PostVersion(post, f"digest of {markdown}", seal, readers=readers)
 
 
-def plan(versions: list[PostVersion], random: RecordingRandom, *,
+def plan(versions: list[PostVersion], *, readers: list[Reader] | None = None,
          previous: dict | None = None, index: FeedIndex | None = None,
-         objects: dict | None = None, now: dt.datetime = NOW) -> FeedPlan:
-    return plan_feeds(author_sign_pk=ADA.sign_pk, readers=[BOB.reader, EVE.reader],
+         objects: dict | None = None, now: dt.datetime = NOW,
+         random: RecordingRandom | None = None) -> FeedPlan:
+    """Ada's plan for `readers` (Bob and Eve by default); `random` is the planner's own
+    source (heads, pages, dummies), apart from the one the versions seal with."""
+    return plan_feeds(author_sign_pk=ADA.sign_pk, readers=readers or [BOB.reader, EVE.reader],
                       versions=versions, previous=previous or {}, index=index or FeedIndex(),
-                      objects=objects or {}, now=now, random=random, unlock=lambda: ADA,
-                      published_seq=lambda secrets, reader: None)
+                      objects=objects or {}, now=now, random=random or RecordingRandom(),
+                      unlock=lambda: ADA, published_seq=lambda secrets, reader: None)
 
 
 def test_each_post_version_is_sealed_once_however_many_readers():
@@ -119,7 +133,7 @@ def test_each_post_version_is_sealed_once_however_many_readers():
                         random, sealed),
                 version(Post("content/b.md", "2026-11-21T10:00:00+00:00"), "B", both,
                         random, sealed)]
-    result = plan(versions, random)
+    result = plan(versions)
     files = dict(result.files)
     assert sorted(sealed) == ["content/a.md", "content/b.md"]
     assert random.keys == 2
@@ -135,9 +149,9 @@ def test_a_version_sealed_by_an_earlier_build_is_not_sealed_again():
     random, sealed = RecordingRandom(), []
     both = frozenset({"bob", "eve"})
     a = version(Post("content/a.md", "2026-11-20T10:00:00+00:00"), "A", both, random, sealed)
-    first = plan([a], random)
+    first = plan([a])
     b = version(Post("content/b.md", "2026-11-21T10:00:00+00:00"), "B", both, random, sealed)
-    second = plan([a, b], random, previous=first.states, index=first.index,
+    second = plan([a, b], previous=first.states, index=first.index,
                   objects=first.objects)
     assert sealed == ["content/a.md", "content/b.md"]  # a in the first plan, b in the second
     assert random.keys == 2
@@ -152,7 +166,7 @@ def test_plan_feeds_leaves_its_inputs_unchanged():
                         frozenset({"bob", "eve"}), random, sealed),
                 version(Post("content/b.md", "2026-11-21T10:00:00+00:00"), "B",
                         frozenset({"bob"}), random, sealed)]
-    first = plan(versions, random)
+    first = plan(versions)
     # the second build: one post edited, one now for Eve alone, one removed
     later = [version(Post("content/a.md", "2026-11-20T10:00:00+00:00",
                           updated="2026-11-22T10:00:00+00:00"), "A2",
@@ -160,7 +174,7 @@ def test_plan_feeds_leaves_its_inputs_unchanged():
     inputs = (first.states, first.index, first.objects)
     kept = copy.deepcopy(inputs)
     fields = [(v.record, v.digest, v.readers, v.id, v.seal) for v in versions + later]
-    second = plan(later, random, previous=first.states, index=first.index,
+    second = plan(later, previous=first.states, index=first.index,
                   objects=first.objects, now=NOW + dt.timedelta(days=1))
     assert inputs == kept
     assert fields == [(v.record, v.digest, v.readers, v.id, v.seal) for v in versions + later]
@@ -173,3 +187,121 @@ def test_plan_feeds_leaves_its_inputs_unchanged():
     files = dict(first.files) | dict(second.files)
     assert sorted((v or "") for v in BOB.open(files).values()) == ["", ""]  # tombstones
     assert sorted(EVE.open(files).values()) == ["A2"]
+
+
+# ---------------------------------------------------------------- THREATS 55: every head, padded
+
+
+def _heads(result: FeedPlan) -> dict[str, bytes]:
+    return {path: data for path, data in result.files if path.startswith("f/")}
+
+
+def test_head_bucket_is_the_next_power_of_two_at_least_8():
+    """THREATS 55: the count of `f/` files a host sees says only this much of the number
+    of friends; no friends, no heads."""
+    assert [head_bucket(n) for n in (0, 1, 2, 7, 8, 9, 16, 17, 100, 10_000)] == \
+        [0, 8, 8, 8, 8, 16, 16, 32, 128, 16_384]
+
+
+def test_threat_55_a_post_for_one_friend_rewrites_every_head_and_pads_their_count():
+    """THREATS 55: with ten friends, a post for Bob alone rewrites all sixteen heads (ten
+    real, six dummies): every `f/` file of the last build is written again with other
+    bytes, under the same names, and nothing else appears in `f/`. The others' heads
+    carry the same items under a higher sequence number, so nothing but Bob's view
+    changed; Bob's has the post."""
+    others = [Person(n, f"friend{n}") for n in range(10, 19)]
+    readers = [BOB.reader] + [p.reader for p in others]
+    random, sealed = RecordingRandom(), []
+    everyone = frozenset(r.name for r in readers)
+    old = version(Post("content/a.md", "2026-11-20T10:00:00+00:00"), "A", everyone, random,
+                  sealed)
+    first = plan([old], readers=readers)
+    assert len(_heads(first)) == 16 and first.heads_written == 10
+    new = version(Post("content/b.md", "2026-11-21T10:00:00+00:00"), "For Bob",
+                  frozenset({"bob"}), random, sealed)
+    second = plan([old, new], readers=readers, previous=first.states, index=first.index,
+                  objects=first.objects, now=NOW + dt.timedelta(hours=1))
+    before, after = _heads(first), _heads(second)
+    assert set(after) == set(before)
+    assert all(after[path] != before[path] for path in before)
+    assert second.heads_written == 10 and len(second.index.dummies) == 6
+    files = dict(first.files) | dict(second.files)
+    assert sorted(BOB.open(files).values()) == ["A", "For Bob"]
+    for person in others:
+        assert list(person.open(files).values()) == ["A"]
+        key = b64u_encode(person.reader.sign_pk)
+        assert second.states[key].seq > first.states[key].seq
+        assert second.states[key].head_items == first.states[key].head_items
+
+
+def test_dummy_heads_look_like_real_ones_and_open_for_no_reader():
+    """THREATS 55: a dummy's name is 32 hex digits like a real head's, its size is that of
+    the real head it shadows (so sizes move as real heads' do), it starts with the head
+    magic, and no reader's key opens it; its name is kept in the item index."""
+    random, sealed = RecordingRandom(), []
+    both = frozenset({"bob", "eve"})
+    result = plan([version(Post("content/a.md", "2026-11-20T10:00:00+00:00"), "A" * 3000,
+                           both, random, sealed)])
+    heads = _heads(result)
+    real = {s.head_path for s in result.states.values()}
+    sizes = {b64u_encode(r.reader.sign_pk): len(heads[s.head_path])
+             for r in (BOB, EVE) for s in [result.states[b64u_encode(r.reader.sign_pk)]]}
+    assert set(result.index.dummies) == set(heads) - real and len(heads) == 8
+    for path, shadow in result.index.dummies.items():
+        assert re.fullmatch(r"f/[0-9a-f]{32}", path)
+        assert len(heads[path]) == sizes[shadow]
+        assert heads[path].startswith(HEAD_MAGIC)
+        for person in (BOB, EVE):
+            secrets = pairwise_secrets(bytes(person.box), ADA.box_pk, ADA.sign_pk,
+                                       person.reader.sign_pk)
+            with pytest.raises(FeedAuthError):
+                open_head(heads[path], secrets, author_sign_pk=ADA.sign_pk,
+                          reader_sign_pk=person.reader.sign_pk)
+    assert FeedIndex.from_json(result.index.to_json()).dummies == result.index.dummies
+
+
+def test_no_change_rewrites_no_head_and_keeps_the_dummies():
+    """A build that changes no friend's view writes no head, real or dummy: the dummies'
+    paths are kept with the real heads', and the item index still lists them."""
+    random, sealed = RecordingRandom(), []
+    a = version(Post("content/a.md", "2026-11-20T10:00:00+00:00"), "A",
+                frozenset({"bob", "eve"}), random, sealed)
+    first = plan([a])
+    again = plan([a], previous=first.states, index=first.index, objects=first.objects)
+    assert again.files == [] and again.heads_written == 0
+    assert set(_heads(first)) <= set(again.keep)
+    assert again.index.dummies == first.index.dummies
+
+
+def test_dummies_follow_the_bucket_as_friends_come_and_go():
+    """Nine friends need sixteen heads, two need eight: the dummies grow and shrink to
+    fit, the names published before are kept as far as they go (rewritten, not
+    replaced), and a dummy whose shadowed friend left takes another's size."""
+    random, sealed = RecordingRandom(), []
+    many = [BOB.reader, EVE.reader] + [Person(n, f"f{n}").reader for n in range(20, 27)]
+    a = version(Post("content/a.md", "2026-11-20T10:00:00+00:00"), "A",
+                frozenset(r.name for r in many), random, sealed)
+    few = plan([a])
+    assert len(few.index.dummies) == 6
+    grown = plan([a], readers=many, previous=few.states, index=few.index, objects=few.objects)
+    assert len(_heads(grown)) == 16 and set(few.index.dummies) < set(grown.index.dummies)
+    shrunk = plan([a], previous=grown.states, index=grown.index, objects=grown.objects)
+    assert len(_heads(shrunk)) == 8 and set(shrunk.index.dummies) < set(grown.index.dummies)
+    keys = {b64u_encode(BOB.reader.sign_pk), b64u_encode(EVE.reader.sign_pk)}
+    assert set(shrunk.index.dummies.values()) <= keys
+
+
+def test_plan_dummies_keeps_names_and_never_takes_a_real_heads():
+    """The pure step, with scripted randomness: the name published before comes first
+    (its shadow gone, it takes a reader's), then new names, skipping one that is a real
+    head's path."""
+    sizes = {"bob": 640, "eve": 1024}
+    names = iter(bytes([n]) * 16 for n in range(10))  # the first is all zeros: taken
+
+    def random(n: int) -> bytes:
+        return next(names) if n == 16 else bytes(n)
+
+    out = plan_dummies({"f/" + "a" * 32: "gone"}, sizes, random=random,
+                       taken={"f/" + "0" * 32})
+    assert list(out) == ["f/" + "a" * 32] + ["f/" + f"{n:02x}" * 16 for n in range(1, 6)]
+    assert set(out.values()) == {"bob"}  # bytes(8) picks the first reader, sorted

@@ -31,6 +31,7 @@ from support.hosts import (
 )
 from support.system import as_unprivileged, try_mount_tmpfs
 
+from o2m_pub.friends.private_feeds import head_bucket
 from o2m_pub.host.publish.plan import (
     DEFAULT_GRACE,
     PHASES,
@@ -43,6 +44,8 @@ from o2m_pub.host.publish.plan import (
 )
 from o2m_pub.host.publish.publish import is_remote, publish_site
 from o2m_pub.host.publish.target import PublishError
+
+HEADS = head_bucket(1)  # one friend's head and seven dummies (THREATS.md 55)
 
 # -- helpers shared with test_hosting.py ----------------------------------------------
 
@@ -214,7 +217,7 @@ def test_publish_to_a_folder_copies_build_with_web_modes(tmp_path):
     www = tmp_path / "www"
     result = o2m(root, "publish", str(www))
     assert f"published to {www}" in result.output
-    assert "objects" in result.output and "heads 1" in result.output
+    assert "objects" in result.output and f"heads {HEADS}" in result.output
     assert tree(www) == tree(root / "build")
     for p in www.rglob("*"):
         assert p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644), p
@@ -247,7 +250,7 @@ def test_mix_and_match_a_half_finished_publish_always_serves_a_whole_site(tmp_pa
         else:
             assert heads_start[path] == old_head[path]  # the previous head, until the end
     assert tree(www) == new
-    assert report.sent["heads"][0] == 1 and report.plan.unchanged > 0
+    assert report.sent["heads"][0] == HEADS and report.plan.unchanged > 0
     assert titles(bob.read_feed(www, ada)) == {"Only for friends", "Second secret"}
 
 
@@ -261,7 +264,7 @@ def test_dry_run_shows_phases_and_sends_nothing(tmp_path):
     lines = result.output.splitlines()
     assert lines[0] == f"would publish to {www}:"
     assert any(line.split()[0] == "objects" and "file" in line and " B" in line for line in lines)
-    assert any(line.split()[0] == "heads" and "1 file" in line for line in lines)
+    assert any(line.split()[0] == "heads" and f"{HEADS} files" in line for line in lines)
     assert o2m(root, "publish", "-n", str(www)).output == result.output  # nothing recorded
 
 
@@ -666,7 +669,7 @@ def test_rclone_interrupted_transfer_keeps_the_site_and_resumes(tmp_path, sftp):
     assert titles(bob.read_feed(served, ada)) == {"Only for friends"}
     sftp.start()
     report = publish_site(root, "dest:www")
-    assert report.sent["objects"] == (0, 0) and report.sent["heads"][0] == 1
+    assert report.sent["objects"] == (0, 0) and report.sent["heads"][0] == HEADS
     assert tree(served) == tree(root / "build")
 
 

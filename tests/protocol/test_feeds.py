@@ -3,6 +3,7 @@ cases 8-23 where it belongs to the pure core (the fetcher's cases come with the 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 
@@ -293,25 +294,71 @@ def _ref(size: int = 600) -> dict:
     return {"hash": "ab" * 32, "key": b64u_encode(bytes(32)), "size": size}
 
 
-@pytest.mark.parametrize("items", [
-    [_item(n) for n in range(feeds.MAX_ITEMS + 1)],
-    [{**_item(0, deleted=False), "object": _ref(feeds.MAX_OBJECT_BYTES + 1)}],
-    [{**_item(0, deleted=False), "object": _ref(2**53 - 1)}],
-    [_item(0, reply_to="https://ada.example/" + "a" * 600_000)],
-    [_item(0, replies=["https://ada.example/" + "a" * 2048])],
-    [_item(0, replies=["https://ada.example/"] * 100_000)],
-    [_item(0, id=b64u_encode(bytes(16)) + "A" * 300_000)],
+_URL = "https://ada.example/2026/a-post-with-replies/"
+
+
+@pytest.mark.parametrize("items, reason", [
+    ([_item(n) for n in range(feeds.MAX_ITEMS + 1)], "too many items"),
+    ([{**_item(0, deleted=False), "object": _ref(feeds.MAX_OBJECT_BYTES + 1)}],
+     "bad object reference"),
+    ([{**_item(0, deleted=False), "object": _ref(2**53 - 1)}], "bad object reference"),
+    ([_item(0, reply_to="https://ada.example/" + "a" * 600_000)], "bad reply_to"),
+    ([_item(0, replies=["https://ada.example/" + "a" * 2048])], "bad replies"),
+    ([_item(0, replies=[_URL] * (feeds.MAX_REPLIES + 1))], "513 replies"),
+    ([_item(0, replies=["https://ada.example/"] * 30_000)], "30,000 replies"),
+    ([_item(0, replies=[_URL + "a" * 1900] * 200)], r"bytes \(at most 262,144\)"),
+    ([_item(0, later_field="x" * 300_000)], r"bytes \(at most 262,144\)"),
+    ([{**_item(0, deleted=False), "object": {**_ref(), "later": "x" * 300_000}}],
+     r"bytes \(at most 262,144\)"),
+    ([_item(0, id=b64u_encode(bytes(16)) + "A" * 300_000)], "bad item id"),
 ], ids=["4097-items", "object-over-64-MiB", "object-of-2^53-bytes", "huge-reply_to",
-        "long-reply-url", "100000-replies", "huge-id"])
-def test_too_many_items_or_an_oversized_item_refuse_the_whole_head(items):
-    """THREATS 16 (the core): a head that lists more than 4096 items, or one item that is
-    too big or points to a too big object, is refused whole, so the reader fetches
-    nothing of it; an oversized file is refused before it is decrypted. The case end to
-    end, 10^6 items included: tests/test_threats_reader.py."""
+        "long-reply-url", "513-replies", "30000-replies", "item-over-256-KiB",
+        "unknown-key-over-256-KiB", "unknown-key-in-its-reference-over-256-KiB", "huge-id"])
+def test_too_many_items_or_an_oversized_item_refuse_the_whole_head(items, reason):
+    """THREATS 16 (the core) and the per-item cap of §3.4: a head that lists more than
+    4096 items, or one item that is too big (over 512 replies or 256 KiB of canonical
+    JSON, whatever keys make it so) or points to a too big object, is refused whole, for
+    that reason, so the reader fetches nothing of it; every such head here fits under
+    the 1 MiB head cap, so the item's own cap is what refuses it. The case end to end,
+    10^6 items included: tests/test_threats_reader.py."""
+    data = _head_with(items=items)
+    assert len(data) <= feeds.MAX_HEAD_BYTES
+    with pytest.raises(FeedFormatError, match=reason):
+        bob_opens(data)
+    with pytest.raises(FeedFormatError, match=reason):
+        bob_opens_page(*_page_with(items=items))
+
+
+def test_an_oversized_head_is_refused_before_it_is_decrypted():
+    """THREATS 16: a file over the 1 MiB head cap is refused on its size alone, such as
+    one item of 100,000 replies."""
     with pytest.raises(FeedFormatError, match="too large"):
         bob_opens(HEAD_MAGIC + bytes(feeds.MAX_HEAD_BYTES))
-    with pytest.raises(FeedFormatError):
-        bob_opens(_head_with(items=items))
+    data = _head_with(items=[_item(0, replies=["https://ada.example/"] * 100_000)])
+    assert len(data) > feeds.MAX_HEAD_BYTES
+    with pytest.raises(FeedFormatError, match="too large"):
+        bob_opens(data)
+
+
+def test_an_item_at_its_caps_is_accepted():
+    """512 replies, and an item just under 256 KiB, are still one item each."""
+    at_cap = _item(0, replies=[_URL] * feeds.MAX_REPLIES)
+    assert len(bob_opens(_head_with(items=[at_cap])).items[0].replies) == feeds.MAX_REPLIES
+    filler = "x" * (feeds.MAX_ITEM_BYTES - len(canonical_json(_item(0, later_field=""))))
+    item = _item(0, later_field=filler)
+    assert len(canonical_json(item)) == feeds.MAX_ITEM_BYTES
+    assert bob_opens(_head_with(items=[item])).items[0].deleted
+
+
+def test_unknown_keys_in_items_and_object_references_are_accepted_and_ignored():
+    """§3.4 (protocol 1.1, review item 20): a later version may add keys to items and
+    references; this reader ignores them instead of refusing the head, and what it knows
+    reads as before."""
+    ref = {**_ref(), "cipher": "something-newer"}
+    head = bob_opens(_head_with(items=[{**_item(0, deleted=False), "object": ref,
+                                        "reactions": {"likes": 3}}]))
+    (item,) = head.items
+    assert item.object == ObjectRef.from_json(_ref()) and item.replies == ()
 
 
 def test_threat_18_object_hash_mismatch_is_rejected_before_decryption():
@@ -453,14 +500,16 @@ def test_threat_22_object_references_must_be_bare_hashes(bad):
 @pytest.mark.parametrize("ref", [
     {"hash": GOOD_HASH, "size": 0, "key": b64u_encode(bytes(32))},
     {"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(31))},
-    {"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(32)), "url": "https://t/"},
+    {"hash": GOOD_HASH, "size": 1},
+    {"hash": GOOD_HASH, "key": b64u_encode(bytes(32)), "url": "https://t/"},
 ])
-def test_object_references_hold_exactly_hash_size_and_key(ref):
-    """An object reference with size 0, a short key or an extra field is refused; hash, size
-    and key alone are accepted."""
+def test_object_references_need_hash_size_and_key(ref):
+    """A reference without its three fields, or with a bad one, is refused; others are
+    ignored (protocol 1.1: forward compatibility) and never followed."""
     with pytest.raises(FeedFormatError):
         ObjectRef.from_json(ref)
-    assert ObjectRef.from_json({"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(32))})
+    good = {"hash": GOOD_HASH, "size": 1, "key": b64u_encode(bytes(32))}
+    assert ObjectRef.from_json(good) == ObjectRef.from_json({**good, "url": "https://t/"})
 
 
 def test_shared_object_is_attributed_only_by_a_signed_head():
@@ -548,3 +597,74 @@ def test_threat_15_a_post_of_another_version_is_refused(v):
     as_float = canonical_json({**post, "v": 1}).replace(b'"v":1', b'"v":1.0')
     with pytest.raises(FeedFormatError):
         fetch_plan.parse_post(as_float)
+
+
+# ---------------------------------------------------------------- THREATS 57: the head's window
+
+
+@pytest.mark.parametrize("expires, ok", [
+    ("2026-12-24T10:00:00Z", True),  # exactly HEAD_LIFETIME (30 days) after updated
+    ("2026-12-24T10:00:01Z", False),
+    ("2027-11-24T10:00:00Z", False),
+    ("9999-12-31T23:59:59Z", False),
+    ("2026-11-20T00:00:00Z", True),  # already expired when signed: stale, not refused
+])
+def test_threat_57_a_head_valid_for_longer_than_the_window_is_refused(expires, ok):
+    """THREATS 57: `expires` at most HEAD_LIFETIME (30 days, §3.4) after `updated`; a
+    head that claims longer would silently put off the freeze warning, so it is refused
+    whole as malformed, through the fetcher as well."""
+    assert feeds.HEAD_LIFETIME == dt.timedelta(days=30)
+    data = _head_with(updated="2026-11-24T10:00:00Z", expires=expires)
+    if ok:
+        assert bob_opens(data).expires == expires
+        return
+    with pytest.raises(FeedFormatError, match="more than 30 days after it was signed"):
+        bob_opens(data)
+    with pytest.raises(fetch_plan.Refused) as e:
+        fetch_plan.verify_head(data, bobs_keys_for_ada(), None, "2026-11-25T00:00:00Z")
+    assert e.value.reason == fetch_plan.Reason.MALFORMED
+    assert "more than 30 days" in e.value.detail
+
+
+@pytest.mark.parametrize("now, ok", [
+    ("2026-11-24T10:00:00Z", True),
+    ("2026-11-23T10:00:00Z", True),  # a day behind the author: clocks drift
+    ("2026-11-23T09:59:59Z", False),
+    ("2026-10-01T00:00:00Z", False),
+])
+def test_threat_57_a_head_signed_in_the_future_is_refused(now, ok):
+    """THREATS 57: a head whose `updated` lies more than MAX_CLOCK_SKEW (1 day) after the
+    reader's clock is refused (with a far-future `updated`, a 30-day window would start
+    when the host likes); the stored state is the fetcher's to keep."""
+    assert feeds.MAX_CLOCK_SKEW == dt.timedelta(days=1)
+    head = bob_opens(_head_with(updated="2026-11-24T10:00:00Z",
+                                expires="2026-12-24T10:00:00Z"))
+    if ok:
+        assert accept_head(head, stored_seq=None, stored_signed=None, now=now).fresh
+        return
+    with pytest.raises(feeds.FutureHeadError, match="more than 1 day after"):
+        accept_head(head, stored_seq=None, stored_signed=None, now=now)
+    with pytest.raises(fetch_plan.Refused) as e:
+        fetch_plan.verify_head(_head_with(), bobs_keys_for_ada(), None, now)
+    assert e.value.reason == fetch_plan.Reason.MALFORMED and "day after" in e.value.detail
+
+
+# ---------------------------------------------------------------- THREATS 55: dummy heads
+
+
+def test_a_dummy_head_has_a_real_heads_size_and_magic_and_opens_for_no_one():
+    """THREATS 55: a dummy head is the size asked for (a real head's), starts with the
+    head magic, differs every time it is sealed, and Bob's key does not open it (it is
+    refused as "not for us", as another friend's head would be)."""
+    real = a_head()
+    dummy = feeds.seal_dummy_head(len(real), key=bytes([5]) * 32, nonce=bytes([6]) * 24)
+    again = feeds.seal_dummy_head(len(real), key=bytes([7]) * 32, nonce=bytes([8]) * 24)
+    assert len(dummy) == len(again) == len(real) and dummy != again
+    assert dummy[:len(HEAD_MAGIC)] == HEAD_MAGIC
+    with pytest.raises(FeedAuthError, match="not for us"):
+        bob_opens(dummy)
+    big = _head_with(items=[_item(n) for n in range(300)])
+    assert len(feeds.seal_dummy_head(len(big), key=bytes(32), nonce=bytes(24))) == len(big)
+    for bad in (len(real) + 1, feeds.HEAD_OVERHEAD + 100, 0):
+        with pytest.raises(ValueError):
+            feeds.seal_dummy_head(bad, key=bytes(32), nonce=bytes(24))

@@ -8,10 +8,15 @@ the suite stays fast; the production defaults only run in bench/bench_unlock.py.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.bindings import (
+    crypto_aead_xchacha20poly1305_ietf_decrypt,
+    crypto_aead_xchacha20poly1305_ietf_encrypt,
+)
 from nacl.pwhash import argon2id
 from support.keys import FAST, PW, no_kdf, seal_fast
 
@@ -343,3 +348,56 @@ def test_header_length_out_of_range_refused(sealed: bytes):
     for n in (0, keys.MAX_HEADER_BYTES + 1, 0xFFFF):
         with pytest.raises(KeyFileError, match="header length"):
             open_identity(keys.MAGIC + n.to_bytes(2, "big") + body, PW)
+
+
+# ---------------------------------------------------------------- the passphrase's bytes (§2.3)
+
+NFC_PW = "Crème brûlée à Zürich".encode()  # precomposed: already NFC
+NFD_PW = unicodedata.normalize("NFD", NFC_PW.decode()).encode()  # "e" + U+0300, …
+
+
+def _seal_by_hand(secret: bytes, passphrase: bytes, salt: bytes, nonce: bytes) -> bytes:
+    """A key file laid out from §2.3 with libsodium's primitives, the passphrase bytes
+    used exactly as given: how o2m sealed before protocol 1.1."""
+    header = (b'{"aead":"xchacha20poly1305-ietf","kdf":"argon2id13","memlimit":8192,'
+              b'"nonce":"' + b64u_encode(nonce).encode() + b'","opslimit":1,'
+              b'"salt":"' + b64u_encode(salt).encode() + b'"}')
+    prefix = b"o2m-secret-v1\n" + len(header).to_bytes(2, "big") + header
+    key = argon2id.kdf(32, passphrase, salt, opslimit=1, memlimit=8192)
+    return prefix + crypto_aead_xchacha20poly1305_ietf_encrypt(secret, prefix, nonce, key)
+
+
+def test_the_passphrase_is_sealed_under_its_nfc_form(identity: Identity):
+    """§2.3 (review item 11): a passphrase is UTF-8 in NFC. A file sealed with the
+    decomposed spelling opens with either spelling, and its key is Argon2id of the NFC
+    bytes (checked by opening it by hand with those bytes)."""
+    assert NFD_PW != NFC_PW and keys.normalized_passphrase(NFD_PW) == NFC_PW
+    data = seal_identity(identity, NFD_PW, salt=bytes(16), nonce=bytes(24), **FAST)
+    assert open_identity(data, NFC_PW).to_secret_bytes() == identity.to_secret_bytes()
+    assert open_identity(data, NFD_PW).to_secret_bytes() == identity.to_secret_bytes()
+    key = argon2id.kdf(32, NFC_PW, bytes(16), **FAST)
+    assert crypto_aead_xchacha20poly1305_ietf_decrypt(
+        data[-80:], data[:-80], bytes(24), key) == identity.to_secret_bytes()
+
+
+def test_a_file_sealed_under_a_non_nfc_passphrase_before_1_1_still_opens(identity: Identity):
+    """A key file of before protocol 1.1, sealed under the decomposed bytes as typed,
+    still opens with those bytes (NFC is tried first, then the bytes as given); the
+    precomposed spelling never opened it and still does not."""
+    old = _seal_by_hand(identity.to_secret_bytes(), NFD_PW, bytes(range(16)),
+                        bytes(range(24)))
+    assert open_identity(old, NFD_PW).to_secret_bytes() == identity.to_secret_bytes()
+    with pytest.raises(WrongPassphraseError):
+        open_identity(old, NFC_PW)
+    with pytest.raises(WrongPassphraseError):  # both forms tried, one error
+        open_identity(old, NFD_PW + b"x")
+
+
+def test_a_passphrase_that_is_not_utf8_is_used_as_given(identity: Identity):
+    """Bytes that are not UTF-8 (a Latin-1 passphrase file) have no NFC form: they are
+    sealed and opened as they are."""
+    latin1 = "crème".encode("latin-1")
+    assert keys.normalized_passphrase(latin1) == latin1
+    data = seal_identity(identity, latin1, salt=bytes(16), nonce=bytes(24), **FAST)
+    assert open_identity(data, latin1).to_secret_bytes() == identity.to_secret_bytes()
+    assert data == _seal_by_hand(identity.to_secret_bytes(), latin1, bytes(16), bytes(24))

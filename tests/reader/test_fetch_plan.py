@@ -43,7 +43,7 @@ PICTURE = b"\x89PNG a picture"
 
 
 def _time(minutes: int) -> str:
-    return (dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    return (dt.datetime(2026, 11, 15, tzinfo=dt.timezone.utc)
             + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -115,7 +115,7 @@ class SiteSimulator:
         self.files[self.head_path] = feeds.seal_head(
             signing_key=ADA_SIGN, reader_sign_pk=bytes(BOB_SIGN.verify_key),
             secrets=self.secrets, seq=self._seq, updated=_time(self.posts),
-            expires="2027-01-01T00:00:00Z", items=self._head_items, prev=self._prev,
+            expires=_time(self.posts + 30 * 24 * 60), items=self._head_items, prev=self._prev,
             nonce=self._random(24))
 
     def objects_newest_first(self, numbers: range) -> list[str]:

@@ -277,7 +277,8 @@ def test_threat_12_an_expired_head_is_flagged_stale_and_the_cached_posts_are_kep
 
     ada.post("b", "Ada second", "friends")
     ada.build()
-    long_ago = (later - dt.timedelta(hours=1)).strftime(_TIME)
+    # expired, but signed now and valid for less than 30 days (THREATS 57)
+    long_ago = (expires - dt.timedelta(hours=1)).strftime(_TIME)
     publish_head(ada, bob, seq=published_head(ada, bob).seq,
                  items=list(published_head(ada, bob).items), expires=long_ago)
     got = bob.fetch(bundle, "ada", now=later, limits=LIMITS)["ada"]

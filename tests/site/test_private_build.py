@@ -108,21 +108,37 @@ def test_an_object_is_encrypted_once_for_all_its_readers(social):
     assert bob.read_feed(root / "build", ada) == carol.read_feed(root / "build", ada)
 
 
-def test_adding_a_post_writes_one_object_and_the_heads_of_its_audience(social):
-    """A new post for Bob alone writes one new object and one head (Bob's); Carol's head and
-    the other objects are untouched."""
+def _files_under(root, folder: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (root / "build" / folder).iterdir()}
+
+
+def test_threat_55_a_post_for_one_friend_rewrites_every_head(social):
+    """THREATS 55: with nine friends, a post for Bob alone writes one object and rewrites
+    every file in `f/` (nine real heads and seven dummies: sixteen, a power of two of at
+    least 8), so the host cannot tell from the heads who may read it. Nothing else
+    appears or goes in `f/`, and each friend still reads exactly their posts."""
     root, bob, carol, ada = social
+    from o2m_pub.friends.friend_store import FriendStore
+    others = [Friend(n, f"friend{n}") for n in range(3, 10)]
+    store = FriendStore(root)
+    for f in others:
+        store.add(f.card.name.lower(), f.card, now=NOW)
     for i in range(5):
         post(root, f"p{i}", f"Post {i}", "friends", date=f"2026-11-0{i + 1}")
-    build(root)
-    before = {p: p.stat().st_mtime_ns for p in (root / "build").rglob("*") if p.is_file()}
-    post(root, "new", "For Bob", "bob")
     report, _ = build(root)
-    after = {p: p.stat().st_mtime_ns for p in (root / "build").rglob("*") if p.is_file()}
-    changed = {p.relative_to(root / "build").as_posix() for p in after
-               if before.get(p) != after[p]}
-    assert len([c for c in changed if c.startswith("o/")]) == 1
-    assert len([c for c in changed if c.startswith("f/")]) == 1 and report.heads == 1
+    heads, objects = _files_under(root, "f"), _files_under(root, "o")
+    assert len(heads) == 16 and report.heads == 9
+    post(root, "new", "For Bob", "bob")
+    report, _ = build(root, now=NOW + dt.timedelta(hours=1))
+    after = _files_under(root, "f")
+    assert len(after) == 16 and len(after) & (len(after) - 1) == 0
+    assert set(after) == set(heads)
+    assert [name for name in heads if after[name] == heads[name]] == []
+    assert len(set(_files_under(root, "o")) - set(objects)) == 1 and report.heads == 9
+    assert titles(bob.read_feed(root / "build", ada)) == {f"Post {i}" for i in range(5)} | {
+        "For Bob"}
+    for f in [carol, *others]:
+        assert titles(f.read_feed(root / "build", ada)) == {f"Post {i}" for i in range(5)}
 
 
 def test_no_change_signs_nothing_and_never_asks_for_the_key(social):

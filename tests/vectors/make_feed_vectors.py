@@ -1,6 +1,8 @@
 """Writes tests/vectors/feeds.json: fixed keys and nonces -> the exact bytes of each
 feed construction (PROTOCOL.md §3). Run it only when the format changes on purpose;
-tests/test_vectors.py checks the code against the file, and PROTOCOL.md quotes it.
+tests/protocol/test_vectors.py checks the code against the file, and PROTOCOL.md quotes
+it; tests/protocol/test_vectors_independent.py recomputes every value from the spec's
+text with other code (hashlib, pyca/cryptography, libsodium's bindings).
 
     python tests/vectors/make_feed_vectors.py
 """
@@ -31,6 +33,8 @@ def compute() -> dict:
     head = feeds.seal_head(signing_key=ada_sign, reader_sign_pk=bob_pk, secrets=secrets, seq=1,
                            updated="2026-11-24T10:00:00Z", expires="2026-12-24T10:00:00Z",
                            items=[item], prev=None, nonce=bytes([11]) * 24)
+    opened = feeds.open_head(head, secrets, author_sign_pk=ada_pk, reader_sign_pk=bob_pk)
+    signature, body = opened.signed[:64], opened.signed[64:]
     return {
         "inputs": {
             "ada_sign_seed": bytes(range(32)).hex(), "ada_box_secret": bytes(range(32, 64)).hex(),
@@ -41,10 +45,14 @@ def compute() -> dict:
         },
         "feed_name": secrets.name,
         "head_key": secrets.key.hex(),
-        "padded_sizes": {str(n): feeds.padded_size(n) for n in (0, 512, 513, 1000, 5000, 70000)},
+        "buckets": {str(n): feeds.padded_size(n) for n in (0, 512, 513, 1000, 5000, 70000)},
+        "padded_lengths": {str(n): len(feeds.pad(bytes(n)))
+                           for n in (0, 508, 509, 511, 512, 1000, 5000, 70000)},
         "object_sha256": ref.hash,
         "object_size": ref.size,
         "object_prefix_hex": obj[:48].hex(),
+        "head_body": body.decode("utf-8"),
+        "head_signature": signature.hex(),
         "head_sha256": hashlib.sha256(head).hexdigest(),
         "head_size": len(head),
     }
