@@ -56,6 +56,7 @@ class ServeOptions:
     max_connections: int = 4096  # per worker; more are closed at once
     cache_bytes: int = 64 << 20  # per worker
     report: Callable[[str], None] = field(default=lambda line: None)
+    moved_to: str | None = None  # `[serve] moved_to`: redirect there, all but the card
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -71,16 +72,24 @@ def _accepts_gzip(request: server.Request) -> bool:
 
 # -- resources ----------------------------------------------------------------------
 
+# Served as ever by an old server of a site that moved (`[serve] moved_to`): what
+# friends' fetchers read to follow the move (PROTOCOL.md §2.4, §2.5).
+_NOT_MOVED = (b"/.well-known/o2m-card.json", b"/.well-known/o2m-rotations.json")
+
+
 class StaticSite(resource.Resource):
-    """build/ and nothing else: GET and HEAD, conditional and range requests."""
+    """build/ and nothing else: GET and HEAD, conditional and range requests. With
+    `moved_to`, every path but the card's is a redirect to the same path there."""
 
     isLeaf = True
     allowedMethods = (b"GET", b"HEAD")
 
-    def __init__(self, cache: FileCache, live: LiveReload | None) -> None:
+    def __init__(self, cache: FileCache, live: LiveReload | None,
+                 moved_to: str | None = None) -> None:
         super().__init__()
         self.cache = cache
         self.live = live
+        self.moved_to = moved_to
         self.not_found = _NotFoundPage(cache)
 
     def render(self, request: server.Request) -> bytes | int:
@@ -95,6 +104,11 @@ class StaticSite(resource.Resource):
         path = request.path
         if self.live is not None and path.startswith(b"/_o2m/"):
             return self.live.render(request)
+        if self.moved_to is not None and path not in _NOT_MOVED:
+            rel = rules.resolve(path)
+            if rel is not None:  # a path that could name a file: the same one there
+                where = self.moved_to + quote(rel.removesuffix("index.html"), safe="/")
+                return _redirect(request, where + _query(request))
         entry = self.cache.lookup(path, b"v" in request.args)
         if entry is None:
             return self.not_found.render(request)
@@ -608,7 +622,7 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     pass those and SIGHUP on to `children`, the other workers."""
     live = LiveReload(state_dir) if options.live_reload else None
     cache = FileCache(build_dir, live_reload=options.live_reload, max_bytes=options.cache_bytes)
-    site = O2MSite(StaticSite(cache, live), options, reactor)
+    site = O2MSite(StaticSite(cache, live, options.moved_to), options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())
     ports = _adopt_ports(reactor, listening, tls, site)
 
