@@ -106,7 +106,8 @@ def _pin_text(pin: bytes) -> str:
     return PIN_PREFIX + b64u_encode(pin)
 
 
-def _card_for_certificate(ctx: click.Context, root: Path, config, pin: bytes | None) -> None:  # noqa: ANN001
+def _card_for_certificate(ctx: click.Context, root: Path, config,  # noqa: ANN001
+                          pin: bytes | None) -> None:
     """The card must say how friends check this server (PROTOCOL.md §2.4): the pin of a
     self-signed certificate, or no pin for one from `[serve] cert` (a CA checks it). A
     card that says otherwise is renewed (a higher seq): friends take it on their next

@@ -129,7 +129,8 @@ def renew_stale_card(ctx: click.Context, root: Path):  # noqa: ANN201 - Identity
     return identity
 
 
-def build_and_report(ctx: click.Context, root: Path, *, passphrase: bytes | None = None):  # noqa: ANN201
+def build_and_report(ctx: click.Context, root: Path, *,  # noqa: ANN201 - BuildReport
+                     passphrase: bytes | None = None):
     """`o2m build` for the commands that change the site's keys or URL first (`o2m key
     rotate`, `o2m move`): the summary line, problems and a feed error are shown."""
     report = _run_build(root, ctx, passphrase=passphrase)

@@ -587,11 +587,11 @@ def own_sign_pk(root: Path) -> bytes:
 
 __all__ = [
     "CARD_STATE_FILE", "FEED_KEY_FILE", "KEY_FILE", "NEXT_KEY_FILE", "PUBLIC_FILE",
-    "CardState", "finish_pending", "replace_key_files", "Identity", "IdentityExistsError", "KeyFileError", "NoIdentityError",
+    "CardState", "Identity", "IdentityExistsError", "KeyFileError", "NoIdentityError",
     "PassphraseError", "WrongPassphraseError", "change_passphrase", "create_identity_files",
-    "create_next_key", "create_owner", "export_identity", "fingerprint", "import_identity",
-    "install_next_key", "item_id_key", "key_file_mode_warning", "key_file_params", "load_feed_key",
-    "load_identity", "load_next_key", "make_feed_key", "new_identity", "next_card_seq",
-    "own_card", "own_sign_pk", "passphrase_from_env_or_file", "read_card_state",
-    "write_own_card",
+    "create_next_key", "create_owner", "export_identity", "finish_pending", "fingerprint",
+    "import_identity", "install_next_key", "item_id_key", "key_file_mode_warning",
+    "key_file_params", "load_feed_key", "load_identity", "load_next_key", "make_feed_key",
+    "new_identity", "next_card_seq", "own_card", "own_sign_pk", "passphrase_from_env_or_file",
+    "read_card_state", "replace_key_files", "write_own_card",
 ]

@@ -685,11 +685,20 @@ def _signed_public(keys: FriendKeys, state: FriendState | None, get: Getter,
     if check_not_older(signature, state.pub_seq if state else None, stored_sha) \
             or signature.sha256 == stored_sha:
         return None  # the feed.json accepted before, signed again
-    feed = get(PUBLIC_FEED_PATH, cap=min(signature.size, MAX_PUBLIC_FEED_BYTES))
-    if feed.status != 200:
+    try:  # no byte past the size signed is downloaded
+        feed: Response | None = get(PUBLIC_FEED_PATH,
+                                    cap=min(signature.size, MAX_PUBLIC_FEED_BYTES))
+    except Refused as e:
+        if e.reason != Reason.OVERSIZED:
+            raise
+        feed = None
+    if feed is not None and feed.status != 200:
         raise FeedSignatureError(f"public feed: signature does not match: feed.json "
                                  f"answered HTTP {feed.status}")
     try:
+        if feed is None:
+            raise FeedSignatureError(f"public feed: signature does not match: feed.json is "
+                                     f"larger than the {signature.size:,} bytes signed")
         check_feed(signature, feed.body)
     except FeedSignatureError:
         if retry:  # a publish between the two downloads? Both once more (§1.4)

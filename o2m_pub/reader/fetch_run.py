@@ -18,6 +18,7 @@ from o2m_pub.errors import O2MError
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode
 from o2m_pub.protocol.cards import Card
+from o2m_pub.protocol.keyfile import PassphraseError
 from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.card_refresh import CardRefresh, refresh_card
 from o2m_pub.reader.fetch_plan import FriendKeys, Outcome, Refused, fetch_friend
@@ -270,7 +271,16 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
         if not rekeyed:
             return outcomes
         again = targets_from_friends(friend_store.get(n) for n in rekeyed)
-        keys = prepare_keys(store, again, me.sign_pk, me.box_pk, unlock)
+        try:
+            keys = prepare_keys(store, again, me.sign_pk, me.box_pk, unlock)
+        except PassphraseError as e:  # e.g. a cron job: the others' results stand
+            locked = [Outcome(name, "refused", reason=Reason.KEY_CHANGED,
+                              detail=f"their new key was followed, but reading its feed "
+                                     f"needs your key once ({e}): run `o2m fetch` with "
+                                     "your passphrase", card=rekeyed[name].card)
+                      for name in rekeyed]
+            return sorted([o for o in outcomes if o.status != "rekey"] + locked,
+                          key=lambda o: o.friend)
         second = fetch_friends(store, keys, again, **{**options, "save_card": None})
         for outcome in second:
             outcome.card = rekeyed[outcome.friend].card

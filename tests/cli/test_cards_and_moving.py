@@ -62,7 +62,8 @@ def test_build_renews_a_card_whose_url_or_name_changed(ada):
     unchanged = own_card(ada)
     cli("-C", str(ada), "build")
     assert unchanged == own_card(ada)
-    text = (ada / "o2m.toml").read_text().replace("https://ada.example/", "https://ada.example:8553/")
+    text = (ada / "o2m.toml").read_text().replace("https://ada.example/",
+                                                  "https://ada.example:8553/")
     (ada / "o2m.toml").write_text(text.replace('author = "Ada"', 'author = "Ada L."'))
     result = cli("-C", str(ada), "build")
     assert "signed a new card for a new name, a new URL" in result.stderr

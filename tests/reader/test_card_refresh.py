@@ -310,7 +310,7 @@ def test_threat_56_a_public_host_name_that_resolves_to_a_local_address_is_refuse
         fetcher.close()
 
 
-# ---------------------------------------------------------------- the high-water mark (§3.5 step 8)
+# ---------------------------------------------------------------- the high-water mark (§3.5)
 
 
 BOB = nacl.signing.SigningKey(b"\x42" * 32)
