@@ -3,10 +3,12 @@
 
     python bench/fetch_bench.py [--friends 100] [--posts 20] [--repeat 3]
 
-Makes `--friends` authors with real keys and cards, each publishing a feed for the
-reader with `--posts` private posts (PROTOCOL.md §3: one head, one object per post) and
-an empty public feed.json, all served by nginx over TLS (a trustme CA, named to o2m in
-$O2M_CA_BUNDLE) at https://localhost:PORT/uNN/. Then it measures, best of --repeat:
+Makes `--friends` authors with real keys and cards of protocol 1.1 (seq, next, feed_pk),
+each publishing its card (.well-known/o2m-card.json), a feed for the reader with
+`--posts` private posts (PROTOCOL.md §3: one head, one object per post) and an empty
+public feed.json with its signature (feed.json.sig, §1.4), all served by nginx over TLS
+(a trustme CA, named to o2m in $O2M_CA_BUNDLE) at https://localhost:PORT/uNN/. Then it
+measures, best of --repeat:
 
   fetch-new        `o2m fetch` in a fresh process (start-up included) with every post new:
                    verify, decrypt, store (the feed secrets already cached, as after
@@ -16,7 +18,8 @@ $O2M_CA_BUNDLE) at https://localhost:PORT/uNN/. Then it measures, best of --repe
                    fresh process (start-up included, as for o2m)
   plain-urllib3    the same with one urllib3.PoolManager, the HTTP client o2m fetch
                    uses itself (for reference: the target is against plain-download)
-  fetch-unchanged  `o2m fetch` again with nothing new: one 304 per file asked for
+  fetch-unchanged  `o2m fetch` again with nothing new: one 304 per file asked for (each
+                   friend's card, head and feed.json.sig: three per friend)
   first-with-unlock  fetch-new with nothing cached, the Argon2id unlock included
   timeline-100k    the first timeline page of a store of 100,000 posts
 
@@ -54,7 +57,8 @@ def make_authors(www: Path, reader_sign_pk: bytes, reader_box_pk: bytes, port: i
 
     from o2m_pub.protocol import feeds
     from o2m_pub.protocol.canonical import b64u_encode, canonical_json
-    from o2m_pub.protocol.cards import make_card
+    from o2m_pub.protocol.cards import key_commitment, make_card
+    from o2m_pub.protocol.feed_signature import sign_feed
 
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -62,12 +66,18 @@ def make_authors(www: Path, reader_sign_pk: bytes, reader_box_pk: bytes, port: i
     cards = []
     for n in range(friends):
         sign, box = nacl.signing.SigningKey.generate(), nacl.public.PrivateKey.generate()
+        feed_key, next_key = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
         url = f"https://localhost:{port}/u{n:03d}/"
-        cards.append(make_card(sign, name=f"Author {n}", url=url, box_pk=bytes(box.public_key),
-                               tls_pin=None, created=now - dt.timedelta(days=1)))
+        card = make_card(sign, name=f"Author {n}", url=url, box_pk=bytes(box.public_key),
+                         tls_pin=None, created=now - dt.timedelta(days=1), seq=1,
+                         next_digest=key_commitment(bytes(next_key.verify_key)),
+                         feed_pk=bytes(feed_key.verify_key))
+        cards.append(card)
         site = www / f"u{n:03d}"
         (site / "o").mkdir(parents=True)
         (site / "f").mkdir()
+        (site / ".well-known").mkdir()
+        (site / ".well-known/o2m-card.json").write_bytes(card.raw)
         secrets = feeds.pairwise_secrets(bytes(box), reader_box_pk, bytes(sign.verify_key),
                                          reader_sign_pk)
         items = []
@@ -84,9 +94,12 @@ def make_authors(www: Path, reader_sign_pk: bytes, reader_box_pk: bytes, port: i
                                seq=1, updated=stamp, expires=expires, items=items, prev=None,
                                nonce=os.urandom(24))
         (site / secrets.head_path).write_bytes(head)
-        (site / "feed.json").write_text(json.dumps({
-            "version": "https://jsonfeed.org/version/1.1", "title": f"Author {n}",
-            "home_page_url": url, "items": []}))
+        public = json.dumps({"version": "https://jsonfeed.org/version/1.1",
+                             "title": f"Author {n}", "home_page_url": url,
+                             "items": []}).encode()
+        (site / "feed.json").write_bytes(public)
+        (site / "feed.json.sig").write_bytes(sign_feed(
+            feed_key, author_sign_pk=bytes(sign.verify_key), feed=public, seq=1, updated=now))
     return cards
 
 
@@ -155,7 +168,8 @@ def reset_posts(root: Path) -> None:
     db.execute("DELETE FROM post_tags")
     db.execute("UPDATE friend_state SET seq = NULL, head_digest = NULL, head_signed = NULL, "
                "etag = NULL, last_modified = NULL, pub_etag = NULL, pub_last_modified = NULL, "
-               "pages = '[]'")
+               "pages = '[]', sig_etag = NULL, sig_last_modified = NULL, pub_seq = NULL, "
+               "pub_sha256 = NULL")
     db.commit()
     db.close()
     shutil.rmtree(root / ".o2m/objects", ignore_errors=True)

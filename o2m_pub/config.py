@@ -7,6 +7,7 @@ Parsing is pure (bytes in, `SiteConfig` out) so it can be tested without files;
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
 import zoneinfo
@@ -38,6 +39,7 @@ class ServeConfig:
     log_addresses: bool = True
     inbox_per_address: int = 10  # POSTs a minute to the inbox from one address (PROTOCOL.md §5)
     inbox_total: int = 120  # ... and from everyone together
+    moved_to: str | None = None  # the site moved there: all but its card is redirected
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,8 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
 def _serve_table(table: _Table) -> ServeConfig:
     """The ``[serve]`` table; none of it changes the built site, so it is not fingerprinted."""
     unknown = set(table.values) - {"host", "port", "http_port", "cert", "key", "access_log",
-                                   "log_addresses", "inbox_per_address", "inbox_total"}
+                                   "log_addresses", "inbox_per_address", "inbox_total",
+                                   "moved_to"}
     if unknown:
         raise table.fail(sorted(unknown)[0], "is not a known setting", hint="see docs/CONFIG.md")
     cert, key = table.text("cert"), table.text("key")
@@ -209,7 +212,47 @@ def _serve_table(table: _Table) -> ServeConfig:
                        inbox_per_address=table.number("inbox_per_address", 10, 1, 100_000,
                                                       "a number of requests a minute"),
                        inbox_total=table.number("inbox_total", 120, 1, 1_000_000,
-                                                "a number of requests a minute"))
+                                                "a number of requests a minute"),
+                       moved_to=_moved_to(table))
+
+
+def _moved_to(table: _Table) -> str | None:
+    """``[serve] moved_to``: the https base URL the site moved to (`o2m move`)."""
+    url = table.text("moved_to")
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment \
+            or not url.isascii() or any(c in url for c in " \t\r\n\"<>\\"):
+        raise table.fail("moved_to", f"must be an absolute https:// URL, not {url!r}")
+    return url if url.endswith("/") else url + "/"
+
+
+_TABLE_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
+_URL_LINE_RE = re.compile(r"""^(\s*url\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*')(.*)$""")
+
+
+def replace_site_url(text: str, url: str) -> str:
+    """o2m.toml's text with ``[site] url`` set to `url`, every other byte (comments,
+    order) kept: what `o2m move` writes.
+
+    Raises:
+        ConfigError: there is no ``url = "…"`` line in the [site] table.
+    """
+    lines = text.splitlines(keepends=True)
+    table = None
+    for i, line in enumerate(lines):
+        header = _TABLE_RE.match(line)
+        if header:
+            table = header.group(1)
+            continue
+        m = _URL_LINE_RE.match(line.rstrip("\r\n"))
+        if table == "site" and m:
+            ending = line[len(line.rstrip("\r\n")):]
+            lines[i] = m.group(1) + json.dumps(url) + m.group(3) + ending
+            return "".join(lines)
+    raise ConfigError("no url = \"…\" line in the [site] table", path=CONFIG_NAME,
+                      hint="set [site] url by hand")
 
 
 def known_audience_names(friends: Collection[str],

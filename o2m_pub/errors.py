@@ -41,6 +41,8 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     │   ├── UsedInvitationError         friends.invitations   the invitation made a friend already
     │   └── InvitationStoreError        friends.invitations   .o2m/invites.json is damaged
     ├── RotationError                   protocol.rotation     a key rotation that does not verify
+    ├── RotationRefusedError            friends.key_rotation  the site's keys cannot rotate (now)
+    ├── FeedSignatureError              protocol.feed_signature a public feed that does not verify
     ├── FriendError                     friends.friend_store  wrong with friends or groups
     │   ├── InvalidFriendNameError      friends.friend_store  breaks the name rule, or clashes
     │   ├── UnknownFriendError          friends.friend_store  no friend has that name

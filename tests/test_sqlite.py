@@ -84,16 +84,18 @@ def test_a_build_state_of_an_older_schema_starts_afresh_but_keeps_the_feeds(tmp_
 
 
 def _old_reader_schema(version: str) -> str:
-    """reader.db as the first o2m with a reader wrote it: the version in `meta`, and
-    no attachment_credits table yet."""
+    """reader.db as the first o2m with a reader wrote it: the version in `meta`, no
+    attachment_credits table yet, nor the friend_state columns of schema 2."""
     return (reader_store._SCHEMA.replace(reader_store._CREDITS_TABLE, "")
+            .replace(reader_store._COLUMNS_OF_2, "")
             + "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
             + f"INSERT INTO meta VALUES ('schema', '{version}');")
 
 
 def test_a_reader_store_of_before_opens_with_its_data(tmp_path):
     """A reader.db whose version is in `meta`: its friends and posts are there, it
-    gains the credits table, and the version moves to the header."""
+    gains the credits table and the columns of schema 2 (protocol 1.1: a friend's
+    card and signed public feed), and the version, now 2, moves to the header."""
     path = tmp_path / ".o2m/reader.db"
     _old_db(path, _old_reader_schema("1") + """
         INSERT INTO friend_state (friend, sign_pk, seq) VALUES ('bob', 'KEY', 3);
@@ -104,7 +106,9 @@ def test_a_reader_store_of_before_opens_with_its_data(tmp_path):
         assert 3 == store.friend_state("bob").seq
         assert ["Hello"] == [p.title for p in store.timeline()]
         assert frozenset() == store.credited_attachments("bob")
-    assert 1 == _user_version(path)
+        assert (None, None) == (store.friend_state("bob").card_etag,
+                                store.friend_state("bob").pub_seq)
+    assert 2 == _user_version(path)
 
 
 def test_a_reader_store_of_a_newer_o2m_is_refused_and_left_as_it_was(tmp_path):

@@ -2,7 +2,7 @@
 
     __init__.py   the `main` group, its global options, the dispatcher
     _common.py    output, error display, the site root, the passphrase, the time
-    site.py       init, build, watch, demo
+    site.py       init, build, watch, demo, move
     friends.py    whoami, card, friend …, group …, key …
     hosting.py    serve, publish
     reading.py    fetch, timeline, show, notifications
@@ -94,7 +94,7 @@ def main(ctx: click.Context, site: Path | None, debug: bool,
 
 
 for _command in (
-    site.init, site.build, site.watch, site.demo,
+    site.init, site.build, site.watch, site.demo, site.move,
     friends.whoami, friends.card, friends.friend, friends.group, friends.key,
     hosting.serve, hosting.publish,
     reading.fetch, reading.timeline, reading.show, reading.notifications,

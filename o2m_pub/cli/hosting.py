@@ -13,7 +13,6 @@ from o2m_pub.cli._common import (
     local_now,
     out,
     plural,
-    read_passphrase,
     site_root,
     stderr_console,
     warn,
@@ -76,8 +75,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     pair, made, self_signed = site_pair(root, config, local_now())
     if made:
         out(f"o2m: made a self-signed certificate in keys/tls/ for {config.url}")
-    if self_signed:
-        _put_pin_in_card(ctx, root, config, pair.pin)
+    _card_for_certificate(ctx, root, config, pair.pin if self_signed else None)
     settings = config.serve
     host = "::" if public else (host or settings.host)
     workers = workers or min(os.cpu_count() or 1, 8)
@@ -99,10 +97,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         live_reload=watch, access_log=log_file, request_timeout=request_timeout,
         idle_timeout=idle_timeout, max_connections=max_connections,
         log_addresses=settings.log_addresses and not no_client_addresses,
+        moved_to=settings.moved_to,
         report=report, inbox_kinds=inbox_kinds(root, report),
         inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total)
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
+    if settings.moved_to:
+        out(f"o2m: the site moved to {settings.moved_to}: all but its card is redirected there")
     if desk:
         out(f"o2m: your desk at {listening.url.rstrip('/')}/desk/ (sign in with your "
             "passphrase)")
@@ -152,24 +153,29 @@ def _pin_text(pin: bytes) -> str:
     return PIN_PREFIX + b64u_encode(pin)
 
 
-def _put_pin_in_card(ctx: click.Context, root: Path, config, pin: bytes) -> None:  # noqa: ANN001
-    """A new self-signed certificate's pin must reach friends through the signed card."""
-    from o2m_pub.friends.identity import load_identity, own_card, write_own_card
-    from o2m_pub.protocol.keyfile import PassphraseError
+def _card_for_certificate(ctx: click.Context, root: Path, config,  # noqa: ANN001
+                          pin: bytes | None) -> None:
+    """The card must say how friends check this server (PROTOCOL.md §2.4): the pin of a
+    self-signed certificate, or no pin for one from `[serve] cert` (a CA checks it). A
+    card that says otherwise is renewed (a higher seq): friends take it on their next
+    fetch, over an unverified connection if the old pin no longer matches."""
+    from o2m_pub.cli.friends import renew_card
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.protocol.keyfile import PassphraseError, WrongPassphraseError
 
     card = own_card(root)
     if card is None or card.tls_pin == pin:
         return
+    what = "the TLS pin" if pin is not None else "no TLS pin (your certificate is a CA's)"
     try:
-        identity = load_identity(root, read_passphrase(ctx, "Passphrase (to put the TLS pin in "
-                                                        "your card)"))
+        renew_card(ctx, root, config, tls_pin=pin)
+    except WrongPassphraseError:
+        raise
     except PassphraseError as e:
-        warn(f"your card does not carry this server's TLS pin yet ({e}); "
-             "run `o2m card --renew`, then `o2m build`")
+        warn(f"your card should carry {what} ({e}); run `o2m card --renew`, then `o2m build`")
         return
-    write_own_card(root, identity, config, now=local_now(), tls_pin=pin)
-    out("o2m: your card now carries the TLS pin; `o2m build` publishes it, "
-        "and `o2m card` shows it to send to friends")
+    out(f"o2m: your card now carries {what}; `o2m build` publishes it, and friends "
+        "take it on their next fetch")
 
 
 def _open_access_log(state_dir: Path, where: str | None):  # noqa: ANN202 - a text file

@@ -52,6 +52,16 @@ def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
         text += f", [yellow]stale since {escape(o.stale_since)} (freeze warning)[/]"
     if o.public_error:
         text += f", [yellow]their public feed.json refused: {escape(o.public_error)}[/]"
+    elif o.public_unsigned and (o.new or o.updated):
+        text += " [dim](public feed unsigned: an older o2m)[/]"
+    card = o.card
+    if card is not None and card.adopted is not None:
+        what = "followed their new key" if card.rekeyed else "took their new card"
+        if card.adopted.url != card.previous.url:
+            what += f" (moved to {escape(card.adopted.url)})"
+        text += f", [cyan]{what}[/]"
+    if card is not None and card.error:
+        text += f", [yellow]{escape(card.error)}[/]"
     return f"{escape(o.friend):<16} {text}"
 
 
@@ -69,6 +79,10 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
           timeout: float, quiet: bool) -> None:
     """Fetch friends' feeds (all, or FRIENDS): verify, decrypt, store for `o2m timeline`.
 
+    Each friend's published card is read first: a newer one signed by their key (a new
+    address, certificate or name), or one their verified key rotation leads to, is
+    taken without a paste (`o2m notifications` says what changed).
+
     Prints one line per friend: new posts, unchanged, no feed yet, or refused with the
     reason (unreachable, timeout, bad certificate, bad signature, rollback,
     equivocation, oversized, malformed, bad object, key changed). A refused friend
@@ -77,9 +91,9 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
     \b
     Exit status:
       0  every friend was fetched (or has no feed for you yet)
-      1  some friend was refused (their feed, or only their public feed.json), or
-         their feed is stale (past its expiry); or another fetch of this site is
-         running
+      1  some friend was refused (their feed, or only their public feed.json or
+         their published card), or their feed is stale (past its expiry); or another
+         fetch of this site is running
       2  usage error (an unknown friend, a bad --every)
 
     \b
@@ -112,7 +126,8 @@ def _fetch_once(ctx: click.Context, root: Path, friends: tuple[str, ...], *, wor
                 timeout: float, quiet: bool, wait: bool = False) -> bool:
     """One fetch of every friend; prints a line each; True when some friend failed.
     With `wait` (--every), a fetch already running for this site is waited for."""
-    from o2m_pub.reader.http_fetch import Limits, run_fetch
+    from o2m_pub.reader.fetch_run import run_fetch
+    from o2m_pub.reader.http_fetch import Limits
 
     def unlock():  # noqa: ANN202 - only when a friend's feed secrets are not cached
         from o2m_pub.friends.identity import load_identity
@@ -147,7 +162,8 @@ def _fetch_once(ctx: click.Context, root: Path, friends: tuple[str, ...], *, wor
     console = _stdout_console()
     failed = False
     for o in outcomes:
-        bad = o.status == "refused" or bool(o.stale_since) or bool(o.public_error)
+        bad = o.status == "refused" or bool(o.stale_since) or bool(o.public_error) \
+            or bool(o.card is not None and o.card.error)
         failed |= bad
         if bad or not quiet:
             console.print(_fetch_line(o), soft_wrap=True)

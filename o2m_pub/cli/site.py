@@ -27,7 +27,7 @@ from o2m_pub.cli._common import (
     site_root,
     warn,
 )
-from o2m_pub.errors import BuildFailedError, O2MError
+from o2m_pub.errors import BuildFailedError, O2MError, SiteError
 
 
 @click.command()
@@ -74,9 +74,15 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
 @click.option("--timings", is_flag=True, help="Show how long each phase of the build took.")
 @click.pass_context
 def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timings: bool) -> None:
-    """Render content/ into build/, redoing only what changed."""
+    """Render content/ into build/, redoing only what changed.
+
+    When your name, URL or certificate changed (or the card was made by an older o2m),
+    a new card is signed first (it asks to unlock), so friends take it on their next
+    fetch.
+    """
     root = site_root(ctx)
-    report = _run_build(root, ctx, drafts=drafts, jobs=jobs)
+    identity = None if drafts else renew_stale_card(ctx, root)
+    report = _run_build(root, ctx, drafts=drafts, jobs=jobs, identity=identity)
     if timings:
         for phase, seconds in report.timings.items():
             click.echo(f"  {phase:<22} {seconds * 1000:8.1f} ms", err=True)
@@ -93,14 +99,60 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
         fail(BuildFailedError(report.problems))
 
 
-def _run_build(root: Path, ctx: click.Context | None = None, **options):  # noqa: ANN003, ANN202
+def renew_stale_card(ctx: click.Context, root: Path):  # noqa: ANN201 - Identity | None
+    """Sign a new card when the site's name, URL or certificate changed, or the card
+    lacks the fields of o2m 1.1 (PROTOCOL.md §2.4); returns the identity unlocked for
+    it (the build then needs no second prompt), or None. Without a passphrase at hand
+    (no terminal, no $O2M_PASSPHRASE), it only warns."""
+    from o2m_pub.cli.friends import card_changes, renew_card
+    from o2m_pub.config import load
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.protocol.keyfile import PassphraseError, WrongPassphraseError
+
+    config = load(root)
+    try:
+        changes = card_changes(root, config, own_card(root))
+    except O2MError:
+        return None  # a damaged card or key file: the commands that need them say so
+    if not changes:
+        return None
+    try:
+        card, identity = renew_card(ctx, root, config)
+    except WrongPassphraseError:
+        raise
+    except PassphraseError as e:
+        warn(f"your card is out of date ({', '.join(changes)}) and was not renewed ({e}): "
+             "run `o2m card --renew`")
+        return None
+    click.echo(f"o2m: signed a new card for {', '.join(changes)} (seq {card.seq}); friends "
+               "take it on their next fetch", err=True)
+    return identity
+
+
+def build_and_report(ctx: click.Context, root: Path, *,  # noqa: ANN201 - BuildReport
+                     passphrase: bytes | None = None):
+    """`o2m build` for the commands that change the site's keys or URL first (`o2m key
+    rotate`, `o2m move`): the summary line, problems and a feed error are shown."""
+    report = _run_build(root, ctx, passphrase=passphrase)
+    out(_summary(report, root))
+    if report.feed_error is not None:
+        error_line(f"friends' feeds were not updated: {report.feed_error}",
+                   report.feed_error.hint)
+    return report
+
+
+def _run_build(root: Path, ctx: click.Context | None = None, *, identity=None,  # noqa: ANN001
+               passphrase: bytes | None = None, **options):  # noqa: ANN003, ANN202
     from o2m_pub.site.build import build_site
 
     def unlock():  # noqa: ANN202 - only when a friend's feed must be signed
         from o2m_pub.friends.identity import (
             load_identity,  # (the crypto is imported only then, too)
         )
-        return load_identity(root, read_passphrase(ctx) if ctx else b"")
+        if identity is not None:
+            return identity
+        return load_identity(root, passphrase if passphrase is not None
+                             else read_passphrase(ctx) if ctx else b"")
 
     progress = RichProgress() if sys.stderr.isatty() else None
     try:
@@ -134,6 +186,58 @@ def _summary(report, root: Path) -> str:  # noqa: ANN001
     if report.drafts:
         parts.append(f"{report.drafts:,} draft{'s' if report.drafts != 1 else ''} skipped")
     return "; ".join(parts)
+
+
+# -- o2m move (issue 12) -------------------------------------------------------------
+
+@click.command()
+@click.argument("new_url")
+@click.option("--no-pin", is_flag=True,
+              help="The new host has a certificate from a CA: no TLS pin in your card.")
+@click.option("--no-build", is_flag=True, help="Do not build afterwards.")
+@click.pass_context
+def move(ctx: click.Context, new_url: str, no_pin: bool, no_build: bool) -> None:
+    """Move your site to NEW_URL: o2m.toml, a new card, a build.
+
+    Publish build/ to the new host, and once more to the old one: the old host then
+    serves your new card, and friends follow on their next fetch with no paste (posts
+    keep their identity: nothing is duplicated in their timelines). Keep the old host up
+    until they have fetched; a redirect there helps feed readers (docs/HOSTING.md).
+    """
+    from o2m_pub._files import write_file
+    from o2m_pub.cli.friends import renew_card
+    from o2m_pub.config import CONFIG_NAME, load, parse_config, replace_site_url
+    from o2m_pub.friends.identity import load_identity
+    from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url
+
+    root = site_root(ctx)
+    config = load(root)
+    new_url = new_url if new_url.endswith("/") else new_url + "/"
+    try:
+        check_card_url(new_url)
+    except InvalidCardFieldError as e:
+        raise SiteError(f"{new_url}: {e.reason}", hint="give the https:// address of the "
+                        "new site, e.g. https://ada.example/") from None
+    if new_url == config.url:
+        raise SiteError(f"your site is already at {new_url}")
+    path = root / CONFIG_NAME
+    text = replace_site_url(path.read_text(encoding="utf-8"), new_url)
+    new_config = parse_config(text.encode("utf-8"))  # checked before anything is written
+    passphrase = read_passphrase(ctx)
+    identity = load_identity(root, passphrase)  # a wrong passphrase changes nothing
+    write_file(path, text.encode("utf-8"), 0o644)
+    card, _ = renew_card(ctx, root, new_config, no_pin=no_pin, identity=identity)
+    out(f"moved {config.url} -> {new_url}: o2m.toml and your card (seq {card.seq}, "
+        + ("TLS pin " + ("kept" if card.tls_pin else "none") + ")"))
+    if not no_build:
+        build_and_report(ctx, root, passphrase=passphrase)
+    out("next:")
+    out(f"  1. publish build/ to the new host ({new_url})")
+    out(f"  2. publish it once more to the old host ({config.url}): it then serves your "
+        "new card, and friends follow on their next fetch")
+    out("  3. keep the old host up until they have; to redirect visitors there, see "
+        "docs/HOSTING.md (an old `o2m serve`: [serve] moved_to = "
+        f"\"{new_url}\" in its o2m.toml)")
 
 
 # -- o2m watch (issue 5) -------------------------------------------------------------

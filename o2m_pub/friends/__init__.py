@@ -1,7 +1,10 @@
 """The owner's side of friendship: who I am, who my friends are, what each may read.
 
-`identity` keeps the owner's keys (sealed with their passphrase) and own card on disk;
-`friend_store` keeps friends' verified cards and the groups they are in, under `keys/`;
+`identity` keeps the owner's keys (sealed with their passphrase), the next key their
+card commits to, the public-feed key and the own card on disk; `key_rotation` moves
+the site to its next key (PROTOCOL.md §2.5); `friend_store` keeps friends' verified
+cards and the groups they are in, under `keys/`, and `add_rules` decides, purely,
+whether a card may join them;
 `private_feeds` plans, purely, the objects, heads and archive pages each friend's feed
 needs (PROTOCOL.md §3), given the posts and what was published before.
 `invitations` keeps the owner's invitations (`.o2m/invites.json`) and takes the

@@ -65,7 +65,6 @@ from o2m_pub.protocol.cards import (
     CardError,
     card_from_text,
     card_to_text,
-    key_changed,
     parse_card,
     same_identity,
     site_origin,
@@ -79,6 +78,8 @@ STORE_VERSION = 1
 MAX_FRIEND_FILE_BYTES = 64 * 1024
 MAX_GROUPS_FILE_BYTES = 1024 * 1024
 _FRIEND_KEYS = frozenset({"added", "card", "name", "previous_keys", "v"})
+_OPTIONAL_FRIEND_KEYS = frozenset({"rotations"})  # written only when there are some
+MAX_KEPT_ROTATIONS = 8  # PROTOCOL.md §2.5: a chain is at most 8 statements
 _GROUPS_KEYS = frozenset({"groups", "v"})
 _NAME_RULE = "lower-case letters, digits, - and _, starting with a letter or digit, " \
              "at most 64 characters"
@@ -285,13 +286,16 @@ class Friend:
     """A friend: a verified card under the local name the owner uses in ``audience:``.
 
     `previous_keys` holds the (sign_pk, box_pk) pairs this friend used before, oldest
-    first, one per accepted key change (THREATS.md 6).
+    first, one per accepted key change (THREATS.md 6). `rotations` holds the verified
+    key rotation statements (§2.5) by which the fetcher followed their key, oldest
+    first: the reader resets its rollback high-water mark only across them.
     """
 
     name: str
     card: Card
     added: str  # RFC 3339 UTC, whole seconds, e.g. "2026-11-24T10:30:00Z"
     previous_keys: tuple[tuple[bytes, bytes], ...] = ()
+    rotations: tuple[bytes, ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -304,6 +308,8 @@ def friend_to_json(friend: Friend) -> bytes:
     doc = {"added": friend.added, "card": card_to_text(friend.card), "name": friend.name,
            "previous_keys": [[b64u_encode(s), b64u_encode(b)] for s, b in friend.previous_keys],
            "v": STORE_VERSION}
+    if friend.rotations:  # only then: a friend file without them reads in older o2m
+        doc["rotations"] = [b64u_encode(r) for r in friend.rotations]
     return canonical_json(doc) + b"\n"
 
 
@@ -330,8 +336,9 @@ def friend_from_json(data: bytes, *, path: str, expected_name: str | None = None
     if "v" in doc and (type(doc["v"]) is not int or doc["v"] != STORE_VERSION):
         raise bad(f"friend file version {doc['v']!r} is not supported (this o2m reads "
                   f"version {STORE_VERSION})", hint="update o2m")
-    if set(doc) != _FRIEND_KEYS:
-        missing, extra = sorted(_FRIEND_KEYS - set(doc)), sorted(set(doc) - _FRIEND_KEYS)
+    if set(doc) - _OPTIONAL_FRIEND_KEYS != _FRIEND_KEYS:
+        missing = sorted(_FRIEND_KEYS - set(doc))
+        extra = sorted(set(doc) - _FRIEND_KEYS - _OPTIONAL_FRIEND_KEYS)
         raise bad("not a valid friend file: "
                   + "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
                               + ([f"unknown {', '.join(extra)}"] if extra else [])))
@@ -367,7 +374,15 @@ def friend_from_json(data: bytes, *, path: str, expected_name: str | None = None
         except EncodingError as e:
             raise bad(f"'previous_keys' holds a key that is not b64u of 32 bytes ({e})") \
                 from None
-    return Friend(name=name, card=card, added=added, previous_keys=tuple(pairs))
+    rotations = doc.get("rotations", [])
+    if not isinstance(rotations, list) or len(rotations) > MAX_KEPT_ROTATIONS:
+        raise bad(f"'rotations' is not a list of at most {MAX_KEPT_ROTATIONS} statements")
+    try:
+        statements = tuple(b64u_decode(r) for r in rotations)
+    except EncodingError as e:
+        raise bad(f"'rotations' holds a statement that is not b64u ({e})") from None
+    return Friend(name=name, card=card, added=added, previous_keys=tuple(pairs),
+                  rotations=statements)
 
 
 def groups_to_json(groups: Mapping[str, Iterable[str]]) -> bytes:
@@ -456,95 +471,14 @@ def resolve_audience(names: Iterable[str], friends: Collection[str],
 
 # ---------------------------------------------------------------- adding a card (pure)
 
-
-@dataclass(frozen=True)
-class AddDecision:
-    """What adding a card comes to, when it is not refused."""
-
-    friend: Friend  # the friend as they are to be stored
-    changed: bool  # False: the same card, or an older one; nothing is to be written
+# The rule (`decide_add`, `AddDecision`) is in add_rules.py, and still found here.
 
 
-def decide_add(friends: Sequence[Friend], groups: Collection[str],
-               own_sign_pk: bytes | None, name: str, card: Card, *,
-               accept_key_change: bool, now: datetime) -> AddDecision:
-    """Whether and how `card` joins the friends as `name` (THREATS.md 6, PROTOCOL.md
-    §2.4); `FriendStore.add` reads the store, asks this, and writes what it says.
-
-    Args:
-        friends: every stored friend.
-        groups: the names of every group; consulted only when `name` is new.
-        own_sign_pk: the owner's Ed25519 key, or None when unknown.
-        name: the local name, used in ``audience:``.
-        card: a verified card (its `raw` bytes are verified again, and that is stored).
-        accept_key_change: the owner has checked the new fingerprint with the friend.
-        now: when it is added (an aware datetime): a new friend's `added`.
-
-    Returns:
-        The friend to store, and whether that changes anything.
-
-    Raises:
-        The refusals listed under `FriendStore.add` (not FriendStoreError); ValueError
-        for a naive `now`.
-    """
-    _check_friend_name(name)
-    stamp = _stamp(now)
-    card = parse_card(card.raw)  # what we store is exactly what was verified
-    if own_sign_pk is not None and card.sign_pk == own_sign_pk:
-        raise OwnCardError("this is your own card")
-    for other in friends:
-        if other.name != name:
-            _refuse_conflict(other, name, card)
-    existing = next((f for f in friends if f.name == name), None)
-    if existing is None:
-        if name in groups:
-            raise InvalidFriendNameError(
-                f"{name!r} is the name of a group; an audience name must mean one thing",
-                hint="choose another name for this friend")
-        return AddDecision(Friend(name=name, card=card, added=stamp), changed=True)
-    return _card_for(existing, card, accept_key_change=accept_key_change)
-
-
-def _refuse_conflict(other: Friend, name: str, card: Card) -> None:
-    """Refuse `card` as `name` if it clashes with the friend `other`, stored under
-    another name: their keys (now or before), their site, or their host's TLS key."""
-    if other.card.sign_pk == card.sign_pk or other.card.box_pk == card.box_pk:
-        raise SameKeyOtherNameError(other.name, name)
-    old_signs = {s for s, _ in other.previous_keys}
-    old_boxes = {b for _, b in other.previous_keys}
-    if card.sign_pk in old_signs or card.box_pk in old_boxes:
-        raise SameKeyOtherNameError(other.name, name, previous=True)
-    if other.card.url == card.url:
-        # THREATS.md 6: new keys for a friend's site are a key change even under
-        # a new name; it can only be accepted under the friend's own name.
-        raise KeyChangeError(other.name, other.fingerprint,
-                             fingerprint(card.sign_pk, card.box_pk), site=card.url)
-    if (card.tls_pin is not None and other.card.tls_pin is not None
-            and card.tls_pin != other.card.tls_pin
-            and _origin(card.url) == _origin(other.card.url)):
-        # A pin says which key the host serves; two pins for one host contradict
-        # each other (e.g. Mallory claiming a path on Alice's host to pin it).
-        raise SameOriginOtherPinError(other.name, other.card.url, card.url)
-
-
-def _card_for(existing: Friend, card: Card, *, accept_key_change: bool) -> AddDecision:
-    """A card for a friend we have under that name: a newer card of the same keys, a
-    key change (only when accepted), or someone else's card."""
-    name = existing.name
-    if same_identity(existing.card, card):
-        if card.created_at <= existing.card.created_at:
-            return AddDecision(existing, changed=False)  # the same card, or an older one
-        return AddDecision(Friend(name=name, card=card, added=existing.added,
-                                  previous_keys=existing.previous_keys), changed=True)
-    if not key_changed(existing.card, card):
-        raise DuplicateFriendNameError(name)
-    if not accept_key_change:
-        raise KeyChangeError(name, existing.fingerprint, fingerprint(card.sign_pk, card.box_pk))
-    old = (existing.card.sign_pk, existing.card.box_pk)
-    kept = tuple(k for k in existing.previous_keys
-                 if k != old and k != (card.sign_pk, card.box_pk))
-    return AddDecision(Friend(name=name, card=card, added=existing.added,
-                              previous_keys=(*kept, old)), changed=True)
+def __getattr__(name: str) -> object:
+    if name in ("decide_add", "AddDecision"):
+        from o2m_pub.friends import add_rules
+        return getattr(add_rules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------- the store (files)
@@ -713,6 +647,7 @@ class FriendStore:
             CardError: `card.raw` does not verify (a Card not made by cards.py).
             FriendStoreError: a stored file is damaged; nothing was changed.
         """
+        from o2m_pub.friends.add_rules import decide_add
         friends = self.list()
         # the groups matter (and are read) only for a new name
         groups = self.groups() if all(f.name != name for f in friends) else {}
@@ -721,6 +656,30 @@ class FriendStore:
         if decision.changed:
             self._write(decision.friend)
         return decision.friend
+
+    def update_card(self, name: str, card: Card, *, rotations: Sequence[bytes] = ()) -> Friend:
+        """Store a newer card of the friend `name`, which the fetcher adopted by the card
+        update rule of PROTOCOL.md §2.4 (the same key, a higher seq) or through the
+        verified key rotations `rotations` (§2.5: then the old keys join
+        `previous_keys`, and the statements are kept, the newest MAX_KEPT_ROTATIONS).
+        The name, groups and history stay; no other friend is consulted: the card is
+        vouched for by their own key.
+
+        Raises:
+            UnknownFriendError: no such friend (removed meanwhile).
+            CardError: `card.raw` does not verify.
+        """
+        friend = self.get(name)
+        card = parse_card(card.raw)
+        previous, kept = friend.previous_keys, friend.rotations
+        if not same_identity(friend.card, card):
+            old = (friend.card.sign_pk, friend.card.box_pk)
+            previous = (*(k for k in previous if k != old), old)
+            kept = tuple(dict.fromkeys((*kept, *rotations)))[-MAX_KEPT_ROTATIONS:]
+        updated = Friend(name=name, card=card, added=friend.added, previous_keys=previous,
+                         rotations=kept)
+        self._write(updated)
+        return updated
 
     def rename(self, old: str, new: str) -> Friend:
         """Call the friend `old` `new` from now on, in groups.json too. The groups of
@@ -749,7 +708,7 @@ class FriendStore:
                 hint="choose another name")
         file_groups = self._file_groups()
         renamed = Friend(name=new, card=friend.card, added=friend.added,
-                         previous_keys=friend.previous_keys)
+                         previous_keys=friend.previous_keys, rotations=friend.rotations)
         self._write(renamed)
         if any(old in m for m in file_groups.values()):
             self._write_groups({g: [new if x == old else x for x in m]

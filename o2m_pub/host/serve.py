@@ -83,6 +83,7 @@ class ServeOptions:
     inbox_per_address: int = inbox_rules.DEFAULT_PER_ADDRESS
     inbox_total: int = inbox_rules.DEFAULT_TOTAL
     mount: Callable[[object], Mount] | None = None  # (reactor) -> the app under one path
+    moved_to: str | None = None  # `[serve] moved_to`: redirect there, all but the card
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -98,20 +99,29 @@ def _accepts_gzip(request: server.Request) -> bool:
 
 # -- resources ----------------------------------------------------------------------
 
+# Served as ever by an old server of a site that moved (`[serve] moved_to`): what
+# friends' fetchers read to follow the move (PROTOCOL.md §2.4, §2.5).
+_NOT_MOVED = (b"/.well-known/o2m-card.json", b"/.well-known/o2m-rotations.json")
+
+
 class StaticSite(resource.Resource):
-    """build/ and nothing else: GET and HEAD, conditional and range requests; and the
-    inbox's POST (§5), when the server has one."""
+    """build/ and nothing else: GET and HEAD, conditional and range requests; the
+    inbox's POST (§5), when the server has one; the mounted desk, when there is one.
+    With `moved_to`, every other path but the card's is a redirect to the same path
+    there."""
 
     isLeaf = True
     allowedMethods = (b"GET", b"HEAD")
 
     def __init__(self, cache: FileCache, live: LiveReload | None,
-                 inbox: inbox_rules.Inbox | None = None, mount: Mount | None = None) -> None:
+                 inbox: inbox_rules.Inbox | None = None, mount: Mount | None = None,
+                 moved_to: str | None = None) -> None:
         super().__init__()
         self.cache = cache
         self.live = live
         self.inbox = inbox
         self.mount = mount
+        self.moved_to = moved_to
         self.not_found = _NotFoundPage(cache)
 
     def mounted(self, path: bytes) -> bool:
@@ -136,6 +146,11 @@ class StaticSite(resource.Resource):
         path = request.path
         if self.live is not None and path.startswith(b"/_o2m/"):
             return self.live.render(request)
+        if self.moved_to is not None and path not in _NOT_MOVED:
+            rel = rules.resolve(path)
+            if rel is not None:  # a path that could name a file: the same one there
+                where = self.moved_to + quote(rel.removesuffix("index.html"), safe="/")
+                return _redirect(request, where + _query(request))
         entry = self.cache.lookup(path, b"v" in request.args)
         if entry is None:
             return self.not_found.render(request)
@@ -768,7 +783,7 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
                               later=lambda run: reactor.callLater(0, run),
                               on_error=options.report)
     mount = options.mount(reactor) if options.mount is not None else None
-    site = O2MSite(StaticSite(cache, live, inbox, mount), options, reactor)
+    site = O2MSite(StaticSite(cache, live, inbox, mount, options.moved_to), options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())
     ports = _adopt_ports(reactor, listening, tls, site)
 

@@ -61,14 +61,29 @@ TEXT_PREFIX = "o2m1:"
 MAX_TEXT_CHARS = len(TEXT_PREFIX) + -(-MAX_CARD_BYTES * 4 // 3)
 MAX_NAME_CHARS = 64
 PIN_PREFIX = "sha256/"
+DIGEST_PREFIX = "sha256/"  # §2.4 `next`: the commitment to the next signing key
+MAX_SEQ = 2**53 - 1
+MAX_BIO_CHARS = 280
+MAX_AVATAR_PATH_CHARS = 256
+AVATAR_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+MAX_AVATAR_BYTES = 512 * 1024  # §2.4: readers cap an avatar download at 512 KiB
 _REQUIRED = ("box_pk", "created", "name", "sig", "sign_pk", "type", "url", "v")
-_KNOWN = frozenset(_REQUIRED) | {"tls_pin"}
+_OPTIONAL = ("avatar", "bio", "feed_pk", "next", "seq", "tls_pin")
+_KNOWN = frozenset(_REQUIRED) | frozenset(_OPTIONAL)
 # §2.1: whole seconds, UTC, a literal Z. [0-9], not \d, which also matches other scripts' digits.
 # Only the characters RFC 3986 allows in a URL: urlsplit silently drops tabs and
 # newlines (WHATWG rules), so "https://ev\nil.example/" would pass as another host.
 # International host names are written in punycode.
 _URL_CHARS_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+# §2.4 avatar `path`: a relative path under the site's URL, in plain segments.
+_AVATAR_PATH_RE = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+# §2.4 URL rule: host names that never name a public site (RFC 6761 localhost, RFC
+# 6762 .local, RFC 8375 home.arpa, ICANN's .internal, and the common .lan).
+_LOCAL_NAMES = ("localhost",)
+_LOCAL_SUFFIXES = (".localhost", ".local", ".home.arpa", ".internal", ".lan")
+_SHARED_SPACE = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598, carrier-grade NAT
 # A clamped X25519 scalar is a multiple of 8, so multiplying any point of order 1, 2, 4
 # or 8 by it gives the all-zero output: one multiplication tests every low-order
 # encoding (§2.4). Any fixed valid scalar works; this one is arbitrary.
@@ -142,11 +157,34 @@ class Card:
     created: str  # RFC 3339 UTC, e.g. "2026-11-24T10:30:00Z" (§2.1)
     extra: Mapping[str, Any] = field(hash=False)  # unknown keys, kept and signed over
     raw: bytes = field(repr=False)
+    seq: int = 0  # §2.4: grows with every new card of this signing key; absent = 0
+    next: bytes | None = None  # SHA-256 of the next signing key (the pre-rotation commitment)
+    feed_pk: bytes | None = None  # Ed25519 key that signs the public feed (§1.4)
+    avatar: Avatar | None = None
+    bio: str | None = None
 
     @property
     def created_at(self) -> datetime:
         """`created` as an aware UTC datetime (already checked to parse)."""
         return parse_utc_text(self.created)
+
+    @property
+    def sequenced(self) -> bool:
+        """Whether the card carries any field of o2m 1.1 (`seq`, `next`, `feed_pk`): a
+        card of o2m 1.0 has none, and so no order among its versions."""
+        return self.seq > 0 or self.next is not None or self.feed_pk is not None
+
+
+@dataclass(frozen=True)
+class Avatar:
+    """A card's picture (§2.4): where it is under the card's URL, its hash and type."""
+
+    path: str
+    sha256: str  # lowercase hex
+    media_type: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"media_type": self.media_type, "path": self.path, "sha256": self.sha256}
 
 
 def _field_error(name: str, message: str, hint: str | None = None) -> InvalidCardFieldError:
@@ -216,6 +254,16 @@ def _check_url(url: str) -> str:
     return url
 
 
+def check_card_url(url: str) -> str:
+    """A card's `url` as §2.4 wants it (https, no userinfo, query or fragment, ending
+    in /, a valid host), for a command to check before it signs one.
+
+    Raises:
+        InvalidCardFieldError: naming the rule broken.
+    """
+    return _check_url(url)
+
+
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -273,6 +321,70 @@ def _check_created(text: str) -> str:
     except ValueError:
         raise _field_error("created", "is not a real date and time") from None
     return text
+
+
+def _check_seq(doc: Mapping[str, Any]) -> int:
+    """§2.4: an integer in [0, 2^53), absent = 0 (`true` is not 1 here)."""
+    if "seq" not in doc:
+        return 0
+    value = doc["seq"]
+    if type(value) is not int or not 0 <= value <= MAX_SEQ:
+        raise _field_error("seq", "must be an integer from 0 to 2^53 - 1")
+    return value
+
+
+def _parse_digest(doc: Mapping[str, Any], key: str) -> bytes:
+    """§2.4 `next`: "sha256/" + b64u of a 32-byte SHA-256, nothing else."""
+    text = _string(doc, key)
+    if not text.startswith(DIGEST_PREFIX):
+        raise _field_error(key, f"must start with {DIGEST_PREFIX!r}")
+    try:
+        return b64u_decode(text[len(DIGEST_PREFIX):], length=32)
+    except EncodingError as e:
+        raise _field_error(key, f"must be {DIGEST_PREFIX} and b64u of 32 bytes ({e})") from None
+
+
+def _check_bio(bio: str) -> str:
+    """§2.4: 1 to 280 code points in NFC, the characters a name may hold, and line
+    breaks (U+000A)."""
+    if unicodedata.normalize("NFC", bio) != bio:
+        raise _field_error("bio", "is not in Unicode NFC form")
+    if not 1 <= len(bio) <= MAX_BIO_CHARS:
+        raise _field_error("bio", f"must be 1 to {MAX_BIO_CHARS} characters, not {len(bio)}")
+    for ch in bio:
+        if ch != "\n" and REFUSED_IN_NAME.match(ch):
+            raise _field_error("bio", f"holds the invisible or control character "
+                                      f"U+{ord(ch):04X}")
+    return bio
+
+
+def _parse_avatar(value: object) -> Avatar:
+    """§2.4: exactly {"media_type", "path", "sha256"}; the path stays under the card's
+    URL (no scheme, no leading /, no . or .. segment, no query), the type is one of
+    three raster formats (never SVG: it can hold script)."""
+    if not isinstance(value, dict) or set(value) != {"media_type", "path", "sha256"}:
+        raise _field_error("avatar", 'must be {"media_type", "path", "sha256"}')
+    path, digest, media_type = value["path"], value["sha256"], value["media_type"]
+    if not (isinstance(path, str) and len(path) <= MAX_AVATAR_PATH_CHARS
+            and _AVATAR_PATH_RE.fullmatch(path)
+            and not any(part in (".", "..") for part in path.split("/"))):
+        raise _field_error("avatar", "path must be a relative path under the site's URL")
+    if not (isinstance(digest, str) and _HEX64_RE.fullmatch(digest)):
+        raise _field_error("avatar", "sha256 must be 64 lowercase hex digits")
+    if media_type not in AVATAR_TYPES:
+        raise _field_error("avatar", f"media_type must be one of {', '.join(sorted(AVATAR_TYPES))}")
+    return Avatar(path=path, sha256=digest, media_type=media_type)
+
+
+def key_commitment(sign_pk: bytes) -> bytes:
+    """The commitment a card makes to its next signing key (§2.4 `next`, §2.5): the
+    SHA-256 of that key's 32 public bytes."""
+    return hashlib.sha256(bytes(sign_pk)).digest()
+
+
+def commitment_text(digest: bytes) -> str:
+    """A commitment as cards and rotation statements write it: "sha256/" + b64u."""
+    return DIGEST_PREFIX + b64u_encode(bytes(digest))
 
 
 # ---------------------------------------------------------------- reading
@@ -333,6 +445,11 @@ def parse_card(data: bytes) -> Card:
     box_pk = _check_box_pk(_key(doc, "box_pk", 32))
     tls_pin = _parse_pin(_string(doc, "tls_pin")) if "tls_pin" in doc else None
     created = _check_created(_string(doc, "created"))
+    seq = _check_seq(doc)
+    next_digest = _parse_digest(doc, "next") if "next" in doc else None
+    feed_pk = _key(doc, "feed_pk", 32) if "feed_pk" in doc else None
+    avatar = _parse_avatar(doc["avatar"]) if "avatar" in doc else None
+    bio = _check_bio(_string(doc, "bio")) if "bio" in doc else None
     sig = _key(doc, "sig", 64)
     # §2.4: Ed25519 over the context and the canonical card without "sig". The doc is
     # canonical, so this is the stored bytes minus the sig member, re-joined.
@@ -343,7 +460,8 @@ def parse_card(data: bytes) -> Card:
         raise BadCardSignatureError("the card's signature does not verify") from None
     extra = {k: v for k, v in doc.items() if k not in _KNOWN}
     return Card(name=name, url=url, sign_pk=sign_pk, box_pk=box_pk, tls_pin=tls_pin,
-                created=created, extra=MappingProxyType(extra), raw=data)
+                created=created, extra=MappingProxyType(extra), raw=data, seq=seq,
+                next=next_digest, feed_pk=feed_pk, avatar=avatar, bio=bio)
 
 
 def card_to_text(card: Card) -> str:
@@ -413,7 +531,9 @@ def card_from_any(value: str | bytes) -> Card:
 
 def make_card(signing_key: nacl.signing.SigningKey, *, name: str, url: str, box_pk: bytes,
               tls_pin: bytes | None, created: datetime,
-              extra: Mapping[str, Any] | None = None) -> Card:
+              extra: Mapping[str, Any] | None = None, seq: int | None = None,
+              next_digest: bytes | None = None, feed_pk: bytes | None = None,
+              avatar: Avatar | None = None, bio: str | None = None) -> Card:
     """Make and sign our own card (§2.4).
 
     The result is checked by :func:`parse_card` itself, so a card we make is always
@@ -428,6 +548,12 @@ def make_card(signing_key: nacl.signing.SigningKey, *, name: str, url: str, box_
             (:func:`tls_pin_from_certificate`), or None for no pin.
         created: an aware datetime; written in UTC, whole seconds (§2.1).
         extra: further keys to carry and sign (for later versions and tests).
+        seq: the card's sequence number, above every card made before with this
+            signing key; None leaves it out (a card as o2m 1.0 made them).
+        next_digest: the commitment to the next signing key, `key_commitment` of its
+            public half (`next`, §2.5).
+        feed_pk: the public key of the site's public-feed signing key (§1.4).
+        avatar, bio: the optional picture and short text shown with the name.
 
     Raises:
         InvalidCardFieldError: a field breaks its rule, or `extra` reuses a known key.
@@ -456,6 +582,16 @@ def make_card(signing_key: nacl.signing.SigningKey, *, name: str, url: str, box_
     })
     if tls_pin is not None:
         doc["tls_pin"] = PIN_PREFIX + b64u_encode(bytes(tls_pin))
+    if seq is not None:
+        doc["seq"] = seq
+    if next_digest is not None:
+        doc["next"] = commitment_text(next_digest)
+    if feed_pk is not None:
+        doc["feed_pk"] = b64u_encode(bytes(feed_pk))
+    if avatar is not None:
+        doc["avatar"] = avatar.to_json()
+    if bio is not None:
+        doc["bio"] = unicodedata.normalize("NFC", bio)
     try:
         unsigned = canonical_json(doc)
     except (EncodingError, UnicodeEncodeError) as e:
@@ -512,3 +648,106 @@ def key_changed(old: Card, new: Card) -> bool:
     it may be a lost key, or someone who took over the name or the host.
     """
     return (old.url == new.url or old.name == new.name) and not same_identity(old, new)
+
+
+# ---------------------------------------------------------------- updates (§2.4)
+
+
+def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """An address of the reader's own machine or network, not of a public site (§2.4
+    URL rule, §3.5): loopback, private, link-local, unique-local, shared (CGNAT),
+    unspecified, multicast or reserved; an IPv4-mapped IPv6 address as its IPv4."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (address.is_loopback or address.is_private or address.is_link_local
+            or address.is_unspecified or address.is_multicast or address.is_reserved
+            or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED_SPACE))
+
+
+def host_is_local(host: str) -> bool:
+    """Whether a URL's host names the reader's own machine or network (§2.4): an IP
+    literal for which `is_local_address` holds, `localhost`, or a name under a suffix
+    that is never public (.localhost, .local, .home.arpa, .internal, .lan). Any other
+    name is public."""
+    host = host.lower().strip("[]").rstrip(".")
+    if host in _LOCAL_NAMES or host.endswith(_LOCAL_SUFFIXES):
+        return True
+    try:
+        return is_local_address(ipaddress.ip_address(host))
+    except ValueError:
+        return False
+
+
+def url_is_local(url: str) -> bool:
+    """`host_is_local` of a URL's host."""
+    return host_is_local(urlsplit(url).hostname or "")
+
+
+def url_move_allowed(old_url: str, new_url: str) -> bool:
+    """The URL rule of §2.4: a site whose card URL was public may not move to a local
+    one (a friend's site may not steer your fetcher into your own network); a local
+    site (tests, the demo, a LAN) may move anywhere. Both are https already."""
+    return url_is_local(old_url) or not url_is_local(new_url)
+
+
+@dataclass(frozen=True)
+class CardUpdate:
+    """What a reader does with a card fetched for a friend whose card it holds (§2.4):
+
+    - "unchanged": the same bytes;
+    - "adopt": the same signing key, a higher `seq`, the same `next` (or a first one),
+      and a URL the rule allows: taken without asking; `changes` names what differs;
+    - "key change": another signing key: only a verified rotation chain (§2.5) adopts it;
+    - refusals, nothing stored changes: "replay" (a lower `seq`), "equivocation" (the
+      same `seq`, other bytes), "unsequenced" (both cards of o2m 1.0: no order),
+      "commitment" (`next` changed outside a rotation), "address" (the URL rule).
+    """
+
+    kind: str
+    detail: str = ""
+    changes: tuple[str, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        return self.kind not in ("unchanged", "adopt", "key change")
+
+
+_COMPARED = ("url", "tls_pin", "name", "box_pk", "feed_pk", "avatar", "bio")
+
+
+def changed_fields(old: Card, new: Card) -> tuple[str, ...]:
+    """The fields a reader shows as changed between two cards of one person."""
+    return tuple(f for f in _COMPARED if getattr(old, f) != getattr(new, f))
+
+
+def decide_card_update(stored: Card, fetched: Card) -> CardUpdate:
+    """The card update rule of §2.4, for two verified cards. Pure.
+
+    Args:
+        stored: the friend's card the reader holds.
+        fetched: the card their site publishes now.
+
+    Returns:
+        The decision; for "key change" the caller follows the rotation chain
+        (`rotation.verify_rotation`), which applies the URL rule too.
+    """
+    if fetched.raw == stored.raw:
+        return CardUpdate("unchanged")
+    if fetched.sign_pk != stored.sign_pk:
+        return CardUpdate("key change", "their card is signed by another key")
+    if fetched.seq < stored.seq:
+        return CardUpdate("replay", f"an older card (seq {fetched.seq} < {stored.seq}) "
+                                    "was served: kept the newer one")
+    if fetched.seq == stored.seq:
+        if not stored.sequenced and not fetched.sequenced:
+            return CardUpdate("unsequenced", "their card changed, but was made by an older "
+                                             "o2m (no sequence number): ask them for it")
+        return CardUpdate("equivocation", f"two different cards with the same seq "
+                                          f"{fetched.seq}: kept the one you had")
+    if stored.next is not None and fetched.next != stored.next:
+        return CardUpdate("commitment", "their new card changes its next-key commitment "
+                                        "without a key rotation")
+    if not url_move_allowed(stored.url, fetched.url):
+        return CardUpdate("address", f"their card moves from a public address to the "
+                                     f"local {fetched.url}: refused")
+    return CardUpdate("adopt", changes=changed_fields(stored, fetched))

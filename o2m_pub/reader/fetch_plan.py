@@ -46,13 +46,24 @@ from typing import Any, Protocol
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import (
     EncodingError,
+    b64u_decode,
     b64u_encode,
     is_https_url,
     parse_json,
     utc_text,
 )
 from o2m_pub.protocol.cards import CardError, parse_card
+from o2m_pub.protocol.feed_signature import (
+    FEED_PATH,
+    MAX_SIG_BYTES,
+    SIG_PATH,
+    FeedSignatureError,
+    check_feed,
+    check_not_older,
+    open_feed_signature,
+)
 from o2m_pub.protocol.keyfile import fingerprint
+from o2m_pub.protocol.rotation import RotationError, follow_chain
 from o2m_pub.reader.model import (
     AcceptedHead,
     FeedStateChange,
@@ -72,7 +83,7 @@ MAX_FRIEND_BYTES = 512 << 20  # per friend and run: new archive pages and object
 MAX_TEXT = 1 << 20
 UNREACHABLE_NOTICE_AFTER = dt.timedelta(days=1)
 CARD_PATH = ".well-known/o2m-card.json"
-PUBLIC_FEED_PATH = "feed.json"
+PUBLIC_FEED_PATH = FEED_PATH
 # A refusal for these reasons is also a notification, of this kind (THREATS.md 6, 11).
 _NOTIFIED = {Reason.KEY_CHANGED: "key_changed", Reason.EQUIVOCATION: "equivocation"}
 
@@ -132,6 +143,9 @@ class FriendKeys:
     reader_sign_pk: bytes  # ours
     secrets: feeds.FeedSecrets
     site_url: str  # their card's url, ending in "/"
+    feed_pk: bytes | None = None  # their card's public-feed key (None: an o2m 1.0 site)
+    rotations: tuple[bytes, ...] = ()  # the verified rotations that led to sign_pk
+    new_secrets: bool = False  # the secrets were derived anew (their keys or ours changed)
 
     @property
     def sign_pk_text(self) -> str:
@@ -154,6 +168,8 @@ class Outcome:
     update: FriendUpdate | None = None
     notifications: list[tuple[str, str]] = field(default_factory=list)
     public_error: str | None = None  # their feed.json was refused; the rest still landed
+    public_unsigned: bool = False  # their public feed was read without a signature
+    card: Any = None  # card_refresh.CardRefresh: what their published card came to
 
     @property
     def ok(self) -> bool:
@@ -401,10 +417,25 @@ def _utc(value: Any) -> str:
         raise ValueError("date out of range") from None
 
 
-def parse_public_feed(data: bytes, site_url: str) -> list[PostRow]:
+def _stable_id(item: dict[str, Any]) -> str | None:
+    """The stable post id of a public item (`_o2m.id`, §1.4): b64u of 16 bytes."""
+    extension = item.get("_o2m")
+    value = extension.get("id") if isinstance(extension, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        b64u_decode(value, length=16)
+    except EncodingError:
+        return None
+    return value
+
+
+def parse_public_feed(data: bytes, site_url: str, *, signed: bool = False) -> list[PostRow]:
     """A friend's public JSON Feed (§1.4) as posts. Only items whose id is a permalink
     on their own site are kept (no other origin can be credited to them); the HTML is
-    kept as untrusted text. This feed is not signed: it is as authentic as TLS makes it.
+    kept as untrusted text. A post is keyed by its stable id (`_o2m.id`) when the feed
+    is `signed` (so it keeps its identity when the site moves), else by its permalink:
+    an unsigned feed is only as authentic as TLS makes it, and may not name ids.
 
     Raises:
         Refused: not a JSON Feed within the caps.
@@ -427,13 +458,14 @@ def parse_public_feed(data: bytes, site_url: str) -> list[PostRow]:
                 raise ValueError("bad tags")
             extension = it.get("_o2m") or {}
             reply_to = extension.get("reply_to") if isinstance(extension, dict) else None
+            stable = _stable_id(it) if signed else None
             row = PostRow(
-                id=url, audience="public", date=_utc(it.get("date_published")),
+                id=stable or url, audience="public", date=_utc(it.get("date_published")),
                 title=_optional_text(it, "title"), html=html or "",
                 summary=_optional_text(it, "summary"),
                 updated=_utc(it["date_modified"]) if it.get("date_modified") else None,
                 tags=tuple(tags[:64]), reply_to=reply_to if isinstance(reply_to, str) else None,
-                url=url)
+                url=url, site_path=url[len(site_url):] or None)
             digest = hashlib.sha256(repr(row).encode()).hexdigest()
             rows.append(dataclasses.replace(row, object_hash=digest))
         return rows
@@ -469,6 +501,31 @@ def check_card(keys: FriendKeys, get: Getter) -> None:
                       f"`o2m friend add {keys.name} {card.url} --accept-key-change`")
 
 
+def rotated_to(old_sign_pk: str, rotations: tuple[bytes, ...], new_sign_pk: bytes) -> bool:
+    """Whether the statements kept with a friend (verified when their card was adopted,
+    §2.5) lead from the key the stored state was verified with to their key now."""
+    try:
+        old = b64u_decode(old_sign_pk, length=32)
+    except EncodingError:
+        return False
+    start = next((i for i, r in enumerate(rotations) if _starts_at(r, old)), None)
+    if start is None:
+        return False
+    try:
+        last = follow_chain(old, list(rotations[start:]))
+    except RotationError:
+        return False
+    return last is not None and last.new_sign_pk == new_sign_pk
+
+
+def _starts_at(statement: bytes, sign_pk: bytes) -> bool:
+    from o2m_pub.protocol.rotation import parse_rotation
+    try:
+        return parse_rotation(statement).old_sign_pk == sign_pk
+    except RotationError:
+        return False
+
+
 def fetch_friend(keys: FriendKeys, state: FriendState | None,
                  stored_hashes: dict[str, str | None], get: Getter,
                  attachments: Attachments, now: dt.datetime,
@@ -478,14 +535,26 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
     of archive pages and objects are downloaded. Raises nothing: a refusal is an
     Outcome with a reason, and nothing of it is to be stored."""
     stamp = utc_text(now)
+    # Their head is another file now (their keys or ours changed): the validators
+    # kept are of the old one.
+    other_head = keys.new_secrets or (state is not None and state.sign_pk != keys.sign_pk_text)
+    if state is not None and other_head:
+        state = dataclasses.replace(state, etag=None, last_modified=None)
     if state is not None and state.sign_pk != keys.sign_pk_text:
-        # The owner accepted a new card for this friend (`friend add --accept-key-change`):
-        # a new key starts a new feed, whose sequence numbers are its own (§2.5).
-        state = FriendState(friend=state.friend, sign_pk=keys.sign_pk_text,
-                            first_seen=state.first_seen, failing_since=state.failing_since)
+        if rotated_to(state.sign_pk, keys.rotations, keys.sign_pk):
+            # A verified key rotation (§2.5) starts the new key's feed afresh: the one
+            # way the high-water mark is ever reset (THREATS.md 17, fast-forward).
+            state = FriendState(friend=state.friend, sign_pk=keys.sign_pk_text,
+                                first_seen=state.first_seen,
+                                failing_since=state.failing_since)
+        else:
+            # A card the owner accepted by hand (`friend add --accept-key-change`): the
+            # new key's feed must go on above the high-water mark. Its head is another
+            # file, so the old one's HTTP validators are dropped.
+            state = dataclasses.replace(state, sign_pk=keys.sign_pk_text)
     try:
         return _fetch(keys, state, stored_hashes, get, attachments, stamp, public,
-                      ByteBudget(max_bytes))
+                      ByteBudget(max_bytes), other_head)
     except Refused as e:
         out = Outcome(keys.name, "refused", reason=e.reason, detail=e.detail)
         if e.reason in _NOTIFIED:
@@ -498,14 +567,14 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
 
 def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
            get: Getter, attachments: Attachments, stamp: str, public: bool,
-           budget: ByteBudget) -> Outcome:
+           budget: ByteBudget, other_head: bool = False) -> Outcome:
     out = Outcome(keys.name, "unchanged")
     update = FriendUpdate(keys.name, keys.sign_pk_text)
     # The feed state to check against: none before a first accepted head (a changed key
     # has already been given a fresh state by fetch_friend); what is stored of a head
     # then belongs to no feed of this key, and is cleared.
     known = state if state is not None and state.seq is not None else None
-    head_validators: Validators | None = None
+    head_validators: Validators | None = Validators() if other_head else None
     accepted: AcceptedHead | None = None
     first_seen: str | None = None
     resp = get(keys.secrets.head_path, cap=feeds.MAX_HEAD_BYTES,
@@ -513,9 +582,9 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
                last_modified=known.last_modified if known else None)
     if resp.status == 404:
         check_card(keys, get)
-        if known:  # THREATS.md 29: their feed went away; keep what we have
+        if known and not keys.new_secrets:  # THREATS.md 29: it went away; keep what we have
             raise Refused(Reason.HTTP_ERROR, "their feed for you is gone (HTTP 404)")
-        out.status = "no feed"
+        out.status = "no feed"  # (for new keys: until they fetch your card and build)
     elif resp.status == 304:
         expires = state.expires if state else None
         out.stale_since = expires if expires and expires < stamp else None
@@ -538,11 +607,12 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
     if out.stale_since and not (state and state.stale_since == out.stale_since):
         update.notifications.append(("stale", f"their feed is stale since {out.stale_since} "
                                      "(their site stopped updating, or is frozen)"))
-    public_validators = _public(keys, state, stored_hashes, get, out, update) if public else None
+    pub = _public(keys, state, stored_hashes, get, out, update) if public else _Public()
     update.state = FeedStateChange(
         succeeded_at=stamp, stale_since=out.stale_since, forget_head=known is None,
-        head=accepted, head_validators=head_validators, public_validators=public_validators,
-        first_seen=first_seen)
+        head=accepted, head_validators=head_validators, public_validators=pub.validators,
+        first_seen=first_seen, sig_validators=pub.sig_validators,
+        public_signature=pub.signature)
     out.update = update
     if out.new or out.updated or out.deleted:
         out.status = "new"
@@ -582,27 +652,105 @@ def _upsert(update: FriendUpdate, out: Outcome, stored_hashes: dict[str, str | N
         out.new += 1
 
 
-def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
-            get: Getter, out: Outcome, update: FriendUpdate) -> Validators | None:
-    """Their public posts, from feed.json (§1.4), by a conditional request; returns its
-    new validators (None: unchanged, or refused). A post that leaves the feed (older
-    than its newest `feed_items`) stays stored.
+@dataclass
+class _Public:
+    """What one fetch changes of a friend's public feed state."""
 
-    This file is not signed, so it never holds up what their signed feed for us
-    brought: a feed.json that cannot be fetched or read is reported in
-    `out.public_error`, nothing of it is stored, and it is asked for again next time."""
+    validators: Validators | None = None  # of feed.json
+    sig_validators: Validators | None = None  # of feed.json.sig
+    signature: tuple[int, str] | None = None  # (seq, sha256) of the signature accepted
+
+
+def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
+            get: Getter, out: Outcome, update: FriendUpdate) -> _Public:
+    """Their public posts, from feed.json (§1.4), by conditional requests. A post that
+    leaves the feed (older than its newest `feed_items`) stays stored.
+
+    With a `feed_pk` in their card, `feed.json.sig` is fetched first and checked
+    (their feed key, their key as author, no lower seq than accepted before), then
+    feed.json by its size and SHA-256: an injected or altered post refuses the public
+    feed (THREATS.md 54). Without one (an o2m 1.0 site), feed.json is read as before,
+    as authentic as TLS makes it, and the outcome says so (`public_unsigned`).
+
+    It never holds up what their signed feed for us brought: a public feed that
+    cannot be fetched, read or verified is reported in `out.public_error` with one
+    line, nothing of it is stored, and it is asked for again next time."""
+    result = _Public()
     try:
-        resp = get(PUBLIC_FEED_PATH, cap=MAX_PUBLIC_FEED_BYTES,
-                   etag=state.pub_etag if state else None,
-                   last_modified=state.pub_last_modified if state else None)
-        rows = parse_public_feed(resp.body, keys.site_url) if resp.status == 200 else None
+        if keys.feed_pk is None:
+            out.public_unsigned = True
+            resp = get(PUBLIC_FEED_PATH, cap=MAX_PUBLIC_FEED_BYTES,
+                       etag=state.pub_etag if state else None,
+                       last_modified=state.pub_last_modified if state else None)
+            if resp.status != 200:
+                return result
+            rows = parse_public_feed(resp.body, keys.site_url)
+            result.validators = Validators(resp.etag, resp.last_modified)
+        else:
+            rows = _signed_public(keys, state, get, result)
+            if rows is None:
+                return result
     except Refused as e:
         out.public_error = f"{e.reason}: {e.detail}"
-        return None
-    if rows is None:
-        return None
+        return _Public()
+    except FeedSignatureError as e:
+        out.public_error = str(e)
+        return _Public()
     for row in rows:
         if stored_hashes.get(row.id, "") == row.object_hash:
             continue
         _upsert(update, out, stored_hashes, row)
-    return Validators(resp.etag, resp.last_modified)
+    return result
+
+
+def _signed_public(keys: FriendKeys, state: FriendState | None, get: Getter,
+                   result: _Public, retry: bool = True) -> list[PostRow] | None:
+    """The rows of a signed public feed, or None when it is unchanged (its signature
+    answered 304, or is the one accepted before) or not published (404).
+
+    Raises:
+        FeedSignatureError: a missing or bad signature, a rollback, or a feed.json
+            that is not the one signed.
+        Refused: transport failures, caps, a malformed feed.json.
+    """
+    assert keys.feed_pk is not None
+    known = state is not None and state.pub_seq is not None
+    resp = get(SIG_PATH, cap=MAX_SIG_BYTES, etag=state.sig_etag if known else None,
+               last_modified=state.sig_last_modified if known else None)
+    if resp.status == 304:
+        return None
+    if resp.status == 404:
+        feed = get(PUBLIC_FEED_PATH, cap=MAX_PUBLIC_FEED_BYTES)
+        if feed.status == 404:
+            return None  # no public feed at all
+        raise FeedSignatureError("public feed: signature does not match: feed.json.sig "
+                                 "is missing, and their card names a feed key")
+    signature = open_feed_signature(resp.body, feed_pk=keys.feed_pk,
+                                    author_sign_pk=keys.sign_pk)
+    result.sig_validators = Validators(resp.etag, resp.last_modified)
+    result.signature = (signature.seq, signature.sha256)
+    stored_sha = state.pub_sha256 if state else None
+    if check_not_older(signature, state.pub_seq if state else None, stored_sha) \
+            or signature.sha256 == stored_sha:
+        return None  # the feed.json accepted before, signed again
+    try:  # no byte past the size signed is downloaded
+        feed: Response | None = get(PUBLIC_FEED_PATH,
+                                    cap=min(signature.size, MAX_PUBLIC_FEED_BYTES))
+    except Refused as e:
+        if e.reason != Reason.OVERSIZED:
+            raise
+        feed = None
+    if feed is not None and feed.status != 200:
+        raise FeedSignatureError(f"public feed: signature does not match: feed.json "
+                                 f"answered HTTP {feed.status}")
+    try:
+        if feed is None:
+            raise FeedSignatureError(f"public feed: signature does not match: feed.json is "
+                                     f"larger than the {signature.size:,} bytes signed")
+        check_feed(signature, feed.body)
+    except FeedSignatureError:
+        if retry:  # a publish between the two downloads? Both once more (§1.4)
+            return _signed_public(keys, None if state is None else dataclasses.replace(
+                state, sig_etag=None, sig_last_modified=None), get, result, retry=False)
+        raise
+    return parse_public_feed(feed.body, keys.site_url, signed=True)

@@ -22,7 +22,12 @@ What a hostile or broken host can do, and what stops it (THREATS.md 24-32):
   is checked right after the handshake, before a byte of the request (whose path is a
   semi-secret, §3.1) is sent. Pins are kept per friend, not per origin: each pin has
   its own connections, so a friend's card can never pin (or unpin) another friend's
-  site on the same origin;
+  site on the same origin. When that check fails, the friend's card alone is asked
+  for again over an unverified TLS connection of its own (`card_refresh`: a card is
+  trusted by its signature), and a newer card's pin is then used;
+- steer the fetcher into the reader's own network (§2.4, §3.5): for a site whose host
+  name is public, an address that resolves to loopback, private, link-local or
+  unique-local ranges is never connected to;
 - reset mid-object: nothing partial is kept (attachments are renamed into place whole,
   the store commits one friend at a time);
 - fail: only that friend; the others go on (a pool of `workers` threads).
@@ -40,9 +45,7 @@ import socket
 import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
@@ -59,26 +62,21 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 from o2m_pub import __version__
 from o2m_pub.errors import O2MError
-from o2m_pub.protocol import feeds
-from o2m_pub.protocol.canonical import b64u_encode
 from o2m_pub.protocol.cards import (
     CertificateError,
+    host_is_local,
+    is_local_address,
     site_origin,
     tls_pin_from_certificate,
 )
 from o2m_pub.reader import _urllib3_compat as compat
-from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.fetch_plan import (
     CARD_PATH,
     MAX_FRIEND_BYTES,
-    FriendKeys,
-    Outcome,
     Refused,
     Response,
-    fetch_friend,
 )
 from o2m_pub.reader.model import Reason
-from o2m_pub.reader.store import ReaderStore, StaleUpdateError, fetch_lock
 
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
@@ -168,7 +166,8 @@ def _ca_context(verify: str | None) -> ssl.SSLContext:
 
 def _pinned_context() -> ssl.SSLContext:
     """A client context for a pinned site (§2.4): no CA chain or name check, as the card
-    pins a self-signed key; the pin is checked right after the handshake instead."""
+    pins a self-signed key; the pin is checked right after the handshake instead. The
+    unverified connections of the card refresh use it too, without a pin."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = False
@@ -194,24 +193,30 @@ class _HTTPSConnection(compat.HTTPSConnection):
 
     tls_context: ssl.SSLContext
     spki_pin: bytes | None = None
+    unverified: bool = False  # the card refresh's own connections (no pin, no CA)
 
     def open_socket(self) -> socket.socket:
         """urllib3's, one address at a time, each tried only within the deadline (a
         host name with many unanswering addresses would otherwise get a whole connect
-        timeout for each)."""
+        timeout for each), never to a local address for a public host name (§3.5)."""
         at = getattr(_deadline, "at", None)
-        if at is None:
-            return super().open_socket()
         host = self.dns_host.strip("[]")
         try:
             infos = socket.getaddrinfo(host, self.port, allowed_gai_family(),
                                        socket.SOCK_STREAM)
         except socket.gaierror as e:
             raise NameResolutionError(self.host, self, e) from e
+        if not host_is_local(host):
+            public = [i for i in infos if not _local(i[4][0])]
+            if not public:
+                raise NewConnectionError(self, f"{self.host} resolves to an address of your "
+                                               "own network: refused for a public site")
+            infos = public
         limit = self.timeout if isinstance(self.timeout, (int, float)) else None
         error: Exception = NewConnectionError(self, f"{self.host} has no address")
         for info in infos:
-            remaining = at - time.monotonic()
+            remaining = (at if at is not None else time.monotonic() + (limit or 60)) \
+                - time.monotonic()
             if remaining <= 0:
                 error = ConnectTimeoutError(self, f"connecting to {self.host}: the deadline "
                                                   "for this friend passed")
@@ -229,6 +234,13 @@ class _HTTPSConnection(compat.HTTPSConnection):
     def connect(self) -> None:
         self.ssl_context = self.tls_context  # its CA file is loaded in it already
         self.ca_certs = self.ca_cert_dir = self.ca_cert_data = None
+        if self.unverified:  # only ever asked for a card, which is checked by its signature
+            self.cert_reqs = "CERT_NONE"
+            self.assert_hostname = False
+            self.assert_fingerprint = None
+            super().connect()
+            self.mark_verified()
+            return
         if self.spki_pin is None:
             self.cert_reqs = "CERT_REQUIRED"
             super().connect()
@@ -249,14 +261,23 @@ class _HTTPSConnection(compat.HTTPSConnection):
         self.mark_verified()  # by the pin, which is stronger than a CA for this host
 
 
+def _local(address: str) -> bool:
+    import ipaddress
+    try:
+        return is_local_address(ipaddress.ip_address(address.split("%", 1)[0]))
+    except ValueError:
+        return True  # not an address at all: never connect to it
+
+
 def _pool_manager(context: ssl.SSLContext, spki_pin: bytes | None, *, hosts: int,
-                  maxsize: int) -> urllib3.PoolManager:
+                  maxsize: int, unverified: bool = False) -> urllib3.PoolManager:
     """A urllib3 PoolManager whose HTTPS connections use `context` and, if given, check
-    `spki_pin`; plain http has no pool at all. (urllib3 directly, not requests: the
-    same connections at half the interpreter time per request, and fetching is bound
-    by the interpreter.)"""
+    `spki_pin` (or, `unverified`, check nothing: for cards only); plain http has no
+    pool at all. (urllib3 directly, not requests: the same connections at half the
+    interpreter time per request, and fetching is bound by the interpreter.)"""
     connection = type("O2MHTTPSConnection", (_HTTPSConnection,),
-                      {"tls_context": context, "spki_pin": spki_pin})
+                      {"tls_context": context, "spki_pin": spki_pin,
+                       "unverified": unverified})
     pool = type("O2MHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection})
     manager = urllib3.PoolManager(num_pools=max(10, hosts), maxsize=maxsize, retries=False)
     compat.use_https_pool(manager, pool)
@@ -301,27 +322,32 @@ class HTTPFetcher:
     def __init__(self, limits: Limits = Limits(), *, ca_bundle: str | None = None,
                  hosts: int = 10, pins: Iterable[bytes] = ()) -> None:
         self.limits = limits
-        sizes = dict(hosts=hosts, maxsize=limits.workers)
+        self._sizes = dict(hosts=hosts, maxsize=limits.workers)
         ca = _ca_context(ca_bundle or os.environ.get("O2M_CA_BUNDLE") or None)
         self._pools: dict[bytes | None, urllib3.PoolManager] = {
-            None: _pool_manager(ca, None, **sizes)}
-        pinned = _pinned_context()
+            None: _pool_manager(ca, None, **self._sizes)}
+        self._pinned = _pinned_context()
+        self._lock = threading.Lock()  # pools for pins met during the run (a new card's)
+        self._unverified: urllib3.PoolManager | None = None
         for pin in pins:
-            if pin not in self._pools:
-                self._pools[pin] = _pool_manager(pinned, pin, **sizes)
+            self._pool_for(pin)
         self._headers = {"User-Agent": f"o2m/{__version__}", "Accept-Encoding": "identity"}
 
     def close(self) -> None:
-        for manager in self._pools.values():
-            manager.clear()
+        for manager in [*self._pools.values(), self._unverified]:
+            if manager is not None:
+                manager.clear()
 
     def getter(self, site_url: str, deadline_at: float,
-               tls_pin: bytes | None = None) -> Callable[..., Response]:
+               tls_pin: bytes | None = None, *,
+               unverified: bool = False) -> Callable[..., Response]:
         """The `get` of fetch_plan for one friend: paths under `site_url`, checked by
         their card's `tls_pin` (else by CAs), all done by `deadline_at`
-        (time.monotonic())."""
+        (time.monotonic()). `unverified`: no TLS check at all, on connections of their
+        own, for the card refresh alone (§3.5: a card is trusted by its signature)."""
         origin = site_origin(site_url)
-        pool = self._pool_for(tls_pin).connection_from_url(site_url)  # redirects stay on it
+        manager = self._unverified_pool() if unverified else self._pool_for(tls_pin)
+        pool = manager.connection_from_url(site_url)  # redirects stay on it
 
         def get(path: str, *, cap: int, etag: str | None = None,
                 last_modified: str | None = None) -> Response:
@@ -337,8 +363,19 @@ class HTTPFetcher:
     def _pool_for(self, tls_pin: bytes | None) -> urllib3.PoolManager:
         manager = self._pools.get(tls_pin)
         if manager is None:
-            raise ValueError("a pin not given to HTTPFetcher(pins=...)")
+            with self._lock:
+                manager = self._pools.get(tls_pin)
+                if manager is None:
+                    manager = self._pools[tls_pin] = _pool_manager(
+                        self._pinned, tls_pin, **self._sizes)
         return manager
+
+    def _unverified_pool(self) -> urllib3.PoolManager:
+        with self._lock:
+            if self._unverified is None:
+                self._unverified = _pool_manager(self._pinned, None, unverified=True,
+                                                 **self._sizes)
+            return self._unverified
 
     def _get(self, url: str, cap: int, deadline_at: float, etag: str | None,
              last_modified: str | None, origin: tuple[str, str, int],
@@ -480,154 +517,17 @@ def _short(e: BaseException) -> str:
 
 # ---------------------------------------------------------------- a fetch run
 
-
-@dataclass(frozen=True)
-class Target:
-    """One friend to fetch: the local name and the card's public facts."""
-
-    name: str
-    url: str
-    sign_pk: bytes
-    box_pk: bytes
-    tls_pin: bytes | None
+# The fetch run (targets, keys, friends in parallel, the store) is `fetch_run.py`; its
+# names are still found here.
+_MOVED = frozenset({"Target", "keys_for", "prepare_keys", "fetch_friends", "run_fetch",
+                    "targets_from_friends", "_record", "_gather"})
 
 
-def keys_for(own_sign_pk: bytes, own_box_pk: bytes, target: Target) -> str:
-    """What cached feed secrets were derived from: both parties' public keys."""
-    return ".".join(b64u_encode(k) for k in (own_sign_pk, own_box_pk, target.sign_pk,
-                                              target.box_pk))
-
-
-def prepare_keys(store: ReaderStore, targets: list[Target], own_sign_pk: bytes,
-                 own_box_pk: bytes, unlock: Callable[[], object]) -> list[FriendKeys]:
-    """Each friend's feed secrets (§3.1): cached in the store, or derived with our box
-    key, which `unlock()` gives (asked for only when a secret is missing)."""
-    identity = None
-    out = []
-    for t in targets:
-        state = store.friend_state(t.name)
-        tag = keys_for(own_sign_pk, own_box_pk, t)
-        if state is not None and state.keys_for == tag and state.head_key:
-            secrets = feeds.FeedSecrets(state.feed_name, state.head_key)
-        else:
-            if identity is None:
-                identity = unlock()
-            secrets = feeds.pairwise_secrets(bytes(identity.box_key), t.box_pk, t.sign_pk,
-                                             own_sign_pk)
-            store.save_secrets(t.name, b64u_encode(t.sign_pk), tag, secrets.name, secrets.key)
-        out.append(FriendKeys(t.name, t.sign_pk, t.box_pk, own_sign_pk, secrets, t.url))
-    return out
-
-
-def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: list[Target], *,
-                  now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
-                  public: bool = True,
-                  on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Fetch every friend in parallel (at most `limits.workers` at once) and store each
-    accepted update in its own transaction as it completes. One friend's failure is
-    recorded for them alone (THREATS.md 32)."""
-    by_name = {t.name: t for t in targets}
-    fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=len(targets),
-                          pins=[t.tls_pin for t in targets if t.tls_pin is not None])
-    work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name),
-             FriendAttachments(store.attachments, store.credited_attachments(k.name)))
-            for k in friend_keys]
-    outcomes = []
-
-    def one(keys: FriendKeys, state, hashes, attachments) -> Outcome:  # noqa: ANN001
-        target = by_name[keys.name]
-        get = fetcher.getter(target.url, time.monotonic() + limits.deadline, target.tls_pin)
-        return fetch_friend(keys, state, hashes, get, attachments, now, public=public,
-                            max_bytes=limits.friend_bytes)
-
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:
-            futures = {pool.submit(one, *w): w[0] for w in work}
-            try:
-                _gather(futures, store, now, outcomes, on_done)
-            except BaseException:  # Ctrl-C or a store error: do not fetch the friends queued
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    finally:
-        fetcher.close()
-    return sorted(outcomes, key=lambda o: o.friend)
-
-
-def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[Outcome],
-            on_done: Callable[[Outcome], None] | None) -> None:
-    """Record each friend's outcome as it completes."""
-    for future in as_completed(futures):
-        keys = futures[future]
-        try:
-            outcome = future.result()
-        except Exception as e:  # a bug must not cost the other friends their fetch
-            outcome = Outcome(keys.name, "refused", reason=Reason.MALFORMED,
-                              detail=f"internal error: {e.__class__.__name__}: {e}")
-        _record(store, keys, outcome, now)
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
-
-
-def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime) -> None:
-    """Store an accepted update, or the failure. An update whose head is no longer
-    newer than the stored one when it commits (another fetch stored a newer head
-    meanwhile) is refused then, as a rollback or equivocation (THREATS.md 10)."""
-    if outcome.update is not None:
-        try:
-            store.apply_update(outcome.update, now=now)
-            return
-        except StaleUpdateError as e:
-            outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
-            outcome.update = None
-            outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
-            if e.reason == Reason.EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
-                outcome.notifications.append(("equivocation", str(e)))
-    store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or Reason.MALFORMED,
-                         outcome.detail, now=now, notifications=outcome.notifications)
-
-
-def targets_from_friends(friends: Iterable[object]) -> list[Target]:
-    """Targets from `friends.Friend` values."""
-    return [Target(f.name, f.card.url, f.card.sign_pk, f.card.box_pk, f.card.tls_pin)
-            for f in friends]
-
-
-def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], object],
-              now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
-              on_start: Callable[[int], None] | None = None,
-              on_done: Callable[[Outcome], None] | None = None,
-              wait_for_lock: bool = False) -> list[Outcome]:
-    """`o2m fetch`: every friend (or those named) of the site at `root`, one fetch per
-    site at a time (`store.fetch_lock`; with `wait_for_lock`, queue behind another).
-
-    Raises:
-        UnknownFriendError: a name given is not a friend.
-        KeyFileError, PassphraseError: our keys are needed and cannot be read.
-        StoreBusyError: another fetch is running for this site (unless waiting).
-        StoreError: the reader's store cannot be opened or written.
-        CABundleError: $O2M_CA_BUNDLE names no usable CA bundle.
-    """
-    from o2m_pub.config import load
-    from o2m_pub.friends.friend_store import FriendStore
-    from o2m_pub.friends.identity import own_card
-    config = load(root)
-    friend_store = FriendStore(root, config_groups=config.groups)
-    wanted = list(dict.fromkeys(names))
-    friends = [friend_store.get(n) for n in wanted] if wanted else friend_store.list()
-    if not friends:
-        return []
-    me = own_card(root)
-    if me is None:
-        from o2m_pub.protocol.keyfile import NoIdentityError
-        raise NoIdentityError("this site has no identity (keys/card.json)")
-    targets = targets_from_friends(friends)
-    with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:
-        keys = prepare_keys(store, targets, me.sign_pk, me.box_pk, unlock)
-        if on_start is not None:
-            on_start(len(keys))
-        return fetch_friends(store, keys, targets, now=now, limits=limits,
-                             ca_bundle=ca_bundle, on_done=on_done)
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        from o2m_pub.reader import fetch_run
+        return getattr(fetch_run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------- one card (o2m friend add URL)

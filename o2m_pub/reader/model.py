@@ -25,7 +25,8 @@ SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
 
 #: What a notification can be about (`o2m notifications`).
 NOTIFICATION_KINDS = ("new_friend_feed", "unreachable", "stale", "key_changed",
-                      "equivocation", "reply", "invitation_accepted")
+                      "equivocation", "reply", "invitation_accepted", "moved",
+                      "certificate_changed", "card_changed", "key_rotated", "card_refused")
 
 
 class Reason(enum.StrEnum):
@@ -86,6 +87,12 @@ class FriendState:
     keys_for: str | None = None
     feed_name: str | None = None
     head_key: bytes | None = None
+    card_etag: str | None = None  # validators of their published card (§3.5 card refresh)
+    card_last_modified: str | None = None
+    sig_etag: str | None = None  # validators of their feed.json.sig (§1.4)
+    sig_last_modified: str | None = None
+    pub_seq: int | None = None  # the accepted feed.json.sig: its seq (rollback guard)
+    pub_sha256: str | None = None  # ... and the feed.json it signs
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,9 @@ class FeedStateChange:
     head_validators: Validators | None = None
     public_validators: Validators | None = None  # of their feed.json
     first_seen: str | None = None  # their feed for us appeared now
+    card_validators: Validators | None = None  # of their published card
+    sig_validators: Validators | None = None  # of their feed.json.sig
+    public_signature: tuple[int, str] | None = None  # (seq, sha256) of the accepted one
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,8 @@ class PostRow:
     url: str | None = None
     attachments: tuple[dict[str, Any], ...] = ()
     object_hash: str | None = None
+    site_path: str | None = None  # public posts: the URL after their site's URL, to
+    #                               merge copies an earlier move left (not stored)
 
 
 @dataclass

@@ -67,7 +67,16 @@ from o2m_pub.reader.model import (
 DB_NAME = "reader.db"
 FETCH_LOCK = "fetch.lock"
 OBJECTS_DIR = "objects"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 2 (protocol 1.1) adds to friend_state what the fetcher keeps of a friend's
+# card and signed public feed; `_migrate` adds them to a store of schema 1.
+_ADDED_IN_2 = ("card_etag TEXT", "card_last_modified TEXT", "sig_etag TEXT",
+               "sig_last_modified TEXT", "pub_seq INTEGER", "pub_sha256 TEXT")
+_COLUMNS_OF_2 = """\
+    , card_etag TEXT, card_last_modified TEXT  -- validators of their published card
+    , sig_etag TEXT, sig_last_modified TEXT    -- validators of their feed.json.sig (§1.4)
+    , pub_seq INTEGER, pub_sha256 TEXT  -- the feed.json.sig accepted: rollback guard (§1.4)
+"""
 
 # Added to schema 1 later: made when a store of before is first opened (an older o2m
 # ignores it).
@@ -97,7 +106,7 @@ CREATE TABLE IF NOT EXISTS friend_state (
     stale_since TEXT,                 -- the expiry of a stale head (freeze warning)
     keys_for TEXT,                    -- the four public keys the cached feed secrets are for
     feed_name TEXT, head_key BLOB     -- §3.1 secrets of their feed for us (no unlock needed)
-);
+""" + _COLUMNS_OF_2 + """);
 CREATE TABLE IF NOT EXISTS posts (
     friend TEXT NOT NULL,
     id TEXT NOT NULL,                 -- the item id in their feed, or the permalink (public)
@@ -204,7 +213,7 @@ class ReaderStore:
         """
         root = Path(root)
         db = open_db(root / STATE_DIR / DB_NAME, _SCHEMA, SCHEMA_VERSION, _ERRORS,
-                     legacy_version=_legacy_version, foreign_keys=True,
+                     legacy_version=_legacy_version, migrate=_migrate, foreign_keys=True,
                      check_same_thread=False)
         try:
             with _ERRORS:
@@ -492,14 +501,17 @@ def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
     """§3.5 step 8 once more, inside the transaction that stores the update: the fetch
     compared its head with the state it read before it began, and another fetch may
     have committed a newer head since. A head of a key other than the stored state's
-    starts afresh (§2.5), as in the fetcher."""
+    starts afresh only after a verified key rotation (§2.5), as in the fetcher: a key
+    the owner accepted by hand keeps the high-water mark (THREATS.md 17)."""
     change = update.state
     if change is None or (change.head is None and not change.forget_head):
         return  # the update sets no head (304, or only the public feed)
     row = db.execute("SELECT sign_pk, seq, head_signed FROM friend_state WHERE friend = ?",
                      (update.friend,)).fetchone()
-    if row is None or row[1] is None or row[0] != update.sign_pk:
+    if row is None or row[1] is None:
         return
+    if row[0] != update.sign_pk and change.forget_head:
+        return  # a verified key rotation (§2.5) reset the high-water mark: the one way
     stored_seq, stored_signed = row[1], row[2]
     seq = change.head.seq if change.head is not None else None
     try:
@@ -513,6 +525,20 @@ def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
         pass
     raise StaleUpdateError(f"this fetch's head (seq {seq}) is not newer than the one stored "
                            f"meanwhile (seq {stored_seq})", Reason.ROLLBACK)
+
+
+def _migrate(db: sqlite3.Connection, found: int) -> None:
+    """Bring a store of an older schema up to this one (inside open_db's transaction);
+    a newer one is refused."""
+    if found > SCHEMA_VERSION:
+        raise StoreError(f"{STATE_DIR}/{DB_NAME} was written by a newer o2m (schema {found})",
+                         hint="upgrade o2m")
+    if not has_table(db, "friend_state"):
+        return  # made whole by the schema
+    have = {row[1] for row in db.execute("PRAGMA table_info(friend_state)")}
+    for column in _ADDED_IN_2:
+        if column.split()[0] not in have:
+            db.execute(f"ALTER TABLE friend_state ADD COLUMN {column}")
 
 
 def _legacy_version(db: sqlite3.Connection) -> int | None:
@@ -555,6 +581,14 @@ def _state_columns(change: FeedStateChange) -> dict[str, Any]:
     if change.public_validators is not None:
         columns.update(pub_etag=change.public_validators.etag,
                        pub_last_modified=change.public_validators.last_modified)
+    if change.card_validators is not None:
+        columns.update(card_etag=change.card_validators.etag,
+                       card_last_modified=change.card_validators.last_modified)
+    if change.sig_validators is not None:
+        columns.update(sig_etag=change.sig_validators.etag,
+                       sig_last_modified=change.sig_validators.last_modified)
+    if change.public_signature is not None:
+        columns.update(pub_seq=change.public_signature[0], pub_sha256=change.public_signature[1])
     if change.first_seen is not None:
         columns["first_seen"] = change.first_seen
     return columns
@@ -589,23 +623,25 @@ def _upsert_posts(db: sqlite3.Connection, friend: str, sign_pk: str, rows: list[
                   stamp: str) -> None:
     """Insert or replace post versions, in a few statements per batch (each statement
     lets go of the GIL, which the fetch threads then hold for a while: fewer is faster).
-    An edit keeps the short id, and the read mark only if the text did not change."""
+    An edit keeps the short id, and the read mark only if the text did not change (a
+    public post's links to its own site do not count: a move changes them all)."""
     rows = list({r.id: r for r in rows}.values())  # one version per id
     if not rows:
         return
     old: dict[str, tuple[Any, ...]] = {}
     for chunk in _chunks([r.id for r in rows]):
         marks = ",".join("?" * len(chunk))
-        for r in db.execute(f"SELECT id, short_id, read, markdown, html, title FROM posts "
+        for r in db.execute(f"SELECT id, short_id, read, markdown, html, title, url FROM posts "
                             f"WHERE friend = ? AND id IN ({marks})", [friend, *chunk]):
             old[r[0]] = r[1:]
+    _merge_moved_copies(db, friend, rows, old)
     shorts = {r.id: old[r.id][0] if r.id in old else short_id_for(sign_pk, r.id) for r in rows}
     _free_short_ids(db, sign_pk, shorts, set(old))
     db.executemany("DELETE FROM post_tags WHERE short_id = ?", [(v[0],) for v in old.values()])
     values, tags = [], []
     for r in rows:
         before = old.get(r.id)
-        read = before[1] if before and before[2:] == (r.markdown, r.html, r.title) else 0
+        read = before[1] if before and _same_text(before, r) else 0
         short = shorts[r.id]
         values.append((friend, r.id, short, r.audience, r.title, r.markdown, r.html, r.summary,
                        r.date, r.updated, json.dumps(list(r.tags)), r.reply_to, r.url,
@@ -616,6 +652,49 @@ def _upsert_posts(db: sqlite3.Connection, friend: str, sign_pk: str, rows: list[
         "summary, date, updated, tags, reply_to, url, attachments, object_hash, read, fetched) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
     db.executemany("INSERT OR IGNORE INTO post_tags VALUES (?, ?, ?)", tags)
+
+
+def _site_base(url: str | None, site_path: str | None) -> str | None:
+    """The site URL a public post's permalink was under: the URL without its path
+    after the site's URL (None when unknown)."""
+    if not url or not site_path or not url.endswith("/" + site_path):
+        return None
+    return url[:-len(site_path)]
+
+
+def _same_text(before: tuple[Any, ...], row: PostRow) -> bool:
+    """Whether a stored version (short_id, read, markdown, html, title, url) says what
+    `row` says, links to the author's own site aside (a move rewrites them all)."""
+    _, _, markdown, html, title, url = before
+    if (markdown, title) != (row.markdown, row.title):
+        return False
+    old_base, new_base = _site_base(url, row.site_path), _site_base(row.url, row.site_path)
+    if html is not None and row.html is not None and old_base and new_base:
+        return html.replace(old_base, new_base) == row.html
+    return html == row.html
+
+
+def _merge_moved_copies(db: sqlite3.Connection, friend: str, rows: list[PostRow],
+                        old: dict[str, tuple[Any, ...]]) -> None:
+    """Public posts keep their identity when their author moves house (PROTOCOL.md
+    §1.4): the copies of a post that earlier moves left under other ids (a permalink
+    on the old site; same friend, same path after the site's URL, same date) are the
+    same post. They are deleted, and the row takes the oldest copy's short id and, if
+    its text is the same, its read mark (`old` gets the copy as the row's "before")."""
+    for row in rows:
+        if row.audience != "public" or not row.site_path:
+            continue
+        copies = [c for c in db.execute(
+            "SELECT id, short_id, read, markdown, html, title, url FROM posts WHERE "
+            "friend = ? AND audience = 'public' AND date = ? AND id != ? "
+            "ORDER BY fetched, rowid", (friend, row.date, row.id))
+            if _site_base(c[6], row.site_path) is not None]
+        if not copies:
+            continue
+        if row.id not in old:
+            old[row.id] = copies[0][1:]
+        for copy in copies:
+            _delete_post(db, friend, copy[0])
 
 
 def _free_short_ids(db: sqlite3.Connection, sign_pk: str, shorts: dict[str, str],

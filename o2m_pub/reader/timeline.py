@@ -195,6 +195,11 @@ _NOTIFICATION_TEXT = {
                      "the stored one is kept{detail}"),
     "reply": "{friend} replied{detail}",
     "invitation_accepted": "{friend} accepted your invitation{detail}",
+    "moved": "{friend} moved to {raw}: their new card was taken",
+    "certificate_changed": "{friend}'s certificate changed: {raw}",
+    "card_changed": "{friend}'s card changed: {raw}",
+    "key_rotated": "{friend} {raw}: followed, history kept",
+    "card_refused": "{friend}'s site served a card that was refused{detail}",
 }
 
 
@@ -205,7 +210,7 @@ def notification_text(n: "Notification") -> str:
     template = _NOTIFICATION_TEXT.get(n.kind)
     if template is None:
         return f"{display_text(n.kind)}: {friend}" + (f": {detail}" if detail else "")
-    return template.format(friend=friend, detail=f": {detail}" if detail else "")
+    return template.format(friend=friend, detail=f": {detail}" if detail else "", raw=detail)
 
 
 # ---------------------------------------------------------------- queries

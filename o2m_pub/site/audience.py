@@ -26,6 +26,7 @@ class Friends:
     own_sign_pk: bytes = b""  # empty without friends: a feed needs it, nothing else does
     readers: list[Reader] = field(default_factory=list)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    id_key: bytes = b""  # what post ids are made from: the site's first key (§3.4)
 
     @property
     def audience_names(self) -> frozenset[str]:
@@ -39,12 +40,12 @@ def load_friends(root: Path, config: SiteConfig) -> Friends:
     from o2m_pub.friends.friend_store import (
         FriendStore,  # the crypto: with friends only
     )
-    from o2m_pub.friends.identity import own_sign_pk
+    from o2m_pub.friends.identity import item_id_key, own_sign_pk
     from o2m_pub.friends.private_feeds import Reader
     store = FriendStore(root, config_groups=config.groups)
     readers = [Reader(f.name, f.card.sign_pk, f.card.box_pk) for f in store.list()]
     own = own_sign_pk(root) if readers else b""  # (a feed needs our key; no friend, none)
-    return Friends(own, readers, store.groups())
+    return Friends(own, readers, store.groups(), (item_id_key(root) or own) if readers else b"")
 
 
 def check_audience(record: PostRecord, known: frozenset[str] | set[str]) -> Problem | None:

@@ -80,8 +80,12 @@ __all__ = ["BUILD_DIR", "BuildProgress", "BuildReport", "Builder", "build_site",
            "is_editor_litter"]
 
 WELL_KNOWN_CARD = ".well-known/o2m-card.json"
+WELL_KNOWN_ROTATIONS = ".well-known/o2m-rotations.json"  # PROTOCOL.md §2.5
+ROTATIONS_FILE = "keys/rotations.json"
+AVATAR_FILE = "keys/avatar"  # the card's picture; published where the card says (§2.4)
 BUILD_DIR = "build"
-FEED_VERSION = "feeds-1"
+FEED_VERSION = "feeds-2"  # 2: items carry their stable id (`_o2m.id`, PROTOCOL.md §1.4)
+FEED_SIG = "feed.json.sig"
 
 
 def _media_name(ref: str) -> str:
@@ -144,6 +148,22 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
         return builder.build(now=now)
 
 
+def _id_key(root: Path) -> bytes:
+    """What post ids are made from (§3.4): the site's first key; none without keys."""
+    if not (root / "keys").is_dir():
+        return b""
+    from o2m_pub.friends.identity import item_id_key
+    return item_id_key(root) or b""
+
+
+def _post_id(id_key: bytes, post: PostRecord) -> str | None:
+    """A public post's stable id (`_o2m.id`, §1.4): its item id (§3.4)."""
+    if not id_key:
+        return None
+    from o2m_pub.friends.private_feeds import item_id
+    return item_id(id_key, post.source)
+
+
 # --- the build session: what stays warm between builds --------------------------------
 
 def _template_stamp(root: Path) -> str:
@@ -173,7 +193,7 @@ def _friends_stamp(root: Path, config: SiteConfig) -> tuple:
     except OSError:
         names = []
     return (sorted(config.groups.items()), stamp(keys / "groups.json"),
-            stamp(keys / "identity.pub.json"),
+            stamp(keys / "identity.pub.json"), stamp(keys / "card-state.json"),
             [(n, stamp(keys / "friends" / n)) for n in names])
 
 
@@ -564,13 +584,43 @@ class _Build:
         card = self.root / CARD_FILE
         if card.is_file():  # the owner's public card, where friends look for it (§2.4)
             out.emit(WELL_KNOWN_CARD, self.files.state(CARD_FILE, card).sha, card.read_bytes)
+            self.write_avatar()
+        rotations = self.root / ROTATIONS_FILE
+        if rotations.is_file():  # the key rotations friends follow (§2.5)
+            out.emit(WELL_KNOWN_ROTATIONS, self.files.state(ROTATIONS_FILE, rotations).sha,
+                     rotations.read_bytes)
         feeds = self.plan_private_feeds()
         out.barrier()
         return feeds
 
+    def write_avatar(self) -> None:
+        """The card's picture (§2.4), at the path the card gives, from keys/avatar."""
+        card = self.own_card()
+        if card is None or card.avatar is None:
+            return
+        source = self.root / AVATAR_FILE
+        state = self.files.state(AVATAR_FILE, source) if source.is_file() else None
+        if state is None or state.sha != card.avatar.sha256:
+            self.report.warnings.append(f"{AVATAR_FILE}: not the picture your card names; "
+                                        "run `o2m card --renew --avatar FILE`")
+            return
+        self.outputs.emit(card.avatar.path, state.sha, source.read_bytes)
+
+    def own_card(self):  # noqa: ANN201 - protocol.cards.Card | None
+        """The owner's card, parsed once per build (None: none, or unreadable)."""
+        if not hasattr(self, "_card"):
+            from o2m_pub.friends.identity import own_card
+            from o2m_pub.protocol.cards import CardError
+            try:
+                self._card = own_card(self.root)
+            except CardError:
+                self._card = None
+        return self._card
+
     def plan_private_feeds(self) -> Feeds:
         """Friends' feeds (PROTOCOL.md §3.4), planned; new objects and archive pages are
-        written as they are sealed."""
+        written as they are sealed. After a key rotation (§2.5) every friend's feed is
+        made anew for the new keys, and the old heads go in phase F."""
         old_feeds = {} if self.drafts else self.snapshot.feeds()
         if self.drafts or (not self.friends.readers and not old_feeds):
             return NO_FEEDS  # nothing private: not even the crypto is imported
@@ -582,7 +632,8 @@ class _Build:
             old_feeds=old_feeds,  # parsed once per Builder session (ManifestSnapshot)
             old_sealed=self.snapshot.sealed(), old_index_json=self.manifest.get("feed_index"),
             seq_floor=int(self.manifest.get("seq_floor") or 0), outputs=self.outputs,
-            media_state=self.media_state, unlock=self.unlock, now=self.now)
+            media_state=self.media_state, unlock=self.unlock, now=self.now,
+            fresh=self.manifest.get("feed_author") not in (None, self.feed_author))
         plan = self.private.plan()
         if plan is None:  # the key stayed locked: the public site still builds
             self.report.feed_error = self.private.error
@@ -638,13 +689,21 @@ class _Build:
             self.outputs.put(path, sha256_hex(data), data)
         self.outputs.barrier()
 
+    @property
+    def feed_author(self) -> str:
+        """The key friends' feeds are signed with now (b64u), as the manifest records it."""
+        from o2m_pub.protocol.canonical import b64u_encode
+        return b64u_encode(self.friends.own_sign_pk)
+
     def write_public_feeds(self, posts: list[PostRecord]) -> None:
         views = self.views
         assert views is not None
         newest = posts[::-1][:self.config.feed_items]
-        feed_digest = digest_of(FEED_VERSION, self.config.fingerprint,
+        id_key = _id_key(self.root)
+        feed_digest = digest_of(FEED_VERSION, self.config.fingerprint, id_key.hex(),
                                 *(p.digest for p in newest), *(
                                     views.media.get(m, ("",))[0] for p in newest for m in p.media))
+        made: dict[str, bytes] = {}
 
         def feed(kind: str) -> bytes:
             from o2m_pub.site import syndication  # imported only when a feed is written
@@ -652,15 +711,45 @@ class _Build:
                 return syndication.sitemap([(self.config.url, None)] + [
                     (self.config.url + p.path, p.updated or p.date) for p in posts])
             entries = [syndication.FeedEntry(p, self.config.url + p.path,
-                                             views.absolute_html(p)) for p in newest]
+                                             views.absolute_html(p), _post_id(id_key, p))
+                       for p in newest]
             make = syndication.json_feed if kind == "json" else syndication.atom
-            return make(self.config, entries)
+            made[kind] = make(self.config, entries)
+            return made[kind]
 
         self.outputs.emit("feed.json", feed_digest, lambda: feed("json"))
+        self.sign_public_feed(made.get("json"))
         self.outputs.emit("atom.xml", feed_digest, lambda: feed("atom"))
         # the index fingerprint covers every post's path and dates, and the site's URL
         self.outputs.emit("sitemap.xml", digest_of(FEED_VERSION, self.index_fp),
                           lambda: feed("sitemap"))
+
+    def sign_public_feed(self, data: bytes | None) -> None:
+        """feed.json.sig (PROTOCOL.md §1.4), signed by keys/feed.key, the key the card
+        names in `feed_pk` (no passphrase: a public-only build signs too); written when
+        feed.json or the key changed. A card without `feed_pk` (o2m 1.0) gets none."""
+        card = self.own_card()
+        if card is None or card.feed_pk is None or self.drafts:
+            return
+        from o2m_pub.friends.identity import load_feed_key
+        key = load_feed_key(self.root)
+        if key is None or bytes(key.verify_key) != card.feed_pk:
+            self.report.warnings.append("keys/feed.key is not the public-feed key your card "
+                                        "names; feed.json is not signed: run "
+                                        "`o2m card --renew`")
+            return
+        feed = self.outputs.new["feed.json"]
+        digest = digest_of("feed-sig-1", feed.sha, card.raw.hex())
+        if not self.outputs.needs(FEED_SIG, digest):
+            self.outputs.keep(FEED_SIG)
+            return
+        if data is None:  # feed.json kept as it was: sign its bytes on disk
+            data = (self.out_dir / "feed.json").read_bytes()
+        from o2m_pub.protocol.feed_signature import sign_feed
+        seq = max(int(self.manifest.get("feed_sig_seq") or 0) + 1, int(self.now.timestamp()))
+        self.manifest.set("feed_sig_seq", str(seq))  # before it is published (as seq_floor)
+        self.outputs.put(FEED_SIG, digest, sign_feed(key, author_sign_pk=card.sign_pk,
+                                                     feed=data, seq=seq, updated=self.now))
 
     def remove_unused(self) -> list[str]:
         """Phase F: delete what this build did not produce (nothing links to it now)."""
@@ -684,6 +773,9 @@ class _Build:
                        if s in previous} - {
             st.record.render_key for st in source_changes.values() if st is not None}
         kv = {"in_progress": "0", "index_pages": json.dumps(self.index_memo)}
+        if self.private is not None and feeds is not NO_FEEDS and self.friends.own_sign_pk \
+                and self.manifest.get("feed_author") != self.feed_author:
+            kv["feed_author"] = self.feed_author  # the key the feeds are now signed with
         feed_changes, sealed_changes, feed_index = (
             self.private.state_changes(feeds) if self.private is not None  # type: ignore[arg-type]
             and feeds is not NO_FEEDS else ({}, {}, None))

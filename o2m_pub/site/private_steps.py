@@ -78,14 +78,18 @@ class PrivateFeeds:
         unlock: the identity for the site's signing key; asked only when a head or
             page must be signed.
         now: the time heads are signed at.
+        fresh: the site's signing key is not the one the feeds were published with (a
+            key rotation, §2.5): every friend's feed is made anew for the new keys, at
+            new paths, its sequence numbers going on above `seq_floor`.
     """
 
     def __init__(self, *, root: Path, friends: Friends, readable: list[PostRecord],
                  old_feeds: Mapping[str, FeedState], old_sealed: Mapping[str, dict[str, Any]],
                  old_index_json: str | None, seq_floor: int, outputs: Outputs,
                  media_state: Callable[[str], FileState | None],
-                 unlock: Callable[[bytes], Identity], now: dt.datetime) -> None:
-        self.root, self.friends, self.readable = root, friends, readable
+                 unlock: Callable[[bytes], Identity], now: dt.datetime,
+                 fresh: bool = False) -> None:
+        self.root, self.friends, self.readable, self.fresh = root, friends, readable, fresh
         self.old_feeds, self.old_sealed = old_feeds, old_sealed
         self.old_index_json, self.seq_floor = old_index_json, seq_floor
         self.outputs, self.media_state, self.unlock, self.now = outputs, media_state, unlock, now
@@ -110,7 +114,7 @@ class PrivateFeeds:
         try:
             plan = plan_feeds(author_sign_pk=self.friends.own_sign_pk, readers=readers,
                               versions=self._versions() if readers else [],
-                              previous=self.old_feeds,
+                              previous={} if self.fresh else self.old_feeds,
                               index=FeedIndex.from_json(self.old_index_json),
                               objects=self.old_sealed, now=self.now, random=nacl_random,
                               unlock=self._unlock_identity, published_seq=self._published_seq,
@@ -119,6 +123,7 @@ class PrivateFeeds:
                                   path, sha256_hex(data), data))
         except PassphraseError as e:
             self.error = e
+            self.fresh = False  # nothing new was planned: what was published stays
             for path in self.outputs.old:
                 if path.startswith(FEED_PATHS):
                     self.outputs.keep(path)
@@ -160,7 +165,9 @@ class PrivateFeeds:
             versions.append(PostVersion(record, digest,
                                         lambda r=record, m=media: self._seal(r, m),
                                         readers=readers_of[record.audience],
-                                        id=_item_id(self.friends.own_sign_pk, record.source)))
+                                        id=_item_id(self.friends.id_key
+                                                    or self.friends.own_sign_pk,
+                                                    record.source)))
         return versions
 
     def _media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:

@@ -19,6 +19,7 @@ class FeedEntry(NamedTuple):
     record: PostRecord
     url: str
     html: str  # links already absolute
+    id: str | None = None  # the post's stable id (PROTOCOL.md §1.4), None without keys
 
 
 def _rfc3339(value: str) -> str:
@@ -50,8 +51,13 @@ def json_feed(config: SiteConfig, entries: list[FeedEntry]) -> bytes:
             item["date_modified"] = _rfc3339(r.updated)
         if r.tags:
             item["tags"] = list(r.tags)
+        extension = {}
+        if e.id:  # stable across moves and key rotations: readers key the post by it
+            extension["id"] = e.id
         if r.reply_to:
-            item["_o2m"] = {"reply_to": r.reply_to}
+            extension["reply_to"] = r.reply_to
+        if extension:
+            item["_o2m"] = extension
         items.append(item)
     doc = {
         "version": "https://jsonfeed.org/version/1.1",

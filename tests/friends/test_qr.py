@@ -36,7 +36,7 @@ def test_qr_outputs_are_valid_images():
 
 def test_card_too_big_for_a_qr_code_is_a_clean_error():
     """A card within 4 KiB can still be over a QR code's capacity: say so."""
-    card = vector_card(extra={"bio": "x" * 3000})
+    card = vector_card(extra={"about": "x" * 3000})
     with pytest.raises(QRTooBigError):
         qr_png(card_to_text(card))
 

@@ -208,7 +208,7 @@ def test_make_card_refuses_what_the_reader_refuses():
     with pytest.raises(InvalidCardFieldError):
         vector_card(extra={"name": "Eve"})
     with pytest.raises(MalformedCardError):
-        vector_card(extra={"bio": "x" * MAX_CARD_BYTES})
+        vector_card(extra={"note": "x" * MAX_CARD_BYTES})  # ("bio" is a field now)
 
 
 # ---------------------------------------------------------------- THREATS 1: tampering
@@ -406,7 +406,7 @@ def _deep(levels: int) -> bytes:
     return b"[" * levels + b"]" * levels
 
 
-OVER_64_KIB = signed(bio="x" * (64 * 1024))  # a validly signed card, only too big
+OVER_64_KIB = signed(about="x" * (64 * 1024))  # a validly signed card, only too big
 HUGE_CARDS = {
     # name: (bytes, what the strict parser says when no size cap stops it first)
     "signed-card-over-64-KiB": (OVER_64_KIB, None),
@@ -680,26 +680,26 @@ def test_lone_surrogate_is_a_clean_error():
 def test_unknown_fields_survive_and_are_signed():
     """§2.4, STYLE §3: unknown keys are kept byte for byte through read and write, and
     editing one breaks the signature."""
-    extra = {"bio": "hi", "links": ["https://ada.example/about/"], "x": {"n": 3, "ok": True}}
+    extra = {"about": "hi", "links": ["https://ada.example/about/"], "x": {"n": 3, "ok": True}}
     card = vector_card(extra=extra)
     assert dict(card.extra) == extra
     again = card_from_text(card_to_text(parse_card(card.raw)))
     assert again.raw == card.raw and dict(again.extra) == extra
     doc = json.loads(card.raw)
-    doc["bio"] = "pwned"
+    doc["about"] = "pwned"
     assert_rejected(canonical_json(doc), BadCardSignatureError)
     doc = json.loads(card.raw)
-    del doc["bio"]
+    del doc["about"]
     assert_rejected(canonical_json(doc), BadCardSignatureError)
 
 
 def test_card_is_immutable():
     """A Card is a value: its fields and extra cannot be changed after checking."""
-    card = vector_card(extra={"bio": "hi"})
+    card = vector_card(extra={"about": "hi"})
     with pytest.raises(AttributeError):
         card.name = "Eve"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        card.extra["bio"] = "pwned"  # type: ignore[index]
+        card.extra["about"] = "pwned"  # type: ignore[index]
     assert hash(card) == hash(parse_card(card.raw))
 
 

@@ -178,15 +178,20 @@ def test_threat_29_errors_keep_the_prior_state(hostile, behaviour, reason):
     assert refetch(hostile, {"f/": behaviour}).reason == reason
 
 
+CARD_ONLY = ["GET /.well-known/o2m-card.json HTTP/1.1"]
+
+
 def test_threat_30_a_bad_certificate_fails_before_the_path_is_sent(hostile):
-    """A certificate from a CA Bob does not trust fails the handshake before any request
-    line (so the head's semi-secret path) is sent."""
+    """THREATS 30: no path of Ada's feed (a semi-secret, §3.1) is ever sent over a
+    connection whose certificate fails. Since protocol 1.1 the reader then asks for her
+    public card alone over an unverified connection (§3.5: a card is trusted by its
+    signature), to learn of a new certificate; nothing else is asked there."""
     ada, bob, carol, bundle = hostile
     ada.server.context = server_context(trustme.CA())  # a CA Bob does not trust
     ada.server.requests.clear()
     got = refetch(hostile, {})
     assert got.reason == "bad certificate"
-    assert ada.server.requests == []
+    assert CARD_ONLY == ada.server.requests
 
 
 def test_threat_31_a_reset_mid_object_stores_nothing_partial(hostile):
@@ -304,7 +309,8 @@ def test_threat_30_a_wrong_pin_fails_before_the_path_is_sent(hostile, tmp_path):
     ada.server.requests.clear()
     got = refetch(hostile, {})
     assert got.reason == "bad certificate" and "pin" in got.detail
-    assert ada.server.requests == []  # no request line, so no path, was ever sent
+    # no path of her feed was ever sent: her public card alone, unverified (§3.5)
+    assert CARD_ONLY == ada.server.requests
 
 
 def befriend_on_the_same_origin(bob: Person, url: str, tls_pin: bytes | None) -> None:
@@ -349,8 +355,9 @@ def test_threat_30_another_friends_pin_on_the_same_origin_does_not_vouch_for_thi
     """Ada's card has no pin: her site is checked by CAs. Someone serving her origin
     with a self-signed key of their own (Mallory, on the path) gives Bob a card for a
     site on that origin pinning that key. Ada's fetch still wants a CA's word: it is
-    refused as a bad certificate, and not one of Ada's paths reaches that server (only
-    Mallory's own, under /m/)."""
+    refused as a bad certificate, and not one of Ada's feed paths reaches that server
+    (only Mallory's own, under /m/, and Ada's public card, which the reader asks for
+    over an unverified connection to learn of a new certificate, §3.5)."""
     from o2m_pub.protocol.cards import tls_pin_from_certificate
     ada, bob, carol, bundle = hostile
     context, pem = self_signed_context(tmp_path, "mallory")
@@ -360,7 +367,7 @@ def test_threat_30_another_friends_pin_on_the_same_origin_does_not_vouch_for_thi
     got = refetch(hostile, {})
     assert got.reason == "bad certificate" and "pin" not in got.detail, got
     paths = [line.split(" ")[1] for line in ada.server.requests]
-    assert all(p.startswith("/m/") for p in paths), paths
+    assert all(p.startswith("/m/") or p == "/.well-known/o2m-card.json" for p in paths), paths
 
 
 # ---------------------------------------------------------------- crash safety

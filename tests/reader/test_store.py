@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import hashlib
 import os
@@ -370,7 +372,8 @@ def test_threat_10_an_older_update_committed_after_a_newer_one_is_refused(tmp_pa
     6. The check inside the write transaction refuses it, as rollback, and the store
     keeps seq 7 and its posts; so do the same seq with other bytes (equivocation), the
     same head again, and an update that would clear the head. A new key's feed starts
-    afresh (§2.5)."""
+    afresh only after a verified key rotation, which the fetcher says by clearing the
+    head it stores over (§2.5); a key accepted by hand keeps the mark (THREATS 17)."""
     first, second = ReaderStore.open(tmp_path), ReaderStore.open(tmp_path)
     try:
         add(first, "bob", [row(5)], head_state(5))
@@ -385,9 +388,14 @@ def test_threat_10_an_older_update_committed_after_a_newer_one_is_refused(tmp_pa
         assert (second.friend_state("bob").seq, second.friend_state("bob").head_signed) == (
             7, b"head 7")
         assert {p.id for p in second.timeline()} == {"post5", "post7"}
-        second.apply_update(FriendUpdate("bob", "NEW-KEY-bob", state=head_state(1),
+        with pytest.raises(StaleUpdateError):
+            second.apply_update(FriendUpdate("bob", "NEW-KEY-bob", state=head_state(1),
+                                             upserts=[row(8)]), now=NOW)
+        assert 7 == second.friend_state("bob").seq
+        rotated = dataclasses.replace(head_state(1), forget_head=True)
+        second.apply_update(FriendUpdate("bob", "NEW-KEY-bob", state=rotated,
                                          upserts=[row(8)]), now=NOW)
-        assert second.friend_state("bob").seq == 1
+        assert 1 == second.friend_state("bob").seq
     finally:
         first.close()
         second.close()

@@ -388,7 +388,8 @@ def test_threat_16_a_head_with_a_million_items_or_an_oversized_item_is_rejected_
     assert got.status == "refused" and got.reason in ("oversized", "malformed"), got
     assert got.reason == ("oversized" if variant == "a-million-items" else "malformed")
     paths = [line.split(" ")[1] for line in ada.server.requests]
-    assert paths == ["/" + secrets(ada, bob).head_path], paths
+    # her public card (read first, §3.5), the head, and nothing the head names
+    assert ["/.well-known/o2m-card.json", "/" + secrets(ada, bob).head_path] == paths
     assert stored(bob) == before
 
 

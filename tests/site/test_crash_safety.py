@@ -106,6 +106,26 @@ def _add_friends(root: Path):
     return bob
 
 
+# Files whose bytes depend on when they were made: friends' feeds (fresh nonces) and
+# feed.json.sig (its time and sequence number, PROTOCOL.md §1.4).
+TIMED = ("f/", "o/", "p/", "feed.json.sig")
+
+
+def _public_feed_signed(root: Path) -> None:
+    """A site with keys signs the feed.json it publishes. (A build killed between the
+    two writes leaves the signature of the other feed.json, which readers refuse
+    until the next build: §1.4 tells them to ask again then.)"""
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.protocol.feed_signature import check_feed, open_feed_signature
+    card = own_card(root)
+    sig = root / "build/feed.json.sig"
+    if card is None or not sig.exists():
+        return
+    signature = open_feed_signature(sig.read_bytes(), feed_pk=card.feed_pk,
+                                    author_sign_pk=card.sign_pk)
+    check_feed(signature, (root / "build/feed.json").read_bytes())
+
+
 def _feed_is_whole(build: Path, bob, root: Path) -> None:
     """Every object and page the published head references exists and opens."""
     from o2m_pub.friends.identity import own_card
@@ -140,7 +160,7 @@ def test_threat_46_kill_before_each_write_leaves_a_whole_site(tmp_path, with_fri
         assert killed.returncode == -signal.SIGKILL, (k, killed.stderr)
         now = _files(trial / "build")
         for name, data in now.items():
-            if not name.startswith(("f/", "o/", "p/")):  # feeds: fresh nonces every run
+            if not name.startswith(TIMED):  # feeds: fresh nonces every run
                 assert data in (old.get(name), new.get(name)), (k, name)
         assert _reachable_links_resolve(trial / "build", "https://test.example/") == [], k
         if bob is not None:
@@ -150,8 +170,9 @@ def test_threat_46_kill_before_each_write_leaves_a_whole_site(tmp_path, with_fri
         if bob is not None:
             _feed_is_whole(trial / "build", bob, trial)
         public = lambda files: {n: d for n, d in files.items()  # noqa: E731
-                                if not n.startswith(("f/", "o/", "p/"))}
+                                if not n.startswith(TIMED)}
         assert public(_files(trial / "build")) == public(new), k
+        _public_feed_signed(trial)
         assert not [p for p in (trial / "build").rglob(".~o2m-*")], k
         shutil.rmtree(trial)
 
@@ -166,7 +187,7 @@ def _reference_build(base: Path, reference: Path) -> tuple[dict[str, bytes], int
 
 def _public(files: dict[str, bytes]) -> dict[str, bytes]:
     """The public files (friends' feeds get fresh nonces on every build)."""
-    return {n: d for n, d in files.items() if not n.startswith(("f/", "o/", "p/"))}
+    return {n: d for n, d in files.items() if not n.startswith(TIMED)}
 
 
 def test_threat_48_enospc_during_a_build_publishes_nothing_partial_and_keeps_the_key_valid(

@@ -34,7 +34,9 @@ DEFAULT_GRACE = dt.timedelta(days=7)
 
 PHASES = ("objects", "pages", "heads", "deletions")
 IMMUTABLE_TOPS = frozenset({"o", "p", "media"})  # named by their hash: never change
-FEED_FILES = frozenset({"feed.json", "atom.xml", "sitemap.xml"})
+# feed.json.sig goes with feed.json (PROTOCOL.md §1.4): a reader meets the two of one
+# build, but within the batch that sends them.
+FEED_FILES = frozenset({"feed.json", "feed.json.sig", "atom.xml", "sitemap.xml"})
 _POST_PAGE = re.compile(r"^\d{4}/[^/]+/index\.html$")
 _DURATION = re.compile(r"^\s*(\d{1,6})\s*([smhdw]?)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}

@@ -1,0 +1,288 @@
+"""A fetch run (`o2m fetch`): every friend in parallel, each one's published card read
+first (PROTOCOL.md §3.5), their feed verified by `fetch_plan`, downloaded by
+`http_fetch.HTTPFetcher`, and each friend's result stored in the reader's store, in a
+transaction of its own, as it completes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from o2m_pub.errors import O2MError
+from o2m_pub.protocol import feeds
+from o2m_pub.protocol.canonical import b64u_encode
+from o2m_pub.protocol.cards import Card
+from o2m_pub.protocol.keyfile import PassphraseError
+from o2m_pub.reader.attachments import FriendAttachments
+from o2m_pub.reader.card_refresh import CardRefresh, refresh_card
+from o2m_pub.reader.fetch_plan import FriendKeys, Outcome, Refused, fetch_friend
+from o2m_pub.reader.http_fetch import HTTPFetcher, Limits
+from o2m_pub.reader.model import FriendState, Reason
+from o2m_pub.reader.store import ReaderStore, StaleUpdateError, fetch_lock
+
+@dataclass(frozen=True)
+class Target:
+    """One friend to fetch: the local name and the card's public facts."""
+
+    name: str
+    url: str
+    sign_pk: bytes
+    box_pk: bytes
+    tls_pin: bytes | None
+    card: Card | None = None  # the card held: refreshed from their site first (§3.5)
+    rotations: tuple[bytes, ...] = ()  # the verified rotations that led to sign_pk
+
+    def with_card(self, card: Card) -> "Target":
+        """This friend read with another (adopted) card."""
+        return dataclasses.replace(self, url=card.url, sign_pk=card.sign_pk,
+                                   box_pk=card.box_pk, tls_pin=card.tls_pin, card=card)
+
+
+def keys_for(own_sign_pk: bytes, own_box_pk: bytes, target: Target) -> str:
+    """What cached feed secrets were derived from: both parties' public keys."""
+    return ".".join(b64u_encode(k) for k in (own_sign_pk, own_box_pk, target.sign_pk,
+                                              target.box_pk))
+
+
+def prepare_keys(store: ReaderStore, targets: list[Target], own_sign_pk: bytes,
+                 own_box_pk: bytes, unlock: Callable[[], object]) -> list[FriendKeys]:
+    """Each friend's feed secrets (§3.1): cached in the store, or derived with our box
+    key, which `unlock()` gives (asked for only when a secret is missing)."""
+    identity = None
+    out = []
+    for t in targets:
+        state = store.friend_state(t.name)
+        tag = keys_for(own_sign_pk, own_box_pk, t)
+        fresh = False
+        if state is not None and state.keys_for == tag and state.head_key:
+            secrets = feeds.FeedSecrets(state.feed_name, state.head_key)
+        else:
+            if identity is None:
+                identity = unlock()
+            secrets = feeds.pairwise_secrets(bytes(identity.box_key), t.box_pk, t.sign_pk,
+                                             own_sign_pk)
+            store.save_secrets(t.name, b64u_encode(t.sign_pk), tag, secrets.name, secrets.key)
+            fresh = state is not None and state.keys_for is not None  # their keys or ours
+        out.append(FriendKeys(t.name, t.sign_pk, t.box_pk, own_sign_pk, secrets, t.url,
+                              feed_pk=t.card.feed_pk if t.card is not None else None,
+                              rotations=t.rotations, new_secrets=fresh))
+    return out
+
+
+SaveCard = Callable[[str, Card, tuple[bytes, ...]], None]
+
+
+def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: list[Target], *,
+                  now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
+                  public: bool = True, save_card: SaveCard | None = None,
+                  on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Fetch every friend in parallel (at most `limits.workers` at once) and store each
+    accepted update in its own transaction as it completes. One friend's failure is
+    recorded for them alone (THREATS.md 32).
+
+    With `save_card`, each friend's published card is read first (`card_refresh`) and
+    a newer one adopted is given to it (the friend store) before their update is
+    stored; their feed is then read at the new card's URL, with its pin. A friend whose
+    adopted card has other keys (a rotation) ends with status "rekey": their feed
+    secrets must be derived anew (`run_fetch` does, and fetches them again)."""
+    by_name = {t.name: t for t in targets}
+    fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=len(targets),
+                          pins=[t.tls_pin for t in targets if t.tls_pin is not None])
+    work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name),
+             FriendAttachments(store.attachments, store.credited_attachments(k.name)))
+            for k in friend_keys]
+    outcomes = []
+
+    def one(keys: FriendKeys, state, hashes, attachments) -> Outcome:  # noqa: ANN001
+        target = by_name[keys.name]
+        deadline_at = time.monotonic() + limits.deadline
+        refresh = None
+        if save_card is not None and target.card is not None:
+            refresh = _refresh_card(fetcher, target, state, deadline_at)
+            if refresh.adopted is not None:
+                if refresh.rekeyed:
+                    return Outcome(keys.name, "rekey", card=refresh)
+                target = target.with_card(refresh.adopted)
+                keys = dataclasses.replace(keys, site_url=target.url,
+                                           feed_pk=refresh.adopted.feed_pk)
+        get = fetcher.getter(target.url, deadline_at, target.tls_pin)
+        outcome = fetch_friend(keys, state, hashes, get, attachments, now, public=public,
+                               max_bytes=limits.friend_bytes)
+        if refresh is not None:
+            _with_card(outcome, refresh)
+        return outcome
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:
+            futures = {pool.submit(one, *w): w[0] for w in work}
+            try:
+                _gather(futures, store, now, outcomes, on_done, save_card)
+            except BaseException:  # Ctrl-C or a store error: do not fetch the friends queued
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        fetcher.close()
+    return sorted(outcomes, key=lambda o: o.friend)
+
+
+def _refresh_card(fetcher: HTTPFetcher, target: Target, state: FriendState | None,
+                  deadline_at: float) -> CardRefresh:
+    """Their published card, by a conditional request checked as their feed is (pin
+    or CAs); when that TLS check fails, once more over an unverified connection, over
+    which nothing else is asked (§3.5: a card is trusted by its signature alone). Any
+    other failure is left to the feed's fetch to report."""
+    assert target.card is not None
+    get = fetcher.getter(target.url, deadline_at, target.tls_pin)
+    try:
+        return refresh_card(target.card, get, etag=state.card_etag if state else None,
+                            last_modified=state.card_last_modified if state else None)
+    except Refused as e:
+        if e.reason != Reason.BAD_CERTIFICATE:
+            return CardRefresh(target.card, previous=target.card)
+    unverified = fetcher.getter(target.url, deadline_at, unverified=True)
+    try:
+        refresh = refresh_card(target.card, unverified)
+    except Refused:
+        return CardRefresh(target.card, previous=target.card)
+    refresh.validators = None  # kept only from a checked connection
+    return refresh
+
+
+def _with_card(outcome: Outcome, refresh: CardRefresh) -> None:
+    """Attach what their card came to: its notifications (stored with the update, or
+    with the failure) and its validators (with the update)."""
+    outcome.card = refresh
+    if outcome.update is not None:
+        outcome.update.notifications[:0] = refresh.notifications
+        if refresh.validators is not None and outcome.update.state is not None:
+            outcome.update.state = dataclasses.replace(outcome.update.state,
+                                                       card_validators=refresh.validators)
+    else:
+        outcome.notifications[:0] = refresh.notifications
+
+
+def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[Outcome],
+            on_done: Callable[[Outcome], None] | None,
+            save_card: SaveCard | None = None) -> None:
+    """Record each friend's outcome as it completes."""
+    for future in as_completed(futures):
+        keys = futures[future]
+        try:
+            outcome = future.result()
+        except Exception as e:  # a bug must not cost the other friends their fetch
+            outcome = Outcome(keys.name, "refused", reason=Reason.MALFORMED,
+                              detail=f"internal error: {e.__class__.__name__}: {e}")
+        _record(store, keys, outcome, now, save_card)
+        outcomes.append(outcome)
+        if on_done is not None and outcome.status != "rekey":
+            on_done(outcome)
+
+
+def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime,
+            save_card: SaveCard | None = None) -> None:
+    """Store an adopted card (in the friend store, first: it stands on its own
+    signature), then the accepted update, or the failure. An update whose head is no
+    longer newer than the stored one when it commits (another fetch stored a newer
+    head meanwhile) is refused then, as a rollback or equivocation (THREATS.md 10)."""
+    refresh = outcome.card
+    if refresh is not None and refresh.adopted is not None and save_card is not None:
+        try:
+            save_card(keys.name, refresh.adopted, refresh.rotations)
+        except O2MError as e:  # e.g. removed meanwhile: their feed was read all the same
+            refresh.error = f"their new card could not be kept: {e}"
+    if outcome.status == "rekey":  # fetched again with the new keys (run_fetch)
+        for kind, detail in refresh.notifications:
+            store.add_notification(kind, keys.name, detail, now=now)
+        return
+    if outcome.update is not None:
+        try:
+            store.apply_update(outcome.update, now=now)
+            return
+        except StaleUpdateError as e:
+            outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
+            outcome.notifications[:0] = outcome.update.notifications[:len(
+                refresh.notifications)] if refresh is not None else []
+            outcome.update = None
+            outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
+            if e.reason == Reason.EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
+                outcome.notifications.append(("equivocation", str(e)))
+    store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or Reason.MALFORMED,
+                         outcome.detail, now=now, notifications=outcome.notifications)
+
+
+def targets_from_friends(friends: Iterable[object]) -> list[Target]:
+    """Targets from `friends.Friend` values."""
+    return [Target(f.name, f.card.url, f.card.sign_pk, f.card.box_pk, f.card.tls_pin,
+                   card=f.card, rotations=f.rotations)
+            for f in friends]
+
+
+def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], object],
+              now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
+              on_start: Callable[[int], None] | None = None,
+              on_done: Callable[[Outcome], None] | None = None,
+              wait_for_lock: bool = False) -> list[Outcome]:
+    """`o2m fetch`: every friend (or those named) of the site at `root`, one fetch per
+    site at a time (`store.fetch_lock`; with `wait_for_lock`, queue behind another).
+
+    Each friend's published card is read first (PROTOCOL.md §3.5) and a newer one
+    adopted into the friend store; friends who moved to new keys (a verified rotation,
+    §2.5) are fetched a second time, with secrets derived for their new keys.
+
+    Raises:
+        UnknownFriendError: a name given is not a friend.
+        KeyFileError, PassphraseError: our keys are needed and cannot be read.
+        StoreBusyError: another fetch is running for this site (unless waiting).
+        StoreError: the reader's store cannot be opened or written.
+        CABundleError: $O2M_CA_BUNDLE names no usable CA bundle.
+    """
+    from o2m_pub.config import load
+    from o2m_pub.friends.friend_store import FriendStore
+    from o2m_pub.friends.identity import own_card
+    config = load(root)
+    friend_store = FriendStore(root, config_groups=config.groups)
+    wanted = list(dict.fromkeys(names))
+    friends = [friend_store.get(n) for n in wanted] if wanted else friend_store.list()
+    if not friends:
+        return []
+    me = own_card(root)
+    if me is None:
+        from o2m_pub.protocol.keyfile import NoIdentityError
+        raise NoIdentityError("this site has no identity (keys/card.json)")
+
+    def save_card(name: str, card: Card, rotations: tuple[bytes, ...]) -> None:
+        friend_store.update_card(name, card, rotations=rotations)
+
+    targets = targets_from_friends(friends)
+    options = dict(now=now, limits=limits, ca_bundle=ca_bundle, save_card=save_card,
+                   on_done=on_done)
+    with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:
+        keys = prepare_keys(store, targets, me.sign_pk, me.box_pk, unlock)
+        if on_start is not None:
+            on_start(len(keys))
+        outcomes = fetch_friends(store, keys, targets, **options)
+        rekeyed = {o.friend: o for o in outcomes if o.status == "rekey"}
+        if not rekeyed:
+            return outcomes
+        again = targets_from_friends(friend_store.get(n) for n in rekeyed)
+        try:
+            keys = prepare_keys(store, again, me.sign_pk, me.box_pk, unlock)
+        except PassphraseError as e:  # e.g. a cron job: the others' results stand
+            locked = [Outcome(name, "refused", reason=Reason.KEY_CHANGED,
+                              detail=f"their new key was followed, but reading its feed "
+                                     f"needs your key once ({e}): run `o2m fetch` with "
+                                     "your passphrase", card=rekeyed[name].card)
+                      for name in rekeyed]
+            return sorted([o for o in outcomes if o.status != "rekey"] + locked,
+                          key=lambda o: o.friend)
+        second = fetch_friends(store, keys, again, **{**options, "save_card": None})
+        for outcome in second:
+            outcome.card = rekeyed[outcome.friend].card
+        return sorted([o for o in outcomes if o.status != "rekey"] + second,
+                      key=lambda o: o.friend)
