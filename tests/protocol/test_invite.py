@@ -163,7 +163,7 @@ def test_an_expired_invitation_is_refused_from_its_expiry_on():
 
 def test_a_card_near_its_cap_still_fits_an_invitation():
     """A 4 KiB card (the §2.4 cap) fits the invitation's 8 KiB cap and an acceptance."""
-    big = card(3, "Cy", extra={"bio": "x" * 3600})
+    big = card(3, "Cy", extra={"about": "x" * 3600})
     assert 3900 < len(big.raw) <= 4096
     inv = invite.make_invitation(big, secret=SECRET, expires=NOW + dt.timedelta(days=1))
     assert invite.parse_invitation(inv.raw).card == big
