@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -411,9 +412,15 @@ def check_card(keys: FriendKeys, get: Getter) -> None:
     except CardError:
         return
     if card.sign_pk != keys.sign_pk or card.box_pk != keys.box_pk:
+        # The command names the stored friend and the stored site, where this card was
+        # found, never the new card's URL; every word is shell-quoted all the same
+        # (§2.4 allows $ ( ) ; & ' in a URL): pasted, it runs o2m and nothing else
+        # (THREATS.md 50). Last on the line, so no delimiter can be spoofed.
+        command = shlex.join(["o2m", "friend", "add", keys.name, keys.site_url,
+                              "--accept-key-change"])
         raise Refused(Reason.KEY_CHANGED, f"their site's card has new keys (fingerprint "
                       f"{fingerprint(card.sign_pk, card.box_pk)}); check it with them, then "
-                      f"`o2m friend add {keys.name} {card.url} --accept-key-change`")
+                      f"run: {command}")
 
 
 def fetch_friend(keys: FriendKeys, state: FriendState | None,
