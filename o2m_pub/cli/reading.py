@@ -70,8 +70,8 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
     """Fetch friends' feeds (all, or FRIENDS): verify, decrypt, store for `o2m timeline`.
 
     Prints one line per friend: new posts, unchanged, no feed yet, or refused with the
-    reason (unreachable, timeout, bad certificate, bad signature, rollback,
-    equivocation, oversized, malformed, bad object, key changed). A refused friend
+    reason (unreachable, timeout, bad certificate, TLS version too old, bad signature,
+    rollback, equivocation, oversized, malformed, bad object, key changed). A refused friend
     keeps everything stored before; the others are not held up.
 
     \b

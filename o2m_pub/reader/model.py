@@ -35,6 +35,7 @@ class Reason(enum.StrEnum):
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
     BAD_CERTIFICATE = "bad certificate"
+    TLS_TOO_OLD = "TLS version too old"
     HTTP_ERROR = "http error"
     REDIRECT = "redirect refused"
     OVERSIZED = "oversized"
@@ -54,7 +55,7 @@ class Reason(enum.StrEnum):
 
 
 _TRANSPORT = frozenset({Reason.UNREACHABLE, Reason.TIMEOUT, Reason.BAD_CERTIFICATE,
-                        Reason.HTTP_ERROR, Reason.REDIRECT})
+                        Reason.TLS_TOO_OLD, Reason.HTTP_ERROR, Reason.REDIRECT})
 
 
 # ---------------------------------------------------------------- the fetcher's memory

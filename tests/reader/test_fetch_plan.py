@@ -335,24 +335,27 @@ OLD_TEXTS = {"UNREACHABLE": "unreachable", "TIMEOUT": "timeout",
              "MALFORMED": "malformed", "BAD_SIGNATURE": "bad signature",
              "ROLLBACK": "rollback", "EQUIVOCATION": "equivocation",
              "KEY_CHANGED": "key changed", "BAD_OBJECT": "bad object"}
+# Added since (security review findings 10 and 5): what really happened.
+NEW_TEXTS = {"TLS_TOO_OLD": "TLS version too old"}
 
 
 def test_refusal_reasons_read_and_store_as_the_words_o2m_fetch_always_printed(tmp_path):
-    """The Reason enum is the twelve texts the reasons were before it: printed with
-    str() or an f-string, compared with text, and stored by SQLite as plain text (what
-    older stores hold in `last_reason`). Only the transport failures count as
-    unreachable."""
-    assert {r.name: r.value for r in Reason} == OLD_TEXTS
+    """The Reason enum is the twelve texts the reasons were before it, and the ones
+    added since: printed with str() or an f-string, compared with text, and stored by
+    SQLite as plain text (what older stores hold in `last_reason`). Only the transport
+    failures count as unreachable."""
+    assert {r.name: r.value for r in Reason} == OLD_TEXTS | NEW_TEXTS
+    all_texts = OLD_TEXTS | NEW_TEXTS
     db = sqlite3.connect(tmp_path / "reasons.db")
     db.execute("CREATE TABLE t (reason TEXT)")
     for reason in Reason:
-        assert str(reason) == f"{reason}" == OLD_TEXTS[reason.name] == reason
+        assert str(reason) == f"{reason}" == all_texts[reason.name] == reason
         db.execute("INSERT INTO t VALUES (?)", (reason,))
     stored = [r for (r,) in db.execute("SELECT reason FROM t")]
-    assert stored == list(OLD_TEXTS.values()) and {type(r) for r in stored} == {str}
+    assert sorted(stored) == sorted(all_texts.values()) and {type(r) for r in stored} == {str}
     assert {r for r in Reason if r.is_transport} == {
-        Reason.UNREACHABLE, Reason.TIMEOUT, Reason.BAD_CERTIFICATE, Reason.HTTP_ERROR,
-        Reason.REDIRECT}
+        Reason.UNREACHABLE, Reason.TIMEOUT, Reason.BAD_CERTIFICATE, Reason.TLS_TOO_OLD,
+        Reason.HTTP_ERROR, Reason.REDIRECT}
 
 
 # ---------------------------------------------------------------- suggested commands
