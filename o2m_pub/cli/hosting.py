@@ -89,7 +89,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         live_reload=watch, access_log=log_file, request_timeout=request_timeout,
         idle_timeout=idle_timeout, max_connections=max_connections,
         log_addresses=settings.log_addresses and not no_client_addresses,
-        report=lambda line: click.echo(f"o2m: {line}", err=True))
+        report=lambda line: click.echo(f"o2m: {line}", err=True), site_url=config.url)
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
     if listening.http is not None:
