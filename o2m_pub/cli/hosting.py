@@ -248,6 +248,10 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
     finally:
         if progress:
             progress.stop()
+    if report.hidden:
+        shown = ", ".join(report.hidden[:10]) + (", …" if len(report.hidden) > 10 else "")
+        warn(f"not published: {plural(len(report.hidden), 'dotfile')} in build/ that no "
+             f"build makes, which `o2m serve` refuses too: {shown}")
     if report.check is not None:
         missing, unknown = report.check.missing, report.check.unknown
         out(f"checked {report.target}: {plural(len(missing), 'file')} missing or changed there"
