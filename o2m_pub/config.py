@@ -55,6 +55,7 @@ class SiteConfig:
     fingerprint: str = ""  # hash of the settings that change rendered output
     serve: ServeConfig = field(default_factory=ServeConfig)
     publish_target: str | None = None  # [publish] target: a folder or an rclone remote
+    raw_html: bool = True  # false: raw HTML in posts is escaped (docs/HOSTING.md)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -183,7 +184,9 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
         groups=groups,
     )
     fingerprint = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
-    return SiteConfig(**settings, fingerprint=fingerprint,
+    # raw_html changes post bodies only, which the build renders again when it changes
+    # (`sources.markup_options`), so it is not in the fingerprint
+    return SiteConfig(**settings, fingerprint=fingerprint, raw_html=table.flag("raw_html", True),
                       serve=_serve_table(_Table("serve", doc.get("serve", {}), text, path)),
                       publish_target=_Table("publish", doc.get("publish", {}), text, path)
                       .text("target"))
