@@ -141,6 +141,7 @@ class Outcome:
     update: FriendUpdate | None = None
     notifications: list[tuple[str, str]] = field(default_factory=list)
     public_error: str | None = None  # their feed.json was refused; the rest still landed
+    as_text: int = 0  # posts too complex to render: stored as their text (render.py)
 
     @property
     def ok(self) -> bool:

@@ -78,6 +78,9 @@ from o2m_pub.reader.fetch_plan import (
     fetch_friend,
 )
 from o2m_pub.reader.model import Reason
+from o2m_pub.reader.render import BUDGET_SECONDS as RENDER_BUDGET_SECONDS
+from o2m_pub.reader.render import CPU_SECONDS as RENDER_CPU_SECONDS
+from o2m_pub.reader.render import render_pending
 from o2m_pub.reader.store import ReaderStore, StaleUpdateError, fetch_lock
 
 MAX_REDIRECTS = 3
@@ -93,6 +96,8 @@ class Limits:
     deadline: float = 120.0  # per friend: every file of theirs, start to end
     workers: int = 8
     friend_bytes: int = MAX_FRIEND_BYTES  # per friend: new archive pages and objects
+    render_cpu_seconds: float = RENDER_CPU_SECONDS  # per post (render.py)
+    render_budget: float = RENDER_BUDGET_SECONDS  # per friend: rendering their posts
 
 
 class CABundleError(O2MError):
@@ -669,8 +674,16 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
         keys = prepare_keys(store, targets, me.sign_pk, me.box_pk, unlock)
         if on_start is not None:
             on_start(len(keys))
-        return fetch_friends(store, keys, targets, now=now, limits=limits,
-                             ca_bundle=ca_bundle, on_done=on_done)
+        outcomes = fetch_friends(store, keys, targets, now=now, limits=limits,
+                                 ca_bundle=ca_bundle, on_done=on_done)
+        # Each new post rendered once, here, within hard limits: the reader never
+        # renders while a person waits (THREATS.md 49). Posts of older stores too.
+        rendering = render_pending(store, [o.friend for o in outcomes],
+                                   cpu_seconds=limits.render_cpu_seconds,
+                                   budget_seconds=limits.render_budget)
+        for o in outcomes:
+            o.as_text = rendering.as_text.get(o.friend, 0)
+        return outcomes
 
 
 # ---------------------------------------------------------------- one card (o2m friend add URL)

@@ -196,6 +196,13 @@ class StoredPost:
     attachments: tuple[dict[str, Any], ...]  # name, media_type, hash, size (no keys)
     read: bool
     fetched: str
+    # Its body rendered by the fetch (render.py): sanitised HTML, safe to show as it is;
+    # None until then. `too_complex`: it is the escaped text, the post could not be
+    # rendered within the limits (THREATS.md 49).
+    rendered: str | None = None
+    rendered_images: tuple[str, ...] = ()  # attachment names `rendered` shows inline
+    too_complex: bool = False
+    object_hash: str | None = None  # the version stored (a rendering is kept for it)
 
     @property
     def cursor(self) -> str:

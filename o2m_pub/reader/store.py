@@ -25,7 +25,8 @@ Read API (used by `o2m timeline`, `o2m show`, `o2m notifications` and the web re
 `ReaderStore.open`, `timeline`, `post`, `mark_read`, `unread_count`, `friends_summary`,
 `notifications`, `add_notification`, `mark_notifications_seen`, `attachments.path`.
 Write API (used by the fetcher): `friend_state`, `credited_attachments`, `apply_update`,
-`record_failure`, `attachments.save`, `fetch_lock`.
+`record_failure`, `attachments.save`, `fetch_lock`; and for the renderings it makes
+after each update (`render.py`, schema 2): `unrendered`, `save_rendered`.
 
     StoreError (O2MError)          the reader's store cannot be used
     ├── StoreBusyError             another process holds the store (or the fetch lock)
@@ -66,7 +67,16 @@ from o2m_pub.reader.model import (
 DB_NAME = "reader.db"
 FETCH_LOCK = "fetch.lock"
 OBJECTS_DIR = "objects"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Schema 2 (security review finding 1): each post keeps its rendering, made once by the
+# fetch (`render.py`); a store of schema 1 gets the columns, and its posts are rendered
+# by the next fetch of their friend.
+_RENDERED_COLUMNS = (
+    ("rendered", "TEXT"),  # sanitised HTML of the body; NULL: not rendered yet
+    ("rendered_images", "TEXT NOT NULL DEFAULT '[]'"),  # attachments it shows inline
+    ("too_complex", "INTEGER NOT NULL DEFAULT 0"),  # 1: `rendered` is its escaped text
+)
 
 # Added to schema 1 later: made when a store of before is first opened (an older o2m
 # ignores it).
@@ -114,11 +124,15 @@ CREATE TABLE IF NOT EXISTS posts (
     object_hash TEXT,                 -- the object this version came from (refetch guard)
     read INTEGER NOT NULL DEFAULT 0,
     fetched TEXT NOT NULL,
+    rendered TEXT,                    -- sanitised HTML, made by the fetch (render.py)
+    rendered_images TEXT NOT NULL DEFAULT '[]',
+    too_complex INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (friend, id)
 );
 CREATE INDEX IF NOT EXISTS posts_by_date ON posts (date DESC, short_id DESC);
 CREATE INDEX IF NOT EXISTS posts_by_friend ON posts (friend, date DESC, short_id DESC);
 CREATE INDEX IF NOT EXISTS posts_unread ON posts (read) WHERE read = 0;
+CREATE INDEX IF NOT EXISTS posts_unrendered ON posts (friend, date) WHERE rendered IS NULL;
 CREATE TABLE IF NOT EXISTS post_tags (
     tag TEXT NOT NULL, date TEXT NOT NULL, short_id TEXT NOT NULL,
     PRIMARY KEY (tag, date, short_id)
@@ -203,7 +217,7 @@ class ReaderStore:
         """
         root = Path(root)
         db = open_db(root / STATE_DIR / DB_NAME, _SCHEMA, SCHEMA_VERSION, _ERRORS,
-                     legacy_version=_legacy_version, foreign_keys=True,
+                     legacy_version=_legacy_version, migrate=_migrate, foreign_keys=True,
                      check_same_thread=False)
         return cls(db, root)
 
@@ -292,6 +306,25 @@ class ReaderStore:
             return self.db.execute("SELECT count(*) FROM posts WHERE read = 0").fetchone()[0]
         return self.db.execute("SELECT count(*) FROM posts WHERE read = 0 AND friend = ?",
                                (friend,)).fetchone()[0]
+
+    # -- renderings (render.py)
+
+    def unrendered(self, friend: str, limit: int = 100_000) -> list[str]:
+        """The short ids of `friend`'s posts not rendered yet, newest first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT short_id FROM posts WHERE friend = ? AND rendered IS NULL "
+            "ORDER BY date DESC LIMIT ?", (friend, limit))]
+
+    def save_rendered(self, post: StoredPost, html: str, images: Sequence[str],
+                      too_complex: bool) -> bool:
+        """Keep the rendering of `post`, unless the stored post changed meanwhile (then
+        it stays to be rendered); returns whether it was kept."""
+        with _transaction(self.db):
+            return self.db.execute(
+                "UPDATE posts SET rendered = ?, rendered_images = ?, too_complex = ? "
+                "WHERE short_id = ? AND rendered IS NULL AND object_hash IS ?",
+                (html, json.dumps(list(images)), int(too_complex), post.short_id,
+                 post.object_hash)).rowcount == 1
 
     # -- friends and notifications
 
@@ -502,6 +535,23 @@ def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
                            f"meanwhile (seq {stored_seq})", Reason.ROLLBACK)
 
 
+def _migrate(db: sqlite3.Connection, found: int) -> None:
+    """Bring a store of schema `found` to SCHEMA_VERSION (inside open_db's upgrade
+    transaction, before the schema's CREATE ... IF NOT EXISTS run).
+
+    Raises:
+        StoreError: the store was written by a newer o2m.
+    """
+    if found > SCHEMA_VERSION:
+        raise StoreError(f"{_ERRORS.where} was written by a newer o2m (schema {found})",
+                         hint="upgrade o2m")
+    if found < 2 and has_table(db, "posts"):
+        have = {r[1] for r in db.execute("PRAGMA table_info(posts)")}
+        for name, kind in _RENDERED_COLUMNS:
+            if name not in have:
+                db.execute(f"ALTER TABLE posts ADD COLUMN {name} {kind}")
+
+
 def _legacy_version(db: sqlite3.Connection) -> int | None:
     """Stores from before `user_version` kept their version in a table of their own,
     `meta`, gone once the version is in the header."""
@@ -642,7 +692,9 @@ def _add_notification(db: sqlite3.Connection, kind: str, friend: str | None, det
 
 def _post(db: sqlite3.Connection, r: Sequence[Any]) -> StoredPost:
     (friend, post_id, short, audience, title, markdown, html, summary, date, updated, tags,
-     reply_to, url, attachments, _object_hash, read, fetched) = r
+     reply_to, url, attachments, object_hash, read, fetched, rendered, rendered_images,
+     too_complex) = r[:20]
     return StoredPost(friend, post_id, short, audience, title, markdown, html, summary, date,
                       updated, tuple(json.loads(tags)), reply_to, url,
-                      tuple(json.loads(attachments)), bool(read), fetched)
+                      tuple(json.loads(attachments)), bool(read), fetched, rendered,
+                      tuple(json.loads(rendered_images)), bool(too_complex), object_hash)

@@ -9,8 +9,11 @@ a loopback address. It never serves from `build/`: every page comes from the sto
 What a friend wrote is hostile until proven otherwise, and the page is defended in
 depth (THREATS.md 33-36, 39):
 
-- bodies are re-rendered and cleaned by nh3 (`sanitize.render_post`); names, titles
-  and tags are neutralised (`sanitize.display_text`) and autoescaped by Jinja2;
+- bodies are rendered and cleaned by nh3 once, when `o2m fetch` stores them
+  (`render.py`, in a worker process with hard limits): no parser runs on a friend's
+  text while a page is asked for (THREATS.md 49). A post not rendered yet, or too
+  complex to render, is shown as its escaped text with a note. Names, titles and tags
+  are neutralised (`sanitize.display_text`) and autoescaped by Jinja2;
 - every response carries a strict Content-Security-Policy (no script at all, images
   and styles only from this server), ``X-Content-Type-Options: nosniff``, no referrer
   to other sites, no framing; an attachment is served inline only if it is a raster image, any other
@@ -31,22 +34,26 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote, unquote
 
 from o2m_pub.errors import O2MError
-from o2m_pub.reader.sanitize import display_text, render_post, sanitize_html
+from o2m_pub.reader.sanitize import display_text
 from o2m_pub.reader.store import AmbiguousPostError, StoreBusyError
 from o2m_pub.reader.timeline import (
+    INLINE_TYPES,
     attachments,
     check_cursor,
     entry,
     friends_unread,
     human_size,
+    inline_urls,
     local_time,
     mark_all_read,
     notification_text,
+    post_text,
 )
 
 if TYPE_CHECKING:
@@ -67,9 +74,6 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-# Shown inline: raster images a browser decodes as images, never as a document
-# (image/svg+xml can carry script, so it is a download like everything else).
-INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
 HTML_TYPE = "text/html; charset=utf-8"
 
 
@@ -235,19 +239,19 @@ class ReaderApp:
         if post is None:
             return self._error(404, "No such post.")
         files = attachments(post, self.store)
-        urls = {f.name: f"/file/{post.short_id}/{f.index}" for f in files
-                if f.path is not None and f.media_type in INLINE_TYPES}
-        if post.markdown is not None:
-            safe = render_post(post.markdown, urls)
-        else:
-            safe = sanitize_html(post.html or "")
+        urls = inline_urls(post, files)
         from markupsafe import Markup
 
-        shown = set(safe.images)
+        if post.rendered is not None:  # nh3's output, made by the fetch (render.py)
+            body, shown = Markup(post.rendered), set(post.rendered_images)
+            note = ("This post was too complex to render: here is its text."
+                    if post.too_complex else None)
+        else:  # a post stored before renderings were: its text, escaped
+            body, shown = Markup(f"<pre>{escape(post_text(post))}</pre>"), set()
+            note = "This post is not rendered yet (the next o2m fetch does it): here is its text."
         line = entry(post, self.tz)
         page = render_page(
-            "post.html", heading=line.headline, post=post,
-            entry=line, body=Markup(safe.html),  # nh3's output (see sanitize)
+            "post.html", heading=line.headline, post=post, entry=line, body=body, note=note,
             gallery=[f for f in files if f.name in urls and f.name not in shown],
             files=files, url=post.url if post.url and post.url.startswith("https://") else None,
             **self._common())

@@ -16,11 +16,7 @@ import http.client
 import http.server
 import os
 import re
-import select
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +24,7 @@ from pathlib import Path
 import pytest
 from support.data import BOB_PK, PNG
 from support.people import PASS, Person, server_context  # noqa: F401
+from support.reader_process import start_reader, stop_reader
 
 from o2m_pub.reader.model import FriendUpdate, PostRow, short_id_for
 from o2m_pub.reader.store import ReaderStore
@@ -90,30 +87,6 @@ class Tracker:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def start_reader(root: Path) -> tuple[subprocess.Popen, str]:
-    """`o2m reader --port 0` as a user runs it; returns the process and its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "-C", str(root), "reader",
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    ready, _, _ = select.select([proc.stdout], [], [], 60)
-    line = proc.stdout.readline() if ready else ""
-    m = re.fullmatch(r"o2m: reader at (http://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)\n", line)
-    if m is None:
-        proc.kill()
-        raise AssertionError(f"unexpected first line {line!r}; stderr: {proc.stderr.read()}")
-    return proc, m.group(1)
-
-
-def stop_reader(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

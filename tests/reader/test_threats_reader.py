@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import http.client
+import json
 import os
 import shutil
 import socket
@@ -22,6 +24,7 @@ from nacl.bindings import crypto_secretbox_easy
 from nacl.secret import SecretBox
 from support.people import PASS, Person, server_context  # noqa: F401
 from support.raw_tls import RawTLSServer
+from support.reader_process import start_reader, stop_reader
 
 from o2m_pub.friends.identity import load_identity
 from o2m_pub.protocol import feeds
@@ -569,3 +572,67 @@ def test_threat_23_an_attachment_is_credited_to_a_friend_only_after_their_own_do
     finally:
         db.close()
     assert credits == ([("ada",), ("carol",)] if key == "the right key" else [("ada",)])
+
+
+# ---------------------------------------------------------------- 49: posts that take a parser minutes
+
+
+def _page(url: str, path: str) -> tuple[int, str]:
+    """GET a page of the reader as the person's own navigation, giving it 30 s: far less
+    than any hostile post below took to render before it was rendered at fetch time."""
+    netloc = url.split("/")[2]
+    conn = http.client.HTTPConnection(netloc, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Host": netloc, "Sec-Fetch-Site": "same-origin",
+                                           "Sec-Fetch-Mode": "navigate",
+                                           "Sec-Fetch-Dest": "document"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_threat_49_a_post_that_takes_a_parser_minutes_blocks_no_page(people):
+    """THREATS 49 (security review finding 1) end to end. Ada's key signs a head listing
+    a post of 20,000 `[` (Python-Markdown needs minutes; the review's reader took 49.6 s
+    for 16,000 and answered no other page meanwhile); her public feed.json carries a
+    post of 100,000 nested `<div>` (nh3: 90 s) and one of 100,000 `<script` with no
+    summary (the timeline's excerpt of it took minutes). Bob's fetch renders each post
+    once, within the CPU limit, and stores the first two as text. His `o2m reader` then
+    answers every page within its client's 30 s: the timeline, Ada's page, each hostile
+    post as its escaped text with a note, and her real post rendered."""
+    ada, bob, carol, bundle = people
+    doc = {"v": 1, "type": "o2m-post", "date": "2026-11-24T10:00:00Z", "title": "Brackets",
+           "markdown": "[" * 20_000}
+    data, ref = feeds.seal_object(canonical_json(doc), key=os.urandom(32), nonce=os.urandom(24))
+    (ada.root / "build" / ref.path).write_bytes(data)
+    head = published_head(ada, bob)
+    publish_head(ada, bob, seq=head.seq + 1, items=[
+        feeds.Item(b64u_encode(os.urandom(16)), "2026-11-24T10:00:00Z", ref), *head.items])
+    feed_file = ada.root / "build/feed.json"
+    public = json.loads(feed_file.read_text())
+    public["items"] += [{"id": f"{ada.server.url}2026/{slug}/", "url": f"{ada.server.url}2026/"
+                         f"{slug}/", "title": title, "content_html": html,
+                         "date_published": "2026-11-23T10:00:00Z"}
+                        for slug, title, html in (("divs", "Divs", "<div>" * 100_000),
+                                                  ("scripts", "Scripts", "<script" * 100_000))]
+    feed_file.write_text(json.dumps(public))
+    got = bob.fetch(bundle, "ada", limits=LIMITS)["ada"]
+    assert (got.status, got.new, got.as_text) == ("new", 3, 2), got
+    ids = {p.title: p.short_id for p in bob.timeline(friend="ada")}
+    proc, url = start_reader(bob.root)
+    try:
+        for path in ("/", "/friend/ada"):
+            status, page = _page(url, path)
+            assert status == 200 and "Brackets" in page and "Scripts" in page
+        status, page = _page(url, f"/post/{ids['Brackets']}")
+        assert status == 200 and "too complex to render" in page
+        assert "<pre>" + "[" * 20_000 + "</pre>" in page
+        status, page = _page(url, f"/post/{ids['Divs']}")
+        assert status == 200 and "too complex to render" in page and "&lt;div" not in page
+        status, page = _page(url, f"/post/{ids['Scripts']}")
+        assert status == 200 and "too complex" not in page and "<script" not in page
+        status, page = _page(url, f"/post/{ids['Ada first']}")
+        assert status == 200 and "<p>Body.</p>" in page and "too complex" not in page
+    finally:
+        assert stop_reader(proc) == 0
