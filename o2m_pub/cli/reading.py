@@ -73,7 +73,8 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
 
     Prints one line per friend: new posts, unchanged, no feed yet, or refused with the
     reason (unreachable, timeout, bad certificate, TLS version too old, bad signature,
-    rollback, equivocation, oversized, malformed, bad object, key changed). A refused friend
+    rollback, equivocation, oversized, malformed, bad object, key changed, over quota:
+    [reader] quota_per_friend in o2m.toml). A refused friend
     keeps everything stored before; the others are not held up.
 
     \b

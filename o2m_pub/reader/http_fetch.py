@@ -81,7 +81,8 @@ from o2m_pub.reader.model import Reason
 from o2m_pub.reader.render import BUDGET_SECONDS as RENDER_BUDGET_SECONDS
 from o2m_pub.reader.render import CPU_SECONDS as RENDER_CPU_SECONDS
 from o2m_pub.reader.render import render_pending
-from o2m_pub.reader.store import ReaderStore, StaleUpdateError, fetch_lock
+from o2m_pub.reader.spool import FriendSpool
+from o2m_pub.reader.store import OverQuotaError, ReaderStore, StaleUpdateError, fetch_lock
 
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
@@ -569,68 +570,85 @@ def prepare_keys(store: ReaderStore, targets: list[Target], own_sign_pk: bytes,
 
 def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: list[Target], *,
                   now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
-                  public: bool = True,
+                  public: bool = True, quota: int | None = None,
                   on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Fetch every friend in parallel (at most `limits.workers` at once) and store each
-    accepted update in its own transaction as it completes. One friend's failure is
-    recorded for them alone (THREATS.md 32)."""
+    accepted update in its own transaction as it completes; one that would take the
+    friend past `quota` bytes in the store is refused (THREATS.md 52). One friend's
+    failure is recorded for them alone (THREATS.md 32). Each friend's long texts wait
+    in the store's spool, not in memory, until their update is stored or refused."""
     by_name = {t.name: t for t in targets}
     fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=len(targets),
                           pins=[t.tls_pin for t in targets if t.tls_pin is not None])
     work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name),
-             FriendAttachments(store.attachments, store.credited_attachments(k.name)))
+             FriendAttachments(store.attachments, store.credited_attachments(k.name)),
+             FriendSpool(store.spool))
             for k in friend_keys]
     outcomes = []
 
-    def one(keys: FriendKeys, state, hashes, attachments) -> Outcome:  # noqa: ANN001
+    def one(keys: FriendKeys, state, hashes, attachments, spool) -> Outcome:  # noqa: ANN001
         target = by_name[keys.name]
         get = fetcher.getter(target.url, time.monotonic() + limits.deadline, target.tls_pin)
         return fetch_friend(keys, state, hashes, get, attachments, now, public=public,
-                            max_bytes=limits.friend_bytes)
+                            max_bytes=limits.friend_bytes, spool=spool)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:
-            futures = {pool.submit(one, *w): w[0] for w in work}
+            futures = {pool.submit(one, *w): w for w in work}
             try:
-                _gather(futures, store, now, outcomes, on_done)
+                _gather(futures, store, now, outcomes, quota, on_done)
             except BaseException:  # Ctrl-C or a store error: do not fetch the friends queued
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:
         fetcher.close()
+    # attachments that a refused update alone brought are not kept (THREATS.md 52); only
+    # now, when every accepted update that may share them has been stored
+    refused = {o.friend for o in outcomes if not o.ok}
+    store.drop_uncredited_attachments([h for keys, _, _, attachments, _ in work
+                                       if keys.name in refused for h in attachments.saved])
     return sorted(outcomes, key=lambda o: o.friend)
 
 
 def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[Outcome],
-            on_done: Callable[[Outcome], None] | None) -> None:
+            quota: int | None, on_done: Callable[[Outcome], None] | None) -> None:
     """Record each friend's outcome as it completes."""
     for future in as_completed(futures):
-        keys = futures[future]
+        keys, spool = futures[future][0], futures[future][4]
         try:
             outcome = future.result()
         except Exception as e:  # a bug must not cost the other friends their fetch
             outcome = Outcome(keys.name, "refused", reason=Reason.MALFORMED,
                               detail=f"internal error: {e.__class__.__name__}: {e}")
-        _record(store, keys, outcome, now)
+        try:
+            _record(store, keys, outcome, now, quota)
+        finally:
+            spool.discard()  # stored, or refused: the texts' files are done with
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
 
 
-def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime) -> None:
+def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime,
+            quota: int | None = None) -> None:
     """Store an accepted update, or the failure. An update whose head is no longer
     newer than the stored one when it commits (another fetch stored a newer head
-    meanwhile) is refused then, as a rollback or equivocation (THREATS.md 10)."""
+    meanwhile) is refused then, as a rollback or equivocation (THREATS.md 10); one
+    that would take the friend past `quota`, as over quota (THREATS.md 52)."""
     if outcome.update is not None:
         try:
-            store.apply_update(outcome.update, now=now)
+            store.apply_update(outcome.update, now=now, quota=quota)
             return
-        except StaleUpdateError as e:
-            outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
+        except (StaleUpdateError, OverQuotaError) as e:
+            reason = e.reason if isinstance(e, StaleUpdateError) else Reason.OVER_QUOTA
+            outcome.status, outcome.reason, outcome.detail = "refused", reason, str(e)
             outcome.update = None
             outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
-            if e.reason == Reason.EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
+            if reason == Reason.EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
                 outcome.notifications.append(("equivocation", str(e)))
+            if reason == Reason.OVER_QUOTA:
+                outcome.detail = f"{e}; {e.hint}"
+                outcome.notifications.append(("over_quota", outcome.detail))
     store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or Reason.MALFORMED,
                          outcome.detail, now=now, notifications=outcome.notifications)
 
@@ -670,17 +688,19 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
         from o2m_pub.protocol.keyfile import NoIdentityError
         raise NoIdentityError("this site has no identity (keys/card.json)")
     targets = targets_from_friends(friends)
+    quota = config.reader.quota_per_friend
     with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:
+        store.spool.clear()  # what a fetch killed before left there
         keys = prepare_keys(store, targets, me.sign_pk, me.box_pk, unlock)
         if on_start is not None:
             on_start(len(keys))
         outcomes = fetch_friends(store, keys, targets, now=now, limits=limits,
-                                 ca_bundle=ca_bundle, on_done=on_done)
+                                 ca_bundle=ca_bundle, quota=quota, on_done=on_done)
         # Each new post rendered once, here, within hard limits: the reader never
         # renders while a person waits (THREATS.md 49). Posts of older stores too.
         rendering = render_pending(store, [o.friend for o in outcomes],
                                    cpu_seconds=limits.render_cpu_seconds,
-                                   budget_seconds=limits.render_budget)
+                                   budget_seconds=limits.render_budget, quota=quota)
         for o in outcomes:
             o.as_text = rendering.as_text.get(o.friend, 0)
         return outcomes

@@ -13,9 +13,10 @@ time, reused from post to post), under limits no input can talk its way past:
 
 - CPU time: the child arms an ITIMER_PROF timer of `cpu_seconds` before each post; the
   kernel ends it with SIGPROF when the post has cost that much CPU. Such a post is
-  stored as its text, escaped, with a note ("too complex to render"), for good.
+  marked too complex, for good: the reader shows it as its escaped text (a linear
+  step, no parser) with a note ("too complex to render").
 - memory: the child's address space is capped (RLIMIT_AS); a post that needs more is
-  stored as text the same way.
+  marked the same way.
 - wall-clock time: a child that makes no progress for `wall_seconds` (a machine
   swapping, a stopped process) is killed, and the post is left for the next fetch: a
   busy machine is no reason to give up on a post for ever.
@@ -23,8 +24,9 @@ time, reused from post to post), under limits no input can talk its way past:
   rendered by the next fetch, newest posts first.
 
 Posts the store had before it kept rendered HTML (schema 1) are rendered the same way,
-by the next fetch of their friend. Until then, and for a post whose text is too big to
-render at all, the reader shows the escaped text with a note.
+by the next fetch of their friend; until then the reader shows their escaped text with
+a note. A post of over 512 KiB of Markdown (or 1 MiB of HTML) is not rendered at all.
+A rendering counts towards its friend's quota (`store.save_rendered`).
 """
 
 from __future__ import annotations
@@ -37,10 +39,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from html import escape
 from typing import TYPE_CHECKING, Any, Iterable
 
-from o2m_pub.reader.sanitize import MAX_MARKDOWN_CHARS, body_text, render_post, sanitize_html
+from o2m_pub.reader.sanitize import MAX_MARKDOWN_CHARS, render_post, sanitize_html
 
 if TYPE_CHECKING:
     from o2m_pub.reader.model import StoredPost
@@ -56,23 +57,16 @@ _LENGTH = 8  # bytes of the big-endian length before each message on the pipes
 
 @dataclass(frozen=True)
 class Rendered:
-    """A post as the reader shows it: sanitised HTML (safe to insert unescaped), the
-    attachment names it shows inline, and whether it is only its escaped text because
-    it was too big or too complex to render."""
+    """A post as the reader shows it: sanitised HTML (safe to insert unescaped) and the
+    attachment names it shows inline; or, too big or too complex to render, none: it
+    is then shown as its escaped text (a linear step, no parser)."""
 
     html: str
     images: tuple[str, ...] = ()
     too_complex: bool = False
 
 
-def as_text(text: str) -> str:
-    """A post's text as HTML that shows it verbatim: escaped, in a <pre>."""
-    return f"<pre>{escape(text)}</pre>"
-
-
-def too_complex(text: str) -> Rendered:
-    """What is stored for a post that cannot be rendered within the limits."""
-    return Rendered(as_text(text), (), True)
+TOO_COMPLEX = Rendered("", (), True)  # what is stored for a post past the limits
 
 
 # ---------------------------------------------------------------- the parent's side
@@ -173,26 +167,30 @@ def _wait(fd: int, deadline: float | None, *, write: bool) -> None:
         raise TimeoutError
 
 
+def too_big(markdown_chars: int | None, html_chars: int) -> bool:
+    """Whether a post is too big to be worth a parser's time: no real post is half a
+    megabyte of Markdown (PROTOCOL.md allows one; it is shown as its text)."""
+    if markdown_chars is not None:
+        return markdown_chars > MAX_MARKDOWN_CHARS
+    return html_chars > MAX_HTML_CHARS
+
+
 def render_one(post: "StoredPost", attachment_urls: dict[str, str],
                worker: RenderWorker) -> Rendered | None:
     """One stored post rendered (its Markdown) or sanitised (a public post's HTML);
-    None when it is to be tried again later. Past the limits, its text (the Markdown
-    source, or the HTML's text) escaped."""
-    from o2m_pub.reader.timeline import post_text  # linear: no parser
-
+    None when it is to be tried again later; TOO_COMPLEX past the limits."""
     if post.markdown is not None:
-        if len(body_text(post.markdown)) > MAX_MARKDOWN_CHARS:
-            return too_complex(post_text(post))
         job = {"markdown": post.markdown, "attachments": attachment_urls}
     else:
-        if len(post.html or "") > MAX_HTML_CHARS:
-            return too_complex(post_text(post))
         job = {"html": post.html or ""}
+    if too_big(len(post.markdown) if post.markdown is not None else None,
+               len(post.html or "")):
+        return TOO_COMPLEX
     answer = worker.render(job)
     if answer is None:
         return None
     if "error" in answer:
-        return too_complex(post_text(post))
+        return TOO_COMPLEX
     return Rendered(answer["html"], tuple(answer["images"]))
 
 
@@ -207,9 +205,12 @@ class RenderSummary:
 
 def render_pending(store: "ReaderStore", friends: Iterable[str], *,
                    cpu_seconds: float = CPU_SECONDS, wall_seconds: float = WALL_SECONDS,
-                   budget_seconds: float = BUDGET_SECONDS) -> RenderSummary:
+                   budget_seconds: float = BUDGET_SECONDS,
+                   quota: int | None = None) -> RenderSummary:
     """Render the posts of `friends` that the store holds no rendering of, newest
-    first, each friend for at most `budget_seconds`, and store each result.
+    first, each friend for at most `budget_seconds`, and store each result (a
+    rendering that would take its friend past `quota` bytes is not kept: that post is
+    shown as its text). A post too big to render is never read whole here.
 
     Raises:
         StoreError: the store cannot be written.
@@ -224,15 +225,24 @@ def render_pending(store: "ReaderStore", friends: Iterable[str], *,
             for short_id in store.unrendered(friend):
                 if time.monotonic() >= stop_at:
                     break
-                post = store.post(short_id)
-                if post is None or post.short_id != short_id:
+                facts = store.post_facts(short_id)
+                if facts is None:
                     continue
-                result = render_one(post, inline_urls(post, attachments(post, store)), worker)
-                if result is None:
-                    continue
-                if store.save_rendered(post, result.html, result.images, result.too_complex):
+                if too_big(facts.markdown_chars, facts.html_chars):
+                    post, result = facts, TOO_COMPLEX
+                else:
+                    post = store.post(short_id)
+                    if post is None or post.short_id != short_id:
+                        continue
+                    result = render_one(post, inline_urls(post, attachments(post, store)),
+                                        worker)
+                    if result is None:
+                        continue
+                as_text = store.save_rendered(post, result.html, result.images,
+                                              result.too_complex, quota)
+                if as_text is not None:
                     done += 1
-                    text += result.too_complex
+                    text += as_text
             summary.rendered[friend] = done
             summary.as_text[friend] = text
             summary.left[friend] = len(store.unrendered(friend))

@@ -115,13 +115,14 @@ def local_time(stored: str, tz: dt.tzinfo) -> str:
 # ---------------------------------------------------------------- posts as text
 
 
-def post_text(post: "StoredPost") -> str:
+def post_text(post: "StoredPost", limit: int | None = None) -> str:
     """A post's text: its Markdown source, or a public post's HTML made text; control
-    characters and bidi overrides neutralised (safe to write to a terminal)."""
+    characters and bidi overrides neutralised (safe to write to a terminal). With
+    `limit`, at most about that many characters, read from the start only."""
     if post.markdown is not None:
-        return body_text(post.markdown)
+        return body_text(post.markdown[:limit])
     if post.html:
-        return body_text(html_to_text(post.html))
+        return body_text(html_to_text(post.html[:limit])[:limit])
     return body_text(post.summary or "")
 
 
@@ -240,6 +241,7 @@ _NOTIFICATION_TEXT = {
     "equivocation": ("{friend}'s host served two different feeds with the same number: "
                      "the stored one is kept{detail}"),
     "reply": "{friend} replied{detail}",
+    "over_quota": "{friend}'s feed is refused: over your quota for one friend{detail}",
 }
 
 

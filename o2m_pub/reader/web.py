@@ -75,6 +75,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 HTML_TYPE = "text/html; charset=utf-8"
+SHOWN_TEXT_CHARS = 256 * 1024  # of a post shown as its text (`o2m show` prints it all)
 
 
 class ReaderWebError(O2MError):
@@ -242,13 +243,18 @@ class ReaderApp:
         urls = inline_urls(post, files)
         from markupsafe import Markup
 
-        if post.rendered is not None:  # nh3's output, made by the fetch (render.py)
-            body, shown = Markup(post.rendered), set(post.rendered_images)
+        note = None
+        if post.rendered is not None and not post.too_complex:
+            body, shown = Markup(post.rendered), set(post.rendered_images)  # nh3's (render.py)
+        else:  # its text, escaped (linear: no parser), and why
+            text = post_text(post, SHOWN_TEXT_CHARS)
+            if len(text) >= SHOWN_TEXT_CHARS:
+                text += "\n[…]"
+            body, shown = Markup(f"<pre>{escape(text)}</pre>"), set()
             note = ("This post was too complex to render: here is its text."
-                    if post.too_complex else None)
-        else:  # a post stored before renderings were: its text, escaped
-            body, shown = Markup(f"<pre>{escape(post_text(post))}</pre>"), set()
-            note = "This post is not rendered yet (the next o2m fetch does it): here is its text."
+                    if post.too_complex else
+                    "This post is not rendered yet (the next o2m fetch does it): here is its "
+                    "text.")
         line = entry(post, self.tz)
         page = render_page(
             "post.html", heading=line.headline, post=post, entry=line, body=body, note=note,

@@ -336,7 +336,7 @@ OLD_TEXTS = {"UNREACHABLE": "unreachable", "TIMEOUT": "timeout",
              "ROLLBACK": "rollback", "EQUIVOCATION": "equivocation",
              "KEY_CHANGED": "key changed", "BAD_OBJECT": "bad object"}
 # Added since (security review findings 10 and 5): what really happened.
-NEW_TEXTS = {"TLS_TOO_OLD": "TLS version too old"}
+NEW_TEXTS = {"TLS_TOO_OLD": "TLS version too old", "OVER_QUOTA": "over quota"}
 
 
 def test_refusal_reasons_read_and_store_as_the_words_o2m_fetch_always_printed(tmp_path):

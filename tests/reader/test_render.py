@@ -15,7 +15,7 @@ from support.data import BOB_PK, PNG
 
 from o2m_pub.reader.model import FriendUpdate, PostRow
 from o2m_pub.reader.render import RenderWorker, render_pending
-from o2m_pub.reader.store import ReaderStore
+from o2m_pub.reader.store import SCHEMA_VERSION, ReaderStore
 from o2m_pub.reader.web import ReaderApp
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -48,9 +48,9 @@ def stored(store: ReaderStore) -> dict[str, tuple[str | None, bool]]:
 def test_threat_49_hostile_markdown_and_html_are_stored_as_text_within_the_cpu_limit(store):
     """THREATS 49: four shapes of Markdown that take Python-Markdown minutes, and HTML
     that takes nh3 90 s, each cost the worker at most its CPU limit (here 1 s: the
-    kernel ends it with SIGPROF) and are stored as their escaped text (the Markdown
-    source; the HTML's text), marked too complex; the posts around them are rendered
-    and sanitised as usual, by a new worker after each one that was ended."""
+    kernel ends it with SIGPROF) and are marked too complex, with no rendering (the
+    reader shows their escaped text); the posts around them are rendered and
+    sanitised as usual, by a new worker after each one that was ended."""
     rows = [post(0)]
     rows += [post(i, title=name, markdown=text)
              for i, (name, text) in enumerate(HOSTILE_MARKDOWN.items(), start=1)]
@@ -62,9 +62,8 @@ def test_threat_49_hostile_markdown_and_html_are_stored_as_text_within_the_cpu_l
     summary = render_pending(store, ["bob"], cpu_seconds=1.0, budget_seconds=600)
     got = stored(store)
     assert summary.as_text == {"bob": 5} and summary.left == {"bob": 0}
-    for name, text in HOSTILE_MARKDOWN.items():
-        assert got[name] == (f"<pre>{text}</pre>", True)
-    assert got["nested divs"] == ("<pre></pre>", True)  # its text: none
+    for name in [*HOSTILE_MARKDOWN, "nested divs"]:
+        assert got[name] == ("", True)
     assert got["public"] == ("<p>Hi <b>there</b></p>", False)
     assert got["Post 0"] == ("<p>Post <em>0</em>.</p>", False)
     assert got["Post 10"] == ("<p>Post <em>10</em>.</p>", False)
@@ -80,7 +79,7 @@ def test_a_stalled_worker_leaves_the_post_for_the_next_fetch(store):
     summary = render_pending(store, ["bob"], cpu_seconds=30, wall_seconds=1)
     assert stored(store) == {"slow": (None, False)} and summary.left == {"bob": 1}
     render_pending(store, ["bob"], cpu_seconds=1.0)
-    assert stored(store) == {"slow": ("<pre>" + "[" * 20_000 + "</pre>", True)}
+    assert stored(store) == {"slow": ("", True)}
 
 
 def test_each_friend_renders_newest_first_within_a_budget(store):
@@ -103,7 +102,7 @@ def test_an_edit_is_rendered_again_and_a_stale_rendering_is_not_kept(store):
     old = store.timeline()[0]
     store.apply_update(FriendUpdate("bob", BOB_PK, upserts=[
         post(1, markdown="New *text*.", object_hash="e" * 64)]), now=NOW)
-    assert not store.save_rendered(old, "<p>old</p>", (), False)
+    assert store.save_rendered(old, "<p>old</p>", (), False) is None
     render_pending(store, ["bob"])
     assert stored(store) == {"Post 1": ("<p>New <em>text</em>.</p>", False)}
 
@@ -139,9 +138,9 @@ PRAGMA user_version = 1;
 
 
 def test_a_store_of_schema_1_gets_renderings_at_the_next_fetch(tmp_path):
-    """A store from before posts kept their rendering opens (schema 2 now); its posts
-    show as escaped text with a note, no parser running, until the next fetch renders
-    them."""
+    """A store from before posts kept their rendering opens (and is brought up to
+    date); its posts show as escaped text with a note, no parser running, until the
+    next fetch renders them."""
     (tmp_path / ".o2m").mkdir(mode=0o700)
     db = sqlite3.connect(tmp_path / ".o2m/reader.db")
     db.executescript(_SCHEMA_1_POSTS)
@@ -158,7 +157,7 @@ def test_a_store_of_schema_1_gets_renderings_at_the_next_fetch(tmp_path):
         page = app.handle("GET", "/post/abcdefghij", {}, {}, {"host": "127.0.0.1:8080"})
         assert b"<p>An <em>old</em> post.</p>" in page.body and b"not rendered" not in page.body
     db = sqlite3.connect(tmp_path / ".o2m/reader.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()
 
 
@@ -180,8 +179,24 @@ def test_the_web_reader_shows_the_stored_rendering_and_runs_no_parser(store):
     what is shown (here a rendering no parser would make from the post's text)."""
     store.apply_update(FriendUpdate("bob", BOB_PK, upserts=[post(1)]), now=NOW)
     (p,) = store.timeline()
-    assert store.save_rendered(p, "<p>stored <b>rendering</b></p>", (), False)
+    assert store.save_rendered(p, "<p>stored <b>rendering</b></p>", (), False) is False
     app = ReaderApp(store, dt.timezone.utc)
     app.bound_to("127.0.0.1", 8080)
     page = app.handle("GET", f"/post/{p.short_id}", {}, {}, {"host": "127.0.0.1:8080"})
     assert b"<p>stored <b>rendering</b></p>" in page.body and b"Post <em>1" not in page.body
+
+
+def test_a_post_too_big_to_render_is_shown_as_its_text_without_a_parser(store):
+    """A post of more than 512 KiB of Markdown is never sent to the worker (nor read
+    whole by the fetch): it is marked too complex, and its page shows the start of its
+    text, escaped, with a note."""
+    text = "<b>" + "word " * 200_000  # 1 MB
+    store.apply_update(FriendUpdate("bob", BOB_PK, upserts=[post(1, markdown=text)]), now=NOW)
+    summary = render_pending(store, ["bob"], cpu_seconds=0.01)  # any rendering would fail
+    assert summary.as_text == {"bob": 1} and stored(store) == {"Post 1": ("", True)}
+    app = ReaderApp(store, dt.timezone.utc)
+    app.bound_to("127.0.0.1", 8080)
+    page = app.handle("GET", f"/post/{store.timeline()[0].short_id}", {}, {},
+                      {"host": "127.0.0.1:8080"}).body.decode()
+    assert "too complex to render" in page and "<pre>&lt;b&gt;word word" in page
+    assert "<b>word" not in page and len(page) < 300_000
