@@ -3,8 +3,9 @@
 `fetch_plan` turns downloaded bytes and the stored state into one update or a refusal
 (PROTOCOL.md §3.5), with no sockets and no SQLite; `model` holds the values it shares
 with the store; `http_fetch` moves the bytes with hard limits (urllib3's private parts
-fenced in `_urllib3_compat`); `store` keeps what was accepted in SQLite and
-`attachments` the decrypted attachments beside it; `sanitize` makes a friend's post
+fenced in `_urllib3_compat`); `store` keeps what was accepted in SQLite,
+`attachments` the decrypted attachments beside it, and `spool` a fetch's long texts
+on disk until their update is stored; `sanitize` makes a friend's post
 safe to show, and `render` runs it once per post, at fetch time, in a child process
 with hard limits; `timeline` and `web` show it in the terminal and in the browser.
 
