@@ -42,6 +42,33 @@ class ServeConfig:
     moved_to: str | None = None  # the site moved there: all but its card is redirected
 
 
+DEFAULT_QUOTA_PER_FRIEND = 256 << 20  # [reader] quota_per_friend (docs/CONFIG.md)
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.I)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """How `o2m fetch` keeps friends' posts, from the optional ``[reader]`` table."""
+
+    quota_per_friend: int = DEFAULT_QUOTA_PER_FRIEND  # bytes one friend may take, all runs
+
+
+def parse_size(text: object) -> int:
+    """A size as o2m.toml writes it: "256 MiB", "1 GiB", "500 MB", or bytes (an integer).
+
+    Raises:
+        ValueError: none of those.
+    """
+    if type(text) is int and text >= 0:
+        return text
+    m = _SIZE_RE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError("not a size")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").lower()])
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     """What the builder needs to know about the site, validated."""
@@ -59,6 +86,8 @@ class SiteConfig:
     fingerprint: str = ""  # hash of the settings that change rendered output
     serve: ServeConfig = field(default_factory=ServeConfig)
     publish_target: str | None = None  # [publish] target: a folder or an rclone remote
+    raw_html: bool = True  # false: raw HTML in posts is escaped (docs/HOSTING.md)
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -187,8 +216,11 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
         groups=groups,
     )
     fingerprint = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
-    return SiteConfig(**settings, fingerprint=fingerprint,
+    # raw_html changes post bodies only, which the build renders again when it changes
+    # (`sources.markup_options`), so it is not in the fingerprint
+    return SiteConfig(**settings, fingerprint=fingerprint, raw_html=table.flag("raw_html", True),
                       serve=_serve_table(_Table("serve", doc.get("serve", {}), text, path)),
+                      reader=_reader_table(_Table("reader", doc.get("reader", {}), text, path)),
                       publish_target=_Table("publish", doc.get("publish", {}), text, path)
                       .text("target"))
 
@@ -253,6 +285,23 @@ def replace_site_url(text: str, url: str) -> str:
             return "".join(lines)
     raise ConfigError("no url = \"…\" line in the [site] table", path=CONFIG_NAME,
                       hint="set [site] url by hand")
+
+
+def _reader_table(table: _Table) -> ReaderConfig:
+    """The ``[reader]`` table (`o2m fetch`); it changes nothing built, so no fingerprint."""
+    unknown = set(table.values) - {"quota_per_friend"}
+    if unknown:
+        raise table.fail(sorted(unknown)[0], "is not a known setting", hint="see docs/CONFIG.md")
+    value = table.values.get("quota_per_friend", DEFAULT_QUOTA_PER_FRIEND)
+    try:
+        quota = parse_size(value)
+    except ValueError:
+        raise table.fail("quota_per_friend", f"must be a size such as \"256 MiB\", not "
+                         f"{value!r}", hint='e.g. quota_per_friend = "1 GiB"') from None
+    if quota < 64 << 10:
+        raise table.fail("quota_per_friend", "must be at least 64 KiB",
+                         hint='a bare number is bytes: write a unit, e.g. "256 MiB"')
+    return ReaderConfig(quota_per_friend=quota)
 
 
 def known_audience_names(friends: Collection[str],

@@ -73,6 +73,7 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     ├── StoreError                      reader.store          the reader's store cannot be used
     │   ├── StoreBusyError              reader.store          another process is writing to it
     │   ├── StaleUpdateError            reader.store          a newer head was stored meanwhile
+    │   ├── OverQuotaError              reader.store          a friend's update past their quota
     │   └── AmbiguousPostError          reader.store          a short id of several posts
     ├── ReadingError                    reader.timeline       the timeline cannot show this
     │   ├── NoSuchPostError             reader.timeline       no stored post has this id

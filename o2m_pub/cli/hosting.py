@@ -99,7 +99,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         log_addresses=settings.log_addresses and not no_client_addresses,
         moved_to=settings.moved_to,
         report=report, inbox_kinds=inbox_kinds(root, report),
-        inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total)
+        inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total, site_url=config.url)
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
     if settings.moved_to:
@@ -301,6 +301,10 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
     finally:
         if progress:
             progress.stop()
+    if report.hidden:
+        shown = ", ".join(report.hidden[:10]) + (", …" if len(report.hidden) > 10 else "")
+        warn(f"not published: {plural(len(report.hidden), 'dotfile')} in build/ that no "
+             f"build makes, which `o2m serve` refuses too: {shown}")
     if report.check is not None:
         missing, unknown = report.check.missing, report.check.unknown
         out(f"checked {report.target}: {plural(len(missing), 'file')} missing or changed there"

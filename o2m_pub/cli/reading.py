@@ -62,6 +62,8 @@ def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
         text += f", [cyan]{what}[/]"
     if card is not None and card.error:
         text += f", [yellow]{escape(card.error)}[/]"
+    if o.as_text:
+        text += f", [yellow]{o.as_text} too complex to render (shown as text)[/]"
     return f"{escape(o.friend):<16} {text}"
 
 
@@ -84,8 +86,9 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
     taken without a paste (`o2m notifications` says what changed).
 
     Prints one line per friend: new posts, unchanged, no feed yet, or refused with the
-    reason (unreachable, timeout, bad certificate, bad signature, rollback,
-    equivocation, oversized, malformed, bad object, key changed). A refused friend
+    reason (unreachable, timeout, bad certificate, TLS version too old, bad signature,
+    rollback, equivocation, oversized, malformed, bad object, key changed, over quota:
+    [reader] quota_per_friend in o2m.toml). A refused friend
     keeps everything stored before; the others are not held up.
 
     \b
@@ -288,7 +291,14 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
         listing = [f"  {f.name}  {f.media_type}  {human_size(f.size)}  "
                    f"{f.path if f.path else '(not fetched yet)'}" for f in files]
         if sys.stdout.isatty():
-            _show_rich(header, text, listing, markdown=post.markdown is not None and not source)
+            # rich's Markdown parser (markdown-it, linear in our measures) only on a post
+            # the fetch rendered within its limits and of a size a person reads: a
+            # friend's text never costs a parser more while you wait (THREATS.md 49)
+            markdown = (post.markdown is not None and not source and post.rendered is not None
+                        and not post.too_complex and len(post.markdown) <= _RICH_MARKDOWN_CHARS)
+            if post.too_complex:
+                header.append("too complex to render: shown as its text")
+            _show_rich(header, text, listing, markdown=markdown)
         else:
             out("\n".join(header))
             out()
@@ -298,6 +308,9 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
                 out("attachments:")
                 out("\n".join(listing))
         store.mark_read([post.short_id])
+
+
+_RICH_MARKDOWN_CHARS = 64 * 1024
 
 
 def _show_rich(header: list[str], text: str, listing: list[str], *, markdown: bool) -> None:

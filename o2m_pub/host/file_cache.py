@@ -80,6 +80,8 @@ class FileCache:
 
     def lookup(self, raw_path: bytes, versioned: bool) -> CachedFile | str | None:
         """The entry for a request path; a str is a redirect target; None is a 404."""
+        if not raw_path.startswith(b"/"):
+            return None  # origin-form only, on the fast path too (review finding 8)
         if b"%" in raw_path or b"\\" in raw_path:
             rel = rules.resolve(raw_path)  # the slow, careful way, for every odd spelling
             if rel is None:

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.python.failure import Failure
@@ -84,6 +84,7 @@ class ServeOptions:
     inbox_total: int = inbox_rules.DEFAULT_TOTAL
     mount: Callable[[object], Mount] | None = None  # (reactor) -> the app under one path
     moved_to: str | None = None  # `[serve] moved_to`: redirect there, all but the card
+    site_url: str = ""  # [site] url: where the plain-HTTP port redirects
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -131,6 +132,12 @@ class StaticSite(resource.Resource):
                                            path == self.mount.prefix.rstrip(b"/"))
 
     def render(self, request: server.Request) -> bytes | int:
+        if not request.uri.startswith(b"/"):
+            # only origin-form targets (RFC 9112 §3.2.1): not `*`, not `?x`, not
+            # `xfeed.json`, not absolute-form (security review finding 8)
+            request.setResponseCode(http.BAD_REQUEST)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"Bad request\n"
         if self.inbox is not None and request.path == inbox_rules.INBOX_PATH:
             return _render_inbox(self.inbox, request)
         if self.mounted(request.path):
@@ -278,23 +285,31 @@ class _NotFoundPage:
 
 
 class RedirectToHTTPS(resource.Resource):
-    """The optional plain-HTTP port: nothing but a redirect to the same path over TLS."""
+    """The optional plain-HTTP port: nothing but a redirect to the same path over TLS,
+    on the site's own address (`origin`, from [site] url), never on the Host the
+    request names (security review finding 9)."""
 
     isLeaf = True
 
-    def __init__(self, https_port: int) -> None:
+    def __init__(self, origin: str) -> None:
         super().__init__()
-        self.https_port = https_port
+        self.origin = origin
 
     def render(self, request: server.Request) -> bytes:
-        host = (request.getRequestHostname() or b"localhost").decode("ascii", "replace")
-        if not all(c.isalnum() or c in ".-:[]" for c in host):
-            host = "localhost"
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        port = "" if self.https_port == 443 else f":{self.https_port}"
-        target = quote(request.uri.decode("latin-1"), safe="/?=&;%+:@!$'()*,~-._")
-        return _redirect(request, f"https://{host}{port}{target}")
+        target = request.uri.decode("latin-1")
+        if not target.startswith("/"):
+            target = "/"  # not origin-form: the site's front page
+        target = quote(target, safe="/?=&;%+:@!$'()*,~-._")
+        return _redirect(request, self.origin + target)
+
+
+def redirect_origin(site_url: str, https_port: int) -> str:
+    """Where the plain-HTTP port sends browsers: the scheme and authority of the
+    site's configured URL, or this server's own port on localhost without one."""
+    parts = urlsplit(site_url)
+    if parts.scheme == "https" and parts.netloc:
+        return f"https://{parts.netloc}"
+    return "https://localhost" + ("" if https_port == 443 else f":{https_port}")
 
 
 class LiveReload:
@@ -849,7 +864,8 @@ def _adopt_ports(reactor, listening: Listening, tls: ReloadableTLS,  # noqa: ANN
     ports = [reactor.adoptStreamPort(listening.https.fileno(), listening.https.family,
                                      TLSMemoryBIOFactory(tls, False, site, clock=reactor))]
     if listening.http is not None:
-        plain = server.Site(RedirectToHTTPS(listening.port), reactor=reactor)
+        plain = server.Site(RedirectToHTTPS(redirect_origin(site.options.site_url,
+                                                            listening.port)), reactor=reactor)
         plain.requestFactory = _BodyRule  # no body here either (THREATS 51)
         plain.displayTracebacks = False
         ports.append(reactor.adoptStreamPort(listening.http.fileno(), listening.http.family,

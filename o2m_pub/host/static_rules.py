@@ -71,10 +71,18 @@ def resolve(raw_path: bytes) -> str | None:
         if any(c in segment for c in "/\\") or any(ord(c) < 0x20 or ord(c) == 0x7f
                                                    for c in segment):
             return None
-        if segment.startswith(".") and not (i == 0 and segment == ".well-known"):
+        if hidden_segment(segment, first=i == 0):
             return None
     rel = "/".join(segments)
     return rel + "index.html" if rel == "" or rel.endswith("/") else rel
+
+
+def hidden_segment(segment: str, *, first: bool) -> bool:
+    """Whether a path segment is a dotfile or dot-folder, which o2m never serves nor
+    publishes (`.env`, `.git/`): any name starting with a dot but ``.well-known`` at
+    the top, where the card lives (PROTOCOL.md §2.4). `resolve` refuses them; `o2m
+    publish` leaves them out (security review finding 11)."""
+    return segment.startswith(".") and not (first and segment == ".well-known")
 
 
 def content_type(rel: str) -> str:

@@ -5,8 +5,11 @@
 published card into an adopted or refused card (§2.4); `model` holds the values they
 share with the store; `http_fetch` moves the bytes with hard limits (urllib3's private
 parts fenced in `_urllib3_compat`); `fetch_run` runs a fetch of every friend; `store`
-keeps what was accepted in SQLite and `attachments` the decrypted attachments beside it; `sanitize` makes a friend's post
-safe to show; `timeline` and `web` show it in the terminal and in the browser.
+keeps what was accepted in SQLite, `attachments` the decrypted attachments beside it,
+`search` its full-text index, and `spool` a fetch's long texts on disk until their
+update is stored; `sanitize` makes a friend's post safe to show, and `render` runs it
+once per post, at fetch time, in a child process with hard limits; `timeline` and
+`web` show it in the terminal and in the browser.
 
 Uses `friends` (whom to fetch, with which keys) and `protocol`; never `site` or `host`.
 """

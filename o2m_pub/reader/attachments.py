@@ -60,6 +60,16 @@ class AttachmentCache:
         write_file(target, plaintext, 0o600)  # a random temporary name, fsync, rename
         return target
 
+    def remove(self, object_hash: str) -> None:
+        """Forget a cached attachment (no post of any friend is credited with it)."""
+        path = self.path(object_hash)
+        if path is not None:
+            path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # when it was the last of its folder
+            except OSError:
+                pass
+
 
 class FriendAttachments:
     """The cache as one friend's fetch sees it (fetch_plan's `Attachments`), for worker
@@ -69,9 +79,14 @@ class FriendAttachments:
 
     def __init__(self, cache: AttachmentCache, credited: frozenset[str]) -> None:
         self._cache, self._credited = cache, credited
+        self.saved: list[str] = []  # hashes this fetch cached anew (dropped if refused)
 
     def has(self, object_hash: str) -> bool:
         return object_hash in self._credited and self._cache.path(object_hash) is not None
 
     def save(self, object_hash: str, plaintext: bytes) -> bool:
-        return self._cache.save(object_hash, plaintext) is not None
+        new = self._cache.path(object_hash) is None
+        saved = self._cache.save(object_hash, plaintext) is not None
+        if saved and new:
+            self.saved.append(object_hash)
+        return saved

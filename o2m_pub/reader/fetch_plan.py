@@ -40,6 +40,7 @@ import datetime as dt
 import hashlib
 import posixpath
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -71,6 +72,7 @@ from o2m_pub.reader.model import (
     FriendUpdate,
     PostRow,
     Reason,
+    SpooledText,
     Validators,
 )
 
@@ -170,6 +172,7 @@ class Outcome:
     public_error: str | None = None  # their feed.json was refused; the rest still landed
     public_unsigned: bool = False  # their public feed was read without a signature
     card: Any = None  # card_refresh.CardRefresh: what their published card came to
+    as_text: int = 0  # posts too complex to render: stored as their text (render.py)
 
     @property
     def ok(self) -> bool:
@@ -367,17 +370,29 @@ class Attachments(Protocol):
         bytes are cached under that hash (then the attachment is left out)."""
 
 
+class Spool(Protocol):
+    """Where one friend's fetch keeps their texts until the update is stored (the
+    shell's `spool.FriendSpool`): a long one goes to disk, so that a fetch holds one
+    object at a time in memory, not a friend's whole update (security review finding 5)."""
+
+    def keep(self, text: str) -> str | SpooledText:
+        """`text` itself, or what stands for it on disk."""
+
+
 def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
-              budget: ByteBudget) -> PostRow | None:
+              budget: ByteBudget, spool: Spool | None = None) -> PostRow | None:
     """Fetch, check and decrypt one post version and its attachments; None when its
     object does not open with the item's key or is not a well-formed post (that item
-    alone fails, THREATS.md 19)."""
+    alone fails, THREATS.md 19). Its text goes to `spool`, when there is one."""
     ref = item.object
     assert ref is not None
     budget.spend(ref.size)
     data = _get_object(ref, get, "object")
     try:
-        doc = parse_post(feeds.open_object(data, ref))
+        plaintext = feeds.open_object(data, ref)
+        del data  # each copy of a big object goes as soon as the next is made
+        doc = parse_post(plaintext)
+        del plaintext
     except (feeds.FeedAuthError, feeds.FeedFormatError):
         return None
     kept = []
@@ -395,8 +410,10 @@ def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
                 continue  # that attachment alone is left out
         kept.append({"name": a["name"], "media_type": a["media_type"], "hash": aref.hash,
                      "size": aref.size})
+    markdown = doc.pop("markdown")
     return PostRow(id=item.id, audience="private", date=doc["date"], title=doc.get("title"),
-                   markdown=doc["markdown"], summary=doc.get("summary"),
+                   markdown=spool.keep(markdown) if spool is not None else markdown,
+                   summary=doc.get("summary"),
                    updated=doc.get("updated"), tags=tuple(doc.get("tags", [])),
                    reply_to=doc.get("reply_to") or item.reply_to,
                    attachments=tuple(kept), object_hash=ref.hash)
@@ -496,9 +513,15 @@ def check_card(keys: FriendKeys, get: Getter) -> None:
     except CardError:
         return
     if card.sign_pk != keys.sign_pk or card.box_pk != keys.box_pk:
+        # The command names the stored friend and the stored site, where this card was
+        # found, never the new card's URL; every word is shell-quoted all the same
+        # (§2.4 allows $ ( ) ; & ' in a URL): pasted, it runs o2m and nothing else
+        # (THREATS.md 50). Last on the line, so no delimiter can be spoofed.
+        command = shlex.join(["o2m", "friend", "add", keys.name, keys.site_url,
+                              "--accept-key-change"])
         raise Refused(Reason.KEY_CHANGED, f"their site's card has new keys (fingerprint "
                       f"{fingerprint(card.sign_pk, card.box_pk)}); check it with them, then "
-                      f"`o2m friend add {keys.name} {card.url} --accept-key-change`")
+                      f"run: {command}")
 
 
 def rotated_to(old_sign_pk: str, rotations: tuple[bytes, ...], new_sign_pk: bytes) -> bool:
@@ -529,7 +552,8 @@ def _starts_at(statement: bytes, sign_pk: bytes) -> bool:
 def fetch_friend(keys: FriendKeys, state: FriendState | None,
                  stored_hashes: dict[str, str | None], get: Getter,
                  attachments: Attachments, now: dt.datetime,
-                 public: bool = True, max_bytes: int = MAX_FRIEND_BYTES) -> Outcome:
+                 public: bool = True, max_bytes: int = MAX_FRIEND_BYTES,
+                 spool: Spool | None = None) -> Outcome:
     """Fetch and verify one friend's feed for us (and their public feed.json): an
     Outcome whose `update` the store applies in one transaction. At most `max_bytes`
     of archive pages and objects are downloaded. Raises nothing: a refusal is an
@@ -554,7 +578,7 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
             state = dataclasses.replace(state, sign_pk=keys.sign_pk_text)
     try:
         return _fetch(keys, state, stored_hashes, get, attachments, stamp, public,
-                      ByteBudget(max_bytes), other_head)
+                      ByteBudget(max_bytes), other_head, spool)
     except Refused as e:
         out = Outcome(keys.name, "refused", reason=e.reason, detail=e.detail)
         if e.reason in _NOTIFIED:
@@ -567,7 +591,8 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
 
 def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
            get: Getter, attachments: Attachments, stamp: str, public: bool,
-           budget: ByteBudget, other_head: bool = False) -> Outcome:
+           budget: ByteBudget, other_head: bool = False,
+           spool: Spool | None = None) -> Outcome:
     out = Outcome(keys.name, "unchanged")
     update = FriendUpdate(keys.name, keys.sign_pk_text)
     # The feed state to check against: none before a first accepted head (a changed key
@@ -599,7 +624,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         out.stale_since = head.expires if verdict.stale else None
         if verdict.fresh:
             accepted = _accept(head, keys, known, stored_hashes, get, attachments, out,
-                               update, budget)
+                               update, budget, spool)
             if state is None or state.first_seen is None:
                 first_seen = stamp
                 update.notifications.append(("new_friend_feed",
@@ -621,7 +646,8 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
 
 def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             stored_hashes: dict[str, str | None], get: Getter, attachments: Attachments,
-            out: Outcome, update: FriendUpdate, budget: ByteBudget) -> AcceptedHead:
+            out: Outcome, update: FriendUpdate, budget: ByteBudget,
+            spool: Spool | None = None) -> AcceptedHead:
     """Steps 11-12 for a head newer than the stored one; returns the new high-water mark."""
     stored_pages = frozenset(state.pages if state else ())
     page_items, new_pages = read_archive(head, keys, stored_pages, get, budget)
@@ -633,7 +659,7 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             continue
         if stored_hashes.get(item.id) == item.object.hash:
             continue  # this version is stored: never fetched again
-        row = read_post(item, get, attachments, budget)
+        row = read_post(item, get, attachments, budget, spool)
         if row is None:
             out.skipped += 1
             continue

@@ -24,7 +24,9 @@ from o2m_pub.reader.card_refresh import CardRefresh, refresh_card
 from o2m_pub.reader.fetch_plan import FriendKeys, Outcome, Refused, fetch_friend
 from o2m_pub.reader.http_fetch import HTTPFetcher, Limits
 from o2m_pub.reader.model import FriendState, Reason
-from o2m_pub.reader.store import ReaderStore, StaleUpdateError, fetch_lock
+from o2m_pub.reader.render import render_pending
+from o2m_pub.reader.spool import FriendSpool
+from o2m_pub.reader.store import OverQuotaError, ReaderStore, StaleUpdateError, fetch_lock
 
 @dataclass(frozen=True)
 class Target:
@@ -81,10 +83,13 @@ SaveCard = Callable[[str, Card, tuple[bytes, ...]], None]
 def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: list[Target], *,
                   now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
                   public: bool = True, save_card: SaveCard | None = None,
+                  quota: int | None = None,
                   on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Fetch every friend in parallel (at most `limits.workers` at once) and store each
-    accepted update in its own transaction as it completes. One friend's failure is
-    recorded for them alone (THREATS.md 32).
+    accepted update in its own transaction as it completes; one that would take the
+    friend past `quota` bytes in the store is refused (THREATS.md 52). One friend's
+    failure is recorded for them alone (THREATS.md 32). Each friend's long texts wait
+    in the store's spool, not in memory, until their update is stored or refused.
 
     With `save_card`, each friend's published card is read first (`card_refresh`) and
     a newer one adopted is given to it (the friend store) before their update is
@@ -95,11 +100,12 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
     fetcher = HTTPFetcher(limits, ca_bundle=ca_bundle, hosts=len(targets),
                           pins=[t.tls_pin for t in targets if t.tls_pin is not None])
     work = [(k, store.friend_state(k.name), store.stored_object_hashes(k.name),
-             FriendAttachments(store.attachments, store.credited_attachments(k.name)))
+             FriendAttachments(store.attachments, store.credited_attachments(k.name)),
+             FriendSpool(store.spool))
             for k in friend_keys]
     outcomes = []
 
-    def one(keys: FriendKeys, state, hashes, attachments) -> Outcome:  # noqa: ANN001
+    def one(keys: FriendKeys, state, hashes, attachments, spool) -> Outcome:  # noqa: ANN001
         target = by_name[keys.name]
         deadline_at = time.monotonic() + limits.deadline
         refresh = None
@@ -113,21 +119,26 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
                                            feed_pk=refresh.adopted.feed_pk)
         get = fetcher.getter(target.url, deadline_at, target.tls_pin)
         outcome = fetch_friend(keys, state, hashes, get, attachments, now, public=public,
-                               max_bytes=limits.friend_bytes)
+                               max_bytes=limits.friend_bytes, spool=spool)
         if refresh is not None:
             _with_card(outcome, refresh)
         return outcome
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:
-            futures = {pool.submit(one, *w): w[0] for w in work}
+            futures = {pool.submit(one, *w): w for w in work}
             try:
-                _gather(futures, store, now, outcomes, on_done, save_card)
+                _gather(futures, store, now, outcomes, on_done, save_card, quota)
             except BaseException:  # Ctrl-C or a store error: do not fetch the friends queued
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:
         fetcher.close()
+    # attachments that a refused update alone brought are not kept (THREATS.md 52); only
+    # now, when every accepted update that may share them has been stored
+    refused = {o.friend for o in outcomes if not o.ok}
+    store.drop_uncredited_attachments([h for keys, _, _, attachments, _ in work
+                                       if keys.name in refused for h in attachments.saved])
     return sorted(outcomes, key=lambda o: o.friend)
 
 
@@ -169,27 +180,31 @@ def _with_card(outcome: Outcome, refresh: CardRefresh) -> None:
 
 def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[Outcome],
             on_done: Callable[[Outcome], None] | None,
-            save_card: SaveCard | None = None) -> None:
+            save_card: SaveCard | None = None, quota: int | None = None) -> None:
     """Record each friend's outcome as it completes."""
     for future in as_completed(futures):
-        keys = futures[future]
+        keys, spool = futures[future][0], futures[future][4]
         try:
             outcome = future.result()
         except Exception as e:  # a bug must not cost the other friends their fetch
             outcome = Outcome(keys.name, "refused", reason=Reason.MALFORMED,
                               detail=f"internal error: {e.__class__.__name__}: {e}")
-        _record(store, keys, outcome, now, save_card)
+        try:
+            _record(store, keys, outcome, now, save_card, quota)
+        finally:
+            spool.discard()  # stored, or refused: the texts' files are done with
         outcomes.append(outcome)
         if on_done is not None and outcome.status != "rekey":
             on_done(outcome)
 
 
 def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime,
-            save_card: SaveCard | None = None) -> None:
+            save_card: SaveCard | None = None, quota: int | None = None) -> None:
     """Store an adopted card (in the friend store, first: it stands on its own
     signature), then the accepted update, or the failure. An update whose head is no
     longer newer than the stored one when it commits (another fetch stored a newer
-    head meanwhile) is refused then, as a rollback or equivocation (THREATS.md 10)."""
+    head meanwhile) is refused then, as a rollback or equivocation (THREATS.md 10); one
+    that would take the friend past `quota`, as over quota (THREATS.md 52)."""
     refresh = outcome.card
     if refresh is not None and refresh.adopted is not None and save_card is not None:
         try:
@@ -202,16 +217,20 @@ def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.date
         return
     if outcome.update is not None:
         try:
-            store.apply_update(outcome.update, now=now)
+            store.apply_update(outcome.update, now=now, quota=quota)
             return
-        except StaleUpdateError as e:
-            outcome.status, outcome.reason, outcome.detail = "refused", e.reason, str(e)
+        except (StaleUpdateError, OverQuotaError) as e:
+            reason = e.reason if isinstance(e, StaleUpdateError) else Reason.OVER_QUOTA
+            outcome.status, outcome.reason, outcome.detail = "refused", reason, str(e)
             outcome.notifications[:0] = outcome.update.notifications[:len(
                 refresh.notifications)] if refresh is not None else []
             outcome.update = None
             outcome.new = outcome.updated = outcome.deleted = outcome.skipped = 0
-            if e.reason == Reason.EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
+            if reason == Reason.EQUIVOCATION:  # THREATS.md 11: a warning, as in fetch_plan
                 outcome.notifications.append(("equivocation", str(e)))
+            if reason == Reason.OVER_QUOTA:
+                outcome.detail = f"{e}; {e.hint}"
+                outcome.notifications.append(("over_quota", outcome.detail))
     store.record_failure(keys.name, keys.sign_pk_text, outcome.reason or Reason.MALFORMED,
                          outcome.detail, now=now, notifications=outcome.notifications)
 
@@ -261,28 +280,46 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
 
     targets = targets_from_friends(friends)
     options = dict(now=now, limits=limits, ca_bundle=ca_bundle, save_card=save_card,
-                   on_done=on_done)
+                   on_done=on_done, quota=config.reader.quota_per_friend)
     with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:
-        keys = prepare_keys(store, targets, me.sign_pk, me.box_pk, unlock)
-        if on_start is not None:
-            on_start(len(keys))
-        outcomes = fetch_friends(store, keys, targets, **options)
-        rekeyed = {o.friend: o for o in outcomes if o.status == "rekey"}
-        if not rekeyed:
-            return outcomes
-        again = targets_from_friends(friend_store.get(n) for n in rekeyed)
-        try:
-            keys = prepare_keys(store, again, me.sign_pk, me.box_pk, unlock)
-        except PassphraseError as e:  # e.g. a cron job: the others' results stand
-            locked = [Outcome(name, "refused", reason=Reason.KEY_CHANGED,
-                              detail=f"their new key was followed, but reading its feed "
-                                     f"needs your key once ({e}): run `o2m fetch` with "
-                                     "your passphrase", card=rekeyed[name].card)
-                      for name in rekeyed]
-            return sorted([o for o in outcomes if o.status != "rekey"] + locked,
-                          key=lambda o: o.friend)
-        second = fetch_friends(store, keys, again, **{**options, "save_card": None})
-        for outcome in second:
-            outcome.card = rekeyed[outcome.friend].card
-        return sorted([o for o in outcomes if o.status != "rekey"] + second,
+        store.spool.clear()  # what a fetch killed before left there
+        outcomes = _fetch_all(store, targets, me, unlock, friend_store, on_start, options)
+        # Each new post rendered once, here, within hard limits: the reader never
+        # renders while a person waits (THREATS.md 49). Posts of older stores too.
+        rendering = render_pending(store, [o.friend for o in outcomes],
+                                   cpu_seconds=limits.render_cpu_seconds,
+                                   budget_seconds=limits.render_budget,
+                                   quota=config.reader.quota_per_friend)
+        for o in outcomes:
+            o.as_text = rendering.as_text.get(o.friend, 0)
+        return outcomes
+
+
+def _fetch_all(store: ReaderStore, targets: list[Target], me: Card,
+               unlock: Callable[[], object], friend_store: object,
+               on_start: Callable[[int], None] | None, options: dict) -> list[Outcome]:
+    """Every target fetched once; those who moved to new keys (a verified rotation)
+    a second time, with secrets derived for their new keys."""
+    keys = prepare_keys(store, targets, me.sign_pk, me.box_pk, unlock)
+    if on_start is not None:
+        on_start(len(keys))
+    outcomes = fetch_friends(store, keys, targets, **options)
+    rekeyed = {o.friend: o for o in outcomes if o.status == "rekey"}
+    if not rekeyed:
+        return outcomes
+    again = targets_from_friends(friend_store.get(n) for n in rekeyed)
+    try:
+        keys = prepare_keys(store, again, me.sign_pk, me.box_pk, unlock)
+    except PassphraseError as e:  # e.g. a cron job: the others' results stand
+        locked = [Outcome(name, "refused", reason=Reason.KEY_CHANGED,
+                          detail=f"their new key was followed, but reading its feed "
+                                 f"needs your key once ({e}): run `o2m fetch` with "
+                                 "your passphrase", card=rekeyed[name].card)
+                  for name in rekeyed]
+        return sorted([o for o in outcomes if o.status != "rekey"] + locked,
                       key=lambda o: o.friend)
+    second = fetch_friends(store, keys, again, **{**options, "save_card": None})
+    for outcome in second:
+        outcome.card = rekeyed[outcome.friend].card
+    return sorted([o for o in outcomes if o.status != "rekey"] + second,
+                  key=lambda o: o.friend)

@@ -77,6 +77,8 @@ from o2m_pub.reader.fetch_plan import (
     Response,
 )
 from o2m_pub.reader.model import Reason
+from o2m_pub.reader.render import BUDGET_SECONDS as RENDER_BUDGET_SECONDS
+from o2m_pub.reader.render import CPU_SECONDS as RENDER_CPU_SECONDS
 
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
@@ -91,6 +93,8 @@ class Limits:
     deadline: float = 120.0  # per friend: every file of theirs, start to end
     workers: int = 8
     friend_bytes: int = MAX_FRIEND_BYTES  # per friend: new archive pages and objects
+    render_cpu_seconds: float = RENDER_CPU_SECONDS  # per post (render.py)
+    render_budget: float = RENDER_BUDGET_SECONDS  # per friend: rendering their posts
 
 
 class CABundleError(O2MError):
@@ -295,7 +299,8 @@ def _redirect_target(url: str, location: str, origin: tuple[str, str, int], seen
     """
     target = urljoin(url, location)
     if not target.lower().startswith("https://"):
-        raise Refused(Reason.REDIRECT, f"{name}: redirected to http")
+        scheme = urlsplit(target).scheme[:20] or "a URL without a scheme"
+        raise Refused(Reason.REDIRECT, f"{name}: redirected to {scheme}:, not https")
     try:
         elsewhere = site_origin(target) != origin
     except ValueError:  # a port that is not a number
@@ -355,7 +360,7 @@ class HTTPFetcher:
             _deadline.at = deadline_at  # every socket step on this thread, until we return
             try:
                 return self._get(urljoin(site_url, path), cap, deadline_at, etag,
-                                 last_modified, origin, pool)
+                                 last_modified, origin, pool, _label(path))
             finally:
                 _deadline.at = outer
         return get
@@ -379,15 +384,14 @@ class HTTPFetcher:
 
     def _get(self, url: str, cap: int, deadline_at: float, etag: str | None,
              last_modified: str | None, origin: tuple[str, str, int],
-             pool: urllib3.HTTPSConnectionPool) -> Response:
+             pool: urllib3.HTTPSConnectionPool, name: str) -> Response:
         """`get` on the connection pool of the friend's origin (redirects must stay on
-        that origin, so they stay on that pool)."""
+        that origin, so they stay on that pool); `name` is what refusals call the file."""
         headers = dict(self._headers)
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        name = urlsplit(url).path.rsplit("/", 1)[-1][:12] or "/"
         seen = {url}
         for _ in range(MAX_REDIRECTS + 1):
             if not url.lower().startswith("https://"):
@@ -439,10 +443,7 @@ class HTTPFetcher:
                                 preload_content=False, decode_content=False, timeout=timeout,
                                 release_conn=False)
         except urllib3.exceptions.SSLError as e:
-            pinned = "pin" in str(e)
-            raise Refused(Reason.BAD_CERTIFICATE, "the server's key does not match the pin in "
-                          "their card" if pinned else "the server's certificate is not valid "
-                          "for it") from None
+            raise _tls_refusal(e) from None
         except NewConnectionError as e:  # a ConnectTimeoutError too, for urllib3's reasons
             raise Refused(Reason.UNREACHABLE, _short(e)) from None
         except (ConnectTimeoutError, ReadTimeoutError):
@@ -485,6 +486,52 @@ class HTTPFetcher:
             self._read(response, 64 * 1024, deadline_at, "")
         except Refused:
             pass
+
+
+def _label(path: str) -> str:
+    """What a refusal calls a file of a friend's site: "head", "archive page", "object"
+    and its hash, or the file's name. Never a feed's name: `f/<name>` is semi-secret
+    (PROTOCOL.md §3.1), and refusal lines reach terminals, logs and `last_error`
+    (security review finding 12)."""
+    folder, _, rest = path.partition("/")
+    if folder == "f":
+        return "head"
+    if folder == "p":
+        return "archive page"
+    if folder == "o":
+        return f"object {rest[:12]}"
+    return path.rsplit("/", 1)[-1][:40] or "/"
+
+
+# What OpenSSL says when the two sides share no TLS version (we offer 1.2 and 1.3).
+_TLS_VERSION_REASONS = frozenset({"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION",
+                                  "NO_PROTOCOLS_AVAILABLE"})
+
+
+def _tls_refusal(e: urllib3.exceptions.SSLError) -> Refused:
+    """The refusal for a failed TLS handshake, naming what failed: the pin, the
+    certificate, or a server too old to speak TLS 1.2 (security review finding 10)."""
+    if "pin" in str(e):
+        return Refused(Reason.BAD_CERTIFICATE, "the server's key does not match the pin in "
+                       "their card")
+    reason = next((getattr(x, "reason", None) for x in _chain(e)
+                   if isinstance(x, ssl.SSLError) and not isinstance(
+                       x, ssl.SSLCertVerificationError)), None)
+    if reason in _TLS_VERSION_REASONS:
+        return Refused(Reason.TLS_TOO_OLD, "the server offers only TLS older than 1.2")
+    return Refused(Reason.BAD_CERTIFICATE, "the server's certificate is not valid for it")
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """`e`, what it wraps (urllib3 keeps the ssl error in its args) and its causes."""
+    seen: list[BaseException] = []
+    todo: list[object] = [e]
+    while todo:
+        current = todo.pop()
+        if isinstance(current, BaseException) and all(current is not s for s in seen):
+            seen.append(current)
+            todo += [current.__cause__, current.__context__, *current.args]
+    return seen
 
 
 def _strong_last_modified(headers: object) -> str | None:
@@ -582,7 +629,7 @@ def fetch_card_bytes(url: str, *, deadline: float = 20.0, ca_bundle: str | None 
 def _card_refusal(e: Refused, deadline: float, max_bytes: int, card_url: str) -> CardFetchError:
     """The one line for a refused card fetch (the getter's details name a friend's
     files; these name the card)."""
-    name = urlsplit(card_url).path.rsplit("/", 1)[-1][:12] or "/"  # as the getter names it
+    name = _label(card_url)  # as the getter names it
     detail = e.detail.removeprefix(f"{name}: ")
     if "Connection(" in detail and "): " in detail:  # urllib3's own name for the connection
         detail = detail.split("): ", 1)[1]

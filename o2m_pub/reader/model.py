@@ -9,6 +9,7 @@ the other, as tuf's `api/metadata.py` serves both its updater and its repository
     ├── AcceptedHead  the new high-water mark (§3.5 step 8) and the pages stored (step 11)
     └── Validators    a file's HTTP validators, for the next conditional request
     PostRow           one post version to store
+    SpooledText       its text, when it waits on disk for the update to be stored
     FriendUpdate      all one fetch of one friend changes, stored in one transaction
     StoredPost, FriendSummary, Notification   what the store shows
 """
@@ -26,7 +27,7 @@ SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
 #: What a notification can be about (`o2m notifications`).
 NOTIFICATION_KINDS = ("new_friend_feed", "unreachable", "stale", "key_changed",
                       "equivocation", "reply", "invitation_accepted", "moved",
-                      "certificate_changed", "card_changed", "key_rotated", "card_refused")
+                      "certificate_changed", "card_changed", "key_rotated", "card_refused", "over_quota")
 
 
 class Reason(enum.StrEnum):
@@ -36,6 +37,7 @@ class Reason(enum.StrEnum):
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
     BAD_CERTIFICATE = "bad certificate"
+    TLS_TOO_OLD = "TLS version too old"
     HTTP_ERROR = "http error"
     REDIRECT = "redirect refused"
     OVERSIZED = "oversized"
@@ -45,6 +47,7 @@ class Reason(enum.StrEnum):
     EQUIVOCATION = "equivocation"
     KEY_CHANGED = "key changed"
     BAD_OBJECT = "bad object"
+    OVER_QUOTA = "over quota"  # what they would store passes [reader] quota_per_friend
 
     @property
     def is_transport(self) -> bool:
@@ -55,7 +58,7 @@ class Reason(enum.StrEnum):
 
 
 _TRANSPORT = frozenset({Reason.UNREACHABLE, Reason.TIMEOUT, Reason.BAD_CERTIFICATE,
-                        Reason.HTTP_ERROR, Reason.REDIRECT})
+                        Reason.TLS_TOO_OLD, Reason.HTTP_ERROR, Reason.REDIRECT})
 
 
 # ---------------------------------------------------------------- the fetcher's memory
@@ -139,6 +142,17 @@ class FeedStateChange:
 
 
 @dataclass(frozen=True)
+class SpooledText:
+    """A post's text that waits on disk (`spool.py`) until its update is stored, so
+    that a fetch holds no friend's text in memory (security review finding 5): the
+    file's name in the spool, and what the store needs to know of it unread."""
+
+    name: str
+    size: int  # bytes, UTF-8
+    digest: str  # hex SHA-256 of those bytes
+
+
+@dataclass(frozen=True)
 class PostRow:
     """A post version to store (the fetcher's output)."""
 
@@ -146,7 +160,7 @@ class PostRow:
     audience: str
     date: str
     title: str | None = None
-    markdown: str | None = None
+    markdown: str | SpooledText | None = None
     html: str | None = None
     summary: str | None = None
     updated: str | None = None
@@ -207,6 +221,13 @@ class StoredPost:
     attachments: tuple[dict[str, Any], ...]  # name, media_type, hash, size (no keys)
     read: bool
     fetched: str
+    # Its body rendered by the fetch (render.py): sanitised HTML, safe to show as it is;
+    # None until then. `too_complex`: it is the escaped text, the post could not be
+    # rendered within the limits (THREATS.md 49).
+    rendered: str | None = None
+    rendered_images: tuple[str, ...] = ()  # attachment names `rendered` shows inline
+    too_complex: bool = False
+    object_hash: str | None = None  # the version stored (a rendering is kept for it)
 
     @property
     def cursor(self) -> str:

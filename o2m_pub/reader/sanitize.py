@@ -159,8 +159,8 @@ def _is_remote(url: str) -> bool:
 class _Renderer:
     """One Markdown pipeline for friends' posts, with a fixed, small set of extensions
     (no `attr_list` or `md_in_html`: a friend sets no attributes). Reused, since building
-    one costs more than rendering a small post; not thread-safe (the reader renders on
-    one thread)."""
+    one costs more than rendering a small post; not thread-safe (posts are rendered one
+    at a time, in `render.py`'s child process, whose limits bound its cost)."""
 
     def __init__(self) -> None:
         import markdown  # only when a post is rendered: `o2m timeline` needs none

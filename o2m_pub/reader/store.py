@@ -25,22 +25,32 @@ Read API (used by `o2m timeline`, `o2m show`, `o2m notifications` and the web re
 `ReaderStore.open`, `timeline`, `post`, `mark_read`, `unread_count`, `friends_summary`,
 `notifications`, `add_notification`, `mark_notifications_seen`, `attachments.path`.
 Write API (used by the fetcher): `friend_state`, `credited_attachments`, `apply_update`,
-`record_failure`, `attachments.save`, `fetch_lock`.
+`record_failure`, `attachments.save`, `fetch_lock`; and for the renderings it makes
+after each update (`render.py`, schema 2): `unrendered`, `save_rendered`.
 
     StoreError (O2MError)          the reader's store cannot be used
     ├── StoreBusyError             another process holds the store (or the fetch lock)
     ├── StaleUpdateError           an update's head is not newer than the stored one
+    ├── OverQuotaError             an update would take a friend past their quota
     └── AmbiguousPostError         a short id prefix matches several posts
+
+Quota (THREATS.md 52): each post row keeps `size`, the bytes it costs (its text as
+received, its rendering, its attachments); `apply_update` refuses, whole, an update
+after which a friend's posts would pass the quota, so a friend's share of the store
+is bounded across runs, not only per run. Long texts reach the store through the
+spool (`spool.py`), read back one at a time in the update's transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -60,16 +70,22 @@ from o2m_pub.reader.model import (
     Notification,
     PostRow,
     Reason,
+    SpooledText,
     StoredPost,
     short_id_for,
 )
+from o2m_pub.reader.spool import SPOOL_DIR, TextSpool
 
 DB_NAME = "reader.db"
 FETCH_LOCK = "fetch.lock"
 OBJECTS_DIR = "objects"
 SCHEMA_VERSION = 2
-# Schema 2 (protocol 1.1) adds to friend_state what the fetcher keeps of a friend's
-# card and signed public feed; `_migrate` adds them to a store of schema 1.
+# Schema 2 (protocol 1.1 and the 2026-12 security review) adds to a store of schema 1,
+# in `_migrate`: in friend_state, what the fetcher keeps of a friend's card and signed
+# public feed; in posts, each post's rendering, made once by the fetch (`render.py`,
+# finding 1: posts of an older store are rendered by the next fetch of their friend),
+# and its cost in bytes for the per-friend quota (finding 5: computed from what the
+# store holds).
 _ADDED_IN_2 = ("card_etag TEXT", "card_last_modified TEXT", "sig_etag TEXT",
                "sig_last_modified TEXT", "pub_seq INTEGER", "pub_sha256 TEXT")
 _COLUMNS_OF_2 = """\
@@ -77,6 +93,15 @@ _COLUMNS_OF_2 = """\
     , sig_etag TEXT, sig_last_modified TEXT    -- validators of their feed.json.sig (§1.4)
     , pub_seq INTEGER, pub_sha256 TEXT  -- the feed.json.sig accepted: rollback guard (§1.4)
 """
+_RENDERED_COLUMNS = (
+    ("rendered", "TEXT"),  # sanitised HTML of the body; NULL: not rendered yet
+    ("rendered_images", "TEXT NOT NULL DEFAULT '[]'"),  # attachments it shows inline
+    ("too_complex", "INTEGER NOT NULL DEFAULT 0"),  # 1: shown as its escaped text
+)
+_SIZE_COLUMN = ("size", "INTEGER NOT NULL DEFAULT 0")
+_SIZE_OF_ROW = ("length(CAST(coalesce(markdown, '') AS BLOB)) + "
+                "length(CAST(coalesce(html, '') AS BLOB)) + "
+                "length(CAST(coalesce(rendered, '') AS BLOB))")
 
 # Added to schema 1 later: made when a store of before is first opened (an older o2m
 # ignores it).
@@ -124,11 +149,17 @@ CREATE TABLE IF NOT EXISTS posts (
     object_hash TEXT,                 -- the object this version came from (refetch guard)
     read INTEGER NOT NULL DEFAULT 0,
     fetched TEXT NOT NULL,
+    rendered TEXT,                    -- sanitised HTML, made by the fetch (render.py)
+    rendered_images TEXT NOT NULL DEFAULT '[]',
+    too_complex INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,  -- bytes: texts, rendering, attachments (quota)
     PRIMARY KEY (friend, id)
 );
 CREATE INDEX IF NOT EXISTS posts_by_date ON posts (date DESC, short_id DESC);
 CREATE INDEX IF NOT EXISTS posts_by_friend ON posts (friend, date DESC, short_id DESC);
 CREATE INDEX IF NOT EXISTS posts_unread ON posts (read) WHERE read = 0;
+CREATE INDEX IF NOT EXISTS posts_unrendered ON posts (friend, date) WHERE rendered IS NULL;
+CREATE INDEX IF NOT EXISTS posts_size ON posts (friend, size);
 CREATE TABLE IF NOT EXISTS post_tags (
     tag TEXT NOT NULL, date TEXT NOT NULL, short_id TEXT NOT NULL,
     PRIMARY KEY (tag, date, short_id)
@@ -172,6 +203,29 @@ class StaleUpdateError(StoreError):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class PostFacts:
+    """A stored post's identity and the lengths of its texts (characters)."""
+
+    short_id: str
+    friend: str
+    object_hash: str | None
+    markdown_chars: int | None  # None: no Markdown (a public post)
+    html_chars: int
+
+
+class OverQuotaError(StoreError):
+    """A friend's update would take their posts past the quota for one friend: nothing
+    of it is stored."""
+
+    hint = "raise [reader] quota_per_friend in o2m.toml (docs/CONFIG.md) to take it"
+
+    def __init__(self, friend: str, used: int, quota: int) -> None:
+        super().__init__(f"storing it would take {friend}'s posts and attachments to "
+                         f"{used:,} bytes, over the quota of {quota:,} for one friend")
+        self.used, self.quota = used, quota
+
+
 class AmbiguousPostError(StoreError):
     """That short id matches more than one post."""
 
@@ -200,6 +254,9 @@ class ReaderStore:
         self.root = root
         self.state_dir = root / STATE_DIR
         self.attachments = AttachmentCache(self.state_dir / OBJECTS_DIR)
+        self.spool = TextSpool(self.state_dir / SPOOL_DIR)
+        # compares a stored text with a new one without holding the old in Python
+        db.create_function("o2m_sha256", 1, _sha256_of_text, deterministic=True)
 
     # -- opening
 
@@ -309,6 +366,50 @@ class ReaderStore:
         return self.db.execute("SELECT count(*) FROM posts WHERE read = 0 AND friend = ?",
                                (friend,)).fetchone()[0]
 
+    # -- renderings (render.py)
+
+    def unrendered(self, friend: str, limit: int = 100_000) -> list[str]:
+        """The short ids of `friend`'s posts not rendered yet, newest first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT short_id FROM posts WHERE friend = ? AND rendered IS NULL "
+            "ORDER BY date DESC LIMIT ?", (friend, limit))]
+
+    def save_rendered(self, post: StoredPost | PostFacts, html: str, images: Sequence[str],
+                      too_complex: bool, quota: int | None = None) -> bool | None:
+        """Keep the rendering of `post` (too complex: none, it is shown as its text),
+        unless the stored post changed meanwhile (then it stays to be rendered). A
+        rendering that would take its friend past `quota` is not kept either: the post
+        is shown as its text.
+
+        Returns:
+            None when nothing was kept (the post changed), else whether the post is
+            shown as its text.
+        """
+        if too_complex:
+            html, images = "", ()
+        with _transaction(self.db):
+            size = len(html.encode("utf-8"))
+            if quota is not None and size and _used(self.db, post.friend) + size > quota:
+                html, images, too_complex, size = "", (), True, 0
+            kept = self.db.execute(
+                "UPDATE posts SET rendered = ?, rendered_images = ?, too_complex = ?, "
+                "size = size + ? WHERE short_id = ? AND rendered IS NULL AND object_hash IS ?",
+                (html, json.dumps(list(images)), int(too_complex), size, post.short_id,
+                 post.object_hash)).rowcount == 1
+            return too_complex if kept else None
+
+    def used(self, friend: str) -> int:
+        """The bytes `friend`'s posts take in the store (the quota's measure)."""
+        return _used(self.db, friend)
+
+    def post_facts(self, short_id: str) -> PostFacts | None:
+        """What rendering a post needs to know before reading its text (which may be
+        megabytes), or None when it is gone."""
+        row = self.db.execute(
+            "SELECT short_id, friend, object_hash, length(markdown), coalesce(length(html), 0) "
+            "FROM posts WHERE short_id = ?", (short_id,)).fetchone()
+        return PostFacts(*row) if row else None
+
     # -- friends and notifications
 
     def friends_summary(self) -> list[FriendSummary]:
@@ -364,27 +465,48 @@ class ReaderStore:
         return frozenset(h for (h,) in self.db.execute(
             "SELECT hash FROM attachment_credits WHERE friend = ?", (friend,)))
 
+    def drop_uncredited_attachments(self, hashes: Iterable[str]) -> None:
+        """Remove cached attachments that no friend's stored post is credited with:
+        what a refused update brought (its friend's quota stays theirs to use)."""
+        for digest in set(hashes):
+            if self.db.execute("SELECT 1 FROM attachment_credits WHERE hash = ?",
+                               (digest,)).fetchone() is None:
+                self.attachments.remove(digest)
+
     def stored_object_hashes(self, friend: str) -> dict[str, str | None]:
         """item id -> the object hash of the stored version, for one friend."""
         return dict(self.db.execute("SELECT id, object_hash FROM posts WHERE friend = ?",
                                     (friend,)).fetchall())
 
-    def apply_update(self, update: FriendUpdate, *, now: dt.datetime | None = None) -> None:
+    def apply_update(self, update: FriendUpdate, *, now: dt.datetime | None = None,
+                     quota: int | None = None) -> None:
         """Apply one accepted fetch of one friend, all of it or nothing (THREATS.md 47).
+        Spooled texts (`model.SpooledText`) are read from the spool one at a time.
+
+        Args:
+            quota: the bytes the friend's posts may take once it is stored (THREATS.md
+                52); None for no limit.
 
         Raises:
             StaleUpdateError: the update sets a head that is not newer than the one
                 stored now (another fetch committed a newer one since this fetch read
                 the state; THREATS.md 10); nothing of it is stored.
+            OverQuotaError: after it, the friend's posts would pass `quota`; nothing
+                of it is stored.
             StoreBusyError, StoreError: the store cannot be written.
         """
         stamp = _stamp(now)
         with _transaction(self.db):
             _check_newer(self.db, update)
+            if quota is not None and update.upserts:  # before writing a byte of it
+                used = _used_after(self.db, update)
+                if used > quota:
+                    raise OverQuotaError(update.friend, used, quota)
             _ensure_friend(self.db, update.friend, update.sign_pk, adopt_key=True)
             for post_id in update.deletes:
                 _delete_post(self.db, update.friend, post_id)
-            _upsert_posts(self.db, update.friend, update.sign_pk, update.upserts, stamp)
+            _upsert_posts(self.db, update.friend, update.sign_pk, update.upserts, stamp,
+                          self.spool)
             self.db.executemany(
                 "INSERT OR IGNORE INTO attachment_credits VALUES (?, ?)",
                 {(update.friend, a["hash"]) for r in update.upserts if r.audience == "private"
@@ -528,17 +650,33 @@ def _check_newer(db: sqlite3.Connection, update: FriendUpdate) -> None:
 
 
 def _migrate(db: sqlite3.Connection, found: int) -> None:
-    """Bring a store of an older schema up to this one (inside open_db's transaction);
-    a newer one is refused."""
+    """Bring a store of schema `found` to SCHEMA_VERSION (inside open_db's upgrade
+    transaction, before the schema's CREATE ... IF NOT EXISTS run). Each step checks
+    what is there, so a store half-way between schemas is mended too.
+
+    Raises:
+        StoreError: the store was written by a newer o2m.
+    """
     if found > SCHEMA_VERSION:
-        raise StoreError(f"{STATE_DIR}/{DB_NAME} was written by a newer o2m (schema {found})",
+        raise StoreError(f"{_ERRORS.where} was written by a newer o2m (schema {found})",
                          hint="upgrade o2m")
-    if not has_table(db, "friend_state"):
-        return  # made whole by the schema
-    have = {row[1] for row in db.execute("PRAGMA table_info(friend_state)")}
-    for column in _ADDED_IN_2:
-        if column.split()[0] not in have:
-            db.execute(f"ALTER TABLE friend_state ADD COLUMN {column}")
+    if has_table(db, "friend_state"):
+        have = {row[1] for row in db.execute("PRAGMA table_info(friend_state)")}
+        for column in _ADDED_IN_2:
+            if column.split()[0] not in have:
+                db.execute(f"ALTER TABLE friend_state ADD COLUMN {column}")
+    if not has_table(db, "posts"):
+        return
+    have = {r[1] for r in db.execute("PRAGMA table_info(posts)")}
+    for name, kind in _RENDERED_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE posts ADD COLUMN {name} {kind}")
+    if _SIZE_COLUMN[0] not in have:
+        db.execute(f"ALTER TABLE posts ADD COLUMN {_SIZE_COLUMN[0]} {_SIZE_COLUMN[1]}")
+        for rowid, texts, attachments in db.execute(
+                f"SELECT rowid, {_SIZE_OF_ROW}, attachments FROM posts").fetchall():
+            db.execute("UPDATE posts SET size = ? WHERE rowid = ?",
+                       (texts + _attachments_size(json.loads(attachments)), rowid))
 
 
 def _legacy_version(db: sqlite3.Connection) -> int | None:
@@ -614,43 +752,101 @@ def _delete_post(db: sqlite3.Connection, friend: str, post_id: str) -> None:
     db.execute("DELETE FROM posts WHERE friend = ? AND id = ?", (friend, post_id))
 
 
+def _used(db: sqlite3.Connection, friend: str) -> int:
+    """The bytes a friend's posts take (from the posts_size index alone)."""
+    return db.execute("SELECT coalesce(sum(size), 0) FROM posts WHERE friend = ?",
+                      (friend,)).fetchone()[0]
+
+
+def _used_after(db: sqlite3.Connection, update: FriendUpdate) -> int:
+    """The bytes the friend's posts would take once `update` is stored: what they take
+    now, less the versions it deletes or replaces, plus the new ones."""
+    gone = set(update.deletes) | {r.id for r in update.upserts}
+    freed = 0
+    for chunk in _chunks(sorted(gone)):
+        marks = ",".join("?" * len(chunk))
+        freed += db.execute(f"SELECT coalesce(sum(size), 0) FROM posts WHERE friend = ? AND "
+                            f"id IN ({marks})", [update.friend, *chunk]).fetchone()[0]
+    added = sum(_row_size(r) for r in {r.id: r for r in update.upserts}.values())
+    return _used(db, update.friend) - freed + added
+
+
+def _row_size(r: PostRow) -> int:
+    """The bytes a new post version costs: its text as received and its attachments
+    (its rendering is added when it is made)."""
+    return _text_facts(r.markdown)[0] + _text_facts(r.html)[0] + _attachments_size(r.attachments)
+
+
+def _attachments_size(attachments: Iterable[dict[str, Any]]) -> int:
+    return sum(a["size"] for a in attachments
+               if isinstance(a.get("size"), int) and not isinstance(a.get("size"), bool))
+
+
+def _sha256_of_text(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _text_facts(text: str | SpooledText | None) -> tuple[int, str | None]:
+    """(bytes, SHA-256) of a new row's text, spooled or not."""
+    if isinstance(text, SpooledText):
+        return text.size, text.digest
+    if text is None:
+        return 0, None
+    data = text.encode("utf-8")
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
 def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
     for i in range(0, len(values), size):
         yield values[i:i + size]
 
 
 def _upsert_posts(db: sqlite3.Connection, friend: str, sign_pk: str, rows: list[PostRow],
-                  stamp: str) -> None:
+                  stamp: str, spool: TextSpool) -> None:
     """Insert or replace post versions, in a few statements per batch (each statement
     lets go of the GIL, which the fetch threads then hold for a while: fewer is faster).
     An edit keeps the short id, and the read mark only if the text did not change (a
-    public post's links to its own site do not count: a move changes them all)."""
+    public post's links to its own site do not count: a move changes them all; a
+    private post's Markdown is compared by digest, so no stored text is held in memory).
+    A spooled text is written after its row, one at a time."""
     rows = list({r.id: r for r in rows}.values())  # one version per id
     if not rows:
         return
     old: dict[str, tuple[Any, ...]] = {}
     for chunk in _chunks([r.id for r in rows]):
         marks = ",".join("?" * len(chunk))
-        for r in db.execute(f"SELECT id, short_id, read, markdown, html, title, url FROM posts "
+        for r in db.execute(f"SELECT id, short_id, read, o2m_sha256(markdown), html, "
+                            f"title, url FROM posts "
                             f"WHERE friend = ? AND id IN ({marks})", [friend, *chunk]):
             old[r[0]] = r[1:]
     _merge_moved_copies(db, friend, rows, old)
     shorts = {r.id: old[r.id][0] if r.id in old else short_id_for(sign_pk, r.id) for r in rows}
     _free_short_ids(db, sign_pk, shorts, set(old))
     db.executemany("DELETE FROM post_tags WHERE short_id = ?", [(v[0],) for v in old.values()])
-    values, tags = [], []
+    values, tags, spooled = [], [], []
     for r in rows:
         before = old.get(r.id)
-        read = before[1] if before and _same_text(before, r) else 0
+        markdown_bytes, markdown_digest = _text_facts(r.markdown)
+        html_bytes, _ = _text_facts(r.html)
+        read = before[1] if before and _same_text(before, r, markdown_digest) else 0
         short = shorts[r.id]
-        values.append((friend, r.id, short, r.audience, r.title, r.markdown, r.html, r.summary,
+        markdown = r.markdown
+        if isinstance(markdown, SpooledText):
+            spooled.append((markdown, r.id))
+            markdown = ""  # its text follows, below
+        values.append((friend, r.id, short, r.audience, r.title, markdown, r.html, r.summary,
                        r.date, r.updated, json.dumps(list(r.tags)), r.reply_to, r.url,
-                       json.dumps(list(r.attachments)), r.object_hash, read, stamp))
+                       json.dumps(list(r.attachments)), r.object_hash, read, stamp,
+                       markdown_bytes + html_bytes + _attachments_size(r.attachments)))
         tags += [(t, r.date, short) for t in set(r.tags)]
     db.executemany(
         "INSERT OR REPLACE INTO posts (friend, id, short_id, audience, title, markdown, html, "
-        "summary, date, updated, tags, reply_to, url, attachments, object_hash, read, fetched) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        "summary, date, updated, tags, reply_to, url, attachments, object_hash, read, fetched, "
+        "size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    del values
+    for text, post_id in spooled:  # one text in memory at a time
+        db.execute("UPDATE posts SET markdown = ? WHERE friend = ? AND id = ?",
+                   (spool.read(text), friend, post_id))
     db.executemany("INSERT OR IGNORE INTO post_tags VALUES (?, ?, ?)", tags)
 
 
@@ -662,11 +858,12 @@ def _site_base(url: str | None, site_path: str | None) -> str | None:
     return url[:-len(site_path)]
 
 
-def _same_text(before: tuple[Any, ...], row: PostRow) -> bool:
-    """Whether a stored version (short_id, read, markdown, html, title, url) says what
-    `row` says, links to the author's own site aside (a move rewrites them all)."""
-    _, _, markdown, html, title, url = before
-    if (markdown, title) != (row.markdown, row.title):
+def _same_text(before: tuple[Any, ...], row: PostRow, markdown_digest: str | None) -> bool:
+    """Whether a stored version (short_id, read, SHA-256 of its Markdown, html, title,
+    url) says what `row` says, links to the author's own site aside (a move rewrites
+    them all)."""
+    _, _, stored_digest, html, title, url = before
+    if (stored_digest, title) != (markdown_digest, row.title):
         return False
     old_base, new_base = _site_base(url, row.site_path), _site_base(row.url, row.site_path)
     if html is not None and row.html is not None and old_base and new_base:
@@ -685,8 +882,8 @@ def _merge_moved_copies(db: sqlite3.Connection, friend: str, rows: list[PostRow]
         if row.audience != "public" or not row.site_path:
             continue
         copies = [c for c in db.execute(
-            "SELECT id, short_id, read, markdown, html, title, url FROM posts WHERE "
-            "friend = ? AND audience = 'public' AND date = ? AND id != ? "
+            "SELECT id, short_id, read, o2m_sha256(markdown), html, title, url FROM posts "
+            "WHERE friend = ? AND audience = 'public' AND date = ? AND id != ? "
             "ORDER BY fetched, rowid", (friend, row.date, row.id))
             if _site_base(c[6], row.site_path) is not None]
         if not copies:
@@ -734,7 +931,9 @@ def _add_notification(db: sqlite3.Connection, kind: str, friend: str | None, det
 
 def _post(db: sqlite3.Connection, r: Sequence[Any]) -> StoredPost:
     (friend, post_id, short, audience, title, markdown, html, summary, date, updated, tags,
-     reply_to, url, attachments, _object_hash, read, fetched) = r
+     reply_to, url, attachments, object_hash, read, fetched, rendered, rendered_images,
+     too_complex) = r[:20]  # then size
     return StoredPost(friend, post_id, short, audience, title, markdown, html, summary, date,
                       updated, tuple(json.loads(tags)), reply_to, url,
-                      tuple(json.loads(attachments)), bool(read), fetched)
+                      tuple(json.loads(attachments)), bool(read), fetched, rendered,
+                      tuple(json.loads(rendered_images)), bool(too_complex), object_hash)

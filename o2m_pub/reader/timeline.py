@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from o2m_pub.reader.store import ReaderStore
 
 PAST_THE_END = "0000-00-00T00:00:00Z|a"  # a cursor older than any post: an empty page
+# Shown inline: raster images a browser decodes as images, never as a document
+# (image/svg+xml can carry script, so it is a download like everything else).
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
+EXCERPT_HTML_CHARS = 64 * 1024  # of a public post's HTML, enough for any excerpt
 _RELATIVE = re.compile(r"(\d{1,5})\s*([hdw])")
 _CURSOR = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\|[a-z2-7]{4,52}")
 
@@ -111,25 +115,60 @@ def local_time(stored: str, tz: dt.tzinfo) -> str:
 # ---------------------------------------------------------------- posts as text
 
 
-def post_text(post: "StoredPost") -> str:
+def post_text(post: "StoredPost", limit: int | None = None) -> str:
     """A post's text: its Markdown source, or a public post's HTML made text; control
-    characters and bidi overrides neutralised (safe to write to a terminal)."""
+    characters and bidi overrides neutralised (safe to write to a terminal). With
+    `limit`, at most about that many characters, read from the start only."""
     if post.markdown is not None:
-        return body_text(post.markdown)
+        return body_text(post.markdown[:limit])
     if post.html:
-        return body_text(html_to_text(post.html))
+        return body_text(html_to_text(post.html[:limit])[:limit])
     return body_text(post.summary or "")
 
 
-_BREAKS = re.compile(r"(?i)<br\s*/?>|</(p|div|li|h\d|blockquote|pre|tr|dd|dt|figure)\s*>")
-_SCRIPTS = re.compile(r"(?is)<(script|style|template)\b.*?</\1\s*>")
-_TAGS = re.compile(r"<[^>]*>")
+_TAG_NAME = re.compile(r"(/?)([A-Za-z][A-Za-z0-9]*)")
+_BREAK_AFTER = frozenset({"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+                          "pre", "tr", "dd", "dt", "figure"})
+_HIDDEN = {name: re.compile(rf"</{name}\b", re.I) for name in ("script", "style", "template")}
 
 
 def html_to_text(html: str) -> str:
-    """Untrusted HTML as plain text, paragraphs kept (nothing of it is ever rendered)."""
-    text = _TAGS.sub("", _BREAKS.sub("\n", _SCRIPTS.sub("", html)))
-    lines = [" ".join(line.split()) for line in html_lib.unescape(text).splitlines()]
+    """Untrusted HTML as plain text, paragraphs kept (nothing of it is ever rendered).
+
+    One pass, each character looked at a bounded number of times: regular expressions
+    that search on from every `<` took quadratic time on a friend's 700 KB of
+    `<script` or `<!--` (minutes for one timeline page; THREATS.md 49). A tag or
+    comment left open hides the rest, as in a browser."""
+    out: list[str] = []
+    i, n = 0, len(html)
+    while i < n:
+        lt = html.find("<", i)
+        if lt < 0:
+            out.append(html[i:])
+            break
+        out.append(html[i:lt])
+        if html.startswith("<!--", lt):
+            end = html.find("-->", lt + 4)
+            i = n if end < 0 else end + 3
+            continue
+        gt = html.find(">", lt + 1)
+        if gt < 0:
+            break
+        m = _TAG_NAME.match(html, lt + 1, gt)
+        i = gt + 1
+        if m is None:
+            continue
+        closing, name = m.group(1) == "/", m.group(2).lower()
+        if name == "br" or (closing and name in _BREAK_AFTER):
+            out.append("\n")
+        elif not closing and name in _HIDDEN:
+            end = _HIDDEN[name].search(html, i)
+            if end is None:
+                break
+            after = html.find(">", end.end())
+            i = n if after < 0 else after + 1
+    text = html_lib.unescape("".join(out))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
@@ -143,7 +182,8 @@ def headline(post: "StoredPost", limit: int = 100) -> str:
 def excerpt_of(post: "StoredPost", limit: int = 200) -> str:
     if post.markdown is not None:
         return plain_excerpt(post.markdown, limit)
-    source = post.summary or (html_to_text(post.html) if post.html else "")
+    source = post.summary or (html_to_text(post.html[:EXCERPT_HTML_CHARS]) if post.html
+                              else "")
     return clip(body_text(" ".join(source.split())), limit)
 
 
@@ -170,6 +210,13 @@ def attachments(post: "StoredPost", store: "ReaderStore") -> list[AttachmentInfo
             size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
             path=store.attachments.path(digest)))
     return found
+
+
+def inline_urls(post: "StoredPost", files: list[AttachmentInfo]) -> dict[str, str]:
+    """The post's attachments a page may show inline (fetched raster images), by their
+    name in the post, to the reader's URL for each."""
+    return {f.name: f"/file/{post.short_id}/{f.index}" for f in files
+            if f.path is not None and f.media_type in INLINE_TYPES}
 
 
 def human_size(n: int) -> str:
@@ -200,6 +247,7 @@ _NOTIFICATION_TEXT = {
     "card_changed": "{friend}'s card changed: {raw}",
     "key_rotated": "{friend} {raw}: followed, history kept",
     "card_refused": "{friend}'s site served a card that was refused{detail}",
+    "over_quota": "{friend}'s feed is refused: over your quota for one friend{detail}",
 }
 
 

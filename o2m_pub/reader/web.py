@@ -9,8 +9,11 @@ a loopback address. It never serves from `build/`: every page comes from the sto
 What a friend wrote is hostile until proven otherwise, and the page is defended in
 depth (THREATS.md 33-36, 39):
 
-- bodies are re-rendered and cleaned by nh3 (`sanitize.render_post`); names, titles
-  and tags are neutralised (`sanitize.display_text`) and autoescaped by Jinja2;
+- bodies are rendered and cleaned by nh3 once, when `o2m fetch` stores them
+  (`render.py`, in a worker process with hard limits): no parser runs on a friend's
+  text while a page is asked for (THREATS.md 49). A post not rendered yet, or too
+  complex to render, is shown as its escaped text with a note. Names, titles and tags
+  are neutralised (`sanitize.display_text`) and autoescaped by Jinja2;
 - every response carries a strict Content-Security-Policy (no script at all, images
   and styles only from this server), ``X-Content-Type-Options: nosniff``, no referrer
   to other sites, no framing; an attachment is served inline only if it is a raster image, any other
@@ -19,7 +22,9 @@ depth (THREATS.md 33-36, 39):
   a web page cannot reach the reader by DNS rebinding;
 - the one state-changing form ("mark all read") needs the per-process secret token it
   was rendered with and, when the browser sends one, our own Origin (CSRF). Opening a
-  post marks it read, as opening a mail does.
+  post marks it read, as opening a mail does, and opening the notifications marks them
+  seen, but only on the person's own navigation (`user_navigation`): a cross-site GET,
+  an image, a frame or a prefetch changes nothing (THREATS.md 53).
 """
 
 from __future__ import annotations
@@ -29,22 +34,26 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote, unquote
 
 from o2m_pub.errors import O2MError
-from o2m_pub.reader.sanitize import display_text, render_post, sanitize_html
+from o2m_pub.reader.sanitize import display_text
 from o2m_pub.reader.store import AmbiguousPostError, StoreBusyError
 from o2m_pub.reader.timeline import (
+    INLINE_TYPES,
     attachments,
     check_cursor,
     entry,
     friends_unread,
     human_size,
+    inline_urls,
     local_time,
     mark_all_read,
     notification_text,
+    post_text,
 )
 
 if TYPE_CHECKING:
@@ -65,10 +74,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-# Shown inline: raster images a browser decodes as images, never as a document
-# (image/svg+xml can carry script, so it is a download like everything else).
-INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
 HTML_TYPE = "text/html; charset=utf-8"
+SHOWN_TEXT_CHARS = 256 * 1024  # of a post shown as its text (`o2m show` prints it all)
 
 
 class ReaderWebError(O2MError):
@@ -150,13 +157,15 @@ class ReaderApp:
                 return self._error(405, "Not allowed here.")
             if method not in ("GET", "HEAD"):
                 return self._error(405, "Not allowed here.")
-            return self._get(segments, query)
+            return self._get(segments, query, method == "GET" and user_navigation(headers))
         except StoreBusyError as e:
             return self._error(503, f"{e} ({e.hint})" if e.hint else str(e))
         except O2MError as e:
             return self._error(400, str(e))
 
-    def _get(self, segments: list[str], query: dict[str, str]) -> Response:
+    def _get(self, segments: list[str], query: dict[str, str], navigation: bool) -> Response:
+        """`navigation`: the person opened this page in the reader itself; only then
+        may reading it mark something read or seen."""
         before = check_cursor(query["before"]) if query.get("before") else None
         match segments:
             case [""]:
@@ -166,11 +175,11 @@ class ReaderApp:
             case ["tag", tag] if tag:
                 return self._timeline(before=before, tag=tag)
             case ["post", short_id]:
-                return self._post(short_id)
+                return self._post(short_id, navigation)
             case ["file", short_id, index]:
                 return self._file(short_id, index)
             case ["notifications"]:
-                return self._notifications()
+                return self._notifications(navigation)
             case ["static", "reader.css"]:
                 return Response(200, _stylesheet(), "text/css; charset=utf-8",
                                 {"Cache-Control": "no-cache"})
@@ -226,28 +235,34 @@ class ReaderApp:
             return None
         return post if post is not None and post.short_id == short_id else None
 
-    def _post(self, short_id: str) -> Response:
+    def _post(self, short_id: str, navigation: bool) -> Response:
         post = self._exact_post(short_id)
         if post is None:
             return self._error(404, "No such post.")
         files = attachments(post, self.store)
-        urls = {f.name: f"/file/{post.short_id}/{f.index}" for f in files
-                if f.path is not None and f.media_type in INLINE_TYPES}
-        if post.markdown is not None:
-            safe = render_post(post.markdown, urls)
-        else:
-            safe = sanitize_html(post.html or "")
+        urls = inline_urls(post, files)
         from markupsafe import Markup
 
-        shown = set(safe.images)
+        note = None
+        if post.rendered is not None and not post.too_complex:
+            body, shown = Markup(post.rendered), set(post.rendered_images)  # nh3's (render.py)
+        else:  # its text, escaped (linear: no parser), and why
+            text = post_text(post, SHOWN_TEXT_CHARS)
+            if len(text) >= SHOWN_TEXT_CHARS:
+                text += "\n[…]"
+            body, shown = Markup(f"<pre>{escape(text)}</pre>"), set()
+            note = ("This post was too complex to render: here is its text."
+                    if post.too_complex else
+                    "This post is not rendered yet (the next o2m fetch does it): here is its "
+                    "text.")
         line = entry(post, self.tz)
         page = render_page(
-            "post.html", heading=line.headline, post=post,
-            entry=line, body=Markup(safe.html),  # nh3's output (see sanitize)
+            "post.html", heading=line.headline, post=post, entry=line, body=body, note=note,
             gallery=[f for f in files if f.name in urls and f.name not in shown],
             files=files, url=post.url if post.url and post.url.startswith("https://") else None,
             **self._common())
-        self.store.mark_read([post.short_id])  # opening a post reads it
+        if navigation:
+            self.store.mark_read([post.short_id])  # opening a post reads it
         return Response(200, page.encode())
 
     def _file(self, short_id: str, index: str) -> Response:
@@ -266,13 +281,14 @@ class ReaderApp:
                         {"Content-Disposition": _attachment_disposition(f.name),
                          "Cache-Control": "private, no-cache"})
 
-    def _notifications(self) -> Response:
+    def _notifications(self, navigation: bool) -> Response:
         items = self.store.notifications()
         lines = [{"date": local_time(n.created, self.tz), "text": notification_text(n),
                   "seen": n.seen} for n in items]
         page = render_page("notifications.html", heading="Notifications", items=lines,
                            **self._common())
-        self.store.mark_notifications_seen([n.id for n in items if not n.seen])
+        if navigation:
+            self.store.mark_notifications_seen([n.id for n in items if not n.seen])
         return Response(200, page.encode())
 
     # -- the one form
@@ -293,6 +309,21 @@ class ReaderApp:
         page = render_page("error.html", heading=f"{status}", message=message, token=self.token,
                            unread_total=None, unseen=0)
         return Response(status, page.encode())
+
+
+def user_navigation(headers: dict[str, str]) -> bool:
+    """Whether a GET is the person's own navigation in the reader: a top-level page
+    load (Fetch Metadata: mode navigate, destination document) from one of the
+    reader's own pages (same-origin) or from the address bar or a bookmark (none), and
+    no prefetch. Anything else, a link or image of another site (cross-site, or
+    same-site: another port of 127.0.0.1), a frame, a prefetch, or a client that sends
+    no Sec-Fetch headers at all, may read a page but changes no state (THREATS.md 53,
+    security review finding 6). Every browser o2m supports sends these headers."""
+    return (headers.get("sec-fetch-site") in ("same-origin", "none")
+            and headers.get("sec-fetch-mode") == "navigate"
+            and headers.get("sec-fetch-dest") == "document"
+            and "prefetch" not in headers.get("sec-purpose", "")
+            and "prefetch" not in headers.get("purpose", ""))
 
 
 def _attachment_disposition(name: str) -> str:

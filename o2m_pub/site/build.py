@@ -64,7 +64,9 @@ from o2m_pub.site.report import BuildProgress, BuildReport
 from o2m_pub.site.snapshot import ManifestSnapshot
 from o2m_pub.site.sources import (
     CONTENT_DIR,
+    MARKUP_KEY,
     is_editor_litter,
+    markup_options,
     render_changed,
     scan_sources,
 )
@@ -381,6 +383,7 @@ class _Build:
         self.private: PrivateFeeds | None = None  # friends' feeds, when there are any
         self.views: Views | None = None
         self.fingerprints_memo: str | None = None  # template fingerprints to record
+        self.markup = markup_options(config.raw_html)
         self.index_memo: dict[str, Any] = {}  # the index pages' fingerprint and paths
         self.index_fp = ""
         self._lap_start = time.perf_counter()
@@ -442,8 +445,10 @@ class _Build:
         current: dict[str, SourceState] = {}
         changes: dict[str, SourceState | None] = {s: None for s in previous if s not in stats}
         to_render: list[str] = []
+        # another markup setting ([site] raw_html) renders every post again
+        same_markup = (self.manifest.get(MARKUP_KEY) or "") == self.markup
         for source, st in stats.items():
-            old = previous.get(source)
+            old = previous.get(source) if same_markup else None
             if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
                 current[source] = old
                 continue
@@ -783,6 +788,8 @@ class _Build:
             kv["feed_index"] = feed_index
         if self.fingerprints_memo:
             kv["template_fingerprints"] = self.fingerprints_memo
+        if (self.manifest.get(MARKUP_KEY) or "") != self.markup:
+            kv[MARKUP_KEY] = self.markup
         if self.manifest.get("index_pages") == kv["index_pages"]:
             del kv["index_pages"]
         if (source_changes or output_changes or file_changes or self.outputs.writer

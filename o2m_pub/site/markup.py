@@ -205,10 +205,25 @@ class _O2MExtension(Extension):
         md.treeprocessors.register(_References(md, self.owner), "o2m_references", 1)
 
 
-class MarkdownRenderer:
-    """One reusable Markdown pipeline (building it costs more than a small post)."""
+class _EscapeRawHTML(Extension):
+    """Raw HTML is shown as text (`[site] raw_html = false`): without the preprocessor
+    that stashes HTML blocks (md_in_html's, which replaces the core one under the same
+    name) and the inline pattern that passes tags through, Python-Markdown escapes
+    `<` and `&` like any other text. Autolinks (`<https://…>`) and entities stay."""
 
-    def __init__(self) -> None:
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 - Markdown's API
+        md.preprocessors.deregister("html_block")
+        md.inlinePatterns.deregister("html")
+
+
+class MarkdownRenderer:
+    """One reusable Markdown pipeline (building it costs more than a small post).
+
+    With `raw_html` false, raw HTML in a post is escaped (docs/CONFIG.md: for hosts that
+    are not `o2m serve`, which have no Content-Security-Policy to stop a `<script>`)."""
+
+    def __init__(self, raw_html: bool = True) -> None:
+        self.raw_html = raw_html
         self.md = markdown.Markdown(
             extensions=[
                 _O2MExtension(self), "tables", "footnotes", "attr_list", "def_list", "abbr",
@@ -223,6 +238,8 @@ class MarkdownRenderer:
             },
             output_format="html",
         )
+        if not raw_html:  # after md_in_html, whose preprocessor it removes
+            _EscapeRawHTML().extendMarkdown(self.md)
         self._source_dir = ""
         self._media: dict[str, None] = {}
         self._links: dict[str, None] = {}

@@ -101,15 +101,27 @@ def chunked(items: list, jobs: int) -> list[list]:
 
 # --- rendering posts (in worker processes for big builds) -----------------------------
 
+MARKUP_KEY = "markup_options"  # the build state's record of `markup_options`
+
+
+def markup_options(raw_html: bool) -> str:
+    """What, besides the Markdown library's version, changes how a post renders: part of
+    each body's cache key, and recorded by the build, which renders every post again
+    when it changes. "" for the defaults, so a site that sets nothing keeps its keys."""
+    return "" if raw_html else "raw_html=false"
+
+
 _worker: dict[str, object] = {}
 
 
-def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...]) -> None:
+def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...],
+                 raw_html: bool = True) -> None:
     from o2m_pub.site.markup import (
         MarkdownRenderer,  # imported only when something must render
     )
-    if "md" not in _worker:  # one pipeline per process: a Builder session reuses it
-        _worker["md"] = MarkdownRenderer()
+    md = _worker.get("md")
+    if md is None or md.raw_html != raw_html:  # one pipeline per process and setting
+        _worker["md"] = MarkdownRenderer(raw_html)  # (a Builder session reuses it)
     _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience)
 
 
@@ -130,7 +142,8 @@ def render_post(source: str) -> RenderResult:
     except PostError as e:
         return source, sha, None, "", "", e.problem
     from o2m_pub.site.markup import MARKUP_VERSION, smarten  # loaded by _init_worker
-    key = sha256_hex(f"{MARKUP_VERSION}\0{source}\0{post.body}".encode())[:32]
+    options = markup_options(_worker["md"].raw_html)  # type: ignore[attr-defined]
+    key = sha256_hex(f"{MARKUP_VERSION}{options}\0{source}\0{post.body}".encode())[:32]
     rendered = _worker["md"].render(post.body, source)  # type: ignore[attr-defined]
     post = replace(post, title=post.title and smarten(post.title),
                    summary=post.summary and smarten(post.summary))
@@ -149,7 +162,7 @@ def render_changed(sources: list[str], root: Path, config: SiteConfig, jobs: int
     """Render changed posts, across `jobs` processes when there are many."""
     if not sources:
         return
-    init = (str(root), config.timezone, config.default_audience)
+    init = (str(root), config.timezone, config.default_audience, config.raw_html)
     if progress:
         progress.start("rendering posts", len(sources))
     if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:

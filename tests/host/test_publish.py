@@ -226,6 +226,28 @@ def test_publish_to_a_folder_copies_build_with_web_modes(tmp_path):
     assert "is up to date" in again.output
 
 
+def test_dotfiles_in_build_are_not_published_and_are_named_in_a_warning(tmp_path):
+    """Security review finding 11: `o2m publish` applies `o2m serve`'s rule for dotfiles:
+    `.env`, `.hidden/x` and `f/.x` put in build/ by something else are never copied to
+    the target, and a warning names them; `.well-known/` (the card) is published."""
+    root, _, _ = make_site(tmp_path)
+    build = root / "build"
+    (build / ".env").write_text("SECRET=1\n")
+    (build / ".hidden").mkdir()
+    (build / ".hidden" / "x").write_text("x\n")
+    (build / "f" / ".x").write_text("x\n")
+    www = tmp_path / "www"
+    result = o2m(root, "publish", str(www))
+    published = tree(www)
+    assert ".well-known/o2m-card.json" in published
+    assert not [p for p in published if any(s.startswith(".") and s != ".well-known"
+                                            for s in p.split("/"))], sorted(published)
+    assert {p: d for p, d in tree(build).items()
+            if p not in (".env", ".hidden/x", "f/.x")} == published
+    warning = [line for line in result.output.splitlines() if line.startswith("o2m: warning")]
+    assert len(warning) == 1 and all(name in warning[0] for name in (".env", ".hidden/", "f/.x"))
+
+
 def test_mix_and_match_a_half_finished_publish_always_serves_a_whole_site(tmp_path):
     """At the start of each phase the host holds a whole site: when pages start, every
     new object is there; when heads start, every page is; the old head is still served."""

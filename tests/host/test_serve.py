@@ -202,6 +202,17 @@ def test_threat_43_script_files_are_never_executed(served, tmp_path):
             (build / name).unlink()
 
 
+@pytest.mark.parametrize("target", [b"xfeed.json", b"xindex.html", b"*", b"?index.html",
+                                    b"https://served.example/feed.json", b"feed.json"])
+def test_only_origin_form_request_targets_are_answered(served, target):
+    """Security review finding 8: a request target that is not a path starting with
+    "/" (RFC 9112 origin-form) is 400, also once the file it would name is in the
+    server's cache (its fast path once took `xfeed.json` for `/feed.json`)."""
+    for path in ("/feed.json", "/", "/index.html"):
+        assert get(served, path).status_code == 200  # in the cache now
+    assert raw_status(served, target) == 400
+
+
 def test_threat_44_security_headers_and_no_html_sniffing(served):
     """Pages carry HSTS, a script-free CSP, nosniff, no-referrer and no Twisted banner; a
     file without a known extension is application/octet-stream (never sniffed as HTML);
@@ -493,17 +504,22 @@ def test_sighup_reloads_certificate_without_dropping_connections(tmp_path):
         assert session.get(server.url, verify=str(bundle), timeout=10).status_code == 200
 
 
-def test_plain_http_port_only_redirects(tmp_path):
-    """The plain-HTTP port answers only with a 301 to the same path and query over HTTPS."""
+def test_plain_http_port_only_redirects_to_the_configured_site(tmp_path):
+    """The plain-HTTP port answers every request with a redirect to the same path on
+    the site's own address, as o2m.toml's [site] url names it, whatever Host the
+    request names (security review finding 9: `Host: evil.example`, or 300 characters
+    of one, were copied into Location)."""
     root = _small_site(tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         http_port = s.getsockname()[1]
-    with o2m_serve(root, "--http-port", str(http_port)) as server:
-        r = requests.get(f"http://127.0.0.1:{http_port}/tags/index.html?a=1",
-                         allow_redirects=False, timeout=10)
-        assert r.status_code == 301
-        assert r.headers["Location"] == f"https://127.0.0.1:{server.port}/tags/index.html?a=1"
+    with o2m_serve(root, "--http-port", str(http_port)):
+        for host in (f"127.0.0.1:{http_port}", "evil.example", "a" * 300 + ".example", None):
+            r = requests.get(f"http://127.0.0.1:{http_port}/tags/index.html?a=%3Cx%3E",
+                             allow_redirects=False, timeout=10,
+                             headers={} if host is None else {"Host": host})
+            assert r.status_code == 301
+            assert r.headers["Location"] == "https://small.example/tags/index.html?a=%3Cx%3E"
 
 
 def test_two_workers_share_the_port(tmp_path):

@@ -70,6 +70,10 @@ def refetch(hostile, behaviours: dict[str, str], *, new_posts: bool = False,
         assert (after.seq, after.head_digest, after.pages) == (
             before.seq, before.head_digest, before.pages)
         assert after.last_reason == got["ada"].reason
+        # security review finding 12: the feed's name (f/<name>) is semi-secret: no
+        # refusal line, and no stored last_error, shows it
+        feed = before.feed_name[:8]
+        assert feed not in got["ada"].detail and feed not in (after.last_error or ""), got
     return got["ada"]
 
 
@@ -168,6 +172,32 @@ def test_threat_28_redirects_refused(hostile, behaviour):
     """A redirect (a loop, to plain HTTP, to another host) is refused, never followed."""
     got = refetch(hostile, {"f/": behaviour})
     assert got.reason == "redirect refused", got
+
+
+def test_a_redirect_to_a_file_url_is_refused_as_not_https(hostile):
+    """Security review finding 10: a redirect to file:///etc/passwd is refused, and the
+    reason says what it is (not https), not "redirected to http"."""
+    got = refetch(hostile, {"f/": "redirect-file"})
+    assert got.reason == "redirect refused", got
+    assert got.detail == "head: redirected to file:, not https", got
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1 is deprecated:DeprecationWarning")
+def test_a_server_of_tls_1_0_only_is_refused_as_tls_too_old(hostile):
+    """Security review finding 10: a server that offers TLS 1.0 alone is refused (the
+    fetcher wants 1.2 or later), and the reason says so, not "bad certificate"."""
+    ada, bob, carol, bundle = hostile
+    authority = trustme.CA()
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    authority.issue_cert("localhost", "127.0.0.1").configure_cert(old)
+    ada.server.context = old
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert (got.reason, got.detail) == (
+        "TLS version too old", "the server offers only TLS older than 1.2"), got
+    assert ada.server.requests == []
 
 
 @pytest.mark.parametrize("behaviour,reason", [("404", "http error"), ("500", "http error"),

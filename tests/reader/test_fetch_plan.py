@@ -7,6 +7,7 @@ second fetch starts from what the first one stored."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -21,6 +22,7 @@ import pytest
 
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode, canonical_json
+from o2m_pub.protocol.cards import make_card
 from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.fetch_plan import (
     MAX_FRIEND_BYTES,
@@ -333,21 +335,67 @@ OLD_TEXTS = {"UNREACHABLE": "unreachable", "TIMEOUT": "timeout",
              "MALFORMED": "malformed", "BAD_SIGNATURE": "bad signature",
              "ROLLBACK": "rollback", "EQUIVOCATION": "equivocation",
              "KEY_CHANGED": "key changed", "BAD_OBJECT": "bad object"}
+# Added since (security review findings 10 and 5): what really happened.
+NEW_TEXTS = {"TLS_TOO_OLD": "TLS version too old", "OVER_QUOTA": "over quota"}
 
 
 def test_refusal_reasons_read_and_store_as_the_words_o2m_fetch_always_printed(tmp_path):
-    """The Reason enum is the twelve texts the reasons were before it: printed with
-    str() or an f-string, compared with text, and stored by SQLite as plain text (what
-    older stores hold in `last_reason`). Only the transport failures count as
-    unreachable."""
-    assert {r.name: r.value for r in Reason} == OLD_TEXTS
+    """The Reason enum is the twelve texts the reasons were before it, and the ones
+    added since: printed with str() or an f-string, compared with text, and stored by
+    SQLite as plain text (what older stores hold in `last_reason`). Only the transport
+    failures count as unreachable."""
+    assert {r.name: r.value for r in Reason} == OLD_TEXTS | NEW_TEXTS
+    all_texts = OLD_TEXTS | NEW_TEXTS
     db = sqlite3.connect(tmp_path / "reasons.db")
     db.execute("CREATE TABLE t (reason TEXT)")
     for reason in Reason:
-        assert str(reason) == f"{reason}" == OLD_TEXTS[reason.name] == reason
+        assert str(reason) == f"{reason}" == all_texts[reason.name] == reason
         db.execute("INSERT INTO t VALUES (?)", (reason,))
     stored = [r for (r,) in db.execute("SELECT reason FROM t")]
-    assert stored == list(OLD_TEXTS.values()) and {type(r) for r in stored} == {str}
+    assert sorted(stored) == sorted(all_texts.values()) and {type(r) for r in stored} == {str}
     assert {r for r in Reason if r.is_transport} == {
-        Reason.UNREACHABLE, Reason.TIMEOUT, Reason.BAD_CERTIFICATE, Reason.HTTP_ERROR,
-        Reason.REDIRECT}
+        Reason.UNREACHABLE, Reason.TIMEOUT, Reason.BAD_CERTIFICATE, Reason.TLS_TOO_OLD,
+        Reason.HTTP_ERROR, Reason.REDIRECT}
+
+
+# ---------------------------------------------------------------- suggested commands
+
+
+def _run_suggested(command: str, folder: Path) -> list[str]:
+    """Run a printed `o2m …` command with bash, as a user pasting it would, in
+    `folder`, with `o2m` a shell function that prints the words it was given."""
+    script = 'o2m() { printf "%s\\n" "$@"; }\n' + command
+    done = subprocess.run(["bash", "-c", script], cwd=folder, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("where", ["the new card", "the stored card"])
+def test_threat_50_a_hostile_url_in_a_suggested_command_runs_nothing(site, bob, tmp_path, where):
+    """THREATS 50 (security review finding 2): Ada's head is gone and her site's card has
+    new keys, signed by them, with a URL a shell would run (`$(touch …)`, `;`, quotes),
+    which PROTOCOL.md §2.4 allows. The refusal suggests a command to accept the new card;
+    pasted into bash, it runs nothing, and gives `o2m` the words it means: the friend's
+    stored name and the stored site's address (where the new card was found), never the
+    new card's URL. The stored URL may itself hold such characters: it is quoted."""
+    hostile = "https://ada.example/$(touch$IFS'PWNED')/;touch$IFS'PWNED2';x/"
+    if where == "the stored card":
+        bob.keys = dataclasses.replace(bob.keys, site_url=hostile)
+    new_sign = nacl.signing.SigningKey(bytes([9]) * 32)
+    card = make_card(new_sign, name="Ada", url=hostile if where == "the new card" else SITE_URL,
+                     box_pk=bytes(nacl.public.PrivateKey(bytes([8]) * 32).public_key),
+                     tls_pin=None, created=NOW - dt.timedelta(days=1))
+    site.files[".well-known/o2m-card.json"] = card.raw
+    got = bob.fetch(site)
+    assert (got.status, got.reason) == ("refused", Reason.KEY_CHANGED), got
+    command = got.detail.split("then run: ", 1)[1]
+    assert "\n" not in command
+    folder = tmp_path / "paste"
+    folder.mkdir()
+    words = _run_suggested(command, folder)
+    assert list(folder.iterdir()) == []
+    assert words == ["friend", "add", "ada", bob.keys.site_url, "--accept-key-change"]
+    (notice,) = [n for n in bob.store.notifications() if n.kind == "key_changed"]
+    assert _run_suggested(notice.detail.split("then run: ", 1)[1], folder) == words
+    assert list(folder.iterdir()) == []

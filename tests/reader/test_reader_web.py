@@ -16,11 +16,7 @@ import http.client
 import http.server
 import os
 import re
-import select
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +24,7 @@ from pathlib import Path
 import pytest
 from support.data import BOB_PK, PNG
 from support.people import PASS, Person, server_context  # noqa: F401
+from support.reader_process import start_reader, stop_reader
 
 from o2m_pub.reader.model import FriendUpdate, PostRow, short_id_for
 from o2m_pub.reader.store import ReaderStore
@@ -90,45 +87,6 @@ class Tracker:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-# `o2m reader` is now the desk (tests/desk/); reader/web.py, until it goes, runs as the
-# command ran it before: the store of the site, its zone, a free port, SIGTERM to stop.
-LEGACY_READER = """
-import sys
-from pathlib import Path
-from o2m_pub.config import load
-from o2m_pub.reader.store import ReaderStore
-from o2m_pub.reader.web import listen, run
-root = Path(sys.argv[1])
-with ReaderStore.open(root) as store:
-    listening = listen(store, load(root).tz, "127.0.0.1", 0)
-    run(lambda: print(f"o2m: reader at {listening.url} (Ctrl-C to stop)", flush=True))
-"""
-
-
-def start_reader(root: Path) -> tuple[subprocess.Popen, str]:
-    """reader/web.py as `o2m reader --port 0` ran it; returns the process and its URL."""
-    proc = subprocess.Popen([sys.executable, "-c", LEGACY_READER, str(root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    ready, _, _ = select.select([proc.stdout], [], [], 60)
-    line = proc.stdout.readline() if ready else ""
-    m = re.fullmatch(r"o2m: reader at (http://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)\n", line)
-    if m is None:
-        proc.kill()
-        raise AssertionError(f"unexpected first line {line!r}; stderr: {proc.stderr.read()}")
-    return proc, m.group(1)
-
-
-def stop_reader(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -343,6 +301,33 @@ def test_a_cross_site_form_cannot_mark_all_read(world, browser):
     assert unread
 
 
+def test_threat_53_another_sites_image_or_link_marks_nothing_read(world, browser):
+    """THREATS 53 in a real browser: a page of another site that loads a post of the
+    reader as an image, and then sends the browser to it (a meta refresh), shows it but
+    leaves it unread; the reader's own link then marks it read."""
+    from selenium.webdriver.common.by import By
+
+    tracker = world["tracker"]
+    bread = short_id(world["root"], "Bread")
+    with ReaderStore.open(world["root"]) as store:
+        store.mark_read([bread], read=False)
+    post_url = f"{world['url']}post/{bread}"
+    tracker.pages["/lure.html"] = f'<img src="{post_url}"><p>a page</p>'.encode()
+    browser.get(tracker.url + "lure.html")
+    tracker.pages["/go.html"] = (f'<meta http-equiv="refresh" content="0; url={post_url}">'
+                                 ).encode()
+    browser.get(tracker.url + "go.html")
+    deadline = time.monotonic() + 30
+    while not browser.find_elements(By.ID, "heading") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert browser.find_element(By.ID, "heading").text == "Bread"  # shown ...
+    assert not next(p for p in stored(world["root"]) if p.short_id == bread).read  # ... unread
+    browser.get(world["url"])
+    click_to_navigate(browser, browser.find_element(By.CSS_SELECTOR,
+                                                    f'li[data-id="{bread}"] a.headline'))
+    assert next(p for p in stored(world["root"]) if p.short_id == bread).read
+
+
 def test_the_reader_answers_only_at_its_own_address(world):
     """DNS rebinding: a request naming another host is refused, so a web page cannot
     read the reader through a name that resolves to 127.0.0.1."""
@@ -393,6 +378,49 @@ def _two_ids_sharing_a_prefix() -> tuple[str, str]:
     raise AssertionError("no shared prefix")  # pragma: no cover - a birthday: ~1,300 ids
 
 
+NAVIGATION = {"sec-fetch-site": "same-origin", "sec-fetch-mode": "navigate",
+              "sec-fetch-dest": "document", "sec-fetch-user": "?1"}
+
+
+@pytest.mark.parametrize("headers", [
+    {"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors", "sec-fetch-dest": "image"},
+    {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document"},
+    {"sec-fetch-site": "same-site", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document"},
+    {**NAVIGATION, "sec-fetch-dest": "iframe"},
+    {**NAVIGATION, "sec-purpose": "prefetch"},
+    {},  # a client that does not say where the request comes from (curl)
+], ids=["cross-site image", "cross-site link", "same-site link", "frame", "prefetch",
+        "no Sec-Fetch"])
+def test_threat_53_a_cross_site_get_changes_nothing(site, headers):
+    """THREATS 53 (security review finding 6): a GET of /post/ID or /notifications that
+    is not the person's own navigation in the reader (an image, link, frame or prefetch
+    of another site; or a client that does not say) shows the page and changes
+    nothing: the post stays unread, the notification unseen. The reader's own link, or
+    an address typed in (Sec-Fetch-Site: none), marks them."""
+    with ReaderStore.open(site.root) as store:
+        store.apply_update(FriendUpdate("bob", BOB_PK, upserts=[
+            PostRow(id="p1", audience="private", date="2026-11-01T00:00:00Z", title="One",
+                    markdown="text")], notifications=[("reply", "a reply")]))
+        app = ReaderApp(store, dt.timezone.utc)
+        app.bound_to("127.0.0.1", 8080)
+        short = short_id_for(BOB_PK, "p1")
+
+        def get_page(path: str, extra: dict[str, str]) -> int:
+            return app.handle("GET", path, {}, {}, {"host": "127.0.0.1:8080", **extra}).status
+
+        assert get_page(f"/post/{short}", headers) == 200
+        assert get_page("/notifications", headers) == 200
+        assert store.unread_count() == 1
+        assert [n.seen for n in store.notifications()] == [False]
+        assert app.handle("HEAD", f"/post/{short}", {}, {},
+                          {"host": "127.0.0.1:8080", **NAVIGATION}).status == 200
+        assert store.unread_count() == 1
+        assert get_page(f"/post/{short}", NAVIGATION) == 200
+        assert store.unread_count() == 0
+        assert get_page("/notifications", {**NAVIGATION, "sec-fetch-site": "none"}) == 200
+        assert [n.seen for n in store.notifications()] == [True]
+
+
 def test_an_ambiguous_id_or_a_busy_store_is_a_clear_page_not_a_500(site):
     """A typed /post/PREFIX matching several posts is a 404 page; opening a post while
     another o2m process writes the store is a 503 page saying so (nothing marked)."""
@@ -405,7 +433,8 @@ def test_an_ambiguous_id_or_a_busy_store_is_a_clear_page_not_a_500(site):
         app.bound_to("127.0.0.1", 8080)
 
         def get_page(path: str):  # noqa: ANN202 - reader_web.Response
-            return app.handle("GET", path, {}, {}, {"host": "127.0.0.1:8080"})
+            # the person's own navigation: only that marks a post read (THREATS 53)
+            return app.handle("GET", path, {}, {}, {"host": "127.0.0.1:8080", **NAVIGATION})
 
         full = short_id_for(BOB_PK, first)
         for path in (f"/post/{full[:4]}", f"/file/{full[:4]}/0"):

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import http.client
+import json
 import os
 import shutil
 import socket
 import sqlite3
 import ssl
+import subprocess
+import sys
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,12 +26,14 @@ from nacl.bindings import crypto_secretbox_easy
 from nacl.secret import SecretBox
 from support.people import PASS, Person, server_context  # noqa: F401
 from support.raw_tls import RawTLSServer
+from support.reader_process import start_reader, stop_reader
 
 from o2m_pub.friends.identity import load_identity
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode, canonical_json
 from o2m_pub.reader import fetch_plan
 from o2m_pub.reader.http_fetch import Limits
+from o2m_pub.reader.store import ReaderStore
 
 # Generous timeouts: a test that passes only because the client gave up in time would
 # prove nothing here (case 20 tells "aborted at length+1" from "timed out").
@@ -571,3 +577,170 @@ def test_threat_23_an_attachment_is_credited_to_a_friend_only_after_their_own_do
     finally:
         db.close()
     assert credits == ([("ada",), ("carol",)] if key == "the right key" else [("ada",)])
+
+
+# ---------------------------------------------------------------- 49: posts that take a parser minutes
+
+
+def _page(url: str, path: str) -> tuple[int, str]:
+    """GET a page of the reader as the person's own navigation, giving it 30 s: far less
+    than any hostile post below took to render before it was rendered at fetch time."""
+    netloc = url.split("/")[2]
+    conn = http.client.HTTPConnection(netloc, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Host": netloc, "Sec-Fetch-Site": "same-origin",
+                                           "Sec-Fetch-Mode": "navigate",
+                                           "Sec-Fetch-Dest": "document"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_threat_49_a_post_that_takes_a_parser_minutes_blocks_no_page(people):
+    """THREATS 49 (security review finding 1) end to end. Ada's key signs a head listing
+    a post of 20,000 `[` (Python-Markdown needs minutes; the review's reader took 49.6 s
+    for 16,000 and answered no other page meanwhile); her public feed.json carries a
+    post of 100,000 nested `<div>` (nh3: 90 s) and one of 100,000 `<script` with no
+    summary (the timeline's excerpt of it took minutes). Bob's fetch renders each post
+    once, within the CPU limit, and stores the first two as text. His `o2m reader` then
+    answers every page within its client's 30 s: the timeline, Ada's page, each hostile
+    post as its escaped text with a note, and her real post rendered."""
+    ada, bob, carol, bundle = people
+    doc = {"v": 1, "type": "o2m-post", "date": "2026-11-24T10:00:00Z", "title": "Brackets",
+           "markdown": "[" * 20_000}
+    data, ref = feeds.seal_object(canonical_json(doc), key=os.urandom(32), nonce=os.urandom(24))
+    (ada.root / "build" / ref.path).write_bytes(data)
+    head = published_head(ada, bob)
+    publish_head(ada, bob, seq=head.seq + 1, items=[
+        feeds.Item(b64u_encode(os.urandom(16)), "2026-11-24T10:00:00Z", ref), *head.items])
+    feed_file = ada.root / "build/feed.json"
+    public = json.loads(feed_file.read_text())
+    public["items"] += [{"id": f"{ada.server.url}2026/{slug}/", "url": f"{ada.server.url}2026/"
+                         f"{slug}/", "title": title, "content_html": html,
+                         "date_published": "2026-11-23T10:00:00Z"}
+                        for slug, title, html in (("divs", "Divs", "<div>" * 100_000),
+                                                  ("scripts", "Scripts", "<script" * 100_000))]
+    feed_file.write_text(json.dumps(public))
+    got = bob.fetch(bundle, "ada", limits=LIMITS)["ada"]
+    assert (got.status, got.new, got.as_text) == ("new", 3, 2), got
+    ids = {p.title: p.short_id for p in bob.timeline(friend="ada")}
+    proc, url = start_reader(bob.root)
+    try:
+        for path in ("/", "/friend/ada"):
+            status, page = _page(url, path)
+            assert status == 200 and "Brackets" in page and "Scripts" in page
+        status, page = _page(url, f"/post/{ids['Brackets']}")
+        assert status == 200 and "too complex to render" in page
+        assert "<pre>" + "[" * 20_000 + "</pre>" in page
+        status, page = _page(url, f"/post/{ids['Divs']}")
+        assert status == 200 and "too complex to render" in page and "&lt;div" not in page
+        status, page = _page(url, f"/post/{ids['Scripts']}")
+        assert status == 200 and "too complex" not in page and "<script" not in page
+        status, page = _page(url, f"/post/{ids['Ada first']}")
+        assert status == 200 and "<p>Body.</p>" in page and "too complex" not in page
+    finally:
+        assert stop_reader(proc) == 0
+
+
+# ---------------------------------------------------------------- 52: a friend's share of the store
+
+
+def _quota(person: Person, quota: int) -> None:
+    """Set `[reader] quota_per_friend` in the person's o2m.toml (bytes)."""
+    config = person.root / "o2m.toml"
+    text = config.read_text().split("\n[reader]")[0]
+    config.write_text(text + f"\n[reader]\nquota_per_friend = {quota}\n")
+
+
+def _but_notifications(tables: dict[str, list]) -> dict[str, list]:
+    """What `stored` gives, but the notifications (a refusal adds one)."""
+    return {k: v for k, v in tables.items() if k != "notifications"}
+
+
+def _used(person: Person, friend: str) -> int:
+    with ReaderStore.open(person.root) as store:
+        return store.used(friend)
+
+
+def test_threat_52_a_friend_cannot_grow_the_store_past_their_quota(people):
+    """THREATS 52 (security review finding 5): a quota per friend, counted on what the
+    store keeps of them (texts, renderings, attachments) across runs. Ada posts two
+    pictures of 600 KB: with a quota 700 KB above what she takes, both in one run are
+    refused; with room for two, they land. Her third picture, the next run, would take
+    her past it: refused whole, with one line naming the setting and a notification;
+    nothing of it is stored, not even its picture's file (Bob's store is as it was).
+    Once she deletes a post, the third fits, and lands."""
+    ada, bob, carol, bundle = people
+    (ada.root / "content/2026").mkdir(parents=True, exist_ok=True)
+    for n in (1, 2, 3):
+        (ada.root / f"content/2026/pic{n}.png").write_bytes(b"\x89PNG " + os.urandom(600_000))
+    ada.post("p1", "One", "friends", body="![one](pic1.png)")
+    ada.post("p2", "Two", "friends", body="![two](pic2.png)")
+    ada.build()
+    _quota(bob, _used(bob, "ada") + 700_000)
+    before = _but_notifications(stored(bob))
+    got = bob.fetch(bundle, "ada", limits=LIMITS)
+    assert (got["ada"].status, got["ada"].reason) == ("refused", "over quota"), got["ada"]
+    assert _but_notifications(stored(bob)) == before
+    _quota(bob, _used(bob, "ada") + 1_400_000)
+    assert bob.fetch(bundle, "ada", limits=LIMITS)["ada"].new == 2
+    quota = _used(bob, "ada") + 400_000
+    _quota(bob, quota)
+    ada.post("p3", "Three", "friends", body="![three](pic3.png)")
+    ada.build()
+    before = _but_notifications(stored(bob))
+    got = bob.fetch(bundle, "ada", limits=LIMITS)
+    assert (got["ada"].status, got["ada"].reason) == ("refused", "over quota"), got["ada"]
+    assert f"over the quota of {quota:,} for one friend" in got["ada"].detail
+    assert "[reader] quota_per_friend" in got["ada"].detail
+    assert _but_notifications(stored(bob)) == before  # not a row, not a file
+    assert [d for _, d in notifications(bob, "over_quota")][-1] == got["ada"].detail
+    (ada.root / "content/2026/p1.md").unlink()
+    ada.build()
+    got = bob.fetch(bundle, "ada", limits=LIMITS)["ada"]
+    assert (got.status, got.new, got.deleted) == ("new", 1, 1), got
+    assert titles(bob, "ada") == {"Ada first", "Two", "Three"}
+    assert _used(bob, "ada") <= quota
+
+
+def test_threat_52_a_fetch_holds_one_post_at_a_time_in_memory(people, tmp_path):
+    """THREATS 52, memory (security review finding 5: 4 posts of 50 MiB took `o2m fetch`
+    to 428 MB, as every post of an update waited in memory for its transaction). Ada's
+    key signs a head of 16 posts of 5 MiB of Markdown each (80 MiB); `o2m fetch` stores
+    them all, and its peak memory grows by less than half of that over a fetch of small
+    posts: it holds one object at a time, the texts wait in the spool on disk."""
+    ada, bob, carol, bundle = people
+    me = load_identity(ada.root, PASS)
+    word = "lorem ipsum dolor sit amet, consectetur adipiscing elit. "
+    text = (word * (5 * 1024 * 1024 // len(word) + 1))[:5 * 1024 * 1024]
+    items = []
+    for n in range(16):
+        doc = {"v": 1, "type": "o2m-post", "date": f"2026-11-{n + 1:02d}T10:00:00Z",
+               "title": f"Long {n}", "markdown": text}
+        data, ref = feeds.seal_object(canonical_json(doc), key=os.urandom(32),
+                                      nonce=os.urandom(24))
+        (ada.root / "build" / ref.path).write_bytes(data)
+        items.append(feeds.Item(b64u_encode(os.urandom(16)), doc["date"], ref))
+    del me, data
+    wrapper = ("import resource, subprocess, sys; "
+               "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+    def fetch_peak_kb() -> int:
+        done = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "o2m_pub",
+                               "-C", str(bob.root), "fetch", "ada"], capture_output=True,
+                              text=True, env={**os.environ, "O2M_CA_BUNDLE": bundle},
+                              timeout=600)
+        code, peak = done.stdout.split()
+        assert code == "0", done
+        return int(peak)
+
+    ada.post("s", "Small", "friends")
+    ada.build()
+    small = fetch_peak_kb()
+    head = published_head(ada, bob)
+    publish_head(ada, bob, seq=head.seq + 1, items=items + list(head.items))
+    big = fetch_peak_kb()
+    assert len([t for t in titles(bob, "ada") if t.startswith("Long")]) == 16
+    assert (big - small) * 1024 < 40 * 1024 * 1024, (small, big)  # < half of 80 MiB

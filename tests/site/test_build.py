@@ -32,6 +32,25 @@ def test_site_structure(site):
     assert 'href="2026/first/index.html"' in home  # relative links, index.html named
 
 
+def test_raw_html_false_escapes_raw_html_in_pages_and_feeds(site):
+    """[site] raw_html = false (docs/CONFIG.md): a public post's `<script>` is text in
+    its page and in feed.json, also for a post built before the setting changed (its
+    file unchanged: the setting alone renders it again)."""
+    site.post("2026/raw.md", title="Raw", body="Hi <script>alert(1)</script> there.")
+    site.o2m("build")
+    assert "<script>alert(1)</script>" in site.read("2026/raw/index.html")
+    config = site.root / "o2m.toml"
+    config.write_text(config.read_text().replace("[groups]", "raw_html = false\n\n[groups]"))
+    site.o2m("build")
+    page = site.read("2026/raw/index.html")
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    (item,) = json.loads(site.read("feed.json"))["items"]
+    assert "<script>" not in item["content_html"] and "&lt;script&gt;" in item["content_html"]
+    config.write_text(config.read_text().replace("raw_html = false\n", ""))
+    site.o2m("build")
+    assert "<script>alert(1)</script>" in site.read("2026/raw/index.html")
+
+
 def test_markdown_features(site):
     """Highlighted code, tables, footnotes, heading anchors and smart quotes."""
     site.post("2026/md.md", body='''"Quoted" -- it's here...

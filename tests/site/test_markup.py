@@ -75,3 +75,18 @@ def test_table_alignment_needs_no_inline_style():
     html = MarkdownRenderer().render("| a | b |\n|:-:|--:|\n| 1 | 2 |\n", "p.md").html
     assert 'align="center"' in html and 'align="right"' in html
     assert "style=" not in html
+
+
+def test_raw_html_is_escaped_when_the_site_turns_it_off():
+    """[site] raw_html = false (security review finding 13): raw HTML in a post, block
+    or inline, becomes text (`<script>` shows as itself); Markdown still renders."""
+    source = ('Hi <script>alert(1)</script> **bold** <img src=x onerror="alert(2)">\n\n'
+              "<div onclick=\"alert(3)\">\n<script>alert(4)</script>\n</div>\n\n"
+              "<!-- a comment -->\n\n[link](https://w.example/)\n")
+    html = MarkdownRenderer(raw_html=False).render(source, "content/a.md").html
+    assert "<script" not in html and "<img" not in html and "<div" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;div onclick=" in html and "&lt;!" in html and "<!--" not in html
+    assert "<strong>bold</strong>" in html and 'href="https://w.example/"' in html
+    raw = MarkdownRenderer().render(source, "content/a.md").html
+    assert "<script>alert(1)</script>" in raw  # the default passes it through

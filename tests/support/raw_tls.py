@@ -148,6 +148,8 @@ class RawTLSServer:
         elif behaviour == "redirect-http":
             send("302 Found", {"Location": f"http://localhost:{self.port}/{path}",
                                "Content-Length": "0"})
+        elif behaviour == "redirect-file":
+            send("302 Found", {"Location": "file:///etc/passwd", "Content-Length": "0"})
         elif behaviour == "redirect-other-host":
             send("302 Found", {"Location": f"https://127.0.0.1:{self.port}/{path}",
                                "Content-Length": "0"})

@@ -36,6 +36,7 @@ from o2m_pub.host.publish.plan import (
 from o2m_pub.host.publish.rclone import RcloneTarget
 from o2m_pub.host.publish.record import PublishRecord
 from o2m_pub.host.publish.target import NoProgress, Progress, PublishError, Target
+from o2m_pub.host.static_rules import hidden_segment
 
 BUILD_DIR = "build"
 # rclone's remote names: letters, digits, _ - . + @ and spaces inside; or ":backend,...:"
@@ -54,6 +55,7 @@ class PublishReport:
     deleted: int = 0
     seconds: float = 0.0
     check: CheckResult | None = None
+    hidden: list[str] = field(default_factory=list)  # dotfiles of build/ left out
 
 
 def is_remote(spec: str) -> bool:
@@ -105,21 +107,33 @@ def _sha256_file(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def scan_build(build_dir: Path, known: dict[str, FileInfo]) -> dict[str, FileInfo]:
+def scan_build(build_dir: Path, known: dict[str, FileInfo],
+               hidden: list[str] | None = None) -> dict[str, FileInfo]:
     """Every regular file of build/ with its digest: from the manifest when its size is
     the one recorded (the build wrote it, and nothing else writes there), else hashed.
     Temporary files of a build and symlinks are left out: os.walk does not descend into
-    a symlinked folder, and lstat shows a symlinked file as no regular file."""
+    a symlinked folder, and lstat shows a symlinked file as no regular file. Dotfiles
+    and dot-folders are left out as `o2m serve` refuses them (`static_rules`), and
+    their paths (a folder's with a trailing /) appended to `hidden`."""
     if not build_dir.is_dir():
         raise PublishError(f"{BUILD_DIR}/ does not exist: nothing to publish",
                            hint="run `o2m build` first")
     files: dict[str, FileInfo] = {}
     root = str(build_dir)
-    for dirpath, _, names in os.walk(root):
+    for dirpath, dirnames, names in os.walk(root):
         rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
         prefix = "" if rel == "." else rel + "/"
+        for name in sorted(dirnames):
+            if hidden_segment(name, first=not prefix):
+                dirnames.remove(name)  # not walked into
+                if hidden is not None:
+                    hidden.append(prefix + name + "/")
         for name in names:
             if name.startswith(TMP_PREFIX):
+                continue
+            if hidden_segment(name, first=not prefix):
+                if hidden is not None:
+                    hidden.append(prefix + name)
                 continue
             full = os.path.join(dirpath, name)
             st = os.lstat(full)
@@ -176,13 +190,15 @@ def publish_site(root: Path, spec: str | None = None, *, base: Path | None = Non
     build_dir = root / BUILD_DIR
     _refuse_overlap(target, build_dir)
     with site_lock(state_dir, error=PublishError):  # no build rewrites build/ meanwhile
-        local = scan_build(build_dir, _build_digests(state_dir))
+        hidden: list[str] = []
+        local = scan_build(build_dir, _build_digests(state_dir), hidden)
         record = PublishRecord(state_dir, target.key)
         try:
             report = _publish(record, target, local, build_dir, dry_run=dry_run, grace=grace,
                               check=check, now=now, progress=progress)
         finally:
             record.close()
+    report.hidden = hidden
     report.seconds = time.perf_counter() - started
     return report
 
