@@ -580,13 +580,20 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
         return _fetch(keys, state, stored_hashes, get, attachments, stamp, public,
                       ByteBudget(max_bytes), other_head, spool)
     except Refused as e:
-        out = Outcome(keys.name, "refused", reason=e.reason, detail=e.detail)
-        if e.reason in _NOTIFIED:
-            out.notifications.append((_NOTIFIED[e.reason], e.detail))
-        since = state.failing_since if state and state.failing_since else stamp
-        if e.reason.is_transport and since <= utc_text(now - UNREACHABLE_NOTICE_AFTER):
-            out.notifications.append(("unreachable", f"unreachable since {since}"))
-        return out
+        return refusal(keys.name, state, e, now)
+
+
+def refusal(friend: str, state: FriendState | None, e: Refused, now: dt.datetime) -> Outcome:
+    """The outcome of a friend's fetch refused for `e`, with the notifications it
+    calls for (a key change, an equivocation; unreachable for long enough)."""
+    stamp = utc_text(now)
+    out = Outcome(friend, "refused", reason=e.reason, detail=e.detail)
+    if e.reason in _NOTIFIED:
+        out.notifications.append((_NOTIFIED[e.reason], e.detail))
+    since = state.failing_since if state and state.failing_since else stamp
+    if e.reason.is_transport and since <= utc_text(now - UNREACHABLE_NOTICE_AFTER):
+        out.notifications.append(("unreachable", f"unreachable since {since}"))
+    return out
 
 
 def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],

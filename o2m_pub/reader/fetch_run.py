@@ -21,12 +21,24 @@ from o2m_pub.protocol.cards import Card
 from o2m_pub.protocol.keyfile import PassphraseError
 from o2m_pub.reader.attachments import FriendAttachments
 from o2m_pub.reader.card_refresh import CardRefresh, refresh_card
-from o2m_pub.reader.fetch_plan import FriendKeys, Outcome, Refused, fetch_friend
+from o2m_pub.reader.fetch_plan import (
+    FriendKeys,
+    Outcome,
+    Refused,
+    fetch_friend,
+    refusal,
+)
 from o2m_pub.reader.http_fetch import HTTPFetcher, Limits
 from o2m_pub.reader.model import FriendState, Reason
 from o2m_pub.reader.render import render_pending
 from o2m_pub.reader.spool import FriendSpool
-from o2m_pub.reader.store import OverQuotaError, ReaderStore, StaleUpdateError, fetch_lock
+from o2m_pub.reader.store import (
+    OverQuotaError,
+    ReaderStore,
+    StaleUpdateError,
+    fetch_lock,
+)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -110,7 +122,10 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
         deadline_at = time.monotonic() + limits.deadline
         refresh = None
         if save_card is not None and target.card is not None:
-            refresh = _refresh_card(fetcher, target, state, deadline_at)
+            try:
+                refresh = _refresh_card(fetcher, target, state, deadline_at)
+            except Refused as e:  # no answer at all: their feed would get none either
+                return refusal(keys.name, state, e, now)
             if refresh.adopted is not None:
                 if refresh.rekeyed:
                     return Outcome(keys.name, "rekey", card=refresh)
@@ -146,14 +161,21 @@ def _refresh_card(fetcher: HTTPFetcher, target: Target, state: FriendState | Non
                   deadline_at: float) -> CardRefresh:
     """Their published card, by a conditional request checked as their feed is (pin
     or CAs); when that TLS check fails, once more over an unverified connection, over
-    which nothing else is asked (§3.5: a card is trusted by its signature alone). Any
-    other failure is left to the feed's fetch to report."""
+    which nothing else is asked (§3.5: a card is trusted by its signature alone).
+
+    Raises:
+        Refused: the site gives no answer (timeout, unreachable): the friend's fetch
+            ends with that reason, rather than spending the rest of its deadline on
+            the feed. Other failures are left to the feed's fetch to report.
+    """
     assert target.card is not None
     get = fetcher.getter(target.url, deadline_at, target.tls_pin)
     try:
         return refresh_card(target.card, get, etag=state.card_etag if state else None,
                             last_modified=state.card_last_modified if state else None)
     except Refused as e:
+        if e.reason in (Reason.TIMEOUT, Reason.UNREACHABLE):
+            raise  # the site does not answer: the fetch ends here, with this reason
         if e.reason != Reason.BAD_CERTIFICATE:
             return CardRefresh(target.card, previous=target.card)
     unverified = fetcher.getter(target.url, deadline_at, unverified=True)

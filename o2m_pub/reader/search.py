@@ -7,7 +7,11 @@ store of before that has none: its own migration step, independent of the schema
 version in the header, so that it adds to any version of the store.
 
 The text indexed is the friend's own: the Markdown of a private post, the summary and
-the HTML of a public one (its markup words, such as ``href``, are indexed too).
+the HTML of a public one (its markup words, such as ``href``, are indexed too), each
+up to its first `INDEXED_CHARS` characters: a friend's 50 MiB post would otherwise
+cost the fetch that stores it tens of megabytes of index in memory and a second copy
+on disk outside their quota (THREATS.md 52), and no one searches a post's hundredth
+page.
 
 `fts_query` turns what a person types into an FTS5 expression that cannot be a syntax
 error: words must all appear, "quoted words" are a phrase, ``word*`` a prefix, ``OR``
@@ -30,8 +34,10 @@ SYNTAX_HELP = ('All words must appear · "an exact phrase" · bread* for bread, 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
 
-_TEXT = ("coalesce({r}.markdown, '') || ' ' || coalesce({r}.summary, '') || ' ' || "
-         "coalesce({r}.html, '')")
+INDEXED_CHARS = 64 * 1024  # of each of a post's texts
+_TEXT = (f"substr(coalesce({{r}}.markdown, ''), 1, {INDEXED_CHARS}) || ' ' || "
+         f"substr(coalesce({{r}}.summary, ''), 1, {INDEXED_CHARS}) || ' ' || "
+         f"substr(coalesce({{r}}.html, ''), 1, {INDEXED_CHARS})")
 _VALUES = f"{{r}}.rowid, coalesce({{r}}.title, ''), {_TEXT}, {{r}}.tags"
 
 _CREATE = [

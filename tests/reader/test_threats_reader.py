@@ -597,6 +597,21 @@ def _page(url: str, path: str) -> tuple[int, str]:
         conn.close()
 
 
+def _sign_public_feed(person: Person) -> None:
+    """Sign `person`'s feed.json as it is now with their public-feed key (§1.4), as
+    their build would: the posts in it are theirs, whatever they hold."""
+    import datetime as dt
+
+    from o2m_pub.friends.identity import load_feed_key
+    from o2m_pub.protocol.feed_signature import sign_feed
+
+    build = person.root / "build"
+    (build / "feed.json.sig").write_bytes(sign_feed(
+        load_feed_key(person.root), author_sign_pk=person.card.sign_pk,
+        feed=(build / "feed.json").read_bytes(), seq=2**40,
+        updated=dt.datetime.now(dt.timezone.utc)))
+
+
 def test_threat_49_a_post_that_takes_a_parser_minutes_blocks_no_page(people):
     """THREATS 49 (security review finding 1) end to end. Ada's key signs a head listing
     a post of 20,000 `[` (Python-Markdown needs minutes; the review's reader took 49.6 s
@@ -622,6 +637,7 @@ def test_threat_49_a_post_that_takes_a_parser_minutes_blocks_no_page(people):
                         for slug, title, html in (("divs", "Divs", "<div>" * 100_000),
                                                   ("scripts", "Scripts", "<script" * 100_000))]
     feed_file.write_text(json.dumps(public))
+    _sign_public_feed(ada)  # her own key signs them: a hostile author, not a hostile host
     got = bob.fetch(bundle, "ada", limits=LIMITS)["ada"]
     assert (got.status, got.new, got.as_text) == ("new", 3, 2), got
     ids = {p.title: p.short_id for p in bob.timeline(friend="ada")}
