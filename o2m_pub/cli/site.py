@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -33,37 +34,101 @@ from o2m_pub.errors import BuildFailedError, O2MError
 @click.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", help="The site's name (asked for when run interactively).")
-@click.option("--url", help="Where the site will be published, e.g. https://example.org/.")
-@click.option("--author", help="Your name as it appears on posts (default: the site's name).")
+@click.option("--url", help="Where the site will be published, e.g. https://ada.example/ "
+                            "(asked for when run interactively; needed in a script).")
+@click.option("--author", help="Your name as it appears on posts and in your card "
+                               "(asked for when run interactively; default: the site's name).")
+@click.option("--description", help="One line about the site, for search engines and feeds.")
+@click.option("--own-cert", is_flag=True,
+              help="Make no self-signed certificate: you will name your own in [serve] "
+                   "(from certbot, say), and your card carries no TLS pin.")
 @KDF_OPTION
 @click.pass_context
 def init(ctx: click.Context, directory: Path | None, name: str | None, url: str | None,
-         author: str | None, kdf: str) -> None:
-    """Create a new site: config, your keys and card, a sample post, the default theme."""
+         author: str | None, description: str | None, own_cert: bool, kdf: str) -> None:
+    """Create a new site: config, your keys, TLS certificate and card, a sample post, the
+    default theme. A refused or interrupted init leaves nothing behind."""
+    from urllib.parse import urlsplit
+
     from o2m_pub.config import load, parse_config
+    from o2m_pub.errors import ConfigError, SiteError
     from o2m_pub.friends.identity import create_owner
-    from o2m_pub.site.scaffold import config_text, init_site, refuse_existing_site
+    from o2m_pub.site.scaffold import (
+        built_aside,
+        check_site_url,
+        config_text,
+        init_site,
+        refuse_existing_site,
+    )
 
     folder = directory or ctx.obj.get("site") or Path.cwd()
     interactive = sys.stdin.isatty()
     default_name = folder.resolve().name.replace("-", " ").title() or "My site"
+    if url is None and not interactive:  # before any question: a script gets one line
+        raise SiteError("--url is needed: the https:// address where the site will be "
+                        "published (links in your feeds and your card point there)",
+                        hint="e.g. o2m init my-site --url https://ada.example/")
+    refuse_existing_site(folder)
+    if url is not None:
+        url = check_site_url(url)
     if name is None:
         name = click.prompt("Site name", default=default_name) if interactive else default_name
     if url is None:
-        url = (click.prompt("Public URL", default="https://example.org/") if interactive
-               else "https://example.org/")
-    parse_config(config_text(name=name, url=url, author=author or name, timezone="UTC").encode(),
-                 "--name/--url")  # validate before touching the disk
-    refuse_existing_site(folder)  # before asking for a passphrase
-    passphrase = read_passphrase(ctx, "Passphrase for your keys", new=True)
-    created = init_site(folder, name=name, url=url, author=author, now=local_now())
-    identity, card = create_owner(folder, load(folder), passphrase, now=local_now(),
-                                  **kdf_limits(kdf))
+        url = check_site_url(click.prompt("Public URL, where build/ will be published "
+                                          "(https://…)"))
+    if author is None and interactive:
+        author = click.prompt("Your name, as friends and readers will see it",
+                              default=name).strip()
+    if description is None:
+        description = click.prompt("One line about the site (for search engines; "
+                                   "Enter for none)", default="", show_default=False
+                                   ).strip() if interactive else ""
+    try:  # the other values, validated before touching the disk
+        parse_config(config_text(name=name, url=url, author=author or name, timezone="UTC",
+                                 description=description).encode(), "o2m.toml")
+    except ConfigError as e:
+        raise SiteError(str(e).replace("site.", "--", 1), hint=e.hint) from None
+    passphrase = _new_passphrase(ctx, interactive)
+    now = local_now()
+    with built_aside(folder) as work:  # moved into place only when all of it is made
+        created = init_site(work, name=name, url=url, author=author, description=description,
+                            now=now)
+        pin = None
+        if not own_cert:
+            from o2m_pub.host.tls import TLS_DIR, ensure_self_signed
+            pair, _ = ensure_self_signed(work, [urlsplit(url).hostname or "localhost"], now)
+            pin = pair.pin
+            created.append(work / TLS_DIR)
+        identity, card = create_owner(work, load(work), passphrase, now=now, tls_pin=pin,
+                                      **kdf_limits(kdf))
+        shown = [f"  {p.relative_to(work)}{'/' if p.is_dir() else ''}" for p in created]
     out(f"made a new o2m site in {folder}:")
-    for p in created:
-        out(f"  {p.relative_to(folder)}{'/' if p.is_dir() else ''}")
+    out("\n".join(shown))
+    if pin is not None:
+        out("  (a self-signed TLS certificate for `o2m serve`: its pin is in your card, "
+            "so friends can check it)")
+    else:
+        out("  (no certificate: name yours in [serve] cert and key, docs/CONFIG.md)")
     out(f"your fingerprint: {identity.fingerprint}")
     out(f"next: cd {folder} && o2m build" if directory else "next: o2m build")
+
+
+def _new_passphrase(ctx: click.Context, interactive: bool) -> bytes:
+    """The passphrase for a new site's keys; a weak one is warned about, and at a
+    terminal the owner confirms it or types another."""
+    from o2m_pub.friends.passphrase_strength import passphrase_weakness
+
+    while True:
+        passphrase = read_passphrase(ctx, "Passphrase for your keys", new=True)
+        weakness = passphrase_weakness(passphrase)
+        if weakness is None or not passphrase:  # (an empty one is refused, not warned of)
+            return passphrase
+        warn(f"this passphrase looks weak: {weakness}. It guards your keys and every "
+             "friend's feed; four or more random words are strong and easy to type")
+        prompted = interactive and ctx.obj.get("passphrase_file") is None \
+            and "O2M_PASSPHRASE" not in os.environ
+        if not prompted or click.confirm("Use it anyway?", default=False):
+            return passphrase
 
 
 @click.command()

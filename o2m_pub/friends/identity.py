@@ -249,10 +249,12 @@ def write_own_card(root: Path, identity: Identity, config: SiteConfig, *, now: d
 
 
 def create_owner(root: Path, config: SiteConfig, passphrase: bytes, *,
-                 now: dt.datetime, **kdf: int) -> tuple[Identity, Card]:
-    """A new identity, sealed under `passphrase`, and its first card (`o2m init`)."""
+                 now: dt.datetime, tls_pin: bytes | None = None,
+                 **kdf: int) -> tuple[Identity, Card]:
+    """A new identity, sealed under `passphrase`, and its first card (`o2m init`),
+    with the pin of the site's self-signed certificate when there is one."""
     identity = create_identity_files(root, passphrase, **kdf)
-    return identity, write_own_card(root, identity, config, now=now)
+    return identity, write_own_card(root, identity, config, now=now, tls_pin=tls_pin)
 
 
 def own_card(root: Path) -> Card | None:
