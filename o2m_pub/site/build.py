@@ -81,7 +81,7 @@ __all__ = ["BUILD_DIR", "BuildProgress", "BuildReport", "Builder", "build_site",
 
 WELL_KNOWN_CARD = ".well-known/o2m-card.json"
 BUILD_DIR = "build"
-FEED_VERSION = "feeds-1"
+FEED_VERSION = "feeds-2"  # feed HTML without ¶ permalinks, links absolute (feed_html)
 
 
 def _media_name(ref: str) -> str:
@@ -115,6 +115,11 @@ class _Files:
         else:
             self.now[key] = FileState(st.st_mtime_ns, st.st_size, sha256_hex(path.read_bytes()))
         return self.now[key]
+
+
+def _robots_txt(config: SiteConfig) -> bytes:
+    from o2m_pub.site.syndication import robots_txt  # imported only when it is written
+    return robots_txt(config)
 
 
 def _static_files(root: Path) -> dict[str, Path]:
@@ -661,6 +666,8 @@ class _Build:
         # the index fingerprint covers every post's path and dates, and the site's URL
         self.outputs.emit("sitemap.xml", digest_of(FEED_VERSION, self.index_fp),
                           lambda: feed("sitemap"))
+        self.outputs.emit("robots.txt", digest_of(FEED_VERSION, self.config.url),
+                          lambda: _robots_txt(self.config))
 
     def remove_unused(self) -> list[str]:
         """Phase F: delete what this build did not produce (nothing links to it now)."""

@@ -36,8 +36,8 @@ NGINX_TEMPLATE = DOCS / "hosting/nginx.conf.template"
 CADDY_TEMPLATE = DOCS / "hosting/Caddyfile.template"
 IMMUTABLE = "public, max-age=31536000, immutable"
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
-            "media-src 'self' https:; font-src 'self'; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'")
+            "media-src 'self' https:; font-src 'self'; connect-src 'self'; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'")
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
