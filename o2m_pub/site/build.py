@@ -81,6 +81,7 @@ __all__ = ["BUILD_DIR", "BuildProgress", "BuildReport", "Builder", "build_site",
 
 WELL_KNOWN_CARD = ".well-known/o2m-card.json"
 BUILD_DIR = "build"
+FUTURE_WARNING = dt.timedelta(days=1)  # a post dated later than this is a likely typo
 FEED_VERSION = "feeds-2"  # feed HTML without ¶ permalinks, links absolute (feed_html)
 
 
@@ -439,8 +440,14 @@ class _Build:
             to_render.append(source)
 
         bodies: list[tuple[str, str, str]] = []
-        for source, sha, record, html, toc, problem in render_changed(
+        future = (self.now + FUTURE_WARNING).astimezone(dt.timezone.utc).isoformat()
+        for source, sha, record, html, toc, problem, warnings in render_changed(
                 to_render, self.root, self.config, self.jobs, self.progress):
+            self.report.warnings += warnings
+            if record is not None and record.utc > future:
+                self.report.warnings.append(f"{source}:{record.lines.get('date', 1)}: dated "
+                                            f"{record.date[:10]}, in the future; it is "
+                                            "published now, with that date")
             if problem:
                 self.report.problems.append(problem)
                 if source in previous:  # keep the last good version (and its pages)
