@@ -16,6 +16,8 @@ from o2m_pub.cli._common import (
     out,
     read_passphrase,
     site_root,
+    unlock_identity,
+    unlock_with_passphrase,
     warn,
 )
 from o2m_pub.errors import SiteError
@@ -65,7 +67,7 @@ def key_passwd(ctx: click.Context, new_passphrase_file: Path | None, kdf: str) -
     from o2m_pub.friends.identity import change_passphrase
 
     root = site_root(ctx)
-    old = read_passphrase(ctx, "Current passphrase")
+    _, old = unlock_with_passphrase(ctx, root, "Current passphrase")  # (three tries)
     new = read_passphrase(ctx, "New passphrase", new=True, file_option=new_passphrase_file,
                       env_name="O2M_NEW_PASSPHRASE")
     identity = change_passphrase(root, old, new, **kdf_limits(kdf))
@@ -86,7 +88,7 @@ def key_export(ctx: click.Context, file: Path, export_passphrase_file: Path | No
     root = site_root(ctx)
     if file.exists():
         raise SiteError(f"{file} exists; not overwriting it", hint="choose a new file name")
-    data = export_identity(root, read_passphrase(ctx),
+    data = export_identity(root, unlock_with_passphrase(ctx, root)[1],
                            read_passphrase(ctx, "Passphrase for the backup", new=True,
                                        file_option=export_passphrase_file,
                                        env_name="O2M_EXPORT_PASSPHRASE"), **kdf_limits(kdf))
@@ -131,7 +133,7 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
          renew: bool) -> None:
     """Print your contact card, to send to a friend (`o2m friend add` reads it)."""
     from o2m_pub.config import load
-    from o2m_pub.friends.identity import load_identity, own_card, write_own_card
+    from o2m_pub.friends.identity import own_card, write_own_card
     from o2m_pub.friends.qr import qr_png, qr_svg, qr_terminal
     from o2m_pub.protocol.cards import card_to_text
     from o2m_pub.protocol.keyfile import fingerprint
@@ -139,7 +141,7 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
     root = site_root(ctx)
     current = own_card(root)
     if renew or current is None:
-        identity = load_identity(root, read_passphrase(ctx))
+        identity = unlock_identity(ctx, root)
         current = write_own_card(root, identity, load(root), now=local_now(),
                                  tls_pin=_served_pin(root, current))
     if png:
@@ -188,7 +190,7 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
     NAME is how you call them in `audience:` (lower case, e.g. alice). Adding someone
     gives them your friends-only posts; they see them once they add you back.
     """
-    from o2m_pub.protocol.cards import card_from_any
+    from o2m_pub.protocol.cards import MalformedCardError, card_from_any
     from o2m_pub.protocol.keyfile import fingerprint
 
     by_url = card.startswith(("https://", "http://"))
@@ -202,8 +204,19 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
         # from the environment; $O2M_CA_BUNDLE names a private CA
         parsed = card_from_any(fetch_card_bytes(card, deadline=timeout))
     elif card.startswith("o2m1:"):
-        parsed = card_from_any(card)
+        try:
+            parsed = card_from_any(card)
+        except MalformedCardError:
+            if _cut_short(card):
+                raise MalformedCardError("this card is cut short: its end is missing",
+                                         hint="copy the whole o2m1:… text, up to its last "
+                                              "character") from None
+            raise
     else:
+        if _looks_like_card_text(card):
+            raise MalformedCardError("this looks like a card without its o2m1: prefix",
+                                     hint="copy the whole o2m1:… text, or put o2m1: in front "
+                                          "of what you pasted")
         path = Path(card)
         if not path.is_file():
             raise SiteError(f"{card}: no such card file",
@@ -323,6 +336,25 @@ def group_delete(ctx: click.Context, name: str) -> None:
     """Delete a group made with `o2m group add`."""
     _store(ctx).group_delete(name)
     out(f"deleted group {name}")
+
+
+def _looks_like_card_text(text: str) -> bool:
+    """Base64url of a JSON object, long as a card (a card's text without "o2m1:")."""
+    import re
+    compact = "".join(text.split())
+    return len(compact) > 100 and re.fullmatch(r"eyJ[A-Za-z0-9_-]+", compact) is not None
+
+
+def _cut_short(text: str) -> bool:
+    """An o2m1: text whose JSON begins but never closes: its end was not copied."""
+    import base64
+    import binascii
+    body = "".join(text.split())[len("o2m1:"):]
+    try:
+        data = base64.urlsafe_b64decode(body[:len(body) // 4 * 4])  # its whole quads
+    except (binascii.Error, ValueError):
+        return False
+    return data.startswith(b"{") and not data.rstrip().endswith(b"}")
 
 
 def _served_pin(root: Path, card) -> bytes | None:  # noqa: ANN001 - cards.Card | None

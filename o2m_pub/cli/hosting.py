@@ -13,12 +13,16 @@ from o2m_pub.cli._common import (
     local_now,
     out,
     plural,
-    read_passphrase,
     site_root,
     stderr_console,
+    unlock_identity,
     warn,
 )
-from o2m_pub.cli.site import start_watching  # `o2m serve --watch` is `o2m watch`'s loop
+from o2m_pub.cli.site import (  # `o2m serve --watch` is `o2m watch`'s loop; publish builds
+    build_summary,
+    run_build,
+    start_watching,
+)
 from o2m_pub.host.publish.plan import (  # pure and light: for --grace's default
     DEFAULT_GRACE,
     duration_text,
@@ -107,15 +111,14 @@ def _pin_text(pin: bytes) -> str:
 
 def _put_pin_in_card(ctx: click.Context, root: Path, config, pin: bytes) -> None:  # noqa: ANN001
     """A new self-signed certificate's pin must reach friends through the signed card."""
-    from o2m_pub.friends.identity import load_identity, own_card, write_own_card
+    from o2m_pub.friends.identity import own_card, write_own_card
     from o2m_pub.protocol.keyfile import PassphraseError
 
     card = own_card(root)
     if card is None or card.tls_pin == pin:
         return
     try:
-        identity = load_identity(root, read_passphrase(ctx, "Passphrase (to put the TLS pin in "
-                                                        "your card)"))
+        identity = unlock_identity(ctx, root, "Passphrase (to put the TLS pin in your card)")
     except PassphraseError as e:
         warn(f"your card does not carry this server's TLS pin yet ({e}); "
              "run `o2m card --renew`, then `o2m build`")
@@ -223,14 +226,17 @@ def _grace_text(grace: dt.timedelta) -> str:
 @click.option("--check", is_flag=True,
               help="List the target first and send again whatever it lacks.")
 @click.option("-v", "--verbose", is_flag=True, help="List every file that moves.")
+@click.option("--no-build", is_flag=True,
+              help="Publish build/ as it is, without building it first.")
 @click.pass_context
 def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, check: bool,
-            verbose: bool) -> None:
-    """Copy build/ to TARGET: a folder, or an rclone remote such as host:www.
+            verbose: bool, no_build: bool) -> None:
+    """Build, then copy build/ to TARGET: a folder, or an rclone remote such as host:www.
 
     New objects and media go first, then pages, then friends' feed heads, then
     deletions, so the host always serves a whole site. Only changed files are sent;
     an interrupted publish resumes. TARGET defaults to o2m.toml's [publish] target.
+    A build that finds a problem publishes nothing.
     """
     from o2m_pub.host.publish.plan import parse_duration
     from o2m_pub.host.publish.publish import publish_site
@@ -241,6 +247,14 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
         grace_delta = parse_duration(grace)
     except ValueError as e:
         raise PublishError(f"--grace {e}", hint="e.g. --grace 7d, 12h, 30m or 0") from None
+    if not no_build:  # what is published is what content/ says now, never a stale build/
+        report = run_build(root, ctx)
+        if report.written or report.deleted:  # (a build/ already current: not a word)
+            out(build_summary(report, root))
+        if report.problems or report.feed_error is not None:
+            raise PublishError("nothing published: the build found a problem (above)",
+                               hint="mend it and publish again, or publish build/ as it "
+                                    "is with --no-build")
     progress = _PublishProgress() if sys.stderr.isatty() and not dry_run else None
     try:
         report = publish_site(root, target, base=Path.cwd(), dry_run=dry_run,

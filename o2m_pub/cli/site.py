@@ -26,6 +26,7 @@ from o2m_pub.cli._common import (
     read_passphrase,
     report_problem,
     site_root,
+    unlock_identity,
     warn,
 )
 from o2m_pub.errors import BuildFailedError, O2MError
@@ -141,12 +142,12 @@ def _new_passphrase(ctx: click.Context, interactive: bool) -> bytes:
 def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timings: bool) -> None:
     """Render content/ into build/, redoing only what changed."""
     root = site_root(ctx)
-    report = _run_build(root, ctx, drafts=drafts, jobs=jobs)
+    report = run_build(root, ctx, drafts=drafts, jobs=jobs)
     if timings:
         for phase, seconds in report.timings.items():
             click.echo(f"  {phase:<22} {seconds * 1000:8.1f} ms", err=True)
     if not quiet:
-        out(_summary(report, root))
+        out(build_summary(report, root))
         if drafts:
             out(f"preview: {(report.out_dir / 'index.html').as_uri()}")
     if report.feed_error is not None:
@@ -158,21 +159,26 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
         fail(BuildFailedError(report.problems))
 
 
-def _run_build(root: Path, ctx: click.Context | None = None, **options):  # noqa: ANN003, ANN202
+def run_build(root: Path, ctx: click.Context | None = None, **options):  # noqa: ANN003, ANN202
+    """Build the site (`o2m build`, and `o2m publish` first), printing its warnings and
+    problems; returns the report."""
     from o2m_pub.site.build import build_site
 
     def unlock():  # noqa: ANN202 - only when a friend's feed must be signed
-        from o2m_pub.friends.identity import (
-            load_identity,  # (the crypto is imported only then, too)
-        )
-        return load_identity(root, read_passphrase(ctx) if ctx else b"")
+        if ctx is None:
+            from o2m_pub.friends.identity import load_identity  # (and the crypto, only then)
+            return load_identity(root, b"")
+        return unlock_identity(ctx, root)
 
     progress = RichProgress() if sys.stderr.isatty() else None
+    waited = ctx.obj.get("prompt_seconds", 0.0) if ctx else 0.0
     try:
         report = build_site(root, progress=progress, unlock=unlock, **options)
     finally:
         if progress:
             progress.stop()
+    if ctx:  # the time someone took to type the passphrase is not the build's
+        report.seconds -= ctx.obj.get("prompt_seconds", 0.0) - waited
     for w in report.warnings:
         warn(w)
     for p in report.problems:
@@ -180,8 +186,9 @@ def _run_build(root: Path, ctx: click.Context | None = None, **options):  # noqa
     return report
 
 
-def _summary(report, root: Path) -> str:  # noqa: ANN001
-    n = report.posts
+def build_summary(report, root: Path) -> str:  # noqa: ANN001
+    """The build's one summary line."""
+    n = report.posts + report.private  # public and private: all the writer wrote
     parts = [f"built {n:,} post{'s' if n != 1 else ''} ({report.changed:,} changed) "
              f"in {report.seconds:.1f} s"]
     if report.written or report.deleted:
@@ -261,10 +268,8 @@ def start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
 def _watch_unlock(ctx: click.Context, root: Path) -> Callable[[], object]:
     """The key for a watch session: unlocked now when the site has friends (ask once,
     before the first build, not in the middle of one); else only if a feed needs it."""
-    from o2m_pub.friends.identity import load_identity
-
     def unlock():  # noqa: ANN202 - keys.Identity
-        return load_identity(root, read_passphrase(ctx))
+        return unlock_identity(ctx, root)
 
     friends = root / "keys" / "friends"
     if friends.is_dir() and any(p.suffix == ".json" and not p.name.startswith(".")
@@ -275,6 +280,15 @@ def _watch_unlock(ctx: click.Context, root: Path) -> Callable[[], object]:
             return early.pop() if early else unlock()
         return first_early
     return unlock
+
+
+def _changed_files(sources: tuple[str, ...], shown: int = 3) -> str:
+    """The files whose change caused a rebuild, named: "content/a.md", "content/a.md,
+    o2m.toml", "content/a.md, content/b.md, content/c.md and 4 more"."""
+    if not sources:
+        return "rebuild"
+    names = ", ".join(sources[:shown])
+    return names if len(sources) <= shown else f"{names} and {len(sources) - shown:,} more"
 
 
 def _print_watch_result(result, root: Path, warned: set[str], *, debug: bool) -> None:  # noqa: ANN001
@@ -300,11 +314,9 @@ def _print_watch_result(result, root: Path, warned: set[str], *, debug: bool) ->
     warned.clear()
     warned.update(report.warnings)
     if result.number == 1:
-        out(f"{when} {_summary(report, root)}; watching for changes (Ctrl-C stops)")
+        out(f"{when} {build_summary(report, root)}; watching for changes (Ctrl-C stops)")
     else:
-        sources = result.sources
-        what = sources[0] if len(sources) == 1 else f"{len(sources)} files" if sources \
-            else "rebuild"
+        what = _changed_files(result.sources)
         parts = [f"wrote {report.written:,} file{'s' if report.written != 1 else ''}"
                  + (f", removed {report.deleted:,}" if report.deleted else "")
                  if report.written or report.deleted else "nothing to write"]
@@ -357,7 +369,7 @@ def demo(directory: Path | None) -> None:
         report = build_site(root, unlock=lambda root=root: load_identity(root, DEMO_PASSPHRASE))
         problems += report.problems
         objects = sum(1 for p in (report.out_dir / "o").rglob("*") if p.is_file())
-        out(f"built {person.slug}/: {_summary(report, root)}")
+        out(f"built {person.slug}/: {build_summary(report, root)}")
         out(f"  {plural(objects, 'encrypted object')}, {plural(report.heads, 'signed feed head')}"
             " in f/ (one per friend; no friend's name appears in build/)")
     for p in problems:

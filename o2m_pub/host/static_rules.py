@@ -182,11 +182,12 @@ def parse_range(header: bytes | None, size: int) -> tuple[int, int] | None | str
 
 
 def not_modified(facts: FileFacts, if_none_match: bytes | None,
-                 if_modified_since: bytes | None) -> bool:
-    """RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since."""
+                 if_modified_since: bytes | None, *, etag: bytes | None = None) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since. `etag` is the tag
+    the answer carries when it is not the file's own (a live-reload page's)."""
     if if_none_match is not None:
         tags = {t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")}
-        return b"*" in tags or facts.etag.encode() in tags
+        return b"*" in tags or (etag or facts.etag.encode()) in tags
     if if_modified_since is not None:
         from email.utils import parsedate_to_datetime
         try:

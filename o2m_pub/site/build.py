@@ -487,7 +487,9 @@ class _Build:
         posts, collisions = resolve_collisions(chosen)
         self.report.problems += collisions
         self.report.posts = len(posts)
-        self.report.changed = sum(1 for p in posts if p.source in self.rendered)
+        # changed: every post rendered again, private ones too (the writer's view)
+        self.report.changed = sum(1 for p in posts if p.source in self.rendered) + sum(
+            1 for r in self.readable if not r.is_public and r.source in self.rendered)
         return posts
 
     def plan_site(self, posts: list[PostRecord], fingerprints: dict[str, str]) -> _SitePlan:
