@@ -5,7 +5,8 @@
 with the store; `http_fetch` moves the bytes with hard limits (urllib3's private parts
 fenced in `_urllib3_compat`); `store` keeps what was accepted in SQLite and
 `attachments` the decrypted attachments beside it; `sanitize` makes a friend's post
-safe to show; `timeline` and `web` show it in the terminal and in the browser.
+safe to show; `timeline` and `web` show it in the terminal and in the browser
+(`terminal` turns a public post's HTML into Markdown for `o2m show`).
 
 Uses `friends` (whom to fetch, with which keys) and `protocol`; never `site` or `host`.
 """
