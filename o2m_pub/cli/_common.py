@@ -163,11 +163,11 @@ def read_passphrase(ctx: click.Context, prompt: str = "Passphrase", *, new: bool
                     file_option: Path | None = None,
                     env_name: str = "O2M_PASSPHRASE") -> bytes:
     """A passphrase from a file, the environment, or (on a terminal only) a prompt."""
-    return _read_passphrase(ctx, prompt, new=new, file_option=file_option,
+    return obtain_passphrase(ctx, prompt, new=new, file_option=file_option,
                             env_name=env_name)[0]
 
 
-def _read_passphrase(ctx: click.Context, prompt: str, *, new: bool = False,
+def obtain_passphrase(ctx: click.Context, prompt: str, *, new: bool = False,
                      file_option: Path | None = None,
                      env_name: str = "O2M_PASSPHRASE") -> tuple[bytes, bool]:
     """(the passphrase, whether a person typed it). The time spent at the prompt is
@@ -212,7 +212,7 @@ def unlock_with_passphrase(ctx: click.Context, root: Path,
     from o2m_pub.protocol.keyfile import WrongPassphraseError
 
     for attempt in range(1, PASSPHRASE_TRIES + 1):
-        passphrase, typed = _read_passphrase(ctx, prompt)
+        passphrase, typed = obtain_passphrase(ctx, prompt)
         try:
             return load_identity(root, passphrase), passphrase
         except WrongPassphraseError:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -21,9 +20,9 @@ from o2m_pub.cli._common import (
     fail,
     kdf_limits,
     local_now,
+    obtain_passphrase,
     out,
     plural,
-    read_passphrase,
     report_problem,
     site_root,
     unlock_identity,
@@ -89,7 +88,7 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
                                  description=description).encode(), "o2m.toml")
     except ConfigError as e:
         raise SiteError(str(e).replace("site.", "--", 1), hint=e.hint) from None
-    passphrase = _new_passphrase(ctx, interactive)
+    passphrase = _new_passphrase(ctx)
     now = local_now()
     with built_aside(folder) as work:  # moved into place only when all of it is made
         created = init_site(work, name=name, url=url, author=author, description=description,
@@ -114,21 +113,19 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
     out(f"next: cd {folder} && o2m build" if directory else "next: o2m build")
 
 
-def _new_passphrase(ctx: click.Context, interactive: bool) -> bytes:
-    """The passphrase for a new site's keys; a weak one is warned about, and at a
-    terminal the owner confirms it or types another."""
+def _new_passphrase(ctx: click.Context) -> bytes:
+    """The passphrase for a new site's keys; a weak one is warned about, and when it
+    was typed at the terminal the owner confirms it or types another."""
     from o2m_pub.friends.passphrase_strength import passphrase_weakness
 
     while True:
-        passphrase = read_passphrase(ctx, "Passphrase for your keys", new=True)
+        passphrase, typed = obtain_passphrase(ctx, "Passphrase for your keys", new=True)
         weakness = passphrase_weakness(passphrase)
         if weakness is None or not passphrase:  # (an empty one is refused, not warned of)
             return passphrase
         warn(f"this passphrase looks weak: {weakness}. It guards your keys and every "
              "friend's feed; four or more random words are strong and easy to type")
-        prompted = interactive and ctx.obj.get("passphrase_file") is None \
-            and "O2M_PASSPHRASE" not in os.environ
-        if not prompted or click.confirm("Use it anyway?", default=False):
+        if not typed or click.confirm("Use it anyway?", default=False):
             return passphrase
 
 

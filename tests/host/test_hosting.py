@@ -198,7 +198,7 @@ def test_published_site_is_served_with_the_documented_headers(tmp_path, host, ht
     obj = next(p for p in built if p.startswith("o/"))
     head = next(p for p in built if p.startswith("f/"))
     media = next(p for p in built if p.startswith("media/"))
-    style = next(p for p in built if p.startswith("static/"))
+    style = next(p for p in built if p.startswith("static/") and p.endswith(".css"))
 
     def check(path: str, status: int, ctype: str | None, cache: str | None, csp: str | None,
               gzip: bool | None = None) -> requests.Response:
