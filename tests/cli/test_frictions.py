@@ -81,7 +81,8 @@ def test_three_wrong_passphrases_end_the_command_with_one_line(owner):
 def test_a_build_asks_again_and_its_time_leaves_out_the_prompt(owner):
     """`o2m build` at a terminal: a mistyped passphrase is asked again, friends' feeds
     are signed, and the time in the summary is the build's, not the time spent at the
-    prompt (here more than 3 s, for a build of well under a second)."""
+    prompt (here 5 s, for a build of well under a second: what the line protects is a
+    time, so this compares times, with a wide margin)."""
     (owner / "content/2026/new.md").write_text("---\ntitle: New\ndate: 2026-03-01\n---\nx\n")
     leader, follower = os.openpty()
     env = {k: v for k, v in os.environ.items() if k != "O2M_PASSPHRASE"}
@@ -93,7 +94,7 @@ def test_a_build_asks_again_and_its_time_leaves_out_the_prompt(owner):
         for answer in (b"nope", PASS.encode()):
             while seen.count(b"Passphrase") < (1 if answer == b"nope" else 2):
                 seen += os.read(leader, 1024)
-            time.sleep(1.6)  # a person reading the prompt
+            time.sleep(2.5)  # a person reading the prompt
             os.write(leader, answer + b"\n")
         assert proc.wait(timeout=60) == 0
         try:
@@ -108,7 +109,7 @@ def test_a_build_asks_again_and_its_time_leaves_out_the_prompt(owner):
     text = seen.decode()
     m = re.search(r"built \d+ posts? \(\d+ changed\) in (\d+\.\d) s", text)
     assert m, text
-    assert float(m.group(1)) < 3.2, text  # the prompt took over 3.2 s; the build does not
+    assert float(m.group(1)) < 5.0, text  # the prompt took over 5 s; the build does not
     assert "Wrong passphrase, try again." in text and "1 friend feed signed" in text
 
 
@@ -234,10 +235,11 @@ def test_publish_refuses_when_the_build_finds_a_problem(site, tmp_path):
 
 # -- 20: fetch --every says when it fetches next ---------------------------------------
 
-def test_fetch_every_says_when_the_next_fetch_is(owner):
-    """`o2m fetch --every 15m` prints "next fetch at HH:MM" between rounds."""
+def test_fetch_every_says_when_the_next_fetch_is(site):
+    """`o2m fetch --every 15m` prints "next fetch at HH:MM" between rounds (here a
+    site with no friend yet: a round with no host to wait for)."""
     proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "fetch", "--every", "15m",
-                             "--timeout", "5"], cwd=owner, stdout=subprocess.PIPE,
+                             "--timeout", "5"], cwd=site.root, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -250,7 +252,7 @@ def test_fetch_every_says_when_the_next_fetch_is(owner):
             assert line, (lines, proc.stderr.read())
             lines.append(line)
         assert re.fullmatch(r"next fetch at \d\d:\d\d \(Ctrl-C stops\)\n", lines[-1])
-        assert lines[0].startswith("bob")  # the round before it
+        assert lines[0].startswith("no friends to fetch")  # the round before it
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
