@@ -102,3 +102,25 @@ for _command in (
 ):
     main.add_command(_command)
 del _command
+
+
+def _remember_passphrase_file(ctx: click.Context, _param: click.Parameter,
+                              value: Path | None) -> None:
+    if value is not None:
+        ctx.obj["passphrase_file"] = value  # the dict `main` made, shared with ctx.parent
+
+
+def _accept_passphrase_file_everywhere(group: click.Group) -> None:
+    """`--passphrase-file FILE` after the command too (`o2m build --passphrase-file F`),
+    as the hints and the README write it: every command takes the global option."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_passphrase_file_everywhere(command)
+        elif not any(p.name == "passphrase_file" for p in command.params):
+            command.params.append(click.Option(
+                ["--passphrase-file"], type=click.Path(dir_okay=False, path_type=Path),
+                expose_value=False, callback=_remember_passphrase_file,
+                help="Read the key passphrase from this file (as `o2m --passphrase-file`)."))
+
+
+_accept_passphrase_file_everywhere(main)

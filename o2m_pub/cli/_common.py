@@ -156,10 +156,24 @@ def site_root(ctx: click.Context) -> Path:
     return root
 
 
+PASSPHRASE_TRIES = 3  # at a terminal, as sudo and ssh give
+
+
 def read_passphrase(ctx: click.Context, prompt: str = "Passphrase", *, new: bool = False,
                     file_option: Path | None = None,
                     env_name: str = "O2M_PASSPHRASE") -> bytes:
     """A passphrase from a file, the environment, or (on a terminal only) a prompt."""
+    return obtain_passphrase(ctx, prompt, new=new, file_option=file_option,
+                            env_name=env_name)[0]
+
+
+def obtain_passphrase(ctx: click.Context, prompt: str, *, new: bool = False,
+                     file_option: Path | None = None,
+                     env_name: str = "O2M_PASSPHRASE") -> tuple[bytes, bool]:
+    """(the passphrase, whether a person typed it). The time spent at the prompt is
+    added to ctx.obj["prompt_seconds"], so a build's time does not count it."""
+    import time
+
     from o2m_pub.friends.identity import passphrase_from_env_or_file
     from o2m_pub.protocol.keyfile import PassphraseError
 
@@ -167,11 +181,45 @@ def read_passphrase(ctx: click.Context, prompt: str = "Passphrase", *, new: bool
     env = {"O2M_PASSPHRASE": os.environ[env_name]} if env_name in os.environ else {}
     value = passphrase_from_env_or_file(env, source)
     if value is not None:
-        return value
+        return value, False
     if not sys.stdin.isatty():
         raise PassphraseError(f"{prompt.lower()} needed, and stdin is not a terminal",
                               hint=f"set {env_name} or pass --passphrase-file")
-    return click.prompt(prompt, hide_input=True, confirmation_prompt=new).encode()
+    started = time.monotonic()
+    try:
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=new).encode(), True
+    finally:
+        ctx.obj["prompt_seconds"] = ctx.obj.get("prompt_seconds", 0.0) + (
+            time.monotonic() - started)
+
+
+def unlock_identity(ctx: click.Context, root: Path, prompt: str = "Passphrase"):  # noqa: ANN201
+    """The site's identity (`identity.Identity`), unlocked with a passphrase from a
+    file, the environment or a prompt; a mistyped one at the prompt gets
+    PASSPHRASE_TRIES tries in all.
+
+    Raises:
+        WrongPassphraseError: the last try was wrong, or the passphrase came from a
+            file or the environment (nobody there to try again).
+    """
+    return unlock_with_passphrase(ctx, root, prompt)[0]
+
+
+def unlock_with_passphrase(ctx: click.Context, root: Path,
+                           prompt: str = "Passphrase"):  # noqa: ANN201 - (Identity, bytes)
+    """`unlock_identity`, and the passphrase that opened it (to re-seal with it)."""
+    from o2m_pub.friends.identity import load_identity
+    from o2m_pub.protocol.keyfile import WrongPassphraseError
+
+    for attempt in range(1, PASSPHRASE_TRIES + 1):
+        passphrase, typed = obtain_passphrase(ctx, prompt)
+        try:
+            return load_identity(root, passphrase), passphrase
+        except WrongPassphraseError:
+            if not typed or attempt == PASSPHRASE_TRIES:
+                raise
+            click.echo("Wrong passphrase, try again.", err=True)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def kdf_limits(strength: str) -> dict[str, int]:

@@ -16,6 +16,7 @@ from o2m_pub.cli._common import (
     out,
     read_passphrase,
     site_root,
+    unlock_with_passphrase,
     warn,
 )
 from o2m_pub.errors import SiteError
@@ -65,7 +66,7 @@ def key_passwd(ctx: click.Context, new_passphrase_file: Path | None, kdf: str) -
     from o2m_pub.friends.identity import change_passphrase
 
     root = site_root(ctx)
-    old = read_passphrase(ctx, "Current passphrase")
+    _, old = unlock_with_passphrase(ctx, root, "Current passphrase")  # (three tries)
     new = read_passphrase(ctx, "New passphrase", new=True, file_option=new_passphrase_file,
                       env_name="O2M_NEW_PASSPHRASE")
     identity = change_passphrase(root, old, new, **kdf_limits(kdf))
@@ -133,7 +134,7 @@ def key_export(ctx: click.Context, file: Path, export_passphrase_file: Path | No
     root = site_root(ctx)
     if file.exists():
         raise SiteError(f"{file} exists; not overwriting it", hint="choose a new file name")
-    passphrase = read_passphrase(ctx)
+    passphrase = unlock_with_passphrase(ctx, root)[1]  # three tries at a terminal
     backup = read_passphrase(ctx, "Passphrase for the backup", new=True,
                              file_option=export_passphrase_file,
                              env_name="O2M_EXPORT_PASSPHRASE")
@@ -306,12 +307,13 @@ def renew_card(ctx: click.Context, root: Path, config, *, no_pin: bool = False, 
     the key and, for a site made by o2m 1.0, seals the next key (keys/next.secret)
     made then; the public-feed key (keys/feed.key) is made too when missing. The pin
     is `card_pin`'s unless `tls_pin` is given (`o2m serve` knows the certificate)."""
-    from o2m_pub.friends.identity import load_identity, own_card, write_own_card
+    from o2m_pub.friends.identity import own_card, write_own_card
 
     current = own_card(root)
-    passphrase = read_passphrase(ctx)
-    if identity is None:
-        identity = load_identity(root, passphrase)
+    if identity is None:  # three tries at a terminal
+        identity, passphrase = unlock_with_passphrase(ctx, root)
+    else:
+        passphrase = read_passphrase(ctx)
     if tls_pin is _PIN_RULE:
         tls_pin = card_pin(root, config, current, no_pin=no_pin)
     card = write_own_card(root, identity, config, now=local_now(), passphrase=passphrase,
@@ -380,7 +382,7 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
     NAME is how you call them in `audience:` (lower case, e.g. alice). Adding someone
     gives them your friends-only posts; they see them once they add you back.
     """
-    from o2m_pub.protocol.cards import card_from_any
+    from o2m_pub.protocol.cards import MalformedCardError, card_from_any
     from o2m_pub.protocol.keyfile import fingerprint
 
     by_url = card.startswith(("https://", "http://"))
@@ -394,8 +396,19 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
         # from the environment; $O2M_CA_BUNDLE names a private CA
         parsed = card_from_any(fetch_card_bytes(card, deadline=timeout))
     elif card.startswith("o2m1:"):
-        parsed = card_from_any(card)
+        try:
+            parsed = card_from_any(card)
+        except MalformedCardError:
+            if _cut_short(card):
+                raise MalformedCardError("this card is cut short: its end is missing",
+                                         hint="copy the whole o2m1:… text, up to its last "
+                                              "character") from None
+            raise
     else:
+        if _looks_like_card_text(card):
+            raise MalformedCardError("this looks like a card without its o2m1: prefix",
+                                     hint="copy the whole o2m1:… text, or put o2m1: in front "
+                                          "of what you pasted")
         path = Path(card)
         if not path.is_file():
             raise SiteError(f"{card}: no such card file",
@@ -785,3 +798,22 @@ def renew_own_card(root: Path, identity):  # noqa: ANN001, ANN201 - Identity -> 
     config = load(root)
     return write_own_card(root, identity, config, now=local_now(),
                           tls_pin=card_pin(root, config, own_card(root)))
+
+
+def _looks_like_card_text(text: str) -> bool:
+    """Base64url of a JSON object, long as a card (a card's text without "o2m1:")."""
+    import re
+    compact = "".join(text.split())
+    return len(compact) > 100 and re.fullmatch(r"eyJ[A-Za-z0-9_-]+", compact) is not None
+
+
+def _cut_short(text: str) -> bool:
+    """An o2m1: text whose JSON begins but never closes: its end was not copied."""
+    import base64
+    import binascii
+    body = "".join(text.split())[len("o2m1:"):]
+    try:
+        data = base64.urlsafe_b64decode(body[:len(body) // 4 * 4])  # its whole quads
+    except (binascii.Error, ValueError):
+        return False
+    return data.startswith(b"{") and not data.rstrip().endswith(b"}")

@@ -17,7 +17,11 @@ from o2m_pub.cli._common import (
     stderr_console,
     warn,
 )
-from o2m_pub.cli.site import start_watching  # `o2m serve --watch` is `o2m watch`'s loop
+from o2m_pub.cli.site import (  # `o2m serve --watch` is `o2m watch`'s loop; publish builds
+    build_summary,
+    run_build,
+    start_watching,
+)
 from o2m_pub.host.publish.plan import (  # pure and light: for --grace's default
     DEFAULT_GRACE,
     duration_text,
@@ -85,6 +89,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     log_file = None
     if not (no_access_log or not settings.access_log):
         log_file = _open_access_log(root / STATE_DIR, access_log)
+
     def report(line: str) -> None:
         click.echo(f"o2m: {line}", err=True)
 
@@ -99,7 +104,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         log_addresses=settings.log_addresses and not no_client_addresses,
         moved_to=settings.moved_to,
         report=report, inbox_kinds=inbox_kinds(root, report),
-        inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total, site_url=config.url)
+        inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total,
+        site_url=config.url)
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
     if settings.moved_to:
@@ -276,14 +282,17 @@ def _grace_text(grace: dt.timedelta) -> str:
 @click.option("--check", is_flag=True,
               help="List the target first and send again whatever it lacks.")
 @click.option("-v", "--verbose", is_flag=True, help="List every file that moves.")
+@click.option("--no-build", is_flag=True,
+              help="Publish build/ as it is, without building it first.")
 @click.pass_context
 def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, check: bool,
-            verbose: bool) -> None:
-    """Copy build/ to TARGET: a folder, or an rclone remote such as host:www.
+            verbose: bool, no_build: bool) -> None:
+    """Build, then copy build/ to TARGET: a folder, or an rclone remote such as host:www.
 
     New objects and media go first, then pages, then friends' feed heads, then
     deletions, so the host always serves a whole site. Only changed files are sent;
     an interrupted publish resumes. TARGET defaults to o2m.toml's [publish] target.
+    A build that finds a problem publishes nothing.
     """
     from o2m_pub.host.publish.plan import parse_duration
     from o2m_pub.host.publish.publish import publish_site
@@ -294,6 +303,14 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
         grace_delta = parse_duration(grace)
     except ValueError as e:
         raise PublishError(f"--grace {e}", hint="e.g. --grace 7d, 12h, 30m or 0") from None
+    if not no_build:  # what is published is what content/ says now, never a stale build/
+        report = run_build(root, ctx)
+        if report.written or report.deleted:  # (a build/ already current: not a word)
+            out(build_summary(report, root))
+        if report.problems or report.feed_error is not None:
+            raise PublishError("nothing published: the build found a problem (above)",
+                               hint="mend it and publish again, or publish build/ as it "
+                                    "is with --no-build")
     progress = _PublishProgress() if sys.stderr.isatty() and not dry_run else None
     try:
         report = publish_site(root, target, base=Path.cwd(), dry_run=dry_run,

@@ -11,9 +11,9 @@ import click
 from o2m_pub.cli._common import (
     local_now,
     out,
-    read_passphrase,
     site_root,
     stderr_console,
+    unlock_identity,
 )
 
 # -- o2m fetch (issue 6) --------------------------------------------------------------
@@ -37,7 +37,12 @@ def _interval(text: str | None) -> float | None:
 def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
     from rich.markup import escape
     if o.status == "refused":
-        text = f"[red]refused: {escape(o.reason or '')}[/]: {escape(o.detail)}"
+        from o2m_pub.reader.model import Reason
+        # the host could not be had ("unreachable: connection refused"), or what it
+        # served was refused ("refused: bad signature: …")
+        transport = bool(o.reason) and Reason(o.reason).is_transport
+        text = (f"[red]{'' if transport else 'refused: '}{escape(o.reason or '')}[/]: "
+                f"{escape(o.detail)}")
     elif o.status == "no feed":
         text = "[dim]no feed for you yet (they have not added you back)[/]"
     elif o.status == "new":
@@ -121,7 +126,13 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
                              wait=interval is not None)
         if interval is None:
             sys.exit(1 if failed else 0)
+        import datetime as dt
         import time
+        if not quiet:
+            at = local_now() + dt.timedelta(seconds=interval)
+            out(f"next fetch at {at.strftime('%H:%M:%S' if interval < 60 else '%H:%M')} "
+                "(Ctrl-C stops)")
+            sys.stdout.flush()
         time.sleep(interval)
 
 
@@ -133,8 +144,7 @@ def _fetch_once(ctx: click.Context, root: Path, friends: tuple[str, ...], *, wor
     from o2m_pub.reader.http_fetch import Limits
 
     def unlock():  # noqa: ANN202 - only when a friend's feed secrets are not cached
-        from o2m_pub.friends.identity import load_identity
-        return load_identity(root, read_passphrase(ctx))
+        return unlock_identity(ctx, root)
 
     progress = None
     if sys.stderr.isatty() and not quiet:
@@ -265,11 +275,18 @@ def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEn
 
 @click.command()
 @click.argument("post_id", metavar="ID")
-@click.option("--source", is_flag=True, help="Print the Markdown source, not rendered.")
+@click.option("--source", is_flag=True,
+              help="Print the post as written (Markdown, or a public post's text), not "
+                   "rendered.")
 @click.pass_context
 def show(ctx: click.Context, post_id: str, source: bool) -> None:
-    """Print one post in full with its attachments, and mark it read."""
-    from o2m_pub.reader.sanitize import display_text
+    """Print one post in full with its attachments, and mark it read.
+
+    Private and public posts alike are rendered for the terminal: code blocks as
+    written, tables as tables, an image as [image: its description].
+    """
+    from o2m_pub.reader.sanitize import body_text, display_text
+    from o2m_pub.reader.terminal import html_to_markdown
     from o2m_pub.reader.timeline import (
         attachments,
         entry,
@@ -290,44 +307,57 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
                   f"id {post.short_id}" + (f"  {display_text(post.url)}" if post.url else "")]
         listing = [f"  {f.name}  {f.media_type}  {human_size(f.size)}  "
                    f"{f.path if f.path else '(not fetched yet)'}" for f in files]
-        if sys.stdout.isatty():
-            # rich's Markdown parser (markdown-it, linear in our measures) only on a post
-            # the fetch rendered within its limits and of a size a person reads: a
-            # friend's text never costs a parser more while you wait (THREATS.md 49)
-            markdown = (post.markdown is not None and not source and post.rendered is not None
-                        and not post.too_complex and len(post.markdown) <= _RICH_MARKDOWN_CHARS)
-            if post.too_complex:
-                header.append("too complex to render: shown as its text")
-            _show_rich(header, text, listing, markdown=markdown)
-        else:
-            out("\n".join(header))
-            out()
-            out(text)
-            if listing:
-                out()
-                out("attachments:")
-                out("\n".join(listing))
+        markdown = None
+        if not source and post.rendered is not None and not post.too_complex:
+            # one rendering for both kinds (a public post's HTML as Markdown), and rich's
+            # parser (markdown-it, linear in our measures) only on a post the fetch
+            # rendered within its limits and of a size a person reads: a friend's text
+            # never costs a parser more while you wait (THREATS.md 49)
+            body = post.markdown if post.markdown is not None else post.html
+            if body and len(body) <= _RICH_MARKDOWN_CHARS:
+                markdown = body_text(post.markdown if post.markdown is not None
+                                     else html_to_markdown(post.html))
+        if post.too_complex:
+            header.append("too complex to render: shown as its text")
+        _show_rich(header, text, listing, markdown=markdown)
         store.mark_read([post.short_id])
 
 
 _RICH_MARKDOWN_CHARS = 64 * 1024
 
 
-def _show_rich(header: list[str], text: str, listing: list[str], *, markdown: bool) -> None:
-    from rich.markdown import Markdown
+def _show_rich(header: list[str], text: str, listing: list[str], *,
+               markdown: str | None) -> None:
+    """The post through rich: colours on a terminal, plain text in a pipe."""
     from rich.text import Text
 
     console = _stdout_console()
     console.print(Text(header[0], style="bold"))
     console.print(Text("\n".join(header[1:]), style="dim"))
     console.print()
-    # rich's Markdown shows no raw HTML and loads nothing; links are shown, not made
-    # clickable (a friend's link text could hide where it goes).
-    console.print(Markdown(text, hyperlinks=False) if markdown else Text(text))
+    console.print(_terminal_markdown(markdown) if markdown is not None else Text(text))
     if listing:
         console.print()
         console.print(Text("attachments:", style="bold"))
         console.print(Text("\n".join(listing)), soft_wrap=True)  # paths stay whole
+
+
+def _terminal_markdown(text: str):  # noqa: ANN202 - rich.markdown.Markdown
+    """rich's Markdown, with each image as the text "[image: ALT]" where it stands (rich
+    would draw an emoji, and out of place). rich shows no raw HTML and loads nothing;
+    links are shown with their address, not made clickable (a friend's link text could
+    hide where it goes)."""
+    from markdown_it.token import Token
+    from rich.markdown import Markdown
+
+    md = Markdown(text, hyperlinks=False)
+    for token in md.parsed:
+        if token.children:
+            token.children = [
+                Token("text", "", 0, content=f"[image: {' '.join(c.content.split())}]"
+                      if c.content.strip() else "[image]")
+                if c.type == "image" else c for c in token.children]
+    return md
 
 
 @click.command()

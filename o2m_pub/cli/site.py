@@ -20,11 +20,13 @@ from o2m_pub.cli._common import (
     fail,
     kdf_limits,
     local_now,
+    obtain_passphrase,
     out,
     plural,
-    read_passphrase,
     report_problem,
     site_root,
+    unlock_identity,
+    unlock_with_passphrase,
     warn,
 )
 from o2m_pub.errors import BuildFailedError, O2MError, SiteError
@@ -33,37 +35,99 @@ from o2m_pub.errors import BuildFailedError, O2MError, SiteError
 @click.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", help="The site's name (asked for when run interactively).")
-@click.option("--url", help="Where the site will be published, e.g. https://example.org/.")
-@click.option("--author", help="Your name as it appears on posts (default: the site's name).")
+@click.option("--url", help="Where the site will be published, e.g. https://ada.example/ "
+                            "(asked for when run interactively; needed in a script).")
+@click.option("--author", help="Your name as it appears on posts and in your card "
+                               "(asked for when run interactively; default: the site's name).")
+@click.option("--description", help="One line about the site, for search engines and feeds.")
+@click.option("--own-cert", is_flag=True,
+              help="Make no self-signed certificate: you will name your own in [serve] "
+                   "(from certbot, say), and your card carries no TLS pin.")
 @KDF_OPTION
 @click.pass_context
 def init(ctx: click.Context, directory: Path | None, name: str | None, url: str | None,
-         author: str | None, kdf: str) -> None:
-    """Create a new site: config, your keys and card, a sample post, the default theme."""
+         author: str | None, description: str | None, own_cert: bool, kdf: str) -> None:
+    """Create a new site: config, your keys, TLS certificate and card, a sample post, the
+    default theme. A refused or interrupted init leaves nothing behind."""
+    from urllib.parse import urlsplit
+
     from o2m_pub.config import load, parse_config
+    from o2m_pub.errors import ConfigError, SiteError
     from o2m_pub.friends.identity import create_owner
-    from o2m_pub.site.scaffold import config_text, init_site, refuse_existing_site
+    from o2m_pub.site.scaffold import (
+        built_aside,
+        check_site_url,
+        config_text,
+        init_site,
+        refuse_existing_site,
+    )
 
     folder = directory or ctx.obj.get("site") or Path.cwd()
     interactive = sys.stdin.isatty()
     default_name = folder.resolve().name.replace("-", " ").title() or "My site"
+    if url is None and not interactive:  # before any question: a script gets one line
+        raise SiteError("--url is needed: the https:// address where the site will be "
+                        "published (links in your feeds and your card point there)",
+                        hint="e.g. o2m init my-site --url https://ada.example/")
+    refuse_existing_site(folder)
+    if url is not None:
+        url = check_site_url(url)
     if name is None:
         name = click.prompt("Site name", default=default_name) if interactive else default_name
     if url is None:
-        url = (click.prompt("Public URL", default="https://example.org/") if interactive
-               else "https://example.org/")
-    parse_config(config_text(name=name, url=url, author=author or name, timezone="UTC").encode(),
-                 "--name/--url")  # validate before touching the disk
-    refuse_existing_site(folder)  # before asking for a passphrase
-    passphrase = read_passphrase(ctx, "Passphrase for your keys", new=True)
-    created = init_site(folder, name=name, url=url, author=author, now=local_now())
-    identity, card = create_owner(folder, load(folder), passphrase, now=local_now(),
-                                  **kdf_limits(kdf))
+        url = check_site_url(click.prompt("Public URL, where build/ will be published "
+                                          "(https://…)"))
+    if author is None and interactive:
+        author = click.prompt("Your name, as friends and readers will see it",
+                              default=name).strip()
+    if description is None:
+        description = click.prompt("One line about the site (for search engines; "
+                                   "Enter for none)", default="", show_default=False
+                                   ).strip() if interactive else ""
+    try:  # the other values, validated before touching the disk
+        parse_config(config_text(name=name, url=url, author=author or name, timezone="UTC",
+                                 description=description).encode(), "o2m.toml")
+    except ConfigError as e:
+        raise SiteError(str(e).replace("site.", "--", 1), hint=e.hint) from None
+    passphrase = _new_passphrase(ctx)
+    now = local_now()
+    with built_aside(folder) as work:  # moved into place only when all of it is made
+        created = init_site(work, name=name, url=url, author=author, description=description,
+                            now=now)
+        pin = None
+        if not own_cert:
+            from o2m_pub.host.tls import TLS_DIR, ensure_self_signed
+            pair, _ = ensure_self_signed(work, [urlsplit(url).hostname or "localhost"], now)
+            pin = pair.pin
+            created.append(work / TLS_DIR)
+        identity, card = create_owner(work, load(work), passphrase, now=now, tls_pin=pin,
+                                      **kdf_limits(kdf))
+        shown = [f"  {p.relative_to(work)}{'/' if p.is_dir() else ''}" for p in created]
     out(f"made a new o2m site in {folder}:")
-    for p in created:
-        out(f"  {p.relative_to(folder)}{'/' if p.is_dir() else ''}")
+    out("\n".join(shown))
+    if pin is not None:
+        out("  (a self-signed TLS certificate for `o2m serve`: its pin is in your card, "
+            "so friends can check it)")
+    else:
+        out("  (no certificate: name yours in [serve] cert and key, docs/CONFIG.md)")
     out(f"your fingerprint: {identity.fingerprint}")
     out(f"next: cd {folder} && o2m build" if directory else "next: o2m build")
+
+
+def _new_passphrase(ctx: click.Context) -> bytes:
+    """The passphrase for a new site's keys; a weak one is warned about, and when it
+    was typed at the terminal the owner confirms it or types another."""
+    from o2m_pub.friends.passphrase_strength import passphrase_weakness
+
+    while True:
+        passphrase, typed = obtain_passphrase(ctx, "Passphrase for your keys", new=True)
+        weakness = passphrase_weakness(passphrase)
+        if weakness is None or not passphrase:  # (an empty one is refused, not warned of)
+            return passphrase
+        warn(f"this passphrase looks weak: {weakness}. It guards your keys and every "
+             "friend's feed; four or more random words are strong and easy to type")
+        if not typed or click.confirm("Use it anyway?", default=False):
+            return passphrase
 
 
 @click.command()
@@ -82,12 +146,12 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
     """
     root = site_root(ctx)
     identity = None if drafts else renew_stale_card(ctx, root)
-    report = _run_build(root, ctx, drafts=drafts, jobs=jobs, identity=identity)
+    report = run_build(root, ctx, drafts=drafts, jobs=jobs, identity=identity)
     if timings:
         for phase, seconds in report.timings.items():
             click.echo(f"  {phase:<22} {seconds * 1000:8.1f} ms", err=True)
     if not quiet:
-        out(_summary(report, root))
+        out(build_summary(report, root))
         if drafts:
             out(f"preview: {(report.out_dir / 'index.html').as_uri()}")
     if report.feed_error is not None:
@@ -133,33 +197,40 @@ def build_and_report(ctx: click.Context, root: Path, *,  # noqa: ANN201 - BuildR
                      passphrase: bytes | None = None):
     """`o2m build` for the commands that change the site's keys or URL first (`o2m key
     rotate`, `o2m move`): the summary line, problems and a feed error are shown."""
-    report = _run_build(root, ctx, passphrase=passphrase)
-    out(_summary(report, root))
+    report = run_build(root, ctx, passphrase=passphrase)
+    out(build_summary(report, root))
     if report.feed_error is not None:
         error_line(f"friends' feeds were not updated: {report.feed_error}",
                    report.feed_error.hint)
     return report
 
 
-def _run_build(root: Path, ctx: click.Context | None = None, *, identity=None,  # noqa: ANN001
-               passphrase: bytes | None = None, **options):  # noqa: ANN003, ANN202
+def run_build(root: Path, ctx: click.Context | None = None, *, identity=None,  # noqa: ANN001
+              passphrase: bytes | None = None, **options):  # noqa: ANN003, ANN202
+    """Build the site (`o2m build`, and `o2m publish` first), printing its warnings and
+    problems; returns the report. `identity` (already unlocked) or `passphrase`, when
+    given, spare a prompt."""
     from o2m_pub.site.build import build_site
 
     def unlock():  # noqa: ANN202 - only when a friend's feed must be signed
-        from o2m_pub.friends.identity import (
-            load_identity,  # (the crypto is imported only then, too)
-        )
+        from o2m_pub.friends.identity import load_identity  # (and the crypto, only then)
         if identity is not None:
             return identity
-        return load_identity(root, passphrase if passphrase is not None
-                             else read_passphrase(ctx) if ctx else b"")
+        if passphrase is not None:
+            return load_identity(root, passphrase)
+        if ctx is None:
+            return load_identity(root, b"")
+        return unlock_identity(ctx, root)
 
     progress = RichProgress() if sys.stderr.isatty() else None
+    waited = ctx.obj.get("prompt_seconds", 0.0) if ctx else 0.0
     try:
         report = build_site(root, progress=progress, unlock=unlock, **options)
     finally:
         if progress:
             progress.stop()
+    if ctx:  # the time someone took to type the passphrase is not the build's
+        report.seconds -= ctx.obj.get("prompt_seconds", 0.0) - waited
     for w in report.warnings:
         warn(w)
     for p in report.problems:
@@ -167,8 +238,9 @@ def _run_build(root: Path, ctx: click.Context | None = None, *, identity=None,  
     return report
 
 
-def _summary(report, root: Path) -> str:  # noqa: ANN001
-    n = report.posts
+def build_summary(report, root: Path) -> str:  # noqa: ANN001
+    """The build's one summary line."""
+    n = report.posts + report.private  # public and private: all the writer wrote
     parts = [f"built {n:,} post{'s' if n != 1 else ''} ({report.changed:,} changed) "
              f"in {report.seconds:.1f} s"]
     if report.written or report.deleted:
@@ -207,7 +279,6 @@ def move(ctx: click.Context, new_url: str, no_pin: bool, no_build: bool) -> None
     from o2m_pub._files import write_file
     from o2m_pub.cli.friends import renew_card
     from o2m_pub.config import CONFIG_NAME, load, parse_config, replace_site_url
-    from o2m_pub.friends.identity import load_identity
     from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url
 
     root = site_root(ctx)
@@ -223,8 +294,7 @@ def move(ctx: click.Context, new_url: str, no_pin: bool, no_build: bool) -> None
     path = root / CONFIG_NAME
     text = replace_site_url(path.read_text(encoding="utf-8"), new_url)
     new_config = parse_config(text.encode("utf-8"))  # checked before anything is written
-    passphrase = read_passphrase(ctx)
-    identity = load_identity(root, passphrase)  # a wrong passphrase changes nothing
+    identity, passphrase = unlock_with_passphrase(ctx, root)  # a wrong one changes nothing
     write_file(path, text.encode("utf-8"), 0o644)
     card, _ = renew_card(ctx, root, new_config, no_pin=no_pin, identity=identity)
     out(f"moved {config.url} -> {new_url}: o2m.toml and your card (seq {card.seq}, "
@@ -300,10 +370,8 @@ def start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
 def _watch_unlock(ctx: click.Context, root: Path) -> Callable[[], object]:
     """The key for a watch session: unlocked now when the site has friends (ask once,
     before the first build, not in the middle of one); else only if a feed needs it."""
-    from o2m_pub.friends.identity import load_identity
-
     def unlock():  # noqa: ANN202 - keys.Identity
-        return load_identity(root, read_passphrase(ctx))
+        return unlock_identity(ctx, root)
 
     friends = root / "keys" / "friends"
     if friends.is_dir() and any(p.suffix == ".json" and not p.name.startswith(".")
@@ -314,6 +382,15 @@ def _watch_unlock(ctx: click.Context, root: Path) -> Callable[[], object]:
             return early.pop() if early else unlock()
         return first_early
     return unlock
+
+
+def _changed_files(sources: tuple[str, ...], shown: int = 3) -> str:
+    """The files whose change caused a rebuild, named: "content/a.md", "content/a.md,
+    o2m.toml", "content/a.md, content/b.md, content/c.md and 4 more"."""
+    if not sources:
+        return "rebuild"
+    names = ", ".join(sources[:shown])
+    return names if len(sources) <= shown else f"{names} and {len(sources) - shown:,} more"
 
 
 def _print_watch_result(result, root: Path, warned: set[str], *, debug: bool) -> None:  # noqa: ANN001
@@ -339,11 +416,9 @@ def _print_watch_result(result, root: Path, warned: set[str], *, debug: bool) ->
     warned.clear()
     warned.update(report.warnings)
     if result.number == 1:
-        out(f"{when} {_summary(report, root)}; watching for changes (Ctrl-C stops)")
+        out(f"{when} {build_summary(report, root)}; watching for changes (Ctrl-C stops)")
     else:
-        sources = result.sources
-        what = sources[0] if len(sources) == 1 else f"{len(sources)} files" if sources \
-            else "rebuild"
+        what = _changed_files(result.sources)
         parts = [f"wrote {report.written:,} file{'s' if report.written != 1 else ''}"
                  + (f", removed {report.deleted:,}" if report.deleted else "")
                  if report.written or report.deleted else "nothing to write"]
@@ -396,7 +471,7 @@ def demo(directory: Path | None) -> None:
         report = build_site(root, unlock=lambda root=root: load_identity(root, DEMO_PASSPHRASE))
         problems += report.problems
         objects = sum(1 for p in (report.out_dir / "o").rglob("*") if p.is_file())
-        out(f"built {person.slug}/: {_summary(report, root)}")
+        out(f"built {person.slug}/: {build_summary(report, root)}")
         out(f"  {plural(objects, 'encrypted object')}, {plural(report.heads, 'signed feed head')}"
             " in f/ (one per friend; no friend's name appears in build/)")
     for p in problems:

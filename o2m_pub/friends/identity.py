@@ -550,13 +550,16 @@ def write_own_card(root: Path, identity: Identity, config: SiteConfig, *, now: d
 
 
 def create_owner(root: Path, config: SiteConfig, passphrase: bytes, *,
-                 now: dt.datetime, **kdf: int) -> tuple[Identity, Card]:
+                 now: dt.datetime, tls_pin: bytes | None = None,
+                 **kdf: int) -> tuple[Identity, Card]:
     """A new identity, its next key and its public-feed key, sealed under `passphrase`,
-    and its first card (`o2m init`)."""
+    and its first card (`o2m init`), with the pin of the site's self-signed certificate
+    when there is one."""
     identity = create_identity_files(root, passphrase, **kdf)
     create_next_key(root, passphrase, **kdf)
     make_feed_key(root)
-    return identity, write_own_card(root, identity, config, now=now, passphrase=passphrase)
+    return identity, write_own_card(root, identity, config, now=now, passphrase=passphrase,
+                                    tls_pin=tls_pin)
 
 
 def own_card(root: Path) -> Card | None:

@@ -164,8 +164,9 @@ class StaticSite(resource.Resource):
         if isinstance(entry, str):
             return _redirect(request, entry + _query(request))
         headers = request.requestHeaders
-        if rules.not_modified(entry.facts, _one(headers, b"if-none-match"),
-                              _one(headers, b"if-modified-since")):
+        if rules.not_modified(entry.facts, _one(headers, b"if-none-match"),  # the tag sent:
+                              _one(headers, b"if-modified-since"),  # a live page has its own
+                              etag=_one(entry.headers, b"etag")):
             request.setResponseCode(http.NOT_MODIFIED)
             _set_headers(request, entry.headers, keep_length=False)
             return b""

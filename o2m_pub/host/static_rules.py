@@ -19,12 +19,13 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"  # store, but ask again (ETag / Last-Modified) before each use
 HSTS = "max-age=63072000"
 # The default theme has no script and no inline style; posts may show remote images.
+# connect-src 'self' opens nothing a page uses (it has no script) but lets tools that
+# run inside the page, such as Lighthouse's robots.txt check, read the site's own files.
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
-            "media-src 'self' https:; font-src 'self'; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'")
+            "media-src 'self' https:; font-src 'self'; connect-src 'self'; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'")
 # serve --watch adds the live-reload script, served from the site's own origin.
-LIVE_CSP = PAGE_CSP.replace("default-src 'none';",
-                            "default-src 'none'; script-src 'self'; connect-src 'self';")
+LIVE_CSP = PAGE_CSP.replace("default-src 'none';", "default-src 'none'; script-src 'self';")
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 # Folders whose files are named by their content (PROTOCOL.md §1.1): never change.
@@ -189,11 +190,12 @@ def parse_range(header: bytes | None, size: int) -> tuple[int, int] | None | str
 
 
 def not_modified(facts: FileFacts, if_none_match: bytes | None,
-                 if_modified_since: bytes | None) -> bool:
-    """RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since."""
+                 if_modified_since: bytes | None, *, etag: bytes | None = None) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since. `etag` is the tag
+    the answer carries when it is not the file's own (a live-reload page's)."""
     if if_none_match is not None:
         tags = {t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")}
-        return b"*" in tags or facts.etag.encode() in tags
+        return b"*" in tags or (etag or facts.etag.encode()) in tags
     if if_modified_since is not None:
         from email.utils import parsedate_to_datetime
         try:

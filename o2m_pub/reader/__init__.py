@@ -9,7 +9,8 @@ keeps what was accepted in SQLite, `attachments` the decrypted attachments besid
 `search` its full-text index, and `spool` a fetch's long texts on disk until their
 update is stored; `sanitize` makes a friend's post safe to show, and `render` runs it
 once per post, at fetch time, in a child process with hard limits; `timeline` and
-`web` show it in the terminal and in the browser.
+`web` show it in the terminal and in the browser (`terminal` turns a public post's
+HTML into Markdown for `o2m show`).
 
 Uses `friends` (whom to fetch, with which keys) and `protocol`; never `site` or `host`.
 """

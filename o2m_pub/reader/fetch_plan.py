@@ -83,7 +83,6 @@ MAX_ITEMS_PER_FETCH = 100_000  # per friend and run: the head's items and its ne
 MAX_ATTACHMENTS = 64
 MAX_FRIEND_BYTES = 512 << 20  # per friend and run: new archive pages and objects together
 MAX_TEXT = 1 << 20
-UNREACHABLE_NOTICE_AFTER = dt.timedelta(days=1)
 CARD_PATH = ".well-known/o2m-card.json"
 PUBLIC_FEED_PATH = FEED_PATH
 # A refusal for these reasons is also a notification, of this kind (THREATS.md 6, 11).
@@ -585,14 +584,14 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
 
 def refusal(friend: str, state: FriendState | None, e: Refused, now: dt.datetime) -> Outcome:
     """The outcome of a friend's fetch refused for `e`, with the notifications it
-    calls for (a key change, an equivocation; unreachable for long enough)."""
-    stamp = utc_text(now)
+    calls for: a key change, an equivocation; unreachable, told at once on the first
+    failure of a run of them, and once per run."""
     out = Outcome(friend, "refused", reason=e.reason, detail=e.detail)
     if e.reason in _NOTIFIED:
         out.notifications.append((_NOTIFIED[e.reason], e.detail))
-    since = state.failing_since if state and state.failing_since else stamp
-    if e.reason.is_transport and since <= utc_text(now - UNREACHABLE_NOTICE_AFTER):
-        out.notifications.append(("unreachable", f"unreachable since {since}"))
+    if e.reason.is_transport and not (state and state.failing_since):
+        what = e.detail if e.reason is Reason.UNREACHABLE else f"{e.reason}: {e.detail}"
+        out.notifications.append(("unreachable", what))
     return out
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import socket
 import ssl
 import threading
@@ -555,11 +556,18 @@ def _strong_last_modified(headers: object) -> str | None:
 
 
 def _short(e: BaseException) -> str:
+    """What went wrong, as a person says it: "connection refused", not "[Errno 111]
+    Connection refused" after a repr of urllib3's connection."""
     text = str(e).split("\n")[0]
+    unresolved = re.search(r"Failed to resolve '([^']+)'", text)
+    if unresolved:
+        return f"no such host: {unresolved.group(1)}"
     for marker in ("Caused by ", "Failed to establish a new connection: "):
         if marker in text:
             text = text.split(marker)[-1]
-    return text.strip("()'\" ")[:160] or e.__class__.__name__
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text.strip("()'\" "))
+    text = text[:1].lower() + text[1:] if text[:2].istitle() else text
+    return text[:160] or e.__class__.__name__
 
 
 # ---------------------------------------------------------------- a fetch run

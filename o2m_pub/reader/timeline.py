@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from o2m_pub.reader.model import Notification, StoredPost
     from o2m_pub.reader.store import ReaderStore
 
+MIN_ID_PREFIX = 4  # ReaderStore.post: a unique prefix of at least this many characters
 PAST_THE_END = "0000-00-00T00:00:00Z|a"  # a cursor older than any post: an empty page
 # Shown inline: raster images a browser decodes as images, never as a document
 # (image/svg+xml can carry script, so it is a download like everything else).
@@ -233,7 +234,8 @@ def human_size(n: int) -> str:
 
 _NOTIFICATION_TEXT = {
     "new_friend_feed": "{friend} added you back: their feed for you appeared",
-    "unreachable": "{friend} has been unreachable for more than a day{detail}",
+    "unreachable": "{friend} is unreachable{detail} (o2m fetch tries again; their posts "
+                   "stay)",
     "stale": "{friend}'s feed is stale (not re-signed in time: a frozen host?){detail}",
     "key_changed": ("{friend}'s key changed: their feed is refused until you check and "
                     "accept the new card (o2m friend add {friend} CARD --accept-key-change)"
@@ -318,6 +320,9 @@ def find_post(store: "ReaderStore", short_id: str) -> "StoredPost":
         NoSuchPostError: none.
         store.AmbiguousPostError: several.
     """
+    if len(short_id.strip()) < MIN_ID_PREFIX:  # the store looks up no shorter prefix
+        raise NoSuchPostError(f"{display_text(short_id)!r} is too short for a post id: give "
+                              f"at least {MIN_ID_PREFIX} characters of it")
     post = store.post(short_id)
     if post is None:
         raise NoSuchPostError(f"no post with id {display_text(short_id)!r}")

@@ -86,7 +86,10 @@ WELL_KNOWN_ROTATIONS = ".well-known/o2m-rotations.json"  # PROTOCOL.md §2.5
 ROTATIONS_FILE = "keys/rotations.json"
 AVATAR_FILE = "keys/avatar"  # the card's picture; published where the card says (§2.4)
 BUILD_DIR = "build"
-FEED_VERSION = "feeds-2"  # 2: items carry their stable id (`_o2m.id`, PROTOCOL.md §1.4)
+FUTURE_WARNING = dt.timedelta(days=1)  # a post dated later than this is a likely typo
+# 2: items carry their stable id (`_o2m.id`, PROTOCOL.md §1.4), and their HTML no ¶
+# permalinks, its links absolute (feed_html)
+FEED_VERSION = "feeds-2"
 FEED_SIG = "feed.json.sig"
 
 
@@ -121,6 +124,11 @@ class _Files:
         else:
             self.now[key] = FileState(st.st_mtime_ns, st.st_size, sha256_hex(path.read_bytes()))
         return self.now[key]
+
+
+def _robots_txt(config: SiteConfig) -> bytes:
+    from o2m_pub.site.syndication import robots_txt  # imported only when it is written
+    return robots_txt(config)
 
 
 def _static_files(root: Path) -> dict[str, Path]:
@@ -459,8 +467,14 @@ class _Build:
             to_render.append(source)
 
         bodies: list[tuple[str, str, str]] = []
-        for source, sha, record, html, toc, problem in render_changed(
+        future = (self.now + FUTURE_WARNING).astimezone(dt.timezone.utc).isoformat()
+        for source, sha, record, html, toc, problem, warnings in render_changed(
                 to_render, self.root, self.config, self.jobs, self.progress):
+            self.report.warnings += warnings
+            if record is not None and record.utc > future:
+                self.report.warnings.append(f"{source}:{record.lines.get('date', 1)}: dated "
+                                            f"{record.date[:10]}, in the future; it is "
+                                            "published now, with that date")
             if problem:
                 self.report.problems.append(problem)
                 if source in previous:  # keep the last good version (and its pages)
@@ -500,7 +514,9 @@ class _Build:
         posts, collisions = resolve_collisions(chosen)
         self.report.problems += collisions
         self.report.posts = len(posts)
-        self.report.changed = sum(1 for p in posts if p.source in self.rendered)
+        # changed: every post rendered again, private ones too (the writer's view)
+        self.report.changed = sum(1 for p in posts if p.source in self.rendered) + sum(
+            1 for r in self.readable if not r.is_public and r.source in self.rendered)
         return posts
 
     def plan_site(self, posts: list[PostRecord], fingerprints: dict[str, str]) -> _SitePlan:
@@ -728,6 +744,8 @@ class _Build:
         # the index fingerprint covers every post's path and dates, and the site's URL
         self.outputs.emit("sitemap.xml", digest_of(FEED_VERSION, self.index_fp),
                           lambda: feed("sitemap"))
+        self.outputs.emit("robots.txt", digest_of(FEED_VERSION, self.config.url),
+                          lambda: _robots_txt(self.config))
 
     def sign_public_feed(self, data: bytes | None) -> None:
         """feed.json.sig (PROTOCOL.md §1.4), signed by keys/feed.key, the key the card

@@ -7,6 +7,7 @@ Pure functions: `parse_post` takes the file's bytes and returns a `PostSource` o
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -20,6 +21,13 @@ MAX_FRONT_MATTER_BYTES = 64 * 1024
 MAX_FRONT_MATTER_NODES = 10_000
 KNOWN_FIELDS = frozenset({"title", "date", "updated", "tags", "summary", "slug", "draft",
                           "audience", "reply_to"})
+# A misspelling of these would not be a harmless omission: a post meant for one audience
+# would go to the default one, a draft would be published. Such a post is refused.
+GUARDING_FIELDS = {
+    "audience": "this post would go to the default audience instead of the one you meant",
+    "draft": "this draft would be published",
+}
+_SHORT_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d[T ])(\d)(?=:)")  # 2026-03-14T9:30
 SLUG_RE = re.compile(r"^[^\W_][\w-]{0,127}$")
 _DATE_IN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.M)
@@ -60,6 +68,7 @@ class PostSource:
     body_line: int  # the file line where the Markdown body starts
     lines: dict[str, int] = field(default_factory=dict)  # front matter field -> line
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # "file:line: what", for the build's warning lines
 
     @property
     def path(self) -> str:
@@ -144,16 +153,45 @@ def parse_datetime(value: Any, tz: dt.tzinfo) -> dt.datetime:
     """ISO 8601 date or date-time, with or without zone; naive times are in `tz`."""
     if isinstance(value, (int, float)) or not isinstance(value, str):
         raise ValueError("must be a date such as 2026-11-24 or 2026-11-24T09:30:00+01:00")
-    text = value.strip()
+    text = _SHORT_HOUR.sub(r"\g<1>0\2", value.strip())  # 9:30 is 09:30
     try:
         if len(text) == 10:
             d = dt.date.fromisoformat(text)
             return dt.datetime(d.year, d.month, d.day, tzinfo=tz)
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 date "
-                         "(e.g. 2026-11-24 or 2026-11-24T09:30:00+01:00)") from None
+        m = re.match(r"(\d{4})-(\d\d)-(\d\d)(?!\d)", text)
+        try:
+            reason = m and dt.date(*map(int, m.groups())) and None
+        except ValueError as e:  # "month must be in 1..12", "day is out of range …"
+            reason = str(e)
+        raise ValueError(f"{value.strip()!r} is not a date"
+                         + (f": {reason}" if reason else " o2m reads")) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+DATE_HINT = ("write it as 2026-11-24, 2026-11-24 09:30 or 2026-11-24T09:30:00+01:00 "
+             "(year-month-day, 24-hour time, an optional UTC offset)")
+
+
+def unknown_fields(meta: dict[str, Any], lines: dict[str, int],
+                   source: str) -> tuple[list[str], PostError | None]:
+    """Front matter fields o2m does not know: warnings ("file:line: unknown field 'tag'
+    (did you mean 'tags'?), ignored"), and the error for a misspelt field that guards
+    who reads the post (`GUARDING_FIELDS`), which must never pass silently."""
+    warnings = []
+    for key in meta:
+        if not isinstance(key, str) or key in KNOWN_FIELDS:
+            continue
+        near = difflib.get_close_matches(key.lower(), KNOWN_FIELDS, n=1, cutoff=0.7)
+        line = lines.get(key, 1)
+        if near and near[0] in GUARDING_FIELDS and near[0] not in meta:
+            return warnings, PostError(
+                source, line, f"unknown field {key!r} (did you mean {near[0]!r}?)",
+                hint=f"fix its name: left as it is, {GUARDING_FIELDS[near[0]]}")
+        guess = f" (did you mean {near[0]!r}?)" if near else ""
+        warnings.append(f"{source}:{line}: unknown field {key!r}{guess}, ignored")
+    return warnings, None
 
 
 def _as_names(value: Any) -> tuple[str, ...]:
@@ -208,14 +246,17 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
     if "date" not in meta and not date_in_name:
         raise fail("date", "no `date:` in the front matter",
                    hint="add a line such as `date: 2026-11-24 09:30`")
+    warnings, misspelt = unknown_fields(meta, lines, source)
+    if misspelt is not None:
+        raise misspelt
     try:
         date = parse_datetime(meta["date"] if "date" in meta else date_in_name.group(1), tz)
     except ValueError as e:
-        raise fail("date", f"`date` {e}") from None
+        raise fail("date", f"`date` {e}", hint=DATE_HINT) from None
     try:
         updated = parse_datetime(meta["updated"], tz) if meta.get("updated") is not None else None
     except ValueError as e:
-        raise fail("updated", f"`updated` {e}") from None
+        raise fail("updated", f"`updated` {e}", hint=DATE_HINT) from None
 
     raw_slug = text_value("slug")
     if raw_slug is not None:
@@ -251,6 +292,7 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
         draft=draft, audience=audience, reply_to=reply_to,
         body=body, body_line=body_line, lines=lines,
         extra={k: v for k, v in meta.items() if k not in KNOWN_FIELDS and isinstance(k, str)},
+        warnings=tuple(warnings),
     )
 
 

@@ -23,7 +23,7 @@ from markdown.extensions.toc import slugify_unicode
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
-MARKUP_VERSION = f"o2m-markup-1/markdown-{markdown.__version__}"
+MARKUP_VERSION = f"o2m-markup-2/markdown-{markdown.__version__}"
 MEDIA_MARK = "__O2M_MEDIA__:"
 POST_MARK = "__O2M_POST__:"
 MARKER_RE = re.compile(r"__O2M_(MEDIA|POST)__:([^\"'\s<>#]*)(#[^\"'\s<>]*)?")
@@ -55,8 +55,11 @@ def highlight(code: str, lang: str) -> str:
         lexer = None
     if lexer is None:
         cls = f' class="language-{html_lib.escape(lang)}"' if lang else ""
-        return f'<div class="highlight"><pre><code{cls}>{html_lib.escape(code)}</code></pre></div>'
-    return pygments_highlight(code, lexer, _formatter())
+        html = f'<div class="highlight"><pre><code{cls}>{html_lib.escape(code)}</code></pre></div>'
+    else:
+        html = pygments_highlight(code, lexer, _formatter())
+    # a block wider than the page scrolls: the keyboard must reach it too (WCAG 2.1.1)
+    return html.replace("<pre>", '<pre tabindex="0">', 1)
 
 
 @lru_cache(maxsize=256)
@@ -111,6 +114,42 @@ class _References(Treeprocessor):
                     new = owner.reference(value)
                     if new is not None:
                         el.set(attr, new)
+
+
+_ALIGN_CLASSES = {"left": "align-left", "right": "align-right", "center": "align-center"}
+
+
+class _Tables(Treeprocessor):
+    """Markdown tables made fit for the pages' CSP and for the keyboard: a column's
+    alignment becomes a class (``align-right``; the CSP allows no ``style=``, and
+    ``align=`` is obsolete and loses to the theme's CSS), and each table sits in a
+    focusable, labelled region that scrolls sideways (a table that stays a table)."""
+
+    def run(self, root: ET.Element) -> None:
+        for parent in list(root.iter()):
+            for i, child in enumerate(list(parent)):
+                if child.tag == "table" and parent.get("class") != "table-wrap":
+                    self._classes(child)
+                    parent[i] = self._wrap(child)
+
+    @staticmethod
+    def _classes(table: ET.Element) -> None:
+        for cell in table.iter():
+            align = cell.attrib.pop("align", None) if cell.tag in ("th", "td") else None
+            if align in _ALIGN_CLASSES:
+                cell.set("class", " ".join(filter(None, (cell.get("class"),
+                                                         _ALIGN_CLASSES[align]))))
+
+    @staticmethod
+    def _wrap(table: ET.Element) -> ET.Element:
+        heads = [" ".join("".join(th.itertext()).split()) for th in table.iter("th")]
+        label = ", ".join(h for h in heads if h)
+        label = f"Table: {label[:80]}{'…' if len(label) > 80 else ''}" if label else "Table"
+        wrap = ET.Element("div", {"class": "table-wrap", "role": "region",
+                                  "aria-label": label, "tabindex": "0"})
+        wrap.tail, table.tail = table.tail, None
+        wrap.append(table)
+        return wrap
 
 
 _FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
@@ -203,6 +242,7 @@ class _O2MExtension(Extension):
         md.preprocessors.register(_FencedCode(md), "o2m_fenced_code", 25)
         md.treeprocessors.register(_Typography(md), "o2m_typography", 15)
         md.treeprocessors.register(_References(md, self.owner), "o2m_references", 1)
+        md.treeprocessors.register(_Tables(md), "o2m_tables", 2)
 
 
 class _EscapeRawHTML(Extension):
@@ -233,7 +273,8 @@ class MarkdownRenderer:
                 "toc": {"permalink": "¶", "permalink_title": "Link to this section",
                         "slugify": slugify_unicode, "toc_depth": "2-4"},
                 "footnotes": {"BACKLINK_TITLE": "Back to the text"},
-                # align="..." rather than style="...": the pages' CSP allows no inline style
+                # align="..." rather than style="...", made a class by _Tables: the
+                # pages' CSP allows no inline style
                 "tables": {"use_align_attribute": True},
             },
             output_format="html",

@@ -94,6 +94,9 @@ class Views:
                 ctx[key] = self.view(ctx[key], link)
         if "posts" in ctx:
             ctx["posts"] = [self.view(p, link) for p in ctx["posts"]]
+        if "archive_years" in ctx:
+            ctx["years"] = [{**y, "posts": [self.view(p, link) for p in y["posts"]]}
+                            for y in ctx.pop("archive_years")]
         if "year_posts" in ctx:
             months: dict[str, list[PostView]] = defaultdict(list)
             for p in ctx.pop("year_posts"):

@@ -19,6 +19,9 @@ from o2m_pub.errors import Problem
 from o2m_pub.site.model import PostRecord, TagView, tag_view
 
 
+ARCHIVE_POSTS_PER_YEAR = 100  # the archive lists each year's newest; its year page has all
+
+
 @dataclass(frozen=True)
 class Pager:
     """Where a list page sits. `total` is set on the newest (home) page only: were it on
@@ -197,8 +200,11 @@ def index_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[st
         by_year[int(p.path[:4])].append(p)
     years = [{"year": y, "count": len(by_year[y]), "path": f"archive/{y}/"}
              for y in sorted(by_year, reverse=True)]
+    listed = {y["year"]: by_year[y["year"]][::-1][:ARCHIVE_POSTS_PER_YEAR] for y in years}
     pages.append(Page("archive/index.html", "archive.html", "archive/",
-                      digest_of(fp("archive.html"), years), {"years": years}))
+                      digest_of(fp("archive.html"), years,
+                                *(p.list_digest for y in years for p in listed[y["year"]])),
+                      {"archive_years": [{**y, "posts": listed[y["year"]]} for y in years]}))
     year_fp = fp("archive_year.html")
     for y in years:
         year_posts = by_year[y["year"]][::-1]

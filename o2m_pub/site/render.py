@@ -107,6 +107,8 @@ class PageRenderer:
         self.site = {
             "name": config.name, "author": config.author, "description": config.description,
             "url": config.url, "language": config.language, "timezone": config.timezone,
+            # a picture of the author (a path under the site), when the config has one
+            "avatar": getattr(config, "avatar", None) or "",
         }
 
     def render(self, template: str, page_dir: str, canonical: str | None, *,

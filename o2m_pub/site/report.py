@@ -22,7 +22,7 @@ class BuildReport:
 
     out_dir: Path
     posts: int = 0  # public posts on the site
-    changed: int = 0  # posts parsed and rendered again
+    changed: int = 0  # posts parsed and rendered again, public or private
     private: int = 0  # posts whose audience keeps them off the public site
     drafts: int = 0
     written: int = 0

@@ -125,22 +125,24 @@ def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...],
     _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience)
 
 
-RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None"]
+RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None",
+                     tuple[str, ...]]
 
 
 def render_post(source: str) -> RenderResult:
-    """Read, parse and render one post: (source, sha, record, html, toc, problem)."""
+    """Read, parse and render one post: (source, sha, record, html, toc, problem,
+    warnings)."""
     try:
         data = Path(_worker["root"], source).read_bytes()  # type: ignore[arg-type]
     except OSError as e:  # unreadable: that post fails, the others build
         return source, "", None, "", "", Problem(source, 1, f"cannot read it: {e.strerror or e}",
-                                                 hint="check the file's permissions")
+                                                 hint="check the file's permissions"), ()
     sha = sha256_hex(data)
     try:
         post = parse_post(data, source, tz=_worker["tz"],  # type: ignore[arg-type]
                           default_audience=_worker["audience"])  # type: ignore[arg-type]
     except PostError as e:
-        return source, sha, None, "", "", e.problem
+        return source, sha, None, "", "", e.problem, ()
     from o2m_pub.site.markup import MARKUP_VERSION, smarten  # loaded by _init_worker
     options = markup_options(_worker["md"].raw_html)  # type: ignore[attr-defined]
     key = sha256_hex(f"{MARKUP_VERSION}{options}\0{source}\0{post.body}".encode())[:32]
@@ -150,7 +152,7 @@ def render_post(source: str) -> RenderResult:
     record = PostRecord.from_source(post, summary=rendered.summary,
                                     word_count=rendered.word_count, render_key=key,
                                     media=rendered.media, links=rendered.links)
-    return source, sha, record, rendered.html, rendered.toc, None
+    return source, sha, record, rendered.html, rendered.toc, None, post.warnings
 
 
 def _render_chunk(sources: list[str]) -> list[RenderResult]:

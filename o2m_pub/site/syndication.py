@@ -13,6 +13,10 @@ from o2m_pub.config import SiteConfig
 from o2m_pub.site.model import PostRecord
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_HEADERLINK = re.compile(r'<a class="headerlink"[^>]*>[^<]*</a>')
+_FRAGMENT_HREF = re.compile(r'(<a\b[^>]*?\bhref=")(#[^"]*")')
+_ALIGN_CLASS = re.compile(r'<(t[dh]) class="align-(left|right|center)">')
+_TABLE_WRAP = re.compile(r'<div [^>]*class="table-wrap"[^>]*>')
 
 
 class FeedEntry(NamedTuple):
@@ -35,6 +39,19 @@ def quoteattr(text: str) -> str:
     return f'"{_x(text)}"'
 
 
+def feed_html(html: str, url: str) -> str:
+    """A post's page HTML made fit for feed readers, which resolve links against the
+    feed and drop the site's CSS: the headings' "¶" permalinks go, a link to a part of
+    the page (``#fn:1``) names the post's `url`, a column's alignment is an attribute
+    again (a reader has no ``align-right`` class), and no element takes the focus."""
+    html = _HEADERLINK.sub("", html)
+    html = _FRAGMENT_HREF.sub(lambda m: m.group(1) + _escape(url, quote=True) + m.group(2),
+                              html)
+    html = _ALIGN_CLASS.sub(r'<\1 align="\2">', html)
+    html = _TABLE_WRAP.sub("<div>", html)
+    return html.replace('<pre tabindex="0">', "<pre>")
+
+
 def json_feed(config: SiteConfig, entries: list[FeedEntry]) -> bytes:
     """https://www.jsonfeed.org/version/1.1/ with full content."""
     items = []
@@ -43,7 +60,7 @@ def json_feed(config: SiteConfig, entries: list[FeedEntry]) -> bytes:
         item = {"id": e.url, "url": e.url}
         if r.title:
             item["title"] = r.title
-        item["content_html"] = e.html
+        item["content_html"] = feed_html(e.html, e.url)
         if r.summary:
             item["summary"] = r.summary
         item["date_published"] = _rfc3339(r.date)
@@ -66,6 +83,8 @@ def json_feed(config: SiteConfig, entries: list[FeedEntry]) -> bytes:
         "feed_url": config.url + "feed.json",
         "language": config.language,
         "authors": [{"name": config.author, "url": config.url}],
+        "icon": config.url + "static/favicon.svg",  # the theme's (static/ is versioned
+        "favicon": config.url + "static/favicon.svg",  # for pages; this URL stays)
     }
     if config.description:
         doc["description"] = config.description
@@ -105,9 +124,20 @@ def atom(config: SiteConfig, entries: list[FeedEntry]) -> bytes:
         out += [f"<category term={quoteattr(_XML_INVALID.sub('', t))}/>" for t in r.tags]
         if r.summary and r.title:
             out.append(f'<summary type="text">{_x(r.summary)}</summary>')
-        out += [f'<content type="html">{_x(e.html)}</content>', "</entry>"]
+        out += [f'<content type="html">{_x(feed_html(e.html, e.url))}</content>', "</entry>"]
     out.append("</feed>\n")
     return "\n".join(out).encode()
+
+
+def robots_txt(config: SiteConfig) -> bytes:
+    """robots.txt: crawlers may read the public site, are told where its sitemap is,
+    and need not fetch the ciphertext of friends' feeds (it means nothing to them)."""
+    base = config.base_path
+    return "".join([
+        "User-agent: *\n",
+        *(f"Disallow: {base}{folder}/\n" for folder in ("o", "p", "f")),
+        f"\nSitemap: {config.url}sitemap.xml\n",
+    ]).encode()
 
 
 def sitemap(urls: Iterable[tuple[str, str | None]]) -> bytes:

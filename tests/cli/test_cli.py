@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tomllib
 
 from conftest import run_o2m
+from support.terminal import dialogue
 
 
 def test_init_makes_a_site_that_builds(tmp_path):
@@ -16,13 +14,14 @@ def test_init_makes_a_site_that_builds(tmp_path):
     keys/ folder; the new site builds its one public post."""
     folder = tmp_path / "blog"
     result = run_o2m("init", str(folder), "--name", "Ada's notes", "--url",
-                     "https://ada.example/", cwd=tmp_path)
+                     "https://ada.example/", "--author", "Ada", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = tomllib.loads((folder / "o2m.toml").read_text())
     assert config["site"]["name"] == "Ada's notes"
+    assert config["site"]["author"] == "Ada"
     assert config["site"]["url"] == "https://ada.example/"
     assert config["site"]["default_audience"] == "friends"  # private by default
-    assert {"timezone", "author"} <= config["site"].keys()
+    assert {"timezone", "author", "description"} <= config["site"].keys()
     assert list((folder / "content").rglob("*.md"))
     assert (folder / "site_templates/post.html").exists()
     assert (folder / "site_templates/static/style.css").exists()
@@ -34,37 +33,43 @@ def test_init_makes_a_site_that_builds(tmp_path):
     assert "built 1 post" in built.stdout  # the sample post is public
 
 
-def test_init_without_a_terminal_never_asks(tmp_path):
-    """stdin is not a terminal: defaults, no prompt, no hang."""
-    result = run_o2m("init", "my-site", cwd=tmp_path, timeout=30)
+def test_init_without_a_terminal_needs_a_url_and_asks_nothing(tmp_path):
+    """stdin is not a terminal: no prompt, no hang, and no silent example.org: without
+    --url, one line and nothing made; with it, the name comes from the folder."""
+    refused = run_o2m("init", "my-site", cwd=tmp_path, timeout=30)
+    assert refused.returncode == 1
+    assert "--url is needed" in refused.stderr and "hint:" in refused.stderr
+    assert list(tmp_path.iterdir()) == []
+    result = run_o2m("init", "my-site", "--url", "https://me.example/", cwd=tmp_path,
+                     timeout=30)
     assert result.returncode == 0, result.stderr
-    assert 'name = "My Site"' in (tmp_path / "my-site/o2m.toml").read_text()
+    config = (tmp_path / "my-site/o2m.toml").read_text()
+    assert 'name = "My Site"' in config and "example.org" not in config
 
 
 def test_init_asks_when_interactive(tmp_path):
-    """On a real terminal (a pty), init asks for the name and the URL."""
-    leader, follower = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "init", "s"], cwd=tmp_path,
-                            stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    seen = b""
-    for answer in (b"Interactive\n", b"https://i.example/\n"):
-        while b"]: " not in seen.split(b"\n")[-1]:
-            seen += os.read(leader, 1024)
-        os.write(leader, answer)
-        seen += os.read(leader, 1024)
-    assert proc.wait(timeout=30) == 0
-    os.close(leader)
-    assert b"Site name" in seen and b"Public URL" in seen
-    config = (tmp_path / "s/o2m.toml").read_text()
-    assert 'name = "Interactive"' in config and 'url = "https://i.example/"' in config
+    """On a real terminal (a pty), init asks for the name, the URL (no example.org
+    offered), the author's own name and a line about the site; the footer then names
+    the author, not the site twice."""
+    status, seen = dialogue(tmp_path, ["init", "s"], [
+        ("Site name", "Ada's notes"), ("Public URL", "https://i.example/"),
+        ("Your name", "Ada"), ("One line about the site", "Walks and bread")])
+    assert status == 0, seen
+    assert "example.org" not in seen
+    config = tomllib.loads((tmp_path / "s/o2m.toml").read_text())["site"]
+    assert (config["name"], config["url"], config["author"], config["description"]) == (
+        "Ada's notes", "https://i.example/", "Ada", "Walks and bread")
+    assert run_o2m("build", cwd=tmp_path / "s").returncode == 0
+    page = (tmp_path / "s/build/index.html").read_text()
+    assert "Ada&#39;s notes by" in page and "notes by <a" in page
+    assert '<meta name="description" content="Walks and bread">' in page
 
 
 def test_init_refuses_to_overwrite(tmp_path):
     """init on an existing site is refused in one line, and its o2m.toml is unchanged."""
-    assert run_o2m("init", "s", cwd=tmp_path).returncode == 0
+    assert run_o2m("init", "s", "--url", "https://s.example/", cwd=tmp_path).returncode == 0
     config = (tmp_path / "s/o2m.toml").read_bytes()
-    again = run_o2m("init", "s", "--name", "Other", cwd=tmp_path)
+    again = run_o2m("init", "s", "--name", "Other", "--url", "https://s.example/", cwd=tmp_path)
     assert again.returncode == 1 and "already an o2m site" in again.stderr
     assert again.stderr.count("\n") <= 2 and "Traceback" not in again.stderr
     assert (tmp_path / "s/o2m.toml").read_bytes() == config
@@ -74,7 +79,7 @@ def test_init_refuses_a_folder_with_content(tmp_path):
     """init in a folder that already holds files is refused, and they are unchanged."""
     (tmp_path / "s/content").mkdir(parents=True)
     (tmp_path / "s/content/mine.md").write_text("my words")
-    result = run_o2m("init", "s", cwd=tmp_path)
+    result = run_o2m("init", "s", "--url", "https://s.example/", cwd=tmp_path)
     assert result.returncode == 1 and "not empty" in result.stderr
     assert (tmp_path / "s/content/mine.md").read_text() == "my words"
 

@@ -44,14 +44,16 @@ def test_init_makes_sealed_keys_and_a_published_card(ada):
         assert b"o2m-secret" not in (path.read_bytes() if path.is_file() else b"")
 
 
-def test_init_without_a_passphrase_and_no_terminal_writes_no_key(tmp_path):
+def test_init_without_a_passphrase_and_no_terminal_writes_nothing(tmp_path):
     """With an empty passphrase and no terminal to ask for one, init fails in one line and
-    writes no key (it does leave the site's skeleton, which a second `o2m init` then
-    refuses: reported, not yet changed); with a passphrase, init needs nothing from PATH."""
-    r = run_o2m("init", "s", cwd=tmp_path, env={"O2M_PASSPHRASE": ""})
+    leaves nothing behind (the site is made aside and moved into place only at the end);
+    with a passphrase, init needs nothing from PATH."""
+    r = run_o2m("init", "s", "--url", "https://s.example/", cwd=tmp_path,
+                env={"O2M_PASSPHRASE": ""})
     assert r.returncode == 1 and "Traceback" not in r.stderr and "passphrase" in r.stderr
-    assert not list((tmp_path / "s").glob("keys/*"))
-    r = run_o2m("init", "t", cwd=tmp_path, env={"O2M_PASSPHRASE": "x", "PATH": "/usr/bin"})
+    assert not (tmp_path / "s").exists()
+    r = run_o2m("init", "t", "--url", "https://t.example/", cwd=tmp_path,
+                env={"O2M_PASSPHRASE": "x", "PATH": "/usr/bin"})
     assert r.returncode == 0
 
 
@@ -97,7 +99,8 @@ def test_export_and_import_carry_the_identity(ada, tmp_path):
     assert r.returncode == 0, r.stderr
     assert backup.stat().st_mode & 0o777 == 0o600
     other = tmp_path / "other"
-    assert run_o2m("init", str(other), cwd=tmp_path).returncode == 0
+    assert run_o2m("init", str(other), "--url", "https://other.example/",
+                   cwd=tmp_path).returncode == 0
     refused = run_o2m("key", "import", str(backup), cwd=other, env={"O2M_EXPORT_PASSPHRASE": "bk"})
     assert refused.returncode == 1 and "already has an identity" in refused.stderr
     r = run_o2m("key", "import", str(backup), "--replace", cwd=other,

@@ -36,8 +36,8 @@ NGINX_TEMPLATE = DOCS / "hosting/nginx.conf.template"
 CADDY_TEMPLATE = DOCS / "hosting/Caddyfile.template"
 IMMUTABLE = "public, max-age=31536000, immutable"
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
-            "media-src 'self' https:; font-src 'self'; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'")
+            "media-src 'self' https:; font-src 'self'; connect-src 'self'; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'")
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
@@ -203,7 +203,7 @@ def test_published_site_is_served_with_the_documented_headers(tmp_path, host, ht
     obj = next(p for p in built if p.startswith("o/"))
     head = next(p for p in built if p.startswith("f/"))
     media = next(p for p in built if p.startswith("media/"))
-    style = next(p for p in built if p.startswith("static/"))
+    style = next(p for p in built if p.startswith("static/") and p.endswith(".css"))
 
     def check(path: str, status: int, ctype: str | None, cache: str | None, csp: str | None,
               gzip: bool | None = None) -> requests.Response:

@@ -337,12 +337,12 @@ def test_a_folder_is_checked_against_the_record_every_time(tmp_path):
     o2m(root, "publish", str(www))
     (www / "index.html").unlink()
     (www / "feed.json").write_text("truncated")
-    (www / "robots.txt").write_text("mine")
+    (www / "humans.txt").write_text("mine")  # (robots.txt is o2m's: a build output)
     result = o2m(root, "publish", "--check", str(www))
     assert "2 files missing or changed there (sent again)" in result.output
     assert "1 not put there by o2m (left alone)" in result.output
-    assert (www / "robots.txt").read_text() == "mine"
-    (www / "robots.txt").unlink()
+    assert (www / "humans.txt").read_text() == "mine"
+    (www / "humans.txt").unlink()
     assert tree(www) == tree(root / "build")
     shutil.rmtree(www)
     assert "pages" in o2m(root, "publish", str(www)).output
@@ -408,10 +408,10 @@ def test_unfinished_build_is_not_published(tmp_path):
 
 
 def test_no_build_is_one_line(tmp_path):
-    """No build/ at all: one error line, exit 1."""
+    """With --no-build (publish build/ as it is) and no build/: one line."""
     root, _, _ = make_site(tmp_path)
     shutil.rmtree(root / "build")
-    r = run_o2m("publish", str(tmp_path / "www"), cwd=root)
+    r = run_o2m("publish", "--no-build", str(tmp_path / "www"), cwd=root)
     assert r.returncode == 1
     assert_error_line(r.stderr, "build/ does not exist")
 
@@ -422,9 +422,12 @@ def test_publish_waits_for_no_build(tmp_path):
     root, _, _ = make_site(tmp_path)
     with open(root / ".o2m/build.lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        r = run_o2m("publish", str(tmp_path / "www"), cwd=root)
+        r = run_o2m("publish", "--no-build", str(tmp_path / "www"), cwd=root)
+        building = run_o2m("publish", str(tmp_path / "www"), cwd=root)  # its build waits too
     assert r.returncode == 1
     assert_error_line(r.stderr, "build or publish is running")
+    assert building.returncode == 1 and "build or publish is running" in building.stderr
+    assert not (tmp_path / "www").exists()
 
 
 def test_build_while_a_publish_holds_the_lock_names_build_or_publish(tmp_path):

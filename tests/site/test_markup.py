@@ -71,10 +71,24 @@ def test_references_outside_content_are_left_alone():
 
 
 def test_table_alignment_needs_no_inline_style():
-    """The pages' Content-Security-Policy forbids inline style (docs/CONFIG.md [serve])."""
+    """The pages' Content-Security-Policy forbids inline style (docs/CONFIG.md [serve]),
+    and the obsolete align= loses to the theme's CSS (newcomer review 19, clients
+    review fix 4): a column's alignment is a class the theme styles."""
     html = MarkdownRenderer().render("| a | b |\n|:-:|--:|\n| 1 | 2 |\n", "p.md").html
-    assert 'align="center"' in html and 'align="right"' in html
-    assert "style=" not in html
+    assert '<td class="align-center">1</td>' in html and '<td class="align-right">2</td>' in html
+    assert "style=" not in html and "align=" not in html
+
+
+def test_wide_tables_and_code_scroll_within_reach_of_the_keyboard():
+    """A code block and a table wider than the page scroll sideways; the keyboard
+    reaches them (clients review fix 5, axe scrollable-region-focusable): <pre> takes
+    the focus, and a table sits in a labelled, focusable region (not display:block,
+    which can cost a table its semantics)."""
+    html = MarkdownRenderer().render("| Day | km |\n|---|--:|\n| Mon | 12 |\n\n"
+                                     "```python\nx = 1\n```\n\n```\nplain\n```\n", "p.md").html
+    assert html.startswith('<div aria-label="Table: Day, km" class="table-wrap" role="region" '
+                           'tabindex="0"><table>')
+    assert html.count('<pre tabindex="0">') == 2
 
 
 def test_raw_html_is_escaped_when_the_site_turns_it_off():

@@ -525,8 +525,11 @@ def test_o2m_watch_prints_one_line_per_build_and_exits_0_on_sigterm(site):
             proc.wait()
     assert proc.returncode == 0
     assert out == ""
-    assert err.splitlines() == ["o2m: error: content/2026/b.md:3: `date` '2026-13-05' is not "
-                                "an ISO 8601 date (e.g. 2026-11-24 or 2026-11-24T09:30:00+01:00)"]
+    assert err.splitlines() == [
+        "o2m: error: content/2026/b.md:3: `date` '2026-13-05' is not a date: month must be in "
+        "1..12",
+        "  hint: write it as 2026-11-24, 2026-11-24 09:30 or 2026-11-24T09:30:00+01:00 "
+        "(year-month-day, 24-hour time, an optional UTC offset)"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -73,7 +73,8 @@ def make_site(tmp_path: Path, url: str = "https://ada.example/"):  # noqa: ANN20
     """Ada's site, with Bob as a friend, two public posts and one for friends, built:
     (root, bob, Ada's card)."""
     root = tmp_path / "ada"
-    result = CliRunner().invoke(main, ["init", str(root), "--name", "Ada", "--url", url])
+    result = CliRunner().invoke(main, ["init", str(root), "--name", "Ada", "--url", url,
+                                       "--own-cert"])  # served with a CA's certificate
     assert result.exit_code == 0, result.output
     for p in (root / "content").rglob("*.md"):
         p.unlink()
