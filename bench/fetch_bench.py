@@ -178,7 +178,8 @@ def reset_posts(root: Path) -> None:
 def timeline_first_page(count: int = 100_000) -> float:
     """Seconds for the first timeline page (20 posts) of a store of `count` posts from
     100 friends, best of 5, the store opened afresh each time."""
-    from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore
+    from o2m_pub.reader.model import FriendUpdate, PostRow
+    from o2m_pub.reader.store import ReaderStore
     tmp = Path(tempfile.mkdtemp(prefix="o2m-timeline-bench-"))
     with ReaderStore.open(tmp) as store:
         for f in range(100):

@@ -308,11 +308,11 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
         listing = [f"  {f.name}  {f.media_type}  {human_size(f.size)}  "
                    f"{f.path if f.path else '(not fetched yet)'}" for f in files]
         markdown = None
-        if not source and post.rendered is not None and not post.too_complex:
+        if not source and not post.too_complex:
             # one rendering for both kinds (a public post's HTML as Markdown), and rich's
-            # parser (markdown-it, linear in our measures) only on a post the fetch
-            # rendered within its limits and of a size a person reads: a friend's text
-            # never costs a parser more while you wait (THREATS.md 49)
+            # parser (markdown-it, linear in our measures) only on a post the fetch did
+            # not find too complex, and of a size a person reads: a friend's text never
+            # costs a parser more than that while you wait (THREATS.md 49)
             body = post.markdown if post.markdown is not None else post.html
             if body and len(body) <= _RICH_MARKDOWN_CHARS:
                 markdown = body_text(post.markdown if post.markdown is not None

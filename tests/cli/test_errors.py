@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from conftest import run_o2m
 
 from o2m_pub.cli import main
-from o2m_pub.reader.model import FeedStateChange
-from o2m_pub.reader.store import FriendUpdate, PostRow, ReaderStore
+from o2m_pub.reader.model import FeedStateChange, FriendUpdate, PostRow
+from o2m_pub.reader.store import ReaderStore
 
 HINT = "  hint: run again with --debug for the traceback, and report it"
 

@@ -22,7 +22,7 @@ def test_code_is_left_alone():
     quotes are escaped as the highlighter writes them."""
     html = md.render('Use `"x" -- y` and\n\n```\n"a" -- b...\n```\n', "content/a.md").html
     assert '<code>"x" -- y</code>' in html  # inline
-    assert "<pre><code>&quot;a&quot; -- b...\n</code></pre>" in html  # fenced
+    assert '<pre tabindex="0"><code>&quot;a&quot; -- b...\n</code></pre>' in html  # fenced
 
 
 @given(st.text(alphabet="ab '\"-.\n", max_size=40))
