@@ -98,6 +98,15 @@ def linker(page_dir: str, *, root: str | None = None) -> Callable[[str], str]:
     return link
 
 
+def webmention_endpoint(config: SiteConfig) -> str:
+    """The Webmention endpoint every page names (PROTOCOL.md §1.6): the external one
+    of ``webmention_endpoint``, else `o2m serve`'s at the site's own address; "" when
+    the site takes none."""
+    if not config.webmention:
+        return ""
+    return config.webmention_endpoint or config.url + ".well-known/webmention"
+
+
 class PageRenderer:
     """Renders pages from prepared context; one per build."""
 
@@ -108,6 +117,7 @@ class PageRenderer:
             "name": config.name, "author": config.author, "description": config.description,
             "url": config.url, "language": config.language, "timezone": config.timezone,
         }
+        self.site["webmention"] = webmention_endpoint(config)
 
     def render(self, template: str, page_dir: str, canonical: str | None, *,
                root: str | None = None, **context: Any) -> str:
