@@ -6,7 +6,8 @@ connections, TLS, signals and worker processes. The file cache is file_cache.py,
 listening sockets listen.py, and every private part of Twisted it leans on is fenced
 in _twisted_compat.py (docs/adr/0004).
 
-Requests carry no body, except a POST to the inbox (inbox.py, PROTOCOL.md §5): what a
+Requests carry no body, except a POST to the inbox (inbox.py, PROTOCOL.md §5) or to the
+Webmention endpoint (webmention.py, §1.6): what a
 request may carry is decided at its headers (`inbox.body_rule`), a refused one is
 answered there and its connection closed, and what is read is kept in memory, never
 spooled to a temporary file as Twisted does past 100 kB (THREATS 51).
@@ -40,6 +41,7 @@ from o2m_pub.host import static_rules as rules
 from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context
+from o2m_pub.host.webmention import WEBMENTION_PATH, WebmentionReceiver
 
 __all__ = ["FileCache", "Listening", "ServeError", "ServeOptions", "bind", "run"]
 
@@ -68,6 +70,9 @@ class ServeOptions:
     inbox_kinds: Mapping[bytes, inbox_rules.InboxKind] = field(default_factory=dict)
     inbox_per_address: int = inbox_rules.DEFAULT_PER_ADDRESS
     inbox_total: int = inbox_rules.DEFAULT_TOTAL
+    # the Webmention endpoint (PROTOCOL.md §1.6), when the site takes them; it shares
+    # the inbox's rates
+    webmention: WebmentionReceiver | None = None
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -85,7 +90,7 @@ def _accepts_gzip(request: server.Request) -> bool:
 
 class StaticSite(resource.Resource):
     """build/ and nothing else: GET and HEAD, conditional and range requests; and the
-    inbox's POST (§5), when the server has one."""
+    inbox's POST (§5) and the Webmention endpoint's (§1.6), when the server has them."""
 
     isLeaf = True
     allowedMethods = (b"GET", b"HEAD")
@@ -101,6 +106,9 @@ class StaticSite(resource.Resource):
     def render(self, request: server.Request) -> bytes | int:
         if self.inbox is not None and request.path == inbox_rules.INBOX_PATH:
             return _render_inbox(self.inbox, request)
+        if (self.inbox is not None and self.inbox.webmention is not None
+                and request.path == WEBMENTION_PATH):
+            return _render_webmention(self.inbox, request)
         if request.method not in self.allowedMethods:
             request.setResponseCode(http.NOT_ALLOWED)
             request.setHeader(b"allow", b"GET, HEAD")
@@ -169,6 +177,26 @@ def _render_inbox(inbox: inbox_rules.Inbox, request: server.Request) -> bytes:
     if run is not None:
         inbox.later(run)
     return inbox_rules.status_text(status)
+
+
+def _render_webmention(inbox: inbox_rules.Inbox, request: server.Request) -> bytes:
+    """The Webmention endpoint's answer (§1.6); the mention is verified in a thread
+    once the answer is on its way."""
+    client = getattr(request.channel, "client_host", None) or \
+        getattr(request.getClientAddress(), "host", "-")
+    status, headers, text, run = inbox.answer_webmention(
+        request.method, client, _one(request.requestHeaders, b"content-type"),
+        request.content.getvalue())
+    request.setResponseCode(status)
+    for name, value in headers.items():
+        request.setHeader(name, value)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"server", b"o2m")
+    if run is not None:
+        inbox.later(run)
+    return text
 
 
 def _one(headers: http.Headers, name: bytes) -> bytes | None:
@@ -717,7 +745,8 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     inbox = inbox_rules.Inbox(options.inbox_kinds, per_address=options.inbox_per_address,
                               total=options.inbox_total, clock=time.monotonic,
                               later=lambda run: reactor.callLater(0, run),
-                              on_error=options.report)
+                              on_error=options.report, webmention=options.webmention,
+                              background=lambda run: reactor.callInThread(run))
     site = O2MSite(StaticSite(cache, live, inbox), options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())
     ports = _adopt_ports(reactor, listening, tls, site)
