@@ -87,19 +87,24 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     def report(line: str) -> None:
         click.echo(f"o2m: {line}", err=True)
 
+    from o2m_pub.cli.mentions import BackgroundSender, webmention_receiver
     options = ServeOptions(
         workers=workers,
         live_reload=watch, access_log=log_file, request_timeout=request_timeout,
         idle_timeout=idle_timeout, max_connections=max_connections,
         log_addresses=settings.log_addresses and not no_client_addresses,
         report=report, inbox_kinds=inbox_kinds(root, report),
-        inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total)
+        inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total,
+        webmention=webmention_receiver(root, config, report))
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
     if listening.http is not None:
         out(f"o2m: plain HTTP on port {listening.http.getsockname()[1]} redirects to HTTPS")
     sys.stdout.flush()
-    start = (lambda: start_watching(ctx, root)) if watch else None
+    # under --watch, each build that changed the site sends the Webmentions due (§1.6)
+    sender = BackgroundSender(root, report) if config.webmention else None
+    start = (lambda: start_watching(ctx, root, after_build=sender and sender.after_build)) \
+        if watch else None
     sys.exit(run(build_dir, root / STATE_DIR, listening, options, start_in_parent=start))
 
 
@@ -298,3 +303,6 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
             out(f"  {'delete':<9} {path}")
     for line in _publish_summary(report):
         out(line)
+    if not dry_run:  # the pages are live now: tell whom they mention (PROTOCOL.md §1.6)
+        from o2m_pub.cli.mentions import after_publish
+        after_publish(root)
