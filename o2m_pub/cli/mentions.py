@@ -113,8 +113,9 @@ def send_pending(root: Path, *, dry_run: bool = False,
     if not config.webmention:
         return report
     posts = published_posts(root)
-    if not posts and not MentionStore.exists(root):
-        return report
+    if not MentionStore.exists(root) and not plan_mentions(
+            posts, {}, {}, config.url, with_links=config.webmention_links):
+        return report  # nothing was ever due: no store made for nothing
 
     def line(text: str) -> None:
         report.lines.append(text)
