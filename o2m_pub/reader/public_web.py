@@ -205,8 +205,9 @@ class _Exchange:
         self._timer.daemon = True
         self._timer.start()
         if scheme == "https":
+            assert context is not None
             try:
-                self.sock = context.wrap_socket(sock, server_hostname=host)  # type: ignore[union-attr]
+                self.sock = context.wrap_socket(sock, server_hostname=host)
             except ssl.SSLCertVerificationError as e:
                 sock.close()
                 raise WebRefused("bad certificate", f"{host}: {e.verify_message or e}") from None

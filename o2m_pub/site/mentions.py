@@ -25,7 +25,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from o2m_pub._sqlite import DBErrors, open_db
 from o2m_pub.config import STATE_DIR
@@ -130,7 +130,7 @@ class MentionStore:
                                    (source, post)).fetchone()[0]
 
     def verified(self, mention_id: int, outcome: str, *, reason: str = "",
-                 facts: object = None, now: dt.datetime) -> None:
+                 facts: Any = None, now: dt.datetime) -> None:  # noqa: ANN401
         """Apply a verification (`reader.webmention.Verification` fields): "verified"
         stores the facts, and a new or refused mention waits for approval; "no link" and
         "gone" refuse it, an approved one too (it leaves the page); any other outcome
@@ -147,8 +147,8 @@ class MentionStore:
                     "UPDATE received SET status=?, reason='', kind=?, author_name=?, "
                     "author_url=?, author_photo=?, summary=?, published=?, verified=? "
                     "WHERE id=?",
-                    (new, facts.kind, facts.author_name, facts.author_url,  # type: ignore[union-attr]
-                     facts.author_photo, facts.summary, facts.published,  # type: ignore[union-attr]
+                    (new, facts.kind, facts.author_name, facts.author_url,
+                     facts.author_photo, facts.summary, facts.published,
                      _now(now), mention_id))
                 return
             new = "refused" if outcome in ("no link", "gone") or status == "verifying" \

@@ -221,7 +221,8 @@ def test_links_are_mentioned_only_when_the_site_asks(tmp_path, receiver):
         o2m(root, "mention", "send")
         assert [] == receiver.received
         text = (root / "o2m.toml").read_text()
-        (root / "o2m.toml").write_text(text.replace("[site]\n", "[site]\nwebmention_links = true\n"))
+        (root / "o2m.toml").write_text(text.replace("[site]\n",
+                                                    "[site]\nwebmention_links = true\n"))
         o2m(root, "build")
         o2m(root, "mention", "send")
         assert [(url + "2026/note/", receiver.post_url, "key=k", 200, True)] == receiver.received

@@ -148,9 +148,9 @@ def o2m(root: Path, *args: str):  # noqa: ANN201 - click Result
     return result
 
 
-def post(server, fields: dict[str, str], *, verify: str | None = None) -> tuple[int, str]:  # noqa: ANN001
+def post(server, fields: dict[str, str]) -> tuple[int, str]:  # noqa: ANN001
     """A stdlib POST of a form to the server's endpoint: (status, body)."""
-    context = ssl.create_default_context(cafile=verify or server.verify)
+    context = ssl.create_default_context(cafile=server.verify)
     request = urllib.request.Request(server.url + ".well-known/webmention",
                                      data=urllib.parse.urlencode(fields).encode())
     try:
@@ -297,7 +297,9 @@ def test_a_stdlib_sender_s_reply_is_verified_approved_and_built_onto_the_page(tm
     """Interoperability: a sender written with the standard library (not o2m) discovers
     the endpoint from the post's page and POSTs a form; o2m serve verifies the reply
     (its source on a plain-http site), `o2m mention list` shows it pending with author
-    and kind, `o2m mention approve` and a build put it on the page."""
+    and kind, `o2m mention approve` and a build put it on the page. Then the replier
+    removes the link and sends again: the mention is refused and the next build takes
+    it off the page, approved as it was."""
     root, url = make_site(tmp_path)
     target = url + "2026/trip/"
     reply = (f'<article class="h-entry"><p class="p-author h-card"><a class="p-name u-url" '
@@ -305,21 +307,31 @@ def test_a_stdlib_sender_s_reply_is_verified_approved_and_built_onto_the_page(tm
              '<div class="e-content">Lovely photos!</div>'
              '<time class="dt-published" datetime="2026-11-03T10:00:00+00:00">3 Nov</time>'
              '</article>')
-    with static_pages({"/2026/re": reply}) as base, \
+    pages = {"/2026/re": reply}
+    with static_pages(pages) as base, \
             o2m_serve(root, "--port", url.rsplit(":", 1)[1].strip("/")) as server:
         context = ssl.create_default_context(cafile=server.verify)
         endpoint = stdlib_discover(target, context)
         assert url + ".well-known/webmention" == endpoint
         data = urllib.parse.urlencode({"source": f"{base}/2026/re", "target": target}).encode()
-        with urllib.request.urlopen(urllib.request.Request(endpoint, data=data),
-                                    context=context, timeout=10) as answer:
-            assert 202 == answer.status
+
+        def send() -> int:
+            with urllib.request.urlopen(urllib.request.Request(endpoint, data=data),
+                                        context=context, timeout=10) as answer:
+                return answer.status
+        assert 202 == send()
         listed = wait_for(root, "pending")
-    assert "   1  pending    reply     " in listed and f"Bob <{base}/>" in listed
-    assert f"{base}/2026/re -> /2026/trip/" in listed
-    o2m(root, "mention", "approve", "1")
-    o2m(root, "build")
-    page = (root / "build/2026/trip/index.html").read_text()
-    assert (f'<a class="u-url" href="{base}/2026/re" rel="nofollow ugc"><span class="p-author">'
-            'Bob</span></a> replied') in page
-    assert "Lovely photos" not in page  # no content copied
+        assert "   1  pending    reply     " in listed and f"Bob <{base}/>" in listed
+        assert f"{base}/2026/re -> /2026/trip/" in listed
+        o2m(root, "mention", "approve", "1")
+        o2m(root, "build")
+        page = (root / "build/2026/trip/index.html").read_text()
+        assert (f'<a class="u-url" href="{base}/2026/re" rel="nofollow ugc"><span '
+                'class="p-author">Bob</span></a> replied') in page
+        assert "Lovely photos" not in page  # no content copied
+
+        pages["/2026/re"] = reply.replace(f'href="{target}"', 'href="/elsewhere"')
+        assert 202 == send()
+        assert "[no link]" in wait_for(root, "refused")
+        o2m(root, "build")
+        assert 'class="mentions"' not in (root / "build/2026/trip/index.html").read_text()

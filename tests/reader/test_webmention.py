@@ -134,7 +134,8 @@ def test_the_kind_and_the_author_come_from_the_microformats():
     with its author's name, URL and photo, its date and a short summary."""
     html = (f'<article class="h-entry"><a class="u-in-reply-to" href="{TARGET}">re</a>'
             '<p class="p-author h-card"><a class="u-url p-name" href="https://bob.example/">Bob'
-            '</a><img class="u-photo" src="/me.png" alt=""></p><div class="e-content">Nice trip!</div>'
+            '</a><img class="u-photo" src="/me.png" alt=""></p>'
+            '<div class="e-content">Nice trip!</div>'
             '<time class="dt-published" datetime="2026-12-01T10:00:00Z">1 Dec</time></article>')
     facts = wm.read_mf2(html, "https://bob.example/2026/re/", TARGET)
     assert wm.MentionFacts(kind="reply", author_name="Bob", author_url="https://bob.example/",
@@ -260,7 +261,8 @@ def test_send_discovers_each_form_of_endpoint_and_posts_the_form(where):
         if where == "header":
             page_headers["Link"] = [f'<{base}/other>; rel="other"', '</wm-h>; rel="webmention"']
         elif where == "link":
-            body = b'<head><link rel="webmention" href="/wm-l"></head><a rel="webmention" href="/x">'
+            body = (b'<head><link rel="webmention" href="/wm-l"></head>'
+                    b'<a rel="webmention" href="/x">')
         elif where == "a":
             body = b'<p><a href="/nope">n</a> <a rel="webmention" href="/wm-a">send</a></p>'
         elif where == "relative":

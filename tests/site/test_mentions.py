@@ -61,8 +61,8 @@ def test_a_site_under_a_path_has_its_posts_under_it():
 # ---------------------------------------------------------------- what is due (pure)
 
 
-def post(path: str = "2026/re/", digest: str = "d1", reply_to: str | None = "https://bob.example/p/",
-         body: str = "") -> PublicPost:
+def post(path: str = "2026/re/", digest: str = "d1",
+         reply_to: str | None = "https://bob.example/p/", body: str = "") -> PublicPost:
     return PublicPost(path, digest, reply_to, lambda: body)
 
 
@@ -200,8 +200,8 @@ def test_a_slow_source_on_a_resend_does_not_take_an_approved_mention_down(tmp_pa
 def _approve(root, source: str, post: str, name: str, kind: str = "reply") -> int:  # noqa: ANN001
     with MentionStore(root) as store:
         m = store.receive(source, SITE + post, post, NOW)
-        store.verified(m, "verified", facts=MentionFacts(kind, name, published="2026-11-30T08:00:00Z"),
-                       now=NOW)
+        facts = MentionFacts(kind, name, published="2026-11-30T08:00:00Z")
+        store.verified(m, "verified", facts=facts, now=NOW)
         store.set_status(m, "approved")
         return m
 
