@@ -88,6 +88,12 @@ class SiteConfig:
     publish_target: str | None = None  # [publish] target: a folder or an rclone remote
     raw_html: bool = True  # false: raw HTML in posts is escaped (docs/HOSTING.md)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
+    # Webmention (PROTOCOL.md §1.6): advertise, accept and send them; an external
+    # endpoint to advertise instead of `o2m serve`'s own; mention every outbound link of
+    # a public post, not only its reply_to
+    webmention: bool = True
+    webmention_endpoint: str | None = None
+    webmention_links: bool = False
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -214,15 +220,34 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
         posts_per_page=table.number("posts_per_page", 10, 1, 1000),
         feed_items=table.number("feed_items", 20, 1, 1000),
         groups=groups,
+        # both change every page's <link rel="webmention">: fingerprinted
+        webmention=table.flag("webmention", True),
+        webmention_endpoint=_endpoint(table),
     )
     fingerprint = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
     # raw_html changes post bodies only, which the build renders again when it changes
     # (`sources.markup_options`), so it is not in the fingerprint
     return SiteConfig(**settings, fingerprint=fingerprint, raw_html=table.flag("raw_html", True),
+                      webmention_links=table.flag("webmention_links", False),
                       serve=_serve_table(_Table("serve", doc.get("serve", {}), text, path)),
                       reader=_reader_table(_Table("reader", doc.get("reader", {}), text, path)),
                       publish_target=_Table("publish", doc.get("publish", {}), text, path)
                       .text("target"))
+
+
+def _endpoint(table: _Table) -> str | None:
+    """``webmention_endpoint``: an absolute http(s) URL (a static host's external
+    Webmention receiver), or None for `o2m serve`'s own."""
+    url = table.text("webmention_endpoint")
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment \
+            or any(c.isspace() or c in "<>\"" for c in url):
+        raise table.fail("webmention_endpoint", f"must be an absolute http(s) URL, not {url!r}",
+                         hint='e.g. webmention_endpoint = '
+                              '"https://webmention.io/example.org/webmention"')
+    return url
 
 
 def _serve_table(table: _Table) -> ServeConfig:

@@ -17,6 +17,8 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     ├── PostError                       errors                one post cannot be built (file:line)
     ├── BuildFailedError                errors                a build ran, but some posts failed
     ├── RollbackRefusedError            friends.private_feeds a feed would go below its last seq
+    ├── MentionError                    site.mentions         .o2m/mentions.db cannot be used
+    │   └── UnknownMentionError         site.mentions         no stored Webmention has that id
     │
     │   the owner's keys
     ├── PassphraseError                 protocol.keyfile      no passphrase, or an unusable one
@@ -103,6 +105,9 @@ Outside the tree, on purpose (none of them reaches the user as it is):
 - `OutsideOutputError` (a ValueError, `site.writer`): a guard, not a message: a path
   that would leave build/ (or pass through a symlink in it) is a bug or an attack, and
   shows as an internal error.
+- `WebRefused` (an Exception, `reader.public_web`): a page of the public web not
+  fetched for Webmention (unreachable, too slow, too large, a private address); the
+  outcome of that one mention, recorded with it, never a failure of the command.
 - `PinMismatchError` (an `ssl.SSLError`, `reader.http_fetch`): it must be a TLS
   error, so that urllib3 fails the connection as it fails a bad certificate; the
   fetcher reports it as a "bad certificate" refusal.

@@ -5,6 +5,7 @@
     site.py       init, build, watch, demo, move
     friends.py    whoami, card, friend …, group …, key …
     hosting.py    serve, publish
+    mentions.py   mention … (Webmention), and its wiring for serve and publish
     reading.py    fetch, timeline, show, notifications
     desk.py       desk (and its old name, reader)
 
@@ -30,7 +31,7 @@ from typing import Any, Callable
 import click
 
 from o2m_pub import __version__
-from o2m_pub.cli import desk, friends, hosting, reading, site
+from o2m_pub.cli import desk, friends, hosting, mentions, reading, site
 from o2m_pub.cli._common import fail, internal_error, os_error, quiet_broken_pipe
 from o2m_pub.errors import O2MError
 
@@ -96,7 +97,7 @@ def main(ctx: click.Context, site: Path | None, debug: bool,
 for _command in (
     site.init, site.build, site.watch, site.demo, site.move,
     friends.whoami, friends.card, friends.friend, friends.group, friends.key,
-    hosting.serve, hosting.publish,
+    hosting.serve, hosting.publish, mentions.mention,
     reading.fetch, reading.timeline, reading.show, reading.notifications,
     desk.desk, desk.reader,
 ):

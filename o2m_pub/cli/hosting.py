@@ -93,6 +93,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     def report(line: str) -> None:
         click.echo(f"o2m: {line}", err=True)
 
+    from o2m_pub.cli.mentions import BackgroundSender, webmention_receiver
     mount = None
     if desk:
         from o2m_pub.cli.desk import serve_mount
@@ -105,7 +106,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         moved_to=settings.moved_to,
         report=report, inbox_kinds=inbox_kinds(root, report),
         inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total,
-        site_url=config.url)
+        site_url=config.url, webmention=webmention_receiver(root, config, report))
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
     if settings.moved_to:
@@ -116,7 +117,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     if listening.http is not None:
         out(f"o2m: plain HTTP on port {listening.http.getsockname()[1]} redirects to HTTPS")
     sys.stdout.flush()
-    start = (lambda: start_watching(ctx, root)) if watch else None
+    # under --watch, each build that changed the site sends the Webmentions due (§1.6)
+    sender = BackgroundSender(root, report) if config.webmention else None
+    start = (lambda: start_watching(ctx, root, after_build=sender and sender.after_build)) \
+        if watch else None
     sys.exit(run(build_dir, root / STATE_DIR, listening, options, start_in_parent=start))
 
 
@@ -335,3 +339,6 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
             out(f"  {'delete':<9} {path}")
     for line in _publish_summary(report):
         out(line)
+    if not dry_run:  # the pages are live now: tell whom they mention (PROTOCOL.md §1.6)
+        from o2m_pub.cli.mentions import after_publish
+        after_publish(root)

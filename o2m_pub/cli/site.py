@@ -348,11 +348,13 @@ def watch(ctx: click.Context, debounce: int, drafts: bool, jobs: int | None) -> 
 
 def start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
                     drafts: bool = False, jobs: int | None = None,
-                    quiet: Callable[[], bool] = lambda: False) -> Callable[[], None]:
+                    quiet: Callable[[], bool] = lambda: False,
+                    after_build: Callable[[object], None] | None = None) -> Callable[[], None]:
     """Start a `watch.SiteWatcher` that prints one line per build (`o2m watch`, and
     `o2m serve --watch` in its serving process); returns the function that stops it.
     The passphrase is asked for now, once, when friends' feeds will need the key;
-    nothing is printed while `quiet()` (stopping)."""
+    nothing is printed while `quiet()` (stopping). `after_build` gets each build's
+    `watch.BuildResult` once it is printed (`o2m serve --watch` sends Webmentions)."""
     from o2m_pub.site.watch import SiteWatcher
 
     warned: set[str] = set()
@@ -360,6 +362,8 @@ def start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
     def report(result) -> None:  # noqa: ANN001 - watch.BuildResult
         if not quiet():
             _print_watch_result(result, root, warned, debug=bool(ctx.obj.get("debug")))
+            if after_build is not None:
+                after_build(result)
 
     watcher = SiteWatcher(root, report, unlock=_watch_unlock(ctx, root),
                           debounce=debounce / 1000, drafts=drafts, jobs=jobs)

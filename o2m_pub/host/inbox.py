@@ -9,6 +9,10 @@ reader: a kind is a shape check and a handler). Every well-formed POST within th
 gets 202 before its handler runs, whatever the handler then decides, so the answer never
 tells whether an invitation exists.
 
+The server's other POST, the Webmention endpoint (``/.well-known/webmention``,
+`webmention.py`), rides on the same machinery: its own body cap in `body_rule`, its own
+token buckets at the same rates, the same 202-then-handle order (`Inbox.answer_webmention`).
+
 Pure parts, tested directly: `body_rule` (what a request may carry, decided at its
 headers) and `TokenBuckets` (the rate limits, per client address and for everyone, with
 the time passed in). `Inbox.render` is the thin Twisted part.
@@ -20,6 +24,8 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from o2m_pub.host import webmention as wm
 
 INBOX_PATH = b"/.well-known/o2m-inbox"
 MAX_INBOX_BYTES = 8192  # §5: the largest message of any kind
@@ -44,23 +50,28 @@ class Refuse:
 def body_rule(method: bytes | None, path: bytes | None, length: int | None) -> int | Refuse:
     """How many bytes of body a request may carry, decided from its headers alone
     (§5; THREATS 51): `length` is its Content-Length, None for a chunked body, 0 for
-    none. The inbox's POST may carry up to `MAX_INBOX_BYTES`; nothing else may carry
-    any (a GET or HEAD with a body included). `method` and `path` are None when not
-    known (then the request is not the inbox's).
+    none. The inbox's POST may carry up to `MAX_INBOX_BYTES`, the Webmention endpoint's
+    up to `webmention.MAX_WEBMENTION_BYTES`; nothing else may carry any (a GET or HEAD
+    with a body included). `method` and `path` are None when not known (then the
+    request is neither's).
 
     Returns:
         The cap on the body's bytes (a chunked body is cut there), or a `Refuse`.
     """
-    inbox = path is not None and path.split(b"?", 1)[0] == INBOX_PATH
+    cap = _BODY_CAPS.get(path.split(b"?", 1)[0]) if path is not None else None
     if length == 0:
-        return MAX_INBOX_BYTES if inbox and method == b"POST" else 0
-    if not inbox:
+        return cap if cap is not None and method == b"POST" else 0
+    if cap is None:
         return Refuse(413)
     if method != b"POST":
         return Refuse(405)
-    if length is not None and length > MAX_INBOX_BYTES:
+    if length is not None and length > cap:
         return Refuse(413)
-    return MAX_INBOX_BYTES
+    return cap
+
+
+_BODY_CAPS = {INBOX_PATH: MAX_INBOX_BYTES, wm.WEBMENTION_PATH: wm.MAX_WEBMENTION_BYTES}
+POST_PATHS = frozenset(_BODY_CAPS)
 
 
 # ---------------------------------------------------------------- rate limits (pure)
@@ -165,12 +176,20 @@ class Inbox:
 
     def __init__(self, kinds: Mapping[bytes, InboxKind], *, per_address: int, total: int,
                  clock: Callable[[], float], later: Callable[[Callable[[], None]], object],
-                 on_error: Callable[[str], None]) -> None:
+                 on_error: Callable[[str], None],
+                 webmention: wm.WebmentionReceiver | None = None,
+                 background: Callable[[Callable[[], None]], object] | None = None) -> None:
         if any(len(magic) != MAGIC_BYTES for magic in kinds):
             raise ValueError(f"an inbox magic is {MAGIC_BYTES} bytes")
         self.kinds = dict(kinds)
         self.buckets = TokenBuckets(per_address, total)
         self.clock, self.later, self.on_error = clock, later, on_error
+        # the Webmention endpoint: buckets of its own (a flood of mentions must not
+        # keep friends' acceptances out), and its handler in a thread (`background`:
+        # the reactor's callInThread), since verifying fetches the source
+        self.webmention = webmention
+        self.webmention_buckets = TokenBuckets(per_address, total)
+        self.background = background or later
 
     def answer(self, method: bytes, client: str, content_type: bytes | None,
                body: bytes) -> tuple[int, dict[bytes, bytes], Callable[[], None] | None]:
@@ -198,6 +217,37 @@ class Inbox:
         return 202, {}, run
 
 
+    def answer_webmention(self, method: bytes, client: str, content_type: bytes | None,
+                          body: bytes) -> tuple[int, dict[bytes, bytes], bytes,
+                                                Callable[[], None] | None]:
+        """What to answer a whole request to the Webmention endpoint, in the inbox's
+        order: the method, then the rate limits, then the request's own checks
+        (`webmention.check_request`); 202 with the handler to run after it.
+
+        Returns:
+            (status, extra headers, the answer's text, the handler's call or None).
+        """
+        if self.webmention is None:
+            return 404, {}, b"Not found\n", None
+        if method != b"POST":
+            return 405, {b"allow": b"POST"}, status_text(405), None
+        wait = self.webmention_buckets.take(client, self.clock())
+        if wait:
+            return (429, {b"retry-after": b"%d" % max(1, round(wait + 0.5))},
+                    status_text(429), None)
+        receiver = self.webmention
+        status, reason, accepted = wm.check_request(content_type, body, receiver.target_post)
+        if accepted is None:
+            return status, {}, reason.encode() + b"\n", None
+
+        def job() -> None:
+            try:
+                receiver.receive(*accepted)
+            except Exception as e:  # noqa: BLE001 - the sender must never see it
+                self.on_error(f"webmention: {accepted[0][:200]} not taken: {e}")
+        return 202, {}, status_text(202), lambda: self.background(job)
+
+
 _REASONS = {202: b"Accepted\n", 400: b"Not an o2m inbox message\n",
             405: b"Method not allowed\n", 413: b"Content too large\n",
             415: b"Send application/octet-stream\n", 429: b"Too many requests\n"}
@@ -208,5 +258,5 @@ def status_text(status: int) -> bytes:
     return _REASONS.get(status, b"\n")
 
 
-__all__ = ["INBOX_PATH", "Inbox", "InboxKind", "MAX_INBOX_BYTES", "Refuse", "TokenBuckets",
-           "body_rule", "status_text"]
+__all__ = ["INBOX_PATH", "Inbox", "InboxKind", "MAX_INBOX_BYTES", "POST_PATHS", "Refuse",
+           "TokenBuckets", "body_rule", "status_text"]

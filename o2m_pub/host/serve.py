@@ -6,7 +6,8 @@ connections, TLS, signals and worker processes. The file cache is file_cache.py,
 listening sockets listen.py, and every private part of Twisted it leans on is fenced
 in _twisted_compat.py (docs/adr/0004).
 
-Requests carry no body, except a POST to the inbox (inbox.py, PROTOCOL.md §5): what a
+Requests carry no body, except a POST to the inbox (inbox.py, PROTOCOL.md §5) or to the
+Webmention endpoint (webmention.py, §1.6): what a
 request may carry is decided at its headers (`inbox.body_rule`), a refused one is
 answered there and its connection closed, and what is read is kept in memory, never
 spooled to a temporary file as Twisted does past 100 kB (THREATS 51).
@@ -39,14 +40,12 @@ from o2m_pub.host import inbox as inbox_rules
 from o2m_pub.host import static_rules as rules
 from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
+from o2m_pub.host.live_reload import LiveReload
 from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context
+from o2m_pub.host.webmention import WEBMENTION_PATH, WebmentionReceiver
 
 __all__ = ["FileCache", "Listening", "Mount", "ServeError", "ServeOptions", "bind", "run"]
 
-LIVE_PATH = b"/_o2m/live"
-LIVE_SCRIPT_PATH = b"/_o2m/live.js"
-LIVE_SCRIPT = (b'"use strict";new EventSource("/_o2m/live").onmessage=function(){'
-               b'location.reload();};\n')
 
 
 class Mount(Protocol):
@@ -85,6 +84,9 @@ class ServeOptions:
     mount: Callable[[object], Mount] | None = None  # (reactor) -> the app under one path
     moved_to: str | None = None  # `[serve] moved_to`: redirect there, all but the card
     site_url: str = ""  # [site] url: where the plain-HTTP port redirects
+    # the Webmention endpoint (PROTOCOL.md §1.6), when the site takes them; it shares
+    # the inbox's rates
+    webmention: WebmentionReceiver | None = None
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -107,9 +109,9 @@ _NOT_MOVED = (b"/.well-known/o2m-card.json", b"/.well-known/o2m-rotations.json")
 
 class StaticSite(resource.Resource):
     """build/ and nothing else: GET and HEAD, conditional and range requests; the
-    inbox's POST (§5), when the server has one; the mounted desk, when there is one.
-    With `moved_to`, every other path but the card's is a redirect to the same path
-    there."""
+    inbox's POST (§5) and the Webmention endpoint's (§1.6), when the server has them;
+    the mounted desk, when there is one. With `moved_to`, every other path but the
+    card's is a redirect to the same path there."""
 
     isLeaf = True
     allowedMethods = (b"GET", b"HEAD")
@@ -140,6 +142,9 @@ class StaticSite(resource.Resource):
             return b"Bad request\n"
         if self.inbox is not None and request.path == inbox_rules.INBOX_PATH:
             return _render_inbox(self.inbox, request)
+        if (self.inbox is not None and self.inbox.webmention is not None
+                and request.path == WEBMENTION_PATH):
+            return _render_webmention(self.inbox, request)
         if self.mounted(request.path):
             return self.mount.resource.render(request)  # type: ignore[union-attr]
         if request.method not in self.allowedMethods:
@@ -216,6 +221,26 @@ def _render_inbox(inbox: inbox_rules.Inbox, request: server.Request) -> bytes:
     if run is not None:
         inbox.later(run)
     return inbox_rules.status_text(status)
+
+
+def _render_webmention(inbox: inbox_rules.Inbox, request: server.Request) -> bytes:
+    """The Webmention endpoint's answer (§1.6); the mention is verified in a thread
+    once the answer is on its way."""
+    client = getattr(request.channel, "client_host", None) or \
+        getattr(request.getClientAddress(), "host", "-")
+    status, headers, text, run = inbox.answer_webmention(
+        request.method, client, _one(request.requestHeaders, b"content-type"),
+        request.content.getvalue())
+    request.setResponseCode(status)
+    for name, value in headers.items():
+        request.setHeader(name, value)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"server", b"o2m")
+    if run is not None:
+        inbox.later(run)
+    return text
 
 
 def _one(headers: http.Headers, name: bytes) -> bytes | None:
@@ -311,58 +336,6 @@ def redirect_origin(site_url: str, https_port: int) -> str:
     if parts.scheme == "https" and parts.netloc:
         return f"https://{parts.netloc}"
     return "https://localhost" + ("" if https_port == 443 else f":{https_port}")
-
-
-class LiveReload:
-    """Server-sent events that tell open pages to reload after a build.
-
-    Each worker watches the build's manifest (it changes on every commit), so this
-    works whichever process rebuilt, and however many workers there are.
-    """
-
-    def __init__(self, state_dir: Path) -> None:
-        self.stamp_paths = [state_dir / "build.db", state_dir / "build.db-wal"]
-        self.listeners: list[server.Request] = []
-        self.stamp = self._read_stamp()
-
-    def _read_stamp(self) -> tuple[int, ...]:
-        stamp = []
-        for path in self.stamp_paths:
-            try:
-                stamp.append(path.stat().st_mtime_ns)
-            except OSError:
-                stamp.append(0)
-        return tuple(stamp)
-
-    def render(self, request: server.Request) -> bytes | int:
-        if request.path == LIVE_SCRIPT_PATH:
-            request.setHeader(b"content-type", b"text/javascript; charset=utf-8")
-            request.setHeader(b"cache-control", b"no-cache")
-            return LIVE_SCRIPT
-        if request.path != LIVE_PATH:
-            request.setResponseCode(http.NOT_FOUND)
-            return b""
-        request.setHeader(b"content-type", b"text/event-stream")
-        request.setHeader(b"cache-control", b"no-store")
-        request.write(b"retry: 1000\n\n")
-        self.listeners.append(request)
-        request.notifyFinish().addBoth(lambda _: self._forget(request))
-        return server.NOT_DONE_YET
-
-    def _forget(self, request: server.Request) -> None:
-        if request in self.listeners:
-            self.listeners.remove(request)
-
-    def poll(self) -> None:
-        stamp = self._read_stamp()
-        if stamp != self.stamp:
-            self.stamp = stamp
-            for request in list(self.listeners):
-                request.write(b"data: reload\n\n")
-
-    def close_all(self) -> None:
-        for request in list(self.listeners):
-            request.finish()
 
 
 # -- connections --------------------------------------------------------------------
@@ -797,7 +770,8 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     inbox = inbox_rules.Inbox(options.inbox_kinds, per_address=options.inbox_per_address,
                               total=options.inbox_total, clock=time.monotonic,
                               later=lambda run: reactor.callLater(0, run),
-                              on_error=options.report)
+                              on_error=options.report, webmention=options.webmention,
+                              background=lambda run: reactor.callInThread(run))
     mount = options.mount(reactor) if options.mount is not None else None
     site = O2MSite(StaticSite(cache, live, inbox, mount, options.moved_to), options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())

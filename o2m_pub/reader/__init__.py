@@ -11,6 +11,8 @@ update is stored; `sanitize` makes a friend's post safe to show, and `render` ru
 once per post, at fetch time, in a child process with hard limits; `timeline` and
 `web` show it in the terminal and in the browser (`terminal` turns a public post's
 HTML into Markdown for `o2m show`).
+`public_web` and `webmention` read the public web for Webmention (PROTOCOL.md §1.6):
+discovering endpoints, sending, verifying sources, with caps and a rule on addresses.
 
 Uses `friends` (whom to fetch, with which keys) and `protocol`; never `site` or `host`.
 """

@@ -7,7 +7,9 @@ build. `build` drives them in its order of work, one phase at a time: `sources` 
 and renders the posts, `audience` says who may read them, `outputs` tracks what to
 write, keep or delete, `pages` renders the pages, `private_steps` adds friends'
 encrypted feeds, `snapshot` holds the manifest as last committed and `report` what the
-build did. `watch` rebuilds on every save. `scaffold` makes a new site; `samples/`
+build did. `mentions` keeps Webmentions received and sent (`.o2m/mentions.db`) and
+`mention_plan` decides, purely, which are due and what a post's page shows of them
+(PROTOCOL.md §1.6). `watch` rebuilds on every save. `scaffold` makes a new site; `samples/`
 holds the posts of `o2m init` and `o2m demo` as files (`sample_trees` reads and dates
 them), and `theme/` the built-in
 templates.

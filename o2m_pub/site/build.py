@@ -35,6 +35,8 @@ from o2m_pub.config import CARD_FILE, STATE_DIR, SiteConfig
 from o2m_pub.errors import SiteError
 from o2m_pub.site.audience import Friends, check_audience, load_friends
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
+from o2m_pub.site.mention_plan import MentionView, views_digest
+from o2m_pub.site.mentions import approved_views
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.pages import (
@@ -393,6 +395,8 @@ class _Build:
         self.fingerprints_memo: str | None = None  # template fingerprints to record
         self.markup = markup_options(config.raw_html)
         self.index_memo: dict[str, Any] = {}  # the index pages' fingerprint and paths
+        self.mentions: dict[str, tuple[MentionView, ...]] = {}  # approved, by post path
+        self.mention_memo: str | None = None  # their digests, to record when changed
         self.index_fp = ""
         self._lap_start = time.perf_counter()
 
@@ -527,6 +531,8 @@ class _Build:
         media = self.media_map(posts)
         site_fp = digest_of(self.config.fingerprint, sorted(assets.items()))
         link_targets = {p.source: p.path for p in posts}
+        # approved Webmentions (PROTOCOL.md §1.6) shown on their posts' pages
+        self.mentions = approved_views(self.root) if self.config.webmention else {}
         pages = self.plan_pages(posts, fingerprints, site_fp, link_targets,
                                 {src: out for src, (out, _) in media.items()})
         self.views = Views(self.manifest.body, self.config, media, link_targets)
@@ -540,6 +546,8 @@ class _Build:
         options = dict(fingerprints=fingerprints, site_fingerprint=site_fp)
         index_fp = index_fingerprint(posts, per_page=self.config.posts_per_page, media=media,
                                      **options)
+        options["mentions"] = self.mentions
+        mentioned = self.mentions_changed()
         memo = json.loads(self.manifest.get("index_pages") or "{}")
         self.index_memo = {"fp": index_fp, "paths": memo.get("paths", [])}
         self.index_fp = index_fp
@@ -549,7 +557,7 @@ class _Build:
                 out.keep(path)
             damaged = out.damaged([f"{p.path}index.html" for p in posts])
             changed = [i for i, p in enumerate(posts) if p.source in self.rendered
-                       or f"{p.path}index.html" in damaged]
+                       or f"{p.path}index.html" in damaged or p.path in mentioned]
             for p in posts:
                 out.keep_if_recorded(f"{p.path}index.html")
             return post_pages(posts, changed, link_targets=link_targets, media=media, **options)
@@ -557,6 +565,16 @@ class _Build:
                            link_targets=link_targets, media=media, **options)
         self.index_memo["paths"] = [p.path for p in pages[len(posts):]]  # the index pages
         return pages
+
+    def mentions_changed(self) -> set[str]:
+        """The posts whose approved mentions changed since the last build (their pages
+        are planned again, as a changed post's are); the memo of each post's mentions
+        is recorded at commit."""
+        now = {path: views_digest(views) for path, views in self.mentions.items()}
+        before = json.loads(self.manifest.get("mention_digests") or "{}")
+        if now != before:
+            self.mention_memo = json.dumps(now, sort_keys=True)
+        return {p for p in now.keys() | before.keys() if now.get(p) != before.get(p)}
 
     def media_map(self, posts: list[PostRecord]) -> dict[str, tuple[str, FileState]]:
         """source path of each referenced media file -> (output path, state)."""
@@ -808,6 +826,8 @@ class _Build:
             kv["template_fingerprints"] = self.fingerprints_memo
         if (self.manifest.get(MARKUP_KEY) or "") != self.markup:
             kv[MARKUP_KEY] = self.markup
+        if self.mention_memo is not None:
+            kv["mention_digests"] = self.mention_memo
         if self.manifest.get("index_pages") == kv["index_pages"]:
             del kv["index_pages"]
         if (source_changes or output_changes or file_changes or self.outputs.writer

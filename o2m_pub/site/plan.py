@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from o2m_pub.errors import Problem
+from o2m_pub.site.mention_plan import MentionView, views_digest
 from o2m_pub.site.model import PostRecord, TagView, tag_view
 
 
@@ -139,7 +140,8 @@ def _fp(fingerprints: dict[str, str], site_fingerprint: str, template: str) -> s
 
 def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
                fingerprints: dict[str, str], site_fingerprint: str,
-               link_targets: dict[str, str], media: dict[str, str]) -> list[Page]:
+               link_targets: dict[str, str], media: dict[str, str],
+               mentions: Mapping[str, tuple[MentionView, ...]] | None = None) -> list[Page]:
     """The pages of `posts[i]` for each i in `indexes` (all when None).
 
     Args:
@@ -148,20 +150,25 @@ def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
         site_fingerprint: changes with any setting or asset that shows on every page.
         link_targets: source -> permalink path of every post, for links between posts.
         media: source -> output path (content-hashed) of every file posts refer to.
+        mentions: post path -> its approved Webmentions (PROTOCOL.md §1.6), shown on
+            its page (and so in its digest).
     """
     post_fp = _fp(fingerprints, site_fingerprint, "post.html")
+    mentions = mentions or {}
     pages = []
     for i in range(len(posts)) if indexes is None else indexes:
         p = posts[i]
         newer = posts[i + 1] if i + 1 < len(posts) else None
         older = posts[i - 1] if i > 0 else None
+        shown = mentions.get(p.path, ())
         digest = digest_of(post_fp, p.digest,
                            newer and (newer.display_title, newer.path),
                            older and (older.display_title, older.path),
                            *(link_targets.get(s) for s in p.links),
-                           *(media.get(m) for m in p.media))
+                           *(media.get(m) for m in p.media),
+                           *((views_digest(shown),) if shown else ()))
         pages.append(Page(f"{p.path}index.html", "post.html", p.path, digest,
-                          {"post": p, "newer": newer, "older": older}))
+                          {"post": p, "newer": newer, "older": older, "mentions": shown}))
     return pages
 
 
@@ -218,11 +225,12 @@ def index_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[st
 
 def plan_pages(posts: list[PostRecord], *, per_page: int, fingerprints: dict[str, str],
                site_fingerprint: str, link_targets: dict[str, str],
-               media: dict[str, str] | None = None) -> list[Page]:
+               media: dict[str, str] | None = None,
+               mentions: Mapping[str, tuple[MentionView, ...]] | None = None) -> list[Page]:
     """Every HTML page of the public site: one page per post, in the order of `posts`,
     then the index pages (`index_pages`). The build plans this way whenever the index
     fingerprint changed."""
     return (post_pages(posts, fingerprints=fingerprints, site_fingerprint=site_fingerprint,
-                       link_targets=link_targets, media=media or {})
+                       link_targets=link_targets, media=media or {}, mentions=mentions)
             + index_pages(posts, per_page=per_page, fingerprints=fingerprints,
                           site_fingerprint=site_fingerprint, media=media))

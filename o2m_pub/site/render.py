@@ -98,6 +98,15 @@ def linker(page_dir: str, *, root: str | None = None) -> Callable[[str], str]:
     return link
 
 
+def webmention_endpoint(config: SiteConfig) -> str:
+    """The Webmention endpoint every page names (PROTOCOL.md §1.6): the external one
+    of ``webmention_endpoint``, else `o2m serve`'s at the site's own address; "" when
+    the site takes none."""
+    if not config.webmention:
+        return ""
+    return config.webmention_endpoint or config.url + ".well-known/webmention"
+
+
 class PageRenderer:
     """Renders pages from prepared context; one per build."""
 
@@ -110,6 +119,7 @@ class PageRenderer:
             # a picture of the author (a path under the site), when the config has one
             "avatar": getattr(config, "avatar", None) or "",
         }
+        self.site["webmention"] = webmention_endpoint(config)
 
     def render(self, template: str, page_dir: str, canonical: str | None, *,
                root: str | None = None, **context: Any) -> str:
