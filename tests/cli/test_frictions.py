@@ -78,11 +78,10 @@ def test_three_wrong_passphrases_end_the_command_with_one_line(owner):
     assert "o2m: error: Wrong passphrase" in re.sub(r"\x1b\[[0-9;]*m", "", seen)  # no colours
 
 
-def test_a_build_asks_again_and_its_time_leaves_out_the_prompt(owner):
-    """`o2m build` at a terminal: a mistyped passphrase is asked again, friends' feeds
-    are signed, and the time in the summary is the build's, not the time spent at the
-    prompt (here 5 s, for a build of well under a second: what the line protects is a
-    time, so this compares times, with a wide margin)."""
+def test_a_build_at_a_terminal_asks_again_after_a_mistyped_passphrase(owner):
+    """`o2m build` at a terminal (a real pty): a mistyped passphrase is asked again, and
+    with the right one friends' feeds are signed. (The summary's time leaves out the
+    time spent at the prompt, `cli.site.run_build`; no test asserts a duration.)"""
     (owner / "content/2026/new.md").write_text("---\ntitle: New\ndate: 2026-03-01\n---\nx\n")
     leader, follower = os.openpty()
     env = {k: v for k, v in os.environ.items() if k != "O2M_PASSPHRASE"}
@@ -94,7 +93,6 @@ def test_a_build_asks_again_and_its_time_leaves_out_the_prompt(owner):
         for answer in (b"nope", PASS.encode()):
             while seen.count(b"Passphrase") < (1 if answer == b"nope" else 2):
                 seen += os.read(leader, 1024)
-            time.sleep(2.5)  # a person reading the prompt
             os.write(leader, answer + b"\n")
         assert proc.wait(timeout=60) == 0
         try:
@@ -107,9 +105,7 @@ def test_a_build_asks_again_and_its_time_leaves_out_the_prompt(owner):
             proc.kill()
         os.close(leader)
     text = seen.decode()
-    m = re.search(r"built \d+ posts? \(\d+ changed\) in (\d+\.\d) s", text)
-    assert m, text
-    assert float(m.group(1)) < 5.0, text  # the prompt took over 5 s; the build does not
+    assert re.search(r"built \d+ posts? \(\d+ changed\) in \d+\.\d s", text), text
     assert "Wrong passphrase, try again." in text and "1 friend feed signed" in text
 
 

@@ -394,17 +394,21 @@ def test_target_inside_build_is_refused(tmp_path):
 
 
 def test_unfinished_build_is_not_published(tmp_path):
-    """A build that did not finish (the state says in progress) is not published: one line
-    pointing to `o2m build`, nothing sent."""
+    """A build that did not finish (the state says in progress) is not published as it is
+    (--no-build): one line pointing to `o2m build`, nothing sent. Without --no-build,
+    publish builds first, which finishes the build, and then publishes."""
     root, _, _ = make_site(tmp_path)
     db = sqlite3.connect(root / ".o2m/build.db")
     db.execute("UPDATE kv SET value='1' WHERE key='in_progress'")
     db.commit()
     db.close()
-    r = run_o2m("publish", str(tmp_path / "www"), cwd=root)
+    r = run_o2m("publish", "--no-build", str(tmp_path / "www"), cwd=root)
     assert r.returncode == 1
     assert_error_line(r.stderr, "did not finish", "o2m build")
     assert not (tmp_path / "www").exists()
+    r = run_o2m("publish", str(tmp_path / "www"), cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "www/index.html").is_file()
 
 
 def test_no_build_is_one_line(tmp_path):
