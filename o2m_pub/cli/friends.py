@@ -95,7 +95,7 @@ def key_rotate(ctx: click.Context, compromised: bool, no_build: bool) -> None:
 
     root = site_root(ctx)
     config = load(root)
-    passphrase = read_passphrase(ctx)
+    passphrase = unlock_with_passphrase(ctx, root)[1]  # three tries at a terminal
     current = own_card(root)
     pin = card_pin(root, config, current)
     try:

@@ -79,34 +79,25 @@ def test_three_wrong_passphrases_end_the_command_with_one_line(owner):
 
 
 def test_a_build_at_a_terminal_asks_again_after_a_mistyped_passphrase(owner):
-    """`o2m build` at a terminal (a real pty): a mistyped passphrase is asked again, and
-    with the right one friends' feeds are signed. (The summary's time leaves out the
-    time spent at the prompt, `cli.site.run_build`; no test asserts a duration.)"""
+    """`o2m build` at a terminal: a mistyped passphrase is asked again, and with the right
+    one friends' feeds are signed. (The summary's time leaves out the time spent at the
+    prompt, `cli.site.run_build`; no test asserts a duration.)"""
     (owner / "content/2026/new.md").write_text("---\ntitle: New\ndate: 2026-03-01\n---\nx\n")
-    leader, follower = os.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "O2M_PASSPHRASE"}
-    proc = subprocess.Popen([sys.executable, "-m", "o2m_pub", "build"], cwd=owner,
-                            stdin=follower, stdout=follower, stderr=follower, env=env)
-    os.close(follower)
-    seen = b""
-    try:
-        for answer in (b"nope", PASS.encode()):
-            while seen.count(b"Passphrase") < (1 if answer == b"nope" else 2):
-                seen += os.read(leader, 1024)
-            os.write(leader, answer + b"\n")
-        assert proc.wait(timeout=60) == 0
-        try:
-            while chunk := os.read(leader, 4096):
-                seen += chunk
-        except OSError:
-            pass
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
-    text = seen.decode()
-    assert re.search(r"built \d+ posts? \(\d+ changed\) in \d+\.\d s", text), text
-    assert "Wrong passphrase, try again." in text and "1 friend feed signed" in text
+    status, seen = dialogue(owner, ["build"], [("Passphrase", "nope"), ("Passphrase", PASS)],
+                            drop=("O2M_PASSPHRASE",))
+    assert status == 0, seen
+    assert re.search(r"built \d+ posts? \(\d+ changed\) in \d+\.\d s", seen), seen
+    assert "Wrong passphrase, try again." in seen and "1 friend feed signed" in seen
+
+
+def test_a_key_rotation_at_a_terminal_asks_again_after_a_mistyped_passphrase(owner):
+    """`o2m key rotate` at a terminal gets the same three tries as every other command
+    that unlocks the key, and rotates with the right passphrase."""
+    status, seen = dialogue(owner, ["key", "rotate", "--no-build"],
+                            [("Passphrase", "nope"), ("Passphrase", PASS)],
+                            drop=("O2M_PASSPHRASE",))
+    assert status == 0, seen
+    assert "Wrong passphrase, try again." in seen and "rotated to a new key" in seen
 
 
 # -- 18: the build summary counts private posts ----------------------------------------
