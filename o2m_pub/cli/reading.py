@@ -15,6 +15,7 @@ from o2m_pub.cli._common import (
     stderr_console,
     unlock_identity,
 )
+from o2m_pub.errors import O2MError
 
 # -- o2m fetch (issue 6) --------------------------------------------------------------
 
@@ -212,10 +213,16 @@ def _stdout_console():  # noqa: ANN202 - rich.console.Console
 @click.option("--tag", help="Only posts with this tag.")
 @click.option("--since", help="Only posts since a date or time (2026-11-01, "
                               "'2026-11-01 18:00') or an age (12h, 3d, 2w).")
+@click.option("--thread", "thread_id", metavar="ID", help="The thread of this post, in order.")
 @click.pass_context
 def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | None,
-             friend: str | None, tag: str | None, since: str | None) -> None:
+             friend: str | None, tag: str | None, since: str | None,
+             thread_id: str | None = None) -> None:
     """Your friends' posts, newest first; * marks the unread. `o2m show ID` reads one."""
+    if thread_id is not None:
+        from o2m_pub.cli.conversations import print_thread_of
+        print_thread_of(ctx, thread_id)
+        return
     from o2m_pub.reader.timeline import (
         ReadingError,
         check_friend,
@@ -320,7 +327,29 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
         if post.too_complex:
             header.append("too complex to render: shown as its text")
         _show_rich(header, text, listing, markdown=markdown)
+        _show_thread(root, store, post)
         store.mark_read([post.short_id])
+
+
+def _show_thread(root: Path, store, post) -> None:  # noqa: ANN001
+    """PROTOCOL.md §4: the post's reactions and replies, under it."""
+    from o2m_pub.cli.conversations import thread_lines
+    from o2m_pub.reader.replying import find_target
+    try:
+        from o2m_pub.friends.identity import own_sign_pk
+        from o2m_pub.protocol.canonical import b64u_encode
+        own = b64u_encode(own_sign_pk(root))
+    except O2MError:
+        own = None
+    try:
+        target = find_target(store, post.short_id)
+    except O2MError:
+        return
+    lines = thread_lines(store, target.ref, own)
+    if lines:
+        out()
+        for line in lines:
+            out(line)
 
 
 _RICH_MARKDOWN_CHARS = 64 * 1024
