@@ -175,3 +175,62 @@ def test_a_reaction_must_be_one_emoji(four):
         assert "emoji" in said
     assert not (b.root / ".o2m" / "reactions.json").exists() or \
         json.loads((b.root / ".o2m" / "reactions.json").read_text())["reactions"] == {}
+
+
+def test_four_sites_served_by_o2m_serve_hold_a_conversation(tmp_path, ca, monkeypatch):
+    """Issue 13's end-to-end case with four real `o2m serve` processes (self-signed
+    certificates, pinned in the cards): B's reply reaches C through A's thread, fetched
+    from B's server with the pin A's link carries; D, not A's friend, sees nothing."""
+    from support.o2m_server import o2m_serve
+    from support.people import o2m  # noqa: F401 - (Person's own CLI runner)
+
+    monkeypatch.setenv("O2M_PASSPHRASE", "test passphrase")
+    authority, bundle = ca
+    context = server_context(authority)
+    people = [Person(tmp_path, n, context, server_cls=_PortOnly) for n in ("ada", "bob",
+                                                                          "cyd", "dee")]
+    a, b, c, d = people
+    a.post("hello", "Hello friends", "friends", body="Thoughts?")
+    for p in people:
+        p.build()
+    with o2m_serve(a.root, "--port", str(a.server.port)), \
+            o2m_serve(b.root, "--port", str(b.server.port)), \
+            o2m_serve(c.root, "--port", str(c.server.port)), \
+            o2m_serve(d.root, "--port", str(d.server.port)):
+        for x, y in ((a, b), (a, c), (b, d)):  # their cards now pin their servers' keys
+            x.befriend(y)
+            y.befriend(x)
+        for p in people:
+            p.build()
+        assert b.card.tls_pin is not None
+        assert b.fetch(bundle)["ada"].ok
+        post = short_id(b, "Hello friends")
+        cli(b.root, "reply", post, "--text", "Served reply.")
+        cli(b.root, "react", post, "👍")
+        b.build()
+        assert a.fetch(bundle)["bob"].ok
+        (entry,) = load_conversations(a.root).values()
+        assert entry["replies"][0]["tls_pin"].startswith("sha256/")
+        a.build()
+        c.fetch(bundle)
+        (reply,) = thread_of(c, "Hello friends")
+        assert (reply.status, (reply.markdown or "").strip()) == ("ok", "Served reply.")
+        assert "👍 1" in cli(c.root, "show", short_id(c, "Hello friends"))
+        d.fetch(bundle)
+        assert d.titles() == set()
+        with ReaderStore.open(d.root) as store:
+            assert store.db.execute("SELECT count(*) FROM thread_items").fetchone() == (0,)
+
+
+class _PortOnly:
+    """No server yet: a free port of 127.0.0.1 for the site's URL, for `o2m serve`."""
+
+    def __init__(self, folder: Path, context: object) -> None:
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"https://localhost:{self.port}/"
+
+    def stop(self) -> None:
+        pass
