@@ -198,3 +198,37 @@ def print_thread_of(ctx: click.Context, post_id: str) -> None:
         out(f"{target.short_id}  {target.friend or target.author[:8]}  {target.title}")
         for line in thread_lines(store, root, store.own_key):
             out(line)
+
+
+def send_notices(root: Path, notices, identity, *,  # noqa: ANN001 - BuildReport.notices, Identity
+                 deadline: float = 5.0) -> list[str]:
+    """PROTOCOL.md §4.7: tell each OP at once that a reply or reaction to their post is
+    published, by a notice to their inbox (only `o2m serve` has one: a static host
+    answers 404 or 405, and the OP's next fetch finds it anyway). Returns a line for
+    each notice not delivered."""
+    import nacl.utils
+
+    from o2m_pub.config import load
+    from o2m_pub.friends.friend_store import FriendStore
+    from o2m_pub.protocol.canonical import b64u_encode
+    from o2m_pub.protocol.conversation import PostRef, seal_notice
+    from o2m_pub.reader.http_fetch import post_to_inbox
+
+    friends = {b64u_encode(f.card.sign_pk): f
+               for f in FriendStore(root, config_groups=load(root).groups).list()}
+    lines = []
+    for kind, post, op, seq in notices:
+        friend = friends.get(op)
+        if friend is None:
+            continue
+        body = seal_notice(signing_key=identity.signing_key,
+                           own_box_sk=bytes(identity.box_key),
+                           recipient_box_pk=friend.card.box_pk,
+                           recipient_sign_pk=friend.card.sign_pk, kind=kind,
+                           post=PostRef.parse(post), seq=seq, nonce=nacl.utils.random(24))
+        answer = post_to_inbox(friend.card.url, body, tls_pin=friend.card.tls_pin,
+                               deadline=deadline)
+        if not answer.delivered:
+            lines.append(f"{friend.name} was not told at once of your {kind} "
+                         f"({answer.detail}); they see it on their next fetch")
+    return lines

@@ -212,15 +212,19 @@ def run_build(root: Path, ctx: click.Context | None = None, *, identity=None,  #
     given, spare a prompt."""
     from o2m_pub.site.build import build_site
 
+    unlocked = [identity] if identity is not None else []
+
     def unlock():  # noqa: ANN202 - only when a friend's feed must be signed
         from o2m_pub.friends.identity import load_identity  # (and the crypto, only then)
-        if identity is not None:
-            return identity
+        if unlocked:
+            return unlocked[0]
         if passphrase is not None:
-            return load_identity(root, passphrase)
-        if ctx is None:
-            return load_identity(root, b"")
-        return unlock_identity(ctx, root)
+            unlocked.append(load_identity(root, passphrase))
+        elif ctx is None:
+            unlocked.append(load_identity(root, b""))
+        else:
+            unlocked.append(unlock_identity(ctx, root))
+        return unlocked[0]
 
     progress = RichProgress() if sys.stderr.isatty() else None
     waited = ctx.obj.get("prompt_seconds", 0.0) if ctx else 0.0
@@ -235,6 +239,10 @@ def run_build(root: Path, ctx: click.Context | None = None, *, identity=None,  #
         warn(w)
     for p in report.problems:
         report_problem(p)
+    if report.notices and unlocked:  # PROTOCOL.md §4.7: push, when the OP serves
+        from o2m_pub.cli.conversations import send_notices
+        for line in send_notices(root, report.notices, unlocked[0]):
+            warn(line)
     return report
 
 

@@ -325,6 +325,8 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
         store.own_key = b64u_encode(me.sign_pk)
         outcomes = _fetch_all(store, targets, me, unlock, friend_store, on_start, options)
         export_links(root, store, friend_store.list())
+        from o2m_pub.friends.notice_queue import drop
+        drop(root, [o.friend for o in outcomes if o.ok])  # §4.7: their notices are done
         # Each new post rendered once, here, within hard limits: the reader never
         # renders while a person waits (THREATS.md 49). Posts of older stores too.
         rendering = render_pending(store, [o.friend for o in outcomes],

@@ -679,6 +679,7 @@ class _Build:
             self.report.feed_error = self.private.error
             return NO_FEEDS
         self.report.heads = plan.heads_written
+        self.report.notices = self.private.notices
         return plan
 
     def write_pages(self, site: _SitePlan) -> None:

@@ -121,6 +121,8 @@ class PrivateFeeds:
         self.error: O2MError | None = None
         self.site_url = site_url
         self._identity: Identity | None = None
+        self._made: list[tuple[str, str]] = []  # (kind, thread root) of statements signed
+        self.notices: list[tuple[str, str, str, int]] = []  # see BuildReport.notices
 
     def plan(self) -> FeedPlan | None:
         """Plan every friend's feed, writing new objects and archive pages at once
@@ -155,6 +157,10 @@ class PrivateFeeds:
                 if path.startswith(FEED_PATHS):
                     self.outputs.keep(path)
             return None
+        for kind, root in dict.fromkeys(self._made):
+            op = root[len("o2m:"):].split("/", 1)[0]
+            if op in plan.states:
+                self.notices.append((kind, root, op, plan.states[op].seq))
         live = referenced_objects(plan.index, plan.objects)
         plan.objects = retire_objects(plan.objects, live, self.now)
         kept = {p for o in plan.objects.values() for p in o["paths"]}
@@ -210,6 +216,7 @@ class PrivateFeeds:
 
         def statement(ref: ObjectRef | None, iid: str, date: str) -> bytes:
             assert ref is not None
+            self._made.append(("reply", thread.text))
             return sign_reply(signing_key=self._unlock_identity().signing_key, post_id=iid,
                               date=date, object_hash=ref.hash, object_size=ref.size, to=to,
                               thread=thread, url=self.site_url)
@@ -227,6 +234,7 @@ class PrivateFeeds:
 
             def statement(_ref: ObjectRef | None, _iid: str, date: str,
                           r: OwnReaction = reaction) -> bytes:
+                self._made.append(("reaction", r.to))
                 return sign_reaction(signing_key=self._unlock_identity().signing_key,
                                      date=date, emoji=r.emoji, to=PostRef.parse(r.to))
             out.append(PostVersion(record, reaction.digest, lambda: ([], None),  # type: ignore
