@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.conversation_files import OwnReaction, load_reactions, save_reactions
@@ -32,6 +33,9 @@ from o2m_pub.protocol.conversation import (
 from o2m_pub.reader import thread_store
 from o2m_pub.reader.store import ReaderStore
 from o2m_pub.reader.timeline import NoSuchPostError, find_post
+
+if TYPE_CHECKING:
+    from o2m_pub.reader.model import StoredPost
 
 
 class ConversationActionError(O2MError):
@@ -166,3 +170,35 @@ def react(root: Path, own_sign_pk: bytes, target: Target, emoji: str | None,
     reactions[rid] = reaction
     save_reactions(root, reactions)
     return reaction
+
+
+REACTION_CHOICES = ("👍", "❤️", "😂", "🎉", "😮", "😢")
+
+
+class DeskConversations:
+    """The desk's reply and react actions (`desk.actions.ReplyAction`, `ReactAction`):
+    the same functions as `o2m reply` and `o2m react`, with the default audience."""
+
+    choices = REACTION_CHOICES
+
+    def __init__(self, root: Path, now: Callable[[], dt.datetime]) -> None:
+        self.root, self.now = root, now
+
+    def _target(self, short_id: str) -> tuple[Target, list[str]]:
+        from o2m_pub.config import load
+        from o2m_pub.friends.friend_store import FriendStore
+        friends = [f.name for f in FriendStore(self.root,
+                                               config_groups=load(self.root).groups).list()]
+        with ReaderStore.open(self.root) as store:
+            target = find_target(store, short_id)
+            return target, default_audience(store, target, friends)
+
+    def reply(self, post: "StoredPost", text: str) -> str:
+        target, audience = self._target(post.short_id)
+        path = write_reply(self.root, target, text, audience, self.now())
+        return str(path.relative_to(self.root / "content"))
+
+    def react(self, post: "StoredPost", choice: str) -> None:
+        from o2m_pub.friends.identity import own_sign_pk
+        target, audience = self._target(post.short_id)
+        react(self.root, own_sign_pk(self.root), target, choice, audience, self.now())

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from o2m_pub.protocol.conversation import (
     MAX_REACTIONS,
+    ConversationError,
     MAX_REPLY_LINKS,
     PostRef,
     ThreadEntry,
@@ -172,7 +173,12 @@ def thread(db: sqlite3.Connection, root: str, own_key: str | None = None) -> tup
         list[ThreadReply], list[tuple[str, str]]]:
     """The replies of the thread rooted at `root` (a reference's text), in display order
     (nested, each level by date), and those refused with their reason (§4.6). A reply
-    carried by several feeds is shown once: a direct copy first, then the newest."""
+    carried by several feeds is shown once: a direct copy first, then the newest. A root
+    that is not a post reference (a public post known by its URL) has no thread."""
+    try:
+        root_ref = PostRef.parse(root)
+    except ConversationError:
+        return [], []
     names = friend_names(db)
     hidden = hidden_replies(db)
     best: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -188,7 +194,7 @@ def thread(db: sqlite3.Connection, root: str, own_key: str | None = None) -> tup
         if old is None or _better(values, old):
             best[key] = values
     ref_of = {PostRef(a, i): v for (a, i), v in best.items()}
-    order, refused = thread_order(PostRef.parse(root),
+    order, refused = thread_order(root_ref,
                                   [(ref, PostRef.parse(v[2]), v[3]) for ref, v in ref_of.items()])
     out = [_reply(e, ref_of[e.ref], names, own_key) for e in order]
     return out, [(r.text, why) for r, why in refused]
