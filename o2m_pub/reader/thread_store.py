@@ -266,51 +266,50 @@ def set_hidden(db: sqlite3.Connection, author: str, rid: str, hidden: bool) -> N
         db.execute("DELETE FROM thread_hidden WHERE author = ? AND id = ?", (author, rid))
 
 
+_ITEM_BUDGET = MAX_ITEM_BYTES - 2048  # room for the item's own fields (id, date, object)
+
+
 def links_for_build(db: sqlite3.Connection, own_key: str,
                     pins: Mapping[str, str]) -> dict[str, dict[str, list[Any]]]:
     """What the owner's next build puts in the item of each of its posts (§4.4): the
-    links to the replies in its thread that friends' own feeds brought (not hidden),
-    newest first up to MAX_REPLY_LINKS and the item's byte cap, and the reactions to it
-    (up to MAX_REACTIONS).
+    links to the replies in its thread that friends' own feeds brought (not hidden), and
+    the reactions to it, the newest first while they fit: at most MAX_REPLY_LINKS links,
+    MAX_REACTIONS reactions and the item's byte cap in all (a link is about 800 bytes, a
+    reaction 350: the byte cap binds first, near 300 links).
 
     Args:
         pins: a friend's b64u key -> their card's tls_pin, carried in their links.
     """
     hidden = hidden_replies(db)
     prefix = f"o2m:{own_key}/"
-    posts: dict[str, dict[str, list[Any]]] = {}
-    sizes: dict[str, int] = {}
-    for author, rid, thread_ref, key, statement in db.execute(
-            "SELECT author, id, thread_ref, key, statement FROM thread_items "
+    found: dict[str, list[tuple[str, str, Any]]] = {}  # post id -> (date, kind, entry)
+    for author, rid, thread_ref, key, statement, date in db.execute(
+            "SELECT author, id, thread_ref, key, statement, date FROM thread_items "
             "WHERE kind = 'reply' AND via_post = '' AND status = 'ok' AND thread_ref >= ? "
-            "AND thread_ref < ? ORDER BY date DESC, author, id", (prefix, prefix + "\x7f")):
+            "AND thread_ref < ?", (prefix, prefix + "\x7f")):
         if (author, rid) in hidden or not key:
             continue
-        post_id = thread_ref[len(prefix):]
         link = {"key": key, "statement": statement}
         if pins.get(author):
             link["tls_pin"] = pins[author]
-        entry = posts.setdefault(post_id, {"replies": [], "reactions": []})
-        size = len(json.dumps(link)) + 1
-        if len(entry["replies"]) >= MAX_REPLY_LINKS or \
-                sizes.get(post_id, 0) + size > MAX_ITEM_BYTES * 3 // 4:
-            continue
-        sizes[post_id] = sizes.get(post_id, 0) + size
-        entry["replies"].append(link)
-    for to_ref, statement in db.execute(
-            "SELECT to_ref, statement FROM thread_items WHERE kind = 'reaction' "
-            "AND via_post = '' AND to_ref >= ? AND to_ref < ? ORDER BY date DESC, author",
-            (prefix, prefix + "\x7f")):
-        post_id = to_ref[len(prefix):]
-        entry = posts.setdefault(post_id, {"replies": [], "reactions": []})
-        size = len(statement) + 3
-        if len(entry["reactions"]) >= MAX_REACTIONS or \
-                sizes.get(post_id, 0) + size > MAX_ITEM_BYTES * 15 // 16:
-            continue
-        sizes[post_id] = sizes.get(post_id, 0) + size
-        entry["reactions"].append(statement)
-    return {pid: {k: sorted(v, key=json.dumps) for k, v in e.items() if v}
-            for pid, e in posts.items() if e["replies"] or e["reactions"]}
+        found.setdefault(thread_ref[len(prefix):], []).append((date, "replies", link))
+    for to_ref, statement, date in db.execute(
+            "SELECT to_ref, statement, date FROM thread_items WHERE kind = 'reaction' "
+            "AND via_post = '' AND to_ref >= ? AND to_ref < ?", (prefix, prefix + "\x7f")):
+        found.setdefault(to_ref[len(prefix):], []).append((date, "reactions", statement))
+    caps = {"replies": MAX_REPLY_LINKS, "reactions": MAX_REACTIONS}
+    out: dict[str, dict[str, list[Any]]] = {}
+    for post_id, entries in found.items():
+        kept: dict[str, list[Any]] = {"replies": [], "reactions": []}
+        used = 0
+        for _, kind, entry in sorted(entries, key=lambda e: (e[0], json.dumps(e[2])),
+                                     reverse=True):
+            size = len(json.dumps(entry, separators=(",", ":"))) + 1
+            if len(kept[kind]) < caps[kind] and used + size <= _ITEM_BUDGET:
+                kept[kind].append(entry)
+                used += size
+        out[post_id] = {k: sorted(v, key=json.dumps) for k, v in kept.items() if v}
+    return {pid: e for pid, e in out.items() if e}
 
 
 def mentions_of_me(db: sqlite3.Connection, own_key: str, limit: int = 200
