@@ -246,21 +246,26 @@ def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | 
                   else page_cursor(store, page or 1, limit, **filters))
         posts = store.timeline(limit=limit + 1, before=cursor, **filters)
         entries = [entry(p, tz) for p in posts[:limit]]
+        from o2m_pub.reader.thread_store import summaries  # PROTOCOL.md §4
+        talk = summaries(store.db, [(p.friend, p.id) for p in posts[:limit]])
+        talk = {p.short_id: talk[f"{p.friend}\0{p.id}"] for p in posts[:limit]
+                if f"{p.friend}\0{p.id}" in talk}
     if not entries:
         filtered = before_id or page or friend or tag or since
         click.echo("no posts match" if filtered else
                    "no posts yet: `o2m fetch` gathers your friends' feeds", err=True)
         return
     if sys.stdout.isatty():
-        _timeline_table(entries)
+        _timeline_table(entries, talk)
         if len(posts) > limit:
             click.echo(f"more: o2m timeline --before {entries[-1].short_id}", err=True)
     else:
         for e in entries:
-            out(f"{'*' if e.unread else ' '} {e.short_id}  {e.date}  {e.friend}  {e.headline}")
+            out(f"{'*' if e.unread else ' '} {e.short_id}  {e.date}  {e.friend}  {e.headline}"
+                + (f"  [{talk[e.short_id]}]" if e.short_id in talk else ""))
 
 
-def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEntry]
+def _timeline_table(entries, talk: dict[str, str]) -> None:  # noqa: ANN001 - TimelineEntry
     """The timeline as a rich table; every cell is Text (a friend's [brackets] are text)."""
     from rich.table import Table
     from rich.text import Text
@@ -275,6 +280,8 @@ def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEn
         text = Text(e.headline, style="bold" if e.unread else "")
         if e.tags:
             text.append("  " + " ".join(f"#{t}" for t in e.tags), style="dim")
+        if e.short_id in talk:
+            text.append(f"  {talk[e.short_id]}", style="dim")
         table.add_row(Text("*" if e.unread else " ", style="bold yellow"), Text(e.short_id),
                       Text(e.date), Text(e.friend), text)
     _stdout_console().print(table)

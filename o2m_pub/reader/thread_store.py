@@ -238,6 +238,30 @@ def reactions(db: sqlite3.Connection, refs: Iterable[str],
         by.items(), key=lambda kv: (-len(kv[1]), kv[0]))] for to, by in out.items()}
 
 
+def summaries(db: sqlite3.Connection, posts: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """(friend name, post id) -> a short line of its conversation for a timeline:
+    "💬 3  👍 2 🎉 1" (replies in its thread, then reactions by emoji); absent: none."""
+    keys = {n: k for k, n in friend_names(db).items()}
+    refs = {f"o2m:{keys.get(f, '')}/{i}": (f, i) for f, i in posts}
+    if not refs:
+        return {}
+    counts = reactions(db, refs)
+    replies: dict[str, int] = {}
+    marks = ", ".join("?" * len(refs))
+    for root, n in db.execute(
+            f"SELECT thread_ref, count(DISTINCT author || '/' || id) FROM thread_items "
+            f"WHERE kind = 'reply' AND status != 'failed' AND thread_ref IN ({marks}) "
+            "GROUP BY thread_ref", list(refs)):
+        replies[root] = n
+    out = {}
+    for ref, post in refs.items():
+        parts = [f"💬 {replies[ref]}"] if replies.get(ref) else []
+        parts += [f"{c.emoji} {len(c.names)}" for c in counts.get(ref, [])]
+        if parts:
+            out[f"{post[0]}\0{post[1]}"] = "  ".join(parts)
+    return out
+
+
 def find_reply(db: sqlite3.Connection, short_id: str) -> tuple[str, str | None] | None:
     """A reply of a thread by the short id `o2m show` gives it: (its reference, its
     thread root), for `o2m reply` and `o2m react` on a reply from someone not a friend."""

@@ -98,6 +98,7 @@ def test_a_reply_reaches_the_ops_friends_through_the_ops_thread(four):
     shown = cli(c.root, "show", short_id(c, "Hello friends"))
     assert "I think *yes*." in shown and "👍 1" in shown
     assert "1 reply:" in cli(c.root, "timeline", "--thread", short_id(c, "Hello friends"))
+    assert "[💬 1  👍 1]" in cli(c.root, "timeline")  # counts on the timeline
 
     # C answers B's reply (nested); A links it too; B sees it through A
     cli(c.root, "reply", reply.short_id, "--text", "Me too.")
