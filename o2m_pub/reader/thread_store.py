@@ -106,7 +106,7 @@ def apply_thread_update(db: sqlite3.Connection, update: FriendUpdate, own_key: s
         to_me = row.to_ref.startswith(f"o2m:{own_key}/")
         if not to_me and row.thread_ref not in mine:
             continue
-        who = update.friend if row.author == update.sign_pk else row.author[:8]
+        who = update.friend if row.author == update.sign_pk else f"~{row.author[:8]}"
         what = (f"{who} reacted {row.emoji}" if row.kind == "reaction"
                 else f"{who} replied")
         where = "to your post" if to_me else "in a thread you took part in"

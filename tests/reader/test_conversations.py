@@ -89,6 +89,8 @@ def test_a_reply_reaches_the_ops_friends_through_the_ops_thread(four):
     (entry,) = links.values()
     assert len(entry["replies"]) == 1 and len(entry["reactions"]) == 1
     assert any(kind == "reply" for kind, _ in _notifications(a))
+    told = cli(a.root, "notifications")
+    assert "bob replied to your post" in told and "bob reacted 👍 to your post" in told
     a.build()
 
     c.fetch(bundle)
@@ -111,6 +113,7 @@ def test_a_reply_reaches_the_ops_friends_through_the_ops_thread(four):
     replies = thread_of(b, "Hello friends")
     assert [(r.depth, (r.markdown or "").strip()) for r in replies] == [
         (1, "I think *yes*."), (2, "Me too.")]
+    assert "replied to your post" in cli(b.root, "notifications")  # Cyd answered Bob
 
     # B edits the reply and changes the reaction: everyone sees it on the next fetch
     reply_file.write_text(reply_file.read_text().replace("I think *yes*.", "On reflection, no."))
