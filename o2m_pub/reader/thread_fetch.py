@@ -30,6 +30,9 @@ from o2m_pub.protocol.conversation import (
 from o2m_pub.reader.model import Reason, ThreadRow
 
 GetSite = Callable[[str, "bytes | None"], Callable[..., Any]]
+# §4.5 step 7: a reply read through a thread (its replier may be no friend of ours, and
+# nothing of it counts towards a friend's quota) is at most this big
+MAX_LINKED_OBJECT = 1 << 20
 
 
 def statement_digest(statement_b64: str) -> str:
@@ -155,6 +158,9 @@ def _fetch_linked(link: ReplyLink, get_site: GetSite, budget: Any,
     """Steps 7-8: the object from the replier's site, by hash and size, decrypted with
     the link's key; its post must say what its statement says."""
     s = link.statement
+    if s.object_size > MAX_LINKED_OBJECT:
+        raise ConversationError(f"its object is {s.object_size:,} bytes (a reply read "
+                                f"through a thread is at most {MAX_LINKED_OBJECT:,})")
     pin = b64u_decode(link.tls_pin[len("sha256/"):]) if link.tls_pin else None
     ref = feeds.ObjectRef(s.object_hash, s.object_size, link.key)
     budget.spend(ref.size)

@@ -163,3 +163,15 @@ def test_a_reaction_outside_the_thread_is_refused():
     rows, problems = _rows(site, _item([], [good, bad]))
     assert [(r.kind, r.emoji) for r in rows] == [("reaction", "👍")]
     assert "outside this thread" in problems[0]
+
+
+def test_a_huge_reply_read_through_a_thread_is_refused_unfetched():
+    """Bad input: a statement naming a 2 MiB object (a thread's reply is at most 1 MiB):
+    refused with its reason before anything is downloaded."""
+    site = BobsSite()
+    statement = sign_reply(signing_key=BOB, post_id=b64u_encode(bytes([4]) * 16), date=DATE,
+                           object_hash="ab" * 32, object_size=2 << 20, to=POST, thread=POST,
+                           url="https://bob.example/")
+    (row,), problems = _rows(site, _item([make_link(statement, bytes(32))]))
+    assert row.status == "failed" and "at most 1,048,576" in row.detail
+    assert site.asked == []
