@@ -366,17 +366,39 @@ def start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
     from o2m_pub.site.watch import SiteWatcher
 
     warned: set[str] = set()
+    unlock, held = _watch_unlock(ctx, root), []
+
+    def remembered():  # noqa: ANN202 - keys.Identity, kept for the notices below
+        held[:] = [unlock()]
+        return held[0]
 
     def report(result) -> None:  # noqa: ANN001 - watch.BuildResult
         if not quiet():
             _print_watch_result(result, root, warned, debug=bool(ctx.obj.get("debug")))
             if after_build is not None:
                 after_build(result)
+        if held and result.report is not None and result.report.notices:
+            _send_notices_later(root, result.report.notices, held[0])
 
-    watcher = SiteWatcher(root, report, unlock=_watch_unlock(ctx, root),
+    watcher = SiteWatcher(root, report, unlock=remembered,
                           debounce=debounce / 1000, drafts=drafts, jobs=jobs)
     watcher.start()
     return watcher.stop
+
+
+def _send_notices_later(root: Path, notices: list, identity: object) -> None:
+    """PROTOCOL.md §4.7 under `o2m watch`: the notices of a build, sent in a thread of
+    their own (an OP's server that does not answer never holds up the next build)."""
+    import threading
+
+    from o2m_pub.cli.conversations import send_notices
+
+    def send() -> None:
+        try:
+            send_notices(root, notices, identity)
+        except Exception:  # noqa: BLE001 - a hint only: the OP's fetch finds it anyway
+            pass
+    threading.Thread(target=send, daemon=True, name="o2m-notices").start()
 
 
 def _watch_unlock(ctx: click.Context, root: Path) -> Callable[[], object]:
