@@ -7,6 +7,7 @@
     hosting.py    serve, publish
     mentions.py   mention … (Webmention), and its wiring for serve and publish
     reading.py    fetch, timeline, show, notifications
+    conversations.py  reply, react, thread
     desk.py       desk (and its old name, reader)
 
 The dispatcher (`_Group.invoke`) turns what a command raises into what the user sees:
@@ -31,7 +32,7 @@ from typing import Any, Callable
 import click
 
 from o2m_pub import __version__
-from o2m_pub.cli import desk, friends, hosting, mentions, reading, site
+from o2m_pub.cli import conversations, desk, friends, hosting, mentions, reading, site
 from o2m_pub.cli._common import fail, internal_error, os_error, quiet_broken_pipe
 from o2m_pub.errors import O2MError
 
@@ -99,6 +100,7 @@ for _command in (
     friends.whoami, friends.card, friends.friend, friends.group, friends.key,
     hosting.serve, hosting.publish, mentions.mention,
     reading.fetch, reading.timeline, reading.show, reading.notifications,
+    conversations.reply, conversations.react, conversations.thread,
     desk.desk, desk.reader,
 ):
     main.add_command(_command)

@@ -13,11 +13,14 @@ from o2m_pub.cli._common import out, site_root
 
 def capabilities(root: Path):  # noqa: ANN201 - desk.actions.Capabilities
     """What the desk can do beyond its own pages, wired here (cli is the one part that
-    may import every other). Reply, react and invite stay None until conversations and
-    invitations land; then they are passed here."""
+    may import every other). Reply and react are conversations' (`reader.replying`);
+    invite stays None until invitations are passed here."""
+    from o2m_pub.cli._common import local_now
     from o2m_pub.cli.friends import renew_own_card
     from o2m_pub.desk.actions import Capabilities
-    return Capabilities(renew_card=renew_own_card)
+    from o2m_pub.reader.replying import DeskConversations
+    talk = DeskConversations(root, local_now)
+    return Capabilities(renew_card=renew_own_card, reply=talk, react=talk)
 
 
 def _unlock(root: Path):  # noqa: ANN202 - bytes -> Identity

@@ -126,8 +126,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
 
 def inbox_kinds(root: Path, report):  # noqa: ANN001, ANN201 - dict[bytes, inbox.InboxKind]
     """What `o2m serve`'s inbox takes (PROTOCOL.md §5), by magic: acceptances of the
-    owner's invitations (§2.7). Notices of replies (§4) are registered here when they
-    come. The server knows none of it: each kind is a shape check and a handler.
+    owner's invitations (§2.7) and notices of replies and reactions (§4.7). The server
+    knows none of it: each kind is a shape check and a handler.
 
     An acceptance is processed at once: the friend is added (`InvitationBook.accept`)
     and a notification recorded in the reader's store, which `o2m notifications` and
@@ -154,7 +154,48 @@ def inbox_kinds(root: Path, report):  # noqa: ANN001, ANN201 - dict[bytes, inbox
             store.add_notification("invitation_accepted", friend.name, detail)
         report("inbox: " + accepted_lines(accepted, own)[0])
 
-    return {ACCEPT_MAGIC: InboxKind("acceptance", acceptance_well_formed, accept)}
+    return {ACCEPT_MAGIC: InboxKind("acceptance", acceptance_well_formed, accept),
+            **notice_kind(root, report)}
+
+
+def notice_kind(root: Path, report):  # noqa: ANN001, ANN201 - {magic: inbox.InboxKind}
+    """PROTOCOL.md §4.7: a notice is queued only when its sender is a known friend and
+    its signature verifies, both checked before anything is stored; then the owner is
+    told, and the next `o2m fetch` (which fetches that friend anyway) clears it."""
+    from o2m_pub.cli.friends import friend_store
+    from o2m_pub.friends.notice_queue import queue_notice, queued
+    from o2m_pub.host.inbox import InboxKind
+    from o2m_pub.protocol.conversation import (
+        NOTICE_MAGIC,
+        ConversationError,
+        notice_sender,
+        verify_notice,
+    )
+    from o2m_pub.reader.store import ReaderStore
+
+    def well_formed(body: bytes) -> bool:
+        try:
+            notice_sender(body)
+        except ConversationError:
+            return False
+        return True
+
+    def notice(body: bytes) -> None:
+        sender = notice_sender(body)
+        friend = next((f for f in friend_store(root).list() if f.card.sign_pk == sender),
+                      None)
+        if friend is None:
+            return  # not a friend: nothing stored, nothing said (§5: 202 all the same)
+        verify_notice(body, sender)  # a bad signature: the server's log, nothing stored
+        waiting = friend.name in queued(root)  # told once until the next fetch
+        if queue_notice(root, friend.name, body) and not waiting:
+            with ReaderStore.open(root) as store:
+                store.add_notification("conversation", friend.name,
+                                       "they published a reply or reaction to your post: "
+                                       "`o2m fetch` brings it")
+            report(f"inbox: a notice from {friend.name}")
+
+    return {NOTICE_MAGIC: InboxKind("notice", well_formed, notice)}
 
 
 def _pin_text(pin: bytes) -> str:

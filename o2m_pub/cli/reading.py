@@ -15,6 +15,7 @@ from o2m_pub.cli._common import (
     stderr_console,
     unlock_identity,
 )
+from o2m_pub.errors import O2MError
 
 # -- o2m fetch (issue 6) --------------------------------------------------------------
 
@@ -212,10 +213,16 @@ def _stdout_console():  # noqa: ANN202 - rich.console.Console
 @click.option("--tag", help="Only posts with this tag.")
 @click.option("--since", help="Only posts since a date or time (2026-11-01, "
                               "'2026-11-01 18:00') or an age (12h, 3d, 2w).")
+@click.option("--thread", "thread_id", metavar="ID", help="The thread of this post, in order.")
 @click.pass_context
 def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | None,
-             friend: str | None, tag: str | None, since: str | None) -> None:
+             friend: str | None, tag: str | None, since: str | None,
+             thread_id: str | None = None) -> None:
     """Your friends' posts, newest first; * marks the unread. `o2m show ID` reads one."""
+    if thread_id is not None:
+        from o2m_pub.cli.conversations import print_thread_of
+        print_thread_of(ctx, thread_id)
+        return
     from o2m_pub.reader.timeline import (
         ReadingError,
         check_friend,
@@ -239,21 +246,26 @@ def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | 
                   else page_cursor(store, page or 1, limit, **filters))
         posts = store.timeline(limit=limit + 1, before=cursor, **filters)
         entries = [entry(p, tz) for p in posts[:limit]]
+        from o2m_pub.reader.thread_store import summaries  # PROTOCOL.md §4
+        talk = summaries(store.db, [(p.friend, p.id) for p in posts[:limit]])
+        talk = {p.short_id: talk[f"{p.friend}\0{p.id}"] for p in posts[:limit]
+                if f"{p.friend}\0{p.id}" in talk}
     if not entries:
         filtered = before_id or page or friend or tag or since
         click.echo("no posts match" if filtered else
                    "no posts yet: `o2m fetch` gathers your friends' feeds", err=True)
         return
     if sys.stdout.isatty():
-        _timeline_table(entries)
+        _timeline_table(entries, talk)
         if len(posts) > limit:
             click.echo(f"more: o2m timeline --before {entries[-1].short_id}", err=True)
     else:
         for e in entries:
-            out(f"{'*' if e.unread else ' '} {e.short_id}  {e.date}  {e.friend}  {e.headline}")
+            out(f"{'*' if e.unread else ' '} {e.short_id}  {e.date}  {e.friend}  {e.headline}"
+                + (f"  [{talk[e.short_id]}]" if e.short_id in talk else ""))
 
 
-def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEntry]
+def _timeline_table(entries, talk: dict[str, str]) -> None:  # noqa: ANN001 - TimelineEntry
     """The timeline as a rich table; every cell is Text (a friend's [brackets] are text)."""
     from rich.table import Table
     from rich.text import Text
@@ -268,6 +280,8 @@ def _timeline_table(entries) -> None:  # noqa: ANN001 - list[timeline.TimelineEn
         text = Text(e.headline, style="bold" if e.unread else "")
         if e.tags:
             text.append("  " + " ".join(f"#{t}" for t in e.tags), style="dim")
+        if e.short_id in talk:
+            text.append(f"  {talk[e.short_id]}", style="dim")
         table.add_row(Text("*" if e.unread else " ", style="bold yellow"), Text(e.short_id),
                       Text(e.date), Text(e.friend), text)
     _stdout_console().print(table)
@@ -320,7 +334,29 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
         if post.too_complex:
             header.append("too complex to render: shown as its text")
         _show_rich(header, text, listing, markdown=markdown)
+        _show_thread(root, store, post)
         store.mark_read([post.short_id])
+
+
+def _show_thread(root: Path, store, post) -> None:  # noqa: ANN001
+    """PROTOCOL.md §4: the post's reactions and replies, under it."""
+    from o2m_pub.cli.conversations import thread_lines
+    from o2m_pub.reader.replying import find_target
+    try:
+        from o2m_pub.friends.identity import own_sign_pk
+        from o2m_pub.protocol.canonical import b64u_encode
+        own = b64u_encode(own_sign_pk(root))
+    except O2MError:
+        own = None
+    try:
+        target = find_target(store, post.short_id)
+    except O2MError:
+        return
+    lines = thread_lines(store, target.ref, own)
+    if lines:
+        out()
+        for line in lines:
+            out(line)
 
 
 _RICH_MARKDOWN_CHARS = 64 * 1024

@@ -212,15 +212,19 @@ def run_build(root: Path, ctx: click.Context | None = None, *, identity=None,  #
     given, spare a prompt."""
     from o2m_pub.site.build import build_site
 
+    unlocked = [identity] if identity is not None else []
+
     def unlock():  # noqa: ANN202 - only when a friend's feed must be signed
         from o2m_pub.friends.identity import load_identity  # (and the crypto, only then)
-        if identity is not None:
-            return identity
+        if unlocked:
+            return unlocked[0]
         if passphrase is not None:
-            return load_identity(root, passphrase)
-        if ctx is None:
-            return load_identity(root, b"")
-        return unlock_identity(ctx, root)
+            unlocked.append(load_identity(root, passphrase))
+        elif ctx is None:
+            unlocked.append(load_identity(root, b""))
+        else:
+            unlocked.append(unlock_identity(ctx, root))
+        return unlocked[0]
 
     progress = RichProgress() if sys.stderr.isatty() else None
     waited = ctx.obj.get("prompt_seconds", 0.0) if ctx else 0.0
@@ -235,6 +239,10 @@ def run_build(root: Path, ctx: click.Context | None = None, *, identity=None,  #
         warn(w)
     for p in report.problems:
         report_problem(p)
+    if report.notices and unlocked:  # PROTOCOL.md §4.7: push, when the OP serves
+        from o2m_pub.cli.conversations import send_notices
+        for line in send_notices(root, report.notices, unlocked[0]):
+            warn(line)
     return report
 
 
@@ -358,17 +366,39 @@ def start_watching(ctx: click.Context, root: Path, *, debounce: int = 100,
     from o2m_pub.site.watch import SiteWatcher
 
     warned: set[str] = set()
+    unlock, held = _watch_unlock(ctx, root), []
+
+    def remembered():  # noqa: ANN202 - keys.Identity, kept for the notices below
+        held[:] = [unlock()]
+        return held[0]
 
     def report(result) -> None:  # noqa: ANN001 - watch.BuildResult
         if not quiet():
             _print_watch_result(result, root, warned, debug=bool(ctx.obj.get("debug")))
             if after_build is not None:
                 after_build(result)
+        if held and result.report is not None and result.report.notices:
+            _send_notices_later(root, result.report.notices, held[0])
 
-    watcher = SiteWatcher(root, report, unlock=_watch_unlock(ctx, root),
+    watcher = SiteWatcher(root, report, unlock=remembered,
                           debounce=debounce / 1000, drafts=drafts, jobs=jobs)
     watcher.start()
     return watcher.stop
+
+
+def _send_notices_later(root: Path, notices: list, identity: object) -> None:
+    """PROTOCOL.md §4.7 under `o2m watch`: the notices of a build, sent in a thread of
+    their own (an OP's server that does not answer never holds up the next build)."""
+    import threading
+
+    from o2m_pub.cli.conversations import send_notices
+
+    def send() -> None:
+        try:
+            send_notices(root, notices, identity)
+        except Exception:  # noqa: BLE001 - a hint only: the OP's fetch finds it anyway
+            pass
+    threading.Thread(target=send, daemon=True, name="o2m-notices").start()
 
 
 def _watch_unlock(ctx: click.Context, root: Path) -> Callable[[], object]:

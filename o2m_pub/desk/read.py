@@ -4,7 +4,7 @@ sessions page. GETs only read; every change is a POST (THREATS.md 53)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from markupsafe import Markup
@@ -78,7 +78,19 @@ def post_page(app: "DeskApp", ctx: Ctx, short_id: str) -> Response:
         return app.error(ctx, 404, "No such post.")
     view = feed.post_view(post, app.directory, app.reader, ctx.now, app.tz, app.link)
     return app.page(ctx, "post.html", title=view.entry.headline, view=view,
-                    body=Markup(view.body))  # nh3's output (reader.sanitize)
+                    body=Markup(view.body),  # nh3's output (reader.sanitize)
+                    thread=_thread(app, post))
+
+
+def _thread(app: "DeskApp", post: Any) -> dict[str, Any]:  # noqa: ANN401 - a StoredPost
+    """PROTOCOL.md §4: the post's reactions and its replies in order (their text is shown
+    as text, never as HTML), for the thread view."""
+    from o2m_pub.reader import thread_store
+    names = {n: k for k, n in thread_store.friend_names(app.reader.db).items()}
+    root = f"o2m:{names.get(post.friend, '')}/{post.id}"
+    replies, _ = thread_store.thread(app.reader.db, root)
+    counts = thread_store.reactions(app.reader.db, [root, *(r.ref for r in replies)])
+    return {"replies": replies, "reactions": counts.get(root, []), "counts": counts}
 
 
 @ROUTES.add("POST", rf"/post/{_ID}/read")

@@ -9,6 +9,9 @@ whether a card may join them;
 needs (PROTOCOL.md §3), given the posts and what was published before.
 `invitations` keeps the owner's invitations (`.o2m/invites.json`) and takes the
 acceptances that come back (PROTOCOL.md §2.7), adding the friend through the store.
+`conversation_files` keeps the owner's reactions and the links of the owner's threads
+for the next build (PROTOCOL.md §4), and `notice_queue` the notices friends push to
+`o2m serve` (§4.7) until the next fetch.
 
 Uses `protocol` for every format and signature; never `site`, `host` or `reader`.
 """

@@ -87,12 +87,17 @@ class FeedIndex:
 
     ids: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)  # id -> version digest
+    # id -> digest of the conversation fields its item carries (§4.4: reply links and
+    # reactions on the owner's posts), which change the item but not its object
+    extras: dict[str, str] = field(default_factory=dict)
     # THREATS.md 55: the dummy heads' paths ("f/" + 32 random hex digits), each with the
     # reader (b64u sign_pk) whose head size it takes
     dummies: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {"ids": self.ids, "versions": self.versions}
+        if self.extras:
+            doc["extras"] = self.extras
         if self.dummies:
             doc["dummies"] = self.dummies
         return json.dumps(doc, sort_keys=True)
@@ -177,6 +182,12 @@ class PostVersion:
     seal: Callable[[], tuple[list[tuple[str, bytes]], ObjectRef]]  # -> (files, the post's ref)
     readers: frozenset[str] = frozenset()  # names of the friends who may read it
     id: str = ""  # the item id (item_id of the author and the source); made when empty
+    # PROTOCOL.md §4: the signed statement of a reply or reaction, made from the item's
+    # object reference (None for a reaction), id and date once the identity is unlocked
+    statement: Callable[[ObjectRef | None, str, str], bytes] | None = None
+    bare: bool = False  # a reaction: an item with a statement and no object (§4.3)
+    extra: dict[str, Any] = field(default_factory=dict)  # `replies`, `reactions` (§4.4)
+    extra_digest: str = ""  # changes whenever `extra` does
 
 
 @dataclass
@@ -209,6 +220,9 @@ def post_plaintext(record: PrivatePost, markdown: str,
         doc["summary"] = record.summary
     if record.reply_to:
         doc["reply_to"] = record.reply_to
+    thread = getattr(record, "thread", None)
+    if thread and record.reply_to:  # §4.2: a nested reply names its thread's root
+        doc["thread"] = thread
     if attachments:
         doc["attachments"] = attachments
     return canonical_json(doc)
@@ -283,7 +297,7 @@ def plan_feeds(*, author_sign_pk: bytes, readers: Sequence[Reader],
         def write(path: str, data: bytes) -> None:
             plan.files.append((path, data))
     entries, plan.index = _assign_ids(author_sign_pk, versions, index)
-    bits = _VersionBits.of(entries, plan.index, index.versions)
+    bits = _VersionBits.of(entries, plan.index, index.versions, index.extras)
     deltas = {b64u_encode(r.sign_pk): _reader_delta(r.name, previous.get(
         b64u_encode(r.sign_pk)), bits) for r in readers}
     if not _any_head_changes(readers, deltas, previous, index.dummies, now):
@@ -389,7 +403,9 @@ def _assign_ids(author_sign_pk: bytes, versions: Sequence[PostVersion],
         if iid not in known:
             known.add(iid)
             ids.append(iid)
-    return entries, FeedIndex(ids=ids, versions={iid: v.digest for v, iid in entries})
+    return entries, FeedIndex(ids=ids, versions={iid: v.digest for v, iid in entries},
+                              extras={iid: v.extra_digest for v, iid in entries
+                                      if v.extra_digest})
 
 
 @dataclass(frozen=True)
@@ -404,13 +420,15 @@ class _VersionBits:
 
     @classmethod
     def of(cls, entries: list[tuple[PostVersion, str]], index: FeedIndex,
-           published: Mapping[str, str]) -> "_VersionBits":
+           published: Mapping[str, str],
+           published_extras: Mapping[str, str] | None = None) -> "_VersionBits":
         position = {iid: i for i, iid in enumerate(index.ids)}
         changed, audiences, entry_at = 0, {}, {}
+        extras = published_extras or {}
         for v, iid in entries:
             bit = 1 << position[iid]
             entry_at[position[iid]] = (v, iid)
-            if published.get(iid) != v.digest:
+            if published.get(iid) != v.digest or extras.get(iid, "") != v.extra_digest:
                 changed |= bit
             audiences[v.readers] = audiences.get(v.readers, 0) | bit
         order = sorted(entries, key=lambda e: e[0].record.sort_key)
@@ -452,6 +470,14 @@ class _ItemSealer:
 
     def item(self, version: PostVersion, iid: str) -> _RawItem:
         if iid not in self.items:
+            record = version.record
+            date = utc_text(dt.datetime.fromisoformat(record.updated or record.date))
+            if version.bare:  # a reaction (§4.3)
+                assert version.statement is not None
+                item = Item(iid, date, None, statement=b64u_encode(
+                    version.statement(None, iid, date)))
+                self.items[iid] = _RawItem(item.to_json())
+                return self.items[iid]
             sealed = self.objects.get(version.digest)
             if sealed is None:
                 files, obj = version.seal()
@@ -459,9 +485,12 @@ class _ItemSealer:
                     self.write(path, data)
                 sealed = self.objects[version.digest] = {
                     "ref": obj.to_json(), "paths": [path for path, _ in files]}
-            record = version.record
-            item = Item(iid, utc_text(dt.datetime.fromisoformat(record.updated or record.date)),
-                        ObjectRef.from_json(sealed["ref"]), record.reply_to)
+            ref = ObjectRef.from_json(sealed["ref"])
+            statement = version.statement(ref, iid, date) if version.statement else None
+            item = Item(iid, date, ref, record.reply_to,
+                        replies=tuple(version.extra.get("replies", ())),
+                        statement=b64u_encode(statement) if statement else None,
+                        reactions=tuple(version.extra.get("reactions", ())))
             self.items[iid] = _RawItem(item.to_json())
         return self.items[iid]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ MAX_PAGE_BYTES = 4 << 20
 MAX_ITEMS = 4096
 MAX_ITEM_BYTES = 256 << 10  # §3.4: one item's canonical JSON, whatever it holds
 MAX_REPLIES = 512  # §3.4: entries of one item's `replies`
+MAX_REACTIONS = 1024  # §3.4: entries of one item's `reactions`
 MAX_OBJECT_BYTES = 64 << 20
 # §3.4, THREATS.md 57: a head is valid for at most this long after it was signed, so a
 # host that freezes a feed is seen as stale within it; and its `updated` may lie at most
@@ -262,36 +264,49 @@ HEAD_ITEMS = 64  # a head carries at most 2 x this many items before a page is c
 
 @dataclass(frozen=True)
 class Item:
-    """One entry of a feed: a post version (with its object), or a tombstone."""
+    """One entry of a feed: a post version (with its object), a reaction (a statement and
+    no object, §4.3), or a tombstone. The conversation fields (§4.4) are checked here for
+    their shape only: a reader verifies each link and reaction on its own, and one that
+    fails fails alone (§4.5)."""
 
     id: str  # b64u of 16 bytes, stable across edits of one post
     date: str  # RFC 3339 UTC: when this version was published
-    object: ObjectRef | None  # None for a tombstone
-    reply_to: str | None = None
-    replies: tuple[str, ...] = ()  # reserved for conversations
+    object: ObjectRef | None  # None for a tombstone or a reaction
+    reply_to: str | None = None  # an https URL or a post reference (§4.1)
+    replies: tuple[dict[str, Any], ...] = ()  # reply links (§4.4)
+    statement: str | None = None  # b64u of a signed reply or reaction statement (§4.2)
+    reactions: tuple[str, ...] = ()  # b64u of signed reaction statements (§4.4)
 
     @property
     def deleted(self) -> bool:
-        return self.object is None
+        return self.object is None and self.statement is None
+
+    @property
+    def is_reaction(self) -> bool:
+        return self.object is None and self.statement is not None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"date": self.date, "id": self.id}
-        if self.object is None:
-            out["deleted"] = True
-        else:
+        if self.object is not None:
             out["object"] = self.object.to_json()
+        elif self.statement is None:
+            out["deleted"] = True
         if self.reply_to:
             out["reply_to"] = self.reply_to
         if self.replies:
             out["replies"] = list(self.replies)
+        if self.statement:
+            out["statement"] = self.statement
+        if self.reactions:
+            out["reactions"] = list(self.reactions)
         return out
 
     @classmethod
     def from_json(cls, value: Any) -> "Item":
         """An item as §3.4 gives it. Keys it does not know are ignored (forward
         compatibility), but count towards the item's cap: one item is at most
-        MAX_ITEM_BYTES of canonical JSON and MAX_REPLIES replies, else the whole document
-        is refused (a head of 30,000 reply URLs in one item fits the head's cap).
+        MAX_ITEM_BYTES of canonical JSON, MAX_REPLIES reply links and MAX_REACTIONS
+        reactions, else the whole document is refused.
 
         Raises:
             FeedFormatError: naming the first thing wrong.
@@ -305,21 +320,40 @@ class Item:
             raise FeedFormatError("bad item id") from None
         check_time(value["date"])
         deleted = value.get("deleted", False)
+        statement = value.get("statement")
+        if statement is not None and (not isinstance(statement, str) or not statement):
+            raise FeedFormatError("bad statement")
         if deleted is True:
-            if "object" in value:
+            if "object" in value or statement is not None:
                 raise FeedFormatError("a tombstone has no object")
             obj = None
         elif deleted is False and "object" in value:
             obj = ObjectRef.from_json(value["object"])
+        elif deleted is False and statement is not None:
+            obj = None  # a reaction (§4.3)
         else:
             raise FeedFormatError("an item has an object or is deleted")
         reply_to = value.get("reply_to")
         replies = value.get("replies", [])
-        if reply_to is not None and not is_https_url(reply_to):
+        reactions = value.get("reactions", [])
+        if reply_to is not None and not (is_https_url(reply_to) or _is_ref_text(reply_to)):
             raise FeedFormatError("bad reply_to")
-        if not isinstance(replies, list) or not all(is_https_url(r) for r in replies):
+        if not isinstance(replies, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("key"), str)
+                and isinstance(r.get("statement"), str) for r in replies):
             raise FeedFormatError("bad replies")
-        return cls(value["id"], value["date"], obj, reply_to, tuple(replies))
+        if not isinstance(reactions, list) or not all(isinstance(r, str) for r in reactions):
+            raise FeedFormatError("bad reactions")
+        return cls(value["id"], value["date"], obj, reply_to, tuple(replies), statement,
+                   tuple(reactions))
+
+
+_REF_TEXT = re.compile(r"^o2m:[A-Za-z0-9_-]{43}/[A-Za-z0-9_-]{22}$")
+
+
+def _is_ref_text(value: Any) -> bool:
+    """The text form of a post reference (§4.1), by its shape."""
+    return isinstance(value, str) and _REF_TEXT.match(value) is not None
 
 
 _ITEM_KEYS = frozenset({"id", "date", "object", "deleted", "reply_to"})
@@ -333,6 +367,10 @@ def _check_item_size(value: dict[str, Any]) -> None:
     replies = value.get("replies")
     if isinstance(replies, list) and len(replies) > MAX_REPLIES:
         raise FeedFormatError(f"an item has {len(replies):,} replies (at most {MAX_REPLIES})")
+    reactions = value.get("reactions")
+    if isinstance(reactions, list) and len(reactions) > MAX_REACTIONS:
+        raise FeedFormatError(f"an item has {len(reactions):,} reactions "
+                              f"(at most {MAX_REACTIONS})")
     ref = value.get("object")
     if value.keys() <= _ITEM_KEYS and (not isinstance(ref, dict) or ref.keys() <= _REF_KEYS):
         return

@@ -11,6 +11,11 @@ update is stored; `sanitize` makes a friend's post safe to show, and `render` ru
 once per post, at fetch time, in a child process with hard limits; `timeline` and
 `web` show it in the terminal and in the browser (`terminal` turns a public post's
 HTML into Markdown for `o2m show`).
+Conversations (PROTOCOL.md §4): `thread_fetch` checks the replies and reactions a
+friend's items carry and the links an original poster's items hold (pure, like
+`fetch_plan`); `thread_store` keeps them (store schema 3) and makes the views of a thread
+and the links for the owner's next build; `replying` is the core of `o2m reply`,
+`o2m react` and the desk's forms.
 `public_web` and `webmention` read the public web for Webmention (PROTOCOL.md §1.6):
 discovering endpoints, sending, verifying sources, with caps and a rule on addresses.
 

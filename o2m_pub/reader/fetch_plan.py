@@ -63,6 +63,7 @@ from o2m_pub.protocol.feed_signature import (
     check_not_older,
     open_feed_signature,
 )
+from o2m_pub.protocol.conversation import ConversationError, is_post_ref
 from o2m_pub.protocol.keyfile import fingerprint
 from o2m_pub.protocol.rotation import RotationError, follow_chain
 from o2m_pub.reader.model import (
@@ -73,8 +74,10 @@ from o2m_pub.reader.model import (
     PostRow,
     Reason,
     SpooledText,
+    ThreadRow,
     Validators,
 )
+from o2m_pub.reader.thread_fetch import GetSite, linked_rows, own_item_row
 
 MAX_PUBLIC_FEED_BYTES = 4 << 20
 MAX_PUBLIC_ITEMS = 1000
@@ -333,8 +336,11 @@ def parse_post(plaintext: bytes) -> dict[str, Any]:
         feeds.check_time(doc["updated"])
     _post_text(doc, "title", MAX_TITLE)
     _post_text(doc, "summary", MAX_SUMMARY)
-    if "reply_to" in doc and not is_https_url(doc["reply_to"]):
+    if "reply_to" in doc and not (is_https_url(doc["reply_to"])
+                                  or is_post_ref(doc["reply_to"])):
         raise feeds.FeedFormatError("post: bad reply_to")
+    if "thread" in doc and not (is_post_ref(doc["thread"]) and is_post_ref(doc.get("reply_to"))):
+        raise feeds.FeedFormatError("post: bad thread")
     tags = doc.get("tags", [])
     if not isinstance(tags, list) or len(tags) > MAX_TAGS or not all(
             isinstance(t, str) and 0 < len(t) <= MAX_TAG for t in tags):
@@ -552,7 +558,8 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
                  stored_hashes: dict[str, str | None], get: Getter,
                  attachments: Attachments, now: dt.datetime,
                  public: bool = True, max_bytes: int = MAX_FRIEND_BYTES,
-                 spool: Spool | None = None) -> Outcome:
+                 spool: Spool | None = None, get_site: GetSite | None = None,
+                 threads: Threads | None = None) -> Outcome:
     """Fetch and verify one friend's feed for us (and their public feed.json): an
     Outcome whose `update` the store applies in one transaction. At most `max_bytes`
     of archive pages and objects are downloaded. Raises nothing: a refusal is an
@@ -577,7 +584,8 @@ def fetch_friend(keys: FriendKeys, state: FriendState | None,
             state = dataclasses.replace(state, sign_pk=keys.sign_pk_text)
     try:
         return _fetch(keys, state, stored_hashes, get, attachments, stamp, public,
-                      ByteBudget(max_bytes), other_head, spool)
+                      ByteBudget(max_bytes), other_head, spool,
+                      _Conversation(get_site, threads or {}))
     except Refused as e:
         return refusal(keys.name, state, e, now)
 
@@ -598,7 +606,7 @@ def refusal(friend: str, state: FriendState | None, e: Refused, now: dt.datetime
 def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
            get: Getter, attachments: Attachments, stamp: str, public: bool,
            budget: ByteBudget, other_head: bool = False,
-           spool: Spool | None = None) -> Outcome:
+           spool: Spool | None = None, talk: "_Conversation | None" = None) -> Outcome:
     out = Outcome(keys.name, "unchanged")
     update = FriendUpdate(keys.name, keys.sign_pk_text)
     # The feed state to check against: none before a first accepted head (a changed key
@@ -630,7 +638,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         out.stale_since = head.expires if verdict.stale else None
         if verdict.fresh:
             accepted = _accept(head, keys, known, stored_hashes, get, attachments, out,
-                               update, budget, spool)
+                               update, budget, spool, talk or _Conversation(None, {}))
             if state is None or state.first_seen is None:
                 first_seen = stamp
                 update.notifications.append(("new_friend_feed",
@@ -653,8 +661,12 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
 def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             stored_hashes: dict[str, str | None], get: Getter, attachments: Attachments,
             out: Outcome, update: FriendUpdate, budget: ByteBudget,
-            spool: Spool | None = None) -> AcceptedHead:
-    """Steps 11-12 for a head newer than the stored one; returns the new high-water mark."""
+            spool: Spool | None = None,
+            talk: "_Conversation | None" = None) -> AcceptedHead:
+    """Steps 11-12 for a head newer than the stored one; returns the new high-water mark.
+    With each item, what it says of conversations (§4.5): their own replies and
+    reactions, and the links in their items for their posts."""
+    talk = talk or _Conversation(None, {})
     stored_pages = frozenset(state.pages if state else ())
     page_items, new_pages = read_archive(head, keys, stored_pages, get, budget)
     for item in newest_versions(list(head.items) + page_items):
@@ -662,6 +674,12 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             if item.id in stored_hashes:
                 update.deletes.append(item.id)
                 out.deleted += 1
+            update.thread_deletes.append(item.id)
+            if item.id in talk.threads:
+                update.thread_links[item.id] = []
+            continue
+        _conversation(item, keys, update, budget, talk)
+        if item.is_reaction:
             continue
         if stored_hashes.get(item.id) == item.object.hash:
             continue  # this version is stored: never fetched again
@@ -672,6 +690,42 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
         _upsert(update, out, stored_hashes, row)
     return AcceptedHead(head.seq, head.signed, head.updated, head.expires,
                         pages=tuple(state.pages if state else ()) + tuple(new_pages))
+
+
+Threads = dict[str, dict[tuple[str, str], ThreadRow]]  # via_post -> (author, id) -> row
+
+
+@dataclass(frozen=True)
+class _Conversation:
+    """What a fetch needs for conversations: a `get` for other sites (None: links are
+    not followed), and the rows stored for each of this friend's posts."""
+
+    get_site: GetSite | None
+    threads: Threads
+
+
+def _conversation(item: feeds.Item, keys: FriendKeys, update: FriendUpdate,
+                  budget: ByteBudget, talk: _Conversation) -> None:
+    """§4.5 for one item of a verified head: a reply or reaction of theirs, and the links
+    their item carries for one of their posts. A failure fails that reply alone."""
+    try:
+        row = own_item_row(item, keys.sign_pk_text)
+    except ConversationError as e:
+        update.notifications.append(("conversation", f"a reply or reaction of theirs could "
+                                                     f"not be checked: {e}"))
+        row = None
+    if row is not None:
+        update.thread_rows.append(row)
+    if item.is_reaction or talk.get_site is None:
+        return
+    if not item.replies and not item.reactions and item.id not in talk.threads:
+        return
+    rows, problems = linked_rows(item, op_key=keys.sign_pk_text, op_site_url=keys.site_url,
+                                 known=talk.threads.get(item.id, {}), get_site=talk.get_site,
+                                 budget=budget, parse_post=parse_post)
+    update.thread_links[item.id] = rows
+    for line in problems[:5]:
+        update.notifications.append(("conversation", line))
 
 
 def _upsert(update: FriendUpdate, out: Outcome, stored_hashes: dict[str, str | None],

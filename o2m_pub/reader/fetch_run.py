@@ -32,6 +32,7 @@ from o2m_pub.reader.http_fetch import HTTPFetcher, Limits
 from o2m_pub.reader.model import FriendState, Reason
 from o2m_pub.reader.render import render_pending
 from o2m_pub.reader.spool import FriendSpool
+from o2m_pub.reader.thread_store import links_for_build, stored_threads
 from o2m_pub.reader.store import (
     OverQuotaError,
     ReaderStore,
@@ -115,6 +116,7 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
              FriendAttachments(store.attachments, store.credited_attachments(k.name)),
              FriendSpool(store.spool))
             for k in friend_keys]
+    threads_of = {k.name: stored_threads(store.db, k.name) for k in friend_keys}
     outcomes = []
 
     def one(keys: FriendKeys, state, hashes, attachments, spool) -> Outcome:  # noqa: ANN001
@@ -133,8 +135,13 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
                 keys = dataclasses.replace(keys, site_url=target.url,
                                            feed_pk=refresh.adopted.feed_pk)
         get = fetcher.getter(target.url, deadline_at, target.tls_pin)
+
+        def get_site(url: str, pin: bytes | None):  # noqa: ANN202 - a fetch_plan Getter
+            """A reply's site (§4.5 step 7): its pin from the link, else the CA check."""
+            return fetcher.getter(url, deadline_at, pin)
         outcome = fetch_friend(keys, state, hashes, get, attachments, now, public=public,
-                               max_bytes=limits.friend_bytes, spool=spool)
+                               max_bytes=limits.friend_bytes, spool=spool,
+                               get_site=get_site, threads=threads_of[keys.name])
         if refresh is not None:
             _with_card(outcome, refresh)
         return outcome
@@ -257,6 +264,16 @@ def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.date
                          outcome.detail, now=now, notifications=outcome.notifications)
 
 
+def export_links(root: Path, store: ReaderStore, friends: Iterable[object]) -> bool:
+    """Write, for the owner's next build, the reply links and reactions of each of its
+    posts (PROTOCOL.md §4.4; `friends.conversation_files`); True when they changed."""
+    from o2m_pub.friends.conversation_files import save_conversations
+    assert store.own_key is not None
+    pins = {b64u_encode(f.card.sign_pk): "sha256/" + b64u_encode(f.card.tls_pin)
+            for f in friends if f.card.tls_pin is not None}
+    return save_conversations(root, links_for_build(store.db, store.own_key, pins))
+
+
 def targets_from_friends(friends: Iterable[object]) -> list[Target]:
     """Targets from `friends.Friend` values."""
     return [Target(f.name, f.card.url, f.card.sign_pk, f.card.box_pk, f.card.tls_pin,
@@ -305,7 +322,11 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
                    on_done=on_done, quota=config.reader.quota_per_friend)
     with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:
         store.spool.clear()  # what a fetch killed before left there
+        store.own_key = b64u_encode(me.sign_pk)
         outcomes = _fetch_all(store, targets, me, unlock, friend_store, on_start, options)
+        export_links(root, store, friend_store.list())
+        from o2m_pub.friends.notice_queue import drop
+        drop(root, [o.friend for o in outcomes if o.ok])  # §4.7: their notices are done
         # Each new post rendered once, here, within hard limits: the reader never
         # renders while a person waits (THREATS.md 49). Posts of older stores too.
         rendering = render_pending(store, [o.friend for o in outcomes],

@@ -10,6 +10,7 @@ the other, as tuf's `api/metadata.py` serves both its updater and its repository
     └── Validators    a file's HTTP validators, for the next conditional request
     PostRow           one post version to store
     SpooledText       its text, when it waits on disk for the update to be stored
+    ThreadRow         one reply or reaction of a conversation (PROTOCOL.md §4), as stored
     FriendUpdate      all one fetch of one friend changes, stored in one transaction
     StoredPost, FriendSummary, Notification   what the store shows
 """
@@ -26,7 +27,7 @@ SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
 
 #: What a notification can be about (`o2m notifications`).
 NOTIFICATION_KINDS = ("new_friend_feed", "unreachable", "stale", "key_changed",
-                      "equivocation", "reply", "invitation_accepted", "moved",
+                      "equivocation", "reply", "reaction", "conversation", "invitation_accepted", "moved",
                       "certificate_changed", "card_changed", "key_rotated", "card_refused", "over_quota")
 
 
@@ -173,6 +174,34 @@ class PostRow:
     #                               merge copies an earlier move left (not stored)
 
 
+@dataclass(frozen=True)
+class ThreadRow:
+    """One reply or reaction of a conversation (PROTOCOL.md §4), verified: carried by a
+    friend's feed, either their own (`via_post` None: in their item of that id) or as a
+    link in their item for `via_post`, one of their posts (they are its OP).
+
+    `status` is "ok", "stale" (the replier's host could not be reached: the previous
+    copy is kept) or "failed" (`detail` says why; nothing of it is shown but the
+    reason)."""
+
+    author: str  # b64u signing key of the replier or reactor
+    id: str  # their item id
+    kind: str  # "reply" or "reaction"
+    to_ref: str  # o2m:<author>/<id> of the post answered or reacted to
+    date: str
+    thread_ref: str | None = None  # the root of a reply's thread
+    emoji: str | None = None
+    statement: str = ""  # b64u of the signed statement
+    key: str | None = None  # b64u of the reply object's key
+    url: str | None = None  # the replier's site
+    object_hash: str | None = None
+    markdown: str | None = None  # of a linked reply (a direct one is in posts)
+    title: str | None = None
+    status: str = "ok"
+    detail: str = ""
+    via_post: str | None = None
+
+
 @dataclass
 class FriendUpdate:
     """Everything one accepted fetch of one friend changes, applied in one transaction.
@@ -187,6 +216,12 @@ class FriendUpdate:
     upserts: list[PostRow] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     notifications: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail)
+    # PROTOCOL.md §4: their own replies and reactions (by their item id; replaced), the
+    # ids of theirs tombstoned, and for each of their posts the whole set of what its
+    # item links (replacing the set stored for it)
+    thread_rows: list[ThreadRow] = field(default_factory=list)
+    thread_deletes: list[str] = field(default_factory=list)
+    thread_links: dict[str, list[ThreadRow]] = field(default_factory=dict)
 
 
 def short_id_for(friend_key: str, post_id: str, length: int = SHORT_ID_LENGTH) -> str:

@@ -79,11 +79,15 @@ from o2m_pub.reader.post_rows import (
     used_bytes,
 )
 from o2m_pub.reader.spool import SPOOL_DIR, TextSpool
+from o2m_pub.reader.thread_store import THREAD_SCHEMA, apply_thread_update
 
 DB_NAME = "reader.db"
 FETCH_LOCK = "fetch.lock"
 OBJECTS_DIR = "objects"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Schema 3 (protocol 1.1, conversations, PROTOCOL.md §4) adds the tables of
+# `thread_store`: replies and reactions, and the replies the owner hid; made by the
+# schema's CREATE ... IF NOT EXISTS when a store of 2 is opened (nothing to convert).
 # Schema 2 (protocol 1.1 and the 2026-12 security review) adds to a store of schema 1,
 # in `_migrate`: in friend_state, what the fetcher keeps of a friend's card and signed
 # public feed; in posts, each post's rendering, made once by the fetch (`render.py`,
@@ -178,7 +182,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     seen INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS notifications_unseen ON notifications (seen, id);
-""" + _CREDITS_TABLE
+""" + _CREDITS_TABLE + ";" + THREAD_SCHEMA
 
 
 class StoreError(O2MError):
@@ -259,6 +263,7 @@ class ReaderStore:
         self.state_dir = root / STATE_DIR
         self.attachments = AttachmentCache(self.state_dir / OBJECTS_DIR)
         self.spool = TextSpool(self.state_dir / SPOOL_DIR)
+        self.own_key: str | None = None  # b64u: whose posts replies notify (§4)
         # compares a stored text with a new one without holding the old in Python
         db.create_function("o2m_sha256", 1, sha256_of_text, deterministic=True)
 
@@ -518,7 +523,8 @@ class ReaderStore:
             _faults.in_fetch_commit()  # O2M_FETCH_FAULT, for the crash tests
             if update.state is not None:
                 _set_state(self.db, update.friend, _state_columns(update.state))
-            for kind, detail in update.notifications:
+            notes = apply_thread_update(self.db, update, self.own_key, stamp)
+            for kind, detail in [*update.notifications, *notes]:
                 _add_notification(self.db, kind, update.friend, detail, stamp)
 
     def record_failure(self, friend: str, sign_pk: str, reason: Reason, detail: str, *,
@@ -553,6 +559,7 @@ class ReaderStore:
                 delete_post(self.db, friend, post_id)
             self.db.execute("DELETE FROM friend_state WHERE friend = ?", (friend,))
             self.db.execute("DELETE FROM attachment_credits WHERE friend = ?", (friend,))
+            self.db.execute("DELETE FROM thread_items WHERE via = ?", (friend,))
 
 
 @contextmanager

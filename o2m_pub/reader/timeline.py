@@ -242,7 +242,9 @@ _NOTIFICATION_TEXT = {
                     "{detail}"),
     "equivocation": ("{friend}'s host served two different feeds with the same number: "
                      "the stored one is kept{detail}"),
-    "reply": "{friend} replied{detail}",
+    "reply": "{raw} (in {friend}'s feed)",  # PROTOCOL.md §4: "bob replied to your post …"
+    "reaction": "{raw} (in {friend}'s feed)",
+    "conversation": "{friend}: {raw}",
     "invitation_accepted": "{friend} accepted your invitation{detail}",
     "moved": "{friend} moved to {raw}: their new card was taken",
     "certificate_changed": "{friend}'s certificate changed: {raw}",

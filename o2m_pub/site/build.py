@@ -672,12 +672,14 @@ class _Build:
             old_sealed=self.snapshot.sealed(), old_index_json=self.manifest.get("feed_index"),
             seq_floor=int(self.manifest.get("seq_floor") or 0), outputs=self.outputs,
             media_state=self.media_state, unlock=self.unlock, now=self.now,
-            fresh=self.manifest.get("feed_author") not in (None, self.feed_author))
+            fresh=self.manifest.get("feed_author") not in (None, self.feed_author),
+            site_url=self.config.url)
         plan = self.private.plan()
         if plan is None:  # the key stayed locked: the public site still builds
             self.report.feed_error = self.private.error
             return NO_FEEDS
         self.report.heads = plan.heads_written
+        self.report.notices = self.private.notices
         return plan
 
     def write_pages(self, site: _SitePlan) -> None:

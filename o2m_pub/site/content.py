@@ -20,7 +20,7 @@ MAX_POST_BYTES = 8 * 1024 * 1024
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 MAX_FRONT_MATTER_NODES = 10_000
 KNOWN_FIELDS = frozenset({"title", "date", "updated", "tags", "summary", "slug", "draft",
-                          "audience", "reply_to"})
+                          "audience", "reply_to", "thread"})
 # A misspelling of these would not be a harmless omission: a post meant for one audience
 # would go to the default one, a draft would be published. Such a post is refused.
 GUARDING_FIELDS = {
@@ -30,6 +30,8 @@ GUARDING_FIELDS = {
 _SHORT_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d[T ])(\d)(?=:)")  # 2026-03-14T9:30
 SLUG_RE = re.compile(r"^[^\W_][\w-]{0,127}$")
 _DATE_IN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
+# PROTOCOL.md §4.1, by its shape (the crypto modules are not loaded for a public site)
+_POST_REF = re.compile(r"^o2m:[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]/[A-Za-z0-9_-]{21}[AQgw]$")
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.M)
 
 
@@ -63,12 +65,13 @@ class PostSource:
     slug: str
     draft: bool
     audience: tuple[str, ...]
-    reply_to: str | None
+    reply_to: str | None  # an https URL, or a post reference o2m:<author>/<id> (§4.1)
     body: str
     body_line: int  # the file line where the Markdown body starts
     lines: dict[str, int] = field(default_factory=dict)  # front matter field -> line
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # "file:line: what", for the build's warning lines
+    thread: str | None = None  # the root of a nested reply's thread (a reference, §4.1)
 
     @property
     def path(self) -> str:
@@ -147,6 +150,11 @@ def _load_yaml(front: str, source: str, first_line: int) -> tuple[dict[str, Any]
             if isinstance(key_node.value, str):
                 lines[key_node.value] = first_line + key_node.start_mark.line
     return data, lines
+
+
+def is_post_ref(text: Any) -> bool:
+    """Whether `text` is a post reference `o2m:<author>/<id>` (PROTOCOL.md §4.1)."""
+    return isinstance(text, str) and _POST_REF.match(text) is not None
 
 
 def parse_datetime(value: Any, tz: dt.tzinfo) -> dt.datetime:
@@ -282,14 +290,25 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
         raise fail("draft", "`draft` must be true or false")
 
     reply_to = text_value("reply_to")
-    if reply_to is not None and (not reply_to.startswith("https://") or len(reply_to) > 2048
-                                 or any(c.isspace() for c in reply_to)):
-        raise fail("reply_to", "`reply_to` must be the https:// address of the post answered",
-                   hint="e.g. `reply_to: https://bob.example/2026/trip/`")
+    if reply_to is not None and not is_post_ref(reply_to) and (
+            not reply_to.startswith("https://") or len(reply_to) > 2048
+            or any(c.isspace() for c in reply_to)):
+        raise fail("reply_to", "`reply_to` must be the https:// address of the post answered, "
+                               "or its reference o2m:<author>/<id>",
+                   hint="`o2m reply ID` fills it in; or e.g. "
+                        "`reply_to: https://bob.example/2026/trip/`")
+    thread = text_value("thread")
+    if thread is not None and (not is_post_ref(thread) or reply_to is None
+                               or not is_post_ref(reply_to)):
+        raise fail("thread", "`thread` must be the reference o2m:<author>/<id> of the "
+                             "thread's first post, in a reply whose `reply_to` is a reference",
+                   hint="`o2m reply ID` fills it in; leave it out for a direct reply")
+    if thread == reply_to:
+        thread = None  # a direct reply: its thread is the post it answers (§4.2)
     return PostSource(
         source=source, title=text_value("title"), date=date, updated=updated,
         tags=tuple(dict.fromkeys(tags)), summary=text_value("summary"), slug=slug,
-        draft=draft, audience=audience, reply_to=reply_to,
+        draft=draft, audience=audience, reply_to=reply_to, thread=thread,
         body=body, body_line=body_line, lines=lines,
         extra={k: v for k, v in meta.items() if k not in KNOWN_FIELDS and isinstance(k, str)},
         warnings=tuple(warnings),

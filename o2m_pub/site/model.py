@@ -41,6 +41,7 @@ class PostRecord:
     links: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    thread: str | None = None  # a nested reply's thread root (PROTOCOL.md §4.2)
 
     @classmethod
     def from_source(cls, post: PostSource, *, summary: str, word_count: int, render_key: str,
@@ -52,7 +53,7 @@ class PostRecord:
             audience=post.audience, reply_to=post.reply_to, word_count=word_count,
             render_key=render_key, utc=post.date.astimezone(dt.timezone.utc).isoformat(),
             media=media, links=links, lines=post.lines,
-            extra=_jsonable(post.extra),
+            extra=_jsonable(post.extra), thread=post.thread,
         )
 
     def to_json(self) -> str:

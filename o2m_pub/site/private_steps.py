@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -18,6 +19,12 @@ from typing import Any, Callable, Mapping
 import nacl.utils
 
 from o2m_pub.errors import O2MError, SiteError
+from o2m_pub.friends.conversation_files import (
+    OwnReaction,
+    extra_digest,
+    load_conversations,
+    load_reactions,
+)
 from o2m_pub.friends.friend_store import resolve_audience
 from o2m_pub.friends.private_feeds import (
     FeedIndex,
@@ -46,6 +53,24 @@ from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.plan import digest_of, sha256_hex
 
 FEED_PATHS = ("f/", "p/", "o/")  # heads, archive pages, objects (§3.2)
+
+
+@dataclass(frozen=True)
+class _ReactionRecord:
+    """What the feed planner reads of a reaction (friends.private_feeds.PrivatePost)."""
+
+    date: str  # RFC 3339 UTC
+    source: str  # a name no post file has: the planner never reads it
+    updated: str | None = None
+    title: str | None = None
+    tags: tuple[str, ...] = ()
+    summary: str | None = None
+    reply_to: str | None = None
+    thread: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, str]:
+        return (self.date, self.source)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -88,12 +113,16 @@ class PrivateFeeds:
                  old_index_json: str | None, seq_floor: int, outputs: Outputs,
                  media_state: Callable[[str], FileState | None],
                  unlock: Callable[[bytes], Identity], now: dt.datetime,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, site_url: str = "") -> None:
         self.root, self.friends, self.readable, self.fresh = root, friends, readable, fresh
         self.old_feeds, self.old_sealed = old_feeds, old_sealed
         self.old_index_json, self.seq_floor = old_index_json, seq_floor
         self.outputs, self.media_state, self.unlock, self.now = outputs, media_state, unlock, now
         self.error: O2MError | None = None
+        self.site_url = site_url
+        self._identity: Identity | None = None
+        self._made: list[tuple[str, str]] = []  # (kind, thread root) of statements signed
+        self.notices: list[tuple[str, str, str, int]] = []  # see BuildReport.notices
 
     def plan(self) -> FeedPlan | None:
         """Plan every friend's feed, writing new objects and archive pages at once
@@ -128,6 +157,10 @@ class PrivateFeeds:
                 if path.startswith(FEED_PATHS):
                     self.outputs.keep(path)
             return None
+        for kind, root in dict.fromkeys(self._made):
+            op = root[len("o2m:"):].split("/", 1)[0]
+            if op in plan.states:
+                self.notices.append((kind, root, op, plan.states[op].seq))
         live = referenced_objects(plan.index, plan.objects)
         plan.objects = retire_objects(plan.objects, live, self.now)
         kept = {p for o in plan.objects.values() for p in o["paths"]}
@@ -154,6 +187,7 @@ class PrivateFeeds:
         versions = []
         readers_of: dict[tuple[str, ...], frozenset[str]] = {}
         names = [r.name for r in self.friends.readers]
+        conversations = load_conversations(self.root)
         for record in self.readable:
             if record.is_public:  # public posts are in feed.json for everyone (§3.4)
                 continue
@@ -162,13 +196,51 @@ class PrivateFeeds:
                     record.audience, names, self.friends.groups)[1]
             media = self._media(record) if record.media else {}
             digest = digest_of(record.digest, *(f"{s}:{st.sha}" for s, (st, _) in media.items()))
+            iid = _item_id(self.friends.id_key or self.friends.own_sign_pk, record.source)
+            extra = conversations.get(iid, {})
             versions.append(PostVersion(record, digest,
                                         lambda r=record, m=media: self._seal(r, m),
-                                        readers=readers_of[record.audience],
-                                        id=_item_id(self.friends.id_key
-                                                    or self.friends.own_sign_pk,
-                                                    record.source)))
-        return versions
+                                        readers=readers_of[record.audience], id=iid,
+                                        statement=self._reply_statement(record),
+                                        extra=extra, extra_digest=extra_digest(extra)))
+        return versions + self._reactions(names)
+
+    def _reply_statement(self, record: PostRecord
+                         ) -> Callable[[ObjectRef | None, str, str], bytes] | None:
+        """PROTOCOL.md §4.2: a reply to a post reference carries its signed statement."""
+        if not record.reply_to or not record.reply_to.startswith("o2m:") or not self.site_url:
+            return None
+        from o2m_pub.protocol.conversation import PostRef, sign_reply
+        to = PostRef.parse(record.reply_to)
+        thread = PostRef.parse(record.thread) if record.thread else to
+
+        def statement(ref: ObjectRef | None, iid: str, date: str) -> bytes:
+            assert ref is not None
+            self._made.append(("reply", thread.text))
+            return sign_reply(signing_key=self._unlock_identity().signing_key, post_id=iid,
+                              date=date, object_hash=ref.hash, object_size=ref.size, to=to,
+                              thread=thread, url=self.site_url)
+        return statement
+
+    def _reactions(self, names: list[str]) -> list[PostVersion]:
+        """PROTOCOL.md §4.3: the owner's reactions, each an item of its own (a statement,
+        no object) in the feeds of its audience; an undone one is left out, so the feeds
+        that had it get its tombstone."""
+        from o2m_pub.protocol.conversation import PostRef, sign_reaction
+        out = []
+        known = set(names)
+        for reaction in load_reactions(self.root).values():
+            record = _ReactionRecord(reaction.date, f".o2m/reactions/{reaction.id}")
+
+            def statement(_ref: ObjectRef | None, _iid: str, date: str,
+                          r: OwnReaction = reaction) -> bytes:
+                self._made.append(("reaction", r.to))
+                return sign_reaction(signing_key=self._unlock_identity().signing_key,
+                                     date=date, emoji=r.emoji, to=PostRef.parse(r.to))
+            out.append(PostVersion(record, reaction.digest, lambda: ([], None),  # type: ignore
+                                   readers=frozenset(reaction.audience) & known,
+                                   id=reaction.id, statement=statement, bare=True))
+        return out
 
     def _media(self, record: PostRecord) -> dict[str, tuple[FileState, Path]]:
         """The files a private post refers to that can be published."""
@@ -188,10 +260,13 @@ class PrivateFeeds:
                          random=nacl_random)
 
     def _unlock_identity(self) -> Identity:
+        if self._identity is not None:
+            return self._identity
         identity = self.unlock(self.friends.own_sign_pk)
         if identity.sign_pk != self.friends.own_sign_pk:
             raise SiteError("the unlocked key is not this site's identity",
                             hint="keys/identity.pub.json and identity.secret disagree")
+        self._identity = identity
         return identity
 
     def _published_seq(self, secrets: FeedSecrets, reader_sign_pk: bytes) -> int | None:

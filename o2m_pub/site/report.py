@@ -34,3 +34,6 @@ class BuildReport:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    # PROTOCOL.md §4.7: (kind, OP's post reference, OP's key, seq) of each reply or
+    # reaction this build published, for a notice to the OP's inbox
+    notices: list[tuple[str, str, str, int]] = field(default_factory=list)

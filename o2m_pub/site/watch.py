@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 WATCHED_DIRS = ("content", "site_templates", "keys")  # each watched recursively
 KEYS_FILES = frozenset({"keys/groups.json", "keys/card.json", "keys/identity.pub.json"})
+# PROTOCOL.md §4: what `o2m fetch`, `o2m react` and `o2m thread hide` change for the next
+# build (the links of the owner's threads, the owner's reactions), in the state folder
+STATE_FILES = frozenset({".o2m/conversations.json", ".o2m/reactions.json"})
 DEFAULT_DEBOUNCE = 0.1  # seconds of quiet after the last event before a build starts
 MAX_DELAY = 2.0  # a stream of events that never goes quiet still builds this often
 
@@ -52,6 +55,8 @@ def path_matters(rel: str) -> bool:
     what the build publishes: o2m.toml, anything in content/ or site_templates/, and
     in keys/ the friends, groups and the owner's card and public key (not keys/tls/,
     not the secret key, which the build never reads)."""
+    if rel in STATE_FILES:
+        return True
     parts = rel.split("/")
     if not rel or any(is_editor_litter(p) for p in parts):
         return False
@@ -249,6 +254,8 @@ class SiteWatcher:
                  DirMovedEvent]  # no opened/closed-no-write: the build reads the posts
         wanted = [(self._root_str, False)] + [
             (str(self.root / d), True) for d in WATCHED_DIRS if (self.root / d).is_dir()]
+        if (self.root / ".o2m").is_dir():  # its two files of STATE_FILES, not recursively
+            wanted.append((str(self.root / ".o2m"), False))
         for path, recursive in wanted:
             st = os.stat(path)
             folder = (st.st_dev, st.st_ino)

@@ -74,12 +74,13 @@ def test_search_finds_fetched_posts_and_explains_its_syntax(world, client):
     assert "Nothing fetched matches" in text(client.get("/search?q=zzzz"))
 
 
-def test_a_post_page_shows_its_body_thread_placeholder_and_never_marks_on_get(world, client):
-    """GET /post/ID shows the rendered body and the conversation placeholder and changes
-    nothing (THREATS.md 53); marking read is a POST with the CSRF token."""
+def test_a_post_page_shows_its_body_and_conversation_and_never_marks_on_get(world, client):
+    """GET /post/ID shows the rendered body and the conversation (the reply form, now
+    that conversations are wired) and changes nothing (THREATS.md 53); marking read is a
+    POST with the CSRF token."""
     ridge = short(world["root"], "Ridge")
     page = text(client.get(f"/post/{ridge}"))
-    assert "<em>dawn</em>" in page and 'id="thread-placeholder"' in page
+    assert "<em>dawn</em>" in page and 'id="reply-text"' in page
     with ReaderStore.open(world["root"]) as store:
         assert store.unread_count() == 3
     assert client.post(f"/post/{ridge}/read", {"read": "1", "back": "/"}).status == 303
@@ -310,9 +311,13 @@ class Recorder:
         self.calls.append(("react", post.short_id, choice))
 
 
-def test_reply_react_and_invite_are_absent_until_their_capability_lands(world, client):
+def test_reply_react_and_invite_are_absent_until_their_capability_lands(world):
     """Without a capability its buttons are not drawn and its routes are 404: nothing
-    pretends to work."""
+    pretends to work. (Reply and react are wired by `o2m desk` since conversations
+    landed: an app made without them stands for a part not wired.)"""
+    app = make_app(world["root"], capabilities=Capabilities())
+    client = Client(app)
+    client.sign_in()
     ridge = short(world["root"], "Ridge")
     for page in (text(client.get("/")), text(client.get(f"/post/{ridge}"))):
         assert "/reply" not in page and "/react" not in page and "and reply" not in page
@@ -321,6 +326,8 @@ def test_reply_react_and_invite_are_absent_until_their_capability_lands(world, c
                        (f"/post/{ridge}/react", {"choice": "♥"}),
                        ("/friends/invite", {"name": "x"}), ("/friends/accept", {"text": "x"})):
         assert client.post(path, form).status == 404
+    app.reader.close()
+    app.desk.close()
 
 
 def test_reply_and_react_appear_and_are_called_once_wired(world):

@@ -216,7 +216,8 @@ def test_other_methods_types_and_shapes(served):
     assert requests.head(url, verify=served.verify, timeout=10).status_code == 405
     good = invite.seal_acceptance(os.urandom(32), BOB, nonce=os.urandom(24))
     assert _post(served, good, headers={"Content-Type": "text/plain"}).status_code == 415
-    assert _post(served, b"O2MNOTE1" + good[8:]).status_code == 400
+    assert _post(served, b"O2MXXXX1" + good[8:]).status_code == 400  # no such kind
+    assert _post(served, b"O2MNOTE1" + good[8:100]).status_code == 400  # too short a notice
     assert _post(served, good + b"\0").status_code == 400
     assert _post(served, b"").status_code == 400
 

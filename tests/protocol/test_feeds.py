@@ -295,6 +295,7 @@ def _ref(size: int = 600) -> dict:
 
 
 _URL = "https://ada.example/2026/a-post-with-replies/"
+_LINK = {"key": "k", "statement": "s"}  # a reply link's shape (§4.4); verified per link later
 
 
 @pytest.mark.parametrize("items, reason", [
@@ -303,16 +304,18 @@ _URL = "https://ada.example/2026/a-post-with-replies/"
      "bad object reference"),
     ([{**_item(0, deleted=False), "object": _ref(2**53 - 1)}], "bad object reference"),
     ([_item(0, reply_to="https://ada.example/" + "a" * 600_000)], "bad reply_to"),
-    ([_item(0, replies=["https://ada.example/" + "a" * 2048])], "bad replies"),
-    ([_item(0, replies=[_URL] * (feeds.MAX_REPLIES + 1))], "513 replies"),
-    ([_item(0, replies=["https://ada.example/"] * 30_000)], "30,000 replies"),
-    ([_item(0, replies=[_URL + "a" * 1900] * 200)], r"bytes \(at most 262,144\)"),
+    ([_item(0, replies=[_URL])], "bad replies"),
+    ([_item(0, replies=[_LINK] * (feeds.MAX_REPLIES + 1))], "513 replies"),
+    ([_item(0, replies=[_LINK] * 20_000)], "20,000 replies"),
+    ([_item(0, reactions=["r"] * (feeds.MAX_REACTIONS + 1))], "1,025 reactions"),
+    ([_item(0, replies=[{**_LINK, "statement": "s" * 1900}] * 200)],
+     r"bytes \(at most 262,144\)"),
     ([_item(0, later_field="x" * 300_000)], r"bytes \(at most 262,144\)"),
     ([{**_item(0, deleted=False), "object": {**_ref(), "later": "x" * 300_000}}],
      r"bytes \(at most 262,144\)"),
     ([_item(0, id=b64u_encode(bytes(16)) + "A" * 300_000)], "bad item id"),
 ], ids=["4097-items", "object-over-64-MiB", "object-of-2^53-bytes", "huge-reply_to",
-        "long-reply-url", "513-replies", "30000-replies", "item-over-256-KiB",
+        "reply-as-url", "513-replies", "20000-replies", "1025-reactions", "item-over-256-KiB",
         "unknown-key-over-256-KiB", "unknown-key-in-its-reference-over-256-KiB", "huge-id"])
 def test_too_many_items_or_an_oversized_item_refuse_the_whole_head(items, reason):
     """THREATS 16 (the core) and the per-item cap of §3.4: a head that lists more than
@@ -334,7 +337,7 @@ def test_an_oversized_head_is_refused_before_it_is_decrypted():
     one item of 100,000 replies."""
     with pytest.raises(FeedFormatError, match="too large"):
         bob_opens(HEAD_MAGIC + bytes(feeds.MAX_HEAD_BYTES))
-    data = _head_with(items=[_item(0, replies=["https://ada.example/"] * 100_000)])
+    data = _head_with(items=[_item(0, replies=[_LINK] * 100_000)])
     assert len(data) > feeds.MAX_HEAD_BYTES
     with pytest.raises(FeedFormatError, match="too large"):
         bob_opens(data)
@@ -342,7 +345,7 @@ def test_an_oversized_head_is_refused_before_it_is_decrypted():
 
 def test_an_item_at_its_caps_is_accepted():
     """512 replies, and an item just under 256 KiB, are still one item each."""
-    at_cap = _item(0, replies=[_URL] * feeds.MAX_REPLIES)
+    at_cap = _item(0, replies=[_LINK] * feeds.MAX_REPLIES)
     assert len(bob_opens(_head_with(items=[at_cap])).items[0].replies) == feeds.MAX_REPLIES
     filler = "x" * (feeds.MAX_ITEM_BYTES - len(canonical_json(_item(0, later_field=""))))
     item = _item(0, later_field=filler)
@@ -356,7 +359,7 @@ def test_unknown_keys_in_items_and_object_references_are_accepted_and_ignored():
     reads as before."""
     ref = {**_ref(), "cipher": "something-newer"}
     head = bob_opens(_head_with(items=[{**_item(0, deleted=False), "object": ref,
-                                        "reactions": {"likes": 3}}]))
+                                        "applause": {"likes": 3}}]))
     (item,) = head.items
     assert item.object == ObjectRef.from_json(_ref()) and item.replies == ()
 

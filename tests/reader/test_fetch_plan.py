@@ -188,8 +188,8 @@ def titles(numbers: range) -> set[str]:
 
 def test_the_fetch_plan_imports_no_store_no_sqlite_and_no_http():
     """Imported alone (a fresh interpreter), the fetch plan brings in only the protocol
-    core and the reader's model: not the SQLite store (nor sqlite3 or fcntl), not the
-    HTTP shell (nor urllib3)."""
+    core, the reader's model and its pure part for conversations (thread_fetch): not the
+    SQLite store (nor sqlite3 or fcntl), not the HTTP shell (nor urllib3)."""
     code = ("import json, sys; import o2m_pub.reader.fetch_plan; "
             "print(json.dumps(sorted(sys.modules)))")
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], check=True,
@@ -199,7 +199,7 @@ def test_the_fetch_plan_imports_no_store_no_sqlite_and_no_http():
     ours = {m for m in loaded if m.startswith("o2m_pub.")}
     assert {m for m in ours if not m.startswith("o2m_pub.protocol")} == {
         "o2m_pub.errors", "o2m_pub.reader", "o2m_pub.reader.fetch_plan",
-        "o2m_pub.reader.model"}
+        "o2m_pub.reader.model", "o2m_pub.reader.thread_fetch"}
 
 
 # ---------------------------------------------------------------- the order of downloads

@@ -84,10 +84,14 @@ def test_real_files_in_content_trigger(name):
     ("keys", False), ("build/index.html", False), (".o2m/build.db", False),
     (".o2m/build.db-wal", False), ("README.md", False), ("content", True),
     ("content/.git/index", False), ("", False),
+    (".o2m/conversations.json", True), (".o2m/reactions.json", True),
+    (".o2m/reader.db-wal", False), (".o2m/inbox/bob.notice", False),
 ])
 def test_which_site_paths_matter(rel, matters):
     """Sources matter; the build's own output and state, the TLS keys and the secret
-    key never do (a build must not trigger itself)."""
+    key never do (a build must not trigger itself). The links of the owner's threads and
+    their reactions (PROTOCOL.md §4), which a fetch or `o2m react` changes, do: the next
+    build under `o2m watch` puts them in the feeds."""
     assert path_matters(rel) is matters
 
 

@@ -1,0 +1,204 @@
+"""Replying and reacting (PROTOCOL.md §4), the owner's actions on what they read: the
+core that `o2m reply`, `o2m react`, `o2m thread` and the desk's forms share.
+
+A reply is a post in content/ whose front matter names the post it answers by reference
+(`reply_to: o2m:<author>/<id>`, and `thread:` for a reply to a reply); a reaction is a
+line of `.o2m/reactions.json`. The next build signs both into the owner's feeds.
+
+The default audience of a reply or reaction is what o2m can compute of "whoever can read
+the post I answer": the original poster (OP) if they are a friend, the author of the
+post answered if a friend, and the owner's friends who took part in the thread (replied
+or reacted, as far as this reader has seen). Friends who read the OP's post but never
+took part cannot be known here: they still see the reply, through the OP's link (§4.4),
+but not in the replier's own feed. The owner may narrow the audience.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from o2m_pub.errors import O2MError
+from o2m_pub.friends.conversation_files import OwnReaction, load_reactions, save_reactions
+from o2m_pub.protocol.canonical import b64u_decode, utc_text
+from o2m_pub.protocol.conversation import (
+    ConversationError,
+    PostRef,
+    check_emoji,
+    reaction_id,
+)
+from o2m_pub.reader import thread_store
+from o2m_pub.reader.store import ReaderStore
+from o2m_pub.reader.timeline import NoSuchPostError, find_post
+
+if TYPE_CHECKING:
+    from o2m_pub.reader.model import StoredPost
+
+
+class ConversationActionError(O2MError):
+    """A reply or reaction cannot be made."""
+
+    hint = "`o2m timeline` lists the posts you can read, with their ids"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The post a reply or reaction answers."""
+
+    ref: str  # its reference's text (or, for a public post without an id, its https URL)
+    thread: str | None  # the thread's root, when it is itself a reply
+    author: str  # b64u key
+    friend: str | None  # the author's friend name, when a friend
+    short_id: str
+    title: str
+
+
+def find_target(store: ReaderStore, short_id: str) -> Target:
+    """The post `short_id` names: a friend's post in the timeline, or a reply seen in a
+    thread. Only what this reader has (and could read) can be answered.
+
+    Raises:
+        ConversationActionError: no such post.
+    """
+    keys = {n: k for k, n in thread_store.friend_names(store.db).items()}
+    try:
+        post = find_post(store, short_id)
+    except NoSuchPostError:
+        found = thread_store.find_reply(store.db, short_id)
+        if found is None:
+            raise ConversationActionError(
+                f"no post {short_id!r} that you can read: you can answer only posts in "
+                "your timeline or in their threads") from None
+        ref, root = found
+        author = PostRef.parse(ref).author
+        names = thread_store.friend_names(store.db)
+        return Target(ref, root, author, names.get(author), short_id, "a reply")
+    author = keys.get(post.friend, "")
+    try:
+        b64u_decode(post.id, length=16)
+        ref = PostRef(author, post.id).text
+    except Exception:  # a public post known by its URL alone
+        if not post.url:
+            raise ConversationActionError(f"post {short_id!r} cannot be referred to") from None
+        ref = post.url
+    root = None
+    for (thread_ref,) in store.db.execute(
+            "SELECT thread_ref FROM thread_items WHERE author = ? AND id = ? AND kind = 'reply'",
+            (author, post.id)):
+        root = thread_ref
+    if root is None and post.reply_to and post.reply_to.startswith("o2m:"):
+        root = post.reply_to
+    return Target(ref, root, author, post.friend, post.short_id,
+                  post.title or (post.markdown or "")[:60])
+
+
+def default_audience(store: ReaderStore, target: Target, friends: list[str]) -> list[str]:
+    """The friends a reply or reaction goes to by default (see the module docstring)."""
+    names = thread_store.friend_names(store.db)
+    root = target.thread or target.ref
+    keys = {PostRef.parse(root).author if root.startswith("o2m:") else target.author,
+            target.author} | thread_store.participants(store.db, root)
+    chosen = {names[k] for k in keys if k in names}
+    return sorted(n for n in chosen if n in friends)
+
+
+_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def write_reply(root: Path, target: Target, text: str, audience: list[str],
+                now: dt.datetime, content_dir: str = "content") -> Path:
+    """Write a reply post in content/replies/ (the file the next build publishes).
+
+    Raises:
+        ConversationActionError: an empty reply, or no one to send it to.
+    """
+    if not text.strip():
+        raise ConversationActionError("an empty reply is not sent",
+                                      hint="write something, or leave it")
+    if not audience:
+        raise ConversationActionError(
+            "none of your friends can read this reply",
+            hint="the original poster is not your friend: add them, or name an audience")
+    folder = root / content_dir / "replies"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = now.strftime("%Y-%m-%d-%H%M%S")
+    path = folder / f"{stamp}-re-{target.short_id}.md"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stamp}-re-{target.short_id}-{n}.md"
+    lines = ["---", f"date: {now.isoformat(timespec='seconds')}", f"reply_to: {target.ref}"]
+    if target.thread and target.thread != target.ref:
+        lines.append(f"thread: {target.thread}")
+    lines.append("audience: [" + ", ".join(audience) + "]")
+    lines += ["---", "", text.strip(), ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def react(root: Path, own_sign_pk: bytes, target: Target, emoji: str | None,
+          audience: list[str], now: dt.datetime) -> OwnReaction | None:
+    """Set (or with `emoji` None, remove) the owner's reaction to a post; the next build
+    publishes it (or its tombstone). Returns the reaction kept, or None.
+
+    Raises:
+        ConversationActionError: not one emoji, a post without a reference, or no one
+            to send it to.
+    """
+    try:
+        to = PostRef.parse(target.ref)
+    except ConversationError:
+        raise ConversationActionError("only posts of o2m feeds take reactions") from None
+    rid = reaction_id(own_sign_pk, to)
+    reactions = load_reactions(root)
+    if emoji is None:
+        if reactions.pop(rid, None) is None:
+            raise ConversationActionError("you have not reacted to this post")
+        save_reactions(root, reactions)
+        return None
+    try:
+        check_emoji(emoji)
+    except ConversationError as e:
+        raise ConversationActionError(str(e), hint="e.g. o2m react ID 👍") from None
+    if not audience:
+        raise ConversationActionError("none of your friends can read this reaction",
+                                      hint="the original poster is not your friend")
+    reaction = OwnReaction(rid, to.text, emoji, utc_text(now), tuple(audience))
+    reactions[rid] = reaction
+    save_reactions(root, reactions)
+    return reaction
+
+
+REACTION_CHOICES = ("👍", "❤️", "😂", "🎉", "😮", "😢")
+
+
+class DeskConversations:
+    """The desk's reply and react actions (`desk.actions.ReplyAction`, `ReactAction`):
+    the same functions as `o2m reply` and `o2m react`, with the default audience."""
+
+    choices = REACTION_CHOICES
+
+    def __init__(self, root: Path, now: Callable[[], dt.datetime]) -> None:
+        self.root, self.now = root, now
+
+    def _target(self, short_id: str) -> tuple[Target, list[str]]:
+        from o2m_pub.config import load
+        from o2m_pub.friends.friend_store import FriendStore
+        friends = [f.name for f in FriendStore(self.root,
+                                               config_groups=load(self.root).groups).list()]
+        with ReaderStore.open(self.root) as store:
+            target = find_target(store, short_id)
+            return target, default_audience(store, target, friends)
+
+    def reply(self, post: "StoredPost", text: str) -> str:
+        target, audience = self._target(post.short_id)
+        path = write_reply(self.root, target, text, audience, self.now())
+        return str(path.relative_to(self.root / "content"))
+
+    def react(self, post: "StoredPost", choice: str) -> None:
+        from o2m_pub.friends.identity import own_sign_pk
+        target, audience = self._target(post.short_id)
+        react(self.root, own_sign_pk(self.root), target, choice, audience, self.now())

@@ -1,0 +1,193 @@
+"""PROTOCOL.md §4 (conversations), the pure core: references, statements, links, notices
+and the thread tree; the vectors against the code, an independent verifier and the spec;
+and the bad input of issue 13 that the core refuses (forged statements, replies outside
+the thread, loops, depth and size caps, notices from someone else)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from o2m_pub.protocol import conversation as c
+from o2m_pub.protocol.canonical import b64u_encode
+
+VECTORS = Path(__file__).parents[1] / "vectors"
+sys.path.insert(0, str(VECTORS))
+
+from make_conversation_vectors import compute  # noqa: E402
+from verify_conversation_vectors import verify  # noqa: E402
+
+ADA, BOB, EVE = (SigningKey(bytes([n]) * 32) for n in (1, 2, 3))
+POST = c.PostRef(b64u_encode(bytes(ADA.verify_key)), b64u_encode(bytes(16)))
+DATE = "2026-11-25T09:00:00Z"
+
+
+def _reply(signer: SigningKey = BOB, *, to: c.PostRef = POST, thread: c.PostRef = POST,
+           rid: bytes = bytes([1]) * 16, url: str = "https://bob.example/") -> bytes:
+    return c.sign_reply(signing_key=signer, post_id=b64u_encode(rid), date=DATE,
+                        object_hash="ab" * 32, object_size=640, to=to, thread=thread, url=url)
+
+
+def test_conversation_vectors_match_the_code():
+    """The generator, run on today's code, writes exactly the stored vectors."""
+    assert compute() == json.loads((VECTORS / "conversation.json").read_text())
+
+
+def test_an_independent_verifier_computes_the_same_bytes():
+    """Code that imports nothing of o2m builds the statements, the link and the notice
+    byte for byte, from the spec's words."""
+    verify(json.loads((VECTORS / "conversation.json").read_text()))
+    result = subprocess.run([sys.executable, "-I",
+                             str(VECTORS / "verify_conversation_vectors.py")],
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
+
+
+def test_protocol_md_quotes_the_same_vectors():
+    """§4.8 quotes the file's values, so the spec and the code cannot drift."""
+    spec = (Path(__file__).parents[2] / "docs/PROTOCOL.md").read_text()
+    v = json.loads((VECTORS / "conversation.json").read_text())
+    for key in ("post_ref", "reply_body", "reply_signature", "reaction_id", "reaction_body",
+                "reaction_signature", "link", "notice_key", "notice_sha256"):
+        assert v[key] in spec, key
+
+
+def test_a_reference_round_trips_and_bad_ones_are_refused():
+    """§4.1: `o2m:<author>/<id>`, keys and ids of their exact lengths only."""
+    assert c.PostRef.parse(POST.text) == POST
+    for bad in ("o2m:abc/def", "https://x.example/", POST.text + "/x", POST.text[4:], None):
+        with pytest.raises(c.ConversationError):
+            c.PostRef.parse(bad)
+
+
+def test_a_forged_reply_signed_by_someone_else_is_refused():
+    """Bad input: a statement that names Bob as its author but is signed by Eve (or
+    altered after signing) does not verify; nothing of it is read."""
+    signed = _reply()
+    eve = _reply(EVE)
+    forged = eve[:64] + signed[64:]
+    with pytest.raises(c.ConversationError, match="signature does not match"):
+        c.open_reply(forged)
+    altered = signed.replace(b"bob.example", b"eve.example")
+    with pytest.raises(c.ConversationError, match="signature does not match"):
+        c.open_reply(altered)
+    assert c.open_reply(signed).author == b64u_encode(bytes(BOB.verify_key))
+
+
+def test_a_link_to_a_reply_of_another_thread_is_refused():
+    """§4.5 step 5: an OP's link must name a reply in that post's thread; a reply to
+    itself (a loop of one) is refused too."""
+    other = c.PostRef(POST.author, b64u_encode(bytes([9]) * 16))
+    with pytest.raises(c.ConversationError, match="not in this post's thread"):
+        c.check_linked(c.open_reply(_reply(to=other, thread=other)), POST)
+    me = c.PostRef(b64u_encode(bytes(BOB.verify_key)), b64u_encode(bytes([1]) * 16))
+    with pytest.raises(c.ConversationError, match="itself"):
+        c.check_linked(c.open_reply(_reply(to=me)), POST)
+
+
+def test_a_link_at_a_non_https_address_is_refused():
+    """§4.2: the statement's `url` is https; a signed one at http:// never verifies."""
+    with pytest.raises(c.ConversationError, match="https"):
+        _reply(url="http://bob.example/")
+
+
+def test_a_link_is_checked_before_use():
+    """§4.4: a link needs its key and statement; a bad pin, key or statement fails it."""
+    good = c.make_link(_reply(), bytes(32), None)
+    assert c.open_link(good).statement.to == POST
+    for bad in ({**good, "key": "short"}, {**good, "tls_pin": "md5/x"}, {"key": good["key"]},
+                {**good, "statement": b64u_encode(b"x" * 5000)}):
+        with pytest.raises(c.ConversationError):
+            c.open_link(bad)
+
+
+@pytest.mark.parametrize("emoji", ["👍", "🎉", "❤️", "👍🏽", "🇫🇷", "1️⃣", "👩‍💻",
+                                   "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"])
+def test_one_emoji_is_a_reaction(emoji):
+    """§4.3: one emoji, with modifiers, joiners, flags, keycaps and tags."""
+    assert c.open_reaction(c.sign_reaction(signing_key=BOB, date=DATE, emoji=emoji,
+                                           to=POST)).emoji == emoji
+
+
+@pytest.mark.parametrize("text", ["", "ok", "👍👍", "a", "👍 ", "\u200d👍", "👍\u200d",
+                                  "🇫", "👍" * 17])
+def test_anything_but_one_emoji_is_refused(text):
+    """§4.3: text, two emoji, a dangling joiner, half a flag: refused."""
+    with pytest.raises(c.ConversationError):
+        c.check_emoji(text)
+
+
+def test_a_reaction_is_one_item_per_person_and_post():
+    """§4.3: the reaction's id is fixed by (author, post), so changing it replaces it;
+    a statement with another id is refused."""
+    a = c.open_reaction(c.sign_reaction(signing_key=BOB, date=DATE, emoji="👍", to=POST))
+    b = c.open_reaction(c.sign_reaction(signing_key=BOB, date=DATE, emoji="🎉", to=POST))
+    assert a.id == b.id
+    doc = json.loads(a.signed[64:])
+    doc["id"] = b64u_encode(bytes(16))
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    with pytest.raises(c.ConversationError, match="its id"):
+        c.open_reaction(BOB.sign(c.REACTION_CONTEXT + body).signature + body)
+
+
+def _ref(n: int) -> c.PostRef:
+    return c.PostRef(POST.author, b64u_encode(n.to_bytes(16, "big")))
+
+
+def test_the_thread_tree_nests_and_orders_by_date():
+    """§4.6: depth first, each level by date."""
+    root = POST
+    replies = [(_ref(1), root, "2026-11-25T10:00:00Z"), (_ref(2), root, "2026-11-25T09:00:00Z"),
+               (_ref(3), _ref(1), "2026-11-25T11:00:00Z")]
+    order, refused = c.thread_order(root, replies)
+    assert [(e.ref, e.depth) for e in order] == [(_ref(2), 1), (_ref(1), 1), (_ref(3), 2)]
+    assert refused == []
+
+
+def test_a_reply_loop_is_refused():
+    """Bad input: replies that answer each other in a cycle never reach the root; they
+    are refused with their reason, and the rest of the thread stands."""
+    replies = [(_ref(1), _ref(2), DATE), (_ref(2), _ref(1), DATE), (_ref(3), POST, DATE)]
+    order, refused = c.thread_order(POST, replies)
+    assert [e.ref for e in order] == [_ref(3)]
+    assert {r for r, _ in refused} == {_ref(1), _ref(2)}
+    assert all("loop" in why for _, why in refused)
+
+
+def test_an_enormous_thread_is_capped():
+    """Bad input: depth past 16 and replies past 2048 are refused with their reason."""
+    chain = [(_ref(n + 1), _ref(n) if n else POST, DATE) for n in range(20)]
+    order, refused = c.thread_order(POST, chain)
+    assert max(e.depth for e in order) == c.MAX_DEPTH
+    assert any("deeper than 16" in why for _, why in refused)
+    wide = [(_ref(n + 1), POST, DATE) for n in range(c.MAX_THREAD + 10)]
+    order, refused = c.thread_order(POST, wide)
+    assert len(order) == c.MAX_THREAD
+    assert sum("more than 2048" in why for _, why in refused) == 10
+
+
+def test_a_notice_opens_for_its_recipient_and_a_forged_one_does_not():
+    """§4.7: the sender's signature is checked first; a notice signed by another key,
+    or about someone else's post, is refused."""
+    bob_box, ada_box = PrivateKey(bytes([4]) * 32), PrivateKey(bytes([5]) * 32)
+    ada_pk, bob_pk = bytes(ADA.verify_key), bytes(BOB.verify_key)
+    notice = c.seal_notice(signing_key=BOB, own_box_sk=bytes(bob_box),
+                           recipient_box_pk=bytes(ada_box.public_key), recipient_sign_pk=ada_pk,
+                           kind="reaction", post=POST, seq=3, nonce=bytes(24))
+    opened = c.open_notice(notice, sender_sign_pk=bob_pk, sender_box_pk=bytes(bob_box.public_key),
+                           own_box_sk=bytes(ada_box), own_sign_pk=ada_pk)
+    assert (opened.kind, opened.post, opened.seq) == ("reaction", POST, 3)
+    with pytest.raises(c.ConversationError, match="another sender"):
+        c.verify_notice(notice, bytes(EVE.verify_key))
+    forged = notice[:8] + bob_pk + EVE.sign(c.NOTICE_CONTEXT + notice[104:]).signature + \
+        notice[104:]
+    with pytest.raises(c.ConversationError, match="signature"):
+        c.verify_notice(forged, bob_pk)
+    with pytest.raises(c.ConversationError, match="not a notice"):
+        c.notice_sender(b"O2MNOTE1" + bytes(9000))

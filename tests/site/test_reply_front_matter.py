@@ -1,0 +1,45 @@
+"""`reply_to:` and `thread:` written by hand (PROTOCOL.md §4.1, §4.2): a post reference or
+an https URL; `thread:` only with a reference, and left out when it equals `reply_to`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from o2m_pub.errors import PostError
+from o2m_pub.site.content import parse_post
+
+UTC = dt.timezone.utc
+AUTHOR = "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"
+REF = f"o2m:{AUTHOR}/AAECAwQFBgcICQoLDA0ODw"
+ROOT = f"o2m:{AUTHOR}/EBESExQVFhcYGRobHB0eHw"
+
+
+def _parse(front: str):  # noqa: ANN202
+    data = f"---\ndate: 2026-11-25\n{front}\n---\nHello.\n".encode()
+    return parse_post(data, "content/r.md", tz=UTC, default_audience=("friends",))
+
+
+def test_a_reference_and_its_thread_are_read():
+    """A nested reply names the post it answers and its thread's root."""
+    post = _parse(f"reply_to: {REF}\nthread: {ROOT}")
+    assert (post.reply_to, post.thread) == (REF, ROOT)
+    assert _parse(f"reply_to: {REF}\nthread: {REF}").thread is None  # a direct reply
+    assert _parse("reply_to: https://bob.example/2026/trip/").reply_to.startswith("https://")
+
+
+@pytest.mark.parametrize("front, field", [
+    ("reply_to: o2m:short/id", "reply_to"),
+    (f"reply_to: {REF}x", "reply_to"),
+    ("reply_to: http://bob.example/", "reply_to"),
+    (f"thread: {ROOT}", "thread"),
+    (f"reply_to: https://bob.example/\nthread: {ROOT}", "thread"),
+    (f"reply_to: {REF}\nthread: https://x.example/", "thread"),
+])
+def test_a_bad_reference_names_its_line(front, field):
+    """Bad input: a malformed reference, or a thread without a reference to answer, is
+    refused with the field's line and how to mend it."""
+    with pytest.raises(PostError) as e:
+        _parse(front)
+    assert f"`{field}`" in str(e.value) and "o2m reply" in (e.value.hint or "")
