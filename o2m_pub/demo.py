@@ -91,6 +91,32 @@ def demo_content(person: Person, now: dt.datetime, story: Story = STORY) -> dict
                      seasonal=story.seasonal.get(person.slug, {}))
 
 
+CONVERSATION_POST = "content/2026/housewarming.md"  # Ada's, for friends
+
+
+def conversation_steps(ada: Path) -> list[tuple[str, ...]]:
+    """The demo's conversation (PROTOCOL.md §4), as (person, o2m arguments...): Sam
+    replies to Ada's housewarming post and Mum reacts to it; Ada's fetch records both
+    and her build links them into the feeds of everyone who can read the post; Mum's
+    fetch then reads Sam's reply from Sam's site through Ada's link (Sam addressed it to
+    Ada alone: the thread, not Sam's feed, brings it), and shows the thread."""
+    from o2m_pub.friends.identity import item_id_key
+    from o2m_pub.friends.private_feeds import item_id
+    from o2m_pub.protocol.canonical import b64u_encode
+    from o2m_pub.reader.model import short_id_for
+
+    key = item_id_key(ada)
+    assert key is not None  # made by make_world
+    post = short_id_for(b64u_encode(key), item_id(key, CONVERSATION_POST))
+    return [
+        ("sam", "reply", post, "--text", "Count me in! I'll bring the sourdough."),
+        ("mum", "react", post, "\N{PARTY POPPER}"),
+        ("sam", "build"), ("mum", "build"),
+        ("ada", "fetch"), ("ada", "notifications"), ("ada", "build"),
+        ("mum", "fetch"), ("mum", "show", post),
+    ]
+
+
 def free_ports(count: int) -> list[int]:
     """Ports free on 127.0.0.1 now (each site's URL names its port before it serves)."""
     sockets = [socket.socket() for _ in range(count)]

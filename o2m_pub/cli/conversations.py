@@ -3,6 +3,8 @@ unhide), and the thread printed under a post by `o2m show`."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pathlib import Path
 
 import click
@@ -149,11 +151,14 @@ def thread_unhide(ctx: click.Context, reply_id: str) -> None:
     _hide(ctx, reply_id, False)
 
 
-def thread_lines(store, root_ref: str, own_key: str | None) -> list[str]:  # noqa: ANN001
+def thread_lines(store, root_ref: str, own_key: str | None,  # noqa: ANN001
+                 tz: dt.tzinfo) -> list[str]:
     """The lines `o2m show` prints under a post: its reactions, then its replies, each
-    indented by its depth, with their ids and reactions."""
+    indented by its depth, with their ids, times (as the timeline shows them, in the
+    site's zone) and reactions."""
     from o2m_pub.reader import thread_store
     from o2m_pub.reader.sanitize import display_text
+    from o2m_pub.reader.timeline import local_time
 
     replies, refused = thread_store.thread(store.db, root_ref, own_key)
     counts = thread_store.reactions(store.db, [root_ref, *(r.ref for r in replies)], own_key)
@@ -164,15 +169,15 @@ def thread_lines(store, root_ref: str, own_key: str | None) -> list[str]:  # noq
         lines.append(f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'}:")
     for r in replies:
         pad = "  " * r.depth
-        head = f"{pad}{r.short_id}  {r.date}  {display_text(r.name)}"
+        head = f"{pad}{r.short_id}  {local_time(r.date, tz)}  {display_text(r.name)}"
         if r.status == "failed":
             lines.append(f"{head}  (could not be checked: {display_text(r.detail)})")
             continue
         if r.status == "stale":
             head += "  (stale: their site did not answer)"
         lines.append(head)
-        for line in (display_text(r.markdown or "")).splitlines() or [""]:
-            lines.append(f"{pad}  {line}")
+        for line in (r.markdown or "").strip().splitlines() or [""]:
+            lines.append(f"{pad}  {display_text(line)}")  # (a line break is no control)
         if counts.get(r.ref):
             lines.append(f"{pad}  reactions: {_reaction_text(counts[r.ref])}")
     for ref, why in refused[:10]:
@@ -191,12 +196,14 @@ def print_thread_of(ctx: click.Context, post_id: str) -> None:
     its thread."""
     from o2m_pub.reader.replying import find_target
 
-    _, store = _store(ctx)
+    from o2m_pub.cli.reading import site_zone
+
+    site, store = _store(ctx)
     with store:
         target = find_target(store, post_id)
         root = target.thread or target.ref
         out(f"{target.short_id}  {target.friend or target.author[:8]}  {target.title}")
-        for line in thread_lines(store, root, store.own_key):
+        for line in thread_lines(store, root, store.own_key, site_zone(site)):
             out(line)
 
 

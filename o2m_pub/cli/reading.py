@@ -52,6 +52,10 @@ def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
         text = "[green]" + ", ".join(parts) + "[/]"
     else:
         text = "unchanged"
+    news = o.update.thread_news if o.update is not None else 0
+    if news:  # replies and reactions their threads link to (PROTOCOL.md §4.4)
+        text = ("" if text == "unchanged" else text + ", ") + \
+            f"[green]{news} new in their threads[/]"
     if o.skipped:
         text += f", [yellow]{o.skipped} that would not open[/]"
     if o.stale_since:
@@ -193,7 +197,7 @@ def _reader_store(ctx: click.Context):  # noqa: ANN202 - (site root, store.Reade
     return root, ReaderStore.open(root)
 
 
-def _site_zone(root: Path):  # noqa: ANN202 - a tzinfo
+def site_zone(root: Path):  # noqa: ANN202 - a tzinfo
     from o2m_pub.config import load
     return load(root).tz  # load refuses an unknown zone
 
@@ -237,7 +241,7 @@ def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | 
                            hint="--before ID continues after a post; --page N counts pages")
     root, store = _reader_store(ctx)
     with store:
-        tz = _site_zone(root)
+        tz = site_zone(root)
         if friend is not None:
             check_friend(store, friend)
         filters = {"friend": friend, "tag": tag,
@@ -312,7 +316,7 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
     root, store = _reader_store(ctx)
     with store:
         post = find_post(store, post_id)
-        e = entry(post, _site_zone(root))
+        e = entry(post, site_zone(root))
         files = attachments(post, store)
         text = post_text(post)
         header = [e.headline, f"from {e.friend}, {e.date}"
@@ -352,7 +356,7 @@ def _show_thread(root: Path, store, post) -> None:  # noqa: ANN001
         target = find_target(store, post.short_id)
     except O2MError:
         return
-    lines = thread_lines(store, target.ref, own)
+    lines = thread_lines(store, target.ref, own, site_zone(root))
     if lines:
         out()
         for line in lines:
@@ -406,7 +410,7 @@ def notifications(ctx: click.Context, show_all: bool) -> None:
 
     root, store = _reader_store(ctx)
     with store:
-        tz = _site_zone(root)
+        tz = site_zone(root)
         items = store.notifications(unseen_only=not show_all)
         for n in items:
             out(f"{'*' if not n.seen else ' '} {local_time(n.created, tz)}  "

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -483,6 +484,7 @@ def demo(directory: Path | None) -> None:
     from o2m_pub.demo import (
         DEMO_PASSPHRASE,
         PEOPLE,
+        conversation_steps,
         free_ports,
         make_world,
         o2m_command,
@@ -521,6 +523,11 @@ def demo(directory: Path | None) -> None:
             _relay(result)
         out("\n$ o2m -C ada timeline")
         _relay(o2m_command(roots["ada"], "timeline", "--limit", "10"))
+        out("\na conversation: Sam replies to Ada's post for friends and Mum reacts; "
+            "the thread lives with Ada")
+        for slug, *args in conversation_steps(roots["ada"]):
+            out(f"\n$ o2m -C {slug} {' '.join(shlex.quote(a) for a in args)}")
+            _relay(o2m_command(roots[slug], *args))
     finally:
         stop_servers(servers)
     out("\nthe servers have stopped. Try, with the passphrase 'demo' "

@@ -724,6 +724,9 @@ def _conversation(item: feeds.Item, keys: FriendKeys, update: FriendUpdate,
                                  known=talk.threads.get(item.id, {}), get_site=talk.get_site,
                                  budget=budget, parse_post=parse_post)
     update.thread_links[item.id] = rows
+    known = talk.threads.get(item.id, {})
+    update.thread_news += sum(1 for r in rows if r.status == "ok" and (
+        (before := known.get((r.author, r.id))) is None or before.statement != r.statement))
     for line in problems[:5]:
         update.notifications.append(("conversation", line))
 

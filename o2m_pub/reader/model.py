@@ -222,6 +222,7 @@ class FriendUpdate:
     thread_rows: list[ThreadRow] = field(default_factory=list)
     thread_deletes: list[str] = field(default_factory=list)
     thread_links: dict[str, list[ThreadRow]] = field(default_factory=dict)
+    thread_news: int = 0  # replies and reactions in their threads new or changed
 
 
 def short_id_for(friend_key: str, post_id: str, length: int = SHORT_ID_LENGTH) -> str:

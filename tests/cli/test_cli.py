@@ -105,6 +105,15 @@ def test_demo_runs_the_whole_loop_in_its_own_folder(tmp_path):
     timeline = out[out.index("$ o2m -C ada timeline"):]
     for title in ("For Ada: sourdough tips", "Sunday lunch", "Plum jam", "A new workbench"):
         assert title in timeline
+    # the conversation: Sam's reply, addressed to Ada alone, reaches Mum through Ada's
+    # thread, with Mum's reaction; Ada was told of both
+    talk = out[out.index("a conversation:"):]
+    assert "sam replied to your post" in talk and "mum reacted 🎉 to your post" in talk
+    assert "new in their threads" in talk
+    shown = talk[talk.index("$ o2m -C mum show"):]
+    assert "reactions: 🎉 1 (you)" in shown and "1 reply:" in shown
+    assert any(line.strip() == "Count me in! I'll bring the sourdough."
+               for line in shown.splitlines())
     build = tmp_path / "demo/ada/build"
     assert len(list(build.rglob("*.html"))) > 40
     assert list((build / "media").rglob("*.svg"))
