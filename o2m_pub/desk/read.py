@@ -145,7 +145,8 @@ def remote_image(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> Respons
 
     post = _post(app, short_id)
     friend = app.directory.friend(post.friend) if post is not None else None
-    images = own_images(post.html, friend.card.url) if post and friend else []
+    images = own_images(post.rendered, friend.card.url) \
+        if post and friend and post.markdown is None and not post.too_complex else []
     i = int(index)
     if i >= len(images) or friend is None:
         return Response(404, b"", "text/plain; charset=utf-8")
