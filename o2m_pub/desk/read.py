@@ -77,8 +77,10 @@ def post_page(app: "DeskApp", ctx: Ctx, short_id: str) -> Response:
     if post is None:
         return app.error(ctx, 404, "No such post.")
     view = feed.post_view(post, app.directory, app.reader, ctx.now, app.tz, app.link)
+    from o2m_pub.desk.web import user_navigation
     return app.page(ctx, "post.html", title=view.entry.headline, view=view,
-                    body=Markup(view.body))  # nh3's output (reader.sanitize)
+                    body=Markup(view.body),  # nh3's output (reader.sanitize)
+                    mark_on_open=user_navigation(ctx.request.headers))
 
 
 @ROUTES.add("POST", rf"/post/{_ID}/read")

@@ -1,5 +1,5 @@
 """Reading the timeline: what `o2m timeline`, `o2m show`, `o2m notifications` and the
-web reader show of the reader's store, as plain values and text.
+desk show of the reader's store, as plain values and text.
 
 Pure functions over `model.StoredPost` and friends (time zones passed in), plus a few
 small queries over a `ReaderStore` that the store's own API does not offer (paging by

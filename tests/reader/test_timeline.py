@@ -3,7 +3,7 @@ real store.
 
 The store is filled through its own write API (`ReaderStore.apply_update`, the call
 `o2m fetch` makes for each accepted feed), in a real site folder, and the commands run
-through the real CLI; `reader_store` and `POSTS` are shared with test_reader_web.py.
+through the real CLI.
 """
 
 from __future__ import annotations

@@ -33,21 +33,23 @@
     });
   }
 
-  // An opened post is read: marked by a POST, never by the GET that showed it.
+  // An opened post is read: marked by a POST, never by the GET that showed it, and
+  // only when the person opened it from the desk or the address bar (the server says
+  // so: data-mark-read), never when another site sent the browser here (THREATS 53).
   var article = document.getElementById("post");
-  if (article && article.getAttribute("data-unread") === "1") {
+  if (article && article.getAttribute("data-mark-read") === "1") {
     post("post/" + article.getAttribute("data-id") + "/read", {read: "1", quiet: "1"});
   }
 
   // Copy buttons.
-  var copy = document.getElementById("copy-card");
-  if (copy && navigator.clipboard) {
+  document.querySelectorAll("button[data-copy]").forEach(function (copy) {
+    if (!navigator.clipboard) { return; }
     copy.hidden = false;
     copy.addEventListener("click", function () {
       var source = document.getElementById(copy.getAttribute("data-copy"));
       navigator.clipboard.writeText(source.value).then(function () { copy.textContent = "Copied"; });
     });
-  }
+  });
 
   // Live updates: the server sends an event when a fetch stored something new.
   if (window.EventSource && (document.getElementById("timeline") || document.getElementById("heading"))) {
