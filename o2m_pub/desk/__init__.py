@@ -14,10 +14,10 @@ one `web.Response` and does no socket I/O:
     posts      the owner's posts in content/: list, read, write, delete (atomic,
                conflict-checked); photos checks and re-encodes uploads (Pillow)
     profile    the display name in o2m.toml and the card
-    actions    the seams for what other parts bring later (reply, react, invite)
+    actions    the seams where other parts plug in (reply, react, invite)
     app        the gate (Host, session, CSRF), sign-in, routing
     read, write, social   the pages and actions: reading; writing and the profile;
-               friends, groups and the card
+               friends, groups, the card and invitations
     pages      the templates (theme/) and their rendering
 
 `server` is the shell: Twisted web around `app.DeskApp`, body caps at the headers,

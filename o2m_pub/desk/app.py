@@ -303,6 +303,7 @@ _NOTICES = {
     "renamed": "Renamed.", "removed": "Removed. Their feed goes at your next build.",
     "groups": "Groups saved.", "profile": "Profile saved; the next build publishes your card.",
     "revoked": "Session ended.", "read": "Marked read.", "seen": "Marked seen.",
+    "invitation-revoked": "Invitation revoked: it can no longer be used.",
 }
 
 
