@@ -192,3 +192,29 @@ def test_threat_36_names_and_titles_are_autoescaped(world, client, name):
         assert str(escape(name)).replace("&#39;", "'") in page.replace("&#39;", "'"), path
     assert f"<title>{escape(name)}".replace("&#39;", "'") in \
         pages[f"/post/{post}"].replace("&#39;", "'")
+
+
+def test_notifications_are_in_plain_words(world, client):
+    """Each kind of notification reads as a sentence about the friend, in the desk and
+    `o2m notifications` alike: "bob accepted your invitation", "carol's card moved to a
+    new address", "a fetch of bob failed: …"; a friend's words in them are escaped."""
+    root = world["root"]
+    store_posts(root, "bob", world["bob"], [], notifications=[
+        ("invitation_accepted", ""), ("unreachable", "connection refused"),
+        ("key_rotated", "moved to a new key on 2026-11-20"),
+        ("card_changed", "name (Bob <b>B</b>), picture")])
+    store_posts(root, "carol", world["carol"], [], notifications=[
+        ("moved", "https://carol.example/new/"), ("new_friend_feed", "their feed appeared"),
+        ("over_quota", "over 50 MB")])
+    page = text(client.get("/notifications"))
+    for line in (
+            "bob accepted your invitation",
+            "a fetch of bob failed: connection refused (the next o2m fetch tries again; "
+            "their posts stay)",
+            "bob moved to a new key on 2026-11-20: o2m follows them there, and their posts stay",
+            "bob changed their name (Bob &lt;b&gt;B&lt;/b&gt;), picture",
+            "carol&#39;s card moved to a new address: https://carol.example/new/",
+            "carol added you back: you can read what they share with you now<",
+            "carol&#39;s new posts were not taken: they would use more room than you give one "
+            "friend: over 50 MB"):
+        assert line in page, line
