@@ -210,6 +210,33 @@ def test_search_everything_fetched(world, browser):
     assert titles == ["Our picnic"]
 
 
+def test_add_a_passkey_and_sign_in_with_it(world, browser):
+    """Bob adds a passkey (his passphrase, then the device's dialog: Chromium's virtual
+    authenticator, a platform one that verifies its user), signs out, and signs in
+    again with the passkey alone."""
+    from selenium.webdriver.common.by import By
+    browser.execute_cdp_cmd("WebAuthn.enable", {})
+    authenticator = browser.execute_cdp_cmd("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})["authenticatorId"]
+    try:
+        go(browser, world["bob_url"] + "passkeys")
+        browser.find_element(By.ID, "passkey-name").send_keys("This laptop")
+        browser.find_element(By.ID, "passkey-passphrase").send_keys(PASS)
+        click_to_navigate(browser, browser.find_element(By.ID, "begin-passkey"))
+        click_to_navigate(browser, browser.find_element(By.ID, "create-passkey"))
+        assert "Passkey added" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+        assert "This laptop" in browser.find_element(By.ID, "passkeys").text
+        click_to_navigate(browser, browser.find_element(By.ID, "sign-out"))
+        assert heading(browser) == "Sign in to your desk"
+        click_to_navigate(browser, browser.find_element(By.ID, "sign-in-passkey"))
+        assert heading(browser) == "Home"
+    finally:
+        browser.execute_cdp_cmd("WebAuthn.removeVirtualAuthenticator",
+                                {"authenticatorId": authenticator})
+
+
 def test_make_an_invitation_with_its_qr_code(world, browser):
     """Bob makes an invitation for "dora" in his desk: its text, its QR code (drawn in
     the page, fitting a phone's screen) and its expiry show, axe-core finds nothing, and
@@ -238,7 +265,7 @@ PAGES = [("signin", None), ("home", ""), ("post", "post"), ("write", "write"),
          ("posts", "posts"), ("friends", "friends"), ("friend", "friends/ada"),
          ("add-friend", "friends/add"), ("invitations", "invitations"), ("card", "card"),
          ("search", "search?q=tea"), ("notifications", "notifications"),
-         ("profile", "profile")]
+         ("profile", "profile"), ("passkeys", "passkeys")]
 
 
 def test_every_main_page_on_desktop_and_phone_in_light_and_dark(world, browser):
