@@ -11,6 +11,7 @@ complex to render, is shown as its escaped text (a linear step) with a note.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -31,7 +32,8 @@ MAX_PHOTOS = 4  # shown inline on the timeline; the post page shows them all
 # Shown inline: raster images a browser decodes as images, never as a document.
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
 SHOWN_TEXT_CHARS = 256 * 1024  # of a post shown as its text
-_IMAGE_REF = re.compile(r"!\[([^\]\n]{0,300})\]\(\s*<?([^)\s>]+)")
+_IMG_TAG = re.compile(r"<img\b[^<>]*>")  # each try ends at the next "<": linear
+_ATTRIBUTE = re.compile(r'\b(alt|src)="([^"]*)"')
 
 
 # ---------------------------------------------------------------- time in words
@@ -109,11 +111,20 @@ class Entry:
     reply_to: str | None
 
 
-def image_alts(markdown: str | None) -> dict[str, str]:
-    """The alt text the post's Markdown gives each image it shows, by file name."""
-    found: dict[str, str] = {}
-    for alt, target in _IMAGE_REF.findall(markdown or ""):
-        found.setdefault(target.rsplit("/", 1)[-1], alt)
+def rendered_alts(post: "StoredPost") -> dict[int, str]:
+    """The alt text of each attachment the post's stored rendering shows, by its index:
+    one linear scan of nh3's output (its `<img>` of our `/file/ID/N` URLs). Never the
+    Markdown: a pattern run on a friend's text costs its length times the pattern's
+    reach (0.6 s for each post of 520 KB of `![`, on every timeline page; THREATS.md 49)."""
+    if not post.rendered or post.too_complex:
+        return {}
+    prefix = f"/file/{post.short_id}/"
+    found: dict[int, str] = {}
+    for tag in _IMG_TAG.findall(post.rendered):
+        attributes = dict(_ATTRIBUTE.findall(tag))
+        src = attributes.get("src", "")
+        if src.startswith(prefix) and src[len(prefix):].isdigit():
+            found.setdefault(int(src[len(prefix):]), html.unescape(attributes.get("alt", "")))
     return found
 
 
@@ -129,14 +140,14 @@ def remote_photos(post: "StoredPost", directory: Directory, link) -> list[Photo]
 
 def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[Photo]:  # noqa: ANN001
     """The post's raster images that are in the local attachment store, with the alt
-    text its Markdown gives them (else their name)."""
-    alts = image_alts(post.markdown)
+    text its body gives them (else their name)."""
+    alts = rendered_alts(post)
     photos = []
     for f in attachments(post, store):
         if f.path is not None and f.media_type in INLINE_TYPES:
             name = f.name.rsplit("/", 1)[-1]
             photos.append(Photo(link(f"file/{post.short_id}/{f.index}"),
-                                display_text(alts.get(name, name))))
+                                display_text(alts.get(f.index) or name)))
     return photos
 
 
@@ -256,9 +267,9 @@ def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
     friend = directory.friend(post.friend)
     body = body_html(post, {stored_urls[n]: urls[n] for n in urls},
                      friend.card.url if friend else None, link)
-    alts = image_alts(post.markdown)
-    gallery = tuple(Photo(urls[f.name], display_text(alts.get(f.name, f.name))) for f in files
-                    if f.name in urls and f.name not in body.shown)
+    alts = rendered_alts(post)
+    gallery = tuple(Photo(urls[f.name], display_text(alts.get(f.index) or f.name))
+                    for f in files if f.name in urls and f.name not in body.shown)
     others = tuple((f.name, link(f"file/{post.short_id}/{f.index}"), human_size(f.size))
                    for f in files if f.name not in urls)
     url = post.url if post.url and post.url.startswith("https://") else None

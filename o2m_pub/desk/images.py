@@ -44,8 +44,9 @@ class RemoteImage:
 # A remote image as reader.sanitize leaves it in a stored rendering: a link of its
 # class (`_RemoteImages._link`), with "[image: ALT (HOST)]" or "[image from HOST]" as
 # its text. nh3 wrote it: attributes quoted ('"' escaped within), no '<' in the text.
+# Each try stops at the next '<', so a scan is linear whatever the text holds.
 _REMOTE_LINK = re.compile(
-    rf'<a class="{REMOTE_IMAGE_CLASS}" href="([^"]*)"[^>]*>([^<]*)</a>')
+    rf'<a class="{REMOTE_IMAGE_CLASS}" href="([^"<>]*)"[^<>]*>([^<]*)</a>')
 
 
 def _alt(label: str, url: str) -> str:
