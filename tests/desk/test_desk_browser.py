@@ -107,7 +107,12 @@ def _jpeg_with_gps() -> bytes:
 
 
 def go(browser, url: str) -> None:  # noqa: ANN001
+    """Open `url` and wait until its page (after any redirect) is loaded, so nothing
+    found on it next belongs to a page being left (a loaded machine is slow to swap)."""
+    from selenium.webdriver.support.ui import WebDriverWait
     browser.get(url)
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def click_to_navigate(browser, element) -> None:  # noqa: ANN001
