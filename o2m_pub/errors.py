@@ -80,7 +80,6 @@ The tree, grouped by cause, with the module of each class (under `o2m_pub.`)::
     ├── ReadingError                    reader.timeline       the timeline cannot show this
     │   ├── NoSuchPostError             reader.timeline       no stored post has this id
     │   └── NoSuchFriendError           reader.timeline       nothing stored from this friend
-    ├── ReaderWebError                  reader.web            the web reader cannot start
     ├── ConversationActionError         reader.replying       a reply or reaction cannot be made
     │
     │   the owner's desk

@@ -13,14 +13,60 @@ from o2m_pub.cli._common import out, site_root
 
 def capabilities(root: Path):  # noqa: ANN201 - desk.actions.Capabilities
     """What the desk can do beyond its own pages, wired here (cli is the one part that
-    may import every other). Reply and react are conversations' (`reader.replying`);
-    invite stays None until invitations are passed here."""
+    may import every other). Reply and react are conversations' (`reader.replying`),
+    invitations those of `o2m friend invite/accept`."""
     from o2m_pub.cli._common import local_now
     from o2m_pub.cli.friends import renew_own_card
     from o2m_pub.desk.actions import Capabilities
     from o2m_pub.reader.replying import DeskConversations
     talk = DeskConversations(root, local_now)
-    return Capabilities(renew_card=renew_own_card, reply=talk, react=talk)
+    return Capabilities(renew_card=renew_own_card, reply=talk, react=talk,
+                        invite=Invitations(root), profile_fields=("bio", "avatar"))
+
+
+ACCEPT_TIMEOUT = 20.0  # seconds for delivering an answer, as `o2m friend accept`'s default
+
+
+class Invitations:
+    """`desk.actions.InviteAction` through the code of `o2m friend invite` and `o2m friend
+    accept` (cli/friends.py), so the desk and the terminal make and take the same
+    invitations, in the same `.o2m/invites.json`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def invite(self, name: str | None, expires: str):  # noqa: ANN201 - NewInvitation
+        from o2m_pub.cli.friends import _short_id, new_invitation
+        from o2m_pub.desk.actions import NewInvitation
+        invitation, text = new_invitation(self.root, name, expires)
+        return NewInvitation(_short_id(invitation.invite_id), text, invitation.expires)
+
+    def invitations(self):  # noqa: ANN201 - list[PendingInvitation]
+        from o2m_pub.friends.invitations import InvitationBook
+        return InvitationBook(self.root).list()
+
+    def revoke(self, ident: str) -> None:
+        from o2m_pub.friends.invitations import InvitationBook
+        InvitationBook(self.root).revoke(ident)
+
+    def accept(self, text: str, name: str | None):  # noqa: ANN201 - InvitationAnswer
+        from o2m_pub.cli.friends import accept_invitation, finish_invitation
+        from o2m_pub.desk.actions import InvitationAnswer
+        from o2m_pub.protocol.invite import (
+            INVITE_PREFIX,
+            REPLY_PREFIX,
+            MalformedInvitationError,
+        )
+        text = "".join(text.split())
+        if text.startswith(INVITE_PREFIX):
+            taken = accept_invitation(self.root, text, name, send=True,
+                                      timeout=ACCEPT_TIMEOUT)
+            return InvitationAnswer(taken.friend.name, taken.known, taken.delivered,
+                                    taken.detail, taken.reply_text)
+        if text.startswith(REPLY_PREFIX):
+            accepted = finish_invitation(self.root, text)
+            return InvitationAnswer(accepted.friend.name, accepted.already, None)
+        raise MalformedInvitationError("not an invitation (o2m1i:…) or a reply (o2m1r:…)")
 
 
 def _unlock(root: Path):  # noqa: ANN202 - bytes -> Identity

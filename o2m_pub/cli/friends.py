@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +22,10 @@ from o2m_pub.cli._common import (
     warn,
 )
 from o2m_pub.errors import SiteError
+
+if TYPE_CHECKING:
+    from o2m_pub.friends.friend_store import Friend
+    from o2m_pub.protocol.cards import Card
 
 
 @click.command()
@@ -473,13 +479,20 @@ def friend_invite(ctx: click.Context, name: str | None, expires: str, qr: bool,
     _make_invitation(root, book, name, expires, qr=qr, png=png, svg=svg)
 
 
-def _make_invitation(root: Path, book, name: str | None, expires: str, *,  # noqa: ANN001
-                     qr: bool, png: Path | None, svg: Path | None) -> None:
+def new_invitation(root: Path, name: str | None, expires: str):  # noqa: ANN201
+    """Make an invitation (§2.7) and remember it: what `o2m friend invite` and the desk
+    do. Returns the `protocol.invite.Invitation` and its o2m1i: text.
+
+    Raises:
+        SiteError: no identity yet.
+        InvalidFriendNameError: `name` is not a free friend name.
+        InvitationError: `expires` is no duration within a year, or too many pending.
+    """
     import nacl.utils
 
     from o2m_pub.friends.friend_store import InvalidFriendNameError, valid_name
     from o2m_pub.friends.identity import own_card
-    from o2m_pub.friends.qr import qr_png, qr_svg, qr_terminal
+    from o2m_pub.friends.invitations import InvitationBook
     from o2m_pub.host.publish.plan import parse_duration
     from o2m_pub.protocol.invite import SECRET_BYTES, InvitationError, invitation_to_text
 
@@ -498,9 +511,18 @@ def _make_invitation(root: Path, book, name: str | None, expires: str, *,  # noq
     except ValueError as e:
         raise InvitationError(f"--expires {e}", hint="e.g. --expires 7d, 12h or 30m") from None
     now = local_now()
-    invitation = book.create(card, secret=nacl.utils.random(SECRET_BYTES), name=name,
-                             now=now, expires=now + lifetime)
-    text = invitation_to_text(invitation)
+    invitation = InvitationBook(root).create(card, secret=nacl.utils.random(SECRET_BYTES),
+                                             name=name, now=now, expires=now + lifetime)
+    return invitation, invitation_to_text(invitation)
+
+
+def _make_invitation(root: Path, book, name: str | None, expires: str, *,  # noqa: ANN001
+                     qr: bool, png: Path | None, svg: Path | None) -> None:
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.friends.qr import qr_png, qr_svg, qr_terminal
+
+    invitation, text = new_invitation(root, name, expires)
+    card = own_card(root)
     if png:
         png.write_bytes(qr_png(text))
     if svg:
@@ -514,7 +536,7 @@ def _make_invitation(root: Path, book, name: str | None, expires: str, *,  # noq
         "it over a channel you trust")
     say("they run: o2m friend accept 'o2m1i:…'; `o2m serve` takes their answer at once, "
         "else they send you a reply text for `o2m friend accept`")
-    if card.tls_pin is None:
+    if card is not None and card.tls_pin is None:
         say("your card has no TLS pin: their answer reaches `o2m serve` only if your "
             "certificate is one their system trusts")
 
@@ -593,9 +615,31 @@ def _text_or_file(text: str) -> str:
     return stripped
 
 
-def _accept_invitation(root: Path, text: str, name: str | None, *, no_send: bool,
-                       timeout: float) -> None:
-    """The invitee's side (§2.7): check the invitation, add its owner, answer."""
+@dataclass(frozen=True)
+class InvitationTaken:
+    """An invitation accepted (the invitee's side, §2.7): its owner added as `friend`
+    (`known`: they were a friend already), and the answer delivered to their site or,
+    when it was not (`detail` says why), the reply text to send them."""
+
+    friend: "Friend"
+    known: bool
+    own: "Card"
+    delivered: bool
+    detail: str | None
+    reply_text: str | None
+
+
+def accept_invitation(root: Path, text: str, name: str | None, *, send: bool,
+                      timeout: float) -> InvitationTaken:
+    """The invitee's side (§2.7): check the invitation, add its owner, answer (POSTed to
+    their inbox when `send`): what `o2m friend accept` and the desk do.
+
+    Raises:
+        MalformedInvitationError, ExpiredInvitationError, InvitationError: not an
+            invitation that can be accepted (e.g. one's own).
+        SiteError: no identity yet.
+        FriendError: the owner's card cannot be added.
+    """
     import nacl.utils
 
     from o2m_pub.friends.identity import own_card
@@ -608,7 +652,6 @@ def _accept_invitation(root: Path, text: str, name: str | None, *, no_send: bool
         reply_to_text,
         seal_acceptance,
     )
-    from o2m_pub.protocol.keyfile import fingerprint
 
     invitation = invitation_from_text(text)
     check_not_expired(invitation, local_now())
@@ -627,28 +670,42 @@ def _accept_invitation(root: Path, text: str, name: str | None, *, no_send: bool
         local = name or friend_name_for(owner.name, {f.name for f in store.list()}
                                         | set(store.groups()))
     added = store.add(local, owner, now=local_now())
-    their_fp = fingerprint(owner.sign_pk, owner.box_pk)
-    say(("already your friend" if known else "added") + f" as {added.name}: {owner.name} "
-        f"<{owner.url}>")
-    say(f"their fingerprint: {their_fp} (the invitation vouches for it; compare it with "
-        "them when you can)")
-    say(f"your fingerprint:  {fingerprint(own.sign_pk, own.box_pk)}")
     acceptance = seal_acceptance(invitation.secret, own, nonce=nacl.utils.random(NONCE_BYTES))
+    detail = "not sent"
+    if send:
+        answer = _deliver(owner, acceptance, timeout)
+        if answer.delivered:
+            return InvitationTaken(added, known is not None, own, True, None, None)
+        detail = answer.detail
+    return InvitationTaken(added, known is not None, own, False, detail,
+                           reply_to_text(acceptance))
+
+
+def _accept_invitation(root: Path, text: str, name: str | None, *, no_send: bool,
+                       timeout: float) -> None:
+    from o2m_pub.protocol.keyfile import fingerprint
+
+    taken = accept_invitation(root, text, name, send=not no_send, timeout=timeout)
+    added, owner, own = taken.friend, taken.friend.card, taken.own
+    say(("already your friend" if taken.known else "added") + f" as {added.name}: "
+        f"{owner.name} <{owner.url}>")
+    say(f"their fingerprint: {added.fingerprint} (the invitation vouches for it; compare it "
+        "with them when you can)")
+    say(f"your fingerprint:  {fingerprint(own.sign_pk, own.box_pk)}")
     later = (f"your feed for {added.name} is written at your next `o2m build`; theirs is "
              "read at your next `o2m fetch`")
+    if taken.delivered:
+        say(f"delivered: {owner.name}'s site took your answer; you are friends once it "
+            "is checked there")
+        say(later)
+        return
     if no_send:
         say("your answer was not sent (--no-send)")
     else:
-        answer = _deliver(owner, acceptance, timeout)
-        if answer.delivered:
-            say(f"delivered: {owner.name}'s site took your answer; you are friends once it "
-                "is checked there")
-            say(later)
-            return
-        say(f"could not deliver your answer to {owner.name}'s site: {answer.detail}")
+        say(f"could not deliver your answer to {owner.name}'s site: {taken.detail}")
     say(f"send {owner.name} this reply text (over the way the invitation came), for their "
         "`o2m friend accept`:")
-    out(reply_to_text(acceptance))
+    out(taken.reply_text or "")
     say(later)
 
 
@@ -663,15 +720,25 @@ def _deliver(owner, acceptance: bytes, timeout: float):  # noqa: ANN001, ANN202
         return InboxAnswer(None, str(e))
 
 
-def _finish_invitation(root: Path, text: str) -> None:
-    """The owner's side of a reply text (§2.7): as the server's inbox would."""
-    from o2m_pub.friends.identity import own_card
+def finish_invitation(root: Path, text: str):  # noqa: ANN201 - invitations.Accepted
+    """The owner's side of a reply text (§2.7), as the server's inbox would: what `o2m
+    friend accept o2m1r:…` and the desk do.
+
+    Raises:
+        MalformedInvitationError, InvitationError, FriendError: see
+            `InvitationBook.accept`.
+    """
     from o2m_pub.friends.invitations import InvitationBook
     from o2m_pub.protocol.invite import reply_from_text
 
-    accepted = InvitationBook(root).accept(reply_from_text(text), friend_store(root),
-                                           now=local_now())
-    for line in accepted_lines(accepted, own_card(root)):
+    return InvitationBook(root).accept(reply_from_text(text), friend_store(root),
+                                       now=local_now())
+
+
+def _finish_invitation(root: Path, text: str) -> None:
+    from o2m_pub.friends.identity import own_card
+
+    for line in accepted_lines(finish_invitation(root, text), own_card(root)):
         out(line)
 
 
@@ -788,16 +855,17 @@ def group_delete(ctx: click.Context, name: str) -> None:
     out(f"deleted group {name}")
 
 
-def renew_own_card(root: Path, identity):  # noqa: ANN001, ANN201 - Identity -> Card
+def renew_own_card(root: Path, identity, **changes):  # noqa: ANN001, ANN003, ANN201
     """Sign a new card from o2m.toml's name and URL, with the pin `o2m card --renew`
-    would give: the desk's profile page (wired in cli/desk.py), which has just unlocked
+    would give, and the `avatar` or `bio` given in `changes` (else the current
+    card's): the desk's profile page (wired in cli/desk.py), which has just unlocked
     `identity` with the owner's passphrase."""
     from o2m_pub.config import load
     from o2m_pub.friends.identity import own_card, write_own_card
 
     config = load(root)
     return write_own_card(root, identity, config, now=local_now(),
-                          tls_pin=card_pin(root, config, own_card(root)))
+                          tls_pin=card_pin(root, config, own_card(root)), **changes)
 
 
 def _looks_like_card_text(text: str) -> bool:

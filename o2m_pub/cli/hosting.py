@@ -131,7 +131,7 @@ def inbox_kinds(root: Path, report):  # noqa: ANN001, ANN201 - dict[bytes, inbox
 
     An acceptance is processed at once: the friend is added (`InvitationBook.accept`)
     and a notification recorded in the reader's store, which `o2m notifications` and
-    the web reader show. The notification goes through this handler, wired here,
+    the desk show. The notification goes through this handler, wired here,
     because the server part must not import the reader: one store of notifications,
     written at the moment it happens, rather than a side file for the next command to
     import.

@@ -114,8 +114,9 @@ class DeskApp:
         from o2m_pub.config import STATE_DIR
         from o2m_pub.desk.images import ImageCache
         self.images = ImageCache(root / STATE_DIR)
-        from o2m_pub.desk import read, social, write
-        self.routes = [*read.ROUTES.table, *write.ROUTES.table, *social.ROUTES.table]
+        from o2m_pub.desk import passkey_pages, read, social, write
+        self.routes = [*read.ROUTES.table, *write.ROUTES.table, *social.ROUTES.table,
+                       *passkey_pages.ROUTES.table]
 
     # ---------------------------------------------------------------- links and pages
 
@@ -216,6 +217,8 @@ class DeskApp:
                 not guard.same(request.form.get("csrf"), guard.sign_in_token(pre or "")):
             return self._sign_in_page(request, target, status=403,
                                       message="This form was out of date: try again.")
+        if request.form.get("credential"):
+            return self._sign_in_with_passkey(request, target, pre or "")
         passphrase = request.form.get("passphrase", "")
         if not passphrase or len(passphrase) > PASSPHRASE_MAX:
             return self._sign_in_page(request, target, status=400,
@@ -239,14 +242,48 @@ class DeskApp:
                     return self._sign_in_page(request, target, status=500,
                                               message=f"The key cannot be opened: {result}")
                 raise result
-            self.desk.forgive(request.client)
-            fresh = secrets.token_urlsafe(guard.TOKEN_BYTES)  # never one the browser sent
-            self.desk.create(fresh, request.client, request.headers.get("user-agent", ""),
-                             self.clock())
-            return redirect(target, cookies=[self.cookies.set(self.cookies.session, fresh),
-                                             self.cookies.clear(self.cookies.pre)])
+            return self._signed_in(request, target)
 
         return Slow(work=lambda: self.unlock(secret), then=then)
+
+    def _signed_in(self, request: Request, target: str) -> Response:
+        self.desk.forgive(request.client)
+        fresh = secrets.token_urlsafe(guard.TOKEN_BYTES)  # never one the browser sent
+        self.desk.create(fresh, request.client, request.headers.get("user-agent", ""),
+                         self.clock())
+        return redirect(target, cookies=[self.cookies.set(self.cookies.session, fresh),
+                                         self.cookies.clear(self.cookies.pre)])
+
+    def _sign_in_with_passkey(self, request: Request, target: str, pre: str) -> Response:
+        """A passkey's answer to the challenge of this browser's sign-in page
+        (passkeys.py): an attempt for the back-off, as a passphrase is."""
+        from o2m_pub.desk import passkeys
+        from o2m_pub.desk.sessions import PasskeyStore
+
+        wait = self.desk.begin_attempt(request.client, self.clock())
+        if wait > 0:
+            response = self._sign_in_page(
+                request, target, status=429,
+                message=f"Too many attempts: try again in {_seconds(wait)}.")
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        store = PasskeyStore(self.desk.db)
+        rp = passkeys.relying_party(self.origin.scheme, request.headers.get("host", ""))
+        challenge = store.take_challenge("signin:" + guard.token_hash(pre), self.clock())
+        credential = request.form.get("credential", "")
+        try:
+            if rp is None or challenge is None:
+                raise passkeys.PasskeyError("no challenge for this browser")
+            key = store.get(passkeys.credential_id(credential))
+            if key is None:
+                raise passkeys.PasskeyError("not a passkey of this desk")
+            count = passkeys.verify_sign_in(credential, challenge, rp, key.public_key,
+                                            key.sign_count)
+        except passkeys.PasskeyError:
+            return self._sign_in_page(request, target, status=401,
+                                      message="That passkey could not be checked.")
+        store.used(key.id, count, self.clock())
+        return self._signed_in(request, target)
 
     def _sign_in_page(self, request: Request, target: str, *, status: int = 200,
                       message: str | None = None) -> Response:
@@ -257,9 +294,27 @@ class DeskApp:
             cookies.append(self.cookies.set(self.cookies.pre, pre))
         response = self.page(None, "signin.html", status=status, title="Sign in",
                              sign_in_token=guard.sign_in_token(pre or ""), next=target,
-                             message=message)
+                             message=message,
+                             passkey_options=self._passkey_challenge(request, pre or ""))
         response.cookies += cookies
         return response
+
+    def _passkey_challenge(self, request: Request, pre: str) -> str | None:
+        """The options of a passkey sign-in for this browser's sign-in page (its
+        challenge kept for its cookie), when the owner has a passkey and the desk is
+        at a name; else None."""
+        from o2m_pub.desk import passkeys
+        from o2m_pub.desk.sessions import PasskeyStore
+
+        rp = passkeys.relying_party(self.origin.scheme, request.headers.get("host", ""))
+        store = PasskeyStore(self.desk.db)
+        keys = store.all() if rp is not None else []
+        if rp is None or not keys:
+            return None
+        options, challenge = passkeys.authentication_options(rp, [k.id for k in keys])
+        store.put_challenge("signin:" + guard.token_hash(pre), challenge,
+                            self.clock() + passkeys.CHALLENGE_SECONDS)
+        return options
 
     def sign_out(self, ctx: Ctx) -> Response:
         self.desk.revoke(guard.token_hash(ctx.token))
@@ -303,6 +358,9 @@ _NOTICES = {
     "renamed": "Renamed.", "removed": "Removed. Their feed goes at your next build.",
     "groups": "Groups saved.", "profile": "Profile saved; the next build publishes your card.",
     "revoked": "Session ended.", "read": "Marked read.", "seen": "Marked seen.",
+    "invitation-revoked": "Invitation revoked: it can no longer be used.",
+    "passkey-added": "Passkey added: the sign-in page offers it from now on.",
+    "passkey-removed": "Passkey removed.",
 }
 
 

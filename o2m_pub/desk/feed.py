@@ -2,22 +2,26 @@
 reader's store. Pure but for the store's queries; times (`now`, the zone) passed in.
 
 Everything a friend wrote reaches a page through `reader.sanitize`: names and titles
-neutralised (`display_text`, then autoescaped), bodies rendered and cleaned by nh3.
+neutralised (`display_text`, then autoescaped); bodies as the fetch rendered and cleaned
+them (nh3), once, in a child with hard limits (reader/render.py). No parser runs on a
+friend's text while a page waits (THREATS.md 49): a post not rendered yet, or too
+complex to render, is shown as its escaped text (a linear step) with a note.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from o2m_pub.desk.images import own_images
+from o2m_pub.desk.images import own_images, show_own_images
 from o2m_pub.desk.people import Directory, Person
 from o2m_pub.protocol.canonical import TIME_FORMAT
 from o2m_pub.reader import search as fts
-from o2m_pub.reader.sanitize import display_text, render_post, sanitize_html
-from o2m_pub.reader.timeline import attachments, excerpt_of, headline
+from o2m_pub.reader.sanitize import display_text
+from o2m_pub.reader.timeline import attachments, excerpt_of, headline, inline_urls, post_text
 
 if TYPE_CHECKING:
     from o2m_pub.reader.model import StoredPost
@@ -27,7 +31,9 @@ PAGE_SIZE = 20
 MAX_PHOTOS = 4  # shown inline on the timeline; the post page shows them all
 # Shown inline: raster images a browser decodes as images, never as a document.
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
-_IMAGE_REF = re.compile(r"!\[([^\]\n]{0,300})\]\(\s*<?([^)\s>]+)")
+SHOWN_TEXT_CHARS = 256 * 1024  # of a post shown as its text
+_IMG_TAG = re.compile(r"<img\b[^<>]*>")  # each try ends at the next "<": linear
+_ATTRIBUTE = re.compile(r'\b(alt|src)="([^"]*)"')
 
 
 # ---------------------------------------------------------------- time in words
@@ -105,11 +111,20 @@ class Entry:
     reply_to: str | None
 
 
-def image_alts(markdown: str | None) -> dict[str, str]:
-    """The alt text the post's Markdown gives each image it shows, by file name."""
-    found: dict[str, str] = {}
-    for alt, target in _IMAGE_REF.findall(markdown or ""):
-        found.setdefault(target.rsplit("/", 1)[-1], alt)
+def rendered_alts(post: "StoredPost") -> dict[int, str]:
+    """The alt text of each attachment the post's stored rendering shows, by its index:
+    one linear scan of nh3's output (its `<img>` of our `/file/ID/N` URLs). Never the
+    Markdown: a pattern run on a friend's text costs its length times the pattern's
+    reach (0.6 s for each post of 520 KB of `![`, on every timeline page; THREATS.md 49)."""
+    if not post.rendered or post.too_complex:
+        return {}
+    prefix = f"/file/{post.short_id}/"
+    found: dict[int, str] = {}
+    for tag in _IMG_TAG.findall(post.rendered):
+        attributes = dict(_ATTRIBUTE.findall(tag))
+        src = attributes.get("src", "")
+        if src.startswith(prefix) and src[len(prefix):].isdigit():
+            found.setdefault(int(src[len(prefix):]), html.unescape(attributes.get("alt", "")))
     return found
 
 
@@ -117,22 +132,22 @@ def remote_photos(post: "StoredPost", directory: Directory, link) -> list[Photo]
     """The photos of a public post that live on the friend's own site, as the desk
     shows them (desk/images.py fetches them from there)."""
     friend = directory.friend(post.friend)
-    if post.markdown is not None or friend is None:
+    if post.markdown is not None or friend is None or post.too_complex:
         return []
     return [Photo(link(f"img/{post.short_id}/{i}"), display_text(image.alt))
-            for i, image in enumerate(own_images(post.html, friend.card.url))]
+            for i, image in enumerate(own_images(post.rendered, friend.card.url))]
 
 
 def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[Photo]:  # noqa: ANN001
     """The post's raster images that are in the local attachment store, with the alt
-    text its Markdown gives them (else their name)."""
-    alts = image_alts(post.markdown)
+    text its body gives them (else their name)."""
+    alts = rendered_alts(post)
     photos = []
     for f in attachments(post, store):
         if f.path is not None and f.media_type in INLINE_TYPES:
             name = f.name.rsplit("/", 1)[-1]
             photos.append(Photo(link(f"file/{post.short_id}/{f.index}"),
-                                display_text(alts.get(name, name))))
+                                display_text(alts.get(f.index) or name)))
     return photos
 
 
@@ -204,26 +219,42 @@ def unread_count(store: "ReaderStore") -> int:
 @dataclass(frozen=True)
 class PostView:
     entry: Entry
-    body: str  # safe HTML (nh3's output)
+    body: str  # safe HTML: the stored rendering (nh3's output), or escaped text
+    note: str | None  # why the body is its text: not rendered yet, or too complex
     gallery: tuple[Photo, ...]  # images the body does not show itself
     files: tuple[tuple[str, str, str], ...]  # (name, url, size) of other attachments
     url: str | None  # the public permalink, for a public post
 
 
-def body_html(post: "StoredPost", urls: dict[str, str],
-              own: dict[str, str] | None = None) -> tuple[str, tuple[str, ...]]:
-    """A friend's post body as safe HTML, and the attachments it shows inline; `own`
-    maps the URLs of photos on the friend's own site to the desk's copies. (When the
-    store keeps each post rendered at fetch time, THREATS.md 49, this is where the desk
-    takes the stored rendering instead.)"""
-    if post.markdown is not None:
-        safe = render_post(post.markdown, urls)
-    else:
-        html = post.html or ""
-        for url, local in (own or {}).items():  # exact src values; nh3 still cleans all
-            html = html.replace(f'src="{url}"', f'src="{local}"')
-        safe = sanitize_html(html, {f"own-{i}": u for i, u in enumerate((own or {}).values())})
-    return safe.html, safe.images
+@dataclass(frozen=True)
+class Body:
+    html: str  # safe to insert unescaped
+    shown: frozenset[str]  # attachment names it shows inline
+    note: str | None
+
+
+def body_html(post: "StoredPost", relink: dict[str, str], site_url: str | None,
+              link) -> Body:  # noqa: ANN001 - link: path -> URL
+    """A friend's post body as the fetch stored it rendered (THREATS.md 49), with the
+    URLs it was rendered with (`relink`: the reader's `/file/ID/N` to the desk's) and
+    the photos of the friend's own site shown from the desk; else its escaped text."""
+    from markupsafe import escape
+
+    if post.rendered is None or post.too_complex:
+        text = post_text(post, SHOWN_TEXT_CHARS)
+        if len(text) >= SHOWN_TEXT_CHARS:
+            text += "\n[…]"
+        note = ("This post was too complex to render: here is its text." if post.too_complex
+                else "This post is not rendered yet (the next o2m fetch does it): here is "
+                     "its text.")
+        return Body(f"<pre>{escape(text)}</pre>", frozenset(), note)
+    html = post.rendered
+    for stored, desk in relink.items():  # exact attribute values nh3 wrote
+        if stored != desk:
+            html = html.replace(f'="{stored}"', f'="{escape(desk)}"')
+    if post.markdown is None:
+        html = show_own_images(html, site_url, lambda i: link(f"img/{post.short_id}/{i}"))
+    return Body(html, frozenset(post.rendered_images), None)
 
 
 def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
@@ -231,18 +262,16 @@ def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
     from o2m_pub.reader.timeline import human_size
 
     files = attachments(post, store)
-    urls = {f.name: link(f"file/{post.short_id}/{f.index}") for f in files
-            if f.path is not None and f.media_type in INLINE_TYPES}
+    stored_urls = inline_urls(post, files)  # what render.py rendered the body with
+    urls = {name: link(url.lstrip("/")) for name, url in stored_urls.items()}
     friend = directory.friend(post.friend)
-    own = {image.url: link(f"img/{post.short_id}/{i}") for i, image in
-           enumerate(own_images(post.html, friend.card.url if friend else None))} \
-        if post.markdown is None else {}
-    html, shown = body_html(post, urls, own)
-    alts = image_alts(post.markdown)
-    gallery = tuple(Photo(urls[f.name], display_text(alts.get(f.name, f.name))) for f in files
-                    if f.name in urls and f.name not in shown)
+    body = body_html(post, {stored_urls[n]: urls[n] for n in urls},
+                     friend.card.url if friend else None, link)
+    alts = rendered_alts(post)
+    gallery = tuple(Photo(urls[f.name], display_text(alts.get(f.index) or f.name))
+                    for f in files if f.name in urls and f.name not in body.shown)
     others = tuple((f.name, link(f"file/{post.short_id}/{f.index}"), human_size(f.size))
                    for f in files if f.name not in urls)
     url = post.url if post.url and post.url.startswith("https://") else None
-    return PostView(entry(post, directory, store, now, tz, link), html, gallery, others,
-                    display_text(url) if url else None)
+    return PostView(entry(post, directory, store, now, tz, link), body.html, body.note, gallery,
+                    others, display_text(url) if url else None)

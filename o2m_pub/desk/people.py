@@ -1,6 +1,7 @@
 """Friends as the desk shows them: the name they call themselves (their card's `name`),
-an avatar (the card's `avatar` once cards carry one, else their initials on a colour of
-their own), their groups, and how their feed is doing, in plain words.
+their picture (the card's `avatar`, as `o2m fetch` kept it, else their initials on a
+colour of their own), their bio, their groups, and how their feed is doing, in plain
+words.
 
 `Directory` reads `keys/friends/` through `friends.friend_store.FriendStore` and keeps
 what it read until a file there changes (one `stat` per friend per page: a timeline of
@@ -9,7 +10,6 @@ what it read until a file there changes (one `stat` per friend per page: a timel
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import os
@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
+from o2m_pub.config import STATE_DIR
 from o2m_pub.friends.friend_store import FRIENDS_DIR, GROUPS_FILE, Friend, FriendStore
+from o2m_pub.protocol.cards import MAX_AVATAR_BYTES
+from o2m_pub.reader.avatars import AVATARS_DIR, avatar_file
 from o2m_pub.reader.sanitize import display_text
 
 if TYPE_CHECKING:
     from o2m_pub.reader.model import FriendState
 
-MAX_AVATAR_BYTES = 64 * 1024
 AVATAR_COLOURS = 8  # desk.css has .hue-0 … .hue-7, each with enough contrast
 # An avatar is shown only if its bytes are one of these (checked by content).
 _IMAGE_MAGIC = {
@@ -54,6 +56,7 @@ class Person:
     added: str | None = None
     groups: tuple[str, ...] = ()
     is_friend: bool = True
+    bio: tuple[str, ...] = ()  # the card's bio, its lines neutralised
 
     @property
     def distinct(self) -> bool:
@@ -74,35 +77,36 @@ def hue_of(name: str) -> int:
     return hashlib.sha256(name.encode()).digest()[0] % AVATAR_COLOURS
 
 
-def card_avatar(card: object) -> Avatar | None:
-    """The avatar a card carries, if it carries one the desk can show: a `data:` URL of
-    a PNG, JPEG, GIF or WebP image of at most 64 KiB whose bytes are what it says.
-    Cards gain `avatar` in a later version (issue: cards); until then, None."""
-    value = getattr(card, "avatar", None)
-    if value is None:
-        extra = getattr(card, "extra", None) or {}
-        value = extra.get("avatar") if isinstance(extra, Mapping) else None
-    if not isinstance(value, str) or not value.startswith("data:image/"):
-        return None
-    head, sep, payload = value.partition(",")
-    media_type = head[len("data:"):].split(";")[0].lower()
-    if not sep or media_type not in _IMAGE_MAGIC or ";base64" not in head:
+def card_avatar(card: object, state_dir: Path) -> Avatar | None:
+    """The picture a friend's card names (PROTOCOL.md §2.4 `avatar`), as `o2m fetch`
+    downloaded, checked and kept it (reader/avatars.py), if it is there and its bytes
+    still begin as its type says; else None (their initials show)."""
+    ref = getattr(card, "avatar", None)
+    if ref is None or ref.media_type not in _IMAGE_MAGIC:
         return None
     try:
-        data = base64.b64decode(payload, validate=True)
-    except ValueError:
+        with open(avatar_file(state_dir, ref), "rb") as f:
+            data = f.read(MAX_AVATAR_BYTES + 1)
+    except OSError:
         return None
-    if len(data) > MAX_AVATAR_BYTES or not data.startswith(_IMAGE_MAGIC[media_type]):
+    if len(data) > MAX_AVATAR_BYTES or not data.startswith(_IMAGE_MAGIC[ref.media_type]):
         return None
-    if media_type == "image/webp" and data[8:12] != b"WEBP":
+    if ref.media_type == "image/webp" and data[8:12] != b"WEBP":
         return None
-    return Avatar(media_type, data)
+    return Avatar(ref.media_type, data)
 
 
-def person_of(friend: Friend, groups: Mapping[str, Iterable[str]]) -> Person:
+def has_avatar(card: object, state_dir: Path) -> bool:
+    ref = getattr(card, "avatar", None)
+    return ref is not None and avatar_file(state_dir, ref).is_file()
+
+
+def person_of(friend: Friend, groups: Mapping[str, Iterable[str]], state_dir: Path) -> Person:
     display = display_text(" ".join(friend.card.name.split())) or friend.name
+    bio = friend.card.bio
     return Person(name=friend.name, display=display, initials=initials(display),
-                  hue=hue_of(friend.name), has_avatar=card_avatar(friend.card) is not None,
+                  hue=hue_of(friend.name), has_avatar=has_avatar(friend.card, state_dir),
+                  bio=tuple(display_text(line) for line in bio.split("\n")) if bio else (),
                   url=friend.card.url, fingerprint=friend.fingerprint, added=friend.added,
                   groups=tuple(g for g, members in groups.items() if friend.name in members))
 
@@ -120,6 +124,7 @@ class Directory:
     def __init__(self, root: Path, config_groups: Mapping[str, Iterable[str]] | None = None,
                  own_sign_pk: bytes | None = None) -> None:
         self.root = root
+        self.state_dir = root / STATE_DIR
         self.store = FriendStore(root, own_sign_pk=own_sign_pk, config_groups=config_groups)
         self._stamp: tuple | None = None
         self._checked = False  # keys/ looked at during this request
@@ -136,11 +141,12 @@ class Directory:
                 stamp.append((entry.name, st.st_mtime_ns, st.st_size, st.st_ino))
         except FileNotFoundError:
             pass
-        try:
-            st = os.stat(self.root / GROUPS_FILE)
-            stamp.append((GROUPS_FILE, st.st_mtime_ns, st.st_size, st.st_ino))
-        except FileNotFoundError:
-            pass
+        for name in (GROUPS_FILE, f"{STATE_DIR}/{AVATARS_DIR}"):  # a picture fetched
+            try:
+                st = os.stat(self.root / name)
+                stamp.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
+            except FileNotFoundError:
+                pass
         return tuple(stamp)
 
     def begin_request(self) -> None:
@@ -157,7 +163,8 @@ class Directory:
         friends = {f.name: f for f in self.store.list()}
         groups = self.store.groups()
         self._friends, self._groups = friends, groups
-        self._people = {name: person_of(f, groups) for name, f in friends.items()}
+        self._people = {name: person_of(f, groups, self.state_dir)
+                        for name, f in friends.items()}
         self._stamp = stamp
 
     def forget(self) -> None:
@@ -184,7 +191,7 @@ class Directory:
 
     def avatar(self, name: str) -> Avatar | None:
         friend = self.friend(name)
-        return card_avatar(friend.card) if friend is not None else None
+        return card_avatar(friend.card, self.state_dir) if friend is not None else None
 
 
 # ---------------------------------------------------------------- feed health in words

@@ -10,7 +10,9 @@ serial, no comment: no metadata at all).
   and written anew: JPEG stays JPEG, PNG and GIF become PNG (a GIF's first frame), WebP
   stays WebP.
 
-The file name is the desk's (`photo-N.ext`), never the uploaded one.
+The file name is the desk's (`photo-N.ext`), never the uploaded one. The owner's
+picture (`square_avatar`) goes through the same checks, then is cropped to its middle
+square and written as a PNG of `AVATAR_SIDE` pixels.
 
     PhotoError (DeskError)   an upload that is no usable photo
 """
@@ -104,3 +106,30 @@ def _pixels_only(image, kind: str):  # noqa: ANN001, ANN202 - PIL images
     fresh = Image.new(converted.mode, converted.size)
     fresh.paste(converted)
     return fresh
+
+
+AVATAR_SIDE = 256  # px: a card's picture shows at 44 to 96 px; twice that for sharp screens
+
+
+def square_avatar(data: bytes) -> bytes:
+    """The owner's uploaded picture as their card's: checked and cleaned as any photo
+    (`prepare`), the middle square cut out, `AVATAR_SIDE` pixels wide, as a PNG (far
+    below a card picture's 512 KiB, PROTOCOL.md §2.4).
+
+    Raises:
+        PhotoError: as `prepare`.
+    """
+    from PIL import Image, ImageOps
+
+    photo = prepare(data)
+    with Image.open(io.BytesIO(photo.data)) as image:
+        image.load()
+        side = min(image.width, image.height)
+        square = ImageOps.fit(image, (side, side), method=Image.Resampling.LANCZOS)
+        square = square.resize((AVATAR_SIDE, AVATAR_SIDE), Image.Resampling.LANCZOS) \
+            if side > AVATAR_SIDE else square
+        if square.mode not in ("RGB", "RGBA"):
+            square = square.convert("RGBA")
+        out = io.BytesIO()
+        square.save(out, "PNG", optimize=True)
+    return out.getvalue()

@@ -3,8 +3,10 @@ name on the card (`o2m card --renew` signs a new card from o2m.toml). The desk c
 the one line of o2m.toml that sets it, keeps every other byte (comments included),
 checks the result with the config parser before writing, and writes atomically.
 
-Bio and avatar join when cards carry them (issue: cards); `actions.Capabilities`
-says which fields the card code of this o2m knows.
+The bio and the picture are the card's alone (PROTOCOL.md §2.4): the picture, cut
+square and re-encoded by `photos.square_avatar`, goes to keys/avatar, where `o2m build`
+publishes it at the path the card names (as `o2m card --renew --avatar` does).
+`actions.Capabilities` says which of these fields the card code of this o2m knows.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from o2m_pub._files import write_file
 from o2m_pub.config import CONFIG_NAME, parse_config
 from o2m_pub.desk.web import DeskError
 from o2m_pub.errors import ConfigError
 from o2m_pub.protocol.canonical import REFUSED_IN_NAME
+
+if TYPE_CHECKING:
+    from o2m_pub.protocol.cards import Avatar
 
 MAX_NAME_CHARS = 64  # PROTOCOL.md §2.4: a card's name
 _TABLE = re.compile(r"^\s*\[([^\]]+)\]\s*(#.*)?$")
@@ -91,3 +97,51 @@ def set_author(root: Path, name: str) -> str:
 
 def restore(root: Path, text: str) -> None:
     write_file(root / CONFIG_NAME, text.encode(), 0o644)
+
+
+def install_avatar(root: Path, png: bytes) -> tuple["Avatar", bytes | None]:
+    """Put the owner's new picture (a PNG from `photos.square_avatar`) in keys/avatar
+    for the build; returns the card's `avatar` for it and the bytes that were there
+    before (to put back if the card cannot be signed)."""
+    import hashlib
+
+    from o2m_pub.protocol.cards import Avatar
+    from o2m_pub.site.build import AVATAR_FILE
+
+    path = root / AVATAR_FILE
+    try:
+        before = path.read_bytes()
+    except FileNotFoundError:
+        before = None
+    digest = hashlib.sha256(png).hexdigest()
+    write_file(path, png, 0o644)
+    return Avatar(path=f"media/{digest[:16]}/avatar.png", sha256=digest,
+                  media_type="image/png"), before
+
+
+def restore_avatar(root: Path, before: bytes | None) -> None:
+    from o2m_pub.site.build import AVATAR_FILE
+    path = root / AVATAR_FILE
+    if before is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_file(path, before, 0o644)
+
+
+def check_bio(text: str) -> str | None:
+    """A bio as the profile form sends it: line breaks made U+000A, blank lines and
+    spaces at the ends dropped; None for an empty one (no bio on the card). The card's
+    own rules (§2.4: 280 characters, no invisible characters) are checked when it is
+    signed.
+
+    Raises:
+        DeskError: longer than a card allows.
+    """
+    import unicodedata
+
+    from o2m_pub.protocol.cards import MAX_BIO_CHARS
+    lines = [line.strip() for line in text.replace("\r\n", "\n").split("\n")]
+    bio = unicodedata.normalize("NFC", "\n".join(line for line in lines if line))
+    if len(bio) > MAX_BIO_CHARS:
+        raise DeskError(f"a bio has at most {MAX_BIO_CHARS} characters, not {len(bio)}")
+    return bio or None

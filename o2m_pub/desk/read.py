@@ -77,9 +77,11 @@ def post_page(app: "DeskApp", ctx: Ctx, short_id: str) -> Response:
     if post is None:
         return app.error(ctx, 404, "No such post.")
     view = feed.post_view(post, app.directory, app.reader, ctx.now, app.tz, app.link)
+    from o2m_pub.desk.web import user_navigation
     return app.page(ctx, "post.html", title=view.entry.headline, view=view,
                     body=Markup(view.body),  # nh3's output (reader.sanitize)
-                    thread=_thread(app, post))
+                    thread=_thread(app, post),
+                    mark_on_open=user_navigation(ctx.request.headers))
 
 
 def _thread(app: "DeskApp", post: Any) -> dict[str, Any]:  # noqa: ANN401 - a StoredPost
@@ -157,7 +159,8 @@ def remote_image(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> Respons
 
     post = _post(app, short_id)
     friend = app.directory.friend(post.friend) if post is not None else None
-    images = own_images(post.html, friend.card.url) if post and friend else []
+    images = own_images(post.rendered, friend.card.url) \
+        if post and friend and post.markdown is None and not post.too_complex else []
     i = int(index)
     if i >= len(images) or friend is None:
         return Response(404, b"", "text/plain; charset=utf-8")

@@ -1,6 +1,7 @@
 """The desk's own store, ``.o2m/desk.db`` (0600, in the private state folder): the
-sessions (the SHA-256 of each token, never the token) and the sign-in failures that
-the back-off reads. Shared by every process of one site (`o2m serve --desk` runs one
+sessions (the SHA-256 of each token, never the token), the sign-in failures that the
+back-off reads, and the owner's passkeys (public keys only) with their pending
+challenges (passkeys.py). Shared by every process of one site (`o2m serve --desk` runs one
 per core), so a limit holds for all of them; the rules are in `guard.py`.
 
     DeskStoreError (DeskError)   the desk's store cannot be used
@@ -19,7 +20,7 @@ from o2m_pub.desk import guard
 from o2m_pub.desk.web import DeskError
 
 DB_NAME = "desk.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: passkeys and their challenges (a store of 1 gets the tables)
 MAX_SESSIONS = 50  # the oldest go first: a session list a person can read
 
 _SCHEMA = """
@@ -34,6 +35,19 @@ CREATE TABLE IF NOT EXISTS failures (
     key TEXT PRIMARY KEY,         -- "client:ADDRESS" or "all"
     count INTEGER NOT NULL,
     last REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passkeys (
+    id BLOB PRIMARY KEY,          -- the credential's id
+    public_key BLOB NOT NULL,     -- COSE, as the authenticator gave it
+    sign_count INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_used REAL
+);
+CREATE TABLE IF NOT EXISTS challenges (
+    key TEXT PRIMARY KEY,         -- "add:" or "signin:" + the hash of the cookie it is for
+    challenge BLOB NOT NULL,
+    expires REAL NOT NULL
 );
 """
 
@@ -191,3 +205,84 @@ def _client_key(client: str) -> str:
 def _clip_agent(agent: str) -> str:
     text = "".join(c if c.isprintable() else "?" for c in agent)
     return text[:160]
+
+
+@dataclass(frozen=True)
+class Passkey:
+    """A passkey the owner added: its public key, counter and name."""
+
+    id: bytes
+    public_key: bytes
+    sign_count: int
+    name: str
+    created: float
+    last_used: float | None
+
+
+MAX_PASSKEYS = 20
+
+
+class PasskeyStore:
+    """The passkeys and challenges of desk.db (a view on `DeskStore.db`)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def add(self, key_id: bytes, public_key: bytes, sign_count: int, name: str,
+            now: float) -> None:
+        """Keep a new passkey.
+
+        Raises:
+            DeskError: MAX_PASSKEYS are kept already, or this one is.
+        """
+        with _ERRORS:
+            with self.db:
+                count = self.db.execute("SELECT count(*) FROM passkeys").fetchone()[0]
+                if count >= MAX_PASSKEYS:
+                    raise DeskError(f"{MAX_PASSKEYS} passkeys are kept already: remove one")
+                try:
+                    self.db.execute("INSERT INTO passkeys VALUES (?, ?, ?, ?, ?, NULL)",
+                                    (key_id, public_key, sign_count, name[:64], now))
+                except sqlite3.IntegrityError:
+                    raise DeskError("this passkey is kept already") from None
+
+    def all(self) -> list[Passkey]:
+        with _ERRORS:
+            return [Passkey(*r) for r in self.db.execute(
+                "SELECT * FROM passkeys ORDER BY created")]
+
+    def get(self, key_id: bytes) -> Passkey | None:
+        with _ERRORS:
+            row = self.db.execute("SELECT * FROM passkeys WHERE id = ?", (key_id,)).fetchone()
+        return Passkey(*row) if row else None
+
+    def used(self, key_id: bytes, sign_count: int, now: float) -> None:
+        with _ERRORS:
+            with self.db:
+                self.db.execute("UPDATE passkeys SET sign_count = ?, last_used = ? "
+                                "WHERE id = ?", (sign_count, now, key_id))
+
+    def remove(self, key_id: bytes) -> bool:
+        with _ERRORS:
+            with self.db:
+                return self.db.execute("DELETE FROM passkeys WHERE id = ?",
+                                       (key_id,)).rowcount > 0
+
+    def put_challenge(self, key: str, challenge: bytes, expires: float) -> None:
+        """Remember a challenge for `key` (a newer one replaces it); expired ones go."""
+        with _ERRORS:
+            with self.db:
+                self.db.execute("DELETE FROM challenges WHERE expires < ?", (expires - 3600,))
+                self.db.execute("INSERT OR REPLACE INTO challenges VALUES (?, ?, ?)",
+                                (key, challenge, expires))
+
+    def take_challenge(self, key: str, now: float) -> bytes | None:
+        """The live challenge for `key`, used up (a second answer to it finds none)."""
+        with _ERRORS:
+            with self.db:
+                row = self.db.execute("SELECT challenge, expires FROM challenges WHERE key = ?",
+                                      (key,)).fetchone()
+                self.db.execute("DELETE FROM challenges WHERE key = ?", (key,))
+        if row is None or row[1] < now:
+            return None
+        return bytes(row[0])

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from o2m_pub.desk import feed
 from o2m_pub.desk.app import Ctx, Routes
 from o2m_pub.desk.people import health
-from o2m_pub.desk.web import Response, redirect
+from o2m_pub.desk.web import Response, Slow, redirect
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.friend_store import FriendError, KeyChangeError, valid_name
 from o2m_pub.protocol.cards import CardError, card_from_any, card_to_text
@@ -61,10 +61,10 @@ def friend_page(app: "DeskApp", ctx: Ctx, raw: str, *, status: int = 200,
 
 @ROUTES.add("GET", r"/friends/add")
 def add_page(app: "DeskApp", ctx: Ctx, *, status: int = 200, message: str | None = None,
-             card_text: str = "", name: str = "") -> Response:
+             card_text: str = "", name: str = "", accept_text: str = "") -> Response:
     return app.page(ctx, "add_friend.html", status=status, title="Add a friend",
                     message=message, card_text=card_text, name=name, card=None,
-                    nav="friends")
+                    accept_text=accept_text, nav="friends")
 
 
 @ROUTES.add("POST", r"/friends/add")
@@ -242,26 +242,118 @@ def card_qr(app: "DeskApp", ctx: Ctx) -> Response:
     return Response(200, svg, "image/svg+xml", {"Cache-Control": "private, no-cache"})
 
 
-# ---------------------------------------------------------------- invitations (later)
+# ---------------------------------------------------------------- invitations
+
+
+def _said(e: O2MError) -> str:
+    """An error as one line for a page, its hint in brackets."""
+    return f"{e} ({e.hint})" if e.hint else str(e)
+
+
+EXPIRY_CHOICES = (("1d", "a day"), ("7d", "a week"), ("30d", "a month"))
+_INVITATION_ID = r"([A-Za-z0-9_-]{4,22})"
+
+
+def inline_qr(text: str, label: str) -> str | None:
+    """The QR code of `text` as an <svg> element to put in a page (no file, no data:
+    URL: the CSP allows images from the desk only), scaling to the screen; None when
+    `text` does not fit in one."""
+    import re
+
+    from o2m_pub.friends.qr import qr_svg
+    try:
+        svg = qr_svg(text, scale=4).decode()
+    except O2MError:
+        return None
+    svg = svg[svg.index("<svg"):]
+    size = re.match(r'<svg xmlns="http://www.w3.org/2000/svg" width="(\d+)" height="(\d+)"', svg)
+    if size is None:
+        return None
+    from markupsafe import escape
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size[1]} {size[2]}" '
+            f'width="{size[1]}" height="{size[2]}" role="img" aria-label="{escape(label)}"')
+    return head + svg[size.end():]
+
+
+def _invitations_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,  # noqa: ANN001
+                      message: str | None = None, made=None, name: str = "") -> Response:
+    from o2m_pub.desk.feed import local_time
+
+    assert app.caps.invite is not None
+    rows = [{"id": r.id[:8], "name": r.name, "status": r.status(ctx.now),
+             "until": local_time(r.expires, app.tz), "used": local_time(r.used, app.tz)
+             if r.used else None, "friend": r.friend}
+            for r in reversed(app.caps.invite.invitations())]
+    new = None
+    if made is not None:
+        new = {"id": made.id, "text": made.text, "until": local_time(made.expires, app.tz),
+               "qr": inline_qr(made.text, "QR code of this invitation")}
+    return app.page(ctx, "invitations.html", status=status, title="Invitations", rows=rows,
+                    new=new, message=message, name=name, choices=EXPIRY_CHOICES,
+                    nav="friends")
+
+
+@ROUTES.add("GET", r"/invitations")
+def invitations_page(app: "DeskApp", ctx: Ctx) -> Response:
+    """The owner's invitations, open ones first, and the form to make one: only
+    once an `InviteAction` is plugged in (actions.py); until then a 404."""
+    if app.caps.invite is None:
+        return app.error(ctx, 404, "There is nothing here.")
+    return _invitations_page(app, ctx)
 
 
 @ROUTES.add("POST", r"/friends/invite")
 def invite(app: "DeskApp", ctx: Ctx) -> Response:
-    """Make an invitation: only once connections plug an `InviteAction` in
-    (actions.py); until then a 404 like any unknown route."""
+    """Make an invitation, as `o2m friend invite [NAME] --expires …` does, and show it
+    once: its text, its QR code and until when it can be used."""
     if app.caps.invite is None:
         return app.error(ctx, 404, "There is nothing here.")
-    name = ctx.form.get("name", "").strip().lower()
-    text = app.caps.invite.invite(name)
-    return app.page(ctx, "invitation.html", title="Invitation", text=text, name=name,
-                    nav="friends")
+    name = ctx.form.get("name", "").strip().lower() or None
+    expires = ctx.form.get("expires", "7d")
+    if expires not in dict(EXPIRY_CHOICES):
+        return _invitations_page(app, ctx, status=400, message="Choose how long it lasts.")
+    try:
+        made = app.caps.invite.invite(name, expires)
+    except O2MError as e:
+        return _invitations_page(app, ctx, status=400, message=_said(e), name=name or "")
+    return _invitations_page(app, ctx, made=made)
+
+
+@ROUTES.add("POST", rf"/invitations/{_INVITATION_ID}/revoke")
+def revoke_invitation(app: "DeskApp", ctx: Ctx, ident: str) -> Response:
+    if app.caps.invite is None:
+        return app.error(ctx, 404, "There is nothing here.")
+    try:
+        app.caps.invite.revoke(ident)
+    except O2MError as e:
+        return _invitations_page(app, ctx, status=400, message=_said(e))
+    return redirect(app.link("invitations") + "?done=invitation-revoked")
 
 
 @ROUTES.add("POST", r"/friends/accept")
-def accept(app: "DeskApp", ctx: Ctx) -> Response:
-    """Accept an invitation: only once connections plug an `InviteAction` in."""
+def accept(app: "DeskApp", ctx: Ctx) -> Response | Slow:
+    """Accept a friend's invitation pasted here (their site is added; the answer is
+    sent to it, off the request thread), or take their reply to one of ours."""
     if app.caps.invite is None:
         return app.error(ctx, 404, "There is nothing here.")
-    name = app.caps.invite.accept(ctx.form.get("text", ""), ctx.form.get("name", "").strip())
-    app.directory.forget()
-    return redirect(app.link(f"friends/{name}") + "?done=added")
+    invite_action = app.caps.invite
+    text = ctx.form.get("text", "")[:16_000]
+    name = ctx.form.get("name", "").strip().lower() or None
+    if name is not None and not valid_name(name):
+        return add_page(app, ctx, status=400, message="A friend's name is lower case letters, "
+                        "digits, - and _.", accept_text=text)
+
+    def then(result: object) -> Response:
+        if isinstance(result, O2MError):
+            return add_page(app, ctx, status=400, message=_said(result), accept_text=text)
+        if isinstance(result, BaseException):
+            raise result
+        app.directory.forget()
+        return _accepted_page(app, ctx, result)
+    return Slow(work=lambda: invite_action.accept(text, name), then=then)
+
+
+def _accepted_page(app: "DeskApp", ctx: Ctx, answer) -> Response:  # noqa: ANN001
+    person = app.directory.person(answer.friend)
+    return app.page(ctx, "accepted.html", title="Invitation accepted", answer=answer,
+                    person=person, nav="friends")

@@ -189,6 +189,21 @@ class Origin:
         return self.base + path.lstrip("/")
 
 
+def user_navigation(headers: dict[str, str]) -> bool:
+    """Whether a GET is the person's own navigation in the desk: a top-level page load
+    (Fetch Metadata: mode navigate, destination document) from one of the desk's own
+    pages (same-origin) or from the address bar or a bookmark (none), and no prefetch.
+    Anything else, a link or image of another site (cross-site, or same-site: another
+    port of 127.0.0.1, which a SameSite cookie does not tell apart), a frame, a
+    prefetch, or a client that sends no Sec-Fetch headers, may read a page but its
+    script changes no state (THREATS.md 53, security review finding 6)."""
+    return (headers.get("sec-fetch-site") in ("same-origin", "none")
+            and headers.get("sec-fetch-mode") == "navigate"
+            and headers.get("sec-fetch-dest") == "document"
+            and "prefetch" not in headers.get("sec-purpose", "")
+            and "prefetch" not in headers.get("purpose", ""))
+
+
 def loopback_origin(host: str, port: int, base: str = "/") -> Origin:
     """The Origin of `o2m desk` on a loopback address."""
     names = [f"[{host}]" if ":" in host else host]

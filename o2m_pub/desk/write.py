@@ -290,7 +290,8 @@ def profile_page(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 def _profile_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,
-                  message: str | None = None, name: str | None = None) -> Response:
+                  message: str | None = None, name: str | None = None,
+                  bio: str | None = None) -> Response:
     from o2m_pub.config import load
     from o2m_pub.friends.identity import own_card
     config = load(app.root)
@@ -298,20 +299,57 @@ def _profile_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,
     return app.page(ctx, "profile.html", status=status, title="Profile",
                     name=name if name is not None else config.author, url=config.url,
                     card_name=card.name if card else None, message=message,
+                    bio=bio if bio is not None else (card.bio or "" if card else ""),
+                    has_avatar=card is not None and card.avatar is not None,
                     fields=app.caps.profile_fields, nav="settings")
+
+
+@ROUTES.add("GET", r"/profile/avatar")
+def own_avatar(app: "DeskApp", ctx: Ctx) -> Response:
+    """The owner's picture as their card names it (keys/avatar, if it is that one)."""
+    import hashlib
+
+    from o2m_pub.friends.identity import own_card
+    from o2m_pub.site.build import AVATAR_FILE
+    card = own_card(app.root)
+    try:
+        data = (app.root / AVATAR_FILE).read_bytes() if card and card.avatar else b""
+    except OSError:
+        data = b""
+    if not data or hashlib.sha256(data).hexdigest() != card.avatar.sha256:
+        return Response(404, b"", "text/plain; charset=utf-8")
+    return Response(200, data, card.avatar.media_type, {"Cache-Control": "private, no-cache"})
 
 
 @ROUTES.add("POST", r"/profile")
 def save_profile(app: "DeskApp", ctx: Ctx) -> Response | Slow:
-    """A new display name: o2m.toml's author, and a card signed anew with it (the
-    passphrase is asked again: signing needs the key, which the desk never keeps)."""
-    name = ctx.form.get("name", "")
+    """A new display name (o2m.toml's author), bio and picture, and a card signed anew
+    with them (the passphrase is asked again: signing needs the key, which the desk
+    never keeps). The picture is checked and cut square before anything is written."""
+    from o2m_pub.desk.photos import PhotoError, square_avatar
+    from o2m_pub.friends.identity import own_card
+
+    name, fields = ctx.form.get("name", ""), app.caps.profile_fields
+    bio_text = ctx.form.get("bio", "")
+    changes: dict = {}
+    picture = None
     try:
         name = profile.check_name(name)
-    except DeskError as e:
-        return _profile_page(app, ctx, status=400, message=str(e), name=name)
+        if "bio" in fields:
+            bio = profile.check_bio(bio_text)
+            card = own_card(app.root)
+            if card is None or bio != card.bio:
+                changes["bio"] = bio
+        if "avatar" in fields:
+            upload = ctx.request.files.get("avatar")
+            if upload is not None and upload.data:
+                picture = square_avatar(upload.data)
+            elif ctx.form.get("remove_avatar") == "yes":
+                changes["avatar"] = None
+    except (DeskError, PhotoError) as e:
+        return _profile_page(app, ctx, status=400, message=str(e), name=name, bio=bio_text)
     if app.caps.renew_card is None:
-        return _profile_page(app, ctx, status=500, name=name,
+        return _profile_page(app, ctx, status=500, name=name, bio=bio_text,
                              message="this desk cannot sign a card (run `o2m card --renew`)")
     passphrase = ctx.form.get("passphrase", "")
     wait = app.desk.begin_attempt(ctx.request.client, app.clock()) if passphrase else 0
@@ -319,22 +357,31 @@ def save_profile(app: "DeskApp", ctx: Ctx) -> Response | Slow:
         text = "Type your passphrase: a new card is signed with your key." if not passphrase \
             else f"Too many attempts: try again in {int(wait) + 1} seconds."
         return _profile_page(app, ctx, status=400 if not passphrase else 429, message=text,
-                             name=name)
+                             name=name, bio=bio_text)
     secret = passphrase.encode("utf-8")
 
     def then(result: object) -> Response:
+        from o2m_pub.protocol.cards import CardError
         from o2m_pub.protocol.keyfile import WrongPassphraseError
         if isinstance(result, WrongPassphraseError):
-            return _profile_page(app, ctx, status=401, name=name,
+            return _profile_page(app, ctx, status=401, name=name, bio=bio_text,
                                  message="That is not your passphrase.")
         if isinstance(result, BaseException):
             raise result
         app.desk.forgive(ctx.request.client)
         old = profile.set_author(app.root, name)
+        before = None
+        if picture is not None:
+            changes["avatar"], before = profile.install_avatar(app.root, picture)
         try:
-            app.caps.renew_card(app.root, result)  # type: ignore[misc]
-        except BaseException:
+            app.caps.renew_card(app.root, result, **changes)  # type: ignore[misc]
+        except BaseException as e:
             profile.restore(app.root, old)
+            if picture is not None:
+                profile.restore_avatar(app.root, before)
+            if isinstance(e, CardError):
+                return _profile_page(app, ctx, status=400, name=name, bio=bio_text,
+                                     message=str(e))
             raise
         return redirect(app.link("profile") + "?done=profile")
 

@@ -6,11 +6,12 @@ published card into an adopted or refused card (§2.4); `model` holds the values
 share with the store; `http_fetch` moves the bytes with hard limits (urllib3's private
 parts fenced in `_urllib3_compat`); `fetch_run` runs a fetch of every friend; `store`
 keeps what was accepted in SQLite, `attachments` the decrypted attachments beside it,
-`search` its full-text index, and `spool` a fetch's long texts on disk until their
-update is stored; `sanitize` makes a friend's post safe to show, and `render` runs it
-once per post, at fetch time, in a child process with hard limits; `timeline` and
-`web` show it in the terminal and in the browser (`terminal` turns a public post's
-HTML into Markdown for `o2m show`).
+`search` its full-text index, `spool` a fetch's long texts on disk until their
+update is stored, and `avatars` friends' pictures (checked, kept by hash); `sanitize`
+makes a friend's post safe to show, and `render` runs it once per post, at fetch
+time, in a child process with hard limits; `timeline` shows it in the terminal
+(`terminal` turns a public post's HTML into Markdown for `o2m show`), and the desk
+(`o2m_pub.desk`) in the browser.
 Conversations (PROTOCOL.md §4): `thread_fetch` checks the replies and reactions a
 friend's items carry and the links an original poster's items hold (pure, like
 `fetch_plan`); `thread_store` keeps them (store schema 3) and makes the views of a thread

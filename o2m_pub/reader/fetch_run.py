@@ -20,6 +20,7 @@ from o2m_pub.protocol.canonical import b64u_encode
 from o2m_pub.protocol.cards import Card
 from o2m_pub.protocol.keyfile import PassphraseError
 from o2m_pub.reader.attachments import FriendAttachments
+from o2m_pub.reader.avatars import fetch_avatar
 from o2m_pub.reader.card_refresh import CardRefresh, refresh_card
 from o2m_pub.reader.fetch_plan import (
     FriendKeys,
@@ -118,6 +119,7 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
             for k in friend_keys]
     threads_of = {k.name: stored_threads(store.db, k.name) for k in friend_keys}
     outcomes = []
+    state_dir = store.state_dir
 
     def one(keys: FriendKeys, state, hashes, attachments, spool) -> Outcome:  # noqa: ANN001
         target = by_name[keys.name]
@@ -142,6 +144,8 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
         outcome = fetch_friend(keys, state, hashes, get, attachments, now, public=public,
                                max_bytes=limits.friend_bytes, spool=spool,
                                get_site=get_site, threads=threads_of[keys.name])
+        if outcome.ok and target.card is not None:  # their picture, once per hash
+            fetch_avatar(target.card, get, state_dir)
         if refresh is not None:
             _with_card(outcome, refresh)
         return outcome

@@ -6,7 +6,7 @@ take 90 s); no size cap that leaves real posts alone bounds that, and no complex
 covers every shape (THREATS.md 49, security review finding 1). So no parser ever runs
 on a friend's text while a person waits: `o2m fetch` renders each new post once, after
 its update is stored, and keeps the sanitised HTML in the store (`posts.rendered`),
-which the web reader and `o2m show` only read.
+which the desk and `o2m show` only read.
 
 The rendering runs in a child process (`python -m o2m_pub.reader.render`, one at a
 time, reused from post to post), under limits no input can talk its way past:

@@ -21,7 +21,7 @@ began; `apply_update` compares again inside its write transaction, so that of tw
 overlapping fetches the older head can never overwrite the newer. `fetch_lock` keeps
 to one `o2m fetch` per site at a time anyway.
 
-Read API (used by `o2m timeline`, `o2m show`, `o2m notifications` and the web reader):
+Read API (used by `o2m timeline`, `o2m show`, `o2m notifications` and the desk):
 `ReaderStore.open`, `timeline`, `post`, `mark_read`, `unread_count`, `friends_summary`,
 `notifications`, `add_notification`, `mark_notifications_seen`, `attachments.path`.
 Write API (used by the fetcher): `friend_state`, `credited_attachments`, `apply_update`,

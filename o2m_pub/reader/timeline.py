@@ -1,5 +1,5 @@
 """Reading the timeline: what `o2m timeline`, `o2m show`, `o2m notifications` and the
-web reader show of the reader's store, as plain values and text.
+desk show of the reader's store, as plain values and text.
 
 Pure functions over `model.StoredPost` and friends (time zones passed in), plus a few
 small queries over a `ReaderStore` that the store's own API does not offer (paging by
@@ -232,26 +232,29 @@ def human_size(n: int) -> str:
 # ---------------------------------------------------------------- notifications
 
 
+# In plain words, for `o2m notifications` and the desk: who, what happened, and what
+# it means for the person (newcomer review: "a fetch of mum failed", not "unreachable").
 _NOTIFICATION_TEXT = {
-    "new_friend_feed": "{friend} added you back: their feed for you appeared",
-    "unreachable": "{friend} is unreachable{detail} (o2m fetch tries again; their posts "
-                   "stay)",
-    "stale": "{friend}'s feed is stale (not re-signed in time: a frozen host?){detail}",
-    "key_changed": ("{friend}'s key changed: their feed is refused until you check and "
-                    "accept the new card (o2m friend add {friend} CARD --accept-key-change)"
-                    "{detail}"),
-    "equivocation": ("{friend}'s host served two different feeds with the same number: "
-                     "the stored one is kept{detail}"),
+    "new_friend_feed": "{friend} added you back: you can read what they share with you now",
+    "unreachable": "a fetch of {friend} failed{detail} (the next o2m fetch tries again; "
+                   "their posts stay)",
+    "stale": "{friend}'s posts may be out of date{detail}",
+    "key_changed": ("{friend}'s key changed: their posts are not read until you check their "
+                    "new card with them and accept it (o2m friend add {friend} CARD "
+                    "--accept-key-change){detail}"),
+    "equivocation": ("{friend}'s site showed two different versions of their posts: the "
+                     "one you had is kept{detail}"),
     "reply": "{raw} (in {friend}'s feed)",  # PROTOCOL.md §4: "bob replied to your post …"
     "reaction": "{raw} (in {friend}'s feed)",
     "conversation": "{friend}: {raw}",
     "invitation_accepted": "{friend} accepted your invitation{detail}",
-    "moved": "{friend} moved to {raw}: their new card was taken",
-    "certificate_changed": "{friend}'s certificate changed: {raw}",
-    "card_changed": "{friend}'s card changed: {raw}",
-    "key_rotated": "{friend} {raw}: followed, history kept",
-    "card_refused": "{friend}'s site served a card that was refused{detail}",
-    "over_quota": "{friend}'s feed is refused: over your quota for one friend{detail}",
+    "moved": "{friend}'s card moved to a new address: {raw}",
+    "certificate_changed": "{friend}'s site has a new certificate: {raw}",
+    "card_changed": "{friend} changed their {raw}",
+    "key_rotated": "{friend} {raw}: o2m follows them there, and their posts stay",
+    "card_refused": "{friend}'s site showed a card o2m could not accept{detail}",
+    "over_quota": ("{friend}'s new posts were not taken: they would use more room than you "
+                   "give one friend{detail}"),
 }
 
 

@@ -103,21 +103,28 @@ def test_relative_times_read_as_people_expect():
     assert {k: relative_time(k, NOW, tz) for k in cases} == cases
 
 
-def test_avatars_from_cards_only_when_their_bytes_are_an_image():
-    """A card's avatar (a later card field) is used only as a data: URL of a real image
-    of at most 64 KiB; anything else falls back to initials."""
-    import base64
+def test_a_card_picture_is_shown_only_when_kept_and_of_its_type(tmp_path):
+    """A friend's picture is the file the fetch kept for their card's hash
+    (reader/avatars.py), and only if its bytes begin as its type says; else there is
+    none (their initials show). test_desk_avatars.py has the rest."""
+    import hashlib
+
+    from o2m_pub.protocol.cards import Avatar
+    from o2m_pub.reader.avatars import avatar_file
 
     class Card:
-        def __init__(self, avatar):  # noqa: ANN001
-            self.extra = {"avatar": avatar}
+        def __init__(self, data: bytes, media_type: str = "image/png") -> None:
+            self.avatar = Avatar("a.png", hashlib.sha256(data).hexdigest(), media_type)
 
-    png = "data:image/png;base64," + base64.b64encode(PNG).decode()
-    assert card_avatar(Card(png)).data == PNG
-    for bad in ("https://evil.example/a.png", "data:image/png;base64,PHN2Zz4=",
-                "data:image/svg+xml;base64," + base64.b64encode(b"<svg/>").decode(),
-                "data:image/png;base64," + base64.b64encode(PNG + b"x" * 70000).decode(), 7):
-        assert card_avatar(Card(bad)) is None
+    assert card_avatar(Card(PNG), tmp_path) is None  # not fetched
+    avatar_file(tmp_path, Card(PNG).avatar).parent.mkdir()
+    avatar_file(tmp_path, Card(PNG).avatar).write_bytes(PNG)
+    assert card_avatar(Card(PNG), tmp_path).data == PNG
+    assert card_avatar(Card(PNG, "image/jpeg"), tmp_path) is None
+    svg = b"<svg onload='alert(1)'/>"
+    avatar_file(tmp_path, Card(svg).avatar).write_bytes(svg)
+    assert card_avatar(Card(svg), tmp_path) is None
+    assert card_avatar(object(), tmp_path) is None
     assert (initials("Ada Lovelace"), initials("bob"), initials("  ")) == ("AL", "B", "?")
 
 
@@ -311,20 +318,19 @@ class Recorder:
         self.calls.append(("react", post.short_id, choice))
 
 
-def test_reply_react_and_invite_are_absent_until_their_capability_lands(world):
+def test_reply_and_react_are_absent_until_their_capability_lands(world):
     """Without a capability its buttons are not drawn and its routes are 404: nothing
     pretends to work. (Reply and react are wired by `o2m desk` since conversations
-    landed: an app made without them stands for a part not wired.)"""
+    landed: an app made without them stands for a part not wired. Invitations too:
+    tests/desk/test_desk_invitations.py checks the same of an app without them.)"""
     app = make_app(world["root"], capabilities=Capabilities())
     client = Client(app)
     client.sign_in()
     ridge = short(world["root"], "Ridge")
     for page in (text(client.get("/")), text(client.get(f"/post/{ridge}"))):
         assert "/reply" not in page and "/react" not in page and "and reply" not in page
-    assert "/friends/accept" not in text(client.get("/friends/add"))
     for path, form in ((f"/post/{ridge}/reply", {"text": "hi"}),
-                       (f"/post/{ridge}/react", {"choice": "♥"}),
-                       ("/friends/invite", {"name": "x"}), ("/friends/accept", {"text": "x"})):
+                       (f"/post/{ridge}/react", {"choice": "♥"})):
         assert client.post(path, form).status == 404
     app.reader.close()
     app.desk.close()

@@ -29,7 +29,7 @@ from support.browser import (
     view,
 )
 from support.desk import PASS, start_desk, stop
-from support.people import Person, server_context
+from support.people import Person, o2m, server_context
 
 from o2m_pub.protocol.cards import card_to_text
 from o2m_pub.protocol.keyfile import fingerprint
@@ -51,6 +51,9 @@ def world(tmp_path_factory, ca):
     ada.post("walk", "A walk on the ridge", "public", body="Wind, sun and a flask of tea.",
              date="2026-11-21")
     bob.post("bread", "Bread", "friends", body="Sourdough, day three.", date="2026-11-22")
+    (base / "ada.png").write_bytes(_portrait())
+    o2m("-C", str(ada.root), "card", "--renew", "--avatar", str(base / "ada.png"), "--bio",
+        "Walks, bread and the odd script.")
     ada.build()
     bob.build()
     bob.fetch(bundle)
@@ -77,6 +80,20 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+def _portrait() -> bytes:
+    """A card's picture: a face of circles on a coloured square, as a PNG."""
+    from PIL import Image, ImageDraw
+    image = Image.new("RGB", (128, 128), (64, 112, 160))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((24, 16, 104, 96), fill=(240, 200, 170))
+    draw.ellipse((44, 44, 54, 54), fill=(40, 40, 40))
+    draw.ellipse((74, 44, 84, 54), fill=(40, 40, 40))
+    draw.pieslice((16, 88, 112, 168), 180, 360, fill=(200, 80, 60))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
 def _jpeg_with_gps() -> bytes:
     from PIL import Image
     image = Image.new("RGB", (640, 480), (180, 40, 40))
@@ -90,7 +107,12 @@ def _jpeg_with_gps() -> bytes:
 
 
 def go(browser, url: str) -> None:  # noqa: ANN001
+    """Open `url` and wait until its page (after any redirect) is loaded, so nothing
+    found on it next belongs to a page being left (a loaded machine is slow to swap)."""
+    from selenium.webdriver.support.ui import WebDriverWait
     browser.get(url)
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def click_to_navigate(browser, element) -> None:  # noqa: ANN001
@@ -193,10 +215,62 @@ def test_search_everything_fetched(world, browser):
     assert titles == ["Our picnic"]
 
 
+def test_add_a_passkey_and_sign_in_with_it(world, browser):
+    """Bob adds a passkey (his passphrase, then the device's dialog: Chromium's virtual
+    authenticator, a platform one that verifies its user), signs out, and signs in
+    again with the passkey alone."""
+    from selenium.webdriver.common.by import By
+    browser.execute_cdp_cmd("WebAuthn.enable", {})
+    authenticator = browser.execute_cdp_cmd("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})["authenticatorId"]
+    try:
+        go(browser, world["bob_url"] + "passkeys")
+        browser.find_element(By.ID, "passkey-name").send_keys("This laptop")
+        browser.find_element(By.ID, "passkey-passphrase").send_keys(PASS)
+        click_to_navigate(browser, browser.find_element(By.ID, "begin-passkey"))
+        click_to_navigate(browser, browser.find_element(By.ID, "create-passkey"))
+        assert "Passkey added" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+        assert "This laptop" in browser.find_element(By.ID, "passkeys").text
+        click_to_navigate(browser, browser.find_element(By.ID, "sign-out"))
+        assert heading(browser) == "Sign in to your desk"
+        click_to_navigate(browser, browser.find_element(By.ID, "sign-in-passkey"))
+        assert heading(browser) == "Home"
+    finally:
+        browser.execute_cdp_cmd("WebAuthn.removeVirtualAuthenticator",
+                                {"authenticatorId": authenticator})
+
+
+def test_make_an_invitation_with_its_qr_code(world, browser):
+    """Bob makes an invitation for "dora" in his desk: its text, its QR code (drawn in
+    the page, fitting a phone's screen) and its expiry show, axe-core finds nothing, and
+    it is listed as open with a button to revoke it."""
+    from selenium.webdriver.common.by import By
+    go(browser, world["bob_url"] + "invitations")
+    browser.find_element(By.ID, "invite-name").send_keys("dora")
+    click_to_navigate(browser, browser.find_element(By.ID, "make-invitation"))
+    assert browser.find_element(By.ID, "invitation-text").get_attribute("value") \
+        .startswith("o2m1i:")
+    assert "until" in browser.find_element(By.ID, "invitation-expiry").text
+    problems = []
+    for size, size_name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        view(browser, size, dark=False)
+        qr = browser.find_element(By.CSS_SELECTOR, "#new-invitation svg")
+        assert qr.size["width"] > 100 and qr.rect["x"] + qr.size["width"] <= size[0]
+        screenshot(browser, OUTPUT / "desk" / f"invitation-new-{size_name}-light.png")
+        problems += describe(axe_violations(browser))
+    view(browser, DESKTOP, dark=False)
+    assert problems == []
+    row = browser.find_element(By.CSS_SELECTOR, "#invitations li")
+    assert row.get_attribute("data-status") == "pending" and "dora" in row.text
+
+
 PAGES = [("signin", None), ("home", ""), ("post", "post"), ("write", "write"),
-         ("posts", "posts"), ("friends", "friends"), ("add-friend", "friends/add"),
-         ("card", "card"), ("search", "search?q=tea"), ("notifications", "notifications"),
-         ("profile", "profile")]
+         ("posts", "posts"), ("friends", "friends"), ("friend", "friends/ada"),
+         ("add-friend", "friends/add"), ("invitations", "invitations"), ("card", "card"),
+         ("search", "search?q=tea"), ("notifications", "notifications"),
+         ("profile", "profile"), ("passkeys", "passkeys")]
 
 
 def test_every_main_page_on_desktop_and_phone_in_light_and_dark(world, browser):

@@ -16,7 +16,6 @@ from support.data import BOB_PK, PNG
 from o2m_pub.reader.model import FriendUpdate, PostRow
 from o2m_pub.reader.render import RenderWorker, render_pending
 from o2m_pub.reader.store import SCHEMA_VERSION, ReaderStore
-from o2m_pub.reader.web import ReaderApp
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 # Python-Markdown needs minutes for each of these (security review finding 1; measured
@@ -139,23 +138,18 @@ PRAGMA user_version = 1;
 
 def test_a_store_of_schema_1_gets_renderings_at_the_next_fetch(tmp_path):
     """A store from before posts kept their rendering opens (and is brought up to
-    date); its posts show as escaped text with a note, no parser running, until the
-    next fetch renders them."""
+    date); its posts have no rendering (the desk shows their escaped text with a note,
+    tests/desk/test_desk_rendering.py) until the next fetch renders them."""
     (tmp_path / ".o2m").mkdir(mode=0o700)
     db = sqlite3.connect(tmp_path / ".o2m/reader.db")
     db.executescript(_SCHEMA_1_POSTS)
     db.close()
     with ReaderStore.open(tmp_path) as store:
         assert stored(store) == {"Old": (None, False)}
-        app = ReaderApp(store, dt.timezone.utc)
-        app.bound_to("127.0.0.1", 8080)
-        page = app.handle("GET", "/post/abcdefghij", {}, {}, {"host": "127.0.0.1:8080"})
-        assert page.status == 200
-        assert b"not rendered yet" in page.body and b"<pre>An *old* post.</pre>" in page.body
+        assert store.unrendered("bob") == ["abcdefghij"]
         render_pending(store, ["bob"])
         assert stored(store) == {"Old": ("<p>An <em>old</em> post.</p>", False)}
-        page = app.handle("GET", "/post/abcdefghij", {}, {}, {"host": "127.0.0.1:8080"})
-        assert b"<p>An <em>old</em> post.</p>" in page.body and b"not rendered" not in page.body
+        assert store.unrendered("bob") == []
     db = sqlite3.connect(tmp_path / ".o2m/reader.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()
@@ -172,31 +166,3 @@ def test_the_worker_is_bounded_in_memory():
         assert big is not None and "error" in big
         assert worker.render({"markdown": "*fine*"}) == {"html": "<p><em>fine</em></p>",
                                                          "images": []}
-
-
-def test_the_web_reader_shows_the_stored_rendering_and_runs_no_parser(store):
-    """The post page is the stored rendering, not a new one: what the store holds is
-    what is shown (here a rendering no parser would make from the post's text)."""
-    store.apply_update(FriendUpdate("bob", BOB_PK, upserts=[post(1)]), now=NOW)
-    (p,) = store.timeline()
-    assert store.save_rendered(p, "<p>stored <b>rendering</b></p>", (), False) is False
-    app = ReaderApp(store, dt.timezone.utc)
-    app.bound_to("127.0.0.1", 8080)
-    page = app.handle("GET", f"/post/{p.short_id}", {}, {}, {"host": "127.0.0.1:8080"})
-    assert b"<p>stored <b>rendering</b></p>" in page.body and b"Post <em>1" not in page.body
-
-
-def test_a_post_too_big_to_render_is_shown_as_its_text_without_a_parser(store):
-    """A post of more than 512 KiB of Markdown is never sent to the worker (nor read
-    whole by the fetch): it is marked too complex, and its page shows the start of its
-    text, escaped, with a note."""
-    text = "<b>" + "word " * 200_000  # 1 MB
-    store.apply_update(FriendUpdate("bob", BOB_PK, upserts=[post(1, markdown=text)]), now=NOW)
-    summary = render_pending(store, ["bob"], cpu_seconds=0.01)  # any rendering would fail
-    assert summary.as_text == {"bob": 1} and stored(store) == {"Post 1": ("", True)}
-    app = ReaderApp(store, dt.timezone.utc)
-    app.bound_to("127.0.0.1", 8080)
-    page = app.handle("GET", f"/post/{store.timeline()[0].short_id}", {}, {},
-                      {"host": "127.0.0.1:8080"}).body.decode()
-    assert "too complex to render" in page and "<pre>&lt;b&gt;word word" in page
-    assert "<b>word" not in page and len(page) < 300_000

@@ -1,7 +1,8 @@
 """Friends' posts made safe (o2m_pub/reader/sanitize.py): pure tests, no browser.
 
 The browser half (a payload that gets through would run, the CSP header) is in
-tests/reader/test_reader_web.py.
+tests/desk/test_desk_browser_reading.py; names and titles autoescaped in the desk's
+pages in tests/desk/test_desk_reading.py.
 """
 
 from __future__ import annotations
@@ -256,35 +257,6 @@ def test_a_huge_post_is_shown_as_escaped_text():
     md = "<script>x</script>" + "a" * MAX_MARKDOWN_CHARS
     out = render_post(md).html
     assert out.startswith("<pre>&lt;script&gt;") and out.endswith("</pre>")
-
-
-@pytest.mark.parametrize("name", [
-    "</title><script>document.title='pwned'</script>",
-    '"><img src=x onerror=alert(1)>',
-    "{{ 7*7 }}",
-])
-def test_threat_36_names_and_titles_are_autoescaped(name):
-    """The reader's templates escape a friend's name, title and tags wherever they
-    appear (page title, heading, links, timeline): the page holds the text, never the
-    markup (and test_reader_web.py checks it in a browser)."""
-    import datetime as dt
-
-    from markupsafe import escape
-
-    from o2m_pub.reader.model import StoredPost
-    from o2m_pub.reader.timeline import entry
-    from o2m_pub.reader.web import render_page
-
-    post = StoredPost(friend=name, id="x", short_id="abcdefghij", audience="private",
-                      title=name, markdown="text", html=None, summary=None,
-                      date="2026-11-24T10:00:00Z", updated=None, tags=(name,), reply_to=None,
-                      url=None, attachments=(), read=False, fetched="2026-11-24T10:00:00Z")
-    e = entry(post, dt.timezone.utc)
-    page = render_page("timeline.html", heading=e.friend, kind="friend", entries=[e],
-                       older=None, newest=False, friend=name, friend_unread=1, health=[],
-                       friends=[], token="t", unread_total=1, unseen=0)
-    assert "<script>" not in page and "<img" not in page and "49" not in page
-    assert page.count(escape(name)) >= 4  # <title>, <h1>, headline, friend link text
 
 
 @pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200b", "\u200d", "\ufeff", "\u061c",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import http.client
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from nacl.bindings import crypto_secretbox_easy
 from nacl.secret import SecretBox
 from support.people import PASS, Person, server_context  # noqa: F401
 from support.raw_tls import RawTLSServer
-from support.reader_process import start_reader, stop_reader
+from support.desk import start_desk, stop
 
 from o2m_pub.friends.identity import load_identity
 from o2m_pub.protocol import feeds
@@ -582,19 +581,30 @@ def test_threat_23_an_attachment_is_credited_to_a_friend_only_after_their_own_do
 # ---------------------------------------------------------------- 49: posts that take a parser minutes
 
 
-def _page(url: str, path: str) -> tuple[int, str]:
-    """GET a page of the reader as the person's own navigation, giving it 30 s: far less
-    than any hostile post below took to render before it was rendered at fetch time."""
-    netloc = url.split("/")[2]
-    conn = http.client.HTTPConnection(netloc, timeout=30)
-    try:
-        conn.request("GET", path, headers={"Host": netloc, "Sec-Fetch-Site": "same-origin",
-                                           "Sec-Fetch-Mode": "navigate",
-                                           "Sec-Fetch-Dest": "document"})
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
+def _desk_session(url: str):  # noqa: ANN202 - requests.Session
+    """A session signed in to the desk at `url` with the person's passphrase."""
+    import re
+
+    import requests
+    session = requests.Session()
+    page = session.get(url + "signin", timeout=30)
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    answer = session.post(url + "signin", data={"csrf": token, "passphrase": PASS, "next": "/"},
+                          allow_redirects=False, timeout=30)
+    assert answer.status_code == 303, answer.text
+    return session
+
+
+def _page(session, url: str, path: str) -> tuple[int, str]:  # noqa: ANN001
+    """GET a page of the desk, giving it 30 s: far less than any hostile post below took
+    to render before it was rendered at fetch time."""
+    response = session.get(url + path.lstrip("/"), timeout=30)
+    return response.status_code, response.text
+
+
+def _body(page: str) -> str:
+    """The post's body of a desk page."""
+    return page.split('id="body">', 1)[1].split("</article>", 1)[0]
 
 
 def _sign_public_feed(person: Person) -> None:
@@ -618,7 +628,7 @@ def test_threat_49_a_post_that_takes_a_parser_minutes_blocks_no_page(people):
     for 16,000 and answered no other page meanwhile); her public feed.json carries a
     post of 100,000 nested `<div>` (nh3: 90 s) and one of 100,000 `<script` with no
     summary (the timeline's excerpt of it took minutes). Bob's fetch renders each post
-    once, within the CPU limit, and stores the first two as text. His `o2m reader` then
+    once, within the CPU limit, and stores the first two as text. His desk then
     answers every page within its client's 30 s: the timeline, Ada's page, each hostile
     post as its escaped text with a note, and her real post rendered."""
     ada, bob, carol, bundle = people
@@ -641,22 +651,23 @@ def test_threat_49_a_post_that_takes_a_parser_minutes_blocks_no_page(people):
     got = bob.fetch(bundle, "ada", limits=LIMITS)["ada"]
     assert (got.status, got.new, got.as_text) == ("new", 3, 2), got
     ids = {p.title: p.short_id for p in bob.timeline(friend="ada")}
-    proc, url = start_reader(bob.root)
+    proc, url = start_desk(bob.root)
     try:
-        for path in ("/", "/friend/ada"):
-            status, page = _page(url, path)
+        session = _desk_session(url)
+        for path in ("/", "/?friend=ada"):
+            status, page = _page(session, url, path)
             assert status == 200 and "Brackets" in page and "Scripts" in page
-        status, page = _page(url, f"/post/{ids['Brackets']}")
+        status, page = _page(session, url, f"/post/{ids['Brackets']}")
         assert status == 200 and "too complex to render" in page
         assert "<pre>" + "[" * 20_000 + "</pre>" in page
-        status, page = _page(url, f"/post/{ids['Divs']}")
+        status, page = _page(session, url, f"/post/{ids['Divs']}")
         assert status == 200 and "too complex to render" in page and "&lt;div" not in page
-        status, page = _page(url, f"/post/{ids['Scripts']}")
-        assert status == 200 and "too complex" not in page and "<script" not in page
-        status, page = _page(url, f"/post/{ids['Ada first']}")
+        status, page = _page(session, url, f"/post/{ids['Scripts']}")
+        assert status == 200 and "too complex" not in page and "<script" not in _body(page)
+        status, page = _page(session, url, f"/post/{ids['Ada first']}")
         assert status == 200 and "<p>Body.</p>" in page and "too complex" not in page
     finally:
-        assert stop_reader(proc) == 0
+        assert stop(proc) == 0
 
 
 # ---------------------------------------------------------------- 52: a friend's share of the store

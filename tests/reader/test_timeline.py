@@ -3,7 +3,7 @@ real store.
 
 The store is filled through its own write API (`ReaderStore.apply_update`, the call
 `o2m fetch` makes for each accepted feed), in a real site folder, and the commands run
-through the real CLI; `reader_store` and `POSTS` are shared with test_reader_web.py.
+through the real CLI.
 """
 
 from __future__ import annotations
@@ -193,9 +193,10 @@ def test_notifications_list_then_mark_seen(reader_store):
     """New notifications are listed once; --all shows them again, unmarked."""
     first = lines(reader_store.o2m("notifications"))
     assert first == [
-        "* 2026-11-30 13:00  alice's key changed: their feed is refused until you check and "
-        "accept the new card (o2m friend add alice CARD --accept-key-change)",
-        "* 2026-11-30 13:00  bob added you back: their feed for you appeared",
+        "* 2026-11-30 13:00  alice's key changed: their posts are not read until you check "
+        "their new card with them and accept it (o2m friend add alice CARD "
+        "--accept-key-change)",
+        "* 2026-11-30 13:00  bob added you back: you can read what they share with you now",
     ]
     again = reader_store.o2m("notifications")
     assert again.stdout == "" and "no new notifications" in again.stderr

@@ -10,6 +10,7 @@ from nacl.signing import SigningKey
 from o2m_pub.protocol.canonical import b64u_encode
 from o2m_pub.protocol.cards import make_card
 from o2m_pub.reader.model import FriendUpdate
+from o2m_pub.reader.render import render_pending
 from o2m_pub.reader.store import ReaderStore
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -29,7 +30,12 @@ def friend_card(n: int, name: str, display: str | None = None):  # noqa: ANN201 
                      created=NOW - dt.timedelta(days=1))
 
 
-def store_posts(root, friend: str, card, rows, **kw) -> None:  # noqa: ANN001, ANN003
+def store_posts(root, friend: str, card, rows, *, render: bool = True,  # noqa: ANN001
+                **kw) -> None:  # noqa: ANN003
+    """Store `friend`'s posts as `o2m fetch` does: the update, then each new post
+    rendered once in the worker (reader/render.py), unless `render` is False."""
     with ReaderStore.open(root) as store:
         store.apply_update(FriendUpdate(friend, b64u_encode(card.sign_pk), upserts=list(rows),
                                         **kw))
+        if render:
+            render_pending(store, [friend])
