@@ -15,7 +15,9 @@ Two loads, each given to every server in turn:
 
 nginx gets as many workers as o2m (`--workers`, one per core by default). After each
 server's runs, each of its worker processes' memory is read from /proc (VmRSS now,
-VmHWM its peak). Needs wrk and nginx (Debian packages wrk, nginx). The servers share
+VmHWM its peak), and the servers' CPU time per request (all its workers' user and
+system time over the measured run, divided by the requests: on a machine shared with
+other work it moves much less than requests a second). Needs wrk and nginx (Debian packages wrk, nginx). The servers share
 one self-signed P-256 certificate; o2m runs with its security headers and access log
 on (to a file), nginx with its access log to a file. `--site DIR` reuses a site made
 before (the o2m folder of `gen_site.py`, built or not); else it is generated in a
@@ -91,15 +93,28 @@ def wait_port(port: int, deadline: float = 20) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> float:
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None,
+        ) -> tuple[float, int]:
+    """(requests a second, requests) of one wrk run; any error ends the benchmark."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s"]
     if script is not None:
         cmd += ["-s", str(script)]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not m or "Non-2xx" in out or "Socket errors" in out:
+    n = re.search(r"(\d+) requests in", out)
+    if not m or not n or "Non-2xx" in out or "Socket errors" in out:
         sys.exit(f"wrk {url}: errors, not a measurement:\n{out}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def make_small_site(tmp: Path) -> Path:
@@ -191,12 +206,16 @@ def children(pid: int) -> list[int]:
             for c in (task / "children").read_text().split()]
 
 
-def memory_of(proc: subprocess.Popen, which: str) -> list[tuple[int, int]]:
-    """Each worker's (VmRSS, VmHWM): o2m's first worker is the process started, the
-    others its children; nginx's workers are its master's children."""
-    pids = {"self": [proc.pid], "children": children(proc.pid),
+def workers_of(proc: subprocess.Popen, which: str) -> list[int]:
+    """o2m's first worker is the process started, the others its children; nginx's
+    workers are its master's children."""
+    return {"self": [proc.pid], "children": children(proc.pid),
             "self+children": [proc.pid, *children(proc.pid)]}[which]
-    return [process_memory(pid) for pid in pids]
+
+
+def memory_of(proc: subprocess.Popen, which: str) -> list[tuple[int, int]]:
+    """Each worker's (VmRSS, VmHWM)."""
+    return [process_memory(pid) for pid in workers_of(proc, which)]
 
 
 def start_servers(args, tmp: Path, root: Path) -> dict[str, tuple[subprocess.Popen, int, str]]:
@@ -253,6 +272,7 @@ def main() -> None:
     modes = ["files", "mix"] if args.mode == "all" else [args.mode]
     results: dict[str, dict[str, float]] = {}
     memory: dict[str, list[tuple[int, int]]] = {}
+    cpu: dict[str, dict[str, float]] = {}
     try:
         for mode in modes:
             if mode == "files":
@@ -273,10 +293,15 @@ def main() -> None:
                     base = f"https://127.0.0.1:{port}"
                     for label, path, script, warmup in loads:
                         if warmup:
-                            wrk(base + path, warmup, args.connections, script)
-                        rate = wrk(base + path, args.seconds, args.connections, script)
+                            wrk(base + path, warmup, args.connections, script)  # fills caches
+                        pids = workers_of(proc, which)
+                        before = cpu_seconds(pids)
+                        rate, count = wrk(base + path, args.seconds, args.connections, script)
+                        used = (cpu_seconds(pids) - before) / count * 1e6
                         results.setdefault(name, {})[label] = rate
-                        print(f"  {name:<16} {label:<9} {rate:>10,.0f} req/s", flush=True)
+                        cpu.setdefault(name, {})[label] = used
+                        print(f"  {name:<16} {label:<9} {rate:>10,.0f} req/s, "
+                              f"{used:.0f} µs of CPU a request", flush=True)
                     if mode == "mix":
                         memory[name] = memory_of(proc, which)
             finally:
@@ -299,6 +324,10 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<18}" + "".join(f" {r[label]:>16,.0f} {r[label] / nginx[label]:>8.2f}"
                                       for label in labels))
+    print("server CPU time per request (all workers; less sensitive to other load than "
+          "req/s):")
+    for name, r in cpu.items():
+        print(f"  {name:<16}" + "".join(f" {label} {r[label]:.0f} µs" for label in labels))
     for name, mem in memory.items():
         print(f"{name} memory after the mix, per process (RSS / peak): " + ", ".join(
             f"{rss / 2**20:.0f} / {hwm / 2**20:.0f} MiB" for rss, hwm in mem))
