@@ -831,7 +831,8 @@ class _Build:
         if self.manifest.get("index_pages") == kv["index_pages"]:
             del kv["index_pages"]
         if (source_changes or output_changes or file_changes or self.outputs.writer
-                or len(kv) > 1 or feed_changes or sealed_changes):
+                or len(kv) > 1 or feed_changes or sealed_changes
+                or self.manifest.get("in_progress") == "1"):  # a killed build's, now done
             self.manifest.commit(sources=source_changes, outputs=output_changes,
                                  files=file_changes, kv=kv, dead_bodies=dead_bodies,
                                  feeds=feed_changes, sealed=sealed_changes)
