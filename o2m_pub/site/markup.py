@@ -130,7 +130,8 @@ class _QuickInline(InlineProcessor):
     0, as a skip does here; the HTML is the same, byte for byte
     (tests/site/test_markup_speed.py renders the generated bench site's posts both
     ways). A pattern not in `_INLINE_TRIGGERS`, or replaced by one of another class,
-    is always tried."""
+    is always tried; a Python-Markdown without the two private methods this leans on
+    gets its own loop back (below)."""
 
     def run(self, tree: ET.Element, ancestors: list[str] | None = None) -> ET.Element:
         patterns = self.inlinePatterns
@@ -156,6 +157,12 @@ class _QuickInline(InlineProcessor):
             if not matched:
                 patternIndex += 1
         return data
+
+
+if not all(hasattr(InlineProcessor, name) for name in (
+        "_InlineProcessor__handleInline", "_InlineProcessor__applyPattern")):
+    # a Python-Markdown whose private names changed: its own loop, unchanged (slower)
+    del _QuickInline._InlineProcessor__handleInline
 
 
 class _References(Treeprocessor):
