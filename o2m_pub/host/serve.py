@@ -13,8 +13,9 @@ answered there and its connection closed, and what is read is kept in memory, ne
 spooled to a temporary file as Twisted does past 100 kB (THREATS 51).
 
 Speed comes from doing per file what others do per request: the headers of a
-file, and the bytes of small ones (gzipped once when they are public text), are
-kept in memory and checked against one ``stat`` per request. One process per core
+file, and the bytes of small ones (gzipped once when they are public text and a
+client asks for gzip), are kept in memory and checked against one ``stat`` per
+request. One process per core
 shares the listening socket, each with its own reactor, as nginx's workers do.
 """
 
@@ -25,7 +26,7 @@ import io
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Protocol
 from urllib.parse import quote, urlsplit
@@ -38,7 +39,7 @@ from zope.interface import implementer
 from o2m_pub.host import _twisted_compat as compat
 from o2m_pub.host import inbox as inbox_rules
 from o2m_pub.host import static_rules as rules
-from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders
+from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders, cache_budget
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.live_reload import LiveReload
 from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context
@@ -74,7 +75,7 @@ class ServeOptions:
     idle_timeout: float = 30.0  # no request in progress, nothing left to send
     stall_timeout: float = 120.0  # a client that takes none of an answer's bytes
     max_connections: int = 4096  # per worker; more are closed at once
-    cache_bytes: int = 64 << 20  # per worker
+    cache_bytes: int | None = None  # per worker; None: file_cache.cache_budget's
     report: Callable[[str], None] = field(default=lambda line: None)
     # the inbox (PROTOCOL.md §5): what it takes, by magic, and its rates (POSTs a minute,
     # per worker)
@@ -175,9 +176,11 @@ class StaticSite(resource.Resource):
             request.setResponseCode(http.NOT_MODIFIED)
             _set_headers(request, entry.headers, keep_length=False)
             return b""
-        if entry.gzipped is not None and _accepts_gzip(request):
-            _set_headers(request, entry.gz_headers)
-            return entry.gzipped
+        if entry.compressible and _accepts_gzip(request):
+            variant = self.cache.gzip_variant(entry)
+            if variant is not None:
+                _set_headers(request, variant[1])
+                return variant[0]
         span = rules.parse_range(_one(headers, b"range"), entry.facts.size)
         if span is not None and _if_range_holds(request, entry):
             return self._partial(request, entry, span)
@@ -718,6 +721,8 @@ def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOp
     only, and returns its stop function.
     """
     raise_fd_limit()
+    if options.cache_bytes is None:  # once, before the fork: the site's size and the memory's
+        options = replace(options, cache_bytes=cache_budget(build_dir, options.workers))
     children: list[int] = []
     for _ in range(max(1, options.workers) - 1):
         pid = os.fork()
@@ -766,7 +771,8 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     """Serve on `reactor` (passed in, as magic-wormhole does) until SIGTERM or SIGINT;
     pass those and SIGHUP on to `children`, the other workers."""
     live = LiveReload(state_dir) if options.live_reload else None
-    cache = FileCache(build_dir, live_reload=options.live_reload, max_bytes=options.cache_bytes)
+    cache = FileCache(build_dir, live_reload=options.live_reload,
+                      max_bytes=options.cache_bytes or cache_budget(build_dir, 1))
     inbox = inbox_rules.Inbox(options.inbox_kinds, per_address=options.inbox_per_address,
                               total=options.inbox_total, clock=time.monotonic,
                               later=lambda run: reactor.callLater(0, run),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 import posixpath
+import re
 from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import unquote_to_bytes
@@ -45,6 +46,7 @@ _TYPES = {
     ".avif": "image/avif",
     ".woff2": "font/woff2",
 }
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _SPECIAL_TYPES = {"feed.json": "application/feed+json", "atom.xml": "application/atom+xml",
                   "sitemap.xml": "application/xml"}
 
@@ -60,6 +62,18 @@ def resolve(raw_path: bytes) -> str | None:
     """
     if not raw_path.startswith(b"/") or b"\\" in raw_path:
         return None
+    if b"%" not in raw_path:  # one spelling: the same rules, checked on the whole path
+        try:
+            rel = raw_path[1:].decode("utf-8", "strict")
+        except UnicodeDecodeError:
+            return None
+        if "//" in rel or rel.startswith("/") or _CONTROL.search(rel):
+            return None
+        if rel.startswith(".") or "/." in rel:
+            segments = rel.split("/")
+            if any(hidden_segment(s, first=i == 0) for i, s in enumerate(segments)):
+                return None
+        return rel + "index.html" if rel == "" or rel.endswith("/") else rel
     try:
         segments = [unquote_to_bytes(s).decode("utf-8", "strict")
                     for s in raw_path[1:].split(b"/")]

@@ -20,8 +20,9 @@ import markdown
 from markdown.extensions import Extension
 from markdown.extensions.fenced_code import FencedBlockPreprocessor
 from markdown.extensions.toc import slugify_unicode
+from markdown import util as markdown_util
 from markdown.preprocessors import Preprocessor
-from markdown.treeprocessors import Treeprocessor
+from markdown.treeprocessors import InlineProcessor, Treeprocessor
 
 MARKUP_VERSION = f"o2m-markup-2/markdown-{markdown.__version__}"
 MEDIA_MARK = "__O2M_MEDIA__:"
@@ -96,6 +97,72 @@ class _FencedCode(Preprocessor):
             return lines
         out.append(text[pos:])
         return "".join(out).split("\n")
+
+
+# What a text must contain for each of Python-Markdown's inline patterns to match it
+# (from their regular expressions), checked only when the pattern is of this class.
+_INLINE_TRIGGERS = {
+    "backtick": ("BacktickInlineProcessor", ("`",)),
+    "escape": ("EscapeInlineProcessor", ("\\",)),
+    "footnote": ("FootnoteInlineProcessor", ("[^",)),
+    "reference": ("ReferenceInlineProcessor", ("[",)),
+    "link": ("LinkInlineProcessor", ("[",)),
+    "image_link": ("ImageInlineProcessor", ("![",)),
+    "image_reference": ("ImageReferenceInlineProcessor", ("![",)),
+    "short_reference": ("ShortReferenceInlineProcessor", ("[",)),
+    "short_image_ref": ("ShortImageReferenceInlineProcessor", ("![",)),
+    "autolink": ("AutolinkInlineProcessor", ("<",)),
+    "automail": ("AutomailInlineProcessor", ("<",)),
+    "linebreak": ("SubstituteTagInlineProcessor", ("  \n",)),
+    "html": ("HtmlInlineProcessor", ("<",)),
+    "entity": ("HtmlInlineProcessor", ("&",)),
+    "em_strong": ("DelimiterProcessor", ("*", "_")),
+}
+
+
+class _QuickInline(InlineProcessor):
+    """Python-Markdown's inline processor, which skips a pattern when the text lacks a
+    string the pattern cannot match without (a link needs a "[").
+
+    The stock processor tries every pattern on every piece of text, most in vain:
+    that was the largest single cost of rendering a post. Skipping is exact: a
+    pattern tried in vain leaves the text as it was and the search position back at
+    0, as a skip does here; the HTML is the same, byte for byte
+    (tests/site/test_markup_speed.py renders the generated bench site's posts both
+    ways). A pattern not in `_INLINE_TRIGGERS`, or replaced by one of another class,
+    is always tried; a Python-Markdown without the two private methods this leans on
+    gets its own loop back (below)."""
+
+    def run(self, tree: ET.Element, ancestors: list[str] | None = None) -> ET.Element:
+        patterns = self.inlinePatterns
+        self._triggers: list[tuple[str, ...] | None] = [None] * len(patterns)
+        for name, (kind, trigger) in _INLINE_TRIGGERS.items():
+            if name in patterns and type(patterns[name]).__name__ == kind:
+                self._triggers[patterns.get_index_for_name(name)] = trigger
+        return super().run(tree, ancestors)
+
+    def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:  # noqa: N802, N803
+        # InlineProcessor.__handleInline, with the skip (Python-Markdown 3.x)
+        if isinstance(data, markdown_util.AtomicString):
+            return data
+        patterns, triggers = self.inlinePatterns, self._triggers
+        apply = self._InlineProcessor__applyPattern  # type: ignore[attr-defined]
+        start, count = 0, len(patterns)
+        while patternIndex < count:
+            trigger = triggers[patternIndex]
+            if trigger is not None and not any(t in data for t in trigger):
+                patternIndex, start = patternIndex + 1, 0
+                continue
+            data, matched, start = apply(patterns[patternIndex], data, patternIndex, start)
+            if not matched:
+                patternIndex += 1
+        return data
+
+
+if not all(hasattr(InlineProcessor, name) for name in (
+        "_InlineProcessor__handleInline", "_InlineProcessor__applyPattern")):
+    # a Python-Markdown whose private names changed: its own loop, unchanged (slower)
+    del _QuickInline._InlineProcessor__handleInline
 
 
 class _References(Treeprocessor):
@@ -240,6 +307,7 @@ class _O2MExtension(Extension):
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 - Markdown's API
         md.preprocessors.register(_FencedCode(md), "o2m_fenced_code", 25)
+        md.treeprocessors.register(_QuickInline(md), "inline", 20)  # the stock one's place
         md.treeprocessors.register(_Typography(md), "o2m_typography", 15)
         md.treeprocessors.register(_References(md, self.owner), "o2m_references", 1)
         md.treeprocessors.register(_Tables(md), "o2m_tables", 2)

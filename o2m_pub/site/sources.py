@@ -42,7 +42,9 @@ def is_editor_litter(name: str) -> bool:
         return True
     # vim checks that it may write in a folder by creating and deleting "4913" (or
     # 5036, 5159, ...: 4913 + 123 k, the first name free)
-    return name.isdigit() and int(name) >= 4913 and (int(name) - 4913) % 123 == 0
+    # (ASCII digits only: "¹" is a digit to str.isdigit, not to int)
+    return (name.isascii() and name.isdigit() and int(name) >= 4913
+            and (int(name) - 4913) % 123 == 0)
 
 
 def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:

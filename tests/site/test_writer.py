@@ -82,6 +82,25 @@ def test_write_through_a_symlinked_folder_is_refused(tmp_path):
     assert not (tmp_path / "evil.html").exists()
 
 
+def test_a_symlink_deeper_down_or_to_inside_is_judged_by_where_it_leads(tmp_path):
+    """A symlink planted below a folder the writer made is refused too; one that leads
+    to a folder inside the output is written through; a file where a folder goes
+    fails the write."""
+    out = tmp_path / "out"
+    writer = AtomicWriter(out)
+    writer.write("2026/a/index.html", b"a")
+    os.symlink(tmp_path, out / "2026" / "link")
+    with pytest.raises(OutsideOutputError):
+        writer.write("2026/link/deeper/evil.html", b"x")
+    assert not (tmp_path / "deeper").exists()
+    os.symlink(out / "2026" / "a", out / "inside")
+    writer.write("inside/b.html", b"b")
+    assert (out / "2026" / "a" / "b.html").read_bytes() == b"b"
+    (out / "file").write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        writer.write("file/c.html", b"c")
+
+
 def test_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
     """A write replaces the file by rename (a new inode, never half written) and leaves no
     temporary file."""
