@@ -529,14 +529,19 @@ class _Build:
                   for name, path in _static_files(self.root).items()}
         assets = {name: st.sha[:10] for name, (_, st) in static.items()}
         media = self.media_map(posts)
-        site_fp = digest_of(self.config.fingerprint, sorted(assets.items()))
+        card = self.own_card()  # the author's picture and bio, as the card gives them
+        profile = {"avatar": card.avatar.path if card is not None and card.avatar else "",
+                   "bio": (card.bio if card is not None else None) or ""}
+        site_fp = digest_of(self.config.fingerprint, sorted(assets.items()),
+                            sorted(profile.items()))
         link_targets = {p.source: p.path for p in posts}
         # approved Webmentions (PROTOCOL.md §1.6) shown on their posts' pages
         self.mentions = approved_views(self.root) if self.config.webmention else {}
         pages = self.plan_pages(posts, fingerprints, site_fp, link_targets,
                                 {src: out for src, (out, _) in media.items()})
         self.views = Views(self.manifest.body, self.config, media, link_targets)
-        return _SitePlan(static, media, pages, PageRenderer(self.env, self.config, assets))
+        return _SitePlan(static, media, pages, PageRenderer(self.env, self.config, assets,
+                                                               profile))
 
     def plan_pages(self, posts: list[PostRecord], fingerprints: dict[str, str], site_fp: str,
                    link_targets: dict[str, str], media: dict[str, str]) -> list[Page]:

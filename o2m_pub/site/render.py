@@ -111,13 +111,14 @@ class PageRenderer:
     """Renders pages from prepared context; one per build."""
 
     def __init__(self, env: jinja2.Environment, config: SiteConfig,
-                 asset_versions: dict[str, str]) -> None:
+                 asset_versions: dict[str, str], profile: dict[str, str] | None = None) -> None:
         self.env, self.config, self.assets = env, config, asset_versions
         self.site = {
             "name": config.name, "author": config.author, "description": config.description,
             "url": config.url, "language": config.language, "timezone": config.timezone,
-            # a picture of the author (a path under the site), when the config has one
-            "avatar": getattr(config, "avatar", None) or "",
+            # the author's picture (its path under the site) and bio, from the card
+            # (PROTOCOL.md §2.4): the desk's profile page and `o2m card --renew` set them
+            "avatar": "", "bio": "", **(profile or {}),
         }
         self.site["webmention"] = webmention_endpoint(config)
 

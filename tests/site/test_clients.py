@@ -192,3 +192,34 @@ def test_code_blocks_and_tables_are_reachable_from_the_keyboard(built):
             'tabindex="0"><table>') in page
     css = built.read("static/style.css")
     assert re.search(r"\.footnote-backref \{ text-decoration: underline;", css)
+
+
+def test_the_authors_picture_and_bio_from_the_card_are_on_every_page(tmp_path):
+    """The profile (issue 14): the picture and bio the card carries, set by the desk's
+    profile page or `o2m card --renew --avatar F --bio T`, are on the public site too,
+    in the footer's representative h-card (u-photo, p-note); a new bio renews the pages."""
+    from PIL import Image
+
+    from conftest import run_o2m
+
+    root, url = tmp_path / "ada", "https://ada.example/"
+    made = run_o2m("init", str(root), "--name", "Ada", "--url", url, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    picture = tmp_path / "me.png"
+    Image.new("RGB", (64, 64), "teal").save(picture)
+    renewed = run_o2m("card", "--renew", "--avatar", str(picture), "--bio", "Bread and bikes.",
+                      cwd=root)
+    assert renewed.returncode == 0, renewed.stderr
+    assert run_o2m("build", cwd=root).returncode == 0
+    for page in ("index.html", "archive/index.html"):
+        parsed = mf2py.parse(doc=(root / "build" / page).read_text(), url=url + page)
+        card = mf2util.representative_hcard(parsed, url + page)
+        assert card["properties"]["note"] == ["Bread and bikes."]
+        photo = card["properties"]["photo"][0]
+        photo = photo["value"] if isinstance(photo, dict) else photo
+        assert photo.startswith(url + "media/")
+        assert (root / "build" / photo[len(url):]).read_bytes() == picture.read_bytes()
+    assert run_o2m("card", "--renew", "--bio", "Bikes.", cwd=root).returncode == 0
+    assert run_o2m("build", cwd=root).returncode == 0
+    page = (root / "build/archive/index.html").read_text()
+    assert "Bikes." in page and "Bread and bikes." not in page
