@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -169,6 +168,8 @@ def renew_stale_card(ctx: click.Context, root: Path):  # noqa: ANN201 - Identity
     lacks the fields of o2m 1.1 (PROTOCOL.md §2.4); returns the identity unlocked for
     it (the build then needs no second prompt), or None. Without a passphrase at hand
     (no terminal, no $O2M_PASSPHRASE), it only warns."""
+    if not (root / "keys").is_dir():  # no keys, no card: spare a build their imports
+        return None
     from o2m_pub.cli.friends import card_changes, renew_card
     from o2m_pub.config import load
     from o2m_pub.friends.identity import own_card
@@ -481,6 +482,8 @@ def demo(directory: Path | None) -> None:
     served by `o2m serve` on 127.0.0.1 and fetched by the others with `o2m fetch`;
     then Ada's merged timeline is printed and the servers stop.
     """
+    import tempfile
+
     from o2m_pub.demo import (
         DEMO_PASSPHRASE,
         PEOPLE,

@@ -398,6 +398,7 @@ class _Build:
         self.mentions: dict[str, tuple[MentionView, ...]] = {}  # approved, by post path
         self.mention_memo: str | None = None  # their digests, to record when changed
         self.index_fp = ""
+        self._real_folders: dict[str, str] = {}
         self._lap_start = time.perf_counter()
 
     def lap(self, phase: str) -> None:
@@ -594,12 +595,23 @@ class _Build:
     def media_problem(self, ref: str) -> str | None:
         """Why a file a post refers to cannot be published, or None: it must be a file
         inside content/, symlinks resolved (THREATS.md 38)."""
-        real = os.path.realpath(self.root / ref)
+        real = self.realpath(os.path.join(self.root, ref))
         if not real.startswith(self.real_content):
             return f"{ref} is outside content/, not published"
         if not os.path.isfile(real):
             return f"links to {ref}, which does not exist"
         return None
+
+    def realpath(self, path: str) -> str:
+        """os.path.realpath, its folder's part remembered: a post's media share a
+        folder, and realpath walks every folder from / with an lstat each."""
+        folder, name = os.path.split(path)
+        if os.path.islink(path) or name in ("", ".", ".."):
+            return os.path.realpath(path)
+        real_folder = self._real_folders.get(folder)
+        if real_folder is None:
+            real_folder = self._real_folders[folder] = os.path.realpath(folder)
+        return os.path.join(real_folder, name)
 
     def media_state(self, ref: str) -> FileState | None:
         """The state of a file a post refers to; None when it cannot be published."""
@@ -647,6 +659,8 @@ class _Build:
 
     def own_card(self):  # noqa: ANN201 - protocol.cards.Card | None
         """The owner's card, parsed once per build (None: none, or unreadable)."""
+        if not hasattr(self, "_card") and not (self.root / "keys").is_dir():
+            self._card = None  # no keys, no card (and no crypto to import)
         if not hasattr(self, "_card"):
             from o2m_pub.friends.identity import own_card
             from o2m_pub.protocol.cards import CardError
