@@ -17,6 +17,7 @@ or delete), `pages` (rendering pages), `private_steps` (friends' feeds), `snapsh
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import posixpath
@@ -156,7 +157,8 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
         PassphraseError: a feed had to be signed and the key could not be unlocked.
     Post problems do not raise: they are in the report, and the rest is built.
     """
-    with Builder(root, drafts=drafts, jobs=jobs, progress=progress, unlock=unlock) as builder:
+    with Builder(root, drafts=drafts, jobs=jobs, progress=progress, unlock=unlock,
+                 one_off=True) as builder:
         return builder.build(now=now)
 
 
@@ -230,14 +232,19 @@ class Builder:
         unlock: returns the owner's unlocked identity; called only when a friend's feed
             must be signed (PROTOCOL.md §3.4), never for a build that changes none.
         wait_for_lock: queue behind another build of the site instead of failing.
+        one_off: one build and done (`build_site`): from the manifest's reading to
+            `close`, what the process holds is frozen out of the garbage collector's
+            walks (gc.freeze), which would otherwise go over the 10,000 records again
+            and again; `close` unfreezes it, for a caller that lives on.
     """
 
     def __init__(self, root: Path, *, drafts: bool = False, jobs: int | None = None,
                  progress: BuildProgress | None = None,
                  unlock: Callable[[], "Identity"] | None = None,
-                 wait_for_lock: bool = False) -> None:
+                 wait_for_lock: bool = False, one_off: bool = False) -> None:
         self.root, self.drafts, self.progress, self.wait_for_lock = root, drafts, progress, \
             wait_for_lock
+        self.one_off, self._frozen = one_off, False
         self.jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                              else os.cpu_count() or 1)
         self.state_dir = root / STATE_DIR
@@ -263,6 +270,9 @@ class Builder:
         if self._manifest is not None:
             self._manifest.close()
         self._manifest = self._snapshot = None
+        if self._frozen:  # the garbage collector walks all again (see `one_off`)
+            gc.unfreeze()
+            self._frozen = False
 
     def unlock(self, sign_pk: bytes | None = None) -> "Identity":
         """The identity, unlocked once per session (only when a feed must be signed),
@@ -319,7 +329,8 @@ class Builder:
             st = os.stat(self.db_path)
             self._db_file = (st.st_dev, st.st_ino)
         if self._snapshot is None:
-            self._snapshot = ManifestSnapshot(self._manifest)
+            self._snapshot = ManifestSnapshot(self._manifest, freeze=self.one_off)
+            self._frozen = self._frozen or self.one_off
         self._data_version = self._read_data_version()
         return self._manifest, self._snapshot
 
