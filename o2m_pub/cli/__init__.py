@@ -18,13 +18,17 @@ naming the file and the system's reason; anything else is a bug, shown as one
 each of these shows its traceback instead. Ctrl-C is ``o2m: interrupted`` and exit
 status 130; a closed pipe (``o2m timeline | head -1``) ends the command silently.
 
-The command modules import only click and light o2m modules at import time; the
+The command modules are imported only when one of their commands runs (`_COMMANDS`
+names each command's module and carries its short help, so `o2m --help` imports none
+of them; tests/cli/test_lazy_commands.py checks the table against the commands). The
+command modules themselves import only click and light o2m modules at import time; the
 heavy ones (the builder, Twisted, urllib3, PyNaCl, rich) are imported inside the
-command that uses them, so `o2m --help` stays fast.
+command that uses them, so `o2m build` starts without loading `o2m serve`'s world.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -32,9 +36,55 @@ from typing import Any, Callable
 import click
 
 from o2m_pub import __version__
-from o2m_pub.cli import conversations, desk, friends, hosting, mentions, reading, site
 from o2m_pub.cli._common import fail, internal_error, os_error, quiet_broken_pipe
 from o2m_pub.errors import O2MError
+
+
+# name: (module in o2m_pub.cli, its attribute, the short help `o2m --help` shows: the
+# first sentence of the command's docstring). A new command gets a line here.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("site", "init",
+        ("Create a new site: config, your keys, TLS certificate and card, a sample post, the "
+         "default theme.")),
+    "build": ("site", "build", "Render content/ into build/, redoing only what changed."),
+    "watch": ("site", "watch",
+        "Build, then rebuild on every save in content/, site_templates/, o2m.toml and keys/."),
+    "demo": ("site", "demo",
+        "Three people, three sites, three real servers: build, serve, fetch, read."),
+    "move": ("site", "move", "Move your site to NEW_URL: o2m.toml, a new card, a build."),
+    "whoami": ("friends", "whoami",
+        "Show your name, URL and key fingerprint (compare it aloud with friends)."),
+    "card": ("friends", "card",
+        "Print your contact card, to send to a friend (`o2m friend add` reads it)."),
+    "friend": ("friends", "friend",
+        "Your friends: invite them or add their cards; list, rename, remove."),
+    "group": ("friends", "group", "Groups of friends, usable as an audience (e.g."),
+    "key": ("friends", "key",
+        "Your secret keys: change the passphrase, back them up, restore them."),
+    "serve": ("hosting", "serve",
+        "Serve build/ over HTTPS until Ctrl-C or SIGTERM (SIGHUP reloads the certificate)."),
+    "publish": ("hosting", "publish",
+        "Build, then copy build/ to TARGET: a folder, or an rclone remote such as host:www."),
+    "mention": ("mentions", "mention",
+        "Webmentions: received for your public posts, and sent for them."),
+    "fetch": ("reading", "fetch",
+        "Fetch friends' feeds (all, or FRIENDS): verify, decrypt, store for `o2m timeline`."),
+    "timeline": ("reading", "timeline", "Your friends' posts, newest first; * marks the unread."),
+    "show": ("reading", "show", "Print one post in full with its attachments, and mark it read."),
+    "notifications": ("reading", "notifications",
+        ("New friends' feeds, key changes, unreachable or stale friends; listed ones are "
+         "marked seen.")),
+    "reply": ("conversations", "reply",
+        ("Reply to a post (ID as `o2m timeline` or `o2m show` gives it): writes a post in "
+         "content/replies/ with `reply_to:` filled in; `o2m build` publishes it.")),
+    "react": ("conversations", "react",
+        ("React to a post with one emoji (one per post: a new one replaces it); `o2m build` "
+         "publishes it.")),
+    "thread": ("conversations", "thread",
+        "Threads: show one, or hide a reply from a thread of yours."),
+    "desk": ("desk", "desk", "Your desk in the browser: read friends, write posts, add friends."),
+    "reader": ("desk", "reader", "The same as `o2m desk` (its old name)."),
+}
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -55,7 +105,31 @@ def _invoke_then_flush(invoke: Callable[[click.Context], Any], ctx: click.Contex
 
 class _Group(click.Group):
     """The dispatcher: every exception a command raises becomes one line (see the
-    module docstring); with --debug, a traceback."""
+    module docstring); with --debug, a traceback. Its commands are loaded on first use
+    (`_COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, its module imported now; None for a name o2m lacks."""
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            module, attribute, _short_help = _COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(f"o2m_pub.cli.{module}"), attribute)
+            _accept_passphrase_file_everywhere(command)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """`o2m --help`'s list of commands, from `_COMMANDS` alone: click shortens each
+        short help to the terminal's width just as it does a loaded command's."""
+        if any(name not in self.commands for name in _COMMANDS):
+            listed = click.Group(self.name, {
+                name: self.commands.get(name) or click.Command(name, help=short_help)
+                for name, (_module, _attribute, short_help) in _COMMANDS.items()})
+            listed.format_commands(ctx, formatter)
+        else:
+            super().format_commands(ctx, formatter)
 
     def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401
         try:
@@ -95,35 +169,21 @@ def main(ctx: click.Context, site: Path | None, debug: bool,
     ctx.obj = {"site": site, "debug": debug, "passphrase_file": passphrase_file}
 
 
-for _command in (
-    site.init, site.build, site.watch, site.demo, site.move,
-    friends.whoami, friends.card, friends.friend, friends.group, friends.key,
-    hosting.serve, hosting.publish, mentions.mention,
-    reading.fetch, reading.timeline, reading.show, reading.notifications,
-    conversations.reply, conversations.react, conversations.thread,
-    desk.desk, desk.reader,
-):
-    main.add_command(_command)
-del _command
-
-
 def _remember_passphrase_file(ctx: click.Context, _param: click.Parameter,
                               value: Path | None) -> None:
     if value is not None:
         ctx.obj["passphrase_file"] = value  # the dict `main` made, shared with ctx.parent
 
 
-def _accept_passphrase_file_everywhere(group: click.Group) -> None:
+def _accept_passphrase_file_everywhere(command: click.Command) -> None:
     """`--passphrase-file FILE` after the command too (`o2m build --passphrase-file F`),
-    as the hints and the README write it: every command takes the global option."""
-    for command in group.commands.values():
-        if isinstance(command, click.Group):
-            _accept_passphrase_file_everywhere(command)
-        elif not any(p.name == "passphrase_file" for p in command.params):
-            command.params.append(click.Option(
-                ["--passphrase-file"], type=click.Path(dir_okay=False, path_type=Path),
-                expose_value=False, callback=_remember_passphrase_file,
-                help="Read the key passphrase from this file (as `o2m --passphrase-file`)."))
-
-
-_accept_passphrase_file_everywhere(main)
+    as the hints and the README write it: every command, and every command of a group,
+    takes the global option."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_passphrase_file_everywhere(sub)
+    elif not any(p.name == "passphrase_file" for p in command.params):
+        command.params.append(click.Option(
+            ["--passphrase-file"], type=click.Path(dir_okay=False, path_type=Path),
+            expose_value=False, callback=_remember_passphrase_file,
+            help="Read the key passphrase from this file (as `o2m --passphrase-file`)."))

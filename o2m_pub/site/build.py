@@ -17,6 +17,7 @@ or delete), `pages` (rendering pages), `private_steps` (friends' feeds), `snapsh
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import posixpath
@@ -156,7 +157,8 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
         PassphraseError: a feed had to be signed and the key could not be unlocked.
     Post problems do not raise: they are in the report, and the rest is built.
     """
-    with Builder(root, drafts=drafts, jobs=jobs, progress=progress, unlock=unlock) as builder:
+    with Builder(root, drafts=drafts, jobs=jobs, progress=progress, unlock=unlock,
+                 one_off=True) as builder:
         return builder.build(now=now)
 
 
@@ -230,14 +232,19 @@ class Builder:
         unlock: returns the owner's unlocked identity; called only when a friend's feed
             must be signed (PROTOCOL.md §3.4), never for a build that changes none.
         wait_for_lock: queue behind another build of the site instead of failing.
+        one_off: one build and done (`build_site`): from the manifest's reading to
+            `close`, what the process holds is frozen out of the garbage collector's
+            walks (gc.freeze), which would otherwise go over the 10,000 records again
+            and again; `close` unfreezes it, for a caller that lives on.
     """
 
     def __init__(self, root: Path, *, drafts: bool = False, jobs: int | None = None,
                  progress: BuildProgress | None = None,
                  unlock: Callable[[], "Identity"] | None = None,
-                 wait_for_lock: bool = False) -> None:
+                 wait_for_lock: bool = False, one_off: bool = False) -> None:
         self.root, self.drafts, self.progress, self.wait_for_lock = root, drafts, progress, \
             wait_for_lock
+        self.one_off, self._frozen = one_off, False
         self.jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                              else os.cpu_count() or 1)
         self.state_dir = root / STATE_DIR
@@ -263,6 +270,9 @@ class Builder:
         if self._manifest is not None:
             self._manifest.close()
         self._manifest = self._snapshot = None
+        if self._frozen:  # the garbage collector walks all again (see `one_off`)
+            gc.unfreeze()
+            self._frozen = False
 
     def unlock(self, sign_pk: bytes | None = None) -> "Identity":
         """The identity, unlocked once per session (only when a feed must be signed),
@@ -319,7 +329,8 @@ class Builder:
             st = os.stat(self.db_path)
             self._db_file = (st.st_dev, st.st_ino)
         if self._snapshot is None:
-            self._snapshot = ManifestSnapshot(self._manifest)
+            self._snapshot = ManifestSnapshot(self._manifest, freeze=self.one_off)
+            self._frozen = self._frozen or self.one_off
         self._data_version = self._read_data_version()
         return self._manifest, self._snapshot
 
@@ -398,6 +409,7 @@ class _Build:
         self.mentions: dict[str, tuple[MentionView, ...]] = {}  # approved, by post path
         self.mention_memo: str | None = None  # their digests, to record when changed
         self.index_fp = ""
+        self._real_folders: dict[str, str] = {}
         self._lap_start = time.perf_counter()
 
     def lap(self, phase: str) -> None:
@@ -599,12 +611,23 @@ class _Build:
     def media_problem(self, ref: str) -> str | None:
         """Why a file a post refers to cannot be published, or None: it must be a file
         inside content/, symlinks resolved (THREATS.md 38)."""
-        real = os.path.realpath(self.root / ref)
+        real = self.realpath(os.path.join(self.root, ref))
         if not real.startswith(self.real_content):
             return f"{ref} is outside content/, not published"
         if not os.path.isfile(real):
             return f"links to {ref}, which does not exist"
         return None
+
+    def realpath(self, path: str) -> str:
+        """os.path.realpath, its folder's part remembered: a post's media share a
+        folder, and realpath walks every folder from / with an lstat each."""
+        folder, name = os.path.split(path)
+        if os.path.islink(path) or name in ("", ".", ".."):
+            return os.path.realpath(path)
+        real_folder = self._real_folders.get(folder)
+        if real_folder is None:
+            real_folder = self._real_folders[folder] = os.path.realpath(folder)
+        return os.path.join(real_folder, name)
 
     def media_state(self, ref: str) -> FileState | None:
         """The state of a file a post refers to; None when it cannot be published."""
@@ -652,6 +675,8 @@ class _Build:
 
     def own_card(self):  # noqa: ANN201 - protocol.cards.Card | None
         """The owner's card, parsed once per build (None: none, or unreadable)."""
+        if not hasattr(self, "_card") and not (self.root / "keys").is_dir():
+            self._card = None  # no keys, no card (and no crypto to import)
         if not hasattr(self, "_card"):
             from o2m_pub.friends.identity import own_card
             from o2m_pub.protocol.cards import CardError

@@ -57,6 +57,20 @@ class FileState:
     sha: str
 
 
+def _source_state(mtime_ns: int, size: int, sha: str, record: PostRecord) -> SourceState:
+    """SourceState(...) without the dataclass's __init__ (a build loads 10,000)."""
+    state = object.__new__(SourceState)
+    state.__dict__.update(mtime_ns=mtime_ns, size=size, sha=sha, record=record)
+    return state
+
+
+def _output_state(digest: str, sha: str, size: int) -> OutputState:
+    """OutputState(...) without the frozen dataclass's slow __init__ (one per page)."""
+    state = object.__new__(OutputState)
+    state.__dict__.update(digest=digest, sha=sha, size=size)
+    return state
+
+
 class Manifest:
     """The build state store."""
 
@@ -93,12 +107,12 @@ class Manifest:
                                                 [r[5] for r in rows])
         except (ValueError, TypeError):  # written by another version: start over
             return {}
-        return {row[0]: SourceState(row[1], row[2], row[3], record)
+        return {row[0]: _source_state(row[1], row[2], row[3], record)
                 for row, record in zip(rows, records)}
 
     def outputs(self) -> dict[str, OutputState]:
         with self.errors:
-            return {p: OutputState(g, h, z) for p, g, h, z in
+            return {p: _output_state(g, h, z) for p, g, h, z in
                     self.db.execute("SELECT path, sig, sha, size FROM outputs")}
 
     def files(self) -> dict[str, FileState]:

@@ -332,19 +332,30 @@ class MarkdownRenderer:
 
     def __init__(self, raw_html: bool = True) -> None:
         self.raw_html = raw_html
+        # The extensions as objects, not names: a name makes Python-Markdown look
+        # through every installed package's entry points (importlib.metadata), 10-25 ms
+        # of a one-post build in a fresh process.
+        from markdown.extensions.abbr import AbbrExtension
+        from markdown.extensions.attr_list import AttrListExtension
+        from markdown.extensions.def_list import DefListExtension
+        from markdown.extensions.footnotes import FootnoteExtension
+        from markdown.extensions.md_in_html import MarkdownInHtmlExtension
+        from markdown.extensions.sane_lists import SaneListExtension
+        from markdown.extensions.tables import TableExtension
+        from markdown.extensions.toc import TocExtension
+
         self.md = markdown.Markdown(
             extensions=[
-                _O2MExtension(self), "tables", "footnotes", "attr_list", "def_list", "abbr",
-                "sane_lists", "md_in_html", "toc",
-            ],
-            extension_configs={
-                "toc": {"permalink": "¶", "permalink_title": "Link to this section",
-                        "slugify": slugify_unicode, "toc_depth": "2-4"},
-                "footnotes": {"BACKLINK_TITLE": "Back to the text"},
+                _O2MExtension(self),
                 # align="..." rather than style="...", made a class by _Tables: the
                 # pages' CSP allows no inline style
-                "tables": {"use_align_attribute": True},
-            },
+                TableExtension(use_align_attribute=True),
+                FootnoteExtension(BACKLINK_TITLE="Back to the text"),
+                AttrListExtension(), DefListExtension(), AbbrExtension(), SaneListExtension(),
+                MarkdownInHtmlExtension(),
+                TocExtension(permalink="¶", permalink_title="Link to this section",
+                             slugify=slugify_unicode, toc_depth="2-4"),
+            ],
             output_format="html",
         )
         if not raw_html:  # after md_in_html, whose preprocessor it removes

@@ -72,19 +72,21 @@ class PostRecord:
         """Records from their `to_json` texts and digests (kept beside them, so loading
         10,000 records hashes nothing)."""
         out = []
-        new = object.__new__
+        new, n_fields = object.__new__, len(_FIELDS)
         values_list = json.loads("[" + ",".join(texts) + "]")
-        for i, (digest, values) in enumerate(zip(digests, values_list)):
-            if len(values) != len(_FIELDS):
+        if list_digests is None:
+            list_digests = [None] * len(digests)  # type: ignore[list-item]
+        for digest, list_digest, values in zip(digests, list_digests, values_list):
+            if len(values) != n_fields:
                 raise ValueError("record from another version of o2m")
-            d = dict(zip(_FIELDS, values))
-            for key in _TUPLE_FIELDS:
-                d[key] = tuple(d[key])
             record = new(cls)  # skips the frozen dataclass's slow __init__
-            record.__dict__.update(d)
-            record.__dict__["digest"] = digest
-            if list_digests is not None:
-                record.__dict__["list_digest"] = list_digests[i]
+            d = record.__dict__
+            d.update(zip(_FIELDS, values))
+            d["tags"], d["audience"], d["media"], d["links"] = (  # _TUPLE_FIELDS
+                tuple(d["tags"]), tuple(d["audience"]), tuple(d["media"]), tuple(d["links"]))
+            d["digest"] = digest
+            if list_digest is not None:
+                d["list_digest"] = list_digest
             out.append(record)
         return out
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Iterable, Mapping, Sequence
 
 from o2m_pub.errors import Problem
@@ -71,7 +72,7 @@ def resolve_collisions(records: Sequence[PostRecord]) -> tuple[list[PostRecord],
                         f"permalink /{r.path} is already used by {owner[r.path].source}",
                         hint="give one of them another `slug:`")
                 for r in sorted(losers, key=lambda r: r.source)]
-    return sorted(owner.values(), key=lambda r: (r.utc, r.path)), problems
+    return sorted(owner.values(), key=attrgetter("utc", "path")), problems
 
 
 def _chunks(posts: list[PostRecord], size: int) -> list[list[PostRecord]]:

@@ -3,6 +3,7 @@ the builds of a `Builder` session."""
 
 from __future__ import annotations
 
+import gc
 import json
 
 from o2m_pub.site.manifest import Manifest
@@ -24,11 +25,23 @@ class ManifestSnapshot:
     reads them once; a `Builder` keeps them and applies each build's own commit, so a
     rebuild does not parse 10,000 records again. Never mutated: each build makes a new one."""
 
-    def __init__(self, manifest: Manifest) -> None:
+    def __init__(self, manifest: Manifest, *, freeze: bool = False) -> None:
+        """Read the tables. Some 200,000 objects, none in a cycle: made with the garbage
+        collector on, they set off collection after collection, each walking all made so
+        far. `freeze` then moves everything alive out of the collector's later walks too
+        (gc.freeze: see `Builder`'s `one_off`; `o2m watch` freezes between builds)."""
         self.manifest = manifest
-        self.sources = manifest.sources()
-        self.outputs = manifest.outputs()
-        self.files = manifest.files()
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self.sources = manifest.sources()
+            self.outputs = manifest.outputs()
+            self.files = manifest.files()
+        finally:
+            if freeze:
+                gc.freeze()
+            if collecting:
+                gc.enable()
         self._feeds: dict | None = None
         self._sealed: dict | None = None
 

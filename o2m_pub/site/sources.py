@@ -54,10 +54,12 @@ def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
     real_content = os.path.realpath(content)
     found: dict[str, os.stat_result] = {}
     warnings: list[str] = []
-    stack = [(str(content), CONTENT_DIR)]
+    # each folder with its real path: an entry that is no symlink is really at
+    # real_folder/name, so only symlinks cost a realpath (a walk of lstats from /)
+    stack = [(str(content), CONTENT_DIR, real_content)]
     seen_dirs = {real_content}  # a symlinked folder is followed once, never in a loop
     while stack:
-        folder, rel = stack.pop()
+        folder, rel, real_folder = stack.pop()
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
@@ -67,18 +69,19 @@ def scan_sources(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
             if is_editor_litter(name):
                 continue
             rel_path = f"{rel}/{name}"
-            if e.is_symlink():
+            symlink = e.is_symlink()
+            if symlink:
                 real = os.path.realpath(e.path)
                 if not (real + os.sep).startswith(real_content + os.sep):
                     warnings.append(f"{rel_path}: symlink to a file outside content/, skipped")
                     continue
             if e.is_dir():
-                real = os.path.realpath(e.path)
+                real = os.path.realpath(e.path) if symlink else f"{real_folder}/{name}"
                 if real in seen_dirs:
                     warnings.append(f"{rel_path}: a folder already read (symlink loop?), skipped")
                     continue
                 seen_dirs.add(real)
-                stack.append((e.path, rel_path))
+                stack.append((e.path, rel_path, real))
             elif name.endswith(".md") and e.is_file():
                 found[rel_path] = e.stat()
     return found, warnings

@@ -386,3 +386,18 @@ def test_editing_only_an_image_republishes_it_and_the_pages_that_show_it(site):
         for m in media:
             if m.endswith("view.svg") and "trip" in page or m.endswith("wide.svg") and "trip" not in page:
                 assert m in html, (page, m)
+
+
+def test_a_one_off_build_unfreezes_what_it_froze(site):
+    """`build_site` freezes the process's objects out of the garbage collector's walks
+    once the manifest is read (a one-off build); it unfreezes them when done, so a
+    process that lives on (a test run, a server) can still collect its garbage."""
+    import gc
+
+    site.post("2026/a.md", title="A")
+    build_site(site.root)  # the first build: an empty manifest
+    frozen_before = gc.get_freeze_count()
+    site.post("2026/b.md", title="B")
+    report = build_site(site.root)  # reads the manifest the first one wrote
+    assert report.changed == 1
+    assert gc.get_freeze_count() == frozen_before

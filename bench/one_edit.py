@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The one-post edit of build_bench.py, alone, repeated, and for several versions of o2m
+side by side.
+
+    python bench/one_edit.py --site DIR/o2m [--code PATH ...] [--repeat 5] [--mode edit]
+
+DIR is bench/gen_site.py's output (its manifest.json picks the post, as build_bench.py
+does). Each run appends one sentence to that post (`--mode nochange`: touches nothing)
+and times `o2m build` in a fresh process, started from the console script beside this
+interpreter; the post is restored at the end. Each `--code PATH` is a folder holding an
+`o2m_pub/` (e.g. `git archive COMMIT o2m_pub | tar -x -C PATH`), put first on PYTHONPATH;
+`-` is the installed o2m. The versions take turns, `--rounds` times, so that a change
+in the machine's load falls on all of them. Prints each version's wall-clock and CPU
+seconds per run, and their medians.
+
+Bytecode is written (to a cache folder in /tmp) even when PYTHONDONTWRITEBYTECODE is
+set: without it every o2m module is compiled again at each start, which no installed
+o2m does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def edit_post(site: Path) -> Path:
+    """The post build_bench.py edits: the middle article without footnotes."""
+    items = json.loads((site.parent / "manifest.json").read_text())["items"]
+    ok = [it for it in items if it["kind"] == "article" and not it["footnotes"]]
+    item = ok[len(ok) // 2]
+    found = [*site.glob(f"content/**/{item['slug']}.md"),
+             *site.glob(f"content/**/{item['slug']}/index.md")]
+    return found[0]
+
+
+def run(cmd: list[str], site: Path, env: dict) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one build."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=site, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        sys.exit(f"o2m build failed:\n{result.stderr}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--site", type=Path, required=True, help="gen_site.py's DIR/o2m")
+    ap.add_argument("--code", action="append", default=[],
+                    help="a folder holding o2m_pub/ ('-': the installed one); repeatable")
+    ap.add_argument("--repeat", type=int, default=5, help="builds per version and round")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--mode", choices=("edit", "nochange"), default="edit")
+    args = ap.parse_args()
+    site = args.site.resolve()
+    cmd = [str(Path(sys.executable).with_name("o2m")), "build"]
+    post = edit_post(site)
+    original = post.read_bytes()
+    codes = args.code or ["-"]
+    results: dict[str, list[tuple[float, float]]] = {c: [] for c in codes}
+    base_env = dict(os.environ)
+    base_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    base_env["PYTHONPYCACHEPREFIX"] = "/tmp/o2m-bench-pycache"
+    try:
+        for _ in range(args.rounds):
+            for code in codes:
+                env = dict(base_env)
+                if code != "-":
+                    env["PYTHONPATH"] = os.pathsep.join(
+                        [str(Path(code).resolve()), *filter(None, [env.get("PYTHONPATH")])])
+                run(cmd, site, env)  # settle: the manifest and build/ as this version leaves them
+                for i in range(args.repeat):
+                    if args.mode == "edit":
+                        post.write_bytes(original + f"\n\nThis sentence was appended by the "
+                                         f"benchmark: one-edit-{i}-{time.time_ns()}.\n".encode())
+                    results[code].append(run(cmd, site, env))
+    finally:
+        post.write_bytes(original)
+        run(cmd, site, base_env)
+    print(f"{args.mode}: {post.relative_to(site)}, {args.repeat} x {args.rounds} builds each")
+    for code, runs in results.items():
+        walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+        print(f"{code}: wall {' '.join(f'{w:.3f}' for w in walls)} median "
+              f"{statistics.median(walls):.3f} s; CPU median {statistics.median(cpus):.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
