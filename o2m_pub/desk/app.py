@@ -223,13 +223,9 @@ class DeskApp:
         if not passphrase or len(passphrase) > PASSPHRASE_MAX:
             return self._sign_in_page(request, target, status=400,
                                       message="Type your passphrase.")
-        wait = self.desk.begin_attempt(request.client, self.clock())
-        if wait > 0:
-            response = self._sign_in_page(
-                request, target, status=429,
-                message=f"Too many attempts: try again in {_seconds(wait)}.")
-            response.headers["Retry-After"] = str(int(wait) + 1)
-            return response
+        refused = self._back_off(request, target)
+        if refused is not None:
+            return refused
         secret = passphrase.encode("utf-8")
 
         def then(result: object) -> Response:
@@ -246,6 +242,18 @@ class DeskApp:
 
         return Slow(work=lambda: self.unlock(secret), then=then)
 
+    def _back_off(self, request: Request, target: str) -> Response | None:
+        """Count a sign-in attempt (passphrase or passkey alike); the 429 page when this
+        client, or everyone, must wait first."""
+        wait = self.desk.begin_attempt(request.client, self.clock())
+        if wait <= 0:
+            return None
+        response = self._sign_in_page(
+            request, target, status=429,
+            message=f"Too many attempts: try again in {_seconds(wait)}.")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+
     def _signed_in(self, request: Request, target: str) -> Response:
         self.desk.forgive(request.client)
         fresh = secrets.token_urlsafe(guard.TOKEN_BYTES)  # never one the browser sent
@@ -260,13 +268,9 @@ class DeskApp:
         from o2m_pub.desk import passkeys
         from o2m_pub.desk.sessions import PasskeyStore
 
-        wait = self.desk.begin_attempt(request.client, self.clock())
-        if wait > 0:
-            response = self._sign_in_page(
-                request, target, status=429,
-                message=f"Too many attempts: try again in {_seconds(wait)}.")
-            response.headers["Retry-After"] = str(int(wait) + 1)
-            return response
+        refused = self._back_off(request, target)
+        if refused is not None:
+            return refused
         store = PasskeyStore(self.desk.db)
         rp = passkeys.relying_party(self.origin.scheme, request.headers.get("host", ""))
         challenge = store.take_challenge("signin:" + guard.token_hash(pre), self.clock())
