@@ -34,10 +34,6 @@ from support.people import Person, o2m, server_context
 from o2m_pub.protocol.cards import card_to_text
 from o2m_pub.protocol.keyfile import fingerprint
 
-# The tests here share one browser (a module fixture), and some build on what earlier
-# ones left (a session signed in): they run on one test worker, in order (`--dist
-# loadgroup`, pyproject.toml), whatever the number of workers.
-pytestmark = pytest.mark.xdist_group("desk_browser")
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 

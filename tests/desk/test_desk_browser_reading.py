@@ -28,10 +28,6 @@ from o2m_pub.desk.web import CONTENT_SECURITY_POLICY
 from o2m_pub.reader.model import FriendUpdate, PostRow
 from o2m_pub.reader.store import ReaderStore
 
-# The tests here share one browser (a module fixture), and some build on what earlier
-# ones left (a session signed in): they run on one test worker, in order (`--dist
-# loadgroup`, pyproject.toml), whatever the number of workers.
-pytestmark = pytest.mark.xdist_group("desk_browser_reading")
 
 NAME_PAYLOAD = "</title><script>window.__pwned = 36</script>"
 

@@ -13,10 +13,6 @@ import os
 import pytest
 from support.o2m_server import o2m_serve
 
-# The tests here share one browser (a module fixture), and some build on what earlier
-# ones left (a session signed in): they run on one test worker, in order (`--dist
-# loadgroup`, pyproject.toml), whatever the number of workers.
-pytestmark = pytest.mark.xdist_group("site_browser")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
