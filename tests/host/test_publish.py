@@ -765,3 +765,14 @@ def test_rclone_missing_is_one_line(tmp_path):
     r = run_o2m("publish", "host:www", cwd=root, env={"PATH": str(empty)})
     assert r.returncode == 1
     assert_error_line(r.stderr, "rclone is not installed", "apt install rclone")
+
+
+def test_an_rclone_error_naming_a_port_like_a_status_is_read_for_what_it_says():
+    """rclone's "dial tcp 127.0.0.1:55507: connection refused" is an unreachable remote,
+    not a full one: an HTTP status (507) counts only as a number of its own."""
+    from o2m_pub.host.publish.rclone import classify_rclone_message
+    refused = ('Failed to create file system for "dest:www": NewFs: couldn\'t connect SSH: '
+               "dial tcp 127.0.0.1:55507: connect: connection refused")
+    assert classify_rclone_message(refused)[0].startswith("cannot reach the remote")
+    full = "Failed to copy: HTTP error 507 (507 Insufficient Storage)"
+    assert classify_rclone_message(full)[0].startswith("the target is full")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -183,6 +184,14 @@ def classify_rclone_message(message: str) -> tuple[str, str]:
         short = short[:237] + "..."
     low = short.lower()
     for needles, what, hint in _KINDS:
-        if any(n in low for n in needles):
+        if any(_mentions(low, n) for n in needles):
             return f"{what} ({short})", hint
     return f"rclone failed ({short})", RESUME
+
+
+def _mentions(text: str, needle: str) -> bool:
+    """Whether rclone's message says `needle`; an HTTP status only as a number of its own
+    (a port such as 127.0.0.1:55507 is no 507 Insufficient Storage)."""
+    if needle.isdigit():
+        return re.search(rf"(?<!\d){needle}(?!\d)", text) is not None
+    return needle in text
