@@ -209,31 +209,30 @@ class StaticSite(resource.Resource):
 
 def _render_inbox(inbox: inbox_rules.Inbox, request: server.Request) -> bytes:
     """The inbox's answer (§5); the handler runs once the answer is on its way."""
-    client = getattr(request.channel, "client_host", None) or \
-        getattr(request.getClientAddress(), "host", "-")
-    status, headers, run = inbox.answer(request.method, client,
+    status, headers, run = inbox.answer(request.method, _client(request),
                                         _one(request.requestHeaders, b"content-type"),
                                         request.content.getvalue())
-    request.setResponseCode(status)
-    for name, value in headers.items():
-        request.setHeader(name, value)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    request.setHeader(b"cache-control", b"no-store")
-    request.setHeader(b"x-content-type-options", b"nosniff")
-    request.setHeader(b"server", b"o2m")
-    if run is not None:
-        inbox.later(run)
-    return inbox_rules.status_text(status)
+    return _plain_answer(inbox, request, status, headers, inbox_rules.status_text(status), run)
 
 
 def _render_webmention(inbox: inbox_rules.Inbox, request: server.Request) -> bytes:
     """The Webmention endpoint's answer (§1.6); the mention is verified in a thread
     once the answer is on its way."""
-    client = getattr(request.channel, "client_host", None) or \
-        getattr(request.getClientAddress(), "host", "-")
     status, headers, text, run = inbox.answer_webmention(
-        request.method, client, _one(request.requestHeaders, b"content-type"),
+        request.method, _client(request), _one(request.requestHeaders, b"content-type"),
         request.content.getvalue())
+    return _plain_answer(inbox, request, status, headers, text, run)
+
+
+def _client(request: server.Request) -> str:
+    return getattr(request.channel, "client_host", None) or \
+        getattr(request.getClientAddress(), "host", "-")
+
+
+def _plain_answer(inbox: inbox_rules.Inbox, request: server.Request, status: int,
+                  headers: dict, text: bytes, run) -> bytes:  # noqa: ANN001 - a callable
+    """A POST endpoint's short text answer, never cached; `run` (the work the request
+    asked for) is started once the answer is on its way."""
     request.setResponseCode(status)
     for name, value in headers.items():
         request.setHeader(name, value)

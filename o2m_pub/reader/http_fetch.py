@@ -155,9 +155,20 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
 def _ca_context(verify: str | None) -> ssl.SSLContext:
     """One client context for every CA-checked connection of a run: the CAs of
     `verify` (a file or folder), else certifi's bundle (as requests uses), loaded once."""
-    import certifi
     context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)  # checks the host name
-    where = verify or certifi.where()
+    load_ca_bundle(context, verify)
+    context.sslsocket_class = _DeadlineSSLSocket
+    return context
+
+
+def load_ca_bundle(context: ssl.SSLContext, where: str | None) -> None:
+    """Trust the CAs of `where` (a file or a folder), else certifi's bundle.
+
+    Raises:
+        CABundleError: they cannot be read.
+    """
+    import certifi
+    where = where or certifi.where()
     try:
         if os.path.isdir(where):
             context.load_verify_locations(capath=where)
@@ -165,8 +176,6 @@ def _ca_context(verify: str | None) -> ssl.SSLContext:
             context.load_verify_locations(cafile=where)
     except (OSError, ssl.SSLError) as e:
         raise CABundleError(f"the CA bundle {where} cannot be read ({_short(e)})") from None
-    context.sslsocket_class = _DeadlineSSLSocket
-    return context
 
 
 def _pinned_context() -> ssl.SSLContext:

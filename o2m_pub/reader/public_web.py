@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from o2m_pub import __version__
-from o2m_pub.reader.http_fetch import CABundleError
+from o2m_pub.reader.http_fetch import load_ca_bundle
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
@@ -146,17 +146,9 @@ def _origin(url: str) -> tuple[str, str, int]:
 
 
 def _tls_context() -> ssl.SSLContext:
-    import certifi
-    where = os.environ.get("O2M_CA_BUNDLE") or certifi.where()
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        if os.path.isdir(where):
-            context.load_verify_locations(capath=where)
-        else:
-            context.load_verify_locations(cafile=where)
-    except (OSError, ssl.SSLError) as e:
-        raise CABundleError(f"the CA bundle {where} cannot be read ({e})") from None
+    load_ca_bundle(context, os.environ.get("O2M_CA_BUNDLE"))
     return context
 
 

@@ -8,14 +8,11 @@ the packages to install (README, "Quick start").
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from support.browser import need_browser, start_browser
 from support.o2m_server import o2m_serve
 
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WIDE_ROW = "| " + " | ".join(f"column {i}" for i in range(14)) + " |"
 
 CONFIG = """\
@@ -56,21 +53,6 @@ The ridge is old[^old] and the path is older[^path].
 """
 
 
-def _need_browser() -> None:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    for module in ("selenium", "selenium_axe_python"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(f"the {module} Python package")
-    if missing:
-        message = (f"{', '.join(missing)} not found: install the Debian packages chromium "
-                   "and chromium-driver (and pip install '.[test]') to run the browser tests")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A site with a home page, a post with code and tables, a post with footnotes,
@@ -92,20 +74,9 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    _need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=1280,900",
-                "--ignore-certificate-errors",  # o2m serve's self-signed certificate
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    need_browser()
+    driver = start_browser(tmp_path_factory.mktemp("chromium"), "--window-size=1280,900",
+                           "--ignore-certificate-errors")  # o2m serve's self-signed certificate
     yield driver
     driver.quit()
 

@@ -33,7 +33,7 @@ def need_browser() -> None:
         pytest.skip(message)
 
 
-def start_browser(profile: Path):  # noqa: ANN201 - a selenium WebDriver
+def start_browser(profile: Path, *extra: str):  # noqa: ANN201 - a selenium WebDriver
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -42,7 +42,7 @@ def start_browser(profile: Path):  # noqa: ANN201 - a selenium WebDriver
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                f"--user-data-dir={profile}"):
+                f"--user-data-dir={profile}", *extra):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
