@@ -188,7 +188,9 @@ def test_threat_36_names_and_titles_are_autoescaped(world, client, name):
         "/", f"/post/{post}", "/?friend=mallory", "/friends", "/friends/mallory")}
     for path, page in pages.items():
         assert "<script>document" not in page and "<img src=x" not in page, path
-        assert "49" not in page.replace(post, ""), path
+        # "{{ 7*7 }}" never evaluated: no text on the page reads 49 (tokens and hashes in
+        # attributes, which may hold those digits by chance, are not text)
+        assert not re.search(r">[^<]*\b49\b[^<]*<", page.replace(post, "")), path
         assert str(escape(name)).replace("&#39;", "'") in page.replace("&#39;", "'"), path
     assert f"<title>{escape(name)}".replace("&#39;", "'") in \
         pages[f"/post/{post}"].replace("&#39;", "'")
