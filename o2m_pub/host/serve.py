@@ -39,6 +39,8 @@ from zope.interface import implementer
 from o2m_pub.host import _twisted_compat as compat
 from o2m_pub.host import inbox as inbox_rules
 from o2m_pub.host import static_rules as rules
+from o2m_pub.host.connection import Connection, channel_factory
+from o2m_pub.host.fast_path import FastRequest, HandOver
 from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders, cache_budget
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.live_reload import LiveReload
@@ -88,6 +90,9 @@ class ServeOptions:
     # the Webmention endpoint (PROTOCOL.md §1.6), when the site takes them; it shares
     # the inbox's rates
     webmention: WebmentionReceiver | None = None
+    # plain GETs and HEADs answered without Twisted's parser (docs/adr/0004); the same
+    # bytes either way. O2M_SERVE_FAST_PATH=0 turns it off (to compare, or rule it out).
+    fast_path: bool = field(default_factory=lambda: os.environ.get("O2M_SERVE_FAST_PATH") != "0")
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -119,7 +124,7 @@ class StaticSite(resource.Resource):
 
     def __init__(self, cache: FileCache, live: LiveReload | None,
                  inbox: inbox_rules.Inbox | None = None, mount: Mount | None = None,
-                 moved_to: str | None = None) -> None:
+                 moved_to: str | None = None, fast_path: bool = True) -> None:
         super().__init__()
         self.cache = cache
         self.live = live
@@ -127,6 +132,13 @@ class StaticSite(resource.Resource):
         self.mount = mount
         self.moved_to = moved_to
         self.not_found = _NotFoundPage(cache)
+        self.fast_path = fast_path and moved_to is None  # a moved site: Twisted's path
+
+    def answers_fast(self, path: bytes) -> bool:
+        """Whether a plain GET or HEAD of `path` may take the fast path: not one of the
+        endpoints (the inbox, Webmention, the live reload's, the mounted desk)."""
+        return not (path in inbox_rules.POST_PATHS or self.mounted(path)
+                    or (self.live is not None and path.startswith(b"/_o2m/")))
 
     def mounted(self, path: bytes) -> bool:
         """Whether `path` belongs to the mounted application (its prefix, with or
@@ -275,6 +287,8 @@ def _stream(request: server.Request, fs_path: str, offset: int, length: int) -> 
     request.setHeader(b"content-length", b"%d" % length)
     if request.method == b"HEAD":
         return b""  # type: ignore[return-value]
+    if isinstance(request, FastRequest):
+        raise HandOver  # streamed by Twisted's producer
     f = open(fs_path, "rb")
     request.notifyFinish().addBoth(lambda _: f.close())
     SingleRangeStaticProducer(request, f, offset, length).start()
@@ -340,168 +354,10 @@ def redirect_origin(site_url: str, https_port: int) -> str:
     return "https://localhost" + ("" if https_port == 443 else f":{https_port}")
 
 
-# -- connections --------------------------------------------------------------------
-
-class _DeadlineChannel(http.HTTPChannel):
-    """HTTP/1.1 with deadlines instead of Twisted's idle timeout.
-
-    An idle timeout restarts with every byte, so a client trickling a header byte
-    at a time (slowloris) would hold a connection forever. Here, as in nginx, a
-    request must arrive whole (head and body) within `request_timeout` of its first
-    byte, whatever trickles in meanwhile (THREATS 45); a connection with no request
-    in progress and nothing left to send, a fresh one included, is closed after
-    `idle_timeout`; and a client that takes none of an answer's bytes for
-    `stall_timeout` is dropped. An answer the kernel still holds for a slow reader
-    is not idle. The site sweeps its connections twice a second: one timer for all,
-    almost nothing per request.
-    """
-
-    waiting_since: float | None = None  # idle (between requests) since
-    receiving_since: float | None = None  # the first byte of the current request
-    stalled_since: float | None = None  # the client has not taken our bytes since
-    _last_unsent = 0
-
-    request_line: tuple[bytes | None, bytes | None] = (None, None)  # method, path
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.waiting_since = time.monotonic()
-        # Twisted asks both ends' addresses for every request (two system calls and two
-        # objects each time); they cannot change on a connection.
-        self._peer, self._host = self.transport.getPeer(), self.transport.getHost()
-        self.client_host = getattr(self._peer, "host", "-")  # for the access log
-
-    def getPeer(self):  # noqa: ANN201, N802 - Twisted's name
-        return self._peer
-
-    def getHost(self):  # noqa: ANN201, N802 - Twisted's name
-        return self._host
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.receiving_since is None and not compat.handling_request(self):
-            self.receiving_since = time.monotonic()
-            self.waiting_since = None
-        super().dataReceived(data)
-
-    def lineReceived(self, line: bytes) -> None:  # noqa: N802 - Twisted's name
-        """Keep each request's method and path as its first line arrives: the body rule
-        (THREATS 51) is decided at the headers, before Twisted gives them to the request."""
-        pending = len(self.requests)
-        super().lineReceived(line)
-        if len(self.requests) > pending:  # that line began a request
-            parts = line.split(b" ")
-            self.request_line = (parts[0], parts[1]) if len(parts) == 3 else (None, None)
-
-    def allContentReceived(self) -> None:
-        self.receiving_since = None
-        super().allContentReceived()
-
-    def requestDone(self, request: http.Request) -> None:
-        super().requestDone(request)
-        if not compat.handling_request(self):
-            self.waiting_since = time.monotonic()
-
-    def pauseProducing(self) -> None:  # the transport's buffer is full
-        super().pauseProducing()
-        if self.stalled_since is None:
-            self.stalled_since = time.monotonic()
-
-    def resumeProducing(self) -> None:  # ...and drained
-        super().resumeProducing()
-        self.stalled_since = None
-
-    def overdue(self, now: float, options: ServeOptions) -> bool:
-        if self.receiving_since is not None and now - self.receiving_since > options.request_timeout:
-            return True
-        if self.stalled_since is not None and now - self.stalled_since > options.stall_timeout:
-            return True
-        if self.waiting_since is not None and now - self.waiting_since > options.idle_timeout:
-            unsent = _unsent_bytes(self.transport)
-            if unsent and unsent != self._last_unsent:  # a slow reader, still reading
-                self._last_unsent, self.waiting_since = unsent, now
-                return False
-            return True
-        return False
-
-    def busy(self) -> bool:
-        return bool(self.requests) or compat.handling_request(self) or \
-            compat.waiting_for_transport(self)
-
-    def writeHeaders(self, version: bytes, code: bytes, reason: bytes,  # noqa: N802
-                     headers: http.Headers) -> None:
-        """A cached file's headers go out as one prepared block (docs/adr/0004)."""
-        wire = getattr(headers, "wire", None)
-        if wire is None:
-            super().writeHeaders(version, code, reason, headers)
-        else:
-            self.transport.write(version + b" " + code + b" " + reason + b"\r\n" + wire)
-
-
-def _unsent_bytes(transport: object) -> int:
-    """Bytes of ours the client has not yet acknowledged, from the kernel (Linux
-    SIOCOUTQ); 0 where that cannot be asked."""
-    try:
-        import fcntl
-        import struct
-        import termios
-        tcp = getattr(transport, "transport", transport)  # under TLS, the TCP transport
-        fd = tcp.getHandle().fileno()
-        return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
-    except (ImportError, AttributeError, OSError, ValueError):
-        return 0
-
-
-def _channel_factory(site: O2MSite):  # noqa: ANN202
-    return _Connection(_DeadlineChannel())
-
-
-class _Connection(compat.GenericHTTPChannelProtocol):
-    """One client connection, HTTP/1.1 or h2: counted, capped, swept.
-
-    Its base is Twisted's protocol that picks HTTP/1.1 or h2 by ALPN (private in
-    Twisted, but the only way to keep its h2 support with a channel of our own). When
-    ALPN picks h2, Twisted swaps our HTTP/1.1 channel for its H2Connection on the first
-    bytes; the connection stays the same object, so it is what the site counts, and
-    h2 gets an idle timeout of its own.
-    """
-
-    def makeConnection(self, transport: object) -> None:
-        super().makeConnection(transport)
-        connections = self.site.connections
-        if len(connections) >= self.site.options.max_connections:
-            transport.abortConnection()
-            return
-        connections.add(self)
-
-    def dataReceived(self, data: bytes) -> None:
-        before = compat.current_channel(self)
-        super().dataReceived(data)
-        channel = compat.current_channel(self)
-        if channel is not before:  # now h2
-            channel.setTimeout(self.site.options.idle_timeout)
-
-    def connectionLost(self, reason: object) -> None:
-        self.site.connections.discard(self)
-        super().connectionLost(reason)
-
-    def overdue(self, now: float, options: ServeOptions) -> bool:
-        channel = compat.current_channel(self)
-        return isinstance(channel, _DeadlineChannel) and channel.overdue(now, options)
-
-    def busy(self) -> bool:
-        channel = compat.current_channel(self)
-        if isinstance(channel, _DeadlineChannel):
-            return channel.busy()
-        return compat.h2_busy(channel)
-
-    def abort(self) -> None:
-        compat.current_channel(self).transport.abortConnection()
-
-
 class O2MSite(server.Site):
     """Twisted's Site with our channel and request, and a buffered access log."""
 
-    protocol = _channel_factory
+    protocol = channel_factory
 
     def __init__(self, root: StaticSite, options: ServeOptions, reactor: object = None) -> None:
         super().__init__(root, timeout=None, reactor=reactor)  # the sweep's deadline replaces it
@@ -509,7 +365,7 @@ class O2MSite(server.Site):
         self.options = options
         self.displayTracebacks = False
         self.requestFactory = _StaticRequest
-        self.connections: set[_Connection] = set()
+        self.connections: set[Connection] = set()
         self.date = http.datetimeToString()
         self.log_date = http.datetimeToLogString()
         self._log_lines: list[str] = []
@@ -572,7 +428,7 @@ _LINGER_BYTES = 64 * 1024  # of a refused body, read and dropped while the answe
 
 def _request_line(channel: object) -> tuple[bytes | None, bytes | None]:
     """(method, path) of the request whose headers were just read, before Twisted hands
-    them to the request: kept by `_DeadlineChannel.lineReceived` over HTTP/1.1, known to
+    them to the request: kept by `DeadlineChannel.lineReceived` over HTTP/1.1, known to
     the stream over h2."""
     return getattr(channel, "request_line", None) or (
         getattr(channel, "command", None), getattr(channel, "path", None))
@@ -667,7 +523,7 @@ class _StaticRequest(_BodyRule):
 
     def use_headers(self, headers: http.Headers) -> None:
         """Take a cached file's headers (plus the Date) in one dict copy, with their
-        wire form ready for `_DeadlineChannel.writeHeaders`."""
+        wire form ready for `DeadlineChannel.writeHeaders`."""
         raw = dict(compat.raw_headers(headers))  # names already canonical
         raw[b"Date"] = [self.site.date]
         extra = b""
@@ -778,7 +634,8 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
                               on_error=options.report, webmention=options.webmention,
                               background=lambda run: reactor.callInThread(run))
     mount = options.mount(reactor) if options.mount is not None else None
-    site = O2MSite(StaticSite(cache, live, inbox, mount, options.moved_to), options, reactor)
+    site = O2MSite(StaticSite(cache, live, inbox, mount, options.moved_to, options.fast_path),
+                   options, reactor)
     tls = ReloadableTLS(listening.pair, _alpn())
     ports = _adopt_ports(reactor, listening, tls, site)
 

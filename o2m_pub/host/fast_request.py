@@ -1,0 +1,102 @@
+"""A small, strict parser for the plain request `o2m serve` answers on its fast path.
+
+Most requests a static site gets are alike: a GET or HEAD of a path, HTTP/1.1 or 1.0,
+a few headers, no body. `parse_head` reads one such request head from the bytes a
+connection received and says, for anything else or anything it is unsure of, to hand
+the bytes to Twisted's own parser, which answers exactly as it always has (a 400 for
+a malformed head, its body rules for a body; docs/adr/0004). So the parser never
+has to be lenient: it accepts a subset of what Twisted accepts, and reads it the way
+Twisted does (the same request line, the same header values, the first of repeated
+headers, Accept-Encoding's values joined).
+
+Pure: bytes in, a `Head` (or a verdict) out; no sockets, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+MAX_HEAD = 8192  # bytes of a head, its final CRLF CRLF included; Twisted allows 16 KiB
+MAX_HEADERS = 100  # header lines; Twisted allows 500
+
+METHODS = (b"GET", b"HEAD")
+VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
+
+# RFC 9110 §5.6.2: token = 1*tchar
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# origin-form (RFC 9112 §3.2.1) in visible ASCII: no space, no control, no byte >= 0x7f
+_TARGET = re.compile(rb"/[\x21-\x7e]*")
+# a field value (RFC 9110 §5.5) in visible ASCII, spaces and tabs; obs-text (bytes
+# >= 0x80) and every control character, bare CR and LF included, are left to Twisted
+_VALUE = re.compile(rb"[\x20-\x7e\t]*")
+
+# Headers that announce a body or ask for an interim answer: Twisted's
+_BODY_HEADERS = (b"transfer-encoding", b"expect")
+
+
+class HandOver:
+    """The verdict on bytes that are not a plain request head: give them to Twisted."""
+
+    def __repr__(self) -> str:
+        return "HAND_OVER"
+
+
+HAND_OVER = HandOver()
+
+
+class Head(NamedTuple):
+    """One plain request head, as Twisted would read it."""
+
+    method: bytes  # b"GET" or b"HEAD"
+    target: bytes  # the request-target, raw (path and query)
+    version: bytes  # b"HTTP/1.1" or b"HTTP/1.0"
+    headers: dict[bytes, bytes]  # lowercase name -> value (the first, but Accept-Encoding)
+    end: int  # where the head ends in the buffer (the next request starts there)
+
+
+def parse_head(buffer: bytes, start: int = 0) -> Head | HandOver | None:
+    """The plain request head at `buffer[start:]`, if that is one.
+
+    Args:
+        buffer: bytes a connection received.
+        start: where the next request begins in it.
+
+    Returns:
+        A `Head`; None when the head is not yet whole (wait for more bytes);
+        `HAND_OVER` for anything else: another method or version, a target that is
+        not a plain path, a malformed or folded header line, a byte outside visible
+        ASCII, a body (Content-Length other than 0, Transfer-Encoding), Expect, a head
+        over `MAX_HEAD` bytes or `MAX_HEADERS` lines.
+    """
+    end = buffer.find(b"\r\n\r\n", start, start + MAX_HEAD)
+    if end < 0:
+        return HAND_OVER if len(buffer) - start >= MAX_HEAD else None
+    lines = buffer[start:end].split(b"\r\n")
+    if len(lines) > MAX_HEADERS + 1:
+        return HAND_OVER
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:
+        return HAND_OVER
+    method, target, version = parts
+    if method not in METHODS or version not in VERSIONS or not _TARGET.fullmatch(target):
+        return HAND_OVER
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):  # an obs-fold starts with a space
+            return HAND_OVER
+        value = value.strip(b" \t")
+        if not _VALUE.fullmatch(value):
+            return HAND_OVER
+        name = name.lower()
+        if name in _BODY_HEADERS or (name == b"content-length" and value != b"0"):
+            return HAND_OVER
+        known = headers.get(name)
+        if known is None:
+            headers[name] = value
+        elif name == b"accept-encoding":  # Twisted's reader joins them
+            headers[name] = known + b"," + value
+        elif name == b"content-length":  # twice: Twisted refuses it
+            return HAND_OVER
+    return Head(method, target, version, headers, end + 4)
