@@ -23,13 +23,16 @@ MAX_HEADERS = 100  # header lines; Twisted allows 500
 METHODS = (b"GET", b"HEAD")
 VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 
-# RFC 9110 §5.6.2: token = 1*tchar
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # origin-form (RFC 9112 §3.2.1) in visible ASCII: no space, no control, no byte >= 0x7f
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
-# a field value (RFC 9110 §5.5) in visible ASCII, spaces and tabs; obs-text (bytes
-# >= 0x80) and every control character, bare CR and LF included, are left to Twisted
-_VALUE = re.compile(rb"[\x20-\x7e\t]*")
+# Header lines, each `token ":" value CRLF`, the value (RFC 9110 §5.5) in visible ASCII,
+# spaces and tabs: obs-text (bytes >= 0x80), every control character (bare CR and LF
+# included), an obs-fold (a line that starts with a space) and a line without a colon
+# are left to Twisted. One match checks every line at once.
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\x20-\x7e\t]*\r\n)*")
+# ...and one line of such a block: its name and its value without the spaces and
+# tabs around it (as Twisted strips them)
+_FIELD = re.compile(rb"([^:]+):[ \t]*([^\r]*?)[ \t]*\r\n")
 
 # Headers that announce a body or ask for an interim answer: Twisted's
 _BODY_HEADERS = (b"transfer-encoding", b"expect")
@@ -72,23 +75,18 @@ def parse_head(buffer: bytes, start: int = 0) -> Head | HandOver | None:
     end = buffer.find(b"\r\n\r\n", start, start + MAX_HEAD)
     if end < 0:
         return HAND_OVER if len(buffer) - start >= MAX_HEAD else None
-    lines = buffer[start:end].split(b"\r\n")
-    if len(lines) > MAX_HEADERS + 1:
-        return HAND_OVER
-    parts = lines[0].split(b" ")
+    line_end = buffer.find(b"\r\n", start, end + 2)
+    parts = buffer[start:line_end].split(b" ")
     if len(parts) != 3:
         return HAND_OVER
     method, target, version = parts
     if method not in METHODS or version not in VERSIONS or not _TARGET.fullmatch(target):
         return HAND_OVER
+    fields = buffer[line_end + 2:end + 2]
+    if not _FIELDS.fullmatch(fields) or fields.count(b"\n") > MAX_HEADERS:
+        return HAND_OVER
     headers: dict[bytes, bytes] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):  # an obs-fold starts with a space
-            return HAND_OVER
-        value = value.strip(b" \t")
-        if not _VALUE.fullmatch(value):
-            return HAND_OVER
+    for name, value in _FIELD.findall(fields):  # RFC 9110 §5.6.2: names are tokens
         name = name.lower()
         if name in _BODY_HEADERS or (name == b"content-length" and value != b"0"):
             return HAND_OVER

@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass, field, replace
@@ -182,9 +183,11 @@ class StaticSite(resource.Resource):
         if isinstance(entry, str):
             return _redirect(request, entry + _query(request))
         headers = request.requestHeaders
-        if rules.not_modified(entry.facts, _one(headers, b"if-none-match"),  # the tag sent:
-                              _one(headers, b"if-modified-since"),  # a live page has its own
-                              etag=_one(entry.headers, b"etag")):
+        if_none_match = _one(headers, b"if-none-match")
+        if_modified_since = _one(headers, b"if-modified-since")
+        if (if_none_match is not None or if_modified_since is not None) and rules.not_modified(
+                entry.facts, if_none_match, if_modified_since,
+                etag=_one(entry.headers, b"etag")):  # the tag sent: a live page has its own
             request.setResponseCode(http.NOT_MODIFIED)
             _set_headers(request, entry.headers, keep_length=False)
             return b""
@@ -415,7 +418,12 @@ def access_log_line(request: http.Request, timestamp: str, *, with_address: bool
             f'"{_clf(referrer)}" "{_clf(agent)}"\n')
 
 
+_PLAIN_LOG_TEXT = re.compile(rb'[ !#-\[\]-~]*')  # printable ASCII but '"' and '\\'
+
+
 def _clf(raw: bytes) -> str:
+    if _PLAIN_LOG_TEXT.fullmatch(raw):
+        return raw.decode("ascii")
     text = raw.decode("latin-1")
     if '"' in text or "\\" in text or not text.isprintable():
         text = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
