@@ -21,6 +21,10 @@ The parts, and why each is needed (docs/adr/0004 says what breaks if one changes
     HTTPChannel._command, ._path                  the request line while its headers are
                                                   read (a mount's body cap: read with a
                                                   default, so a rename only loses the cap)
+    BufferingTLSTransport._aggregator (.flush)    the fast path's answer written through
+                                                  TLS at once, past Twisted's batching of
+                                                  small writes (read with a default: a
+                                                  rename only costs that saving)
 
 Not private, but undocumented: ``twisted.web.http.H2_ENABLED`` (h2 is offered by ALPN
 only when Twisted can speak it); and the hooks the body rule overrides (THREATS 51,
@@ -40,6 +44,7 @@ from typing import TypeVar
 
 import twisted
 from twisted.internet.task import Clock
+from twisted.protocols.tls import TLSMemoryBIOProtocol as _TLSMemoryBIOProtocol
 from twisted.web import http
 
 from o2m_pub.host.listen import ServeError
@@ -89,6 +94,23 @@ def headers_over(raw: dict[bytes, list[bytes]], cls: type[_HeadersT] = http.Head
     headers = cls()
     headers._rawHeaders = raw
     return headers
+
+
+def write_now(transport: object, data: bytes | memoryview) -> None:
+    """Write `data` through a TLS transport now, as one piece.
+
+    Twisted's TLS transport (`BufferingTLSTransport`) copies each write into a list,
+    joins the list on the reactor's next turn (a timer per answer) and hands OpenSSL
+    the result in 16 KiB slices, each copied again. The fast path writes a whole
+    answer at once: here it goes to OpenSSL straight away (what the transport held is
+    flushed first, so the order stays), and a memoryview is sliced without copies.
+    Any other transport, or a Twisted without that batching, gets a plain `write`."""
+    aggregator = getattr(transport, "_aggregator", None)
+    if aggregator is None or not isinstance(transport, _TLSMemoryBIOProtocol):
+        transport.write(bytes(data))  # type: ignore[attr-defined]
+        return
+    aggregator.flush()
+    _TLSMemoryBIOProtocol.write(transport, data)
 
 
 def h2_busy(channel: object) -> bool:

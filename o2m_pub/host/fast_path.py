@@ -147,7 +147,9 @@ def _has_type_and_length(headers: http.Headers) -> bool:
     return b"Content-Type" in raw and b"Content-Length" in raw
 
 
-_ONE_WRITE = 64 * 1024  # an answer up to this size goes to the transport in one write
+# TLS carries at most 16 KiB in a record, and Twisted's TLS layer hands OpenSSL an
+# answer in slices of that size: a copy of each, unless the answer is a memoryview.
+_RECORD = 16 * 1024
 
 
 def answer(channel: Any, head: Head) -> bool | None:
@@ -177,11 +179,10 @@ def answer(channel: Any, head: Head) -> bool | None:
         return None
     except Exception:  # noqa: BLE001 - a bug: Twisted's path answers it (a 500, logged)
         return None
-    transport = channel.transport
-    if len(rest) <= _ONE_WRITE:
-        transport.write(status_and_headers + rest)
-    else:
-        transport.write(status_and_headers)
-        transport.write(rest)
+    if len(rest) <= _RECORD:
+        compat.write_now(channel.transport, status_and_headers + rest)
+    else:  # a large body: its bytes uncopied (Twisted's path copies them four times)
+        compat.write_now(channel.transport, status_and_headers)
+        compat.write_now(channel.transport, memoryview(rest))
     site.log(request)
     return keep

@@ -178,3 +178,78 @@ def test_o2m_serve_with_such_a_twisted_says_so_in_one_line(site):
         f"o2m: error: this o2m needs Twisted 24.7–26.x; found {twisted.__version__}, which "
         "lacks HTTPChannel._waitingForTransport\n"), done.stderr
     assert "Traceback" not in done.stderr
+
+
+class _Sink:
+    """An application protocol that says nothing, for a TLS transport under test."""
+
+    def makeConnection(self, transport) -> None:  # noqa: N802, ANN001 - Twisted's name
+        self.transport = transport
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        pass
+
+    def connectionLost(self, reason) -> None:  # noqa: N802, ANN001
+        pass
+
+
+def test_write_now_sends_through_tls_in_order_past_the_batching(tmp_path):
+    """`write_now` on Twisted's real TLS transport (memory BIOs, a client made with
+    OpenSSL, no sockets): its bytes arrive after what an earlier `write` left batched,
+    a memoryview is taken whole, and nothing waits for the reactor's next turn; on
+    any other transport it is a plain write."""
+    import datetime as dt
+
+    from OpenSSL import SSL
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.protocol import Factory
+    from twisted.internet.testing import StringTransport
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from o2m_pub.host.serve import ReloadableTLS
+    from o2m_pub.host.tls import ensure_self_signed
+
+    pair, _ = ensure_self_signed(tmp_path, ["127.0.0.1"], dt.datetime.now(dt.timezone.utc))
+    sink = _Sink()
+    factory = TLSMemoryBIOFactory(ReloadableTLS(pair, [b"http/1.1"]), False,
+                                  Factory.forProtocol(lambda: sink), clock=Clock())
+    server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+    wire = StringTransport()
+    server.makeConnection(wire)
+    client = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)
+    client.set_connect_state()
+    def pump() -> None:
+        for _ in range(10):
+            try:
+                server.dataReceived(client.bio_read(1 << 20))
+            except SSL.WantReadError:
+                pass
+            if wire.value():
+                client.bio_write(wire.value())
+                wire.clear()
+
+    def received() -> bytes:
+        got = b""
+        while True:
+            try:
+                got += client.recv(1 << 20)
+            except SSL.WantReadError:
+                return got
+
+    for _ in range(10):
+        try:
+            client.do_handshake()
+            break
+        except SSL.WantReadError:
+            pump()
+    pump()
+    big = bytes(range(256)) * 1000
+    sink.transport.write(b"batched first, ")
+    compat.write_now(sink.transport, b"then now, ")
+    compat.write_now(sink.transport, memoryview(big))
+    client.bio_write(wire.value())  # no clock.advance: nothing waited for the next turn
+    wire.clear()
+    assert b"batched first, then now, " + big == received()
+    plain = StringTransport()
+    compat.write_now(plain, memoryview(b"plain"))
+    assert plain.value() == b"plain"
