@@ -23,8 +23,10 @@ The parts, and why each is needed (docs/adr/0004 says what breaks if one changes
                                                   default, so a rename only loses the cap)
     BufferingTLSTransport._aggregator (.flush)    the fast path's answer written through
                                                   TLS at once, past Twisted's batching of
-                                                  small writes (read with a default: a
-                                                  rename only costs that saving)
+                                                  small writes
+    TLSMemoryBIOProtocol._tlsConnection,          ...and a large answer in one call into
+      ._appSendBuffer, ._lostTLSConnection        OpenSSL (all four read with a default:
+                                                  a rename only costs those savings)
 
 Not private, but undocumented: ``twisted.web.http.H2_ENABLED`` (h2 is offered by ALPN
 only when Twisted can speak it); and the hooks the body rule overrides (THREATS 51,
@@ -43,6 +45,7 @@ from types import ModuleType
 from typing import TypeVar
 
 import twisted
+from OpenSSL import SSL as _SSL
 from twisted.internet.task import Clock
 from twisted.protocols.tls import TLSMemoryBIOProtocol as _TLSMemoryBIOProtocol
 from twisted.web import http
@@ -101,16 +104,40 @@ def write_now(transport: object, data: bytes | memoryview) -> None:
 
     Twisted's TLS transport (`BufferingTLSTransport`) copies each write into a list,
     joins the list on the reactor's next turn (a timer per answer) and hands OpenSSL
-    the result in 16 KiB slices, each copied again. The fast path writes a whole
-    answer at once: here it goes to OpenSSL straight away (what the transport held is
-    flushed first, so the order stays), and a memoryview is sliced without copies.
-    Any other transport, or a Twisted without that batching, gets a plain `write`."""
+    the result in 16 KiB slices, each copied, each its own call into OpenSSL and write
+    to the socket's buffer. The fast path writes a whole answer at once: here it goes
+    to OpenSSL straight away (what the transport held is flushed first, so the order
+    stays); a large one (a memoryview, never copied) in one call that makes all its
+    records, read back and handed to the socket's transport in one write. Any other
+    transport, or a Twisted without those parts, gets a plain `write`."""
     aggregator = getattr(transport, "_aggregator", None)
     if aggregator is None or not isinstance(transport, _TLSMemoryBIOProtocol):
         transport.write(bytes(data))  # type: ignore[attr-defined]
         return
     aggregator.flush()
-    _TLSMemoryBIOProtocol.write(transport, data)
+    tls = getattr(transport, "_tlsConnection", None)
+    if (len(data) <= _RECORD or tls is None or getattr(transport, "_appSendBuffer", True)
+            or getattr(transport, "_lostTLSConnection", True) or transport.disconnecting):
+        _TLSMemoryBIOProtocol.write(transport, data)
+        return
+    view = memoryview(data)
+    try:
+        sent = 0
+        while sent < len(view):  # records as OpenSSL cuts them, all into the memory BIO
+            sent += tls.send(view[sent:])
+        records = []
+        while True:
+            try:
+                records.append(tls.bio_read(len(view) + _RECORD))
+            except _SSL.WantReadError:
+                break
+    except _SSL.Error:  # no renegotiation in TLS 1.3, a broken one in 1.2: drop it
+        transport.abortConnection()
+        return
+    transport.transport.write(records[0] if len(records) == 1 else b"".join(records))
+
+
+_RECORD = 16 * 1024  # the most a TLS record carries
 
 
 def h2_busy(channel: object) -> bool:

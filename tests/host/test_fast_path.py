@@ -20,8 +20,8 @@ TWISTED_ONLY = {"O2M_SERVE_FAST_PATH": "0"}
 
 @pytest.fixture(scope="module")
 def site_root(tmp_path_factory) -> Path:
-    """A built site with a friend (o/, p/, f/), a file too large for the cache and a
-    builder's .gz beside a page."""
+    """A built site with a friend (o/, p/, f/), a file too large for the cache and one
+    of 200 KiB."""
     root = tmp_path_factory.mktemp("fast") / "site"
     assert run_o2m("init", str(root), "--name", "Fast", "--url", "https://fast.example/",
                    cwd=root.parent).returncode == 0
@@ -36,6 +36,7 @@ def site_root(tmp_path_factory) -> Path:
     assert build.returncode == 0, build.stderr
     (root / "build" / "large.bin").write_bytes(os.urandom((1 << 20) + 4096))
     (root / "build" / "small.txt").write_text("a small text, " * 40)
+    (root / "build" / "medium.bin").write_bytes(os.urandom(200 * 1024))  # cached, 13 records
     return root
 
 
@@ -153,6 +154,9 @@ def cases(site_root: Path) -> dict[str, list[bytes]]:
         "If-Range holds": [_get("/index.html", "Range: bytes=0-9", b"If-Range: " + etag)],
         "If-Range stale": [_get("/index.html", "Range: bytes=0-9", 'If-Range: "old"')],
         "range with gzip": [_get("/index.html", "Range: bytes=0-9", "Accept-Encoding: gzip")],
+        "200 KiB": [_get("/medium.bin")],
+        "200 KiB twice, pipelined": [_get("/medium.bin", close=False) + _get("/medium.bin")],
+        "200 KiB range": [_get("/medium.bin", "Range: bytes=1000-150000")],
         "large file": [_get("/large.bin")],
         "large file HEAD": [_get("/large.bin", method=b"HEAD")],
         "large file range": [_get("/large.bin", "Range: bytes=100-199")],
