@@ -243,6 +243,9 @@ def test_write_now_sends_through_tls_in_order_past_the_batching(tmp_path):
         except SSL.WantReadError:
             pump()
     pump()
+    # the parts write_now reads with a default are there (else it is only a plain write)
+    assert server._aggregator is not None and server._appSendBuffer == []
+    assert server._tlsConnection is not None and server._lostTLSConnection is False
     big = bytes(range(256)) * 1000
     sink.transport.write(b"batched first, ")
     compat.write_now(sink.transport, b"then now, ")
