@@ -1,7 +1,7 @@
 """Throughput of `o2m serve` beside nginx (and, on request, plain `twistd web`), all over
 TLS on this machine, serving the same build/, measured in one run with wrk.
 
-    python bench/serve_bench.py [--mode files|mix|all] [--seconds 10] [--connections 64]
+    python bench/serve_bench.py [--mode files|mix|all|memory] [--seconds 10] [--connections 64]
                                 [--workers N] [--posts 10000] [--site DIR] [--twistd]
 
 Two loads, each given to every server in turn:
@@ -22,6 +22,14 @@ one self-signed P-256 certificate; o2m runs with its security headers and access
 on (to a file), nginx with its access log to a file. `--site DIR` reuses a site made
 before (the o2m folder of `gen_site.py`, built or not); else it is generated in a
 temporary folder (about 40 s for 10,000 posts).
+
+``memory`` measures o2m alone, in this process, with no sockets: the server's site,
+channel and Twisted's TLS layer, fed by an OpenSSL client over memory BIOs, for the
+2 KiB head, the 200 KiB object and the mix (with `--site`; all but the files over
+1 MiB, which are streamed by a producer that needs a reactor), as microseconds of the
+server's own work per request. No kernel, no wrk on the same cores: the figure to
+compare two versions of the code (`PYTHONPATH=OTHER python bench/serve_bench.py
+--mode memory` runs OTHER's o2m_pub).
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.append(str(HERE.parent))  # after PYTHONPATH: --mode memory may run other code
 
 
 def nginx_conf(tmp: Path, port: int, cert: Path, key: Path, root: Path, *, workers: int = 1,
@@ -249,9 +257,112 @@ def start_servers(args, tmp: Path, root: Path) -> dict[str, tuple[subprocess.Pop
     return servers
 
 
+def memory_run(root: Path, paths: list[str], requests: int) -> float:
+    """Microseconds of the server's own work per request, through real TLS in memory:
+    o2m's site, channel and TLS layer (Twisted's, as `o2m serve` makes them) fed by an
+    OpenSSL client over memory BIOs, keep-alive, `paths` in turn; no sockets, no
+    kernel, no wrk on the same cores. The median of five batches."""
+    import io
+    import itertools
+
+    from OpenSSL import SSL
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from o2m_pub.host.file_cache import FileCache
+    from o2m_pub.host.serve import O2MSite, ReloadableTLS, ServeOptions, StaticSite
+    from o2m_pub.host.tls import load_pair
+
+    clock = Clock()
+    cache = FileCache(root / "build", live_reload=False, max_bytes=1 << 30)
+    site = O2MSite(StaticSite(cache, None), ServeOptions(access_log=io.StringIO()), clock)
+    tls = ReloadableTLS(load_pair(root / "keys/tls/cert.pem", root / "keys/tls/key.pem"),
+                        [b"http/1.1"])
+    server = TLSMemoryBIOFactory(tls, False, site, clock=clock).buildProtocol(
+        IPv4Address("TCP", "127.0.0.1", 1))
+    wire = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+    wire.setTcpNoDelay = lambda on: None
+    server.makeConnection(wire)
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_alpn_protos([b"http/1.1"])
+    client = SSL.Connection(context, None)
+    client.set_connect_state()
+
+    def to_client() -> None:
+        clock.advance(0)
+        if wire.value():
+            client.bio_write(wire.value())
+            wire.clear()
+
+    def take_all() -> None:
+        while True:
+            try:
+                client.recv(1 << 20)
+            except SSL.WantReadError:
+                return
+
+    for _ in range(20):
+        try:
+            client.do_handshake()
+            break
+        except SSL.WantReadError:
+            try:
+                server.dataReceived(client.bio_read(1 << 20))
+            except SSL.WantReadError:
+                pass
+            to_client()
+    heads = itertools.cycle([b"GET " + p.encode() + b" HTTP/1.1\r\nHost: bench\r\n\r\n"
+                             for p in paths])
+
+    def batch(count: int) -> float:
+        spent = 0.0
+        for _ in range(count):
+            client.send(next(heads))
+            sealed = client.bio_read(1 << 20)
+            start = time.perf_counter()
+            server.dataReceived(sealed)
+            clock.advance(0)  # what waits for the reactor's next turn
+            spent += time.perf_counter() - start
+            to_client()
+            take_all()
+            if len(site._log_lines) > 10_000:
+                site._log_lines.clear()
+        return spent / count * 1e6
+
+    batch(min(len(paths), 20_000) + 200)  # every file in the cache, as after a warm-up
+    return sorted(batch(max(1, requests // 5)) for _ in range(5))[2]
+
+
+
+def memory_mode(args) -> None:  # noqa: ANN001 - argparse's namespace
+    """`--mode memory`: each load through `memory_run`, printed as µs a request."""
+    import o2m_pub
+    tmp = Path(tempfile.mkdtemp(prefix="o2m-serve-bench-"))
+    try:
+        root = make_small_site(tmp)
+        add_test_files(root)
+        loads = [("2 KiB", root, ["/f/head2k"]), ("200 KiB", root, ["/o/object200k"])]
+        if args.site is not None:
+            big = make_big_site(tmp, args.posts, args.site)
+            build = big / "build"
+            cached = [p for p in site_paths(build)  # a streamed file needs a reactor
+                      if p.endswith("/") or (build / p.lstrip("/")).stat().st_size <= 1 << 20]
+            loads.append(("site mix", big, cached))
+        print(f"# {dt.datetime.now():%Y-%m-%d %H:%M}, load {os.getloadavg()[0]:.1f}; "
+              f"o2m_pub from {Path(o2m_pub.__file__).parent}")
+        for label, site_root, paths in loads:
+            count = 20_000 if label != "200 KiB" else 4_000
+            print(f"  {label:<9} {memory_run(site_root, paths, count):6.1f} µs of the "
+                  f"server's own work a request (median of 5 batches)", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", choices=("files", "mix", "all"), default="all")
+    ap.add_argument("--mode", choices=("files", "mix", "all", "memory"), default="all")
     ap.add_argument("--seconds", type=int, default=10, help="per wrk run")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -263,6 +374,9 @@ def main() -> None:
     ap.add_argument("--twistd", action="store_true", help="also measure `twistd web`")
     ap.add_argument("--no-log", action="store_true", help="run o2m without its access log")
     args = ap.parse_args()
+    if args.mode == "memory":
+        memory_mode(args)
+        return
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (Debian package {tool})")

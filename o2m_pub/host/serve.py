@@ -2,9 +2,12 @@
 
 The decisions (which path may be served, which headers, what may be compressed)
 are pure functions in static_rules.py; this module is the I/O around them: requests,
-connections, TLS, signals and worker processes. The file cache is file_cache.py, the
-listening sockets listen.py, and every private part of Twisted it leans on is fenced
-in _twisted_compat.py (docs/adr/0004).
+TLS, signals and worker processes. The file cache is file_cache.py, the listening
+sockets listen.py, each client connection connection.py (with the fast path that
+answers a plain GET or HEAD without Twisted's parser: fast_request.py reads it,
+fast_path.py answers it through `StaticSite.render_GET`, the same bytes as Twisted's
+path), and every private part of Twisted it leans on is fenced in _twisted_compat.py
+(docs/adr/0004).
 
 Requests carry no body, except a POST to the inbox (inbox.py, PROTOCOL.md §5) or to the
 Webmention endpoint (webmention.py, §1.6): what a
