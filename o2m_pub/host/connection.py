@@ -196,12 +196,19 @@ class Connection(compat.GenericHTTPChannelProtocol):
             return
         connections.add(self)
 
+    _http1: DeadlineChannel | None = None  # ours for good: Twisted picks on the first bytes
+
     def dataReceived(self, data: bytes) -> None:
+        if self._http1 is not None:
+            self._http1.dataReceived(data)
+            return
         before = compat.current_channel(self)
         super().dataReceived(data)
         channel = compat.current_channel(self)
         if channel is not before:  # now h2
             channel.setTimeout(self.site.options.idle_timeout)
+        elif isinstance(channel, DeadlineChannel):
+            self._http1 = channel
 
     def connectionLost(self, reason: object) -> None:
         self.site.connections.discard(self)
