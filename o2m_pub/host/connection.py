@@ -23,6 +23,7 @@ from o2m_pub.host.fast_request import HAND_OVER, parse_head
 if TYPE_CHECKING:
     from o2m_pub.host.serve import ServeOptions
 
+
 class DeadlineChannel(http.HTTPChannel):
     """HTTP/1.1 with deadlines instead of Twisted's idle timeout.
 
@@ -96,7 +97,8 @@ class DeadlineChannel(http.HTTPChannel):
             start = head.end
             if not keep:  # Connection: close, or HTTP/1.0: as Twisted, drop the rest
                 self.fast, self._closed = False, True
-                self.receiving_since = None
+                # TLS's close waits for the client's: the idle timeout ends the wait
+                self.receiving_since, self.waiting_since = None, time.monotonic()
                 self.loseConnection()
                 return
         else:
@@ -121,7 +123,9 @@ class DeadlineChannel(http.HTTPChannel):
 
     def requestDone(self, request: http.Request) -> None:
         super().requestDone(request)
-        if not compat.handling_request(self):
+        if not compat.handling_request(self) or not self.persistent:
+            # done, or closing: TLS's close waits for the client's, the idle timeout
+            # ends the wait (Twisted leaves a closing channel "handling" its request)
             self.waiting_since = time.monotonic()
 
     def pauseProducing(self) -> None:  # the transport's buffer is full
