@@ -24,6 +24,8 @@ from markdown import util as markdown_util
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import InlineProcessor, Treeprocessor
 
+from o2m_pub.site import code_cache
+
 MARKUP_VERSION = f"o2m-markup-2/markdown-{markdown.__version__}"
 MEDIA_MARK = "__O2M_MEDIA__:"
 POST_MARK = "__O2M_POST__:"
@@ -46,7 +48,20 @@ class Rendered:
 @lru_cache(maxsize=4096)
 def highlight(code: str, lang: str) -> str:
     """Highlight one code block; cached, since the same snippet recurs across posts
-    and this is the most expensive step of a build."""
+    and this is the most expensive step of a build; and kept between builds
+    (`code_cache`, when the build gave it a place), so an edit that leaves a post's
+    code alone does not compile a lexer in each new process."""
+    key = code_cache.key_of(code, lang.lower())
+    html = code_cache.get(key)
+    if html is None:
+        html = _highlight(code, lang)
+        code_cache.put(key, html)
+    return html
+
+
+def _highlight(code: str, lang: str) -> str:
+    """Highlight one code block with Pygments (code_cache.FORMAT names what this adds
+    and the options it uses: change both together)."""
     from pygments import highlight as pygments_highlight
     from pygments.util import ClassNotFound
 

@@ -14,8 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from o2m_pub.config import SiteConfig
+from o2m_pub.config import STATE_DIR, SiteConfig
 from o2m_pub.errors import PostError, Problem
+from o2m_pub.site import code_cache
 from o2m_pub.site.content import parse_post
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.plan import sha256_hex
@@ -107,6 +108,7 @@ def chunked(items: list, jobs: int) -> list[list]:
 # --- rendering posts (in worker processes for big builds) -----------------------------
 
 MARKUP_KEY = "markup_options"  # the build state's record of `markup_options`
+HIGHLIGHT_CACHE = "highlight.db"  # in the state folder: code_cache
 
 
 def markup_options(raw_html: bool) -> str:
@@ -128,6 +130,7 @@ def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...],
     if md is None or md.raw_html != raw_html:  # one pipeline per process and setting
         _worker["md"] = MarkdownRenderer(raw_html)  # (a Builder session reuses it)
     _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience)
+    code_cache.use(Path(root, STATE_DIR, HIGHLIGHT_CACHE))  # highlighted blocks, kept
 
 
 RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None",
@@ -161,7 +164,9 @@ def render_post(source: str) -> RenderResult:
 
 
 def _render_chunk(sources: list[str]) -> list[RenderResult]:
-    return [render_post(s) for s in sources]
+    results = [render_post(s) for s in sources]
+    code_cache.flush()
+    return results
 
 
 def render_changed(sources: list[str], root: Path, config: SiteConfig, jobs: int,
@@ -178,6 +183,7 @@ def render_changed(sources: list[str], root: Path, config: SiteConfig, jobs: int
             yield render_post(s)
             if progress:
                 progress.advance()
+        code_cache.flush()
         return
     with worker_pool(jobs, initializer=_init_worker, initargs=init) as pool:
         for results in pool.map(_render_chunk, chunked(sources, jobs)):
