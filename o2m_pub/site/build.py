@@ -745,7 +745,7 @@ class _Build:
         if problem not in self.report.problems:
             self.report.problems.append(problem)
         if path in self.outputs.old:
-            self.outputs.new[path] = replace(self.outputs.old[path], digest="failed")
+            self.outputs.new[path] = self.outputs.old[path]._replace(digest="failed")
 
     def write_feeds(self, posts: list[PostRecord], feeds: Feeds) -> None:
         """Phase E: feed.json, atom.xml and the sitemap, then friends' heads, last: they
