@@ -1,6 +1,7 @@
 """The build state's posts: read back equal to what was committed, each record's JSON
 parsed only when a field planning does not use is asked for, and a manifest of schema 5
-brought to schema 6 without rendering anything again."""
+brought to schema 6 without rendering anything again; and the check that the pages
+the last build wrote are intact."""
 
 from __future__ import annotations
 
@@ -146,3 +147,22 @@ def test_a_schema_5_manifest_with_an_unreadable_record_starts_over(tmp_path):
         assert "7" == m.get("seq_floor")
     finally:
         m.close()
+
+
+def test_the_intact_check_finds_pages_missing_resized_or_never_recorded(tmp_path):
+    """Outputs.damaged (the check behind a one-post edit's plan): a page deleted, one
+    whose size changed, one the last build did not record are damaged; an intact one
+    is not; without build/ every page is."""
+    from o2m_pub.site.outputs import Outputs
+    out = tmp_path / "build"
+    for name, text in (("a/index.html", "aaaa"), ("b/index.html", "bbbb"), ("c/index.html", "cc")):
+        (out / name).parent.mkdir(parents=True)
+        (out / name).write_text(text)
+    old = {f"{n}/index.html": OutputState("dg", "sha", 4) for n in "abcd"}
+    (out / "b/index.html").unlink()
+    outputs = Outputs(out, old, before_first_write=lambda: None)
+    paths = [f"{n}/index.html" for n in "abcde"]
+    assert {"b/index.html", "c/index.html", "d/index.html", "e/index.html"} == \
+        outputs.damaged(paths)
+    assert set(paths) == Outputs(tmp_path / "none", old,
+                                 before_first_write=lambda: None).damaged(paths)
