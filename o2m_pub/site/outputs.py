@@ -94,6 +94,13 @@ class Outputs:
         if path in self.old:
             self.keep(path)
 
+    def keep_all_recorded(self, paths: list[str]) -> None:
+        """`keep_if_recorded` for each of `paths` (a tight loop: every post's page)."""
+        old, new = self.old, self.new
+        for path in paths:
+            if path not in new and path in old:
+                new[path] = old[path]
+
     def adopt(self, path: str) -> None:
         """Keep an output that is still needed, recording it if the manifest lost it."""
         if path in self.old:
