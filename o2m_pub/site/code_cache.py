@@ -28,7 +28,10 @@ _SCHEMA = ("CREATE TABLE IF NOT EXISTS blocks "
            "(key TEXT PRIMARY KEY, html TEXT NOT NULL, check_ TEXT NOT NULL)")
 _BATCH = 256
 
-_state: dict = {"path": None, "db": None, "pid": None, "pending": [], "version": None}
+# "empty": the cache held nothing when this process opened it (a first build): its
+# lookups would all miss, so they are skipped
+_state: dict = {"path": None, "db": None, "pid": None, "pending": [], "version": None,
+                "empty": False}
 
 
 def _check(html: str) -> str:
@@ -45,8 +48,17 @@ def key_of(code: str, lang: str) -> str:
 
 
 def use(path: Path | None) -> None:
-    """Keep the cache at `path` from now on in this process (None: keep none)."""
+    """Keep the cache at `path` from now on in this process (None: keep none). Called
+    at each build's start: a cache found empty is looked at again (a `Builder` session
+    that filled it reads it from its next build on)."""
     if _state["path"] == path and _state["pid"] == os.getpid():
+        if _state["empty"] and _state["db"] is not None:
+            flush()
+            try:
+                _state["empty"] = _state["db"].execute(
+                    "SELECT 1 FROM blocks LIMIT 1").fetchone() is None
+            except sqlite3.Error:
+                _off()
         return
     flush()
     _forget()
@@ -83,6 +95,7 @@ def _open(path: Path) -> sqlite3.Connection | None:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=OFF")
                 db.execute(_SCHEMA)
+                _state["empty"] = db.execute("SELECT 1 FROM blocks LIMIT 1").fetchone() is None
             except sqlite3.Error:
                 db.close()
                 raise
@@ -106,7 +119,7 @@ def _open(path: Path) -> sqlite3.Connection | None:
 def get(key: str) -> str | None:
     """The cached HTML of the block with this key, or None (not there, or damaged)."""
     db = _connection()
-    if db is None:
+    if db is None or _state["empty"]:
         return None
     try:
         row = db.execute("SELECT html, check_ FROM blocks WHERE key=?", (key,)).fetchone()

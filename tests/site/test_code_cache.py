@@ -96,6 +96,8 @@ def test_an_entry_that_fails_its_check_is_ignored_and_made_again(cache):
     key = code_cache.key_of(CODE, "python")
     good = highlight(CODE, "python")
     code_cache.flush()
+    code_cache.use(cache)  # the next build: the cache is no longer empty
+    assert good == code_cache.get(key)
     db = sqlite3.connect(cache)
     db.execute("UPDATE blocks SET html='<p>forged</p>'")
     db.commit()
@@ -117,10 +119,22 @@ def test_a_damaged_cache_file_is_replaced(tmp_path):
     try:
         assert _highlight(CODE, "python") == highlight(CODE, "python")
         code_cache.flush()
+        code_cache.use(path)  # the next build
         assert _highlight(CODE, "python") == code_cache.get(code_cache.key_of(CODE, "python"))
     finally:
         code_cache.use(None)
         highlight.cache_clear()
+
+
+def test_a_first_build_skips_its_lookups_and_the_next_one_reads(cache):
+    """While the cache was empty when the process opened it, lookups are skipped (they
+    would all miss: a first build); at the next build's start it is looked at again."""
+    key = code_cache.key_of(CODE, "python")
+    highlight(CODE, "python")
+    code_cache.flush()
+    assert code_cache.get(key) is None  # skipped: empty when opened
+    code_cache.use(cache)
+    assert highlight(CODE, "python") == code_cache.get(key)
 
 
 def test_the_key_holds_the_language_and_the_code(cache):
