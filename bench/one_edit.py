@@ -11,10 +11,12 @@ and times `o2m build` in a fresh process, started from the console script beside
 interpreter; the post is restored at the end. Each `--code PATH` is a folder holding an
 `o2m_pub/` (e.g. `git archive COMMIT o2m_pub | tar -x -C PATH`), put first on PYTHONPATH;
 `-` is the installed o2m. One `--site` per `--code` gives each version its own copy of
-the site (`cp -r DIR COPY`): needed when the versions keep their build state in schemas
-that differ, since each would rebuild the whole site after the other. The versions take
-turns, `--rounds` times, so that a change in the machine's load falls on all of them. Prints each version's wall-clock and CPU
-seconds per run, and their medians.
+the site (`cp -a DIR/o2m COPY/`; `cp -r` of a symlink to DIR copies the link, and the
+"copies" are then one folder, which is refused): needed when the versions keep their
+build state in schemas that differ, since each would rebuild the whole site after the
+other. The versions take turns, `--rounds` times, so that a change in the machine's
+load falls on all of them. Prints each version's wall-clock and CPU seconds per run,
+and their medians.
 
 Bytecode is written (to a cache folder in /tmp) even when PYTHONDONTWRITEBYTECODE is
 set: without it every o2m module is compiled again at each start, which no installed
@@ -70,6 +72,8 @@ def main() -> int:
     codes = args.code or ["-"]
     if len(args.site) not in (1, len(codes)):
         ap.error("give --site once, or once per --code")
+    if len({s.resolve() for s in args.site}) < len(args.site):
+        ap.error("two --site are one folder (a symlink copied?): give each version a copy")
     sites = [s.resolve() for s in args.site] * (len(codes) if len(args.site) == 1 else 1)
     site_of = dict(zip(codes, sites))
     posts = {site: edit_post(site) for site in sites}
