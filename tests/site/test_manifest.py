@@ -101,8 +101,8 @@ def _schema_5_db(path: Path, record_json: str, plan_source: str = "content/p1.md
     """A build.db as the o2m before schema 6 left it, with one post."""
     path.parent.mkdir(parents=True)
     db = sqlite3.connect(path)
-    db.executescript(_SCHEMA_5 + f"""
-        INSERT INTO kv VALUES ('seq_floor', '7'), ('index_pages', '{{"fp": "x"}}');
+    db.executescript(_SCHEMA_5 + """
+        INSERT INTO kv VALUES ('seq_floor', '7'), ('index_pages', '{"fp": "x"}');
         INSERT INTO outputs VALUES ('index.html', 'dg', 'sha', 3);
         PRAGMA user_version=5;""")
     try:
