@@ -62,7 +62,7 @@ def test_a_build_state_of_before_opens_with_its_data(tmp_path):
         assert {"bob": '{"seq": 7}'} == m.feed_states()
     finally:
         m.close()
-    assert 5 == _user_version(path)
+    assert build_state.SCHEMA_VERSION == _user_version(path)
 
 
 def test_a_build_state_of_an_older_schema_starts_afresh_but_keeps_the_feeds(tmp_path):
@@ -80,7 +80,7 @@ def test_a_build_state_of_an_older_schema_starts_afresh_but_keeps_the_feeds(tmp_
         assert {"bob": '{"seq": 7}'} == m.feed_states()
     finally:
         m.close()
-    assert 5 == _user_version(path)
+    assert build_state.SCHEMA_VERSION == _user_version(path)
 
 
 def _old_reader_schema(version: str) -> str:

@@ -1,6 +1,7 @@
 """Writing and building the site: from `content/` to `build/`.
 
-`content` reads a post's file, `markup` turns its Markdown into HTML, `plan` decides
+`content` reads a post's file, `markup` turns its Markdown into HTML (`code_cache`
+keeps its highlighted code blocks between builds, `.o2m/highlight.db`), `plan` decides
 which pages exist and which changed, `render` fills the Jinja2 templates, `syndication`
 writes the feeds, `writer` writes `build/` atomically and `manifest` remembers the last
 build. `build` drives them in its order of work, one phase at a time: `sources` scans

@@ -4,25 +4,34 @@ A build reads it whole at the start, plans against it, and commits its changes i
 one transaction at the end, after every output is in place: a build killed midway
 leaves the old manifest, and the next build redoes what was not recorded. Opened by
 `_sqlite.open_db`; a manifest of another schema version is a cache to drop, except the
-friends' feed state (`_start_afresh`).
+friends' feed state (`_start_afresh`); one of schema 5 gains the planning column
+(`_add_plan_column`).
+
+A one-post edit reads every post's state but plans with a few fields of each: those
+are kept apart from the record's JSON (`sources.plan`), and the rest of a record is
+parsed only when something asks for it (`_LazyRecord`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from o2m_pub._sqlite import DBErrors, has_table, open_db
 from o2m_pub.errors import SiteError
 from o2m_pub.site.model import PostRecord
 
-SCHEMA_VERSION = 5
+# 6: sources.plan, the fields planning reads of every post (`_plan_json`)
+SCHEMA_VERSION = 6
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
     source TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
-    sha TEXT NOT NULL, digest TEXT NOT NULL, list_digest TEXT NOT NULL, record TEXT NOT NULL);
+    sha TEXT NOT NULL, digest TEXT NOT NULL, list_digest TEXT NOT NULL, record TEXT NOT NULL,
+    plan TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS outputs (
     path TEXT PRIMARY KEY, sig TEXT NOT NULL, sha TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL, toc TEXT NOT NULL);
@@ -41,8 +50,10 @@ class SourceState:
     record: PostRecord
 
 
-@dataclass(frozen=True)
-class OutputState:
+class OutputState(NamedTuple):
+    """An output as the build that wrote it recorded it (a named tuple: a build loads
+    one per page, 14,000 on the benchmark site, straight from the manifest's rows)."""
+
     digest: str  # what the page was made from (plan.digest_of); "failed" forces a redo
     sha: str
     size: int
@@ -57,17 +68,88 @@ class FileState:
     sha: str
 
 
+_FIELDS = tuple(f.name for f in fields(PostRecord))
+# What selecting, sorting and planning read of every post (the rest of a record is read
+# for the few posts whose pages are made): kept in `sources.plan`, in this order, then
+# the number of the record's fields (a record of another shape is another version's)
+_PLANNED = ("utc", "path", "draft", "audience", "media")
+
+
+def _plan_json(record: PostRecord) -> str:
+    """The `sources.plan` of a record: its `_PLANNED` fields and its number of fields."""
+    return json.dumps([record.utc, record.path, record.draft, list(record.audience),
+                       list(record.media), len(_FIELDS)], ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+class _Deferred:
+    """A field of a `_LazyRecord` read from its JSON when first asked for (a non-data
+    descriptor: once read, the instance's own value is found first)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, record: "_LazyRecord | None", owner: type | None = None):  # noqa: ANN204
+        if record is None:
+            return self
+        record._load()
+        return record.__dict__[self.name]
+
+
+class _LazyRecord(PostRecord):
+    """A PostRecord read from the manifest: its source, digests and `_PLANNED` fields
+    at once, every other field from the record's JSON (kept as `_raw`) when first read.
+    Equal to the PostRecord it was made from; `to_json` gives the same text back."""
+
+    def _load(self) -> None:
+        d = self.__dict__
+        values = json.loads(d["_raw"])
+        for name, value in zip(_FIELDS, values):
+            if name not in d:
+                d[name] = tuple(value) if name in ("tags", "links") else value
+
+    def to_json(self) -> str:
+        raw = self.__dict__.get("_raw")
+        return raw if raw is not None else super().to_json()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PostRecord):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+
+    __hash__ = PostRecord.__hash__
+
+
+for _name in _FIELDS:
+    if _name != "source" and _name not in _PLANNED:
+        setattr(_LazyRecord, _name, _Deferred(_name))
+
+
+def _lazy_records(rows: list[tuple]) -> list[PostRecord]:
+    """Records from rows of (source, digest, list_digest, plan, record), parsing only
+    the plans (one JSON document for all: 10,000 separate loads cost twice as much).
+
+    Raises:
+        ValueError, TypeError: a row written by another version of o2m.
+    """
+    plans = json.loads("[" + ",".join(r[3] for r in rows) + "]")
+    out = []
+    new, n_fields = object.__new__, len(_FIELDS)
+    for (source, digest, list_digest, _, raw), plan in zip(rows, plans):
+        if len(plan) != 6 or plan[5] != n_fields:
+            raise ValueError("record from another version of o2m")
+        record = new(_LazyRecord)  # skips the frozen dataclass's slow __init__
+        record.__dict__.update(source=source, utc=plan[0], path=plan[1], draft=plan[2],
+                               audience=tuple(plan[3]), media=tuple(plan[4]), digest=digest,
+                               list_digest=list_digest, _raw=raw)
+        out.append(record)
+    return out
+
+
 def _source_state(mtime_ns: int, size: int, sha: str, record: PostRecord) -> SourceState:
     """SourceState(...) without the dataclass's __init__ (a build loads 10,000)."""
     state = object.__new__(SourceState)
     state.__dict__.update(mtime_ns=mtime_ns, size=size, sha=sha, record=record)
-    return state
-
-
-def _output_state(digest: str, sha: str, size: int) -> OutputState:
-    """OutputState(...) without the frozen dataclass's slow __init__ (one per page)."""
-    state = object.__new__(OutputState)
-    state.__dict__.update(digest=digest, sha=sha, size=size)
     return state
 
 
@@ -98,21 +180,22 @@ class Manifest:
         return row[0] if row else None
 
     def sources(self) -> dict[str, SourceState]:
+        """Source path -> its state; each record parsed lazily (`_LazyRecord`)."""
         with self.errors:
             rows = self.db.execute(
-                "SELECT source, mtime_ns, size, sha, digest, list_digest, record FROM sources"
-            ).fetchall()
-        try:  # one JSON document for all records: 10,000 separate loads cost twice as much
-            records = PostRecord.many_from_json([r[4] for r in rows], [r[6] for r in rows],
-                                                [r[5] for r in rows])
+                "SELECT source, mtime_ns, size, sha, digest, list_digest, plan, record "
+                "FROM sources").fetchall()
+        try:
+            records = _lazy_records([(r[0], r[4], r[5], r[6], r[7]) for r in rows])
         except (ValueError, TypeError):  # written by another version: start over
             return {}
         return {row[0]: _source_state(row[1], row[2], row[3], record)
                 for row, record in zip(rows, records)}
 
     def outputs(self) -> dict[str, OutputState]:
+        new = tuple.__new__
         with self.errors:
-            return {p: _output_state(g, h, z) for p, g, h, z in
+            return {row[0]: new(OutputState, row[1:]) for row in
                     self.db.execute("SELECT path, sig, sha, size FROM outputs")}
 
     def files(self) -> dict[str, FileState]:
@@ -170,9 +253,10 @@ class Manifest:
         statements = [
             ("DELETE FROM sources WHERE source=?",
              [(s,) for s, st in sources.items() if st is None]),
-            ("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
              [(s, st.mtime_ns, st.size, st.sha, st.record.digest, st.record.list_digest,
-               st.record.to_json()) for s, st in sources.items() if st is not None]),
+               st.record.to_json(), _plan_json(st.record))
+              for s, st in sources.items() if st is not None]),
             ("DELETE FROM outputs WHERE path=?",
              [(p,) for p, o in outputs.items() if o is None]),
             ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?)",
@@ -225,8 +309,29 @@ def _legacy_version(db: sqlite3.Connection) -> int | None:
 def _start_afresh(db: sqlite3.Connection, found: int) -> None:
     """Another version's cache: drop it, but keep the friends' feed state (sequence
     numbers must never go back, PROTOCOL.md §3.4); `_SCHEMA` then makes the tables
-    again."""
+    again. Schema 5 differs only by `sources.plan`: it gains it instead."""
+    if found == 5 and has_table(db, "sources"):
+        _add_plan_column(db)
+        return
     for table in ("sources", "outputs", "bodies", "files"):
         db.execute(f"DROP TABLE IF EXISTS {table}")
     if has_table(db, "kv"):
         db.execute("DELETE FROM kv WHERE key NOT IN ('seq_floor', 'feed_index')")
+
+
+def _add_plan_column(db: sqlite3.Connection) -> None:
+    """Schema 5 -> 6: `sources.plan` made from each record (nothing is rendered again).
+    A record that cannot be read gets an empty plan, which makes the next build read
+    the manifest's posts as another version's and render them all (as before)."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(sources)")]
+    if "plan" not in columns:
+        db.execute("ALTER TABLE sources ADD COLUMN plan TEXT NOT NULL DEFAULT ''")
+    rows = db.execute("SELECT source, digest, list_digest, record FROM sources").fetchall()
+    plans = []
+    for source, digest, list_digest, text in rows:
+        try:
+            record = PostRecord.many_from_json([digest], [text], [list_digest])[0]
+            plans.append((_plan_json(record), source))
+        except (ValueError, TypeError, KeyError):
+            plans.append(("", source))
+    db.executemany("UPDATE sources SET plan=? WHERE source=?", plans)

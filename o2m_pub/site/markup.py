@@ -8,12 +8,14 @@ and its result cacheable by the post's bytes alone.
 
 from __future__ import annotations
 
+import hashlib
 import html as html_lib
 import posixpath
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 import markdown
@@ -43,10 +45,42 @@ class Rendered:
     links: tuple[str, ...]  # site-relative paths of referenced posts (.md)
 
 
+# What a highlighted block's HTML depends on besides its code, its language and
+# Pygments' version: the options of `_lexer` and `_formatter` and what `highlight`
+# adds. Change it with them: it is part of `block_key`.
+HIGHLIGHT_FORMAT = ("o2m-highlight-1;stripnl=False,ensurenl=True;cssclass=highlight,"
+                    "wrapcode=True;tabindex=0")
+
+
+class BlockStore(Protocol):
+    """Where highlighted blocks are kept between builds (site.code_cache.CodeCache)."""
+
+    def get(self, key: str) -> str | None: ...
+    def put(self, key: str, html: str) -> None: ...
+
+
+@lru_cache(maxsize=1)
+def _pygments_version() -> str:
+    import pygments  # the package alone: no lexer, no formatter
+    return pygments.__version__
+
+
+def block_key(code: str, lang: str) -> str:
+    """A block's key in a `BlockStore`: everything its HTML depends on."""
+    return hashlib.sha256(f"{HIGHLIGHT_FORMAT}\0{_pygments_version()}\0{lang.lower()}"
+                          f"\0{code}".encode()).hexdigest()
+
+
 @lru_cache(maxsize=4096)
 def highlight(code: str, lang: str) -> str:
     """Highlight one code block; cached, since the same snippet recurs across posts
     and this is the most expensive step of a build."""
+    return _highlight(code, lang)
+
+
+def _highlight(code: str, lang: str) -> str:
+    """Highlight one code block with Pygments (`HIGHLIGHT_FORMAT` names what this adds
+    and the options it uses: change both together)."""
     from pygments import highlight as pygments_highlight
     from pygments.util import ClassNotFound
 
@@ -77,9 +111,13 @@ def _formatter():  # noqa: ANN202 - a pygments Formatter
 
 class _FencedCode(Preprocessor):
     """Fenced code blocks (``` or ~~~ with an optional language), highlighted through
-    the cache above and kept out of further Markdown processing."""
+    the renderer's caches and kept out of further Markdown processing."""
 
     FENCE_RE = FencedBlockPreprocessor.FENCED_BLOCK_RE
+
+    def __init__(self, md: markdown.Markdown, owner: "MarkdownRenderer") -> None:
+        super().__init__(md)
+        self.owner = owner
 
     def run(self, lines: list[str]) -> list[str]:
         text = "\n".join(lines)
@@ -89,7 +127,7 @@ class _FencedCode(Preprocessor):
             if m.group("attrs"):
                 classes = re.findall(r"\.([\w#.+-]+)", m.group("attrs"))
                 lang = classes[0] if classes else ""
-            placeholder = self.md.htmlStash.store(highlight(m.group("code"), lang))
+            placeholder = self.md.htmlStash.store(self.owner.highlight(m.group("code"), lang))
             out.append(text[pos:m.start()])
             out.append(f"\n\n{placeholder}\n\n")
             pos = m.end()
@@ -306,7 +344,7 @@ class _O2MExtension(Extension):
         self.owner = owner
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 - Markdown's API
-        md.preprocessors.register(_FencedCode(md), "o2m_fenced_code", 25)
+        md.preprocessors.register(_FencedCode(md, self.owner), "o2m_fenced_code", 25)
         md.treeprocessors.register(_QuickInline(md), "inline", 20)  # the stock one's place
         md.treeprocessors.register(_Typography(md), "o2m_typography", 15)
         md.treeprocessors.register(_References(md, self.owner), "o2m_references", 1)
@@ -328,10 +366,13 @@ class MarkdownRenderer:
     """One reusable Markdown pipeline (building it costs more than a small post).
 
     With `raw_html` false, raw HTML in a post is escaped (docs/CONFIG.md: for hosts that
-    are not `o2m serve`, which have no Content-Security-Policy to stop a `<script>`)."""
+    are not `o2m serve`, which have no Content-Security-Policy to stop a `<script>`).
+    With a `code_cache`, highlighted code blocks are looked for there first and kept
+    there (the build gives it one: `site.code_cache`)."""
 
-    def __init__(self, raw_html: bool = True) -> None:
+    def __init__(self, raw_html: bool = True, code_cache: BlockStore | None = None) -> None:
         self.raw_html = raw_html
+        self.code_cache = code_cache
         # The extensions as objects, not names: a name makes Python-Markdown look
         # through every installed package's entry points (importlib.metadata), 10-25 ms
         # of a one-post build in a fresh process.
@@ -363,6 +404,19 @@ class MarkdownRenderer:
         self._source_dir = ""
         self._media: dict[str, None] = {}
         self._links: dict[str, None] = {}
+
+    def highlight(self, code: str, lang: str) -> str:
+        """A code block highlighted: from this process's memory, else from the code
+        cache, else made by Pygments (and kept in both)."""
+        store = self.code_cache
+        if store is None:
+            return highlight(code, lang)
+        key = block_key(code, lang)
+        html = store.get(key)
+        if html is None:
+            html = highlight(code, lang)
+            store.put(key, html)
+        return html
 
     def render(self, body: str, source: str) -> Rendered:
         """Render one post's Markdown body; `source` is its site-relative path."""

@@ -14,8 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from o2m_pub.config import SiteConfig
+from o2m_pub.config import STATE_DIR, SiteConfig
 from o2m_pub.errors import PostError, Problem
+from o2m_pub.site.code_cache import NAME as CODE_CACHE_NAME, CodeCache, prune
 from o2m_pub.site.content import parse_post
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.plan import sha256_hex
@@ -128,6 +129,18 @@ def _init_worker(root: str, tz_name: str, default_audience: tuple[str, ...],
     if md is None or md.raw_html != raw_html:  # one pipeline per process and setting
         _worker["md"] = MarkdownRenderer(raw_html)  # (a Builder session reuses it)
     _worker.update(root=root, tz=zoneinfo.ZoneInfo(tz_name), audience=default_audience)
+    _worker["md"].code_cache = _code_cache(Path(root, STATE_DIR, CODE_CACHE_NAME))
+
+
+def _code_cache(path: Path) -> CodeCache:
+    """This process's store of highlighted blocks at `path` (a `Builder` session keeps
+    it from one build to the next)."""
+    cache = _worker.get("code_cache")
+    if isinstance(cache, CodeCache) and cache.path == path:
+        cache.next_build()
+    else:
+        cache = _worker["code_cache"] = CodeCache(path)
+    return cache
 
 
 RenderResult = tuple[str, str, "PostRecord | None", str, str, "Problem | None",
@@ -161,7 +174,9 @@ def render_post(source: str) -> RenderResult:
 
 
 def _render_chunk(sources: list[str]) -> list[RenderResult]:
-    return [render_post(s) for s in sources]
+    results = [render_post(s) for s in sources]
+    _worker["code_cache"].flush()  # type: ignore[attr-defined]
+    return results
 
 
 def render_changed(sources: list[str], root: Path, config: SiteConfig, jobs: int,
@@ -178,9 +193,11 @@ def render_changed(sources: list[str], root: Path, config: SiteConfig, jobs: int
             yield render_post(s)
             if progress:
                 progress.advance()
-        return
-    with worker_pool(jobs, initializer=_init_worker, initargs=init) as pool:
-        for results in pool.map(_render_chunk, chunked(sources, jobs)):
-            yield from results
-            if progress:
-                progress.advance(len(results))
+        _worker["code_cache"].flush()  # type: ignore[attr-defined]
+    else:
+        with worker_pool(jobs, initializer=_init_worker, initargs=init) as pool:
+            for results in pool.map(_render_chunk, chunked(sources, jobs)):
+                yield from results
+                if progress:
+                    progress.advance(len(results))
+    prune(Path(root, STATE_DIR, CODE_CACHE_NAME))  # what this build added, within budget

@@ -158,3 +158,21 @@ def test_version_and_help():
     assert run_o2m("--version", cwd=".").stdout.startswith("o2m, version")
     help_text = run_o2m("--help", cwd=".").stdout
     assert all(cmd in help_text for cmd in ("init", "build", "demo"))
+
+
+def test_a_one_off_build_collects_young_garbage_less_often(site):
+    """`o2m build` (run_build) raises the collector's first threshold for the rest of
+    its process: a one-post edit on 10,000 posts then runs no collection instead of
+    61; the other two thresholds stay as they were."""
+    import gc
+
+    from o2m_pub.cli.site import ONE_OFF_GC_THRESHOLD, run_build
+    site.post("2026/a.md", title="A")
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, before[1], before[2])
+        run_build(site.root)
+        assert (ONE_OFF_GC_THRESHOLD, before[1], before[2]) == gc.get_threshold()
+        assert ONE_OFF_GC_THRESHOLD > 700
+    finally:
+        gc.set_threshold(*before)
