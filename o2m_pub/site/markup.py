@@ -188,9 +188,13 @@ class _QuickInline(InlineProcessor):
         start, count = 0, len(patterns)
         while patternIndex < count:
             trigger = triggers[patternIndex]
-            if trigger is not None and not any(t in data for t in trigger):
-                patternIndex, start = patternIndex + 1, 0
-                continue
+            if trigger is not None:
+                for t in trigger:  # a loop, not any(): this runs for every text node
+                    if t in data:
+                        break
+                else:
+                    patternIndex, start = patternIndex + 1, 0
+                    continue
             data, matched, start = apply(patterns[patternIndex], data, patternIndex, start)
             if not matched:
                 patternIndex += 1
