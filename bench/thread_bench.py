@@ -85,7 +85,7 @@ def main() -> None:
     from o2m_pub.friends.identity import load_identity, own_card
     from o2m_pub.protocol import feeds
     from o2m_pub.protocol.canonical import b64u_encode, canonical_json
-    from o2m_pub.protocol.cards import card_to_text, make_card
+    from o2m_pub.protocol.cards import make_card
     from o2m_pub.protocol.conversation import PostRef, sign_reply
     from o2m_pub.reader import thread_store
     from o2m_pub.reader.fetch_run import export_links
