@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_o2m
-from support.o2m_server import start_o2m_serve
+from support.o2m_server import site_with_a_friend, start_o2m_serve
 
 TWISTED_ONLY = {"O2M_SERVE_FAST_PATH": "0"}
 
@@ -22,16 +22,7 @@ TWISTED_ONLY = {"O2M_SERVE_FAST_PATH": "0"}
 def site_root(tmp_path_factory) -> Path:
     """A built site with a friend (o/, p/, f/), a file too large for the cache and one
     of 200 KiB."""
-    root = tmp_path_factory.mktemp("fast") / "site"
-    assert run_o2m("init", str(root), "--name", "Fast", "--url", "https://fast.example/",
-                   cwd=root.parent).returncode == 0
-    friend = tmp_path_factory.mktemp("friend") / "f"
-    assert run_o2m("init", str(friend), "--name", "Fran", "--url", "https://fran.example/",
-                   cwd=friend.parent).returncode == 0
-    card = run_o2m("card", cwd=friend).stdout.strip()
-    assert run_o2m("friend", "add", "fran", card, "--yes", cwd=root).returncode == 0
-    (root / "content" / "secret.md").write_text(
-        "---\ntitle: For friends\ndate: 2026-05-01\naudience: friends\n---\nHi.\n")
+    root = site_with_a_friend(tmp_path_factory.mktemp("fast") / "site", "Fast")
     build = run_o2m("build", cwd=root)
     assert build.returncode == 0, build.stderr
     (root / "build" / "large.bin").write_bytes(os.urandom((1 << 20) + 4096))

@@ -20,7 +20,7 @@ import pytest
 import requests
 from conftest import run_o2m
 from support.hosts import IN_CI, need_program
-from support.o2m_server import o2m_serve, start_o2m_serve
+from support.o2m_server import o2m_serve, site_with_a_friend, start_o2m_serve
 
 
 # Every test of a served site runs against both of the server's request paths: its
@@ -32,16 +32,7 @@ BOTH_PATHS = {"fast path": {}, "Twisted's path": {"O2M_SERVE_FAST_PATH": "0"}}
 def served_site(request, tmp_path_factory):
     """One built site with a friend (so o/, p/, f/ exist), served for the whole module,
     once with each request path."""
-    root = tmp_path_factory.mktemp("served") / "site"
-    assert run_o2m("init", str(root), "--name", "Served", "--url", "https://served.example/",
-                   cwd=root.parent).returncode == 0
-    friend = tmp_path_factory.mktemp("friend") / "f"
-    assert run_o2m("init", str(friend), "--name", "Fran", "--url", "https://fran.example/",
-                   cwd=friend.parent).returncode == 0
-    card = run_o2m("card", cwd=friend).stdout.strip()
-    assert run_o2m("friend", "add", "fran", card, "--yes", cwd=root).returncode == 0
-    (root / "content" / "secret.md").write_text(
-        "---\ntitle: For friends\ndate: 2026-05-01\naudience: friends\n---\nHi.\n")
+    root = site_with_a_friend(tmp_path_factory.mktemp("served") / "site", "Served")
     (root / "content" / "big.md").write_text(
         "---\ntitle: Big\ndate: 2026-05-02\naudience: public\n---\n![x](big.bin)\n")
     (root / "content" / "big.bin").write_bytes(os.urandom(3 << 20))

@@ -18,6 +18,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+def site_with_a_friend(root: Path, name: str) -> Path:
+    """`o2m init` a site at `root` with one friend and a post for friends, so its build
+    has o/, p/ and f/ (not built yet: the caller adds what it needs first)."""
+    from conftest import run_o2m  # tests/ is on the path: the CLI in a subprocess
+
+    slug = name.lower()
+    assert run_o2m("init", str(root), "--name", name, "--url", f"https://{slug}.example/",
+                   cwd=root.parent).returncode == 0
+    friend = root.parent / "friend"  # beside the site, in the caller's fresh folder
+    assert run_o2m("init", str(friend), "--name", "Fran", "--url", "https://fran.example/",
+                   cwd=friend.parent).returncode == 0
+    card = run_o2m("card", cwd=friend).stdout.strip()
+    assert run_o2m("friend", "add", "fran", card, "--yes", cwd=root).returncode == 0
+    (root / "content" / "secret.md").write_text(
+        "---\ntitle: For friends\ndate: 2026-05-01\naudience: friends\n---\nHi.\n")
+    return root
+
+
 _LISTENING = re.compile(r"serving .* at (https://\S+)(?:\s+pin (\S+))?")
 
 
