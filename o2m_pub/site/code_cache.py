@@ -137,15 +137,18 @@ def _open(path: Path) -> sqlite3.Connection | None:
                 raise
             return db
         except sqlite3.DatabaseError as e:
-            damaged = getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT,
-                                                                sqlite3.SQLITE_NOTADB)
-            if attempt == 1 and damaged:
+            if attempt == 1 and _damaged(e):
                 _remove(path)  # a damaged cache: start a new one
                 continue
             return None
         except (sqlite3.Error, OSError):
             return None
     return None
+
+
+def _damaged(e: sqlite3.Error) -> bool:
+    return getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT,
+                                                    sqlite3.SQLITE_NOTADB)
 
 
 def _remove(path: Path) -> None:
@@ -192,9 +195,10 @@ def prune(path: Path, max_bytes: int | None = None) -> int:
         db.execute("VACUUM")  # give the space back: the budget is the file's size
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return dropped
-    except sqlite3.Error:
+    except sqlite3.Error as e:
         db.close()
-        _remove(path)  # a cache that cannot be pruned is dropped whole
-        return 0
+        if _damaged(e):  # a cache that cannot be read is dropped whole
+            _remove(path)
+        return 0  # busy (another build, `o2m watch`): pruned next time
     finally:
         db.close()

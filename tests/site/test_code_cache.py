@@ -182,3 +182,21 @@ def test_a_build_prunes_a_store_over_budget(site, monkeypatch):
     assert path.stat().st_size <= 120_000
     count = sqlite3.connect(path).execute("SELECT count(*) FROM blocks").fetchone()[0]
     assert count < 101
+
+
+def test_prune_leaves_a_store_another_process_holds_busy(cache):
+    """A store locked by another process (a build, `o2m watch`) is not pruned now, and
+    not dropped: it is pruned at a later build."""
+    for i in range(40):
+        cache.put(f"k{i:02}", "z" * 4000)
+    cache.flush()
+    other = sqlite3.connect(cache.path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        assert 0 == prune(cache.path, max_bytes=50_000)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert cache.path.exists()
+    assert 40 == sqlite3.connect(cache.path).execute("SELECT count(*) FROM blocks").fetchone()[0]
+    assert prune(cache.path, max_bytes=50_000) > 0
