@@ -87,7 +87,8 @@ class PostRef:
         """
         if not isinstance(value, dict) or set(value) != {"author", "id"}:
             raise ConversationError("bad post reference")
-        return cls(_key_text(value["author"]), _id_text(value["id"]))
+        return cls(_b64u_field(value["author"], KEY_BYTES, "author key"),
+                   _b64u_field(value["id"], ID_BYTES, "post id"))
 
     @classmethod
     def parse(cls, text: Any) -> "PostRef":
@@ -99,7 +100,8 @@ class PostRef:
         if not isinstance(text, str) or not text.startswith(REF_PREFIX) or text.count("/") != 1:
             raise ConversationError("a post reference is o2m:<author key>/<post id>")
         author, _, post_id = text[len(REF_PREFIX):].partition("/")
-        return cls(_key_text(author), _id_text(post_id))
+        return cls(_b64u_field(author, KEY_BYTES, "author key"),
+                   _b64u_field(post_id, ID_BYTES, "post id"))
 
 
 def is_post_ref(text: Any) -> bool:
@@ -111,19 +113,11 @@ def is_post_ref(text: Any) -> bool:
     return True
 
 
-def _key_text(value: Any) -> str:
+def _b64u_field(value: Any, length: int, what: str) -> str:
     try:
-        b64u_decode(value, length=KEY_BYTES)
+        b64u_decode(value, length=length)
     except (EncodingError, TypeError):
-        raise ConversationError("bad author key") from None
-    return value
-
-
-def _id_text(value: Any) -> str:
-    try:
-        b64u_decode(value, length=ID_BYTES)
-    except (EncodingError, TypeError):
-        raise ConversationError("bad post id") from None
+        raise ConversationError(f"bad {what}") from None
     return value
 
 
@@ -306,8 +300,9 @@ def open_reply(signed: bytes) -> ReplyStatement:
         raise ConversationError("reply statement: bad object")
     if not is_https_url(doc.get("url")) or not doc["url"].endswith("/"):
         raise ConversationError("reply statement: `url` is not an https site URL")
-    return ReplyStatement(doc["author"], doc["date"], _id_text(doc.get("id")), obj["hash"],
-                          obj["size"], PostRef.from_json(doc.get("thread")),
+    post_id = _b64u_field(doc.get("id"), ID_BYTES, "post id")
+    return ReplyStatement(doc["author"], doc["date"], post_id, obj["hash"], obj["size"],
+                          PostRef.from_json(doc.get("thread")),
                           PostRef.from_json(doc.get("to")), doc["url"], signed)
 
 

@@ -31,7 +31,6 @@ _SHORT_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d[T ])(\d)(?=:)")  # 2026-03-14T9:30
 SLUG_RE = re.compile(r"^[^\W_][\w-]{0,127}$")
 _DATE_IN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 # PROTOCOL.md §4.1, by its shape (the crypto modules are not loaded for a public site)
-_POST_REF = re.compile(r"^o2m:[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]/[A-Za-z0-9_-]{21}[AQgw]$")
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.M)
 
 
@@ -152,9 +151,11 @@ def _load_yaml(front: str, source: str, first_line: int) -> tuple[dict[str, Any]
     return data, lines
 
 
-def is_post_ref(text: Any) -> bool:
-    """Whether `text` is a post reference `o2m:<author>/<id>` (PROTOCOL.md §4.1)."""
-    return isinstance(text, str) and _POST_REF.match(text) is not None
+def _is_post_ref(text: Any) -> bool:
+    """PROTOCOL.md §4.1's check, imported only for a post that answers another (it
+    loads PyNaCl, which a plain post's render never needs)."""
+    from o2m_pub.protocol.conversation import is_post_ref
+    return is_post_ref(text)
 
 
 def parse_datetime(value: Any, tz: dt.tzinfo) -> dt.datetime:
@@ -290,7 +291,7 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
         raise fail("draft", "`draft` must be true or false")
 
     reply_to = text_value("reply_to")
-    if reply_to is not None and not is_post_ref(reply_to) and (
+    if reply_to is not None and not _is_post_ref(reply_to) and (
             not reply_to.startswith("https://") or len(reply_to) > 2048
             or any(c.isspace() for c in reply_to)):
         raise fail("reply_to", "`reply_to` must be the https:// address of the post answered, "
@@ -298,8 +299,8 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
                    hint="`o2m reply ID` fills it in; or e.g. "
                         "`reply_to: https://bob.example/2026/trip/`")
     thread = text_value("thread")
-    if thread is not None and (not is_post_ref(thread) or reply_to is None
-                               or not is_post_ref(reply_to)):
+    if thread is not None and (not _is_post_ref(thread) or reply_to is None
+                               or not _is_post_ref(reply_to)):
         raise fail("thread", "`thread` must be the reference o2m:<author>/<id> of the "
                              "thread's first post, in a reply whose `reply_to` is a reference",
                    hint="`o2m reply ID` fills it in; leave it out for a direct reply")
