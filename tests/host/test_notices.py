@@ -5,7 +5,6 @@ A's next fetch clears the queue."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import nacl.utils
 import pytest
 from click.testing import CliRunner
 from support.o2m_server import o2m_serve
-from support.people import PASS, Person, server_context
+from support.people import PASS, Person, PortOnly, server_context
 
 from o2m_pub.cli import main
 from o2m_pub.cli.hosting import notice_kind
@@ -28,16 +27,6 @@ from o2m_pub.protocol.conversation import (
 from o2m_pub.protocol.canonical import b64u_encode
 from o2m_pub.reader.store import ReaderStore
 
-
-class _PortOnly:
-    def __init__(self, folder: Path, context: object) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"https://localhost:{self.port}/"
-
-    def stop(self) -> None:
-        pass
 
 
 def cli(root: Path, *args: str) -> str:
@@ -124,7 +113,7 @@ def test_a_reply_pushes_a_notice_to_the_ops_server(tmp_path, ca, monkeypatch):
     monkeypatch.setenv("O2M_KDF", "interactive")
     authority, bundle = ca
     context = server_context(authority)
-    ada = Person(tmp_path, "ada", context, server_cls=_PortOnly)
+    ada = Person(tmp_path, "ada", context, server_cls=PortOnly)
     bob = Person(tmp_path, "bob", context)
     ada.post("hello", "Hello", "friends")
     ada.build()

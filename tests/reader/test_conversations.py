@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support.people import Person, server_context
+from support.people import Person, PortOnly, server_context
 
 from o2m_pub.cli import main
 from o2m_pub.friends.conversation_files import load_conversations
@@ -193,7 +193,7 @@ def test_four_sites_served_by_o2m_serve_hold_a_conversation(tmp_path, ca, monkey
     monkeypatch.setenv("O2M_PASSPHRASE", "test passphrase")
     authority, bundle = ca
     context = server_context(authority)
-    people = [Person(tmp_path, n, context, server_cls=_PortOnly) for n in ("ada", "bob",
+    people = [Person(tmp_path, n, context, server_cls=PortOnly) for n in ("ada", "bob",
                                                                           "cyd", "dee")]
     a, b, c, d = people
     a.post("hello", "Hello friends", "friends", body="Thoughts?")
@@ -227,16 +227,3 @@ def test_four_sites_served_by_o2m_serve_hold_a_conversation(tmp_path, ca, monkey
         with ReaderStore.open(d.root) as store:
             assert store.db.execute("SELECT count(*) FROM thread_items").fetchone() == (0,)
 
-
-class _PortOnly:
-    """No server yet: a free port of 127.0.0.1 for the site's URL, for `o2m serve`."""
-
-    def __init__(self, folder: Path, context: object) -> None:
-        import socket
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"https://localhost:{self.port}/"
-
-    def stop(self) -> None:
-        pass

@@ -9,12 +9,10 @@ import datetime as dt
 import json
 import os
 import shutil
-import ssl
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support.people import PASS, Person, TLSFolderServer, o2m, server_context  # noqa: F401
+from support.people import PASS, Person, PortOnly, TLSFolderServer, o2m, server_context  # noqa: F401
 
 from o2m_pub.cli import main
 from o2m_pub.reader.store import ReaderStore
@@ -259,19 +257,6 @@ def test_o2m_fetch_of_an_unknown_friend_is_a_usage_error(trio):
     assert result.exit_code == 2 and "nobody" in result.output
 
 
-class _PortOnly:
-    """No server yet: a free port of 127.0.0.1 for the site's URL, for `o2m serve`."""
-
-    def __init__(self, folder: Path, context: ssl.SSLContext) -> None:
-        import socket
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"https://localhost:{self.port}/"
-
-    def stop(self) -> None:
-        pass
-
 
 def test_fetch_from_a_real_o2m_serve_with_its_pinned_self_signed_certificate(tmp_path, ca):
     """Ada serves her site with `o2m serve` (Twisted, a self-signed certificate whose pin
@@ -279,7 +264,7 @@ def test_fetch_from_a_real_o2m_serve_with_its_pinned_self_signed_certificate(tmp
     from support.o2m_server import o2m_serve
     authority, bundle = ca
     context = server_context(authority)
-    ada = Person(tmp_path, "ada", context, server_cls=_PortOnly)
+    ada = Person(tmp_path, "ada", context, server_cls=PortOnly)
     bob = Person(tmp_path, "bob", context)
     try:
         ada.post("open", "Open to all", "public")

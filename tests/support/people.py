@@ -58,6 +58,21 @@ def o2m(*args: str) -> str:
     return result.output
 
 
+class PortOnly:
+    """No server yet: a free port of 127.0.0.1 for the site's URL, for a test that
+    starts `o2m serve` on it later (`Person(..., server_cls=PortOnly)`)."""
+
+    def __init__(self, folder: Path, context: ssl.SSLContext) -> None:
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"https://localhost:{self.port}/"
+
+    def stop(self) -> None:
+        pass
+
+
 class Person:
     """A site of its own, served over TLS at the URL in its card."""
 
