@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from o2m_pub._sqlite import DBErrors, has_table, open_db
 from o2m_pub.errors import SiteError
-from o2m_pub.site.model import PostRecord
+from o2m_pub.site.model import RECORD_FIELDS, TUPLE_FIELDS, PostRecord
 
 # 6: sources.plan, the fields planning reads of every post (`_plan_json`)
 SCHEMA_VERSION = 6
@@ -68,7 +68,6 @@ class FileState:
     sha: str
 
 
-_FIELDS = tuple(f.name for f in fields(PostRecord))
 # What selecting, sorting and planning read of every post (the rest of a record is read
 # for the few posts whose pages are made): kept in `sources.plan`, in this order, then
 # the number of the record's fields (a record of another shape is another version's)
@@ -78,7 +77,7 @@ _PLANNED = ("utc", "path", "draft", "audience", "media")
 def _plan_json(record: PostRecord) -> str:
     """The `sources.plan` of a record: its `_PLANNED` fields and its number of fields."""
     return json.dumps([record.utc, record.path, record.draft, list(record.audience),
-                       list(record.media), len(_FIELDS)], ensure_ascii=False,
+                       list(record.media), len(RECORD_FIELDS)], ensure_ascii=False,
                       separators=(",", ":"))
 
 
@@ -104,9 +103,9 @@ class _LazyRecord(PostRecord):
     def _load(self) -> None:
         d = self.__dict__
         values = json.loads(d["_raw"])
-        for name, value in zip(_FIELDS, values):
+        for name, value in zip(RECORD_FIELDS, values):
             if name not in d:
-                d[name] = tuple(value) if name in ("tags", "links") else value
+                d[name] = tuple(value) if name in TUPLE_FIELDS else value
 
     def to_json(self) -> str:
         raw = self.__dict__.get("_raw")
@@ -115,12 +114,12 @@ class _LazyRecord(PostRecord):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PostRecord):
             return NotImplemented
-        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+        return all(getattr(self, f) == getattr(other, f) for f in RECORD_FIELDS)
 
     __hash__ = PostRecord.__hash__
 
 
-for _name in _FIELDS:
+for _name in RECORD_FIELDS:
     if _name != "source" and _name not in _PLANNED:
         setattr(_LazyRecord, _name, _Deferred(_name))
 
@@ -134,7 +133,7 @@ def _lazy_records(rows: list[tuple]) -> list[PostRecord]:
     """
     plans = json.loads("[" + ",".join(r[3] for r in rows) + "]")
     out = []
-    new, n_fields = object.__new__, len(_FIELDS)
+    new, n_fields = object.__new__, len(RECORD_FIELDS)
     for (source, digest, list_digest, _, raw), plan in zip(rows, plans):
         if len(plan) != 6 or plan[5] != n_fields:
             raise ValueError("record from another version of o2m")

@@ -59,7 +59,7 @@ class PostRecord:
     def to_json(self) -> str:
         """A JSON array of the fields in declaration order (compact and quick to load:
         a build loads 10,000 of these before it knows what changed)."""
-        return json.dumps([self.__dict__[f] for f in _FIELDS], ensure_ascii=False,
+        return json.dumps([self.__dict__[f] for f in RECORD_FIELDS], ensure_ascii=False,
                           separators=(",", ":"))
 
     @classmethod
@@ -72,7 +72,7 @@ class PostRecord:
         """Records from their `to_json` texts and digests (kept beside them, so loading
         10,000 records hashes nothing)."""
         out = []
-        new, n_fields = object.__new__, len(_FIELDS)
+        new, n_fields = object.__new__, len(RECORD_FIELDS)
         values_list = json.loads("[" + ",".join(texts) + "]")
         if list_digests is None:
             list_digests = [None] * len(digests)  # type: ignore[list-item]
@@ -81,8 +81,8 @@ class PostRecord:
                 raise ValueError("record from another version of o2m")
             record = new(cls)  # skips the frozen dataclass's slow __init__
             d = record.__dict__
-            d.update(zip(_FIELDS, values))
-            d["tags"], d["audience"], d["media"], d["links"] = (  # _TUPLE_FIELDS
+            d.update(zip(RECORD_FIELDS, values))
+            d["tags"], d["audience"], d["media"], d["links"] = (  # TUPLE_FIELDS
                 tuple(d["tags"]), tuple(d["audience"]), tuple(d["media"]), tuple(d["links"]))
             d["digest"] = digest
             if list_digest is not None:
@@ -125,8 +125,8 @@ class PostRecord:
         return " ".join(words[:NOTE_TITLE_WORDS]) + ("…" if len(words) > NOTE_TITLE_WORDS else "")
 
 
-_FIELDS = tuple(f.name for f in fields(PostRecord))
-_TUPLE_FIELDS = ("tags", "audience", "media", "links")
+RECORD_FIELDS = tuple(f.name for f in fields(PostRecord))  # in the order of to_json
+TUPLE_FIELDS = ("tags", "audience", "media", "links")
 
 
 def _digest(text: str) -> str:
