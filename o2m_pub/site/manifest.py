@@ -5,27 +5,35 @@ one transaction at the end, after every output is in place: a build killed midwa
 leaves the old manifest, and the next build redoes what was not recorded. Opened by
 `_sqlite.open_db`; a manifest of another schema version is a cache to drop, except the
 friends' feed state (`_start_afresh`); one of schema 5 gains the planning column
-(`_add_plan_column`).
+(`_add_plan_column`), one of 5 or 6 the planning blob's tables.
 
 A one-post edit reads every post's state but plans with a few fields of each: those
 are kept apart from the record's JSON (`sources.plan`), and the rest of a record is
-parsed only when something asks for it (`_LazyRecord`).
+parsed only when something asks for it (`_LazyRecord`). The posts' and outputs' rows
+are also kept as one blob (`planning_blob`, table `planning`), read in one call
+(`planning_state`): the keys committed since it was written are listed in
+`planning_pending` and read from their rows; once they are many, the commit writes
+the blob again. The rows stay the authority: a blob that is absent, stale or damaged
+is passed over for them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from o2m_pub._sqlite import DBErrors, has_table, open_db
 from o2m_pub.errors import SiteError
 from o2m_pub.site.model import RECORD_FIELDS, TUPLE_FIELDS, PostRecord
+from o2m_pub.site.planning_blob import BlobError, decode, encode
 
 # 6: sources.plan, the fields planning reads of every post (`_plan_json`)
-SCHEMA_VERSION = 6
+# 7: the planning blob (tables planning and planning_pending)
+SCHEMA_VERSION = 7
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
@@ -39,7 +47,15 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, sha TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS feeds (reader TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sealed (digest TEXT PRIMARY KEY, sealed TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS planning (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS planning_pending (
+    name TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (name, key)) WITHOUT ROWID;
 """
+_BLOB_STAMP = "planning_blob"  # kv: the stamp of the blob that is the rows' image
+# keys committed since the blob was written, read from their rows, before the commit
+# writes the blob again (a one-post edit adds 2 to 20; 10,000 posts' blob costs about
+# 60 ms to write)
+PENDING_LIMIT = 512
 
 
 @dataclass
@@ -145,6 +161,23 @@ def _lazy_records(rows: list[tuple]) -> list[PostRecord]:
     return out
 
 
+def _states_from_columns(columns: list[tuple]) -> dict[str, SourceState]:
+    """Source -> state from the blob's columns (`planning_blob.SOURCE_COLUMNS`): the
+    same objects `_lazy_records` and `_source_state` make from rows."""
+    out = {}
+    new = object.__new__
+    for source, mtime_ns, size, sha, digest, list_digest, utc, path, draft, audience, \
+            media, raw in zip(*columns):
+        record = new(_LazyRecord)
+        record.__dict__.update(source=source, utc=utc, path=path, draft=draft,
+                               audience=audience, media=media, digest=digest,
+                               list_digest=list_digest, _raw=raw)
+        state = new(SourceState)
+        state.__dict__.update(mtime_ns=mtime_ns, size=size, sha=sha, record=record)
+        out[source] = state
+    return out
+
+
 def _source_state(mtime_ns: int, size: int, sha: str, record: PostRecord) -> SourceState:
     """SourceState(...) without the dataclass's __init__ (a build loads 10,000)."""
     state = object.__new__(SourceState)
@@ -190,6 +223,54 @@ class Manifest:
             return {}
         return {row[0]: _source_state(row[1], row[2], row[3], record)
                 for row, record in zip(rows, records)}
+
+    def planning_state(self) -> tuple[dict[str, SourceState], dict[str, OutputState]]:
+        """`sources()` and `outputs()` as of one moment, from the planning blob and the
+        rows committed since, or from the rows alone when the blob is absent, stale or
+        damaged."""
+        with self.errors:
+            self.db.execute("BEGIN")  # one read transaction: all as one commit left it
+            try:
+                state = self._from_blob()
+                return state if state is not None else (self.sources(), self.outputs())
+            finally:
+                self.db.execute("COMMIT")
+
+    def _from_blob(self) -> tuple[dict[str, SourceState], dict[str, OutputState]] | None:
+        db = self.db
+        row = db.execute("SELECT (SELECT data FROM planning WHERE name='all'), "
+                         "(SELECT value FROM kv WHERE key=?), (SELECT count(*) FROM sources), "
+                         "(SELECT count(*) FROM outputs)", (_BLOB_STAMP,)).fetchone()
+        data, stamp, n_sources, n_outputs = row
+        if data is None or stamp is None:
+            return None
+        try:
+            columns, out_columns = decode(data, stamp, len(RECORD_FIELDS))
+            sources = _states_from_columns(columns)
+            new = tuple.__new__
+            outputs = {path: new(OutputState, state)
+                       for path, *state in zip(*out_columns)}  # type: ignore[misc]
+            rows = db.execute(
+                "SELECT p.key, s.mtime_ns, s.size, s.sha, s.digest, s.list_digest, s.plan, "
+                "s.record FROM planning_pending p LEFT JOIN sources s ON s.source = p.key "
+                "WHERE p.name = 'sources'").fetchall()
+            for key in [r[0] for r in rows]:
+                sources.pop(key, None)
+            rows = [r for r in rows if r[1] is not None]
+            records = _lazy_records([(r[0], r[4], r[5], r[6], r[7]) for r in rows])
+            sources.update((r[0], _source_state(r[1], r[2], r[3], record))
+                           for r, record in zip(rows, records))
+            for path, sig, sha, size in db.execute(
+                    "SELECT p.key, o.sig, o.sha, o.size FROM planning_pending p LEFT JOIN "
+                    "outputs o ON o.path = p.key WHERE p.name = 'outputs'"):
+                outputs.pop(path, None)
+                if sig is not None:
+                    outputs[path] = new(OutputState, (sig, sha, size))
+        except (BlobError, ValueError, TypeError):
+            return None
+        if (len(sources), len(outputs)) != (n_sources, n_outputs):
+            return None  # not the rows' image
+        return sources, outputs
 
     def outputs(self) -> dict[str, OutputState]:
         new = tuple.__new__
@@ -273,11 +354,14 @@ class Manifest:
                  [(k,) for k, v in rows.items() if v is None]),
                 (f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
                  [(k, v) for k, v in rows.items() if v is not None])]
-        self._transaction(statements)
+        changed = [("sources", s) for s in sources] + [("outputs", p) for p in outputs]
+        self._transaction(statements, then=lambda db: _note_changes(db, changed))
 
     def _transaction(self, statements: list[tuple[str, list[tuple]]], *,
-                     immediate: bool = True) -> None:
-        """Run `statements` (each with its rows) in one transaction, or none of them."""
+                     immediate: bool = True,
+                     then: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Run `statements` (each with its rows), then `then`, in one transaction, or
+        none of them."""
         db = self.db
         with self.errors:
             db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -285,6 +369,8 @@ class Manifest:
                 for sql, rows in statements:
                     if rows:
                         db.executemany(sql, rows)
+                if then is not None:
+                    then(db)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # SQLite may have rolled back by itself
@@ -294,6 +380,38 @@ class Manifest:
     def set(self, key: str, value: str) -> None:
         with self.errors:
             self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+
+
+def _note_changes(db: sqlite3.Connection, changed: list[tuple[str, str]]) -> None:
+    """Within a commit, after its rows: list the keys it changed as pending, or, when
+    there is no blob or the pending keys would be too many, write the blob anew."""
+    if not changed:
+        return
+    has_blob, pending = db.execute("SELECT (SELECT count(*) FROM planning), "
+                                   "(SELECT count(*) FROM planning_pending)").fetchone()
+    if has_blob and pending + len(changed) <= PENDING_LIMIT:
+        db.executemany("INSERT OR IGNORE INTO planning_pending VALUES (?, ?)", changed)
+    else:
+        write_planning_blob(db)
+
+
+def write_planning_blob(db: sqlite3.Connection) -> None:
+    """Write the blob of the rows as they are now, with a new stamp, and clear the
+    pending keys (within the caller's transaction). Rows whose plans cannot be read get
+    no blob: the rows are read, and their posts rendered again, which rewrites them."""
+    stamp = os.urandom(8).hex()
+    sources = db.execute("SELECT source, mtime_ns, size, sha, digest, list_digest, plan, "
+                         "record FROM sources").fetchall()
+    outputs = db.execute("SELECT path, sig, sha, size FROM outputs").fetchall()
+    db.execute("DELETE FROM planning_pending")
+    try:
+        data = encode(stamp, len(RECORD_FIELDS), sources, outputs)
+    except BlobError:
+        db.execute("DELETE FROM planning")
+        db.execute("DELETE FROM kv WHERE key=?", (_BLOB_STAMP,))
+        return
+    db.execute("INSERT OR REPLACE INTO planning VALUES ('all', ?)", (data,))
+    db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (_BLOB_STAMP, stamp))
 
 
 def _legacy_version(db: sqlite3.Connection) -> int | None:
@@ -308,9 +426,17 @@ def _legacy_version(db: sqlite3.Connection) -> int | None:
 def _start_afresh(db: sqlite3.Connection, found: int) -> None:
     """Another version's cache: drop it, but keep the friends' feed state (sequence
     numbers must never go back, PROTOCOL.md §3.4); `_SCHEMA` then makes the tables
-    again. Schema 5 differs only by `sources.plan`: it gains it instead."""
-    if found == 5 and has_table(db, "sources"):
-        _add_plan_column(db)
+    again. Schema 5 differs only by `sources.plan` and the planning blob's tables, 6
+    only by those tables: they gain them instead (a blob left by an earlier schema 7,
+    which the other version's builds did not keep up, is dropped; the next commit
+    writes it again)."""
+    for table in ("planning", "planning_pending"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    if has_table(db, "kv"):
+        db.execute("DELETE FROM kv WHERE key=?", (_BLOB_STAMP,))
+    if found in (5, 6) and has_table(db, "sources"):
+        if found == 5:
+            _add_plan_column(db)
         return
     for table in ("sources", "outputs", "bodies", "files"):
         db.execute(f"DROP TABLE IF EXISTS {table}")

@@ -34,8 +34,7 @@ class ManifestSnapshot:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self.sources = manifest.sources()
-            self.outputs = manifest.outputs()
+            self.sources, self.outputs = manifest.planning_state()
             self.files = manifest.files()
         finally:
             if freeze:

@@ -117,9 +117,9 @@ def _schema_5_db(path: Path, record_json: str, plan_source: str = "content/p1.md
 
 
 def test_a_schema_5_manifest_gains_the_plan_and_keeps_everything(tmp_path):
-    """A manifest written by the o2m before: opened, it is at schema 6 with each post's
-    plan made from its record, and its posts, outputs and memos are kept (the next
-    build renders nothing again)."""
+    """A manifest written by the o2m before: opened, it is at today's schema (7) with
+    each post's plan made from its record, and its posts, outputs and memos are kept
+    (the next build renders nothing again)."""
     path = tmp_path / ".o2m/build.db"
     _schema_5_db(path, _record(1).to_json())
     m = Manifest(path)
@@ -130,7 +130,7 @@ def test_a_schema_5_manifest_gains_the_plan_and_keeps_everything(tmp_path):
     finally:
         m.close()
     db = sqlite3.connect(path)
-    assert manifest_mod.SCHEMA_VERSION == db.execute("PRAGMA user_version").fetchone()[0] == 6
+    assert manifest_mod.SCHEMA_VERSION == db.execute("PRAGMA user_version").fetchone()[0] == 7
     assert [(manifest_mod._plan_json(_record(1)),)] == db.execute(
         "SELECT plan FROM sources").fetchall()
     db.close()
