@@ -36,6 +36,7 @@ from o2m_pub.config import CARD_FILE, STATE_DIR, SiteConfig
 from o2m_pub.errors import SiteError
 from o2m_pub.site.audience import Friends, check_audience, load_friends
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
+from o2m_pub.site.media_paths import MediaPaths
 from o2m_pub.site.mention_plan import MentionView, views_digest
 from o2m_pub.site.mentions import approved_views
 from o2m_pub.site.model import PostRecord
@@ -119,13 +120,14 @@ class _Files:
     def __init__(self, known: dict[str, FileState]) -> None:
         self.known, self.now = known, {}  # type: ignore[var-annotated]
 
-    def state(self, key: str, path: Path) -> FileState:
-        st = path.stat()
+    def state(self, key: str, path: Path | str, st: os.stat_result | None = None) -> FileState:
+        st = st or os.stat(path)  # (the caller may have its stat already)
         old = self.known.get(key)
         if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
             self.now[key] = old
         else:
-            self.now[key] = FileState(st.st_mtime_ns, st.st_size, sha256_hex(path.read_bytes()))
+            self.now[key] = FileState(st.st_mtime_ns, st.st_size,
+                                      sha256_hex(Path(path).read_bytes()))
         return self.now[key]
 
 
@@ -392,7 +394,7 @@ class _Build:
                  unlock: Callable[[bytes], "Identity"], now: dt.datetime) -> None:
         self.root, self.config, self.manifest, self.out_dir = root, config, manifest, out_dir
         self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
-        self.real_content = os.path.realpath(root / CONTENT_DIR) + os.sep
+        self.media_paths = MediaPaths(root, root / CONTENT_DIR)
         self.friends, self.unlock, self.now = friends, unlock, now
         self.snapshot = self.next_snapshot = snapshot
         self.files = _Files(snapshot.files)
@@ -409,7 +411,6 @@ class _Build:
         self.mentions: dict[str, tuple[MentionView, ...]] = {}  # approved, by post path
         self.mention_memo: str | None = None  # their digests, to record when changed
         self.index_fp = ""
-        self._real_folders: dict[str, str] = {}
         self._lap_start = time.perf_counter()
 
     def lap(self, phase: str) -> None:
@@ -603,38 +604,18 @@ class _Build:
             for ref in p.media:
                 if ref in out:
                     continue
-                problem = self.media_problem(ref)
+                plain = self.media_paths.plain_stat(ref)
+                problem = self.media_paths.problem(ref) if plain is None else None
                 if problem:
                     self.report.warnings.append(f"{p.source}: {problem}")
                     continue
-                st = self.files.state(ref, self.root / ref)
+                st = self.files.state(ref, os.path.join(self.root, ref), plain)
                 out[ref] = (f"media/{st.sha[:16]}/{_media_name(ref)}", st)
         return out
 
-    def media_problem(self, ref: str) -> str | None:
-        """Why a file a post refers to cannot be published, or None: it must be a file
-        inside content/, symlinks resolved (THREATS.md 38)."""
-        real = self.realpath(os.path.join(self.root, ref))
-        if not real.startswith(self.real_content):
-            return f"{ref} is outside content/, not published"
-        if not os.path.isfile(real):
-            return f"links to {ref}, which does not exist"
-        return None
-
-    def realpath(self, path: str) -> str:
-        """os.path.realpath, its folder's part remembered: a post's media share a
-        folder, and realpath walks every folder from / with an lstat each."""
-        folder, name = os.path.split(path)
-        if os.path.islink(path) or name in ("", ".", ".."):
-            return os.path.realpath(path)
-        real_folder = self._real_folders.get(folder)
-        if real_folder is None:
-            real_folder = self._real_folders[folder] = os.path.realpath(folder)
-        return os.path.join(real_folder, name)
-
     def media_state(self, ref: str) -> FileState | None:
         """The state of a file a post refers to; None when it cannot be published."""
-        return None if self.media_problem(ref) else self.files.state(ref, self.root / ref)
+        return None if self.media_paths.problem(ref) else self.files.state(ref, self.root / ref)
 
     # -- writing, phase by phase
     def clean_up_a_killed_build(self) -> None:
