@@ -37,8 +37,6 @@ from o2m_pub.errors import SiteError
 from o2m_pub.site.audience import Friends, check_audience, load_friends
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
 from o2m_pub.site.media_paths import MediaPaths
-from o2m_pub.site.mention_plan import MentionView, views_digest
-from o2m_pub.site.mentions import approved_views
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.pages import (
@@ -78,6 +76,7 @@ from o2m_pub.site.writer import AtomicWriter
 
 if TYPE_CHECKING:
     from o2m_pub.friends.private_feeds import FeedPlan
+    from o2m_pub.site.mention_plan import MentionView
     from o2m_pub.protocol.keyfile import Identity
     from o2m_pub.site.private_steps import PrivateFeeds
 
@@ -162,6 +161,18 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
     with Builder(root, drafts=drafts, jobs=jobs, progress=progress, unlock=unlock,
                  one_off=True) as builder:
         return builder.build(now=now)
+
+
+MENTIONS_DB = "mentions.db"  # site.mentions.DB_NAME, in the state folder
+
+
+def _approved_mentions(root: Path) -> dict[str, tuple["MentionView", ...]]:
+    """Post path -> its approved Webmentions (PROTOCOL.md §1.6); a site that never
+    stored one imports none of their code (html.parser and all: 5 ms a build)."""
+    if not (root / STATE_DIR / MENTIONS_DB).is_file():
+        return {}
+    from o2m_pub.site.mentions import approved_views
+    return approved_views(root)
 
 
 def _id_key(root: Path) -> bytes:
@@ -552,7 +563,7 @@ class _Build:
                             sorted(profile.items()))
         link_targets = {p.source: p.path for p in posts}
         # approved Webmentions (PROTOCOL.md §1.6) shown on their posts' pages
-        self.mentions = approved_views(self.root) if self.config.webmention else {}
+        self.mentions = _approved_mentions(self.root) if self.config.webmention else {}
         pages = self.plan_pages(posts, fingerprints, site_fp, link_targets,
                                 {src: out for src, (out, _) in media.items()})
         self.views = Views(self.manifest.body, self.config, media, link_targets)
@@ -591,6 +602,8 @@ class _Build:
         """The posts whose approved mentions changed since the last build (their pages
         are planned again, as a changed post's are); the memo of each post's mentions
         is recorded at commit."""
+        if self.mentions:
+            from o2m_pub.site.mention_plan import views_digest
         now = {path: views_digest(views) for path, views in self.mentions.items()}
         before = json.loads(self.manifest.get("mention_digests") or "{}")
         if now != before:

@@ -14,11 +14,13 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from o2m_pub.errors import Problem
-from o2m_pub.site.mention_plan import MentionView, views_digest
 from o2m_pub.site.model import PostRecord, TagView, tag_view
+
+if TYPE_CHECKING:  # (mentions' code is imported only for a site that has some)
+    from o2m_pub.site.mention_plan import MentionView
 
 
 ARCHIVE_POSTS_PER_YEAR = 100  # the archive lists each year's newest; its year page has all
@@ -156,6 +158,8 @@ def post_pages(posts: list[PostRecord], indexes: Iterable[int] | None = None, *,
     """
     post_fp = _fp(fingerprints, site_fingerprint, "post.html")
     mentions = mentions or {}
+    if mentions:
+        from o2m_pub.site.mention_plan import views_digest
     pages = []
     for i in range(len(posts)) if indexes is None else indexes:
         p = posts[i]
