@@ -401,3 +401,24 @@ def test_a_one_off_build_unfreezes_what_it_froze(site):
     report = build_site(site.root)  # reads the manifest the first one wrote
     assert report.changed == 1
     assert gc.get_freeze_count() == frozen_before
+
+
+def test_the_report_counts_drafts_private_and_changed_posts_public_or_not(site):
+    """The summary's counts: drafts and private posts apart from the public ones, and
+    "changed" counting every post rendered again, a private one too; an audience that
+    names nobody known is reported once per post that uses it."""
+    site.post("2026/a.md", title="A")
+    site.post("2026/b.md", title="B", audience="friends")
+    site.post("2026/c.md", title="C", draft="true")
+    site.post("2026/d.md", title="D", audience="family")
+    site.post("2026/e.md", title="E", audience="[public, nobody]")
+    site.post("2026/f.md", title="F", audience="[public, nobody]")
+    report = build_site(site.root)
+    assert (report.posts, report.private, report.drafts, report.changed) == (3, 2, 1, 5)
+    assert 2 == sum("unknown audience 'nobody'" in p.message for p in report.problems)
+    site.post("2026/b.md", title="B again", audience="friends")
+    report = build_site(site.root)
+    assert (report.posts, report.private, report.drafts, report.changed) == (3, 2, 1, 1)
+    site.post("2026/a.md", title="A again")
+    site.post("2026/d.md", title="D again", audience="family")
+    assert 2 == build_site(site.root).changed
