@@ -20,11 +20,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 import markdown
 from markdown.extensions import Extension
-from markdown.extensions.fenced_code import FencedBlockPreprocessor
 from markdown.extensions.toc import slugify_unicode
 from markdown import util as markdown_util
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import InlineProcessor, Treeprocessor
+
+from o2m_pub.site.fences import find_fences
 
 MARKUP_VERSION = f"o2m-markup-2/markdown-{markdown.__version__}"
 MEDIA_MARK = "__O2M_MEDIA__:"
@@ -111,9 +112,9 @@ def _formatter():  # noqa: ANN202 - a pygments Formatter
 
 class _FencedCode(Preprocessor):
     """Fenced code blocks (``` or ~~~ with an optional language), highlighted through
-    the renderer's caches and kept out of further Markdown processing."""
-
-    FENCE_RE = FencedBlockPreprocessor.FENCED_BLOCK_RE
+    the renderer's caches and kept out of further Markdown processing. Found by
+    `fences.find_fences`, as Python-Markdown's fenced_code extension finds them,
+    without importing it (nor, through it, Pygments' lexers)."""
 
     def __init__(self, md: markdown.Markdown, owner: "MarkdownRenderer") -> None:
         super().__init__(md)
@@ -122,15 +123,15 @@ class _FencedCode(Preprocessor):
     def run(self, lines: list[str]) -> list[str]:
         text = "\n".join(lines)
         out, pos = [], 0
-        for m in self.FENCE_RE.finditer(text):
-            lang = m.group("lang") or ""
-            if m.group("attrs"):
-                classes = re.findall(r"\.([\w#.+-]+)", m.group("attrs"))
+        for block in find_fences(text):
+            lang = block.lang or ""
+            if block.attrs:
+                classes = re.findall(r"\.([\w#.+-]+)", block.attrs)
                 lang = classes[0] if classes else ""
-            placeholder = self.md.htmlStash.store(self.owner.highlight(m.group("code"), lang))
-            out.append(text[pos:m.start()])
+            placeholder = self.md.htmlStash.store(self.owner.highlight(block.code, lang))
+            out.append(text[pos:block.start])
             out.append(f"\n\n{placeholder}\n\n")
-            pos = m.end()
+            pos = block.end
         if not out:
             return lines
         out.append(text[pos:])
