@@ -238,13 +238,17 @@ class Manifest:
 
     def _from_blob(self) -> tuple[dict[str, SourceState], dict[str, OutputState]] | None:
         db = self.db
-        row = db.execute("SELECT (SELECT data FROM planning WHERE name='all'), "
+        row = db.execute("SELECT (SELECT rowid FROM planning WHERE name='all'), "
                          "(SELECT value FROM kv WHERE key=?), (SELECT count(*) FROM sources), "
                          "(SELECT count(*) FROM outputs)", (_BLOB_STAMP,)).fetchone()
-        data, stamp, n_sources, n_outputs = row
-        if data is None or stamp is None:
+        rowid, stamp, n_sources, n_outputs = row
+        if rowid is None or stamp is None:
             return None
         try:
+            # read in place (incremental blob I/O): half the time of a SELECT of it,
+            # which copies its 10 MB once more
+            with db.blobopen("planning", "data", rowid, readonly=True) as blob:
+                data = blob.read()
             columns, out_columns = decode(data, stamp, len(RECORD_FIELDS))
             sources = _states_from_columns(columns)
             new = tuple.__new__
@@ -266,7 +270,7 @@ class Manifest:
                 outputs.pop(path, None)
                 if sig is not None:
                     outputs[path] = new(OutputState, (sig, sha, size))
-        except (BlobError, ValueError, TypeError):
+        except (BlobError, ValueError, TypeError, sqlite3.Error):  # the rows then say
             return None
         if (len(sources), len(outputs)) != (n_sources, n_outputs):
             return None  # not the rows' image
