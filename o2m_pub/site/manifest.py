@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -252,8 +253,8 @@ class Manifest:
             columns, out_columns = decode(data, stamp, len(RECORD_FIELDS))
             sources = _states_from_columns(columns)
             new = tuple.__new__
-            outputs = {path: new(OutputState, state)
-                       for path, *state in zip(*out_columns)}  # type: ignore[misc]
+            paths, digests, shas, sizes = out_columns  # 14,000 states made by map, in C
+            outputs = dict(zip(paths, map(partial(new, OutputState), zip(digests, shas, sizes))))
             rows = db.execute(
                 "SELECT p.key, s.mtime_ns, s.size, s.sha, s.digest, s.list_digest, s.plan, "
                 "s.record FROM planning_pending p LEFT JOIN sources s ON s.source = p.key "
