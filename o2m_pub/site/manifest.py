@@ -415,7 +415,12 @@ def write_planning_blob(db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM planning")
         db.execute("DELETE FROM kv WHERE key=?", (_BLOB_STAMP,))
         return
-    db.execute("INSERT OR REPLACE INTO planning VALUES ('all', ?)", (data,))
+    del sources, outputs  # (the rows' 10,000 records go before SQLite's work)
+    # written in place (incremental blob I/O): SQLite keeps no copy of its own of it
+    db.execute("INSERT OR REPLACE INTO planning VALUES ('all', zeroblob(?))", (len(data),))
+    rowid = db.execute("SELECT rowid FROM planning WHERE name='all'").fetchone()[0]
+    with db.blobopen("planning", "data", rowid) as blob:
+        blob.write(data)
     db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (_BLOB_STAMP, stamp))
 
 
