@@ -28,26 +28,16 @@ command that uses them, so `o2m build` starts without loading `o2m serve`'s worl
 
 from __future__ import annotations
 
-import gc
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, Callable
 
-# The CLI's start-up (click, this package, the command's module) makes some 40,000
-# objects and no garbage: with Python's young threshold of 700 allocations that set off
-# 26 collections (3 ms) before any command ran. They are made with a threshold as a
-# one-off build's (cli/site.py, ONE_OFF_GC_THRESHOLD); `main` puts the process's own
-# back before the command runs (and `o2m build` raises it again).
-_GC_THRESHOLD = gc.get_threshold()
-gc.set_threshold(20_000, *_GC_THRESHOLD[1:])
+import click
 
-import importlib  # noqa: E402 - after the threshold above
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
-
-import click  # noqa: E402
-
-from o2m_pub import __version__  # noqa: E402
-from o2m_pub.cli._common import fail, internal_error, os_error, quiet_broken_pipe  # noqa: E402
-from o2m_pub.errors import O2MError  # noqa: E402
+from o2m_pub import __version__
+from o2m_pub.cli._common import fail, internal_error, os_error, quiet_broken_pipe
+from o2m_pub.errors import O2MError
 
 
 # name: (module in o2m_pub.cli, its attribute, the short help `o2m --help` shows: the
@@ -176,7 +166,6 @@ class _Group(click.Group):
 def main(ctx: click.Context, site: Path | None, debug: bool,
          passphrase_file: Path | None) -> None:
     """o2m: your posts as static files, for the public and for your friends."""
-    gc.set_threshold(*_GC_THRESHOLD)  # the start-up's threshold ends here (see the top)
     ctx.obj = {"site": site, "debug": debug, "passphrase_file": passphrase_file}
 
 

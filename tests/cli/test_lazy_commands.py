@@ -72,26 +72,3 @@ def test_help_lists_every_command_without_importing_them():
     assert formatter.getvalue() in help_text
     for name in _COMMANDS:
         assert f"\n  {name} " in help_text
-
-
-def test_the_start_up_collects_less_often_and_the_command_runs_with_the_process_threshold(site):
-    """Importing the CLI raises the collector's young threshold (its imports make no
-    garbage); `main` puts the process's own back before a command runs, and `o2m
-    build` raises it again for itself."""
-    script = (
-        "import gc, sys\n"
-        "gc.set_threshold(700, 10, 10)\n"
-        "import o2m_pub.cli as cli\n"
-        "print(gc.get_threshold()[0])\n"
-        "for command in (['whoami'], ['build', '-q']):\n"
-        "    try:\n"
-        "        cli.main(['-C', sys.argv[1], *command], prog_name='o2m')\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "    print(gc.get_threshold()[0])\n"
-    )
-    from o2m_pub.cli.site import ONE_OFF_GC_THRESHOLD
-    site.post("2026/a.md", title="A")
-    result = subprocess.run([sys.executable, "-c", script, str(site.root)],
-                            capture_output=True, text=True, check=True)
-    assert ["20000", "700", str(ONE_OFF_GC_THRESHOLD)] == result.stdout.split()
