@@ -140,8 +140,8 @@ class TLSServer(tcp.Server):
     def write(self, data: bytes | memoryview) -> None:
         """Send `data` now, as far as the socket takes it; buffer the rest (Twisted's
         buffer, drained when the socket is writable)."""
-        if not self.connected or self._close_sent:
-            return
+        if not self.connected or self._close_sent or self._close_blocked:
+            return  # after our close_notify, nothing (as Twisted's TLS drops it)
         if self._handshaken and not compat.buffered_bytes(self):
             data = self._send_now(data)
             if not data:
