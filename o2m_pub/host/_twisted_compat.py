@@ -219,7 +219,7 @@ def missing_parts(web_http: ModuleType | object = http) -> list[str]:
             missing.append(f"Request.{name}")
     if not isinstance(getattr(channel, "requests", None), list):
         missing.append("HTTPChannel.requests")
-    missing.extend(_transport_parts_missing())
+    missing.extend(transport_parts_missing())
     if getattr(web_http, "H2_ENABLED", False):  # else h2 is not offered, and not needed
         h2 = _try(lambda: web_http.H2Connection(reactor=Clock()))  # not the global reactor
         if not isinstance(getattr(h2, "streams", None), dict):
@@ -227,7 +227,7 @@ def missing_parts(web_http: ModuleType | object = http) -> list[str]:
     return missing
 
 
-def _transport_parts_missing(fd_class: type = abstract.FileDescriptor,
+def transport_parts_missing(fd_class: type = abstract.FileDescriptor,
                              port_class: type = tcp.Port) -> list[str]:
     """The parts o2m's own TLS transport needs of Twisted's FileDescriptor and Port."""
     missing = []
