@@ -6,8 +6,9 @@ TLS, signals and worker processes. The file cache is file_cache.py, the listenin
 sockets listen.py, each client connection connection.py (with the fast path that
 answers a plain GET or HEAD without Twisted's parser: fast_request.py reads it,
 fast_path.py answers it through `StaticSite.render_GET`, the same bytes as Twisted's
-path), and every private part of Twisted it leans on is fenced in _twisted_compat.py
-(docs/adr/0004).
+path), TLS by OpenSSL on the socket itself (tls_transport.py; Twisted's TLS layer with
+O2M_SERVE_TLS=twisted), and every private part of Twisted it leans on is fenced in
+_twisted_compat.py (docs/adr/0004).
 
 Requests carry no body, except a POST to the inbox (inbox.py, PROTOCOL.md §5) or to the
 Webmention endpoint (webmention.py, §1.6): what a
