@@ -153,6 +153,15 @@ def cases(site_root: Path) -> dict[str, list[bytes]]:
         "large file HEAD": [_get("/large.bin", method=b"HEAD")],
         "large file range": [_get("/large.bin", "Range: bytes=100-199")],
         "large file 304": [_get("/large.bin", b"If-None-Match: " + big_etag)],
+        "large file, then plain ones": [_get("/large.bin", close=False), plain,
+                                        _get("/small.txt")],
+        "large file, then plain ones, pipelined": [_get("/large.bin", close=False) + plain
+                                                   + _get("/small.txt")],
+        "another method, then plain ones, pipelined": [
+            _get("/", method=b"OPTIONS", close=False) + plain + _get("/small.txt")],
+        "another method, then a head in pieces": [
+            _get("/", method=b"OPTIONS", close=False) + plain[:20], plain[20:],
+            _get("/small.txt")],
         "versioned asset": [_get(css + "?v=1")],
         "versioned asset by an encoded key": [_get(css + "?%76=2&x")],
         "asset with a bare v": [_get(css + "?v")],
@@ -312,7 +321,8 @@ def test_deadlines_cut_connections_on_either_path(site_root, env):
 # The cases the fast path gives to Twisted (by design: nothing else may be among them,
 # or a plain request silently lost its speed).
 HANDED_OVER = {
-    "large file", "large file range", "a body on a GET, mid-pipeline", "chunked GET",
+    "large file", "large file range", "large file, then plain ones",
+    "large file, then plain ones, pipelined", "a body on a GET, mid-pipeline", "chunked GET",
     "Expect", "POST", "lowercase method", "OPTIONS", "inbox GET", "webmention GET",
     "asterisk target", "absolute-form target", "HTTP/2 preface on HTTP/1.1", "HTTP/0.9",
     "folded header", "bare LF", "bare CR in a value", "NUL in a value", "no colon",
@@ -354,3 +364,34 @@ def test_plain_requests_stay_on_the_fast_path_and_the_rest_are_handed_over(site_
             assert transport.value().startswith(b"HTTP/1."), name  # answered here
         connection.connectionLost(Failure(ConnectionDone()))
     assert HANDED_OVER == handed_over
+
+
+def test_a_connection_comes_back_to_the_fast_path_after_twisted_answered(site_root):
+    """Driven in this process: a request Twisted answers (another method, kept alive)
+    hands the connection to Twisted's parser; once that answer is done and Twisted
+    holds nothing more, the connection is back on the fast path, which answers the
+    next plain request (and a head Twisted had begun to read, given back whole)."""
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.error import ConnectionDone
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    from twisted.python.failure import Failure
+
+    from o2m_pub.host.file_cache import FileCache
+    from o2m_pub.host.serve import O2MSite, ServeOptions, StaticSite
+
+    cache = FileCache(site_root / "build", live_reload=False, max_bytes=64 << 20)
+    site = O2MSite(StaticSite(cache, None, fast_path=True), ServeOptions(fast_path=True),
+                   Clock())
+    connection = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+    connection.makeConnection(transport)
+    channel = connection._channel
+    plain = _get("/small.txt", close=False)
+    connection.dataReceived(_get("/", method=b"OPTIONS", close=False) + plain[:15])
+    assert transport.value().startswith(b"HTTP/1.1 405 ")
+    assert channel.fast and channel._pending == plain[:15]  # back, holding the head begun
+    transport.clear()
+    connection.dataReceived(plain[15:])
+    assert channel.fast and transport.value().startswith(b"HTTP/1.1 200 OK\r\n")
+    connection.connectionLost(Failure(ConnectionDone()))
