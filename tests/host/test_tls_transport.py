@@ -110,6 +110,27 @@ def test_old_versions_are_refused_by_openssl_s_client(server):
         assert s_client.returncode != 0, version
 
 
+def test_renegotiation_is_refused(server):
+    """A TLS 1.2 client that asks to renegotiate (openssl s_client's `R`) is refused
+    with OpenSSL's no_renegotiation, and gets nothing more."""
+    need_program("openssl", "openssl")
+    s_client = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}",
+                                 "-tls1_2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    try:
+        s_client.stdin.write("R\n")
+        s_client.stdin.flush()
+        s_client.wait(timeout=20)  # stdin left open: it ends by itself when refused
+        output = s_client.stdout.read()
+    finally:
+        if s_client.poll() is None:
+            s_client.kill()
+        s_client.stdin.close()
+        s_client.stdout.close()
+    assert "RENEGOTIATING" in output and "no renegotiation" in output
+    assert s_client.returncode != 0
+
+
 @pytest.mark.parametrize(("offered", "chosen"), [
     (["h2", "http/1.1"], "h2"), (["http/1.1", "h2"], "h2"), (["http/1.1"], "http/1.1"),
     (["spdy/3"], None), (None, None),
