@@ -3,6 +3,7 @@ TLS on this machine, serving the same build/, measured in one run with wrk.
 
     python bench/serve_bench.py [--mode files|mix|all|memory] [--seconds 10] [--connections 64]
                                 [--workers N] [--posts 10000] [--site DIR] [--twistd]
+                                [--both-tls]
 
 Two loads, each given to every server in turn:
 
@@ -21,10 +22,13 @@ other work it moves much less than requests a second). Needs wrk and nginx (Debi
 one self-signed P-256 certificate; o2m runs with its security headers and access log
 on (to a file), nginx with its access log to a file. `--site DIR` reuses a site made
 before (the o2m folder of `gen_site.py`, built or not); else it is generated in a
-temporary folder (about 40 s for 10,000 posts).
+temporary folder (about 40 s for 10,000 posts). o2m runs on its own TLS transport (the
+default); `--both-tls` measures it on Twisted's TLS layer too, in the same run (or set
+O2M_SERVE_TLS=twisted for the whole run).
 
 ``memory`` measures o2m alone, in this process, with no sockets: the server's site,
-channel and Twisted's TLS layer, fed by an OpenSSL client over memory BIOs, for the
+channel and Twisted's TLS layer (o2m's own transport needs a socket: it is not in this
+figure), fed by an OpenSSL client over memory BIOs, for the
 2 KiB head, the 200 KiB object and the mix (with `--site`; all but the files over
 1 MiB, which are streamed by a producer that needs a reactor), as microseconds of the
 server's own work per request. No kernel, no wrk on the same cores: the figure to
@@ -238,6 +242,13 @@ def start_servers(args, tmp: Path, root: Path) -> dict[str, tuple[subprocess.Pop
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port,
         "self+children")
     wait_port(port)  # o2m serve makes the certificate the others use, when there is none
+    if args.both_tls:  # the same o2m on Twisted's TLS layer, measured in the same run
+        port = free_port()
+        servers["o2m, Twisted TLS"] = (subprocess.Popen(
+            [sys.executable, "-m", "o2m_pub", "serve", "--port", str(port),
+             "--workers", str(args.workers), *log],
+            cwd=root, env={**env, "O2M_SERVE_TLS": "twisted"}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL), port, "self+children")
     cert, key = root / "keys/tls/cert.pem", root / "keys/tls/key.pem"
     port = free_port()
     (tmp / "nginx.conf").write_text(nginx_conf(tmp, port, cert, key, root / "build",
@@ -373,6 +384,8 @@ def main() -> None:
                     help="seconds of the mix before the measured run (0: none)")
     ap.add_argument("--twistd", action="store_true", help="also measure `twistd web`")
     ap.add_argument("--no-log", action="store_true", help="run o2m without its access log")
+    ap.add_argument("--both-tls", action="store_true",
+                    help="also measure o2m on Twisted's TLS layer (O2M_SERVE_TLS=twisted)")
     args = ap.parse_args()
     if args.mode == "memory":
         memory_mode(args)

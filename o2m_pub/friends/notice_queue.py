@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from o2m_pub._files import write_file
+from o2m_pub._files import TMP_PREFIX, write_file
 from o2m_pub.config import STATE_DIR
 
 INBOX_DIR = "inbox"
@@ -31,7 +31,7 @@ def queue_notice(root: Path, friend: str, data: bytes) -> bool:
     folder = _folder(root)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = folder / f"{friend}.notice"
-    others = [p for p in folder.glob("*.notice") if p != target]
+    others = [p for p in _notices(folder) if p != target]
     if len(others) >= MAX_QUEUED or \
             sum(p.stat().st_size for p in others) + len(data) > MAX_QUEUED_BYTES:
         return False
@@ -42,7 +42,13 @@ def queue_notice(root: Path, friend: str, data: bytes) -> bool:
 def queued(root: Path) -> list[str]:
     """The friends with a notice waiting."""
     folder = _folder(root)
-    return sorted(p.stem for p in folder.glob("*.notice")) if folder.is_dir() else []
+    return sorted(p.stem for p in _notices(folder)) if folder.is_dir() else []
+
+
+def _notices(folder: Path) -> list[Path]:
+    """The queued notices: not a notice being written (`write_file`'s temporary file,
+    which ends in ``.notice`` too)."""
+    return [p for p in folder.glob("*.notice") if not p.name.startswith(TMP_PREFIX)]
 
 
 def drop(root: Path, friends: list[str]) -> None:

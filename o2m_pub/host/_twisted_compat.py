@@ -27,6 +27,16 @@ The parts, and why each is needed (docs/adr/0004 says what breaks if one changes
     TLSMemoryBIOProtocol._tlsConnection,          ...and a large answer in one call into
       ._appSendBuffer, ._lostTLSConnection        OpenSSL (all four read with a default:
                                                   a rename only costs those savings)
+    FileDescriptor.dataBuffer, .offset,           o2m's own TLS transport (tls_transport.py):
+      ._tempDataLen                               is anything waiting in the write buffer
+                                                  (else an answer is sent at once)
+    FileDescriptor._postLoseConnection            ...its hook when a close has flushed the
+                                                  buffer: TLS's close_notify instead
+    FileDescriptor.SEND_LIMIT                     ...the most one send is given (a TLS
+                                                  write retried must be given the same)
+    tcp.Port.transport                            ...the class a port makes its accepted
+                                                  connections with (its docstring says
+                                                  it may be replaced)
 
 Not private, but undocumented: ``twisted.web.http.H2_ENABLED`` (h2 is offered by ALPN
 only when Twisted can speak it); and the hooks the body rule overrides (THREATS 51,
@@ -46,6 +56,7 @@ from typing import TypeVar
 
 import twisted
 from OpenSSL import SSL as _SSL
+from twisted.internet import abstract, tcp
 from twisted.internet.task import Clock
 from twisted.protocols.tls import TLSMemoryBIOProtocol as _TLSMemoryBIOProtocol
 from twisted.web import http
@@ -99,6 +110,22 @@ def headers_over(raw: dict[bytes, list[bytes]], cls: type[_HeadersT] = http.Head
     return headers
 
 
+SEND_LIMIT: int = getattr(abstract.FileDescriptor, "SEND_LIMIT", 128 * 1024)
+"""The most a FileDescriptor's `doWrite` gives `writeSomeData` at once."""
+
+
+def buffered_bytes(transport: abstract.FileDescriptor) -> int:
+    """Bytes waiting in a transport's write buffer (Twisted's ``dataBuffer`` from
+    ``offset``, and the pieces not yet joined to it)."""
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def use_transport(port: object, make: object) -> None:
+    """Have a listening TCP port make its connections with `make` (called as
+    `tcp.Server` is: socket, protocol, address, port, session number, reactor)."""
+    port.transport = make  # type: ignore[attr-defined]
+
+
 def write_now(transport: object, data: bytes | memoryview) -> None:
     """Write `data` through a TLS transport now, as one piece.
 
@@ -108,8 +135,13 @@ def write_now(transport: object, data: bytes | memoryview) -> None:
     to the socket's buffer. The fast path writes a whole answer at once: here it goes
     to OpenSSL straight away (what the transport held is flushed first, so the order
     stays); a large one (a memoryview, never copied) in one call that makes all its
-    records, read back and handed to the socket's transport in one write. Any other
-    transport, or a Twisted without those parts, gets a plain `write`."""
+    records, read back and handed to the socket's transport in one write. o2m's own
+    TLS transport (tls_transport.py) sends at once anyway, and takes a memoryview
+    whole. Any other transport, or a Twisted without those parts, gets a plain
+    `write`."""
+    if getattr(transport, "accepts_views", False):
+        transport.write(data)  # type: ignore[attr-defined]
+        return
     aggregator = getattr(transport, "_aggregator", None)
     if aggregator is None or not isinstance(transport, _TLSMemoryBIOProtocol):
         transport.write(bytes(data))  # type: ignore[attr-defined]
@@ -187,10 +219,27 @@ def missing_parts(web_http: ModuleType | object = http) -> list[str]:
             missing.append(f"Request.{name}")
     if not isinstance(getattr(channel, "requests", None), list):
         missing.append("HTTPChannel.requests")
+    missing.extend(transport_parts_missing())
     if getattr(web_http, "H2_ENABLED", False):  # else h2 is not offered, and not needed
         h2 = _try(lambda: web_http.H2Connection(reactor=Clock()))  # not the global reactor
         if not isinstance(getattr(h2, "streams", None), dict):
             missing.append("twisted.web._http2.H2Connection.streams")
+    return missing
+
+
+def transport_parts_missing(fd_class: type = abstract.FileDescriptor,
+                             port_class: type = tcp.Port) -> list[str]:
+    """The parts o2m's own TLS transport needs of Twisted's FileDescriptor and Port."""
+    missing = []
+    fd = _try(lambda: fd_class(reactor=Clock()))  # not the global reactor
+    if _try(lambda: buffered_bytes(fd)) != 0:
+        missing.append("FileDescriptor.dataBuffer, .offset and ._tempDataLen")
+    if not callable(getattr(fd_class, "_postLoseConnection", None)):
+        missing.append("FileDescriptor._postLoseConnection")
+    if not isinstance(getattr(fd_class, "SEND_LIMIT", None), int):
+        missing.append("FileDescriptor.SEND_LIMIT")
+    if getattr(port_class, "transport", None) is not tcp.Server:
+        missing.append("tcp.Port.transport")
     return missing
 
 

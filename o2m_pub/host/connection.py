@@ -5,7 +5,7 @@ in front of Twisted's parser, the fast path (docs/adr/0004): while a connection 
 nothing in flight, each whole request head it receives that `fast_request.parse_head`
 reads as a plain GET or HEAD is answered at once by `fast_path`; the first bytes that
 are anything else go to Twisted's parser unchanged, and the connection stays with it
-from then on. `Connection` wraps the channel in Twisted's switch to h2 (which never
+until Twisted has answered them and holds nothing more of it. `Connection` wraps the channel in Twisted's switch to h2 (which never
 takes the fast path), and is what the site counts, caps and sweeps.
 """
 
@@ -127,6 +127,24 @@ class DeadlineChannel(http.HTTPChannel):
             # done, or closing: TLS's close waits for the client's, the idle timeout
             # ends the wait (Twisted leaves a closing channel "handling" its request)
             self.waiting_since = time.monotonic()
+        self._back_to_the_fast_path()
+
+    def _back_to_the_fast_path(self) -> None:
+        """Once Twisted has answered what it was handed (a large file streamed, another
+        method) and holds nothing more of this connection (no request begun, no
+        request line being read, nothing pipelined it has not parsed, the connection
+        kept open), the next plain requests take the fast path again: else a client
+        that once fetched a large file would stay on Twisted's path for good."""
+        if (self.fast or self._closed or not self.site.static.fast_path or self.requests
+                or compat.handling_request(self) or compat.waiting_for_transport(self)
+                or not self.persistent or not self.line_mode
+                or getattr(self.transport, "disconnecting", True)):
+            return
+        self.fast = True
+        rest = self.clearLineBuffer()  # what Twisted read of the next head, unparsed
+        if rest:  # a request begun: its deadline runs
+            self.receiving_since, self.waiting_since = time.monotonic(), None
+            self._fast_received(rest)
 
     def pauseProducing(self) -> None:  # the transport's buffer is full
         super().pauseProducing()

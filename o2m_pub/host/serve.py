@@ -6,8 +6,9 @@ TLS, signals and worker processes. The file cache is file_cache.py, the listenin
 sockets listen.py, each client connection connection.py (with the fast path that
 answers a plain GET or HEAD without Twisted's parser: fast_request.py reads it,
 fast_path.py answers it through `StaticSite.render_GET`, the same bytes as Twisted's
-path), and every private part of Twisted it leans on is fenced in _twisted_compat.py
-(docs/adr/0004).
+path), TLS by OpenSSL on the socket itself (tls_transport.py; Twisted's TLS layer with
+O2M_SERVE_TLS=twisted), and every private part of Twisted it leans on is fenced in
+_twisted_compat.py (docs/adr/0004).
 
 Requests carry no body, except a POST to the inbox (inbox.py, PROTOCOL.md §5) or to the
 Webmention endpoint (webmention.py, §1.6): what a
@@ -48,7 +49,7 @@ from o2m_pub.host.fast_path import FastRequest, HandOver
 from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders, cache_budget
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.live_reload import LiveReload
-from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context
+from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context, stdlib_context
 from o2m_pub.host.webmention import WEBMENTION_PATH, WebmentionReceiver
 
 __all__ = ["FileCache", "Listening", "Mount", "ServeError", "ServeOptions", "bind", "run"]
@@ -97,6 +98,13 @@ class ServeOptions:
     # plain GETs and HEADs answered without Twisted's parser (docs/adr/0004); the same
     # bytes either way. O2M_SERVE_FAST_PATH=0 turns it off (to compare, or rule it out).
     fast_path: bool = field(default_factory=lambda: os.environ.get("O2M_SERVE_FAST_PATH") != "0")
+    # who does TLS: "ssl", o2m's own transport (OpenSSL on the socket, tls_transport.py),
+    # or "twisted", Twisted's TLS layer over memory BIOs. O2M_SERVE_TLS picks one.
+    tls: str = field(default_factory=lambda: os.environ.get("O2M_SERVE_TLS") or DEFAULT_TLS)
+
+
+TLS_TRANSPORTS = ("ssl", "twisted")
+DEFAULT_TLS = "ssl"
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -552,12 +560,20 @@ class _StaticRequest(_BodyRule):
 @implementer(IOpenSSLServerConnectionCreator)
 class ReloadableTLS:
     """Hands each new connection the current context; a reload swaps it, and open
-    connections keep theirs, so renewing a certificate drops no one."""
+    connections keep theirs, so renewing a certificate drops no one. The context is
+    Python's `ssl` one for o2m's own transport (`own`), else pyOpenSSL's for
+    Twisted's TLS layer; both from the same policy (tls.py)."""
 
-    def __init__(self, pair: KeyPair, alpn: list[bytes]) -> None:
-        self.pair, self.alpn = pair, alpn
-        self.context = server_context(pair, alpn)
+    def __init__(self, pair: KeyPair, alpn: list[bytes], own: bool = False) -> None:
+        self.pair, self.alpn, self.own = pair, alpn, own
+        self.context = self._make(pair)
         self.stamp = pair.stamp()
+
+    def _make(self, pair: KeyPair):  # noqa: ANN202 - ssl.SSLContext or OpenSSL.SSL.Context
+        return stdlib_context(pair, self.alpn) if self.own else server_context(pair, self.alpn)
+
+    def current(self):  # noqa: ANN201 - the context a new connection gets now
+        return self.context
 
     def serverConnectionForTLS(self, tls_protocol: object):  # noqa: ANN201, N802 - Twisted's name
         from OpenSSL import SSL
@@ -572,7 +588,7 @@ class ReloadableTLS:
         """
         self.stamp = self.pair.stamp()
         pair = load_pair(self.pair.cert_path, self.pair.key_path)
-        self.context = server_context(pair, self.alpn)
+        self.context = self._make(pair)
         self.pair = pair
 
 
@@ -586,6 +602,9 @@ def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOp
     `start_in_parent` (the watcher, say) starts after the fork, in the first process
     only, and returns its stop function.
     """
+    if options.tls not in TLS_TRANSPORTS:
+        raise ServeError(f"O2M_SERVE_TLS={options.tls}: not a TLS transport",
+                         hint="unset it, or give one of " + ", ".join(TLS_TRANSPORTS))
     raise_fd_limit()
     if options.cache_bytes is None:  # once, before the fork: the site's size and the memory's
         options = replace(options, cache_bytes=cache_budget(build_dir, options.workers))
@@ -647,7 +666,7 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     mount = options.mount(reactor) if options.mount is not None else None
     site = O2MSite(StaticSite(cache, live, inbox, mount, options.moved_to, options.fast_path),
                    options, reactor)
-    tls = ReloadableTLS(listening.pair, _alpn())
+    tls = ReloadableTLS(listening.pair, _alpn(), own=options.tls == "ssl")
     ports = _adopt_ports(reactor, listening, tls, site)
 
     def reload_tls(reason: str) -> None:
@@ -706,11 +725,19 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
 
 def _adopt_ports(reactor, listening: Listening, tls: ReloadableTLS,  # noqa: ANN001
                  site: O2MSite) -> list:
-    """The bound sockets, handed to `reactor`: HTTPS, and the plain redirect if any."""
-    from twisted.protocols.tls import TLSMemoryBIOFactory
+    """The bound sockets, handed to `reactor`: HTTPS (TLS by o2m's own transport, or
+    by Twisted's layer), and the plain redirect if any."""
+    if tls.own:
+        from o2m_pub.host.tls_transport import transport_factory
 
-    ports = [reactor.adoptStreamPort(listening.https.fileno(), listening.https.family,
-                                     TLSMemoryBIOFactory(tls, False, site, clock=reactor))]
+        https = reactor.adoptStreamPort(listening.https.fileno(), listening.https.family, site)
+        compat.use_transport(https, transport_factory(tls.current))  # before the reactor runs
+    else:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        https = reactor.adoptStreamPort(listening.https.fileno(), listening.https.family,
+                                        TLSMemoryBIOFactory(tls, False, site, clock=reactor))
+    ports = [https]
     if listening.http is not None:
         plain = server.Site(RedirectToHTTPS(redirect_origin(site.options.site_url,
                                                             listening.port)), reactor=reactor)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +171,47 @@ def server_context(pair: KeyPair, alpn: list[bytes]):  # noqa: ANN201 - OpenSSL.
             return next((p for p in alpn if p in offered), b"") or SSL.NO_OVERLAPPING_PROTOCOLS
         ctx.set_alpn_select_callback(choose)
     return ctx
+
+
+def stdlib_context(pair: KeyPair, alpn: list[bytes]) -> ssl.SSLContext:
+    """The same policy as `server_context`, as a context of Python's `ssl` module, for
+    `o2m serve`'s own TLS transport (tls_transport.py): TLS 1.2 at least, the same
+    forward-secret AEAD suites with the server's order, no compression or
+    renegotiation, ALPN from `alpn` in its order (no ALPN answer when nothing
+    overlaps), the server's session cache and tickets as OpenSSL keeps them.
+
+    Raises:
+        TLSError: OpenSSL refuses the pair (it was checked by `load_pair`: rare).
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= (ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+                    | ssl.OP_NO_RENEGOTIATION | ssl.OP_SINGLE_ECDH_USE)
+    ctx.set_ciphers(CIPHERS)
+    try:
+        _load_chain(ctx, pair)
+    except ssl.SSLError as e:
+        raise TLSError(f"OpenSSL cannot use this certificate and key ({e.reason})",
+                       path=str(pair.cert_path)) from None
+    if alpn:
+        ctx.set_alpn_protocols([name.decode("ascii") for name in alpn])
+    return ctx
+
+
+def _load_chain(ctx: ssl.SSLContext, pair: KeyPair) -> None:
+    """Give `ctx` the pair's chain and key from memory: `ssl` reads them only from a
+    file, so from an anonymous one where the system has them (Linux's memfd), never
+    written to a disk; elsewhere from the pair's own files."""
+    if not hasattr(os, "memfd_create"):
+        ctx.load_cert_chain(pair.cert_path, pair.key_path)
+        return
+    fd = os.memfd_create("o2m-tls", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "wb", closefd=False) as memory:
+            memory.write(pair.cert_pem + b"\n" + pair.key_pem)
+        ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
 
 
 def site_pair(root: Path, config, now: dt.datetime) -> tuple[KeyPair, bool, bool]:  # noqa: ANN001

@@ -16,6 +16,7 @@ from conftest import run_o2m
 from support.o2m_server import site_with_a_friend, start_o2m_serve
 
 TWISTED_ONLY = {"O2M_SERVE_FAST_PATH": "0"}
+TWISTED_TLS = {"O2M_SERVE_TLS": "twisted"}  # Twisted's TLS layer instead of o2m's own
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def exchange(server, pieces: list[bytes], pause: float = 0.0) -> bytes:
                 pass  # a connection cut after a 400 or 413
             except TimeoutError:
                 chunks.append(b"\n(the server kept the connection open)")
-    return b"".join(chunks)
+    return b"".join(chunks) or b"(closed without an answer)"
 
 
 _DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
@@ -152,6 +153,15 @@ def cases(site_root: Path) -> dict[str, list[bytes]]:
         "large file HEAD": [_get("/large.bin", method=b"HEAD")],
         "large file range": [_get("/large.bin", "Range: bytes=100-199")],
         "large file 304": [_get("/large.bin", b"If-None-Match: " + big_etag)],
+        "large file, then plain ones": [_get("/large.bin", close=False), plain,
+                                        _get("/small.txt")],
+        "large file, then plain ones, pipelined": [_get("/large.bin", close=False) + plain
+                                                   + _get("/small.txt")],
+        "another method, then plain ones, pipelined": [
+            _get("/", method=b"OPTIONS", close=False) + plain + _get("/small.txt")],
+        "another method, then a head in pieces": [
+            _get("/", method=b"OPTIONS", close=False) + plain[:20], plain[20:],
+            _get("/small.txt")],
         "versioned asset": [_get(css + "?v=1")],
         "versioned asset by an encoded key": [_get(css + "?%76=2&x")],
         "asset with a bare v": [_get(css + "?v")],
@@ -226,6 +236,33 @@ def test_every_request_gets_the_same_bytes_on_both_paths(site_root, servers):
     assert expected == actual
 
 
+# Where Twisted's TLS layer and o2m's own transport differ, on purpose: Twisted closes a
+# connection whose header line passes its 16 KiB limit without an answer, and its TLS
+# layer then waits for the client's close_notify, which a client waiting for an answer
+# never sends (the idle timeout ends it); o2m's transport sends its close_notify at once.
+TLS_DIFFERENCES = {"a head too long for Twisted": (b"\n(the server kept the connection open)",
+                                                   b"(closed without an answer)")}
+
+
+def test_every_request_gets_the_same_bytes_over_either_tls_transport(site_root, servers):
+    """The same requests to a server on Twisted's TLS layer (`O2M_SERVE_TLS=twisted`)
+    get the very bytes o2m's own transport sends (Date aside), but for the one
+    difference in `TLS_DIFFERENCES`: the transport changes how bytes travel, not which."""
+    own, _ = servers
+    old = start_o2m_serve(site_root, env=TWISTED_TLS)
+    try:
+        expected, actual = {}, {}
+        for name, pieces in cases(site_root).items():
+            pause = 0.01 if len(pieces) > 1 else 0.0
+            expected[name] = comparable(exchange(old, pieces, pause))
+            actual[name] = comparable(exchange(own, pieces, pause))
+    finally:
+        assert old.stop() == 0
+    for name, (before, now) in TLS_DIFFERENCES.items():
+        assert (expected.pop(name), actual.pop(name)) == (before, now)
+    assert expected == actual
+
+
 def test_the_access_log_lines_are_the_same(site_root, tmp_path):
     """The access log of a server with the fast path has the same lines, in the same
     order, as one without, for the same requests (timestamps aside)."""
@@ -284,7 +321,8 @@ def test_deadlines_cut_connections_on_either_path(site_root, env):
 # The cases the fast path gives to Twisted (by design: nothing else may be among them,
 # or a plain request silently lost its speed).
 HANDED_OVER = {
-    "large file", "large file range", "a body on a GET, mid-pipeline", "chunked GET",
+    "large file", "large file range", "large file, then plain ones",
+    "large file, then plain ones, pipelined", "a body on a GET, mid-pipeline", "chunked GET",
     "Expect", "POST", "lowercase method", "OPTIONS", "inbox GET", "webmention GET",
     "asterisk target", "absolute-form target", "HTTP/2 preface on HTTP/1.1", "HTTP/0.9",
     "folded header", "bare LF", "bare CR in a value", "NUL in a value", "no colon",
@@ -326,3 +364,34 @@ def test_plain_requests_stay_on_the_fast_path_and_the_rest_are_handed_over(site_
             assert transport.value().startswith(b"HTTP/1."), name  # answered here
         connection.connectionLost(Failure(ConnectionDone()))
     assert HANDED_OVER == handed_over
+
+
+def test_a_connection_comes_back_to_the_fast_path_after_twisted_answered(site_root):
+    """Driven in this process: a request Twisted answers (another method, kept alive)
+    hands the connection to Twisted's parser; once that answer is done and Twisted
+    holds nothing more, the connection is back on the fast path, which answers the
+    next plain request (and a head Twisted had begun to read, given back whole)."""
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.error import ConnectionDone
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    from twisted.python.failure import Failure
+
+    from o2m_pub.host.file_cache import FileCache
+    from o2m_pub.host.serve import O2MSite, ServeOptions, StaticSite
+
+    cache = FileCache(site_root / "build", live_reload=False, max_bytes=64 << 20)
+    site = O2MSite(StaticSite(cache, None, fast_path=True), ServeOptions(fast_path=True),
+                   Clock())
+    connection = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+    connection.makeConnection(transport)
+    channel = connection._channel
+    plain = _get("/small.txt", close=False)
+    connection.dataReceived(_get("/", method=b"OPTIONS", close=False) + plain[:15])
+    assert transport.value().startswith(b"HTTP/1.1 405 ")
+    assert channel.fast and channel._pending == plain[:15]  # back, holding the head begun
+    transport.clear()
+    connection.dataReceived(plain[15:])
+    assert channel.fast and transport.value().startswith(b"HTTP/1.1 200 OK\r\n")
+    connection.connectionLost(Failure(ConnectionDone()))

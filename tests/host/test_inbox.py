@@ -321,18 +321,20 @@ def _refused_at_headers(server, head: bytes, folder: Path, port: int | None = No
         return _answer(conn)
 
 
-def test_threat_51_a_body_on_get_is_refused_at_its_headers_and_nothing_is_spooled(tmp_path):
+@pytest.mark.parametrize("tls", ["own TLS", "Twisted's TLS"])
+def test_threat_51_a_body_on_get_is_refused_at_its_headers_and_nothing_is_spooled(tmp_path, tls):
     """GET and HEAD with a body, a chunked GET, a POST to a page, the inbox's POST over
     the cap, the plain-HTTP port, h2: each refused at its headers (413, or a reset h2
     stream), and the server never holds a file in its temporary folder, nor writes one
-    there; it serves on as before."""
+    there; it serves on as before; on either TLS transport."""
     root = _site(tmp_path)
     temp = tmp_path / "tmp"
     temp.mkdir()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         http_port = s.getsockname()[1]
-    with o2m_serve(root, "--http-port", str(http_port), env={"TMPDIR": str(temp)}) as server:
+    env = {"TMPDIR": str(temp), **({"O2M_SERVE_TLS": "twisted"} if tls != "own TLS" else {})}
+    with o2m_serve(root, "--http-port", str(http_port), env=env) as server:
         for head in (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000000\r\n\r\n",
                      b"HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n",
                      b"GET /index.html HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",

@@ -105,6 +105,21 @@ def test_a_notice_flood_fills_nothing(pair):
     assert len(queued(ada.root)) == MAX_QUEUED
 
 
+def test_a_notice_being_written_is_not_queued_yet(tmp_path):
+    """While a notice is written (its temporary file, `.~o2m-….bob.notice`, beside the
+    queue), the queue shows none from that friend, and does not count it against its
+    cap (seen when a push's answer reached the sender before the write ended)."""
+    from o2m_pub._files import TMP_PREFIX
+    from o2m_pub.config import STATE_DIR
+
+    folder = tmp_path / STATE_DIR / "inbox"
+    folder.mkdir(parents=True)
+    (folder / f"{TMP_PREFIX}0123456789abcdef.bob.notice").write_bytes(b"half")
+    assert queued(tmp_path) == []
+    assert queue_notice(tmp_path, "eve", b"x")
+    assert queued(tmp_path) == ["eve"]
+
+
 def test_a_reply_pushes_a_notice_to_the_ops_server(tmp_path, ca, monkeypatch):
     """Push, end to end: A runs `o2m serve`; B's `o2m build` publishes a reply and POSTs a
     notice to A's inbox, which queues it at once; A's next fetch brings the reply and

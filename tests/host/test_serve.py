@@ -24,21 +24,24 @@ from support.o2m_server import o2m_serve, site_with_a_friend, start_o2m_serve
 
 
 # Every test of a served site runs against both of the server's request paths: its
-# fast path for plain GETs and HEADs (the default), and Twisted's own parser (docs/adr/0004).
-BOTH_PATHS = {"fast path": {}, "Twisted's path": {"O2M_SERVE_FAST_PATH": "0"}}
+# fast path for plain GETs and HEADs (the default), and Twisted's own parser; and both
+# of its TLS transports: o2m's own (the default) and Twisted's TLS layer (docs/adr/0004).
+SERVE_MODES = {"fast path": {}, "Twisted's path": {"O2M_SERVE_FAST_PATH": "0"},
+               "Twisted's TLS": {"O2M_SERVE_TLS": "twisted"}}
+TRANSPORTS = {"own TLS": {}, "Twisted's TLS": {"O2M_SERVE_TLS": "twisted"}}
 
 
-@pytest.fixture(scope="module", params=list(BOTH_PATHS))
+@pytest.fixture(scope="module", params=list(SERVE_MODES))
 def served_site(request, tmp_path_factory):
     """One built site with a friend (so o/, p/, f/ exist), served for the whole module,
-    once with each request path."""
+    once with each request path, and once on Twisted's TLS layer."""
     root = site_with_a_friend(tmp_path_factory.mktemp("served") / "site", "Served")
     (root / "content" / "big.md").write_text(
         "---\ntitle: Big\ndate: 2026-05-02\naudience: public\n---\n![x](big.bin)\n")
     (root / "content" / "big.bin").write_bytes(os.urandom(3 << 20))
     build = run_o2m("build", cwd=root)
     assert build.returncode == 0, build.stderr
-    with o2m_serve(root, env=BOTH_PATHS[request.param]) as server:
+    with o2m_serve(root, env=SERVE_MODES[request.param]) as server:
         server.root = root
         yield server
 
@@ -366,18 +369,19 @@ def test_http2_request_is_answered(served):
     assert r.stdout == "2 200", r.stderr
 
 
-@pytest.mark.parametrize("path", list(BOTH_PATHS))
+@pytest.mark.parametrize("path", list(SERVE_MODES))
 def test_threat_45_slowloris_and_idle_connections_time_out(tmp_path, path):
     """1000 idle connections and one client trickling its request head a byte at a time are
     all closed by the timeouts, while other clients are still answered, on either request
-    path (the fast path holds a head that is not yet whole; Twisted's parser, one too long)."""
+    path (the fast path holds a head that is not yet whole; Twisted's parser, one too long)
+    and either TLS transport."""
     root = _small_site(tmp_path)
     import resource
     limits = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(limits[1], 4096), limits[1]))
     try:
         with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1",
-                       env=BOTH_PATHS[path]) as server:
+                       env=SERVE_MODES[path]) as server:
             idle = [socket.create_connection(("127.0.0.1", server.port), timeout=30)
                     for _ in range(1000)]
             # Slowloris: a TLS client sends its request head one byte at a time, forever.
@@ -443,13 +447,14 @@ def test_access_log_combined_format_and_without_addresses(tmp_path):
     assert line.startswith("- - - [") and "127.0.0.1" not in line
 
 
-def test_sigterm_finishes_in_flight_download_and_exits_0(tmp_path):
+@pytest.mark.parametrize("tls", list(TRANSPORTS))
+def test_sigterm_finishes_in_flight_download_and_exits_0(tmp_path, tls):
     """SIGTERM lets a download under way finish whole, then the server exits 0 and takes no
     new connection."""
     root = _small_site(tmp_path)
     data = os.urandom(40 << 20)
     (root / "build" / "large.bin").write_bytes(data)
-    server = start_o2m_serve(root)
+    server = start_o2m_serve(root, env=TRANSPORTS[tls])
     try:
         r = requests.get(server.url + "large.bin", verify=server.verify, timeout=30, stream=True)
         first = r.raw.read(1 << 20)
@@ -465,7 +470,8 @@ def test_sigterm_finishes_in_flight_download_and_exits_0(tmp_path):
         requests.get(server.url, verify=server.verify, timeout=5)
 
 
-def test_sighup_reloads_certificate_without_dropping_connections(tmp_path):
+@pytest.mark.parametrize("tls", list(TRANSPORTS))
+def test_sighup_reloads_certificate_without_dropping_connections(tmp_path, tls):
     """SIGHUP makes the server read its certificate again (new connections see the new
     one); a keep-alive connection from before still works."""
     import trustme  # a test dependency (pyproject's [test]): never skipped
@@ -484,7 +490,7 @@ def test_sighup_reloads_certificate_without_dropping_connections(tmp_path):
         f.write('\n[serve]\ncert = "keys/server.pem"\nkey = "keys/server.key"\n')
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    with o2m_serve(root) as server:
+    with o2m_serve(root, env=TRANSPORTS[tls]) as server:
         assert server.pin is None  # a CA-issued certificate: no pin
         session = requests.Session()
         assert session.get(server.url, verify=str(bundle), timeout=10).status_code == 200
@@ -522,10 +528,11 @@ def test_plain_http_port_only_redirects_to_the_configured_site(tmp_path):
             assert r.headers["Location"] == "https://small.example/tags/index.html?a=%3Cx%3E"
 
 
-def test_two_workers_share_the_port(tmp_path):
+@pytest.mark.parametrize("tls", list(TRANSPORTS))
+def test_two_workers_share_the_port(tmp_path, tls):
     """Two worker processes serve one port, and the server stops cleanly (exit 0)."""
     root = _small_site(tmp_path)
-    with o2m_serve(root, "--workers", "2") as server:
+    with o2m_serve(root, "--workers", "2", env=TRANSPORTS[tls]) as server:
         for _ in range(20):
             assert requests.get(server.url, verify=server.verify, timeout=10).status_code == 200
         assert server.stop() == 0
@@ -599,13 +606,15 @@ def test_serve_watch_rebuilds_and_reloads_open_pages(tmp_path):
         assert server.stop() == 0
 
 
-def test_slow_readers_get_the_whole_answer(tmp_path):
+@pytest.mark.parametrize("tls", list(TRANSPORTS))
+def test_slow_readers_get_the_whole_answer(tmp_path, tls):
     """A connection is idle only once the answer is delivered, not handed to the
     kernel: a client reading 4 MiB at about 1 MB/s is not cut off by 1 s timeouts."""
     root = _small_site(tmp_path)
     data = os.urandom(4 << 20)
     (root / "build" / "slow.bin").write_bytes(data)
-    with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1") as server:
+    with o2m_serve(root, "--request-timeout", "1", "--idle-timeout", "1",
+                   env=TRANSPORTS[tls]) as server:
         r = requests.get(server.url + "slow.bin", verify=server.verify, stream=True, timeout=30)
         got = bytearray()
         for chunk in r.iter_content(64 * 1024):
@@ -614,7 +623,8 @@ def test_slow_readers_get_the_whole_answer(tmp_path):
         assert bytes(got) == data
 
 
-def test_http2_connections_are_counted_and_not_cut_by_the_request_deadline(tmp_path):
+@pytest.mark.parametrize("tls", list(TRANSPORTS))
+def test_http2_connections_are_counted_and_not_cut_by_the_request_deadline(tmp_path, tls):
     """More HTTP/2 connections than the cap, one after another, are all served (each
     is let go when it closes), and a slow HTTP/2 download outlives the 1 s request
     deadline."""
@@ -623,7 +633,7 @@ def test_http2_connections_are_counted_and_not_cut_by_the_request_deadline(tmp_p
     data = os.urandom(3 << 20)
     (root / "build" / "big.bin").write_bytes(data)
     with o2m_serve(root, "--max-connections", "5", "--request-timeout", "1",
-                   "--idle-timeout", "1") as server:
+                   "--idle-timeout", "1", env=TRANSPORTS[tls]) as server:
         def h2(path: str, *extra: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(["curl", "-sS", "--http2", "--cacert", server.verify,
                                    "-o", str(tmp_path / "out"), "-w", "%{http_version} %{http_code}",

@@ -256,3 +256,45 @@ def test_write_now_sends_through_tls_in_order_past_the_batching(tmp_path):
     plain = StringTransport()
     compat.write_now(plain, memoryview(b"plain"))
     assert plain.value() == b"plain"
+
+
+class _BufferWithoutPieces:
+    """A FileDescriptor as a later Twisted might make it: no `_tempDataLen`."""
+
+    dataBuffer, offset, SEND_LIMIT = b"", 0, 128 * 1024
+
+    def __init__(self, reactor: object = None) -> None:
+        self._pieces: list[bytes] = []
+
+    def _postLoseConnection(self) -> None:  # noqa: N802
+        pass
+
+
+class _NoCloseHook(_BufferWithoutPieces):
+    _postLoseConnection = None  # type: ignore[assignment]
+
+    def __init__(self, reactor: object = None) -> None:
+        self._tempDataLen = 0
+
+
+def test_the_transport_parts_are_there_and_a_missing_one_is_named():
+    """o2m's own TLS transport's parts of Twisted (the write buffer's fields, the hook
+    a flushed close calls, the send limit, a port's transport class) are in this
+    Twisted; a stand-in without one is named, and `check` would refuse it."""
+    from twisted.internet import abstract, tcp
+
+    assert [] == compat.transport_parts_missing()
+    fd = abstract.FileDescriptor(reactor=Clock())
+    fd._tempDataBuffer.append(b"abc")
+    fd._tempDataLen += 3
+    fd.dataBuffer, fd.offset = b"12345", 2
+    assert 6 == compat.buffered_bytes(fd)
+    assert ["FileDescriptor.dataBuffer, .offset and ._tempDataLen"] == \
+        compat.transport_parts_missing(fd_class=_BufferWithoutPieces)
+    assert ["FileDescriptor._postLoseConnection"] == \
+        compat.transport_parts_missing(fd_class=_NoCloseHook)
+    assert ["tcp.Port.transport"] == compat.transport_parts_missing(
+        port_class=type("Port", (tcp.Port,), {"transport": object}))
+    port = types.SimpleNamespace(transport=tcp.Server)
+    compat.use_transport(port, print)
+    assert port.transport is print
