@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import run_o2m
 from support.hosts import need_program
-from support.o2m_server import o2m_serve, start_o2m_serve
+from support.o2m_server import o2m_serve
 
 TRANSPORTS = {"own TLS": {}, "Twisted's TLS": {"O2M_SERVE_TLS": "twisted"}}
 
