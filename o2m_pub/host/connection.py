@@ -5,8 +5,9 @@ in front of Twisted's parser, the fast path (docs/adr/0004): while a connection 
 nothing in flight, each whole request head it receives that `fast_request.parse_head`
 reads as a plain GET or HEAD is answered at once by `fast_path`; the first bytes that
 are anything else go to Twisted's parser unchanged, and the connection stays with it
-until Twisted has answered them and holds nothing more of it. `Connection` wraps the channel in Twisted's switch to h2 (which never
-takes the fast path), and is what the site counts, caps and sweeps.
+until Twisted has answered them and holds nothing more of it. `Connection` wraps the
+channel in Twisted's switch to h2 (which never takes the fast path), and is what the
+site counts, caps and sweeps.
 """
 
 from __future__ import annotations
