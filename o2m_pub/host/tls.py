@@ -201,17 +201,20 @@ def stdlib_context(pair: KeyPair, alpn: list[bytes]) -> ssl.SSLContext:
 def _load_chain(ctx: ssl.SSLContext, pair: KeyPair) -> None:
     """Give `ctx` the pair's chain and key from memory: `ssl` reads them only from a
     file, so from an anonymous one where the system has them (Linux's memfd), never
-    written to a disk; elsewhere from the pair's own files."""
-    if not hasattr(os, "memfd_create"):
-        ctx.load_cert_chain(pair.cert_path, pair.key_path)
-        return
-    fd = os.memfd_create("o2m-tls", os.MFD_CLOEXEC)
-    try:
-        with open(fd, "wb", closefd=False) as memory:
-            memory.write(pair.cert_pem + b"\n" + pair.key_pem)
-        ctx.load_cert_chain(f"/proc/self/fd/{fd}")
-    finally:
-        os.close(fd)
+    written to a disk; elsewhere (or without /proc to name it) from the pair's own
+    files."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("o2m-tls", os.MFD_CLOEXEC)
+        try:
+            with open(fd, "wb", closefd=False) as memory:
+                memory.write(pair.cert_pem + b"\n" + pair.key_pem)
+            ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+            return
+        except FileNotFoundError:  # no /proc in this container
+            pass
+        finally:
+            os.close(fd)
+    ctx.load_cert_chain(pair.cert_path, pair.key_path)
 
 
 def site_pair(root: Path, config, now: dt.datetime) -> tuple[KeyPair, bool, bool]:  # noqa: ANN001
