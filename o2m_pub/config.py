@@ -21,6 +21,7 @@ from o2m_pub.errors import ConfigError
 CONFIG_NAME = "o2m.toml"
 CARD_FILE = "keys/card.json"  # the owner's signed card (PROTOCOL.md §2.4)
 STATE_DIR = ".o2m"
+MANIFEST, PREVIEW_MANIFEST = "build.db", "preview.db"  # the builder's state, in STATE_DIR
 RESERVED_AUDIENCES = frozenset({"public", "friends"})
 DEFAULT_PORT = 8443  # `o2m serve` (docs/CONFIG.md [serve]); unprivileged, so no root needed
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

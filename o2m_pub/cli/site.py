@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import gc
 import shlex
@@ -32,6 +33,7 @@ from o2m_pub.cli._common import (
     unlock_with_passphrase,
     warn,
 )
+from o2m_pub.config import MANIFEST, PREVIEW_MANIFEST, STATE_DIR
 from o2m_pub.errors import BuildFailedError, O2MError, SiteError
 
 
@@ -149,8 +151,11 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
     """
     root = site_root(ctx)
     _fewer_collections()
-    identity = None if drafts else renew_stale_card(ctx, root)
-    report = run_build(root, ctx, drafts=drafts, jobs=jobs, identity=identity)
+    with _scan_ahead(root, drafts) as ahead:
+        identity = None if drafts else renew_stale_card(ctx, root)
+        if identity is not None and ahead is not None:
+            ahead.close()  # it asked for the passphrase: scan what is there now instead
+        report = run_build(root, ctx, drafts=drafts, jobs=jobs, identity=identity, ahead=ahead)
     if timings:
         for phase, seconds in report.timings.items():
             click.echo(f"  {phase:<22} {seconds * 1000:8.1f} ms", err=True)
@@ -165,6 +170,15 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
             sys.exit(1)
     if report.problems:
         fail(BuildFailedError(report.problems))
+
+
+def _scan_ahead(root: Path, drafts: bool):  # noqa: ANN202 - a context of ScanAhead | None
+    """The scan of content/ started now in a forked child, while this process imports
+    the build and reads its state (site/scan_ahead.py), for a big site."""
+    from o2m_pub.site.scan_ahead import start
+
+    state = root / STATE_DIR / (PREVIEW_MANIFEST if drafts else MANIFEST)
+    return start(root, state) or contextlib.nullcontext()
 
 
 def renew_stale_card(ctx: click.Context, root: Path):  # noqa: ANN201 - Identity | None

@@ -16,6 +16,7 @@ or delete), `pages` (rendering pages), `private_steps` (friends' feeds), `snapsh
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import json
@@ -32,7 +33,7 @@ import jinja2
 
 from o2m_pub import config as config_mod
 from o2m_pub._files import site_lock
-from o2m_pub.config import CARD_FILE, STATE_DIR, SiteConfig
+from o2m_pub.config import CARD_FILE, MANIFEST, PREVIEW_MANIFEST, STATE_DIR, SiteConfig
 from o2m_pub.errors import SiteError
 from o2m_pub.site.audience import Friends, check_audience, load_friends
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
@@ -63,6 +64,7 @@ from o2m_pub.site.render import (
     theme_dirs,
 )
 from o2m_pub.site.report import BuildProgress, BuildReport
+from o2m_pub.site.scan_ahead import ScanAhead, start as start_scan_ahead
 from o2m_pub.site.snapshot import ManifestSnapshot
 from o2m_pub.site.sources import (
     CONTENT_DIR,
@@ -149,7 +151,7 @@ def _static_files(root: Path) -> dict[str, Path]:
 def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
                progress: BuildProgress | None = None,
                unlock: Callable[[], "Identity"] | None = None,
-               now: dt.datetime | None = None) -> BuildReport:
+               now: dt.datetime | None = None, ahead: ScanAhead | None = None) -> BuildReport:
     """Build the site at `root` into build/ (or, with drafts, a private preview folder):
     one build of a `Builder` session (see there for the arguments).
 
@@ -159,7 +161,7 @@ def build_site(root: Path, *, drafts: bool = False, jobs: int | None = None,
     Post problems do not raise: they are in the report, and the rest is built.
     """
     with Builder(root, drafts=drafts, jobs=jobs, progress=progress, unlock=unlock,
-                 one_off=True) as builder:
+                 one_off=True, ahead=ahead) as builder:
         return builder.build(now=now)
 
 
@@ -249,20 +251,23 @@ class Builder:
             `close`, what the process holds is frozen out of the garbage collector's
             walks (gc.freeze), which would otherwise go over the 10,000 records again
             and again; `close` unfreezes it, for a caller that lives on.
+        ahead: the scan of content/ a caller started in a forked child before its own
+            work (`o2m build`, before its imports), for the first build.
     """
 
     def __init__(self, root: Path, *, drafts: bool = False, jobs: int | None = None,
                  progress: BuildProgress | None = None,
                  unlock: Callable[[], "Identity"] | None = None,
-                 wait_for_lock: bool = False, one_off: bool = False) -> None:
+                 wait_for_lock: bool = False, one_off: bool = False,
+                 ahead: ScanAhead | None = None) -> None:
         self.root, self.drafts, self.progress, self.wait_for_lock = root, drafts, progress, \
             wait_for_lock
-        self.one_off, self._frozen = one_off, False
+        self.one_off, self._frozen, self._ahead = one_off, False, ahead
         self.jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                              else os.cpu_count() or 1)
         self.state_dir = root / STATE_DIR
         self.out_dir = self.state_dir / "preview" if drafts else root / BUILD_DIR
-        self.db_path = self.state_dir / ("preview.db" if drafts else "build.db")
+        self.db_path = self.state_dir / (PREVIEW_MANIFEST if drafts else MANIFEST)
         self._unlock = unlock
         self._identity: Identity | None = None
         self._manifest: Manifest | None = None
@@ -309,23 +314,33 @@ class Builder:
         Post problems do not raise: they are in the report, and the rest is built.
         """
         started = time.perf_counter()
-        config = config_mod.load(self.root)
-        report = BuildReport(out_dir=self.out_dir)
-        with site_lock(self.state_dir, wait=self.wait_for_lock):
-            try:
-                manifest, snapshot = self._manifest_state()
-                build = _Build(self.root, config, manifest, self.out_dir, report,
-                               drafts=self.drafts, jobs=self.jobs, progress=self.progress,
-                               snapshot=snapshot, env=self._environment(manifest),
-                               friends=self._friends_of(config), unlock=self.unlock,
-                               now=now or dt.datetime.now(dt.timezone.utc))
-                build.run()
-            except BaseException:
-                self.close()  # whatever it left in memory is not trusted again
-                raise
-            self._snapshot = build.next_snapshot
+        with self._scan_ahead() as ahead:
+            config = config_mod.load(self.root)
+            report = BuildReport(out_dir=self.out_dir)
+            with site_lock(self.state_dir, wait=self.wait_for_lock):
+                try:
+                    manifest, snapshot = self._manifest_state()
+                    build = _Build(self.root, config, manifest, self.out_dir, report,
+                                   drafts=self.drafts, jobs=self.jobs, progress=self.progress,
+                                   snapshot=snapshot, env=self._environment(manifest),
+                                   friends=self._friends_of(config), unlock=self.unlock,
+                                   now=now or dt.datetime.now(dt.timezone.utc), ahead=ahead)
+                    build.run()
+                except BaseException:
+                    self.close()  # whatever it left in memory is not trusted again
+                    raise
+                self._snapshot = build.next_snapshot
         report.seconds = time.perf_counter() - started
         return report
+
+    def _scan_ahead(self) -> contextlib.AbstractContextManager[ScanAhead | None]:
+        """The scan of content/ in a forked child (`scan_ahead`): the caller's, for the
+        first build, or one started now for a one-off build of a big site; else none,
+        and the build scans when it gets there."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None and self.one_off:
+            ahead = start_scan_ahead(self.root, self.db_path)
+        return ahead if ahead is not None else contextlib.nullcontext()
 
     def _manifest_state(self) -> tuple[Manifest, ManifestSnapshot]:
         """The open manifest and its tables, reloaded if anyone else changed them."""
@@ -402,8 +417,10 @@ class _Build:
                  report: BuildReport, *, drafts: bool, jobs: int,
                  progress: BuildProgress | None, snapshot: ManifestSnapshot,
                  env: tuple[str, jinja2.Environment], friends: Friends,
-                 unlock: Callable[[bytes], "Identity"], now: dt.datetime) -> None:
+                 unlock: Callable[[bytes], "Identity"], now: dt.datetime,
+                 ahead: ScanAhead | None = None) -> None:
         self.root, self.config, self.manifest, self.out_dir = root, config, manifest, out_dir
+        self.ahead = ahead  # the scan of content/, when a child does it meanwhile
         self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
         self.media_paths = MediaPaths(root, root / CONTENT_DIR)
         self.friends, self.unlock, self.now = friends, unlock, now
@@ -476,7 +493,7 @@ class _Build:
         """Every post as it is now, parsing and rendering those whose file changed (their
         bodies go to the build cache at once); and the changes to record."""
         previous = self.snapshot.sources
-        stats, warnings = scan_sources(self.root)
+        stats, warnings = self.ahead.result() if self.ahead else scan_sources(self.root)
         self.report.warnings += warnings
         current: dict[str, SourceState] = {}
         changes: dict[str, SourceState | None] = {s: None for s in previous if s not in stats}
