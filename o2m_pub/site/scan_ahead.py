@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import marshal
 import os
+from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -91,35 +92,41 @@ class ScanAhead:
         self.close()
 
     def result(self) -> tuple[Stats, list[str]]:
-        """The child's scan, or, when it has none to give, a scan done here now."""
+        """The child's scan, or, when it has none to give, a scan done here now. (The
+        answer is taken as soon as it is whole, without waiting for the child's exit,
+        which takes a few ms to let go of its memory: `close` reaps it later.)"""
         if self._fd is None:
             return self._scan(self.root)
         try:
             data = _read_all(self._fd)
         except OSError:
             data = b""
-        finished = self.close()
-        if finished:
-            try:
-                return _decode(data)
-            except (EOFError, ValueError, TypeError):
-                pass
-        return self._scan(self.root)
+        self._close_pipe()
+        self._reap(wait=False)
+        try:
+            return _decode(data)
+        except (EOFError, ValueError, TypeError):
+            return self._scan(self.root)
 
-    def close(self) -> bool:
-        """Let the child go (it stops at its next write if unread) and reap it; whether
-        it ended having written all of its answer."""
+    def close(self) -> None:
+        """Let the child go (it stops at its next write if unread) and reap it."""
+        self._close_pipe()
+        self._reap(wait=True)
+
+    def _close_pipe(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def _reap(self, wait: bool) -> None:
         if self._pid is None:
-            return False
-        pid, self._pid = self._pid, None
+            return
         try:
-            _, status = os.waitpid(pid, 0)
+            pid, _ = os.waitpid(self._pid, 0 if wait else os.WNOHANG)
         except ChildProcessError:
-            return False
-        return os.waitstatus_to_exitcode(status) == 0
+            pid = self._pid
+        if pid:
+            self._pid = None
 
 
 def _child(root: Path, scan: Scan, read_end: int, write_end: int) -> None:
@@ -132,6 +139,7 @@ def _child(root: Path, scan: Scan, read_end: int, write_end: int) -> None:
         view = memoryview(_encode(found, warnings))
         while view:
             view = view[os.write(write_end, view):]
+        os.close(write_end)  # the parent's end of file now, not after the exit's cleanup
         code = 0
     except BaseException:  # noqa: BLE001 - whatever it was, the parent scans again
         pass
@@ -140,17 +148,20 @@ def _child(root: Path, scan: Scan, read_end: int, write_end: int) -> None:
 
 
 def _encode(found: Stats, warnings: list[str]) -> bytes:
-    return marshal.dumps((tuple(found), tuple(s.st_mtime_ns for s in found.values()),
+    """The answer, its length first: a child that dies midway leaves it short."""
+    data = marshal.dumps((tuple(found), tuple(s.st_mtime_ns for s in found.values()),
                           tuple(s.st_size for s in found.values()), tuple(warnings)))
+    return len(data).to_bytes(8, "big") + data
 
 
 def _decode(data: bytes) -> tuple[Stats, list[str]]:
-    names, mtimes, sizes, warnings = marshal.loads(data)
+    if len(data) < 8 or int.from_bytes(data[:8], "big") != len(data) - 8:
+        raise ValueError("cut short")
+    names, mtimes, sizes, warnings = marshal.loads(memoryview(data)[8:])
     if not len(names) == len(mtimes) == len(sizes):
         raise ValueError("columns of different lengths")
-    new = tuple.__new__
-    return dict(zip(names, (new(FileStat, pair) for pair in zip(mtimes, sizes)))), \
-        list(warnings)
+    stat = partial(tuple.__new__, FileStat)
+    return dict(zip(names, map(stat, zip(mtimes, sizes)))), list(warnings)
 
 
 def _read_all(fd: int) -> bytes:
