@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -62,7 +63,7 @@ class DBErrors:
         (a full disk, an I/O error, no permission) as could not be read or written."""
         code = getattr(e, "sqlite_errorcode", None)
         primary = None if code is None else code & 0xFF  # extended codes carry the primary
-        if primary in _BUSY or (primary is None and "locked" in str(e)):
+        if _is_busy(e):
             return (self.busy_error or self.error)(
                 f"{self.where}: {self.what} is busy: another o2m is using it",
                 hint=self.busy_hint)
@@ -109,7 +110,7 @@ def open_db(path: Path, schema_sql: str, version: int, errors: DBErrors, *,
     try:
         with errors:
             db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db, busy_timeout_ms)
             db.execute("PRAGMA synchronous=FULL")
             if foreign_keys:
                 db.execute("PRAGMA foreign_keys=ON")
@@ -119,6 +120,30 @@ def open_db(path: Path, schema_sql: str, version: int, errors: DBErrors, *,
         db.close()
         raise
     return db
+
+
+def _use_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Switch the database to write-ahead logging (a no-op once it is). SQLite answers
+    "database is locked" at once, without waiting as `busy_timeout` says, when another
+    connection holds the file during the switch: two o2m opening a new store at once
+    (the server's first Webmention and `o2m mention list`, say). Retried, then, until
+    that timeout."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.002
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _is_busy(e: sqlite3.Error) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    return (code & 0xFF) in _BUSY if code is not None else "locked" in str(e)
 
 
 def _create_private(path: Path) -> None:
