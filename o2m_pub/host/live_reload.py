@@ -8,6 +8,8 @@ from pathlib import Path
 
 from twisted.web import http, server
 
+from o2m_pub.config import MANIFEST
+
 LIVE_PATH = b"/_o2m/live"
 LIVE_SCRIPT_PATH = b"/_o2m/live.js"
 LIVE_SCRIPT = (b'"use strict";new EventSource("/_o2m/live").onmessage=function(){'
@@ -22,7 +24,7 @@ class LiveReload:
     """
 
     def __init__(self, state_dir: Path) -> None:
-        self.stamp_paths = [state_dir / "build.db", state_dir / "build.db-wal"]
+        self.stamp_paths = [state_dir / MANIFEST, state_dir / f"{MANIFEST}-wal"]
         self.listeners: list[server.Request] = []
         self.stamp = self._read_stamp()
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from o2m_pub._sqlite import DBErrors, open_db
-from o2m_pub.config import STATE_DIR
+from o2m_pub.config import MANIFEST, STATE_DIR
 from o2m_pub.errors import O2MError
 from o2m_pub.site.mention_plan import MentionView, PublicPost, SentRecord, mention_view
 from o2m_pub.site.model import PostRecord
@@ -253,7 +253,7 @@ def approved_views(root: Path) -> dict[str, tuple[MentionView, ...]]:
 def _manifest_rows(root: Path) -> tuple[list[PostRecord], set[str], sqlite3.Connection] | None:
     """The last build's post records and output paths, read-only (None: never built,
     or a manifest of another version)."""
-    path = root / STATE_DIR / "build.db"
+    path = root / STATE_DIR / MANIFEST
     if not path.is_file():
         return None
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -282,7 +282,7 @@ def published_posts(root: Path) -> list[PublicPost]:
     records, outputs, db = found
     # the body is read on demand, from a connection of its own: the caller may be long
     db.close()
-    db_path = root / STATE_DIR / "build.db"
+    db_path = root / STATE_DIR / MANIFEST
 
     def body_of(key: str):  # noqa: ANN202 - () -> str
         def body() -> str:
@@ -307,7 +307,7 @@ class PublicPaths:
 
     def _read_stamp(self) -> tuple:
         stamp = []
-        for name in ("build.db", "build.db-wal"):
+        for name in (MANIFEST, f"{MANIFEST}-wal"):
             try:
                 st = os.stat(self.root / STATE_DIR / name)
                 stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))

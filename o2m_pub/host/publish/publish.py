@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from o2m_pub._files import TMP_PREFIX, site_lock
-from o2m_pub.config import STATE_DIR, load
+from o2m_pub.config import MANIFEST, STATE_DIR, load
 from o2m_pub.host.publish.folder import FolderTarget
 from o2m_pub.host.publish.plan import (
     DEFAULT_GRACE,
@@ -83,7 +83,7 @@ def _build_digests(state_dir: Path) -> dict[str, FileInfo]:
     Raises:
         PublishError: the last build stopped midway (its record of build/ is not whole).
     """
-    path = state_dir / "build.db"
+    path = state_dir / MANIFEST
     if not path.is_file():
         return {}
     try:
