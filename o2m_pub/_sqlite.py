@@ -104,13 +104,13 @@ def open_db(path: Path, schema_sql: str, version: int, errors: DBErrors, *,
         O2MError: `errors.error` (or `busy_error`): the database is damaged, busy, of a
             newer o2m, or cannot be read or written.
     """
-    _create_private(path)
+    create_private(path)
     with errors:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
     try:
         with errors:
             db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            _use_wal(db, busy_timeout_ms)
+            use_wal(db, busy_timeout_ms)
             db.execute("PRAGMA synchronous=FULL")
             if foreign_keys:
                 db.execute("PRAGMA foreign_keys=ON")
@@ -122,7 +122,7 @@ def open_db(path: Path, schema_sql: str, version: int, errors: DBErrors, *,
     return db
 
 
-def _use_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+def use_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
     """Switch the database to write-ahead logging (a no-op once it is). SQLite answers
     "database is locked" at once, without waiting as `busy_timeout` says, when another
     connection holds the file during the switch: two o2m opening a new store at once
@@ -146,7 +146,7 @@ def _is_busy(e: sqlite3.Error) -> bool:
     return (code & 0xFF) in _BUSY if code is not None else "locked" in str(e)
 
 
-def _create_private(path: Path) -> None:
+def create_private(path: Path) -> None:
     """The state folder 0700 and the database 0600 before SQLite first writes to it."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)

@@ -22,11 +22,14 @@ import os
 import sqlite3
 from pathlib import Path
 
+from o2m_pub._sqlite import create_private, use_wal
+
 NAME = "highlight.db"  # in the site's state folder
 MAX_BYTES = 64 * 1024 * 1024  # the file's budget; pruned to half of it when over
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS blocks "
            "(key TEXT PRIMARY KEY, html TEXT NOT NULL, check_ TEXT NOT NULL)")
 _BATCH = 256
+_BUSY_SECONDS = 1.0  # a store busy longer than this is skipped (a cache)
 
 
 def _check(html: str) -> str:
@@ -125,11 +128,10 @@ class CodeCache:
 def _open(path: Path) -> sqlite3.Connection | None:
     for attempt in (1, 2):
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            db = sqlite3.connect(path, isolation_level=None, timeout=1.0)
+            create_private(path)
+            db = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_SECONDS)
             try:
-                db.execute("PRAGMA journal_mode=WAL")
+                use_wal(db, int(_BUSY_SECONDS * 1000))  # (two workers open it at once)
                 db.execute("PRAGMA synchronous=OFF")
                 db.execute(_SCHEMA)
             except sqlite3.Error:

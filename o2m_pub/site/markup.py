@@ -74,14 +74,9 @@ def block_key(code: str, lang: str) -> str:
 
 @lru_cache(maxsize=4096)
 def highlight(code: str, lang: str) -> str:
-    """Highlight one code block; cached, since the same snippet recurs across posts
-    and this is the most expensive step of a build."""
-    return _highlight(code, lang)
-
-
-def _highlight(code: str, lang: str) -> str:
-    """Highlight one code block with Pygments (`HIGHLIGHT_FORMAT` names what this adds
-    and the options it uses: change both together)."""
+    """Highlight one code block with Pygments; cached, since the same snippet recurs
+    across posts and this is the most expensive step of a build (`HIGHLIGHT_FORMAT`
+    names what this adds and the options it uses: change both together)."""
     from pygments import highlight as pygments_highlight
     from pygments.util import ClassNotFound
 

@@ -15,7 +15,9 @@ import pytest
 
 from o2m_pub.site.build import build_site
 from o2m_pub.site.code_cache import CodeCache, prune
-from o2m_pub.site.markup import MarkdownRenderer, _highlight, block_key, highlight
+from o2m_pub.site.markup import MarkdownRenderer, block_key, highlight
+
+_highlight = highlight.__wrapped__  # Pygments' own output, past this process's lru
 
 CODE = "def f(x):\n    return [i * 2 for i in range(x)]  # <doubles>\n"
 BODY = f"Some code:\n\n```python\n{CODE}```\n\nThe end."
