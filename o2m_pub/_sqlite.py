@@ -61,8 +61,7 @@ class DBErrors:
     def convert(self, e: sqlite3.Error) -> O2MError:
         """The one-line error for what SQLite raised: busy, damaged, or anything else
         (a full disk, an I/O error, no permission) as could not be read or written."""
-        code = getattr(e, "sqlite_errorcode", None)
-        primary = None if code is None else code & 0xFF  # extended codes carry the primary
+        primary = _primary(e)
         if _is_busy(e):
             return (self.busy_error or self.error)(
                 f"{self.where}: {self.what} is busy: another o2m is using it",
@@ -141,9 +140,15 @@ def use_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
         pause = min(pause * 2, 0.05)
 
 
-def _is_busy(e: sqlite3.Error) -> bool:
+def _primary(e: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of `e` (its extended codes carry it), if known."""
     code = getattr(e, "sqlite_errorcode", None)
-    return (code & 0xFF) in _BUSY if code is not None else "locked" in str(e)
+    return None if code is None else code & 0xFF
+
+
+def _is_busy(e: sqlite3.Error) -> bool:
+    primary = _primary(e)
+    return primary in _BUSY if primary is not None else "locked" in str(e)
 
 
 def create_private(path: Path) -> None:

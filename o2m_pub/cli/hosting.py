@@ -67,7 +67,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     first run and its pin goes into your card, so friends check it without a CA.
     """
     from o2m_pub.config import STATE_DIR, load
-    from o2m_pub.host.serve import ServeError, ServeOptions, bind, run
+    from o2m_pub.host.serve import ServeError, ServeOptions, bind, chosen_tls_transport, run
     from o2m_pub.host.tls import site_pair
 
     root = site_root(ctx)
@@ -76,6 +76,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     if not watch and not (build_dir / "index.html").is_file():
         raise ServeError("nothing to serve: build/ has no index.html", path="build/",
                          hint="run `o2m build` first, or `o2m serve --watch`")
+    tls = chosen_tls_transport()  # before a certificate is made or a port bound
     pair, made, self_signed = site_pair(root, config, local_now())
     if made:
         out(f"o2m: made a self-signed certificate in keys/tls/ for {config.url}")
@@ -106,7 +107,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
         moved_to=settings.moved_to,
         report=report, inbox_kinds=inbox_kinds(root, report),
         inbox_per_address=settings.inbox_per_address, inbox_total=settings.inbox_total,
-        site_url=config.url, webmention=webmention_receiver(root, config, report))
+        site_url=config.url, webmention=webmention_receiver(root, config, report), tls=tls)
     pin_text = f"  pin {_pin_text(pair.pin)}" if self_signed else ""
     out(f"o2m: serving {build_dir} at {listening.url}{pin_text}")
     if settings.moved_to:

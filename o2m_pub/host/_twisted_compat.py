@@ -6,7 +6,9 @@ module checks that the installed Twisted still has each part, in the shape the s
 relies on, and raises `ServeError` ("this o2m needs Twisted 24.7–26.x; found …")
 otherwise: the server then refuses to start with one line, instead of failing on the
 first request or, worse, sending wrong headers. The check asks for features, not for a
-version number: a Twisted outside the range that still has them all is used.
+version number: a Twisted outside the range that still has them all is used. The parts
+of o2m's own TLS transport are checked apart (`transport_parts_missing`), when
+`o2m serve` chooses it: without them, O2M_SERVE_TLS=twisted still serves.
 
 The parts, and why each is needed (docs/adr/0004 says what breaks if one changes):
 
@@ -148,7 +150,7 @@ def write_now(transport: object, data: bytes | memoryview) -> None:
         return
     aggregator.flush()
     tls = getattr(transport, "_tlsConnection", None)
-    if (len(data) <= _RECORD or tls is None or getattr(transport, "_appSendBuffer", True)
+    if (len(data) <= TLS_RECORD or tls is None or getattr(transport, "_appSendBuffer", True)
             or getattr(transport, "_lostTLSConnection", True) or transport.disconnecting):
         _TLSMemoryBIOProtocol.write(transport, data)
         return
@@ -160,7 +162,7 @@ def write_now(transport: object, data: bytes | memoryview) -> None:
         records = []
         while True:
             try:
-                records.append(tls.bio_read(len(view) + _RECORD))
+                records.append(tls.bio_read(len(view) + TLS_RECORD))
             except _SSL.WantReadError:
                 break
     except _SSL.Error:  # no renegotiation in TLS 1.3, a broken one in 1.2: drop it
@@ -169,7 +171,7 @@ def write_now(transport: object, data: bytes | memoryview) -> None:
     transport.transport.write(records[0] if len(records) == 1 else b"".join(records))
 
 
-_RECORD = 16 * 1024  # the most a TLS record carries
+TLS_RECORD = 16 * 1024  # the most a TLS record carries
 
 
 def h2_busy(channel: object) -> bool:
@@ -219,7 +221,6 @@ def missing_parts(web_http: ModuleType | object = http) -> list[str]:
             missing.append(f"Request.{name}")
     if not isinstance(getattr(channel, "requests", None), list):
         missing.append("HTTPChannel.requests")
-    missing.extend(transport_parts_missing())
     if getattr(web_http, "H2_ENABLED", False):  # else h2 is not offered, and not needed
         h2 = _try(lambda: web_http.H2Connection(reactor=Clock()))  # not the global reactor
         if not isinstance(getattr(h2, "streams", None), dict):

@@ -147,11 +147,6 @@ def _has_type_and_length(headers: http.Headers) -> bool:
     return b"Content-Type" in raw and b"Content-Length" in raw
 
 
-# TLS carries at most 16 KiB in a record, and Twisted's TLS layer hands OpenSSL an
-# answer in slices of that size: a copy of each, unless the answer is a memoryview.
-_RECORD = 16 * 1024
-
-
 def answer(channel: Any, head: Head) -> bool | None:
     """Answer a plain request on `channel` (a `connection.DeadlineChannel`) as
     Twisted's path would, and log it.
@@ -179,7 +174,7 @@ def answer(channel: Any, head: Head) -> bool | None:
         return None
     except Exception:  # noqa: BLE001 - a bug: Twisted's path answers it (a 500, logged)
         return None
-    if len(rest) <= _RECORD:
+    if len(rest) <= compat.TLS_RECORD:  # larger: TLS slices it, a copy of each slice
         compat.write_now(channel.transport, status_and_headers + rest)
     else:  # a large body: its bytes uncopied (Twisted's path copies them four times)
         compat.write_now(channel.transport, status_and_headers)

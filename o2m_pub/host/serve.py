@@ -100,11 +100,30 @@ class ServeOptions:
     fast_path: bool = field(default_factory=lambda: os.environ.get("O2M_SERVE_FAST_PATH") != "0")
     # who does TLS: "ssl", o2m's own transport (OpenSSL on the socket, tls_transport.py),
     # or "twisted", Twisted's TLS layer over memory BIOs. O2M_SERVE_TLS picks one.
-    tls: str = field(default_factory=lambda: os.environ.get("O2M_SERVE_TLS") or DEFAULT_TLS)
+    tls: str = field(default_factory=lambda: chosen_tls_transport())
 
 
 TLS_TRANSPORTS = ("ssl", "twisted")
-DEFAULT_TLS = "ssl"
+
+
+def chosen_tls_transport() -> str:
+    """The TLS transport O2M_SERVE_TLS names (o2m's own by default), checked before the
+    server makes a certificate or binds a port.
+
+    Raises:
+        ServeError: it names none, or o2m's own lacks a part of this Twisted (then
+            Twisted's TLS layer still serves: the parts it needs are checked apart).
+    """
+    name = os.environ.get("O2M_SERVE_TLS") or "ssl"
+    if name not in TLS_TRANSPORTS:
+        raise ServeError(f"O2M_SERVE_TLS={name}: not a TLS transport",
+                         hint="unset it, or give one of " + ", ".join(TLS_TRANSPORTS))
+    missing = compat.transport_parts_missing() if name == "ssl" else []
+    if missing:
+        raise ServeError(f"o2m's TLS transport needs {', '.join(missing)} of this Twisted",
+                         hint="serve with O2M_SERVE_TLS=twisted, or install a Twisted "
+                              f"{compat.TWISTED_REQUIREMENT}")
+    return name
 
 
 def _accepts_gzip(request: server.Request) -> bool:
@@ -602,9 +621,6 @@ def run(build_dir: Path, state_dir: Path, listening: Listening, options: ServeOp
     `start_in_parent` (the watcher, say) starts after the fork, in the first process
     only, and returns its stop function.
     """
-    if options.tls not in TLS_TRANSPORTS:
-        raise ServeError(f"O2M_SERVE_TLS={options.tls}: not a TLS transport",
-                         hint="unset it, or give one of " + ", ".join(TLS_TRANSPORTS))
     raise_fd_limit()
     if options.cache_bytes is None:  # once, before the fork: the site's size and the memory's
         options = replace(options, cache_bytes=cache_budget(build_dir, options.workers))

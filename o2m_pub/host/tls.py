@@ -181,7 +181,8 @@ def stdlib_context(pair: KeyPair, alpn: list[bytes]) -> ssl.SSLContext:
     overlaps), the server's session cache and tickets as OpenSSL keeps them.
 
     Raises:
-        TLSError: OpenSSL refuses the pair (it was checked by `load_pair`: rare).
+        TLSError: OpenSSL refuses the pair (it was checked by `load_pair`: rare), or
+            its files, read again without /proc, are gone or unreadable.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -190,8 +191,9 @@ def stdlib_context(pair: KeyPair, alpn: list[bytes]) -> ssl.SSLContext:
     ctx.set_ciphers(CIPHERS)
     try:
         _load_chain(ctx, pair)
-    except ssl.SSLError as e:
-        raise TLSError(f"OpenSSL cannot use this certificate and key ({e.reason})",
+    except OSError as e:  # ssl.SSLError is one
+        why = getattr(e, "reason", None) or e.strerror or e
+        raise TLSError(f"OpenSSL cannot use this certificate and key ({why})",
                        path=str(pair.cert_path)) from None
     if alpn:
         ctx.set_alpn_protocols([name.decode("ascii") for name in alpn])

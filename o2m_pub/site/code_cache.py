@@ -29,6 +29,7 @@ MAX_BYTES = 64 * 1024 * 1024  # the file's budget; pruned to half of it when ove
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS blocks "
            "(key TEXT PRIMARY KEY, html TEXT NOT NULL, check_ TEXT NOT NULL)")
 _BATCH = 256
+_INHERITED: list[sqlite3.Connection] = []  # a forked child's copies of its parent's
 _BUSY_SECONDS = 1.0  # a store busy longer than this is skipped (a cache)
 
 
@@ -98,6 +99,8 @@ class CodeCache:
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._pid != os.getpid():  # new, or forked since: this process opens its own
+            if self._db is not None:  # the parent's: never used, nor closed, here
+                _INHERITED.append(self._db)
             self._db, self._pending, self._pid = None, [], os.getpid()
         if self._db is None and not self._off:
             self._db = _open(self.path)
@@ -179,8 +182,7 @@ def prune(path: Path, max_bytes: int | None = None) -> int:
     if size <= max_bytes:
         return 0
     db = _open(path)
-    if db is None:
-        _remove(path)
+    if db is None:  # busy, or no access (a damaged one `_open` replaced already)
         return 0
     try:
         keep, oldest_kept = max_bytes // 2, None

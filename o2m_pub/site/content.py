@@ -30,7 +30,6 @@ GUARDING_FIELDS = {
 _SHORT_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d[T ])(\d)(?=:)")  # 2026-03-14T9:30
 SLUG_RE = re.compile(r"^[^\W_][\w-]{0,127}$")
 _DATE_IN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
-# PROTOCOL.md §4.1, by its shape (the crypto modules are not loaded for a public site)
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.M)
 
 
@@ -152,8 +151,10 @@ def _load_yaml(front: str, source: str, first_line: int) -> tuple[dict[str, Any]
 
 
 def _is_post_ref(text: Any) -> bool:
-    """PROTOCOL.md §4.1's check, imported only for a post that answers another (it
-    loads PyNaCl, which a plain post's render never needs)."""
+    """PROTOCOL.md §4.1's check, imported only for what looks like a reference (it
+    loads PyNaCl, which a plain post, or a reply to an https:// address, never needs)."""
+    if not (isinstance(text, str) and text.startswith("o2m:")):
+        return False
     from o2m_pub.protocol.conversation import is_post_ref
     return is_post_ref(text)
 

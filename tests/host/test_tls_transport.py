@@ -232,3 +232,17 @@ def test_an_unknown_tls_transport_is_one_clear_line(site_root):
                 env={"O2M_SERVE_TLS": "gnutls"})
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "O2M_SERVE_TLS=gnutls" in r.stderr and "ssl, twisted" in r.stderr
+
+
+def test_an_unknown_tls_transport_is_one_line_before_a_certificate_is_made(site):
+    """Bad input: O2M_SERVE_TLS names no transport. `o2m serve` says so in one line and
+    stops before it makes a self-signed certificate or binds a port."""
+    site.post("hello.md")
+    site.o2m("build")
+
+    result = run_o2m("serve", "--port", "0", cwd=site.root, env={"O2M_SERVE_TLS": "openssl"})
+
+    assert 0 != result.returncode
+    assert result.stderr.startswith("o2m: error: O2M_SERVE_TLS=openssl: not a TLS transport")
+    assert "Traceback" not in result.stderr
+    assert not (site.root / "keys/tls").exists()
