@@ -1,6 +1,7 @@
-"""The quick inline processor (markup._QuickInline) changes the speed of rendering a
-post, never its HTML: the same posts rendered with it and with Python-Markdown's own
-inline processor give the same bytes."""
+"""The quick inline processor (markup._QuickInline) and the quick word count change the
+speed of rendering a post, never its result: the same posts rendered with it and with
+Python-Markdown's own inline processor give the same bytes, and words are counted as the
+regular expressions counted them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from markdown.treeprocessors import InlineProcessor
 
 from o2m_pub.site.markup import MarkdownRenderer
@@ -62,3 +65,38 @@ def test_quick_inline_renders_the_same_html(tmp_path, raw_html):
     posts = [(text, "content/x.md") for text in _TRICKY] + _bodies(tmp_path)
     for body, source in posts:
         assert stock.render(body, source) == quick.render(body, source), source
+
+
+def _words_as_before(html: str) -> tuple[str, int]:
+    """`markup._summary_and_words` as it was, all regular expressions: the reference."""
+    import re
+
+    from o2m_pub.site.markup import _FIRST_PARAGRAPH, _clip, plain_text
+    first = _FIRST_PARAGRAPH.search(html)
+    summary = _clip(plain_text(first.group(1))) if first else ""
+    without_code = re.sub(r'<div class="highlight">.*?</div>', " ", html, flags=re.S)
+    return summary, len(re.findall(r"\w+", plain_text(without_code)))
+
+
+_PIECES = ['<div class="highlight">', "</div>", "<p>", "</p>", "<em>", "</em>", "<br>",
+           "<li>", "word", "café", "caf&#233;", "&amp;", "’", "“", "—", "snake_case", "42",
+           " ", "\n", "\t", "don't", "日本語", "<span>x</span>", "<"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_words_and_summary_are_counted_as_before(pieces):
+    """The faster summary and word count (str.find for the code blocks, no whitespace
+    collapsed, ASCII text counted by the ASCII pattern) give what the regular
+    expressions gave, for any mix of code blocks, tags, entities and scripts."""
+    from o2m_pub.site.markup import _summary_and_words
+    html = "".join(pieces)
+    assert _summary_and_words(html) == _words_as_before(html)
+
+
+def test_words_and_summary_of_real_posts_are_counted_as_before(tmp_path):
+    """The same on every rendered post of a generated site (code blocks, typography)."""
+    from o2m_pub.site.markup import _summary_and_words
+    renderer = MarkdownRenderer()
+    for body, source in _bodies(tmp_path)[:150]:
+        html = renderer.render(body, source).html
+        assert _summary_and_words(html) == _words_as_before(html)
