@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown.treeprocessors import InlineProcessor
 
@@ -32,9 +32,11 @@ _TRICKY = [
 ]
 
 
-def _stock() -> MarkdownRenderer:
-    renderer = MarkdownRenderer()
+def _stock(raw_html: bool = True) -> MarkdownRenderer:
+    """A renderer with Python-Markdown's own inline processor and block loop."""
+    renderer = MarkdownRenderer(raw_html=raw_html)
     renderer.md.treeprocessors.register(InlineProcessor(renderer.md), "inline", 20)
+    del renderer.md.parser.parseBlocks, renderer.md.parser.parseDocument  # the class's
     return renderer
 
 
@@ -54,17 +56,46 @@ def _bodies(tmp_path: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("raw_html", [True, False])
-def test_quick_inline_renders_the_same_html(tmp_path, raw_html):
+def test_quick_inline_and_blocks_render_the_same_html(tmp_path, raw_html):
     """Every post of a generated site (links, emphasis, code, tables, footnotes) and
     hand-written corner cases: the same Rendered either way, raw HTML on or off."""
     quick = MarkdownRenderer(raw_html=raw_html)
     assert type(quick.md.treeprocessors["inline"]).__name__ == "_QuickInline"
-    stock = _stock() if raw_html else MarkdownRenderer(raw_html=False)
-    if not raw_html:
-        stock.md.treeprocessors.register(InlineProcessor(stock.md), "inline", 20)
-    posts = [(text, "content/x.md") for text in _TRICKY] + _bodies(tmp_path)
+    assert quick.md.parser.parseBlocks.__qualname__ == "_QuickBlocks.parse_blocks"
+    stock = _stock(raw_html)
+    posts = [(text, "content/x.md") for text in _TRICKY + _TRICKY_BLOCKS] + _bodies(tmp_path)
     for body, source in posts:
         assert stock.render(body, source) == quick.render(body, source), source
+
+
+# Lines of each kind a block processor takes, and near misses of them
+_BLOCK_LINES = ["# Head", "## Head ##", "#no space", "Title", "=====", "-----", "--", "***",
+                "* * *", "___", "- item", "* item", "+ item", "-item", "1. one", "2.two",
+                "10. ten", "> quote", ">quote", "    code", "        deeper", "  - nested",
+                "| a | b |", "|---|:--|", "a | b", "--|--", "Term", ": definition",
+                ":no", "[^1]: a note", "[^x]:", "*[HTML]: Hyper Text", "*[X]:", "[r]: https://r.x",
+                '[r2]: <https://r.x> "T"', "[not]: ", "text with *em* and [link](u)", "a: b",
+                "x | y", "\\# escaped", "<div>html</div>", '<div markdown="1">*md*</div>',
+                "```", "~~~ python", "", "", ""]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_BLOCK_LINES), max_size=14), st.booleans())
+def test_quick_blocks_parse_any_mix_of_blocks_as_python_markdown(lines, raw_html):
+    """Any mix of headings, rules, lists, quotes, code, tables, definitions, footnotes,
+    abbreviations and references (and near misses of each): the same Rendered as with
+    Python-Markdown's own block loop."""
+    body = "\n".join(lines)
+    assert _RENDERERS[raw_html][0].render(body, "content/x.md") == \
+        _RENDERERS[raw_html][1].render(body, "content/x.md")
+
+
+_RENDERERS = {raw: (_stock(raw), MarkdownRenderer(raw_html=raw)) for raw in (True, False)}
+_TRICKY_BLOCKS = [
+    "Term\n: def\n\n    indented\n\n- a\n\n    more\n- b\n\n> q\n> > nested\n\n---",
+    "1. one\n2. two\n\n    code in item\n\n* x\n\nSetext\n---\n\n| a |\n|---|\n| 1 |",
+    "[^n]: note\n    more note\n\n*[ABBR]: x\n\nABBR [r]\n\n[r]: https://x.example 'T'",
+]
 
 
 def _words_as_before(html: str) -> tuple[str, int]:
