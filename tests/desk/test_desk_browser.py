@@ -117,7 +117,10 @@ def go(browser, url: str) -> None:  # noqa: ANN001
 
 
 def click_to_navigate(browser, element) -> None:  # noqa: ANN001
-    """Click, and wait until the next page is there (the old one's elements go stale)."""
+    """Click, and wait until the next page is there and loaded: the old one's elements
+    go stale, then the new document is complete (an element found while it is still
+    being parsed can be gone when it is read: "Node ... does not belong to the
+    document", seen once on a loaded machine)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -125,6 +128,8 @@ def click_to_navigate(browser, element) -> None:  # noqa: ANN001
     old = browser.find_element(By.TAG_NAME, "html")
     element.click()
     WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def heading(browser) -> str:  # noqa: ANN001
