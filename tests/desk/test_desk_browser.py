@@ -22,7 +22,9 @@ from support.browser import (
     OUTPUT,
     PHONE,
     axe_violations,
+    click_to_navigate,
     describe,
+    go,
     need_browser,
     screenshot,
     start_browser,
@@ -33,7 +35,6 @@ from support.people import Person, o2m, server_context
 
 from o2m_pub.protocol.cards import card_to_text
 from o2m_pub.protocol.keyfile import fingerprint
-
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -105,31 +106,6 @@ def _jpeg_with_gps() -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", exif=exif)
     return out.getvalue()
-
-
-def go(browser, url: str) -> None:  # noqa: ANN001
-    """Open `url` and wait until its page (after any redirect) is loaded, so nothing
-    found on it next belongs to a page being left (a loaded machine is slow to swap)."""
-    from selenium.webdriver.support.ui import WebDriverWait
-    browser.get(url)
-    WebDriverWait(browser, 30).until(
-        lambda b: b.execute_script("return document.readyState") == "complete")
-
-
-def click_to_navigate(browser, element) -> None:  # noqa: ANN001
-    """Click, and wait until the next page is there and loaded: the old one's elements
-    go stale, then the new document is complete (an element found while it is still
-    being parsed can be gone when it is read: "Node ... does not belong to the
-    document", seen once on a loaded machine)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
-    WebDriverWait(browser, 30).until(
-        lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def heading(browser) -> str:  # noqa: ANN001

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.browser import need_browser, start_browser
+from support.browser import click_to_navigate, need_browser, start_browser
 from support.data import PNG
 from support.desk import PASS, start_desk, stop
 from support.people import Person, server_context
@@ -27,7 +27,6 @@ from support.people import Person, server_context
 from o2m_pub.desk.web import CONTENT_SECURITY_POLICY
 from o2m_pub.reader.model import FriendUpdate, PostRow
 from o2m_pub.reader.store import ReaderStore
-
 
 NAME_PAYLOAD = "</title><script>window.__pwned = 36</script>"
 
@@ -144,17 +143,6 @@ def get(url: str, path: str, host: str | None = None):  # noqa: ANN201 - (status
     body = response.read()
     conn.close()
     return response.status, response.headers, body
-
-
-def click_to_navigate(browser, element) -> None:  # noqa: ANN001
-    """Click a link or button that loads a page, and wait until the new page is there."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
 
 
 def wait_for(predicate, what: str) -> None:  # noqa: ANN001

@@ -1,6 +1,7 @@
 """A real headless browser for tests (Debian's chromium and chromium-driver, selenium):
 start it, size it like a desktop or a 390 px phone, switch light and dark, take
-screenshots, run axe-core (the copy the axe-selenium-python wheel bundles)."""
+screenshots, run axe-core (the copy the axe-selenium-python wheel bundles), and go to
+a page or click to the next one, waiting until it is loaded."""
 
 from __future__ import annotations
 
@@ -79,3 +80,28 @@ def axe_violations(driver) -> list[dict]:  # noqa: ANN001
 def describe(violations: list[dict]) -> list[str]:
     return [f"{v['id']} ({v['impact']}): {v['help']} at "
             f"{[n['target'] for n in v['nodes']][:3]}" for v in violations]
+
+
+def go(browser, url: str) -> None:  # noqa: ANN001
+    """Open `url` and wait until its page (after any redirect) is loaded, so nothing
+    found on it next belongs to a page being left (a loaded machine is slow to swap)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser.get(url)
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
+
+
+def click_to_navigate(browser, element) -> None:  # noqa: ANN001
+    """Click, and wait until the next page is there and loaded: the old one's elements
+    go stale, then the new document is complete (an element found while it is still
+    being parsed can be gone when it is read: "Node ... does not belong to the
+    document", seen once on a loaded machine)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
