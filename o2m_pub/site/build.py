@@ -73,6 +73,7 @@ from o2m_pub.site.sources import (
     markup_options,
     render_changed,
     scan_sources,
+    sha_of_file,
 )
 from o2m_pub.site.writer import AtomicWriter
 
@@ -106,13 +107,6 @@ def _media_name(ref: str) -> str:
         return name
     ext = posixpath.splitext(name)[1]
     return "file" + (ext if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", ext) else "")
-
-
-def _sha_of_file(path: Path) -> str | None:
-    try:
-        return sha256_hex(path.read_bytes())
-    except OSError:
-        return None  # the renderer reports it, for that post alone
 
 
 class _Files:
@@ -339,7 +333,7 @@ class Builder:
         and the build scans when it gets there."""
         ahead, self._ahead = self._ahead, None
         if ahead is None and self.one_off:
-            ahead = start_scan_ahead(self.root, self.db_path)
+            ahead = start_scan_ahead(self.root, self.db_path, self.out_dir)
         return ahead if ahead is not None else contextlib.nullcontext()
 
     def _manifest_state(self) -> tuple[Manifest, ManifestSnapshot]:
@@ -453,6 +447,8 @@ class _Build:
         current, source_changes = self.collect_sources()
         self.lap("sources")
         posts = self.select(current)
+        if self.ahead:  # the pages' sizes, when the child took them too
+            self.outputs.sizes_ahead = self.ahead.page_sizes(self.manifest.path, self.out_dir)
         site = self.plan_site(posts, fingerprints)
         self.lap("plan")
         self.clean_up_a_killed_build()
@@ -505,7 +501,7 @@ class _Build:
             if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
                 current[source] = old
                 continue
-            if old and old.sha == _sha_of_file(self.root / source):
+            if old and old.sha == sha_of_file(self.root / source):
                 current[source] = changes[source] = replace(old, mtime_ns=st.st_mtime_ns,
                                                             size=st.st_size)
                 continue

@@ -36,6 +36,15 @@ _LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", "~tmp", ".part", ".crdo
 _LITTER_PREFIXES = (".", "#", "~$")
 
 
+def sha_of_file(path: Path) -> str | None:
+    """A post's file's hash (a post whose stat changed may still hold the same bytes);
+    None when it cannot be read (the renderer reports it, for that post alone)."""
+    try:
+        return sha256_hex(path.read_bytes())
+    except OSError:
+        return None
+
+
 def is_editor_litter(name: str) -> bool:
     """Whether a file name is an editor's temporary, swap, backup or lock file, or a
     dotfile: never a source of the site (scan_sources skips them; `o2m watch` ignores them)."""
