@@ -317,22 +317,6 @@ class Manifest:
             return (row[0], row[1]) if row else None
         return body
 
-    @staticmethod
-    def recorded_pages(path: Path) -> list[str]:
-        """The HTML outputs the last build recorded, read on a read-only connection of
-        its own (for `scan_ahead`'s child, which checks them ahead of the build: it must
-        not use a connection of its parent's, nor write).
-
-        Raises:
-            sqlite3.Error: no manifest there, or not one of this shape.
-        """
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return [row[0] for row in
-                    db.execute("SELECT path FROM outputs WHERE path LIKE '%.html'")]
-        finally:
-            db.close()
-
     def put_bodies(self, rows: list[tuple[str, str, str]]) -> None:
         """Cache rendered bodies right away (they are pure functions of their key, so
         keeping them even if the build dies is harmless and saves the work)."""

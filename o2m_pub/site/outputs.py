@@ -5,9 +5,9 @@ whose digest is the one recorded and that is still there at the recorded size is
 not made again. Writes go through one `AtomicWriter`, opened on the first write.
 
 The sizes of the pages as they were before the build wrote anything may come from
-elsewhere (`sizes_ahead`: `scan_ahead`'s child stats them while the build reads its
-state); a page they do not name is stat-ed here, as is every file once the first
-write is made.
+elsewhere (`sizes_ahead`: `scan_ahead`'s child takes them by `scan.sizes_now` while
+the build reads its state); a page they do not name is stat-ed here, as is every file
+once the first write is made.
 """
 
 from __future__ import annotations
@@ -28,29 +28,6 @@ def _size(path: str) -> int:
         return -1
 
 
-def sizes_now(out_dir: Path, paths: list[str]) -> dict[str, int]:
-    """The size of each of `paths` in `out_dir` now, -1 for one that is not there (as
-    `Outputs.damaged` sees it); a path whose `stat` fails otherwise is left out (the
-    build's own check then meets the error). Empty when `out_dir` cannot be opened.
-    (A tight loop: every page of the site, in `scan_ahead`'s child.)"""
-    try:
-        folder = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return {}
-    sizes, stat = {}, os.stat
-    try:
-        for path in paths:
-            try:
-                sizes[path] = stat(path, dir_fd=folder).st_size
-            except (FileNotFoundError, NotADirectoryError):
-                sizes[path] = -1
-            except OSError:
-                pass
-    finally:
-        os.close(folder)
-    return sizes
-
-
 class Outputs:
     """The outputs of one build: `old` as the last build recorded them, `new` as this
     one leaves them (every path not in `new` at the end is deleted).
@@ -63,7 +40,7 @@ class Outputs:
 
     Attributes:
         sizes_ahead: path -> its size (-1: not there) taken before this build wrote
-            anything, by `sizes_now` in another process; used instead of a `stat` until
+            anything, by `scan.sizes_now` in another process; used instead of a `stat` until
             the first write, then dropped. None: every size is stat-ed here.
     """
 

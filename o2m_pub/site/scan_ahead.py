@@ -12,9 +12,9 @@ clock is saved, not CPU; a small site scans faster than a fork costs, and scans 
 `o2m build` starts it first thing, before its imports and the card check, so that it
 overlaps them too.
 
-The child's results are the scan's own (`sources.scan_sources`), taken before any post
+The child's results are the scan's own (`scan.scan_sources`), taken before any post
 is read, as the build always takes it; then the size of each HTML page the manifest
-lists (`outputs.sizes_now`, on a read-only connection of the child's own), which the
+lists (`scan.sizes_now`, on a read-only connection of the child's own), which the
 build compares with the sizes in its own reading of the manifest: a page the child did
 not stat (recorded since, or its `stat` failed) is stat-ed in place. Anything going
 wrong with the child (no fork on this system, the child died, an answer cut short or
@@ -64,14 +64,13 @@ def start(root: Path, state_file: Path, out_dir: Path | None = None) -> ScanAhea
 
 
 def _scan_sources(root: Path) -> tuple[Stats, list[str]]:
-    from o2m_pub.site.sources import scan_sources  # (the build imports it anyway)
+    from o2m_pub.site.scan import scan_sources  # (light: the child's only import)
     return scan_sources(root)
 
 
 def _page_sizes(state_file: Path, out_dir: Path) -> dict[str, int]:
-    from o2m_pub.site.manifest import Manifest  # (the build imports them anyway)
-    from o2m_pub.site.outputs import sizes_now
-    return sizes_now(out_dir, Manifest.recorded_pages(state_file))
+    from o2m_pub.site.scan import recorded_pages, sizes_now
+    return sizes_now(out_dir, recorded_pages(state_file))
 
 
 class ScanAhead:

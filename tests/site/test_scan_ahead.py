@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ from o2m_pub.cli import main
 from o2m_pub.site import scan_ahead
 from o2m_pub.site.build import build_site
 from o2m_pub.site.manifest import Manifest, OutputState
-from o2m_pub.site.outputs import Outputs, sizes_now
+from o2m_pub.site.outputs import Outputs
+from o2m_pub.site.scan import recorded_pages, sizes_now
 from o2m_pub.site.scan_ahead import ScanAhead
 from o2m_pub.site.sources import scan_sources
 
@@ -211,7 +214,7 @@ def test_the_childs_page_sizes_are_the_pages_as_they_are(site):
     db, out = _built(site)
     (out / "2026/p1/index.html").unlink()
     (out / "2026/p2/index.html").write_text("short")
-    recorded = Manifest.recorded_pages(db)
+    recorded = recorded_pages(db)
 
     ahead = ScanAhead(site.root, scan_sources, pages=lambda: sizes_now(out, recorded))
     ahead.pages_of = (db, out)
@@ -226,16 +229,16 @@ def test_the_childs_page_sizes_are_the_pages_as_they_are(site):
 
 
 def test_recorded_pages_lists_the_html_outputs_read_only(site):
-    """`Manifest.recorded_pages`: the HTML outputs of the manifest's rows, read without
+    """`recorded_pages`: the HTML outputs of the manifest's rows, read without
     writing (no manifest there: an sqlite3 error, which the child turns into no answer)."""
     db, _ = _built(site)
     before = db.stat().st_mtime_ns
     expected = sorted(p for p in Manifest(db).outputs() if p.endswith(".html"))
 
-    assert expected == sorted(Manifest.recorded_pages(db))
+    assert expected == sorted(recorded_pages(db))
     assert before == db.stat().st_mtime_ns
     with pytest.raises(sqlite3.Error):
-        Manifest.recorded_pages(site.root / ".o2m/none.db")
+        recorded_pages(site.root / ".o2m/none.db")
 
 
 def test_page_sizes_of_another_manifest_or_folder_are_not_given(site, monkeypatch):
@@ -378,3 +381,25 @@ def test_a_build_that_renewed_the_card_checks_the_pages_in_place(tmp_path, scans
     assert started + 1 == len(scans_ahead) and _child_gone(scans_ahead[-1])
     assert [None] == scans_ahead.sizes[answers:]
     assert "Ada L." in page.read_text()
+
+
+def test_the_childs_work_imports_little(site):
+    """What the child runs (the scan, the pages' listing and sizes) imports none of the
+    build's heavy modules: each would be CPU the one-post edit pays for in the child."""
+    db, out = _built(site)
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "before = set(sys.modules)\n"
+        "from o2m_pub.site import scan_ahead\n"
+        "scan_ahead._scan_sources(Path(sys.argv[1]))\n"
+        "scan_ahead._page_sizes(Path(sys.argv[2]), Path(sys.argv[3]))\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n")
+    result = subprocess.run([sys.executable, "-c", script, str(site.root), str(db), str(out)],
+                            capture_output=True, text=True, check=True)
+    loaded = set(result.stdout.split())
+
+    assert {"o2m_pub.site.scan", "sqlite3"} <= loaded
+    heavy = {"jinja2", "markdown", "yaml", "o2m_pub.site.sources", "o2m_pub.site.manifest",
+             "o2m_pub.site.model", "o2m_pub.site.outputs", "o2m_pub.site.plan", "hashlib"}
+    assert set() == heavy & loaded
