@@ -1,6 +1,6 @@
 """What is on disk now, for a build to compare with its last state: the post files
 under content/ with their stats (`scan_sources`), and the sizes of the pages the last
-build recorded (`recorded_pages`, `sizes_now`); and whether there is an owner's card to
+build recorded, and of their media (`recorded_pages`, `sizes_now`); and whether there is an owner's card to
 read at all (`has_card`), or a key to make post ids from (`has_identity`).
 
 Light on imports on purpose: `scan_ahead`'s child runs these before the build's own
@@ -139,7 +139,8 @@ def has_identity(root: Path) -> bool:
 
 
 def recorded_pages(manifest: Path) -> list[str]:
-    """The HTML outputs the last build recorded (the manifest's `outputs` table, see
+    """The HTML pages and the media files the last build recorded in build/ (the
+    manifest's `outputs` table, see
     `manifest.Manifest`), read on a read-only connection of its own: `scan_ahead`'s
     child must not use a connection of its parent's, nor write.
 
@@ -150,7 +151,8 @@ def recorded_pages(manifest: Path) -> list[str]:
 
     db = sqlite3.connect(f"file:{manifest}?mode=ro", uri=True)
     try:
-        return [row[0] for row in db.execute("SELECT path FROM outputs WHERE path LIKE '%.html'")]
+        return [row[0] for row in db.execute(
+            "SELECT path FROM outputs WHERE path LIKE '%.html' OR path LIKE 'media/%'")]
     finally:
         db.close()
 

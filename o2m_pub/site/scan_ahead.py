@@ -13,8 +13,8 @@ clock is saved, not CPU; a small site scans faster than a fork costs, and scans 
 overlaps them too.
 
 The child's results are the scan's own (`scan.scan_sources`), taken before any post
-is read, as the build always takes it; then the size of each HTML page the manifest
-lists (`scan.sizes_now`, on a read-only connection of the child's own), which the
+is read, as the build always takes it; then the size of each HTML page and media
+file the manifest lists (`scan.sizes_now`, on a read-only connection of the child's own), which the
 build compares with the sizes in its own reading of the manifest: a page the child did
 not stat (recorded since, or its `stat` failed) is stat-ed in place. Anything going
 wrong with the child (no fork on this system, the child died, an answer cut short or

@@ -189,7 +189,7 @@ def test_a_big_sites_one_off_build_scans_ahead_and_sees_edits(site, scans_ahead,
     taken = scans_ahead.sizes[-1]
     assert taken is not None and -1 == taken["2026/four/index.html"]
     assert len("damaged by hand") == taken["2026/five/index.html"]
-    assert "feed.json" not in taken  # pages only
+    assert "feed.json" not in taken  # pages and media only
 
 
 def test_a_small_sites_build_scans_in_place(site):
@@ -208,9 +208,9 @@ def _built(site) -> tuple[Path, Path]:  # noqa: ANN001
 
 
 def test_the_childs_page_sizes_are_the_pages_as_they_are(site):
-    """After its scan, the child gives the size of every HTML page the manifest lists,
-    as `sizes_now` takes it in place: -1 for a page deleted, the new size of one
-    damaged; no other output (feeds, assets)."""
+    """After its scan, the child gives the size of every HTML page (and media file)
+    the manifest lists, as `sizes_now` takes it in place: -1 for a page deleted, the
+    new size of one damaged; no other output (feeds, assets)."""
     db, out = _built(site)
     (out / "2026/p1/index.html").unlink()
     (out / "2026/p2/index.html").write_text("short")
@@ -224,16 +224,22 @@ def test_the_childs_page_sizes_are_the_pages_as_they_are(site):
 
     assert sizes_now(out, recorded) == sizes
     assert -1 == sizes["2026/p1/index.html"] and 5 == sizes["2026/p2/index.html"]
-    assert "index.html" in sizes and all(p.endswith(".html") for p in sizes)
+    assert "index.html" in sizes and "feed.json" not in sizes
     assert {"feed.json", "atom.xml"} & set(Manifest(db).outputs())
 
 
-def test_recorded_pages_lists_the_html_outputs_read_only(site):
-    """`recorded_pages`: the HTML outputs of the manifest's rows, read without
+def test_recorded_pages_lists_the_html_and_media_outputs_read_only(site):
+    """`recorded_pages`: the HTML and media outputs of the manifest's rows, read without
     writing (no manifest there: an sqlite3 error, which the child turns into no answer)."""
     db, _ = _built(site)
+    site.write("content/photo.png", b"\x89PNG not really")
+    site.post("pic.md", title="Pic", body="![a photo](photo.png)")
+    assert [] == build_site(site.root).problems
     before = db.stat().st_mtime_ns
-    expected = sorted(p for p in Manifest(db).outputs() if p.endswith(".html"))
+    outputs = Manifest(db).outputs()
+    expected = sorted(p for p in outputs if p.endswith(".html") or p.startswith("media/"))
+    assert any(p.startswith("media/") for p in expected)
+    assert "feed.json" in outputs and "feed.json" not in expected
 
     assert expected == sorted(recorded_pages(db))
     assert before == db.stat().st_mtime_ns
