@@ -409,3 +409,20 @@ def test_the_childs_work_imports_little(site):
     heavy = {"jinja2", "markdown", "yaml", "o2m_pub.site.sources", "o2m_pub.site.manifest",
              "o2m_pub.site.model", "o2m_pub.site.outputs", "o2m_pub.site.plan", "hashlib"}
     assert set() == heavy & loaded
+
+
+def test_a_preview_of_drafts_takes_the_sizes_of_its_own_pages(site, scans_ahead):
+    """`o2m build --drafts` builds into .o2m/preview/ from its own manifest: the child
+    stats those pages (a preview page deleted by hand is made again)."""
+    site.post("one.md", title="One", body="Draft words.", draft="true")
+    site.o2m("build", "--drafts")
+    site.o2m("build", "--drafts")
+    page = site.root / ".o2m/preview/2026/one/index.html"
+    assert page.exists()
+    page.unlink()
+
+    site.o2m("build", "--drafts")
+
+    taken = scans_ahead.sizes[-1]
+    assert taken is not None and -1 == taken["2026/one/index.html"]
+    assert "Draft words." in page.read_text()
