@@ -40,8 +40,8 @@ class Outputs:
 
     Attributes:
         sizes_ahead: path -> its size (-1: not there) taken before this build wrote
-            anything, by `scan.sizes_now` in another process; used instead of a `stat` until
-            the first write, then dropped. None: every size is stat-ed here.
+            anything, by `scan.sizes_now` in another process; used instead of a `stat`
+            until the first write, then dropped. None: every size is stat-ed here.
     """
 
     def __init__(self, out_dir: Path, old: Mapping[str, OutputState], *,

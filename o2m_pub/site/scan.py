@@ -1,7 +1,8 @@
 """What is on disk now, for a build to compare with its last state: the post files
-under content/ with their stats (`scan_sources`), and the sizes of the pages the last
-build recorded, and of their media (`recorded_pages`, `sizes_now`); and whether there is an owner's card to
-read at all (`has_card`), or a key to make post ids from (`has_identity`).
+under content/ with their stats (`scan_sources`); the sizes of the pages and media
+files the last build recorded (`recorded_pages`, `sizes_now`); and whether there is an
+owner's card to read at all (`has_card`), or a key to make post ids from
+(`has_identity`).
 
 Light on imports on purpose: `scan_ahead`'s child runs these before the build's own
 imports, on the second core, and every module it imports is CPU the edit pays for.

@@ -22,9 +22,9 @@ from o2m_pub import _faults
 from o2m_pub._files import TMP_PREFIX, fsync_dir, sync_filesystem, write_file
 
 OUTPUT_MODE = 0o644  # served to anyone: readable by the web server, whatever the umask
-# the most files a phase may change for its barrier to sync them one by one (each an
-# fsync of the file, then one of each folder that gained or lost an entry); past
-# this, one sync of the whole file system is cheaper
+# about the most files a phase may change for its barrier to sync them one by one: up
+# to twice this many files and folders (a page and its folder: 32 pages), each an
+# fsync; past this, one sync of the whole file system is cheaper
 SYNC_EACH_MAX = 32
 
 
@@ -139,8 +139,8 @@ class AtomicWriter:
 
     def barrier(self) -> None:
         """Make everything written so far durable before the next phase starts: each
-        file written and each folder changed, when the phase changed a few
-        (`SYNC_EACH_MAX`), else one sync of the output's file system, which also covers
+        file written and each folder changed, when the phase changed a few (up to twice
+        `SYNC_EACH_MAX` files and folders), else one sync of the output's file system, which also covers
         what worker processes wrote (see `_files.sync_filesystem`).
 
         Raises:
