@@ -173,12 +173,14 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
 
 
 def _scan_ahead(root: Path, drafts: bool):  # noqa: ANN202 - a context of ScanAhead | None
-    """The scan of content/ started now in a forked child, while this process imports
-    the build and reads its state (site/scan_ahead.py), for a big site."""
+    """The scan of content/ and the pages' sizes taken now in a forked child, while this
+    process imports the build and reads its state (site/scan_ahead.py), for a big site.
+    (The folders are `Builder`'s, which uses the pages' sizes only if they match.)"""
     from o2m_pub.site.scan_ahead import start
 
     state = root / STATE_DIR / (PREVIEW_MANIFEST if drafts else MANIFEST)
-    return start(root, state) or contextlib.nullcontext()
+    out_dir = root / STATE_DIR / "preview" if drafts else root / "build"
+    return start(root, state, out_dir) or contextlib.nullcontext()
 
 
 def renew_stale_card(ctx: click.Context, root: Path):  # noqa: ANN201 - Identity | None
@@ -186,7 +188,9 @@ def renew_stale_card(ctx: click.Context, root: Path):  # noqa: ANN201 - Identity
     lacks the fields of o2m 1.1 (PROTOCOL.md §2.4); returns the identity unlocked for
     it (the build then needs no second prompt), or None. Without a passphrase at hand
     (no terminal, no $O2M_PASSPHRASE), it only warns."""
-    if not (root / "keys").is_dir():  # no keys, no card: spare a build their imports
+    from o2m_pub.site.scan import has_card
+
+    if not has_card(root):  # no card to renew: spare a build the card code's imports
         return None
     from o2m_pub.cli.friends import card_changes, renew_card
     from o2m_pub.config import load

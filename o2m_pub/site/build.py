@@ -64,6 +64,7 @@ from o2m_pub.site.render import (
     theme_dirs,
 )
 from o2m_pub.site.report import BuildProgress, BuildReport
+from o2m_pub.site.scan import has_card, has_identity
 from o2m_pub.site.scan_ahead import ScanAhead, start as start_scan_ahead
 from o2m_pub.site.snapshot import ManifestSnapshot
 from o2m_pub.site.sources import (
@@ -73,6 +74,7 @@ from o2m_pub.site.sources import (
     markup_options,
     render_changed,
     scan_sources,
+    sha_of_file,
 )
 from o2m_pub.site.writer import AtomicWriter
 
@@ -106,13 +108,6 @@ def _media_name(ref: str) -> str:
         return name
     ext = posixpath.splitext(name)[1]
     return "file" + (ext if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", ext) else "")
-
-
-def _sha_of_file(path: Path) -> str | None:
-    try:
-        return sha256_hex(path.read_bytes())
-    except OSError:
-        return None  # the renderer reports it, for that post alone
 
 
 class _Files:
@@ -179,7 +174,7 @@ def _approved_mentions(root: Path) -> dict[str, tuple["MentionView", ...]]:
 
 def _id_key(root: Path) -> bytes:
     """What post ids are made from (§3.4): the site's first key; none without keys."""
-    if not (root / "keys").is_dir():
+    if not has_identity(root):
         return b""
     from o2m_pub.friends.identity import item_id_key
     return item_id_key(root) or b""
@@ -339,7 +334,7 @@ class Builder:
         and the build scans when it gets there."""
         ahead, self._ahead = self._ahead, None
         if ahead is None and self.one_off:
-            ahead = start_scan_ahead(self.root, self.db_path)
+            ahead = start_scan_ahead(self.root, self.db_path, self.out_dir)
         return ahead if ahead is not None else contextlib.nullcontext()
 
     def _manifest_state(self) -> tuple[Manifest, ManifestSnapshot]:
@@ -453,6 +448,8 @@ class _Build:
         current, source_changes = self.collect_sources()
         self.lap("sources")
         posts = self.select(current)
+        if self.ahead:  # the pages' sizes, when the child took them too
+            self.outputs.sizes_ahead = self.ahead.page_sizes(self.manifest.path, self.out_dir)
         site = self.plan_site(posts, fingerprints)
         self.lap("plan")
         self.clean_up_a_killed_build()
@@ -505,7 +502,7 @@ class _Build:
             if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
                 current[source] = old
                 continue
-            if old and old.sha == _sha_of_file(self.root / source):
+            if old and old.sha == sha_of_file(self.root / source):
                 current[source] = changes[source] = replace(old, mtime_ns=st.st_mtime_ns,
                                                             size=st.st_size)
                 continue
@@ -696,8 +693,8 @@ class _Build:
 
     def own_card(self):  # noqa: ANN201 - protocol.cards.Card | None
         """The owner's card, parsed once per build (None: none, or unreadable)."""
-        if not hasattr(self, "_card") and not (self.root / "keys").is_dir():
-            self._card = None  # no keys, no card (and no crypto to import)
+        if not hasattr(self, "_card") and not has_card(self.root):
+            self._card = None  # no card (and no crypto to import)
         if not hasattr(self, "_card"):
             from o2m_pub.friends.identity import own_card
             from o2m_pub.protocol.cards import CardError

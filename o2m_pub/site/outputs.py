@@ -3,6 +3,11 @@
 Every output has a change digest (what its bytes depend on, `plan.digest_of`): a file
 whose digest is the one recorded and that is still there at the recorded size is kept,
 not made again. Writes go through one `AtomicWriter`, opened on the first write.
+
+The sizes of the pages as they were before the build wrote anything may come from
+elsewhere (`sizes_ahead`: `scan_ahead`'s child takes them by `scan.sizes_now` while
+the build reads its state); a page they do not name is stat-ed here, as is every file
+once the first write is made.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ class Outputs:
         old: path -> the state the last build recorded.
         before_first_write: called once, before anything is written (the build marks
             itself in progress, so the next one cleans up if it is killed).
+
+    Attributes:
+        sizes_ahead: path -> its size (-1: not there) taken before this build wrote
+            anything, by `scan.sizes_now` in another process; used instead of a `stat`
+            until the first write, then dropped. None: every size is stat-ed here.
     """
 
     def __init__(self, out_dir: Path, old: Mapping[str, OutputState], *,
@@ -40,10 +50,12 @@ class Outputs:
         self.old = old
         self.new: dict[str, OutputState] = {}
         self.writer: AtomicWriter | None = None
+        self.sizes_ahead: dict[str, int] | None = None
         self._before_first_write = before_first_write
 
     def ensure_writer(self) -> AtomicWriter:
         if self.writer is None:
+            self.sizes_ahead = None  # from now on, a size taken before may be stale
             self._before_first_write()
             self.writer = AtomicWriter(self.out_dir)
         return self.writer
@@ -56,12 +68,33 @@ class Outputs:
     def needs(self, path: str, digest: str) -> bool:
         """Whether to make `path`: its digest changed, or the file is not intact."""
         old = self.old.get(path)
-        return (old is None or old.digest != digest
-                or _size(os.path.join(self.out_str, path)) != old.size)
+        return old is None or old.digest != digest or self._size_now(path) != old.size
+
+    def _size_now(self, path: str) -> int:
+        if self.sizes_ahead is not None:
+            size = self.sizes_ahead.get(path)
+            if size is not None:
+                return size
+        return _size(os.path.join(self.out_str, path))
 
     def damaged(self, paths: list[str]) -> set[str]:
         """Those of `paths` that the last build did not write, or that are no longer
         there at the size it wrote (a tight loop: it runs over every page)."""
+        old, ahead = self.old, self.sizes_ahead
+        if ahead is None:
+            return self._damaged_here(paths)
+        bad, rest = set(), []
+        for path in paths:
+            state = old.get(path)
+            size = ahead.get(path)
+            if state is None or (size is not None and size != state.size):
+                bad.add(path)
+            elif size is None:  # not stat-ed ahead: here
+                rest.append(path)
+        return bad | self._damaged_here(rest) if rest else bad
+
+    def _damaged_here(self, paths: list[str]) -> set[str]:
+        """`damaged`, each page stat-ed now."""
         old, stat = self.old, os.stat
         bad = set()
         # relative to an open build/ (where the OS can): the kernel walks 2-3 names a
@@ -124,7 +157,7 @@ class Outputs:
         """Write unless the file already holds exactly these bytes; say whether it wrote."""
         sha = sha256_hex(data)
         old = self.old.get(path)
-        if old and old.sha == sha and _size(os.path.join(self.out_str, path)) == len(data):
+        if old and old.sha == sha and self._size_now(path) == len(data):
             return OutputState(digest, sha, len(data)), False
         self.ensure_writer().write(path, data)
         return OutputState(digest, sha, len(data)), True

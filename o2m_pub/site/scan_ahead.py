@@ -1,18 +1,24 @@
-"""The scan of content/ done ahead, by a forked child, while the build reads its state.
+"""The scan of content/ and the check of the pages done ahead, by a forked child,
+while the build reads its state.
 
 A build must `stat` every post to find what changed since the last one (on a
-10,000-post site, about 35 ms of system calls), and read the last build's state
-(about 50 ms). Neither needs the other until they are compared, so a one-off build of
-a big site forks a child that scans while the parent reads the state, on the second
-core, and hands over its result through a pipe: a one-post edit in a fresh process
-ends that much sooner. Only the time on the clock is saved, not CPU; a small site
-scans faster than a fork costs, and scans here. `o2m build` starts it first thing,
-before its imports and the card check, so that it overlaps them too.
+10,000-post site, about 35 ms of system calls), `stat` every page the last build
+recorded to find those deleted or damaged by hand (13,536 pages, about 33 ms), and
+read the last build's state (about 50 ms). None needs another until they are
+compared, so a one-off build of a big site forks a child that does the `stat`s while
+the parent reads the state, on the second core, and hands over its results through a
+pipe: a one-post edit in a fresh process ends that much sooner. Only the time on the
+clock is saved, not CPU; a small site scans faster than a fork costs, and scans here.
+`o2m build` starts it first thing, before its imports and the card check, so that it
+overlaps them too.
 
-The child's result is the scan's own (`sources.scan_sources`), taken before any post
-is read, as the build always takes it. Anything going wrong with the child (no fork
-on this system, the child died, its answer is cut short or damaged) means the scan is
-done again here: the build sees the same either way.
+The child's results are the scan's own (`scan.scan_sources`), taken before any post
+is read, as the build always takes it; then the size of each HTML page and media
+file the manifest lists (`scan.sizes_now`, on a read-only connection of the child's own), which the
+build compares with the sizes in its own reading of the manifest: a page the child did
+not stat (recorded since, or its `stat` failed) is stat-ed in place. Anything going
+wrong with the child (no fork on this system, the child died, an answer cut short or
+damaged) means that part is done again here: the build sees the same either way.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Callable, NamedTuple
 # the last build's state from which a scan ahead pays: about 1,000 posts' (at 10,000 it
 # saves 35 ms; a fork costs 1-3 ms)
 MIN_STATE_BYTES = 8 << 20
-_PIPE_BYTES = 1 << 20  # the child's answer fits: it writes it and is gone
+_PIPE_BYTES = 1 << 20  # the scan's answer fits: the child goes on to the pages at once
 
 
 class FileStat(NamedTuple):
@@ -38,34 +44,52 @@ class FileStat(NamedTuple):
 
 Stats = dict[str, "FileStat | os.stat_result"]
 Scan = Callable[[Path], "tuple[Stats, list[str]]"]
+Sizes = Callable[[], "dict[str, int]"]  # page -> its size now (-1: not there)
 
 
-def start(root: Path, state_file: Path) -> ScanAhead | None:
+def start(root: Path, state_file: Path, out_dir: Path | None = None) -> ScanAhead | None:
     """A scan ahead of the site at `root` when its last build's state (`state_file`)
-    is big enough for it to pay, else None."""
+    is big enough for it to pay, else None; with `out_dir`, the sizes of the pages the
+    state lists there too."""
     try:
         big = os.stat(state_file).st_size >= MIN_STATE_BYTES
     except OSError:
         return None
-    return ScanAhead(root) if big else None
+    if not big:
+        return None
+    pages = partial(_page_sizes, state_file, out_dir) if out_dir is not None else None
+    ahead = ScanAhead(root, pages=pages)
+    ahead.pages_of = (state_file, out_dir) if out_dir is not None else None
+    return ahead
 
 
 def _scan_sources(root: Path) -> tuple[Stats, list[str]]:
-    from o2m_pub.site.sources import scan_sources  # (the build imports it anyway)
+    from o2m_pub.site.scan import scan_sources  # (light: the child's only import)
     return scan_sources(root)
 
 
+def _page_sizes(state_file: Path, out_dir: Path) -> dict[str, int]:
+    from o2m_pub.site.scan import recorded_pages, sizes_now
+    return sizes_now(out_dir, recorded_pages(state_file))
+
+
 class ScanAhead:
-    """`scan(root)`, started now in a forked child; `result()` waits for it.
+    """`scan(root)`, then `pages()`, started now in a forked child; `result()` and
+    `page_sizes()` wait for each.
 
     Use it as a context manager, or call `close`: a build that fails before asking for
-    the result must still reap the child.
+    the results must still reap the child. After `close`, `result()` scans in place
+    and `page_sizes()` has none.
     """
 
-    def __init__(self, root: Path, scan: Scan = _scan_sources) -> None:
+    def __init__(self, root: Path, scan: Scan = _scan_sources, *,
+                 pages: Sizes | None = None) -> None:
         self.root, self._scan = root, scan
         self._pid: int | None = None
         self._fd: int | None = None
+        self._scanned = False  # the scan's answer was taken (the pages' comes next)
+        self._pages = pages is not None
+        self.pages_of: tuple[Path, Path] | None = None  # the manifest and folder of `pages`
         if not hasattr(os, "fork"):
             return
         read_end, write_end = os.pipe()
@@ -76,7 +100,7 @@ class ScanAhead:
             os.close(write_end)
             return
         if pid == 0:
-            _child(root, scan, read_end, write_end)  # never returns
+            _child(root, scan, pages, read_end, write_end)  # never returns
         os.close(write_end)
         try:
             import fcntl
@@ -95,23 +119,43 @@ class ScanAhead:
         """The child's scan, or, when it has none to give, a scan done here now. (The
         answer is taken as soon as it is whole, without waiting for the child's exit,
         which takes a few ms to let go of its memory: `close` reaps it later.)"""
-        if self._fd is None:
+        if self._fd is None or self._scanned:
             return self._scan(self.root)
-        try:
-            data = _read_all(self._fd)
-        except OSError:
-            data = b""
-        self._close_pipe()
-        self._reap(wait=False)
+        self._scanned = True
+        data = read_frame(self._fd)
+        if not self._pages:
+            self._done()
         try:
             return _decode(data)
         except (EOFError, ValueError, TypeError):
+            self._done()  # (a child that got the scan wrong says nothing more)
             return self._scan(self.root)
+
+    def page_sizes(self, state_file: Path, out_dir: Path) -> dict[str, int] | None:
+        """The sizes of the pages the child found (page -> size, -1: not there), taken
+        after its scan; None when it has none to give (the build stats them itself), or
+        none of the pages of this manifest in this folder. Ask once, after `result()`."""
+        if self._fd is None or not self._scanned or self.pages_of != (state_file, out_dir):
+            return None
+        data = read_frame(self._fd)
+        self._done()
+        try:
+            paths, sizes = marshal.loads(data)
+            if type(paths) is not tuple or type(sizes) is not tuple \
+                    or len(paths) != len(sizes):
+                return None
+            return dict(zip(paths, sizes))
+        except (EOFError, ValueError, TypeError):
+            return None
 
     def close(self) -> None:
         """Let the child go (it stops at its next write if unread) and reap it."""
         self._close_pipe()
         self._reap(wait=True)
+
+    def _done(self) -> None:
+        self._close_pipe()
+        self._reap(wait=False)
 
     def _close_pipe(self) -> None:
         if self._fd is not None:
@@ -129,43 +173,67 @@ class ScanAhead:
             self._pid = None
 
 
-def _child(root: Path, scan: Scan, read_end: int, write_end: int) -> None:
-    """The forked child: scan, write the answer, and leave at once (no cleanup of the
-    parent's state it shares, no atexit handlers, no buffered output flushed twice)."""
+def _child(root: Path, scan: Scan, pages: Sizes | None, read_end: int,
+           write_end: int) -> None:
+    """The forked child: scan, write the answer, then the pages' sizes, and leave at
+    once (no cleanup of the parent's state it shares, no atexit handlers, no buffered
+    output flushed twice)."""
     code = 1
     try:
         os.close(read_end)
         found, warnings = scan(root)
-        view = memoryview(_encode(found, warnings))
-        while view:
-            view = view[os.write(write_end, view):]
+        _write(write_end, _encode(found, warnings))
+        if pages is not None:
+            sizes = pages()
+            _write(write_end, _frame(marshal.dumps((tuple(sizes), tuple(sizes.values())))))
         os.close(write_end)  # the parent's end of file now, not after the exit's cleanup
         code = 0
-    except BaseException:  # noqa: BLE001 - whatever it was, the parent scans again
+    except BaseException:  # noqa: BLE001 - whatever it was, the parent does it again
         pass
     finally:
         os._exit(code)
 
 
-def _encode(found: Stats, warnings: list[str]) -> bytes:
-    """The answer, its length first: a child that dies midway leaves it short."""
-    data = marshal.dumps((tuple(found), tuple(s.st_mtime_ns for s in found.values()),
-                          tuple(s.st_size for s in found.values()), tuple(warnings)))
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _frame(data: bytes) -> bytes:
+    """An answer, its length first: a child that dies midway leaves it short."""
     return len(data).to_bytes(8, "big") + data
 
 
+def _encode(found: Stats, warnings: list[str]) -> bytes:
+    return _frame(marshal.dumps((tuple(found), tuple(s.st_mtime_ns for s in found.values()),
+                                 tuple(s.st_size for s in found.values()), tuple(warnings))))
+
+
 def _decode(data: bytes) -> tuple[Stats, list[str]]:
-    if len(data) < 8 or int.from_bytes(data[:8], "big") != len(data) - 8:
-        raise ValueError("cut short")
-    names, mtimes, sizes, warnings = marshal.loads(memoryview(data)[8:])
+    names, mtimes, sizes, warnings = marshal.loads(data)
     if not len(names) == len(mtimes) == len(sizes):
         raise ValueError("columns of different lengths")
     stat = partial(tuple.__new__, FileStat)
     return dict(zip(names, map(stat, zip(mtimes, sizes)))), list(warnings)
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
+def read_frame(fd: int) -> bytes:
+    """The next answer on `fd`, without its length; b"" when it is not whole."""
+    try:
+        head = _read_exactly(fd, 8)
+        if len(head) < 8:
+            return b""
+        data = _read_exactly(fd, int.from_bytes(head, "big"))
+    except OSError:
+        return b""
+    return data if len(data) == int.from_bytes(head, "big") else b""
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    """`n` bytes from `fd`, or fewer at its end."""
+    chunks, left = [], n
+    while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
         chunks.append(chunk)
+        left -= len(chunk)
     return b"".join(chunks)

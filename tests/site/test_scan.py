@@ -1,4 +1,4 @@
-"""The scan of content/ (`sources.scan_sources`): every post with its stat, in the order
+"""The scan of content/ (`scan.scan_sources`): every post with its stat, in the order
 of the folders' listings, plain files stat-ed together and symlinked ones one by one;
 litter and files gone between the listing and the stat left out."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from o2m_pub.site import sources
-from o2m_pub.site.sources import scan_sources
+from o2m_pub.site import scan
+from o2m_pub.site.scan import scan_sources
 
 
 def _post(path: Path, text: str = "---\ntitle: t\n---\nbody\n") -> None:
@@ -63,7 +63,7 @@ def test_a_post_gone_between_the_listing_and_its_stat_is_left_out(tmp_path):
         _post(folder / name)
     (folder / "b.md").unlink()
 
-    got = list(sources._stat_posts(str(folder), "content/2026", ["a.md", "b.md", "c.md"]))
+    got = list(scan._stat_posts(str(folder), "content/2026", ["a.md", "b.md", "c.md"]))
 
     assert ["content/2026/a.md", "content/2026/c.md"] == [rel for rel, _ in got]
     assert os.stat(folder / "c.md").st_ino == got[1][1].st_ino

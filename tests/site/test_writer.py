@@ -192,3 +192,52 @@ def test_remove_stale_temporaries_removes_only_temporaries(tmp_path):
     temporary_name(tmp_path / "a/index.html").write_bytes(b"half")
     assert 1 == writer.remove_stale_temporaries()
     assert ["index.html"] == os.listdir(tmp_path / "a")
+
+
+def test_a_barrier_after_a_few_writes_syncs_those_files_and_their_folders(tmp_path):
+    """A phase that changed a few files syncs each of them and each folder that gained
+    or lost an entry (a new folder's parent too), not the whole file system."""
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / "old").mkdir()
+    (root / "old/gone.html").write_text("x")
+    writer = AtomicWriter(root)
+
+    writer.write("a/b/page.html", b"page")
+    writer.write("index.html", b"home")
+    writer.delete("old/gone.html")
+    writer.barrier()
+
+    files, folders = writer.last_sync
+    assert [root / "a/b/page.html", root / "index.html"] == files
+    assert {root / "a/b", root / "a", root, root / "old"} == set(folders)
+    assert not (root / "old").exists()  # (emptied: removed, and its parent synced)
+
+    writer.barrier()  # nothing since: nothing to sync
+    assert (files, folders) == writer.last_sync
+
+
+def test_a_barrier_after_many_writes_or_a_workers_syncs_the_file_system(tmp_path):
+    """Past `SYNC_EACH_MAX` files, after writes by other processes (workers), and for
+    an output folder the writer made: one sync of the whole file system."""
+    from o2m_pub.site import writer as writer_mod
+
+    fresh = AtomicWriter(tmp_path / "new")  # made now: its parents' entries too
+    fresh.write("index.html", b"x")
+    fresh.barrier()
+    assert fresh.last_sync is None
+    fresh.write("index.html", b"y")  # the next phase: one by one again
+    fresh.barrier()
+    assert fresh.last_sync is not None
+
+    many = AtomicWriter(tmp_path / "new")
+    for n in range(writer_mod.SYNC_EACH_MAX * 2 + 1):
+        many.write(f"p{n}.html", b"x")
+    many.barrier()
+    assert many.last_sync is None
+
+    workers = AtomicWriter(tmp_path / "new")
+    workers.write("index.html", b"z")
+    workers.mark_dirty()
+    workers.barrier()
+    assert workers.last_sync is None
