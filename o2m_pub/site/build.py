@@ -64,7 +64,6 @@ from o2m_pub.site.render import (
     theme_dirs,
 )
 from o2m_pub.site.report import BuildProgress, BuildReport
-from o2m_pub.site.scan import has_card, has_identity
 from o2m_pub.site.scan_ahead import ScanAhead, start as start_scan_ahead
 from o2m_pub.site.snapshot import ManifestSnapshot
 from o2m_pub.site.sources import (
@@ -174,7 +173,7 @@ def _approved_mentions(root: Path) -> dict[str, tuple["MentionView", ...]]:
 
 def _id_key(root: Path) -> bytes:
     """What post ids are made from (§3.4): the site's first key; none without keys."""
-    if not has_identity(root):
+    if not (root / "keys").is_dir():
         return b""
     from o2m_pub.friends.identity import item_id_key
     return item_id_key(root) or b""
@@ -693,8 +692,8 @@ class _Build:
 
     def own_card(self):  # noqa: ANN201 - protocol.cards.Card | None
         """The owner's card, parsed once per build (None: none, or unreadable)."""
-        if not hasattr(self, "_card") and not has_card(self.root):
-            self._card = None  # no card (and no crypto to import)
+        if not hasattr(self, "_card") and not (self.root / "keys").is_dir():
+            self._card = None  # no keys, no card (and no crypto to import)
         if not hasattr(self, "_card"):
             from o2m_pub.friends.identity import own_card
             from o2m_pub.protocol.cards import CardError

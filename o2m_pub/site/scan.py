@@ -1,8 +1,6 @@
 """What is on disk now, for a build to compare with its last state: the post files
-under content/ with their stats (`scan_sources`); the sizes of the pages and media
-files the last build recorded (`recorded_pages`, `sizes_now`); and whether there is an
-owner's card to read at all (`has_card`), or a key to make post ids from
-(`has_identity`).
+under content/ with their stats (`scan_sources`), and the sizes of the pages and media
+files the last build recorded (`recorded_pages`, `sizes_now`).
 
 Light on imports on purpose: `scan_ahead`'s child runs these before the build's own
 imports, on the second core, and every module it imports is CPU the edit pays for.
@@ -15,13 +13,6 @@ from pathlib import Path
 from typing import Iterator
 
 CONTENT_DIR = "content"
-# the owner's card (config.CARD_FILE), and the marker of a change of keys/ that a crash
-# left half done (friends.identity.PENDING_FILE), which reading the card finishes first
-CARD_FILE = "keys/card.json"
-KEYS_PENDING_FILE = "keys/.replace.pending"
-# what `identity.item_id_key` reads: the card state (its first key), the public key
-CARD_STATE_FILE = "keys/card-state.json"
-PUBLIC_KEY_FILE = "keys/identity.pub.json"
 # Suffixes of editors' backups and temporary files: vim (file~, .swp/.swx/.swo when
 # the swap file is not a dotfile), emacs (file~), JetBrains safe write
 # (file___jb_tmp___, file___jb_old___), Kate (.kate-swp), downloads (.part,
@@ -121,22 +112,6 @@ def _stat_each(folder: str, prefix: str, posts: list) -> Iterator[tuple[str, os.
             yield prefix + post, os.stat(folder + post)
         except FileNotFoundError:
             continue
-
-
-def has_card(root: Path) -> bool:
-    """Whether reading the owner's card (`identity.own_card`) has anything to find or
-    to finish. Without a card and without a half-done change of keys/ it finds none
-    and does nothing, and a build spares the card code and PyNaCl their import (about
-    14 ms: a public site that `o2m serve` serves has keys/tls/ and no card)."""
-    return (os.path.lexists(os.path.join(root, CARD_FILE))
-            or os.path.lexists(os.path.join(root, KEYS_PENDING_FILE)))
-
-
-def has_identity(root: Path) -> bool:
-    """Whether `identity.item_id_key` has a file to read (a site without either has no
-    key to make post ids from, and the build spares the imports)."""
-    return (os.path.lexists(os.path.join(root, CARD_STATE_FILE))
-            or os.path.lexists(os.path.join(root, PUBLIC_KEY_FILE)))
 
 
 def recorded_pages(manifest: Path) -> list[str]:
