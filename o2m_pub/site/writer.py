@@ -140,8 +140,8 @@ class AtomicWriter:
     def barrier(self) -> None:
         """Make everything written so far durable before the next phase starts: each
         file written and each folder changed, when the phase changed a few (up to twice
-        `SYNC_EACH_MAX` files and folders), else one sync of the output's file system, which also covers
-        what worker processes wrote (see `_files.sync_filesystem`).
+        `SYNC_EACH_MAX` files and folders), else one sync of the output's file system,
+        which also covers what worker processes wrote (see `_files.sync_filesystem`).
 
         Raises:
             OSError: the file system failed to write some of it back (a full disk).
