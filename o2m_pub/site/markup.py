@@ -224,36 +224,41 @@ _BLOCK_TRIGGERS: dict[str, tuple[str, ...] | None] = {
 }
 
 
-class _QuickBlocks:
+class _QuickBlocks(Preprocessor):
     """Python-Markdown's block loop (`BlockParser.parseBlocks`, public for extensions
     to call), which skips a processor when the block lacks a string the processor
     cannot take it without (a table needs a "|").
 
-    The stock loop calls every processor's `test` on every block (three of them answer
-    yes to any block, then search it in `run`), and rebuilds the list of processors for
+    The stock loop calls every processor's `test` on every block (several answer yes to
+    any block, then search it in `run`), and rebuilds the list of processors for
     each block: that loop took about a sixth of the time to render a post. Skipping is
     exact, as `_QuickInline`'s: a processor passed over would have declined the block
     and left it as it was (tests/site/test_markup_speed.py renders generated posts and
-    any mix of block kinds both ways). The processors are listed once a document, in
-    the registry's order."""
+    any mix of block kinds both ways). The processors are listed when it is made and
+    again before each document (as the last preprocessor, which changes no line), in
+    the registry's order; the loop runs at the stock one's depth of calls, which a
+    block quote's nesting limit counts."""
 
     def __init__(self, md: markdown.Markdown) -> None:
-        self.parser = md.parser
+        super().__init__(md)
         self.indent = " " * md.tab_length
         self.plan: list[tuple[object, tuple[str, ...] | None]] = []
-        self._parse_document = md.parser.parseDocument
-        md.parser.parseDocument = self.parse_document
+        self.list_processors()
         md.parser.parseBlocks = self.parse_blocks
+        md.preprocessors.register(self, "o2m_quick_blocks", 0)
 
-    def parse_document(self, lines: list[str]) -> ET.ElementTree:
+    def run(self, lines: list[str]) -> list[str]:
+        self.list_processors()
+        return lines
+
+    def list_processors(self) -> None:
         self.plan = []
-        for processor in self.parser.blockprocessors:  # (sorted by priority)
+        for processor in self.md.parser.blockprocessors:  # (sorted by priority)
             name = type(processor).__name__
             if name not in _BLOCK_TRIGGERS:
                 self.plan.append((processor, None))
             else:
                 self.plan.append((processor, _BLOCK_TRIGGERS[name] or (self.indent,)))
-        return self._parse_document(lines)
 
     def parse_blocks(self, parent: ET.Element, blocks: list[str]) -> None:
         plan = self.plan

@@ -36,7 +36,8 @@ def _stock(raw_html: bool = True) -> MarkdownRenderer:
     """A renderer with Python-Markdown's own inline processor and block loop."""
     renderer = MarkdownRenderer(raw_html=raw_html)
     renderer.md.treeprocessors.register(InlineProcessor(renderer.md), "inline", 20)
-    del renderer.md.parser.parseBlocks, renderer.md.parser.parseDocument  # the class's
+    del renderer.md.parser.parseBlocks  # the class's loop again
+    renderer.md.preprocessors.deregister("o2m_quick_blocks")
     return renderer
 
 
@@ -91,6 +92,33 @@ def test_quick_blocks_parse_any_mix_of_blocks_as_python_markdown(lines, raw_html
 
 
 _RENDERERS = {raw: (_stock(raw), MarkdownRenderer(raw_html=raw)) for raw in (True, False)}
+
+
+def _called_from_depth(depth: int, call):  # noqa: ANN001, ANN202
+    return call() if depth == 0 else _called_from_depth(depth - 1, call)
+
+
+def test_quick_blocks_nest_quotes_as_deep_as_python_markdown_from_any_depth():
+    """Python-Markdown stops nesting block quotes near the recursion limit: the quick
+    loop runs at the stock loop's depth of calls, so a quote of 600 levels is cut at the
+    same level whatever the caller's depth (a wrapper one frame deeper cut it one level
+    sooner from some depths)."""
+    stock, quick = _RENDERERS[True]
+    body = ">" * 600 + " deep"
+    for depth in range(6):
+        expected = _called_from_depth(depth, lambda: stock.render(body, "content/x.md"))
+        assert _called_from_depth(depth, lambda: quick.render(body, "content/x.md")) \
+            == expected, depth
+
+
+def test_quick_blocks_parse_a_chunk_before_any_document():
+    """An extension may call the parser before any document was converted: the quick
+    loop has its list of processors from the start (it looped forever on an empty one)."""
+    import xml.etree.ElementTree as ET
+
+    parent = ET.Element("div")
+    MarkdownRenderer().md.parser.parseChunk(parent, "x\n\n# h")
+    assert ET.tostring(parent) == b"<div><p>x</p><h1>h</h1></div>"
 _TRICKY_BLOCKS = [
     "Term\n: def\n\n    indented\n\n- a\n\n    more\n- b\n\n> q\n> > nested\n\n---",
     "1. one\n2. two\n\n    code in item\n\n* x\n\nSetext\n---\n\n| a |\n|---|\n| 1 |",
