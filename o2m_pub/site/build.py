@@ -314,6 +314,8 @@ class Builder:
             with site_lock(self.state_dir, wait=self.wait_for_lock):
                 try:
                     manifest, snapshot = self._manifest_state()
+                    if ahead is not None:
+                        ahead.check_state()  # (another build since the child's stats?)
                     build = _Build(self.root, config, manifest, self.out_dir, report,
                                    drafts=self.drafts, jobs=self.jobs, progress=self.progress,
                                    snapshot=snapshot, env=self._environment(manifest),

@@ -57,10 +57,24 @@ def start(root: Path, state_file: Path, out_dir: Path | None = None) -> ScanAhea
         return None
     if not big:
         return None
-    pages = partial(_page_sizes, state_file, out_dir) if out_dir is not None else None
-    ahead = ScanAhead(root, pages=pages)
-    ahead.pages_of = (state_file, out_dir) if out_dir is not None else None
-    return ahead
+    return ScanAhead(root, pages_of=(state_file, out_dir) if out_dir is not None else None)
+
+
+def state_stamp(state_file: Path) -> tuple:
+    """What changes when a build writes its state (`state_file`, an SQLite database in
+    WAL mode): the database's mtime and size, and its log's unless the log is empty or
+    absent (a reader may make an empty one; a writer leaves it non-empty until the
+    last connection checkpoints it into the database, which changes the database)."""
+    try:
+        main = os.stat(state_file)
+    except OSError:
+        return ()
+    try:
+        log = os.stat(f"{state_file}-wal")
+        logged = (log.st_mtime_ns, log.st_size) if log.st_size else None
+    except OSError:
+        logged = None
+    return main.st_mtime_ns, main.st_size, logged
 
 
 def _scan_sources(root: Path) -> tuple[Stats, list[str]]:
@@ -83,13 +97,19 @@ class ScanAhead:
     """
 
     def __init__(self, root: Path, scan: Scan = _scan_sources, *,
-                 pages: Sizes | None = None) -> None:
+                 pages_of: tuple[Path, Path] | None = None, pages: Sizes | None = None) -> None:
         self.root, self._scan = root, scan
         self._pid: int | None = None
         self._fd: int | None = None
         self._scanned = False  # the scan's answer was taken (the pages' comes next)
+        self.pages_of = pages_of  # (the manifest, build/) whose pages the child stats
+        if pages is None and pages_of is not None:  # (the tests give theirs)
+            pages = partial(_page_sizes, *pages_of)
         self._pages = pages is not None
-        self.pages_of: tuple[Path, Path] | None = None  # the manifest and folder of `pages`
+        # the manifest before the child's stats: another build (`o2m watch`'s, done or
+        # killed before this one takes the site's lock) changes it, and the pages
+        self._stamp = state_stamp(pages_of[0]) if pages_of is not None else ()
+        self._state_unchanged = False  # seen by `check_state`, under the site's lock
         if not hasattr(os, "fork"):
             return
         read_end, write_end = os.pipe()
@@ -134,11 +154,14 @@ class ScanAhead:
     def page_sizes(self, state_file: Path, out_dir: Path) -> dict[str, int] | None:
         """The sizes of the pages the child found (page -> size, -1: not there), taken
         after its scan; None when it has none to give (the build stats them itself), or
-        none of the pages of this manifest in this folder. Ask once, after `result()`."""
+        none of the pages of this manifest in this folder, or when `check_state` did not
+        find the manifest as it was when the child started. Ask once, after `result()`."""
         if self._fd is None or not self._scanned or self.pages_of != (state_file, out_dir):
             return None
         data = read_frame(self._fd)
         self._done()
+        if not self._state_unchanged:
+            return None
         try:
             paths, sizes = marshal.loads(data)
             if type(paths) is not tuple or type(sizes) is not tuple \
@@ -147,6 +170,15 @@ class ScanAhead:
             return dict(zip(paths, sizes))
         except (EOFError, ValueError, TypeError):
             return None
+
+    def check_state(self) -> None:
+        """Look whether another build wrote the manifest since the child was started
+        (`o2m watch`'s, done or killed before this one took the site's lock: the pages
+        may have changed after the child's stats). Called under the lock, once the
+        manifest is read and before this build writes it; without this, or if it was
+        written, `page_sizes` gives none."""
+        if self.pages_of is not None:
+            self._state_unchanged = state_stamp(self.pages_of[0]) == self._stamp
 
     def close(self) -> None:
         """Let the child go (it stops at its next write if unread) and reap it."""

@@ -216,10 +216,11 @@ def test_the_childs_page_sizes_are_the_pages_as_they_are(site):
     (out / "2026/p2/index.html").write_text("short")
     recorded = recorded_pages(db)
 
-    ahead = ScanAhead(site.root, scan_sources, pages=lambda: sizes_now(out, recorded))
-    ahead.pages_of = (db, out)
+    ahead = ScanAhead(site.root, scan_sources, pages=lambda: sizes_now(out, recorded),
+                      pages_of=(db, out))
     with ahead:
         ahead.result()
+        ahead.check_state()
         sizes = ahead.page_sizes(db, out)
 
     assert sizes_now(out, recorded) == sizes
@@ -260,6 +261,7 @@ def test_page_sizes_of_another_manifest_or_folder_are_not_given(site, monkeypatc
             assert ahead.page_sizes(*other) is None
     with scan_ahead.start(site.root, db, out) as ahead:  # (the same, to show they come)
         ahead.result()
+        ahead.check_state()
         assert "index.html" in ahead.page_sizes(db, out)
 
 
@@ -279,8 +281,8 @@ def test_a_child_that_fails_on_the_pages_gives_its_scan_and_no_sizes(tmp_path, h
     scan already: the parent takes it, gets no sizes (so stats the pages itself), and
     the child is reaped."""
     _tree(tmp_path)
-    ahead = ScanAhead(tmp_path, scan_sources, pages=_pages_fail(os.getpid(), how))
-    ahead.pages_of = (tmp_path / "db", tmp_path / "build")
+    ahead = ScanAhead(tmp_path, scan_sources, pages=_pages_fail(os.getpid(), how),
+                      pages_of=(tmp_path / "db", tmp_path / "build"))
     pid = ahead._pid  # noqa: SLF001 - the child this test watches
 
     found, _ = ahead.result()
@@ -294,8 +296,8 @@ def test_a_child_that_fails_on_the_pages_gives_its_scan_and_no_sizes(tmp_path, h
 def test_a_child_that_fails_on_the_scan_gives_no_sizes(tmp_path, scan):
     """A child with no scan to give has no sizes either: both are done in place."""
     _tree(tmp_path)
-    ahead = ScanAhead(tmp_path, scan(os.getpid()), pages=lambda: {"index.html": 1})
-    ahead.pages_of = (tmp_path / "db", tmp_path / "build")
+    ahead = ScanAhead(tmp_path, scan(os.getpid()), pages=lambda: {"index.html": 1},
+                      pages_of=(tmp_path / "db", tmp_path / "build"))
 
     assert _plain(scan_sources(tmp_path)[0]) == _plain(ahead.result()[0])
     assert ahead.page_sizes(tmp_path / "db", tmp_path / "build") is None
@@ -323,8 +325,8 @@ def test_a_closed_scan_ahead_gives_no_sizes(tmp_path):
     """Closed (`o2m build` closes it when it asked for the passphrase, which may have
     taken any time): the scan is done in place, and the pages are stat-ed in place."""
     _tree(tmp_path)
-    ahead = ScanAhead(tmp_path, scan_sources, pages=lambda: {"index.html": 1})
-    ahead.pages_of = (tmp_path / "db", tmp_path / "build")
+    ahead = ScanAhead(tmp_path, scan_sources, pages=lambda: {"index.html": 1},
+                      pages_of=(tmp_path / "db", tmp_path / "build"))
     ahead.close()
     assert _plain(scan_sources(tmp_path)[0]) == _plain(ahead.result()[0])
     assert ahead.page_sizes(tmp_path / "db", tmp_path / "build") is None
@@ -426,3 +428,33 @@ def test_a_preview_of_drafts_takes_the_sizes_of_its_own_pages(site, scans_ahead)
     taken = scans_ahead.sizes[-1]
     assert taken is not None and -1 == taken["2026/one/index.html"]
     assert "Draft words." in page.read_text()
+
+
+def test_no_sizes_when_another_build_wrote_the_manifest_since_the_child_started(site,
+                                                                                monkeypatch):
+    """Another build (`o2m watch`'s) may run, or be killed midway, between the child's
+    stats and this build's lock: it writes the manifest first (its mark of a build in
+    progress), so a manifest changed since the child started means its sizes are not
+    taken (the pages are stat-ed in place). A manifest only read meanwhile keeps them."""
+    db, out = _built(site)
+    monkeypatch.setattr(scan_ahead, "MIN_STATE_BYTES", 0)
+    with scan_ahead.start(site.root, db, out) as ahead:
+        ahead.result()
+        reader = Manifest(db)  # read, as the build reads it
+        reader.outputs()
+        ahead.check_state()
+        reader.set("in_progress", "1")  # this build's own writes come after the check
+        reader.close()
+        assert "index.html" in ahead.page_sizes(db, out)
+
+    with scan_ahead.start(site.root, db, out) as ahead:
+        ahead.result()
+        writer = Manifest(db)  # another build marks itself in progress
+        writer.set("in_progress", "1")
+        writer.close()
+        ahead.check_state()
+        assert ahead.page_sizes(db, out) is None
+
+    with scan_ahead.start(site.root, db, out) as ahead:  # never checked: none either
+        ahead.result()
+        assert ahead.page_sizes(db, out) is None
