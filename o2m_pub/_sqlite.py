@@ -121,6 +121,13 @@ def open_db(path: Path, schema_sql: str, version: int, errors: DBErrors, *,
     return db
 
 
+def connect_read_only(path: Path | str, **kwargs: object) -> sqlite3.Connection:
+    """A connection that can only read the database at `path`, whatever characters
+    its path holds (a URI's `?`, `#` and `%` are escaped, not read as the URI's own)."""
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, **kwargs)  # type: ignore[arg-type]
+
+
 def use_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
     """Switch the database to write-ahead logging (a no-op once it is). SQLite answers
     "database is locked" at once, without waiting as `busy_timeout` says, when another

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from o2m_pub._sqlite import DBErrors, open_db
+from o2m_pub._sqlite import DBErrors, connect_read_only, open_db
 from o2m_pub.errors import O2MError, SiteError
 from o2m_pub.host.publish.plan import FileInfo
 from o2m_pub.host.publish.record import PublishRecord
@@ -329,3 +329,22 @@ def test_a_new_store_opened_by_several_processes_at_once_opens_in_each(tmp_path)
             p.join(30)
         failures += [a for a in (answers.get(timeout=5) for _ in openers) if a != "opened"]
     assert [] == failures
+
+
+def test_a_read_only_connection_opens_the_file_whatever_its_path_holds(tmp_path):
+    """`connect_read_only` escapes the path: a folder named `a?b#c%41` opens that file
+    (in a bare `file:` URI, `?` would start the options and `%41` read as `A`), and
+    the connection cannot write."""
+    folder = tmp_path / "a?b#c%41"
+    folder.mkdir()
+    (tmp_path / "a?b#cA").mkdir()  # the folder a misread URI would name
+    with sqlite3.connect(folder / "x.db") as db:
+        db.execute("CREATE TABLE t (v)")
+        db.execute("INSERT INTO t VALUES ('here')")
+    db = connect_read_only(folder / "x.db")
+    try:
+        assert [("here",)] == db.execute("SELECT v FROM t").fetchall()
+        with pytest.raises(sqlite3.OperationalError):
+            db.execute("INSERT INTO t VALUES ('no')")
+    finally:
+        db.close()

@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from o2m_pub._sqlite import DBErrors, has_table, open_db
+from o2m_pub._sqlite import DBErrors, connect_read_only, has_table, open_db
 from o2m_pub.errors import SiteError
 from o2m_pub.site.model import RECORD_FIELDS, TUPLE_FIELDS, PostRecord
 from o2m_pub.site.planning_blob import BlobError, decode, encode
@@ -310,7 +310,7 @@ class Manifest:
     def body_reader(path: Path):  # noqa: ANN205 - (key) -> (html, toc) | None
         """A read-only lookup of rendered bodies on a connection of its own (for worker
         processes, which must not use a connection made before the fork)."""
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = connect_read_only(path)
 
         def body(key: str) -> tuple[str, str] | None:
             row = db.execute("SELECT html, toc FROM bodies WHERE key=?", (key,)).fetchone()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from o2m_pub._sqlite import DBErrors, open_db
+from o2m_pub._sqlite import DBErrors, connect_read_only, open_db
 from o2m_pub.config import MANIFEST, STATE_DIR
 from o2m_pub.errors import O2MError
 from o2m_pub.site.mention_plan import MentionView, PublicPost, SentRecord, mention_view
@@ -256,7 +256,7 @@ def _manifest_rows(root: Path) -> tuple[list[PostRecord], set[str], sqlite3.Conn
     path = root / STATE_DIR / MANIFEST
     if not path.is_file():
         return None
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    db = connect_read_only(path, check_same_thread=False)
     try:
         rows = db.execute("SELECT digest, list_digest, record FROM sources").fetchall()
         records = PostRecord.many_from_json([r[0] for r in rows], [r[2] for r in rows],
@@ -286,7 +286,7 @@ def published_posts(root: Path) -> list[PublicPost]:
 
     def body_of(key: str):  # noqa: ANN202 - () -> str
         def body() -> str:
-            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+            with connect_read_only(db_path) as conn:
                 row = conn.execute("SELECT html FROM bodies WHERE key=?", (key,)).fetchone()
             return row[0] if row else ""
         return body

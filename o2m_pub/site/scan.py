@@ -123,9 +123,9 @@ def recorded_pages(manifest: Path) -> list[str]:
     Raises:
         sqlite3.Error: no manifest there, or not one of this shape.
     """
-    import sqlite3
+    from o2m_pub._sqlite import connect_read_only
 
-    db = sqlite3.connect(f"file:{manifest}?mode=ro", uri=True)
+    db = connect_read_only(manifest)
     try:
         return [row[0] for row in db.execute(
             "SELECT path FROM outputs WHERE path LIKE '%.html' OR path LIKE 'media/%'")]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from o2m_pub._files import TMP_PREFIX, site_lock
+from o2m_pub._sqlite import connect_read_only
 from o2m_pub.config import MANIFEST, STATE_DIR, load
 from o2m_pub.host.publish.folder import FolderTarget
 from o2m_pub.host.publish.plan import (
@@ -87,7 +88,7 @@ def _build_digests(state_dir: Path) -> dict[str, FileInfo]:
     if not path.is_file():
         return {}
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = connect_read_only(path)
         try:
             row = db.execute("SELECT value FROM kv WHERE key='in_progress'").fetchone()
             outputs = {p: FileInfo(h, z) for p, h, z in
