@@ -90,6 +90,7 @@ class AtomicWriter:
         if stat.S_ISLNK(mode):
             self._contained(where, path)
             where.mkdir(parents=True, exist_ok=True)  # a symlink to a file: refused here
+            self._files = None  # what it made through the link is not listed: sync all
         elif not stat.S_ISDIR(mode):
             raise FileExistsError(f"a file stands where a folder goes: {folder!r}")
         self._made_dirs.add(folder)
