@@ -32,6 +32,7 @@ import re
 import signal
 import time
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Protocol
 from urllib.parse import quote, urlsplit
@@ -49,7 +50,13 @@ from o2m_pub.host.fast_path import FastRequest, HandOver
 from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders, cache_budget
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.live_reload import LiveReload
-from o2m_pub.host.tls import KeyPair, TLSError, load_pair, server_context, stdlib_context
+from o2m_pub.host.tls import (
+    KeyPair,
+    TLSError,
+    load_pair,
+    server_context,
+    stdlib_context,
+)
 from o2m_pub.host.webmention import WEBMENTION_PATH, WebmentionReceiver
 
 __all__ = ["FileCache", "Listening", "Mount", "ServeError", "ServeOptions", "bind", "run"]
@@ -445,7 +452,7 @@ def access_log_line(request: http.Request, timestamp: str, *, with_address: bool
     line = request.method + b" " + request.uri + b" " + request.clientproto
     size = request.sentLength or "-"
     return (f'{host} - - {timestamp} "{_clf(line)}" {request.code} {size} '
-            f'"{_clf(referrer)}" "{_clf(agent)}"\n')
+            f'"{_clf_repeated(referrer)}" "{_clf_repeated(agent)}"\n')
 
 
 _PLAIN_LOG_TEXT = re.compile(rb'[ !#-\[\]-~]*')  # printable ASCII but '"' and '\\'
@@ -459,6 +466,9 @@ def _clf(raw: bytes) -> str:
         text = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
     return text
 
+
+# a client sends the same Referer and User-Agent with request after request
+_clf_repeated = lru_cache(maxsize=256)(_clf)
 
 _REFUSALS = {405: b"405 Method Not Allowed", 413: b"413 Content Too Large"}
 _LINGER_BYTES = 64 * 1024  # of a refused body, read and dropped while the answer goes out

@@ -175,3 +175,22 @@ def test_a_head_at_the_limit_is_taken():
     data = line + b"a" * (MAX_HEAD - len(line) - 4) + b"\r\n\r\n"
     assert len(data) == MAX_HEAD
     assert isinstance(parse_head(data), Head)
+
+
+def test_the_same_header_lines_are_read_once_and_shared_read_only():
+    """A client sends the same header lines with each request: they are read once and
+    the requests share what was read, which no request can change; lines once handed
+    over are handed over again, whatever the request line."""
+    lines = b"Host: a.example\r\nAccept-Encoding: gzip\r\nAccept-Encoding: br\r\n\r\n"
+    first = parse_head(b"GET /one HTTP/1.1\r\n" + lines)
+    second = parse_head(b"HEAD /two?x=1 HTTP/1.1\r\n" + lines)
+    assert (b"GET", b"/one") == (first.method, first.target)
+    assert (b"HEAD", b"/two?x=1") == (second.method, second.target)
+    assert {b"host": b"a.example", b"accept-encoding": b"gzip,br"} == dict(second.headers)
+    assert first.headers is second.headers
+    with pytest.raises(TypeError):
+        second.headers[b"host"] = b"b.example"  # type: ignore[index]
+
+    body = b"Host: a.example\r\nContent-Length: 5\r\n\r\n"
+    assert HAND_OVER is parse_head(b"GET /one HTTP/1.1\r\n" + body)
+    assert HAND_OVER is parse_head(b"GET /two HTTP/1.1\r\n" + body)
