@@ -22,9 +22,21 @@ CONFIG_NAME = "o2m.toml"
 CARD_FILE = "keys/card.json"  # the owner's signed card (PROTOCOL.md §2.4)
 STATE_DIR = ".o2m"
 MANIFEST, PREVIEW_MANIFEST = "build.db", "preview.db"  # the builder's state, in STATE_DIR
+BUILD_DIR = "build"  # the public site, at the site root
+PREVIEW_DIR = "preview"  # the drafts' private preview, in STATE_DIR
 RESERVED_AUDIENCES = frozenset({"public", "friends"})
 DEFAULT_PORT = 8443  # `o2m serve` (docs/CONFIG.md [serve]); unprivileged, so no root needed
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def build_paths(root: Path, drafts: bool) -> tuple[Path, Path]:
+    """(the builder's state, its output folder) for the site at `root`: build/, or with
+    drafts the private preview. One answer for the builder and for `o2m build`, which
+    starts the scan ahead of them before it imports the builder."""
+    state = root / STATE_DIR
+    if drafts:
+        return state / PREVIEW_MANIFEST, state / PREVIEW_DIR
+    return state / MANIFEST, root / BUILD_DIR
 
 
 @dataclass(frozen=True)

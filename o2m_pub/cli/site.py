@@ -33,7 +33,7 @@ from o2m_pub.cli._common import (
     unlock_with_passphrase,
     warn,
 )
-from o2m_pub.config import MANIFEST, PREVIEW_MANIFEST, STATE_DIR
+from o2m_pub.config import build_paths
 from o2m_pub.errors import BuildFailedError, O2MError, SiteError
 
 
@@ -175,12 +175,10 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
 def _scan_ahead(root: Path, drafts: bool):  # noqa: ANN202 - a context of ScanAhead | None
     """The scan of content/ and the pages' sizes taken now in a forked child, while this
     process imports the build and reads its state (site/scan_ahead.py), for a big site.
-    (The folders are `Builder`'s, which uses the pages' sizes only if they match.)"""
+    (The paths are `Builder`'s: `config.build_paths`.)"""
     from o2m_pub.site.scan_ahead import start
 
-    state = root / STATE_DIR / (PREVIEW_MANIFEST if drafts else MANIFEST)
-    out_dir = root / STATE_DIR / "preview" if drafts else root / "build"
-    return start(root, state, out_dir) or contextlib.nullcontext()
+    return start(root, *build_paths(root, drafts)) or contextlib.nullcontext()
 
 
 def renew_stale_card(ctx: click.Context, root: Path):  # noqa: ANN201 - Identity | None

@@ -33,7 +33,7 @@ import jinja2
 
 from o2m_pub import config as config_mod
 from o2m_pub._files import site_lock
-from o2m_pub.config import CARD_FILE, MANIFEST, PREVIEW_MANIFEST, STATE_DIR, SiteConfig
+from o2m_pub.config import BUILD_DIR, CARD_FILE, STATE_DIR, SiteConfig, build_paths
 from o2m_pub.errors import SiteError
 from o2m_pub.site.audience import Friends, check_audience, load_friends
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
@@ -91,7 +91,6 @@ WELL_KNOWN_CARD = ".well-known/o2m-card.json"
 WELL_KNOWN_ROTATIONS = ".well-known/o2m-rotations.json"  # PROTOCOL.md §2.5
 ROTATIONS_FILE = "keys/rotations.json"
 AVATAR_FILE = "keys/avatar"  # the card's picture; published where the card says (§2.4)
-BUILD_DIR = "build"
 FUTURE_WARNING = dt.timedelta(days=1)  # a post dated later than this is a likely typo
 # 2: items carry their stable id (`_o2m.id`, PROTOCOL.md §1.4), and their HTML no ¶
 # permalinks, its links absolute (feed_html)
@@ -260,8 +259,7 @@ class Builder:
         self.jobs = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                              else os.cpu_count() or 1)
         self.state_dir = root / STATE_DIR
-        self.out_dir = self.state_dir / "preview" if drafts else root / BUILD_DIR
-        self.db_path = self.state_dir / (PREVIEW_MANIFEST if drafts else MANIFEST)
+        self.db_path, self.out_dir = build_paths(root, drafts)
         self._unlock = unlock
         self._identity: Identity | None = None
         self._manifest: Manifest | None = None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from o2m_pub._files import TMP_PREFIX, site_lock
 from o2m_pub._sqlite import connect_read_only
-from o2m_pub.config import MANIFEST, STATE_DIR, load
+from o2m_pub.config import BUILD_DIR, MANIFEST, STATE_DIR, load
 from o2m_pub.host.publish.folder import FolderTarget
 from o2m_pub.host.publish.plan import (
     DEFAULT_GRACE,
@@ -39,7 +39,6 @@ from o2m_pub.host.publish.record import PublishRecord
 from o2m_pub.host.publish.target import NoProgress, Progress, PublishError, Target
 from o2m_pub.host.static_rules import hidden_segment
 
-BUILD_DIR = "build"
 # rclone's remote names: letters, digits, _ - . + @ and spaces inside; or ":backend,...:"
 _REMOTE = re.compile(r"^(?::[\w-]+(?:,[^:]*)?|[\w.+@][\w.+@ -]*(?<! )):")
 
