@@ -7,7 +7,8 @@
 Generates the sites with bench/gen_site.py (once per posts/seed; reused while
 the generator version matches), then for each tool measures
 
-  cold      output and caches deleted first
+  cold      output and caches cleared first (renamed into a trash folder that is
+            deleted when all is measured: see bench/aside.py for why not deleted then)
               o2m:     build/ and .o2m/
               Pelican: output/ and cache/
               Hugo:    public/, resources/ and the --cacheDir
@@ -54,6 +55,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 import gen_site  # noqa: E402
+from aside import Trash  # noqa: E402
 
 try:
     import psutil
@@ -325,7 +327,7 @@ def pick_edit_post(manifest: dict) -> dict:
     return ok[len(ok) // 2] if ok else items[len(items) // 2]
 
 
-def bench_tool(tool: Tool, manifest: dict, args, logs: Path) -> dict:
+def bench_tool(tool: Tool, manifest: dict, args, logs: Path, trash: Trash) -> dict:
     res: dict = {"tool": tool.name, "ok": False, "version": tool.version(), "runs": []}
     why = tool.available()
     if why:
@@ -343,7 +345,7 @@ def bench_tool(tool: Tool, manifest: dict, args, logs: Path) -> dict:
             run: dict = {}
             # cold
             for d in tool.clean:
-                shutil.rmtree(tool.site / d, ignore_errors=True)
+                trash.set_aside(tool.site / d)
             for phase in PHASES:
                 if phase == "edit":
                     marker = f"bench-edit-{tool.name}-{rep}-{time.time_ns()}"
@@ -531,7 +533,7 @@ def markdown_report(results, args, machine, manifest, cmdline) -> str:
         lines.append(f"\n{r['tool']} failed: {first}")
     lines += [
         "",
-        "cold = output and caches deleted first (o2m `build/` + `.o2m/`; Pelican `output/` + `cache/`; "
+        "cold = output and caches cleared first, set aside and deleted after all runs (o2m `build/` + `.o2m/`; Pelican `output/` + `cache/`; "
         "Hugo `public/` + `resources/` + cache dir). no-change = the same command again (Pelican with "
         "`CACHE_CONTENT = True`, `LOAD_CONTENT_CACHE = True`, reader-level cache checked by mtime; Hugo "
         "rebuilds everything). one-edit = one sentence appended to one post, then rebuilt. "
@@ -576,9 +578,10 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.work / "logs" / f"{args.posts}-{stamp}"
     machine = machine_info()
     results = []
-    for name in tools:
-        tool = TOOLS[name](base / name, args)
-        results.append(bench_tool(tool, manifest, args, logs))
+    with Trash(args.work / "trash") as trash:
+        for name in tools:
+            tool = TOOLS[name](base / name, args)
+            results.append(bench_tool(tool, manifest, args, logs, trash))
 
     print()
     head = ["tool", "cold s", "no-change s", "one-edit s", "peak MB", "cold CPU s"]

@@ -7,7 +7,8 @@ than wall-clock time there).
 
 DIR is an o2m site, e.g. the `o2m` folder that `bench/gen_site.py --posts 10000` writes.
 Each build runs in a fresh process (`python -m o2m_pub build --timings`) after `build/`
-and `.o2m/` are deleted; "before" runs with PYTHONPATH set to the folder holding the
+and `.o2m/` are set aside (renamed into `trash-paired/` beside DIR, deleted at the end:
+`aside.py` says why); "before" runs with PYTHONPATH set to the folder holding the
 other `o2m_pub`, "after" with this checkout's. Prints wall-clock and CPU seconds (the
 process and its workers) and the sources and pages phases of each build.
 """
@@ -18,16 +19,18 @@ import argparse
 import os
 import re
 import resource
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from aside import Trash
 
-def cold_build(site: Path, pythonpath: str | None) -> tuple[float, float, dict[str, str]]:
+
+def cold_build(site: Path, pythonpath: str | None,
+               trash: Trash) -> tuple[float, float, dict[str, str]]:
     for folder in ("build", ".o2m"):
-        shutil.rmtree(site / folder, ignore_errors=True)
+        trash.set_aside(site / folder)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if pythonpath:
@@ -50,12 +53,13 @@ def main() -> None:
     ap.add_argument("--before", required=True, help="folder holding the other o2m_pub")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    for _ in range(args.rounds):
-        for name, path in (("before", args.before), ("after", None)):
-            wall, cpu, phases = cold_build(args.site, path)
-            print(f"{name:<7} wall {wall:6.2f} s  CPU {cpu:6.2f} s  sources "
-                  f"{phases.get('sources', '?')} ms  pages {phases.get('pages', '?')} ms  "
-                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+    with Trash(args.site.resolve().parent / "trash-paired") as trash:
+        for _ in range(args.rounds):
+            for name, path in (("before", args.before), ("after", None)):
+                wall, cpu, phases = cold_build(args.site, path, trash)
+                print(f"{name:<7} wall {wall:6.2f} s  CPU {cpu:6.2f} s  sources "
+                      f"{phases.get('sources', '?')} ms  pages {phases.get('pages', '?')} ms  "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":
