@@ -332,9 +332,14 @@ class _Tables(Treeprocessor):
 _FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
 _CODE_OPEN, _CODE_CLOSE = '<div class="highlight">', "</div>"
 _WORD = re.compile(r"\w+")
-# For ASCII text, the same set as the Unicode \w (letters, digits, "_") and three times
-# faster (a text with typographic quotes is not ASCII, and takes the Unicode one)
-_ASCII_WORD = re.compile(r"\w+", re.ASCII)
+# Characters that are not word characters and that most posts' text has: the
+# permalinks' ¶, the footnotes' ↩, no-break spaces and typography. Each becomes a
+# space (which leaves every word as it was), so most texts become ASCII, whose words
+# are counted by bytes.translate and split: a quarter of the time of \w+.
+_COMMON_NOT_WORD = "\u00b6\u21a9\u00a0\u2018\u2019\u201c\u201d\u2013\u2014\u2026"
+# every byte but an ASCII letter, digit or "_" (the ASCII \w) becomes a space
+_ASCII_SPACES = bytes(c if chr(c).isalnum() or c == 0x5F else 0x20 for c in range(128)) \
+    + b" " * 128
 _BLOCK_TAG = re.compile(r"</?(?:p|div|li|h\d|br|tr|td|th|dt|dd|blockquote|pre|ul|ol|table|hr)\b[^>]*>")
 _TAG = re.compile(r"<[^>]+>")
 
@@ -351,7 +356,17 @@ def _summary_and_words(html: str) -> tuple[str, int]:
     first = _FIRST_PARAGRAPH.search(html)
     summary = _clip(plain_text(first.group(1))) if first else ""
     text = html_lib.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", _without_code_blocks(html))))
-    return summary, len((_ASCII_WORD if text.isascii() else _WORD).findall(text))
+    return summary, _count_words(text)
+
+
+def _count_words(text: str) -> int:
+    """The runs of word characters (\\w+) in `text`."""
+    for char in _COMMON_NOT_WORD:
+        if char in text:
+            text = text.replace(char, " ")
+    if text.isascii():
+        return len(text.encode("ascii").translate(_ASCII_SPACES).split())
+    return len(_WORD.findall(text))
 
 
 def _without_code_blocks(html: str) -> str:

@@ -139,7 +139,8 @@ def _words_as_before(html: str) -> tuple[str, int]:
 
 _PIECES = ['<div class="highlight">', "</div>", "<p>", "</p>", "<em>", "</em>", "<br>",
            "<li>", "word", "café", "caf&#233;", "&amp;", "’", "“", "—", "snake_case", "42",
-           " ", "\n", "\t", "don't", "日本語", "<span>x</span>", "<"]
+           " ", "\n", "\t", "don't", "日本語", "<span>x</span>", "<", "¶", "↩", "\xa0",
+           "&nbsp;", "…", "–", "‘", "”", "x\u0301", "\x0b", "Ⅻ", "²"]
 
 
 @given(st.lists(st.sampled_from(_PIECES), max_size=40))
@@ -150,6 +151,14 @@ def test_words_and_summary_are_counted_as_before(pieces):
     from o2m_pub.site.markup import _summary_and_words
     html = "".join(pieces)
     assert _summary_and_words(html) == _words_as_before(html)
+
+
+def test_the_characters_made_spaces_before_counting_are_not_word_characters():
+    """Making them spaces can then neither join two words nor split one."""
+    import re
+
+    from o2m_pub.site.markup import _COMMON_NOT_WORD
+    assert not any(re.fullmatch(r"\w", char) for char in _COMMON_NOT_WORD)
 
 
 def test_words_and_summary_of_real_posts_are_counted_as_before(tmp_path):
