@@ -2,9 +2,11 @@
 
 An entry holds a file's response headers (and their wire form), its bytes when small,
 and, once a client has asked for it, their gzip when the file is public text (read
-from the ``.gz`` the builder may leave beside it, else compressed here once); one
-``stat`` per request checks that the entry still describes the file (the builder
-replaces files by rename, so size, mtime and inode change). Which path may be served,
+from the ``.gz`` the builder may leave beside it, else compressed here once). An entry
+is dropped when the file changes: the server's `file_watch` reports every change in the
+folders it watches (the entries of those folders are served without a look at the
+disk); any other entry is checked by one ``stat`` per request (size, mtime and inode:
+the builder replaces files by rename). Which path may be served,
 and with which headers, is decided by the pure rules in static_rules.py; this module
 is the files around them (docs/adr/0004).
 
@@ -23,12 +25,16 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from twisted.web import http
 
 from o2m_pub.host import _twisted_compat as compat
 from o2m_pub.host import static_rules as rules
+
+if TYPE_CHECKING:
+    from o2m_pub.host.file_watch import FolderWatch
 
 SMALL_FILE = 1 << 20  # files up to this size are kept in memory
 LIVE_TAG = b'<script src="/_o2m/live.js" defer></script>'  # serve's LIVE_SCRIPT_PATH
@@ -97,6 +103,7 @@ class CachedFile:
     gz_headers: ResponseHeaders | None = None
     gzip_tried: bool = False
     key: tuple[str, bool] = ("", False)  # in FileCache._entries
+    watched: bool = False  # its folder was watched before it was read: no stat per hit
 
 
 def cache_budget(build_dir: Path, workers: int, available: int | None = None) -> int:
@@ -147,6 +154,7 @@ class FileCache:
         self.root = os.path.realpath(build_dir)
         self.live_reload = live_reload
         self.max_bytes = max_bytes
+        self.watch: FolderWatch | None = None  # set by the server (its `changed` told)
         self._entries: OrderedDict[tuple[str, bool], CachedFile] = OrderedDict()
         self._bytes = 0
         self._shapes: dict[tuple, dict[bytes, list[bytes]]] = {}
@@ -171,6 +179,9 @@ class FileCache:
         key = (rel, versioned)
         entry = self._entries.get(key)
         if entry is not None:
+            if entry.watched:
+                self._entries.move_to_end(key)
+                return entry
             try:
                 st = os.stat(entry.fs_path)
             except OSError:
@@ -183,7 +194,10 @@ class FileCache:
         if rules.resolve(raw_path) != rel:
             return None
         fs_path = os.path.join(self.root, rel)
-        st = self._contained_stat(fs_path, rel)
+        # watched before the file is read: a change after this reaches `changed`
+        watched = self.watch is not None and self.watch.watch(os.path.dirname(fs_path),
+                                                              self.root)
+        st, plain = self._contained_stat(fs_path, rel)
         if st is None:
             return None  # missing, or a symlink out of build/ (THREATS 42)
         if stat.S_ISDIR(st.st_mode):
@@ -192,9 +206,37 @@ class FileCache:
                 return "/" + quote(rel, safe="/") + "/"
             return None
         entry = self._make_entry(fs_path, rel, st, versioned)
+        entry.watched = watched and plain  # (a symlink's target is not watched)
         self._entries[key] = entry
         self._charge(self._cost(entry))
         return entry
+
+    def changed(self, kind: str, path: str) -> None:
+        """Drop what a change makes stale (`file_watch.interpret`): a file's entries,
+        and the entry of the file a changed ``.gz`` is the gzip of; every entry under a
+        folder tree; or all of them."""
+        rel = self._relative(path)
+        if kind == "all" or (kind == "tree" and rel == ""):
+            self._entries.clear()
+            self._bytes = 0
+        elif rel is None:
+            return
+        elif kind == "file":
+            for name in (rel, rel[:-3]) if rel.endswith(".gz") else (rel,):
+                for versioned in (False, True):
+                    if (name, versioned) in self._entries:
+                        self._drop((name, versioned))
+        elif kind == "tree":
+            below = rel + "/"
+            for key in [k for k in self._entries if k[0].startswith(below)]:
+                self._drop(key)
+
+    def _relative(self, path: str) -> str | None:
+        if path == self.root:
+            return ""
+        if path.startswith(self.root + os.sep):
+            return path[len(self.root) + 1:].replace(os.sep, "/")
+        return None
 
     def gzip_variant(self, entry: CachedFile) -> tuple[bytes, ResponseHeaders] | None:
         """The gzip form of a compressible entry and its headers, made on first use:
@@ -229,10 +271,12 @@ class FileCache:
     def _drop(self, key: tuple[str, bool]) -> None:
         self._bytes -= self._cost(self._entries.pop(key))
 
-    def _contained_stat(self, fs_path: str, rel: str) -> os.stat_result | None:
-        """The file's stat if it is inside build/ (THREATS 42), else None: each part of
-        the path below build/ is looked at without following it, and only a path with
-        a symlink in it is resolved whole (build/ itself was resolved once)."""
+    def _contained_stat(self, fs_path: str,
+                        rel: str) -> tuple[os.stat_result | None, bool]:
+        """The file's stat if it is inside build/ (THREATS 42), else None; and whether
+        its path has no symlink in it. Each part of the path below build/ is looked at
+        without following it, and only a path with a symlink in it is resolved whole
+        (build/ itself was resolved once)."""
         path = self.root
         st = None
         for part in rel.split("/"):
@@ -240,16 +284,16 @@ class FileCache:
             try:
                 st = os.lstat(path)
             except OSError:
-                return None
+                return None, True
             if stat.S_ISLNK(st.st_mode):
                 real = os.path.realpath(fs_path)
                 if not (real == self.root or real.startswith(self.root + os.sep)):
-                    return None
+                    return None, False
                 try:
-                    return os.stat(fs_path)
+                    return os.stat(fs_path), False
                 except OSError:
-                    return None
-        return st
+                    return None, False
+        return st, True
 
     def _shape(self, rel: str, ctype: str, facts: rules.FileFacts, versioned: bool,
                inject: bool) -> dict[bytes, list[bytes]]:

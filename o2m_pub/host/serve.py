@@ -48,6 +48,7 @@ from o2m_pub.host import static_rules as rules
 from o2m_pub.host.connection import Connection, channel_factory
 from o2m_pub.host.fast_path import FastRequest, HandOver
 from o2m_pub.host.file_cache import CachedFile, FileCache, ResponseHeaders, cache_budget
+from o2m_pub.host.file_watch import FolderWatch
 from o2m_pub.host.listen import Listening, ServeError, bind, own_socket, raise_fd_limit
 from o2m_pub.host.live_reload import LiveReload
 from o2m_pub.host.tls import (
@@ -684,6 +685,7 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     live = LiveReload(state_dir) if options.live_reload else None
     cache = FileCache(build_dir, live_reload=options.live_reload,
                       max_bytes=options.cache_bytes or cache_budget(build_dir, 1))
+    cache.watch = FolderWatch.open(cache.changed, reactor=reactor, report=options.report)
     inbox = inbox_rules.Inbox(options.inbox_kinds, per_address=options.inbox_per_address,
                               total=options.inbox_total, clock=time.monotonic,
                               later=lambda run: reactor.callLater(0, run),

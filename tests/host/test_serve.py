@@ -304,20 +304,31 @@ def test_conditional_range_and_head(served):
 
 
 def test_a_file_changed_on_disk_is_served_fresh(served):
-    """A file replaced by rename (as the builder writes) is served in its new version at
-    once, and a deleted one is a 404: the cache checks the disk."""
+    """A file replaced by rename (as the builder writes), rewritten in place, or under a
+    folder moved away and back, is served as it is now by the next request, and a
+    deleted one is a 404: the file system tells the cache (inotify, `file_watch`), or
+    where it cannot, the cache checks the disk."""
     build = served.root / "build"
-    (build / "fresh.txt").write_text("one")
+    (build / "fresh" / "deeper").mkdir(parents=True)
+    page = build / "fresh" / "deeper" / "page.txt"
+    page.write_text("one")
     try:
-        assert get(served, "fresh.txt").text == "one"
-        tmp = build / "fresh.tmp"
+        assert get(served, "fresh/deeper/page.txt").text == "one"
+        tmp = page.with_name("page.tmp")
         tmp.write_text("two!")
-        os.replace(tmp, build / "fresh.txt")
-        assert get(served, "fresh.txt").text == "two!"
-        (build / "fresh.txt").unlink()
-        assert get(served, "fresh.txt").status_code == 404
+        os.replace(tmp, page)
+        assert get(served, "fresh/deeper/page.txt").text == "two!"
+        page.write_text("three")
+        assert get(served, "fresh/deeper/page.txt").text == "three"
+        os.rename(build / "fresh", build / "fresh-away")
+        assert get(served, "fresh/deeper/page.txt").status_code == 404
+        os.rename(build / "fresh-away", build / "fresh")
+        assert get(served, "fresh/deeper/page.txt").text == "three"
+        page.unlink()
+        assert get(served, "fresh/deeper/page.txt").status_code == 404
     finally:
-        (build / "fresh.txt").unlink(missing_ok=True)
+        shutil.rmtree(build / "fresh", ignore_errors=True)
+        shutil.rmtree(build / "fresh-away", ignore_errors=True)
 
 
 def test_tls_1_1_refused_and_modern_tls_and_h2_offered(served):
