@@ -3,10 +3,10 @@
 An entry holds a file's response headers (and their wire form), its bytes when small,
 and, once a client has asked for it, their gzip when the file is public text (read
 from the ``.gz`` the builder may leave beside it, else compressed here once). An entry
-is dropped when the file changes: the server's `file_watch` reports every change in the
-folders it watches (the entries of those folders are served without a look at the
-disk); any other entry is checked by one ``stat`` per request (size, mtime and inode:
-the builder replaces files by rename). Which path may be served,
+is dropped when its file changes, as the server's `file_watch` reports (its entries are
+served without a look at the disk); an entry `file_watch` cannot vouch for is checked
+by one ``stat`` per request (size, mtime and inode: the builder replaces files by
+rename). Which path may be served,
 and with which headers, is decided by the pure rules in static_rules.py; this module
 is the files around them (docs/adr/0004).
 
@@ -25,16 +25,13 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from twisted.web import http
 
 from o2m_pub.host import _twisted_compat as compat
 from o2m_pub.host import static_rules as rules
-
-if TYPE_CHECKING:
-    from o2m_pub.host.file_watch import FolderWatch
+from o2m_pub.host.file_watch import Changes, FolderWatch, relative_to, under_any
 
 SMALL_FILE = 1 << 20  # files up to this size are kept in memory
 LIVE_TAG = b'<script src="/_o2m/live.js" defer></script>'  # serve's LIVE_SCRIPT_PATH
@@ -103,7 +100,7 @@ class CachedFile:
     gz_headers: ResponseHeaders | None = None
     gzip_tried: bool = False
     key: tuple[str, bool] = ("", False)  # in FileCache._entries
-    watched: bool = False  # its folder was watched before it was read: no stat per hit
+    watched: bool = False  # its folder was watched before it was read: no stat a hit
 
 
 def cache_budget(build_dir: Path, workers: int, available: int | None = None) -> int:
@@ -154,7 +151,12 @@ class FileCache:
         self.root = os.path.realpath(build_dir)
         self.live_reload = live_reload
         self.max_bytes = max_bytes
-        self.watch: FolderWatch | None = None  # set by the server (its `changed` told)
+        # what tells `changed` of the changes, when the server has one
+        self.folder_watch: FolderWatch | None = None
+        try:
+            self._root_device: int | None = os.stat(self.root).st_dev
+        except OSError:
+            self._root_device = None
         self._entries: OrderedDict[tuple[str, bool], CachedFile] = OrderedDict()
         self._bytes = 0
         self._shapes: dict[tuple, dict[bytes, list[bytes]]] = {}
@@ -177,6 +179,8 @@ class FileCache:
             if rel == "" or rel.endswith("/"):
                 rel += "index.html"
         key = (rel, versioned)
+        if self.folder_watch is not None:
+            self.folder_watch.sync()  # a change made before this request is taken
         entry = self._entries.get(key)
         if entry is not None:
             if entry.watched:
@@ -195,8 +199,8 @@ class FileCache:
             return None
         fs_path = os.path.join(self.root, rel)
         # watched before the file is read: a change after this reaches `changed`
-        watched = self.watch is not None and self.watch.watch(os.path.dirname(fs_path),
-                                                              self.root)
+        watched = self.folder_watch is not None and \
+            self.folder_watch.watch(os.path.dirname(fs_path))
         st, plain = self._contained_stat(fs_path, rel)
         if st is None:
             return None  # missing, or a symlink out of build/ (THREATS 42)
@@ -206,37 +210,32 @@ class FileCache:
                 return "/" + quote(rel, safe="/") + "/"
             return None
         entry = self._make_entry(fs_path, rel, st, versioned)
-        entry.watched = watched and plain  # (a symlink's target is not watched)
+        # a change through a symlink's target, a file's other name (a hard link) or a
+        # file system mounted inside build/ makes no event in the folder watched
+        entry.watched = (watched and plain and st.st_nlink == 1
+                         and st.st_dev == self._root_device)
         self._entries[key] = entry
         self._charge(self._cost(entry))
         return entry
 
-    def changed(self, kind: str, path: str) -> None:
-        """Drop what a change makes stale (`file_watch.interpret`): a file's entries,
-        and the entry of the file a changed ``.gz`` is the gzip of; every entry under a
-        folder tree; or all of them."""
-        rel = self._relative(path)
-        if kind == "all" or (kind == "tree" and rel == ""):
+    def changed(self, changes: Changes) -> None:
+        """Drop what changed (`file_watch.interpret`): each file's entries, and those
+        of the file a changed ``.gz`` is the gzip of; every entry in a folder tree, in
+        one pass however many trees; or all of them."""
+        if changes.everything or self.root in changes.trees:
             self._entries.clear()
             self._bytes = 0
-        elif rel is None:
             return
-        elif kind == "file":
-            for name in (rel, rel[:-3]) if rel.endswith(".gz") else (rel,):
-                for versioned in (False, True):
-                    if (name, versioned) in self._entries:
-                        self._drop((name, versioned))
-        elif kind == "tree":
-            below = rel + "/"
-            for key in [k for k in self._entries if k[0].startswith(below)]:
-                self._drop(key)
-
-    def _relative(self, path: str) -> str | None:
-        if path == self.root:
-            return ""
-        if path.startswith(self.root + os.sep):
-            return path[len(self.root) + 1:].replace(os.sep, "/")
-        return None
+        for path in changes.files:
+            rel = relative_to(self.root, path)
+            for name in (rel, rel[:-3]) if rel and rel.endswith(".gz") else (rel,):
+                for key in ((name, False), (name, True)):
+                    if key in self._entries:
+                        self._drop(key)
+        if changes.trees:
+            for key, entry in list(self._entries.items()):
+                if under_any(entry.fs_path, changes.trees):
+                    self._drop(key)
 
     def gzip_variant(self, entry: CachedFile) -> tuple[bytes, ResponseHeaders] | None:
         """The gzip form of a compressible entry and its headers, made on first use:
@@ -286,8 +285,7 @@ class FileCache:
             except OSError:
                 return None, True
             if stat.S_ISLNK(st.st_mode):
-                real = os.path.realpath(fs_path)
-                if not (real == self.root or real.startswith(self.root + os.sep)):
+                if relative_to(self.root, os.path.realpath(fs_path)) is None:
                     return None, False
                 try:
                     return os.stat(fs_path), False

@@ -1,18 +1,23 @@
 """Which files of build/ changed since `o2m serve` cached them, as Linux's inotify
 reports it, so that a file answered from the cache needs no ``stat`` per request.
 
-That ``stat`` (of a path three or four folders deep) was a fifth of the server's work
-for a page it had in memory (docs/BENCHMARKS.md). A folder is watched from the first
-time a file in it is cached, with its parents up to build/ (a parent renamed or
-removed takes the files below it along). The kernel queues an event within the very
-call that changed a file, and the server reads the events in its event loop, as it
-reads its clients: a change is seen from the loop's next turn, so a request sent after
-a page was rebuilt gets the new page.
+That ``stat`` (of a path three or four folders deep, a different one each request)
+was a fifth of the server's work for a page it had in memory (docs/BENCHMARKS.md). A
+folder is watched from the first time a file in it is cached, with its parents up to
+build/ (a parent renamed or removed takes the files below it along). The kernel queues
+an event within the very call that changed a file, and the cache takes whatever is
+queued before each lookup (`sync`: one ``poll`` of the descriptor, a fraction of the
+``stat``), so a request read after a change is answered with the change taken.
 
 What the events mean is decided by `interpret`, a pure function of the events and the
-folders watched; `FolderWatch` is the few system calls around it. Where there is no
-inotify (not Linux) or too few watches are left (fs.inotify.max_user_watches), the
-folders not watched keep their ``stat`` per request (`file_cache`).
+folders watched; `FolderWatch` is the few system calls around it. Where inotify would
+not hear every change, nothing is watched and the cache keeps its ``stat``: not Linux;
+a file system other hosts or the kernel's own clients write to (NFS, SMB, FUSE, 9p,
+virtiofs: their changes make no event here); past this worker's share of the watches
+(fs.inotify.max_user_watches, shared with `o2m watch` and the rest of the user's
+programs). Files with a second name (hard links), reached through a symlink, or on
+another file system mounted inside build/ are not watched either: a change through the
+other name, the link's target or the mount makes no event in the folder watched.
 
 Not watchdog's observer: it reads in a thread of its own and passes events on after a
 delay (to pair a rename's two halves), while a page that changed would still be served
@@ -25,8 +30,11 @@ import ctypes
 import errno
 import functools
 import os
+import re
+import select
 import struct
 import sys
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 # inotify(7)
@@ -35,20 +43,34 @@ IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
 IN_DELETE_SELF, IN_MOVE_SELF, IN_UNMOUNT, IN_Q_OVERFLOW, IN_IGNORED = \
     0x400, 0x800, 0x2000, 0x4000, 0x8000
 IN_ONLYDIR, IN_DONT_FOLLOW, IN_ISDIR = 0x01000000, 0x02000000, 0x40000000
-IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 
-# what changes a file's bytes, name or stat (IN_CLOSE_WRITE: a write through mmap
-# reports nothing else), and what ends a folder's watch; never through a symlink
+# what changes a file's bytes, name or stat, or a folder's (its mode can close it to
+# the server), and what ends a folder's watch; a symlink is never followed
 FOLDER_MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO
                | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
                | IN_ONLYDIR | IN_DONT_FOLLOW)
-_GONE = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT
-_FOLDER_REPLACED = IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE
+_GONE = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_ATTRIB
+_FOLDER_CHANGED = IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_ATTRIB
 _HEADER = struct.Struct("iIII")  # wd, mask, cookie, length of the name
 READ_SIZE = 64 << 10
+# file systems whose every change goes through this kernel, which reports it
+LOCAL_FILE_SYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs",
+                                "jfs", "reiserfs", "bcachefs", "nilfs2", "tmpfs",
+                                "ramfs", "overlay"})
+WATCH_SHARE = 4  # all workers together take at most 1/4 of the user's watches
 
 Event = tuple[int, int, str]  # watch descriptor, mask, name ("" for the folder itself)
-Change = tuple[str, str]  # ("file", path), ("tree", folder: it and all below), ("all", "")
+
+
+@dataclass
+class Changes:
+    """What a batch of events made stale: files (their bytes, name or stat); folder
+    trees (the folder moved, removed, replaced or its mode changed, or its watch gone:
+    nothing below it is known any more); or everything (events were lost)."""
+
+    files: set[str] = field(default_factory=set)
+    trees: set[str] = field(default_factory=set)
+    everything: bool = False
 
 
 def parse_events(data: bytes) -> list[Event]:
@@ -63,28 +85,61 @@ def parse_events(data: bytes) -> list[Event]:
     return events
 
 
-def interpret(events: list[Event], folders: Mapping[int, str]) -> list[Change]:
-    """What `events` say changed, given the folder each watch descriptor watches: a
-    file (its bytes, name or stat); a folder tree (the folder moved, removed or
-    replaced, or its watch gone, so nothing below it is known any more); or anything
-    at all (the queue overflowed: events were lost)."""
-    changes: list[Change] = []
+def interpret(events: list[Event], folders: Mapping[int, str]) -> Changes:
+    """What `events` say changed, given the folder each watch descriptor watches."""
+    changes = Changes()
     for wd, mask, name in events:
         if mask & IN_Q_OVERFLOW:
-            changes.append(("all", ""))
+            changes.everything = True
             continue
         folder = folders.get(wd)
         if folder is None:  # a watch given up already
             continue
-        if mask & _GONE:
-            changes.append(("tree", folder))
-        elif not name:  # the folder's own stat: no file's answer depends on it
-            continue
+        if not name:  # the folder itself
+            if mask & _GONE:
+                changes.trees.add(folder)
         elif not mask & IN_ISDIR:
-            changes.append(("file", folder + os.sep + name))
-        elif mask & _FOLDER_REPLACED:
-            changes.append(("tree", folder + os.sep + name))
+            changes.files.add(folder + os.sep + name)
+        elif mask & _FOLDER_CHANGED:
+            changes.trees.add(folder + os.sep + name)
     return changes
+
+
+def relative_to(root: str, path: str) -> str | None:
+    """`path` below `root` ("" for root itself), or None when it is not under it."""
+    if path == root:
+        return ""
+    if path.startswith(root + os.sep):
+        return path[len(root) + 1:]
+    return None
+
+
+def under_any(path: str, trees: set[str]) -> bool:
+    """Is `path` one of `trees` or inside one (checked by its parents: a path's depth,
+    not the number of trees)?"""
+    while path not in trees:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return True
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def file_system_of(mountinfo: str, path: str) -> str | None:
+    """The type of the file system `path` is on (a real path), from the text of
+    /proc/self/mountinfo: that of the deepest mount point holding it."""
+    best, kind = -1, None
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if "-" not in fields or len(fields) < 5:
+            continue
+        point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])  # \040: " "
+        if (point == "/" or relative_to(point, path) is not None) and len(point) > best:
+            best, kind = len(point), fields[fields.index("-") + 1]
+    return kind
 
 
 @functools.cache
@@ -105,78 +160,105 @@ def _libc() -> Any:
     return libc
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
 class FolderWatch:
-    """The folders watched by one inotify descriptor, read by a Twisted reactor (an
-    IReadDescriptor; without one, whoever calls `doRead`); each change is passed to
-    `on_change(kind, path)`. Once closed, or broken, it says ("all", ""): nothing it
-    vouched for is vouched for any more.
+    """The folders under `root` watched by one inotify descriptor, read by a Twisted
+    reactor (an IReadDescriptor) and before each cache lookup (`sync`); what changed
+    is passed to `on_changes`. Once closed, or broken, it reports everything changed:
+    nothing it vouched for is vouched for any more.
 
     Args:
-        report: told once when the system's watch limit is reached.
+        budget: how many folders it may watch (its share of the user's watches).
+        report: told when a limit of the system's leaves files unwatched.
     """
 
-    def __init__(self, fd: int, on_change: Callable[[str, str], None], *, reactor: Any = None,
-                 report: Callable[[str], None] = lambda _message: None) -> None:
-        self.fd = fd
-        self.on_change = on_change
-        self.reactor = reactor
-        self.report = report
-        self.full = False  # the watch limit was reached: no new folder is watched
+    def __init__(self, fd: int, root: str, on_changes: Callable[[Changes], None], *,
+                 budget: int, reactor: Any = None,
+                 report: Callable[[str], None] = _silent) -> None:
+        self.fd, self.root, self.on_changes = fd, root, on_changes
+        self.budget, self.reactor, self.report = budget, reactor, report
         self._wd_of: dict[str, int] = {}
         self._folder_of: dict[int, str] = {}
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
         if reactor is not None:
             reactor.addReader(self)
 
     @classmethod
-    def open(cls, on_change: Callable[[str, str], None], *, reactor: Any = None,
-             report: Callable[[str], None] = lambda _message: None) -> "FolderWatch | None":
-        """A watch with no folder yet, read by `reactor`; None where inotify is missing
-        or refused (then every file is checked on each request)."""
+    def open(cls, root: str, on_changes: Callable[[Changes], None], *, workers: int = 1,
+             reactor: Any = None,
+             report: Callable[[str], None] = _silent) -> "FolderWatch | None":
+        """A watch of `root` (a real path) with no folder yet, or None where inotify
+        would not hear every change there (see the module's docstring)."""
         libc = _libc()
         if libc is None:
             return None
-        fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        return None if fd < 0 else cls(fd, on_change, reactor=reactor, report=report)
+        kind = file_system_of(_read("/proc/self/mountinfo"), root)
+        if kind not in LOCAL_FILE_SYSTEMS:
+            return None
+        limit = _read("/proc/sys/fs/inotify/max_user_watches").strip()
+        budget = int(limit) // (WATCH_SHARE * max(1, workers)) if limit.isdigit() else 0
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            report("no inotify instance left (fs.inotify.max_user_instances): every "
+                   "file is checked on each request")
+            return None
+        return cls(fd, root, on_changes, budget=budget, reactor=reactor, report=report)
 
-    def watch(self, folder: str, root: str) -> bool:
-        """Watch `folder` and its parents up to `root` (both real paths, `folder` under
-        or at `root`), unless they are already. False when one of them cannot be
-        (missing, a symlink, or no watch left): its files are then not covered."""
+    def watch(self, folder: str) -> bool:
+        """Watch `folder` (a real path under `root`) and its parents up to `root`,
+        unless they are already. False when one of them cannot be (missing, a symlink,
+        another folder's alias, or no watch left): its files are then not covered."""
         if folder in self._wd_of:
             return True
         chain = []
         while folder not in self._wd_of:
-            chain.append(folder)
-            if folder == root:
-                break
-            parent = os.path.dirname(folder)
-            if parent == folder or not (parent == root or parent.startswith(root + os.sep)):
+            if relative_to(self.root, folder) is None:
                 return False
-            folder = parent
+            chain.append(folder)
+            if folder == self.root:
+                break
+            folder = os.path.dirname(folder)
         return all(self._add(path) for path in reversed(chain))
 
     def _add(self, folder: str) -> bool:
-        if self.full:
+        if len(self._wd_of) >= self.budget:
             return False
         wd = _libc().inotify_add_watch(self.fd, os.fsencode(folder), FOLDER_MASK)
         if wd < 0:
             if ctypes.get_errno() == errno.ENOSPC:
-                self.full = True
+                self.budget = len(self._wd_of)  # no more tries: each would fail alike
                 self.report("no inotify watch left (fs.inotify.max_user_watches): files "
                             "in folders not watched yet are checked on each request")
             return False
-        stale = self._folder_of.get(wd)
-        if stale is not None and stale != folder:  # the folder moved there unseen yet
-            self._forget_under(stale)
-            self.on_change("tree", stale)
+        if wd in self._folder_of:
+            # The kernel's watch of this folder's inode, already ours under another
+            # path: a folder moved there, whose move is still queued (the event will
+            # forget the old path), or the same folder mounted twice. Not covered here.
+            return False
         self._wd_of[folder], self._folder_of[wd] = wd, folder
         return True
 
-    def _forget_under(self, folder: str) -> None:
-        """Stop watching `folder` and the folders below it: their paths are no longer
-        theirs (moved), or they are gone."""
-        below = folder + os.sep
-        for path in [p for p in self._wd_of if p == folder or p.startswith(below)]:
+    def sync(self) -> None:
+        """Take the events queued so far, if any (one poll when there are none)."""
+        if self.fd >= 0 and self._poll.poll(0):
+            self.doRead()
+
+    def _forget(self, trees: set[str] | None) -> None:
+        """Stop watching the folders in or under `trees` (all of them for None): their
+        paths are no longer theirs (moved), they are gone, or events were lost."""
+        for path in [p for p in self._wd_of if trees is None or under_any(p, trees)]:
             wd = self._wd_of.pop(path)
             self._folder_of.pop(wd, None)
             _libc().inotify_rm_watch(self.fd, wd)  # EINVAL when the kernel dropped it
@@ -187,7 +269,7 @@ class FolderWatch:
 
     def doRead(self) -> None:  # noqa: N802 - Twisted's name
         """Take every event queued so far."""
-        while True:
+        while self.fd >= 0:
             try:
                 data = os.read(self.fd, READ_SIZE)
             except BlockingIOError:
@@ -195,10 +277,14 @@ class FolderWatch:
             except OSError:  # the descriptor is broken: watch nothing, trust nothing
                 self.close()
                 return
-            for kind, path in interpret(parse_events(data), self._folder_of):
-                if kind == "tree":
-                    self._forget_under(path)
-                self.on_change(kind, path)
+            changes = interpret(parse_events(data), self._folder_of)
+            if changes.everything:
+                # a lost event may have been a folder's end: no watch can be trusted
+                self._forget(None)
+            elif changes.trees:
+                self._forget(changes.trees)
+            if changes.everything or changes.trees or changes.files:
+                self.on_changes(changes)
 
     def connectionLost(self, reason: object) -> None:  # noqa: N802 - Twisted's name
         self.close()
@@ -213,8 +299,7 @@ class FolderWatch:
         if self.reactor is not None:
             self.reactor.removeReader(self)
         os.close(self.fd)
-        self.fd = -1
-        self.full = True  # no folder is watched again
+        self.fd, self.budget = -1, 0  # no folder is watched again
         self._wd_of.clear()
         self._folder_of.clear()
-        self.on_change("all", "")
+        self.on_changes(Changes(everything=True))

@@ -685,7 +685,8 @@ def _serve_in_this_process(reactor, build_dir: Path, state_dir: Path,  # noqa: A
     live = LiveReload(state_dir) if options.live_reload else None
     cache = FileCache(build_dir, live_reload=options.live_reload,
                       max_bytes=options.cache_bytes or cache_budget(build_dir, 1))
-    cache.watch = FolderWatch.open(cache.changed, reactor=reactor, report=options.report)
+    cache.folder_watch = FolderWatch.open(cache.root, cache.changed, workers=options.workers,
+                                          reactor=reactor, report=options.report)
     inbox = inbox_rules.Inbox(options.inbox_kinds, per_address=options.inbox_per_address,
                               total=options.inbox_total, clock=time.monotonic,
                               later=lambda run: reactor.callLater(0, run),

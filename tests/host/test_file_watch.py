@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 
 import pytest
 
@@ -29,32 +30,47 @@ def test_events_are_parsed_with_their_padded_names():
 
 
 def test_what_each_event_makes_stale():
-    """A file's events name the file; a folder moved, removed or replaced names its
-    tree, as does a watch that ended; a lost queue names everything; the folder's own
-    stat, a new folder and a watch already given up name nothing."""
-    folders = {1: "/b", 2: "/b/2026"}
+    """A file's events name the file; a folder moved, removed, replaced or given
+    another mode names its tree, as does a watch that ended; a new folder, and a
+    watch already given up, name nothing; a lost queue names everything."""
+    folders = {1: "/b", 2: "/b/2026", 3: "/b/tags"}
     events = [(2, fw.IN_MOVED_TO, "index.html"), (2, fw.IN_MODIFY, "index.html"),
               (2, fw.IN_ATTRIB, "x.css"), (2, fw.IN_CLOSE_WRITE, "x.css"),
               (2, fw.IN_DELETE, "old.html"), (2, fw.IN_MOVED_FROM, "tmp"),
-              (1, fw.IN_MOVED_FROM | fw.IN_ISDIR, "tags"),
+              (1, fw.IN_MOVED_FROM | fw.IN_ISDIR, "gone-away"),
               (1, fw.IN_DELETE | fw.IN_ISDIR, "gone"),
               (1, fw.IN_MOVED_TO | fw.IN_ISDIR, "moved-in"),
+              (1, fw.IN_ATTRIB | fw.IN_ISDIR, "closed"),
               (1, fw.IN_CREATE | fw.IN_ISDIR, "new"),
-              (1, fw.IN_ATTRIB | fw.IN_ISDIR, ""),
-              (2, fw.IN_MOVE_SELF, ""), (2, fw.IN_IGNORED, ""),
-              (9, fw.IN_MODIFY, "unknown-watch"), (-1, fw.IN_Q_OVERFLOW, "")]
-    assert interpret(events, folders) == [
-        ("file", "/b/2026/index.html"), ("file", "/b/2026/index.html"),
-        ("file", "/b/2026/x.css"), ("file", "/b/2026/x.css"),
-        ("file", "/b/2026/old.html"), ("file", "/b/2026/tmp"),
-        ("tree", "/b/tags"), ("tree", "/b/gone"), ("tree", "/b/moved-in"),
-        ("tree", "/b/2026"), ("tree", "/b/2026"), ("all", "")]
+              (3, fw.IN_ATTRIB, ""), (2, fw.IN_MOVE_SELF, ""), (2, fw.IN_IGNORED, ""),
+              (9, fw.IN_MODIFY, "unknown-watch")]
+    changes = interpret(events, folders)
+    assert changes.files == {"/b/2026/index.html", "/b/2026/x.css", "/b/2026/old.html",
+                             "/b/2026/tmp"}
+    assert changes.trees == {"/b/gone-away", "/b/gone", "/b/moved-in", "/b/closed",
+                             "/b/tags", "/b/2026"}
+    assert not changes.everything
+    assert interpret([(-1, fw.IN_Q_OVERFLOW, "")], folders).everything
+
+
+def test_the_file_system_of_a_path_is_that_of_its_deepest_mount():
+    mountinfo = "\n".join([
+        "22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw",
+        "30 22 0:25 / /srv/my\\040site rw shared:5 - nfs4 host:/x rw",
+        "31 22 0:26 / /srv/my rw - tmpfs tmpfs rw",
+        "32 22 0:27 / /home/me/.cache/fuse rw - fuse.sshfs me@h: rw"])
+    assert fw.file_system_of(mountinfo, "/home/me/site/build") == "ext4"
+    assert fw.file_system_of(mountinfo, "/srv/my site/build") == "nfs4"
+    assert fw.file_system_of(mountinfo, "/srv/my/build") == "tmpfs"
+    assert fw.file_system_of(mountinfo, "/srv/myother") == "ext4"
+    assert fw.file_system_of(mountinfo, "/home/me/.cache/fuse/x") == "fuse.sshfs"
+    assert "nfs4" not in fw.LOCAL_FILE_SYSTEMS and "fuse.sshfs" not in fw.LOCAL_FILE_SYSTEMS
 
 
 # -- real inotify
 
 def _has_inotify() -> bool:
-    watch = FolderWatch.open(lambda *_: None)
+    watch = FolderWatch.open(os.path.realpath(tempfile.gettempdir()), lambda _changes: None)
     if watch is not None:
         watch.close()
     return watch is not None
@@ -64,8 +80,14 @@ needs_inotify = pytest.mark.skipif(not _has_inotify(), reason="no inotify here (
 
 
 class _Told(list):
-    def __call__(self, kind: str, path: str) -> None:
-        self.append((kind, path))
+    def __call__(self, changes) -> None:
+        self.append(changes)
+
+    def files(self) -> set[str]:
+        return set().union(*(c.files for c in self))
+
+    def trees(self) -> set[str]:
+        return set().union(*(c.trees for c in self))
 
 
 @pytest.fixture
@@ -78,65 +100,104 @@ def build(tmp_path):
 
 
 @pytest.fixture
+def watch(build):
+    """A watch of `build`, read when a test calls doRead."""
+    told = _Told()
+    watch = FolderWatch.open(str(build), told)
+    watch.told = told
+    yield watch
+    watch.close()
+
+
+@pytest.fixture
 def cache(build):
-    """A cache of `build` with its watch, read when a test calls doRead."""
+    """A cache of `build` with its watch (read at each lookup, as in the server)."""
     cache = FileCache(build, live_reload=False, max_bytes=1 << 30)
-    cache.watch = FolderWatch.open(cache.changed)
+    cache.folder_watch = FolderWatch.open(cache.root, cache.changed)
     yield cache
-    cache.watch.close()
+    cache.folder_watch.close()
 
 
 @needs_inotify
-def test_a_folder_is_watched_with_its_parents_and_reports_each_kind_of_change(build):
-    told = _Told()
-    watch = FolderWatch.open(told)
+def test_a_folder_is_watched_with_its_parents_and_reports_each_kind_of_change(build, watch):
     root, post = str(build), str(build / "2026" / "a-post")
-    assert watch.watch(post, root)
+    assert watch.watch(post)
     assert set(watch._wd_of) == {root, str(build / "2026"), post}
     page = build / "2026" / "a-post" / "index.html"
     tmp = page.with_name(".tmp-1")
     tmp.write_bytes(b"<p>two</p>")
     os.replace(tmp, page)  # as the builder writes
     watch.doRead()
-    assert ("file", str(page)) in told
+    assert str(page) in watch.told.files()
     for change in (lambda: page.write_bytes(b"<p>3</p>"),  # in place
                    lambda: os.utime(page),  # touched
                    lambda: page.unlink()):
-        told.clear()
+        watch.told.clear()
         change()
         watch.doRead()
-        assert ("file", str(page)) in told
-    told.clear()
+        assert watch.told.files() == {str(page)}
+    os.chmod(post, 0o700)  # a folder's mode: what is below may no longer be served
+    watch.doRead()
+    assert post in watch.told.trees() and set(watch._wd_of) == {root, str(build / "2026")}
+    watch.told.clear()
     os.rename(build / "2026", build / "2025")  # a parent moved: the tree below goes
     watch.doRead()
-    assert ("tree", str(build / "2026")) in told
+    assert str(build / "2026") in watch.told.trees()
     assert set(watch._wd_of) == {root}  # the moved folders are not followed
     watch.close()
-    assert told[-1] == ("all", "") and not watch.watch(root, root)
+    assert watch.told[-1].everything and not watch.watch(root)
 
 
 @needs_inotify
-def test_a_missing_folder_a_symlink_or_a_folder_outside_is_not_watched(build, tmp_path):
-    watch = FolderWatch.open(_Told())
+def test_a_missing_folder_a_symlink_or_a_folder_outside_is_not_watched(build, tmp_path, watch):
     (build / "linked").symlink_to(build / "2026")
-    assert not watch.watch(str(build / "nothing"), str(build))
-    assert not watch.watch(str(build / "linked"), str(build))
-    assert not watch.watch(str(tmp_path), str(build))
-    assert watch.watch(str(build / "2026"), str(build))
-    watch.close()
+    assert not watch.watch(str(build / "nothing"))
+    assert not watch.watch(str(build / "linked"))
+    assert not watch.watch(str(tmp_path))
+    assert watch.watch(str(build / "2026"))
 
 
 @needs_inotify
-def test_the_cache_trusts_a_watched_entry_until_the_watch_says_it_changed(build, cache):
-    """No look at the disk per hit: a page replaced is served from memory until the
-    events are read (the server reads them on its loop's next turn), then afresh."""
+def test_a_folder_moved_before_its_event_is_read_is_not_watched_twice(build, watch):
+    """The kernel answers a folder already watched under its old path with the same
+    watch: the new path is not covered until the move's event is taken."""
+    assert watch.watch(str(build / "2026" / "a-post"))
+    os.rename(build / "2026", build / "2027")
+    assert not watch.watch(str(build / "2027" / "a-post"))
+    watch.doRead()
+    assert watch.watch(str(build / "2027" / "a-post"))
+
+
+@needs_inotify
+def test_lost_events_forget_every_watch(build, watch):
+    """Past the kernel's queue, events are lost (IN_Q_OVERFLOW), possibly a folder's
+    end: every watch is given up, and made again as files are cached again."""
+    assert watch.watch(str(build / "2026" / "a-post"))
+    with open("/proc/sys/fs/inotify/max_queued_events") as f:
+        queue = int(f.read())
+    pages = [build / "2026" / "a-post" / "index.html", build / "style.css"]
+    for i in range(queue + 2):  # two files in turn: the kernel merges repeats
+        os.utime(pages[i % 2])
+    watch.doRead()
+    assert any(changes.everything for changes in watch.told) and watch._wd_of == {}
+    assert watch.watch(str(build / "2026" / "a-post"))
+
+
+@needs_inotify
+def test_a_cached_page_is_served_without_a_stat_and_fresh_after_a_change(build, cache,
+                                                                         monkeypatch):
+    """A hit on a watched entry looks at no file; a change made before the next
+    lookup is taken by that lookup, with no reactor turning."""
     entry = cache.lookup(b"/2026/a-post/", False)
     assert entry.watched and entry.body == b"<p>one</p>"
+    stats = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda *a, **k: stats.append(a) or real_stat(*a, **k))
+    assert cache.lookup(b"/2026/a-post/", False) is entry and stats == []
+    monkeypatch.undo()
     page = build / "2026" / "a-post" / "index.html"
     page.with_name("t").write_bytes(b"<p>two</p>")
     os.replace(page.with_name("t"), page)
-    assert cache.lookup(b"/2026/a-post/", False) is entry  # not read yet
-    cache.watch.doRead()
     assert cache.lookup(b"/2026/a-post/", False).body == b"<p>two</p>"
 
 
@@ -157,15 +218,13 @@ def test_a_change_no_stat_can_see_is_seen(build):
         page.write_bytes(b"<p>one</p>")
         cache = FileCache(build, live_reload=False, max_bytes=1 << 30)
         if watched:
-            cache.watch = FolderWatch.open(cache.changed)
+            cache.folder_watch = FolderWatch.open(cache.root, cache.changed)
         assert cache.lookup(b"/2026/a-post/", False).body == b"<p>one</p>"
         rewrite_unseen()
-        if watched:
-            cache.watch.doRead()
         expected = b"<p>ONE</p>" if watched else b"<p>one</p>"
         assert cache.lookup(b"/2026/a-post/", False).body == expected
         if watched:
-            cache.watch.close()
+            cache.folder_watch.close()
 
 
 @needs_inotify
@@ -175,12 +234,10 @@ def test_a_folder_moved_away_or_a_new_gz_drops_what_it_held(build, cache):
     assert cache.gzip_variant(style) is None  # too small to gain: tried once
     (build / "style.css.gz").write_bytes(b"x")
     os.rename(build / "2026", build / "old")
-    cache.watch.doRead()
+    cache.folder_watch.sync()
+    assert cache._entries == {} and cache._bytes == 0  # the .gz: its file asked again
     assert cache.lookup(b"/2026/a-post/", False) is None
-    assert ("style.css", False) not in cache._entries  # its .gz changed: asked again
-    assert cache._bytes == 0
     os.rename(build / "old", build / "2026")
-    cache.watch.doRead()
     assert cache.lookup(b"/2026/a-post/", False).watched  # watched again, at its path
 
 
@@ -197,12 +254,26 @@ def test_an_entry_through_a_symlink_inside_build_is_checked_by_stat(build, cache
 
 
 @needs_inotify
+def test_a_file_with_another_name_is_checked_by_stat(build, cache):
+    """A change through a hard link's other name is reported in that name's folder
+    only: such a file is checked on each request."""
+    page = build / "2026" / "a-post" / "index.html"
+    (build / "elsewhere").mkdir()
+    os.link(page, build / "elsewhere" / "same.html")
+    entry = cache.lookup(b"/2026/a-post/", False)
+    assert entry.body == b"<p>one</p>" and not entry.watched
+    with open(build / "elsewhere" / "same.html", "r+b") as f:
+        f.write(b"<p>two, longer</p>")
+    assert cache.lookup(b"/2026/a-post/", False).body == b"<p>two, longer</p>"
+
+
+@needs_inotify
 def test_past_the_watch_limit_files_are_checked_by_stat(build, monkeypatch):
     """When the system has no watch left, the watch says so once and the folders it
     could not watch keep the stat per request."""
     told: list[str] = []
     cache = FileCache(build, live_reload=False, max_bytes=1 << 30)
-    cache.watch = FolderWatch.open(cache.changed, report=told.append)
+    cache.folder_watch = FolderWatch.open(cache.root, cache.changed, report=told.append)
     assert cache.lookup(b"/style.css", False).watched
     libc = fw._libc()
     monkeypatch.setattr(fw, "_libc", lambda: _NoWatchLeft(libc))
@@ -210,7 +281,29 @@ def test_past_the_watch_limit_files_are_checked_by_stat(build, monkeypatch):
     assert not entry.watched and len(told) == 1 and "max_user_watches" in told[0]
     cache.lookup(b"/2026/a-post/index.html", True)
     assert len(told) == 1
-    cache.watch.close()
+    cache.folder_watch.close()
+
+
+@needs_inotify
+def test_a_worker_watches_no_more_folders_than_its_share(build):
+    """Each worker takes at most its share of the user's watches (`o2m watch` and the
+    user's other programs need theirs): past it, files are checked by stat."""
+    cache = FileCache(build, live_reload=False, max_bytes=1 << 30)
+    cache.folder_watch = FolderWatch.open(cache.root, cache.changed)
+    limit = int(open("/proc/sys/fs/inotify/max_user_watches").read())
+    assert cache.folder_watch.budget == limit // fw.WATCH_SHARE
+    cache.folder_watch.budget = 2
+    assert cache.lookup(b"/style.css", False).watched
+    assert not cache.lookup(b"/2026/a-post/", False).watched  # would need two more
+    cache.folder_watch.close()
+
+
+def test_a_build_on_a_network_file_system_is_not_watched(build, monkeypatch):
+    """Changes another host makes to an NFS or SMB share, or a FUSE file system's, make
+    no event here: such a build/ keeps the stat per request."""
+    monkeypatch.setattr(fw, "_read", lambda path: (
+        "22 1 0:40 / / rw - nfs4 host:/export rw\n" if path.endswith("mountinfo") else "8192"))
+    assert FolderWatch.open(str(build), _Told()) is None
 
 
 class _NoWatchLeft:
