@@ -54,8 +54,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     with Trash(args.site.resolve().parent / "trash-paired") as trash:
-        for _ in range(args.rounds):
-            for name, path in (("before", args.before), ("after", None)):
+        order = [("before", args.before), ("after", None)]
+        for round_ in range(args.rounds):  # alternated: neither always builds first
+            for name, path in order if round_ % 2 == 0 else order[::-1]:
                 wall, cpu, phases = cold_build(args.site, path, trash)
                 print(f"{name:<7} wall {wall:6.2f} s  CPU {cpu:6.2f} s  sources "
                       f"{phases.get('sources', '?')} ms  pages {phases.get('pages', '?')} ms  "
