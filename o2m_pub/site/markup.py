@@ -337,7 +337,8 @@ _WORD = re.compile(r"\w+")
 # space (which leaves every word as it was), so most texts become ASCII, whose words
 # are counted by bytes.translate and split: a quarter of the time of \w+.
 _COMMON_NOT_WORD = "\u00b6\u21a9\u00a0\u2018\u2019\u201c\u201d\u2013\u2014\u2026"
-# every byte but an ASCII letter, digit or "_" (the ASCII \w) becomes a space
+# every byte but an ASCII letter, digit or "_" (the ASCII \w) becomes a space (a table
+# has 256 entries; only ASCII text is translated, so the upper half is never used)
 _ASCII_SPACES = bytes(c if chr(c).isalnum() or c == 0x5F else 0x20 for c in range(128)) \
     + b" " * 128
 _BLOCK_TAG = re.compile(r"</?(?:p|div|li|h\d|br|tr|td|th|dt|dd|blockquote|pre|ul|ol|table|hr)\b[^>]*>")
@@ -360,7 +361,8 @@ def _summary_and_words(html: str) -> tuple[str, int]:
 
 
 def _count_words(text: str) -> int:
-    """The runs of word characters (\\w+) in `text`."""
+    """The runs of word characters (\\w+) in `text`, counted by bytes where the text
+    allows (`_COMMON_NOT_WORD`): the regular expression was half of this step."""
     for char in _COMMON_NOT_WORD:
         if char in text:
             text = text.replace(char, " ")
