@@ -6,9 +6,8 @@ from the ``.gz`` the builder may leave beside it, else compressed here once). An
 is dropped when its file changes, as the server's `file_watch` reports (its entries are
 served without a look at the disk); an entry `file_watch` cannot vouch for is checked
 by one ``stat`` per request (size, mtime and inode: the builder replaces files by
-rename). Which path may be served,
-and with which headers, is decided by the pure rules in static_rules.py; this module
-is the files around them (docs/adr/0004).
+rename). Which path may be served, and with which headers, is decided by the pure
+rules in static_rules.py; this module is the files around them (docs/adr/0004).
 
 A miss is cheap (about 30 µs for a page): the headers every file of a kind shares are
 made once per kind, and a path is checked for symlinks only below build/ itself.
@@ -100,7 +99,9 @@ class CachedFile:
     gz_headers: ResponseHeaders | None = None
     gzip_tried: bool = False
     key: tuple[str, bool] = ("", False)  # in FileCache._entries
-    watched: bool = False  # its folder was watched before it was read: no stat a hit
+    # no stat a hit: its folder was watched before it was read, and a change to it can
+    # come through no other path (no symlink on its path, one name, build/'s device)
+    watched: bool = False
 
 
 def cache_budget(build_dir: Path, workers: int, available: int | None = None) -> int:

@@ -26,6 +26,7 @@ from memory.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -35,7 +36,7 @@ import select
 import struct
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Container, Mapping
 
 # inotify(7)
 IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
@@ -49,8 +50,14 @@ IN_ONLYDIR, IN_DONT_FOLLOW, IN_ISDIR = 0x01000000, 0x02000000, 0x40000000
 FOLDER_MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO
                | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
                | IN_ONLYDIR | IN_DONT_FOLLOW)
-_GONE = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_ATTRIB
-_FOLDER_CHANGED = IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_ATTRIB
+# a folder's own events that end what is known below it: its watch gone, the folder
+# moved, removed or unmounted, or its mode changed (which can close it to the server)
+_TREE_ENDED = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_ATTRIB
+# the same, told by its parent
+_CHILD_FOLDER_CHANGED = IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_ATTRIB
+# a folder above build/ is watched for its own move or removal only (build/'s path
+# changes with it); any such event ends everything known
+ANCESTOR_MASK = IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW
 _HEADER = struct.Struct("iIII")  # wd, mask, cookie, length of the name
 READ_SIZE = 64 << 10
 # file systems whose every change goes through this kernel, which reports it
@@ -85,22 +92,24 @@ def parse_events(data: bytes) -> list[Event]:
     return events
 
 
-def interpret(events: list[Event], folders: Mapping[int, str]) -> Changes:
-    """What `events` say changed, given the folder each watch descriptor watches."""
+def interpret(events: list[Event], folders: Mapping[int, str],
+              ancestors: Container[int] = ()) -> Changes:
+    """What `events` say changed, given the folder each watch descriptor watches, and
+    the watches of the folders above build/ (any event of theirs moves build/)."""
     changes = Changes()
     for wd, mask, name in events:
-        if mask & IN_Q_OVERFLOW:
+        if mask & IN_Q_OVERFLOW or wd in ancestors:
             changes.everything = True
             continue
         folder = folders.get(wd)
         if folder is None:  # a watch given up already
             continue
         if not name:  # the folder itself
-            if mask & _GONE:
+            if mask & _TREE_ENDED:
                 changes.trees.add(folder)
         elif not mask & IN_ISDIR:
             changes.files.add(folder + os.sep + name)
-        elif mask & _FOLDER_CHANGED:
+        elif mask & _CHILD_FOLDER_CHANGED:
             changes.trees.add(folder + os.sep + name)
     return changes
 
@@ -137,7 +146,8 @@ def file_system_of(mountinfo: str, path: str) -> str | None:
         if "-" not in fields or len(fields) < 5:
             continue
         point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])  # \040: " "
-        if (point == "/" or relative_to(point, path) is not None) and len(point) > best:
+        # (>=: of two mounts at one point, the later line is the one on top)
+        if (point == "/" or relative_to(point, path) is not None) and len(point) >= best:
             best, kind = len(point), fields[fields.index("-") + 1]
     return kind
 
@@ -161,10 +171,12 @@ def _libc() -> Any:
 
 
 def _read(path: str) -> str:
+    """A /proc file's text, its bytes that are not UTF-8 kept as `os.fsdecode` keeps
+    them (a mount point may be named in any bytes)."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
             return f.read()
-    except OSError:
+    except (OSError, ValueError):
         return ""
 
 
@@ -190,6 +202,8 @@ class FolderWatch:
         self.budget, self.reactor, self.report = budget, reactor, report
         self._wd_of: dict[str, int] = {}
         self._folder_of: dict[int, str] = {}
+        self._ancestor_wd: dict[str, int] = {}  # the folders above root
+        self._told_budget = False
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
         if reactor is not None:
@@ -228,17 +242,37 @@ class FolderWatch:
                 return False
             chain.append(folder)
             if folder == self.root:
+                if not self._watch_ancestors():
+                    return False
                 break
             folder = os.path.dirname(folder)
         return all(self._add(path) for path in reversed(chain))
 
+    def _watch_ancestors(self) -> bool:
+        """Watch the folders above root for their own move or removal: either moves or
+        removes build/, which makes no event of build/'s own."""
+        folder = os.path.dirname(self.root)
+        while folder not in self._ancestor_wd and folder != os.path.dirname(folder):
+            wd = _libc().inotify_add_watch(self.fd, os.fsencode(folder), ANCESTOR_MASK)
+            if wd < 0:
+                return False
+            self._ancestor_wd[folder] = wd
+            folder = os.path.dirname(folder)
+        return True
+
     def _add(self, folder: str) -> bool:
         if len(self._wd_of) >= self.budget:
+            if self.budget and not self._told_budget:
+                self._told_budget = True
+                self.report("this worker's share of inotify watches is taken "
+                            "(fs.inotify.max_user_watches): files in folders not watched "
+                            "yet are checked on each request")
             return False
         wd = _libc().inotify_add_watch(self.fd, os.fsencode(folder), FOLDER_MASK)
         if wd < 0:
-            if ctypes.get_errno() == errno.ENOSPC:
+            if ctypes.get_errno() == errno.ENOSPC and not self._told_budget:
                 self.budget = len(self._wd_of)  # no more tries: each would fail alike
+                self._told_budget = True
                 self.report("no inotify watch left (fs.inotify.max_user_watches): files "
                             "in folders not watched yet are checked on each request")
             return False
@@ -256,12 +290,17 @@ class FolderWatch:
             self.doRead()
 
     def _forget(self, trees: set[str] | None) -> None:
-        """Stop watching the folders in or under `trees` (all of them for None): their
-        paths are no longer theirs (moved), they are gone, or events were lost."""
+        """Stop watching the folders in or under `trees` (all of them, and those above
+        root, for None): their paths are no longer theirs (moved), they are gone, or
+        events were lost."""
         for path in [p for p in self._wd_of if trees is None or under_any(p, trees)]:
             wd = self._wd_of.pop(path)
             self._folder_of.pop(wd, None)
             _libc().inotify_rm_watch(self.fd, wd)  # EINVAL when the kernel dropped it
+        if trees is None:
+            for wd in self._ancestor_wd.values():
+                _libc().inotify_rm_watch(self.fd, wd)
+            self._ancestor_wd.clear()
 
     # -- Twisted's IReadDescriptor
     def fileno(self) -> int:
@@ -277,7 +316,8 @@ class FolderWatch:
             except OSError:  # the descriptor is broken: watch nothing, trust nothing
                 self.close()
                 return
-            changes = interpret(parse_events(data), self._folder_of)
+            changes = interpret(parse_events(data), self._folder_of,
+                                set(self._ancestor_wd.values()))
             if changes.everything:
                 # a lost event may have been a folder's end: no watch can be trusted
                 self._forget(None)
@@ -298,8 +338,10 @@ class FolderWatch:
             return
         if self.reactor is not None:
             self.reactor.removeReader(self)
-        os.close(self.fd)
+        with contextlib.suppress(OSError):  # (already broken, when doRead failed)
+            os.close(self.fd)
         self.fd, self.budget = -1, 0  # no folder is watched again
         self._wd_of.clear()
         self._folder_of.clear()
+        self._ancestor_wd.clear()
         self.on_changes(Changes(everything=True))

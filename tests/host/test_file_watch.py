@@ -4,16 +4,19 @@ would, so each test decides when the events are taken."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import os
 import struct
 import tempfile
+from pathlib import Path
 
 import pytest
 
 from o2m_pub.host import file_watch as fw
 from o2m_pub.host.file_cache import FileCache
 from o2m_pub.host.file_watch import FolderWatch, interpret, parse_events
-
 
 # -- what the events mean
 
@@ -65,6 +68,18 @@ def test_the_file_system_of_a_path_is_that_of_its_deepest_mount():
     assert fw.file_system_of(mountinfo, "/srv/myother") == "ext4"
     assert fw.file_system_of(mountinfo, "/home/me/.cache/fuse/x") == "fuse.sshfs"
     assert "nfs4" not in fw.LOCAL_FILE_SYSTEMS and "fuse.sshfs" not in fw.LOCAL_FILE_SYSTEMS
+    on_top = mountinfo + "\n40 31 0:50 / /srv/my rw - nfs4 host:/y rw"  # mounted over
+    assert fw.file_system_of(on_top, "/srv/my/build") == "nfs4"
+
+
+def test_a_mount_point_named_in_bytes_that_are_not_utf8_is_read(tmp_path):
+    """/proc/self/mountinfo names mount points in any bytes: read as the paths are."""
+    info = tmp_path / "mountinfo"
+    info.write_bytes(b"22 1 252:0 / / rw - ext4 /dev/vda rw\n"
+                     b"23 22 0:30 / /srv/m\xe9 rw - nfs host:/x rw\n")
+    text = fw._read(str(info))
+    assert fw.file_system_of(text, os.fsdecode(b"/srv/m\xe9/build")) == "nfs"
+    assert fw.file_system_of(text, "/srv/other") == "ext4"
 
 
 # -- real inotify
@@ -217,14 +232,14 @@ def test_a_change_no_stat_can_see_is_seen(build):
     for watched in (False, True):
         page.write_bytes(b"<p>one</p>")
         cache = FileCache(build, live_reload=False, max_bytes=1 << 30)
-        if watched:
-            cache.folder_watch = FolderWatch.open(cache.root, cache.changed)
-        assert cache.lookup(b"/2026/a-post/", False).body == b"<p>one</p>"
-        rewrite_unseen()
-        expected = b"<p>ONE</p>" if watched else b"<p>one</p>"
-        assert cache.lookup(b"/2026/a-post/", False).body == expected
-        if watched:
-            cache.folder_watch.close()
+        with contextlib.ExitStack() as stack:
+            if watched:
+                cache.folder_watch = FolderWatch.open(cache.root, cache.changed)
+                stack.callback(cache.folder_watch.close)
+            assert cache.lookup(b"/2026/a-post/", False).body == b"<p>one</p>"
+            rewrite_unseen()
+            expected = b"<p>ONE</p>" if watched else b"<p>one</p>"
+            assert cache.lookup(b"/2026/a-post/", False).body == expected
 
 
 @needs_inotify
@@ -268,12 +283,11 @@ def test_a_file_with_another_name_is_checked_by_stat(build, cache):
 
 
 @needs_inotify
-def test_past_the_watch_limit_files_are_checked_by_stat(build, monkeypatch):
+def test_past_the_watch_limit_files_are_checked_by_stat(build, cache, monkeypatch):
     """When the system has no watch left, the watch says so once and the folders it
     could not watch keep the stat per request."""
     told: list[str] = []
-    cache = FileCache(build, live_reload=False, max_bytes=1 << 30)
-    cache.folder_watch = FolderWatch.open(cache.root, cache.changed, report=told.append)
+    cache.folder_watch.report = told.append
     assert cache.lookup(b"/style.css", False).watched
     libc = fw._libc()
     monkeypatch.setattr(fw, "_libc", lambda: _NoWatchLeft(libc))
@@ -281,21 +295,42 @@ def test_past_the_watch_limit_files_are_checked_by_stat(build, monkeypatch):
     assert not entry.watched and len(told) == 1 and "max_user_watches" in told[0]
     cache.lookup(b"/2026/a-post/index.html", True)
     assert len(told) == 1
-    cache.folder_watch.close()
 
 
 @needs_inotify
-def test_a_worker_watches_no_more_folders_than_its_share(build):
+def test_a_worker_watches_no_more_folders_than_its_share(build, cache):
     """Each worker takes at most its share of the user's watches (`o2m watch` and the
-    user's other programs need theirs): past it, files are checked by stat."""
-    cache = FileCache(build, live_reload=False, max_bytes=1 << 30)
-    cache.folder_watch = FolderWatch.open(cache.root, cache.changed)
-    limit = int(open("/proc/sys/fs/inotify/max_user_watches").read())
+    user's other programs need theirs): past it, files are checked by stat, and the
+    server says so once."""
+    told: list[str] = []
+    cache.folder_watch.report = told.append
+    limit = int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
     assert cache.folder_watch.budget == limit // fw.WATCH_SHARE
     cache.folder_watch.budget = 2
     assert cache.lookup(b"/style.css", False).watched
     assert not cache.lookup(b"/2026/a-post/", False).watched  # would need two more
-    cache.folder_watch.close()
+    assert not cache.lookup(b"/2026/a-post/index.html", True).watched
+    assert len(told) == 1 and "share" in told[0]
+
+
+@needs_inotify
+def test_a_folder_above_build_moved_drops_everything(tmp_path):
+    """build/ moves with any folder above it, without an event of its own: the folders
+    above it are watched for that, and it drops every entry and watch."""
+    site = tmp_path / "site"
+    (site / "build" / "d").mkdir(parents=True)
+    (site / "build" / "d" / "p.html").write_bytes(b"old")
+    cache = FileCache(site / "build", live_reload=False, max_bytes=1 << 30)
+    cache.folder_watch = FolderWatch.open(cache.root, cache.changed)
+    try:
+        assert cache.lookup(b"/d/p.html", False).watched
+        os.rename(site, tmp_path / "site.old")
+        (site / "build" / "d").mkdir(parents=True)
+        (site / "build" / "d" / "p.html").write_bytes(b"new")
+        assert cache.lookup(b"/d/p.html", False).body == b"new"
+        assert cache.lookup(b"/d/p.html", False).watched  # watched again, the new one
+    finally:
+        cache.folder_watch.close()
 
 
 def test_a_build_on_a_network_file_system_is_not_watched(build, monkeypatch):
@@ -313,8 +348,6 @@ class _NoWatchLeft:
         self._libc = libc
 
     def inotify_add_watch(self, fd, path, mask) -> int:
-        import ctypes
-        import errno
         ctypes.set_errno(errno.ENOSPC)
         return -1
 
