@@ -35,7 +35,7 @@ from o2m_pub.config import STATE_DIR
 from o2m_pub.desk.web import DeskError
 from o2m_pub.errors import PostError
 from o2m_pub.site.content import SLUG_RE, parse_post, slugify, split_front_matter
-from o2m_pub.site.sources import CONTENT_DIR, is_editor_litter, scan_sources
+from o2m_pub.site.scan import CONTENT_DIR, is_editor_litter, scan_sources
 
 LOCK_NAME = "desk-write.lock"
 PHOTO_RE = re.compile(r"photo-(\d{1,4})\.(jpg|png|webp)")

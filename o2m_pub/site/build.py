@@ -64,17 +64,10 @@ from o2m_pub.site.render import (
     theme_dirs,
 )
 from o2m_pub.site.report import BuildProgress, BuildReport
+from o2m_pub.site.scan import CONTENT_DIR, is_editor_litter, scan_sources
 from o2m_pub.site.scan_ahead import ScanAhead, start as start_scan_ahead
 from o2m_pub.site.snapshot import ManifestSnapshot
-from o2m_pub.site.sources import (
-    CONTENT_DIR,
-    MARKUP_KEY,
-    is_editor_litter,
-    markup_options,
-    render_changed,
-    scan_sources,
-    sha_of_file,
-)
+from o2m_pub.site.sources import MARKUP_KEY, markup_options, render_changed, sha_of_file
 from o2m_pub.site.writer import AtomicWriter
 
 if TYPE_CHECKING:

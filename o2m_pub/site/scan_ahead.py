@@ -227,7 +227,7 @@ def _child(root: Path, scan: Scan, pages: Sizes | None, read_end: int,
 
 
 def _write(fd: int, data: bytes) -> None:
-    # _files.write_all's loop, not an import of it: _files imports `secrets` and with it
+    # _files._write_all's loop, not an import of it: _files imports `secrets` and with it
     # hashlib, CPU the child would pay (tests/site/test_scan_ahead.py keeps it light)
     view = memoryview(data)
     while view:

@@ -20,9 +20,6 @@ from o2m_pub.site.content import parse_post
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.plan import sha256_hex
 from o2m_pub.site.report import BuildProgress
-from o2m_pub.site.scan import CONTENT_DIR, is_editor_litter, scan_sources
-
-__all__ = ["CONTENT_DIR", "is_editor_litter", "scan_sources"]  # (their home: `scan`)
 
 PARALLEL_THRESHOLD = 48  # fewer changed posts than this render in-process
 

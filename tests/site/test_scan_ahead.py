@@ -20,9 +20,8 @@ from o2m_pub.site import scan_ahead
 from o2m_pub.site.build import build_site
 from o2m_pub.site.manifest import Manifest, OutputState
 from o2m_pub.site.outputs import Outputs
-from o2m_pub.site.scan import recorded_pages, sizes_now
+from o2m_pub.site.scan import recorded_pages, scan_sources, sizes_now
 from o2m_pub.site.scan_ahead import ScanAhead
-from o2m_pub.site.sources import scan_sources
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
 
