@@ -120,7 +120,7 @@ def preview_html(app: "DeskApp", body: str, path: str | None) -> str:
     """The body as the builder renders it (`site.markup`), its references to files of
     the post's folder shown from the desk, then cleaned by nh3 like a friend's post."""
     from o2m_pub.reader.sanitize import sanitize_html
-    from o2m_pub.site.markup import resolve_markers
+    from o2m_pub.site.markers import resolve_markers
 
     source = f"content/{path}" if path else "content/new/index.md"
     rendered = _renderer().render(body[:512 * 1024], source)

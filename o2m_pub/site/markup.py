@@ -26,11 +26,9 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import InlineProcessor, Treeprocessor
 
 from o2m_pub.site.fences import find_fences
+from o2m_pub.site.markers import MEDIA_MARK, POST_MARK
 
 MARKUP_VERSION = f"o2m-markup-2/markdown-{markdown.__version__}"
-MEDIA_MARK = "__O2M_MEDIA__:"
-POST_MARK = "__O2M_POST__:"
-MARKER_RE = re.compile(r"__O2M_(MEDIA|POST)__:([^\"'\s<>#]*)(#[^\"'\s<>]*)?")
 SUMMARY_CHARS = 280
 
 
@@ -564,11 +562,3 @@ class MarkdownRenderer:
 
 def _count_tokens(tokens: list[dict]) -> int:
     return sum(1 + _count_tokens(t.get("children", [])) for t in tokens)
-
-
-def resolve_markers(html: str, resolve) -> str:  # noqa: ANN001 - (kind, path, fragment) -> str
-    """Replace each marker by `resolve(kind, site_relative_path, fragment)`."""
-    if "__O2M_" not in html:
-        return html
-    return MARKER_RE.sub(lambda m: resolve(m.group(1), unquote(m.group(2)), m.group(3) or ""),
-                         html)

@@ -17,6 +17,7 @@ import jinja2
 from o2m_pub.config import SiteConfig
 from o2m_pub.errors import Problem, SiteError
 from o2m_pub.site.manifest import FileState, Manifest, OutputState
+from o2m_pub.site.markers import resolve_markers
 from o2m_pub.site.model import PostRecord, PostView
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.plan import Page
@@ -52,13 +53,6 @@ class Views:
                             hint="delete .o2m/build.db; the next build renders everything again")
         return body
 
-    @staticmethod
-    def _resolve_markers(html: str, resolve: Callable[[str, str, str], str]) -> str:
-        from o2m_pub.site.markup import (
-            resolve_markers,  # not loaded by a no-change build
-        )
-        return resolve_markers(html, resolve)
-
     def _resolver(self, link: Callable[[str], str]) -> Callable[[str, str, str], str]:
         def resolve(kind: str, path: str, fragment: str) -> str:
             if kind == "MEDIA":
@@ -75,7 +69,7 @@ class Views:
         def body() -> tuple[str, str]:
             if not cache:
                 html, toc = self._body(record)
-                cache.append((self._resolve_markers(html, resolve), toc))
+                cache.append((resolve_markers(html, resolve), toc))
             return cache[0]
 
         return PostView(record, url=self.config.url + record.path, tz=self.tz, body=body)
@@ -83,7 +77,7 @@ class Views:
     def absolute_html(self, record: PostRecord) -> str:
         def link(path: str) -> str:
             return self.config.url + path
-        return self._resolve_markers(self._body(record)[0], self._resolver(link))
+        return resolve_markers(self._body(record)[0], self._resolver(link))
 
     def render(self, renderer: PageRenderer, page: Page) -> str:
         root = self.config.base_path if page.template == "404.html" else None

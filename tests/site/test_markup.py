@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from o2m_pub.site.markup import MarkdownRenderer, highlight, resolve_markers, smarten
+from o2m_pub.site.markers import resolve_markers
+from o2m_pub.site.markup import MarkdownRenderer, highlight, smarten
 
 md = MarkdownRenderer()
 
