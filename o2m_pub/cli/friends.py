@@ -796,8 +796,14 @@ def friend_show(ctx: click.Context, name: str) -> None:
 @click.argument("new")
 @click.pass_context
 def friend_rename(ctx: click.Context, old: str, new: str) -> None:
-    """Call a friend by another name (update `audience:` lines that use the old one)."""
-    _store(ctx).rename(old, new)
+    """Call a friend by another name (update `audience:` lines that use the old one).
+    Their posts in your timeline go with them."""
+    from o2m_pub.cli.reading import reader_without_fetch
+    store = _store(ctx)
+    with reader_without_fetch(site_root(ctx)) as reader:
+        store.rename(old, new)
+        if reader is not None:
+            reader.rename_friend(old, new)
     out(f"renamed {old} to {new}")
 
 
@@ -805,8 +811,14 @@ def friend_rename(ctx: click.Context, old: str, new: str) -> None:
 @click.argument("name")
 @click.pass_context
 def friend_remove(ctx: click.Context, name: str) -> None:
-    """Remove a friend: at the next build their feed is deleted and they get nothing new."""
-    _store(ctx).remove(name)
+    """Remove a friend: at the next build their feed is deleted and they get nothing new.
+    Their posts leave your timeline."""
+    from o2m_pub.cli.reading import reader_without_fetch
+    store = _store(ctx)
+    with reader_without_fetch(site_root(ctx)) as reader:
+        if reader is not None:  # first: a crash between leaves a friend to fetch afresh
+            reader.forget_friend(name)
+        store.remove(name)
     out(f"removed {name}; their feed goes at the next `o2m build` "
         "(what they already fetched stays with them)")
 

@@ -197,6 +197,14 @@ def _reader_store(ctx: click.Context):  # noqa: ANN202 - (site root, store.Reade
     return root, ReaderStore.open(root)
 
 
+def reader_without_fetch(root: Path):  # noqa: ANN201 - a context of ReaderStore | None
+    """The reader's store (None if the site never fetched), after any running `o2m
+    fetch`: for `o2m friend remove` and `rename`, which change what it keeps."""
+    from o2m_pub.reader.store import store_for_friend_change
+    return store_for_friend_change(root, wait=True, on_wait=lambda: click.echo(
+        "o2m: waiting for the running `o2m fetch` to end", err=True))
+
+
 def site_zone(root: Path):  # noqa: ANN202 - a tzinfo
     from o2m_pub.config import load
     return load(root).tz  # load refuses an unknown zone

@@ -16,6 +16,7 @@ from o2m_pub.errors import O2MError
 from o2m_pub.friends.friend_store import FriendError, KeyChangeError, valid_name
 from o2m_pub.protocol.cards import CardError, card_from_any, card_to_text
 from o2m_pub.protocol.keyfile import fingerprint
+from o2m_pub.reader.store import StoreBusyError, fetch_lock
 
 if TYPE_CHECKING:
     from o2m_pub.desk.app import DeskApp
@@ -137,10 +138,14 @@ def rename(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
     name = unquote(raw)
     new = ctx.form.get("new", "").strip().lower()
     try:
-        app.directory.store.rename(name, new)
+        with fetch_lock(app.root):  # their posts go with them (`o2m friend rename`)
+            app.directory.store.rename(name, new)
+            app.reader.rename_friend(name, new)
     except FriendError as e:
         return friend_page(app, ctx, raw, status=400,
                            message=f"{e} ({e.hint})" if e.hint else str(e))
+    except StoreBusyError:
+        return friend_page(app, ctx, raw, status=409, message=_FETCH_RUNNING)
     app.directory.forget()
     return redirect(app.link(f"friends/{new}") + "?done=renamed")
 
@@ -151,9 +156,19 @@ def remove(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
     if ctx.form.get("confirm") != "yes":
         return friend_page(app, ctx, raw, status=400,
                            message="Tick the box to confirm that you want to remove them.")
-    app.directory.store.remove(name)
+    if app.directory.friend(name) is None:
+        return app.error(ctx, 404, "You have no friend of that name.")
+    try:
+        with fetch_lock(app.root):  # their posts leave the timeline (`o2m friend remove`)
+            app.reader.forget_friend(name)
+            app.directory.store.remove(name)
+    except StoreBusyError:
+        return friend_page(app, ctx, raw, status=409, message=_FETCH_RUNNING)
     app.directory.forget()
     return redirect(app.link("friends") + "?done=removed")
+
+
+_FETCH_RUNNING = "A fetch of your friends' feeds is running: try again when it ends."
 
 
 @ROUTES.add("POST", rf"/friends/{_NAME}/groups")

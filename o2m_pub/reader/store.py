@@ -552,7 +552,12 @@ class ReaderStore:
                                          "head_key": head_key})
 
     def forget_friend(self, friend: str) -> None:
-        """Drop a friend's state and posts (after `o2m friend remove`)."""
+        """Drop all that is kept of a friend (after `o2m friend remove`): their feed's
+        state (its sequence number, validators and secrets: someone given the name later
+        starts afresh, not refused as a rollback of the other's feed), their posts and
+        notifications, the thread items their feed carried, and the cached attachments
+        no other friend is credited with."""
+        credited = self.credited_attachments(friend)
         with _transaction(self.db):
             for (post_id,) in self.db.execute("SELECT id FROM posts WHERE friend = ?",
                                               (friend,)).fetchall():
@@ -560,6 +565,46 @@ class ReaderStore:
             self.db.execute("DELETE FROM friend_state WHERE friend = ?", (friend,))
             self.db.execute("DELETE FROM attachment_credits WHERE friend = ?", (friend,))
             self.db.execute("DELETE FROM thread_items WHERE via = ?", (friend,))
+            self.db.execute("DELETE FROM notifications WHERE friend = ?", (friend,))
+        self.drop_uncredited_attachments(credited)
+
+    def rename_friend(self, old: str, new: str) -> None:
+        """Keep what is kept of the friend `old` under `new` (after `o2m friend
+        rename`): their feed's state, posts with their read marks, notifications and
+        thread items. Whatever was still kept under `new` (a friend removed before o2m
+        forgot them) is forgotten first: it was someone else's."""
+        if new == old:
+            return
+        self.forget_friend(new)
+        with _transaction(self.db):
+            for table, column in _FRIEND_COLUMNS:
+                self.db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
+                                (new, old))
+
+
+# every column that holds a friend's local name
+_FRIEND_COLUMNS = (("friend_state", "friend"), ("posts", "friend"),
+                   ("attachment_credits", "friend"), ("thread_items", "via"),
+                   ("notifications", "friend"))
+
+
+@contextmanager
+def store_for_friend_change(root: Path | str, *, wait: bool = False,
+                            on_wait: Callable[[], None] | None = None,
+                            ) -> Iterator["ReaderStore | None"]:
+    """The store, to forget or rename a friend, with no fetch running meanwhile (one
+    that fetched the friend would store their posts under the old name once more); None
+    when the site has never fetched. `wait` and `on_wait` as for `fetch_lock`.
+
+    Raises:
+        StoreBusyError: a fetch is running (and `wait` is false).
+    """
+    with fetch_lock(root, wait=wait, on_wait=on_wait):
+        if not (Path(root) / STATE_DIR / DB_NAME).exists():
+            yield None
+            return
+        with ReaderStore.open(root) as store:
+            yield store
 
 
 @contextmanager

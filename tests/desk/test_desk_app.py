@@ -254,6 +254,25 @@ def test_rename_remove_and_groups(world, client):
     assert "pals" not in FriendStore(world["root"]).groups()
 
 
+def test_renaming_or_removing_a_friend_takes_their_posts_along(world, app, client):
+    """Bob renamed: his posts are shown under the new name; removed: they leave the
+    timeline. While an `o2m fetch` runs, neither is done (409, said in words), so a
+    fetch of his cannot store his posts under the old name afterwards."""
+    from o2m_pub.reader.store import fetch_lock
+    with fetch_lock(world["root"]):
+        busy = client.post("/friends/bob/rename", {"new": "bobby"})
+        assert busy.status == 409 and "fetch" in text(busy)
+        assert client.post("/friends/bob/remove", {"confirm": "yes"}).status == 409
+    assert {f.name for f in FriendStore(world["root"]).list()} == {"bob", "carol"}
+
+    assert client.post("/friends/bob/rename", {"new": "bobby"}).status == 303
+    assert {p.title for p in app.reader.timeline(friend="bobby")} == {"Ridge walk", None}
+    assert app.reader.timeline(friend="bob") == []
+    assert client.post("/friends/bobby/remove", {"confirm": "yes"}).status == 303
+    assert [p.friend for p in app.reader.timeline()] == ["carol"]
+    assert client.post("/friends/nobody/remove", {"confirm": "yes"}).status == 404
+
+
 def test_each_friends_feed_health_in_plain_words(world, app, client):
     """A friend never fetched, one fetched, one failing: said in words, not codes."""
     import datetime as dt

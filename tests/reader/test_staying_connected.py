@@ -272,3 +272,55 @@ def test_a_friend_of_o2m_1_0_is_read_as_before_and_marked_unsigned(trio):
     got = bob.fetch(bundle, "ada")["ada"]
     assert got.ok and got.public_unsigned and got.public_error is None, got
     assert "Open" in bob.titles()
+
+
+def _feed_seq(person: Person, friend: str) -> int | None:
+    with ReaderStore.open(person.root) as store:
+        state = store.friend_state(friend)
+        return state.seq if state else None
+
+
+def test_a_removed_friends_posts_leave_and_their_name_can_go_to_someone_else(trio):
+    """`o2m friend remove ada`: her posts leave Bob's timeline and what the reader kept
+    of her feed goes with them. Carol's card, added next under the name `ada`, is
+    fetched from her own first head (not refused as older than Ada's last), and none
+    of Ada's posts is shown as hers."""
+    ada, bob, carol, bundle = trio
+    for n in range(3):
+        ada.post(f"p{n}", f"Ada {n}", "friends")
+        ada.build()
+    assert bob.fetch(bundle, "ada")["ada"].new == 3
+    carol.post("c", "By Carol", "friends")
+    carol.build()
+    assert bob.fetch(bundle, "carol")["carol"].new == 1
+    assert _feed_seq(bob, "ada") > _feed_seq(bob, "carol")  # (her first head: lower)
+
+    o2m("-C", str(bob.root), "friend", "remove", "ada")
+    assert set() == bob.titles(friend="ada") and _feed_seq(bob, "ada") is None
+    o2m("-C", str(bob.root), "friend", "remove", "carol")
+    bob.befriend(carol, as_name="ada")
+    got = bob.fetch(bundle, "ada")["ada"]
+
+    assert got.ok and got.new == 1, got
+    assert {"By Carol"} == bob.titles()
+
+
+def test_a_renamed_friend_keeps_their_posts_and_read_marks(trio):
+    """`o2m friend rename ada lovelace`: her posts, read or not, are hers under the new
+    name, and the next fetch goes on from her last head: no post twice, none new."""
+    ada, bob, carol, bundle = trio
+    ada.post("one", "One", "friends")
+    ada.post("two", "Two", "friends")
+    ada.build()
+    assert bob.fetch(bundle, "ada")["ada"].new == 2
+    with ReaderStore.open(bob.root) as store:
+        store.mark_read([p.short_id for p in store.timeline(friend="ada") if p.title == "One"])
+
+    o2m("-C", str(bob.root), "friend", "rename", "ada", "lovelace")
+
+    assert set() == bob.titles(friend="ada")
+    assert {("One", True), ("Two", False)} == {(p.title, bool(p.read))
+                                               for p in bob.timeline(friend="lovelace")}
+    got = bob.fetch(bundle, "lovelace")["lovelace"]
+    assert got.ok and got.new == 0, got
+    assert {"One": 1, "Two": 1} == count_by_title(bob, "lovelace")

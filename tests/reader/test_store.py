@@ -27,6 +27,7 @@ from o2m_pub.reader.store import (
     StoreBusyError,
     StoreError,
     fetch_lock,
+    store_for_friend_change,
 )
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -441,3 +442,61 @@ def test_one_fetch_at_a_time_per_site(tmp_path):
     thread.join(10)
     assert got == [True]
     assert (tmp_path / ".o2m/fetch.lock").stat().st_mode & 0o077 == 0
+
+
+def _photo(digest: str) -> dict:
+    return {"name": "a.png", "media_type": "image/png", "hash": digest, "size": 9}
+
+
+def test_forgetting_a_friend_drops_all_that_was_kept_of_them(store):
+    """After `o2m friend remove`: their posts, feed state, notifications and credits
+    go, and their cached attachments unless another friend is credited with them; the
+    other friends' keep all of theirs."""
+    mine, shared = "ab" * 32, "cd" * 32
+    for digest in (mine, shared):
+        store.attachments.save(digest, b"\x89PNG...")
+    add(store, "bob", [row(1, attachments=(_photo(mine), _photo(shared)))], head_state(5))
+    add(store, "carol", [row(2, attachments=(_photo(shared),))], head_state(2))
+    store.add_notification("stale", "bob", "stale since 2026-11-20", now=NOW)
+    store.add_notification("stale", "carol", "stale since 2026-11-20", now=NOW)
+
+    store.forget_friend("bob")
+
+    assert store.friend_state("bob") is None and store.timeline(friend="bob") == []
+    assert [n.friend for n in store.notifications()] == ["carol"]
+    assert store.attachments.path(mine) is None and store.attachments.path(shared)
+    assert store.friend_state("carol").seq == 2 and len(store.timeline(friend="carol")) == 1
+
+
+def test_renaming_a_friend_moves_what_was_kept_and_forgets_what_the_name_held(store):
+    """After `o2m friend rename bob robert`: his posts (read marks too), feed state,
+    credits and notifications are under the new name; what a former friend left under
+    that name is forgotten first, so nothing of theirs is shown as his."""
+    add(store, "bob", [row(1, attachments=(_photo("ab" * 32),)), row(2)], head_state(5))
+    store.mark_read([p.short_id for p in store.timeline(friend="bob") if p.id == "post1"])
+    store.add_notification("stale", "bob", "stale since 2026-11-20", now=NOW)
+    add(store, "robert", [row(3)], head_state(9))  # a removed friend's leftovers
+
+    store.rename_friend("bob", "robert")
+
+    assert store.friend_state("bob") is None and store.timeline(friend="bob") == []
+    assert {(p.id, bool(p.read)) for p in store.timeline(friend="robert")} == {
+        ("post1", True), ("post2", False)}
+    assert store.friend_state("robert").seq == 5
+    assert store.credited_attachments("robert") == {"ab" * 32}
+    assert [n.friend for n in store.notifications()] == ["robert"]
+
+
+def test_a_friend_is_changed_only_when_no_fetch_runs(tmp_path):
+    """The store for removing or renaming a friend: none before the first fetch (and
+    none made), refused while a fetch holds its lock (the desk says so), given after."""
+    with store_for_friend_change(tmp_path) as none:
+        assert none is None
+    assert not (tmp_path / ".o2m/reader.db").exists()
+    ReaderStore.open(tmp_path).close()
+    with fetch_lock(tmp_path):
+        with pytest.raises(StoreBusyError):
+            with store_for_friend_change(tmp_path):
+                pass
+    with store_for_friend_change(tmp_path) as store:
+        assert isinstance(store, ReaderStore)
