@@ -28,6 +28,7 @@ command that uses them, so `o2m build` starts without loading `o2m serve`'s worl
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from pathlib import Path
@@ -119,6 +120,20 @@ class _Group(click.Group):
             _accept_passphrase_file_everywhere(command)
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's, but a name o2m lacks is compared with every command's, loaded or not
+        (click looks among the loaded ones: none yet): `o2m biuld` asks "Did you mean
+        'build'?"."""
+        name = args[0]
+        if not ctx.resilient_parsing and not name.startswith("-") \
+                and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, _COMMANDS, n=3)
+            if close:
+                raise click.UsageError(f"No such command {name!r}.\nDid you mean "
+                                       f"{' or '.join(map(repr, close))}?", ctx)
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """`o2m --help`'s list of commands, from `_COMMANDS` alone: click shortens each

@@ -72,3 +72,16 @@ def test_help_lists_every_command_without_importing_them():
     assert formatter.getvalue() in help_text
     for name in _COMMANDS:
         assert f"\n  {name} " in help_text
+
+
+def test_a_mistyped_command_is_told_the_closest_names_of_all():
+    """`o2m biuld`: a usage error (exit 2) that names the closest commands, though none
+    is loaded yet (click alone looks among the loaded ones); a name like no command
+    gets no guess."""
+    from click.testing import CliRunner
+    for typed, guess in (("biuld", "'build'"), ("timline", "'timeline'"), ("frend", "'friend'")):
+        result = CliRunner().invoke(main, [typed])
+        assert 2 == result.exit_code
+        assert f"No such command '{typed}'.\nDid you mean {guess}" in result.output
+    result = CliRunner().invoke(main, ["xyzzy"])
+    assert 2 == result.exit_code and "Did you mean" not in result.output
