@@ -19,6 +19,7 @@ from o2m_pub.errors import PostError
 MAX_POST_BYTES = 8 * 1024 * 1024
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 MAX_FRONT_MATTER_NODES = 10_000
+_BARE_FIELD = re.compile(r"\ufeff?([A-Za-z_]+):[ \t]")  # a field's first line, no dashes above
 KNOWN_FIELDS = frozenset({"title", "date", "updated", "tags", "summary", "slug", "draft",
                           "audience", "reply_to", "thread"})
 # A misspelling of these would not be a harmless omission: a post meant for one audience
@@ -86,8 +87,20 @@ def slugify(text: str) -> str:
 
 
 def split_front_matter(text: str, source: str) -> tuple[str | None, str, int]:
-    """Split a post into (front matter text or None, body, first body line)."""
+    """Split a post into (front matter text or None, body, first body line).
+
+    Raises:
+        PostError: the front matter never ends, or its fields stand without the dashes
+            (a first line such as `title: …`, as Pelican's Markdown posts begin: they
+            would otherwise be published as the post's first paragraph).
+    """
     if not (text.startswith("---\n") or text.startswith("---\r\n")):
+        field = _BARE_FIELD.match(text)
+        if field and field.group(1).lower() in KNOWN_FIELDS:
+            raise PostError(source, 1, f"`{field.group(1)}:` and the fields below it are "
+                            "not between lines of three dashes",
+                            hint="put a line `---` above the first field and another below "
+                            "the last")
         return None, text, 1
     start = text.index("\n") + 1
     end = _FRONT_MATTER_END.search(text, start)

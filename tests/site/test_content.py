@@ -81,6 +81,26 @@ def test_unclosed_front_matter():
     assert "never ends" in error("---\ntitle: x\n\nbody").problem.message
 
 
+@pytest.mark.parametrize("text", ["title: Trip\ndate: 2026-03-01\n\nWe went.",
+                                  "Date: 2026-03-01\nTitle: Pelican's way\n\nBody.",
+                                  "\ufefftags: [a]\n\nBody."])
+def test_fields_without_the_dashes_are_named_at_line_1(text):
+    """Front matter fields with no `---` around them (forgotten, or Pelican's own
+    format) are refused at line 1, naming the first field and the missing dashes: they
+    would otherwise be published as the post's first paragraph."""
+    e = error(text)
+    assert 1 == e.problem.line
+    assert "are not between lines of three dashes" in e.problem.message
+    assert text.lstrip("\ufeff").split(":")[0] in e.problem.message
+    assert "---" in e.problem.hint
+
+
+def test_a_body_that_starts_like_another_field_is_a_body():
+    """Only o2m's own fields make a first line front matter: `Note: …` starts a body."""
+    assert "Note: the body" in parse("Note: the body starts here.\n",
+                                     "content/2026/2026-03-01-note.md").body
+
+
 @pytest.mark.parametrize("value", ["2026-13-01", "yesterday", "2026/01/02", "12", "[2026]"])
 def test_invalid_date_names_its_line(value):
     """An invalid date is reported at its own line, naming `date`."""
