@@ -7,6 +7,7 @@ friend store only when keys/friends/ exists.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,10 +50,14 @@ def load_friends(root: Path, config: SiteConfig) -> Friends:
 
 
 def check_audience(record: PostRecord, known: frozenset[str] | set[str]) -> Problem | None:
-    """Every audience name must be public, friends, a group of the config or a friend."""
+    """Every audience name must be public, friends, a group or a friend; a name close
+    to one of them is told which (`audience: familly`: did you mean 'family'?)."""
     for name in record.audience:
         if name not in known:
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+            guess = f" (did you mean {near[0]!r}?)" if near else ""
             return Problem(record.source, record.lines.get("audience", 1),
-                           f"unknown audience {name!r}",
-                           hint="use public, friends, a group from o2m.toml or a friend's name")
+                           f"unknown audience {name!r}{guess}",
+                           hint="use public, friends, a group (`o2m group list`) or a "
+                           "friend's name (`o2m friend list`)")
     return None

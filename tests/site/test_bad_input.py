@@ -67,6 +67,16 @@ def test_unknown_audience(site):
     assert_clean_failure(result, "content/2026/aud.md:4:", "unknown audience 'bobb'")
     assert (site.build_dir / "2026/aud/index.html").exists()
     assert not (site.build_dir / "2026/nobody").exists()
+    assert "(did you mean" not in result.stderr  # nothing near 'bobb'
+    assert "`o2m group list`" in result.stderr
+
+
+def test_an_audience_name_close_to_a_group_is_told_which(site):
+    """`audience: famly`, with a group `family`: the line names the group it is close to."""
+    site.write("content/2026/typo.md", "---\ntitle: X\ndate: 2026-02-03\naudience: famly\n---\n")
+    result = build(site)
+    assert_clean_failure(result, "content/2026/typo.md:4:",
+                         "unknown audience 'famly' (did you mean 'family'?)")
 
 
 def test_duplicate_permalink(site):
