@@ -388,7 +388,12 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
     NAME is how you call them in `audience:` (lower case, e.g. alice). Adding someone
     gives them your friends-only posts; they see them once they add you back.
     """
-    from o2m_pub.protocol.cards import MalformedCardError, card_from_any
+    from o2m_pub.protocol.cards import (
+        MalformedCardError,
+        card_from_any,
+        looks_like_card_text_without_prefix,
+        text_cut_short,
+    )
     from o2m_pub.protocol.keyfile import fingerprint
 
     by_url = card.startswith(("https://", "http://"))
@@ -405,13 +410,13 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
         try:
             parsed = card_from_any(card)
         except MalformedCardError:
-            if _cut_short(card):
+            if text_cut_short(card):
                 raise MalformedCardError("this card is cut short: its end is missing",
                                          hint="copy the whole o2m1:… text, up to its last "
                                               "character") from None
             raise
     else:
-        if _looks_like_card_text(card):
+        if looks_like_card_text_without_prefix(card):
             raise MalformedCardError("this looks like a card without its o2m1: prefix",
                                      hint="copy the whole o2m1:… text, or put o2m1: in front "
                                           "of what you pasted")
@@ -436,11 +441,15 @@ def friend_add(ctx: click.Context, name: str, card: str, yes: bool, expected: st
     store = _store(ctx)
     before = store.find_by_keys(parsed.sign_pk)
     added = store.add(name, parsed, now=local_now(), accept_key_change=accept_key_change)
-    if before is not None and before.name == added.name and before.card.raw == added.card.raw:
-        out(f"{added.name} is already your friend with this card; nothing changed")
+    known = before is not None and before.name == added.name
+    if known and before.card.raw == added.card.raw:  # the same card, or one older than theirs
+        which = "a newer card" if added.card.raw != parsed.raw else "this card"
+        out(f"{added.name} is already your friend with {which}; nothing changed")
         return
-    out(f"added {added.name}: {parsed.name} <{parsed.url}>, fingerprint {fp}")
-    out("their feed is written at your next `o2m build`")
+    out(f"{'updated' if known else 'added'} {added.name}: {parsed.name} <{parsed.url}>, "
+        f"fingerprint {fp}")
+    if not known or before.card.box_pk != added.card.box_pk:  # (else their feed stays)
+        out("their feed is written at your next `o2m build`")
 
 
 @friend.command("invite")
@@ -878,22 +887,3 @@ def renew_own_card(root: Path, identity, **changes):  # noqa: ANN001, ANN003, AN
     config = load(root)
     return write_own_card(root, identity, config, now=local_now(),
                           tls_pin=card_pin(root, config, own_card(root)), **changes)
-
-
-def _looks_like_card_text(text: str) -> bool:
-    """Base64url of a JSON object, long as a card (a card's text without "o2m1:")."""
-    import re
-    compact = "".join(text.split())
-    return len(compact) > 100 and re.fullmatch(r"eyJ[A-Za-z0-9_-]+", compact) is not None
-
-
-def _cut_short(text: str) -> bool:
-    """An o2m1: text whose JSON begins but never closes: its end was not copied."""
-    import base64
-    import binascii
-    body = "".join(text.split())[len("o2m1:"):]
-    try:
-        data = base64.urlsafe_b64decode(body[:len(body) // 4 * 4])  # its whole quads
-    except (binascii.Error, ValueError):
-        return False
-    return data.startswith(b"{") and not data.rstrip().endswith(b"}")

@@ -24,6 +24,8 @@ No other exception escapes :func:`parse_card`, :func:`card_from_text` or
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import ipaddress
 import re
@@ -493,6 +495,24 @@ def card_from_text(text: str) -> Card:
         raise MalformedCardError(f"not a card: {e} after {TEXT_PREFIX!r}",
                                  hint="copy the whole o2m1:… text, unchanged") from None
     return parse_card(data)
+
+
+def looks_like_card_text_without_prefix(text: str) -> bool:
+    """Base64url of a JSON object, long as a card: a card's text without "o2m1:" (for
+    the message that says so)."""
+    compact = "".join(text.split())
+    return len(compact) > 100 and re.fullmatch(r"eyJ[A-Za-z0-9_-]+", compact) is not None
+
+
+def text_cut_short(text: str) -> bool:
+    """An o2m1: text whose JSON begins but never closes: its end was not copied (for the
+    message that says so)."""
+    body = "".join(text.split())[len(TEXT_PREFIX):]
+    try:
+        data = base64.urlsafe_b64decode(body[:len(body) // 4 * 4])  # its whole quads
+    except (binascii.Error, ValueError):
+        return False
+    return data.startswith(b"{") and not data.rstrip().endswith(b"}")
 
 
 def card_from_any(value: str | bytes) -> Card:

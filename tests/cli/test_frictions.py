@@ -191,6 +191,30 @@ def test_a_card_cut_at_the_end_is_named(owner):
     assert "JSON" not in result.stderr
 
 
+def test_adding_a_friends_card_again_says_what_it_changed(owner):
+    """Bob's card again: nothing changed; his newer card (another URL): "updated", and
+    no feed to write for it (his keys are the same); his older card after it: nothing
+    changed, since a newer one is kept (was: "added bob", then "already your friend with
+    this card")."""
+    import datetime as dt
+
+    from o2m_pub.protocol.cards import make_card
+    newer = make_card(BOB.sign, name="Bob", url="https://bob.example/new/",
+                      box_pk=bytes(BOB.box.public_key), tls_pin=None,
+                      created=dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc), seq=2)
+
+    def add(card) -> str:  # noqa: ANN001
+        result = run_o2m("friend", "add", "bob", card_to_text(card), "--yes", cwd=owner)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "bob is already your friend with this card; nothing changed" in add(BOB.card)
+    updated = add(newer)
+    assert updated.startswith("updated bob: Bob <https://bob.example/new/>")
+    assert "their feed is written" not in updated
+    assert "bob is already your friend with a newer card; nothing changed" in add(BOB.card)
+
+
 # -- 8: publish builds first -----------------------------------------------------------
 
 def test_publish_builds_first(site, tmp_path):
