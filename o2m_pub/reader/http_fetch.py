@@ -523,13 +523,20 @@ def _tls_refusal(e: urllib3.exceptions.SSLError) -> Refused:
     certificate, or a server too old to speak TLS 1.2 (security review finding 10)."""
     if "pin" in str(e):
         return Refused(Reason.BAD_CERTIFICATE, "the server's key does not match the pin in "
-                       "their card")
+                       f"their card: {_FRESH_CARD}")
     reason = next((getattr(x, "reason", None) for x in _chain(e)
                    if isinstance(x, ssl.SSLError) and not isinstance(
                        x, ssl.SSLCertVerificationError)), None)
     if reason in _TLS_VERSION_REASONS:
         return Refused(Reason.TLS_TOO_OLD, "the server offers only TLS older than 1.2")
-    return Refused(Reason.BAD_CERTIFICATE, "the server's certificate is not valid for it")
+    return Refused(Reason.BAD_CERTIFICATE, "the server's certificate is not valid for it "
+                   f"({_verify_message(e)}): {_FRESH_CARD}, or name a private CA in "
+                   "$O2M_CA_BUNDLE")
+
+
+# what a friend whose server's certificate fails can do (their signed card, fetched with
+# the certificate unchecked, was no help either: `fetch_run`)
+_FRESH_CARD = "ask them for their card as they have it now (`o2m card`)"
 
 
 def _chain(e: BaseException) -> list[BaseException]:

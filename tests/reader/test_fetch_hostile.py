@@ -222,6 +222,9 @@ def test_threat_30_a_bad_certificate_fails_before_the_path_is_sent(hostile):
     got = refetch(hostile, {})
     assert got.reason == "bad certificate"
     assert CARD_ONLY == ada.server.requests
+    # the line says why the certificate failed, and what Bob can do
+    assert "(certificate verify failed" in got.detail or "unable to get" in got.detail, got
+    assert "`o2m card`" in got.detail and "$O2M_CA_BUNDLE" in got.detail
 
 
 def test_threat_31_a_reset_mid_object_stores_nothing_partial(hostile):
@@ -339,6 +342,7 @@ def test_threat_30_a_wrong_pin_fails_before_the_path_is_sent(hostile, tmp_path):
     ada.server.requests.clear()
     got = refetch(hostile, {})
     assert got.reason == "bad certificate" and "pin" in got.detail
+    assert "`o2m card`" in got.detail  # the way forward: their card as it is now
     # no path of her feed was ever sent: her public card alone, unverified (§3.5)
     assert CARD_ONLY == ada.server.requests
 
