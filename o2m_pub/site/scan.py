@@ -30,6 +30,9 @@ def is_editor_litter(name: str) -> bool:
     dotfile: never a source of the site (scan_sources skips them; `o2m watch` ignores them)."""
     if not name or name.startswith(_LITTER_PREFIXES) or name.endswith(_LITTER_SUFFIXES):
         return True
+    # `sed -i` writes its result to "sed" and six random letters or digits, then renames
+    if len(name) == 9 and name.startswith("sed") and name.isascii() and name[3:].isalnum():
+        return True
     # vim checks that it may write in a folder by creating and deleting "4913" (or
     # 5036, 5159, ...: 4913 + 123 k, the first name free)
     # (ASCII digits only: "¹" is a digit to str.isdigit, not to int)

@@ -50,14 +50,15 @@ LITTER = [
     "a.md___jb_tmp___", "a.md___jb_old___",  # JetBrains safe write
     ".~tmp", "a.md.~tmp", "a.md.tmp", "x.tmp", ".goutputstream-X1Y2Z3",  # generic, gedit
     ".DS_Store", ".hidden.md", "~$report.md", "a.md.kate-swp", "photo.jpg.part",
+    "sedpNpAst", "sed0Ab9Zx",  # sed -i
 ]
 REAL = ["a.md", "index.md", "photo.jpg", "4914", "1234", "post-4913.md", "tmp.md",
-        "swp.md", "a.b.md", "ünïcode.md"]
+        "swp.md", "a.b.md", "ünïcode.md", "sedan.md", "sediment", "sedpNpAs"]
 
 
 @pytest.mark.parametrize("name", LITTER)
 def test_editor_litter_never_triggers(name):
-    """Swap, backup, lock and temporary files of vim, emacs, JetBrains, gedit, macOS."""
+    """Swap, backup, lock and temporary files of vim, emacs, JetBrains, gedit, macOS, sed."""
     assert is_editor_litter(name)
     for folder in ("content", "content/2026", "content/2026/bundle", "site_templates"):
         assert not path_matters(f"{folder}/{name}")
