@@ -80,8 +80,8 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
     if name is None:
         name = click.prompt("Site name", default=default_name) if interactive else default_name
     if url is None:
-        url = check_site_url(click.prompt("Public URL, where build/ will be published "
-                                          "(https://…)"))
+        url = click.prompt("Public URL, where build/ will be published (https://…)",
+                           value_proc=_answered_url)
     if author is None and interactive:
         author = click.prompt("Your name, as friends and readers will see it",
                               default=name).strip()
@@ -170,6 +170,19 @@ def build(ctx: click.Context, drafts: bool, jobs: int | None, quiet: bool, timin
             sys.exit(1)
     if report.problems:
         fail(BuildFailedError(report.problems))
+
+
+def _answered_url(text: str) -> str:
+    """The URL answered at `o2m init`'s question, checked: a mistake is said and the
+    question asked again (click's prompt does so on BadParameter)."""
+    from o2m_pub.site.scaffold import check_site_url
+    try:
+        return check_site_url(text)
+    except SiteError:
+        host = text.strip().split("://")[-1].strip("/")
+        host = host if host and not any(c.isspace() for c in host) else "ada.example"
+        raise click.BadParameter(f"{text.strip()!r} is not an https:// address; e.g. "
+                                 f"https://{host}/") from None
 
 
 def _scan_ahead(root: Path, drafts: bool):  # noqa: ANN202 - a context of ScanAhead | None

@@ -8,6 +8,20 @@ from conftest import run_o2m
 from support.terminal import dialogue
 
 
+def test_init_at_a_terminal_asks_again_for_a_url_that_is_not_https(tmp_path):
+    """A URL answered without https:// (or not a URL) is said to be one, with an example
+    made of what was typed, and asked again; the site is made with the next answer."""
+    status, seen = dialogue(tmp_path, ["init", "s"], [
+        ("Site name", "Ada"), ("Public URL", "ada.example"),
+        ("is not an https:// address; e.g. https://ada.example/", "http://ada.example"),
+        ("Public URL", "https://ada.example/notes"), ("Your name", "Ada"),
+        ("One line about the site", "")])
+    assert status == 0, seen
+    assert "--url" not in seen  # no flag was typed: none is named
+    config = tomllib.loads((tmp_path / "s/o2m.toml").read_text())["site"]
+    assert "https://ada.example/notes/" == config["url"]
+
+
 def test_init_makes_a_site_that_builds(tmp_path):
     """init writes o2m.toml with the given name and URL (friends-only by default), a sample
     post, the theme, a .gitignore keeping build/, .o2m/ and keys/ out of git, and a private
