@@ -376,18 +376,24 @@ _RICH_MARKDOWN_CHARS = 64 * 1024
 
 def _show_rich(header: list[str], text: str, listing: list[str], *,
                markdown: str | None) -> None:
-    """The post through rich: colours on a terminal, plain text in a pipe."""
+    """The post through rich: colours on a terminal; in a pipe, plain text without the
+    spaces rich pads each line of Markdown with to the width of the page."""
     from rich.text import Text
 
     console = _stdout_console()
-    console.print(Text(header[0], style="bold"))
-    console.print(Text("\n".join(header[1:]), style="dim"))
-    console.print()
-    console.print(_terminal_markdown(markdown) if markdown is not None else Text(text))
-    if listing:
+    with console.capture() as captured:
+        console.print(Text(header[0], style="bold"))
+        console.print(Text("\n".join(header[1:]), style="dim"))
         console.print()
-        console.print(Text("attachments:", style="bold"))
-        console.print(Text("\n".join(listing)), soft_wrap=True)  # paths stay whole
+        console.print(_terminal_markdown(markdown) if markdown is not None else Text(text))
+        if listing:
+            console.print()
+            console.print(Text("attachments:", style="bold"))
+            console.print(Text("\n".join(listing)), soft_wrap=True)  # paths stay whole
+    shown = captured.get()
+    if not console.is_terminal:
+        shown = "".join(line.rstrip() + "\n" for line in shown.splitlines())
+    sys.stdout.write(shown)
 
 
 def _terminal_markdown(text: str):  # noqa: ANN202 - rich.markdown.Markdown

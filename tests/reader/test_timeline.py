@@ -152,6 +152,8 @@ def test_show_prints_the_post_lists_attachments_and_marks_it_read(reader_store):
     assert "  notes.pdf  application/pdf  5 bytes  " in text
     timeline = reader_store.o2m("timeline", "--friend", "alice").output
     assert f"  {ids['a1']}  " in timeline and f"* {ids['a1']}" not in timeline
+    # in a pipe, no line carries the spaces rich pads Markdown to the page's width with
+    assert [] == [line for line in text.splitlines() if line != line.rstrip()]
 
 
 def test_show_of_an_unknown_or_ambiguous_id_is_one_line(reader_store):
