@@ -215,7 +215,7 @@ def seal_document(doc: dict[str, Any], *, magic: bytes, signing_key: nacl.signin
 
 def open_document(data: bytes, *, magic: bytes, key: bytes, author_sign_pk: bytes,
                   reader_sign_pk: bytes, max_bytes: int) -> tuple[dict[str, Any], bytes]:
-    """Decrypt, verify and parse a head or archive page (§3.5 steps 1-8), in that order;
+    """Decrypt, verify and parse a head or archive page (§3.5 steps 1-7), in that order;
     returns the document and the signed plaintext (to tell a replay from equivocation).
 
     Raises:

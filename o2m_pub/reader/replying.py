@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from o2m_pub._files import write_file
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.conversation_files import OwnReaction, load_reactions, save_reactions
 from o2m_pub.protocol.canonical import b64u_decode, utc_text
@@ -135,7 +136,8 @@ def write_reply(root: Path, target: Target, text: str, audience: list[str],
         lines.append(f"thread: {target.thread}")
     lines.append("audience: [" + ", ".join(audience) + "]")
     lines += ["---", "", text.strip(), ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    # whole or not at all: `o2m build` (or a running `o2m watch`) publishes what it finds
+    write_file(path, "\n".join(lines).encode("utf-8"))
     return path
 
 
