@@ -22,6 +22,24 @@ from o2m_pub.errors import SiteError
 from o2m_pub.site.render import BUILTIN_THEME
 from o2m_pub.site.sample_trees import date_now, read_sample, write_tree
 
+THEME_README = """\
+# Your theme
+
+Your site is built with o2m's own theme. To change a page, put a template of the same
+name in this folder: o2m uses it instead of its own, and keeps using its own for every
+other file (later versions of o2m improve those).
+
+Start from a copy of o2m's file. For this installation, they are in:
+
+    {theme}
+
+Pages: post.html, index.html, tag.html, tags.html, archive.html, archive_year.html and
+404.html, all extending base.html; _macros.html and _mentions.html hold pieces they
+share. Files in static/ (the stylesheet, the icon) are published under static/; one put
+in a static/ folder here replaces o2m's file of the same name. docs/THEMING.md in o2m's
+source says what each template is given and what readers and clients rely on.
+"""
+
 GITIGNORE = f"""\
 # o2m: build output, local state (decrypted friends' data, caches), secret keys, and
 # the private list of friends (their cards are public; whom you know is not)
@@ -175,9 +193,13 @@ def init_site(folder: Path, *, name: str, url: str, author: str | None = None,
         description=description), encoding="utf-8")
     created.append(folder / CONFIG_NAME)
     created += write_tree(date_now(read_sample("init"), now), folder / "content")
-    shutil.copytree(str(BUILTIN_THEME), folder / "site_templates",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
-    created.append(folder / "site_templates")
+    # the theme's own files stay in o2m: a copy here would override every one of them,
+    # and no later fix of the built-in theme would reach the site (newcomer review 20)
+    templates = folder / "site_templates"
+    templates.mkdir(exist_ok=True)
+    (templates / "README.md").write_text(THEME_README.format(theme=BUILTIN_THEME),
+                                         encoding="utf-8")
+    created.append(templates)
     keys = folder / "keys"
     keys.mkdir(mode=0o700, exist_ok=True)
     created.append(keys)

@@ -7,6 +7,8 @@ import tomllib
 from conftest import run_o2m
 from support.terminal import dialogue
 
+from o2m_pub.site.render import BUILTIN_THEME
+
 
 def test_init_at_a_terminal_asks_again_for_a_url_that_is_not_https(tmp_path):
     """A URL answered without https:// (or not a URL) is said to be one, with an example
@@ -37,14 +39,19 @@ def test_init_makes_a_site_that_builds(tmp_path):
     assert config["site"]["default_audience"] == "friends"  # private by default
     assert {"timezone", "author", "description"} <= config["site"].keys()
     assert list((folder / "content").rglob("*.md"))
-    assert (folder / "site_templates/post.html").exists()
-    assert (folder / "site_templates/static/style.css").exists()
+    # the theme stays o2m's (a copy would override all of it, and no later fix of it
+    # would reach the site): a README says how to override one file, and where o2m's are
+    readme = (folder / "site_templates/README.md").read_text()
+    assert ["README.md"] == [p.name for p in (folder / "site_templates").iterdir()]
+    assert str(BUILTIN_THEME) in readme and "post.html" in readme
     gitignore = (folder / ".gitignore").read_text()
     assert "/build/" in gitignore and "/.o2m/" in gitignore and "keys/" in gitignore
     assert (folder / "keys").stat().st_mode & 0o777 == 0o700
     built = run_o2m("build", cwd=folder)
     assert built.returncode == 0, built.stderr
     assert "built 1 post" in built.stdout  # the sample post is public
+    assert (folder / "build/static/style.css").exists()  # the built-in theme's
+    assert not (folder / "build/README.md").exists()
 
 
 def test_init_without_a_terminal_needs_a_url_and_asks_nothing(tmp_path):
