@@ -569,6 +569,8 @@ class _Build:
                   for name, path in _static_files(self.root).items()}
         assets = {name: st.sha[:10] for name, (_, st) in static.items()}
         media = self.media_map(posts)
+        # friends-only posts: the same warnings (their files are sealed, not published)
+        self.media_map([r for r in self.readable if not r.is_public])
         card = self.own_card()  # the author's picture and bio, as the card gives them
         profile = {"avatar": card.avatar.path if card is not None and card.avatar else "",
                    "bio": (card.bio if card is not None else None) or ""}

@@ -116,6 +116,21 @@ def test_every_relative_image_of_a_friends_only_post_shows_in_its_text(pair):
     assert all(i.get("src", "").startswith("/file/") for i in body_images), body_images
 
 
+def test_a_missing_image_of_a_friends_only_post_warns_and_the_rest_still_show(pair):
+    """The build says which file is missing, in the public warning's words, and the
+    friend still gets the post with the images that are there."""
+    ada, bob, bundle = pair
+    _write_post(ada, "![here](../bread/starter.png)\n\n![gone](../bread/gone.png)")
+    assert _build(ada) == ["content/2026/notes/today.md: links to content/2026/bread/gone.png,"
+                           " which does not exist"]
+    bob.fetch(bundle, "ada")
+    with ReaderStore.open(bob.root) as store:
+        (post,) = store.timeline(limit=10)
+        assert [a["name"] for a in post.attachments] == ["../bread/starter.png"]
+        here, gone = _images(post.rendered)
+        assert here["src"] == f"/file/{post.short_id}/0" and "src" not in gone
+
+
 def test_a_picture_shown_and_linked_by_another_name_is_shown_once(pair):
     """`![pic](beside.png)` and `[full size](../notes/beside.png)`: one file under two
     names; the link goes to the friend's copy, and the picture, shown in the text, is not

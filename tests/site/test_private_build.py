@@ -373,6 +373,21 @@ def _warnings(root) -> list[str]:
     return report.warnings
 
 
+def test_a_friends_only_post_naming_a_missing_file_warns_as_a_public_one_does(social):
+    """`![x](nothere.png)` in a friends-only post: the public post's warning, word for
+    word, naming the post's file, once in each build (also one that seals nothing); the
+    post still goes to its friends."""
+    root, bob, carol, ada = social
+    post(root, "pub", "Public", "public", body="![x](nothere.png)")
+    post(root, "priv", "Private", "friends", body="![x](nothere.png) ![y](gone/x.png)")
+    expected = ["content/2026/pub.md: links to content/2026/nothere.png, which does not exist",
+                "content/2026/priv.md: links to content/2026/nothere.png, which does not exist",
+                "content/2026/priv.md: links to content/2026/gone/x.png, which does not exist"]
+    assert expected == _warnings(root)
+    assert "Private" in titles(bob.read_feed(root / "build", ada))
+    assert expected == _warnings(root)  # nothing changed, said again
+
+
 def test_a_friends_only_posts_files_are_named_as_its_markdown_writes_them(social):
     """The names in the sealed post are its references, decoded and normalised (§3.3):
     `../notes/x.png` from notes/ stays as written, not the path from the post's folder
