@@ -24,8 +24,11 @@ from o2m_pub.reader.sanitize import display_text
 from o2m_pub.reader.timeline import attachments, excerpt_of, headline, inline_urls, post_text
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from o2m_pub.reader.model import StoredPost
     from o2m_pub.reader.store import ReaderStore
+    from o2m_pub.reader.timeline import AttachmentInfo
 
 PAGE_SIZE = 20
 MAX_PHOTOS = 4  # shown inline on the timeline; the post page shows them all
@@ -268,10 +271,15 @@ def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
     body = body_html(post, {stored_urls[n]: urls[n] for n in urls},
                      friend.card.url if friend else None, link)
     alts = rendered_alts(post)
-    gallery = tuple(Photo(urls[f.name], display_text(alts.get(f.index) or f.name))
-                    for f in files if f.name in urls and f.name not in body.shown)
+    inline = {f.path for f in files if f.key in body.shown}
+    below: dict[Path | None, AttachmentInfo] = {}
+    for f in files:  # once each: a file may go by two names (PROTOCOL.md §3.3)
+        if f.key in urls and f.path not in inline:
+            below.setdefault(f.path, f)
+    gallery = tuple(Photo(urls[f.key], display_text(alts.get(f.index) or f.name))
+                    for f in below.values())
     others = tuple((f.name, link(f"file/{post.short_id}/{f.index}"), human_size(f.size))
-                   for f in files if f.name not in urls)
+                   for f in files if f.key not in urls)
     url = post.url if post.url and post.url.startswith("https://") else None
     return PostView(entry(post, directory, store, now, tz, link), body.html, body.note, gallery,
                     others, display_text(url) if url else None)

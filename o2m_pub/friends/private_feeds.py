@@ -24,6 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from o2m_pub.errors import O2MError
+from o2m_pub.protocol.attachments import (
+    MAX_ATTACHMENTS,
+    MAX_NAME_BYTES,
+    is_attachment_name,
+    referenced_name,
+)
 from o2m_pub.protocol.canonical import (
     b64u_encode,
     canonical_json,
@@ -228,18 +234,60 @@ def post_plaintext(record: PrivatePost, markdown: str,
     return canonical_json(doc)
 
 
+def attachment_names(references: Mapping[str, Sequence[str]]
+                     ) -> tuple[dict[str, list[str]], list[str]]:
+    """The names a post's files are attached under (PROTOCOL.md §3.3): each file under
+    every name its references give it (`referenced_name`), so that whatever way the
+    Markdown spells a file, a reader finds it by the reference alone.
+
+    Args:
+        references: each file the post attaches (its site-relative path) -> the
+            references to it in the post's Markdown, as written, in order.
+
+    Returns:
+        File -> its names, in order, none twice (a file left without a name is not
+        attached), and what was left out and why: a name §3.3 does not allow (a
+        backslash or control character, over 255 bytes), or a name past the 64
+        attachments a post may have.
+    """
+    names: dict[str, list[str]] = {}
+    left_out: list[str] = []
+    seen: set[str] = set()
+    for source, spellings in sorted(references.items()):
+        for reference in spellings:
+            name = referenced_name(reference)
+            if name is None or name in seen:  # (one name always means one file)
+                continue
+            seen.add(name)
+            if not is_attachment_name(name):
+                left_out.append(f"{source} is not sent to friends as {reference!r}: an "
+                                f"attachment's name ({name!r}) may have no backslash or "
+                                f"control character and at most {MAX_NAME_BYTES} bytes")
+            elif sum(map(len, names.values())) >= MAX_ATTACHMENTS:
+                left_out.append(f"{source} is not sent to friends as {reference!r}: a post "
+                                f"has at most {MAX_ATTACHMENTS} attachments")
+            else:
+                names.setdefault(source, []).append(name)
+    return names, left_out
+
+
 def seal_post(record: PrivatePost, markdown: str, media: Mapping[str, bytes], *,
-              random: Callable[[int], bytes]) -> tuple[list[tuple[str, bytes]], ObjectRef]:
-    """Seal a post and its attachments, each with a fresh key (§3.3). Attachments are
-    named by their path relative to the post, as its Markdown refers to them."""
+              random: Callable[[int], bytes],
+              names: Mapping[str, Sequence[str]] | None = None
+              ) -> tuple[list[tuple[str, bytes]], ObjectRef]:
+    """Seal a post and its attachments, each with a fresh key (§3.3).
+
+    Each file is sealed once, and listed under each of its `names` (see
+    `attachment_names`), every entry with that one object's reference; a file with no
+    names given is named by its path relative to the post."""
     files, attachments = [], []
     base = posixpath.dirname(record.source)
     for source, data in sorted(media.items()):
         blob, ref = seal_object(data, key=random(32), nonce=random(24))
         files.append((ref.path, blob))
-        attachments.append({"name": posixpath.relpath(source, base),
-                            "media_type": mimetypes.guess_type(source)[0]
-                            or "application/octet-stream", **ref.to_json()})
+        media_type = mimetypes.guess_type(source)[0] or "application/octet-stream"
+        for name in (names or {}).get(source) or [posixpath.relpath(source, base)]:
+            attachments.append({"name": name, "media_type": media_type, **ref.to_json()})
     blob, ref = seal_object(post_plaintext(record, markdown, attachments),
                             key=random(32), nonce=random(24))
     files.append((ref.path, blob))

@@ -38,13 +38,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from o2m_pub.protocol import feeds
+from o2m_pub.protocol.attachments import MAX_ATTACHMENTS, is_attachment_name
 from o2m_pub.protocol.canonical import (
     EncodingError,
     b64u_decode,
@@ -83,7 +83,6 @@ MAX_PUBLIC_FEED_BYTES = 4 << 20
 MAX_PUBLIC_ITEMS = 1000
 MAX_PAGES_PER_FETCH = 4096
 MAX_ITEMS_PER_FETCH = 100_000  # per friend and run: the head's items and its new pages'
-MAX_ATTACHMENTS = 64
 MAX_FRIEND_BYTES = 512 << 20  # per friend and run: new archive pages and objects together
 MAX_TEXT = 1 << 20
 CARD_PATH = ".well-known/o2m-card.json"
@@ -279,11 +278,9 @@ def _optional_text(doc: dict[str, Any], key: str, limit: int = 4096) -> str | No
 MAX_TITLE = MAX_SUMMARY = 4096
 MAX_TAGS = 64
 MAX_TAG = 128
-MAX_ATTACHMENT_NAME_BYTES = 255
 MAX_MEDIA_TYPE = 127
 _MEDIA_TYPE_RE = re.compile(  # RFC 6838 restricted names, lower case, no parameters
     r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.ASCII)
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _post_text(doc: dict[str, Any], key: str, limit: int) -> None:
@@ -297,10 +294,7 @@ def _check_attachment_name(name: Any) -> None:
     normal form (no empty, "." or inner ".." segment; ".." only leading), not absolute,
     no backslash, NUL or other control character, 1 to 255 bytes of UTF-8. It is never
     used as a file name (the reader keeps attachments by hash)."""
-    if (not isinstance(name, str) or not name or "\\" in name or _CONTROL_RE.search(name)
-            or len(name.encode("utf-8", "surrogatepass")) > MAX_ATTACHMENT_NAME_BYTES
-            or name.startswith("/") or posixpath.normpath(name) != name
-            or name.rsplit("/", 1)[-1] in (".", "..")):
+    if not is_attachment_name(name):
         raise feeds.FeedFormatError(f"post: bad attachment name {name!r:.80}")
 
 

@@ -27,14 +27,14 @@ terminal (where a control character could be an escape sequence).
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 from html.parser import HTMLParser
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from o2m_pub.protocol.attachments import referenced_name
 from o2m_pub.protocol.canonical import REFUSED_IN_NAME
 
 # A post bigger than this is shown as plain text: Python-Markdown has inputs that take
@@ -139,16 +139,11 @@ def clip(text: str, limit: int) -> str:
 
 
 def attachment_key(reference: str) -> str | None:
-    """How a post's Markdown names an attachment ("photo.jpg", "./photo.jpg",
-    "my%20photo.jpg") reduced to the form of its `name` (PROTOCOL.md §3.3: the path
-    relative to the post); None for anything with a scheme, a host or a query."""
-    parts = urlsplit(reference)
-    if parts.scheme or parts.netloc or parts.query or not parts.path:
-        return None
-    path = unquote(parts.path)
-    if path.startswith("/") or "\x00" in path:
-        return None
-    return posixpath.normpath(path)
+    """The attachment name an `<img src>` or `<a href>` of a post means ("photo.jpg",
+    "./photo.jpg", "my%20photo.jpg", "photo.jpg?v=2" all mean "photo.jpg"); None for
+    anything with a scheme or a host, or an absolute path (PROTOCOL.md §3.3: the rule
+    the writer names attachments by, `protocol.attachments.referenced_name`)."""
+    return referenced_name(reference)
 
 
 def _is_remote(url: str) -> bool:
@@ -302,11 +297,9 @@ def sanitize_html(html: str, attachments: Mapping[str, str] | None = None) -> Sa
     Returns:
         HTML safe to insert unescaped into a reader page, and the attachments it shows.
     """
-    local = {}
-    for name, url in (attachments or {}).items():
-        key = attachment_key(name)
-        if key is not None:
-            local[key] = url
+    # §3.3: a name is already decoded and normal: compared as it is, never read as a
+    # URL (a file named "a%20b.png" or "what?.png" is not "a b.png" or "what")
+    local = dict(attachments or {})
     shown: dict[str, None] = {}
     clean, remote = _clean(html, local, shown, keep_remote_images=True)
     if remote:

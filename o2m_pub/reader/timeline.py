@@ -72,10 +72,11 @@ class AttachmentInfo:
     """An attachment of a post, as `o2m show` lists it and the reader serves it."""
 
     index: int
-    name: str
+    name: str  # made safe to show (`display_text`)
     media_type: str
     size: int
     path: Path | None  # in the store's cache, or None while it is not fetched
+    key: str = ""  # the name as the post gives it, which its references match (§3.3)
 
 
 # ---------------------------------------------------------------- time
@@ -209,14 +210,15 @@ def attachments(post: "StoredPost", store: "ReaderStore") -> list[AttachmentInfo
             index=i, name=display_text(str(a.get("name", "?"))),
             media_type=display_text(str(a.get("media_type") or "application/octet-stream")),
             size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
-            path=store.attachments.path(digest)))
+            path=store.attachments.path(digest), key=str(a.get("name", ""))))
     return found
 
 
 def inline_urls(post: "StoredPost", files: list[AttachmentInfo]) -> dict[str, str]:
     """The post's attachments a page may show inline (fetched raster images), by their
-    name in the post, to the reader's URL for each."""
-    return {f.name: f"/file/{post.short_id}/{f.index}" for f in files
+    name in the post as it is (its references name it so, PROTOCOL.md §3.3; the name
+    made safe to show could differ), to the reader's URL for each."""
+    return {f.key: f"/file/{post.short_id}/{f.index}" for f in files
             if f.path is not None and f.media_type in INLINE_TYPES}
 
 

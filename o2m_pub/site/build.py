@@ -569,6 +569,8 @@ class _Build:
                   for name, path in _static_files(self.root).items()}
         assets = {name: st.sha[:10] for name, (_, st) in static.items()}
         media = self.media_map(posts)
+        # friends-only posts: the same warnings (their files are sealed, not published)
+        self.media_map([r for r in self.readable if not r.is_public])
         card = self.own_card()  # the author's picture and bio, as the card gives them
         profile = {"avatar": card.avatar.path if card is not None and card.avatar else "",
                    "bio": (card.bio if card is not None else None) or ""}
@@ -713,8 +715,9 @@ class _Build:
             seq_floor=int(self.manifest.get("seq_floor") or 0), outputs=self.outputs,
             media_state=self.media_state, unlock=self.unlock, now=self.now,
             fresh=self.manifest.get("feed_author") not in (None, self.feed_author),
-            site_url=self.config.url)
+            site_url=self.config.url, raw_html=self.config.raw_html)
         plan = self.private.plan()
+        self.report.warnings += self.private.warnings
         if plan is None:  # the key stayed locked: the public site still builds
             self.report.feed_error = self.private.error
             return NO_FEEDS

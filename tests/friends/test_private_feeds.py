@@ -20,6 +20,7 @@ from o2m_pub.friends.private_feeds import (
     FeedPlan,
     PostVersion,
     Reader,
+    attachment_names,
     head_bucket,
     plan_dummies,
     plan_feeds,
@@ -305,3 +306,60 @@ def test_plan_dummies_keeps_names_and_never_takes_a_real_heads():
                        taken={"f/" + "0" * 32})
     assert list(out) == ["f/" + "a" * 32] + ["f/" + f"{n:02x}" * 16 for n in range(1, 6)]
     assert set(out.values()) == {"bob"}  # bytes(8) picks the first reader, sorted
+
+
+# ---------------------------------------------------------------- attachment names (§3.3)
+
+
+def test_each_file_is_named_by_every_reference_its_post_makes_to_it():
+    """A file gets the name each of its references means (decoded, normalised, leading
+    `..` kept as written: `../notes/x.png` from notes/ is not shortened to `x.png`, which
+    a reader could not match); spellings of one name count once; files in path order."""
+    names, left_out = attachment_names({
+        "content/2026/notes/x.png": ["x.png", "./x.png", "x.png?v=2", "../notes/x.png"],
+        "content/2026/bread/starter.png": ["../bread/starter.png"],
+        "content/2026/notes/my photo.png": ["my%20photo.png", "my photo.png"],
+    })
+    assert {"content/2026/bread/starter.png": ["../bread/starter.png"],
+            "content/2026/notes/my photo.png": ["my photo.png"],
+            "content/2026/notes/x.png": ["x.png", "../notes/x.png"]} == names
+    assert list(names) == sorted(names) and left_out == []
+
+
+def test_a_name_no_reader_accepts_is_left_out_and_said_so():
+    """A backslash or control character, or over 255 bytes: §3.3 refuses the name, and a
+    reader would refuse the whole post, so the file is left out (with why) and the post
+    still goes; past 64 names in all, the rest are left out too."""
+    long = "x" * 252 + ".png"
+    names, left_out = attachment_names({
+        "content/a\\b.png": ["a%5Cb.png"], "content/c\tb.png": ["c%09b.png"],
+        f"content/{long}": [long], "content/ok.png": ["ok.png"]})
+    assert {"content/ok.png": ["ok.png"]} == names
+    assert 3 == len(left_out)
+    assert left_out[0] == ("content/a\\b.png is not sent to friends as 'a%5Cb.png': an "
+                           "attachment's name ('a\\\\b.png') may have no backslash or "
+                           "control character and at most 255 bytes")
+    many = {f"content/{i:03d}.png": [f"{i:03d}.png"] for i in range(70)}
+    names, left_out = attachment_names(many)
+    assert [f"content/{i:03d}.png" for i in range(64)] == list(names)
+    assert 6 == len(left_out)
+    assert left_out[0] == ("content/064.png is not sent to friends as '064.png': a post "
+                           "has at most 64 attachments")
+
+
+def test_a_file_with_two_names_is_sealed_once_and_listed_under_both():
+    """One object, one key: both attachment entries carry the same reference, and the
+    post opens to a document the reader's own check accepts."""
+    from o2m_pub.reader.fetch_plan import parse_post
+
+    random = RecordingRandom()
+    post = Post("content/2026/notes/today.md", "2026-11-20T10:00:00+00:00")
+    files, ref = seal_post(post, "![a](x.png) ![b](../notes/x.png)",
+                           {"content/2026/notes/x.png": b"\x89PNG"}, random=random,
+                           names={"content/2026/notes/x.png": ["x.png", "../notes/x.png"]})
+    assert 2 == random.keys and 2 == len(files)  # the file's object and the post's
+    doc = parse_post(open_object(dict(files)[ref.path], ref))
+    first, second = doc["attachments"]
+    assert ("x.png", "../notes/x.png") == (first["name"], second["name"])
+    assert {k: first[k] for k in ("hash", "key", "size", "media_type")} == \
+        {k: second[k] for k in ("hash", "key", "size", "media_type")}

@@ -7,6 +7,7 @@ pages in tests/desk/test_desk_reading.py.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from html.parser import HTMLParser
@@ -241,6 +242,29 @@ def test_an_image_the_post_does_not_have_is_not_shown():
                        '<img src="/file/otherpost1/0" alt="d">', {"photo.jpg": ATTACHMENT_URL})
     assert "src=" not in post.html and post.images == ()
     assert 'alt="a"' in post.html and 'alt="d"' in post.html
+
+
+def test_a_local_image_with_a_query_or_fragment_shows_its_attachment():
+    """`photo.jpg?v=2` and `photo.jpg#top` are the file `photo.jpg` (PROTOCOL.md §3.3):
+    the build publishes them as that file, and the reader shows it."""
+    post = render_post("![a](photo.jpg?v=2) ![b](./photo.jpg#top) [c](photo.jpg?dl=1)",
+                       {"photo.jpg": ATTACHMENT_URL})
+    assert post.html.count(f'src="{ATTACHMENT_URL}"') == 2
+    assert f'href="{ATTACHMENT_URL}"' in post.html and post.images == ("photo.jpg",)
+
+
+def test_attachment_names_are_matched_as_written_never_decoded():
+    """A name is already decoded text (§3.3): a file named `a%20b.png`, `what?.png`,
+    `#1.png` or `note:1.png` is shown for the reference that percent-encodes it, and is
+    not taken for `a b.png`, `what` or a URL of the scheme "note"; names of another
+    folder (`../bread/x.png`) match as they are."""
+    urls = {name: f"/file/abcdefghij/{i}" for i, name in enumerate(
+        ["a%20b.png", "what?.png", "#1.png", "note:1.png", "../bread/x.png", "a b.png"])}
+    post = render_post("![1](a%2520b.png) ![2](what%3F.png) ![3](%231.png) "
+                       "![4](note%3A1.png) ![5](../bread/x.png) ![6](a%20b.png)", urls)
+    shown = re.findall(r'alt="(\d)" src="([^"]*)"', post.html)
+    assert [(str(i + 1), f"/file/abcdefghij/{i}") for i in range(6)] == shown
+    assert set(urls) == set(post.images)
 
 
 def test_footnotes_tables_and_code_render_with_namespaced_ids():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import run_o2m
 
 from o2m_pub.site.build import build_site
 
@@ -196,6 +197,16 @@ def test_private_audiences_stay_off_the_public_site(site):
     text = "".join(v.decode(errors="replace") for v in site.outputs().values())
     assert "Family secret" not in text and "Friends only" not in text
     assert "Mixed" in text and "2 private kept off the public site" in result.output
+
+
+def test_a_missing_file_of_a_private_post_is_warned_about_even_with_no_friends_yet(site):
+    """`o2m build` says, once, in the public warning's words, that a friends-only post
+    links to a file that is not there (exit 0), though no friend reads it yet."""
+    site.post("2026/fr.md", title="Friends only", audience="friends", body="![x](nothere.png)")
+    result = run_o2m("build", cwd=site.root)
+    assert result.returncode == 0, result.stderr
+    assert ["o2m: warning: content/2026/fr.md: links to content/2026/nothere.png, which does"
+            " not exist"] == [line for line in result.stderr.splitlines() if "nothere" in line]
 
 
 def test_names_are_autoescaped(site):

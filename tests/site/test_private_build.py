@@ -365,3 +365,61 @@ def test_the_plan_of_a_build_without_feeds_cannot_be_changed():
     with pytest.raises(dataclasses.FrozenInstanceError):
         NO_FEEDS.max_seq = 1  # type: ignore[misc]
     assert (NO_FEEDS.files, NO_FEEDS.changed, dict(NO_FEEDS.states)) == ((), frozenset(), {})
+
+
+def _warnings(root) -> list[str]:
+    report = build_site(root, unlock=lambda: load_identity(root, b"test passphrase"), now=NOW)
+    assert not report.problems, report.problems
+    return report.warnings
+
+
+def test_a_friends_only_post_naming_a_missing_file_warns_as_a_public_one_does(social):
+    """`![x](nothere.png)` in a friends-only post: the public post's warning, word for
+    word, naming the post's file, once in each build (also one that seals nothing); the
+    post still goes to its friends."""
+    root, bob, carol, ada = social
+    post(root, "pub", "Public", "public", body="![x](nothere.png)")
+    post(root, "priv", "Private", "friends", body="![x](nothere.png) ![y](gone/x.png)")
+    expected = ["content/2026/pub.md: links to content/2026/nothere.png, which does not exist",
+                "content/2026/priv.md: links to content/2026/nothere.png, which does not exist",
+                "content/2026/priv.md: links to content/2026/gone/x.png, which does not exist"]
+    assert expected == _warnings(root)
+    assert "Private" in titles(bob.read_feed(root / "build", ada))
+    assert expected == _warnings(root)  # nothing changed, said again
+
+
+def test_a_friends_only_posts_files_are_named_as_its_markdown_writes_them(social):
+    """The names in the sealed post are its references, decoded and normalised (§3.3):
+    `../notes/x.png` from notes/ stays as written, not the path from the post's folder
+    (`x.png`), which a reader could not match; a file written two ways is listed under
+    both names, one object."""
+    root, bob, carol, ada = social
+    notes = root / "content/2026/notes"
+    (notes / "sub").mkdir(parents=True)
+    (root / "content/2026/bread").mkdir(exist_ok=True)
+    for path in ("notes/x.png", "notes/sub/y.png", "bread/starter.png", "notes/a b.png"):
+        (root / "content/2026" / path).write_bytes(b"\x89PNG")
+    (notes / "today.md").write_text(
+        "---\ntitle: Today\ndate: 2026-11-20\naudience: friends\n---\n"
+        "![1](../bread/starter.png) ![2](./x.png) ![3](../notes/x.png) ![4](sub/y.png)"
+        " ![5](a%20b.png?v=2)\n\n```\n![not a reference](code.png)\n```\n")
+    assert [] == _warnings(root)
+    (doc,) = bob.read_feed(root / "build", ada).values()
+    assert ["../bread/starter.png", "a b.png", "sub/y.png", "x.png", "../notes/x.png"] == \
+        [a["name"] for a in doc["attachments"]]
+    assert doc["attachments"][3]["hash"] == doc["attachments"][4]["hash"]
+
+
+def test_a_file_no_reader_could_name_is_left_out_with_a_warning(social):
+    """A file whose name has a backslash cannot be an attachment (§3.3: a reader refuses
+    the whole post): the build says so, and the post goes without it."""
+    root, bob, carol, ada = social
+    (root / "content/2026").mkdir(parents=True, exist_ok=True)
+    (root / "content/2026/a\\b.png").write_bytes(b"\x89PNG")
+    (root / "content/2026/ok.png").write_bytes(b"\x89PNG")
+    post(root, "p", "P", "friends", body="![1](a%5Cb.png) ![2](ok.png)")
+    assert ["content/2026/p.md: content/2026/a\\b.png is not sent to friends as 'a%5Cb.png':"
+            " an attachment's name ('a\\\\b.png') may have no backslash or control character"
+            " and at most 255 bytes"] == _warnings(root)
+    (doc,) = bob.read_feed(root / "build", ada).values()
+    assert ["ok.png"] == [a["name"] for a in doc["attachments"]]
