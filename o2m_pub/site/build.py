@@ -715,7 +715,7 @@ class _Build:
             seq_floor=int(self.manifest.get("seq_floor") or 0), outputs=self.outputs,
             media_state=self.media_state, unlock=self.unlock, now=self.now,
             fresh=self.manifest.get("feed_author") not in (None, self.feed_author),
-            site_url=self.config.url, raw_html=self.config.raw_html)
+            site_url=self.config.url)
         plan = self.private.plan()
         self.report.warnings += self.private.warnings
         if plan is None:  # the key stayed locked: the public site still builds

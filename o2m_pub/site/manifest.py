@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple
 
 from o2m_pub._sqlite import DBErrors, connect_read_only, has_table, open_db
 from o2m_pub.errors import SiteError
-from o2m_pub.site.model import RECORD_FIELDS, TUPLE_FIELDS, PostRecord
+from o2m_pub.site.model import PAIRS_FIELDS, RECORD_FIELDS, TUPLE_FIELDS, PostRecord
 from o2m_pub.site.planning_blob import BlobError, decode, encode
 
 # 6: sources.plan, the fields planning reads of every post (`_plan_json`)
@@ -122,7 +122,8 @@ class _LazyRecord(PostRecord):
         values = json.loads(d["_raw"])
         for name, value in zip(RECORD_FIELDS, values):
             if name not in d:
-                d[name] = tuple(value) if name in TUPLE_FIELDS else value
+                d[name] = (tuple(value) if name in TUPLE_FIELDS else
+                           tuple(map(tuple, value)) if name in PAIRS_FIELDS else value)
 
     def to_json(self) -> str:
         raw = self.__dict__.get("_raw")

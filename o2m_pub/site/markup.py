@@ -42,6 +42,9 @@ class Rendered:
     word_count: int
     media: tuple[str, ...]  # site-relative paths of referenced files in content/
     links: tuple[str, ...]  # site-relative paths of referenced posts (.md)
+    # (file, reference to it as written): how a friends-only post names its files
+    # (PROTOCOL.md §3.3), in order, none twice
+    media_refs: tuple[tuple[str, str], ...] = ()
 
 
 # What a highlighted block's HTML depends on besides its code, its language and
@@ -516,7 +519,7 @@ class MarkdownRenderer:
             _EscapeRawHTML().extendMarkdown(self.md)
         _QuickBlocks(self.md)
         self._source_dir = ""
-        self._media: dict[str, None] = {}
+        self._media: dict[str, dict[str, None]] = {}  # file -> its references as written
         self._links: dict[str, None] = {}
 
     def highlight(self, code: str, lang: str) -> str:
@@ -542,7 +545,9 @@ class MarkdownRenderer:
         toc = self.md.toc if _count_tokens(tokens) >= 2 else ""
         summary, words = _summary_and_words(html)
         return Rendered(html=html, toc=toc, summary=summary, word_count=words,
-                        media=tuple(self._media), links=tuple(self._links))
+                        media=tuple(self._media), links=tuple(self._links),
+                        media_refs=tuple((target, written) for target, refs in
+                                         self._media.items() for written in refs))
 
     def reference(self, url: str) -> str | None:
         """A marker for a relative reference into content/, or None to leave it alone."""
@@ -556,7 +561,7 @@ class MarkdownRenderer:
         if target.endswith(".md"):
             self._links[target] = None
             return f"{POST_MARK}{quote(target)}{fragment}"
-        self._media[target] = None
+        self._media.setdefault(target, {})[url] = None
         return f"{MEDIA_MARK}{quote(target)}{fragment}"
 
 

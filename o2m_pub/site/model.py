@@ -42,10 +42,14 @@ class PostRecord:
     lines: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     thread: str | None = None  # a nested reply's thread root (PROTOCOL.md §4.2)
+    # (file in media, a reference to it as the Markdown writes it): the names a
+    # friends-only post gives its files (PROTOCOL.md §3.3), learnt as the body rendered
+    media_refs: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_source(cls, post: PostSource, *, summary: str, word_count: int, render_key: str,
-                    media: tuple[str, ...], links: tuple[str, ...]) -> "PostRecord":
+                    media: tuple[str, ...], links: tuple[str, ...],
+                    media_refs: tuple[tuple[str, str], ...] = ()) -> "PostRecord":
         return cls(
             source=post.source, title=post.title, date=post.date.isoformat(),
             updated=post.updated.isoformat() if post.updated else None, tags=post.tags,
@@ -53,7 +57,7 @@ class PostRecord:
             audience=post.audience, reply_to=post.reply_to, word_count=word_count,
             render_key=render_key, utc=post.date.astimezone(dt.timezone.utc).isoformat(),
             media=media, links=links, lines=post.lines,
-            extra=_jsonable(post.extra), thread=post.thread,
+            extra=_jsonable(post.extra), thread=post.thread, media_refs=media_refs,
         )
 
     def to_json(self) -> str:
@@ -84,6 +88,7 @@ class PostRecord:
             d.update(zip(RECORD_FIELDS, values))
             d["tags"], d["audience"], d["media"], d["links"] = (  # TUPLE_FIELDS
                 tuple(d["tags"]), tuple(d["audience"]), tuple(d["media"]), tuple(d["links"]))
+            d["media_refs"] = tuple(map(tuple, d["media_refs"]))  # PAIRS_FIELDS
             d["digest"] = digest
             if list_digest is not None:
                 d["list_digest"] = list_digest
@@ -127,6 +132,7 @@ class PostRecord:
 
 RECORD_FIELDS = tuple(f.name for f in fields(PostRecord))  # in the order of to_json
 TUPLE_FIELDS = ("tags", "audience", "media", "links")
+PAIRS_FIELDS = ("media_refs",)  # a tuple of pairs, lists of lists in JSON
 
 
 def _digest(text: str) -> str:

@@ -15,7 +15,7 @@ import posixpath
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 import nacl.utils
@@ -54,9 +54,6 @@ from o2m_pub.site.manifest import FileState
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.plan import digest_of, sha256_hex
-
-if TYPE_CHECKING:
-    from o2m_pub.site.post_references import ReferenceFinder
 
 FEED_PATHS = ("f/", "p/", "o/")  # heads, archive pages, objects (§3.2)
 
@@ -113,7 +110,6 @@ class PrivateFeeds:
             key rotation, §2.5): every friend's feed is made anew for the new keys, at
             new paths, its sequence numbers going on above `seq_floor`.
         site_url: the site's URL, for the statements of replies (§4.2).
-        raw_html: the site's `raw_html`, as the build parsed the posts with it.
     """
 
     def __init__(self, *, root: Path, friends: Friends, readable: list[PostRecord],
@@ -121,15 +117,14 @@ class PrivateFeeds:
                  old_index_json: str | None, seq_floor: int, outputs: Outputs,
                  media_state: Callable[[str], FileState | None],
                  unlock: Callable[[bytes], Identity], now: dt.datetime,
-                 fresh: bool = False, site_url: str = "", raw_html: bool = True) -> None:
+                 fresh: bool = False, site_url: str = "") -> None:
         self.root, self.friends, self.readable, self.fresh = root, friends, readable, fresh
         self.old_feeds, self.old_sealed = old_feeds, old_sealed
         self.old_index_json, self.seq_floor = old_index_json, seq_floor
         self.outputs, self.media_state, self.unlock, self.now = outputs, media_state, unlock, now
         self.error: O2MError | None = None
-        self.site_url, self.raw_html = site_url, raw_html
+        self.site_url = site_url
         self.warnings: list[str] = []  # files left out of a post sealed (`_seal`)
-        self._finder: ReferenceFinder | None = None
         self._identity: Identity | None = None
         self._made: list[tuple[str, str]] = []  # (kind, thread root) of statements signed
         self.notices: list[tuple[str, str, str, int]] = []  # see BuildReport.notices
@@ -265,25 +260,18 @@ class PrivateFeeds:
               media: dict[str, tuple[FileState, Path]]) -> tuple[list[tuple[str, bytes]],
                                                                  ObjectRef]:
         """Seal a post and its files, each file named as the post's Markdown refers to it
-        (PROTOCOL.md §3.3): the Markdown is parsed again, as the build parsed it, for the
-        references as written (sealing is rare: a post new or changed since the last
-        build)."""
+        (PROTOCOL.md §3.3), as the build learnt while rendering it (`media_refs`)."""
         text = (self.root / record.source).read_bytes().decode("utf-8-sig")
         _, body, _ = split_front_matter(text, record.source)
-        references = self._references(body, record.source) if media else {}
+        references: dict[str, list[str]] = {}
+        for target, written in record.media_refs:
+            references.setdefault(target, []).append(written)
         base = posixpath.dirname(record.source)
         names, left_out = attachment_names(  # (a file not found again: its relative path)
             {s: references.get(s) or [quote(posixpath.relpath(s, base))] for s in media})
         self.warnings += [f"{record.source}: {why}" for why in left_out]
         return seal_post(record, body, {s: p.read_bytes() for s, (_, p) in media.items()
                                         if s in names}, names=names, random=nacl_random)
-
-    def _references(self, body: str, source: str) -> dict[str, list[str]]:
-        """Each file of content/ the body refers to -> its references, as written."""
-        if self._finder is None:  # Python-Markdown: only when a post with files is sealed
-            from o2m_pub.site.post_references import ReferenceFinder
-            self._finder = ReferenceFinder(self.raw_html)
-        return self._finder.references(body, source)
 
     def _unlock_identity(self) -> Identity:
         if self._identity is not None:

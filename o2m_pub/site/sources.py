@@ -114,7 +114,8 @@ def render_post(source: str) -> RenderResult:
                    summary=post.summary and smarten(post.summary))
     record = PostRecord.from_source(post, summary=rendered.summary,
                                     word_count=rendered.word_count, render_key=key,
-                                    media=rendered.media, links=rendered.links)
+                                    media=rendered.media, links=rendered.links,
+                                    media_refs=rendered.media_refs)
     return source, sha, record, rendered.html, rendered.toc, None, post.warnings
 
 

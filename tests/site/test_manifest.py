@@ -11,7 +11,7 @@ from pathlib import Path
 
 from o2m_pub.site import manifest as manifest_mod
 from o2m_pub.site.manifest import Manifest, OutputState, SourceState
-from o2m_pub.site.model import PostRecord
+from o2m_pub.site.model import RECORD_FIELDS, PostRecord
 
 # Schema 5's sources table: schema 6 without its `plan` column
 _SCHEMA_5 = manifest_mod._SCHEMA.replace(",\n    plan TEXT NOT NULL DEFAULT ''", "")
@@ -91,7 +91,8 @@ def test_a_plan_of_another_shape_reads_as_another_versions_manifest(tmp_path):
     path = tmp_path / ".o2m/build.db"
     _commit(path, [_record(1)])
     db = sqlite3.connect(path)
-    db.execute("UPDATE sources SET plan=replace(plan, ',19]', ',18]')")
+    n = len(RECORD_FIELDS)
+    db.execute(f"UPDATE sources SET plan=replace(plan, ',{n}]', ',{n - 1}]')")
     db.commit()
     db.close()
     assert {} == _read_sources(path)

@@ -1,6 +1,6 @@
-"""How a post writes its references to files (site/post_references.py), for naming a
-friends-only post's files (PROTOCOL.md §3.3): the build's own Markdown finds them, and
-the name a reader derives from a reference is the file the build took for it."""
+"""How a post writes its references to files (`Rendered.media_refs`, learnt as the body
+renders), for naming a friends-only post's files (PROTOCOL.md §3.3), and the name a
+reader derives from a reference is the file the build took for it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,16 @@ from hypothesis import strategies as st
 from o2m_pub.protocol.attachments import referenced_name
 from o2m_pub.site.markers import MEDIA_MARK
 from o2m_pub.site.markup import MarkdownRenderer
-from o2m_pub.site.post_references import ReferenceFinder
 
 POST = "content/2026/notes/today.md"
+
+
+def references(body: str, raw_html: bool = True) -> dict[str, list[str]]:
+    """Each file the body refers to -> its references as written, in order."""
+    found: dict[str, list[str]] = {}
+    for target, written in MarkdownRenderer(raw_html).render(body, POST).media_refs:
+        found.setdefault(target, []).append(written)
+    return found
 
 
 def test_each_file_gets_its_references_as_written_and_nothing_else():
@@ -26,20 +33,19 @@ def test_each_file_gets_its_references_as_written_and_nothing_else():
             "[e](other.md) ![f](https://example.org/y.png) [g](#top) ![h](../../../secret.png)"
             " `![i](code.png)`\n\n    ![j](indented.png)\n\n```\n![k](fenced.png)\n```\n\n"
             "[r]: ../bread/rye.png\n")
-    found = ReferenceFinder().references(body, POST)
+    found = references(body)
     assert {"content/2026/bread/starter.png": ["../bread/starter.png"],
             "content/2026/notes/x.png": ["x.png", "./x.png?v=2"],
             "content/2026/bread/rye.png": ["../bread/rye.png"]} == found
-    assert set(MarkdownRenderer().render(body, POST).media) == set(found)
+    assert list(MarkdownRenderer().render(body, POST).media) == list(found)
 
 
 def test_raw_html_is_parsed_as_the_site_says():
     """With `raw_html = false` the build escapes HTML, so an image inside an HTML block
-    is Markdown again: the finder parses as the build did."""
+    is Markdown again: its references are learnt as the build parses it."""
     body = "<div>\n![a](x.png)\n</div>\n"
-    assert {} == ReferenceFinder(raw_html=True).references(body, POST)
-    assert {"content/2026/notes/x.png": ["x.png"]} == \
-        ReferenceFinder(raw_html=False).references(body, POST)
+    assert {} == references(body, raw_html=True)
+    assert {"content/2026/notes/x.png": ["x.png"]} == references(body, raw_html=False)
 
 
 _SEGMENTS = st.sampled_from(["..", ".", "", "notes", "2026", "content", "bread", "a b",
