@@ -102,18 +102,23 @@ def test_every_relative_image_of_a_friends_only_post_shows_in_its_text(pair):
             assert f"/file/{post.short_id}/{names.index(name)}" == image.get("src"), image
         assert sorted(set(names)) == sorted(post.rendered_images)
         short_id = post.short_id
-    app = make_app(bob.root)
-    try:
-        client = Client(app)
-        client.sign_in()
-        page = text(client.get(f"/post/{short_id}"))
-    finally:
-        app.reader.close()
-        app.desk.close()
+    page = _desk_page(bob, short_id)
     assert 'class="gallery"' not in page
     body_images = _images(page.split('id="body">', 1)[1].split("</article>")[0])
     assert len(IMAGES) == len(body_images)
     assert all(i.get("src", "").startswith("/file/") for i in body_images), body_images
+
+
+def _desk_page(person, short_id: str) -> str:  # noqa: ANN001 - a Person
+    """The text of the post's page on the person's desk, signed in."""
+    app = make_app(person.root)
+    try:
+        client = Client(app)
+        client.sign_in()
+        return text(client.get(f"/post/{short_id}"))
+    finally:
+        app.reader.close()
+        app.desk.close()
 
 
 def test_a_missing_image_of_a_friends_only_post_warns_and_the_rest_still_show(pair):
@@ -144,13 +149,6 @@ def test_a_picture_shown_and_linked_by_another_name_is_shown_once(pair):
         assert ["beside.png", "../notes/beside.png"] == [a["name"] for a in post.attachments]
         assert f'href="/file/{post.short_id}/1"' in post.rendered
         short_id = post.short_id
-    app = make_app(bob.root)
-    try:
-        client = Client(app)
-        client.sign_in()
-        page = text(client.get(f"/post/{short_id}"))
-    finally:
-        app.reader.close()
-        app.desk.close()
+    page = _desk_page(bob, short_id)
     assert 'class="gallery"' not in page
     assert 1 == len(_images(page.split('id="body">', 1)[1].split("</article>")[0]))
