@@ -828,8 +828,8 @@ def friend_remove(ctx: click.Context, name: str) -> None:
         if reader is not None:  # first: a crash between leaves a friend to fetch afresh
             reader.forget_friend(name)
         store.remove(name)
-    out(f"removed {name}; their feed goes at the next `o2m build` "
-        "(what they already fetched stays with them)")
+    out(f"removed {name}, and their posts from your timeline; your feed for them goes at "
+        "the next `o2m build` (what they already fetched stays with them)")
 
 
 @click.group()
