@@ -310,8 +310,7 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
     config = load(root)
     friend_store = FriendStore(root, config_groups=config.groups)
     wanted = list(dict.fromkeys(names))
-    friends = [friend_store.get(n) for n in wanted] if wanted else friend_store.list()
-    if not friends:
+    if not (wanted or friend_store.list()):
         return []
     me = own_card(root)
     if me is None:
@@ -321,10 +320,13 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
     def save_card(name: str, card: Card, rotations: tuple[bytes, ...]) -> None:
         friend_store.update_card(name, card, rotations=rotations)
 
-    targets = targets_from_friends(friends)
-    options = dict(now=now, limits=limits, ca_bundle=ca_bundle, save_card=save_card,
-                   on_done=on_done, quota=config.reader.quota_per_friend)
     with fetch_lock(root, wait=wait_for_lock), ReaderStore.open(root) as store:
+        # the friends as they are once the lock is ours: a fetch that waited for it may
+        # follow `o2m friend remove` or `rename`, which hold it while they change both
+        friends = [friend_store.get(n) for n in wanted] if wanted else friend_store.list()
+        targets = targets_from_friends(friends)
+        options = dict(now=now, limits=limits, ca_bundle=ca_bundle, save_card=save_card,
+                       on_done=on_done, quota=config.reader.quota_per_friend)
         store.spool.clear()  # what a fetch killed before left there
         store.own_key = b64u_encode(me.sign_pk)
         outcomes = _fetch_all(store, targets, me, unlock, friend_store, on_start, options)

@@ -324,3 +324,38 @@ def test_a_renamed_friend_keeps_their_posts_and_read_marks(trio):
     got = bob.fetch(bundle, "lovelace")["lovelace"]
     assert got.ok and got.new == 0, got
     assert {"One": 1, "Two": 1} == count_by_title(bob, "lovelace")
+
+
+def test_a_fetch_that_waited_for_a_removal_does_not_bring_the_friend_back(trio, monkeypatch):
+    """`o2m fetch --every` queues behind `o2m friend remove ada` (which holds the fetch
+    lock while it changes both stores): once it runs, it reads the friends as they are
+    then, so Ada's posts and feed state do not come back under her name."""
+    import threading
+
+    from o2m_pub.reader import fetch_run
+    from o2m_pub.reader.http_fetch import Limits
+    from o2m_pub.reader.store import store_for_friend_change
+    ada, bob, carol, bundle = trio
+    ada.post("p", "Ada's post", "friends")
+    ada.build()
+    assert bob.fetch(bundle, "ada")["ada"].ok
+    queued, real_lock, outcomes = threading.Event(), fetch_run.fetch_lock, []
+
+    def lock_after_saying_so(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        queued.set()  # (the fetch is about to wait for the lock the removal holds)
+        return real_lock(*args, **kwargs)
+
+    monkeypatch.setattr(fetch_run, "fetch_lock", lock_after_saying_so)
+    fetch = threading.Thread(target=lambda: outcomes.extend(fetch_run.run_fetch(
+        bob.root, unlock=lambda: load_identity(bob.root, PASS),
+        now=dt.datetime.now(dt.timezone.utc), limits=Limits(deadline=20),
+        ca_bundle=bundle, wait_for_lock=True)))
+    with store_for_friend_change(bob.root, wait=True) as reader:  # as the CLI removes her
+        fetch.start()
+        assert queued.wait(30)
+        reader.forget_friend("ada")
+        FriendStore(bob.root).remove("ada")
+    fetch.join(60)
+
+    assert ["carol"] == [o.friend for o in outcomes]
+    assert [] == bob.timeline(friend="ada") and _feed_seq(bob, "ada") is None
