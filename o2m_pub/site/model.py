@@ -68,7 +68,9 @@ class PostRecord:
 
     @classmethod
     def from_json(cls, text: str) -> "PostRecord":
-        return cls.many_from_json([_digest(text)], [text])[0]
+        record = cls.many_from_json([""], [text])[0]
+        del record.__dict__["digest"]  # (made from its fields, when first asked for)
+        return record
 
     @classmethod
     def many_from_json(cls, digests: list[str], texts: list[str],
@@ -97,8 +99,13 @@ class PostRecord:
 
     @cached_property
     def digest(self) -> str:
-        """Changes whenever anything a page could show of this post changes."""
-        return _digest(self.to_json())
+        """Changes whenever anything a page could show of this post changes. Not with
+        `media_refs`, which shows nowhere: the versions of friends-only posts are this
+        digest too, and a post sealed before o2m kept its references must not be sealed
+        again for that alone (so the digest is still that of a record without them)."""
+        return _digest(json.dumps([self.__dict__[f] for f in RECORD_FIELDS
+                                   if f not in UNSHOWN_FIELDS],
+                                  ensure_ascii=False, separators=(",", ":")))
 
     @cached_property
     def list_digest(self) -> str:
@@ -133,6 +140,7 @@ class PostRecord:
 RECORD_FIELDS = tuple(f.name for f in fields(PostRecord))  # in the order of to_json
 TUPLE_FIELDS = ("tags", "audience", "media", "links")
 PAIRS_FIELDS = ("media_refs",)  # a tuple of pairs, lists of lists in JSON
+UNSHOWN_FIELDS = ("media_refs",)  # left out of `digest`; the last of RECORD_FIELDS
 
 
 def _digest(text: str) -> str:
