@@ -811,8 +811,12 @@ def friend_rename(ctx: click.Context, old: str, new: str) -> None:
     store = _store(ctx)
     with reader_without_fetch(site_root(ctx)) as reader:
         store.rename(old, new)
-        if reader is not None:
-            reader.rename_friend(old, new)
+        try:
+            if reader is not None:
+                reader.rename_friend(old, new)
+        except BaseException:
+            store.rename(new, old)  # both or neither: they must not part
+            raise
     out(f"renamed {old} to {new}")
 
 
@@ -823,11 +827,16 @@ def friend_remove(ctx: click.Context, name: str) -> None:
     """Remove a friend: at the next build their feed is deleted and they get nothing new.
     Their posts leave your timeline."""
     from o2m_pub.cli.reading import reader_without_fetch
+    from o2m_pub.reader.store import StoreError
     store = _store(ctx)
-    with reader_without_fetch(site_root(ctx)) as reader:
-        if reader is not None:  # first: a crash between leaves a friend to fetch afresh
-            reader.forget_friend(name)
+    try:
+        with reader_without_fetch(site_root(ctx)) as reader:
+            if reader is not None:  # first: a crash between leaves a friend to fetch afresh
+                reader.forget_friend(name)
+            store.remove(name)
+    except StoreError as e:  # cutting someone off never waits for the timeline's repair
         store.remove(name)
+        warn(f"their posts stay in your timeline: {e}")
     out(f"removed {name}, and their posts from your timeline; your feed for them goes at "
         "the next `o2m build` (what they already fetched stays with them)")
 

@@ -140,7 +140,11 @@ def rename(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
     try:
         with fetch_lock(app.root):  # their posts go with them (`o2m friend rename`)
             app.directory.store.rename(name, new)
-            app.reader.rename_friend(name, new)
+            try:
+                app.reader.rename_friend(name, new)
+            except BaseException:
+                app.directory.store.rename(new, name)  # both or neither
+                raise
     except FriendError as e:
         return friend_page(app, ctx, raw, status=400,
                            message=f"{e} ({e.hint})" if e.hint else str(e))

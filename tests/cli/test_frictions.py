@@ -267,3 +267,37 @@ def test_fetch_every_says_when_the_next_fetch_is(site):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_a_damaged_timeline_store_does_not_stop_removing_a_friend(owner):
+    """`o2m friend remove bob` with a damaged .o2m/reader.db: Bob is removed all the
+    same (cutting someone off must not wait for a repair), and a warning says his posts
+    may still be in the timeline."""
+    (owner / ".o2m").mkdir(exist_ok=True)
+    (owner / ".o2m/reader.db").write_bytes(b"not a database, " * 512)
+    result = run_o2m("friend", "remove", "bob", cwd=owner)
+    assert result.returncode == 0, result.stderr
+    assert "removed bob" in result.stdout
+    assert "o2m: warning: their posts stay in your timeline" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "no friends yet" in run_o2m("friend", "list", cwd=owner).stdout
+
+
+def test_a_rename_the_timeline_store_refuses_is_undone(owner, monkeypatch):
+    """`o2m friend rename bob robert` whose second half, in the timeline's store, fails:
+    the friend keeps the old name (both stores or neither), and the error is one line."""
+    from click.testing import CliRunner
+
+    from o2m_pub.cli import main
+    from o2m_pub.friends.friend_store import FriendStore
+    from o2m_pub.reader.store import ReaderStore, StoreError
+    ReaderStore.open(owner).close()
+
+    def refuse(self, old, new):  # noqa: ANN001, ANN202
+        raise StoreError("the reader's store is damaged")
+
+    monkeypatch.setattr(ReaderStore, "rename_friend", refuse)
+    result = CliRunner().invoke(main, ["-C", str(owner), "friend", "rename", "bob", "robert"])
+    assert result.exit_code == 1
+    assert "o2m: error: the reader's store is damaged" in result.output
+    assert ["bob"] == [f.name for f in FriendStore(owner).list()]
