@@ -19,7 +19,7 @@ from o2m_pub.errors import PostError
 MAX_POST_BYTES = 8 * 1024 * 1024
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 MAX_FRONT_MATTER_NODES = 10_000
-_BARE_FIELD = re.compile(r"\ufeff?([A-Za-z_]+):[ \t]")  # a field's first line, no dashes above
+_BARE_FIELD = re.compile(r"\ufeff?([A-Za-z_]+):[ \t\r\n]")  # a field's line, no dashes above
 KNOWN_FIELDS = frozenset({"title", "date", "updated", "tags", "summary", "slug", "draft",
                           "audience", "reply_to", "thread"})
 # A misspelling of these would not be a harmless omission: a post meant for one audience
@@ -95,12 +95,12 @@ def split_front_matter(text: str, source: str) -> tuple[str | None, str, int]:
             would otherwise be published as the post's first paragraph).
     """
     if not (text.startswith("---\n") or text.startswith("---\r\n")):
-        field = _BARE_FIELD.match(text)
-        if field and field.group(1).lower() in KNOWN_FIELDS:
-            raise PostError(source, 1, f"`{field.group(1)}:` and the fields below it are "
-                            "not between lines of three dashes",
+        if _bare_fields(text, source):
+            field = _BARE_FIELD.match(text).group(1)  # type: ignore[union-attr]
+            raise PostError(source, 1, f"`{field}:` and the fields below it are not "
+                            "between lines of three dashes",
                             hint="put a line `---` above the first field and another below "
-                            "the last")
+                            "the last (a body that starts so: an empty `---` `---` above it)")
         return None, text, 1
     start = text.index("\n") + 1
     end = _FRONT_MATTER_END.search(text, start)
@@ -110,6 +110,18 @@ def split_front_matter(text: str, source: str) -> tuple[str | None, str, int]:
     front = text[start:end.start()]
     body_start = end.end() + 1
     return front, text[body_start:], text.count("\n", 0, min(body_start, len(text))) + 1
+
+
+def _bare_fields(text: str, source: str) -> bool:
+    """Whether a post without dashes starts with front matter fields all the same: its
+    first two lines are o2m's fields (`title:`, `date:` …), or its first line is one
+    and its file name has no date (without a `date:`, such a post fails anyway). A post
+    dated by its name may start with a sentence like "Thread: a few thoughts"."""
+    lines = text.lstrip("\ufeff").split("\n", 2)
+    known = [bool(m) and m.group(1).lower() in KNOWN_FIELDS
+             for m in map(_BARE_FIELD.match, (line + "\n" for line in lines[:2]))]
+    return known[0] and ((len(known) > 1 and known[1])
+                         or not _DATE_IN_NAME.match(_stem(source)))
 
 
 def _count_nodes(value: Any, budget: list[int]) -> None:

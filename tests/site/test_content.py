@@ -96,9 +96,15 @@ def test_fields_without_the_dashes_are_named_at_line_1(text):
 
 
 def test_a_body_that_starts_like_another_field_is_a_body():
-    """Only o2m's own fields make a first line front matter: `Note: …` starts a body."""
+    """Only o2m's own fields make a first line front matter: `Note: …` starts a body;
+    so does one sentence like a field (`Thread: …`) in a post dated by its file name,
+    which needs no front matter."""
     assert "Note: the body" in parse("Note: the body starts here.\n",
                                      "content/2026/2026-03-01-note.md").body
+    assert "Thread: a few" in parse("Thread: a few thoughts on leaving the city.\n\nMore.",
+                                    "content/2026/2026-11-24-thread.md").body
+    e = error("Title: Trip\nTags: [a]\n\nWe went.", "content/2026/2026-11-24-trip.md")
+    assert "`Title:` and the fields below it" in e.problem.message  # two fields: refused
 
 
 @pytest.mark.parametrize("value", ["2026-13-01", "yesterday", "2026/01/02", "12", "[2026]"])
