@@ -45,8 +45,8 @@ from o2m_pub.errors import O2MError
 # first sentence of the command's docstring). A new command gets a line here.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("site", "init",
-        ("Create a new site: config, your keys, TLS certificate and card, a sample post, the "
-         "default theme.")),
+        ("Create a new site: config, your keys, TLS certificate and card, a sample post, and "
+         "site_templates/ for your changes to the theme.")),
     "build": ("site", "build", "Render content/ into build/, redoing only what changed."),
     "watch": ("site", "watch",
         "Build, then rebuild on every save in content/, site_templates/, o2m.toml and keys/."),

@@ -392,7 +392,7 @@ def _show_rich(header: list[str], text: str, listing: list[str], *,
             console.print(Text("\n".join(listing)), soft_wrap=True)  # paths stay whole
     shown = captured.get()
     if not console.is_terminal:
-        shown = "".join(line.rstrip() + "\n" for line in shown.splitlines())
+        shown = "\n".join(line.rstrip() for line in shown.split("\n"))  # (no U+2028 split)
     sys.stdout.write(shown)
 
 

@@ -52,8 +52,9 @@ from o2m_pub.errors import BuildFailedError, O2MError, SiteError
 @click.pass_context
 def init(ctx: click.Context, directory: Path | None, name: str | None, url: str | None,
          author: str | None, description: str | None, own_cert: bool, kdf: str) -> None:
-    """Create a new site: config, your keys, TLS certificate and card, a sample post, the
-    default theme. A refused or interrupted init leaves nothing behind."""
+    """Create a new site: config, your keys, TLS certificate and card, a sample post, and
+    site_templates/ for your changes to the theme. A refused or interrupted init leaves
+    nothing behind."""
     from urllib.parse import urlsplit
 
     from o2m_pub.config import load, parse_config
