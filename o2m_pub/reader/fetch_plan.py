@@ -394,12 +394,13 @@ def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
         del plaintext
     except (feeds.FeedAuthError, feeds.FeedFormatError):
         return None
-    kept = []
+    kept, opened = [], set()  # opened: this post's objects downloaded and checked here
     for a in doc.get("attachments", []):
         aref = feeds.ObjectRef.from_json({k: a[k] for k in ("hash", "key", "size")})
         # Cached for this friend only after their own download and key check: a copy
         # cached for another friend proves nothing about this post's key (THREATS 23).
-        if not attachments.has(aref.hash):
+        # One file under two names (§3.3) is one object: downloaded once.
+        if (aref.hash, aref.key) not in opened and not attachments.has(aref.hash):
             budget.spend(aref.size)
             blob = _get_object(aref, get, "attachment")
             try:
@@ -407,6 +408,7 @@ def read_post(item: feeds.Item, get: Getter, attachments: Attachments,
                     continue
             except (feeds.FeedAuthError, feeds.FeedFormatError):
                 continue  # that attachment alone is left out
+            opened.add((aref.hash, aref.key))
         kept.append({"name": a["name"], "media_type": a["media_type"], "hash": aref.hash,
                      "size": aref.size})
     markdown = doc.pop("markdown")

@@ -50,8 +50,11 @@ def _row_size(r: PostRow) -> int:
 
 
 def attachments_size(attachments: Iterable[dict[str, Any]]) -> int:
-    return sum(a["size"] for a in attachments
-               if isinstance(a.get("size"), int) and not isinstance(a.get("size"), bool))
+    """The bytes of a post's attachments, each object once (one file may be listed under
+    several names, PROTOCOL.md §3.3)."""
+    sizes = {a.get("hash") or i: a["size"] for i, a in enumerate(attachments)
+             if isinstance(a.get("size"), int) and not isinstance(a.get("size"), bool)}
+    return sum(sizes.values())
 
 
 def sha256_of_text(text: str | None) -> str | None:

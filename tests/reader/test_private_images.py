@@ -152,3 +152,23 @@ def test_a_picture_shown_and_linked_by_another_name_is_shown_once(pair):
     page = _desk_page(bob, short_id)
     assert 'class="gallery"' not in page
     assert 1 == len(_images(page.split('id="body">', 1)[1].split("</article>")[0]))
+
+
+def test_a_file_under_two_names_is_downloaded_once_and_counted_once(pair, monkeypatch):
+    """One object listed under two names (§3.3): the friend's fetch downloads and saves
+    it once, and charges its size once against their quota for the author."""
+    from o2m_pub.reader.attachments import AttachmentCache
+    from o2m_pub.reader.post_rows import attachments_size
+    ada, bob, bundle = pair
+    _write_post(ada, "![pic](beside.png)\n\n![again](../notes/beside.png)")
+    assert _build(ada) == []
+    saved: list[str] = []
+    real_save = AttachmentCache.save
+    monkeypatch.setattr(AttachmentCache, "save",
+                        lambda self, digest, data: (saved.append(digest),
+                                                    real_save(self, digest, data))[1])
+    assert bob.fetch(bundle, "ada")["ada"].ok
+    with ReaderStore.open(bob.root) as store:
+        (post,) = store.timeline(limit=10)
+        assert 2 == len(post.attachments) == 2 * len(set(saved)) == 2 * len(saved)
+        assert attachments_size(post.attachments) == post.attachments[0]["size"]
