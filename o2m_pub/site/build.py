@@ -102,12 +102,16 @@ def _media_name(ref: str) -> str:
 
 
 class _Files:
-    """Stat-then-hash of media and static files, remembering hashes by stat."""
+    """Stat-then-hash of media and static files, remembering hashes by stat, and each
+    file's state once a build (a friends-only post's files are looked at for its
+    warnings, then for its sealing)."""
 
     def __init__(self, known: dict[str, FileState]) -> None:
         self.known, self.now = known, {}  # type: ignore[var-annotated]
 
     def state(self, key: str, path: Path | str, st: os.stat_result | None = None) -> FileState:
+        if key in self.now:
+            return self.now[key]
         st = st or os.stat(path)  # (the caller may have its stat already)
         old = self.known.get(key)
         if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
