@@ -808,15 +808,9 @@ def friend_rename(ctx: click.Context, old: str, new: str) -> None:
     """Call a friend by another name (update `audience:` lines that use the old one).
     Their posts in your timeline go with them."""
     from o2m_pub.cli.reading import reader_without_fetch
-    store = _store(ctx)
+    from o2m_pub.reader.store import rename_friend
     with reader_without_fetch(site_root(ctx)) as reader:
-        store.rename(old, new)
-        try:
-            if reader is not None:
-                reader.rename_friend(old, new)
-        except BaseException:
-            store.rename(new, old)  # both or neither: they must not part
-            raise
+        rename_friend(_store(ctx), reader, old, new)
     out(f"renamed {old} to {new}")
 
 
@@ -827,13 +821,11 @@ def friend_remove(ctx: click.Context, name: str) -> None:
     """Remove a friend: at the next build their feed is deleted and they get nothing new.
     Their posts leave your timeline."""
     from o2m_pub.cli.reading import reader_without_fetch
-    from o2m_pub.reader.store import StoreError
+    from o2m_pub.reader.store import StoreError, remove_friend
     store = _store(ctx)
     try:
         with reader_without_fetch(site_root(ctx)) as reader:
-            if reader is not None:  # first: a crash between leaves a friend to fetch afresh
-                reader.forget_friend(name)
-            store.remove(name)
+            remove_friend(store, reader, name)
     except StoreError as e:  # cutting someone off never waits for the timeline's repair
         store.remove(name)
         warn(f"their posts stay in your timeline: {e}")

@@ -16,7 +16,7 @@ from o2m_pub.errors import O2MError
 from o2m_pub.friends.friend_store import FriendError, KeyChangeError, valid_name
 from o2m_pub.protocol.cards import CardError, card_from_any, card_to_text
 from o2m_pub.protocol.keyfile import fingerprint
-from o2m_pub.reader.store import StoreBusyError, fetch_lock
+from o2m_pub.reader.store import StoreBusyError, fetch_lock, remove_friend, rename_friend
 
 if TYPE_CHECKING:
     from o2m_pub.desk.app import DeskApp
@@ -139,12 +139,7 @@ def rename(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
     new = ctx.form.get("new", "").strip().lower()
     try:
         with fetch_lock(app.root):  # their posts go with them (`o2m friend rename`)
-            app.directory.store.rename(name, new)
-            try:
-                app.reader.rename_friend(name, new)
-            except BaseException:
-                app.directory.store.rename(new, name)  # both or neither
-                raise
+            rename_friend(app.directory.store, app.reader, name, new)
     except FriendError as e:
         return friend_page(app, ctx, raw, status=400,
                            message=f"{e} ({e.hint})" if e.hint else str(e))
@@ -164,8 +159,7 @@ def remove(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
         return app.error(ctx, 404, "You have no friend of that name.")
     try:
         with fetch_lock(app.root):  # their posts leave the timeline (`o2m friend remove`)
-            app.reader.forget_friend(name)
-            app.directory.store.remove(name)
+            remove_friend(app.directory.store, app.reader, name)
     except StoreBusyError:
         return friend_page(app, ctx, raw, status=409, message=_FETCH_RUNNING)
     app.directory.forget()

@@ -253,6 +253,7 @@ def attachment_names(references: Mapping[str, Sequence[str]]
     names: dict[str, list[str]] = {}
     left_out: list[str] = []
     seen: set[str] = set()
+    attached = 0  # names given so far
     for source, spellings in sorted(references.items()):
         for reference in spellings:
             name = referenced_name(reference)
@@ -263,10 +264,11 @@ def attachment_names(references: Mapping[str, Sequence[str]]
                 left_out.append(f"{source} is not sent to friends as {reference!r}: an "
                                 f"attachment's name ({name!r}) may have no backslash or "
                                 f"control character and at most {MAX_NAME_BYTES} bytes")
-            elif sum(map(len, names.values())) >= MAX_ATTACHMENTS:
+            elif attached >= MAX_ATTACHMENTS:
                 left_out.append(f"{source} is not sent to friends as {reference!r}: a post "
                                 f"has at most {MAX_ATTACHMENTS} attachments")
             else:
+                attached += 1
                 names.setdefault(source, []).append(name)
     return names, left_out
 

@@ -138,14 +138,6 @@ def clip(text: str, limit: int) -> str:
 # ---------------------------------------------------------------- Markdown
 
 
-def attachment_key(reference: str) -> str | None:
-    """The attachment name an `<img src>` or `<a href>` of a post means ("photo.jpg",
-    "./photo.jpg", "my%20photo.jpg", "photo.jpg?v=2" all mean "photo.jpg"); None for
-    anything with a scheme or a host, or an absolute path (PROTOCOL.md §3.3: the rule
-    the writer names attachments by, `protocol.attachments.referenced_name`)."""
-    return referenced_name(reference)
-
-
 def _is_remote(url: str) -> bool:
     parts = urlsplit(url.strip())
     return parts.scheme.lower() in ("http", "https") or (not parts.scheme and bool(parts.netloc))
@@ -243,7 +235,7 @@ def _clean(html: str, local: Mapping[str, str], shown: dict[str, None],
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         nonlocal remote
         if (tag, attr) == ("img", "src"):
-            key = attachment_key(value)
+            key = referenced_name(value)  # the attachment it means (PROTOCOL.md §3.3)
             if key is not None and key in local:
                 shown.setdefault(key, None)
                 return local[key]
@@ -254,7 +246,7 @@ def _clean(html: str, local: Mapping[str, str], shown: dict[str, None],
                 return value
             return None  # data:, a file the post does not have, or a remote image: gone
         if (tag, attr) == ("a", "href"):
-            key = attachment_key(value)
+            key = referenced_name(value)
             if key is not None and key in local:
                 return local[key]
         return value

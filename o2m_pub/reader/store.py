@@ -51,7 +51,7 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from o2m_pub import _faults
 from o2m_pub._sqlite import DBErrors, has_table, open_db
@@ -80,6 +80,9 @@ from o2m_pub.reader.post_rows import (
 )
 from o2m_pub.reader.spool import SPOOL_DIR, TextSpool
 from o2m_pub.reader.thread_store import THREAD_SCHEMA, apply_thread_update
+
+if TYPE_CHECKING:
+    from o2m_pub.friends.friend_store import FriendStore
 
 DB_NAME = "reader.db"
 FETCH_LOCK = "fetch.lock"
@@ -605,6 +608,31 @@ def store_for_friend_change(root: Path | str, *, wait: bool = False,
             return
         with ReaderStore.open(root) as store:
             yield store
+
+
+def remove_friend(friends: "FriendStore", reader: ReaderStore | None, name: str) -> None:
+    """Remove the friend `name` and all the reader keeps of them (`o2m friend remove`,
+    the desk), under the fetch lock (`store_for_friend_change`); `reader` None: the
+    site never fetched. The reader's part first: a crash between leaves a friend whose
+    feed is fetched afresh."""
+    if reader is not None:
+        reader.forget_friend(name)
+    friends.remove(name)
+
+
+def rename_friend(friends: "FriendStore", reader: ReaderStore | None, old: str,
+                  new: str) -> None:
+    """Rename the friend `old` to `new`, what the reader keeps of them too (`o2m friend
+    rename`, the desk), under the fetch lock. Both or neither: a rename the reader's
+    store refuses is undone in the friend store (which first checks the new name)."""
+    friends.rename(old, new)
+    if reader is None:
+        return
+    try:
+        reader.rename_friend(old, new)
+    except BaseException:
+        friends.rename(new, old)
+        raise
 
 
 @contextmanager

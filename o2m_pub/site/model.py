@@ -68,15 +68,13 @@ class PostRecord:
 
     @classmethod
     def from_json(cls, text: str) -> "PostRecord":
-        record = cls.many_from_json([""], [text])[0]
-        del record.__dict__["digest"]  # (made from its fields, when first asked for)
-        return record
+        return cls.many_from_json([None], [text])[0]
 
     @classmethod
-    def many_from_json(cls, digests: list[str], texts: list[str],
+    def many_from_json(cls, digests: list[str | None], texts: list[str],
                        list_digests: list[str] | None = None) -> list["PostRecord"]:
         """Records from their `to_json` texts and digests (kept beside them, so loading
-        10,000 records hashes nothing)."""
+        10,000 records hashes nothing; None: made from the fields when first asked)."""
         out = []
         new, n_fields = object.__new__, len(RECORD_FIELDS)
         values_list = json.loads("[" + ",".join(texts) + "]")
@@ -91,7 +89,8 @@ class PostRecord:
             d["tags"], d["audience"], d["media"], d["links"] = (  # TUPLE_FIELDS
                 tuple(d["tags"]), tuple(d["audience"]), tuple(d["media"]), tuple(d["links"]))
             d["media_refs"] = tuple(map(tuple, d["media_refs"]))  # PAIRS_FIELDS
-            d["digest"] = digest
+            if digest is not None:
+                d["digest"] = digest
             if list_digest is not None:
                 d["list_digest"] = list_digest
             out.append(record)
@@ -103,8 +102,7 @@ class PostRecord:
         `media_refs`, which shows nowhere: the versions of friends-only posts are this
         digest too, and a post sealed before o2m kept its references must not be sealed
         again for that alone (so the digest is still that of a record without them)."""
-        return _digest(json.dumps([self.__dict__[f] for f in RECORD_FIELDS
-                                   if f not in UNSHOWN_FIELDS],
+        return _digest(json.dumps([self.__dict__[f] for f in _SHOWN_FIELDS],
                                   ensure_ascii=False, separators=(",", ":")))
 
     @cached_property
@@ -140,7 +138,9 @@ class PostRecord:
 RECORD_FIELDS = tuple(f.name for f in fields(PostRecord))  # in the order of to_json
 TUPLE_FIELDS = ("tags", "audience", "media", "links")
 PAIRS_FIELDS = ("media_refs",)  # a tuple of pairs, lists of lists in JSON
-UNSHOWN_FIELDS = ("media_refs",)  # left out of `digest`; the last of RECORD_FIELDS
+# what `digest` covers: all but `media_refs` (the last field, so the digest is the one a
+# record without it had)
+_SHOWN_FIELDS = tuple(f for f in RECORD_FIELDS if f != "media_refs")
 
 
 def _digest(text: str) -> str:
