@@ -10,8 +10,9 @@ point leaves a readable site and whole feeds; the next one repairs the rest.
 
 The phases' parts live beside this shell: `sources` (scanning and rendering posts),
 `audience` (who may read), `plan` (pure page planning), `outputs` (what to write, keep
-or delete), `pages` (rendering pages), `private_steps` (friends' feeds), `snapshot`
-(the manifest as last committed) and `report`.
+or delete), `pages` (rendering pages), `public_feeds` (feed.json, Atom, the sitemap),
+`private_steps` (friends' feeds), `snapshot` (the manifest as last committed) and
+`report`.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from o2m_pub.site.plan import (
     resolve_collisions,
     sha256_hex,
 )
+from o2m_pub.site.public_feeds import PublicFeeds
 from o2m_pub.site.render import (
     BUILTIN_THEME,
     PageRenderer,
@@ -85,10 +87,6 @@ WELL_KNOWN_ROTATIONS = ".well-known/o2m-rotations.json"  # PROTOCOL.md §2.5
 ROTATIONS_FILE = "keys/rotations.json"
 AVATAR_FILE = "keys/avatar"  # the card's picture; published where the card says (§2.4)
 FUTURE_WARNING = dt.timedelta(days=1)  # a post dated later than this is a likely typo
-# 2: items carry their stable id (`_o2m.id`, PROTOCOL.md §1.4), and their HTML no ¶
-# permalinks, its links absolute (feed_html)
-FEED_VERSION = "feeds-2"
-FEED_SIG = "feed.json.sig"
 
 
 def _media_name(ref: str) -> str:
@@ -120,11 +118,6 @@ class _Files:
             self.now[key] = FileState(st.st_mtime_ns, st.st_size,
                                       sha256_hex(Path(path).read_bytes()))
         return self.now[key]
-
-
-def _robots_txt(config: SiteConfig) -> bytes:
-    from o2m_pub.site.syndication import robots_txt  # imported only when it is written
-    return robots_txt(config)
 
 
 def _static_files(root: Path) -> dict[str, Path]:
@@ -165,22 +158,6 @@ def _approved_mentions(root: Path) -> dict[str, tuple["MentionView", ...]]:
         return {}
     from o2m_pub.site.mentions import approved_views
     return approved_views(root)
-
-
-def _id_key(root: Path) -> bytes:
-    """What post ids are made from (§3.4): the site's first key; none without keys."""
-    if not (root / "keys").is_dir():
-        return b""
-    from o2m_pub.friends.identity import item_id_key
-    return item_id_key(root) or b""
-
-
-def _post_id(id_key: bytes, post: PostRecord) -> str | None:
-    """A public post's stable id (`_o2m.id`, §1.4): its item id (§3.4)."""
-    if not id_key:
-        return None
-    from o2m_pub.friends.private_feeds import item_id
-    return item_id(id_key, post.source)
 
 
 # --- the build session: what stays warm between builds --------------------------------
@@ -767,7 +744,10 @@ class _Build:
     def write_feeds(self, posts: list[PostRecord], feeds: Feeds) -> None:
         """Phase E: feed.json, atom.xml and the sitemap, then friends' heads, last: they
         announce what the pages above hold (§1.5)."""
-        self.write_public_feeds(posts)
+        assert self.views is not None
+        PublicFeeds(self.root, self.out_dir, self.config, self.outputs, self.views,
+                    self.manifest, self.own_card(), self.drafts, self.now,
+                    self.report.warnings).write(posts, self.index_fp)
         if feeds.max_seq:
             # recorded before any head is written: a build killed after writing a head
             # and before its commit must not hand out that number again (§3.4)
@@ -782,64 +762,6 @@ class _Build:
         """The key friends' feeds are signed with now (b64u), as the manifest records it."""
         from o2m_pub.protocol.canonical import b64u_encode
         return b64u_encode(self.friends.own_sign_pk)
-
-    def write_public_feeds(self, posts: list[PostRecord]) -> None:
-        views = self.views
-        assert views is not None
-        newest = posts[::-1][:self.config.feed_items]
-        id_key = _id_key(self.root)
-        feed_digest = digest_of(FEED_VERSION, self.config.fingerprint, id_key.hex(),
-                                *(p.digest for p in newest), *(
-                                    views.media.get(m, ("",))[0] for p in newest for m in p.media))
-        made: dict[str, bytes] = {}
-
-        def feed(kind: str) -> bytes:
-            from o2m_pub.site import syndication  # imported only when a feed is written
-            if kind == "sitemap":
-                return syndication.sitemap([(self.config.url, None)] + [
-                    (self.config.url + p.path, p.updated or p.date) for p in posts])
-            entries = [syndication.FeedEntry(p, self.config.url + p.path,
-                                             views.absolute_html(p), _post_id(id_key, p))
-                       for p in newest]
-            make = syndication.json_feed if kind == "json" else syndication.atom
-            made[kind] = make(self.config, entries)
-            return made[kind]
-
-        self.outputs.emit("feed.json", feed_digest, lambda: feed("json"))
-        self.sign_public_feed(made.get("json"))
-        self.outputs.emit("atom.xml", feed_digest, lambda: feed("atom"))
-        # the index fingerprint covers every post's path and dates, and the site's URL
-        self.outputs.emit("sitemap.xml", digest_of(FEED_VERSION, self.index_fp),
-                          lambda: feed("sitemap"))
-        self.outputs.emit("robots.txt", digest_of(FEED_VERSION, self.config.url),
-                          lambda: _robots_txt(self.config))
-
-    def sign_public_feed(self, data: bytes | None) -> None:
-        """feed.json.sig (PROTOCOL.md §1.4), signed by keys/feed.key, the key the card
-        names in `feed_pk` (no passphrase: a public-only build signs too); written when
-        feed.json or the key changed. A card without `feed_pk` (o2m 1.0) gets none."""
-        card = self.own_card()
-        if card is None or card.feed_pk is None or self.drafts:
-            return
-        from o2m_pub.friends.identity import load_feed_key
-        key = load_feed_key(self.root)
-        if key is None or bytes(key.verify_key) != card.feed_pk:
-            self.report.warnings.append("keys/feed.key is not the public-feed key your card "
-                                        "names; feed.json is not signed: run "
-                                        "`o2m card --renew`")
-            return
-        feed = self.outputs.new["feed.json"]
-        digest = digest_of("feed-sig-1", feed.sha, card.raw.hex())
-        if not self.outputs.needs(FEED_SIG, digest):
-            self.outputs.keep(FEED_SIG)
-            return
-        if data is None:  # feed.json kept as it was: sign its bytes on disk
-            data = (self.out_dir / "feed.json").read_bytes()
-        from o2m_pub.protocol.feed_signature import sign_feed
-        seq = max(int(self.manifest.get("feed_sig_seq") or 0) + 1, int(self.now.timestamp()))
-        self.manifest.set("feed_sig_seq", str(seq))  # before it is published (as seq_floor)
-        self.outputs.put(FEED_SIG, digest, sign_feed(key, author_sign_pk=card.sign_pk,
-                                                     feed=data, seq=seq, updated=self.now))
 
     def remove_unused(self) -> list[str]:
         """Phase F: delete what this build did not produce (nothing links to it now)."""
