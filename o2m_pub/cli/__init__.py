@@ -3,7 +3,8 @@
     __init__.py   the `main` group, its global options, the dispatcher
     _common.py    output, error display, the site root, the passphrase, the time
     site.py       init, build, watch, demo, move
-    friends.py    whoami, card, friend …, group …, key …
+    identity.py   whoami, card, key …
+    friends.py    friend …, group …
     hosting.py    serve, publish
     mentions.py   mention … (Webmention), and its wiring for serve and publish
     reading.py    fetch, timeline, show, notifications
@@ -53,14 +54,14 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("site", "demo",
         "Three people, three sites, three real servers: build, serve, fetch, read."),
     "move": ("site", "move", "Move your site to NEW_URL: o2m.toml, a new card, a build."),
-    "whoami": ("friends", "whoami",
+    "whoami": ("identity", "whoami",
         "Show your name, URL and key fingerprint (compare it aloud with friends)."),
-    "card": ("friends", "card",
+    "card": ("identity", "card",
         "Print your contact card, to send to a friend (`o2m friend add` reads it)."),
     "friend": ("friends", "friend",
         "Your friends: invite them or add their cards; list, rename, remove."),
     "group": ("friends", "group", "Groups of friends, usable as an audience (e.g."),
-    "key": ("friends", "key",
+    "key": ("identity", "key",
         "Your secret keys: change the passphrase, back them up, restore them."),
     "serve": ("hosting", "serve",
         "Serve build/ over HTTPS until Ctrl-C or SIGTERM (SIGHUP reloads the certificate)."),

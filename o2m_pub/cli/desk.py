@@ -16,7 +16,7 @@ def capabilities(root: Path):  # noqa: ANN201 - desk.actions.Capabilities
     may import every other). Reply and react are conversations' (`reader.replying`),
     invitations those of `o2m friend invite/accept`."""
     from o2m_pub.cli._common import local_now
-    from o2m_pub.cli.friends import renew_own_card
+    from o2m_pub.cli.identity import renew_own_card
     from o2m_pub.desk.actions import Capabilities
     from o2m_pub.reader.replying import DeskConversations
     talk = DeskConversations(root, local_now)

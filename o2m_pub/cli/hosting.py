@@ -211,7 +211,7 @@ def _card_for_certificate(ctx: click.Context, root: Path, config,  # noqa: ANN00
     self-signed certificate, or no pin for one from `[serve] cert` (a CA checks it). A
     card that says otherwise is renewed (a higher seq): friends take it on their next
     fetch, over an unverified connection if the old pin no longer matches."""
-    from o2m_pub.cli.friends import renew_card
+    from o2m_pub.cli.identity import renew_card
     from o2m_pub.friends.identity import own_card
     from o2m_pub.protocol.keyfile import PassphraseError, WrongPassphraseError
 

@@ -202,7 +202,7 @@ def renew_stale_card(ctx: click.Context, root: Path):  # noqa: ANN201 - Identity
     (no terminal, no $O2M_PASSPHRASE), it only warns."""
     if not (root / "keys").is_dir():  # no keys, no card: spare a build their imports
         return None
-    from o2m_pub.cli.friends import card_changes, renew_card
+    from o2m_pub.cli.identity import card_changes, renew_card
     from o2m_pub.config import load
     from o2m_pub.friends.identity import own_card
     from o2m_pub.protocol.keyfile import PassphraseError, WrongPassphraseError
@@ -346,7 +346,7 @@ def move(ctx: click.Context, new_url: str, no_pin: bool, no_build: bool) -> None
     until they have fetched; a redirect there helps feed readers (docs/HOSTING.md).
     """
     from o2m_pub._files import write_file
-    from o2m_pub.cli.friends import renew_card
+    from o2m_pub.cli.identity import renew_card
     from o2m_pub.config import CONFIG_NAME, load, parse_config, replace_site_url
     from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url
 

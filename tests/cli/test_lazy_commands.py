@@ -11,7 +11,7 @@ import click
 
 from o2m_pub.cli import _COMMANDS, main
 
-_MODULES = ("site", "friends", "hosting", "mentions", "reading", "conversations", "desk")
+_MODULES = ("site", "identity", "friends", "hosting", "mentions", "reading", "conversations", "desk")
 
 
 def _real_commands() -> dict[str, click.Command]:
