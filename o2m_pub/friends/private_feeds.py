@@ -16,6 +16,7 @@ size of a real head it shadows, so their sizes change as real heads' do.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import mimetypes
@@ -42,6 +43,7 @@ from o2m_pub.protocol.feeds import (
     ObjectRef,
     PageRef,
     append_to_feed,
+    head_size,
     pairwise_secrets,
     seal_dummy_head,
     seal_head,
@@ -360,7 +362,7 @@ def plan_feeds(*, author_sign_pk: bytes, readers: Sequence[Reader],
     # THREATS.md 55: one head changes, so every head is rewritten, dummies included
     items = _ItemSealer(plan.objects, write)
     identity = unlock() if readers else None
-    sizes: dict[str, int] = {}
+    heads: dict[str, tuple[str, _HeadToSeal]] = {}
     for reader in readers:
         key = b64u_encode(reader.sign_pk)
         state, delta = previous.get(key), deltas[key]
@@ -374,11 +376,18 @@ def plan_feeds(*, author_sign_pk: bytes, readers: Sequence[Reader],
             published_seq=published_seq, seq_floor=seq_floor)
         plan.keep += kept
         plan.max_seq = max(plan.max_seq, new_state.seq)
-        plan.files.append((head_path, head))
+        heads[key] = head_path, head
         plan.heads_written += 1
         plan.changed.add(key)
         plan.states[key] = new_state
-        sizes[key] = len(head)
+    # THREATS.md 55: every head the size of the biggest (but one with no items), so the
+    # host cannot tell whose feed a post made grow
+    size = max((head.size for _, head in heads.values()), default=0)
+    sizes: dict[str, int] = {}
+    for key, (head_path, head) in heads.items():
+        sealed = head.seal(size=size)
+        plan.files.append((head_path, sealed))
+        sizes[key] = len(sealed)
     plan.index.dummies = plan_dummies(index.dummies, sizes, random=random,
                                       taken={s.head_path for s in plan.states.values()})
     for path, shadow in plan.index.dummies.items():
@@ -545,17 +554,26 @@ class _ItemSealer:
         return self.items[iid]
 
 
+@dataclass(frozen=True)
+class _HeadToSeal:
+    """A head ready to seal: its own size, and `seal(size=...)` to seal it padded to a
+    bigger one (THREATS.md 55: every head the same size)."""
+
+    size: int
+    seal: Callable[..., bytes]
+
+
 def _seal_reader_feed(identity: Any, reader: Reader, *, author_sign_pk: bytes,
                       state: FeedState | None, new_items: list[Any], wanted: int,
                       now: dt.datetime, random: Callable[[int], bytes],
                       write: Callable[[str, bytes], None],
                       published_seq: Callable[[FeedSecrets, bytes], int | None],
-                      seq_floor: int) -> tuple[str, bytes, FeedState, list[str]]:
+                      seq_floor: int) -> tuple[str, "_HeadToSeal", FeedState, list[str]]:
     """One reader's new head, the archive pages cut from it written at once (§3.4).
 
     Returns:
-        The head's path and bytes, the reader's new state, and the archive pages
-        published before that the feed still links to.
+        The head's path and how to seal it, the reader's new state, and the archive
+        pages published before that the feed still links to.
     """
     secrets = pairwise_secrets(bytes(identity.box_key), reader.box_pk, author_sign_pk,
                                reader.sign_pk)
@@ -574,9 +592,11 @@ def _seal_reader_feed(identity: Any, reader: Reader, *, author_sign_pk: bytes,
     seq = _next_seq(state, seq_floor, published_seq(secrets, reader.sign_pk),
                     secrets.head_path)
     now_text, expires = utc_text(now), utc_text(now + HEAD_LIFETIME)
-    head = seal_head(signing_key=identity.signing_key, reader_sign_pk=reader.sign_pk,
-                     secrets=secrets, seq=seq, updated=now_text, expires=expires,
-                     items=head_items, prev=prev, nonce=random(24))
+    fields = dict(reader_sign_pk=reader.sign_pk, seq=seq, updated=now_text, expires=expires,
+                  items=head_items, prev=prev)
+    head = _HeadToSeal(head_size(author_sign_pk=author_sign_pk, **fields), functools.partial(
+        seal_head, signing_key=identity.signing_key, secrets=secrets, nonce=random(24),
+        **fields))
     new_state = FeedState(
         reader=b64u_encode(reader.sign_pk), head_path=secrets.head_path, seq=seq,
         expires=expires, head_items=[i.to_json() for i in head_items],

@@ -477,13 +477,66 @@ def _base_doc(kind: str, author_sign_pk: bytes, reader_sign_pk: bytes,
 
 def seal_head(*, signing_key: nacl.signing.SigningKey, reader_sign_pk: bytes,
               secrets: FeedSecrets, seq: int, updated: str, expires: str, items: list[Item],
-              prev: PageRef | None, nonce: bytes) -> bytes:
-    if not 0 <= seq <= MAX_SEQ:
-        raise ValueError("sequence number out of range")
-    doc = _base_doc("o2m-head", bytes(signing_key.verify_key), reader_sign_pk, items, prev)
-    doc.update(seq=seq, updated=updated, expires=expires)
+              prev: PageRef | None, nonce: bytes, size: int | None = None) -> bytes:
+    """A reader's head (§3.4), sealed.
+
+    Args:
+        size: the length the sealed head should have, at least its own (`head_size`):
+            `pad` keys of spaces in its items bring it there (THREATS.md 55: every head
+            of a site the same size, so none stands out when it grows). A head without
+            items keeps its own size.
+    """
+    doc = _head_doc(bytes(signing_key.verify_key), reader_sign_pk, seq, updated, expires,
+                    items, prev)
+    if size is not None:
+        doc = _padded_head(doc, size)
     return seal_document(doc, magic=HEAD_MAGIC, signing_key=signing_key, key=secrets.key,
                          nonce=nonce)
+
+
+def head_size(*, author_sign_pk: bytes, reader_sign_pk: bytes, seq: int, updated: str,
+              expires: str, items: list[Item], prev: PageRef | None) -> int:
+    """The length of the head `seal_head` makes from these, without `size`."""
+    doc = _head_doc(author_sign_pk, reader_sign_pk, seq, updated, expires, items, prev)
+    return HEAD_OVERHEAD + padded_size(4 + SIG_BYTES + len(canonical_json(doc, check=False)))
+
+
+def _head_doc(author_sign_pk: bytes, reader_sign_pk: bytes, seq: int, updated: str,
+              expires: str, items: list[Item], prev: PageRef | None) -> dict[str, Any]:
+    if not 0 <= seq <= MAX_SEQ:
+        raise ValueError("sequence number out of range")
+    doc = _base_doc("o2m-head", author_sign_pk, reader_sign_pk, items, prev)
+    doc.update(seq=seq, updated=updated, expires=expires)
+    return doc
+
+
+_PAD_KEY = ',"pad":""'  # what a `pad` key adds to an item's canonical JSON, spaces aside
+
+
+def _padded_head(doc: dict[str, Any], size: int) -> dict[str, Any]:
+    """`doc` with `pad` keys (strings of spaces; a key readers ignore, §2.1) in its items,
+    from the newest, so that its plaintext fills the bucket of a `size`-byte head
+    exactly; each item stays within MAX_ITEM_BYTES. The doc as it is when it has no
+    items, or is in that bucket (or a bigger one) already."""
+    padded = size - HEAD_OVERHEAD
+    if padded < MIN_PADDED or padded_size(padded) != padded:
+        raise ValueError(f"{size} bytes is not the size of a sealed head")
+    plain = 4 + SIG_BYTES + len(canonical_json(doc, check=False))
+    if not doc["items"] or padded_size(plain) >= padded:
+        return doc
+    need = padded - plain
+    items = []
+    for item in doc["items"]:
+        room = MAX_ITEM_BYTES - len(canonical_json(item, check=False)) - len(_PAD_KEY)
+        spaces = min(need - len(_PAD_KEY), room)
+        if "pad" not in item and spaces >= 0:
+            item = {**item, "pad": " " * spaces}
+            need -= spaces + len(_PAD_KEY)
+        items.append(item)
+        if need < len(_PAD_KEY):  # the bucket is filled (or too nearly for another key)
+            items += doc["items"][len(items):]
+            break
+    return {**doc, "items": items}
 
 
 HEAD_OVERHEAD = len(HEAD_MAGIC) + NONCE_BYTES + nacl.secret.SecretBox.MACBYTES  # 48

@@ -671,3 +671,54 @@ def test_a_dummy_head_has_a_real_heads_size_and_magic_and_opens_for_no_one():
     for bad in (len(real) + 1, feeds.HEAD_OVERHEAD + 100, 0):
         with pytest.raises(ValueError):
             feeds.seal_dummy_head(bad, key=bytes(32), nonce=bytes(24))
+
+
+def _sealed_for_bob(items: list[Item], size: int | None = None) -> bytes:
+    return seal_head(signing_key=ada.sign, reader_sign_pk=bob.sign_pk,
+                     secrets=ada.secrets_to(bob), seq=1, updated="2026-11-24T10:00:00Z",
+                     expires="2026-12-24T00:00:00Z", items=items, prev=None, nonce=NONCE,
+                     size=size)
+
+
+def _read(head: feeds.Head) -> tuple:
+    """What a reader takes from a head: all but the exact signed bytes."""
+    return head.seq, head.updated, head.expires, head.items, head.prev
+
+
+def test_threat_55_a_head_padded_to_a_bigger_size_reads_as_the_same_head():
+    """THREATS 55: a head sealed to a bigger size (so every head of a site can have the
+    biggest one's) is exactly that size, and opens for Bob to the very items, seq and
+    dates of the head sealed at its own size: the `pad` keys that fill it are ignored
+    like any key a reader does not know (§2.1). `head_size` foretells the unpadded size."""
+    _, ref = seal_object(b"post", key=bytes(32), nonce=NONCE)
+    items = [Item(b64u_encode(n.to_bytes(16, "big")), "2026-11-24T10:00:00Z", ref)
+             for n in range(3)]
+    plain = _sealed_for_bob(items)
+    assert feeds.head_size(author_sign_pk=ada.sign_pk, reader_sign_pk=bob.sign_pk, seq=1,
+                           updated="2026-11-24T10:00:00Z", expires="2026-12-24T00:00:00Z",
+                           items=items, prev=None) == len(plain)
+    for bigger in (padded_size(len(plain) - feeds.HEAD_OVERHEAD + 1),
+                   padded_size(40_000), padded_size(300_000)):
+        padded = _sealed_for_bob(items, size=bigger + feeds.HEAD_OVERHEAD)
+        assert len(padded) == bigger + feeds.HEAD_OVERHEAD
+        assert _read(bob_opens(padded)) == _read(bob_opens(plain))
+    assert _sealed_for_bob(items, size=len(plain)) == plain
+
+
+def test_threat_55_padding_spreads_over_items_each_within_the_item_cap():
+    """An item can hold at most MAX_ITEM_BYTES: padding past that goes into the next
+    items, and every item of the padded head still passes the reader's cap. A head with
+    no items keeps its own size (there is nothing to pad), and a size that is not a
+    sealed head's is refused."""
+    _, ref = seal_object(b"post", key=bytes(32), nonce=NONCE)
+    items = [Item(b64u_encode(n.to_bytes(16, "big")), "2026-11-24T10:00:00Z", ref)
+             for n in range(4)]
+    size = padded_size(3 * feeds.MAX_ITEM_BYTES) + feeds.HEAD_OVERHEAD
+    padded = _sealed_for_bob(items, size=size)
+    assert len(padded) == size and bob_opens(padded).items == bob_opens(
+        _sealed_for_bob(items)).items
+    empty = _sealed_for_bob([])
+    assert _sealed_for_bob([], size=size) == empty
+    for bad in (size + 1, feeds.HEAD_OVERHEAD + 100):
+        with pytest.raises(ValueError):
+            _sealed_for_bob(items, size=bad)

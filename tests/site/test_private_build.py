@@ -141,6 +141,35 @@ def test_threat_55_a_post_for_one_friend_rewrites_every_head(social):
         assert titles(f.read_feed(root / "build", ada)) == {f"Post {i}" for i in range(5)}
 
 
+def test_threat_55_no_head_stands_out_by_its_size(social):
+    """THREATS 55: with nine friends, five posts for Bob alone, one build each: after
+    every build all sixteen files in `f/` (real heads and dummies) have one size, so the
+    host cannot tell from sizes whose feed a post made grow (before, Bob's head alone
+    crossed into bigger padding buckets). Each friend still reads exactly their posts."""
+    root, bob, carol, ada = social
+    from o2m_pub.friends.friend_store import FriendStore
+    others = [Friend(n, f"friend{n}") for n in range(3, 10)]
+    store = FriendStore(root)
+    for f in others:
+        store.add(f.card.name.lower(), f.card, now=NOW)
+    for i in range(5):
+        post(root, f"p{i}", f"Post {i}", "friends", date=f"2026-11-0{i + 1}")
+    build(root)
+    grew = set()
+    for k in range(1, 6):
+        before = {len(data) for data in _files_under(root, "f").values()}
+        post(root, f"b{k}", f"For Bob {k}", "bob", date=f"2026-11-1{k}")
+        build(root, now=NOW + dt.timedelta(hours=k))
+        sizes = {len(data) for data in _files_under(root, "f").values()}
+        assert len(sizes) == 1 and len(_files_under(root, "f")) == 16
+        grew |= sizes - before
+    assert grew  # Bob's feed did grow past a bucket: every head grew with it
+    assert titles(bob.read_feed(root / "build", ada)) == {f"Post {i}" for i in range(5)} | {
+        f"For Bob {k}" for k in range(1, 6)}
+    for f in [carol, *others]:
+        assert titles(f.read_feed(root / "build", ada)) == {f"Post {i}" for i in range(5)}
+
+
 def test_no_change_signs_nothing_and_never_asks_for_the_key(social):
     """A build with nothing new for friends writes nothing and never asks for the
     passphrase."""
