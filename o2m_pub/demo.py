@@ -37,7 +37,7 @@ DEMO_MARKER = ".o2m-demo"
 
 
 @dataclass(frozen=True)
-class Person:
+class DemoPerson:
     """One of the demo's people; their posts are the tree `samples/demo/SLUG/`."""
 
     slug: str
@@ -51,7 +51,7 @@ class Person:
 class Story:
     """`samples/demo/demo.toml`: the people, and how their posts are dated."""
 
-    people: tuple[Person, ...]
+    people: tuple[DemoPerson, ...]
     anchor: dt.date  # the day the posts' dates are written relative to
     seasonal: dict[str, dict[str, tuple[int, ...]]]  # slug -> tree path -> months
 
@@ -68,7 +68,7 @@ def parse_story(text: str) -> Story:
         raise ValueError("demo.toml: `anchor` must be a day, e.g. 2026-12-05")
     try:
         people = tuple(
-            Person(p["slug"], p["site_name"], p["author"], p["timezone"],
+            DemoPerson(p["slug"], p["site_name"], p["author"], p["timezone"],
                    {group: tuple(members) for group, members in p.get("groups", {}).items()})
             for p in data["people"])
     except (KeyError, TypeError, AttributeError) as e:
@@ -83,7 +83,7 @@ STORY = parse_story(sample_text("demo/demo.toml"))
 PEOPLE = STORY.people
 
 
-def demo_content(person: Person, now: dt.datetime, story: Story = STORY) -> dict[str, bytes]:
+def demo_content(person: DemoPerson, now: dt.datetime, story: Story = STORY) -> dict[str, bytes]:
     """`person`'s posts (and bundle images) as of `now`: their tree of samples/demo/,
     dated so that it ends the day before `now` in their site's time zone."""
     today = now.astimezone(zoneinfo.ZoneInfo(person.timezone)).date()

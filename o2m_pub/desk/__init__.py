@@ -2,7 +2,7 @@
 owner's TLS server (`o2m serve --desk`), behind a sign-in with the owner's passphrase.
 
 The same core/shell split as everywhere in o2m. The core answers one `web.Request` with
-one `web.Response` and does no socket I/O:
+one `web.DeskResponse` and does no socket I/O:
 
     web        requests, responses, cookies, security headers, Host/Origin checks
     forms      form and multipart bodies, with caps (pure)

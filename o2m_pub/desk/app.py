@@ -1,4 +1,4 @@
-"""The desk's core: one `web.Request` in, one answer out (`web.Response`, or `web.Slow`
+"""The desk's core: one `web.Request` in, one answer out (`web.DeskResponse`, or `web.Slow`
 for the passphrase check, or `web.Stream` for live updates). No Twisted in here.
 
 Every request passes the same gate, in this order:
@@ -33,7 +33,7 @@ from o2m_pub.desk.web import (
     CookiePolicy,
     Origin,
     Request,
-    Response,
+    DeskResponse,
     Slow,
     redirect,
     safe_next,
@@ -124,7 +124,7 @@ class DeskApp:
         return self.origin.link(path)
 
     def page(self, ctx: Ctx | None, template: str, *, status: int = 200, title: str,
-             **values: Any) -> Response:
+             **values: Any) -> DeskResponse:
         """A page of the desk, with what its header shows."""
         common: dict[str, Any] = {"base": self.origin.base, "link": self.link, "title": title,
                                   "signed_in": ctx is not None, "caps": self.caps,
@@ -134,10 +134,10 @@ class DeskApp:
             common["notice"] = ctx.notice
             common["unread_total"] = self.reader.unread_count()
             common["unseen"] = len(self.reader.notifications(unseen_only=True, limit=100))
-        return Response(status, pages.render(template, **{**common, **values}))
+        return DeskResponse(status, pages.render(template, **{**common, **values}))
 
     def error(self, ctx: Ctx | None, status: int, message: str, hint: str | None = None
-              ) -> Response:
+              ) -> DeskResponse:
         return self.page(ctx, "error.html", status=status, title=f"{status}",
                          message=message, hint=hint)
 
@@ -146,7 +146,7 @@ class DeskApp:
     def handle(self, request: Request) -> Answer:
         """Answer one request (see the module docstring for the gate)."""
         if not self.origin.host_ok(request.headers.get("host")):
-            return Response(421, b"This desk answers only at its own address.\n",
+            return DeskResponse(421, b"This desk answers only at its own address.\n",
                             "text/plain; charset=utf-8")
         path = request.path
         if request.method in ("GET", "HEAD") and path.startswith("/static/"):
@@ -169,7 +169,7 @@ class DeskApp:
             if request.method == "GET" and not _is_resource(request.path):
                 return redirect(self.link("signin") + "?" + _query(next=self.origin.base +
                                                                    request.path.lstrip("/")))
-            return Response(401, b"Sign in first.\n", "text/plain; charset=utf-8")
+            return DeskResponse(401, b"Sign in first.\n", "text/plain; charset=utf-8")
         assert token is not None
         ctx = Ctx(request, session, token, guard.csrf_token(token),
                   dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc),
@@ -189,7 +189,7 @@ class DeskApp:
                 return handler(self, ctx, *m.groups())
         return self.error(ctx, 404, "There is nothing here.")
 
-    def _check_post(self, request: Request, expected: str) -> Response | None:
+    def _check_post(self, request: Request, expected: str) -> DeskResponse | None:
         """CSRF (see the module docstring): None when the form may be acted on."""
         if not self.origin.origin_ok(request.headers.get("origin")) or \
                 request.headers.get("sec-fetch-site") == "cross-site":
@@ -209,7 +209,7 @@ class DeskApp:
                 return redirect(target)
             return self._sign_in_page(request, target)
         if request.method != "POST":
-            return Response(405, b"", "text/plain; charset=utf-8")
+            return DeskResponse(405, b"", "text/plain; charset=utf-8")
         pre = request.cookies.get(self.cookies.pre)
         if not self.origin.origin_ok(request.headers.get("origin")) or \
                 request.headers.get("sec-fetch-site") == "cross-site" or \
@@ -228,7 +228,7 @@ class DeskApp:
             return refused
         secret = passphrase.encode("utf-8")
 
-        def then(result: object) -> Response:
+        def then(result: object) -> DeskResponse:
             if isinstance(result, BaseException):
                 from o2m_pub.protocol.keyfile import WrongPassphraseError
                 if isinstance(result, WrongPassphraseError):
@@ -242,7 +242,7 @@ class DeskApp:
 
         return Slow(work=lambda: self.unlock(secret), then=then)
 
-    def _back_off(self, request: Request, target: str) -> Response | None:
+    def _back_off(self, request: Request, target: str) -> DeskResponse | None:
         """Count a sign-in attempt (passphrase or passkey alike); the 429 page when this
         client, or everyone, must wait first."""
         wait = self.desk.begin_attempt(request.client, self.clock())
@@ -254,7 +254,7 @@ class DeskApp:
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
 
-    def _signed_in(self, request: Request, target: str) -> Response:
+    def _signed_in(self, request: Request, target: str) -> DeskResponse:
         self.desk.forgive(request.client)
         fresh = secrets.token_urlsafe(guard.TOKEN_BYTES)  # never one the browser sent
         self.desk.create(fresh, request.client, request.headers.get("user-agent", ""),
@@ -262,7 +262,7 @@ class DeskApp:
         return redirect(target, cookies=[self.cookies.set(self.cookies.session, fresh),
                                          self.cookies.clear(self.cookies.pre)])
 
-    def _sign_in_with_passkey(self, request: Request, target: str, pre: str) -> Response:
+    def _sign_in_with_passkey(self, request: Request, target: str, pre: str) -> DeskResponse:
         """A passkey's answer to the challenge of this browser's sign-in page
         (passkeys.py): an attempt for the back-off, as a passphrase is."""
         from o2m_pub.desk import passkeys
@@ -290,7 +290,7 @@ class DeskApp:
         return self._signed_in(request, target)
 
     def _sign_in_page(self, request: Request, target: str, *, status: int = 200,
-                      message: str | None = None) -> Response:
+                      message: str | None = None) -> DeskResponse:
         pre = request.cookies.get(self.cookies.pre)
         cookies = []
         if not guard.well_formed(pre):
@@ -320,7 +320,7 @@ class DeskApp:
                             self.clock() + passkeys.CHALLENGE_SECONDS)
         return options
 
-    def sign_out(self, ctx: Ctx) -> Response:
+    def sign_out(self, ctx: Ctx) -> DeskResponse:
         self.desk.revoke(guard.token_hash(ctx.token))
         return redirect(self.link("signin"), cookies=[self.cookies.clear(self.cookies.session)])
 
@@ -328,11 +328,11 @@ class DeskApp:
 # ---------------------------------------------------------------- helpers
 
 
-def _static(name: str) -> Response:
+def _static(name: str) -> DeskResponse:
     data = pages.static_file(name)
     if data is None:
-        return Response(404, b"", "text/plain; charset=utf-8")
-    return Response(200, data, pages.STATIC[name], {"Cache-Control": "no-cache"})
+        return DeskResponse(404, b"", "text/plain; charset=utf-8")
+    return DeskResponse(200, data, pages.STATIC[name], {"Cache-Control": "no-cache"})
 
 
 _RESOURCE = re.compile(r"/(file|img|avatar|media|events|card\.svg|preview)(/|$)")

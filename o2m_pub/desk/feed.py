@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from o2m_pub.desk.images import own_images, show_own_images
-from o2m_pub.desk.people import Directory, Person
+from o2m_pub.desk.people import Directory, PersonView
 from o2m_pub.protocol.canonical import TIME_FORMAT
 from o2m_pub.reader import search as fts
 from o2m_pub.reader.sanitize import display_text
@@ -88,7 +88,7 @@ def local_time(stored: str, tz: dt.tzinfo) -> str:
 
 
 @dataclass(frozen=True)
-class Photo:
+class ShownPhoto:
     url: str
     alt: str
 
@@ -98,7 +98,7 @@ class Entry:
     """One post on the timeline, ready for the page (text neutralised, not escaped)."""
 
     short_id: str
-    person: Person
+    person: PersonView
     iso_date: str
     when: str  # "5 min ago"
     when_full: str  # "2026-11-24 10:30", local
@@ -108,7 +108,7 @@ class Entry:
     tags: tuple[str, ...]
     unread: bool
     public: bool
-    photos: tuple[Photo, ...]
+    photos: tuple[ShownPhoto, ...]
     more_photos: int
     cursor: str
     reply_to: str | None
@@ -131,17 +131,17 @@ def rendered_alts(post: "StoredPost") -> dict[int, str]:
     return found
 
 
-def remote_photos(post: "StoredPost", directory: Directory, link) -> list[Photo]:  # noqa: ANN001
+def remote_photos(post: "StoredPost", directory: Directory, link) -> list[ShownPhoto]:  # noqa: ANN001
     """The photos of a public post that live on the friend's own site, as the desk
     shows them (desk/images.py fetches them from there)."""
     friend = directory.friend(post.friend)
     if post.markdown is not None or friend is None or post.too_complex:
         return []
-    return [Photo(link(f"img/{post.short_id}/{i}"), display_text(image.alt))
+    return [ShownPhoto(link(f"img/{post.short_id}/{i}"), display_text(image.alt))
             for i, image in enumerate(own_images(post.rendered, friend.card.url))]
 
 
-def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[Photo]:  # noqa: ANN001
+def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[ShownPhoto]:  # noqa: ANN001
     """The post's raster images that are in the local attachment store, with the alt
     text its body gives them (else their name)."""
     alts = rendered_alts(post)
@@ -149,7 +149,7 @@ def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[Photo]:  #
     for f in attachments(post, store):
         if f.path is not None and f.media_type in INLINE_TYPES:
             name = f.name.rsplit("/", 1)[-1]
-            photos.append(Photo(link(f"file/{post.short_id}/{f.index}"),
+            photos.append(ShownPhoto(link(f"file/{post.short_id}/{f.index}"),
                                 display_text(alts.get(f.index) or name)))
     return photos
 
@@ -170,7 +170,7 @@ def entry(post: "StoredPost", directory: Directory, store: "ReaderStore", now: d
 
 
 @dataclass(frozen=True)
-class Page:
+class TimelinePage:
     entries: list[Entry]
     older: str | None  # the cursor of the next page, if any
 
@@ -193,7 +193,7 @@ def friends_posts(store: "ReaderStore", friends: Sequence[str], *, limit: int,
 
 def timeline(store: "ReaderStore", directory: Directory, now: dt.datetime, tz: dt.tzinfo,
              link, *, before: str | None = None, friend: str | None = None,  # noqa: ANN001
-             group: str | None = None, query: str | None = None) -> Page:
+             group: str | None = None, query: str | None = None) -> TimelinePage:
     """One page of the timeline, newest first, filtered by a friend, a group (its
     members), or a search."""
     members = None
@@ -209,7 +209,7 @@ def timeline(store: "ReaderStore", directory: Directory, now: dt.datetime, tz: d
         posts = store.timeline(limit=PAGE_SIZE + 1, before=before,
                                friend=members[0] if members else None)
     entries = [entry(p, directory, store, now, tz, link) for p in posts[:PAGE_SIZE]]
-    return Page(entries, entries[-1].cursor if len(posts) > PAGE_SIZE else None)
+    return TimelinePage(entries, entries[-1].cursor if len(posts) > PAGE_SIZE else None)
 
 
 def unread_count(store: "ReaderStore") -> int:
@@ -220,11 +220,11 @@ def unread_count(store: "ReaderStore") -> int:
 
 
 @dataclass(frozen=True)
-class PostView:
+class PostDetail:
     entry: Entry
     body: str  # safe HTML: the stored rendering (nh3's output), or escaped text
     note: str | None  # why the body is its text: not rendered yet, or too complex
-    gallery: tuple[Photo, ...]  # images the body does not show itself
+    gallery: tuple[ShownPhoto, ...]  # images the body does not show itself
     files: tuple[tuple[str, str, str], ...]  # (name, url, size) of other attachments
     url: str | None  # the public permalink, for a public post
 
@@ -261,7 +261,7 @@ def body_html(post: "StoredPost", relink: dict[str, str], site_url: str | None,
 
 
 def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
-              now: dt.datetime, tz: dt.tzinfo, link) -> PostView:  # noqa: ANN001
+              now: dt.datetime, tz: dt.tzinfo, link) -> PostDetail:  # noqa: ANN001
     from o2m_pub.reader.timeline import human_size
 
     files = attachments(post, store)
@@ -276,10 +276,10 @@ def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
     for f in files:  # once each: a file may go by two names (PROTOCOL.md §3.3)
         if f.key in urls and f.path not in inline:
             below.setdefault(f.path, f)
-    gallery = tuple(Photo(urls[f.key], display_text(alts.get(f.index) or f.name))
+    gallery = tuple(ShownPhoto(urls[f.key], display_text(alts.get(f.index) or f.name))
                     for f in below.values())
     others = tuple((f.name, link(f"file/{post.short_id}/{f.index}"), human_size(f.size))
                    for f in files if f.key not in urls)
     url = post.url if post.url and post.url.startswith("https://") else None
-    return PostView(entry(post, directory, store, now, tz, link), body.html, body.note, gallery,
+    return PostDetail(entry(post, directory, store, now, tz, link), body.html, body.note, gallery,
                     others, display_text(url) if url else None)

@@ -17,7 +17,7 @@ from o2m_pub.desk.passkeys import (
     verify_new,
 )
 from o2m_pub.desk.sessions import PasskeyStore
-from o2m_pub.desk.web import DeskError, Response, Slow, redirect
+from o2m_pub.desk.web import DeskError, DeskResponse, Slow, redirect
 from o2m_pub.protocol.canonical import b64u_decode, b64u_encode
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _challenge_key(ctx: Ctx) -> str:
 
 
 def _page(app: "DeskApp", ctx: Ctx, *, status: int = 200, message: str | None = None,
-          options: str | None = None, name: str = "") -> Response:
+          options: str | None = None, name: str = "") -> DeskResponse:
     rp = _rp(app, ctx)
     keys = [{"id": b64u_encode(k.id), "name": k.name,
              "created": _when(app, k.created), "used": _when(app, k.last_used)}
@@ -59,12 +59,12 @@ def _when(app: "DeskApp", stamp: float | None) -> str | None:
 
 
 @ROUTES.add("GET", r"/passkeys")
-def passkeys_page(app: "DeskApp", ctx: Ctx) -> Response:
+def passkeys_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     return _page(app, ctx)
 
 
 @ROUTES.add("POST", r"/passkeys/begin")
-def begin(app: "DeskApp", ctx: Ctx) -> Response | Slow:
+def begin(app: "DeskApp", ctx: Ctx) -> DeskResponse | Slow:
     """The passphrase again, then the options for the browser's dialog (the page's
     script opens it; the answer goes to /passkeys/add)."""
     rp = _rp(app, ctx)
@@ -81,7 +81,7 @@ def begin(app: "DeskApp", ctx: Ctx) -> Response | Slow:
                      name=name)
     secret = passphrase.encode("utf-8")
 
-    def then(result: object) -> Response:
+    def then(result: object) -> DeskResponse:
         from o2m_pub.protocol.keyfile import WrongPassphraseError
         if isinstance(result, WrongPassphraseError):
             return _page(app, ctx, status=401, name=name,
@@ -99,7 +99,7 @@ def begin(app: "DeskApp", ctx: Ctx) -> Response | Slow:
 
 
 @ROUTES.add("POST", r"/passkeys/add")
-def add(app: "DeskApp", ctx: Ctx) -> Response:
+def add(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     """The browser's answer to the challenge of /passkeys/begin, for this session."""
     rp = _rp(app, ctx)
     store = _store(app)
@@ -119,7 +119,7 @@ def add(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", rf"/passkeys/{_KEY_ID}/remove")
-def remove(app: "DeskApp", ctx: Ctx, key_id: str) -> Response:
+def remove(app: "DeskApp", ctx: Ctx, key_id: str) -> DeskResponse:
     try:
         found = _store(app).remove(b64u_decode(key_id))
     except ValueError:

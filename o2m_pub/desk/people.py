@@ -37,13 +37,13 @@ _IMAGE_MAGIC = {
 
 
 @dataclass(frozen=True)
-class Avatar:
+class AvatarImage:
     media_type: str
     data: bytes
 
 
 @dataclass(frozen=True)
-class Person:
+class PersonView:
     """One friend (or a name the store still has posts of) as the desk shows them."""
 
     name: str  # the owner's name for them (keys/friends/NAME.json), used in audience:
@@ -77,7 +77,7 @@ def hue_of(name: str) -> int:
     return hashlib.sha256(name.encode()).digest()[0] % AVATAR_COLOURS
 
 
-def card_avatar(card: object, state_dir: Path) -> Avatar | None:
+def card_avatar(card: object, state_dir: Path) -> AvatarImage | None:
     """The picture a friend's card names (PROTOCOL.md §2.4 `avatar`), as `o2m fetch`
     downloaded, checked and kept it (reader/avatars.py), if it is there and its bytes
     still begin as its type says; else None (their initials show)."""
@@ -93,7 +93,7 @@ def card_avatar(card: object, state_dir: Path) -> Avatar | None:
         return None
     if ref.media_type == "image/webp" and data[8:12] != b"WEBP":
         return None
-    return Avatar(ref.media_type, data)
+    return AvatarImage(ref.media_type, data)
 
 
 def has_avatar(card: object, state_dir: Path) -> bool:
@@ -101,20 +101,20 @@ def has_avatar(card: object, state_dir: Path) -> bool:
     return ref is not None and avatar_file(state_dir, ref).is_file()
 
 
-def person_of(friend: Friend, groups: Mapping[str, Iterable[str]], state_dir: Path) -> Person:
+def person_of(friend: Friend, groups: Mapping[str, Iterable[str]], state_dir: Path) -> PersonView:
     display = display_text(" ".join(friend.card.name.split())) or friend.name
     bio = friend.card.bio
-    return Person(name=friend.name, display=display, initials=initials(display),
+    return PersonView(name=friend.name, display=display, initials=initials(display),
                   hue=hue_of(friend.name), has_avatar=has_avatar(friend.card, state_dir),
                   bio=tuple(display_text(line) for line in bio.split("\n")) if bio else (),
                   url=friend.card.url, fingerprint=friend.fingerprint, added=friend.added,
                   groups=tuple(g for g, members in groups.items() if friend.name in members))
 
 
-def stranger(name: str) -> Person:
+def stranger(name: str) -> PersonView:
     """A name the store has posts of but that is no friend now (removed, or renamed)."""
     shown = display_text(name)
-    return Person(name=name, display=shown, initials=initials(shown), hue=hue_of(name),
+    return PersonView(name=name, display=shown, initials=initials(shown), hue=hue_of(name),
                   has_avatar=False, is_friend=False)
 
 
@@ -129,7 +129,7 @@ class Directory:
         self._stamp: tuple | None = None
         self._checked = False  # keys/ looked at during this request
         self._friends: dict[str, Friend] = {}
-        self._people: dict[str, Person] = {}
+        self._people: dict[str, PersonView] = {}
         self._groups: dict[str, tuple[str, ...]] = {}
 
     def _current_stamp(self) -> tuple:
@@ -172,12 +172,12 @@ class Directory:
         self._stamp = None
         self._checked = False
 
-    def people(self) -> dict[str, Person]:
+    def people(self) -> dict[str, PersonView]:
         """Every friend by local name, sorted by name."""
         self._refresh()
         return self._people
 
-    def person(self, name: str) -> Person:
+    def person(self, name: str) -> PersonView:
         self._refresh()
         return self._people.get(name) or stranger(name)
 
@@ -189,7 +189,7 @@ class Directory:
         self._refresh()
         return self._groups
 
-    def avatar(self, name: str) -> Avatar | None:
+    def avatar(self, name: str) -> AvatarImage | None:
         friend = self.friend(name)
         return card_avatar(friend.card, self.state_dir) if friend is not None else None
 

@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from o2m_pub.desk import feed, guard
 from o2m_pub.desk.app import Ctx, Routes
-from o2m_pub.desk.web import Response, Slow, Stream, redirect
+from o2m_pub.desk.web import DeskResponse, Slow, Stream, redirect
 from o2m_pub.reader.search import SYNTAX_HELP
 from o2m_pub.reader.store import AmbiguousPostError
 from o2m_pub.reader.timeline import check_cursor, mark_all_read, notification_text
@@ -33,16 +33,16 @@ def _filters(app: "DeskApp", ctx: Ctx) -> dict[str, str | None]:
 
 
 @ROUTES.add("GET", r"/")
-def home(app: "DeskApp", ctx: Ctx) -> Response:
+def home(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     return _timeline(app, ctx, query=None)
 
 
 @ROUTES.add("GET", r"/search")
-def search_page(app: "DeskApp", ctx: Ctx) -> Response:
+def search_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     return _timeline(app, ctx, query=ctx.query.get("q", "").strip()[:500])
 
 
-def _timeline(app: "DeskApp", ctx: Ctx, *, query: str | None) -> Response:
+def _timeline(app: "DeskApp", ctx: Ctx, *, query: str | None) -> DeskResponse:
     filters = _filters(app, ctx)
     people = app.directory.people()
     groups = app.directory.groups()
@@ -72,7 +72,7 @@ def _post(app: "DeskApp", short_id: str) -> "StoredPost | None":
 
 
 @ROUTES.add("GET", rf"/post/{_ID}")
-def post_page(app: "DeskApp", ctx: Ctx, short_id: str) -> Response:
+def post_page(app: "DeskApp", ctx: Ctx, short_id: str) -> DeskResponse:
     post = _post(app, short_id)
     if post is None:
         return app.error(ctx, 404, "No such post.")
@@ -96,18 +96,18 @@ def _thread(app: "DeskApp", post: Any) -> dict[str, Any]:  # noqa: ANN401 - a St
 
 
 @ROUTES.add("POST", rf"/post/{_ID}/read")
-def mark_post(app: "DeskApp", ctx: Ctx, short_id: str) -> Response:
+def mark_post(app: "DeskApp", ctx: Ctx, short_id: str) -> DeskResponse:
     post = _post(app, short_id)
     if post is None:
         return app.error(ctx, 404, "No such post.")
     app.reader.mark_read([post.short_id], read=ctx.form.get("read", "1") == "1")
     if ctx.form.get("quiet") == "1":  # the script's call: no page
-        return Response(204)
+        return DeskResponse(204)
     return redirect(_back(app, ctx.form.get("back")))
 
 
 @ROUTES.add("POST", r"/read-all")
-def read_all(app: "DeskApp", ctx: Ctx) -> Response:
+def read_all(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     friend = ctx.form.get("friend") or None
     group = ctx.form.get("group") or None
     if group is not None:
@@ -125,7 +125,7 @@ def _back(app: "DeskApp", value: str | None) -> str:
 
 
 @ROUTES.add("GET", rf"/file/{_ID}/(\d{{1,4}})")
-def attachment(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> Response:
+def attachment(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> DeskResponse:
     """A friend's attachment from the local store: inline only if it is a raster image;
     anything else is a download."""
     from o2m_pub.reader.timeline import attachments
@@ -134,15 +134,15 @@ def attachment(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> Response:
     files = attachments(post, app.reader) if post is not None else []
     i = int(index)
     if i >= len(files) or files[i].path is None:
-        return Response(404, b"Not in the store (yet): `o2m fetch` brings it.\n",
+        return DeskResponse(404, b"Not in the store (yet): `o2m fetch` brings it.\n",
                         "text/plain; charset=utf-8")
     f = files[i]
     data = f.path.read_bytes()
     headers = {"Cache-Control": "private, max-age=3600"}
     if f.media_type in feed.INLINE_TYPES:
-        return Response(200, data, f.media_type, headers)
+        return DeskResponse(200, data, f.media_type, headers)
     headers["Content-Disposition"] = _download_name(f.name)
-    return Response(200, data, "application/octet-stream", headers)
+    return DeskResponse(200, data, "application/octet-stream", headers)
 
 
 def _download_name(name: str) -> str:
@@ -153,7 +153,7 @@ def _download_name(name: str) -> str:
 
 
 @ROUTES.add("GET", rf"/img/{_ID}/(\d{{1,3}})")
-def remote_image(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> Response | Slow:
+def remote_image(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> DeskResponse | Slow:
     """A photo of a friend's public post, from their own site (desk/images.py)."""
     from o2m_pub.desk.images import own_images
 
@@ -163,15 +163,15 @@ def remote_image(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> Respons
         if post and friend and post.markdown is None and not post.too_complex else []
     i = int(index)
     if i >= len(images) or friend is None:
-        return Response(404, b"", "text/plain; charset=utf-8")
+        return DeskResponse(404, b"", "text/plain; charset=utf-8")
     url = images[i].url
 
-    def answer(found: object) -> Response:
+    def answer(found: object) -> DeskResponse:
         if not isinstance(found, tuple):
-            return Response(404, b"This photo could not be had from their site.\n",
+            return DeskResponse(404, b"This photo could not be had from their site.\n",
                             "text/plain; charset=utf-8")
         data, kind = found
-        return Response(200, data, kind, {"Cache-Control": "private, max-age=3600"})
+        return DeskResponse(200, data, kind, {"Cache-Control": "private, max-age=3600"})
 
     cached = app.images.cached(url)
     if cached is not None:
@@ -181,15 +181,15 @@ def remote_image(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> Respons
 
 
 @ROUTES.add("GET", r"/avatar/([^/]+)")
-def avatar(app: "DeskApp", ctx: Ctx, name: str) -> Response:
+def avatar(app: "DeskApp", ctx: Ctx, name: str) -> DeskResponse:
     found = app.directory.avatar(unquote(name))
     if found is None:
-        return Response(404, b"", "text/plain; charset=utf-8")
-    return Response(200, found.data, found.media_type, {"Cache-Control": "private, no-cache"})
+        return DeskResponse(404, b"", "text/plain; charset=utf-8")
+    return DeskResponse(200, found.data, found.media_type, {"Cache-Control": "private, no-cache"})
 
 
 @ROUTES.add("GET", r"/notifications")
-def notifications(app: "DeskApp", ctx: Ctx) -> Response:
+def notifications(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     items = app.reader.notifications(limit=200)
     lines = [{"id": n.id, "when": feed.relative_time(n.created, ctx.now, app.tz),
               "when_full": feed.local_time(n.created, app.tz), "text": notification_text(n),
@@ -199,7 +199,7 @@ def notifications(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", r"/notifications/seen")
-def notifications_seen(app: "DeskApp", ctx: Ctx) -> Response:
+def notifications_seen(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     app.reader.mark_notifications_seen()
     return redirect(app.link("notifications") + "?done=seen")
 
@@ -219,7 +219,7 @@ def events(app: "DeskApp", ctx: Ctx) -> Stream:
 
 
 @ROUTES.add("GET", r"/sessions")
-def sessions_page(app: "DeskApp", ctx: Ctx) -> Response:
+def sessions_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     mine = guard.token_hash(ctx.token)
     import datetime as dt
     rows = []
@@ -235,7 +235,7 @@ def sessions_page(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", r"/sessions/revoke")
-def revoke(app: "DeskApp", ctx: Ctx) -> Response:
+def revoke(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     prefix = ctx.form.get("session", "")
     mine = guard.token_hash(ctx.token)
     if ctx.form.get("others") == "1":
@@ -250,7 +250,7 @@ def revoke(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", r"/signout")
-def sign_out(app: "DeskApp", ctx: Ctx) -> Response:
+def sign_out(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     return app.sign_out(ctx)
 
 
@@ -258,7 +258,7 @@ def sign_out(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", rf"/post/{_ID}/reply")
-def reply(app: "DeskApp", ctx: Ctx, short_id: str) -> Response:
+def reply(app: "DeskApp", ctx: Ctx, short_id: str) -> DeskResponse:
     """Reply to a friend's post: only once conversations plug a `ReplyAction` in
     (actions.py); until then this route is a 404 like any unknown one."""
     post = _post(app, short_id)
@@ -272,7 +272,7 @@ def reply(app: "DeskApp", ctx: Ctx, short_id: str) -> Response:
 
 
 @ROUTES.add("POST", rf"/post/{_ID}/react")
-def react(app: "DeskApp", ctx: Ctx, short_id: str) -> Response:
+def react(app: "DeskApp", ctx: Ctx, short_id: str) -> DeskResponse:
     """React to a friend's post: only once conversations plug a `ReactAction` in."""
     post = _post(app, short_id)
     if app.caps.react is None or post is None:

@@ -33,7 +33,7 @@ from o2m_pub.desk.app import DeskApp
 from o2m_pub.desk.web import (
     DeskError,
     Request,
-    Response,
+    DeskResponse,
     Slow,
     Stream,
     all_headers,
@@ -159,7 +159,7 @@ class DeskResource(resource.Resource):
         try:
             desk_request = self._request(request, path[len(self.base) - 1:])
         except forms.FormError as e:
-            return self._write(request, Response(400, f"{e}\n".encode(),
+            return self._write(request, DeskResponse(400, f"{e}\n".encode(),
                                                  "text/plain; charset=utf-8"))
         try:
             answer = self.app.handle(desk_request)
@@ -185,7 +185,7 @@ class DeskResource(resource.Resource):
                        headers, parse_cookies(headers.get("cookie", "")), str(client),
                        request.isSecure())
 
-    def _write(self, request: server.Request, response: Response) -> bytes:
+    def _write(self, request: server.Request, response: DeskResponse) -> bytes:
         request.setResponseCode(response.status)
         request.setHeader(b"content-type", response.content_type.encode())
         request.setHeader(b"server", b"o2m desk")
@@ -216,7 +216,7 @@ class DeskResource(resource.Resource):
         return server.NOT_DONE_YET
 
     def _stream(self, request: server.Request, stream: Stream) -> int:
-        self._write(request, Response(200, b"", "text/event-stream"))
+        self._write(request, DeskResponse(200, b"", "text/event-stream"))
         request.write(b"retry: 5000\n\n")
         state = {"last": stream.changed(), "quiet": 0.0}
 
@@ -240,8 +240,8 @@ class DeskResource(resource.Resource):
         return server.NOT_DONE_YET
 
 
-def _bug() -> Response:
-    return Response(500, b"<!doctype html><title>500</title><p>Something went wrong in the "
+def _bug() -> DeskResponse:
+    return DeskResponse(500, b"<!doctype html><title>500</title><p>Something went wrong in the "
                          b"desk.</p>")
 
 
@@ -300,12 +300,12 @@ def check_host(host: str) -> str:
 
 
 @dataclass
-class Listening:
+class DeskListening:
     url: str
     port: Any
 
 
-def listen(make_app: Callable[[int], DeskApp], host: str, port: int) -> Listening:
+def listen(make_app: Callable[[int], DeskApp], host: str, port: int) -> DeskListening:
     """Bind the desk on a loopback address (port 0: any free one); `make_app` gets the
     port bound (the Host values it answers to depend on it).
 
@@ -326,7 +326,7 @@ def listen(make_app: Callable[[int], DeskApp], host: str, port: int) -> Listenin
     actual = bound.getHost().port
     site.attach(make_app(actual))
     netloc = f"[{host}]:{actual}" if ":" in host else f"{host}:{actual}"
-    return Listening(url=f"http://{netloc}/", port=bound)
+    return DeskListening(url=f"http://{netloc}/", port=bound)
 
 
 def run(on_started: Callable[[], None] | None = None) -> None:

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from o2m_pub.desk import feed
 from o2m_pub.desk.app import Ctx, Routes
 from o2m_pub.desk.people import health
-from o2m_pub.desk.web import Response, Slow, redirect
+from o2m_pub.desk.web import DeskResponse, Slow, redirect
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.friend_store import FriendError, KeyChangeError, valid_name
 from o2m_pub.protocol.cards import CardError, card_from_any, card_to_text
@@ -30,7 +30,7 @@ def _relative(app: "DeskApp", ctx: Ctx):  # noqa: ANN202 - utc text -> words
 
 
 @ROUTES.add("GET", r"/friends")
-def friends_page(app: "DeskApp", ctx: Ctx) -> Response:
+def friends_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     people = app.directory.people()
     rows = []
     for name, person in people.items():
@@ -42,7 +42,7 @@ def friends_page(app: "DeskApp", ctx: Ctx) -> Response:
 
 @ROUTES.add("GET", rf"/friends/{_NAME}")
 def friend_page(app: "DeskApp", ctx: Ctx, raw: str, *, status: int = 200,
-                message: str | None = None) -> Response:
+                message: str | None = None) -> DeskResponse:
     name = unquote(raw)
     if name in ("add",):
         return add_page(app, ctx)
@@ -62,14 +62,14 @@ def friend_page(app: "DeskApp", ctx: Ctx, raw: str, *, status: int = 200,
 
 @ROUTES.add("GET", r"/friends/add")
 def add_page(app: "DeskApp", ctx: Ctx, *, status: int = 200, message: str | None = None,
-             card_text: str = "", name: str = "", accept_text: str = "") -> Response:
+             card_text: str = "", name: str = "", accept_text: str = "") -> DeskResponse:
     return app.page(ctx, "add_friend.html", status=status, title="Add a friend",
                     message=message, card_text=card_text, name=name, card=None,
                     accept_text=accept_text, nav="friends")
 
 
 @ROUTES.add("POST", r"/friends/add")
-def add_friend(app: "DeskApp", ctx: Ctx) -> Response:
+def add_friend(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     """Step 1 (no `confirm`): read the pasted card and show who it is, with its
     fingerprint to compare. Step 2: add it, only with the fingerprint confirmed (typed,
     or ticked as compared)."""
@@ -134,7 +134,7 @@ def _suggest_name(display: str, people: dict) -> str:  # noqa: ANN001
 
 
 @ROUTES.add("POST", rf"/friends/{_NAME}/rename")
-def rename(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
+def rename(app: "DeskApp", ctx: Ctx, raw: str) -> DeskResponse:
     name = unquote(raw)
     new = ctx.form.get("new", "").strip().lower()
     try:
@@ -150,7 +150,7 @@ def rename(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
 
 
 @ROUTES.add("POST", rf"/friends/{_NAME}/remove")
-def remove(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
+def remove(app: "DeskApp", ctx: Ctx, raw: str) -> DeskResponse:
     name = unquote(raw)
     if ctx.form.get("confirm") != "yes":
         return friend_page(app, ctx, raw, status=400,
@@ -170,7 +170,7 @@ _FETCH_RUNNING = "A fetch of your friends' feeds is running: try again when it e
 
 
 @ROUTES.add("POST", rf"/friends/{_NAME}/groups")
-def friend_groups(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
+def friend_groups(app: "DeskApp", ctx: Ctx, raw: str) -> DeskResponse:
     """The groups a friend is in, as ticked (groups of o2m.toml stay as they are)."""
     name = unquote(raw)
     if app.directory.friend(name) is None:
@@ -198,7 +198,7 @@ def friend_groups(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
 
 @ROUTES.add("GET", r"/groups")
 def groups_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,
-                message: str | None = None) -> Response:
+                message: str | None = None) -> DeskResponse:
     return app.page(ctx, "groups.html", status=status, title="Groups",
                     groups=app.directory.groups(), people=app.directory.people(),
                     config_groups=app.directory.store.config_groups, message=message,
@@ -206,7 +206,7 @@ def groups_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,
 
 
 @ROUTES.add("POST", r"/groups")
-def make_group(app: "DeskApp", ctx: Ctx) -> Response:
+def make_group(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     group = ctx.form.get("name", "").strip().lower()
     members = [m for m in ctx.form.get("members[]", "").split("\n") if m]
     try:
@@ -218,7 +218,7 @@ def make_group(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", rf"/groups/{_NAME}/delete")
-def delete_group(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
+def delete_group(app: "DeskApp", ctx: Ctx, raw: str) -> DeskResponse:
     try:
         app.directory.store.group_delete(unquote(raw))
     except FriendError as e:
@@ -231,7 +231,7 @@ def delete_group(app: "DeskApp", ctx: Ctx, raw: str) -> Response:
 
 
 @ROUTES.add("GET", r"/card")
-def card_page(app: "DeskApp", ctx: Ctx) -> Response:
+def card_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     from o2m_pub.friends.identity import own_card
     card = own_card(app.root)
     if card is None:
@@ -242,17 +242,17 @@ def card_page(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("GET", r"/card\.svg")
-def card_qr(app: "DeskApp", ctx: Ctx) -> Response:
+def card_qr(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     from o2m_pub.friends.identity import own_card
     from o2m_pub.friends.qr import qr_svg
     card = own_card(app.root)
     if card is None:
-        return Response(404, b"", "text/plain; charset=utf-8")
+        return DeskResponse(404, b"", "text/plain; charset=utf-8")
     try:
         svg = qr_svg(card_to_text(card), scale=4)
     except O2MError:
-        return Response(404, b"", "text/plain; charset=utf-8")
-    return Response(200, svg, "image/svg+xml", {"Cache-Control": "private, no-cache"})
+        return DeskResponse(404, b"", "text/plain; charset=utf-8")
+    return DeskResponse(200, svg, "image/svg+xml", {"Cache-Control": "private, no-cache"})
 
 
 # ---------------------------------------------------------------- invitations
@@ -289,7 +289,7 @@ def inline_qr(text: str, label: str) -> str | None:
 
 
 def _invitations_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,  # noqa: ANN001
-                      message: str | None = None, made=None, name: str = "") -> Response:
+                      message: str | None = None, made=None, name: str = "") -> DeskResponse:
     from o2m_pub.desk.feed import local_time
 
     assert app.caps.invite is not None
@@ -307,7 +307,7 @@ def _invitations_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,  # noqa: A
 
 
 @ROUTES.add("GET", r"/invitations")
-def invitations_page(app: "DeskApp", ctx: Ctx) -> Response:
+def invitations_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     """The owner's invitations, open ones first, and the form to make one: only
     once an `InviteAction` is plugged in (actions.py); until then a 404."""
     if app.caps.invite is None:
@@ -316,7 +316,7 @@ def invitations_page(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", r"/friends/invite")
-def invite(app: "DeskApp", ctx: Ctx) -> Response:
+def invite(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     """Make an invitation, as `o2m friend invite [NAME] --expires …` does, and show it
     once: its text, its QR code and until when it can be used."""
     if app.caps.invite is None:
@@ -333,7 +333,7 @@ def invite(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", rf"/invitations/{_INVITATION_ID}/revoke")
-def revoke_invitation(app: "DeskApp", ctx: Ctx, ident: str) -> Response:
+def revoke_invitation(app: "DeskApp", ctx: Ctx, ident: str) -> DeskResponse:
     if app.caps.invite is None:
         return app.error(ctx, 404, "There is nothing here.")
     try:
@@ -344,7 +344,7 @@ def revoke_invitation(app: "DeskApp", ctx: Ctx, ident: str) -> Response:
 
 
 @ROUTES.add("POST", r"/friends/accept")
-def accept(app: "DeskApp", ctx: Ctx) -> Response | Slow:
+def accept(app: "DeskApp", ctx: Ctx) -> DeskResponse | Slow:
     """Accept a friend's invitation pasted here (their site is added; the answer is
     sent to it, off the request thread), or take their reply to one of ours."""
     if app.caps.invite is None:
@@ -356,7 +356,7 @@ def accept(app: "DeskApp", ctx: Ctx) -> Response | Slow:
         return add_page(app, ctx, status=400, message="A friend's name is lower case letters, "
                         "digits, - and _.", accept_text=text)
 
-    def then(result: object) -> Response:
+    def then(result: object) -> DeskResponse:
         if isinstance(result, O2MError):
             return add_page(app, ctx, status=400, message=_said(result), accept_text=text)
         if isinstance(result, BaseException):
@@ -366,7 +366,7 @@ def accept(app: "DeskApp", ctx: Ctx) -> Response | Slow:
     return Slow(work=lambda: invite_action.accept(text, name), then=then)
 
 
-def _accepted_page(app: "DeskApp", ctx: Ctx, answer) -> Response:  # noqa: ANN001
+def _accepted_page(app: "DeskApp", ctx: Ctx, answer) -> DeskResponse:  # noqa: ANN001
     person = app.directory.person(answer.friend)
     return app.page(ctx, "accepted.html", title="Invitation accepted", answer=answer,
                     person=person, nav="friends")

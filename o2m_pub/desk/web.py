@@ -2,7 +2,7 @@
 headers, cookies, and which Host and Origin a request may name. Pure: no sockets.
 
 The shell (`server.py`) turns a Twisted request into a `Request` and writes back the
-`Response`; an answer that needs slow work (the passphrase check runs Argon2id) is a
+`DeskResponse`; an answer that needs slow work (the passphrase check runs Argon2id) is a
 `Slow`: the shell runs `work` in a thread and answers with `then(result)`. A `Stream`
 asks the shell to keep the connection for server-sent events.
 """
@@ -56,7 +56,7 @@ class Request:
 
 
 @dataclass
-class Response:
+class DeskResponse:
     """One answer. `cookies` are whole Set-Cookie values."""
 
     status: int
@@ -73,7 +73,7 @@ class Slow:
     `work` raised) back on the request thread."""
 
     work: Callable[[], Any]
-    then: Callable[[Any], "Response"]
+    then: Callable[[Any], "DeskResponse"]
 
 
 @dataclass
@@ -85,15 +85,15 @@ class Stream:
     every: float = 2.0
 
 
-Answer = Response | Slow | Stream
+Answer = DeskResponse | Slow | Stream
 
 
-def redirect(location: str, *, cookies: list[str] | None = None, status: int = 303) -> Response:
+def redirect(location: str, *, cookies: list[str] | None = None, status: int = 303) -> DeskResponse:
     """A redirect to a path of the desk (never elsewhere: `location` is ours)."""
-    return Response(status, b"", headers={"Location": location}, cookies=cookies or [])
+    return DeskResponse(status, b"", headers={"Location": location}, cookies=cookies or [])
 
 
-def all_headers(response: Response, *, secure: bool) -> dict[str, str]:
+def all_headers(response: DeskResponse, *, secure: bool) -> dict[str, str]:
     """The headers of `response` with the security headers (and HSTS over TLS)."""
     headers = {**SECURITY_HEADERS, **response.headers}
     if secure:

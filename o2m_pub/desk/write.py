@@ -15,7 +15,7 @@ from o2m_pub.desk import photos as photo_rules
 from o2m_pub.desk import profile
 from o2m_pub.desk.app import Ctx, Routes
 from o2m_pub.desk.posts import Draft, EditConflictError, PostPathError
-from o2m_pub.desk.web import DeskError, Response, Slow, redirect
+from o2m_pub.desk.web import DeskError, DeskResponse, Slow, redirect
 from o2m_pub.errors import O2MError, PostError
 from o2m_pub.friends.friend_store import FriendError, resolve_audience
 
@@ -71,7 +71,7 @@ def _photo_from(ctx: Ctx) -> tuple[bytes, str, str] | None:
 
 def _compose_page(app: "DeskApp", ctx: Ctx, draft: Draft, *, path: str | None = None,
                   base: str = "", status: int = 200, message: str | None = None,
-                  preview: str | None = None) -> Response:
+                  preview: str | None = None) -> DeskResponse:
     people = app.directory.people()
     groups = app.directory.groups()
     mode = "public" if draft.audience == ("public",) else \
@@ -139,36 +139,36 @@ def preview_html(app: "DeskApp", body: str, path: str | None) -> str:
 
 
 @ROUTES.add("POST", r"/preview")
-def preview_fragment(app: "DeskApp", ctx: Ctx) -> Response:
+def preview_fragment(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     """The preview alone (the script's call, as the owner types)."""
     path = ctx.form.get("path") or None
-    return Response(200, preview_html(app, ctx.form.get("body", ""), path).encode())
+    return DeskResponse(200, preview_html(app, ctx.form.get("body", ""), path).encode())
 
 
 @ROUTES.add("GET", r"/media")
-def media(app: "DeskApp", ctx: Ctx) -> Response:
+def media(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     """A photo of one of the owner's bundle posts (for the preview and the edit page)."""
     try:
         found = app.posts.media(ctx.query.get("path", ""), ctx.query.get("name", ""))
     except PostPathError:
         found = None
     if found is None:
-        return Response(404, b"", "text/plain; charset=utf-8")
+        return DeskResponse(404, b"", "text/plain; charset=utf-8")
     kind = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[found.suffix[1:]]
-    return Response(200, found.read_bytes(), kind, {"Cache-Control": "private, no-cache"})
+    return DeskResponse(200, found.read_bytes(), kind, {"Cache-Control": "private, no-cache"})
 
 
 # ---------------------------------------------------------------- new post
 
 
 @ROUTES.add("GET", r"/write")
-def write_page(app: "DeskApp", ctx: Ctx) -> Response:
+def write_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     from o2m_pub.config import load
     return _compose_page(app, ctx, Draft(audience=load(app.root).default_audience))
 
 
 @ROUTES.add("POST", r"/write")
-def write_post(app: "DeskApp", ctx: Ctx) -> Response:
+def write_post(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     form = ctx.form
     try:
         draft = draft_from_form(app, form)
@@ -207,7 +207,7 @@ def _message(e: O2MError) -> str:
 
 
 @ROUTES.add("GET", r"/posts")
-def posts_page(app: "DeskApp", ctx: Ctx) -> Response:
+def posts_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     posts = app.posts.list()
     try:
         start = max(0, int(ctx.query.get("from", "0")))
@@ -224,7 +224,7 @@ def posts_page(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("GET", r"/posts/edit")
-def edit_page(app: "DeskApp", ctx: Ctx) -> Response:
+def edit_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     path = ctx.query.get("path", "")
     own, draft, data = app.posts.open(path)
     from o2m_pub.desk.posts import digest
@@ -233,7 +233,7 @@ def edit_page(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", r"/posts/edit")
-def edit_post(app: "DeskApp", ctx: Ctx) -> Response:
+def edit_post(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     form = ctx.form
     path, base = form.get("path", ""), form.get("base", "")
     app.posts.open(path)  # a path of content/ that exists, or PostPathError
@@ -259,7 +259,7 @@ def edit_post(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("GET", r"/posts/delete")
-def delete_page(app: "DeskApp", ctx: Ctx) -> Response:
+def delete_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     from o2m_pub.desk.posts import digest
     path = ctx.query.get("path", "")
     own, draft, data = app.posts.open(path)
@@ -272,7 +272,7 @@ def delete_page(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("POST", r"/posts/delete")
-def delete_post(app: "DeskApp", ctx: Ctx) -> Response:
+def delete_post(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     path, base = ctx.form.get("path", ""), ctx.form.get("base", "")
     try:
         app.posts.delete(path, base)
@@ -285,13 +285,13 @@ def delete_post(app: "DeskApp", ctx: Ctx) -> Response:
 
 
 @ROUTES.add("GET", r"/profile")
-def profile_page(app: "DeskApp", ctx: Ctx) -> Response:
+def profile_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     return _profile_page(app, ctx)
 
 
 def _profile_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,
                   message: str | None = None, name: str | None = None,
-                  bio: str | None = None) -> Response:
+                  bio: str | None = None) -> DeskResponse:
     from o2m_pub.config import load
     from o2m_pub.friends.identity import own_card
     config = load(app.root)
@@ -305,7 +305,7 @@ def _profile_page(app: "DeskApp", ctx: Ctx, *, status: int = 200,
 
 
 @ROUTES.add("GET", r"/profile/avatar")
-def own_avatar(app: "DeskApp", ctx: Ctx) -> Response:
+def own_avatar(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     """The owner's picture as their card names it (keys/avatar, if it is that one)."""
     import hashlib
 
@@ -317,12 +317,12 @@ def own_avatar(app: "DeskApp", ctx: Ctx) -> Response:
     except OSError:
         data = b""
     if not data or hashlib.sha256(data).hexdigest() != card.avatar.sha256:
-        return Response(404, b"", "text/plain; charset=utf-8")
-    return Response(200, data, card.avatar.media_type, {"Cache-Control": "private, no-cache"})
+        return DeskResponse(404, b"", "text/plain; charset=utf-8")
+    return DeskResponse(200, data, card.avatar.media_type, {"Cache-Control": "private, no-cache"})
 
 
 @ROUTES.add("POST", r"/profile")
-def save_profile(app: "DeskApp", ctx: Ctx) -> Response | Slow:
+def save_profile(app: "DeskApp", ctx: Ctx) -> DeskResponse | Slow:
     """A new display name (o2m.toml's author), bio and picture, and a card signed anew
     with them (the passphrase is asked again: signing needs the key, which the desk
     never keeps). The picture is checked and cut square before anything is written."""
@@ -360,7 +360,7 @@ def save_profile(app: "DeskApp", ctx: Ctx) -> Response | Slow:
                              name=name, bio=bio_text)
     secret = passphrase.encode("utf-8")
 
-    def then(result: object) -> Response:
+    def then(result: object) -> DeskResponse:
         from o2m_pub.protocol.cards import CardError
         from o2m_pub.protocol.keyfile import WrongPassphraseError
         if isinstance(result, WrongPassphraseError):

@@ -20,7 +20,7 @@ from typing import Any
 from twisted.web import http, server
 
 from o2m_pub.host import _twisted_compat as compat
-from o2m_pub.host.fast_request import Head
+from o2m_pub.host.fast_request import RequestHead
 
 _NO_BODY = http.NO_BODY_CODES
 _DEFAULT_TYPE = server.Request.defaultContentType  # what Twisted adds to an untyped answer
@@ -57,7 +57,7 @@ class FastRequest:
                  "code", "code_message", "sentLength", "_date", "_closing", "_cached",
                  "_response", "_wire")
 
-    def __init__(self, channel: Any, head: Head, date: bytes, closing: bool) -> None:
+    def __init__(self, channel: Any, head: RequestHead, date: bytes, closing: bool) -> None:
         self.channel = channel
         self.method = head.method
         self.uri = head.target
@@ -147,7 +147,7 @@ def _has_type_and_length(headers: http.Headers) -> bool:
     return b"Content-Type" in raw and b"Content-Length" in raw
 
 
-def answer(channel: Any, head: Head) -> bool | None:
+def answer(channel: Any, head: RequestHead) -> bool | None:
     """Answer a plain request on `channel` (a `connection.DeadlineChannel`) as
     Twisted's path would, and log it.
 

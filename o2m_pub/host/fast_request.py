@@ -9,7 +9,7 @@ has to be lenient: it accepts a subset of what Twisted accepts, and reads it the
 Twisted does (the same request line, the same header values, the first of repeated
 headers, Accept-Encoding's values joined).
 
-Pure: bytes in, a `Head` (or a verdict) out; no sockets, no clock.
+Pure: bytes in, a `RequestHead` (or a verdict) out; no sockets, no clock.
 """
 
 from __future__ import annotations
@@ -40,17 +40,17 @@ _FIELD = re.compile(rb"([^:]+):[ \t]*([^\r]*?)[ \t]*\r\n")
 _BODY_HEADERS = (b"transfer-encoding", b"expect")
 
 
-class HandOver:
+class _HandOverMark:
     """The verdict on bytes that are not a plain request head: give them to Twisted."""
 
     def __repr__(self) -> str:
         return "HAND_OVER"
 
 
-HAND_OVER = HandOver()
+HAND_OVER = _HandOverMark()
 
 
-class Head(NamedTuple):
+class RequestHead(NamedTuple):
     """One plain request head, as Twisted would read it."""
 
     method: bytes  # b"GET" or b"HEAD"
@@ -61,7 +61,7 @@ class Head(NamedTuple):
     end: int  # where the head ends in the buffer (the next request starts there)
 
 
-def parse_head(buffer: bytes, start: int = 0) -> Head | HandOver | None:
+def parse_head(buffer: bytes, start: int = 0) -> RequestHead | _HandOverMark | None:
     """The plain request head at `buffer[start:]`, if that is one.
 
     Args:
@@ -69,7 +69,7 @@ def parse_head(buffer: bytes, start: int = 0) -> Head | HandOver | None:
         start: where the next request begins in it.
 
     Returns:
-        A `Head`; None when the head is not yet whole (wait for more bytes);
+        A `RequestHead`; None when the head is not yet whole (wait for more bytes);
         `HAND_OVER` for anything else: another method or version, a target that is
         not a plain path, a malformed or folded header line, a byte outside visible
         ASCII, a body (Content-Length other than 0, Transfer-Encoding), Expect, a head
@@ -88,11 +88,11 @@ def parse_head(buffer: bytes, start: int = 0) -> Head | HandOver | None:
     headers = _header_fields(buffer[line_end + 2:end + 2])
     if headers is HAND_OVER:
         return HAND_OVER
-    return Head(method, target, version, headers, end + 4)  # type: ignore[arg-type]
+    return RequestHead(method, target, version, headers, end + 4)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=256)
-def _header_fields(fields: bytes) -> Mapping[bytes, bytes] | HandOver:
+def _header_fields(fields: bytes) -> Mapping[bytes, bytes] | _HandOverMark:
     """The header lines of a head read, or `HAND_OVER`. Remembered: a client sends the
     same lines with each request (only the request line changes), and reading them is
     a third of parsing a head; a read-only view, since every request with those lines

@@ -120,7 +120,7 @@ class ByteBudget:
 
 
 @dataclass(frozen=True)
-class Response:
+class Download:
     """One download: status 200 (body read whole, within the cap), 304 or 404."""
 
     status: int
@@ -131,7 +131,7 @@ class Response:
 
 class Getter(Protocol):
     def __call__(self, path: str, *, cap: int, etag: str | None = None,
-                 last_modified: str | None = None) -> Response:
+                 last_modified: str | None = None) -> Download:
         """Download `path` under the friend's site URL; 200, 304 or 404, else raise
         Refused (transport, TLS, status, size cap, deadline)."""
 
@@ -819,7 +819,7 @@ def _signed_public(keys: FriendKeys, state: FriendState | None, get: Getter,
             or signature.sha256 == stored_sha:
         return None  # the feed.json accepted before, signed again
     try:  # no byte past the size signed is downloaded
-        feed: Response | None = get(PUBLIC_FEED_PATH,
+        feed: Download | None = get(PUBLIC_FEED_PATH,
                                     cap=min(signature.size, MAX_PUBLIC_FEED_BYTES))
     except Refused as e:
         if e.reason != Reason.OVERSIZED:

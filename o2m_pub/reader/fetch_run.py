@@ -43,7 +43,7 @@ from o2m_pub.reader.store import (
 
 
 @dataclass(frozen=True)
-class Target:
+class FetchTarget:
     """One friend to fetch: the local name and the card's public facts."""
 
     name: str
@@ -54,19 +54,19 @@ class Target:
     card: Card | None = None  # the card held: refreshed from their site first (§3.5)
     rotations: tuple[bytes, ...] = ()  # the verified rotations that led to sign_pk
 
-    def with_card(self, card: Card) -> "Target":
+    def with_card(self, card: Card) -> "FetchTarget":
         """This friend read with another (adopted) card."""
         return dataclasses.replace(self, url=card.url, sign_pk=card.sign_pk,
                                    box_pk=card.box_pk, tls_pin=card.tls_pin, card=card)
 
 
-def keys_for(own_sign_pk: bytes, own_box_pk: bytes, target: Target) -> str:
+def keys_for(own_sign_pk: bytes, own_box_pk: bytes, target: FetchTarget) -> str:
     """What cached feed secrets were derived from: both parties' public keys."""
     return ".".join(b64u_encode(k) for k in (own_sign_pk, own_box_pk, target.sign_pk,
                                               target.box_pk))
 
 
-def prepare_keys(store: ReaderStore, targets: list[Target], own_sign_pk: bytes,
+def prepare_keys(store: ReaderStore, targets: list[FetchTarget], own_sign_pk: bytes,
                  own_box_pk: bytes, unlock: Callable[[], object]) -> list[FriendKeys]:
     """Each friend's feed secrets (§3.1): cached in the store, or derived with our box
     key, which `unlock()` gives (asked for only when a secret is missing)."""
@@ -94,7 +94,7 @@ def prepare_keys(store: ReaderStore, targets: list[Target], own_sign_pk: bytes,
 SaveCard = Callable[[str, Card, tuple[bytes, ...]], None]
 
 
-def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: list[Target], *,
+def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: list[FetchTarget], *,
                   now: dt.datetime, limits: Limits = Limits(), ca_bundle: str | None = None,
                   public: bool = True, save_card: SaveCard | None = None,
                   quota: int | None = None,
@@ -168,7 +168,7 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
     return sorted(outcomes, key=lambda o: o.friend)
 
 
-def _refresh_card(fetcher: HTTPFetcher, target: Target, state: FriendState | None,
+def _refresh_card(fetcher: HTTPFetcher, target: FetchTarget, state: FriendState | None,
                   deadline_at: float) -> CardRefresh:
     """Their published card, by a conditional request checked as their feed is (pin
     or CAs); when that TLS check fails, once more over an unverified connection, over
@@ -278,9 +278,9 @@ def export_links(root: Path, store: ReaderStore, friends: Iterable[object]) -> b
     return save_conversations(root, links_for_build(store.db, store.own_key, pins))
 
 
-def targets_from_friends(friends: Iterable[object]) -> list[Target]:
+def targets_from_friends(friends: Iterable[object]) -> list[FetchTarget]:
     """Targets from `friends.Friend` values."""
-    return [Target(f.name, f.card.url, f.card.sign_pk, f.card.box_pk, f.card.tls_pin,
+    return [FetchTarget(f.name, f.card.url, f.card.sign_pk, f.card.box_pk, f.card.tls_pin,
                    card=f.card, rotations=f.rotations)
             for f in friends]
 
@@ -344,7 +344,7 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
         return outcomes
 
 
-def _fetch_all(store: ReaderStore, targets: list[Target], me: Card,
+def _fetch_all(store: ReaderStore, targets: list[FetchTarget], me: Card,
                unlock: Callable[[], object], friend_store: object,
                on_start: Callable[[int], None] | None, options: dict) -> list[Outcome]:
     """Every target fetched once; those who moved to new keys (a verified rotation)

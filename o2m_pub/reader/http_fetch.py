@@ -75,7 +75,7 @@ from o2m_pub.reader.fetch_plan import (
     CARD_PATH,
     MAX_FRIEND_BYTES,
     Refused,
-    Response,
+    Download,
 )
 from o2m_pub.reader.model import Reason
 from o2m_pub.reader.render import BUDGET_SECONDS as RENDER_BUDGET_SECONDS
@@ -355,7 +355,7 @@ class HTTPFetcher:
 
     def getter(self, site_url: str, deadline_at: float,
                tls_pin: bytes | None = None, *,
-               unverified: bool = False) -> Callable[..., Response]:
+               unverified: bool = False) -> Callable[..., Download]:
         """The `get` of fetch_plan for one friend: paths under `site_url`, checked by
         their card's `tls_pin` (else by CAs), all done by `deadline_at`
         (time.monotonic()). `unverified`: no TLS check at all, on connections of their
@@ -365,7 +365,7 @@ class HTTPFetcher:
         pool = manager.connection_from_url(site_url)  # redirects stay on it
 
         def get(path: str, *, cap: int, etag: str | None = None,
-                last_modified: str | None = None) -> Response:
+                last_modified: str | None = None) -> Download:
             outer = getattr(_deadline, "at", None)
             _deadline.at = deadline_at  # every socket step on this thread, until we return
             try:
@@ -394,7 +394,7 @@ class HTTPFetcher:
 
     def _get(self, url: str, cap: int, deadline_at: float, etag: str | None,
              last_modified: str | None, origin: tuple[str, str, int],
-             pool: urllib3.HTTPSConnectionPool, name: str) -> Response:
+             pool: urllib3.HTTPSConnectionPool, name: str) -> Download:
         """`get` on the connection pool of the friend's origin (redirects must stay on
         that origin, so they stay on that pool); `name` is what refusals call the file."""
         headers = dict(self._headers)
@@ -415,7 +415,7 @@ class HTTPFetcher:
                     continue
                 if response.status in (304, 404, 410):
                     self._drain(response, deadline_at)
-                    return Response(304 if response.status == 304 else 404)
+                    return Download(304 if response.status == 304 else 404)
                 if response.status != 200:
                     raise Refused(Reason.HTTP_ERROR, f"{name}: HTTP {response.status}")
                 ctype = response.headers.get("Content-Type", "").lower()
@@ -430,7 +430,7 @@ class HTTPFetcher:
                     raise Refused(Reason.OVERSIZED, f"{name}: {int(length):,} bytes, over the cap "
                                   f"of {cap:,}")
                 body = self._read(response, cap, deadline_at, name)
-                return Response(200, body, response.headers.get("ETag"),
+                return Download(200, body, response.headers.get("ETag"),
                                 _strong_last_modified(response.headers))
             finally:
                 # a no-op for a connection already given back whole; else it is closed
@@ -590,7 +590,7 @@ def _short(e: BaseException) -> str:
 
 # The fetch run (targets, keys, friends in parallel, the store) is `fetch_run.py`; its
 # names are still found here.
-_MOVED = frozenset({"Target", "keys_for", "prepare_keys", "fetch_friends", "run_fetch",
+_MOVED = frozenset({"FetchTarget", "keys_for", "prepare_keys", "fetch_friends", "run_fetch",
                     "targets_from_friends", "_record", "_gather"})
 
 

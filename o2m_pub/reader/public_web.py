@@ -65,7 +65,7 @@ class WebRefused(Exception):
 
 
 @dataclass(frozen=True)
-class Page:
+class WebPage:
     """A whole answer: the URL it came from after redirects, its status, its headers
     (lower-case name -> every value, in order) and its body (never decoded)."""
 
@@ -231,7 +231,7 @@ class _Exchange:
 
 def request(url: str, *, floor: Reach, caps: Caps = Caps(), method: str = "GET",
             form: bytes | None = None, accept: str = "text/html, */*;q=0.5",
-            follow: bool = True) -> Page:
+            follow: bool = True) -> WebPage:
     """Fetch `url` (GET), or POST `form` (``application/x-www-form-urlencoded``) to it.
 
     Redirects are followed (at most `MAX_REDIRECTS`, never in a loop, each to http(s)
@@ -271,7 +271,7 @@ def request(url: str, *, floor: Reach, caps: Caps = Caps(), method: str = "GET",
 
 def _one(url: str, scheme: str, host: str, port: int, method: str, form: bytes | None,
          accept: str, floor: Reach, caps: Caps, deadline_at: float,
-         context: ssl.SSLContext | None) -> Page:
+         context: ssl.SSLContext | None) -> WebPage:
     """One request and its whole answer, on a connection of its own."""
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -290,7 +290,7 @@ def _one(url: str, scheme: str, host: str, port: int, method: str, form: bytes |
         received = {}
         for name, value in response.getheaders():
             received.setdefault(name.lower(), []).append(value)
-        page = Page(url, response.status, received)
+        page = WebPage(url, response.status, received)
         encoding = page.header("content-encoding").strip().lower()
         if encoding not in ("", "identity"):
             raise WebRefused("encoding", f"sent with Content-Encoding {encoding[:40]!r}, "
@@ -300,7 +300,7 @@ def _one(url: str, scheme: str, host: str, port: int, method: str, form: bytes |
             raise WebRefused("too large", f"{int(length):,} bytes, over the cap of "
                              f"{caps.max_bytes:,}")
         body = _read(response, caps.max_bytes, exchange)
-        return Page(url, response.status, received, body)
+        return WebPage(url, response.status, received, body)
     except WebRefused:
         raise
     except (http.client.HTTPException, OSError, ValueError) as e:
@@ -326,5 +326,5 @@ def _read(response: http.client.HTTPResponse, cap: int, exchange: _Exchange) -> 
     return b"".join(chunks)
 
 
-__all__ = ["Caps", "MAX_REDIRECTS", "Page", "Reach", "WebRefused", "reach_of",
+__all__ = ["Caps", "MAX_REDIRECTS", "WebPage", "Reach", "WebRefused", "reach_of",
            "reach_of_url", "request"]

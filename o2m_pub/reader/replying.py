@@ -46,7 +46,7 @@ class ConversationActionError(O2MError):
 
 
 @dataclass(frozen=True)
-class Target:
+class ReplyTarget:
     """The post a reply or reaction answers."""
 
     ref: str  # its reference's text (or, for a public post without an id, its https URL)
@@ -57,7 +57,7 @@ class Target:
     title: str
 
 
-def find_target(store: ReaderStore, short_id: str) -> Target:
+def find_target(store: ReaderStore, short_id: str) -> ReplyTarget:
     """The post `short_id` names: a friend's post in the timeline, or a reply seen in a
     thread. Only what this reader has (and could read) can be answered.
 
@@ -76,7 +76,7 @@ def find_target(store: ReaderStore, short_id: str) -> Target:
         ref, root = found
         author = PostRef.parse(ref).author
         names = thread_store.friend_names(store.db)
-        return Target(ref, root, author, names.get(author), short_id, "a reply")
+        return ReplyTarget(ref, root, author, names.get(author), short_id, "a reply")
     author = keys.get(post.friend, "")
     try:
         b64u_decode(post.id, length=16)
@@ -92,11 +92,11 @@ def find_target(store: ReaderStore, short_id: str) -> Target:
         root = thread_ref
     if root is None and post.reply_to and post.reply_to.startswith("o2m:"):
         root = post.reply_to
-    return Target(ref, root, author, post.friend, post.short_id,
+    return ReplyTarget(ref, root, author, post.friend, post.short_id,
                   post.title or (post.markdown or "")[:60])
 
 
-def default_audience(store: ReaderStore, target: Target, friends: list[str]) -> list[str]:
+def default_audience(store: ReaderStore, target: ReplyTarget, friends: list[str]) -> list[str]:
     """The friends a reply or reaction goes to by default (see the module docstring)."""
     names = thread_store.friend_names(store.db)
     root = target.thread or target.ref
@@ -109,7 +109,7 @@ def default_audience(store: ReaderStore, target: Target, friends: list[str]) -> 
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 
 
-def write_reply(root: Path, target: Target, text: str, audience: list[str],
+def write_reply(root: Path, target: ReplyTarget, text: str, audience: list[str],
                 now: dt.datetime, content_dir: str = "content") -> Path:
     """Write a reply post in content/replies/ (the file the next build publishes).
 
@@ -141,7 +141,7 @@ def write_reply(root: Path, target: Target, text: str, audience: list[str],
     return path
 
 
-def react(root: Path, own_sign_pk: bytes, target: Target, emoji: str | None,
+def react(root: Path, own_sign_pk: bytes, target: ReplyTarget, emoji: str | None,
           audience: list[str], now: dt.datetime) -> OwnReaction | None:
     """Set (or with `emoji` None, remove) the owner's reaction to a post; the next build
     publishes it (or its tombstone). Returns the reaction kept, or None.
@@ -186,7 +186,7 @@ class DeskConversations:
     def __init__(self, root: Path, now: Callable[[], dt.datetime]) -> None:
         self.root, self.now = root, now
 
-    def _target(self, short_id: str) -> tuple[Target, list[str]]:
+    def _target(self, short_id: str) -> tuple[ReplyTarget, list[str]]:
         from o2m_pub.config import load
         from o2m_pub.friends.friend_store import FriendStore
         friends = [f.name for f in FriendStore(self.root,

@@ -27,7 +27,7 @@ from html.parser import HTMLParser
 from typing import Iterable
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from o2m_pub.reader.public_web import Caps, Page, Reach, WebRefused, reach_of_url, request
+from o2m_pub.reader.public_web import Caps, WebPage, Reach, WebRefused, reach_of_url, request
 
 SOURCE_CAPS = Caps(max_bytes=1 << 20, deadline=10.0, step_timeout=10.0)  # §1.6: 1 MiB, 10 s
 TARGET_CAPS = Caps(max_bytes=1 << 20, deadline=10.0, step_timeout=10.0)
@@ -144,7 +144,7 @@ def endpoint_from_html(html: str, base: str) -> str | None:
     return None if found is None else urljoin(base, found)
 
 
-def text_of(page: Page) -> str:
+def text_of(page: WebPage) -> str:
     """A page's body as text: its declared charset (the header's), else UTF-8; bytes
     that do not decode become U+FFFD (they cannot be part of a matching URL anyway)."""
     charset = ""
@@ -159,7 +159,7 @@ def text_of(page: Page) -> str:
     return page.body.decode(charset or "utf-8", errors="replace")
 
 
-def discover_in(page: Page) -> str | None:
+def discover_in(page: WebPage) -> str | None:
     """The endpoint a fetched target names (Webmention §3.1.2): the Link header first,
     then the first ``<link>``/``<a>`` of an HTML body; relative URLs resolved against
     the target's final URL (after redirects). Only http(s) endpoints count."""
@@ -174,7 +174,7 @@ def discover_in(page: Page) -> str | None:
 # ---------------------------------------------------------------- what a source links to (pure)
 
 
-def links_in(page: Page) -> frozenset[str] | None:
+def links_in(page: WebPage) -> frozenset[str] | None:
     """Every URL `page` links to, resolved: in HTML, each href, src, cite, data and
     poster attribute (against the page's ``<base href>``, else its final URL); in plain
     text or JSON, each http(s) URL written out. None for a type that cannot link."""

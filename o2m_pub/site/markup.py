@@ -33,7 +33,7 @@ SUMMARY_CHARS = 280
 
 
 @dataclass(frozen=True)
-class Rendered:
+class RenderedBody:
     """A post body rendered: the HTML (with markers) and what was learned on the way."""
 
     html: str
@@ -535,7 +535,7 @@ class MarkdownRenderer:
             store.put(key, html)
         return html
 
-    def render(self, body: str, source: str) -> Rendered:
+    def render(self, body: str, source: str) -> RenderedBody:
         """Render one post's Markdown body; `source` is its site-relative path."""
         self.md.reset()
         self._source_dir = posixpath.dirname(source)
@@ -544,7 +544,7 @@ class MarkdownRenderer:
         tokens = getattr(self.md, "toc_tokens", [])
         toc = self.md.toc if _count_tokens(tokens) >= 2 else ""
         summary, words = _summary_and_words(html)
-        return Rendered(html=html, toc=toc, summary=summary, word_count=words,
+        return RenderedBody(html=html, toc=toc, summary=summary, word_count=words,
                         media=tuple(self._media), links=tuple(self._links),
                         media_refs=tuple((target, written) for target, refs in
                                          self._media.items() for written in refs))

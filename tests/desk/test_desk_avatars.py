@@ -23,7 +23,7 @@ from o2m_pub.friends.friend_store import FriendStore
 from o2m_pub.friends.identity import own_card
 from o2m_pub.protocol.cards import Avatar, make_card
 from o2m_pub.reader.avatars import avatar_file, fetch_avatar
-from o2m_pub.reader.fetch_plan import Reason, Refused, Response
+from o2m_pub.reader.fetch_plan import Reason, Refused, Download
 from o2m_pub.reader.model import PostRow
 
 
@@ -42,14 +42,14 @@ class Site:
         self.files, self.requests = files, []
 
     def get(self, path: str, *, cap: int, etag: str | None = None,
-            last_modified: str | None = None) -> Response:
+            last_modified: str | None = None) -> Download:
         self.requests.append(path)
         data = self.files.get(path)
         if data is None:
-            return Response(404)
+            return Download(404)
         if len(data) > cap:
             raise Refused(Reason.OVERSIZED, f"{path}: over the cap of {cap:,} bytes")
-        return Response(200, data)
+        return Download(200, data)
 
 
 def card_with(data: bytes, media_type: str = "image/png", *, seed: int = 9,

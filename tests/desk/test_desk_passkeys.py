@@ -23,7 +23,7 @@ def options_in(page: str, form_id: str) -> str:
 
 
 def add_passkey(client: Client, key: SoftPasskey, name: str = "My phone",
-                origin: str = ORIGIN):  # noqa: ANN201 - web.Response
+                origin: str = ORIGIN):  # noqa: ANN201 - web.DeskResponse
     page = text(client.post("/passkeys/begin", {"name": name, "passphrase": PASS}))
     return client.post("/passkeys/add", {"name": name,
                                          "credential": key.create(options_in(

@@ -29,7 +29,7 @@ def short_ids(root) -> dict[str, str]:
         return {p.title: p.short_id for p in store.timeline(limit=1000)}
 
 
-def get_in_time(client, path: str):  # noqa: ANN001, ANN201 - a web.Response
+def get_in_time(client, path: str):  # noqa: ANN001, ANN201 - a web.DeskResponse
     """GET `path`, failing (not hanging) if the desk does not answer in ANSWER_WITHIN."""
     got: list = []
     worker = threading.Thread(target=lambda: got.append(client.get(path)), daemon=True)

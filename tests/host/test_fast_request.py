@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from twisted.internet.testing import StringTransport
 from twisted.web import http
 
-from o2m_pub.host.fast_request import HAND_OVER, MAX_HEAD, MAX_HEADERS, Head, parse_head
+from o2m_pub.host.fast_request import HAND_OVER, MAX_HEAD, MAX_HEADERS, RequestHead, parse_head
 
 
 def twisted_reads(data: bytes) -> tuple[list[tuple], bytes]:
@@ -33,7 +33,7 @@ def twisted_reads(data: bytes) -> tuple[list[tuple], bytes]:
     return seen, transport.value()
 
 
-def as_twisted_would(head: Head) -> tuple:
+def as_twisted_would(head: RequestHead) -> tuple:
     """A parsed head in the shape `twisted_reads` gives: all values of a header (ours
     keeps the first, but Accept-Encoding's, which the server joins as Twisted's reader
     does)."""
@@ -116,8 +116,8 @@ def test_whatever_it_accepts_twisted_reads_the_same(data):
     accepts, Twisted's parser accepts too (no 400) and reads as the same method,
     target, version and header values."""
     verdict = parse_head(data)
-    assert verdict is None or verdict is HAND_OVER or isinstance(verdict, Head)
-    if isinstance(verdict, Head):
+    assert verdict is None or verdict is HAND_OVER or isinstance(verdict, RequestHead)
+    if isinstance(verdict, RequestHead):
         assert verdict.end == len(data)
         seen, answered = twisted_reads(data)
         assert answered == b""
@@ -130,7 +130,7 @@ def test_a_plain_head_is_taken_and_read_as_twisted_reads_it(data):
     """A well-formed GET or HEAD with header lines of visible ASCII and no body is
     taken by the fast path (the parser is strict, not useless), as Twisted reads it."""
     verdict = parse_head(data)
-    assert isinstance(verdict, Head)
+    assert isinstance(verdict, RequestHead)
     seen, answered = twisted_reads(data)
     assert answered == b""
     assert [as_twisted_would(verdict)] == [_twisted_view(s) for s in seen]
@@ -152,7 +152,7 @@ def test_pipelined_heads_are_read_one_after_another(many):
     buffer, start = b"".join(many), 0
     for alone in many:
         head = parse_head(buffer, start)
-        assert isinstance(head, Head)
+        assert isinstance(head, RequestHead)
         assert head._replace(end=head.end - start) == parse_head(alone)
         start = head.end
     assert start == len(buffer)
@@ -174,7 +174,7 @@ def test_a_head_at_the_limit_is_taken():
     line = b"GET / HTTP/1.1\r\nX-Pad: "
     data = line + b"a" * (MAX_HEAD - len(line) - 4) + b"\r\n\r\n"
     assert len(data) == MAX_HEAD
-    assert isinstance(parse_head(data), Head)
+    assert isinstance(parse_head(data), RequestHead)
 
 
 def test_the_same_header_lines_are_read_once_and_shared_read_only():

@@ -31,7 +31,7 @@ from o2m_pub.reader.fetch_plan import (
     FriendKeys,
     Reason,
     Refused,
-    Response,
+    Download,
     fetch_friend,
 )
 from o2m_pub.reader.http_fetch import HTTPFetcher, Limits
@@ -70,17 +70,17 @@ class Site:
         self.files[CARD_PATH] = published.raw if isinstance(published, Card) else published
 
     def get(self, path: str, *, cap: int, etag: str | None = None,
-            last_modified: str | None = None) -> Response:
+            last_modified: str | None = None) -> Download:
         self.requests.append(path)
         data = self.files.get(path)
         if data is None:
-            return Response(404)
+            return Download(404)
         tag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
         if etag == tag:
-            return Response(304)
+            return Download(304)
         if len(data) > cap:
             raise Refused(Reason.OVERSIZED, f"{path}: over the cap")
-        return Response(200, data, tag)
+        return Download(200, data, tag)
 
 
 # ---------------------------------------------------------------- the update rule (§2.4)

@@ -30,7 +30,7 @@ from o2m_pub.reader.fetch_plan import (
     Outcome,
     Reason,
     Refused,
-    Response,
+    Download,
     fetch_friend,
 )
 from o2m_pub.reader.store import ReaderStore
@@ -126,14 +126,14 @@ class SiteSimulator:
         return [path for number in reversed(numbers) for path in self.objects[number]]
 
     def get(self, path: str, *, cap: int, etag: str | None = None,
-            last_modified: str | None = None) -> Response:
+            last_modified: str | None = None) -> Download:
         self.requests.append(path)
         data = self.files.get(path)
         if data is None:
-            return Response(404)
+            return Download(404)
         if len(data) > cap:
             raise Refused(Reason.OVERSIZED, f"{path}: over the cap of {cap:,} bytes")
-        return Response(200, data)
+        return Download(200, data)
 
 
 class Bob:

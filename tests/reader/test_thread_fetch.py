@@ -13,7 +13,7 @@ import pytest
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode, canonical_json
 from o2m_pub.protocol.conversation import PostRef, make_link, sign_reaction, sign_reply
-from o2m_pub.reader.fetch_plan import ByteBudget, Refused, Response, parse_post
+from o2m_pub.reader.fetch_plan import ByteBudget, Refused, Download, parse_post
 from o2m_pub.reader.model import Reason
 from o2m_pub.reader.thread_fetch import linked_rows
 
@@ -37,15 +37,15 @@ class BobsSite:
     def get_site(self, url: str, pin: bytes | None):  # noqa: ANN201
         self.asked.append((url, pin))
 
-        def get(path: str, *, cap: int, **_: object) -> Response:
+        def get(path: str, *, cap: int, **_: object) -> Download:
             if self.down:
                 raise Refused(Reason.UNREACHABLE, "connection refused")
             data = self.files.get(path)
             if data is None:
-                return Response(404)
+                return Download(404)
             if len(data) > cap:
                 raise Refused(Reason.OVERSIZED, "over the cap")
-            return Response(200, data)
+            return Download(200, data)
         return get
 
     def reply(self, text: str, *, signer: nacl.signing.SigningKey = BOB,

@@ -16,18 +16,18 @@ from urllib.parse import parse_qs
 import pytest
 
 from o2m_pub.reader import webmention as wm
-from o2m_pub.reader.public_web import Caps, Page, Reach, WebRefused, reach_of, request
+from o2m_pub.reader.public_web import Caps, WebPage, Reach, WebRefused, reach_of, request
 
 TARGET = "https://ada.example/2026/trip/"
 
 
 def page(body: str = "", *, url: str = "https://ada.example/2026/trip/", link: list[str] = (),
-         content_type: str = "text/html; charset=utf-8") -> Page:
+         content_type: str = "text/html; charset=utf-8") -> WebPage:
     """A fetched page as `public_web.request` returns it."""
     headers = {"content-type": [content_type]}
     if link:
         headers["link"] = list(link)
-    return Page(url, 200, headers, body.encode())
+    return WebPage(url, 200, headers, body.encode())
 
 
 # ---------------------------------------------------------------- discovery (pure)

@@ -59,7 +59,7 @@ def _bodies(tmp_path: Path) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("raw_html", [True, False])
 def test_quick_inline_and_blocks_render_the_same_html(tmp_path, raw_html):
     """Every post of a generated site (links, emphasis, code, tables, footnotes) and
-    hand-written corner cases: the same Rendered either way, raw HTML on or off."""
+    hand-written corner cases: the same RenderedBody either way, raw HTML on or off."""
     quick = MarkdownRenderer(raw_html=raw_html)
     assert type(quick.md.treeprocessors["inline"]).__name__ == "_QuickInline"
     assert quick.md.parser.parseBlocks.__qualname__ == "_QuickBlocks.parse_blocks"
@@ -84,7 +84,7 @@ _BLOCK_LINES = ["# Head", "## Head ##", "#no space", "Title", "=====", "-----", 
 @given(st.lists(st.sampled_from(_BLOCK_LINES), max_size=14), st.booleans())
 def test_quick_blocks_parse_any_mix_of_blocks_as_python_markdown(lines, raw_html):
     """Any mix of headings, rules, lists, quotes, code, tables, definitions, footnotes,
-    abbreviations and references (and near misses of each): the same Rendered as with
+    abbreviations and references (and near misses of each): the same RenderedBody as with
     Python-Markdown's own block loop."""
     body = "\n".join(lines)
     assert _RENDERERS[raw_html][0].render(body, "content/x.md") == \

@@ -1,4 +1,4 @@
-"""How a post writes its references to files (`Rendered.media_refs`, learnt as the body
+"""How a post writes its references to files (`RenderedBody.media_refs`, learnt as the body
 renders), for naming a friends-only post's files (PROTOCOL.md §3.3), and the name a
 reader derives from a reference is the file the build took for it."""
 

@@ -23,7 +23,7 @@ from o2m_pub.desk.actions import Capabilities
 from o2m_pub.desk.app import DeskApp, open_app
 from o2m_pub.desk.forms import Upload
 from o2m_pub.desk.server import unlocker
-from o2m_pub.desk.web import Origin, Request, Response, Slow, Stream, loopback_origin
+from o2m_pub.desk.web import Origin, Request, DeskResponse, Slow, Stream, loopback_origin
 from o2m_pub.friends.identity import load_identity
 
 PASS = "test passphrase"
@@ -59,11 +59,11 @@ class Client:
     address: str = "127.0.0.1"
     secure: bool = False
     cookies: dict[str, str] = field(default_factory=dict)
-    last: Response | None = None
+    last: DeskResponse | None = None
 
     def request(self, method: str, target: str, form: dict[str, str] | None = None,
                 files: dict[str, Upload] | None = None,
-                headers: dict[str, str] | None = None) -> Response:
+                headers: dict[str, str] | None = None) -> DeskResponse:
         parts = urlsplit(target)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         answer = self.app.handle(Request(method, parts.path, query, dict(form or {}),
@@ -86,11 +86,11 @@ class Client:
         self.last = answer
         return answer
 
-    def get(self, target: str, **kw) -> Response:  # noqa: ANN003
+    def get(self, target: str, **kw) -> DeskResponse:  # noqa: ANN003
         return self.request("GET", target, **kw)
 
     def post(self, target: str, form: dict[str, str] | None = None, *, csrf: bool = True,
-             **kw) -> Response:  # noqa: ANN003
+             **kw) -> DeskResponse:  # noqa: ANN003
         form = dict(form or {})
         if csrf and "csrf" not in form:
             form["csrf"] = self.csrf()
@@ -100,7 +100,7 @@ class Client:
         token = self.cookies.get(self.app.cookies.session)
         return guard.csrf_token(token) if token else ""
 
-    def sign_in(self, passphrase: str = PASS, target: str = "/") -> Response:
+    def sign_in(self, passphrase: str = PASS, target: str = "/") -> DeskResponse:
         page = self.get("/signin?next=" + target)
         token = form_value(page.body, "csrf")
         return self.request("POST", "/signin", {"csrf": token, "passphrase": passphrase,
@@ -117,7 +117,7 @@ def form_value(body: bytes, name: str) -> str:
     raise AssertionError(f"no field {name} in the page")
 
 
-def text(response: Response) -> str:
+def text(response: DeskResponse) -> str:
     return response.body.decode()
 
 
