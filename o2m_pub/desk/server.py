@@ -305,15 +305,22 @@ class DeskListening:
     port: Any
 
 
-def listen(make_app: Callable[[int], DeskApp], host: str, port: int) -> DeskListening:
+def listen(make_app: Callable[[int], DeskApp], host: str, port: int,
+           reactor: Any = None) -> DeskListening:  # noqa: ANN401
     """Bind the desk on a loopback address (port 0: any free one); `make_app` gets the
     port bound (the Host values it answers to depend on it).
+
+    Args:
+        reactor: the Twisted reactor to listen with; None: the global one, which `run`
+            runs (`o2m desk`).
 
     Raises:
         DeskListenError: not a loopback host, or the port cannot be had.
     """
-    from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
+
+    if reactor is None:
+        from twisted.internet import reactor
 
     host = check_host(host)
     site = DeskSite(reactor)
@@ -329,11 +336,12 @@ def listen(make_app: Callable[[int], DeskApp], host: str, port: int) -> DeskList
     return DeskListening(url=f"http://{netloc}/", port=bound)
 
 
-def run(on_started: Callable[[], None] | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, then return."""
+def run(on_started: Callable[[], None] | None = None, reactor: Any = None) -> None:  # noqa: ANN401
+    """Run `reactor` (None: the global one) until SIGINT or SIGTERM, then return."""
     import signal
 
-    from twisted.internet import reactor
+    if reactor is None:
+        from twisted.internet import reactor
 
     def stop(_signum: int, _frame: object) -> None:
         reactor.callFromThread(lambda: reactor.running and reactor.stop())

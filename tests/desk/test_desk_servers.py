@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import requests
-from support.desk import PASS, make_site, start_desk, stop
+from support.desk import PASS, make_app, make_site, start_desk, stop
 from support.o2m_server import o2m_serve
 
 from o2m_pub.desk.forms import SIGNED_OUT_BODY_BYTES
@@ -173,3 +173,24 @@ def test_live_updates_tell_an_open_page_when_a_fetch_stored_something(tmp_path):
             assert "data: changed" in [next(lines) for _ in range(3)]
     finally:
         assert stop(proc) == 0
+
+
+def test_the_desk_listens_with_the_reactor_it_is_given(tmp_path):
+    """`listen` binds through the reactor passed to it (never the global one, which a
+    test process may share), on the loopback address asked for, and hands `make_app`
+    the port bound: here a Twisted MemoryReactor, which records what was asked."""
+    from twisted.internet.testing import MemoryReactor
+
+    from o2m_pub.desk.server import listen
+    from o2m_pub.desk.web import loopback_origin
+
+    root, reactor, ports = make_site(tmp_path), MemoryReactor(), []
+
+    def make(port: int):  # noqa: ANN202 - a DeskApp
+        ports.append(port)
+        return make_app(root, loopback_origin("127.0.0.1", port))
+
+    bound = listen(make, "127.0.0.1", 48_480, reactor)
+    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
+        (48_480, "127.0.0.1")]
+    assert ports == [48_480] and bound.url == "http://127.0.0.1:48480/"
