@@ -78,8 +78,9 @@ _KNOWN = frozenset(_REQUIRED) | frozenset(_OPTIONAL)
 # International host names are written in punycode.
 _URL_CHARS_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
-# §2.4 avatar `path`: a relative path under the site's URL, in plain segments.
-_AVATAR_PATH_RE = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
+# §2.4 avatar `path`: a relative path under the site's URL, in plain segments (non-empty;
+# "." and ".." are refused apart, a segment may begin with a dot: `.well-known/`).
+_AVATAR_PATH_RE = re.compile(r"[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 # §2.4 URL rule: host names that never name a public site (RFC 6761 localhost, RFC
 # 6762 .local, RFC 8375 home.arpa, ICANN's .internal, and the common .lan).

@@ -703,6 +703,43 @@ def test_card_is_immutable():
     assert hash(card) == hash(parse_card(card.raw))
 
 
+
+# ---------------------------------------------------------------- avatar path (§2.4)
+
+
+def _avatar(path: object) -> dict[str, object]:
+    return {"media_type": "image/png", "path": path, "sha256": "ab" * 32}
+
+
+@pytest.mark.parametrize("path", [
+    "media/8a9f3b1d5e7c2f40/avatar.png",
+    ".well-known/avatar.png",
+    "media/.avatar.png",
+    "...",
+    "a..b/x.png",
+    "_~-/a",
+    "a" * 256,
+    "a/" * 127 + "aa",
+])
+def test_an_avatar_path_the_spec_allows_is_accepted(path):
+    """§2.4: `path` is segments of [A-Za-z0-9._~-], none `.` or `..`, at most 256
+    characters: a segment may begin with a dot (`.well-known/`), which takes nothing
+    out from under the card's URL."""
+    assert parse_card(signed(avatar=_avatar(path))).avatar.path == path
+
+
+@pytest.mark.parametrize("path", [
+    "", ".", "..", "./avatar.png", "media/../avatar.png", "media/..", "/avatar.png",
+    "media//avatar.png", "media/", "https://eve.example/a.png", "media/a.png?x=1",
+    "media/a.png#x", "media/a%2e.png", "media\\a.png", "média/a.png", "media/a b.png",
+    "a" * 257, "a/" * 128 + "a", 7, None,
+])
+def test_an_avatar_path_outside_the_rule_is_refused(path):
+    """§2.4: no scheme, host, leading `/`, empty, `.` or `..` segment, query, fragment,
+    escape or other character, nothing over 256 characters: the picture stays under
+    the card's URL."""
+    assert_rejected(signed(avatar=_avatar(path)), InvalidCardFieldError, field="avatar")
+
 # ---------------------------------------------------------------- text form and any
 
 
