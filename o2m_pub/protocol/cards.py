@@ -78,6 +78,10 @@ _KNOWN = frozenset(_REQUIRED) | frozenset(_OPTIONAL)
 # International host names are written in punycode.
 _URL_CHARS_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+# The authority once userinfo is refused: a bracketed literal or a name, then an optional
+# port. urlsplit is laxer: it takes text around the brackets (`[::1]junk`, `a[::1]`)
+# and, in brackets, RFC 3986's IPvFuture (`[v1.x]`) and zone ids (`[fe80::1%25eth0]`).
+_AUTHORITY_RE = re.compile(r"(?:\[(?P<literal>[^\[\]]*)\]|(?P<name>[^\[\]:]*))(?::[0-9]*)?")
 # §2.4 avatar `path`: a relative path under the site's URL, in plain segments (non-empty;
 # "." and ".." are refused apart, a segment may begin with a dot: `.well-known/`).
 _AVATAR_PATH_RE = re.compile(r"[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*")
@@ -246,15 +250,28 @@ def _check_url(url: str) -> str:
         raise _field_error("url", "has a malformed host or port") from None
     if "@" in parts.netloc:
         raise _field_error("url", "must not hold a user name or password")
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal; urlsplit has dropped its brackets
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise _field_error("url", "has a malformed IPv6 host") from None
-    elif not _HOST_RE.fullmatch(host):
+    authority = _AUTHORITY_RE.fullmatch(parts.netloc)
+    if authority is None:
+        raise _field_error("url", "has a malformed host or port")
+    if authority["literal"] is not None:
+        if not _is_ipv6_address(authority["literal"]):
+            raise _field_error("url", "has a bracketed host that is not an IPv6 address "
+                                      "(without a zone)")
+    elif not _HOST_RE.fullmatch(authority["name"].lower()):
         raise _field_error("url", "has no valid host name")
     return url
+
+
+def _is_ipv6_address(text: str) -> bool:
+    """§2.4: what is between a URL's brackets is an IPv6 address: no zone id (`%…`,
+    which names an interface of the reader's machine), no IPvFuture (`v1.x`)."""
+    if "%" in text:  # ipaddress reads "fe80::1%eth0" as an address with a scope
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_card_url(url: str) -> str:

@@ -399,6 +399,41 @@ def test_good_url_is_accepted(url):
     assert parse_card(signed(url=url)).url == url
 
 
+@pytest.mark.parametrize("url", [
+    "https://[v1.x]/",
+    "https://[v1.x]:443/",
+    "https://[fe80::1%25eth0]/",
+    "https://[fe80::1%eth0]/",
+    "https://[fe80::1%25]/",
+    "https://[ada.example]/",
+    "https://[127.0.0.1]/",
+    "https://[]/",
+    "https://[2001:db8::1]junk/",
+    "https://[2001:db8::1]x:443/",
+    "https://ada[::1]/",
+    "https://ada.example]/",
+    "https://[2001:db8::1/",
+    "https://[2001:db8::1]]/",
+    "https://[[2001:db8::1]]/",
+    "https://[2001:db8::1::2]/",
+])
+def test_a_bracketed_host_must_be_an_ipv6_address_without_zone(url):
+    """§2.4: "a DNS name or bracketed IPv6 host": between the brackets an IPv6 address
+    and nothing else: not RFC 3986's IPvFuture (`[v1.x]`), not a zone id (RFC 6874,
+    `%25eth0`: a name of the reader's own interface), not a name or an IPv4 address in
+    brackets, and nothing around the brackets but the port."""
+    assert_rejected(signed(url=url), InvalidCardFieldError, field="url")
+
+
+@pytest.mark.parametrize("url", ["https://[2001:db8::1]:8443/", "https://[::ffff:192.0.2.1]/",
+                                 "https://[2001:DB8::A]/o2m/", "https://[::1]/",
+                                 "https://ADA.Example/"])
+def test_ipv6_literals_with_ports_and_either_case_are_accepted(url):
+    """An IPv6 address with a port, an IPv4-mapped one, hex digits and host names in
+    either case (compared without case) stay valid."""
+    assert parse_card(signed(url=url)).url == url
+
+
 # ---------------------------------------------------------------- THREATS 5: endless data
 
 

@@ -109,6 +109,31 @@ def test_each_bad_field_is_refused_with_its_reason(change, message):
     assert message in str(raised.value)
 
 
+def _card_with_url(n: int, owner, url: str) -> dict:  # noqa: ANN001
+    """`owner`'s card as a JSON object with another `url`, signed again by its key, so
+    the URL is the card's only defect."""
+    doc = parse_json(owner.raw, max_bytes=4096)
+    del doc["sig"]
+    doc["url"] = url
+    key = SigningKey(bytes([n]) * 32)
+    doc["sig"] = b64u_encode(key.sign(b"o2m-card-v1\n" + canonical_json(doc)).signature)
+    return doc
+
+
+@pytest.mark.parametrize("url", ["https://[v1.x]/", "https://[fe80::1%25eth0]/",
+                                 "https://[2001:db8::1]junk/"])
+def test_a_card_url_that_breaks_the_host_rule_is_refused_in_both_documents(url):
+    """§2.4's URL rule holds for the card inside an invitation and inside an acceptance
+    (§2.7): a bracketed host is an IPv6 address without a zone, and nothing else."""
+    doc = doc_of(invitation())
+    doc["card"] = _card_with_url(1, ADA, url)
+    with pytest.raises(invite.MalformedInvitationError, match="card field 'url'"):
+        invite.parse_invitation(_reencode(doc))
+    accepted = canonical_json(_accept_doc(card=_card_with_url(2, BOB, url)))
+    with pytest.raises(invite.MalformedInvitationError, match="card field 'url'"):
+        invite.open_acceptance(_seal_raw(accepted), SECRET)
+
+
 def test_unknown_keys_are_allowed():
     """A later version may add keys; they do not break a 1.0 reader (§2.7)."""
     doc = doc_of(invitation())
