@@ -59,8 +59,13 @@ CARD_TYPE = "o2m-card"
 MAX_CARD_BYTES = 4096  # PROTOCOL.md §2.4: "at most 4 KiB"
 SIG_CONTEXT = b"o2m-card-v1\n"  # §2.4: domain separation of what a card signature means
 TEXT_PREFIX = "o2m1:"
-# The longest text form of a card within the cap: prefix + b64u of 4096 bytes.
+# The longest text form of a card within the cap: prefix + b64u of 4096 bytes, counted
+# after the whitespace is removed (§2.4).
 MAX_TEXT_CHARS = len(TEXT_PREFIX) + -(-MAX_CARD_BYTES * 4 // 3)
+# §2.4, §2.7 reader limit: a text form as given, whitespace included, is refused above
+# this before anything else is done with it (THREATS.md 5). Every text form within its
+# cap (at most 10,929 characters, §2.7's) fits even with "\r\n" after each character.
+MAX_WRAPPED_TEXT_CHARS = 65_536
 MAX_NAME_CHARS = 64
 PIN_PREFIX = "sha256/"
 DIGEST_PREFIX = "sha256/"  # §2.4 `next`: the commitment to the next signing key
@@ -78,8 +83,13 @@ _KNOWN = frozenset(_REQUIRED) | frozenset(_OPTIONAL)
 # International host names are written in punycode.
 _URL_CHARS_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
-# §2.4 avatar `path`: a relative path under the site's URL, in plain segments.
-_AVATAR_PATH_RE = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
+# The authority once userinfo is refused: a bracketed literal or a name, then an optional
+# port. urlsplit is laxer: it takes text around the brackets (`[::1]junk`, `a[::1]`)
+# and, in brackets, RFC 3986's IPvFuture (`[v1.x]`) and zone ids (`[fe80::1%25eth0]`).
+_AUTHORITY_RE = re.compile(r"(?:\[(?P<literal>[^\[\]]*)\]|(?P<name>[^\[\]:]*))(?::[0-9]*)?")
+# §2.4 avatar `path`: a relative path under the site's URL, in plain segments (non-empty;
+# "." and ".." are refused apart, a segment may begin with a dot: `.well-known/`).
+_AVATAR_PATH_RE = re.compile(r"[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 # §2.4 URL rule: host names that never name a public site (RFC 6761 localhost, RFC
 # 6762 .local, RFC 8375 home.arpa, ICANN's .internal, and the common .lan).
@@ -245,15 +255,28 @@ def _check_url(url: str) -> str:
         raise _field_error("url", "has a malformed host or port") from None
     if "@" in parts.netloc:
         raise _field_error("url", "must not hold a user name or password")
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal; urlsplit has dropped its brackets
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise _field_error("url", "has a malformed IPv6 host") from None
-    elif not _HOST_RE.fullmatch(host):
+    authority = _AUTHORITY_RE.fullmatch(parts.netloc)
+    if authority is None:
+        raise _field_error("url", "has a malformed host or port")
+    if authority["literal"] is not None:
+        if not _is_ipv6_address(authority["literal"]):
+            raise _field_error("url", "has a bracketed host that is not an IPv6 address "
+                                      "(without a zone)")
+    elif not _HOST_RE.fullmatch(authority["name"].lower()):
         raise _field_error("url", "has no valid host name")
     return url
+
+
+def _is_ipv6_address(text: str) -> bool:
+    """§2.4: what is between a URL's brackets is an IPv6 address: no zone id (`%…`,
+    which names an interface of the reader's machine), no IPvFuture (`v1.x`)."""
+    if "%" in text:  # ipaddress reads "fe80::1%eth0" as an address with a scope
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_card_url(url: str) -> str:
@@ -473,7 +496,8 @@ def card_to_text(card: Card) -> str:
 
 def card_from_text(text: str) -> Card:
     """Read the text form. Whitespace anywhere is dropped (mail and chat wrap long
-    lines; b64u has none), the length is capped before decoding.
+    lines; b64u has none); the length is capped before decoding, at MAX_TEXT_CHARS
+    without the whitespace (§2.4) and at MAX_WRAPPED_TEXT_CHARS as given.
 
     Raises:
         MalformedCardError: not an o2m1: text, too long, or bad b64u.
@@ -481,7 +505,7 @@ def card_from_text(text: str) -> Card:
     """
     if not isinstance(text, str):
         raise MalformedCardError(f"a card text is a string, not {type(text).__name__}")
-    if len(text) > 2 * MAX_TEXT_CHARS:  # generous for line breaks, cheap to check first
+    if len(text) > MAX_WRAPPED_TEXT_CHARS:  # cheap to check first, before any copy
         raise MalformedCardError("not a card: the text is too long")
     text = "".join(text.split())
     if not text.startswith(TEXT_PREFIX):
@@ -517,16 +541,17 @@ def text_cut_short(text: str) -> bool:
 
 def card_from_any(value: str | bytes) -> Card:
     """Read a card given in any of its shapes: a card file's bytes, or the o2m1: text
-    (as str or bytes, e.g. a file holding the pasted text). Whitespace around a file's
-    JSON is ignored (editors add a final newline); the JSON itself must be exact.
+    (as str or bytes, e.g. a file holding the pasted text), whose whitespace may be
+    anywhere, its prefix included. Whitespace around a file's JSON is ignored (editors
+    add a final newline); the JSON itself must be exact.
 
     Raises:
         CardError: whatever the shape, if it is not a valid card.
     """
     if isinstance(value, str):
-        if len(value) > 2 * MAX_TEXT_CHARS:
-            raise MalformedCardError("not a card: too long")
-        if value.strip().startswith(TEXT_PREFIX):
+        if len(value) > MAX_WRAPPED_TEXT_CHARS:
+            raise MalformedCardError("not a card: the text is too long")
+        if "".join(value.split()).startswith(TEXT_PREFIX):
             return card_from_text(value)
         try:
             value = value.encode("utf-8")
@@ -535,15 +560,14 @@ def card_from_any(value: str | bytes) -> Card:
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise MalformedCardError(f"a card is bytes or text, not {type(value).__name__}")
     value = bytes(value)
-    if len(value) > 2 * MAX_TEXT_CHARS:
-        raise MalformedCardError("not a card: too long")
-    value = value.strip(b" \t\r\n")
-    if value.startswith(TEXT_PREFIX.encode()):
+    if len(value) > MAX_WRAPPED_TEXT_CHARS:  # a card file is at most 4 KiB, a text as above
+        raise MalformedCardError("not a card: the text is too long")
+    if b"".join(value.split()).startswith(TEXT_PREFIX.encode()):
         try:
             return card_from_text(value.decode("ascii"))
         except UnicodeDecodeError:
             raise MalformedCardError("not a card: the o2m1: text is not ASCII") from None
-    return parse_card(value)
+    return parse_card(value.strip(b" \t\r\n"))
 
 
 # ---------------------------------------------------------------- writing

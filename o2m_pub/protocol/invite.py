@@ -41,7 +41,7 @@ from o2m_pub.protocol.canonical import (
     parse_utc_text,
     utc_text,
 )
-from o2m_pub.protocol.cards import Card, CardError, parse_card
+from o2m_pub.protocol.cards import MAX_WRAPPED_TEXT_CHARS, Card, CardError, parse_card
 from o2m_pub.protocol.feeds import pad, padded_size, unpad
 
 INVITE_TYPE = "o2m-invite"
@@ -68,6 +68,7 @@ _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.ASCII)  # a friend name (c
 
 
 def _max_text_chars(max_bytes: int, prefix: str) -> int:
+    """§2.7: a text form's cap, counted after its whitespace is removed."""
     return len(prefix) + -(-max_bytes * 4 // 3)
 
 
@@ -211,8 +212,9 @@ def invitation_to_text(invitation: Invitation) -> str:
 
 
 def invitation_from_text(text: str) -> Invitation:
-    """Read the text form; whitespace anywhere is dropped (chat clients wrap lines), the
-    length is capped before decoding.
+    """Read the text form; whitespace anywhere is dropped (chat clients wrap lines); the
+    length is capped before decoding, without the whitespace (§2.7) and as given
+    (`MAX_WRAPPED_TEXT_CHARS`, §2.4).
 
     Raises:
         MalformedInvitationError: not o2m1i: text, too long, bad b64u, or a document
@@ -334,10 +336,10 @@ def _a(what: str) -> str:
 def _from_text(text: str, prefix: str, max_bytes: int, what: str) -> bytes:
     if not isinstance(text, str):
         raise MalformedInvitationError(f"{_a(what)} text is a string")
-    limit = _max_text_chars(max_bytes, prefix)
-    if len(text) > 2 * limit:  # generous for line breaks, cheap to check first
+    if len(text) > MAX_WRAPPED_TEXT_CHARS:  # §2.4's reader limit, before any copy
         raise MalformedInvitationError(f"not {_a(what)}: the text is too long")
     text = "".join(text.split())
+    limit = _max_text_chars(max_bytes, prefix)
     if not text.startswith(prefix):
         raise MalformedInvitationError(f"not {_a(what)}: it starts with {prefix!r}")
     if len(text) > limit:

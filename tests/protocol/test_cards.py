@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import nacl.public
 import nacl.signing
@@ -25,6 +27,8 @@ from o2m_pub.protocol.canonical import (
 )
 from o2m_pub.protocol.cards import (
     MAX_CARD_BYTES,
+    MAX_TEXT_CHARS,
+    MAX_WRAPPED_TEXT_CHARS,
     TEXT_PREFIX,
     BadCardSignatureError,
     Card,
@@ -42,6 +46,7 @@ from o2m_pub.protocol.cards import (
     same_identity,
     tls_pin_from_certificate,
 )
+from o2m_pub.protocol.invite import INVITE_PREFIX, MAX_INVITATION_BYTES
 
 # ---------------------------------------------------------------- the test vector (§2.4)
 
@@ -399,6 +404,41 @@ def test_good_url_is_accepted(url):
     assert parse_card(signed(url=url)).url == url
 
 
+@pytest.mark.parametrize("url", [
+    "https://[v1.x]/",
+    "https://[v1.x]:443/",
+    "https://[fe80::1%25eth0]/",
+    "https://[fe80::1%eth0]/",
+    "https://[fe80::1%25]/",
+    "https://[ada.example]/",
+    "https://[127.0.0.1]/",
+    "https://[]/",
+    "https://[2001:db8::1]junk/",
+    "https://[2001:db8::1]x:443/",
+    "https://ada[::1]/",
+    "https://ada.example]/",
+    "https://[2001:db8::1/",
+    "https://[2001:db8::1]]/",
+    "https://[[2001:db8::1]]/",
+    "https://[2001:db8::1::2]/",
+])
+def test_a_bracketed_host_must_be_an_ipv6_address_without_zone(url):
+    """§2.4: "a DNS name or bracketed IPv6 host": between the brackets an IPv6 address
+    and nothing else: not RFC 3986's IPvFuture (`[v1.x]`), not a zone id (RFC 6874,
+    `%25eth0`: a name of the reader's own interface), not a name or an IPv4 address in
+    brackets, and nothing around the brackets but the port."""
+    assert_rejected(signed(url=url), InvalidCardFieldError, field="url")
+
+
+@pytest.mark.parametrize("url", ["https://[2001:db8::1]:8443/", "https://[::ffff:192.0.2.1]/",
+                                 "https://[2001:DB8::A]/o2m/", "https://[::1]/",
+                                 "https://ADA.Example/"])
+def test_ipv6_literals_with_ports_and_either_case_are_accepted(url):
+    """An IPv6 address with a port, an IPv4-mapped one, hex digits and host names in
+    either case (compared without case) stay valid."""
+    assert parse_card(signed(url=url)).url == url
+
+
 # ---------------------------------------------------------------- THREATS 5: endless data
 
 
@@ -494,6 +534,65 @@ def test_huge_text_form_is_rejected_before_decoding():
         card_from_text("o2m1:" + "A" * 10_000_000)
     with pytest.raises(MalformedCardError):
         card_from_any(b"o2m1:" + b"A" * 10_000_000)
+
+
+def _card_of_exactly(size: int) -> Card:
+    """The vector card grown by an extra field to exactly `size` bytes."""
+    filler = size - len(vector_card(extra={"x": ""}).raw)
+    card = vector_card(extra={"x": "a" * filler})
+    assert len(card.raw) == size
+    return card
+
+
+@pytest.mark.parametrize("wrap", ["\r\n", "\n", " \r\n "])
+def test_the_biggest_card_text_wrapped_at_every_character_is_read(wrap):
+    """§2.4: the text-form cap is counted after the whitespace is removed, so a 4 KiB
+    card's text (at the cap of 5 + ceil(4096·4/3) characters) is read even when a mail
+    client put a line break after every character; the bound on the text as given is
+    a reader limit far above that (MAX_WRAPPED_TEXT_CHARS)."""
+    card = _card_of_exactly(MAX_CARD_BYTES)
+    text = card_to_text(card)
+    assert len(text) == MAX_TEXT_CHARS
+    wrapped = wrap.join(text) + wrap
+    assert len(wrapped) >= 2 * MAX_TEXT_CHARS  # what the reader refused before
+    for shape in (card_from_text, card_from_any):
+        assert shape(wrapped).raw == card.raw
+    assert card_from_any(wrapped.encode()).raw == card.raw
+
+
+def test_the_outer_bound_on_a_text_counts_the_text_as_given():
+    """A text within the cap once its whitespace is gone is read up to
+    MAX_WRAPPED_TEXT_CHARS characters as given, and refused above, unread (THREATS 5:
+    a reader never splits megabytes of spaces)."""
+    padded = VECTOR_TEXT + " " * (MAX_WRAPPED_TEXT_CHARS - len(VECTOR_TEXT))
+    assert card_from_text(padded).raw == VECTOR_BYTES
+    assert card_from_any(padded).raw == VECTOR_BYTES
+    assert card_from_any(padded.encode()).raw == VECTOR_BYTES
+    for shape in (card_from_text, card_from_any):
+        with pytest.raises(MalformedCardError, match="too long"):
+            shape(padded + " ")
+    with pytest.raises(MalformedCardError, match="too long"):
+        card_from_any(padded.encode() + b" ")
+
+
+def test_protocol_md_states_the_outer_bound_the_code_uses():
+    """§2.4 states the reader limit on a text as given, and the longest text form it
+    must let through wrapped with CRLF after every character (§2.7's cap)."""
+    spec = (Path(__file__).parents[2] / "docs/PROTOCOL.md").read_text()
+    stated = re.search(r"longer than\s+([0-9,]+) characters as given", spec)
+    assert stated and int(stated[1].replace(",", "")) == MAX_WRAPPED_TEXT_CHARS
+    longest = re.search(r"three times ([0-9,]+) characters", spec)
+    cap = len(INVITE_PREFIX) + -(-MAX_INVITATION_BYTES * 4 // 3)
+    assert longest and int(longest[1].replace(",", "")) == cap
+    assert 3 * cap <= MAX_WRAPPED_TEXT_CHARS and MAX_TEXT_CHARS < cap
+
+
+def test_a_text_over_the_cap_once_whitespace_is_gone_is_refused():
+    """The cap itself is unchanged: one character more than 5 + ceil(4096·4/3), however
+    it is wrapped, is refused before decoding."""
+    text = VECTOR_TEXT + "A" * (MAX_TEXT_CHARS + 1 - len(VECTOR_TEXT))
+    with pytest.raises(MalformedCardError, match="too long"):
+        card_from_text("\n".join(text))
 
 
 # ---------------------------------------------------------------- THREATS 7: pins
@@ -702,6 +801,43 @@ def test_card_is_immutable():
         card.extra["about"] = "pwned"  # type: ignore[index]
     assert hash(card) == hash(parse_card(card.raw))
 
+
+
+# ---------------------------------------------------------------- avatar path (§2.4)
+
+
+def _avatar(path: object) -> dict[str, object]:
+    return {"media_type": "image/png", "path": path, "sha256": "ab" * 32}
+
+
+@pytest.mark.parametrize("path", [
+    "media/8a9f3b1d5e7c2f40/avatar.png",
+    ".well-known/avatar.png",
+    "media/.avatar.png",
+    "...",
+    "a..b/x.png",
+    "_~-/a",
+    "a" * 256,
+    "a/" * 127 + "aa",
+])
+def test_an_avatar_path_the_spec_allows_is_accepted(path):
+    """§2.4: `path` is segments of [A-Za-z0-9._~-], none `.` or `..`, at most 256
+    characters: a segment may begin with a dot (`.well-known/`), which takes nothing
+    out from under the card's URL."""
+    assert parse_card(signed(avatar=_avatar(path))).avatar.path == path
+
+
+@pytest.mark.parametrize("path", [
+    "", ".", "..", "./avatar.png", "media/../avatar.png", "media/..", "/avatar.png",
+    "media//avatar.png", "media/", "https://eve.example/a.png", "media/a.png?x=1",
+    "media/a.png#x", "media/a%2e.png", "media\\a.png", "média/a.png", "media/a b.png",
+    "a" * 257, "a/" * 128 + "a", 7, None,
+])
+def test_an_avatar_path_outside_the_rule_is_refused(path):
+    """§2.4: no scheme, host, leading `/`, empty, `.` or `..` segment, query, fragment,
+    escape or other character, nothing over 256 characters: the picture stays under
+    the card's URL."""
+    assert_rejected(signed(avatar=_avatar(path)), InvalidCardFieldError, field="avatar")
 
 # ---------------------------------------------------------------- text form and any
 

@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 
 from o2m_pub.protocol import invite
 from o2m_pub.protocol.canonical import b64u_encode, canonical_json, parse_json
-from o2m_pub.protocol.cards import make_card
+from o2m_pub.protocol.cards import MAX_WRAPPED_TEXT_CHARS, make_card
 from o2m_pub.protocol.feeds import pad
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -63,6 +63,51 @@ def test_the_text_may_be_wrapped_by_a_chat_client():
     assert invite.invitation_from_text(wrapped) == invitation()
 
 
+def _invitation_of_exactly(size: int) -> bytes:
+    """A valid invitation document grown by an unknown key to exactly `size` bytes."""
+    doc = doc_of(invitation())
+    doc["greeting"] = ""
+    doc["greeting"] = "a" * (size - len(canonical_json(doc)))
+    data = canonical_json(doc)
+    assert len(data) == size
+    return data
+
+
+@pytest.mark.parametrize("wrap", ["\r\n", "\n", "  \n"])
+def test_the_biggest_invitation_text_wrapped_at_every_character_is_read(wrap):
+    """§2.7: the text's cap, 6 + ceil(8192·4/3) characters, is counted after the
+    whitespace is removed: an 8 KiB invitation's text with a line break after every
+    character is read; the bound on the text as given is a reader limit far above."""
+    data = _invitation_of_exactly(invite.MAX_INVITATION_BYTES)
+    text = invite.INVITE_PREFIX + b64u_encode(data)
+    assert len(text) == 6 + -(-8192 * 4 // 3)
+    wrapped = wrap.join(text) + wrap
+    assert len(wrapped) <= MAX_WRAPPED_TEXT_CHARS
+    assert invite.invitation_from_text(wrapped).raw == data
+
+
+def test_a_reply_text_wrapped_at_every_character_is_read():
+    """§2.7: the reply text follows the same rule (its cap counted without whitespace)."""
+    big = card(3, "Cy", extra={"about": "x" * 3600})
+    data = invite.seal_acceptance(SECRET, big, nonce=NONCE)
+    wrapped = "\r\n ".join(invite.reply_to_text(data))
+    assert invite.reply_from_text(wrapped) == data
+
+
+def test_the_outer_bound_counts_the_text_as_given():
+    """A text within the cap once its whitespace is gone is read up to
+    MAX_WRAPPED_TEXT_CHARS characters as given, and refused above that, unread."""
+    text = invite.invitation_to_text(invitation())
+    padded = text + "\n" * (MAX_WRAPPED_TEXT_CHARS - len(text))
+    assert invite.invitation_from_text(padded) == invitation()
+    with pytest.raises(invite.MalformedInvitationError, match="too long"):
+        invite.invitation_from_text(padded + "\n")
+    reply = invite.reply_to_text(invite.seal_acceptance(SECRET, BOB, nonce=NONCE))
+    assert invite.reply_from_text(reply + " " * (MAX_WRAPPED_TEXT_CHARS - len(reply)))
+    with pytest.raises(invite.MalformedInvitationError, match="too long"):
+        invite.reply_from_text(reply + " " * (MAX_WRAPPED_TEXT_CHARS + 1 - len(reply)))
+
+
 def test_the_name_is_optional():
     """Without a name, the document has no "name" key at all (not null)."""
     inv = invitation(name=None)
@@ -107,6 +152,31 @@ def test_each_bad_field_is_refused_with_its_reason(change, message):
     with pytest.raises(invite.MalformedInvitationError) as raised:
         invite.parse_invitation(_reencode(doc))
     assert message in str(raised.value)
+
+
+def _card_with_url(n: int, owner, url: str) -> dict:  # noqa: ANN001
+    """`owner`'s card as a JSON object with another `url`, signed again by its key, so
+    the URL is the card's only defect."""
+    doc = parse_json(owner.raw, max_bytes=4096)
+    del doc["sig"]
+    doc["url"] = url
+    key = SigningKey(bytes([n]) * 32)
+    doc["sig"] = b64u_encode(key.sign(b"o2m-card-v1\n" + canonical_json(doc)).signature)
+    return doc
+
+
+@pytest.mark.parametrize("url", ["https://[v1.x]/", "https://[fe80::1%25eth0]/",
+                                 "https://[2001:db8::1]junk/"])
+def test_a_card_url_that_breaks_the_host_rule_is_refused_in_both_documents(url):
+    """§2.4's URL rule holds for the card inside an invitation and inside an acceptance
+    (§2.7): a bracketed host is an IPv6 address without a zone, and nothing else."""
+    doc = doc_of(invitation())
+    doc["card"] = _card_with_url(1, ADA, url)
+    with pytest.raises(invite.MalformedInvitationError, match="card field 'url'"):
+        invite.parse_invitation(_reencode(doc))
+    accepted = canonical_json(_accept_doc(card=_card_with_url(2, BOB, url)))
+    with pytest.raises(invite.MalformedInvitationError, match="card field 'url'"):
+        invite.open_acceptance(_seal_raw(accepted), SECRET)
 
 
 def test_unknown_keys_are_allowed():

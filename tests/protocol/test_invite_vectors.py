@@ -4,7 +4,10 @@ low-level calls only), and the spec quoting the same values."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +47,36 @@ def test_protocol_md_quotes_the_same_vectors():
         assert expected[key] in protocol, key
     assert f"{expected['invitation_size']} bytes" in protocol
     assert f"{expected['acceptance_size']} bytes" in protocol
+
+
+def _table_row(section: str, label: str) -> str:
+    """The value in backquotes of §2.7's table row whose first cell is `label`."""
+    row = re.search(rf"^\| {re.escape(label)} \| `([^`]+)` \|$", section, re.MULTILINE)
+    assert row is not None, label
+    return row[1]
+
+
+def test_each_table_row_of_the_spec_states_the_vectors_values():
+    """§2.7's table, row by row: each size beside the digest it belongs to, and the
+    acceptance's first 48 bytes (magic, invite_id, nonce) as the vectors have them,
+    checked against the SHA-256 the table gives too."""
+    protocol = (Path(__file__).parents[2] / "docs/PROTOCOL.md").read_text()
+    section = protocol[protocol.index("### 2.7 Invitations"):protocol.index("## 3. ")]
+    expected = json.loads((VECTORS / "invitations.json").read_text())
+    acceptance = bytes.fromhex(expected["acceptance_hex"])
+    assert (len(acceptance), hashlib.sha256(acceptance).hexdigest()) == \
+        (expected["acceptance_size"], expected["acceptance_sha256"])
+    first = bytes.fromhex(_table_row(section, "acceptance, first 48 bytes"))
+    assert (len(first), first) == (48, acceptance[:48])
+    assert first[:8] == b"O2MACPT1" and first[8:24].hex() == expected["invite_id"]
+    assert first[24:] == bytes([0x0D]) * 24  # the nonce the text gives: 24 bytes of 0d
+    size = expected["acceptance_size"]
+    assert _table_row(section, f"acceptance, {size} bytes: SHA-256") == \
+        expected["acceptance_sha256"]
+    size = expected["invitation_size"]
+    assert _table_row(section, f"invitation, {size} bytes: SHA-256") == \
+        expected["invitation_sha256"]
+    text = expected["invitation_text"][len("o2m1i:"):]
+    invitation = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    assert (len(invitation), hashlib.sha256(invitation).hexdigest()) == \
+        (size, expected["invitation_sha256"])
