@@ -622,7 +622,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         out.status = "no feed"  # (for new keys: until they fetch your card and build)
     elif resp.status == 304:
         expires = state.expires if state else None
-        out.stale_since = expires if expires and expires < stamp else None
+        out.stale_since = expires if expires and expires <= stamp else None  # §3.5 step 9
     else:
         try:
             head, verdict = verify_head(resp.body, keys, known, stamp)
