@@ -132,11 +132,13 @@ def reaction_id(author_sign_pk: bytes, to: PostRef) -> str:
 # --- emoji (§4.3) ---------------------------------------------------------------------------
 
 _ZWJ, _VS16, _KEYCAP = 0x200D, 0xFE0F, 0x20E3
+# §4.3's bases: the emoji blocks, then its single code points (U+3297 and U+3299, not
+# U+3298 between them, which is no emoji).
 _EMOJI_RANGES = ((0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x2300, 0x23FF), (0x2B00, 0x2BFF),
-                 (0x2190, 0x21FF), (0x2900, 0x297F), (0x3030, 0x3030), (0x303D, 0x303D),
-                 (0x3297, 0x3299), (0x00A9, 0x00A9), (0x00AE, 0x00AE), (0x203C, 0x203C),
-                 (0x2049, 0x2049), (0x2122, 0x2122), (0x2139, 0x2139), (0x24C2, 0x24C2),
-                 (0x25AA, 0x25FE))
+                 (0x2190, 0x21FF), (0x2900, 0x297F), (0x25AA, 0x25FE), (0x00A9, 0x00A9),
+                 (0x00AE, 0x00AE), (0x203C, 0x203C), (0x2049, 0x2049), (0x2122, 0x2122),
+                 (0x2139, 0x2139), (0x24C2, 0x24C2), (0x3030, 0x3030), (0x303D, 0x303D),
+                 (0x3297, 0x3297), (0x3299, 0x3299))
 _MODIFIERS = range(0x1F3FB, 0x1F400)  # skin tones
 _REGIONAL = range(0x1F1E6, 0x1F200)
 _TAGS = range(0xE0020, 0xE0080)
@@ -148,10 +150,12 @@ def _is_emoji_base(cp: int) -> bool:
 
 
 def check_emoji(text: Any) -> str:
-    """One emoji, as §4.3 allows it: 1 to 16 code points, NFC, one grapheme built from
-    emoji of the emoji blocks joined by ZWJ, with variation selector 16, skin-tone
-    modifiers, a keycap, tag characters (subdivision flags) or one regional-indicator
-    pair (a flag). Anything else (text, two emoji, controls) is refused.
+    """One emoji, as §4.3's grammar allows it: 1 to 16 code points, NFC; bases of the
+    emoji blocks, each followed by variation selector 16, skin-tone modifiers or tag
+    characters (subdivision flags), joined by ZWJ; or exactly two regional indicators
+    (a flag); or a keycap. A single regional indicator is a base of U+1F000-U+1FAFF like
+    any other; three, or a flag with anything after it, are refused. Anything else
+    (text, two emoji, controls) is refused.
 
     Raises:
         ConversationError: naming what is wrong.
@@ -162,10 +166,8 @@ def check_emoji(text: Any) -> str:
     if unicodedata.normalize("NFC", text) != text:
         raise ConversationError("a reaction's emoji must be in NFC")
     cps = [ord(c) for c in text]
-    if all(c in _REGIONAL for c in cps):
-        if len(cps) == 2:
-            return text
-        raise ConversationError("a flag is exactly two regional indicators")
+    if len(cps) == 2 and all(c in _REGIONAL for c in cps):
+        return text  # a flag
     if cps[0] in _KEYCAP_BASES:
         if cps[1:] in ([_VS16, _KEYCAP], [_KEYCAP]):
             return text

@@ -116,9 +116,27 @@ def test_one_emoji_is_a_reaction(emoji):
 
 
 @pytest.mark.parametrize("text", ["", "ok", "👍👍", "a", "👍 ", "\u200d👍", "👍\u200d",
-                                  "🇫", "👍" * 17])
+                                  "🇫🇷🇫", "👍" * 17])
 def test_anything_but_one_emoji_is_refused(text):
-    """§4.3: text, two emoji, a dangling joiner, half a flag: refused."""
+    """§4.3: text, two emoji, a dangling joiner, a flag and a half: refused."""
+    with pytest.raises(c.ConversationError):
+        c.check_emoji(text)
+
+
+@pytest.mark.parametrize("emoji", ["\U0001F1EB", "\U0001F1E6\ufe0f", "\u3297", "\u3299",
+                                   "\u25aa", "\u00a9\ufe0f"])
+def test_every_base_of_the_grammar_is_one_emoji_a_lone_regional_indicator_too(emoji):
+    """§4.3's grammar: a base is any code point of its blocks (U+1F000-U+1FAFF holds
+    the regional indicators) or of its single code points, U+3297 and U+3299 among
+    them; a reader that refused one would drop a reaction another reader shows."""
+    assert c.check_emoji(emoji) == emoji
+
+
+@pytest.mark.parametrize("text", ["\u3298", "\U0001F1EB\U0001F1F7\ufe0f",
+                                  "\U0001F1EB\U0001F1F7\U0001F1EB"])
+def test_what_the_grammar_does_not_list_is_no_emoji(text):
+    """§4.3: U+3298, between the two ideographs the grammar lists, is not one of them;
+    a flag is exactly two regional indicators, with nothing after them."""
     with pytest.raises(c.ConversationError):
         c.check_emoji(text)
 
