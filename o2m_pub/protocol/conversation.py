@@ -11,7 +11,6 @@ anything raises `ConversationError` only, with the reason in one line.
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -28,12 +27,12 @@ from o2m_pub.protocol.canonical import (
     b64u_decode,
     b64u_encode,
     canonical_json,
-    is_https_url,
     is_sha256_hex,
     parse_json,
     parse_utc_text,
 )
-from o2m_pub.protocol.feeds import FeedFormatError, pad, unpad
+from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url
+from o2m_pub.protocol.feeds import MAX_OBJECT_BYTES, FeedFormatError, pad, unpad
 
 REF_PREFIX = "o2m:"
 REPLY_CONTEXT = b"o2m-reply-v1\n"
@@ -53,7 +52,7 @@ MAX_EMOJI_CODE_POINTS = 16
 MAX_NOTICE_BYTES = 8192
 _PERSON_NOTICE_KEY = b"o2m1 notice key\x00"
 _PERSON_REACTION_ID = b"o2m-reaction-id\0"
-_PIN_RE = re.compile(r"^sha256/[A-Za-z0-9_-]{43}$")
+PIN_PREFIX = "sha256/"
 
 
 class ConversationError(ValueError):
@@ -132,11 +131,13 @@ def reaction_id(author_sign_pk: bytes, to: PostRef) -> str:
 # --- emoji (§4.3) ---------------------------------------------------------------------------
 
 _ZWJ, _VS16, _KEYCAP = 0x200D, 0xFE0F, 0x20E3
+# §4.3's bases: the emoji blocks, then its single code points (U+3297 and U+3299, not
+# U+3298 between them, which is no emoji).
 _EMOJI_RANGES = ((0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x2300, 0x23FF), (0x2B00, 0x2BFF),
-                 (0x2190, 0x21FF), (0x2900, 0x297F), (0x3030, 0x3030), (0x303D, 0x303D),
-                 (0x3297, 0x3299), (0x00A9, 0x00A9), (0x00AE, 0x00AE), (0x203C, 0x203C),
-                 (0x2049, 0x2049), (0x2122, 0x2122), (0x2139, 0x2139), (0x24C2, 0x24C2),
-                 (0x25AA, 0x25FE))
+                 (0x2190, 0x21FF), (0x2900, 0x297F), (0x25AA, 0x25FE), (0x00A9, 0x00A9),
+                 (0x00AE, 0x00AE), (0x203C, 0x203C), (0x2049, 0x2049), (0x2122, 0x2122),
+                 (0x2139, 0x2139), (0x24C2, 0x24C2), (0x3030, 0x3030), (0x303D, 0x303D),
+                 (0x3297, 0x3297), (0x3299, 0x3299))
 _MODIFIERS = range(0x1F3FB, 0x1F400)  # skin tones
 _REGIONAL = range(0x1F1E6, 0x1F200)
 _TAGS = range(0xE0020, 0xE0080)
@@ -148,10 +149,12 @@ def _is_emoji_base(cp: int) -> bool:
 
 
 def check_emoji(text: Any) -> str:
-    """One emoji, as §4.3 allows it: 1 to 16 code points, NFC, one grapheme built from
-    emoji of the emoji blocks joined by ZWJ, with variation selector 16, skin-tone
-    modifiers, a keycap, tag characters (subdivision flags) or one regional-indicator
-    pair (a flag). Anything else (text, two emoji, controls) is refused.
+    """One emoji, as §4.3's grammar allows it: 1 to 16 code points, NFC; bases of the
+    emoji blocks, each followed by variation selector 16, skin-tone modifiers or tag
+    characters (subdivision flags), joined by ZWJ; or exactly two regional indicators
+    (a flag); or a keycap. A single regional indicator is a base of U+1F000-U+1FAFF like
+    any other; three, or a flag with anything after it, are refused. Anything else
+    (text, two emoji, controls) is refused.
 
     Raises:
         ConversationError: naming what is wrong.
@@ -162,10 +165,8 @@ def check_emoji(text: Any) -> str:
     if unicodedata.normalize("NFC", text) != text:
         raise ConversationError("a reaction's emoji must be in NFC")
     cps = [ord(c) for c in text]
-    if all(c in _REGIONAL for c in cps):
-        if len(cps) == 2:
-            return text
-        raise ConversationError("a flag is exactly two regional indicators")
+    if len(cps) == 2 and all(c in _REGIONAL for c in cps):
+        return text  # a flag
     if cps[0] in _KEYCAP_BASES:
         if cps[1:] in ([_VS16, _KEYCAP], [_KEYCAP]):
             return text
@@ -294,16 +295,38 @@ def open_reply(signed: bytes) -> ReplyStatement:
         ConversationError: naming the first thing wrong.
     """
     doc = _open_signed(signed, REPLY_CONTEXT, "reply")
-    obj = doc.get("object")
-    if (not isinstance(obj, dict) or set(obj) < {"hash", "size"} or not is_sha256_hex(obj["hash"])
-            or type(obj["size"]) is not int or not 0 < obj["size"] <= 64 << 20):
-        raise ConversationError("reply statement: bad object")
-    if not is_https_url(doc.get("url")) or not doc["url"].endswith("/"):
-        raise ConversationError("reply statement: `url` is not an https site URL")
+    object_hash, object_size = _statement_object(doc.get("object"))
+    url = _site_url(doc.get("url"))
     post_id = _b64u_field(doc.get("id"), ID_BYTES, "post id")
-    return ReplyStatement(doc["author"], doc["date"], post_id, obj["hash"], obj["size"],
+    return ReplyStatement(doc["author"], doc["date"], post_id, object_hash, object_size,
                           PostRef.from_json(doc.get("thread")),
-                          PostRef.from_json(doc.get("to")), doc["url"], signed)
+                          PostRef.from_json(doc.get("to")), url, signed)
+
+
+def _statement_object(obj: Any) -> tuple[str, int]:
+    """§4.2: `object` names the version's object as a reference does (§3.3), by `hash`
+    (64 lowercase hex) and `size` (1 to 64 MiB), both required; other keys are ignored
+    (§2.1), as in an object reference."""
+    if not isinstance(obj, dict) or not {"hash", "size"} <= obj.keys():
+        raise ConversationError("reply statement: its object needs `hash` and `size`")
+    object_hash, object_size = obj["hash"], obj["size"]
+    if (not is_sha256_hex(object_hash) or type(object_size) is not int
+            or not 0 < object_size <= MAX_OBJECT_BYTES):
+        raise ConversationError("reply statement: bad object hash or size")
+    return object_hash, object_size
+
+
+def _site_url(url: Any) -> str:
+    """§4.2: `url` is the replier's card URL, so it follows a card's rule (§2.4: https,
+    a valid host and port, no userinfo, query or fragment, ending in /); a reader splits
+    it and connects to it (§4.5 steps 6-7)."""
+    if not isinstance(url, str):
+        raise ConversationError("reply statement: `url` is not an https site URL")
+    try:
+        return check_card_url(url)
+    except InvalidCardFieldError as e:
+        raise ConversationError(f"reply statement: `url` is not an https site URL "
+                                f"({e.reason})") from None
 
 
 def open_reaction(signed: bytes) -> ReactionStatement:
@@ -360,8 +383,13 @@ def open_link(value: Any) -> ReplyLink:
     except (EncodingError, TypeError):
         raise ConversationError("a reply link: bad key or statement encoding") from None
     pin = value.get("tls_pin")
-    if pin is not None and (not isinstance(pin, str) or not _PIN_RE.match(pin)):
-        raise ConversationError("a reply link: bad tls_pin")
+    if pin is not None:
+        try:
+            if not isinstance(pin, str) or not pin.startswith(PIN_PREFIX):
+                raise EncodingError("no sha256/ prefix")
+            b64u_decode(pin[len(PIN_PREFIX):], length=KEY_BYTES)  # §2.1: canonical only
+        except EncodingError:
+            raise ConversationError("a reply link: bad tls_pin") from None
     return ReplyLink(open_reply(signed), key, pin)
 
 

@@ -22,13 +22,13 @@ import nacl.signing
 
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol.canonical import (
-    TIME_RE,
     EncodingError,
     b64u_decode,
     b64u_encode,
     canonical_json,
     is_sha256_hex,
     parse_json,
+    parse_utc_text,
     utc_text,
 )
 
@@ -114,8 +114,10 @@ def open_feed_signature(data: bytes, *, feed_pk: bytes, author_sign_pk: bytes) -
         raise _bad(f"signs {str(doc['path'])[:40]!r}, not {FEED_PATH}")
     if not is_sha256_hex(doc["sha256"]):
         raise _bad("sha256 must be 64 lowercase hex digits")
-    if not isinstance(doc["updated"], str) or not TIME_RE.fullmatch(doc["updated"]):
-        raise _bad("updated must be a time like 2026-11-24T10:30:00Z")
+    try:
+        parse_utc_text(doc["updated"])  # §2.1: a real date and time, not just its shape
+    except ValueError:
+        raise _bad("updated must be a time like 2026-11-24T10:30:00Z") from None
     unsigned = canonical_json({k: v for k, v in doc.items() if k != "sig"})
     try:
         nacl.signing.VerifyKey(signer).verify(SIG_CONTEXT + unsigned, sig)

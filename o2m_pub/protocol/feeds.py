@@ -348,12 +348,22 @@ class Item:
                    tuple(reactions))
 
 
-_REF_TEXT = re.compile(r"^o2m:[A-Za-z0-9_-]{43}/[A-Za-z0-9_-]{22}$")
+_REF_TEXT = re.compile(r"o2m:([A-Za-z0-9_-]{43})/([A-Za-z0-9_-]{22})", re.ASCII)
 
 
 def _is_ref_text(value: Any) -> bool:
-    """The text form of a post reference (§4.1), by its shape."""
-    return isinstance(value, str) and _REF_TEXT.match(value) is not None
+    """The text form of a post reference (§4.1): `o2m:<author>/<id>`, each b64u of
+    exactly 32 and 16 bytes, canonical (§2.1), as `conversation.PostRef.parse` reads it
+    (which imports this module, hence the same rule here)."""
+    match = _REF_TEXT.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return False
+    try:
+        b64u_decode(match[1], length=KEY_BYTES)
+        b64u_decode(match[2], length=ITEM_ID_BYTES)
+    except EncodingError:
+        return False
+    return True
 
 
 _ITEM_KEYS = frozenset({"id", "date", "object", "deleted", "reply_to"})
@@ -625,7 +635,9 @@ def accept_head(head: Head, *, stored_seq: int | None, stored_signed: bytes | No
     if parse_utc_text(head.updated) > parse_utc_text(now) + MAX_CLOCK_SKEW:  # step 9
         raise FutureHeadError(f"signed at {head.updated}, more than {MAX_CLOCK_SKEW.days} "
                               f"day after this machine's clock ({now})")
-    return Verdict(fresh=fresh, stale=head.expires < now)
+    # step 9: fresh while `expires` > now, so a head that expires this second is stale
+    # (both are §2.1 time texts, which sort as the times they name)
+    return Verdict(fresh=fresh, stale=head.expires <= now)
 
 
 def is_newer(seq: int, signed: bytes, stored_seq: int | None,

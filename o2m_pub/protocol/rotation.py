@@ -28,12 +28,12 @@ import nacl.signing
 
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol.canonical import (
-    TIME_RE,
     EncodingError,
     b64u_decode,
     b64u_encode,
     canonical_json,
     parse_json,
+    parse_utc_text,
     utc_text,
 )
 from o2m_pub.protocol.cards import (
@@ -148,8 +148,10 @@ def parse_rotation(data: bytes) -> Rotation:
     sig_old, sig_new = _key(doc, "sig_old", 64), _key(doc, "sig_new", 64)
     if doc["reason"] not in REASONS:
         raise RotationError("unknown reason in a key rotation statement")
-    if not isinstance(doc["created"], str) or not TIME_RE.fullmatch(doc["created"]):
-        raise RotationError("malformed created time in a key rotation statement")
+    try:
+        parse_utc_text(doc["created"])  # §2.1: a real date and time, not just its shape
+    except ValueError:
+        raise RotationError("malformed created time in a key rotation statement") from None
     if old == new:
         raise RotationError("a rotation statement must change the key")
     message = SIG_CONTEXT + canonical_json({k: v for k, v in doc.items()

@@ -622,7 +622,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         out.status = "no feed"  # (for new keys: until they fetch your card and build)
     elif resp.status == 304:
         expires = state.expires if state else None
-        out.stale_since = expires if expires and expires < stamp else None
+        out.stale_since = expires if expires and expires <= stamp else None  # §3.5 step 9
     else:
         try:
             head, verdict = verify_head(resp.body, keys, known, stamp)
@@ -660,11 +660,15 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             spool: Spool | None = None,
             talk: "_Conversation | None" = None) -> AcceptedHead:
     """Steps 11-12 for a head newer than the stored one; returns the new high-water mark.
-    With each item, what it says of conversations (§4.5): their own replies and
-    reactions, and the links in their items for their posts."""
+    Then, for each item, what it says of conversations (§4.5): their own replies and
+    reactions, and the links in their items for their posts. The links come last: a
+    reply they link is fetched with what is left of the byte budget (and the deadline)
+    once their own pages and objects are read, so it can never take the room of those
+    and have the friend's update refused (§4.5: "never refused for it")."""
     talk = talk or _Conversation(None, {})
     stored_pages = frozenset(state.pages if state else ())
     page_items, new_pages = read_archive(head, keys, stored_pages, get, budget)
+    talking: list[feeds.Item] = []
     for item in newest_versions(list(head.items) + page_items):
         if item.deleted:
             if item.id in stored_hashes:
@@ -674,7 +678,7 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             if item.id in talk.threads:
                 update.thread_links[item.id] = []
             continue
-        _conversation(item, keys, update, budget, talk)
+        talking.append(item)
         if item.is_reaction:
             continue
         if stored_hashes.get(item.id) == item.object.hash:
@@ -684,6 +688,8 @@ def _accept(head: feeds.Head, keys: FriendKeys, state: FriendState | None,
             out.skipped += 1
             continue
         _upsert(update, out, stored_hashes, row)
+    for item in talking:
+        _conversation(item, keys, update, budget, talk)
     return AcceptedHead(head.seq, head.signed, head.updated, head.expires,
                         pages=tuple(state.pages if state else ()) + tuple(new_pages))
 

@@ -60,7 +60,8 @@ def own_item_row(item: feeds.Item, author: str) -> ThreadRow | None:
                          statement=item.statement)
     s = open_reply(signed)
     assert item.object is not None
-    if s.author != author or s.id != item.id or s.object_hash != item.object.hash:
+    if (s.author != author or s.id != item.id or s.object_hash != item.object.hash
+            or s.object_size != item.object.size):  # §4.5: the item's object, hash and size
         raise ConversationError("a reply statement signed by someone else, or for another "
                                 "item or version")
     if item.reply_to is not None and item.reply_to != s.to.text:
@@ -163,6 +164,13 @@ def _fetch_linked(link: ReplyLink, get_site: GetSite, budget: Any,
                                 f"through a thread is at most {MAX_LINKED_OBJECT:,})")
     pin = b64u_decode(link.tls_pin[len("sha256/"):]) if link.tls_pin else None
     ref = feeds.ObjectRef(s.object_hash, s.object_size, link.key)
+    # Step 7, "within the fetch's byte budget": a reply that would pass what is left of
+    # it is not fetched and not charged, so the OP's feed is never refused for it; like
+    # a host that cannot be reached, it keeps the copy stored before (the next fetch
+    # starts with a new budget).
+    if ref.size > budget.total - budget.spent:
+        raise _Down(f"its object ({ref.size:,} bytes) would pass this fetch's byte budget "
+                    f"({budget.total:,} bytes of pages and objects)")
     budget.spend(ref.size)
     from o2m_pub.reader.fetch_plan import Refused  # (fetch_plan imports this module)
     try:

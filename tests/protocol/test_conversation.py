@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
+from support import statements
 
 from o2m_pub.protocol import conversation as c
 from o2m_pub.protocol.canonical import b64u_encode
@@ -97,6 +100,99 @@ def test_a_link_at_a_non_https_address_is_refused():
         _reply(url="http://bob.example/")
 
 
+def _signed(doc: dict, context: bytes = c.REPLY_CONTEXT, key: SigningKey = BOB) -> bytes:
+    return statements.sign(doc, context, key)
+
+
+BOB_KEY = b64u_encode(bytes(BOB.verify_key))
+
+
+@pytest.mark.parametrize("obj, ok", [
+    ({"hash": "ab" * 32, "size": 640}, True),
+    ({"hash": "ab" * 32, "size": 640, "later": [1]}, True),  # §2.1, as in a reference
+    ({"hash": "ab" * 32, "x": 1}, False),
+    ({"size": 640, "x": 1}, False),
+    ({"hash": "ab" * 32}, False),
+    ({"hash": "AB" * 32, "size": 640}, False),
+    ({"hash": "ab" * 32, "size": 0}, False),
+    ({"hash": "ab" * 32, "size": (64 << 20) + 1}, False),
+    ({"hash": "ab" * 32, "size": True}, False),
+    (["ab" * 32, 640], False),
+], ids=["exact", "unknown-key", "no-size", "no-hash", "hash-only", "upper-case-hash",
+        "size-0", "over-64-MiB", "size-true", "a-list"])
+def test_a_reply_object_is_a_hash_and_a_size_or_the_reply_fails_alone(obj, ok):
+    """§4.2 and §4.5 step 3: `object` needs `hash` (64 lowercase hex) and `size` (1 to
+    64 MiB), as a reference (§3.3); a statement without one fails with the module's
+    own error, which fails that reply alone, never a KeyError that refuses the OP's
+    whole feed."""
+    signed = _signed({**statements.base_doc(BOB_KEY, "reply"), "object": obj})
+    if ok:
+        assert (c.open_reply(signed).object_hash, c.open_reply(signed).object_size) == (
+            "ab" * 32, 640)
+        return
+    with pytest.raises(c.ConversationError, match="object"):
+        c.open_reply(signed)
+    with pytest.raises(c.ConversationError, match="object"):
+        c.open_link({"key": b64u_encode(bytes(32)), "statement": b64u_encode(signed)})
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://bob.example/", True), ("https://bob.example/blog/", True),
+    ("https://127.0.0.1:8443/", True), ("https://[::1]:8443/", True),
+    ("https://[/", False), ("https://[::1/", False), ("https://bob.example:99999/", False),
+    ("https://bob.example:x/", False), ("https:///", False), ("https://u@bob.example/", False),
+    ("https://bob.example/?q=1", False), ("https://bob.example", False),
+    ("https://bob example/", False), ("http://bob.example/", False), (["https://b/"], False),
+])
+def test_a_reply_url_is_a_site_url_as_a_card_has_one(url, ok):
+    """§4.2: `url` is the replier's card URL, so a card's rule holds (§2.4); one that
+    urlsplit cannot split (an unclosed "[") or whose port is no port would raise from
+    the reader's address check or its connection, and refuse the OP's whole feed."""
+    signed = _signed({**statements.base_doc(BOB_KEY, "reply"), "url": url})
+    if ok:
+        assert c.open_reply(signed).url == url
+        return
+    with pytest.raises(c.ConversationError, match="url"):
+        c.open_reply(signed)
+
+
+def test_a_link_pin_is_sha256_and_canonical_b64u_of_32_bytes():
+    """§4.5 step 4 and §2.1: `tls_pin` is `sha256/` and b64u of 32 bytes, canonical; a
+    last character with spare bits set (which the reader's decoder refuses when it
+    uses the pin) fails the link at once."""
+    good = c.make_link(_reply(), bytes(32), "sha256/" + b64u_encode(bytes(32)))
+    assert c.open_link(good).tls_pin == "sha256/" + "A" * 43
+    for pin in ("sha256/" + "A" * 42 + "B", "sha256/" + "A" * 44, "A" * 43,
+                "sha1/" + "A" * 43, "sha256/" + b64u_encode(bytes(31)), 7):
+        with pytest.raises(c.ConversationError, match="tls_pin"):
+            c.open_link({**good, "tls_pin": pin})
+
+
+@given(st.data())
+@settings(max_examples=400, deadline=None)
+def test_a_statement_of_any_json_fails_with_the_modules_own_error_only(data):
+    """§4.5, "a link that fails any step fails that reply alone": whatever JSON a
+    statement's author signs (fields missing, of another type, near misses such as an
+    object without `size`), reading it as a reply, a reaction or a link raises nothing
+    but ConversationError, which the reader turns into that reply's failure."""
+    kind = data.draw(st.sampled_from(["reply", "reaction"]))
+    doc = data.draw(statements.hostile_doc(BOB_KEY, kind))
+    context = data.draw(st.sampled_from([c.REPLY_CONTEXT, c.REACTION_CONTEXT]))
+    signed = _signed(doc, context)
+    link = {"key": data.draw(st.sampled_from([b64u_encode(bytes(32)), "x", 3])),
+            "statement": b64u_encode(signed)}
+    if data.draw(st.booleans()):
+        link["tls_pin"] = data.draw(st.sampled_from(["sha256/" + "A" * 43,
+                                                     "sha256/" + "A" * 42 + "B"])
+                                    | statements.JSON)
+    for read, value in ((c.open_reply, signed), (c.open_reaction, signed),
+                        (c.open_link, link), (c.open_reaction_text, link["statement"])):
+        try:
+            read(value)
+        except c.ConversationError:
+            pass
+
+
 def test_a_link_is_checked_before_use():
     """§4.4: a link needs its key and statement; a bad pin, key or statement fails it."""
     good = c.make_link(_reply(), bytes(32), None)
@@ -116,9 +212,27 @@ def test_one_emoji_is_a_reaction(emoji):
 
 
 @pytest.mark.parametrize("text", ["", "ok", "👍👍", "a", "👍 ", "\u200d👍", "👍\u200d",
-                                  "🇫", "👍" * 17])
+                                  "🇫🇷🇫", "👍" * 17])
 def test_anything_but_one_emoji_is_refused(text):
-    """§4.3: text, two emoji, a dangling joiner, half a flag: refused."""
+    """§4.3: text, two emoji, a dangling joiner, a flag and a half: refused."""
+    with pytest.raises(c.ConversationError):
+        c.check_emoji(text)
+
+
+@pytest.mark.parametrize("emoji", ["\U0001F1EB", "\U0001F1E6\ufe0f", "\u3297", "\u3299",
+                                   "\u25aa", "\u00a9\ufe0f"])
+def test_every_base_of_the_grammar_is_one_emoji_a_lone_regional_indicator_too(emoji):
+    """§4.3's grammar: a base is any code point of its blocks (U+1F000-U+1FAFF holds
+    the regional indicators) or of its single code points, U+3297 and U+3299 among
+    them; a reader that refused one would drop a reaction another reader shows."""
+    assert c.check_emoji(emoji) == emoji
+
+
+@pytest.mark.parametrize("text", ["\u3298", "\U0001F1EB\U0001F1F7\ufe0f",
+                                  "\U0001F1EB\U0001F1F7\U0001F1EB"])
+def test_what_the_grammar_does_not_list_is_no_emoji(text):
+    """§4.3: U+3298, between the two ideographs the grammar lists, is not one of them;
+    a flag is exactly two regional indicators, with nothing after them."""
     with pytest.raises(c.ConversationError):
         c.check_emoji(text)
 

@@ -200,6 +200,51 @@ def test_expired_head_is_flagged_stale_not_dropped():
                            now="2026-11-29T00:00:00Z").stale
 
 
+def test_a_head_that_expires_this_second_is_stale():
+    """§3.5 step 9: a head is fresh while `expires` > now, so one whose `expires` is
+    now itself is flagged stale (and still accepted); a second earlier it is not."""
+    head = bob_opens(a_head(expires="2026-12-01T00:00:00Z"))
+    verdict = accept_head(head, stored_seq=None, stored_signed=None, now="2026-12-01T00:00:00Z")
+    assert (verdict.fresh, verdict.stale) == (True, True)
+    assert not accept_head(head, stored_seq=None, stored_signed=None,
+                           now="2026-11-30T23:59:59Z").stale
+
+
+_B64U = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _reply_to_accepted(text: str) -> bool:
+    try:
+        Item.from_json({"id": b64u_encode(bytes(16)), "date": "2026-11-24T10:00:00Z",
+                        "deleted": True, "reply_to": text})
+    except FeedFormatError:
+        return False
+    return True
+
+
+def test_an_items_reply_to_reference_must_be_canonical_b64u():
+    """§4.1 and §2.1: an item's `reply_to` reference is b64u of exactly 32 and 16 bytes,
+    canonical: a last character with its spare bits set decodes to the same bytes but
+    is not a reference (a reader keys threads by the text)."""
+    from o2m_pub.protocol.conversation import PostRef
+    good = PostRef(b64u_encode(bytes(range(32))), b64u_encode(bytes(range(16)))).text
+    assert _reply_to_accepted(good)
+    assert (good[-24], good[-1]) == ("8", "w")  # the last characters of key and id
+    for bad in (good[:-1] + "x", good[:-24] + "9" + good[-23:], good + "\n"):
+        assert not _reply_to_accepted(bad), bad
+
+
+@given(st.text(_B64U, min_size=42, max_size=44), st.text(_B64U, min_size=21, max_size=23),
+       st.sampled_from(["", "\n", "/", " ", "="]))
+@settings(max_examples=300)
+def test_an_items_reply_to_reference_is_what_a_post_reference_parses(author, post_id, tail):
+    """§4.1: the item's check of a `reply_to` reference accepts exactly the texts that
+    `PostRef.parse` (what the reader keys threads by) accepts."""
+    from o2m_pub.protocol.conversation import is_post_ref
+    text = f"o2m:{author}/{post_id}{tail}"
+    assert is_post_ref(text) == _reply_to_accepted(text)
+
+
 def _head_with(**changes) -> bytes:
     """A head whose document has `changes` applied, signed with Ada's real key and
     encrypted for Bob, but serialised without o2m's checks: what a hostile or buggy

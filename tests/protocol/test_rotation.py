@@ -241,3 +241,21 @@ def test_the_published_list_keeps_the_newest_eight_as_exact_bytes():
         parse_rotations_file(too_many)
     with pytest.raises(RotationError):
         parse_rotations_file(b'{"not": "a list"}')
+
+
+def _created_at(created: str) -> bytes:
+    body = json.loads(_without(_without(BOTH, "sig_old"), "sig_new"))
+    body["created"] = created
+    msg = b"o2m-rotation-v1\n" + canonical_json(body)
+    return canonical_json({**body, "sig_old": b64u_encode(OLD.sign(msg).signature),
+                           "sig_new": b64u_encode(NEW.sign(msg).signature)})
+
+
+@pytest.mark.parametrize("created", ["2026-02-31T10:00:00Z", "2026-11-24T25:61:61Z",
+                                     "2026-13-01T00:00:00Z", "2026-11-24T23:59:60Z"])
+def test_a_rotation_created_at_a_time_that_does_not_exist_is_refused(created):
+    """§2.1: `created` is an RFC 3339 time, a real one: 31 February, hour 25 or a leap
+    second have its shape but name no time; signed by both keys, still refused."""
+    assert parse_rotation(_created_at("2026-02-28T23:59:59Z")).created == "2026-02-28T23:59:59Z"
+    with pytest.raises(RotationError, match="created time"):
+        parse_rotation(_created_at(created))

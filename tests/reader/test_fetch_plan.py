@@ -399,3 +399,22 @@ def test_threat_50_a_hostile_url_in_a_suggested_command_runs_nothing(site, bob, 
     (notice,) = [n for n in bob.store.notifications() if n.kind == "key_changed"]
     assert _run_suggested(notice.detail.split("then run: ", 1)[1], folder) == words
     assert list(folder.iterdir()) == []
+
+
+def test_an_unchanged_head_that_expires_this_second_is_stale(site, bob):
+    """§3.5 step 9 for a head answered 304 (unchanged): fresh while its stored `expires`
+    is after now, so one that expires this very second is flagged stale, as the same
+    head read anew would be; a second later in its life it is not."""
+    site.publish(1)
+    bob.fetch(site)
+    state = bob.store.friend_state("ada")
+    now_text = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (NOW + dt.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def unchanged(path: str, **_: object) -> Download:
+        return Download(304)
+    for expires, stale_since in ((now_text, now_text), (later, None)):
+        got = fetch_friend(bob.keys, dataclasses.replace(state, expires=expires), {},
+                           unchanged, FriendAttachments(bob.store.attachments, set()), NOW,
+                           public=False)
+        assert (got.status, got.stale_since) == ("unchanged", stale_since)

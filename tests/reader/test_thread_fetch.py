@@ -7,15 +7,37 @@ thread; the replier's host down. Each fails that reply alone, with its reason.""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import nacl.public
 import nacl.signing
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support import statements
 
 from o2m_pub.protocol import feeds
 from o2m_pub.protocol.canonical import b64u_encode, canonical_json
-from o2m_pub.protocol.conversation import PostRef, make_link, sign_reaction, sign_reply
-from o2m_pub.reader.fetch_plan import ByteBudget, Refused, Download, parse_post
+from o2m_pub.protocol.conversation import (
+    REACTION_CONTEXT,
+    REPLY_CONTEXT,
+    ConversationError,
+    PostRef,
+    make_link,
+    open_link,
+    sign_reaction,
+    sign_reply,
+)
+from o2m_pub.reader.fetch_plan import (
+    ByteBudget,
+    FriendKeys,
+    Download,
+    Refused,
+    fetch_friend,
+    parse_post,
+)
 from o2m_pub.reader.model import Reason
-from o2m_pub.reader.thread_fetch import linked_rows
+from o2m_pub.reader.thread_fetch import linked_rows, own_item_row
 
 ADA = nacl.signing.SigningKey(bytes([1]) * 32)
 BOB = nacl.signing.SigningKey(bytes([2]) * 32)
@@ -175,3 +197,146 @@ def test_a_huge_reply_read_through_a_thread_is_refused_unfetched():
     (row,), problems = _rows(site, _item([make_link(statement, bytes(32))]))
     assert row.status == "failed" and "at most 1,048,576" in row.detail
     assert site.asked == []
+
+
+def test_a_reply_past_the_byte_budget_fails_alone_and_is_not_charged():
+    """§4.5 step 7, "within the fetch's byte budget": a reply whose object would pass
+    what is left of the friend's budget is not fetched and not charged (so their own
+    posts keep the room); it fails alone as not fetched, keeping a copy stored before
+    as stale; a smaller one after it that fits is still read."""
+    site = BobsSite()
+    first, second = site.reply("First."), site.reply("Second, longer. " * 100, rid=5)
+    small = site.reply("Third.", rid=6)
+    sizes = [open_link(link).statement.object_size for link in (first, second, small)]
+    assert sizes[2] < sizes[1]
+    budget = ByteBudget(sizes[0] + sizes[1] - 1)  # after the first: room for the third
+    rows, problems = linked_rows(_item([first, second, small]), op_key=ADA_KEY,
+                                 op_site_url="https://ada.example/", known={},
+                                 get_site=site.get_site, budget=budget, parse_post=parse_post)
+    assert [(r.status, r.markdown) for r in rows] == [
+        ("ok", "First."), ("failed", None), ("ok", "Third.")]
+    assert "would pass this fetch's byte budget" in problems[0]
+    assert budget.spent == sizes[0] + sizes[2] <= budget.total
+    before = rows[1].__class__(**{**rows[0].__dict__, "id": rows[1].id, "statement": "older",
+                                  "markdown": "Second, as it was."})
+    (_, stale, _), _ = linked_rows(_item([first, second, small]), op_key=ADA_KEY,
+                                   op_site_url="https://ada.example/",
+                                   known={(before.author, before.id): before},
+                                   get_site=site.get_site, budget=ByteBudget(budget.total),
+                                   parse_post=parse_post)
+    assert (stale.status, stale.markdown) == ("stale", "Second, as it was.")
+
+
+# ------------------------------------- the OP's feed is never refused for a link (§4.5)
+
+ADA_BOX = nacl.public.PrivateKey(bytes([4]) * 32)
+READER = nacl.signing.SigningKey(bytes([5]) * 32)
+READER_BOX = nacl.public.PrivateKey(bytes([6]) * 32)
+NOW = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+
+
+def _ops_fetch(link: dict, **limits: int):  # noqa: ANN202
+    """Ada's head for the reader, with one post whose item links `link`, fetched whole
+    by fetch_friend (its replier's site: Bob's, empty); the outcome and Ada's post."""
+    secrets = feeds.pairwise_secrets(bytes(ADA_BOX), bytes(READER_BOX.public_key),
+                                     bytes(ADA.verify_key), bytes(READER.verify_key))
+    post = canonical_json({"date": DATE, "markdown": "Hello.", "type": "o2m-post", "v": 1})
+    data, ref = feeds.seal_object(post, key=bytes([7]) * 32, nonce=bytes([9]) * 24)
+    files = {ref.path: data}
+    item = feeds.Item(POST_ID, DATE, ref, replies=(link,))
+    files[secrets.head_path] = feeds.seal_head(
+        signing_key=ADA, reader_sign_pk=bytes(READER.verify_key), secrets=secrets, seq=1,
+        updated="2026-11-30T10:00:00Z", expires="2026-12-30T10:00:00Z", items=[item],
+        prev=None, nonce=bytes(24))
+
+    def get(path: str, *, cap: int, **_: object) -> Download:
+        return Download(200, files[path]) if path in files else Download(404)
+
+    class NoAttachments:
+        def has(self, digest: str) -> bool:
+            return False
+
+        def save(self, digest: str, data: bytes) -> bool:
+            return True
+
+    keys = FriendKeys("ada", bytes(ADA.verify_key), bytes(ADA_BOX.public_key),
+                      bytes(READER.verify_key), secrets, "https://ada.example/")
+    return fetch_friend(keys, None, {}, get, NoAttachments(), NOW, public=False,
+                        get_site=BobsSite().get_site, threads={}, **limits), ref
+
+
+def test_a_link_whose_statement_object_has_no_size_fails_alone_in_the_ops_update():
+    """Bad input (§4.5): a statement self-signed by its author whose `object` has a
+    `hash` and some other key but no `size`: Ada's update is accepted with her post,
+    the link is reported as not checked (it raised KeyError, and the whole update was
+    refused as an internal error)."""
+    doc = {**statements.base_doc(b64u_encode(bytes(EVE.verify_key)), "reply"),
+           "object": {"hash": "ab" * 32, "x": 1}, "thread": POST.to_json(),
+           "to": POST.to_json()}
+    link = {"key": b64u_encode(bytes(32)),
+            "statement": b64u_encode(statements.sign(doc, REPLY_CONTEXT, EVE))}
+    out, _ = _ops_fetch(link)
+    assert (out.status, out.new) == ("new", 1)
+    assert ("conversation", "a reply could not be checked: reply statement: its object "
+            "needs `hash` and `size`") in out.update.notifications
+
+
+def test_a_linked_reply_past_the_byte_budget_leaves_the_ops_update_whole():
+    """§4.5 step 7 and "the OP's feed is never refused for it": a budget that holds
+    Ada's own post but not it and the 1,000-byte reply she links together; her post is
+    read first and stored, the reply fails alone, unfetched (it was charged first and
+    the budget then refused her whole update)."""
+    statement = sign_reply(signing_key=EVE, post_id=b64u_encode(bytes([4]) * 16), date=DATE,
+                           object_hash="ab" * 32, object_size=1000, to=POST, thread=POST,
+                           url="https://eve.example/")
+    out, ref = _ops_fetch(make_link(statement, bytes(32)), max_bytes=ref_size() + 999)
+    assert (out.status, out.new, out.reason) == ("new", 1, None)
+    assert [r.status for r in out.update.thread_links[POST_ID]] == ["failed"]
+    assert any("byte budget" in text for _, text in out.update.notifications)
+
+
+def ref_size() -> int:
+    post = canonical_json({"date": DATE, "markdown": "Hello.", "type": "o2m-post", "v": 1})
+    return feeds.seal_object(post, key=bytes(32), nonce=bytes(24))[1].size
+
+
+def test_a_reply_in_its_authors_feed_must_name_its_items_object_size_too():
+    """§4.5: in its author's own feed, a reply's `object` is the item's object, hash
+    and size: a statement of another size is another version, and is refused."""
+    statement = sign_reply(signing_key=BOB, post_id=b64u_encode(bytes([4]) * 16), date=DATE,
+                           object_hash="ab" * 32, object_size=640, to=POST, thread=POST,
+                           url="https://bob.example/")
+    bob = b64u_encode(bytes(BOB.verify_key))
+
+    def item(size: int) -> feeds.Item:
+        return feeds.Item(b64u_encode(bytes([4]) * 16), DATE,
+                          feeds.ObjectRef("ab" * 32, size, bytes(32)), reply_to=POST.text,
+                          statement=b64u_encode(statement))
+    assert own_item_row(item(640), bob).object_hash == "ab" * 32
+    with pytest.raises(ConversationError, match="another item or version"):
+        own_item_row(item(99_999), bob)
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_a_link_or_item_of_any_signed_json_never_raises_past_its_reply(data):
+    """§4.5, "the OP's feed is never refused for it": whatever JSON a replier signs,
+    the OP's item linking it gives rows and problems (never an exception, which would
+    refuse the OP's whole update), and their own item fails with ConversationError
+    alone."""
+    kind = data.draw(st.sampled_from(["reply", "reaction"]))
+    doc = data.draw(statements.hostile_doc(b64u_encode(bytes(BOB.verify_key)), kind))
+    signed = statements.sign(doc, REPLY_CONTEXT if kind == "reply" else REACTION_CONTEXT,
+                             BOB)
+    link = {"key": b64u_encode(bytes(32)), "statement": b64u_encode(signed)}
+    if data.draw(st.booleans()):
+        link["tls_pin"] = data.draw(st.sampled_from(["sha256/" + "A" * 43,
+                                                     "sha256/" + "A" * 42 + "B"]))
+    _rows(BobsSite(), _item([link], [link["statement"]]))
+    own = feeds.Item(b64u_encode(bytes([1]) * 16), DATE,
+                     feeds.ObjectRef("ab" * 32, 640, bytes(32)) if kind == "reply" else None,
+                     statement=link["statement"])
+    try:
+        own_item_row(own, b64u_encode(bytes(BOB.verify_key)))
+    except ConversationError:
+        pass
