@@ -27,6 +27,7 @@ from o2m_pub.errors import O2MError
 from o2m_pub.protocol.attachments import (
     MAX_ATTACHMENTS,
     MAX_NAME_BYTES,
+    attachment_media_type,
     is_attachment_name,
     referenced_name,
 )
@@ -287,7 +288,8 @@ def seal_post(record: PrivatePost, markdown: str, media: Mapping[str, bytes], *,
     for source, data in sorted(media.items()):
         blob, ref = seal_object(data, key=random(32), nonce=random(24))
         files.append((ref.path, blob))
-        media_type = mimetypes.guess_type(source)[0] or "application/octet-stream"
+        # §3.3: lower case, or application/octet-stream (MIME tables hold `audio/AMR`)
+        media_type = attachment_media_type(mimetypes.guess_type(source)[0])
         for name in (names or {}).get(source) or [posixpath.relpath(source, base)]:
             attachments.append({"name": name, "media_type": media_type, **ref.to_json()})
     blob, ref = seal_object(post_plaintext(record, markdown, attachments),

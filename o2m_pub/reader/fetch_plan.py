@@ -38,13 +38,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from o2m_pub.protocol import feeds
-from o2m_pub.protocol.attachments import MAX_ATTACHMENTS, is_attachment_name
+from o2m_pub.protocol.attachments import MAX_ATTACHMENTS, is_attachment_name, is_media_type
 from o2m_pub.protocol.canonical import (
     EncodingError,
     b64u_decode,
@@ -278,9 +277,6 @@ def _optional_text(doc: dict[str, Any], key: str, limit: int = 4096) -> str | No
 MAX_TITLE = MAX_SUMMARY = 4096
 MAX_TAGS = 64
 MAX_TAG = 128
-MAX_MEDIA_TYPE = 127
-_MEDIA_TYPE_RE = re.compile(  # RFC 6838 restricted names, lower case, no parameters
-    r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.ASCII)
 
 
 def _post_text(doc: dict[str, Any], key: str, limit: int) -> None:
@@ -302,9 +298,7 @@ def _check_attachment(a: Any) -> None:
     if not isinstance(a, dict) or not {"name", "media_type", "hash", "size", "key"} <= a.keys():
         raise feeds.FeedFormatError("post: bad attachment")
     _check_attachment_name(a["name"])
-    media_type = a["media_type"]
-    if (not isinstance(media_type, str) or len(media_type) > MAX_MEDIA_TYPE
-            or not _MEDIA_TYPE_RE.fullmatch(media_type)):
+    if not is_media_type(a["media_type"]):
         raise feeds.FeedFormatError("post: bad attachment media_type")
     feeds.ObjectRef.from_json({k: a[k] for k in ("hash", "key", "size")})
 
