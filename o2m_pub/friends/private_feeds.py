@@ -23,7 +23,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from o2m_pub.errors import O2MError
+from o2m_pub.errors import O2MError, PostError
 from o2m_pub.protocol.attachments import (
     MAX_ATTACHMENTS,
     MAX_NAME_BYTES,
@@ -49,6 +49,7 @@ from o2m_pub.protocol.feeds import (
     seal_object,
     seal_page,
 )
+from o2m_pub.protocol.post_limits import tags_problem, text_problem
 
 RESIGN_BEFORE = dt.timedelta(days=7)
 OBJECT_GRACE = dt.timedelta(days=7)  # how long a superseded object stays (§3.4)
@@ -214,7 +215,18 @@ class FeedPlan:
 
 def post_plaintext(record: PrivatePost, markdown: str,
                    attachments: list[dict[str, Any]]) -> bytes:
-    """The object plaintext of a post (PROTOCOL.md §3.3)."""
+    """The object plaintext of a post (PROTOCOL.md §3.3).
+
+    Raises:
+        PostError: its title, summary or tags break §3.3's limits, which every reader
+            would refuse (the site's parser reports them first, with the line).
+    """
+    problem = ((record.title and text_problem("title", record.title))
+               or (record.summary and text_problem("summary", record.summary))
+               or tags_problem(record.tags))
+    if problem:
+        raise PostError(record.source, 1, problem, hint="o2m refuses to publish to friends "
+                        "a post their readers would refuse: mend the post")
     doc: dict[str, Any] = {"v": 1, "type": "o2m-post", "markdown": markdown,
                            "date": utc_text(dt.datetime.fromisoformat(record.date))}
     if record.title:

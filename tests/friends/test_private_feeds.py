@@ -385,3 +385,22 @@ def test_a_file_whose_type_is_guessed_in_mixed_case_is_sent_in_lower_case():
             "p.o2mparam": "application/octet-stream"} == {
         a["name"]: a["media_type"] for a in doc["attachments"]}
 
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"tags": tuple(f"t{i}" for i in range(65))}, "`tags` has 65 tags"),
+    ({"tags": ("x" * 129,)}, "has 129 characters"),
+    ({"title": "x" * 4097}, "`title` has 4,097 characters"),
+    ({"summary": "y" * 4097}, "`summary` has 4,097 characters"),
+])
+def test_a_post_no_reader_would_take_is_never_sealed(changes, words):
+    """§3.3's limits, which every reader enforces (audit t5): the writer refuses to make
+    the plaintext of a post beyond them, as bad input naming the post, rather than
+    publish what each friend would refuse (the site's parser reports it first, with its
+    line: tests/site/test_reader_limits.py)."""
+    from o2m_pub.errors import PostError
+    from o2m_pub.friends.private_feeds import post_plaintext
+
+    post = Post("content/2026/a.md", "2026-11-20T10:00:00+00:00", **changes)
+    with pytest.raises(PostError, match=words) as caught:
+        post_plaintext(post, "Body.", [])
+    assert "content/2026/a.md" == caught.value.problem.path
