@@ -811,9 +811,12 @@ def _signed_public(keys: FriendKeys, state: FriendState | None, get: Getter,
     if check_not_older(signature, state.pub_seq if state else None, stored_sha) \
             or signature.sha256 == stored_sha:
         return None  # the feed.json accepted before, signed again
+    if signature.size > MAX_PUBLIC_FEED_BYTES:  # §1.4: a cap of the reader, not a mismatch
+        raise Refused(Reason.OVERSIZED, f"public feed.json: {signature.size:,} bytes signed, "
+                      f"over the {MAX_PUBLIC_FEED_BYTES:,} bytes a reader takes "
+                      "(PROTOCOL.md §1.4)")
     try:  # no byte past the size signed is downloaded
-        feed: Response | None = get(PUBLIC_FEED_PATH,
-                                    cap=min(signature.size, MAX_PUBLIC_FEED_BYTES))
+        feed: Response | None = get(PUBLIC_FEED_PATH, cap=signature.size)
     except Refused as e:
         if e.reason != Reason.OVERSIZED:
             raise

@@ -44,3 +44,13 @@ def test_the_post_limits_are_the_ones_the_spec_writes():
     assert (post_limits.MAX_TITLE, post_limits.MAX_SUMMARY, post_limits.MAX_TAGS,
             post_limits.MAX_TAG) == (4096, 4096, 64, 128)
 
+
+def test_the_feed_caps_are_the_ones_the_spec_writes():
+    """The numbers in the code are §1.4's, for feed.json."""
+    feeds = SPEC[SPEC.index("### 1.4 Feeds"):SPEC.index("### 1.5 ")]
+    caps = " ".join(feeds[feeds.index("**Limits.**"):].split())
+    assert ("a `feed.json` of at most 4 MiB (4,194,304 bytes) holding at most 1,000 items, "
+            "each with a `content_html` of at most 1,048,576 code points and a `title` and "
+            "a `summary` of at most 4,096 code points each") in caps
+    assert (post_limits.MAX_PUBLIC_FEED_BYTES, post_limits.MAX_PUBLIC_ITEMS,
+            post_limits.MAX_CONTENT_HTML) == (4_194_304, 1000, 1_048_576)

@@ -1,19 +1,26 @@
 """What o2m publishes, its own reader takes (audit of PROTOCOL.md §1.4 and §3.3 against
 the writer): a post whose title, summary or tags pass §3.3's limits is bad input, one
-line naming file and line, that post alone failing and its last good version kept."""
+line naming file and line, that post alone failing and its last good version kept; and
+feed.json is fitted to §1.4's caps (4 MiB, 1,000 items, 1 MiB of HTML an item), with a
+warning for each change, instead of being refused whole by every reader."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 
 import pytest
 from conftest import run_o2m
 from support.friend import Friend
 
+from o2m_pub.config import parse_config
 from o2m_pub.errors import PostError
 from o2m_pub.protocol.canonical import canonical_json
 from o2m_pub.protocol.cards import card_to_text
+from o2m_pub.protocol.post_limits import MAX_CONTENT_HTML, MAX_PUBLIC_FEED_BYTES
 from o2m_pub.reader.fetch_plan import parse_post, parse_public_feed
+from o2m_pub.site import syndication
 from o2m_pub.site.content import parse_post as parse_source
 
 TZ = dt.timezone.utc
@@ -121,3 +128,105 @@ def test_a_public_post_with_a_title_too_long_fails_alone_and_feed_json_stays_rea
     rows = parse_public_feed((site.build_dir / "feed.json").read_bytes(), "https://test.example/")
     assert {"Trip v1", "Other"} == {r.title for r in rows}
 
+
+BIG = ("word " * 200 + "\n\n") * 900  # about 900 kB of HTML
+
+
+def test_a_feed_past_4_mib_leaves_out_its_oldest_posts_with_a_warning(site):
+    """Audit t8: `feed_items` up to 1,000 full posts made a feed.json over the 4 MiB
+    every reader takes, and they refused all of it. Now the oldest posts are left out
+    until it fits, the build says which, they stay on the site, and atom.xml carries
+    the same entries."""
+    for i in range(6):
+        site.post(f"2026/m{i}.md", title=f"M{i}", date=f"2026-03-0{i + 1}", body=BIG)
+    result = run_o2m("build", cwd=site.root)
+    assert 0 == result.returncode, result.stderr
+    assert ("o2m: warning: feed.json: its 6 newest public posts would pass the 4,194,304 "
+            "bytes a feed reader takes (PROTOCOL.md §1.4): it and atom.xml leave out the 2 "
+            "oldest (content/2026/m1.md, content/2026/m0.md), which stay on the site"
+            ) in result.stderr
+    data = (site.build_dir / "feed.json").read_bytes()
+    assert len(data) <= MAX_PUBLIC_FEED_BYTES
+    rows = parse_public_feed(data, "https://test.example/")
+    assert ["M5", "M4", "M3", "M2"] == [r.title for r in rows]
+    atom = site.read("atom.xml")
+    assert ["M5", "M4", "M3", "M2"] == re.findall(r'<title type="text">([^<]*)</title>', atom)
+    assert "M0" in site.read("2026/m0/index.html")
+
+
+def test_a_post_too_long_for_a_feed_gives_its_summary_and_a_link(site):
+    """A post whose HTML passes the 1,048,576 characters a reader takes of an item is
+    still in the feeds, so their readers learn of it: its summary and a link to its page
+    instead of its text, with a warning that names it."""
+    site.post("2026/long.md", title="Long", summary="All about it.", body=BIG * 2)
+    site.post("2026/short.md", title="Short", date="2026-03-02")
+    result = run_o2m("build", cwd=site.root)
+    assert 0 == result.returncode, result.stderr
+    assert re.search(r"o2m: warning: content/2026/long\.md: its HTML has [\d,]+ characters, "
+                     r"more than the 1,048,576 a feed reader takes \(PROTOCOL\.md §1\.4\): "
+                     r"feed\.json and atom\.xml give its summary and a link to its page "
+                     r"instead of its text", result.stderr), result.stderr
+    feed = json.loads(site.read("feed.json"))
+    long = next(i for i in feed["items"] if i["title"] == "Long")
+    assert ('<p>All about it.</p>\n<p><a href="https://test.example/2026/long/">Read it on '
+            'the site</a></p>') == long["content_html"]
+    assert "<p>Hello.</p>" == next(i for i in feed["items"] if i["title"] == "Short")[
+        "content_html"]
+    assert 2 == len(parse_public_feed(site.read("feed.json").encode(), "https://test.example/"))
+    assert "Read it on the site" in site.read("atom.xml")
+
+
+class _Record:
+    """What the feeds read of a post (a stand-in for the site's PostRecord)."""
+
+    def __init__(self, n: int) -> None:
+        self.source, self.title, self.summary = f"content/p{n}.md", f"P{n}", f"S{n}"
+        self.date, self.updated = "2026-03-01T10:00:00+00:00", None
+        self.tags, self.reply_to = (), None
+
+
+CONFIG = parse_config(b'[site]\nname = "T"\nauthor = "T"\nurl = "https://test.example/"\n')
+
+
+def fit(*htmls: str) -> syndication.FittedFeeds:
+    """Feeds of posts with these HTML texts, the newest first."""
+    return syndication.fit_feeds(CONFIG, [
+        syndication.FeedEntry(_Record(n), f"https://test.example/2026/p{n}/",  # type: ignore[arg-type]
+                              html) for n, html in enumerate(htmls)])
+
+
+def test_a_feed_within_the_caps_is_left_as_it_is():
+    """Content of exactly 1,048,576 characters is within the cap: no change, no warning."""
+    html = "<p>" + "x" * (MAX_CONTENT_HTML - 7) + "</p>"
+    fitted = fit(html, "<p>b</p>")
+    assert ([], 2) == (fitted.warnings, len(fitted.entries))
+    assert [html, "<p>b</p>"] == [i["content_html"] for i in json.loads(fitted.json)["items"]]
+
+
+def test_one_character_more_and_the_post_gives_a_link():
+    """One character over the cap: its summary and a link, and a warning."""
+    fitted = fit("<p>" + "x" * (MAX_CONTENT_HTML - 6) + "</p>")
+    [item] = json.loads(fitted.json)["items"]
+    assert ('<p>S0</p>\n<p><a href="https://test.example/2026/p0/">Read it on the site</a>'
+            '</p>') == item["content_html"]
+    assert ["content/p0.md: its HTML has 1,048,577 characters, more than the 1,048,576 a "
+            "feed reader takes (PROTOCOL.md §1.4): feed.json and atom.xml give its summary "
+            "and a link to its page instead of its text"] == fitted.warnings
+
+
+def test_a_newest_post_too_big_for_feed_json_alone_still_goes_as_a_link():
+    """1,048,576 characters of four bytes each are within the characters' cap but not
+    within 4 MiB: the newest post is never left out, it goes as a link, and the feed
+    holds the posts that then fit."""
+    fitted = fit("<p>" + "\U0001f600" * (MAX_CONTENT_HTML - 7) + "</p>", "<p>b</p>")
+    assert len(fitted.json) <= MAX_PUBLIC_FEED_BYTES
+    assert [True, False] == ["Read it on the site" in i["content_html"]
+                             for i in json.loads(fitted.json)["items"]]
+    assert [("content/p0.md: it alone passes the 4,194,304 bytes of feed.json (PROTOCOL.md "
+             "§1.4): feed.json and atom.xml give its summary and a link to its page instead "
+             "of its text")] == fitted.warnings
+
+
+def test_a_feed_has_at_most_1000_items():
+    """§1.4: a reader takes 1,000 items (`feed_items` is at most that too)."""
+    assert 1000 == len(json.loads(fit(*["<p>x</p>"] * 1001).json)["items"])
