@@ -24,10 +24,11 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from o2m_pub.errors import O2MError
+from o2m_pub.errors import O2MError, PostError
 from o2m_pub.protocol.attachments import (
     MAX_ATTACHMENTS,
     MAX_NAME_BYTES,
+    attachment_media_type,
     is_attachment_name,
     referenced_name,
 )
@@ -50,6 +51,7 @@ from o2m_pub.protocol.feeds import (
     seal_object,
     seal_page,
 )
+from o2m_pub.protocol.post_limits import tags_problem, text_problem
 
 RESIGN_BEFORE = dt.timedelta(days=7)
 OBJECT_GRACE = dt.timedelta(days=7)  # how long a superseded object stays (§3.4)
@@ -215,7 +217,18 @@ class FeedPlan:
 
 def post_plaintext(record: PrivatePost, markdown: str,
                    attachments: list[dict[str, Any]]) -> bytes:
-    """The object plaintext of a post (PROTOCOL.md §3.3)."""
+    """The object plaintext of a post (PROTOCOL.md §3.3).
+
+    Raises:
+        PostError: its title, summary or tags break §3.3's limits, which every reader
+            would refuse (the site's parser reports them first, with the line).
+    """
+    problem = ((record.title and text_problem("title", record.title))
+               or (record.summary and text_problem("summary", record.summary))
+               or tags_problem(record.tags))
+    if problem:
+        raise PostError(record.source, 1, problem, hint="o2m refuses to publish to friends "
+                        "a post their readers would refuse: mend the post")
     doc: dict[str, Any] = {"v": 1, "type": "o2m-post", "markdown": markdown,
                            "date": utc_text(dt.datetime.fromisoformat(record.date))}
     if record.title:
@@ -289,7 +302,8 @@ def seal_post(record: PrivatePost, markdown: str, media: Mapping[str, bytes], *,
     for source, data in sorted(media.items()):
         blob, ref = seal_object(data, key=random(32), nonce=random(24))
         files.append((ref.path, blob))
-        media_type = mimetypes.guess_type(source)[0] or "application/octet-stream"
+        # §3.3: lower case, or application/octet-stream (MIME tables hold `audio/AMR`)
+        media_type = attachment_media_type(mimetypes.guess_type(source)[0])
         for name in (names or {}).get(source) or [posixpath.relpath(source, base)]:
             attachments.append({"name": name, "media_type": media_type, **ref.to_json()})
     blob, ref = seal_object(post_plaintext(record, markdown, attachments),

@@ -1,5 +1,5 @@
-"""Attachment names (PROTOCOL.md §3.3): what a name may be, and which name a
-reference in a post's Markdown means.
+"""Attachments (PROTOCOL.md §3.3): what a name may be, which name a reference in a
+post's Markdown means, and what a media type may be.
 
 One rule for both sides, so they cannot drift apart: the writer names each attachment
 after a reference its post's Markdown makes to the file (`referenced_name` of that
@@ -8,6 +8,10 @@ reference), and the reader shows, for an image, the attachment whose name is
 and normalised as text: never the file's path worked out on the writer's disk, which a
 reader, knowing nothing of the author's folders, could not work out from the reference
 (`../notes/x.png` written in `notes/` is the file `x.png` beside the post).
+
+The media type has one rule for both sides too (`is_media_type`): the reader refuses a
+post whose attachment breaks it, so the writer puts nothing else there
+(`attachment_media_type`), whatever the machine's MIME table guesses.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from urllib.parse import unquote, urlsplit
 MAX_NAME_BYTES = 255
 MAX_ATTACHMENTS = 64  # in one post
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_MEDIA_TYPE = 127  # characters
+OCTET_STREAM = "application/octet-stream"
+MEDIA_TYPE_RE = re.compile(  # RFC 6838 §4.2 restricted names, in lower case, no parameters
+    r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.ASCII)
 
 
 def referenced_name(reference: str) -> str | None:
@@ -57,3 +65,29 @@ def is_attachment_name(name: object) -> bool:
     return (size <= MAX_NAME_BYTES and "\\" not in name and not _CONTROL.search(name)
             and not name.startswith("/") and posixpath.normpath(name) == name
             and name.rsplit("/", 1)[-1] not in (".", ".."))
+
+
+def is_media_type(value: object) -> bool:
+    """Whether `value` is an attachment's `media_type` as PROTOCOL.md §3.3 allows it:
+    `type/subtype` of RFC 6838's restricted names in lower case, no parameters, at most
+    127 characters (`image/png`, `application/vnd.ms-excel`; not `image/PNG` nor
+    `text/plain; charset=utf-8`)."""
+    return (isinstance(value, str) and len(value) <= MAX_MEDIA_TYPE
+            and MEDIA_TYPE_RE.fullmatch(value) is not None)
+
+
+def attachment_media_type(guess: str | None) -> str:
+    """The `media_type` a writer gives a file whose type it guessed (from its name, as
+    `mimetypes.guess_type` does): the guess in lower case (media types are
+    case-insensitive, RFC 6838 §4.2, and MIME tables such as /etc/mime.types hold
+    `audio/AMR` or `application/vnd.ms-word.document.macroEnabled.12`), or
+    `application/octet-stream` when there is none or it still breaks `is_media_type`.
+
+    Args:
+        guess: the guessed type, or None.
+
+    Returns:
+        A media type every reader accepts (PROTOCOL.md §3.3).
+    """
+    media_type = (guess or "").strip().lower()
+    return media_type if is_media_type(media_type) else OCTET_STREAM

@@ -38,13 +38,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from o2m_pub.protocol import feeds
-from o2m_pub.protocol.attachments import MAX_ATTACHMENTS, is_attachment_name
+from o2m_pub.protocol.attachments import MAX_ATTACHMENTS, is_attachment_name, is_media_type
 from o2m_pub.protocol.canonical import (
     EncodingError,
     b64u_decode,
@@ -65,6 +64,14 @@ from o2m_pub.protocol.feed_signature import (
 )
 from o2m_pub.protocol.conversation import ConversationError, is_post_ref
 from o2m_pub.protocol.keyfile import fingerprint
+from o2m_pub.protocol.post_limits import (
+    MAX_CONTENT_HTML,
+    MAX_PUBLIC_FEED_BYTES,
+    MAX_PUBLIC_ITEMS,
+    MAX_SUMMARY,
+    MAX_TITLE,
+    tags_problem,
+)
 from o2m_pub.protocol.rotation import RotationError, follow_chain
 from o2m_pub.reader.model import (
     AcceptedHead,
@@ -79,12 +86,9 @@ from o2m_pub.reader.model import (
 )
 from o2m_pub.reader.thread_fetch import GetSite, linked_rows, own_item_row
 
-MAX_PUBLIC_FEED_BYTES = 4 << 20
-MAX_PUBLIC_ITEMS = 1000
 MAX_PAGES_PER_FETCH = 4096
 MAX_ITEMS_PER_FETCH = 100_000  # per friend and run: the head's items and its new pages'
 MAX_FRIEND_BYTES = 512 << 20  # per friend and run: new archive pages and objects together
-MAX_TEXT = 1 << 20
 CARD_PATH = ".well-known/o2m-card.json"
 PUBLIC_FEED_PATH = FEED_PATH
 # A refusal for these reasons is also a notification, of this kind (THREATS.md 6, 11).
@@ -265,22 +269,13 @@ def newest_versions(items: list[feeds.Item]) -> list[feeds.Item]:
 # ---------------------------------------------------------------- objects (§3.5 12)
 
 
-def _optional_text(doc: dict[str, Any], key: str, limit: int = 4096) -> str | None:
+def _optional_text(doc: dict[str, Any], key: str, limit: int) -> str | None:
     value = doc.get(key)
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise feeds.FeedFormatError(f"bad {key}")
     return value
-
-
-# §3.3: the post document's limits (characters are code points).
-MAX_TITLE = MAX_SUMMARY = 4096
-MAX_TAGS = 64
-MAX_TAG = 128
-MAX_MEDIA_TYPE = 127
-_MEDIA_TYPE_RE = re.compile(  # RFC 6838 restricted names, lower case, no parameters
-    r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.ASCII)
 
 
 def _post_text(doc: dict[str, Any], key: str, limit: int) -> None:
@@ -302,9 +297,7 @@ def _check_attachment(a: Any) -> None:
     if not isinstance(a, dict) or not {"name", "media_type", "hash", "size", "key"} <= a.keys():
         raise feeds.FeedFormatError("post: bad attachment")
     _check_attachment_name(a["name"])
-    media_type = a["media_type"]
-    if (not isinstance(media_type, str) or len(media_type) > MAX_MEDIA_TYPE
-            or not _MEDIA_TYPE_RE.fullmatch(media_type)):
+    if not is_media_type(a["media_type"]):
         raise feeds.FeedFormatError("post: bad attachment media_type")
     feeds.ObjectRef.from_json({k: a[k] for k in ("hash", "key", "size")})
 
@@ -336,8 +329,8 @@ def parse_post(plaintext: bytes) -> dict[str, Any]:
     if "thread" in doc and not (is_post_ref(doc["thread"]) and is_post_ref(doc.get("reply_to"))):
         raise feeds.FeedFormatError("post: bad thread")
     tags = doc.get("tags", [])
-    if not isinstance(tags, list) or len(tags) > MAX_TAGS or not all(
-            isinstance(t, str) and 0 < len(t) <= MAX_TAG for t in tags):
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags) \
+            or tags_problem(tags):
         raise feeds.FeedFormatError("post: bad tags")
     attachments = doc.get("attachments", [])
     if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
@@ -469,7 +462,7 @@ def parse_public_feed(data: bytes, site_url: str, *, signed: bool = False) -> li
             if not isinstance(url, str) or not url.startswith(site_url) or len(url) > 2048:
                 continue
             html = it.get("content_html")
-            if html is not None and (not isinstance(html, str) or len(html) > MAX_TEXT):
+            if html is not None and (not isinstance(html, str) or len(html) > MAX_CONTENT_HTML):
                 raise ValueError("bad content_html")
             tags = it.get("tags", [])
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
@@ -479,8 +472,8 @@ def parse_public_feed(data: bytes, site_url: str, *, signed: bool = False) -> li
             stable = _stable_id(it) if signed else None
             row = PostRow(
                 id=stable or url, audience="public", date=_utc(it.get("date_published")),
-                title=_optional_text(it, "title"), html=html or "",
-                summary=_optional_text(it, "summary"),
+                title=_optional_text(it, "title", MAX_TITLE), html=html or "",
+                summary=_optional_text(it, "summary", MAX_SUMMARY),
                 updated=_utc(it["date_modified"]) if it.get("date_modified") else None,
                 tags=tuple(tags[:64]), reply_to=reply_to if isinstance(reply_to, str) else None,
                 url=url, site_path=url[len(site_url):] or None)
@@ -824,9 +817,12 @@ def _signed_public(keys: FriendKeys, state: FriendState | None, get: Getter,
     if check_not_older(signature, state.pub_seq if state else None, stored_sha) \
             or signature.sha256 == stored_sha:
         return None  # the feed.json accepted before, signed again
+    if signature.size > MAX_PUBLIC_FEED_BYTES:  # §1.4: a cap of the reader, not a mismatch
+        raise Refused(Reason.OVERSIZED, f"public feed.json: {signature.size:,} bytes signed, "
+                      f"over the {MAX_PUBLIC_FEED_BYTES:,} bytes a reader takes "
+                      "(PROTOCOL.md §1.4)")
     try:  # no byte past the size signed is downloaded
-        feed: Download | None = get(PUBLIC_FEED_PATH,
-                                    cap=min(signature.size, MAX_PUBLIC_FEED_BYTES))
+        feed: Download | None = get(PUBLIC_FEED_PATH, cap=signature.size)
     except Refused as e:
         if e.reason != Reason.OVERSIZED:
             raise

@@ -12,9 +12,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from o2m_pub.errors import PostError
+from o2m_pub.protocol.post_limits import tags_problem, text_problem
 
 MAX_POST_BYTES = 8 * 1024 * 1024
 MAX_FRONT_MATTER_BYTES = 64 * 1024
@@ -306,6 +307,9 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
         tags = _as_names(meta["tags"]) if meta.get("tags") not in (None, []) else ()
     except ValueError:
         raise fail("tags", "`tags` must be a list of words, e.g. [travel, food]") from None
+    tags = tuple(dict.fromkeys(tags))
+    title, summary = text_value("title"), text_value("summary")
+    _check_limits(title, summary, tags, fail)
     try:
         audience = _as_names(meta["audience"]) if meta.get("audience") is not None \
             else default_audience
@@ -333,13 +337,35 @@ def parse_post(data: bytes, source: str, *, tz: dt.tzinfo,
     if thread == reply_to:
         thread = None  # a direct reply: its thread is the post it answers (§4.2)
     return PostSource(
-        source=source, title=text_value("title"), date=date, updated=updated,
-        tags=tuple(dict.fromkeys(tags)), summary=text_value("summary"), slug=slug,
+        source=source, title=title, date=date, updated=updated,
+        tags=tags, summary=summary, slug=slug,
         draft=draft, audience=audience, reply_to=reply_to, thread=thread,
         body=body, body_line=body_line, lines=lines,
         extra={k: v for k, v in meta.items() if k not in KNOWN_FIELDS and isinstance(k, str)},
         warnings=tuple(warnings),
     )
+
+
+def _check_limits(title: str | None, summary: str | None, tags: tuple[str, ...],
+                  fail: Callable[..., PostError]) -> None:
+    """The limits every reader holds a post to (PROTOCOL.md §3.3, and §1.4 for a public
+    post's title and summary in feed.json): a friends-only post beyond them would be
+    published and refused by each friend, a public one would make readers refuse the
+    site's whole feed.json. For every post, whatever its audience, so a post does not
+    start to fail when its audience changes.
+
+    Raises:
+        PostError: (from `fail`) naming the field's line.
+    """
+    for key, value in (("title", title), ("summary", summary)):
+        problem = value and text_problem(key, value)
+        if problem:
+            raise fail(key, problem, hint=f"shorten the {key}: the body below the front "
+                       "matter has room for long text")
+    problem = tags_problem(tags)
+    if problem:
+        raise fail("tags", problem, hint="keep a post's tags few and short, as words such "
+                   "as [travel, food]")
 
 
 def _stem(source: str) -> str:

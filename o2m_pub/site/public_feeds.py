@@ -22,10 +22,11 @@ if TYPE_CHECKING:
     from o2m_pub.protocol.cards import Card
     from o2m_pub.site.manifest import Manifest
     from o2m_pub.site.pages import Views
+    from o2m_pub.site.syndication import FittedFeeds
 
 # 2: items carry their stable id (`_o2m.id`, §1.4), and their HTML no ¶ permalinks, its
-# links absolute (feed_html)
-FEED_VERSION = "feeds-2"
+# links absolute (feed_html); 3: fitted to a reader's caps (`syndication.fit_feeds`)
+FEED_VERSION = "feeds-3"
 FEED_SIG = "feed.json.sig"
 SIGNATURE_VERSION = "feed-sig-1"
 
@@ -79,6 +80,7 @@ class PublicFeeds:
                                 *(p.digest for p in newest), *(
                                     views.media.get(m, ("",))[0] for p in newest for m in p.media))
         made: dict[str, bytes] = {}
+        fitted: list["FittedFeeds"] = []  # made once, by the first of the two feeds
 
         def feed(kind: str) -> Callable[[], bytes]:
             def make() -> bytes:
@@ -88,11 +90,13 @@ class PublicFeeds:
                         (config.url + p.path, p.updated or p.date) for p in posts])
                 if kind == "robots":
                     return syndication.robots_txt(config)
-                entries = [syndication.FeedEntry(p, config.url + p.path,
-                                                 views.absolute_html(p), post_id(key, p))
-                           for p in newest]
-                writer = syndication.json_feed if kind == "json" else syndication.atom
-                made[kind] = writer(config, entries)
+                if not fitted:  # PROTOCOL.md §1.4: within what a reader takes
+                    fitted.append(syndication.fit_feeds(config, [
+                        syndication.FeedEntry(p, config.url + p.path, views.absolute_html(p),
+                                              post_id(key, p)) for p in newest]))
+                    self.warnings.extend(fitted[0].warnings)
+                made[kind] = (fitted[0].json if kind == "json"
+                              else syndication.atom(config, fitted[0].entries))
                 return made[kind]
             return make
 

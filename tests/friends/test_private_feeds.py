@@ -363,3 +363,44 @@ def test_a_file_with_two_names_is_sealed_once_and_listed_under_both():
     assert ("x.png", "../notes/x.png") == (first["name"], second["name"])
     assert {k: first[k] for k in ("hash", "key", "size", "media_type")} == \
         {k: second[k] for k in ("hash", "key", "size", "media_type")}
+
+
+def test_a_file_whose_type_is_guessed_in_mixed_case_is_sent_in_lower_case():
+    """PROTOCOL.md §3.3: media types in lower case. MIME tables hold mixed case
+    (/etc/mime.types: `.docm` is application/vnd.ms-word.document.macroEnabled.12,
+    `.amr` audio/AMR); sent as guessed, every friend's reader refused the whole post.
+    A guess that stays out of the rule (parameters) goes as application/octet-stream."""
+    import mimetypes
+
+    from o2m_pub.reader.fetch_plan import parse_post
+
+    mimetypes.add_type("application/X-O2M-Test.macroEnabled", ".o2mtest")
+    mimetypes.add_type("text/x-o2m; charset=utf-8", ".o2mparam")
+    post = Post("content/2026/doc.md", "2026-11-20T10:00:00+00:00")
+    files, ref = seal_post(post, "[doc](doc.o2mtest) [p](p.o2mparam)",
+                           {"content/2026/doc.o2mtest": b"PK", "content/2026/p.o2mparam": b"x"},
+                           random=RecordingRandom())
+    doc = parse_post(open_object(dict(files)[ref.path], ref))
+    assert {"doc.o2mtest": "application/x-o2m-test.macroenabled",
+            "p.o2mparam": "application/octet-stream"} == {
+        a["name"]: a["media_type"] for a in doc["attachments"]}
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"tags": tuple(f"t{i}" for i in range(65))}, "`tags` has 65 tags"),
+    ({"tags": ("x" * 129,)}, "has 129 characters"),
+    ({"title": "x" * 4097}, "`title` has 4,097 characters"),
+    ({"summary": "y" * 4097}, "`summary` has 4,097 characters"),
+])
+def test_a_post_no_reader_would_take_is_never_sealed(changes, words):
+    """§3.3's limits, which every reader enforces (audit t5): the writer refuses to make
+    the plaintext of a post beyond them, as bad input naming the post, rather than
+    publish what each friend would refuse (the site's parser reports it first, with its
+    line: tests/site/test_reader_limits.py)."""
+    from o2m_pub.errors import PostError
+    from o2m_pub.friends.private_feeds import post_plaintext
+
+    post = Post("content/2026/a.md", "2026-11-20T10:00:00+00:00", **changes)
+    with pytest.raises(PostError, match=words) as caught:
+        post_plaintext(post, "Body.", [])
+    assert "content/2026/a.md" == caught.value.problem.path

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from o2m_pub.protocol.attachments import is_attachment_name, referenced_name
+from o2m_pub.protocol.attachments import (
+    MEDIA_TYPE_RE,
+    attachment_media_type,
+    is_attachment_name,
+    is_media_type,
+    referenced_name,
+)
 
 
 @pytest.mark.parametrize(("reference", "name"), [
@@ -102,3 +108,52 @@ def test_a_name_is_in_normal_form_and_a_reference_to_it_names_it_again(segments,
         return
     assert posixpath.normpath(name) == name and not name.startswith("/")
     assert name == referenced_name(quote(name))
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("image/png", True), ("application/vnd.ms-excel", True), ("image/svg+xml", True),
+    ("application/octet-stream", True), ("a/" + "b" * 125, True),
+    ("a/" + "b" * 126, False), ("image/PNG", False), ("Image/png", False),
+    ("text/plain; charset=utf-8", False), ("image", False), ("/png", False),
+    ("image/", False), ("", False), ("image/png\n", False), ("image/p\u00f1g", False),
+    ("-x/y", False), (None, False), (7, False),
+], ids=repr)
+def test_a_media_type_is_lower_case_type_and_subtype_of_at_most_127_characters(value, ok):
+    """PROTOCOL.md §3.3: RFC 6838's restricted names in lower case, no parameters, at
+    most 127 characters: the one rule the reader checks and the writer keeps."""
+    assert ok == is_media_type(value)
+
+
+@pytest.mark.parametrize(("guess", "media_type"), [
+    # what /etc/mime.types gives for .docm, .xlsm and .amr (audit t6)
+    ("application/vnd.ms-word.document.macroEnabled.12",
+     "application/vnd.ms-word.document.macroenabled.12"),
+    ("application/vnd.ms-excel.sheet.macroEnabled.12",
+     "application/vnd.ms-excel.sheet.macroenabled.12"),
+    ("audio/AMR", "audio/amr"),
+    ("image/png", "image/png"),
+    (None, "application/octet-stream"),
+    ("", "application/octet-stream"),
+    ("text/plain; charset=utf-8", "application/octet-stream"),
+    ("application/" + "x" * 200, "application/octet-stream"),
+    ("image/p\u00f1g", "application/octet-stream"),
+], ids=repr)
+def test_a_guessed_media_type_is_lower_cased_or_else_octet_stream(guess, media_type):
+    """The writer's media type: the guess lower-cased (media types are case-insensitive,
+    and MIME tables hold mixed case), application/octet-stream when there is none or it
+    still breaks §3.3; before, a `.docm` file made every friend's reader refuse its post."""
+    assert media_type == attachment_media_type(guess)
+
+
+@given(st.one_of(st.none(), st.text(max_size=200)))
+def test_any_guess_gives_a_media_type_every_reader_takes(guess):
+    """Whatever a MIME table says, the writer publishes a media type §3.3 allows."""
+    assert is_media_type(attachment_media_type(guess))
+
+
+def test_the_media_type_rule_is_the_one_the_spec_writes():
+    """PROTOCOL.md §3.3 writes the rule as a regular expression: the code's is it."""
+    spec = (Path(__file__).parents[2] / "docs/PROTOCOL.md").read_text(encoding="utf-8")
+    section = spec[spec.index("### 3.3 Objects"):spec.index("### 3.4 ")]
+    written = re.search(r"- `media_type` .*?\(`\^(.+?)\$`\)", section, re.S)
+    assert written is not None and written.group(1) == MEDIA_TYPE_RE.pattern
