@@ -232,6 +232,24 @@ def test_threat_30_a_bad_certificate_fails_before_the_path_is_sent(hostile):
     assert "`o2m card`" in got.detail and "$O2M_CA_BUNDLE" in got.detail
 
 
+def test_threat_30_a_trusted_certificate_for_another_host_name_fails_before_the_path_is_sent(
+        hostile, ca):
+    """THREATS 30, the host name: a certificate that Bob's CA did issue, but for another
+    host (other.example, not localhost), is refused as a bad certificate that names the
+    mismatch, and no path of Ada's feed is sent: only her public card is asked for, over
+    the unverified connection §3.5 allows for it."""
+    ada, bob, carol, bundle = hostile
+    authority, _ = ca  # the CA of Bob's bundle
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("other.example").configure_cert(context)
+    ada.server.context = context
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert got.reason == "bad certificate"
+    assert "Hostname mismatch" in got.detail, got
+    assert CARD_ONLY == ada.server.requests
+
+
 def test_threat_31_a_reset_mid_object_stores_nothing_partial(hostile):
     """A connection reset in the middle of an object stores nothing of it: unreachable, and
     no object file in Bob's store."""
@@ -240,6 +258,39 @@ def test_threat_31_a_reset_mid_object_stores_nothing_partial(hostile):
     assert got.reason == "unreachable"
     objects = bob.root / ".o2m/objects"
     assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+
+
+def test_threat_31_a_reset_mid_attachment_stores_nothing_partial(hostile):
+    """The reset hits an attachment, half-way through its body, after the post's own
+    object came whole: Ada's fetch is refused as unreachable and nothing of her update
+    is kept (no post and the same head: checked in refetch; no attachment file, whole or
+    partial, and no spooled text). Once her host is mended, the next fetch stores the
+    post and its picture, byte for byte."""
+    ada, bob, carol, bundle = hostile
+    built = {p.name for p in (ada.root / "build/o").iterdir()}
+    ada.post("b", "Ada second", "friends", body="![pic](pic.png)")
+    picture = b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)
+    (ada.root / "content/2026/pic.png").write_bytes(picture)
+    ada.build()
+    sizes = {p.name: p.stat().st_size for p in (ada.root / "build/o").iterdir()
+             if p.name not in built}
+    attachment = max(sizes, key=sizes.get)  # the picture; the post's object is small
+    assert sizes[attachment] > 300_000 > max(v for k, v in sizes.items() if k != attachment)
+    ada.server.requests.clear()
+    got = refetch(hostile, {"o/" + attachment: "drop"})
+    assert got.reason == "unreachable", got
+    asked = [r.split()[1][len("/o/"):] for r in ada.server.requests if r.startswith("GET /o/")]
+    assert attachment in asked and set(asked) - {attachment}, asked  # the post's came whole
+    state = bob.root / ".o2m"
+    assert [] == [p for folder in ("objects", "spool") for p in (state / folder).rglob("*")
+                  if p.is_file()]
+
+    ada.server.behaviours = {}
+    again = bob.fetch(bundle, limits=FAST)
+    assert again["ada"].ok and again["ada"].new == 1, again["ada"]
+    assert {"Ada first", "Ada second"} == bob.titles(friend="ada")
+    with ReaderStore.open(bob.root) as store:
+        assert picture == store.attachments.path(attachment).read_bytes()
 
 
 def test_threat_18_a_flipped_object_is_refused(hostile):
