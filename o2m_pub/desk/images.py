@@ -9,12 +9,21 @@ photo itself, with the fetcher of `o2m fetch` (the card's pin, or CAs; https onl
 redirect off their origin, a size cap and a deadline), in a worker thread, keeps it in
 ``.o2m/desk-images/`` (0600, by the SHA-256 of its URL), and serves it only if its
 bytes are a PNG, JPEG, GIF or WebP image.
+
+That folder is a cache with a bound of its own (THREATS.md 52): at most
+`MAX_CACHE_BYTES` and `MAX_CACHE_FILES` for all friends together, the least recently
+shown photos evicted first (each file's mtime is the last time it was shown or kept),
+so no friend grows it without end, whatever URLs (`?v=1`, `?v=2`, ...) their posts
+give one photo. It is not counted in a friend's quota of the reader's store: evicting
+a photo costs one download when it is next shown, where a quota refuses the friend's
+next update; a photo cached because the owner looked at it must never cost a post.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -33,6 +42,8 @@ CACHE_DIR = "desk-images"
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 FETCH_SECONDS = 20.0
 MAX_IMAGES = 50
+MAX_CACHE_BYTES = 64 * 1024 * 1024  # every friend's photos together (THREATS.md 52)
+MAX_CACHE_FILES = 2048  # so that tiny photos cannot fill it with files either
 
 
 @dataclass(frozen=True)
@@ -119,26 +130,34 @@ def image_type(data: bytes) -> str | None:
 
 
 class ImageCache:
-    """Fetched photos by the SHA-256 of their URL, in the state folder."""
+    """Fetched photos by the SHA-256 of their URL, in the state folder, within
+    `max_bytes` and `max_files`: the least recently used go first."""
 
-    def __init__(self, state_dir: Path, ca_bundle: str | None = None) -> None:
+    def __init__(self, state_dir: Path, ca_bundle: str | None = None, *,
+                 max_bytes: int = MAX_CACHE_BYTES, max_files: int = MAX_CACHE_FILES) -> None:
         self.folder = state_dir / CACHE_DIR
         self.ca_bundle = ca_bundle
+        self.max_bytes, self.max_files = max_bytes, max_files
 
     def _path(self, url: str) -> Path:
         return self.folder / hashlib.sha256(url.encode()).hexdigest()
 
     def cached(self, url: str) -> tuple[bytes, str] | None:
+        path = self._path(url)
         try:
-            data = self._path(url).read_bytes()
+            data = path.read_bytes()
         except OSError:
             return None
         kind = image_type(data)
-        return (data, kind) if kind else None
+        if kind is None:
+            return None
+        _mark_used(path)
+        return data, kind
 
     def fetch(self, url: str, card: "Card") -> tuple[bytes, str] | None:
-        """Download a photo of `card`'s site and keep it (in a worker thread). None
-        when it cannot be had or is no raster image."""
+        """Download a photo of `card`'s site and keep it (in a worker thread), evicting
+        the least recently used photos past the cache's bounds. None when it cannot be
+        had or is no raster image."""
         from o2m_pub.reader.fetch_plan import Refused
         from o2m_pub.reader.http_fetch import HTTPFetcher, Limits
 
@@ -156,5 +175,45 @@ class ImageCache:
         if kind is None:
             return None
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_file(self._path(url), response.body, 0o600)
+        path = self._path(url)
+        write_file(path, response.body, 0o600)
+        _mark_used(path)
+        self._evict(keep=path.name)
         return response.body, kind
+
+    def _evict(self, keep: str) -> None:
+        """Remove the least recently used photos (but `keep`, just kept) until the cache
+        is within its bounds. Two desk threads may evict at once: a file gone already
+        is passed over."""
+        photos, total = [], 0
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if not _is_cache_name(entry.name):
+                    continue  # a temporary file of write_file: another thread's, being kept
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                total += info.st_size
+                if entry.name != keep:
+                    photos.append((info.st_mtime_ns, entry.name, info.st_size))
+        count = len(photos) + 1
+        for _, name, size in sorted(photos):
+            if total <= self.max_bytes and count <= self.max_files:
+                break
+            (self.folder / name).unlink(missing_ok=True)
+            total, count = total - size, count - 1
+
+
+def _is_cache_name(name: str) -> bool:
+    return len(name) == 64 and not name.strip("0123456789abcdef")
+
+
+def _mark_used(path: Path) -> None:
+    """Its mtime set to now, to the nanosecond (a file's own mtime may be as coarse as
+    the kernel's tick): the eviction's order."""
+    now = time.time_ns()
+    try:
+        os.utime(path, ns=(now, now))
+    except OSError:
+        pass  # evicted meanwhile by another thread: it is still shown this once

@@ -47,6 +47,7 @@ class AttachmentCache:
 
         Raises:
             ValueError: `object_hash` is no SHA-256 in hex.
+            OSError: the file could not be written (nothing of it is left).
         """
         if not _is_sha256_hex(object_hash):
             raise ValueError("an attachment is cached by the SHA-256 of its object")
@@ -57,7 +58,11 @@ class AttachmentCache:
             same = (target.stat().st_size == len(plaintext)
                     and target.read_bytes() == plaintext)
             return target if same else None
-        write_file(target, plaintext, 0o600)  # a random temporary name, fsync, rename
+        try:
+            write_file(target, plaintext, 0o600)  # a random temporary name, fsync, rename
+        except OSError as e:  # a full disk (THREATS.md 48): the error names the file
+            e.filename = e.filename or str(target)
+            raise
         return target
 
     def remove(self, object_hash: str) -> None:

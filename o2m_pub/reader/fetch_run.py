@@ -6,8 +6,11 @@ transaction of its own, as it completes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import errno
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from o2m_pub.reader.store import (
     OverQuotaError,
     ReaderStore,
     StaleUpdateError,
+    StoreError,
     fetch_lock,
 )
 
@@ -155,17 +159,29 @@ def fetch_friends(store: ReaderStore, friend_keys: list[FriendKeys], targets: li
             futures = {pool.submit(one, *w): w for w in work}
             try:
                 _gather(futures, store, now, outcomes, on_done, save_card, quota)
-            except BaseException:  # Ctrl-C or a store error: do not fetch the friends queued
-                pool.shutdown(wait=False, cancel_futures=True)
+            except BaseException:  # Ctrl-C, a store error, a full disk: do not fetch the
+                pool.shutdown(wait=False, cancel_futures=True)  # friends queued
                 raise
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to tell
+            _drop_unstored(store, work, outcomes)
+        raise
     finally:
         fetcher.close()
-    # attachments that a refused update alone brought are not kept (THREATS.md 52); only
-    # now, when every accepted update that may share them has been stored
-    refused = {o.friend for o in outcomes if not o.ok}
-    store.drop_uncredited_attachments([h for keys, _, _, attachments, _ in work
-                                       if keys.name in refused for h in attachments.saved])
+    _drop_unstored(store, work, outcomes)
     return sorted(outcomes, key=lambda o: o.friend)
+
+
+def _drop_unstored(store: ReaderStore, work: list, outcomes: list[Outcome]) -> None:
+    """Attachments that an update not stored alone brought are not kept (THREATS.md
+    52), nor its spooled texts (THREATS.md 48: a fetch stopped by a full disk leaves
+    room, not orphans); only once every accepted update that may share them is stored."""
+    stored = {o.friend for o in outcomes if o.ok}
+    for keys, _, _, _, spool in work:
+        if keys.name not in stored:
+            spool.discard()
+    store.drop_uncredited_attachments([h for keys, _, _, attachments, _ in work
+                                       if keys.name not in stored for h in attachments.saved])
 
 
 def _refresh_card(fetcher: HTTPFetcher, target: FetchTarget, state: FriendState | None,
@@ -219,6 +235,8 @@ def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[
         keys, spool = futures[future][0], futures[future][4]
         try:
             outcome = future.result()
+        except OSError as e:  # our own disk (the network's are Refused): not their fault
+            raise _local_error(keys.name, e, store.state_dir) from e
         except Exception as e:  # a bug must not cost the other friends their fetch
             outcome = Outcome(keys.name, "refused", reason=Reason.MALFORMED,
                               detail=f"internal error: {e.__class__.__name__}: {e}")
@@ -229,6 +247,24 @@ def _gather(futures: dict, store: ReaderStore, now: dt.datetime, outcomes: list[
         outcomes.append(outcome)
         if on_done is not None and outcome.status != "rekey":
             on_done(outcome)
+
+
+def _local_error(friend: str, e: OSError, state_dir: Path) -> StoreError:
+    """A file of our own that could not be written (a full disk, a quota, a read-only or
+    failing disk, a permission) stops the fetch as the local problem it is (THREATS.md
+    48): nothing of `friend`'s update is stored, nothing is held against them, and the
+    next fetch stores what this one could not. Updates stored before it stay."""
+    where = None
+    if e.filename is not None:
+        path = Path(os.fsdecode(e.filename))
+        where = str(path.relative_to(state_dir.parent)
+                    if path.is_relative_to(state_dir.parent) else path)
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+    return StoreError(f"{e.strerror or e}: {friend}'s update was not stored (nothing is "
+                      "held against them)", path=where,
+                      hint=("free space on the disk that holds .o2m/" if full else
+                            "mend that (a read-only or failing disk, a permission on "
+                            ".o2m/)") + ", then run `o2m fetch` again")
 
 
 def _record(store: ReaderStore, keys: FriendKeys, outcome: Outcome, now: dt.datetime,

@@ -34,14 +34,24 @@ class TextSpool:
         self.folder = folder
 
     def keep(self, text: str) -> SpooledText:
-        """Write `text` to a new file of the spool; returns what stands for it."""
+        """Write `text` to a new file of the spool; returns what stands for it.
+
+        Raises:
+            OSError: it could not be written (a full disk, THREATS.md 48): the error
+                names the file, and nothing of it is left.
+        """
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = text.encode("utf-8")
-        name = secrets.token_hex(16)
-        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return SpooledText(name, len(data), hashlib.sha256(data).hexdigest())
+        path = self.folder / secrets.token_hex(16)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            path.unlink(missing_ok=True)
+            e.filename = e.filename or str(path)
+            raise
+        return SpooledText(path.name, len(data), hashlib.sha256(data).hexdigest())
 
     def read(self, spooled: SpooledText) -> str:
         """The text back (the store, inside the update's transaction)."""

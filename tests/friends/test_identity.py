@@ -138,9 +138,8 @@ def test_a_passphrase_opens_whichever_way_its_accents_were_typed(tmp_path: Path)
 
 
 @pytest.mark.parametrize("fail_in", ["write", "fsync", "replace"])
-def test_enospc_during_passphrase_change_keeps_old_file(site: Path,
-                                                        monkeypatch: pytest.MonkeyPatch,
-                                                        fail_in: str):
+def test_threat_48_enospc_during_passphrase_change_keeps_old_file(
+        site: Path, monkeypatch: pytest.MonkeyPatch, fail_in: str):
     """A full disk while writing, flushing or renaming the new key file leaves the old
     file valid under the old passphrase and no temporary file behind (THREATS.md 48)."""
     before = _snapshot(site)

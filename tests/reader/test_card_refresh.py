@@ -86,7 +86,7 @@ class Site:
 # ---------------------------------------------------------------- the update rule (§2.4)
 
 
-def test_a_newer_card_of_the_same_key_is_adopted_with_its_new_url_and_pin():
+def test_threat_56_a_newer_card_of_the_same_key_is_adopted_with_its_new_url_and_pin():
     """THREATS 56: a new URL and TLS pin, signed by the known key with a higher seq and
     the same commitment, is adopted without a paste; friends are told what changed."""
     stored, newer = card(), card(seq=6, url="https://ada.example:8553/", pin=PIN_B)

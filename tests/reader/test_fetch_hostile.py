@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import sqlite3
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +22,9 @@ import trustme
 from conftest import run_o2m
 from support.people import PASS, Person, server_context  # noqa: F401
 from support.raw_tls import RawTLSServer
+from support.system import as_unprivileged, try_mount_tmpfs
 
+from o2m_pub._files import TMP_PREFIX
 from o2m_pub.reader.http_fetch import Limits
 from o2m_pub.reader.store import ReaderStore
 
@@ -227,6 +232,24 @@ def test_threat_30_a_bad_certificate_fails_before_the_path_is_sent(hostile):
     assert "`o2m card`" in got.detail and "$O2M_CA_BUNDLE" in got.detail
 
 
+def test_threat_30_a_trusted_certificate_for_another_host_name_fails_before_the_path_is_sent(
+        hostile, ca):
+    """THREATS 30, the host name: a certificate that Bob's CA did issue, but for another
+    host (other.example, not localhost), is refused as a bad certificate that names the
+    mismatch, and no path of Ada's feed is sent: only her public card is asked for, over
+    the unverified connection §3.5 allows for it."""
+    ada, bob, carol, bundle = hostile
+    authority, _ = ca  # the CA of Bob's bundle
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("other.example").configure_cert(context)
+    ada.server.context = context
+    ada.server.requests.clear()
+    got = refetch(hostile, {})
+    assert got.reason == "bad certificate"
+    assert "Hostname mismatch" in got.detail, got
+    assert CARD_ONLY == ada.server.requests
+
+
 def test_threat_31_a_reset_mid_object_stores_nothing_partial(hostile):
     """A connection reset in the middle of an object stores nothing of it: unreachable, and
     no object file in Bob's store."""
@@ -235,6 +258,39 @@ def test_threat_31_a_reset_mid_object_stores_nothing_partial(hostile):
     assert got.reason == "unreachable"
     objects = bob.root / ".o2m/objects"
     assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+
+
+def test_threat_31_a_reset_mid_attachment_stores_nothing_partial(hostile):
+    """The reset hits an attachment, half-way through its body, after the post's own
+    object came whole: Ada's fetch is refused as unreachable and nothing of her update
+    is kept (no post and the same head: checked in refetch; no attachment file, whole or
+    partial, and no spooled text). Once her host is mended, the next fetch stores the
+    post and its picture, byte for byte."""
+    ada, bob, carol, bundle = hostile
+    built = {p.name for p in (ada.root / "build/o").iterdir()}
+    ada.post("b", "Ada second", "friends", body="![pic](pic.png)")
+    picture = b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)
+    (ada.root / "content/2026/pic.png").write_bytes(picture)
+    ada.build()
+    sizes = {p.name: p.stat().st_size for p in (ada.root / "build/o").iterdir()
+             if p.name not in built}
+    attachment = max(sizes, key=sizes.get)  # the picture; the post's object is small
+    assert sizes[attachment] > 300_000 > max(v for k, v in sizes.items() if k != attachment)
+    ada.server.requests.clear()
+    got = refetch(hostile, {"o/" + attachment: "drop"})
+    assert got.reason == "unreachable", got
+    asked = [r.split()[1][len("/o/"):] for r in ada.server.requests if r.startswith("GET /o/")]
+    assert attachment in asked and set(asked) - {attachment}, asked  # the post's came whole
+    state = bob.root / ".o2m"
+    assert [] == [p for folder in ("objects", "spool") for p in (state / folder).rglob("*")
+                  if p.is_file()]
+
+    ada.server.behaviours = {}
+    again = bob.fetch(bundle, limits=FAST)
+    assert again["ada"].ok and again["ada"].new == 1, again["ada"]
+    assert {"Ada first", "Ada second"} == bob.titles(friend="ada")
+    with ReaderStore.open(bob.root) as store:
+        assert picture == store.attachments.path(attachment).read_bytes()
 
 
 def test_threat_18_a_flipped_object_is_refused(hostile):
@@ -443,3 +499,124 @@ def test_threat_47_kill_9_mid_commit_stores_all_or_nothing(hostile):
     assert r.returncode == 0, r.stdout + r.stderr
     assert {t for _, t in snapshot()[1]} == {"Ada first", "Ada second", "Carol first",
                                              "Carol second"}
+
+
+def _ada_in_the_store(bob) -> tuple:  # noqa: ANN001 - a support.people.Person
+    """What Bob's store holds of Ada (her head, what is held against her, her posts),
+    and whether the database is whole."""
+    con = sqlite3.connect(bob.root / ".o2m/reader.db")
+    try:
+        return (con.execute("PRAGMA integrity_check").fetchone()[0],
+                con.execute("SELECT seq, head_digest, last_reason, last_error, failing_since "
+                            "FROM friend_state WHERE friend = 'ada'").fetchone(),
+                sorted(t for (t,) in con.execute(
+                    "SELECT title FROM posts WHERE friend = 'ada'")))
+    finally:
+        con.close()
+
+
+def _leftovers(state: Path) -> list[str]:
+    """Files a stopped fetch must not leave: attachments, spooled texts, temporaries."""
+    return sorted(str(p.relative_to(state)) for p in state.rglob("*") if p.is_file() and (
+        p.name.startswith(TMP_PREFIX) or p.relative_to(state).parts[0] in ("objects", "spool")))
+
+
+def test_threat_48_a_full_disk_during_fetch_is_a_local_error_and_stores_nothing_partial(
+        hostile, tmp_path):
+    """Bob's .o2m/ on a real, small file system (a 2 MiB tmpfs; needs root with mount
+    rights, else skips) that fills up while `o2m fetch` writes Ada's update: where her
+    picture is cached, where her long text is spooled, and in the store's own commit.
+    Each time: exit 1 and one line naming the file and the full disk, with the hint to
+    make room; nothing is held against Ada (no refusal line, no reason
+    stored: it is not her fault); nothing of her update is stored, and no file of it
+    is left; the database is whole. With room again, the next fetch stores it all."""
+    ada, bob, carol, bundle = hostile
+    state = bob.root / ".o2m"
+    saved = tmp_path / "saved-state"
+    state.rename(saved)
+    if not try_mount_tmpfs(state, "2m"):
+        state.rmdir()
+        saved.rename(state)
+        pytest.skip("cannot mount a small tmpfs here (needs root with mount rights)")
+    try:
+        shutil.copytree(saved, state, dirs_exist_ok=True)
+        before = _ada_in_the_store(bob)
+        assert before[0] == "ok" and before[1][2:] == (None, None, None)
+        filler = state / "filler"
+
+        def fetch_on_a_full_disk(room: int, names: str) -> None:
+            """Fill the disk but `room` bytes, fetch, then free it and check."""
+            if room:
+                with open(filler, "wb") as f:
+                    f.write(b"\0" * max(0, shutil.disk_usage(state).free - room))
+            try:
+                r = run_o2m("fetch", cwd=bob.root, env={"O2M_CA_BUNDLE": bundle})
+            finally:
+                filler.unlink(missing_ok=True)
+            assert r.returncode == 1, r.stdout + r.stderr
+            assert "No space left on device" in r.stderr or "disk is full" in r.stderr, r.stderr
+            assert f"o2m: error: .o2m/{names}" in r.stderr, r.stderr
+            hint = r.stderr.partition("hint: ")[2]
+            assert "free space" in hint or "disk has room" in hint, r.stderr
+            assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+            assert "ada" not in r.stdout, r.stdout  # no refusal line of hers
+            assert before == _ada_in_the_store(bob)
+            assert [] == _leftovers(state)
+
+        # her picture is larger than the whole disk
+        (ada.root / "content/2026/big.png").write_bytes(b"\x89PNG" + os.urandom(3_000_000))
+        ada.post("big", "Big picture", "friends", body="![p](big.png)")
+        ada.build()
+        fetch_on_a_full_disk(0, "objects/")
+
+        # her long text is spooled (above SPOOL_CHARS), on a disk with 150 kB left
+        for name in ("big.png", "big.md"):
+            (ada.root / "content/2026" / name).unlink()
+        ada.post("many", "Many words", "friends", body="word " * 200_000)
+        ada.build()
+        fetch_on_a_full_disk(150_000, "spool/")
+
+        # a shorter text (not spooled) fills the disk in the store's own transaction
+        (ada.root / "content/2026/many.md").unlink()
+        ada.post("some", "Some words", "friends", body="word " * 12_000)
+        ada.build()
+        fetch_on_a_full_disk(40_000, "reader.db")
+
+        remount = subprocess.run(["mount", "-o", "remount,size=16m", str(state)],
+                                 capture_output=True, text=True)
+        assert remount.returncode == 0, remount.stderr
+        r = run_o2m("fetch", cwd=bob.root, env={"O2M_CA_BUNDLE": bundle})
+        assert r.returncode == 0, r.stdout + r.stderr
+        integrity, head, titles = _ada_in_the_store(bob)
+        assert ("ok", ["Ada first", "Some words"]) == (integrity, titles)
+        assert head[0] > before[1][0] and head[2:] == (None, None, None)
+    finally:
+        subprocess.run(["umount", str(state)], check=False)
+
+
+def test_threat_48_a_cache_folder_we_may_not_write_is_a_local_error(hostile):
+    """Bob's attachment cache (.o2m/objects/) made read-only, and `o2m fetch` run
+    without root's power over file modes: the error names the folder and the reason
+    (permission denied), and Ada, whose picture could not be cached, is not refused for
+    it: nothing is held against her and nothing of her update is stored. Writable
+    again, the next fetch stores it."""
+    ada, bob, carol, bundle = hostile
+    before = _ada_in_the_store(bob)
+    ada.post("b", "Ada second", "friends", body="![pic](pic.png)")
+    (ada.root / "content/2026/pic.png").write_bytes(b"\x89PNG" + os.urandom(3000))
+    ada.build()
+    objects = bob.root / ".o2m/objects"
+    objects.mkdir(mode=0o500, exist_ok=True)
+    objects.chmod(0o500)
+    try:
+        r = subprocess.run(as_unprivileged([sys.executable, "-m", "o2m_pub", "fetch"]),
+                           cwd=bob.root, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "O2M_CA_BUNDLE": bundle})
+    finally:
+        objects.chmod(0o700)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "o2m: error: .o2m/objects/" in r.stderr and "Permission denied" in r.stderr
+    assert "Traceback" not in r.stderr and "ada" not in r.stdout, r.stdout + r.stderr
+    assert before == _ada_in_the_store(bob)
+    assert bob.fetch(bundle, limits=FAST)["ada"].new == 1
+    assert {"Ada first", "Ada second"} == bob.titles(friend="ada")

@@ -83,7 +83,7 @@ def befriend_all(ada: Person, *others: Person) -> None:
         other.befriend(ada)
 
 
-def test_a_site_that_moves_to_another_port_is_followed_without_a_paste(served):
+def test_threat_56_a_site_that_moves_to_another_port_is_followed_without_a_paste(served):
     """Ada serves on one port, then `o2m move`s to another: she publishes once more
     where she was (here the old `o2m serve` serves the same build/), and Bob's next
     fetch takes her new card from the old address, reads her feed at the new one, and
@@ -118,7 +118,8 @@ def test_a_site_that_moves_to_another_port_is_followed_without_a_paste(served):
     assert post.url.startswith(f"https://localhost:{new_port}/")
 
 
-def test_a_site_that_moves_from_its_pin_to_a_ca_certificate_is_followed(served, tmp_path):
+def test_threat_56_a_site_that_moves_from_its_pin_to_a_ca_certificate_is_followed(
+        served, tmp_path):
     """Ada's card pins her self-signed key; she then names a CA's certificate in
     [serve] cert/key and builds: her card loses its pin (o2m build renews it). Bob's
     pinned check of her new server fails; his fetcher reads her card over an unverified

@@ -60,7 +60,7 @@ def head_state(seq: int | None, signed: bytes | None = None) -> FeedStateChange:
                                                     else signed))
 
 
-def test_the_store_is_private_and_in_the_state_folder(tmp_path):
+def test_threat_47_the_store_is_private_and_in_the_state_folder(tmp_path):
     """.o2m/ 0700, reader.db 0600, WAL, synchronous FULL, never under build/."""
     s = ReaderStore.open(tmp_path)
     assert (tmp_path / ".o2m").stat().st_mode & 0o777 == 0o700

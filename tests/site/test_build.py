@@ -209,7 +209,7 @@ def test_a_missing_file_of_a_private_post_is_warned_about_even_with_no_friends_y
             " not exist"] == [line for line in result.stderr.splitlines() if "nothere" in line]
 
 
-def test_names_are_autoescaped(site):
+def test_threat_36_names_are_autoescaped(site):
     """THREATS.md 36: `</title><script>` in names stays text."""
     site.post("2026/x.md", title='"</title><script>alert(1)</script>"', tags='["<b>t</b>"]')
     site.o2m("build")
