@@ -36,7 +36,12 @@ from o2m_pub import config as config_mod
 from o2m_pub._files import site_lock
 from o2m_pub.config import BUILD_DIR, CARD_FILE, STATE_DIR, SiteConfig, build_paths
 from o2m_pub.errors import SiteError
-from o2m_pub.site.audience import Friends, check_audience, load_friends
+from o2m_pub.site.audience import (
+    Friends,
+    check_audience,
+    check_default_audience,
+    load_friends,
+)
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
 from o2m_pub.site.media_paths import MediaPaths
 from o2m_pub.site.model import PostRecord
@@ -69,7 +74,14 @@ from o2m_pub.site.report import BuildProgress, BuildReport
 from o2m_pub.site.scan import CONTENT_DIR, is_editor_litter, scan_sources
 from o2m_pub.site.scan_ahead import ScanAhead, start as start_scan_ahead
 from o2m_pub.site.snapshot import ManifestSnapshot
-from o2m_pub.site.sources import MARKUP_KEY, markup_options, render_changed, sha_of_file
+from o2m_pub.site.sources import (
+    MARKUP_KEY,
+    PARSE_KEY,
+    markup_options,
+    parse_options,
+    render_changed,
+    sha_of_file,
+)
 from o2m_pub.site.writer import AtomicWriter
 
 if TYPE_CHECKING:
@@ -403,6 +415,7 @@ class _Build:
         self.views: Views | None = None
         self.fingerprints_memo: str | None = None  # template fingerprints to record
         self.markup = markup_options(config.raw_html)
+        self.parse_options = parse_options(config)
         self.index_memo: dict[str, Any] = {}  # the index pages' fingerprint and paths
         self.mentions: dict[str, tuple[MentionView, ...]] = {}  # approved, by post path
         self.mention_memo: str | None = None  # their digests, to record when changed
@@ -415,6 +428,8 @@ class _Build:
         self._lap_start = now
 
     def run(self) -> None:
+        self.report.warnings += self.config.warnings  # o2m.toml's unknown keys
+        check_default_audience(self.config, self.friends.audience_names)
         self.lap("load manifest")
         fingerprints = self.load_templates()
         self.lap("templates")
@@ -468,10 +483,12 @@ class _Build:
         current: dict[str, SourceState] = {}
         changes: dict[str, SourceState | None] = {s: None for s in previous if s not in stats}
         to_render: list[str] = []
-        # another markup setting ([site] raw_html) renders every post again
-        same_markup = (self.manifest.get(MARKUP_KEY) or "") == self.markup
+        # another setting a post is parsed or rendered with ([site] raw_html, timezone,
+        # default_audience) parses and renders every post again
+        same_options = ((self.manifest.get(MARKUP_KEY) or "") == self.markup
+                        and self.manifest.get(PARSE_KEY) == self.parse_options)
         for source, st in stats.items():
-            old = previous.get(source) if same_markup else None
+            old = previous.get(source) if same_options else None
             if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
                 current[source] = old
                 continue
@@ -492,8 +509,10 @@ class _Build:
                                             "published now, with that date")
             if problem:
                 self.report.problems.append(problem)
-                if source in previous:  # keep the last good version (and its pages)
+                if source in previous and same_options:  # keep the last good version
                     current[source] = previous[source]
+                elif source in previous:  # parsed with other settings: not trusted, and
+                    changes[source] = None  # forgotten, so the next build parses it again
                 continue
             st = stats[source]  # the stat from before the read: a later edit is seen next time
             current[source] = changes[source] = SourceState(st.st_mtime_ns, st.st_size, sha, record)
@@ -799,6 +818,8 @@ class _Build:
             kv["template_fingerprints"] = self.fingerprints_memo
         if (self.manifest.get(MARKUP_KEY) or "") != self.markup:
             kv[MARKUP_KEY] = self.markup
+        if self.manifest.get(PARSE_KEY) != self.parse_options:
+            kv[PARSE_KEY] = self.parse_options
         if self.mention_memo is not None:
             kv["mention_digests"] = self.mention_memo
         if self.manifest.get("index_pages") == kv["index_pages"]:
