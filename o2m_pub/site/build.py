@@ -783,8 +783,20 @@ class _Build:
         return b64u_encode(self.friends.own_sign_pk)
 
     def remove_unused(self) -> list[str]:
-        """Phase F: delete what this build did not produce (nothing links to it now)."""
+        """Phase F: delete what this build did not produce (nothing links to it now).
+        With no record of build/ (a new or deleted manifest), that is every file there
+        it did not make (`Outputs.unrecorded`): a page an older build made public may
+        be a friends-only post's now."""
         removed = self.outputs.removed()
+        if not self.outputs.old and self.out_dir.is_dir():
+            strays = self.outputs.unrecorded()
+            if strays:
+                self.report.warnings.append(
+                    f"{self.out_dir.name}/ held {len(strays):,} file"
+                    f"{'s' if len(strays) != 1 else ''} that no build recorded "
+                    f"({STATE_DIR}/{self.manifest.path.name} was new or deleted): removed, "
+                    "as this build does not make them")
+            removed += strays
         for path in removed:
             self.outputs.ensure_writer().delete(path)
         self.outputs.barrier()
