@@ -410,6 +410,7 @@ class _Build:
                                before_first_write=lambda: manifest.set("in_progress", "1"))
         self.template_stamp, self.env = env
         self.rendered: set[str] = set()  # sources parsed and rendered by this build
+        self.collided: set[str] = set()  # public posts left out: another has their permalink
         self.readable: list[PostRecord] = []  # every post some friend may read
         self.private: PrivateFeeds | None = None  # friends' feeds, when there are any
         self.views: Views | None = None
@@ -436,6 +437,8 @@ class _Build:
         current, source_changes = self.collect_sources()
         self.lap("sources")
         posts = self.select(current)
+        for source in self.collided:  # a post that lost its permalink to another is not
+            source_changes.pop(source, None)  # recorded: it never holds it (`resolve_collisions`)
         if self.ahead:  # the pages' sizes, when the child took them too
             self.outputs.sizes_ahead = self.ahead.page_sizes(self.manifest.path, self.out_dir)
         site = self.plan_site(posts, fingerprints)
@@ -553,8 +556,9 @@ class _Build:
             else:
                 private += 1
                 changed += r.source in rendered  # (the writer's view: private ones too)
-        posts, collisions = resolve_collisions(chosen)
+        posts, collisions = resolve_collisions(chosen, self.held_its_permalink)
         self.report.problems += collisions
+        self.collided = {p.path for p in collisions}  # (not recorded: see `run`)
         self.report.posts = len(posts)
         self.report.drafts += drafts
         self.report.private += private
@@ -562,6 +566,13 @@ class _Build:
         self.report.changed = changed + (sum(1 for p in posts if p.source in rendered)
                                          if rendered else 0)
         return posts
+
+    def held_its_permalink(self, record: PostRecord) -> bool:
+        """Whether the post was public at this permalink in the last build (asked only
+        of posts that claim one permalink together)."""
+        st = self.snapshot.sources.get(record.source)
+        return st is not None and st.record.path == record.path and st.record.is_public \
+            and not st.record.draft
 
     def plan_site(self, posts: list[PostRecord], fingerprints: dict[str, str]) -> _SitePlan:
         """The theme's files, the media the posts refer to, and the pages to consider."""

@@ -89,6 +89,31 @@ def test_duplicate_permalink(site):
     assert "First owner" in site.read("2026/same/index.html")
 
 
+def test_a_new_post_never_takes_a_published_permalink(site):
+    """Newcomer trial: content/2025/public-post.md dated 2026 added beside the published
+    content/2026/public-post.md: the newcomer is refused at its date line, with a hint at
+    `slug:`, though its path sorts first; the published post keeps its page, its place on
+    the home page and its tags, on this build and the next. Given a slug, it builds."""
+    site.post("2026/public-post.md", title="The original", date="2026-02-01",
+              tags="[walks]")
+    assert build(site).returncode == 0
+    site.post("2025/public-post.md", title="The newcomer", date="2026-03-01")
+    for _ in range(2):
+        result = build(site)
+        assert_clean_failure(result, "content/2025/public-post.md:3:",
+                             "permalink /2026/public-post/ is already used by "
+                             "content/2026/public-post.md")
+        assert "`slug:`" in result.stderr
+        assert "The original" in site.read("2026/public-post/index.html")
+        assert "The original" in site.read("index.html")
+        assert "The newcomer" not in site.read("index.html")
+        assert "The original" in site.read("tags/walks/index.html")
+    site.post("2025/public-post.md", title="The newcomer", date="2026-03-01", slug="other")
+    assert build(site).returncode == 0
+    assert "The newcomer" in site.read("2026/other/index.html")
+    assert "The original" in site.read("2026/public-post/index.html")
+
+
 def test_template_runtime_error_names_template_and_line(site):
     """A template that fails while rendering is one line naming the template and its line;
     the last good page stays, and pages of other templates still build."""
