@@ -47,7 +47,9 @@ from o2m_pub.site.media_paths import MediaPaths
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.pages import (
+    LINKS_KEY,
     TEMPLATES_DIR,
+    LinkWarnings,
     PageResult,
     Views,
     render_pages,
@@ -411,6 +413,7 @@ class _Build:
         self.template_stamp, self.env = env
         self.rendered: set[str] = set()  # sources parsed and rendered by this build
         self.collided: set[str] = set()  # public posts left out: another has their permalink
+        self.links = LinkWarnings(manifest.get(LINKS_KEY))  # links to no public page
         self.readable: list[PostRecord] = []  # every post some friend may read
         self.private: PrivateFeeds | None = None  # friends' feeds, when there are any
         self.views: Views | None = None
@@ -451,6 +454,7 @@ class _Build:
         self.write_feeds(posts, feeds)  # E
         self.lap("feeds")
         removed = self.remove_unused()  # F
+        self.report.warnings += self.links.standing(self.outputs.new)
         self.commit(source_changes, removed, feeds)
         self.lap("clean up and commit")
         if self.outputs.writer:
@@ -566,6 +570,12 @@ class _Build:
         self.report.changed = changed + (sum(1 for p in posts if p.source in rendered)
                                          if rendered else 0)
         return posts
+
+    def unpublished(self, source: str) -> PostRecord | None:
+        """The record of a post that is built but not public (asked of the few a public
+        post links to, for the warning)."""
+        return next((r for r in self.readable if r.source == source and not r.is_public),
+                    None)
 
     def held_its_permalink(self, record: PostRecord) -> bool:
         """Whether the post was public at this permalink in the last build (asked only
@@ -742,6 +752,10 @@ class _Build:
         links to one that is not there yet (pages and tags link both ways)."""
         out = self.outputs
         todo = [p for p in site.pages if out.needs(p.path, p.digest)]
+        for page in todo:  # a public post's links to posts with no public page
+            if page.template == "post.html":
+                self.links.written(page.path, self.views.broken_links(  # type: ignore[union-attr]
+                    page.context["post"], self.root, self.unpublished))
         fresh = [p for p in todo if p.path not in out.old]
         rewritten = [p for p in todo if p.path in out.old]
         if self.progress:
@@ -845,6 +859,8 @@ class _Build:
             kv[PARSE_KEY] = self.parse_options
         if self.mention_memo is not None:
             kv["mention_digests"] = self.mention_memo
+        if self.links.changed() is not None:
+            kv[LINKS_KEY] = self.links.changed()  # type: ignore[assignment]
         if self.manifest.get("index_pages") == kv["index_pages"]:
             del kv["index_pages"]
         if (source_changes or output_changes or file_changes or self.outputs.writer
