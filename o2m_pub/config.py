@@ -51,7 +51,7 @@ class ServeConfig:
     """How `o2m serve` listens, from the optional ``[serve]`` table."""
 
     host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
+    port: int | None = None  # None: site.url's port, else DEFAULT_PORT (`serve_port`)
     http_port: int | None = None  # a plain-HTTP port that only redirects to HTTPS
     cert: str | None = None  # the owner's certificate chain (PEM), relative to the site root
     key: str | None = None  # its private key (PEM); both or neither
@@ -357,7 +357,7 @@ def _serve_table(table: _Table) -> ServeConfig:
         raise table.fail("cert" if cert is None else "key", "is missing: set both cert and key",
                          hint="name the certificate chain and its private key, e.g. from certbot")
     return ServeConfig(host=table.text("host", "127.0.0.1"),
-                       port=table.number("port", DEFAULT_PORT, 1, 65535, "a port number"),
+                       port=table.number("port", None, 1, 65535, "a port number"),
                        http_port=table.number("http_port", None, 1, 65535, "a port number"),
                        cert=cert, key=key, access_log=table.flag("access_log", True),
                        log_addresses=table.flag("log_addresses", True),
@@ -422,6 +422,18 @@ def _reader_table(table: _Table) -> ReaderConfig:
         raise table.fail("quota_per_friend", "must be at least 64 KiB",
                          hint='a bare number is bytes: write a unit, e.g. "256 MiB"')
     return ReaderConfig(quota_per_friend=quota)
+
+
+def serve_port(config: SiteConfig) -> int:
+    """The port `o2m serve` listens on without --port: [serve] port; else the port
+    site.url names, the one friends' cards send them to (`o2m init --url
+    https://127.0.0.1:45361/`); else DEFAULT_PORT (a URL without a port, or with 443,
+    means 443, which only root may take: a proxy or a port forward in front is expected
+    then)."""
+    if config.serve.port is not None:
+        return config.serve.port
+    named = urlsplit(config.url).port
+    return named if named and named != 443 else DEFAULT_PORT
 
 
 def known_audience_names(friends: Collection[str],
