@@ -342,7 +342,7 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
     A build that finds a problem publishes nothing.
     """
     from o2m_pub.host.publish.plan import parse_duration
-    from o2m_pub.host.publish.publish import publish_site
+    from o2m_pub.host.publish.publish import chosen_target, publish_site
     from o2m_pub.host.publish.target import PublishError
 
     root = site_root(ctx)
@@ -350,6 +350,7 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
         grace_delta = parse_duration(grace)
     except ValueError as e:
         raise PublishError(f"--grace {e}", hint="e.g. --grace 7d, 12h, 30m or 0") from None
+    chosen_target(root, target, base=Path.cwd())  # a missing target: said before building
     if not no_build:  # what is published is what content/ says now, never a stale build/
         report = run_build(root, ctx)
         if report.written or report.deleted:  # (a build/ already current: not a word)
