@@ -313,7 +313,10 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
         webmention_endpoint=_endpoint(table),
     )
     fingerprint = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
-    warnings = (_unknown(doc, TABLES, "table", text, path)
+    warnings = (_unknown([k for k, v in doc.items() if isinstance(v, dict)], TABLES, "table",
+                         text, path)
+                + [f"{path}{f':{n}' if (n := _line_of(text, k)) else ''}: {k!r} is outside "
+                   "any table, ignored" for k, v in doc.items() if not isinstance(v, dict)]
                 + _unknown(site, SITE_KEYS, "setting", text, path, "site")
                 + _unknown(doc.get("publish", {}) if isinstance(doc.get("publish"), dict)
                            else {}, PUBLISH_KEYS, "setting", text, path,

@@ -197,7 +197,8 @@ def test_an_unknown_setting_is_a_warning_with_a_guess(site):
     config = site.root / "o2m.toml"
     config.write_text(config.read_text().replace("posts_per_page = 3\n",
                                                  'posts_per_page = 3\nlanguag = "de"\n'
-                                                 "[serv]\nport = 1\n"))
+                                                 "[serv]\nport = 1\n"
+                                                 '[publish]\ntargte = "www"\n'))
     site.post("2026/a.md", title="A")
     result = build(site)
     assert result.returncode == 0, result.stderr
@@ -205,6 +206,8 @@ def test_an_unknown_setting_is_a_warning_with_a_guess(site):
             "'language'?), ignored") in result.stderr
     assert ("o2m: warning: o2m.toml:9: unknown table 'serv' (did you mean 'serve'?), "
             "ignored") in result.stderr
+    assert ("o2m: warning: o2m.toml:12: unknown setting 'targte' in [publish] (did you "
+            "mean 'target'?), ignored") in result.stderr
 
 
 def test_a_default_audience_that_means_no_one_is_one_error_at_its_line(site):
