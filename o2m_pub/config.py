@@ -27,6 +27,13 @@ PREVIEW_DIR = "preview"  # the drafts' private preview, in STATE_DIR
 RESERVED_AUDIENCES = frozenset({"public", "friends"})
 DEFAULT_PORT = 8443  # `o2m serve` (docs/CONFIG.md [serve]); unprivileged, so no root needed
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# what each table takes; [groups] takes any group name ([serve] and [reader] refuse an
+# unknown key, the others warn, as front matter does)
+SITE_KEYS = ("name", "author", "url", "description", "language", "timezone",
+             "default_audience", "posts_per_page", "feed_items", "raw_html", "webmention",
+             "webmention_endpoint", "webmention_links")
+TABLES = ("site", "groups", "serve", "reader", "publish")
+PUBLISH_KEYS = ("target",)
 
 
 def build_paths(root: Path, drafts: bool) -> tuple[Path, Path]:
@@ -44,7 +51,7 @@ class ServeConfig:
     """How `o2m serve` listens, from the optional ``[serve]`` table."""
 
     host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
+    port: int | None = None  # None: site.url's port, else DEFAULT_PORT (`serve_port`)
     http_port: int | None = None  # a plain-HTTP port that only redirects to HTTPS
     cert: str | None = None  # the owner's certificate chain (PEM), relative to the site root
     key: str | None = None  # its private key (PEM); both or neither
@@ -107,6 +114,10 @@ class SiteConfig:
     webmention: bool = True
     webmention_endpoint: str | None = None
     webmention_links: bool = False
+    # o2m.toml's lines of [site]'s keys, for a setting found wrong later (a
+    # default_audience that names no friend: `site.audience.check_default_audience`)
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+    warnings: tuple[str, ...] = ()  # "o2m.toml:LINE: what": unknown keys, ignored
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -118,10 +129,75 @@ class SiteConfig:
         return urlsplit(self.url).path or "/"
 
 
-def _line_of(text: str, key: str) -> int | None:
-    """The line where `key = ...` is set, for error messages (tomllib gives none)."""
-    m = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.M)
+def _line_of(text: str, key: str, table: str | None = None) -> int | None:
+    """The line where `key = ...` is set (in `table`'s part of the file when given, else
+    anywhere), for error messages (tomllib gives none)."""
+    start, end = 0, len(text)
+    if table is not None:
+        header = re.search(rf"^\s*\[\s*{re.escape(table)}\s*\]", text, re.M)
+        if header:
+            start = header.end()
+            after = re.compile(r"^\s*\[", re.M).search(text, start)
+            end = after.start() if after else end
+    m = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", re.M).search(text, start, end)
+    if m is None and table is not None:
+        return _line_of(text, key)
     return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _unknown(names: Collection[str], known: Collection[str], what: str, text: str,
+             path: str, table: str | None = None) -> list[str]:
+    """Warnings for names o2m does not know ("o2m.toml:3: unknown setting 'languag' in
+    [site] (did you mean 'language'?), ignored"), as front matter's unknown fields get."""
+    warnings = []
+    for name in names:
+        if name in known:
+            continue
+        import difflib  # (only for a mistake)
+        near = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.7)
+        guess = f" (did you mean {near[0]!r}?)" if near else ""
+        line = (_line_of(text, name, table) if table is not None
+                else _header_line(text, name))
+        place = f" in [{table}]" if table is not None else ""
+        warnings.append(f"{path}{f':{line}' if line else ''}: unknown {what} {name!r}"
+                        f"{place}{guess}, ignored")
+    return warnings
+
+
+def _header_line(text: str, table: str) -> int | None:
+    m = re.search(rf"^\s*\[\s*{re.escape(table)}\s*\]", text, re.M)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _url_problem(url: str) -> tuple[str, str] | None:
+    """Why `url` cannot be the site's address, with a hint; None when it can. The rules
+    of the card's `url` (PROTOCOL.md §2.4, `protocol.cards.check_card_url`), so a URL
+    o2m.toml takes is one the build can sign a card for."""
+    example = 'e.g. url = "https://ada.example/" (friends fetch your feeds there, over TLS)'
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "has a malformed host or port", example
+    if parts.scheme != "https" or not parts.netloc:
+        return f"must be an absolute https:// URL, not {url!r}", example
+    if not re.fullmatch(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*", url):
+        return ("holds a character that is not allowed (spaces, control or non-ASCII "
+                "characters)", "write international host names in punycode (xn--…)")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return "must not have a query or fragment", example
+    if "@" in parts.netloc:
+        return "must not hold a user name or password", example
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal, its brackets dropped
+        import ipaddress  # (only for one)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "has a malformed IPv6 host", example
+    elif not re.fullmatch(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?", host):
+        return "has no valid host name", example
+    return None
 
 
 def _audience(value: object) -> tuple[str, ...]:
@@ -142,7 +218,7 @@ class _Table:
 
     def fail(self, key: str, msg: str, hint: str | None = None) -> ConfigError:
         return ConfigError(f"{self.name}.{key} {msg}", path=self.path,
-                           line=_line_of(self.source, key), hint=hint)
+                           line=_line_of(self.source, key, self.name), hint=hint)
 
     def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
         """A string, stripped; a key with no default (or a required one) must not be empty."""
@@ -192,10 +268,9 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
     name = text_field("name", required=True)
     author = text_field("author", name)
     url = text_field("url", required=True)
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
-        raise fail("url", f"must be an absolute https:// URL, not {url!r}",
-                   hint='e.g. url = "https://example.org/"')
+    problem = _url_problem(url)
+    if problem is not None:
+        raise fail("url", problem[0], hint=problem[1])
     if not url.endswith("/"):
         url += "/"
     tz = text_field("timezone", "UTC")
@@ -238,9 +313,19 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> SiteConfig:
         webmention_endpoint=_endpoint(table),
     )
     fingerprint = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
+    warnings = (_unknown([k for k, v in doc.items() if isinstance(v, dict)], TABLES, "table",
+                         text, path)
+                + [f"{path}{f':{n}' if (n := _line_of(text, k)) else ''}: {k!r} is outside "
+                   "any table, ignored" for k, v in doc.items() if not isinstance(v, dict)]
+                + _unknown(site, SITE_KEYS, "setting", text, path, "site")
+                + _unknown(doc.get("publish", {}) if isinstance(doc.get("publish"), dict)
+                           else {}, PUBLISH_KEYS, "setting", text, path,
+                           "publish"))
+    lines = {k: line for k in site if (line := _line_of(text, k, "site")) is not None}
     # raw_html changes post bodies only, which the build renders again when it changes
     # (`sources.markup_options`), so it is not in the fingerprint
     return SiteConfig(**settings, fingerprint=fingerprint, raw_html=table.flag("raw_html", True),
+                      lines=lines, warnings=tuple(warnings),
                       webmention_links=table.flag("webmention_links", False),
                       serve=_serve_table(_Table("serve", doc.get("serve", {}), text, path)),
                       reader=_reader_table(_Table("reader", doc.get("reader", {}), text, path)),
@@ -275,7 +360,7 @@ def _serve_table(table: _Table) -> ServeConfig:
         raise table.fail("cert" if cert is None else "key", "is missing: set both cert and key",
                          hint="name the certificate chain and its private key, e.g. from certbot")
     return ServeConfig(host=table.text("host", "127.0.0.1"),
-                       port=table.number("port", DEFAULT_PORT, 1, 65535, "a port number"),
+                       port=table.number("port", None, 1, 65535, "a port number"),
                        http_port=table.number("http_port", None, 1, 65535, "a port number"),
                        cert=cert, key=key, access_log=table.flag("access_log", True),
                        log_addresses=table.flag("log_addresses", True),
@@ -340,6 +425,18 @@ def _reader_table(table: _Table) -> ReaderConfig:
         raise table.fail("quota_per_friend", "must be at least 64 KiB",
                          hint='a bare number is bytes: write a unit, e.g. "256 MiB"')
     return ReaderConfig(quota_per_friend=quota)
+
+
+def serve_port(config: SiteConfig) -> int:
+    """The port `o2m serve` listens on without --port: [serve] port; else the port
+    site.url names, the one friends' cards send them to (`o2m init --url
+    https://127.0.0.1:45361/`); else DEFAULT_PORT (a URL without a port, or with 443,
+    means 443, which only root may take: a proxy or a port forward in front is expected
+    then)."""
+    if config.serve.port is not None:
+        return config.serve.port
+    named = urlsplit(config.url).port
+    return named if named and named != 443 else DEFAULT_PORT
 
 
 def known_audience_names(friends: Collection[str],

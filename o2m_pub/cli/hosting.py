@@ -32,7 +32,8 @@ from o2m_pub.host.publish.plan import (  # pure and light: for --grace's default
 @click.command()
 @click.option("--host", help="Address to listen on.  [default: 127.0.0.1, or [serve] host]")
 @click.option("--port", type=click.IntRange(0, 65535),
-              help="HTTPS port (0: any free one).  [default: 8443, or [serve] port]")
+              help="HTTPS port (0: any free one).  [default: [serve] port, else the port "
+                   "in site.url, else 8443]")
 @click.option("--public", is_flag=True, help="Listen on all interfaces (IPv4 and IPv6).")
 @click.option("--http-port", type=click.IntRange(0, 65535),
               help="Also listen for plain HTTP here, only to redirect to HTTPS.")
@@ -66,7 +67,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     Without a certificate in [serve], a self-signed one is made in keys/tls/ on the
     first run and its pin goes into your card, so friends check it without a CA.
     """
-    from o2m_pub.config import STATE_DIR, load
+    from o2m_pub.config import STATE_DIR, load, serve_port
     from o2m_pub.host.serve import ServeError, ServeOptions, bind, chosen_tls_transport, run
     from o2m_pub.host.tls import site_pair
 
@@ -84,7 +85,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, public: bool,
     settings = config.serve
     host = "::" if public else (host or settings.host)
     workers = workers or min(os.cpu_count() or 1, 8)
-    listening = bind(host, settings.port if port is None else port,
+    listening = bind(host, serve_port(config) if port is None else port,
                      settings.http_port if http_port is None else http_port, pair,
                      workers=workers)
     log_file = None
@@ -341,7 +342,7 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
     A build that finds a problem publishes nothing.
     """
     from o2m_pub.host.publish.plan import parse_duration
-    from o2m_pub.host.publish.publish import publish_site
+    from o2m_pub.host.publish.publish import chosen_target, publish_site
     from o2m_pub.host.publish.target import PublishError
 
     root = site_root(ctx)
@@ -349,6 +350,7 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
         grace_delta = parse_duration(grace)
     except ValueError as e:
         raise PublishError(f"--grace {e}", hint="e.g. --grace 7d, 12h, 30m or 0") from None
+    chosen_target(root, target, base=Path.cwd())  # a missing target: said before building
     if not no_build:  # what is published is what content/ says now, never a stale build/
         report = run_build(root, ctx)
         if report.written or report.deleted:  # (a build/ already current: not a word)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from o2m_pub.config import SiteConfig, known_audience_names
-from o2m_pub.errors import Problem
+from o2m_pub.config import CONFIG_NAME, SiteConfig, known_audience_names
+from o2m_pub.errors import ConfigError, Problem
 from o2m_pub.site.model import PostRecord
 
 if TYPE_CHECKING:
@@ -49,15 +49,40 @@ def load_friends(root: Path, config: SiteConfig) -> Friends:
     return Friends(own, readers, store.groups(), (item_id_key(root) or own) if readers else b"")
 
 
+def _unknown_name(names: tuple[str, ...], known: frozenset[str] | set[str]
+                  ) -> tuple[str, str] | None:
+    """The first of `names` that means no one, and a guess at the one meant."""
+    for name in names:
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+            return name, f" (did you mean {near[0]!r}?)" if near else ""
+    return None
+
+
+_AUDIENCE_HINT = ("use public, friends, a group (`o2m group list`) or a friend's name "
+                  "(`o2m friend list`)")
+
+
+def check_default_audience(config: SiteConfig, known: frozenset[str] | set[str]) -> None:
+    """o2m.toml's default_audience must mean someone, as a post's `audience:` must; the
+    friends and groups of keys/ count, which o2m.toml's own check cannot see.
+
+    Raises:
+        ConfigError: at default_audience's line, once (not at every post without an
+            `audience:`).
+    """
+    unknown = _unknown_name(config.default_audience, known)
+    if unknown is not None:
+        raise ConfigError(f"site.default_audience names {unknown[0]!r}, which is no "
+                          f"group or friend{unknown[1]}", path=CONFIG_NAME,
+                          line=config.lines.get("default_audience"), hint=_AUDIENCE_HINT)
+
+
 def check_audience(record: PostRecord, known: frozenset[str] | set[str]) -> Problem | None:
     """Every audience name must be public, friends, a group or a friend; a name close
     to one of them is told which (`audience: familly`: did you mean 'family'?)."""
-    for name in record.audience:
-        if name not in known:
-            near = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
-            guess = f" (did you mean {near[0]!r}?)" if near else ""
-            return Problem(record.source, record.lines.get("audience", 1),
-                           f"unknown audience {name!r}{guess}",
-                           hint="use public, friends, a group (`o2m group list`) or a "
-                           "friend's name (`o2m friend list`)")
-    return None
+    unknown = _unknown_name(record.audience, known)
+    if unknown is None:
+        return None
+    return Problem(record.source, record.lines.get("audience", 1),
+                   f"unknown audience {unknown[0]!r}{unknown[1]}", hint=_AUDIENCE_HINT)

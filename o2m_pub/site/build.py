@@ -36,13 +36,20 @@ from o2m_pub import config as config_mod
 from o2m_pub._files import site_lock
 from o2m_pub.config import BUILD_DIR, CARD_FILE, STATE_DIR, SiteConfig, build_paths
 from o2m_pub.errors import SiteError
-from o2m_pub.site.audience import Friends, check_audience, load_friends
+from o2m_pub.site.audience import (
+    Friends,
+    check_audience,
+    check_default_audience,
+    load_friends,
+)
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
 from o2m_pub.site.media_paths import MediaPaths
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.pages import (
+    LINKS_KEY,
     TEMPLATES_DIR,
+    LinkWarnings,
     PageResult,
     Views,
     render_pages,
@@ -69,7 +76,14 @@ from o2m_pub.site.report import BuildProgress, BuildReport
 from o2m_pub.site.scan import CONTENT_DIR, is_editor_litter, scan_sources
 from o2m_pub.site.scan_ahead import ScanAhead, start as start_scan_ahead
 from o2m_pub.site.snapshot import ManifestSnapshot
-from o2m_pub.site.sources import MARKUP_KEY, markup_options, render_changed, sha_of_file
+from o2m_pub.site.sources import (
+    MARKUP_KEY,
+    PARSE_KEY,
+    markup_options,
+    parse_options,
+    render_changed,
+    sha_of_file,
+)
 from o2m_pub.site.writer import AtomicWriter
 
 if TYPE_CHECKING:
@@ -398,11 +412,14 @@ class _Build:
                                before_first_write=lambda: manifest.set("in_progress", "1"))
         self.template_stamp, self.env = env
         self.rendered: set[str] = set()  # sources parsed and rendered by this build
+        self.collided: set[str] = set()  # public posts left out: another has their permalink
+        self.links = LinkWarnings(manifest.get(LINKS_KEY))  # links to no public page
         self.readable: list[PostRecord] = []  # every post some friend may read
         self.private: PrivateFeeds | None = None  # friends' feeds, when there are any
         self.views: Views | None = None
         self.fingerprints_memo: str | None = None  # template fingerprints to record
         self.markup = markup_options(config.raw_html)
+        self.parse_options = parse_options(config)
         self.index_memo: dict[str, Any] = {}  # the index pages' fingerprint and paths
         self.mentions: dict[str, tuple[MentionView, ...]] = {}  # approved, by post path
         self.mention_memo: str | None = None  # their digests, to record when changed
@@ -415,12 +432,16 @@ class _Build:
         self._lap_start = now
 
     def run(self) -> None:
+        self.report.warnings += self.config.warnings  # o2m.toml's unknown keys
+        check_default_audience(self.config, self.friends.audience_names)
         self.lap("load manifest")
         fingerprints = self.load_templates()
         self.lap("templates")
         current, source_changes = self.collect_sources()
         self.lap("sources")
         posts = self.select(current)
+        for source in self.collided:  # a post that lost its permalink to another is not
+            source_changes.pop(source, None)  # recorded: it never holds it (`resolve_collisions`)
         if self.ahead:  # the pages' sizes, when the child took them too
             self.outputs.sizes_ahead = self.ahead.page_sizes(self.manifest.path, self.out_dir)
         site = self.plan_site(posts, fingerprints)
@@ -433,6 +454,7 @@ class _Build:
         self.write_feeds(posts, feeds)  # E
         self.lap("feeds")
         removed = self.remove_unused()  # F
+        self.report.warnings += self.links.standing(self.outputs.new)
         self.commit(source_changes, removed, feeds)
         self.lap("clean up and commit")
         if self.outputs.writer:
@@ -468,10 +490,12 @@ class _Build:
         current: dict[str, SourceState] = {}
         changes: dict[str, SourceState | None] = {s: None for s in previous if s not in stats}
         to_render: list[str] = []
-        # another markup setting ([site] raw_html) renders every post again
-        same_markup = (self.manifest.get(MARKUP_KEY) or "") == self.markup
+        # another setting a post is parsed or rendered with ([site] raw_html, timezone,
+        # default_audience) parses and renders every post again
+        same_options = ((self.manifest.get(MARKUP_KEY) or "") == self.markup
+                        and self.manifest.get(PARSE_KEY) == self.parse_options)
         for source, st in stats.items():
-            old = previous.get(source) if same_markup else None
+            old = previous.get(source) if same_options else None
             if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
                 current[source] = old
                 continue
@@ -492,8 +516,10 @@ class _Build:
                                             "published now, with that date")
             if problem:
                 self.report.problems.append(problem)
-                if source in previous:  # keep the last good version (and its pages)
+                if source in previous and same_options:  # keep the last good version
                     current[source] = previous[source]
+                elif source in previous:  # parsed with other settings: not trusted, and
+                    changes[source] = None  # forgotten, so the next build parses it again
                 continue
             st = stats[source]  # the stat from before the read: a later edit is seen next time
             current[source] = changes[source] = SourceState(st.st_mtime_ns, st.st_size, sha, record)
@@ -534,8 +560,9 @@ class _Build:
             else:
                 private += 1
                 changed += r.source in rendered  # (the writer's view: private ones too)
-        posts, collisions = resolve_collisions(chosen)
+        posts, collisions = resolve_collisions(chosen, self.held_its_permalink)
         self.report.problems += collisions
+        self.collided = {p.path for p in collisions}  # (not recorded: see `run`)
         self.report.posts = len(posts)
         self.report.drafts += drafts
         self.report.private += private
@@ -543,6 +570,19 @@ class _Build:
         self.report.changed = changed + (sum(1 for p in posts if p.source in rendered)
                                          if rendered else 0)
         return posts
+
+    def unpublished(self, source: str) -> PostRecord | None:
+        """The record of a post that is built but not public (asked of the few a public
+        post links to, for the warning)."""
+        return next((r for r in self.readable if r.source == source and not r.is_public),
+                    None)
+
+    def held_its_permalink(self, record: PostRecord) -> bool:
+        """Whether the post was public at this permalink in the last build (asked only
+        of posts that claim one permalink together)."""
+        st = self.snapshot.sources.get(record.source)
+        return st is not None and st.record.path == record.path and st.record.is_public \
+            and not st.record.draft
 
     def plan_site(self, posts: list[PostRecord], fingerprints: dict[str, str]) -> _SitePlan:
         """The theme's files, the media the posts refer to, and the pages to consider."""
@@ -712,6 +752,10 @@ class _Build:
         links to one that is not there yet (pages and tags link both ways)."""
         out = self.outputs
         todo = [p for p in site.pages if out.needs(p.path, p.digest)]
+        for page in todo:  # a public post's links to posts with no public page
+            if page.template == "post.html":
+                self.links.written(page.path, self.views.broken_links(  # type: ignore[union-attr]
+                    page.context["post"], self.root, self.unpublished))
         fresh = [p for p in todo if p.path not in out.old]
         rewritten = [p for p in todo if p.path in out.old]
         if self.progress:
@@ -764,8 +808,20 @@ class _Build:
         return b64u_encode(self.friends.own_sign_pk)
 
     def remove_unused(self) -> list[str]:
-        """Phase F: delete what this build did not produce (nothing links to it now)."""
+        """Phase F: delete what this build did not produce (nothing links to it now).
+        With no record of build/ (a new or deleted manifest), that is every file there
+        it did not make (`Outputs.unrecorded`): a page an older build made public may
+        be a friends-only post's now."""
         removed = self.outputs.removed()
+        if not self.outputs.old and self.out_dir.is_dir():
+            strays = self.outputs.unrecorded()
+            if strays:
+                self.report.warnings.append(
+                    f"{self.out_dir.name}/ held {len(strays):,} file"
+                    f"{'s' if len(strays) != 1 else ''} that no build recorded "
+                    f"({STATE_DIR}/{self.manifest.path.name} was new or deleted): removed, "
+                    "as this build does not make them")
+            removed += strays
         for path in removed:
             self.outputs.ensure_writer().delete(path)
         self.outputs.barrier()
@@ -799,8 +855,12 @@ class _Build:
             kv["template_fingerprints"] = self.fingerprints_memo
         if (self.manifest.get(MARKUP_KEY) or "") != self.markup:
             kv[MARKUP_KEY] = self.markup
+        if self.manifest.get(PARSE_KEY) != self.parse_options:
+            kv[PARSE_KEY] = self.parse_options
         if self.mention_memo is not None:
             kv["mention_digests"] = self.mention_memo
+        if self.links.changed() is not None:
+            kv[LINKS_KEY] = self.links.changed()  # type: ignore[assignment]
         if self.manifest.get("index_pages") == kv["index_pages"]:
             del kv["index_pages"]
         if (source_changes or output_changes or file_changes or self.outputs.writer

@@ -13,12 +13,17 @@ once the first write is made.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Callable, Mapping
 
 from o2m_pub.site.manifest import OutputState
 from o2m_pub.site.plan import sha256_hex
 from o2m_pub.site.writer import AtomicWriter
+
+# friends' heads, archive pages and objects (PROTOCOL.md §3.2): ciphertext, which the
+# feeds' own planning keeps or deletes (and reads: a published head's seq, §3.4)
+SEALED_PATHS = ("f/", "p/", "o/")
 
 
 def _size(path: str) -> int:
@@ -165,3 +170,31 @@ class Outputs:
     def removed(self) -> list[str]:
         """The recorded outputs this build did not produce: to delete."""
         return [p for p in self.old if p not in self.new]
+
+    def unrecorded(self) -> list[str]:
+        """The files in the output folder that this build did not produce, for a build
+        that has no record of what is there (a new or lost manifest): what an earlier
+        build made public may be private now, and nothing says which it is.
+
+        Left alone: dotfiles and dot-folders (no build makes one but `.well-known/`,
+        whose card it writes anyway; an ACME challenge lives there), friends' sealed
+        files (`SEALED_PATHS`), symlinks (never a build's, and never followed), and
+        names no output can have. Nothing outside the output folder is looked at.
+        """
+        found: list[str] = []
+        new = self.new
+        for folder, dirs, files in os.walk(self.out_str):  # (symlinked folders: not entered)
+            rel = os.path.relpath(folder, self.out_str)
+            rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            dirs[:] = [d for d in dirs if not d.startswith(".")
+                       and not f"{rel}{d}/".startswith(SEALED_PATHS)]
+            for name in files:
+                path = rel + name
+                if name.startswith(".") or path in new or "\\" in path:
+                    continue
+                try:
+                    if stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode):
+                        found.append(path)
+                except FileNotFoundError:
+                    pass
+        return sorted(found)

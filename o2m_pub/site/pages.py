@@ -8,9 +8,12 @@ rendered bodies from the build cache and their links resolved for each page.
 
 from __future__ import annotations
 
+import json
+import posixpath
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Container, Iterator
+from urllib.parse import quote
 
 import jinja2
 
@@ -74,6 +77,44 @@ class Views:
 
         return PostView(record, url=self.config.url + record.path, tz=self.tz, body=body)
 
+    def broken_links(self, record: PostRecord, root: Path,
+                     unpublished: Callable[[str], PostRecord | None]) -> list[str]:
+        """A warning for each post `record` links to that has no public page (its link
+        becomes "#missing"), as a missing picture gets: the file, the line of the link
+        when the file shows it, what is missing, and what to do. Asked of the post pages
+        a build writes, so once per link, and never of an unchanged site.
+
+        Args:
+            unpublished: the record of a post that is built but not public, else None.
+        """
+        missing = [target for target in record.links if target not in self.targets]
+        if not missing:
+            return []
+        try:
+            lines = (root / record.source).read_text("utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        folder = posixpath.dirname(record.source)
+        warnings = []
+        for target in missing:
+            written = posixpath.relpath(target, folder)
+            line = next((n for n, text in enumerate(lines, 1) if f"]({written}" in text
+                         or f"]({quote(written)}" in text), None)
+            other = unpublished(target)
+            if other is not None:
+                why = (f"which is not public (audience: {', '.join(other.audience)}): "
+                       "the link leads nowhere; link to a public post, or make that one "
+                       "public")
+            elif (root / target).is_file():
+                why = ("which has no page (a draft, or it did not build): the link leads "
+                       "nowhere until it does")
+            else:
+                why = ("which does not exist: the link leads nowhere; link to a post's .md "
+                       "file by its path from this post's folder")
+            warnings.append(f"{record.source}{f':{line}' if line else ''}: links to "
+                            f"{target}, {why}")
+        return warnings
+
     def absolute_html(self, record: PostRecord) -> str:
         def link(path: str) -> str:
             return self.config.url + path
@@ -99,6 +140,41 @@ class Views:
             ctx["months"] = [{"name": m, "posts": ps} for m, ps in months.items()]
         canonical = None if root is not None else self.config.url + page.page_dir
         return renderer.render(page.template, page.page_dir, canonical, root=root, **ctx)
+
+
+LINKS_KEY = "link_warnings"  # the build state's record of `LinkWarnings`
+
+
+class LinkWarnings:
+    """The warnings of public posts' links to posts with no public page, by the page
+    that holds them: made when a page is written (`Views.broken_links`), recorded by the
+    build, and said again by every build while the page stands, as a missing picture's
+    warning is, without looking at any post of an unchanged site.
+
+    Args:
+        recorded: what the last build recorded (JSON), or None.
+    """
+
+    def __init__(self, recorded: str | None) -> None:
+        self.recorded = recorded or "{}"
+        self.by_page: dict[str, list[str]] = json.loads(self.recorded)
+
+    def written(self, path: str, warnings: list[str]) -> None:
+        """The page at `path` was written (or tried) with these warnings."""
+        if warnings:
+            self.by_page[path] = warnings
+        else:
+            self.by_page.pop(path, None)
+
+    def standing(self, outputs: Container[str]) -> list[str]:
+        """The warnings of the pages among `outputs` (this build's), in order."""
+        self.by_page = {p: w for p, w in sorted(self.by_page.items()) if p in outputs}
+        return [w for warnings in self.by_page.values() for w in warnings]
+
+    def changed(self) -> str | None:
+        """What to record, when it is not what was recorded."""
+        now = json.dumps(self.by_page, sort_keys=True)
+        return now if now != self.recorded else None
 
 
 def render_page(views: Views, renderer: PageRenderer, page: Page, write: WriteIfChanged,

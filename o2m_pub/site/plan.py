@@ -14,7 +14,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from o2m_pub.errors import Problem
 from o2m_pub.site.model import PostRecord, TagView, tag_view
@@ -57,23 +57,34 @@ def digest_of(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
-def resolve_collisions(records: Sequence[PostRecord]) -> tuple[list[PostRecord], list[Problem]]:
-    """Two posts at one permalink: the first by source path keeps it, the rest fail.
-    Returns the kept posts oldest first."""
+def resolve_collisions(records: Sequence[PostRecord],
+                       held: Callable[[PostRecord], bool] | None = None
+                       ) -> tuple[list[PostRecord], list[Problem]]:
+    """Two posts at one permalink: the one that held it in the last build keeps it
+    (`held`), so a new post never takes an address already published, and its pages and
+    tags stay; among posts none of which held it, the first by source path. Each other
+    one fails, at its own `slug:` or `date:` line, naming the post that keeps it.
+
+    Returns:
+        The kept posts oldest first, and a problem for each post left out.
+    """
     owner: dict[str, PostRecord] = {}
-    losers: list[PostRecord] = []
+    contested: dict[str, list[PostRecord]] = {}
     for r in records:
-        first = owner.get(r.path)
-        if first is None:
-            owner[r.path] = r
-        else:
-            keep, lose = (first, r) if first.source < r.source else (r, first)
-            owner[r.path] = keep
-            losers.append(lose)
-    problems = [Problem(r.source, r.lines.get("slug", r.lines.get("date", 1)),
-                        f"permalink /{r.path} is already used by {owner[r.path].source}",
-                        hint="give one of them another `slug:`")
-                for r in sorted(losers, key=lambda r: r.source)]
+        first = owner.setdefault(r.path, r)
+        if first is not r:
+            contested.setdefault(r.path, [first]).append(r)
+    problems = []
+    for path, claimants in contested.items():
+        holders = [r for r in claimants if held is not None and held(r)] or claimants
+        keep = owner[path] = min(holders, key=attrgetter("source"))
+        problems += [Problem(r.source, r.lines.get("slug", r.lines.get("date", 1)),
+                             f"permalink /{path} is already used by {keep.source}",
+                             hint="give this post another `slug:` (a post's address is the "
+                                  "year of its date and its slug, the file's name unless "
+                                  "`slug:` sets it)")
+                     for r in claimants if r is not keep]
+    problems.sort(key=attrgetter("path"))
     return sorted(owner.values(), key=attrgetter("utc", "path")), problems
 
 

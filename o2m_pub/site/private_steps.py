@@ -52,10 +52,10 @@ from o2m_pub.site.audience import Friends
 from o2m_pub.site.content import split_front_matter
 from o2m_pub.site.manifest import FileState
 from o2m_pub.site.model import PostRecord
-from o2m_pub.site.outputs import Outputs
+from o2m_pub.site.outputs import SEALED_PATHS, Outputs
 from o2m_pub.site.plan import digest_of, sha256_hex
 
-FEED_PATHS = ("f/", "p/", "o/")  # heads, archive pages, objects (§3.2)
+FEED_PATHS = SEALED_PATHS  # heads, archive pages, objects (§3.2)
 
 
 @dataclass(frozen=True)

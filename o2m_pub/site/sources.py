@@ -8,6 +8,7 @@ post alone.
 
 from __future__ import annotations
 
+import json
 import zoneinfo
 from dataclasses import replace
 from pathlib import Path
@@ -60,6 +61,18 @@ def markup_options(raw_html: bool) -> str:
     each body's cache key, and recorded by the build, which renders every post again
     when it changes. "" for the defaults, so a site that sets nothing keeps its keys."""
     return "" if raw_html else "raw_html=false"
+
+
+PARSE_KEY = "parse_options"  # the build state's record of `parse_options`
+
+
+def parse_options(config: SiteConfig) -> str:
+    """The settings a post's record is parsed with, besides its bytes: the zone of a
+    date written without one, and the audience of a post that names none. Recorded by
+    the build, which parses every post again when they change (docs/CONFIG.md): a post
+    kept from before would stay public, or dated in the old zone, until edited."""
+    return json.dumps({"timezone": config.timezone,
+                       "default_audience": list(config.default_audience)}, sort_keys=True)
 
 
 _worker: dict[str, object] = {}

@@ -368,6 +368,18 @@ def test_no_target_is_one_line(tmp_path):
     assert_error_line(r.stderr, "no [publish] target", "hint:")
 
 
+def test_no_target_is_said_before_building(tmp_path):
+    """Newcomer trial: `o2m publish` with no target ran the whole build, then failed.
+    The target is checked first: nothing is built, nothing said but the error."""
+    root, _, _ = make_site(tmp_path)
+    (root / "content/2026/new.md").write_text("---\ntitle: New\ndate: 2026-03-01\n"
+                                              "audience: public\n---\nx\n")
+    r = run_o2m("publish", cwd=root)
+    assert r.returncode == 1 and "" == r.stdout
+    assert_error_line(r.stderr, "no [publish] target", "hint:")
+    assert not (root / "build/2026/new").exists()
+
+
 def test_bad_grace_is_one_line(tmp_path):
     """A --grace that is not a duration: one error line naming it, exit 1."""
     root, _, _ = make_site(tmp_path)

@@ -565,6 +565,44 @@ def test_port_in_use_is_one_clear_line(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_listens_on_the_port_of_site_url(tmp_path):
+    """Newcomer trial: after `o2m init --url https://127.0.0.1:PORT/`, `o2m serve` with
+    no --port and no [serve] port listens on PORT, where the card sends friends (it
+    listened on 8443, and friends got "unreachable")."""
+    port = _free_port()
+    root = tmp_path / "local"
+    assert run_o2m("init", str(root), "--name", "L", "--url", f"https://127.0.0.1:{port}/",
+                   cwd=tmp_path).returncode == 0
+    assert run_o2m("build", cwd=root).returncode == 0
+    server = start_o2m_serve(root, port=None)
+    try:
+        assert f"https://127.0.0.1:{port}/" == server.url
+        page = requests.get(server.url, verify=server.verify, timeout=10)
+        assert 200 == page.status_code and "L" in page.text
+    finally:
+        assert server.stop() == 0
+
+
+def test_serve_port_is_the_serve_tables_then_site_urls():
+    """Without --port: [serve] port, then the port site.url names; with neither (or 443,
+    which only root may take), 8443."""
+    from o2m_pub.config import parse_config, serve_port
+
+    def port(url: str, table: str = "") -> int:
+        return serve_port(parse_config(f'[site]\nname = "x"\nurl = "{url}"\n{table}'.encode()))
+
+    assert 45361 == port("https://127.0.0.1:45361/")
+    assert 9000 == port("https://127.0.0.1:45361/", "[serve]\nport = 9000\n")
+    assert 8443 == port("https://ada.example/")
+    assert 8443 == port("https://ada.example:443/")
+
+
 def test_unreadable_or_wrong_key_is_one_clear_line(tmp_path):
     """A configured certificate that is missing, or a file that is not a PEM certificate, is
     one error line, exit 1, no traceback."""

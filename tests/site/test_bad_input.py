@@ -89,6 +89,31 @@ def test_duplicate_permalink(site):
     assert "First owner" in site.read("2026/same/index.html")
 
 
+def test_a_new_post_never_takes_a_published_permalink(site):
+    """Newcomer trial: content/2025/public-post.md dated 2026 added beside the published
+    content/2026/public-post.md: the newcomer is refused at its date line, with a hint at
+    `slug:`, though its path sorts first; the published post keeps its page, its place on
+    the home page and its tags, on this build and the next. Given a slug, it builds."""
+    site.post("2026/public-post.md", title="The original", date="2026-02-01",
+              tags="[walks]")
+    assert build(site).returncode == 0
+    site.post("2025/public-post.md", title="The newcomer", date="2026-03-01")
+    for _ in range(2):
+        result = build(site)
+        assert_clean_failure(result, "content/2025/public-post.md:3:",
+                             "permalink /2026/public-post/ is already used by "
+                             "content/2026/public-post.md")
+        assert "`slug:`" in result.stderr
+        assert "The original" in site.read("2026/public-post/index.html")
+        assert "The original" in site.read("index.html")
+        assert "The newcomer" not in site.read("index.html")
+        assert "The original" in site.read("tags/walks/index.html")
+    site.post("2025/public-post.md", title="The newcomer", date="2026-03-01", slug="other")
+    assert build(site).returncode == 0
+    assert "The newcomer" in site.read("2026/other/index.html")
+    assert "The original" in site.read("2026/public-post/index.html")
+
+
 def test_template_runtime_error_names_template_and_line(site):
     """A template that fails while rendering is one line naming the template and its line;
     the last good page stays, and pages of other templates still build."""
@@ -144,6 +169,62 @@ def test_bad_config(site, config, words):
     result = build(site)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("o2m: error: o2m.toml") and words in result.stderr
+
+
+@pytest.mark.parametrize("url, words", [
+    ("http://ada.example/", "site.url must be an absolute https:// URL, not 'http://ada.example/'"),
+    ("https://ada example/", "site.url holds a character that is not allowed"),
+    ("https://ada@ada.example/", "site.url must not hold a user name or password"),
+    ("https://ada.example:port/", "site.url has a malformed host or port"),
+])
+def test_a_url_the_card_refuses_is_o2m_tomls_error_at_its_line(site, url, words):
+    """docs/CONFIG.md's example (newcomer trial): a url no card can carry is o2m.toml's
+    error at the url's line, with a hint, before anything is built or signed (not the
+    card's "card field 'url'" at build time, with no file or line)."""
+    (site.root / "o2m.toml").write_text(
+        f'# a comment\n[site]\nname = "x"\nurl = "{url}"\n')
+    result = build(site)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    first, hint = result.stderr.splitlines()[:2]
+    assert first.startswith("o2m: error: o2m.toml:4: " + words), result.stderr
+    assert hint.lstrip().startswith("hint:")
+    assert not site.build_dir.exists()
+
+
+def test_an_unknown_setting_is_a_warning_with_a_guess(site):
+    """`languag = "en"` (a typo) in o2m.toml: a warning naming the file, the line and
+    the setting meant, as front matter's unknown fields get; the build goes on."""
+    config = site.root / "o2m.toml"
+    config.write_text(config.read_text().replace("posts_per_page = 3\n",
+                                                 'posts_per_page = 3\nlanguag = "de"\n'
+                                                 "[serv]\nport = 1\n"
+                                                 '[publish]\ntargte = "www"\n'))
+    site.post("2026/a.md", title="A")
+    result = build(site)
+    assert result.returncode == 0, result.stderr
+    assert ("o2m: warning: o2m.toml:8: unknown setting 'languag' in [site] (did you mean "
+            "'language'?), ignored") in result.stderr
+    assert ("o2m: warning: o2m.toml:9: unknown table 'serv' (did you mean 'serve'?), "
+            "ignored") in result.stderr
+    assert ("o2m: warning: o2m.toml:12: unknown setting 'targte' in [publish] (did you "
+            "mean 'target'?), ignored") in result.stderr
+
+
+def test_a_default_audience_that_means_no_one_is_one_error_at_its_line(site):
+    """default_audience = "everyone" (newcomer trial): one error at o2m.toml's line,
+    with a guess, not one at `:1` of every post that names no audience; nothing is
+    built. A friend's name (from keys/, which o2m.toml does not list) is one."""
+    for i in range(3):
+        site.post(f"2026/p{i}.md", title=f"P{i}")
+    config = site.root / "o2m.toml"
+    config.write_text(config.read_text().replace('default_audience = "public"',
+                                                 'default_audience = "familly"'))
+    result = build(site)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert ["o2m: error: o2m.toml:6: site.default_audience names 'familly', which is no "
+            "group or friend (did you mean 'family'?)"] == [
+        line for line in result.stderr.splitlines() if "error:" in line]
+    assert not site.build_dir.exists()
 
 
 def test_not_a_site(tmp_path):

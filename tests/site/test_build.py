@@ -433,3 +433,34 @@ def test_the_report_counts_drafts_private_and_changed_posts_public_or_not(site):
     site.post("2026/a.md", title="A again")
     site.post("2026/d.md", title="D again", audience="family")
     assert 2 == build_site(site.root).changed
+
+
+def test_links_to_posts_with_no_public_page_warn_once_per_link(site):
+    """Newcomer trial: `[x](nothere.md)`, `[y](gone/index.md)` and a link to a
+    friends-only post turned into "#missing" without a word. Each is a warning naming the
+    file, the link's line, what is missing and what to do, once per link in each build
+    (said again while the page stands, as a missing picture's is); mended, it goes."""
+    site.post("2026/secret.md", title="Secret", audience="friends")
+    site.post("2026/pub.md", title="Pub", body="Intro.\n\n[the other post](nothere.md)\n\n"
+              "[another](gone/index.md) and [a secret](secret.md), [again](secret.md).")
+    expected = [
+        "o2m: warning: content/2026/pub.md:7: links to content/2026/nothere.md, which does "
+        "not exist: the link leads nowhere; link to a post's .md file by its path from this "
+        "post's folder",
+        "o2m: warning: content/2026/pub.md:9: links to content/2026/gone/index.md, which "
+        "does not exist: the link leads nowhere; link to a post's .md file by its path from "
+        "this post's folder",
+        "o2m: warning: content/2026/pub.md:9: links to content/2026/secret.md, which is not "
+        "public (audience: friends): the link leads nowhere; link to a public post, or make "
+        "that one public"]
+    for _ in range(2):  # the second build writes nothing, and says it again
+        result = run_o2m("build", cwd=site.root)
+        assert 0 == result.returncode
+        assert expected == sorted(result.stderr.splitlines())
+    assert site.read("2026/pub/index.html").count('href="#missing"') == 4
+    site.post("2026/secret.md", title="Secret", audience="public")
+    site.post("2026/nothere.md", title="Here now")
+    site.write("content/2026/gone/index.md", "---\ntitle: Gone\ndate: 2026-01-01\n---\nx\n")
+    result = run_o2m("build", cwd=site.root)
+    assert (0, "") == (result.returncode, result.stderr)
+    assert "#missing" not in site.read("2026/pub/index.html")

@@ -62,6 +62,20 @@ def test_collisions_fail_all_but_the_first_by_source():
     assert len(problems) == 1 and problems[0].path == "content/b.md"
 
 
+def test_the_post_that_held_a_permalink_keeps_it_and_the_newcomer_is_blamed():
+    """A new post claiming a published post's permalink fails, whatever the source paths'
+    order; the problem is at the newcomer's date line, names the holder, and hints at
+    `slug:`."""
+    old = record(1, slug="same", source="content/2026/same.md")
+    new = record(2, slug="same", source="content/2025/same.md")
+    new.lines["date"] = 3
+    kept, (problem,) = resolve_collisions([old, new], held=lambda r: r is old)
+    assert [old] == kept
+    assert ("content/2025/same.md:3: permalink /2026/same/ is already used by "
+            "content/2026/same.md") == str(problem)
+    assert "`slug:`" in problem.hint
+
+
 def test_post_page_digest_follows_its_neighbours():
     """A renamed post changes the digests of its own page and of its neighbours' (which link
     to it by title), not of unrelated pages."""

@@ -138,6 +138,16 @@ def test_init_copies_the_hello_post_dated_now(tmp_path):
         "2031/hello-world.md"]
 
 
+def test_the_hello_post_says_where_a_posts_address_comes_from():
+    """Newcomer trial: the starter post said "the file name becomes the post's address",
+    hiding that the year comes from `date:` (a post in content/2025/ dated 2026 is at
+    /2026/...) and that `slug:` names it."""
+    text = " ".join(sample_text("init/hello-world.md").split())
+    assert "the file name becomes the post's address" not in text
+    assert "A post's address is the year of its `date` and its file name" in text
+    assert "`slug: other-name`" in text
+
+
 def test_date_now_sets_only_the_date_line_of_the_front_matter():
     """The hello post keeps every other line, a `date:` in its body included."""
     text = b"---\ntitle: T\ndate: 2020-01-01\n---\n\n```yaml\ndate: 2020-01-01\n```\n"

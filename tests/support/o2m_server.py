@@ -67,11 +67,12 @@ class RunningServer:
 
 
 def start_o2m_serve(root: Path, *args: str, env: dict[str, str] | None = None,
-                    deadline: float = 60) -> RunningServer:
-    """`o2m serve --port 0 --workers 1 ARGS` in `root`; returns once it listens."""
+                    deadline: float = 60, port: str | None = "0") -> RunningServer:
+    """`o2m serve --port 0 --workers 1 ARGS` in `root` (`port` None: no --port, so
+    the site's own choice); returns once it listens."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    cmd = [sys.executable, "-m", "o2m_pub", "-C", str(root), "serve", "--port", "0",
-           "--workers", "1", *args]
+    cmd = [sys.executable, "-m", "o2m_pub", "-C", str(root), "serve",
+           *(("--port", port) if port is not None else ()), "--workers", "1", *args]
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, text=True, env=full_env)
     lines: list[str] = []

@@ -156,6 +156,27 @@ def _refuse_overlap(target: Target, build_dir: Path) -> None:
                                hint="publish to a folder outside the site (a web root, a share)")
 
 
+def chosen_target(root: Path, spec: str | None, *, base: Path | None = None) -> Target:
+    """The target `spec` names (relative to `base`, default the current folder), or
+    o2m.toml's [publish] target (relative to the site); checked before anything is
+    built or sent (`o2m publish` asks first, then builds).
+
+    Raises:
+        PublishError: no target given or configured, an empty one, or a folder that
+            overlaps build/.
+    """
+    if spec is None:
+        spec = load(root).publish_target
+        base = root
+        if spec is None:
+            raise PublishError("no target given, and o2m.toml has no [publish] target",
+                               hint='pass one (o2m publish /var/www/site, or o2m publish '
+                               'host:www), or set target = "..." in a [publish] table')
+    target = parse_target(spec, base or Path.cwd(), root / STATE_DIR)
+    _refuse_overlap(target, root / BUILD_DIR)
+    return target
+
+
 def publish_site(root: Path, spec: str | None = None, *, base: Path | None = None,
                  dry_run: bool = False, grace: dt.timedelta = DEFAULT_GRACE,
                  check: bool = False, now: dt.datetime | None = None,
@@ -179,16 +200,8 @@ def publish_site(root: Path, spec: str | None = None, *, base: Path | None = Non
     now = now or dt.datetime.now(dt.timezone.utc)
     progress = progress or NoProgress()
     state_dir = root / STATE_DIR
-    if spec is None:
-        spec = load(root).publish_target
-        base = root
-        if spec is None:
-            raise PublishError("no target given, and o2m.toml has no [publish] target",
-                               hint='pass one (o2m publish /var/www/site, or o2m publish '
-                               'host:www), or set target = "..." in a [publish] table')
-    target = parse_target(spec, base or Path.cwd(), state_dir)
+    target = chosen_target(root, spec, base=base)
     build_dir = root / BUILD_DIR
-    _refuse_overlap(target, build_dir)
     with site_lock(state_dir, error=PublishError):  # no build rewrites build/ meanwhile
         hidden: list[str] = []
         local = scan_build(build_dir, _build_digests(state_dir), hidden)
