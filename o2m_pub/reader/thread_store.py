@@ -362,6 +362,23 @@ def find_reply(db: sqlite3.Connection, short_id: str) -> tuple[str, str | None] 
     return None
 
 
+# PROTOCOL.md §4.7: what `o2m serve` tells the owner when a friend's notice comes in
+# (kind "conversation"); the fetch that brings what it announced clears it
+NOTICE_TEXT = "they published a reply or reaction to your post: `o2m fetch` brings it"
+
+
+def clear_notices(db: sqlite3.Connection, friends: Iterable[str]) -> int:
+    """Forget the notifications of notices from friends just fetched: what the notice
+    announced is in the store now, with its own notification ("bob replied to your
+    post (ID)"). Returns how many went."""
+    names = list(friends)
+    if not names:
+        return 0
+    return db.execute(
+        f"DELETE FROM notifications WHERE kind = 'conversation' AND detail = ? AND friend "
+        f"IN ({', '.join('?' * len(names))})", [NOTICE_TEXT, *names]).rowcount
+
+
 def participants(db: sqlite3.Connection, root: str) -> set[str]:
     """The keys of everyone who replied or reacted in the thread rooted at `root`."""
     return {r[0] for r in db.execute(
