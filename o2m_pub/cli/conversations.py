@@ -293,14 +293,15 @@ def _thread_root(store, own, post_id: str) -> str:  # noqa: ANN001
             owner's posts has this id.
     """
     from o2m_pub.reader.replying import ConversationActionError, find_target
-    from o2m_pub.reader.timeline import MIN_ID_PREFIX, NoSuchPostError
+    from o2m_pub.reader.timeline import MIN_ID_PREFIX, NoSuchPostError, find_post
+    if len(post_id.strip()) < MIN_ID_PREFIX:
+        find_post(store, post_id)  # raises: too short to name one post
     try:
         target = find_target(store, post_id)
         return target.thread or target.ref
     except ConversationActionError:
         pass
-    mine = own.find(post_id.strip()) if own is not None and \
-        len(post_id.strip()) >= MIN_ID_PREFIX else None
+    mine = own.find(post_id.strip()) if own is not None else None
     if mine is None:
         raise NoSuchPostError(
             f"no post {display_text(post_id)!r} in your timeline, in your posts or in "

@@ -34,7 +34,7 @@ from o2m_pub.protocol.conversation import (
 from o2m_pub.reader import thread_store
 from o2m_pub.reader.model import short_id_for
 from o2m_pub.reader.store import ReaderStore
-from o2m_pub.reader.timeline import NoSuchPostError, find_post
+from o2m_pub.reader.timeline import MIN_ID_PREFIX, NoSuchPostError, find_post
 
 if TYPE_CHECKING:
     from o2m_pub.reader.model import StoredPost
@@ -68,8 +68,10 @@ def find_target(store: ReaderStore, short_id: str) -> ReplyTarget:
     keys = {n: k for k, n in thread_store.friend_names(store.db).items()}
     try:
         post = find_post(store, short_id)
-    except NoSuchPostError:
-        found = thread_store.find_reply(store.db, short_id)
+    except NoSuchPostError as e:
+        if len(short_id.strip()) < MIN_ID_PREFIX:  # (a reply of a thread neither)
+            raise ConversationActionError(str(e), hint=e.hint) from None
+        found = thread_store.find_reply(store.db, short_id.strip())
         if found is None:
             raise ConversationActionError(
                 f"no post {short_id!r} that you can read: you can answer only posts in "

@@ -45,12 +45,17 @@ def test_the_author_sees_the_thread_on_their_own_post(garden):
 
 def test_an_unknown_id_says_where_it_was_looked_for(garden):
     """Bad input: `o2m thread show` with an id of nothing this site has says where it
-    looked (no word of answering), and `o2m show` still names the timeline's ids."""
+    looked (no word of answering), and `o2m show` still names the timeline's ids; an id
+    of fewer than 4 characters is too short for `react` and `thread show` too."""
     g = garden
     said = cli_fails(g.ada.root, "thread", "show", "zzzzzz")
     assert "no post 'zzzzzz' in your timeline, in your posts or in their threads" in said
     assert "answer" not in said
     assert "no post with id 'zzzzzz'" in cli_fails(g.ada.root, "show", "zzzzzz")
+    # two characters name no post, not even a reply of a thread (they matched one)
+    for args in (("react", g.reply[:2], "👍"), ("thread", "show", g.reply[:2])):
+        assert "too short for a post id" in cli_fails(g.ada.root, *args)
+    assert not (g.ada.root / ".o2m" / "reactions.json").exists()
 
 
 def test_a_thread_shown_from_a_reply_starts_at_its_first_post(garden):
