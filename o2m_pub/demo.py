@@ -99,7 +99,8 @@ def conversation_steps(ada: Path) -> list[tuple[str, ...]]:
     replies to Ada's housewarming post and Mum reacts to it; Ada's fetch records both
     and her build links them into the feeds of everyone who can read the post; Mum's
     fetch then reads Sam's reply from Sam's site through Ada's link (Sam addressed it to
-    Ada alone: the thread, not Sam's feed, brings it), and shows the thread."""
+    Ada alone: the thread, not Sam's feed, brings it), and shows the thread. Ada sees it
+    on her own post first, by the id her notification names."""
     from o2m_pub.friends.identity import item_id_key
     from o2m_pub.friends.private_feeds import item_id
     from o2m_pub.protocol.canonical import b64u_encode
@@ -112,7 +113,7 @@ def conversation_steps(ada: Path) -> list[tuple[str, ...]]:
         ("sam", "reply", post, "--text", "Count me in! I'll bring the sourdough."),
         ("mum", "react", post, "\N{PARTY POPPER}"),
         ("sam", "build"), ("mum", "build"),
-        ("ada", "fetch"), ("ada", "notifications"), ("ada", "build"),
+        ("ada", "fetch"), ("ada", "notifications"), ("ada", "show", post), ("ada", "build"),
         ("mum", "fetch"), ("mum", "show", post),
     ]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from o2m_pub.cli._common import local_now, out, site_root
+from o2m_pub.reader.sanitize import display_text
 
 
 def _store(ctx: click.Context):  # noqa: ANN202 - (root, ReaderStore, own key text)
@@ -20,6 +21,30 @@ def _store(ctx: click.Context):  # noqa: ANN202 - (root, ReaderStore, own key te
     store = ReaderStore.open(root)
     store.own_key = b64u_encode(own_sign_pk(root))
     return root, store
+
+
+def own_posts(root: Path):  # noqa: ANN201 - site.own_posts.OwnPosts | None
+    """The owner's own posts, found by the ids their friends see (None: no identity)."""
+    from o2m_pub.reader.model import short_id_for
+    from o2m_pub.site.own_posts import OwnPosts
+    return OwnPosts.of_site(root, short_id_for)
+
+
+def _target(store, root: Path, post_id: str):  # noqa: ANN001, ANN202 - replying.ReplyTarget
+    """The post `o2m reply` or `o2m react` answers; one of the owner's own posts is
+    refused with what to do instead (its thread is theirs: they answer its replies)."""
+    from o2m_pub.reader.replying import ConversationActionError, find_target
+    try:
+        return find_target(store, post_id)
+    except ConversationActionError:
+        own = own_posts(root) if len(post_id.strip()) >= 4 else None
+        mine = own.find(post_id.strip()) if own is not None else None
+        if mine is None:
+            raise
+        raise ConversationActionError(
+            f"{mine.short_id} is your own post: replies and reactions answer your "
+            "friends' posts", hint=f"`o2m thread show {mine.short_id}` shows its thread; "
+            "answer a reply in it with `o2m reply REPLY_ID`") from None
 
 
 def _friend_names(root: Path) -> list[str]:
@@ -45,8 +70,9 @@ def _audience(store, target, root: Path, given: str | None) -> list[str]:  # noq
 @click.command()
 @click.argument("post_id", metavar="ID")
 @click.option("--text", help="The reply's text (Markdown), instead of opening $EDITOR.")
-@click.option("--file", "file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Read the reply's text from this file.")
+@click.option("--file", "file", type=click.Path(dir_okay=False, exists=True, allow_dash=True,
+                                                path_type=Path),
+              help="Read the reply's text from this file (UTF-8); - reads standard input.")
 @click.option("--audience", metavar="NAMES",
               help="Send it to these friends only (comma-separated); by default, the "
                    "original poster and your friends in the thread.")
@@ -54,22 +80,67 @@ def _audience(store, target, root: Path, given: str | None) -> list[str]:  # noq
 def reply(ctx: click.Context, post_id: str, text: str | None, file: Path | None,
           audience: str | None) -> None:
     """Reply to a post (ID as `o2m timeline` or `o2m show` gives it): writes a post in
-    content/replies/ with `reply_to:` filled in; `o2m build` publishes it."""
-    from o2m_pub.reader.replying import ConversationActionError, find_target, write_reply
+    content/replies/ with `reply_to:` filled in; `o2m build` publishes it. Without
+    --text or --file, opens $EDITOR (on a terminal only)."""
+    from o2m_pub.reader.replying import ConversationActionError, write_reply
 
+    if text is not None and file is not None:
+        raise ConversationActionError("--text and --file conflict: give the reply once",
+                                      hint="--text TEXT, or --file FILE (- for standard input)")
     root, store = _store(ctx)
     with store:
-        target = find_target(store, post_id)
+        target = _target(store, root, post_id)
         names = _audience(store, target, root, audience)
     if file is not None:
-        text = file.read_text("utf-8")
+        text = _read_reply(file)
     if text is None:
-        text = click.edit("\n", extension=".md")
-        if text is None:
-            raise ConversationActionError("no reply written", hint="nothing was saved")
+        text = _edit_reply()
     path = write_reply(root, target, text, names, local_now())
     out(f"reply to {target.short_id} written: {path.relative_to(root)} "
         f"(to {', '.join(names)}); `o2m build` publishes it")
+
+
+_NO_EDITOR_HINT = ("give the reply with --text TEXT, or --file FILE "
+                   "(`--file -` reads it from standard input)")
+
+
+def _read_reply(file: Path) -> str:
+    """The reply's text from a file, or from standard input for `-`."""
+    import sys
+
+    from o2m_pub.reader.replying import ConversationActionError
+    try:
+        if str(file) == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        return file.read_text("utf-8")
+    except UnicodeDecodeError:
+        name = "standard input" if str(file) == "-" else str(file)
+        raise ConversationActionError(f"{name} is not UTF-8 text",
+                                      hint="save it as UTF-8, or give the text with --text") \
+            from None
+    except OSError as e:
+        raise ConversationActionError(f"{file} cannot be read: {e.strerror}") from None
+
+
+def _edit_reply() -> str:
+    """The reply written in $EDITOR, which is opened only on a terminal: in a script
+    (no terminal on standard input) an editor would hang or fill the output with
+    escape codes."""
+    import sys
+
+    from o2m_pub.reader.replying import ConversationActionError
+    if not sys.stdin.isatty():
+        raise ConversationActionError("no terminal to open an editor in", hint=_NO_EDITOR_HINT)
+    try:
+        text = click.edit("\n", extension=".md")
+    except click.ClickException as e:  # an editor that is not there, or failed
+        raise ConversationActionError(
+            f"the editor did not work ({e.format_message()})",
+            hint="set $EDITOR to one you have (e.g. EDITOR=nano), or " + _NO_EDITOR_HINT) \
+            from None
+    if text is None:
+        raise ConversationActionError("no reply written", hint="nothing was saved")
+    return text
 
 
 @click.command()
@@ -84,14 +155,18 @@ def react(ctx: click.Context, post_id: str, emoji: str | None, undo: bool,
     """React to a post with one emoji (one per post: a new one replaces it); `o2m build`
     publishes it."""
     from o2m_pub.friends.identity import own_sign_pk
-    from o2m_pub.reader.replying import ConversationActionError, find_target, react as do
+    from o2m_pub.reader.replying import ConversationActionError, react as do
 
-    if (emoji is None) != undo:
-        raise ConversationActionError("give one emoji, or --undo",
+    if emoji is not None and undo:
+        raise ConversationActionError(
+            "an emoji and --undo conflict: give one of them",
+            hint="o2m react ID 👍 sets your reaction; o2m react ID --undo takes it back")
+    if emoji is None and not undo:
+        raise ConversationActionError("no emoji given",
                                       hint="e.g. o2m react ID 👍, or o2m react ID --undo")
     root, store = _store(ctx)
     with store:
-        target = find_target(store, post_id)
+        target = _target(store, root, post_id)
         names = _audience(store, target, root, audience)
     kept = do(root, own_sign_pk(root), target, None if undo else emoji, names, local_now())
     out(f"reaction to {target.short_id} removed" if kept is None else
@@ -192,19 +267,116 @@ def _reaction_text(counts) -> str:  # noqa: ANN001
 
 
 def print_thread_of(ctx: click.Context, post_id: str) -> None:
-    """`o2m timeline --thread ID` and `o2m thread show ID`: the post's headline, then
-    its thread."""
-    from o2m_pub.reader.replying import find_target
-
+    """`o2m timeline --thread ID` and `o2m thread show ID`: the headline of the thread's
+    first post (ID may name any post of the thread: a friend's, a reply, or one of the
+    owner's own, whose thread their friends' feeds brought), then the thread."""
     from o2m_pub.cli.reading import site_zone
 
     site, store = _store(ctx)
+    own = own_posts(site)
     with store:
-        target = find_target(store, post_id)
-        root = target.thread or target.ref
-        out(f"{target.short_id}  {target.friend or target.author[:8]}  {target.title}")
-        for line in thread_lines(store, root, store.own_key, site_zone(site)):
+        root = _thread_root(store, own, post_id)
+        head = _label(store, own, root)
+        title = display_text(head.title) if head.title is not None else \
+            f"(not in your timeline: {display_text(root)})"
+        out(f"{head.short_id}  {display_text(head.who)}  {title}")
+        lines = thread_lines(store, root, store.own_key, site_zone(site))
+        for line in lines or ["no replies or reactions yet"]:
             out(line)
+
+
+def _thread_root(store, own, post_id: str) -> str:  # noqa: ANN001
+    """The reference of the first post of the thread that `post_id` is part of.
+
+    Raises:
+        NoSuchPostError: no post of the timeline, no reply of a thread and none of the
+            owner's posts has this id.
+    """
+    from o2m_pub.reader.replying import ConversationActionError, find_target
+    from o2m_pub.reader.timeline import MIN_ID_PREFIX, NoSuchPostError, find_post
+    if len(post_id.strip()) < MIN_ID_PREFIX:
+        find_post(store, post_id)  # raises: too short to name one post
+    try:
+        target = find_target(store, post_id)
+        return target.thread or target.ref
+    except ConversationActionError:
+        pass
+    mine = own.find(post_id.strip()) if own is not None else None
+    if mine is None:
+        raise NoSuchPostError(
+            f"no post {display_text(post_id)!r} in your timeline, in your posts or in "
+            "their threads", hint="`o2m timeline` gives your friends' posts' ids, and "
+            "`o2m notifications` those of your posts that have replies")
+    return mine.thread_root
+
+
+def _label(store, own, ref: str):  # noqa: ANN001, ANN202 - thread_store.PostLabel
+    from o2m_pub.reader.thread_store import post_label
+    return post_label(store.db, ref, store.own_key,
+                      own.title_of if own is not None else None)
+
+
+def show_not_in_timeline(ctx: click.Context, root: Path, store, post_id: str,  # noqa: ANN001
+                         source: bool) -> bool:
+    """`o2m show ID` for a post that is not a friend's post of the timeline: one of the
+    owner's own posts (with the thread its friends' feeds brought), or a reply that
+    reached this reader only through a thread. False: neither has this id."""
+    from o2m_pub.cli.reading import show_post_text, site_zone
+    from o2m_pub.reader import thread_store
+    from o2m_pub.reader.timeline import MIN_ID_PREFIX, local_time, reply_context
+
+    post_id = post_id.strip()
+    if len(post_id) < MIN_ID_PREFIX:
+        return False
+    own_key = _own_key(root)
+    store.own_key = own_key
+    tz = site_zone(root)
+    own = own_posts(root)
+    mine = own.find(post_id) if own is not None else None
+    if mine is not None:
+        when = mine.date.astimezone(tz).strftime("%Y-%m-%d %H:%M") if mine.date else "?"
+        header = [f"by you, {when}, for {', '.join(mine.audience) or '?'}"
+                  + (" (draft)" if mine.draft else ""), f"id {mine.short_id}  {mine.source}"]
+        if mine.problem:
+            header.append(f"the build refuses it: {display_text(mine.problem)}")
+        if mine.reply_to:
+            header.insert(1, reply_context(_label(store, own, mine.reply_to), with_id=True))
+        show_post_text(display_text(mine.title) if mine.title else None, header, mine.body,
+                       source=source)
+        ref = mine.ref
+    else:
+        found = thread_store.reply_row(store.db, post_id, own_key)
+        if found is None:
+            return False
+        reply, _ = found
+        header = [f"from {display_text(reply.name)}, {local_time(reply.date, tz)}",
+                  reply_context(_label(store, own, reply.to_ref), with_id=True),
+                  f"id {reply.short_id} (a reply in a thread)"]
+        if reply.status == "failed":
+            header.append(f"could not be checked: {display_text(reply.detail)}")
+        elif reply.status == "stale":
+            header.append("stale: their site did not answer (an older copy)")
+        # as text, as the thread shows it: a reply read through a thread was not
+        # rendered by a fetch's bounded child, and no parser runs on it while you wait
+        show_post_text(display_text(reply.title) if reply.title else None, header,
+                       reply.markdown or "", source=source, render=False)
+        ref = reply.ref
+    lines = thread_lines(store, ref, own_key, tz)
+    if lines:
+        out()
+        for line in lines:
+            out(line)
+    return True
+
+
+def _own_key(root: Path) -> str | None:
+    from o2m_pub.errors import O2MError
+    from o2m_pub.friends.identity import own_sign_pk
+    from o2m_pub.protocol.canonical import b64u_encode
+    try:
+        return b64u_encode(own_sign_pk(root))
+    except O2MError:
+        return None
 
 
 def send_notices(root: Path, notices, identity, *,  # noqa: ANN001 - BuildReport.notices, Identity

@@ -174,6 +174,7 @@ def notice_kind(root: Path, report):  # noqa: ANN001, ANN201 - {magic: inbox.Inb
         verify_notice,
     )
     from o2m_pub.reader.store import ReaderStore
+    from o2m_pub.reader.thread_store import NOTICE_TEXT
 
     def well_formed(body: bytes) -> bool:
         try:
@@ -192,9 +193,7 @@ def notice_kind(root: Path, report):  # noqa: ANN001, ANN201 - {magic: inbox.Inb
         waiting = friend.name in queued(root)  # told once until the next fetch
         if queue_notice(root, friend.name, body) and not waiting:
             with ReaderStore.open(root) as store:
-                store.add_notification("conversation", friend.name,
-                                       "they published a reply or reaction to your post: "
-                                       "`o2m fetch` brings it")
+                store.add_notification("conversation", friend.name, NOTICE_TEXT)
             report(f"inbox: a notice from {friend.name}")
 
     return {NOTICE_MAGIC: InboxKind("notice", well_formed, notice)}

@@ -262,22 +262,35 @@ def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | 
         talk = summaries(store.db, [(p.friend, p.id) for p in posts[:limit]])
         talk = {p.short_id: talk[f"{p.friend}\0{p.id}"] for p in posts[:limit]
                 if f"{p.friend}\0{p.id}" in talk}
+        answers = _reply_contexts(root, store, posts[:limit])
     if not entries:
         filtered = before_id or page or friend or tag or since
         click.echo("no posts match" if filtered else
                    "no posts yet: `o2m fetch` gathers your friends' feeds", err=True)
         return
     if sys.stdout.isatty():
-        _timeline_table(entries, talk)
+        _timeline_table(entries, talk, answers)
         if len(posts) > limit:
             click.echo(f"more: o2m timeline --before {entries[-1].short_id}", err=True)
     else:
         for e in entries:
             out(f"{'*' if e.unread else ' '} {e.short_id}  {e.date}  {e.friend}  {e.headline}"
+                + (f"  {answers[e.short_id]}" if e.short_id in answers else "")
                 + (f"  [{talk[e.short_id]}]" if e.short_id in talk else ""))
 
 
-def _timeline_table(entries, talk: dict[str, str]) -> None:  # noqa: ANN001 - TimelineEntry
+def _reply_contexts(root: Path, store, posts) -> dict[str, str]:  # noqa: ANN001
+    """Short id -> "↳ reply to “Garden update” (you)", for the replies of a page."""
+    if not any(p.reply_to for p in posts):
+        return {}
+    from o2m_pub.cli.conversations import _own_key, own_posts
+    from o2m_pub.reader.timeline import reply_contexts
+    own = own_posts(root)
+    return reply_contexts(store, posts, _own_key(root), own.title_of if own else None)
+
+
+def _timeline_table(entries, talk: dict[str, str],  # noqa: ANN001 - TimelineEntry
+                    answers: dict[str, str]) -> None:
     """The timeline as a rich table; every cell is Text (a friend's [brackets] are text)."""
     from rich.table import Table
     from rich.text import Text
@@ -290,6 +303,8 @@ def _timeline_table(entries, talk: dict[str, str]) -> None:  # noqa: ANN001 - Ti
     table.add_column(ratio=1)
     for e in entries:
         text = Text(e.headline, style="bold" if e.unread else "")
+        if e.short_id in answers:
+            text.append(f"  {answers[e.short_id]}", style="dim")
         if e.tags:
             text.append("  " + " ".join(f"#{t}" for t in e.tags), style="dim")
         if e.short_id in talk:
@@ -314,6 +329,7 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
     from o2m_pub.reader.sanitize import body_text, display_text
     from o2m_pub.reader.terminal import html_to_markdown
     from o2m_pub.reader.timeline import (
+        NoSuchPostError,
         attachments,
         entry,
         find_post,
@@ -323,14 +339,23 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
 
     root, store = _reader_store(ctx)
     with store:
-        post = find_post(store, post_id)
+        try:
+            post = find_post(store, post_id)
+        except NoSuchPostError:
+            # one of the owner's own posts, or a reply known only through a thread
+            from o2m_pub.cli.conversations import show_not_in_timeline
+            if show_not_in_timeline(ctx, root, store, post_id, source):
+                return
+            raise
         e = entry(post, site_zone(root))
         files = attachments(post, store)
         text = post_text(post)
-        header = [e.headline, f"from {e.friend}, {e.date}"
+        header = [f"from {e.friend}, {e.date}"
                   + (" (public)" if post.audience == "public" else "")
                   + (f"  {' '.join('#' + t for t in e.tags)}" if e.tags else ""),
                   f"id {post.short_id}" + (f"  {display_text(post.url)}" if post.url else "")]
+        if post.reply_to:  # what it answers, so that it is not read as a post of its own
+            header.insert(1, _reply_line(root, store, post.reply_to))
         listing = [f"  {f.name}  {f.media_type}  {human_size(f.size)}  "
                    f"{f.path if f.path else '(not fetched yet)'}" for f in files]
         markdown = None
@@ -345,9 +370,35 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
                                      else html_to_markdown(post.html))
         if post.too_complex:
             header.append("too complex to render: shown as its text")
-        _show_rich(header, text, listing, markdown=markdown)
+        # a note's headline is the start of its text: the text alone says it, once
+        has_title = bool(post.title and post.title.strip())
+        _show_rich(e.headline if has_title else None, header, text, listing,
+                   markdown=markdown)
         _show_thread(root, store, post)
         store.mark_read([post.short_id])
+
+
+def _reply_line(root: Path, store, reply_to: str) -> str:  # noqa: ANN001
+    """"↳ reply to “Garden update” (you, apbexfu3xo)" (PROTOCOL.md §4.2)."""
+    from o2m_pub.cli.conversations import _own_key, own_posts
+    from o2m_pub.reader.thread_store import post_label
+    from o2m_pub.reader.timeline import reply_context
+    own = own_posts(root)
+    label = post_label(store.db, reply_to, _own_key(root),
+                       own.title_of if own is not None else None)
+    return reply_context(label, with_id=True)
+
+
+def show_post_text(title: str | None, header: list[str], text: str, *, source: bool,
+                   render: bool = True) -> None:
+    """A post's text as `o2m show` prints a friend's: the owner's own posts and the
+    replies of threads. `render`: through rich's Markdown (the owner's own text, or a
+    text of a size a person reads), else as its text."""
+    from o2m_pub.reader.sanitize import body_text
+    text = body_text(text)
+    markdown = text if render and not source and len(text) <= _RICH_MARKDOWN_CHARS \
+        else None
+    _show_rich(title, header, text, [], markdown=markdown)
 
 
 def _show_thread(root: Path, store, post) -> None:  # noqa: ANN001
@@ -374,16 +425,18 @@ def _show_thread(root: Path, store, post) -> None:  # noqa: ANN001
 _RICH_MARKDOWN_CHARS = 64 * 1024
 
 
-def _show_rich(header: list[str], text: str, listing: list[str], *,
+def _show_rich(title: str | None, header: list[str], text: str, listing: list[str], *,
                markdown: str | None) -> None:
     """The post through rich: colours on a terminal; in a pipe, plain text without the
-    spaces rich pads each line of Markdown with to the width of the page."""
+    spaces rich pads each line of Markdown with to the width of the page. A note (no
+    `title`) starts with its header: its text follows once."""
     from rich.text import Text
 
     console = _stdout_console()
     with console.capture() as captured:
-        console.print(Text(header[0], style="bold"))
-        console.print(Text("\n".join(header[1:]), style="dim"))
+        if title is not None:
+            console.print(Text(title, style="bold"))
+        console.print(Text("\n".join(header), style="dim"))
         console.print()
         console.print(_terminal_markdown(markdown) if markdown is not None else Text(text))
         if listing:

@@ -111,7 +111,37 @@ class Entry:
     photos: tuple[ShownPhoto, ...]
     more_photos: int
     cursor: str
-    reply_to: str | None
+    reply_to: "ReplyContext | None"
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    """What a reply answers (PROTOCOL.md §4.2), as its page and the timeline say it:
+    "↳ In reply to “Garden update” by you", linked to that post's page when the desk
+    has one (a friend's post, one of the owner's, a reply of a thread)."""
+
+    title: str | None  # neutralised; None: the post is not known here
+    who: str
+    url: str | None
+    ref: str  # neutralised
+
+
+def own_posts(root: "Path"):  # noqa: ANN201 - site.own_posts.OwnPosts | None
+    """The owner's own posts, found by the ids their friends see."""
+    from o2m_pub.reader.model import short_id_for
+    from o2m_pub.site.own_posts import OwnPosts
+    return OwnPosts.of_site(root, short_id_for)
+
+
+def reply_context(ref: str, store: "ReaderStore", own, link) -> ReplyContext:  # noqa: ANN001
+    """The `ReplyContext` of a reply to `ref`; `own`: the owner's `OwnPosts` (or None)."""
+    from o2m_pub.reader.thread_store import post_label
+    label = post_label(store.db, ref, own.key if own is not None else None,
+                       own.title_of if own is not None else None)
+    url = link(f"post/{label.short_id}") if label.short_id and label.title is not None \
+        else None
+    return ReplyContext(display_text(label.title) if label.title is not None else None,
+                        display_text(label.who), url, display_text(ref))
 
 
 def rendered_alts(post: "StoredPost") -> dict[int, str]:
@@ -155,8 +185,14 @@ def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[ShownPhoto
 
 
 def entry(post: "StoredPost", directory: Directory, store: "ReaderStore", now: dt.datetime,
-          tz: dt.tzinfo, link) -> Entry:  # noqa: ANN001 - link: path -> URL
+          tz: dt.tzinfo, link, own=None) -> Entry:  # noqa: ANN001 - link: path -> URL
+    """One post as the timeline shows it; `own`: the owner's `OwnPosts`, to say which of
+    their posts a reply answers (made here when None and the post is a reply)."""
     has_title = bool(post.title and post.title.strip())
+    answers = None
+    if post.reply_to:
+        answers = reply_context(post.reply_to, store,
+                                own if own is not None else own_posts(directory.root), link)
     photos = photos_of(post, store, link) or remote_photos(post, directory, link)
     return Entry(
         short_id=post.short_id, person=directory.person(post.friend), iso_date=post.date,
@@ -166,7 +202,7 @@ def entry(post: "StoredPost", directory: Directory, store: "ReaderStore", now: d
         tags=tuple(display_text(t) for t in post.tags), unread=not post.read,
         public=post.audience == "public", photos=tuple(photos[:MAX_PHOTOS]),
         more_photos=max(0, len(photos) - MAX_PHOTOS), cursor=post.cursor,
-        reply_to=display_text(post.reply_to) if post.reply_to else None)
+        reply_to=answers)
 
 
 @dataclass(frozen=True)
@@ -208,7 +244,8 @@ def timeline(store: "ReaderStore", directory: Directory, now: dt.datetime, tz: d
     else:
         posts = store.timeline(limit=PAGE_SIZE + 1, before=before,
                                friend=members[0] if members else None)
-    entries = [entry(p, directory, store, now, tz, link) for p in posts[:PAGE_SIZE]]
+    own = own_posts(directory.root) if any(p.reply_to for p in posts[:PAGE_SIZE]) else None
+    entries = [entry(p, directory, store, now, tz, link, own) for p in posts[:PAGE_SIZE]]
     return TimelinePage(entries, entries[-1].cursor if len(posts) > PAGE_SIZE else None)
 
 

@@ -4,6 +4,7 @@ sessions page. GETs only read; every change is a POST (THREATS.md 53)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -12,6 +13,7 @@ from markupsafe import Markup
 from o2m_pub.desk import feed, guard
 from o2m_pub.desk.app import Ctx, Routes
 from o2m_pub.desk.web import DeskResponse, Slow, Stream, redirect
+from o2m_pub.reader import thread_store
 from o2m_pub.reader.search import SYNTAX_HELP
 from o2m_pub.reader.store import AmbiguousPostError
 from o2m_pub.reader.timeline import check_cursor, mark_all_read, notification_text
@@ -74,25 +76,57 @@ def _post(app: "DeskApp", short_id: str) -> "StoredPost | None":
 @ROUTES.add("GET", rf"/post/{_ID}")
 def post_page(app: "DeskApp", ctx: Ctx, short_id: str) -> DeskResponse:
     post = _post(app, short_id)
-    if post is None:
-        return app.error(ctx, 404, "No such post.")
+    own = feed.own_posts(app.root)
+    if post is None:  # one of the owner's own posts, or a reply of a thread
+        return _not_in_timeline(app, ctx, short_id, own)
     view = feed.post_view(post, app.directory, app.reader, ctx.now, app.tz, app.link)
     from o2m_pub.desk.web import user_navigation
+    names = {n: k for k, n in thread_store.friend_names(app.reader.db).items()}
     return app.page(ctx, "post.html", title=view.entry.headline, view=view,
                     body=Markup(view.body),  # nh3's output (reader.sanitize)
-                    thread=_thread(app, post),
+                    thread=_thread(app, f"o2m:{names.get(post.friend, '')}/{post.id}", own),
                     mark_on_open=user_navigation(ctx.request.headers))
 
 
-def _thread(app: "DeskApp", post: Any) -> dict[str, Any]:  # noqa: ANN401 - a StoredPost
-    """PROTOCOL.md §4: the post's reactions and its replies in order (their text is shown
-    as text, never as HTML), for the thread view."""
-    from o2m_pub.reader import thread_store
-    names = {n: k for k, n in thread_store.friend_names(app.reader.db).items()}
-    root = f"o2m:{names.get(post.friend, '')}/{post.id}"
-    replies, _ = thread_store.thread(app.reader.db, root)
-    counts = thread_store.reactions(app.reader.db, [root, *(r.ref for r in replies)])
+def _thread(app: "DeskApp", root: str, own: Any) -> dict[str, Any]:  # noqa: ANN401
+    """PROTOCOL.md §4: the reactions to the post `root` names and its replies in order
+    (their text is shown as text, never as HTML), for the thread view."""
+    own_key = own.key if own is not None else None
+    replies, _ = thread_store.thread(app.reader.db, root, own_key)
+    counts = thread_store.reactions(app.reader.db, [root, *(r.ref for r in replies)], own_key)
     return {"replies": replies, "reactions": counts.get(root, []), "counts": counts}
+
+
+def _not_in_timeline(app: "DeskApp", ctx: Ctx, short_id: str, own: Any) -> DeskResponse:  # noqa: ANN401
+    """/post/ID of a post that is no friend's post of the timeline: one of the owner's
+    own (its page, with the thread their friends' feeds brought: a notification's id
+    leads here), or a reply known through a thread (its place in that thread)."""
+    mine = own.find(short_id) if own is not None else None
+    if mine is not None and mine.short_id == short_id:
+        return _own_post_page(app, ctx, mine, own)
+    found = thread_store.reply_row(app.reader.db, short_id, own.key if own else None)
+    if found is not None and found[0].short_id == short_id:
+        root = thread_store.post_label(app.reader.db, found[1], own.key if own else None,
+                                       own.title_of if own is not None else None)
+        if root.short_id and root.title is not None and root.short_id != short_id:
+            return redirect(app.link(f"post/{root.short_id}") + f"#r-{short_id}")
+    return app.error(ctx, 404, "No such post.")
+
+
+def _own_post_page(app: "DeskApp", ctx: Ctx, mine: Any, own: Any) -> DeskResponse:  # noqa: ANN401
+    """One of the owner's posts with its thread (as their friends' feeds brought it, the
+    thread their next build links): its text as written, shown as text."""
+    when = mine.date.astimezone(app.tz) if mine.date is not None else None
+    post = {"title": feed.display_text(mine.title) if mine.title else None,
+            "text": mine.body.strip(), "when": when.strftime("%Y-%m-%d %H:%M") if when else "",
+            "iso": when.isoformat() if when else "", "audience": ", ".join(mine.audience),
+            "draft": mine.draft, "problem": mine.problem, "path": mine.path,
+            "short_id": mine.short_id,
+            "reply_to": feed.reply_context(mine.reply_to, app.reader, own, app.link)
+            if mine.reply_to else None}
+    title = post["title"] or feed.display_text(" ".join(mine.body.split())[:80]) or "A note"
+    return app.page(ctx, "own_post.html", title=title, post=post,
+                    thread=_thread(app, mine.ref, own), nav="posts")
 
 
 @ROUTES.add("POST", rf"/post/{_ID}/read")
@@ -192,10 +226,25 @@ def avatar(app: "DeskApp", ctx: Ctx, name: str) -> DeskResponse:
 def notifications(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     items = app.reader.notifications(limit=200)
     lines = [{"id": n.id, "when": feed.relative_time(n.created, ctx.now, app.tz),
-              "when_full": feed.local_time(n.created, app.tz), "text": notification_text(n),
-              "seen": n.seen, "kind": n.kind} for n in items]
+              "when_full": feed.local_time(n.created, app.tz),
+              "parts": _linked(app, notification_text(n)), "seen": n.seen, "kind": n.kind}
+             for n in items]
     return app.page(ctx, "notifications.html", title="Notifications", items=lines,
                     nav="notifications")
+
+
+_POST_ID = re.compile(r"\(([a-z2-7]{10})\)")  # "bob replied to your post (apbexfu3xo)"
+
+
+def _linked(app: "DeskApp", text: str) -> list[tuple[str, str | None]]:
+    """A notification's text as (text, link) parts: each post id it names in brackets
+    links to that post's page (a friend's post, one of the owner's, a reply)."""
+    parts: list[tuple[str, str | None]] = []
+    at = 0
+    for m in _POST_ID.finditer(text):
+        parts += [(text[at:m.start(1)], None), (m.group(1), app.link(f"post/{m.group(1)}"))]
+        at = m.end(1)
+    return [*parts, (text[at:], None)]
 
 
 @ROUTES.add("POST", r"/notifications/seen")

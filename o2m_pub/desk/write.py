@@ -218,9 +218,26 @@ def posts_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
              "audience": ", ".join(p.audience), "problem": p.problem,
              "date": p.date.astimezone(app.tz).strftime("%Y-%m-%d %H:%M") if not p.problem
              else ""} for p in shown]
+    _add_threads(app, rows)
     return app.page(ctx, "posts.html", title="Your posts", rows=rows, total=len(posts),
                     next_from=start + 50 if len(posts) > start + 50 else None,
                     prev_from=max(0, start - 50) if start else None, nav="posts")
+
+
+def _add_threads(app: "DeskApp", rows: list[dict]) -> None:
+    """Each post's page with its thread (PROTOCOL.md §4), and what is in it ("💬 1  👍 2")."""
+    from o2m_pub.desk.feed import own_posts
+    from o2m_pub.reader.thread_store import summaries_by_ref
+    own = own_posts(app.root)
+    if own is None:
+        return
+    refs = {r["path"]: own.ref_of(f"content/{r['path']}") for r in rows if not r["problem"]}
+    talk = summaries_by_ref(app.reader.db, [ref for ref, _ in refs.values()])
+    for r in rows:
+        if r["path"] in refs:
+            ref, short = refs[r["path"]]
+            r["thread"] = app.link(f"post/{short}")
+            r["talk"] = talk.get(ref)
 
 
 @ROUTES.add("GET", r"/posts/edit")

@@ -368,7 +368,10 @@ def run_fetch(root: Path, names: Iterable[str] = (), *, unlock: Callable[[], obj
         outcomes = _fetch_all(store, targets, me, unlock, friend_store, on_start, options)
         export_links(root, store, friend_store.list())
         from o2m_pub.friends.notice_queue import drop
-        drop(root, [o.friend for o in outcomes if o.ok])  # §4.7: their notices are done
+        from o2m_pub.reader.thread_store import clear_notices
+        fetched = [o.friend for o in outcomes if o.ok]
+        drop(root, fetched)  # §4.7: their notices are done,
+        clear_notices(store.db, fetched)  # and so is what they told the owner
         # Each new post rendered once, here, within hard limits: the reader never
         # renders while a person waits (THREATS.md 49). Posts of older stores too.
         rendering = render_pending(store, [o.friend for o in outcomes],

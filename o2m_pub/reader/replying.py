@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable
 from o2m_pub._files import write_file
 from o2m_pub.errors import O2MError
 from o2m_pub.friends.conversation_files import OwnReaction, load_reactions, save_reactions
-from o2m_pub.protocol.canonical import b64u_decode, utc_text
+from o2m_pub.protocol.canonical import b64u_decode, b64u_encode, utc_text
 from o2m_pub.protocol.conversation import (
     ConversationError,
     PostRef,
@@ -32,8 +32,9 @@ from o2m_pub.protocol.conversation import (
     reaction_id,
 )
 from o2m_pub.reader import thread_store
+from o2m_pub.reader.model import short_id_for
 from o2m_pub.reader.store import ReaderStore
-from o2m_pub.reader.timeline import NoSuchPostError, find_post
+from o2m_pub.reader.timeline import MIN_ID_PREFIX, NoSuchPostError, find_post
 
 if TYPE_CHECKING:
     from o2m_pub.reader.model import StoredPost
@@ -67,16 +68,19 @@ def find_target(store: ReaderStore, short_id: str) -> ReplyTarget:
     keys = {n: k for k, n in thread_store.friend_names(store.db).items()}
     try:
         post = find_post(store, short_id)
-    except NoSuchPostError:
-        found = thread_store.find_reply(store.db, short_id)
+    except NoSuchPostError as e:
+        if len(short_id.strip()) < MIN_ID_PREFIX:  # (a reply of a thread neither)
+            raise ConversationActionError(str(e), hint=e.hint) from None
+        found = thread_store.find_reply(store.db, short_id.strip())
         if found is None:
             raise ConversationActionError(
                 f"no post {short_id!r} that you can read: you can answer only posts in "
                 "your timeline or in their threads") from None
         ref, root = found
-        author = PostRef.parse(ref).author
+        parsed = PostRef.parse(ref)
         names = thread_store.friend_names(store.db)
-        return ReplyTarget(ref, root, author, names.get(author), short_id, "a reply")
+        return ReplyTarget(ref, root, parsed.author, names.get(parsed.author),
+                           short_id_for(parsed.author, parsed.id), "a reply")
     author = keys.get(post.friend, "")
     try:
         b64u_decode(post.id, length=16)
@@ -147,8 +151,8 @@ def react(root: Path, own_sign_pk: bytes, target: ReplyTarget, emoji: str | None
     publishes it (or its tombstone). Returns the reaction kept, or None.
 
     Raises:
-        ConversationActionError: not one emoji, a post without a reference, or no one
-            to send it to.
+        ConversationActionError: not one emoji, a post without a reference, one of the
+            owner's own posts or replies, nothing to take back, or no one to send it to.
     """
     try:
         to = PostRef.parse(target.ref)
@@ -158,9 +162,18 @@ def react(root: Path, own_sign_pk: bytes, target: ReplyTarget, emoji: str | None
     reactions = load_reactions(root)
     if emoji is None:
         if reactions.pop(rid, None) is None:
-            raise ConversationActionError("you have not reacted to this post")
+            raise ConversationActionError(
+                f"you have no reaction to {target.short_id} to take back",
+                hint=f"`o2m show {target.short_id}` lists the reactions to it")
         save_reactions(root, reactions)
         return None
+    if to.author == b64u_encode(own_sign_pk):
+        # a reaction is what others make of a post: one's own would be counted among
+        # theirs for everyone in the thread (and is most often a mistyped id)
+        raise ConversationActionError(
+            f"{target.short_id} is your own {'reply' if target.thread else 'post'}: "
+            "reactions are for your friends' posts",
+            hint="check the id: `o2m thread show ID` lists a thread's replies with theirs")
     try:
         check_emoji(emoji)
     except ConversationError as e:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from o2m_pub.protocol.conversation import (
     MAX_REACTIONS,
@@ -25,6 +25,7 @@ from o2m_pub.protocol.conversation import (
 )
 from o2m_pub.protocol.feeds import MAX_ITEM_BYTES
 from o2m_pub.reader.model import FriendUpdate, ThreadRow, short_id_for
+from o2m_pub.reader.sanitize import clip, plain_excerpt
 
 THREAD_SCHEMA = """
 CREATE TABLE IF NOT EXISTS thread_items (
@@ -243,6 +244,14 @@ def summaries(db: sqlite3.Connection, posts: Iterable[tuple[str, str]]) -> dict[
     "💬 3  👍 2 🎉 1" (replies in its thread, then reactions by emoji); absent: none."""
     keys = {n: k for k, n in friend_names(db).items()}
     refs = {f"o2m:{keys.get(f, '')}/{i}": (f, i) for f, i in posts}
+    return {f"{post[0]}\0{post[1]}": text
+            for ref, text in summaries_by_ref(db, refs).items() for post in [refs[ref]]}
+
+
+def summaries_by_ref(db: sqlite3.Connection, refs: Iterable[str]) -> dict[str, str]:
+    """Reference text -> the line of `summaries` (the owner's posts are known by
+    reference: they are not in the store)."""
+    refs = list(dict.fromkeys(refs))
     if not refs:
         return {}
     counts = reactions(db, refs)
@@ -254,12 +263,93 @@ def summaries(db: sqlite3.Connection, posts: Iterable[tuple[str, str]]) -> dict[
             "GROUP BY thread_ref", list(refs)):
         replies[root] = n
     out = {}
-    for ref, post in refs.items():
+    for ref in refs:
         parts = [f"💬 {replies[ref]}"] if replies.get(ref) else []
         parts += [f"{c.emoji} {len(c.names)}" for c in counts.get(ref, [])]
         if parts:
-            out[f"{post[0]}\0{post[1]}"] = "  ".join(parts)
+            out[ref] = "  ".join(parts)
     return out
+
+
+@dataclass(frozen=True)
+class PostLabel:
+    """What the reader can say of a post named by reference, for the line "↳ reply to
+    “Garden update” (ada)" and the head of a thread: its author's name and its title
+    (or the start of its text), when a post of the timeline, a reply of a thread or one
+    of the owner's own posts (`own_title`) has that reference."""
+
+    ref: str
+    short_id: str | None  # `o2m show` and the desk's /post/ID take it; None for a URL
+    who: str  # "you", the friend's name, a short fingerprint; for a URL, its host
+    title: str | None  # None: no post of that reference is known here
+    mine: bool = False
+
+
+_LABEL_CHARS = 60
+
+
+def post_label(db: sqlite3.Connection, ref: str, own_key: str | None = None,
+               own_title: Callable[[str], str | None] | None = None) -> PostLabel:
+    """The label of the post `ref` names (see `PostLabel`; the text is not yet made
+    safe to show: `display_text` it).
+
+    Args:
+        own_title: the title of one of the owner's posts by item id (None: not theirs),
+            since the owner's posts are not in the reader's store.
+    """
+    try:
+        parsed = PostRef.parse(ref)
+    except ConversationError:
+        from urllib.parse import urlsplit
+        return PostLabel(ref, None, urlsplit(ref).hostname or "", None)
+    names = friend_names(db)
+    short = short_id_for(parsed.author, parsed.id)
+    who = display_name(parsed.author, names, own_key)
+    if parsed.author == own_key:
+        title = own_title(parsed.id) if own_title is not None else None
+        return PostLabel(ref, short, who, title, mine=True)
+    found = None
+    if parsed.author in names:
+        found = db.execute("SELECT title, markdown, summary FROM posts WHERE friend = ? "
+                           "AND id = ?", (names[parsed.author], parsed.id)).fetchone()
+    if found is None:
+        found = db.execute("SELECT title, markdown, NULL FROM thread_items WHERE author = ? "
+                           "AND id = ? AND kind = 'reply' AND markdown IS NOT NULL "
+                           "ORDER BY status = 'ok' DESC, date DESC LIMIT 1",
+                           (parsed.author, parsed.id)).fetchone()
+    if found is None:
+        return PostLabel(ref, short, who, None)
+    title, markdown, summary = found
+    if title and title.strip():
+        text = " ".join(title.split())
+    else:
+        text = plain_excerpt(markdown or summary or "", _LABEL_CHARS)
+    return PostLabel(ref, short, who, clip(text, _LABEL_CHARS))
+
+
+def reply_row(db: sqlite3.Connection, short_id: str,
+              own_key: str | None = None) -> tuple[ThreadReply, str] | None:
+    """A reply of a thread by its short id (or a prefix of it), as its best copy shows
+    it (see `thread`), with its thread's root: for `o2m show` on a reply its readers
+    know only through a thread (its author no friend of theirs)."""
+    found = find_reply(db, short_id)
+    if found is None:
+        return None
+    ref, root = found
+    parsed = PostRef.parse(ref)
+    best = None
+    for values in db.execute(
+            "SELECT t.author, t.id, t.to_ref, t.date, coalesce(t.markdown, p.markdown), "
+            "coalesce(t.title, p.title), t.status, t.detail, t.via_post "
+            "FROM thread_items t LEFT JOIN posts p ON t.via_post = '' AND p.friend = t.via "
+            "AND p.id = t.id WHERE t.kind = 'reply' AND t.author = ? AND t.id = ?",
+            (parsed.author, parsed.id)):
+        if best is None or _better(values, best):
+            best = values
+    if best is None:
+        return None
+    entry = ThreadEntry(parsed, PostRef.parse(best[2]), 0, best[3])
+    return _reply(entry, best, friend_names(db), own_key), root or best[2]
 
 
 def find_reply(db: sqlite3.Connection, short_id: str) -> tuple[str, str | None] | None:
@@ -270,6 +360,23 @@ def find_reply(db: sqlite3.Connection, short_id: str) -> tuple[str, str | None] 
         if short_id_for(author, rid).startswith(short_id):
             return PostRef(author, rid).text, thread_ref
     return None
+
+
+# PROTOCOL.md §4.7: what `o2m serve` tells the owner when a friend's notice comes in
+# (kind "conversation"); the fetch that brings what it announced clears it
+NOTICE_TEXT = "they published a reply or reaction to your post: `o2m fetch` brings it"
+
+
+def clear_notices(db: sqlite3.Connection, friends: Iterable[str]) -> int:
+    """Forget the notifications of notices from friends just fetched: what the notice
+    announced is in the store now, with its own notification ("bob replied to your
+    post (ID)"). Returns how many went."""
+    names = list(friends)
+    if not names:
+        return 0
+    return db.execute(
+        f"DELETE FROM notifications WHERE kind = 'conversation' AND detail = ? AND friend "
+        f"IN ({', '.join('?' * len(names))})", [NOTICE_TEXT, *names]).rowcount
 
 
 def participants(db: sqlite3.Connection, root: str) -> set[str]:

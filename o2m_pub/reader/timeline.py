@@ -22,7 +22,10 @@ from o2m_pub.protocol.canonical import TIME_FORMAT, utc_text
 from o2m_pub.reader.sanitize import body_text, clip, display_text, plain_excerpt
 
 if TYPE_CHECKING:
+    from typing import Callable
+
     from o2m_pub.reader.model import Notification, StoredPost
+    from o2m_pub.reader.thread_store import PostLabel
     from o2m_pub.reader.store import ReaderStore
 
 MIN_ID_PREFIX = 4  # ReaderStore.post: a unique prefix of at least this many characters
@@ -229,6 +232,30 @@ def human_size(n: int) -> str:
     if n < 1024 * 1024:
         return f"{n / 1024:.1f} KiB"
     return f"{n / 1024 / 1024:.1f} MiB"
+
+
+# ---------------------------------------------------------------- conversations
+
+
+def reply_context(label: "PostLabel", with_id: bool = False) -> str:
+    """The one line that says what a reply answers (PROTOCOL.md §4.2): "↳ reply to
+    “Garden update” (ada)", or with the post unknown here, its reference; `with_id`
+    adds the short id that `o2m show` takes ("(ada, apbexfu3xo)")."""
+    who = display_text(label.who)
+    if with_id and label.short_id:
+        who = f"{who}, {label.short_id}" if who else label.short_id
+    if label.title is None:
+        return f"↳ reply to {display_text(label.ref)}" + (f" ({who})" if who else "")
+    return f"↳ reply to “{display_text(label.title) or '(no text)'}” ({who})"
+
+
+def reply_contexts(store: "ReaderStore", posts: "list[StoredPost]", own_key: str | None,
+                   own_title: "Callable[[str], str | None] | None" = None) -> dict[str, str]:
+    """Short id -> `reply_context` line, for the replies among `posts` (a timeline page),
+    so that a reply is not read as a post of its own."""
+    from o2m_pub.reader.thread_store import post_label
+    return {p.short_id: reply_context(post_label(store.db, p.reply_to, own_key, own_title))
+            for p in posts if p.reply_to}
 
 
 # ---------------------------------------------------------------- notifications

@@ -13,7 +13,8 @@ build did. `mentions` keeps Webmentions received and sent (`.o2m/mentions.db`) a
 (PROTOCOL.md §1.6). `watch` rebuilds on every save. `scaffold` makes a new site; `samples/`
 holds the posts of `o2m init` and `o2m demo` as files (`sample_trees` reads and dates
 them), and `theme/` the built-in
-templates.
+templates. `own_posts` finds one of the owner's posts by the id or reference its readers
+know it by (PROTOCOL.md §4.1), for the owner's view of its thread.
 
 Uses `friends` (who reads a private post) and `protocol`; never `host` or `reader`.
 """

@@ -132,6 +132,9 @@ def test_demo_runs_the_whole_loop_in_its_own_folder(tmp_path):
     talk = out[out.index("a conversation:"):]
     assert "sam replied to your post" in talk and "mum reacted 🎉 to your post" in talk
     assert "new in their threads" in talk
+    # Ada sees the thread on her own post, by the id her notification names
+    own = talk[talk.index("$ o2m -C ada show"):talk.index("$ o2m -C ada build")]
+    assert "by you" in own and "reactions: 🎉 1 (mum)" in own and "1 reply:" in own
     shown = talk[talk.index("$ o2m -C mum show"):]
     assert "reactions: 🎉 1 (you)" in shown and "1 reply:" in shown
     assert any(line.strip() == "Count me in! I'll bring the sourdough."

@@ -62,3 +62,91 @@ def test_the_desk_shows_the_thread_and_its_forms_write_a_reply_and_a_reaction(th
     assert [r["emoji"] for r in reactions.values()] == ["🎉"]
     app.reader.close()
     app.desk.close()
+
+
+@pytest.fixture()
+def garden(tmp_path, ca, monkeypatch):
+    from support.garden import make_garden
+    monkeypatch.setenv("O2M_PASSPHRASE", "test passphrase")
+    monkeypatch.setenv("O2M_KDF", "interactive")
+    world = make_garden(tmp_path, ca)
+    yield world
+    world.stop()
+
+
+def test_the_author_reaches_the_thread_of_their_own_post_on_the_desk(garden):
+    """On Ada's desk: her post's page (at the id her notification names, which links to
+    it) shows Bob's reply and reaction; Bob's reply says what it answers, by title and
+    author, linked to that page, never as a raw reference; her Posts page leads to the
+    thread with what is in it; the timeline says what the reply answers."""
+    g = garden
+    app = make_app(g.ada.root)
+    client = Client(app)
+    client.sign_in(passphrase="test passphrase")
+    try:
+        notes = client.get("/notifications").body.decode()
+        assert f'<a href="/post/{g.post}">{g.post}</a>' in notes
+        page = client.get(f"/post/{g.post}")
+        assert page.status == 200
+        body = page.body.decode()
+        assert "Garden update" in body and "The tomatoes are in." in body
+        assert 'id="replies"' in body and "Lovely tomatoes!" in body
+        assert f'id="r-{g.reply}"' in body and "👍 1" in body
+        assert 'id="edit"' in body
+        reply = client.get(f"/post/{g.reply}").body.decode()
+        assert f'In reply to <a href="/post/{g.post}">“<bdi>Garden update</bdi>”</a> by ' \
+               "<bdi>you</bdi>" in reply
+        assert "o2m:" not in reply
+        home = client.get("/").body.decode()
+        assert f'<a href="/post/{g.post}">“<bdi>Garden update</bdi>”</a>' in home
+        posts = client.get("/posts").body.decode()
+        assert f'<a class="thread-link" href="/post/{g.post}">💬 1  👍 1</a>' in posts
+        assert client.get("/post/zzzzzzzzzz").status == 404
+    finally:
+        app.reader.close()
+        app.desk.close()
+
+
+def test_a_reply_known_through_a_thread_leads_to_its_place_in_it(garden):
+    """On Bob's desk, after Ada's build links his reply: his reply is his own post (its
+    page says it answers Ada's "Garden update", linked); Ada's post shows it in its
+    thread under an anchor a link can point at."""
+    g = garden
+    g.ada.build()
+    g.bob.fetch(g.bundle)
+    app = make_app(g.bob.root)
+    client = Client(app)
+    client.sign_in(passphrase="test passphrase")
+    try:
+        own = client.get(f"/post/{g.reply}").body.decode()
+        assert "Lovely tomatoes!" in own
+        assert f'In reply to <a href="/post/{g.post}">“<bdi>Garden update</bdi>”</a> by ' \
+               "<bdi>ada</bdi>" in own
+        thread = client.get(f"/post/{g.post}").body.decode()
+        assert f'id="r-{g.reply}"' in thread
+    finally:
+        app.reader.close()
+        app.desk.close()
+
+
+def test_the_id_of_a_reply_read_through_a_thread_leads_to_its_place_there(thread):
+    """Cyd reads Bob's reply (Bob is no friend of hers) only in Ada's thread: /post/ID of
+    the reply leads to Ada's post, at the reply's anchor."""
+    from o2m_pub.reader import thread_store
+    from o2m_pub.reader.store import ReaderStore
+
+    c = thread
+    (post,) = c.timeline()
+    with ReaderStore.open(c.root) as store:
+        key = {n: k for k, n in thread_store.friend_names(store.db).items()}["ada"]
+        (reply,), _ = thread_store.thread(store.db, f"o2m:{key}/{post.id}")
+    app = make_app(c.root)
+    client = Client(app)
+    client.sign_in(passphrase="test passphrase")
+    try:
+        answer = client.get(f"/post/{reply.short_id}")
+        assert answer.status == 303
+        assert answer.headers["Location"].endswith(f"/post/{post.short_id}#r-{reply.short_id}")
+    finally:
+        app.reader.close()
+        app.desk.close()

@@ -151,3 +151,28 @@ def test_a_reply_pushes_a_notice_to_the_ops_server(tmp_path, ca, monkeypatch):
             server.stop()
     finally:
         bob.server.stop()
+
+
+def test_the_fetch_that_brings_what_a_notice_announced_clears_its_notification(pair):
+    """A notice's "they published a reply or reaction…: `o2m fetch` brings it" is gone
+    once a fetch of its sender succeeded (that fetch's own "bob replied to your post
+    (ID)" says what came); a notice of a friend not fetched yet stays."""
+    ada, bob, eve, bundle = pair
+    ada.befriend(eve)
+    eve.befriend(ada)
+    ada.post("hello", "Hello", "friends")
+    ada.build()
+    assert bob.fetch(bundle)["ada"].ok
+    (post,) = bob.timeline()
+    cli(bob.root, "reply", post.short_id, "--text", "Told at once.")
+    bob.build()
+    handle = notice_kind(ada.root, lambda line: None)[NOTICE_MAGIC].handle
+    handle(_notice(bob, ada))
+    handle(_notice(eve, ada))
+    told = cli(ada.root, "notifications", "--all")
+    assert told.count("they published a reply or reaction to your post") == 2
+    assert ada.fetch(bundle, "bob")["bob"].ok
+    told = cli(ada.root, "notifications", "--all")
+    assert f"bob replied to your post ({post.short_id})" in told
+    assert "bob: they published" not in told
+    assert "eve: they published a reply or reaction to your post" in told

@@ -1,0 +1,167 @@
+"""Conversations as the people in them see them in the terminal (PROTOCOL.md §4), on real
+sites served over TLS (support/garden.py: Ada's "Garden update", Bob's reply and his
+reaction): the author sees the thread on their own post, a thread starts at its first
+post whatever id names it, a reply says what it answers, and `o2m reply` / `o2m react`
+say plainly what they cannot do."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from support.garden import NOTE_TEXT, cli, cli_fails, make_garden
+from support.terminal import dialogue
+
+
+@pytest.fixture()
+def garden(tmp_path, ca, monkeypatch):
+    monkeypatch.setenv("O2M_PASSPHRASE", "test passphrase")
+    monkeypatch.setenv("O2M_KDF", "interactive")
+    world = make_garden(tmp_path, ca)
+    yield world
+    world.stop()
+
+
+def test_the_author_sees_the_thread_on_their_own_post(garden):
+    """`o2m notifications` names Ada's post by an id that `o2m show` and `o2m thread show`
+    take on Ada's own site: her post (not in her timeline: it is hers), with Bob's
+    reply and his reaction as her fetch stored them."""
+    g = garden
+    assert f"bob replied to your post ({g.post})" in cli(g.ada.root, "notifications")
+    shown = cli(g.ada.root, "show", g.post)
+    lines = shown.splitlines()
+    assert lines[0] == "Garden update"
+    assert lines[1].startswith("by you, 2026-11-20")
+    assert "The tomatoes are in." in shown
+    assert "reactions: 👍 1 (bob)" in lines
+    assert "1 reply:" in lines and "    Lovely tomatoes!" in lines
+    thread = cli(g.ada.root, "thread", "show", g.post[:5]).splitlines()
+    assert thread[0] == f"{g.post}  you  Garden update"
+    assert thread[1:4] == ["reactions: 👍 1 (bob)", "1 reply:", f"  {g.reply}  " +
+                           thread[3].split("  ", 2)[2]]
+    assert thread[3].endswith("  bob") and thread[4] == "    Lovely tomatoes!"
+
+
+def test_an_unknown_id_says_where_it_was_looked_for(garden):
+    """Bad input: `o2m thread show` with an id of nothing this site has says where it
+    looked (no word of answering), and `o2m show` still names the timeline's ids; an id
+    of fewer than 4 characters is too short for `react` and `thread show` too."""
+    g = garden
+    said = cli_fails(g.ada.root, "thread", "show", "zzzzzz")
+    assert "no post 'zzzzzz' in your timeline, in your posts or in their threads" in said
+    assert "answer" not in said
+    assert "no post with id 'zzzzzz'" in cli_fails(g.ada.root, "show", "zzzzzz")
+    # two characters name no post, not even a reply of a thread (they matched one)
+    for args in (("react", g.reply[:2], "👍"), ("thread", "show", g.reply[:2])):
+        assert "too short for a post id" in cli_fails(g.ada.root, *args)
+    assert not (g.ada.root / ".o2m" / "reactions.json").exists()
+
+
+def test_a_thread_shown_from_a_reply_starts_at_its_first_post(garden):
+    """The reply's id leads to its thread: the head is the first post (Ada's, "you" on
+    her side, "ada" on Bob's), the reply is listed once under it, and the reaction to
+    the post is the post's, not the reply's."""
+    g = garden
+    for args in (("thread", "show", g.reply), ("timeline", "--thread", g.reply)):
+        lines = cli(g.ada.root, *args).splitlines()
+        assert lines[0] == f"{g.post}  you  Garden update", lines
+        assert lines[1] == "reactions: 👍 1 (bob)"
+        assert [line for line in lines if "Lovely tomatoes!" in line] == ["    Lovely tomatoes!"]
+        assert sum(g.reply in line for line in lines) == 1
+    g.ada.build()  # Ada's feeds link the reply; Bob sees his own reply in her thread
+    g.bob.fetch(g.bundle)
+    lines = cli(g.bob.root, "thread", "show", g.reply).splitlines()
+    assert lines[0] == f"{g.post}  ada  Garden update"
+    assert lines[1] == "reactions: 👍 1 (you)"
+    assert lines[3].endswith("  you")
+
+
+def test_a_reply_says_what_it_answers_and_a_note_is_printed_once(garden):
+    """A reply in the timeline and in `o2m show` carries "↳ reply to “Garden update”",
+    with who wrote that post (and in `show` its id); a note's text is printed once."""
+    g = garden
+    timeline = cli(g.ada.root, "timeline")
+    (line,) = [line for line in timeline.splitlines() if g.reply in line]
+    assert "Lovely tomatoes!  ↳ reply to “Garden update” (you)" in line
+    shown = cli(g.ada.root, "show", g.reply).splitlines()
+    assert shown[0].startswith("from bob, ")  # a note: no headline before it
+    assert shown[1] == f"↳ reply to “Garden update” (you, {g.post})"
+    assert shown.count("Lovely tomatoes!") == 1
+    note = cli(g.bob.root, "show", g.note)
+    assert note.count(NOTE_TEXT) == 1, note
+    own_reply = cli(g.bob.root, "show", g.reply).splitlines()  # Bob's own, on his site
+    assert own_reply[0].startswith("by you, ")
+    assert own_reply[1] == f"↳ reply to “Garden update” (ada, {g.post})"
+
+
+def test_reply_opens_no_editor_without_a_terminal(garden):
+    """With no --text or --file and no terminal (a script, a pipe), `o2m reply` opens no
+    editor: one error line and a hint; `--file -` reads standard input; a file that is
+    not UTF-8 is refused by name, and --text with --file conflict."""
+    g = garden
+    replies = g.bob.root / "content" / "replies"
+    before = set(replies.glob("*.md"))
+    said = cli_fails(g.bob.root, "reply", g.post)
+    assert "o2m: error: no terminal to open an editor in" in said
+    assert "--text" in said and "--file -" in said and "Editing failed" not in said
+    assert set(replies.glob("*.md")) == before
+    latin = g.bob.root / "latin1.txt"
+    latin.write_bytes("Très bien".encode("latin-1"))
+    assert "latin1.txt is not UTF-8 text" in cli_fails(g.bob.root, "reply", g.post,
+                                                        "--file", str(latin))
+    assert "conflict" in cli_fails(g.bob.root, "reply", g.post, "--file", str(latin),
+                                   "--text", "Hi")
+    assert set(replies.glob("*.md")) == before
+    cli(g.bob.root, "reply", g.post, "--file", "-", input="From standard input.\n")
+    (new,) = set(replies.glob("*.md")) - before
+    assert "From standard input." in new.read_text()
+
+
+def test_reply_on_a_terminal_uses_the_editor_or_says_why_it_could_not(garden, tmp_path):
+    """On a terminal, $EDITOR writes the reply; an editor that is not there gives an
+    `o2m: error:` line with a hint, never click's bare "Error: … Editing failed"."""
+    g = garden
+    replies = g.bob.root / "content" / "replies"
+    before = set(replies.glob("*.md"))
+    args = ["-C", str(g.bob.root), "reply", g.post]
+    status, said = dialogue(tmp_path, args, [], env={"EDITOR": "nosucheditor"})
+    assert status == 1
+    assert "o2m: error:" in said and "the editor did not work" in said
+    assert "hint:" in said and "--text" in said
+    assert not said.lstrip().startswith("Error:")
+    assert set(replies.glob("*.md")) == before
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "Written in the editor.\\n" > "$1"\n')
+    os.chmod(editor, 0o755)
+    status, said = dialogue(tmp_path, args, [], env={"EDITOR": str(editor)})
+    assert status == 0, said
+    (new,) = set(replies.glob("*.md")) - before
+    assert "Written in the editor." in new.read_text()
+
+
+def test_react_says_what_is_wrong_in_its_own_words(garden):
+    """An emoji with --undo is a conflict; --undo with no reaction says so (no hint of
+    `o2m timeline`); a prefix is echoed as the full id; one's own post or reply takes
+    no reaction of one's own (it would count among the others' for everyone)."""
+    g = garden
+    said = cli_fails(g.bob.root, "react", g.post, "👍", "--undo")
+    assert "conflict" in said and "give one emoji, or --undo" not in said
+    said = cli_fails(g.bob.root, "react", g.post)
+    assert "no emoji given" in said
+    cli(g.bob.root, "react", g.post, "--undo")
+    said = cli_fails(g.bob.root, "react", g.post, "--undo")
+    assert f"you have no reaction to {g.post} to take back" in said
+    assert "o2m timeline" not in said
+    assert cli(g.bob.root, "react", g.post[:5], "🎉").startswith(f"reacted 🎉 to {g.post} ")
+    g.ada.build()
+    g.bob.fetch(g.bundle)  # Bob's reply comes back to him through Ada's thread
+    reactions = (g.bob.root / ".o2m" / "reactions.json").read_bytes()
+    said = cli_fails(g.bob.root, "react", g.reply[:6], "👍")
+    assert f"{g.reply} is your own reply" in said
+    said = cli_fails(g.ada.root, "react", g.post, "👍")
+    assert f"{g.post} is your own post" in said and "o2m thread show" in said
+    assert "your own post" in cli_fails(g.ada.root, "reply", g.post, "--text", "Me!")
+    assert (g.bob.root / ".o2m" / "reactions.json").read_bytes() == reactions
+    assert not (g.ada.root / ".o2m" / "reactions.json").exists() or json.loads(
+        (g.ada.root / ".o2m" / "reactions.json").read_text())["reactions"] == {}
