@@ -107,6 +107,76 @@ def quiet_broken_pipe() -> NoReturn:
     sys.exit(1)
 
 
+# -- text from outside: arguments and files ------------------------------------------
+
+_UTF8_HINT = ("o2m takes UTF-8 text: set your terminal to UTF-8 (e.g. export "
+              "LANG=C.UTF-8) and type it again")
+
+
+def _shown(text: str) -> str:
+    """Text holding undecodable bytes (lone surrogates, as Python decodes them from
+    argv), with each such byte as \\xNN: printable, and naming the bytes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _not_utf8(value: object) -> str | None:
+    """The first string in `value` (a string, or a tuple of them) that is not UTF-8."""
+    for text in (value if isinstance(value, tuple) else (value,)):
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return text
+    return None
+
+
+class ArgumentNotUTF8Error(click.BadParameter):
+    """A command-line argument that is not UTF-8 text (Python hands such bytes over as
+    lone surrogates, which no file, database or page can hold): a usage error, exit
+    status 2 as click's are, shown as o2m shows its errors, one line and a hint."""
+
+    def __init__(self, param: click.Parameter, text: str) -> None:
+        super().__init__(f"'{_shown(text)}' is not UTF-8 text", param=param)
+        self.where = (" / ".join(param.opts) if isinstance(param, click.Option)
+                      else param.human_readable_name)
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        error_line(f"{self.where}: {self.message}", _UTF8_HINT)
+
+
+def check_utf8(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    """Refuse an argument that is not UTF-8 (`o2m reply ID --text $'caf\\xe9'`), naming
+    its option, before any command uses it. The dispatcher calls it for every text
+    parameter of every command; a file name (click.Path) is the system's to judge, and
+    may hold any bytes.
+
+    Raises:
+        ArgumentNotUTF8Error: the value, or one of its values, is not UTF-8.
+    """
+    bad = _not_utf8(value)
+    if bad is not None:
+        raise ArgumentNotUTF8Error(param, bad)
+
+
+def read_text_file(path: Path) -> str:
+    """A text file the user names (`o2m reply --file`), as text: UTF-8, a byte order
+    mark dropped, as posts and o2m.toml are read.
+
+    Raises:
+        O2MError: the file is not UTF-8 text (naming the file and the line), or cannot
+            be read (OSError, which the dispatcher shows as one line).
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise O2MError("not UTF-8 text", path=f"{path}:{line}",
+                       hint="save the file as UTF-8 (most editors offer it under "
+                            "\"Save as\" or \"Encoding\"), or convert it: iconv -f "
+                            "WINDOWS-1252 -t UTF-8") from None
+
+
 # -- the build's progress bar -------------------------------------------------------
 
 

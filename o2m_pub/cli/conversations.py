@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from o2m_pub.cli._common import local_now, out, site_root
+from o2m_pub.cli._common import local_now, out, read_text_file, site_root
 
 
 def _store(ctx: click.Context):  # noqa: ANN202 - (root, ReaderStore, own key text)
@@ -62,7 +62,7 @@ def reply(ctx: click.Context, post_id: str, text: str | None, file: Path | None,
         target = find_target(store, post_id)
         names = _audience(store, target, root, audience)
     if file is not None:
-        text = file.read_text("utf-8")
+        text = read_text_file(file)
     if text is None:
         text = click.edit("\n", extension=".md")
         if text is None:
