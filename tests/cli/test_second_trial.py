@@ -93,3 +93,117 @@ def test_a_reply_file_in_utf8_with_a_byte_order_mark_is_taken(owner, tmp_path):
     text = written.read_text("utf-8")
     assert "café at noon?" in text
     assert "\ufeff" not in text
+
+
+# -- 2: a renamed or removed friend still named in `audience:` -------------------------
+
+TRIP = "---\ntitle: Trip\ndate: 2026-03-01\naudience: bob\n---\nHi bob.\n"
+TWO = "---\ntitle: Two\ndate: 2026-03-02\naudience:\n  - bob\n  - family\n---\nbob, again.\n"
+BOBBY = "---\ntitle: Other\ndate: 2026-03-03\naudience: [bobby, friends]\n---\nbob\n"
+
+
+@pytest.fixture
+def naming_bob(owner):
+    """Ada's site with two posts for Bob (one line, a block list), a post for a 'bobby'
+    (another name), and an o2m.toml group naming Bob."""
+    posts = {"content/2026/trip.md": TRIP, "content/2026/two.md": TWO,
+             "content/2026/other.md": BOBBY}
+    for rel, text in posts.items():
+        (owner / rel).write_text(text, encoding="utf-8")
+    toml = owner / "o2m.toml"
+    toml.write_text(toml.read_text("utf-8") + '\n[groups]\nfamily = ["bob"]  # bob\n',
+                    encoding="utf-8")
+    return owner
+
+
+def _contents(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted((root / "content").rglob("*.md"))} | {
+        "o2m.toml": (root / "o2m.toml").read_bytes()}
+
+
+def _group_line(root) -> int:
+    lines = (root / "o2m.toml").read_text("utf-8").splitlines()
+    return lines.index('family = ["bob"]  # bob') + 1
+
+
+def test_a_rename_names_the_posts_and_groups_that_still_name_the_old_name(naming_bob):
+    """`o2m friend rename bob robert` used to leave `audience: bob` behind in silence:
+    the posts fell out of Robert's feed and the next build stopped on "unknown audience
+    'bob'". It lists each place (file:line) and says what to do; without a terminal it
+    changes nothing in content/ or o2m.toml."""
+    before = _contents(naming_bob)
+    result = run_o2m("friend", "rename", "bob", "robert", cwd=naming_bob)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "renamed bob to robert\n"
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("o2m: warning: 3 places still name bob as an audience, which now "
+                        "means no one:")
+    assert lines[1:4] == [f"  o2m.toml:{_group_line(naming_bob)}  (group family)",
+                          "  content/2026/trip.md:4  (audience)",
+                          "  content/2026/two.md:4  (audience)"]
+    assert lines[4].startswith("  hint: change bob to robert there before your next "
+                               "`o2m build`")
+    assert len(lines) == 5
+    assert _contents(naming_bob) == before
+
+
+def test_a_rename_at_a_terminal_changes_them_when_asked(naming_bob):
+    """At a terminal, the rename offers to change them, and does on "y": only the name
+    in the audience lines and in the group, every other byte as it was; the next build
+    has no problem and puts both posts in Robert's feed (the friend's feed opened with
+    the friend's own keys)."""
+    from support.terminal import dialogue
+
+    from o2m_pub.friends.identity import own_card
+    before = _contents(naming_bob)
+    status, seen = dialogue(naming_bob, ["friend", "rename", "bob", "robert"],
+                            [("Change bob to robert there? [y/N]", "y")])
+    assert status == 0, seen
+    after = _contents(naming_bob)
+    assert after["content/2026/trip.md"] == TRIP.replace("audience: bob",
+                                                         "audience: robert").encode()
+    assert after["content/2026/two.md"] == TWO.replace("  - bob", "  - robert").encode()
+    assert after["content/2026/other.md"] == before["content/2026/other.md"]
+    assert after["o2m.toml"] == before["o2m.toml"].replace(b'["bob"]', b'["robert"]')
+    assert "could not be changed" not in seen
+    (naming_bob / "content/2026/other.md").unlink()  # 'bobby' is nobody here
+    built = run_o2m("build", cwd=naming_bob)
+    assert built.returncode == 0, built.stderr
+    titles = {p["title"] for p in BOB.read_feed(naming_bob / "build",
+                                                own_card(naming_bob)).values() if p}
+    assert {"Trip", "Two"} <= titles
+
+
+def test_a_rename_at_a_terminal_changes_nothing_when_declined(naming_bob):
+    """Declined ("n", the default), nothing is changed, and the hint says what to do."""
+    from support.terminal import dialogue
+    before = _contents(naming_bob)
+    status, seen = dialogue(naming_bob, ["friend", "rename", "bob", "robert"],
+                            [("Change bob to robert there? [y/N]", "n")])
+    assert status == 0, seen
+    assert _contents(naming_bob) == before
+    assert "hint: change bob to robert there" in seen
+
+
+def test_a_removal_names_the_posts_that_still_name_the_friend(naming_bob):
+    """`o2m friend remove bob` lists the same places and says to take Bob out of them;
+    it never edits them, even at a terminal (what a post for Bob alone should become is
+    the owner's choice)."""
+    before = _contents(naming_bob)
+    result = run_o2m("friend", "remove", "bob", cwd=naming_bob)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("o2m: warning: 3 places still name bob as an audience, which now "
+                        "means no one:")
+    assert lines[2:4] == ["  content/2026/trip.md:4  (audience)",
+                          "  content/2026/two.md:4  (audience)"]
+    assert lines[4].startswith("  hint: take bob out of each")
+    assert _contents(naming_bob) == before
+
+
+def test_a_rename_of_a_friend_no_post_names_says_nothing_more(owner):
+    """No post and no group names the friend: the rename is one line, as before."""
+    result = run_o2m("friend", "rename", "bob", "robert", cwd=owner)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "renamed bob to robert\n", "")
