@@ -16,9 +16,10 @@ import datetime as dt
 import errno
 import os
 import sys
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import click
 
@@ -228,6 +229,16 @@ def site_root(ctx: click.Context) -> Path:
 
 PASSPHRASE_TRIES = 3  # at a terminal, as sudo and ssh give
 
+# Each passphrase's variable and the option that names a file for it instead: what the
+# hint says when there is no terminal to ask at. --passphrase-file is the key's own
+# passphrase only; keys/next.secret's (O2M_NEXT_PASSPHRASE) has no option.
+PASSPHRASE_FILE_OPTIONS = {
+    "O2M_PASSPHRASE": "--passphrase-file",
+    "O2M_NEW_PASSPHRASE": "--new-passphrase-file",
+    "O2M_EXPORT_PASSPHRASE": "--export-passphrase-file",
+    "O2M_NEXT_PASSPHRASE": None,
+}
+
 
 def read_passphrase(ctx: click.Context, prompt: str = "Passphrase", *, new: bool = False,
                     file_option: Path | None = None,
@@ -247,20 +258,43 @@ def obtain_passphrase(ctx: click.Context, prompt: str, *, new: bool = False,
     from o2m_pub.friends.identity import passphrase_from_env_or_file
     from o2m_pub.protocol.keyfile import PassphraseError
 
-    source = file_option if file_option is not None else ctx.obj.get("passphrase_file")
+    # --passphrase-file is the key's own passphrase: never a backup's or a new one's
+    source = file_option if file_option is not None or env_name != "O2M_PASSPHRASE" \
+        else ctx.obj.get("passphrase_file")
     env = {"O2M_PASSPHRASE": os.environ[env_name]} if env_name in os.environ else {}
     value = passphrase_from_env_or_file(env, source)
     if value is not None:
         return value, False
     if not sys.stdin.isatty():
+        option = PASSPHRASE_FILE_OPTIONS[env_name]
         raise PassphraseError(f"{prompt.lower()} needed, and stdin is not a terminal",
-                              hint=f"set {env_name} or pass --passphrase-file")
+                              hint=f"set {env_name}" + (f" or pass {option} FILE" if option
+                                                         else ""))
     started = time.monotonic()
     try:
         return click.prompt(prompt, hide_input=True, confirmation_prompt=new).encode(), True
     finally:
         ctx.obj["prompt_seconds"] = ctx.obj.get("prompt_seconds", 0.0) + (
             time.monotonic() - started)
+
+
+def passphrase_hint(env_name: str) -> str:
+    """What a wrong passphrase's hint says for the passphrase read from `env_name`."""
+    option = PASSPHRASE_FILE_OPTIONS[env_name]
+    return f"check the passphrase; {env_name}{f' or {option}' if option else ''} if scripted"
+
+
+@contextmanager
+def wrong_passphrase_for(what: str, env_name: str) -> Iterator[None]:
+    """A wrong passphrase, in the block, named as the passphrase of `what` (a backup,
+    keys/next.secret), with the hint for its own variable and option: the key file
+    code's hint names the key's own ($O2M_PASSPHRASE, --passphrase-file)."""
+    from o2m_pub.protocol.keyfile import WrongPassphraseError
+    try:
+        yield
+    except WrongPassphraseError as e:
+        raise WrongPassphraseError(f"wrong passphrase for {what} (or the file was altered)",
+                                   hint=passphrase_hint(env_name)) from None
 
 
 def unlock_identity(ctx: click.Context, root: Path, prompt: str = "Passphrase"):  # noqa: ANN201

@@ -207,3 +207,103 @@ def test_a_rename_of_a_friend_no_post_names_says_nothing_more(owner):
     result = run_o2m("friend", "rename", "bob", "robert", cwd=owner)
     assert (result.returncode, result.stdout, result.stderr) == (
         0, "renamed bob to robert\n", "")
+
+
+# -- 3: the passphrase hints name the right option -------------------------------------
+
+@pytest.mark.parametrize(("args", "env", "variable", "option"), [
+    (("key", "export", "BACKUP"), {}, "O2M_EXPORT_PASSPHRASE", "--export-passphrase-file"),
+    (("key", "passwd"), {}, "O2M_NEW_PASSPHRASE", "--new-passphrase-file"),
+    (("key", "import", "BACKUP", "--replace"), {"O2M_PASSPHRASE": "new one here"},
+     "O2M_EXPORT_PASSPHRASE", "--export-passphrase-file"),
+    (("key", "import", "BACKUP", "--replace"), {"O2M_EXPORT_PASSPHRASE": "b k p"},
+     "O2M_PASSPHRASE", "--passphrase-file"),
+    (("card", "--renew"), {}, "O2M_PASSPHRASE", "--passphrase-file"),
+])
+def test_each_passphrase_hint_names_the_option_that_command_takes(owner, tmp_path, args, env,
+                                                                   variable, option):
+    """Without a terminal, `o2m key export` said "pass --passphrase-file", which is the
+    key's own passphrase (so the newcomer got "Wrong passphrase"). Each hint names the
+    variable and the option for the passphrase asked, and doing what it says works."""
+    backup = tmp_path / "backup"
+    if "import" in args:
+        made = run_o2m("key", "export", str(backup), cwd=owner,
+                       env={"O2M_EXPORT_PASSPHRASE": "b k p"})
+        assert made.returncode == 0, made.stderr
+    argv = [str(backup) if a == "BACKUP" else a for a in args]
+    result = _run_without(variable, argv, owner, env)
+    assert result.returncode == 1, result.stderr
+    assert f"hint: set {variable} or pass {option} FILE" in result.stderr
+    secret = tmp_path / "secret"
+    secret.write_text("b k p\n" if variable == "O2M_EXPORT_PASSPHRASE" else
+                      "test passphrase\n")
+    followed = _run_without(variable, [*argv, option, str(secret)], owner, env)
+    assert followed.returncode == 0, followed.stderr
+
+
+def test_the_key_passphrase_file_is_never_taken_for_another_passphrase(owner, tmp_path):
+    """`--passphrase-file` is the key's own passphrase: `o2m key passwd` with it and
+    $O2M_NEW_PASSPHRASE set takes the new one from the variable (it took the file's,
+    the old passphrase, so nothing changed though it said "passphrase changed")."""
+    old = tmp_path / "old"
+    old.write_text("test passphrase\n")
+    changed = _run_without("O2M_PASSPHRASE", ["key", "passwd", "--passphrase-file", str(old)],
+                           owner, {"O2M_NEW_PASSPHRASE": "four new words here"})
+    assert changed.returncode == 0, changed.stderr
+    renewed = run_o2m("card", "--renew", cwd=owner,
+                      env={"O2M_PASSPHRASE": "four new words here"})
+    assert renewed.returncode == 0, renewed.stderr
+
+
+def _run_without(variable: str, argv: list[str], cwd, env: dict[str, str]):  # noqa: ANN001, ANN202
+    """`o2m ARGV` with `variable` unset and `env` set (run_o2m keeps all of os.environ)."""
+    import os
+    import subprocess
+    import sys
+    full = {**{k: v for k, v in os.environ.items() if k != variable}, "PYTHONUNBUFFERED": "1",
+            **env}
+    return subprocess.run([sys.executable, "-m", "o2m_pub", *argv], cwd=cwd, env=full,
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("which", ["backup", "next key"])
+def test_a_wrong_second_passphrase_names_its_own_variable_and_option(owner, tmp_path, which):
+    """A wrong backup passphrase (`o2m key import`) or a wrong one for keys/next.secret
+    (`o2m key rotate`, when it was sealed apart) said "O2M_PASSPHRASE or
+    --passphrase-file if scripted", the key's own; it names the passphrase it was
+    and the variable (and option) that gives it. (The rotation never asked for the
+    next key's own passphrase at all: the key file's error did not say which file.)"""
+    if which == "backup":
+        backup = tmp_path / "backup"
+        made = run_o2m("key", "export", str(backup), cwd=owner,
+                       env={"O2M_EXPORT_PASSPHRASE": "b k p"})
+        assert made.returncode == 0, made.stderr
+        result = run_o2m("key", "import", str(backup), "--replace", cwd=owner,
+                         env={"O2M_EXPORT_PASSPHRASE": "not it"})
+        expected = (f"o2m: error: wrong passphrase for the backup {backup} (or the file "
+                    "was altered)", "hint: check the passphrase; O2M_EXPORT_PASSPHRASE or "
+                    "--export-passphrase-file if scripted")
+    else:
+        from o2m_pub._files import write_file
+        from o2m_pub.friends.identity import (
+            NEXT_KEY_FILE,
+            identity_kdf,
+            load_next_key,
+            seal_key,
+        )
+        nxt = load_next_key(owner, b"test passphrase")
+        write_file(owner / NEXT_KEY_FILE, seal_key(nxt, b"sealed apart", **identity_kdf(owner)),
+                   0o600)
+        result = run_o2m("key", "rotate", "--no-build", cwd=owner,
+                         env={"O2M_NEXT_PASSPHRASE": "not it"})
+        expected = ("o2m: error: wrong passphrase for keys/next.secret (or the file was "
+                    "altered)", "hint: check the passphrase; O2M_NEXT_PASSPHRASE if scripted")
+    assert result.returncode == 1, result.stderr
+    first, hint = result.stderr.splitlines()
+    assert (first, hint.strip()) == expected
+    if which == "next key":  # and the right one is asked for, and taken (it was not)
+        rotated = run_o2m("key", "rotate", "--no-build", cwd=owner,
+                          env={"O2M_NEXT_PASSPHRASE": "sealed apart"})
+        assert rotated.returncode == 0, rotated.stderr
+        assert rotated.stdout.startswith("rotated to a new key")
