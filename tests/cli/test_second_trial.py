@@ -307,3 +307,35 @@ def test_a_wrong_second_passphrase_names_its_own_variable_and_option(owner, tmp_
                           env={"O2M_NEXT_PASSPHRASE": "sealed apart"})
         assert rotated.returncode == 0, rotated.stderr
         assert rotated.stdout.startswith("rotated to a new key")
+
+
+# -- 4: public posts, and no feed for you yet -------------------------------------------
+
+def test_fetch_says_no_feed_yet_of_a_friend_with_new_public_posts(tmp_path, ca):
+    """Carol has not added Alice back, but has public posts: `o2m fetch` printed only
+    "carol 1 new", and Alice never learnt that Carol's friends-only posts are not for
+    her yet. The line gives both facts; the next fetch, with nothing new, still says
+    "no feed for you yet"; and it is no failure (exit status 0)."""
+    from support.people import Person, server_context
+    authority, bundle = ca
+    context = server_context(authority)
+    alice, carol = Person(tmp_path, "alice", context), Person(tmp_path, "carol", context)
+    try:
+        alice.befriend(carol)  # Carol never added Alice
+        carol.post("open", "Carol in public", "public")
+        carol.post("inner", "Carol's friends only", "friends")
+        carol.build()
+        env = {"O2M_CA_BUNDLE": bundle}
+        first = run_o2m("fetch", cwd=alice.root, env=env)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.split() == ["carol", "1", "new", "(public),", "no", "feed", "for",
+                                        "you", "yet", "(they", "have", "not", "added", "you",
+                                        "back)"]
+        again = run_o2m("fetch", cwd=alice.root, env=env)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.split()[1:] == ["no", "feed", "for", "you", "yet", "(they", "have",
+                                            "not", "added", "you", "back)"]
+        assert alice.titles() == {"Carol in public"}
+    finally:
+        alice.server.stop()
+        carol.server.stop()
