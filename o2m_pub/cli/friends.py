@@ -373,9 +373,17 @@ def _accept_invitation(root: Path, text: str, name: str | None, *, no_send: bool
     later = (f"your feed for {added.name} is written at your next `o2m build`; theirs is "
              "read at your next `o2m fetch`")
     if taken.delivered:
-        say(f"delivered: {owner.name}'s site took your answer; you are friends once it "
-            "is checked there")
-        say(later)
+        # An inbox answers 202 before it looks at anything secret, whatever it then
+        # decides (PROTOCOL.md §5): it never tells whether an invitation exists or was
+        # used, so "received" is all this side can know, and all it may say.
+        say(f"sent: {owner.name}'s site received your answer; it checks it after "
+            "answering and does not say whether it took it (an inbox never tells whether "
+            "an invitation is unknown, used or expired)")
+        if taken.known:
+            say(f"{added.name} was your friend already: if you accepted this invitation "
+                "before, it is used, and this answer is refused there (the first stands)")
+        say(f"your feed for {added.name} is written at your next `o2m build`; `o2m fetch` "
+            f"finds theirs once their site has taken your answer (they are told) and built")
         return
     if no_send:
         say("your answer was not sent (--no-send)")

@@ -339,3 +339,59 @@ def test_fetch_says_no_feed_yet_of_a_friend_with_new_public_posts(tmp_path, ca):
     finally:
         alice.server.stop()
         carol.server.stop()
+
+
+# -- 5: an invitation used twice ---------------------------------------------------------
+
+def test_accepting_an_invitation_again_does_not_claim_it_was_taken(tmp_path):
+    """Bob accepts Ada's invitation twice. Ada's `o2m serve` takes the first answer and
+    refuses the second ("used already"), but its inbox answers 202 to both: by design
+    (PROTOCOL.md §5) it never tells whether an invitation was used. Bob's second accept
+    said "delivered: Ada's site took your answer"; now neither says the site took it,
+    and the second says what a used invitation means."""
+    import socket
+
+    from support.o2m_server import o2m_serve
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ada, bob = tmp_path / "ada", tmp_path / "bob"
+    for root, url in ((ada, f"https://localhost:{port}/"), (bob, "https://bob.example/")):
+        made = run_o2m("init", str(root), "--name", root.name.title(), "--url", url,
+                       cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+    assert run_o2m("build", cwd=ada).returncode == 0
+    with o2m_serve(ada, "--port", str(port)) as server:
+        invited = run_o2m("friend", "invite", "bob", cwd=ada)
+        assert invited.returncode == 0, invited.stderr
+        text = invited.stdout.strip()
+        answers = [run_o2m("friend", "accept", text, cwd=bob) for _ in range(2)]
+        _read_until(server, "used already")
+    log = server.output()
+    assert "o2m: inbox: bob accepted your invitation: added bob" in log
+    assert "acceptance not taken: this invitation was used already" in log  # the second
+    for answer in answers:
+        assert answer.returncode == 0, answer.stderr
+        assert "took your answer" not in answer.stderr
+        assert "sent: Ada's site received your answer; it checks it after answering and " \
+               "does not say whether it took it" in answer.stderr
+    assert "was your friend already" not in answers[0].stderr
+    assert ("ada was your friend already: if you accepted this invitation before, it is "
+            "used, and this answer is refused there") in answers[1].stderr
+
+
+def _read_until(server, text: str, seconds: float = 60) -> None:  # noqa: ANN001
+    """Read the running server's output into `server.lines` until it holds `text` (its
+    inbox handles a message after answering it), or `seconds` pass. Straight from the
+    pipe: the text wrapper's buffer is for `readline`, which would block."""
+    import os
+    import select
+    import time
+    end, fd, got = time.monotonic() + seconds, server.process.stdout.fileno(), b""
+    while text.encode() not in got and time.monotonic() < end:
+        if select.select([fd], [], [], 0.5)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            got += chunk
+    server.lines.append(got.decode())
