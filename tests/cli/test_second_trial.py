@@ -395,3 +395,32 @@ def _read_until(server, text: str, seconds: float = 60) -> None:  # noqa: ANN001
                 break
             got += chunk
     server.lines.append(got.decode())
+
+
+# -- 6: a repeated word ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("passphrase", "reason"), [
+    ("carol carol carol carol", "it has only 1 different word (4 in all: a repeated word "
+                                "adds little)"),
+    ("plum plum river river", "it has only 2 different words (4 in all: a repeated word "
+                              "adds little)"),
+    ("test passphrase", "it has fewer than 3 words"),
+])
+def test_the_weak_passphrase_warning_says_what_is_weak(tmp_path, passphrase, reason):
+    """`carol carol carol carol` was called weak because it "has fewer than 3 words"
+    (it has four, all the same): the warning of `o2m init` counts the different words
+    and says so; a short one is still "fewer than 3 words"."""
+    made = run_o2m("init", str(tmp_path / "site"), "--name", "Carol", "--url",
+                   "https://carol.example/", cwd=tmp_path, env={"O2M_PASSPHRASE": passphrase})
+    assert made.returncode == 0, made.stderr
+    assert f"o2m: warning: this passphrase looks weak: {reason}. It guards your keys" \
+        in made.stderr
+
+
+def test_a_passphrase_of_distinct_words_is_not_warned_of(tmp_path):
+    """Four different words: no warning."""
+    made = run_o2m("init", str(tmp_path / "site"), "--name", "Carol", "--url",
+                   "https://carol.example/", cwd=tmp_path,
+                   env={"O2M_PASSPHRASE": "plum river lantern oak"})
+    assert made.returncode == 0, made.stderr
+    assert "weak" not in made.stderr
