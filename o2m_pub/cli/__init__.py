@@ -19,6 +19,13 @@ naming the file and the system's reason; anything else is a bug, shown as one
 each of these shows its traceback instead. Ctrl-C is ``o2m: interrupted`` and exit
 status 130; a closed pipe (``o2m timeline | head -1``) ends the command silently.
 
+A usage error (an unknown option, a missing argument, a bad option value) is click's,
+with exit status 2; an argument that is not UTF-8 text (a Latin-1 terminal) is one
+too, but shown as one ``o2m: error: --option: …`` line with a hint: every text
+parameter of every command checks it (`_check_utf8_everywhere`) before the command
+runs. A text file a command reads for the user goes through `_common.read_text_file`,
+which names a file that is not UTF-8, as posts and o2m.toml do.
+
 The command modules are imported only when one of their commands runs (`_COMMANDS`
 names each command's module and carries its short help, so `o2m --help` imports none
 of them; tests/cli/test_lazy_commands.py checks the table against the commands). The
@@ -38,7 +45,13 @@ from typing import Any, Callable
 import click
 
 from o2m_pub import __version__
-from o2m_pub.cli._common import fail, internal_error, os_error, quiet_broken_pipe
+from o2m_pub.cli._common import (
+    check_utf8,
+    fail,
+    internal_error,
+    os_error,
+    quiet_broken_pipe,
+)
 from o2m_pub.errors import O2MError
 
 
@@ -119,6 +132,7 @@ class _Group(click.Group):
             module, attribute, _short_help = _COMMANDS[cmd_name]
             command = getattr(importlib.import_module(f"o2m_pub.cli.{module}"), attribute)
             _accept_passphrase_file_everywhere(command)
+            _check_utf8_everywhere(command)
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 
@@ -203,3 +217,25 @@ def _accept_passphrase_file_everywhere(command: click.Command) -> None:
             ["--passphrase-file"], type=click.Path(dir_okay=False, path_type=Path),
             expose_value=False, callback=_remember_passphrase_file,
             help="Read the key passphrase from this file (as `o2m --passphrase-file`)."))
+
+
+def _check_utf8_everywhere(command: click.Command) -> None:
+    """Every text parameter of every command refuses an argument that is not UTF-8 as
+    a usage error naming it (`check_utf8`), before the command sees it: such text
+    (Python's lone surrogates) would fail wherever it is written or printed. File
+    names (click.Path) are left as the system gives them; a number or a choice that is
+    not UTF-8 is refused by click's own check, which names it too."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _check_utf8_everywhere(sub)
+    for param in command.params:
+        if isinstance(param.type, click.Path) or getattr(param, "is_flag", False):
+            continue
+        param.callback = _checked(param.callback)
+
+
+def _checked(callback: Callable[..., Any] | None) -> Callable[..., Any]:
+    def check_then_call(ctx: click.Context, param: click.Parameter, value: Any) -> Any:  # noqa: ANN401
+        check_utf8(ctx, param, value)
+        return value if callback is None else callback(ctx, param, value)
+    return check_then_call

@@ -16,9 +16,10 @@ import datetime as dt
 import errno
 import os
 import sys
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import click
 
@@ -107,6 +108,76 @@ def quiet_broken_pipe() -> NoReturn:
     sys.exit(1)
 
 
+# -- text from outside: arguments and files ------------------------------------------
+
+_UTF8_HINT = ("o2m takes UTF-8 text: set your terminal to UTF-8 (e.g. export "
+              "LANG=C.UTF-8) and type it again")
+
+
+def _shown(text: str) -> str:
+    """Text holding undecodable bytes (lone surrogates, as Python decodes them from
+    argv), with each such byte as \\xNN: printable, and naming the bytes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _not_utf8(value: object) -> str | None:
+    """The first string in `value` (a string, or a tuple of them) that is not UTF-8."""
+    for text in (value if isinstance(value, tuple) else (value,)):
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return text
+    return None
+
+
+class ArgumentNotUTF8Error(click.BadParameter):
+    """A command-line argument that is not UTF-8 text (Python hands such bytes over as
+    lone surrogates, which no file, database or page can hold): a usage error, exit
+    status 2 as click's are, shown as o2m shows its errors, one line and a hint."""
+
+    def __init__(self, param: click.Parameter, text: str) -> None:
+        super().__init__(f"'{_shown(text)}' is not UTF-8 text", param=param)
+        self.where = (" / ".join(param.opts) if isinstance(param, click.Option)
+                      else param.human_readable_name)
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        error_line(f"{self.where}: {self.message}", _UTF8_HINT)
+
+
+def check_utf8(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    """Refuse an argument that is not UTF-8 (`o2m reply ID --text $'caf\\xe9'`), naming
+    its option, before any command uses it. The dispatcher calls it for every text
+    parameter of every command; a file name (click.Path) is the system's to judge, and
+    may hold any bytes.
+
+    Raises:
+        ArgumentNotUTF8Error: the value, or one of its values, is not UTF-8.
+    """
+    bad = _not_utf8(value)
+    if bad is not None:
+        raise ArgumentNotUTF8Error(param, bad)
+
+
+def read_text_file(path: Path) -> str:
+    """A text file the user names (`o2m reply --file`), as text: UTF-8, a byte order
+    mark dropped, as posts and o2m.toml are read.
+
+    Raises:
+        O2MError: the file is not UTF-8 text (naming the file and the line), or cannot
+            be read (OSError, which the dispatcher shows as one line).
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise O2MError("not UTF-8 text", path=f"{path}:{line}",
+                       hint="save the file as UTF-8 (most editors offer it under "
+                            "\"Save as\" or \"Encoding\"), or convert it: iconv -f "
+                            "WINDOWS-1252 -t UTF-8") from None
+
+
 # -- the build's progress bar -------------------------------------------------------
 
 
@@ -158,6 +229,16 @@ def site_root(ctx: click.Context) -> Path:
 
 PASSPHRASE_TRIES = 3  # at a terminal, as sudo and ssh give
 
+# Each passphrase's variable and the option that names a file for it instead: what the
+# hint says when there is no terminal to ask at. --passphrase-file is the key's own
+# passphrase only; keys/next.secret's (O2M_NEXT_PASSPHRASE) has no option.
+PASSPHRASE_FILE_OPTIONS = {
+    "O2M_PASSPHRASE": "--passphrase-file",
+    "O2M_NEW_PASSPHRASE": "--new-passphrase-file",
+    "O2M_EXPORT_PASSPHRASE": "--export-passphrase-file",
+    "O2M_NEXT_PASSPHRASE": None,
+}
+
 
 def read_passphrase(ctx: click.Context, prompt: str = "Passphrase", *, new: bool = False,
                     file_option: Path | None = None,
@@ -177,20 +258,43 @@ def obtain_passphrase(ctx: click.Context, prompt: str, *, new: bool = False,
     from o2m_pub.friends.identity import passphrase_from_env_or_file
     from o2m_pub.protocol.keyfile import PassphraseError
 
-    source = file_option if file_option is not None else ctx.obj.get("passphrase_file")
+    # --passphrase-file is the key's own passphrase: never a backup's or a new one's
+    source = file_option if file_option is not None or env_name != "O2M_PASSPHRASE" \
+        else ctx.obj.get("passphrase_file")
     env = {"O2M_PASSPHRASE": os.environ[env_name]} if env_name in os.environ else {}
     value = passphrase_from_env_or_file(env, source)
     if value is not None:
         return value, False
     if not sys.stdin.isatty():
+        option = PASSPHRASE_FILE_OPTIONS[env_name]
         raise PassphraseError(f"{prompt.lower()} needed, and stdin is not a terminal",
-                              hint=f"set {env_name} or pass --passphrase-file")
+                              hint=f"set {env_name}" + (f" or pass {option} FILE" if option
+                                                         else ""))
     started = time.monotonic()
     try:
         return click.prompt(prompt, hide_input=True, confirmation_prompt=new).encode(), True
     finally:
         ctx.obj["prompt_seconds"] = ctx.obj.get("prompt_seconds", 0.0) + (
             time.monotonic() - started)
+
+
+def passphrase_hint(env_name: str) -> str:
+    """What a wrong passphrase's hint says for the passphrase read from `env_name`."""
+    option = PASSPHRASE_FILE_OPTIONS[env_name]
+    return f"check the passphrase; {env_name}{f' or {option}' if option else ''} if scripted"
+
+
+@contextmanager
+def wrong_passphrase_for(what: str, env_name: str) -> Iterator[None]:
+    """A wrong passphrase, in the block, named as the passphrase of `what` (a backup,
+    keys/next.secret), with the hint for its own variable and option: the key file
+    code's hint names the key's own ($O2M_PASSPHRASE, --passphrase-file)."""
+    from o2m_pub.protocol.keyfile import WrongPassphraseError
+    try:
+        yield
+    except WrongPassphraseError as e:
+        raise WrongPassphraseError(f"wrong passphrase for {what} (or the file was altered)",
+                                   hint=passphrase_hint(env_name)) from None
 
 
 def unlock_identity(ctx: click.Context, root: Path, prompt: str = "Passphrase"):  # noqa: ANN201

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from o2m_pub.cli._common import local_now, out, site_root
+from o2m_pub.cli._common import local_now, out, read_text_file, site_root
 from o2m_pub.reader.sanitize import display_text
 
 
@@ -105,21 +105,18 @@ _NO_EDITOR_HINT = ("give the reply with --text TEXT, or --file FILE "
 
 
 def _read_reply(file: Path) -> str:
-    """The reply's text from a file, or from standard input for `-`."""
+    """The reply's text from a file (`read_text_file`), or from standard input for `-`."""
+    if str(file) != "-":
+        return read_text_file(file)
     import sys
 
     from o2m_pub.reader.replying import ConversationActionError
     try:
-        if str(file) == "-":
-            return sys.stdin.buffer.read().decode("utf-8")
-        return file.read_text("utf-8")
+        return sys.stdin.buffer.read().decode("utf-8-sig")
     except UnicodeDecodeError:
-        name = "standard input" if str(file) == "-" else str(file)
-        raise ConversationActionError(f"{name} is not UTF-8 text",
+        raise ConversationActionError("standard input is not UTF-8 text",
                                       hint="save it as UTF-8, or give the text with --text") \
             from None
-    except OSError as e:
-        raise ConversationActionError(f"{file} cannot be read: {e.strerror}") from None
 
 
 def _edit_reply() -> str:

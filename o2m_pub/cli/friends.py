@@ -373,9 +373,17 @@ def _accept_invitation(root: Path, text: str, name: str | None, *, no_send: bool
     later = (f"your feed for {added.name} is written at your next `o2m build`; theirs is "
              "read at your next `o2m fetch`")
     if taken.delivered:
-        say(f"delivered: {owner.name}'s site took your answer; you are friends once it "
-            "is checked there")
-        say(later)
+        # An inbox answers 202 before it looks at anything secret, whatever it then
+        # decides (PROTOCOL.md §5): it never tells whether an invitation exists or was
+        # used, so "received" is all this side can know, and all it may say.
+        say(f"sent: {owner.name}'s site received your answer; it checks it after "
+            "answering and does not say whether it took it (an inbox never tells whether "
+            "an invitation is unknown, used or expired)")
+        if taken.known:
+            say(f"{added.name} was your friend already: if you accepted this invitation "
+                "before, it is used, and this answer is refused there (the first stands)")
+        say(f"your feed for {added.name} is written at your next `o2m build`; `o2m fetch` "
+            f"finds theirs once their site has taken your answer (they are told) and built")
         return
     if no_send:
         say("your answer was not sent (--no-send)")
@@ -474,13 +482,16 @@ def friend_show(ctx: click.Context, name: str) -> None:
 @click.argument("new")
 @click.pass_context
 def friend_rename(ctx: click.Context, old: str, new: str) -> None:
-    """Call a friend by another name (update `audience:` lines that use the old one).
-    Their posts in your timeline go with them."""
+    """Call a friend by another name. Their posts in your timeline and the groups of
+    `o2m group` go with them; posts whose `audience:` names them, and o2m.toml's
+    groups, are listed (at a terminal, o2m offers to change them, and asks first)."""
     from o2m_pub.cli.reading import reader_without_fetch
     from o2m_pub.reader.store import rename_friend
-    with reader_without_fetch(site_root(ctx)) as reader:
+    root = site_root(ctx)
+    with reader_without_fetch(root) as reader:
         rename_friend(_store(ctx), reader, old, new)
     out(f"renamed {old} to {new}")
+    _old_name_uses(root, old, new)
 
 
 @friend.command("remove")
@@ -488,18 +499,80 @@ def friend_rename(ctx: click.Context, old: str, new: str) -> None:
 @click.pass_context
 def friend_remove(ctx: click.Context, name: str) -> None:
     """Remove a friend: at the next build their feed is deleted and they get nothing new.
-    Their posts leave your timeline."""
+    Their posts leave your timeline. Posts whose `audience:` names them are listed."""
     from o2m_pub.cli.reading import reader_without_fetch
     from o2m_pub.reader.store import StoreError, remove_friend
+    root = site_root(ctx)
     store = _store(ctx)
     try:
-        with reader_without_fetch(site_root(ctx)) as reader:
+        with reader_without_fetch(root) as reader:
             remove_friend(store, reader, name)
     except StoreError as e:  # cutting someone off never waits for the timeline's repair
         store.remove(name)
         warn(f"their posts stay in your timeline: {e}")
     out(f"removed {name}, and their posts from your timeline; your feed for them goes at "
         "the next `o2m build` (what they already fetched stays with them)")
+    _old_name_uses(root, name, None)
+
+
+def _old_name_uses(root: Path, old: str, new: str | None) -> None:
+    """After a rename (`new`) or a removal (None): the posts and o2m.toml lines that
+    still name `old` as an audience, which now means no one (the next build stops on
+    them, and until they change, what they name does not reach the friend). At a
+    terminal, a rename offers to change them; nothing in content/ changes unasked."""
+    from o2m_pub.config import load
+    from o2m_pub.site.audience_uses import find_uses
+
+    uses = find_uses(root, load(root), old)
+    if not uses:
+        return
+    n = len(uses)
+    warn(f"{n} place{'s' if n != 1 else ''} still name{'' if n != 1 else 's'} {old} as an "
+         "audience, which now means no one:")
+    for use in uses:
+        say(f"  {use}  ({use.what})")
+    if new is None:
+        say(f"  hint: take {old} out of each (a post for {old} alone: give it another "
+            "audience, or delete it) before your next `o2m build`, which stops on "
+            f"\"unknown audience '{old}'\"")
+        return
+    if sys.stdin.isatty() and click.confirm(f"Change {old} to {new} there?", default=False,
+                                            err=True):
+        uses = _rewrite_uses(root, uses, old, new)
+        if not uses:
+            return
+        say("these could not be changed safely; edit them by hand:")
+        for use in uses:
+            say(f"  {use}  ({use.what})")
+    say(f"  hint: change {old} to {new} there before your next `o2m build`: until then "
+        f"they are not for {new}, and the build stops on \"unknown audience '{old}'\"")
+
+
+def _rewrite_uses(root: Path, uses: list, old: str, new: str) -> list:  # noqa: ANN001
+    """Change `old` to `new` in each file of `uses` (audience_uses checks each change);
+    returns the uses left as they were."""
+    import stat
+
+    from o2m_pub._files import write_file
+    from o2m_pub.config import CONFIG_NAME, load
+    from o2m_pub.site.audience_uses import rewrite_config, rewrite_post
+
+    config = load(root)
+    left = []
+    for path in dict.fromkeys(use.path for use in uses):
+        target = root / path
+        data = target.read_bytes()
+        if path == CONFIG_NAME:
+            text = rewrite_config(data.decode("utf-8"), config, old, new)
+            changed = None if text is None else text.encode("utf-8")
+        else:
+            changed = rewrite_post(data, path, old, new, config.tz)
+        if changed is None:
+            left += [use for use in uses if use.path == path]
+            continue
+        write_file(target, changed, stat.S_IMODE(target.stat().st_mode))
+        say(f"changed {path}")
+    return left
 
 
 @click.group()

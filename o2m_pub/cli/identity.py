@@ -17,6 +17,7 @@ from o2m_pub.cli._common import (
     site_root,
     unlock_with_passphrase,
     warn,
+    wrong_passphrase_for,
 )
 from o2m_pub.errors import SiteError
 
@@ -103,11 +104,12 @@ def key_rotate(ctx: click.Context, compromised: bool, no_build: bool) -> None:
     except WrongPassphraseError as e:
         if e.path != "keys/next.secret":
             raise
-        done = rotate_keys(root, config, passphrase, now=local_now(), tls_pin=pin,
-                           reason="compromised" if compromised else "routine",
-                           next_passphrase=read_passphrase(
-                               ctx, "Passphrase of keys/next.secret",
-                               env_name="O2M_NEXT_PASSPHRASE"))
+        next_passphrase = read_passphrase(ctx, "Passphrase of keys/next.secret",
+                                          env_name="O2M_NEXT_PASSPHRASE")
+        with wrong_passphrase_for("keys/next.secret", "O2M_NEXT_PASSPHRASE"):
+            done = rotate_keys(root, config, passphrase, now=local_now(), tls_pin=pin,
+                               reason="compromised" if compromised else "routine",
+                               next_passphrase=next_passphrase)
     out(f"rotated to a new key: fingerprint {fingerprint(done.new.sign_pk, done.new.box_pk)} "
         f"(was {fingerprint(done.old.sign_pk, done.old.box_pk)})")
     out("back up keys/ now: it holds your new key and the next one")
@@ -167,13 +169,15 @@ def key_import(ctx: click.Context, file: Path, export_passphrase_file: Path | No
     backup_pass = read_passphrase(ctx, "Backup passphrase", file_option=export_passphrase_file,
                               env_name="O2M_EXPORT_PASSPHRASE")
     new_pass = read_passphrase(ctx, "New passphrase for this site", new=True)
-    identity = import_identity(root, file.read_bytes(), backup_pass, new_pass,
-                               replace=replace, **kdf_limits(kdf))
+    with wrong_passphrase_for(f"the backup {file}", "O2M_EXPORT_PASSPHRASE"):
+        identity = import_identity(root, file.read_bytes(), backup_pass, new_pass,
+                                   replace=replace, **kdf_limits(kdf))
     next_file = file.with_name(file.name + ".next")
     if next_file.is_file():  # written beside it by `o2m key export`
         from o2m_pub.friends.identity import install_next_key
-        install_next_key(root, next_file.read_bytes(), backup_pass, new_pass,
-                         **kdf_limits(kdf))
+        with wrong_passphrase_for(f"the backup {next_file}", "O2M_EXPORT_PASSPHRASE"):
+            install_next_key(root, next_file.read_bytes(), backup_pass, new_pass,
+                             **kdf_limits(kdf))
     config = load(root)
     write_own_card(root, identity, config, now=local_now(), passphrase=new_pass,
                    tls_pin=card_pin(root, config, own_card(root)))

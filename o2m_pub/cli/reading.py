@@ -35,6 +35,9 @@ def _interval(text: str | None) -> float | None:
     return seconds
 
 
+_NO_FEED = "[dim]no feed for you yet (they have not added you back)[/]"
+
+
 def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
     from rich.markup import escape
     if o.status == "refused":
@@ -45,11 +48,13 @@ def _fetch_line(o) -> str:  # noqa: ANN001 - fetch_plan.Outcome
         text = (f"[red]{'' if transport else 'refused: '}{escape(o.reason or '')}[/]: "
                 f"{escape(o.detail)}")
     elif o.status == "no feed":
-        text = "[dim]no feed for you yet (they have not added you back)[/]"
+        text = _NO_FEED
     elif o.status == "new":
         parts = [f"{n} {word}" for n, word in ((o.new, "new"), (o.updated, "updated"),
                                                (o.deleted, "deleted")) if n]
         text = "[green]" + ", ".join(parts) + "[/]"
+        if o.no_feed:  # public posts, and still no feed for you: both facts
+            text += f" (public), {_NO_FEED}"
     else:
         text = "unchanged"
     news = o.update.thread_news if o.update is not None else 0
@@ -95,7 +100,8 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
     address, certificate or name), or one their verified key rotation leads to, is
     taken without a paste (`o2m notifications` says what changed).
 
-    Prints one line per friend: new posts, unchanged, no feed yet, or refused with the
+    Prints one line per friend: new posts, unchanged, no feed yet (also after new public
+    posts of a friend who has not added you back), or refused with the
     reason (unreachable, timeout, bad certificate, TLS version too old, bad signature,
     rollback, equivocation, oversized, malformed, bad object, key changed, over quota:
     [reader] quota_per_friend in o2m.toml). A refused friend

@@ -379,8 +379,8 @@ def load_next_key(root: Path, passphrase: bytes) -> Identity:
                            hint="restore keys/next.secret from your backup of keys/") from None
     try:
         return open_identity(data, passphrase)
-    except KeyFileError as e:
-        e.path = e.path or NEXT_KEY_FILE
+    except (KeyFileError, WrongPassphraseError) as e:  # named, so the caller can ask
+        e.path = e.path or NEXT_KEY_FILE                # for its own passphrase
         raise
 
 

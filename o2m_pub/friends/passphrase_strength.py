@@ -27,14 +27,19 @@ def passphrase_weakness(passphrase: bytes) -> str | None:
 
     Weak: fewer than 12 characters; or fewer than 3 distinct words, unless it mixes at
     least three kinds of character (lower and upper case, digits, punctuation); or
-    mostly one repeated character.
+    mostly one repeated character. A word said again counts once, and the reason says
+    so ("carol carol carol carol" has four words, but only one different).
     """
     text = passphrase.decode("utf-8", "replace")
     if len(text) < MIN_CHARACTERS:
         return f"it has only {len(text)} character{'s' if len(text) != 1 else ''}"
     if len(set(text)) * 3 < len(text) // 2 or len(set(text)) < 5:
         return "it repeats a few characters"
-    words = {w.casefold() for w in _WORD.findall(text)}
+    found = _WORD.findall(text)
+    words = {w.casefold() for w in found}
     if len(words) < MIN_WORDS and _kinds(text) < 3:
-        return f"it has fewer than {MIN_WORDS} words"
+        if len(found) < MIN_WORDS:
+            return f"it has fewer than {MIN_WORDS} words"
+        return (f"it has only {len(words)} different word{'s' if len(words) != 1 else ''} "
+                f"({len(found)} in all: a repeated word adds little)")
     return None

@@ -178,6 +178,7 @@ class Outcome:
     public_unsigned: bool = False  # their public feed was read without a signature
     card: Any = None  # card_refresh.CardRefresh: what their published card came to
     as_text: int = 0  # posts too complex to render: stored as their text (render.py)
+    no_feed: bool = False  # no feed for you there (yet); kept when public posts are "new"
 
     @property
     def ok(self) -> bool:
@@ -613,6 +614,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         if known and not keys.new_secrets:  # THREATS.md 29: it went away; keep what we have
             raise Refused(Reason.HTTP_ERROR, "their feed for you is gone (HTTP 404)")
         out.status = "no feed"  # (for new keys: until they fetch your card and build)
+        out.no_feed = True
     elif resp.status == 304:
         expires = state.expires if state else None
         out.stale_since = expires if expires and expires <= stamp else None  # §3.5 step 9

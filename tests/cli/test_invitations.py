@@ -232,7 +232,7 @@ def _until(check, seconds: float = 60):  # noqa: ANN001, ANN202
 
 def test_invite_and_accept_with_delivery_to_a_served_owner(tmp_path):
     """Ada runs `o2m serve --watch`; Bob (serving his own site) accepts her invitation:
-    his answer is delivered ("delivered"), Ada's server adds him at once, her
+    his answer is delivered ("sent"), Ada's server adds him at once, her
     `o2m notifications` shows "bob accepted your invitation" with both fingerprints, her
     watch builds Bob's feed, and each side's `o2m fetch` reads the other's friends-only
     post."""
@@ -244,7 +244,7 @@ def test_invite_and_accept_with_delivery_to_a_served_owner(tmp_path):
         assert invited.returncode == 0, invited.stderr
         accepted = run_o2m("friend", "accept", invited.stdout.strip(), cwd=bob)
         assert accepted.returncode == 0, accepted.stderr
-        assert "delivered: Ada's site took your answer" in accepted.stderr
+        assert "sent: Ada's site received your answer" in accepted.stderr
         assert accepted.stdout == ""  # no reply text to send
         assert _until(lambda: friends_of(ada) == ["bob"])
         notes = run_o2m("notifications", cwd=ada).stdout
