@@ -467,3 +467,57 @@ def test_c_with_a_folder_that_does_not_exist_says_so(tmp_path):
     made = run_o2m("-C", str(missing), "init", "--url", "https://new.example/", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert (missing / "o2m.toml").is_file()
+
+
+# -- 8: desk --open without a browser ----------------------------------------------------
+
+def _no_browser_env(tmp_path, **extra: str) -> dict[str, str]:
+    """No display and nothing on the PATH: Python's webbrowser finds no browser."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir(exist_ok=True)
+    return {"PATH": str(empty), "BROWSER": "", "DISPLAY": "", "WAYLAND_DISPLAY": "", **extra}
+
+
+def _stderr_line(proc, seconds: float = 30) -> str:
+    import select
+    ready, _, _ = select.select([proc.stderr], [], [], seconds)
+    return proc.stderr.readline() if ready else ""
+
+
+def test_desk_open_without_a_browser_says_so_and_where_to_go(owner, tmp_path):
+    """`o2m desk --open` on a machine with no browser did nothing, without a word: it
+    says that no browser could be opened and prints the URL to open; the desk serves
+    on."""
+    from support.desk import start_desk, stop
+    proc, url = start_desk(owner, "--open", env=_no_browser_env(tmp_path))
+    try:
+        line = _stderr_line(proc)
+        assert line.startswith(f"o2m: warning: no web browser could be opened here: open "
+                               f"{url} in one on this machine"), line
+        import urllib.request
+        with urllib.request.urlopen(url, timeout=20) as answer:  # the desk still answers
+            assert answer.status == 200
+    finally:
+        assert stop(proc) == 0
+
+
+def test_desk_open_with_a_browser_says_nothing_more(owner, tmp_path):
+    """With a browser ($BROWSER, here a script that notes the URL), the desk's URL is
+    handed to it and no warning is printed."""
+    from support.desk import start_desk, stop
+    noted = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!/bin/sh\necho \"$1\" > {noted}\n")
+    browser.chmod(0o755)
+    proc, url = start_desk(owner, "--open",
+                           env=_no_browser_env(tmp_path, BROWSER=str(browser), PATH="/bin"))
+    try:
+        import time
+        deadline = time.monotonic() + 30
+        while not (noted.exists() and noted.read_text().strip()) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert noted.read_text().strip() == url
+    finally:
+        assert stop(proc) == 0
+        assert "no web browser" not in proc.stderr.read()
