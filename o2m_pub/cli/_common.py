@@ -131,18 +131,27 @@ def _not_utf8(value: object) -> str | None:
     return None
 
 
-class ArgumentNotUTF8Error(click.BadParameter):
-    """A command-line argument that is not UTF-8 text (Python hands such bytes over as
-    lone surrogates, which no file, database or page can hold): a usage error, exit
-    status 2 as click's are, shown as o2m shows its errors, one line and a hint."""
+class BadValueError(click.BadParameter):
+    """An option's or an argument's value that cannot be used (`--since yesterday`): a
+    usage error, exit status 2 as click's own are (`--page 0`), shown as o2m shows its
+    errors: one line naming the option, and a hint."""
 
-    def __init__(self, param: click.Parameter, text: str) -> None:
-        super().__init__(f"'{_shown(text)}' is not UTF-8 text", param=param)
-        self.where = (" / ".join(param.opts) if isinstance(param, click.Option)
-                      else param.human_readable_name)
+    def __init__(self, where: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, param_hint=where)
+        self.where, self.hint = where, hint
 
     def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
-        error_line(f"{self.where}: {self.message}", _UTF8_HINT)
+        error_line(f"{self.where}: {self.message}", self.hint)
+
+
+class ArgumentNotUTF8Error(BadValueError):
+    """A command-line argument that is not UTF-8 text (Python hands such bytes over as
+    lone surrogates, which no file, database or page can hold)."""
+
+    def __init__(self, param: click.Parameter, text: str) -> None:
+        where = (" / ".join(param.opts) if isinstance(param, click.Option)
+                 else param.human_readable_name)
+        super().__init__(where, f"'{_shown(text)}' is not UTF-8 text", _UTF8_HINT)
 
 
 def check_utf8(ctx: click.Context, param: click.Parameter, value: object) -> None:
@@ -219,7 +228,18 @@ class RichProgress:
 
 
 def site_root(ctx: click.Context) -> Path:
-    start = ctx.obj.get("site") or Path.cwd()
+    """The site the command works on: the nearest o2m.toml at or above -C's folder (else
+    the current one).
+
+    Raises:
+        BadValueError: -C names no folder (a usage error: exit status 2).
+        SiteError: no o2m.toml there or above.
+    """
+    given = ctx.obj.get("site")
+    if given is not None and not given.is_dir():
+        raise BadValueError("-C", f"{given}: no such folder",
+                            hint="check the path; `o2m init DIR` makes a new site")
+    start = given or Path.cwd()
     root = find_site_root(start)
     if root is None:
         raise SiteError(f"no o2m.toml in {start} or above: not an o2m site",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from o2m_pub.cli._common import out, site_root
+from o2m_pub.cli._common import BadValueError, out, site_root, warn
 
 
 def capabilities(root: Path):  # noqa: ANN201 - desk.actions.Capabilities
@@ -77,10 +77,14 @@ def _unlock(root: Path):  # noqa: ANN202 - bytes -> Identity
 
 def _run_desk(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
     from o2m_pub.desk.app import open_app
-    from o2m_pub.desk.server import check_host, listen, run
+    from o2m_pub.desk.server import DeskListenError, check_host, listen, run
     from o2m_pub.desk.web import loopback_origin
 
-    host = check_host(host)  # before anything is opened
+    try:
+        host = check_host(host)  # before anything is opened
+    except DeskListenError as e:  # a bad option value: a usage error (exit 2)
+        raise BadValueError("--host", f"{host}: the desk listens on 127.0.0.1 or ::1 only",
+                            hint=e.hint) from None
     root = site_root(ctx)
 
     def make(bound: int):  # noqa: ANN202 - desk.app.DeskApp
@@ -93,10 +97,26 @@ def _run_desk(ctx: click.Context, host: str, port: int, open_browser: bool) -> N
         out(f"o2m: desk at {listening.url} (Ctrl-C to stop)")
         sys.stdout.flush()
         if open_browser:
-            import webbrowser
-            webbrowser.open(listening.url)
+            open_in_browser(listening.url)
 
     run(started)
+
+
+def open_in_browser(url: str) -> None:
+    """--open: the desk in the web browser; where none can be started (a server without
+    a display, no browser installed), say so and where to go, rather than nothing."""
+    import webbrowser
+    from urllib.parse import urlsplit
+
+    try:
+        opened = webbrowser.open(url)
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        port = urlsplit(url).port
+        warn(f"no web browser could be opened here: open {url} in one on this machine "
+             f"(from another, forward the port first: ssh -L {port}:localhost:{port} "
+             "THIS-MACHINE)")
 
 
 _HOST = click.option("--host", default="127.0.0.1", show_default=True,

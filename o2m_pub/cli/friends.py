@@ -154,7 +154,23 @@ def friend_invite(ctx: click.Context, name: str | None, expires: str, qr: bool,
         gone = book.revoke(revoke)
         out(f"revoked invitation {gone.id[:8]}" + (f" for {gone.name}" if gone.name else ""))
         return
+    _check_expires(expires)
     _make_invitation(root, book, name, expires, qr=qr, png=png, svg=svg)
+
+
+def _check_expires(expires: str) -> None:
+    """--expires as a duration within a year: a usage error (exit 2) otherwise."""
+    import datetime as dt
+
+    from o2m_pub.cli._common import BadValueError
+    from o2m_pub.host.publish.plan import parse_duration
+    try:
+        lifetime = parse_duration(expires)
+    except ValueError:
+        lifetime = None
+    if lifetime is None or not dt.timedelta(0) < lifetime <= dt.timedelta(days=365):
+        raise BadValueError("--expires", f"{expires!r} is not a duration within a year",
+                            hint="e.g. --expires 7d, 12h or 30m")
 
 
 def new_invitation(root: Path, name: str | None, expires: str):  # noqa: ANN201

@@ -340,6 +340,7 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
     an interrupted publish resumes. TARGET defaults to o2m.toml's [publish] target.
     A build that finds a problem publishes nothing.
     """
+    from o2m_pub.cli._common import BadValueError
     from o2m_pub.host.publish.plan import parse_duration
     from o2m_pub.host.publish.publish import chosen_target, publish_site
     from o2m_pub.host.publish.target import PublishError
@@ -348,7 +349,7 @@ def publish(ctx: click.Context, target: str | None, dry_run: bool, grace: str, c
     try:
         grace_delta = parse_duration(grace)
     except ValueError as e:
-        raise PublishError(f"--grace {e}", hint="e.g. --grace 7d, 12h, 30m or 0") from None
+        raise BadValueError("--grace", str(e), hint="e.g. --grace 7d, 12h, 30m or 0") from None
     chosen_target(root, target, base=Path.cwd())  # a missing target: said before building
     if not no_build:  # what is published is what content/ says now, never a stale build/
         report = run_build(root, ctx)

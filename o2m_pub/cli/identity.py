@@ -10,6 +10,7 @@ import click
 
 from o2m_pub.cli._common import (
     KDF_OPTION,
+    BadValueError,
     kdf_limits,
     local_now,
     out,
@@ -228,8 +229,9 @@ def card(ctx: click.Context, qr: bool, png: Path | None, svg: Path | None, as_js
     root = site_root(ctx)
     current = own_card(root)
     if not renew and (no_pin or avatar or no_avatar or bio is not None):
-        raise SiteError("--no-pin, --avatar, --no-avatar and --bio change your card",
-                        hint="add --renew")
+        raise BadValueError("--no-pin, --avatar, --no-avatar, --bio",
+                            "these change your card, so they go with --renew",
+                            hint="add --renew")
     if renew or current is None:
         changes = {}
         if avatar is not None or no_avatar:

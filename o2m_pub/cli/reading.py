@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from o2m_pub.cli._common import (
+    BadValueError,
     local_now,
     out,
     site_root,
@@ -26,12 +27,12 @@ def _interval(text: str | None) -> float | None:
         return None
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
     if not m:
-        raise click.BadParameter(f"{text!r} is not an interval like 30s, 10m or 1h",
-                                 param_hint="--every")
+        raise BadValueError("--every", f"{text!r} is not an interval",
+                            hint="e.g. --every 30s, 10m or 1h")
     seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
     if seconds < 10:
-        raise click.BadParameter("at least 10s, to be kind to your friends' hosts",
-                                 param_hint="--every")
+        raise BadValueError("--every", f"{text!r} is under 10s",
+                            hint="at least 10s, to be kind to your friends' hosts")
     return seconds
 
 
@@ -131,7 +132,7 @@ def fetch(ctx: click.Context, friends: tuple[str, ...], every: str | None, worke
         try:
             store.get(name)
         except UnknownFriendError as e:
-            raise click.BadParameter(f"{e} ({e.hint})", param_hint="FRIENDS") from None
+            raise BadValueError("FRIENDS", str(e), hint=e.hint) from None
     while True:
         failed = _fetch_once(ctx, root, friends, workers=workers, timeout=timeout, quiet=quiet,
                              wait=interval is not None)
@@ -241,25 +242,17 @@ def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | 
         from o2m_pub.cli.conversations import print_thread_of
         print_thread_of(ctx, thread_id)
         return
-    from o2m_pub.reader.timeline import (
-        ReadingError,
-        check_friend,
-        entry,
-        find_post,
-        page_cursor,
-        parse_since,
-    )
+    from o2m_pub.reader.timeline import check_friend, entry, find_post, page_cursor
 
     if before_id and page:
-        raise ReadingError("--before and --page cannot be used together",
-                           hint="--before ID continues after a post; --page N counts pages")
+        raise BadValueError("--before, --page", "cannot be used together",
+                            hint="--before ID continues after a post; --page N counts pages")
     root, store = _reader_store(ctx)
     with store:
         tz = site_zone(root)
         if friend is not None:
             check_friend(store, friend)
-        filters = {"friend": friend, "tag": tag,
-                   "since": parse_since(since, tz, local_now()) if since else None}
+        filters = {"friend": friend, "tag": tag, "since": _since(since, tz)}
         cursor = (find_post(store, before_id).cursor if before_id
                   else page_cursor(store, page or 1, limit, **filters))
         posts = store.timeline(limit=limit + 1, before=cursor, **filters)
@@ -283,6 +276,19 @@ def timeline(ctx: click.Context, limit: int, before_id: str | None, page: int | 
             out(f"{'*' if e.unread else ' '} {e.short_id}  {e.date}  {e.friend}  {e.headline}"
                 + (f"  {answers[e.short_id]}" if e.short_id in answers else "")
                 + (f"  [{talk[e.short_id]}]" if e.short_id in talk else ""))
+
+
+def _since(text: str | None, tz):  # noqa: ANN001, ANN202 - tzinfo; str | None
+    """--since as the store's time; a value that is none is a usage error (exit 2, as
+    --page 0 is)."""
+    from o2m_pub.reader.timeline import ReadingError, parse_since
+    if not text:
+        return None
+    try:
+        return parse_since(text, tz, local_now())
+    except ReadingError as e:
+        raise BadValueError("--since", f"{text!r} is not a date, a time or an age",
+                            hint=e.hint) from None
 
 
 def _reply_contexts(root: Path, store, posts) -> dict[str, str]:  # noqa: ANN001

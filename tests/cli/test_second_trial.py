@@ -424,3 +424,100 @@ def test_a_passphrase_of_distinct_words_is_not_warned_of(tmp_path):
                    env={"O2M_PASSPHRASE": "plum river lantern oak"})
     assert made.returncode == 0, made.stderr
     assert "weak" not in made.stderr
+
+
+# -- 7: bad option values are usage errors, exit status 2 --------------------------------
+
+@pytest.mark.parametrize(("args", "first"), [
+    (("timeline", "--since", "yesterday"),
+     "o2m: error: --since: 'yesterday' is not a date, a time or an age"),
+    (("timeline", "--before", "abcd", "--page", "2"),
+     "o2m: error: --before, --page: cannot be used together"),
+    (("fetch", "--every", "5s"), "o2m: error: --every: '5s' is under 10s"),
+    (("fetch", "nobody"), "o2m: error: FRIENDS: you have no friend called 'nobody'"),
+    (("friend", "invite", "--expires", "3x"),
+     "o2m: error: --expires: '3x' is not a duration within a year"),
+    (("card", "--bio", "Hi"), "o2m: error: --no-pin, --avatar, --no-avatar, --bio: these "
+                              "change your card, so they go with --renew"),
+    (("desk", "--host", "0.0.0.0"),
+     "o2m: error: --host: 0.0.0.0: the desk listens on 127.0.0.1 or ::1 only"),
+    (("timeline", "--page", "0"), None),  # click's own check, exit 2 as ever
+])
+def test_a_bad_option_value_is_a_usage_error_with_exit_status_2(owner, args, first):
+    """`timeline --since yesterday` exited 1 but `--page 0` exited 2. Every bad option
+    value is a usage error, exit status 2 as click's own checks (and `fetch --every`)
+    give; o2m's own are one line naming the option, with a hint."""
+    result = run_o2m(*args, cwd=owner)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    if first is not None:
+        lines = result.stderr.splitlines()
+        assert lines[0] == first
+        assert lines[1].startswith("  hint: ") and len(lines) == 2
+
+
+def test_c_with_a_folder_that_does_not_exist_says_so(tmp_path):
+    """`o2m -C /nonexistent build` said "no o2m.toml in /nonexistent or above"; it says
+    the folder does not exist (a bad option value: exit 2). `o2m -C NEW init` still
+    makes the site there."""
+    missing = tmp_path / "nonexistent"
+    result = run_o2m("-C", str(missing), "build", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[0] == f"o2m: error: -C: {missing}: no such folder"
+    assert "no o2m.toml" not in result.stderr
+    made = run_o2m("-C", str(missing), "init", "--url", "https://new.example/", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (missing / "o2m.toml").is_file()
+
+
+# -- 8: desk --open without a browser ----------------------------------------------------
+
+def _no_browser_env(tmp_path, **extra: str) -> dict[str, str]:
+    """No display and nothing on the PATH: Python's webbrowser finds no browser."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir(exist_ok=True)
+    return {"PATH": str(empty), "BROWSER": "", "DISPLAY": "", "WAYLAND_DISPLAY": "", **extra}
+
+
+def _stderr_line(proc, seconds: float = 30) -> str:
+    import select
+    ready, _, _ = select.select([proc.stderr], [], [], seconds)
+    return proc.stderr.readline() if ready else ""
+
+
+def test_desk_open_without_a_browser_says_so_and_where_to_go(owner, tmp_path):
+    """`o2m desk --open` on a machine with no browser did nothing, without a word: it
+    says that no browser could be opened and prints the URL to open; the desk serves
+    on."""
+    from support.desk import start_desk, stop
+    proc, url = start_desk(owner, "--open", env=_no_browser_env(tmp_path))
+    try:
+        line = _stderr_line(proc)
+        assert line.startswith(f"o2m: warning: no web browser could be opened here: open "
+                               f"{url} in one on this machine"), line
+        import urllib.request
+        with urllib.request.urlopen(url, timeout=20) as answer:  # the desk still answers
+            assert answer.status == 200
+    finally:
+        assert stop(proc) == 0
+
+
+def test_desk_open_with_a_browser_says_nothing_more(owner, tmp_path):
+    """With a browser ($BROWSER, here a script that notes the URL), the desk's URL is
+    handed to it and no warning is printed."""
+    from support.desk import start_desk, stop
+    noted = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!/bin/sh\necho \"$1\" > {noted}\n")
+    browser.chmod(0o755)
+    proc, url = start_desk(owner, "--open",
+                           env=_no_browser_env(tmp_path, BROWSER=str(browser), PATH="/bin"))
+    try:
+        import time
+        deadline = time.monotonic() + 30
+        while not (noted.exists() and noted.read_text().strip()) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert noted.read_text().strip() == url
+    finally:
+        assert stop(proc) == 0
+        assert "no web browser" not in proc.stderr.read()

@@ -200,8 +200,12 @@ def test_an_acceptance_gets_the_same_202_whether_or_not_the_invitation_exists(se
     assert {k: v for k, v in unknown.headers.items() if k != "Date"} == \
         {k: v for k, v in valid.headers.items() if k != "Date"}
     assert _until(lambda: (served.root / "keys/friends/bob.json").exists())
-    with ReaderStore.open(served.root) as store:
-        [note] = store.notifications()
+
+    def notes() -> list:  # recorded just after the friend is added: wait for it too
+        with ReaderStore.open(served.root) as store:
+            return store.notifications()
+    assert _until(notes)
+    [note] = notes()
     assert (note.kind, note.friend) == ("invitation_accepted", "bob")
     assert "theirs" in note.detail and "yours" in note.detail
     replay = _post(served, invite.seal_acceptance(invitation.secret, BOB, nonce=os.urandom(24)))

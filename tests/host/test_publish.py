@@ -381,11 +381,13 @@ def test_no_target_is_said_before_building(tmp_path):
 
 
 def test_bad_grace_is_one_line(tmp_path):
-    """A --grace that is not a duration: one error line naming it, exit 1."""
+    """A --grace that is not a duration: one error line naming it, exit 2 (a bad option
+    value is a usage error, as click's own checks give)."""
     root, _, _ = make_site(tmp_path)
     r = run_o2m("publish", "--grace", "soon", str(tmp_path / "www"), cwd=root)
-    assert r.returncode == 1
-    assert_error_line(r.stderr, "--grace 'soon' is not a duration")
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["o2m: error: --grace: 'soon' is not a duration",
+                                     "  hint: e.g. --grace 7d, 12h, 30m or 0"]
 
 
 def test_unreachable_folder_is_one_line(tmp_path):
