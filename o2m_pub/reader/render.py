@@ -51,7 +51,7 @@ CPU_SECONDS = 5.0  # per post: a 500 KB post of real prose renders in 0.8 s
 WALL_SECONDS = 30.0  # per post: past this the child is stuck, not busy
 BUDGET_SECONDS = 60.0  # per friend and fetch
 MEMORY_BYTES = 1 << 30  # the child's address space
-MAX_HTML_CHARS = 1 << 20  # a public post's content_html (fetch_plan.MAX_TEXT)
+MAX_HTML_CHARS = 1 << 20  # a public post's content_html (post_limits.MAX_CONTENT_HTML)
 _LENGTH = 8  # bytes of the big-endian length before each message on the pipes
 
 
