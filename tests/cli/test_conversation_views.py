@@ -108,7 +108,7 @@ def test_reply_opens_no_editor_without_a_terminal(garden):
     assert set(replies.glob("*.md")) == before
     latin = g.bob.root / "latin1.txt"
     latin.write_bytes("Très bien".encode("latin-1"))
-    assert "latin1.txt is not UTF-8 text" in cli_fails(g.bob.root, "reply", g.post,
+    assert "latin1.txt:1: not UTF-8 text" in cli_fails(g.bob.root, "reply", g.post,
                                                         "--file", str(latin))
     assert "conflict" in cli_fails(g.bob.root, "reply", g.post, "--file", str(latin),
                                    "--text", "Hi")

@@ -86,7 +86,7 @@ def test_the_desk_listens_on_loopback_only(tmp_path):
     root = make_site(tmp_path)
     result = subprocess.run([sys.executable, "-m", "o2m_pub", "-C", str(root), "desk",
                              "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and "127.0.0.1 or ::1 only" in result.stderr
+    assert result.returncode == 2 and "127.0.0.1 or ::1 only" in result.stderr
 
 
 @pytest.fixture

@@ -47,12 +47,12 @@ class Host:
         self.asked: list[str] = []
 
     def __call__(self, path: str, *, cap: int, etag: str | None = None,
-                 last_modified: str | None = None) -> fp.Response:
+                 last_modified: str | None = None) -> fp.Download:
         self.asked.append(path)
         body = self.files[path]
         if len(body) > cap:
             raise fp.Refused(Reason.OVERSIZED, f"{path}: over the cap of {cap:,} bytes")
-        return fp.Response(200, body)
+        return fp.Download(200, body)
 
 
 def read_public(host: Host) -> fp.Outcome:
