@@ -276,7 +276,7 @@ def print_thread_of(ctx: click.Context, post_id: str) -> None:
         head = _label(store, own, root)
         title = display_text(head.title) if head.title is not None else \
             f"(not in your timeline: {display_text(root)})"
-        out(f"{head.short_id}  {display_text(head.who)}  {title}")
+        out(f"{head.short_id or display_text(post_id)}  {display_text(head.who)}  {title}")
         lines = thread_lines(store, root, store.own_key, site_zone(site))
         for line in lines or ["no replies or reactions yet"]:
             out(line)

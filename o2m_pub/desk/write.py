@@ -217,7 +217,7 @@ def posts_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
     rows = [{"path": p.path, "title": p.title or "(a note)", "draft": p.draft,
              "audience": ", ".join(p.audience), "problem": p.problem,
              "date": p.date.astimezone(app.tz).strftime("%Y-%m-%d %H:%M") if not p.problem
-             else ""} for p in shown]
+             else "", "thread": None, "talk": None} for p in shown]
     _add_threads(app, rows)
     return app.page(ctx, "posts.html", title="Your posts", rows=rows, total=len(posts),
                     next_from=start + 50 if len(posts) > start + 50 else None,
