@@ -228,8 +228,6 @@ def _add_threads(app: "DeskApp", rows: list[dict]) -> None:
     """Each post's page with its thread (PROTOCOL.md §4), and what is in it ("💬 1  👍 2")."""
     from o2m_pub.desk.feed import own_posts
     from o2m_pub.reader.thread_store import summaries_by_ref
-    for r in rows:  # none for a post with a problem, or a site without keys
-        r.update(thread=None, talk=None)
     own = own_posts(app.root)
     if own is None:
         return
