@@ -312,7 +312,7 @@ def wrong_passphrase_for(what: str, env_name: str) -> Iterator[None]:
     from o2m_pub.protocol.keyfile import WrongPassphraseError
     try:
         yield
-    except WrongPassphraseError as e:
+    except WrongPassphraseError:
         raise WrongPassphraseError(f"wrong passphrase for {what} (or the file was altered)",
                                    hint=passphrase_hint(env_name)) from None
 
