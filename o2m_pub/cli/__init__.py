@@ -19,12 +19,14 @@ naming the file and the system's reason; anything else is a bug, shown as one
 each of these shows its traceback instead. Ctrl-C is ``o2m: interrupted`` and exit
 status 130; a closed pipe (``o2m timeline | head -1``) ends the command silently.
 
-A usage error (an unknown option, a missing argument, a bad option value) is click's,
-with exit status 2; an argument that is not UTF-8 text (a Latin-1 terminal) is one
-too, but shown as one ``o2m: error: --option: …`` line with a hint: every text
-parameter of every command checks it (`_check_utf8_everywhere`) before the command
-runs. A text file a command reads for the user goes through `_common.read_text_file`,
-which names a file that is not UTF-8, as posts and o2m.toml do.
+A usage error (an unknown option, a missing argument, a bad option value) has exit
+status 2: click's own checks show click's message; o2m's checks of a value
+(`_common.BadValueError`: `--since yesterday`, `-C` naming no folder) show one
+``o2m: error: --option: …`` line with a hint. An argument that is not UTF-8 text (a
+Latin-1 terminal) is such an error: every text parameter of every command checks it
+(`_check_utf8_everywhere`) before the command runs. A text file a command reads for
+the user goes through `_common.read_text_file`, which names a file that is not UTF-8,
+as posts and o2m.toml do.
 
 The command modules are imported only when one of their commands runs (`_COMMANDS`
 names each command's module and carries its short help, so `o2m --help` imports none
@@ -235,7 +237,9 @@ def _check_utf8_everywhere(command: click.Command) -> None:
 
 
 def _checked(callback: Callable[..., Any] | None) -> Callable[..., Any]:
-    def check_then_call(ctx: click.Context, param: click.Parameter, value: Any) -> Any:  # noqa: ANN401
+    """`callback` (a parameter's, or None), after `check_utf8`."""
+    def check_then_call(ctx: click.Context, param: click.Parameter,
+                        value: Any) -> Any:  # noqa: ANN401
         check_utf8(ctx, param, value)
         return value if callback is None else callback(ctx, param, value)
     return check_then_call

@@ -397,7 +397,7 @@ def _accept_invitation(root: Path, text: str, name: str | None, *, no_send: bool
             "an invitation is unknown, used or expired)")
         if taken.known:
             say(f"{added.name} was your friend already: if you accepted this invitation "
-                "before, it is used, and this answer is refused there (the first stands)")
+                "before, it is used, and this answer is refused there (the first one stands)")
         say(f"your feed for {added.name} is written at your next `o2m build`; `o2m fetch` "
             f"finds theirs once their site has taken your answer (they are told) and built")
         return

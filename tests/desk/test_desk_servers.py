@@ -82,7 +82,8 @@ def test_o2m_reader_is_the_desk_under_its_old_name(tmp_path):
 
 
 def test_the_desk_listens_on_loopback_only(tmp_path):
-    """--host 0.0.0.0 is refused in one line: decrypted posts stay on this machine."""
+    """--host 0.0.0.0 is refused in one line: decrypted posts stay on this machine. (A
+    bad option value: exit status 2, a usage error.)"""
     root = make_site(tmp_path)
     result = subprocess.run([sys.executable, "-m", "o2m_pub", "-C", str(root), "desk",
                              "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)

@@ -41,7 +41,8 @@ def test_a_rename_changes_the_name_in_the_audience_alone(audience, expected):
 
 def test_a_block_list_is_changed_line_by_line_crlf_kept():
     """A block list under `audience:` (Windows line ends kept)."""
-    data = b"---\r\ntitle: T\r\ndate: 2026-03-01\r\naudience:\r\n  - bob\r\n  - carol\r\n---\r\nx\r\n"
+    data = (b"---\r\ntitle: T\r\ndate: 2026-03-01\r\naudience:\r\n  - bob\r\n  - carol\r\n"
+            b"---\r\nx\r\n")
     assert post_uses(data, SRC, "bob", TZ) == 4
     assert rewrite_post(data, SRC, "bob", "robert", TZ) == data.replace(b"- bob", b"- robert")
 
