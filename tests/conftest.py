@@ -133,3 +133,15 @@ def ca(tmp_path_factory):
     bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
     authority.cert_pem.write_to_path(str(bundle))
     return authority, str(bundle)
+
+
+@pytest.fixture()
+def garden(tmp_path, ca, monkeypatch):
+    """Ada's garden post, with Bob's reply and reaction fetched back by Ada, on real TLS
+    servers (support.garden): the owner's side of a thread, for the CLI and the desk."""
+    from support.garden import make_garden
+    monkeypatch.setenv("O2M_PASSPHRASE", "test passphrase")
+    monkeypatch.setenv("O2M_KDF", "interactive")
+    world = make_garden(tmp_path, ca)
+    yield world
+    world.stop()

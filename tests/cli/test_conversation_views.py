@@ -9,18 +9,8 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-from support.garden import NOTE_TEXT, cli, cli_fails, make_garden
+from support.garden import NOTE_TEXT, cli, cli_fails
 from support.terminal import dialogue
-
-
-@pytest.fixture()
-def garden(tmp_path, ca, monkeypatch):
-    monkeypatch.setenv("O2M_PASSPHRASE", "test passphrase")
-    monkeypatch.setenv("O2M_KDF", "interactive")
-    world = make_garden(tmp_path, ca)
-    yield world
-    world.stop()
 
 
 def test_the_author_sees_the_thread_on_their_own_post(garden):

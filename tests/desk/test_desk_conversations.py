@@ -64,16 +64,6 @@ def test_the_desk_shows_the_thread_and_its_forms_write_a_reply_and_a_reaction(th
     app.desk.close()
 
 
-@pytest.fixture()
-def garden(tmp_path, ca, monkeypatch):
-    from support.garden import make_garden
-    monkeypatch.setenv("O2M_PASSPHRASE", "test passphrase")
-    monkeypatch.setenv("O2M_KDF", "interactive")
-    world = make_garden(tmp_path, ca)
-    yield world
-    world.stop()
-
-
 def test_the_author_reaches_the_thread_of_their_own_post_on_the_desk(garden):
     """On Ada's desk: her post's page (at the id her notification names, which links to
     it) shows Bob's reply and reaction; Bob's reply says what it answers, by title and

@@ -112,12 +112,8 @@ def _files_under(root, folder: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in (root / "build" / folder).iterdir()}
 
 
-def test_threat_55_a_post_for_one_friend_rewrites_every_head(social):
-    """THREATS 55: with nine friends, a post for Bob alone writes one object and rewrites
-    every file in `f/` (nine real heads and seven dummies: sixteen, a power of two of at
-    least 8), so the host cannot tell from the heads who may read it. Nothing else
-    appears or goes in `f/`, and each friend still reads exactly their posts."""
-    root, bob, carol, ada = social
+def _seven_more_friends_and_five_posts(root) -> list[Friend]:  # noqa: ANN001
+    """Seven friends besides Bob and Carol, and five posts for all friends."""
     from o2m_pub.friends.friend_store import FriendStore
     others = [Friend(n, f"friend{n}") for n in range(3, 10)]
     store = FriendStore(root)
@@ -125,6 +121,16 @@ def test_threat_55_a_post_for_one_friend_rewrites_every_head(social):
         store.add(f.card.name.lower(), f.card, now=NOW)
     for i in range(5):
         post(root, f"p{i}", f"Post {i}", "friends", date=f"2026-11-0{i + 1}")
+    return others
+
+
+def test_threat_55_a_post_for_one_friend_rewrites_every_head(social):
+    """THREATS 55: with nine friends, a post for Bob alone writes one object and rewrites
+    every file in `f/` (nine real heads and seven dummies: sixteen, a power of two of at
+    least 8), so the host cannot tell from the heads who may read it. Nothing else
+    appears or goes in `f/`, and each friend still reads exactly their posts."""
+    root, bob, carol, ada = social
+    others = _seven_more_friends_and_five_posts(root)
     report, _ = build(root)
     heads, objects = _files_under(root, "f"), _files_under(root, "o")
     assert len(heads) == 16 and report.heads == 9
@@ -147,13 +153,7 @@ def test_threat_55_no_head_stands_out_by_its_size(social):
     host cannot tell from sizes whose feed a post made grow (before, Bob's head alone
     crossed into bigger padding buckets). Each friend still reads exactly their posts."""
     root, bob, carol, ada = social
-    from o2m_pub.friends.friend_store import FriendStore
-    others = [Friend(n, f"friend{n}") for n in range(3, 10)]
-    store = FriendStore(root)
-    for f in others:
-        store.add(f.card.name.lower(), f.card, now=NOW)
-    for i in range(5):
-        post(root, f"p{i}", f"Post {i}", "friends", date=f"2026-11-0{i + 1}")
+    others = _seven_more_friends_and_five_posts(root)
     build(root)
     grew = set()
     for k in range(1, 6):
