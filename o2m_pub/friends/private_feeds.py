@@ -394,8 +394,9 @@ def plan_feeds(*, author_sign_pk: bytes, readers: Sequence[Reader],
         plan.heads_written += 1
         plan.changed.add(key)
         plan.states[key] = new_state
-    # THREATS.md 55: every head the size of the biggest (but one with no items), so the
-    # host cannot tell whose feed a post made grow
+    # THREATS.md 55: every head the size of the biggest, one with no items too (pad
+    # tombstones, §3.4), so the host can tell neither whose feed a post made grow nor
+    # which friends see no post at all
     size = max((head.size for _, head in heads.values()), default=0)
     sizes: dict[str, int] = {}
     for key, (head_path, head) in heads.items():

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import nacl.bindings
 import nacl.exceptions
@@ -493,13 +493,14 @@ def seal_head(*, signing_key: nacl.signing.SigningKey, reader_sign_pk: bytes,
     Args:
         size: the length the sealed head should have, at least its own (`head_size`):
             `pad` keys of spaces in its items bring it there (THREATS.md 55: every head
-            of a site the same size, so none stands out when it grows). A head without
-            items keeps its own size.
+            of a site the same size, so none stands out when it grows). Where its items
+            cannot hold the padding (a head with none), tombstones of ids no post has
+            (`pad_item_id`) carry it.
     """
     doc = _head_doc(bytes(signing_key.verify_key), reader_sign_pk, seq, updated, expires,
                     items, prev)
     if size is not None:
-        doc = _padded_head(doc, size)
+        doc = _padded_head(doc, size, lambda n: pad_item_id(secrets.key, n))
     return seal_document(doc, magic=HEAD_MAGIC, signing_key=signing_key, key=secrets.key,
                          nonce=nonce)
 
@@ -509,6 +510,17 @@ def head_size(*, author_sign_pk: bytes, reader_sign_pk: bytes, seq: int, updated
     """The length of the head `seal_head` makes from these, without `size`."""
     doc = _head_doc(author_sign_pk, reader_sign_pk, seq, updated, expires, items, prev)
     return HEAD_OVERHEAD + padded_size(4 + SIG_BYTES + len(canonical_json(doc, check=False)))
+
+
+def pad_item_id(head_key: bytes, n: int) -> str:
+    """The id of a head's `n`-th pad tombstone (§3.4, THREATS.md 55): a tombstone of an id
+    no post has, there only to carry padding a head's own items cannot (a friend who sees
+    no post has a head with no items). Every reader takes it as a tombstone of a post it
+    never had: nothing to drop. Derived from the pair's head key, so a reader meets the
+    same ids in every build rather than new ones each time, and they mean nothing to
+    anyone else."""
+    digest = hashlib.sha256(b"o2m-pad-id\0" + head_key + n.to_bytes(4, "big")).digest()
+    return b64u_encode(digest[:ITEM_ID_BYTES])
 
 
 def _head_doc(author_sign_pk: bytes, reader_sign_pk: bytes, seq: int, updated: str,
@@ -523,28 +535,48 @@ def _head_doc(author_sign_pk: bytes, reader_sign_pk: bytes, seq: int, updated: s
 _PAD_KEY = ',"pad":""'  # what a `pad` key adds to an item's canonical JSON, spaces aside
 
 
-def _padded_head(doc: dict[str, Any], size: int) -> dict[str, Any]:
+def _pad_room(item: dict[str, Any]) -> int:
+    """How many bytes a `pad` key can add to `item` (its key and spaces) within
+    MAX_ITEM_BYTES: none for an item padded already or too full for the key."""
+    room = MAX_ITEM_BYTES - len(canonical_json(item, check=False))
+    return 0 if "pad" in item or room < len(_PAD_KEY) else room
+
+
+def _padded_head(doc: dict[str, Any], size: int,
+                 pad_id: Callable[[int], str]) -> dict[str, Any]:
     """`doc` with `pad` keys (strings of spaces; a key readers ignore, §2.1) in its items,
     from the newest, so that its plaintext fills the bucket of a `size`-byte head
-    exactly; each item stays within MAX_ITEM_BYTES. The doc as it is when it has no
-    items, or is in that bucket (or a bigger one) already."""
+    exactly; each item stays within MAX_ITEM_BYTES. When its items have too little room
+    (a head with no items has none), tombstones of the ids `pad_id(0)`, `pad_id(1)`, …
+    are added after them to hold the rest (§3.4). The doc as it is when it is in that
+    bucket (or a bigger one) already."""
     padded = size - HEAD_OVERHEAD
     if padded < MIN_PADDED or padded_size(padded) != padded:
         raise ValueError(f"{size} bytes is not the size of a sealed head")
     plain = 4 + SIG_BYTES + len(canonical_json(doc, check=False))
-    if not doc["items"] or padded_size(plain) >= padded:
+    if padded_size(plain) >= padded:
         return doc
     need = padded - plain
+    base = list(doc["items"])
+    room = sum(_pad_room(item) for item in base)
+    while room + len(_PAD_KEY) <= need:  # a shortfall under one key stays in the bucket
+        tomb = {"date": doc["updated"], "deleted": True,
+                "id": pad_id(len(base) - len(doc["items"]))}
+        grows = len(canonical_json(tomb, check=False)) + (1 if base else 0)  # and a comma
+        if grows > need:
+            break  # only items each within a key of the cap: the head stays a bucket short
+        base.append(tomb)
+        need -= grows
+        room += _pad_room(tomb)
     items = []
-    for item in doc["items"]:
-        room = MAX_ITEM_BYTES - len(canonical_json(item, check=False)) - len(_PAD_KEY)
-        spaces = min(need - len(_PAD_KEY), room)
-        if "pad" not in item and spaces >= 0:
+    for item in base:
+        spaces = min(need, _pad_room(item)) - len(_PAD_KEY)
+        if spaces >= 0:
             item = {**item, "pad": " " * spaces}
             need -= spaces + len(_PAD_KEY)
         items.append(item)
         if need < len(_PAD_KEY):  # the bucket is filled (or too nearly for another key)
-            items += doc["items"][len(items):]
+            items += base[len(items):]
             break
     return {**doc, "items": items}
 

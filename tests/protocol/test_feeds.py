@@ -752,9 +752,8 @@ def test_threat_55_a_head_padded_to_a_bigger_size_reads_as_the_same_head():
 
 def test_threat_55_padding_spreads_over_items_each_within_the_item_cap():
     """An item can hold at most MAX_ITEM_BYTES: padding past that goes into the next
-    items, and every item of the padded head still passes the reader's cap. A head with
-    no items keeps its own size (there is nothing to pad), and a size that is not a
-    sealed head's is refused."""
+    items, and every item of the padded head still passes the reader's cap; a size that
+    is not a sealed head's is refused."""
     _, ref = seal_object(b"post", key=bytes(32), nonce=NONCE)
     items = [Item(b64u_encode(n.to_bytes(16, "big")), "2026-11-24T10:00:00Z", ref)
              for n in range(4)]
@@ -762,8 +761,58 @@ def test_threat_55_padding_spreads_over_items_each_within_the_item_cap():
     padded = _sealed_for_bob(items, size=size)
     assert len(padded) == size and bob_opens(padded).items == bob_opens(
         _sealed_for_bob(items)).items
-    empty = _sealed_for_bob([])
-    assert _sealed_for_bob([], size=size) == empty
     for bad in (size + 1, feeds.HEAD_OVERHEAD + 100):
         with pytest.raises(ValueError):
             _sealed_for_bob(items, size=bad)
+
+
+def _opened_body(data: bytes) -> dict:
+    """The document of a head Ada sealed for Bob, as Bob decrypts it (§3.4)."""
+    opened = SecretBox(bob.secrets_from(ada).key).decrypt(data[len(HEAD_MAGIC):])
+    return json.loads(unpad(opened)[feeds.SIG_BYTES:])
+
+
+def test_threat_55_a_head_with_no_items_is_padded_with_tombstones_of_no_post():
+    """THREATS 55: a friend who sees no post has a head with no items, which `pad` keys
+    alone cannot fill; it takes the size asked for all the same, with tombstones of ids
+    no post has carrying the padding (§3.4), each within the item cap. Bob's reader takes
+    them as tombstones of posts it never had (`fetch_plan.verify_head` accepts the head;
+    every item is deleted). Their ids are the same in every build (from the pair's head
+    key), the same for any size, and another pair's are others."""
+    empty = _sealed_for_bob([])
+    sizes = [padded_size(len(empty) - feeds.HEAD_OVERHEAD + 1), padded_size(40_000),
+             padded_size(feeds.MAX_ITEM_BYTES + 1), padded_size(3 * feeds.MAX_ITEM_BYTES),
+             padded_size(900_000)]  # the biggest bucket under the 1 MiB head cap
+    key = ada.secrets_to(bob).key
+    for bigger in sizes:
+        padded = _sealed_for_bob([], size=bigger + feeds.HEAD_OVERHEAD)
+        assert len(padded) == bigger + feeds.HEAD_OVERHEAD <= feeds.MAX_HEAD_BYTES
+        head, verdict = fetch_plan.verify_head(padded, bobs_keys_for_ada(), None,
+                                               "2026-11-25T00:00:00Z")
+        assert verdict.fresh and head.items and all(i.deleted for i in head.items)
+        assert [i.id for i in head.items] == [feeds.pad_item_id(key, n)
+                                               for n in range(len(head.items))]
+        assert all(i.date == "2026-11-24T10:00:00Z" for i in head.items)
+        assert len(head.items) == -(-bigger // feeds.MAX_ITEM_BYTES)  # as few as fit
+        for item in _opened_body(padded)["items"]:
+            assert len(canonical_json(item)) <= feeds.MAX_ITEM_BYTES
+            assert set(item) <= {"id", "date", "deleted", "pad"} and item["deleted"] is True
+    assert _sealed_for_bob([], size=len(empty)) == empty  # its own size: nothing added
+    assert feeds.pad_item_id(key, 0) != feeds.pad_item_id(key, 1)
+    assert feeds.pad_item_id(key, 0) != feeds.pad_item_id(ada.secrets_to(eve).key, 0)
+
+
+def test_threat_55_pad_tombstones_follow_items_that_cannot_hold_the_padding():
+    """A head of one item padded far past what one item may hold (the biggest head of a
+    site can pass 256 KiB): the item takes what it can, tombstones of no post after it
+    take the rest, and the head reads as the one item."""
+    _, ref = seal_object(b"post", key=bytes(32), nonce=NONCE)
+    items = [Item(ITEM_ID, "2026-11-24T10:00:00Z", ref)]
+    size = padded_size(3 * feeds.MAX_ITEM_BYTES) + feeds.HEAD_OVERHEAD
+    padded = _sealed_for_bob(items, size=size)
+    assert len(padded) == size
+    opened = bob_opens(padded)
+    assert opened.items[0] == items[0] and all(i.deleted for i in opened.items[1:])
+    assert len(opened.items) == 3  # as few as fit: 3 x 256 KiB, less the head's own
+    body = _opened_body(padded)["items"]
+    assert len(canonical_json(body[0])) > feeds.MAX_ITEM_BYTES - 64  # filled first

@@ -87,6 +87,26 @@ def test_edits_replace_and_deletions_remove(trio):
     assert bob.timeline()[0].short_id == short  # an edit keeps its id
 
 
+def test_threat_55_a_friend_who_sees_no_post_reads_their_padded_head(trio):
+    """THREATS 55: Carol sees none of Ada's posts, so her head has no items; it is padded
+    to Bob's head's size with tombstones of no post (§3.4), and her `o2m fetch` reads it as
+    it should: accepted, nothing new, nothing deleted, nothing stored, and the feed is
+    hers (a notice that it appeared). Bob reads his posts as ever."""
+    ada, bob, carol, bundle = trio
+    for k in range(3):
+        ada.post(f"b{k}", f"For Bob {k}", "bob", body="Words. " * 60)
+    ada.build()
+    heads = list((ada.root / "build" / "f").iterdir())
+    assert len({p.stat().st_size for p in heads}) == 1 and heads[0].stat().st_size > 560
+    got = carol.fetch(bundle)["ada"]
+    assert got.ok and (got.status, got.new, got.deleted, got.skipped) == ("unchanged", 0, 0, 0)
+    assert got.update is not None and got.update.state.head is not None
+    assert "new_friend_feed" in [kind for kind, _ in got.update.notifications]
+    assert carol.titles() == set()
+    assert bob.fetch(bundle)["ada"].new == 3
+    assert bob.titles() == {f"For Bob {k}" for k in range(3)}
+
+
 def test_friends_who_have_not_added_you_back_have_no_feed_yet(trio):
     """A friend who has not added Bob back has no feed for him: 'no feed', not an error."""
     ada, bob, carol, bundle = trio

@@ -170,6 +170,37 @@ def test_threat_55_no_head_stands_out_by_its_size(social):
         assert titles(f.read_feed(root / "build", ada)) == {f"Post {i}" for i in range(5)}
 
 
+def test_threat_55_a_friend_who_sees_no_post_has_a_head_of_the_same_size(social):
+    """THREATS 55: with nine friends and posts for Bob alone, one build each, the eight
+    friends who see no post have heads with no items; every file in `f/` still has one
+    size after every build (pad tombstones of no post, §3.4), so the host cannot tell who
+    sees nothing. Those friends read no post from their heads (only tombstones of ids no
+    post has), Bob reads his, and once one of them gets a post the tombstones are gone."""
+    root, bob, carol, ada = social
+    others = _seven_more_friends_and_five_posts(root)
+    for p in (root / "content" / "2026").glob("p*.md"):
+        p.unlink()  # no post for all friends: only Bob has any
+    grew = set()
+    for k in range(1, 6):
+        post(root, f"b{k}", f"For Bob {k}", "bob", body="Words. " * 40 * k,
+             date=f"2026-11-1{k}")
+        build(root, now=NOW + dt.timedelta(hours=k))
+        sizes = {len(data) for data in _files_under(root, "f").values()}
+        assert len(sizes) == 1 and len(_files_under(root, "f")) == 16
+        grew |= sizes
+    assert len(grew) > 1  # Bob's head crossed buckets, and the empty heads with it
+    bobs = bob.read_feed(root / "build", ada)
+    assert titles(bobs) == {f"For Bob {k}" for k in range(1, 6)}
+    for f in [carol, *others]:
+        seen = f.read_feed(root / "build", ada)
+        assert seen and set(seen.values()) == {None} and not set(seen) & set(bobs)
+    post(root, "c", "For Carol", "carol")
+    build(root, now=NOW + dt.timedelta(hours=6))
+    assert len({len(data) for data in _files_under(root, "f").values()}) == 1
+    carols = carol.read_feed(root / "build", ada)
+    assert len(carols) == 1 and titles(carols) == {"For Carol"}  # her item holds the pad
+
+
 def test_no_change_signs_nothing_and_never_asks_for_the_key(social):
     """A build with nothing new for friends writes nothing and never asks for the
     passphrase."""
