@@ -31,9 +31,10 @@ def own_posts(root: Path):  # noqa: ANN201 - site.own_posts.OwnPosts | None
 
 
 def _target(store, root: Path, post_id: str):  # noqa: ANN001, ANN202 - replying.ReplyTarget
-    """The post `o2m reply` or `o2m react` answers; one of the owner's own posts is
-    refused with what to do instead (its thread is theirs: they answer its replies)."""
-    from o2m_pub.reader.replying import ConversationActionError, find_target
+    """The post `o2m reply` or `o2m react` answers: a friend's, a reply in a thread, or
+    one of the owner's own posts (a reply to it continues its thread, §4.2; `react`
+    refuses it)."""
+    from o2m_pub.reader.replying import ConversationActionError, find_target, own_post_target
     try:
         return find_target(store, post_id)
     except ConversationActionError:
@@ -41,10 +42,7 @@ def _target(store, root: Path, post_id: str):  # noqa: ANN001, ANN202 - replying
         mine = own.find(post_id.strip()) if own is not None else None
         if mine is None:
             raise
-        raise ConversationActionError(
-            f"{mine.short_id} is your own post: replies and reactions answer your "
-            "friends' posts", hint=f"`o2m thread show {mine.short_id}` shows its thread; "
-            "answer a reply in it with `o2m reply REPLY_ID`") from None
+        return own_post_target(mine, own.key)
 
 
 def _friend_names(root: Path) -> list[str]:
@@ -75,13 +73,15 @@ def _audience(store, target, root: Path, given: str | None) -> list[str]:  # noq
               help="Read the reply's text from this file (UTF-8); - reads standard input.")
 @click.option("--audience", metavar="NAMES",
               help="Send it to these friends only (comma-separated); by default, the "
-                   "original poster and your friends in the thread.")
+                   "original poster and your friends in the thread (to a post of your "
+                   "own: whoever can read it).")
 @click.pass_context
 def reply(ctx: click.Context, post_id: str, text: str | None, file: Path | None,
           audience: str | None) -> None:
-    """Reply to a post (ID as `o2m timeline` or `o2m show` gives it): writes a post in
-    content/replies/ with `reply_to:` filled in; `o2m build` publishes it. Without
-    --text or --file, opens $EDITOR (on a terminal only)."""
+    """Reply to a post (ID as `o2m timeline` or `o2m show` gives it), a friend's or one
+    of yours (continuing its thread): writes a post in content/replies/ with `reply_to:`
+    filled in; `o2m build` publishes it. Without --text or --file, opens $EDITOR (on a
+    terminal only)."""
     from o2m_pub.reader.replying import ConversationActionError, write_reply
 
     if text is not None and file is not None:
@@ -202,8 +202,9 @@ def _hide(ctx: click.Context, reply_id: str, hidden: bool) -> None:
             raise ConversationActionError("you can hide replies only from your own threads")
         thread_store.set_hidden(store.db, ref.author, ref.id, hidden)
         export_links(root, store, FriendStore(root, config_groups=load(root).groups).list())
-    out(f"reply {reply_id} {'hidden from' if hidden else 'shown again in'} your thread; "
-        "`o2m build` updates your friends' feeds")
+    out(f"reply {reply_id} {'hidden from' if hidden else 'shown again in'} your thread "
+        f"for your friends{' (you still see it, marked hidden)' if hidden else ''}; "
+        "`o2m build` updates their feeds")
 
 
 @thread.command("hide")
@@ -224,15 +225,18 @@ def thread_unhide(ctx: click.Context, reply_id: str) -> None:
 
 
 def thread_lines(store, root_ref: str, own_key: str | None,  # noqa: ANN001
-                 tz: dt.tzinfo) -> list[str]:
+                 tz: dt.tzinfo, own=None) -> list[str]:  # noqa: ANN001 - OwnPosts | None
     """The lines `o2m show` prints under a post: its reactions, then its replies, each
     indented by its depth, with their ids, times (as the timeline shows them, in the
-    site's zone) and reactions."""
+    site's zone) and reactions. In a thread of the owner's (`own` given), their own
+    replies from content/ are in it too, and a reply they hid is listed, marked."""
     from o2m_pub.reader import thread_store
     from o2m_pub.reader.sanitize import display_text
     from o2m_pub.reader.timeline import local_time
 
-    replies, refused = thread_store.thread(store.db, root_ref, own_key)
+    mine = own is not None and root_ref.startswith(f"o2m:{own.key}/")
+    replies, refused = thread_store.thread(store.db, root_ref, own_key,
+                                           own.replies_in(root_ref) if mine else ())
     counts = thread_store.reactions(store.db, [root_ref, *(r.ref for r in replies)], own_key)
     lines = []
     if counts.get(root_ref):
@@ -247,6 +251,9 @@ def thread_lines(store, root_ref: str, own_key: str | None,  # noqa: ANN001
             continue
         if r.status == "stale":
             head += "  (stale: their site did not answer)"
+        if r.hidden:
+            head += (f"  (hidden by you: your friends no longer see it through your post; "
+                     f"`o2m thread unhide {r.short_id}`)")
         lines.append(head)
         for line in (r.markdown or "").strip().splitlines() or [""]:
             lines.append(f"{pad}  {display_text(line)}")  # (a line break is no control)
@@ -277,7 +284,7 @@ def print_thread_of(ctx: click.Context, post_id: str) -> None:
         title = display_text(head.title) if head.title is not None else \
             f"(not in your timeline: {display_text(root)})"
         out(f"{head.short_id or display_text(post_id)}  {display_text(head.who)}  {title}")
-        lines = thread_lines(store, root, store.own_key, site_zone(site))
+        lines = thread_lines(store, root, store.own_key, site_zone(site), own)
         for line in lines or ["no replies or reactions yet"]:
             out(line)
 
@@ -358,7 +365,7 @@ def show_not_in_timeline(ctx: click.Context, root: Path, store, post_id: str,  #
         show_post_text(display_text(reply.title) if reply.title else None, header,
                        reply.markdown or "", source=source, render=False)
         ref = reply.ref
-    lines = thread_lines(store, ref, own_key, tz)
+    lines = thread_lines(store, ref, own_key, tz, own)
     if lines:
         out()
         for line in lines:

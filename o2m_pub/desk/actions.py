@@ -24,14 +24,18 @@ if TYPE_CHECKING:
     from o2m_pub.friends.invitations import PendingInvitation
     from o2m_pub.protocol.cards import Card
     from o2m_pub.reader.model import StoredPost
+    from o2m_pub.site.own_posts import OwnPostInfo
 
 
 class ReplyAction(Protocol):
-    """Write a reply to a friend's post (conversations: a post of the owner's with
-    `reply_to`, which the build sends to the thread's owner)."""
+    """Write a reply to a friend's post or to one of the owner's own (conversations: a
+    post of the owner's with `reply_to`, which the build sends to the thread's owner)."""
 
     def reply(self, post: "StoredPost", text: str) -> str:
         """Write the reply; returns the path of the owner's new post below content/."""
+
+    def reply_own(self, post: "OwnPostInfo", text: str) -> str:
+        """The same, to one of the owner's own posts (its thread's continuation)."""
 
 
 class ReactAction(Protocol):

@@ -92,7 +92,9 @@ def _thread(app: "DeskApp", root: str, own: Any) -> dict[str, Any]:  # noqa: ANN
     """PROTOCOL.md §4: the reactions to the post `root` names and its replies in order
     (their text is shown as text, never as HTML), for the thread view."""
     own_key = own.key if own is not None else None
-    replies, _ = thread_store.thread(app.reader.db, root, own_key)
+    mine = own is not None and root.startswith(f"o2m:{own.key}/")  # the owner's thread:
+    replies, _ = thread_store.thread(app.reader.db, root, own_key,  # with their replies
+                                     own.replies_in(root) if mine else ())
     counts = thread_store.reactions(app.reader.db, [root, *(r.ref for r in replies)], own_key)
     return {"replies": replies, "reactions": counts.get(root, []), "counts": counts}
 
@@ -308,15 +310,23 @@ def sign_out(app: "DeskApp", ctx: Ctx) -> DeskResponse:
 
 @ROUTES.add("POST", rf"/post/{_ID}/reply")
 def reply(app: "DeskApp", ctx: Ctx, short_id: str) -> DeskResponse:
-    """Reply to a friend's post: only once conversations plug a `ReplyAction` in
-    (actions.py); until then this route is a 404 like any unknown one."""
+    """Reply to a friend's post, or to one of the owner's own (its thread's continuation,
+    PROTOCOL.md §4.2): only once conversations plug a `ReplyAction` in (actions.py);
+    until then this route is a 404 like any unknown one."""
     post = _post(app, short_id)
-    if app.caps.reply is None or post is None:
+    own = feed.own_posts(app.root) if post is None else None
+    mine = own.find(short_id) if own is not None else None
+    if mine is not None and mine.short_id != short_id:
+        mine = None  # (a prefix names nothing here)
+    if app.caps.reply is None or (post is None and mine is None):
         return app.error(ctx, 404, "There is nothing here.")
     text = ctx.form.get("text", "").strip()
     if not text:
         return redirect(app.link(f"post/{short_id}"))
-    app.caps.reply.reply(post, text)
+    if post is not None:
+        app.caps.reply.reply(post, text)
+    else:
+        app.caps.reply.reply_own(mine, text)
     return redirect(app.link(f"post/{short_id}") + "?done=saved")
 
 

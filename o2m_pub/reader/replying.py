@@ -10,7 +10,9 @@ the post I answer": the original poster (OP) if they are a friend, the author of
 post answered if a friend, and the owner's friends who took part in the thread (replied
 or reacted, as far as this reader has seen). Friends who read the OP's post but never
 took part cannot be known here: they still see the reply, through the OP's link (§4.4),
-but not in the replier's own feed. The owner may narrow the audience.
+but not in the replier's own feed. The owner may narrow the audience. A reply to one of
+the owner's own posts (a thread's continuation, §4.2) goes to that post's audience,
+which the owner knows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from o2m_pub._files import write_file
 from o2m_pub.errors import O2MError
@@ -56,6 +58,18 @@ class ReplyTarget:
     friend: str | None  # the author's friend name, when a friend
     short_id: str
     title: str
+    own_audience: tuple[str, ...] | None = None  # one of the owner's posts: its audience
+
+
+def own_post_target(post: Any, own_key: str) -> ReplyTarget:  # noqa: ANN401
+    """One of the owner's own posts as the post a reply answers: a reply to one's own
+    post continues its thread (§4.2), as a reply to one's own reply in any thread does.
+    `post` is a `site.own_posts.OwnPostInfo` (the desk and the CLI find it: the reader
+    does not look into content/)."""
+    root = post.thread_root
+    return ReplyTarget(post.ref, root if root != post.ref else None, own_key, None,
+                       post.short_id, post.title or " ".join(post.body.split())[:60],
+                       own_audience=tuple(post.audience))
 
 
 def find_target(store: ReaderStore, short_id: str) -> ReplyTarget:
@@ -101,7 +115,14 @@ def find_target(store: ReaderStore, short_id: str) -> ReplyTarget:
 
 
 def default_audience(store: ReaderStore, target: ReplyTarget, friends: list[str]) -> list[str]:
-    """The friends a reply or reaction goes to by default (see the module docstring)."""
+    """The friends a reply or reaction goes to by default (see the module docstring). A
+    reply to one of the owner's own posts goes to whoever can read that post: the owner
+    knows its audience (its groups and `friends` as written, so the reply follows them);
+    a public post's replies go to all friends (a reply is a private post)."""
+    if target.own_audience is not None:
+        if not target.own_audience or "public" in target.own_audience:
+            return ["friends"]
+        return list(target.own_audience)
     names = thread_store.friend_names(store.db)
     root = target.thread or target.ref
     keys = {PostRef.parse(root).author if root.startswith("o2m:") else target.author,
@@ -210,6 +231,16 @@ class DeskConversations:
 
     def reply(self, post: "StoredPost", text: str) -> str:
         target, audience = self._target(post.short_id)
+        path = write_reply(self.root, target, text, audience, self.now())
+        return str(path.relative_to(self.root / "content"))
+
+    def reply_own(self, post: Any, text: str) -> str:  # noqa: ANN401 - OwnPostInfo
+        """A reply to one of the owner's own posts (its thread's continuation, §4.2), to
+        whoever can read that post."""
+        from o2m_pub.friends.identity import own_sign_pk
+        target = own_post_target(post, b64u_encode(own_sign_pk(self.root)))
+        with ReaderStore.open(self.root) as store:
+            audience = default_audience(store, target, [])
         path = write_reply(self.root, target, text, audience, self.now())
         return str(path.relative_to(self.root / "content"))
 

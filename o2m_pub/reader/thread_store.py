@@ -23,6 +23,7 @@ from o2m_pub.protocol.conversation import (
     ThreadEntry,
     thread_order,
 )
+from o2m_pub.protocol.canonical import utc_text
 from o2m_pub.protocol.feeds import MAX_ITEM_BYTES
 from o2m_pub.reader.model import FriendUpdate, ThreadRow, short_id_for
 from o2m_pub.reader.sanitize import clip, plain_excerpt
@@ -151,6 +152,7 @@ class ThreadReply:
     title: str | None
     status: str
     detail: str
+    hidden: bool = False  # the owner hid it from their thread (o2m thread hide)
 
 
 @dataclass(frozen=True)
@@ -170,12 +172,21 @@ def display_name(key: str, names: Mapping[str, str], own_key: str | None = None)
     return names.get(key) or f"~{key[:8]}"
 
 
-def thread(db: sqlite3.Connection, root: str, own_key: str | None = None) -> tuple[
-        list[ThreadReply], list[tuple[str, str]]]:
+def thread(db: sqlite3.Connection, root: str, own_key: str | None = None,
+           own_replies: Iterable[Any] = ()) -> tuple[list[ThreadReply], list[tuple[str, str]]]:
     """The replies of the thread rooted at `root` (a reference's text), in display order
     (nested, each level by date), and those refused with their reason (§4.6). A reply
     carried by several feeds is shown once: a direct copy first, then the newest. A root
-    that is not a post reference (a public post known by its URL) has no thread."""
+    that is not a post reference (a public post known by its URL) has no thread. This is
+    the owner's view: a reply they hid is listed, marked `hidden` (they may want it back,
+    and `o2m thread unhide` needs its id); their friends no longer see it through them.
+
+    Args:
+        own_replies: the owner's own replies in this thread as their content/ has them
+            (`site.own_posts.OwnPostInfo`: `id`, `reply_to`, `date`, `body`, `title`),
+            which no friend's feed brings back when the thread is the owner's (§4.2: a
+            reply to one's own post); their copy stands over any other.
+    """
     try:
         root_ref = PostRef.parse(root)
     except ConversationError:
@@ -189,15 +200,18 @@ def thread(db: sqlite3.Connection, root: str, own_key: str | None = None) -> tup
             "FROM thread_items t LEFT JOIN posts p ON t.via_post = '' AND p.friend = t.via "
             "AND p.id = t.id WHERE t.kind = 'reply' AND t.thread_ref = ?", (root,)):
         key = (values[0], values[1])
-        if key in hidden:
-            continue
         old = best.get(key)
         if old is None or _better(values, old):
             best[key] = values
+    if own_key is not None:
+        for post in own_replies:
+            best[(own_key, post.id)] = (own_key, post.id, post.reply_to, utc_text(post.date),
+                                        post.body.strip(), post.title, "ok", "", "")
     ref_of = {PostRef(a, i): v for (a, i), v in best.items()}
     order, refused = thread_order(root_ref,
                                   [(ref, PostRef.parse(v[2]), v[3]) for ref, v in ref_of.items()])
-    out = [_reply(e, ref_of[e.ref], names, own_key) for e in order]
+    out = [_reply(e, ref_of[e.ref], names, own_key, (e.ref.author, e.ref.id) in hidden)
+           for e in order]
     return out, [(r.text, why) for r, why in refused]
 
 
@@ -210,10 +224,10 @@ def _better(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
 
 
 def _reply(e: ThreadEntry, v: tuple[Any, ...], names: Mapping[str, str],
-           own_key: str | None) -> ThreadReply:
+           own_key: str | None, hidden: bool = False) -> ThreadReply:
     return ThreadReply(short_id_for(e.ref.author, e.ref.id), e.ref.text, v[2], e.ref.author,
                        display_name(e.ref.author, names, own_key), v[3], e.depth, v[4], v[5],
-                       v[6], v[7])
+                       v[6], v[7], hidden)
 
 
 def reactions(db: sqlite3.Connection, refs: Iterable[str],

@@ -129,6 +129,27 @@ class OwnPosts:
             return " ".join(post.title.split())
         return " ".join(post.body.split())[:80]
 
+    def replies_in(self, root: str) -> list[OwnPostInfo]:
+        """The owner's own replies in the thread rooted at `root` (a reference's text):
+        their posts whose `thread`, or `reply_to` when they have none, names it (§4.2),
+        but drafts and posts the build would refuse (neither is published). Their own
+        thread view shows them: no friend's feed brings the owner's replies to their own
+        posts back to them. Every post is read, but only those holding `root`'s text are
+        parsed."""
+        needle = root.encode("utf-8")
+        found = []
+        for post_id, source in self.ids().items():
+            try:
+                if needle not in (self.root / source).read_bytes():
+                    continue
+            except OSError:
+                continue
+            post = self.by_id(post_id)
+            if (post is not None and post.problem is None and not post.draft
+                    and post.ref != root and post.thread_root == root):
+                found.append(post)
+        return found
+
     def by_id(self, post_id: str) -> OwnPostInfo | None:
         source = self.ids().get(post_id)
         if source is None:

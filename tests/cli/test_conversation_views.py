@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from support.garden import NOTE_TEXT, cli, cli_fails
 from support.terminal import dialogue
@@ -151,7 +152,66 @@ def test_react_says_what_is_wrong_in_its_own_words(garden):
     assert f"{g.reply} is your own reply" in said
     said = cli_fails(g.ada.root, "react", g.post, "👍")
     assert f"{g.post} is your own post" in said and "o2m thread show" in said
-    assert "your own post" in cli_fails(g.ada.root, "reply", g.post, "--text", "Me!")
     assert (g.bob.root / ".o2m" / "reactions.json").read_bytes() == reactions
     assert not (g.ada.root / ".o2m" / "reactions.json").exists() or json.loads(
         (g.ada.root / ".o2m" / "reactions.json").read_text())["reactions"] == {}
+
+
+def _thread_ids(root, post: str) -> list[tuple[int, str, str]]:  # noqa: ANN001
+    """(depth, short id, who) of each reply `o2m thread show` lists, from its head lines
+    ("  ID  DATE TIME  WHO", indented by depth)."""
+    heads = (re.match(r"^((?:  )+)([a-z2-7]{8,52})  \S+ \S+  (\S+)", line)
+             for line in cli(root, "thread", "show", post).splitlines()[1:])
+    return [(len(m[1]) // 2, m[2], m[3]) for m in heads if m]
+
+
+def test_the_author_replies_to_their_own_post_and_friends_see_it_in_the_thread(garden):
+    """`o2m reply` to one's own post continues its thread (PROTOCOL.md §4.2): the reply
+    names the post, goes to whoever can read it (its audience, `friends`), and shows at
+    once under the post in the author's `o2m thread show` and `o2m show`, beside Bob's
+    reply; a reply to that reply nests under it. After Ada's build and Bob's fetch, Bob
+    sees both of Ada's replies in the thread, where they belong."""
+    g = garden
+    said = cli(g.ada.root, "reply", g.post[:6], "--text", "Update: the basil is in too.")
+    assert said.startswith(f"reply to {g.post} written: content/replies/")
+    assert "(to friends)" in said
+    (written,) = (g.ada.root / "content" / "replies").glob("*.md")
+    text = written.read_text()
+    assert "reply_to: o2m:" in text and "thread:" not in text and "audience: [friends]" in text
+    thread = _thread_ids(g.ada.root, g.post)
+    assert [(depth, who) for depth, _, who in thread] == [(1, "bob"), (1, "you")]
+    own = thread[1][1]
+    shown = cli(g.ada.root, "show", g.post)
+    assert "2 replies:" in shown and "    Update: the basil is in too." in shown
+    cli(g.ada.root, "reply", own, "--text", "And the beans.")
+    nested = [f for f in (g.ada.root / "content" / "replies").glob("*.md") if f != written]
+    assert f"thread: {text.split('reply_to: ')[1].split()[0]}" in nested[0].read_text()
+    thread = _thread_ids(g.ada.root, g.post)
+    assert [(depth, who) for depth, _, who in thread] == [(1, "bob"), (1, "you"), (2, "you")]
+    assert thread[1][1] == own
+    assert cli(g.ada.root, "show", own).splitlines()[1] == (
+        f"↳ reply to “Garden update” (you, {g.post})")
+    g.ada.build()
+    assert g.bob.fetch(g.bundle)["ada"].ok
+    seen = _thread_ids(g.bob.root, g.post)
+    assert [(depth, who) for depth, _, who in seen] == [(1, "you"), (1, "ada"), (2, "ada")]
+    assert seen[1][1] == own
+    bobs = cli(g.bob.root, "thread", "show", g.post)
+    assert "    Update: the basil is in too." in bobs and "      And the beans." in bobs
+
+
+def test_a_reply_the_owner_hid_stays_in_their_own_thread_view_marked(garden):
+    """`o2m thread hide` takes a reply out of the links Ada's feeds carry, not out of
+    Ada's own view: `o2m thread show` and `o2m show` still list it, marked hidden with
+    how to undo it, and `unhide` takes the mark away."""
+    g = garden
+    assert "hidden" not in cli(g.ada.root, "thread", "show", g.post)
+    cli(g.ada.root, "thread", "hide", g.reply)
+    for args in (("thread", "show", g.post), ("show", g.post)):
+        lines = cli(g.ada.root, *args).splitlines()
+        (line,) = [line for line in lines if g.reply in line]
+        assert line.endswith(f"(hidden by you: your friends no longer see it through your "
+                             f"post; `o2m thread unhide {g.reply}`)")
+        assert "    Lovely tomatoes!" in lines
+    cli(g.ada.root, "thread", "unhide", g.reply)
+    assert "hidden" not in cli(g.ada.root, "thread", "show", g.post)

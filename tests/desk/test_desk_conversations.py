@@ -140,3 +140,54 @@ def test_the_id_of_a_reply_read_through_a_thread_leads_to_its_place_there(thread
     finally:
         app.reader.close()
         app.desk.close()
+
+
+def test_the_author_continues_their_own_thread_on_the_desk(garden):
+    """On Ada's desk, her own post's page has a reply form: it writes a reply to her
+    post (to its audience, `friends`), which the page then shows in the thread under
+    the post beside Bob's, as "you"; a reply Ada hid stays on her page, marked hidden
+    with how to bring it back. After her build, Bob's fetch puts her reply in the thread
+    on his desk."""
+    from click.testing import CliRunner
+
+    from o2m_pub.cli import main as cli_main
+    g = garden
+    app = make_app(g.ada.root)
+    client = Client(app)
+    client.sign_in(passphrase="test passphrase")
+    try:
+        page = client.get(f"/post/{g.post}").body.decode()
+        assert 'id="reply-text"' in page and f'action="/post/{g.post}/reply"' in page
+        answer = client.post(f"/post/{g.post}/reply", {"text": "The basil is in too."})
+        assert answer.status == 303
+        (written,) = (g.ada.root / "content" / "replies").glob("*.md")
+        text = written.read_text()
+        assert "reply_to: o2m:" in text and "audience: [friends]" in text
+        page = client.get(f"/post/{g.post}").body.decode()
+        replies = page[page.index('id="replies"'):]
+        assert replies.index("Lovely tomatoes!") < replies.index("The basil is in too.")
+        assert "<bdi>you</bdi>" in replies and "hidden by you" not in page
+        result = CliRunner().invoke(cli_main, ["-C", str(g.ada.root), "thread", "hide",
+                                               g.reply])
+        assert result.exit_code == 0, result.output
+        page = client.get(f"/post/{g.post}").body.decode()
+        item = page[page.index(f'id="r-{g.reply}"'):]
+        item = item[:item.index("</li>")]
+        assert "hidden by you" in item and f"o2m thread unhide {g.reply}" in item
+        assert "Lovely tomatoes!" in item
+        assert client.post("/post/zzzzzzzzzz/reply", {"text": "x"}).status == 404
+    finally:
+        app.reader.close()
+        app.desk.close()
+    g.ada.build()
+    assert g.bob.fetch(g.bundle)["ada"].ok
+    app = make_app(g.bob.root)
+    client = Client(app)
+    client.sign_in(passphrase="test passphrase")
+    try:
+        page = client.get(f"/post/{g.post}").body.decode()
+        replies = page[page.index('id="replies"'):]
+        assert "The basil is in too." in replies and "<bdi>ada</bdi>" in replies
+    finally:
+        app.reader.close()
+        app.desk.close()
