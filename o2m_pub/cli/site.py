@@ -19,6 +19,7 @@ import click
 
 from o2m_pub.cli._common import (
     KDF_OPTION,
+    BadValueError,
     RichProgress,
     error_line,
     fail,
@@ -75,9 +76,12 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
         raise SiteError("--url is needed: the https:// address where the site will be "
                         "published (links in your feeds and your card point there)",
                         hint="e.g. o2m init my-site --url https://ada.example/")
+    if url is not None:  # a usage error (exit 2), before the disk is looked at
+        try:
+            url = check_site_url(url)
+        except SiteError as e:
+            raise BadValueError("--url", str(e), hint=e.hint) from None
     refuse_existing_site(folder)
-    if url is not None:
-        url = check_site_url(url)
     if name is None:
         name = click.prompt("Site name", default=default_name) if interactive else default_name
     if url is None:

@@ -127,8 +127,8 @@ def check_site_url(url: str) -> str:
         parts = None
     if (parts is None or parts.scheme != "https" or not parts.hostname or parts.query
             or parts.fragment or parts.username or any(c.isspace() for c in text)):
-        raise SiteError(f"--url must be the https:// address where the site will be "
-                        f"published, not {url!r}",
+        raise SiteError(f"{url!r} is not an https:// address where the site can be "
+                        "published",
                         hint="e.g. --url https://ada.example/ (friends fetch your feeds "
                              "there, over TLS)")
     return text if text.endswith("/") else text + "/"

@@ -80,14 +80,27 @@ def test_init_in_an_existing_folder_keeps_its_gitignore(tmp_path):
                                  "https://", "https://x.example/?q=1"])
 def test_every_url_mistake_gets_one_wording_and_nothing_is_made(tmp_path, url):
     """One wording for the URL mistake, whichever it is (no "card field 'url'", no
-    stray ":6" from the config's line), before anything is written."""
+    stray ":6" from the config's line), before anything is written: a usage error, exit
+    status 2 as every bad value's, one line naming the option and the value, a hint."""
     result = run_o2m("init", "s", "--url", url, cwd=tmp_path)
-    assert result.returncode == 1
-    first = result.stderr.splitlines()[0]
-    assert first == (f"o2m: error: --url must be the https:// address where the site will "
-                     f"be published, not {url!r}")
-    assert "hint: e.g. --url https://ada.example/" in result.stderr
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == (f"o2m: error: --url: {url!r} is not an https:// address where the "
+                        f"site can be published")
+    assert [line.strip() for line in lines[1:]] == ["hint: e.g. --url https://ada.example/ (friends fetch your feeds "
+                         "there, over TLS)"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_url_is_a_usage_error_even_where_a_site_already_is(tmp_path):
+    """The URL is checked before the folder: a bad --url in a folder that holds a site
+    is still the usage error (exit 2) about --url, and the site is untouched."""
+    assert run_o2m("init", "s", "--url", "https://s.example/", cwd=tmp_path).returncode == 0
+    config = (tmp_path / "s" / "o2m.toml").read_bytes()
+    result = run_o2m("init", "s", "--url", "http://s.example/", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("o2m: error: --url: 'http://s.example/' is not")
+    assert (tmp_path / "s" / "o2m.toml").read_bytes() == config
 
 
 def test_a_weak_passphrase_is_a_warning_line_in_a_script(tmp_path):
