@@ -6,7 +6,7 @@ the same code as `o2m friend …` and `o2m group …`."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from o2m_pub.desk import feed
 from o2m_pub.desk.app import Ctx, Routes
@@ -37,7 +37,31 @@ def friends_page(app: "DeskApp", ctx: Ctx) -> DeskResponse:
         state = app.reader.friend_state(name)
         rows.append({"person": person, "health": health(state, ctx.now, _relative(app, ctx))})
     return app.page(ctx, "friends.html", title="Friends", rows=rows,
-                    groups=app.directory.groups(), nav="friends")
+                    groups=app.directory.groups(), nav="friends",
+                    old_name=_old_name_uses(app, ctx, "removed"))
+
+
+def _old_name_uses(app: "DeskApp", ctx: Ctx, done: str) -> dict[str, object] | None:
+    """On the page after a rename or a removal (`?done=renamed&from=OLD`, `…removed…`):
+    the posts and o2m.toml lines that still name the old name as an audience, as
+    `o2m friend rename` and `remove` list them (site.audience_uses). That name now
+    means no one: what they name does not reach the friend, and the next build stops on
+    them. None: not such a page, or nothing names it."""
+    old = ctx.query.get("from", "")
+    if ctx.query.get("done") != done or not valid_name(old) or app.directory.friend(old):
+        return None
+    from o2m_pub.config import load
+    from o2m_pub.site.audience_uses import find_uses
+    try:
+        uses = find_uses(app.root, load(app.root), old)
+    except O2MError:  # o2m.toml unreadable now: the build says so, in its own words
+        return None
+    if not uses:
+        return None
+    return {"name": old, "uses": [
+        {"where": str(use), "what": use.what,
+         "edit": use.path.split("/", 1)[1] if use.what == "audience" else None}
+        for use in uses]}
 
 
 @ROUTES.add("GET", rf"/friends/{_NAME}")
@@ -54,7 +78,8 @@ def friend_page(app: "DeskApp", ctx: Ctx, raw: str, *, status: int = 200,
     return app.page(ctx, "friend.html", status=status, title=person.display, person=person,
                     health=health(state, ctx.now, _relative(app, ctx)),
                     groups=app.directory.groups(), message=message,
-                    previous_keys=len(friend.previous_keys), nav="friends")
+                    previous_keys=len(friend.previous_keys), nav="friends",
+                    old_name=_old_name_uses(app, ctx, "renamed"))
 
 
 # ---------------------------------------------------------------- adding a friend
@@ -145,8 +170,9 @@ def rename(app: "DeskApp", ctx: Ctx, raw: str) -> DeskResponse:
                            message=f"{e} ({e.hint})" if e.hint else str(e))
     except StoreBusyError:
         return friend_page(app, ctx, raw, status=409, message=_FETCH_RUNNING)
-    app.directory.forget()
-    return redirect(app.link(f"friends/{new}") + "?done=renamed")
+    app.directory.forget()  # the page lists what still names the old name (_old_name_uses)
+    return redirect(app.link(f"friends/{new}") + "?" + urlencode({"done": "renamed",
+                                                                  "from": name}))
 
 
 @ROUTES.add("POST", rf"/friends/{_NAME}/remove")
@@ -163,7 +189,7 @@ def remove(app: "DeskApp", ctx: Ctx, raw: str) -> DeskResponse:
     except StoreBusyError:
         return friend_page(app, ctx, raw, status=409, message=_FETCH_RUNNING)
     app.directory.forget()
-    return redirect(app.link("friends") + "?done=removed")
+    return redirect(app.link("friends") + "?" + urlencode({"done": "removed", "from": name}))
 
 
 _FETCH_RUNNING = "A fetch of your friends' feeds is running: try again when it ends."

@@ -273,6 +273,57 @@ def test_renaming_or_removing_a_friend_takes_their_posts_along(world, app, clien
     assert client.post("/friends/nobody/remove", {"confirm": "yes"}).status == 404
 
 
+def test_the_page_after_a_rename_lists_the_posts_that_still_name_the_old_name(world,
+                                                                              client):
+    """As `o2m friend rename` does: after the desk renames bob to bobby, the page it leads
+    to lists each post whose `audience:` still names bob (path and line, linked to its
+    editor) and says in plain words what to do; a post that names him only in its text
+    is not listed, and nothing in content/ changes. Removing carol, named by o2m.toml's
+    group and a post, lists both on the friends page with the removal's wording. A
+    rename with nothing left to change lists nothing."""
+    root = world["root"]
+    folder = root / "content" / "2026"
+    folder.mkdir(parents=True, exist_ok=True)
+    posts = {
+        "walk.md": "---\ntitle: Walk\ndate: 2026-11-20\naudience: [bob, carol]\n---\nHi.\n",
+        "only-bob.md": "---\ntitle: Only Bob\ndate: 2026-11-21\naudience:\n  - friends\n"
+                       "  - bob\n---\nHi.\n",
+        "mention.md": "---\ntitle: Mention\ndate: 2026-11-22\naudience: friends\n---\n"
+                      "I saw bob today.\n",
+    }
+    for name, body in posts.items():
+        (folder / name).write_text(body)
+    answer = client.post("/friends/bob/rename", {"new": "bobby"})
+    assert answer.status == 303
+    page = text(client.get(answer.headers["Location"]))
+    assert "Renamed." in page
+    uses = page[page.index('id="old-name-uses"'):]
+    uses = uses[:uses.index("</section>")]
+    assert "2 places still name <strong><bdi>bob</bdi></strong> as an audience, which now " \
+           "means no one" in uses
+    assert '<a href="/posts/edit?path=2026%2Fonly-bob.md"><code>content/2026/only-bob.md:4' \
+           "</code></a> (audience)" in uses
+    assert "<code>content/2026/walk.md:4</code></a> (audience)" in uses
+    assert "mention.md" not in uses
+    assert "Change <bdi>bob</bdi> to <bdi>bobby</bdi> in each before your next build" in uses
+    assert {name: (folder / name).read_text() for name in posts} == posts  # unchanged
+    plain = text(client.get("/friends/bobby"))
+    assert 'id="old-name-uses"' not in plain  # only on the page after the rename
+    assert 'id="old-name-uses"' not in text(client.get("/friends/bobby?done=renamed&from=carol"))
+
+    config = root / "o2m.toml"
+    config.write_text(config.read_text() + '\n[groups]\nhikers = ["carol"]\n')
+    answer = client.post("/friends/carol/remove", {"confirm": "yes"})
+    assert answer.status == 303
+    page = text(client.get(answer.headers["Location"]))
+    uses = page[page.index('id="old-name-uses"'):]
+    assert "<code>o2m.toml:" in uses and "content/2026/walk.md:4" in uses
+    assert "Take <bdi>carol</bdi> out of each" in uses
+
+    answer = client.post("/friends/bobby/rename", {"new": "robert"})
+    assert 'id="old-name-uses"' not in text(client.get(answer.headers["Location"]))
+
+
 def test_each_friends_feed_health_in_plain_words(world, app, client):
     """A friend never fetched, one fetched, one failing: said in words, not codes."""
     import datetime as dt
