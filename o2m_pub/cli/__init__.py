@@ -92,8 +92,9 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         ("New friends' feeds, key changes, unreachable or stale friends; listed ones are "
          "marked seen.")),
     "reply": ("conversations", "reply",
-        ("Reply to a post (ID as `o2m timeline` or `o2m show` gives it): writes a post in "
-         "content/replies/ with `reply_to:` filled in; `o2m build` publishes it.")),
+        ("Reply to a post (ID as `o2m timeline` or `o2m show` gives it), a friend's or one "
+         "of yours (continuing its thread): writes a post in content/replies/ with "
+         "`reply_to:` filled in; `o2m build` publishes it.")),
     "react": ("conversations", "react",
         ("React to a post with one emoji (one per post: a new one replaces it); `o2m build` "
          "publishes it.")),
