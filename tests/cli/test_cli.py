@@ -107,9 +107,9 @@ def test_init_refuses_a_folder_with_content(tmp_path):
 
 
 def test_init_rejects_a_bad_url_before_writing(tmp_path):
-    """A URL that is not https:// is refused before anything is written."""
+    """A URL that is not https:// is refused before anything is written: a usage error."""
     result = run_o2m("init", "s", "--url", "ftp://nope", cwd=tmp_path)
-    assert result.returncode == 1 and "https://" in result.stderr
+    assert result.returncode == 2 and "https://" in result.stderr
     assert not (tmp_path / "s").exists()
 
 
