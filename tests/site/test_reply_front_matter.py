@@ -4,6 +4,7 @@ an https URL; `thread:` only with a reference, and left out when it equals `repl
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -43,3 +44,23 @@ def test_a_bad_reference_names_its_line(front, field):
     with pytest.raises(PostError) as e:
         _parse(front)
     assert f"`{field}`" in str(e.value) and "o2m reply" in (e.value.hint or "")
+
+
+def test_a_public_reply_to_a_friends_only_post_names_no_address_on_its_pages(site):
+    """A public post answering a friend's post that is not public (`reply_to:` its o2m:
+    reference) said "In reply to <a href="o2m:…">" on the public site: a link no visitor
+    can open, naming the friend's key and the post's id. The pages say what it answers
+    without either; an https reply_to is still linked (microformats' u-in-reply-to), and
+    feed.json keeps the reference for o2m readers (§1.4)."""
+    site.post("2026/answer.md", title="Answer", audience="public", reply_to=REF)
+    site.post("2026/other.md", title="Other", audience="public",
+              reply_to="https://bob.example/2026/trip/")
+    site.o2m("build")
+    linked = 'class="u-in-reply-to" href="https://bob.example/2026/trip/"'
+    for page in ("2026/answer/index.html", "index.html"):
+        html = site.read(page)
+        assert "In reply to a post for friends only" in html
+        assert "o2m:" not in html and AUTHOR not in html
+    assert linked in site.read("2026/other/index.html") and linked in site.read("index.html")
+    items = {i["title"]: i for i in json.loads(site.read("feed.json"))["items"]}
+    assert items["Answer"]["_o2m"]["reply_to"] == REF
