@@ -73,9 +73,10 @@ def init(ctx: click.Context, directory: Path | None, name: str | None, url: str 
     interactive = sys.stdin.isatty()
     default_name = folder.resolve().name.replace("-", " ").title() or "My site"
     if url is None and not interactive:  # before any question: a script gets one line
-        raise SiteError("--url is needed: the https:// address where the site will be "
-                        "published (links in your feeds and your card point there)",
-                        hint="e.g. o2m init my-site --url https://ada.example/")
+        raise BadValueError("--url", "needed without a terminal: the https:// address where "
+                            "the site will be published (links in your feeds and your card "
+                            "point there)",
+                            hint="e.g. o2m init my-site --url https://ada.example/")
     if url is not None:  # a usage error (exit 2), before the disk is looked at
         try:
             url = check_site_url(url)
@@ -354,14 +355,14 @@ def move(ctx: click.Context, new_url: str, no_pin: bool, no_build: bool) -> None
     from o2m_pub.config import CONFIG_NAME, load, parse_config, replace_site_url
     from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url
 
-    root = site_root(ctx)
-    config = load(root)
     new_url = new_url if new_url.endswith("/") else new_url + "/"
-    try:
+    try:  # a usage error (exit 2), before the site is read
         check_card_url(new_url)
     except InvalidCardFieldError as e:
-        raise SiteError(f"{new_url}: {e.reason}", hint="give the https:// address of the "
-                        "new site, e.g. https://ada.example/") from None
+        raise BadValueError("NEW_URL", f"{new_url}: {e.reason}", hint="give the https:// "
+                            "address of the new site, e.g. https://ada.example/") from None
+    root = site_root(ctx)
+    config = load(root)
     if new_url == config.url:
         raise SiteError(f"your site is already at {new_url}")
     path = root / CONFIG_NAME

@@ -167,12 +167,13 @@ def test_move_rewrites_the_url_renews_the_card_and_says_what_to_publish(ada):
     assert "moved_to" in result.output
 
 
-@pytest.mark.parametrize("url,message", [("http://ada.example/", "https://"),
-                                         ("https://ada.example/", "already at")])
-def test_move_refuses_what_no_card_may_say_and_changes_nothing(ada, url, message):
+@pytest.mark.parametrize("url,message,status", [
+    ("http://ada.example/", "NEW_URL: http://ada.example/: ", 2),  # a usage error
+    ("https://ada.example/", "already at", 1)])
+def test_move_refuses_what_no_card_may_say_and_changes_nothing(ada, url, message, status):
     before = ((ada / "o2m.toml").read_bytes(), own_card(ada))
     result = cli("-C", str(ada), "move", url, ok=False)
-    assert 1 == result.exit_code and message in result.output
+    assert status == result.exit_code and message in result.output
     assert before == ((ada / "o2m.toml").read_bytes(), own_card(ada))
 
 

@@ -59,8 +59,9 @@ def test_init_without_a_terminal_needs_a_url_and_asks_nothing(tmp_path):
     """stdin is not a terminal: no prompt, no hang, and no silent example.org: without
     --url, one line and nothing made; with it, the name comes from the folder."""
     refused = run_o2m("init", "my-site", cwd=tmp_path, timeout=30)
-    assert refused.returncode == 1
-    assert "--url is needed" in refused.stderr and "hint:" in refused.stderr
+    assert refused.returncode == 2  # a usage error
+    assert "o2m: error: --url: needed without a terminal" in refused.stderr
+    assert "hint:" in refused.stderr and len(refused.stderr.splitlines()) == 2
     assert list(tmp_path.iterdir()) == []
     result = run_o2m("init", "my-site", "--url", "https://me.example/", cwd=tmp_path,
                      timeout=30)
