@@ -22,6 +22,7 @@ import pytest
 import trustme
 from click.testing import CliRunner
 from support.o2m_server import o2m_serve
+from support.sites import new_site
 
 from o2m_pub.cli import main
 
@@ -139,11 +140,7 @@ def o2m(root: Path, *args: str):  # noqa: ANN201 - click Result
 
 
 def make_site(tmp_path: Path, url: str, extra: str = "") -> Path:
-    root = tmp_path / "bob"
-    result = CliRunner().invoke(main, ["init", str(root), "--name", "Bob", "--url", url])
-    assert 0 == result.exit_code, result.output
-    for p in (root / "content").rglob("*.md"):
-        p.unlink()
+    root = new_site(tmp_path, "bob", url)
     if extra:
         text = (root / "o2m.toml").read_text()
         (root / "o2m.toml").write_text(text.replace("[site]\n", "[site]\n" + extra + "\n", 1))

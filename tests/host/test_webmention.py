@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from support.o2m_server import o2m_serve
+from support.sites import new_site
 
 from o2m_pub.cli import main
 from o2m_pub.host import inbox
@@ -125,11 +126,7 @@ def make_site(tmp_path: Path, *, serve: str = "") -> tuple[Path, str]:
     `--port PORT`): a public post and one for friends, built."""
     port = free_port()
     url = f"https://127.0.0.1:{port}/"
-    root = tmp_path / "ada"
-    result = CliRunner().invoke(main, ["init", str(root), "--name", "Ada", "--url", url])
-    assert 0 == result.exit_code, result.output
-    for p in (root / "content").rglob("*.md"):
-        p.unlink()
+    root = new_site(tmp_path, "ada", url)
     (root / "content/2026").mkdir(parents=True, exist_ok=True)
     (root / "content/2026/trip.md").write_text(
         "---\ntitle: Trip\ndate: 2026-11-01\naudience: public\n---\nWe went.\n")

@@ -10,6 +10,7 @@ import shutil
 import pytest
 from conftest import run_o2m
 from support.friend import NOW, Friend, titles
+from support.sites import add_friends, new_site
 
 from o2m_pub.friends.identity import load_identity
 from o2m_pub.friends.private_feeds import RollbackRefusedError
@@ -20,15 +21,9 @@ from o2m_pub.site.build import build_site
 
 @pytest.fixture
 def social(tmp_path):
-    root = tmp_path / "ada"
-    assert run_o2m("init", str(root), "--name", "Ada", "--url", "https://ada.example/",
-                   cwd=tmp_path).returncode == 0
-    for p in (root / "content").rglob("*.md"):
-        p.unlink()
+    root = new_site(tmp_path)
     bob, carol = Friend(1, "bob"), Friend(2, "carol")
-    for f, name in ((bob, "bob"), (carol, "carol")):
-        r = run_o2m("friend", "add", name, card_to_text(f.card), "--yes", cwd=root)
-        assert r.returncode == 0, r.stderr
+    add_friends(root, {"bob": bob, "carol": carol})
     assert run_o2m("group", "add", "tribe", "bob", cwd=root).returncode == 0
     from o2m_pub.friends.identity import own_card
     return root, bob, carol, own_card(root)

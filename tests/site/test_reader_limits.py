@@ -13,11 +13,11 @@ import re
 import pytest
 from conftest import run_o2m
 from support.friend import Friend
+from support.sites import add_friends, new_site
 
 from o2m_pub.config import parse_config
 from o2m_pub.errors import PostError
 from o2m_pub.protocol.canonical import canonical_json
-from o2m_pub.protocol.cards import card_to_text
 from o2m_pub.protocol.post_limits import MAX_CONTENT_HTML, MAX_PUBLIC_FEED_BYTES
 from o2m_pub.reader.fetch_plan import parse_post, parse_public_feed
 from o2m_pub.site import syndication
@@ -67,14 +67,9 @@ def test_every_field_at_its_limit_is_taken():
 @pytest.fixture
 def ada(tmp_path):
     """Ada's site with keys and one friend, Bob: her friends-only posts are sealed."""
-    root = tmp_path / "ada"
-    assert run_o2m("init", str(root), "--name", "Ada", "--url", "https://ada.example/",
-                   cwd=tmp_path).returncode == 0
-    for p in (root / "content").rglob("*.md"):
-        p.unlink()
+    root = new_site(tmp_path)
     bob = Friend(1, "bob")
-    assert run_o2m("friend", "add", "bob", card_to_text(bob.card), "--yes",
-                   cwd=root).returncode == 0
+    add_friends(root, {"bob": bob})
     from o2m_pub.friends.identity import own_card
     return root, bob, own_card(root)
 

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from click.testing import CliRunner
 
-from o2m_pub.cli import main
 from o2m_pub.desk import guard
 from o2m_pub.desk.actions import Capabilities
 from o2m_pub.desk.app import DeskApp, open_app
@@ -25,21 +23,13 @@ from o2m_pub.desk.forms import Upload
 from o2m_pub.desk.server import unlocker
 from o2m_pub.desk.web import Origin, Request, DeskResponse, Slow, Stream, loopback_origin
 from o2m_pub.friends.identity import load_identity
+from support.sites import new_site
 
 PASS = "test passphrase"
 HOST = "127.0.0.1:8480"
 
 
-def make_site(base: Path, name: str = "ada", url: str | None = None) -> Path:
-    """A fresh site with keys (the tests' passphrase and fast KDF, from conftest)."""
-    root = base / name
-    result = CliRunner().invoke(main, ["init", str(root), "--name", name.title(), "--url",
-                                       url or f"https://{name}.example/"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    for p in (root / "content").rglob("*.md"):
-        p.unlink()
-    return root
+make_site = new_site  # a fresh site with keys, no post
 
 
 def make_app(root: Path, origin: Origin | None = None,

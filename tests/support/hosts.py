@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from o2m_pub.cli import main
 from o2m_pub.friends.identity import own_card
-from o2m_pub.protocol.cards import card_to_text
 from support.friend import Friend
+from support.sites import add_friends, new_site
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -72,14 +72,9 @@ def write_post(root: Path, name: str, title: str, audience: str = "public",
 def make_site(tmp_path: Path, url: str = "https://ada.example/"):  # noqa: ANN201
     """Ada's site, with Bob as a friend, two public posts and one for friends, built:
     (root, bob, Ada's card)."""
-    root = tmp_path / "ada"
-    result = CliRunner().invoke(main, ["init", str(root), "--name", "Ada", "--url", url,
-                                       "--own-cert"])  # served with a CA's certificate
-    assert result.exit_code == 0, result.output
-    for p in (root / "content").rglob("*.md"):
-        p.unlink()
+    root = new_site(tmp_path, "ada", url, "--own-cert")  # served with a CA's certificate
     bob = Friend(1, "bob")
-    o2m(root, "friend", "add", "bob", card_to_text(bob.card), "--yes")
+    add_friends(root, {"bob": bob})
     write_post(root, "hello", "Hello world", date="2026-11-01")
     write_post(root, "second", "Second post", date="2026-11-02")
     write_post(root, "secret", "Only for friends", "friends", date="2026-11-03")
