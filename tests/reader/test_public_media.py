@@ -122,12 +122,13 @@ class AdaSite:
         return Download(304) if etag == tag else Download(200, data, etag=tag)
 
 
-def bob_fetches(store: ReaderStore, site: AdaSite) -> None:
-    """One `o2m fetch` of Ada for Bob (her card names a feed key), stored."""
+def bob_fetches(store: ReaderStore, site: AdaSite, signed: bool = True) -> None:
+    """One `o2m fetch` of Ada for Bob (her card names a feed key, or, not `signed`, none:
+    a site of o2m 1.0, its feed.json read alone), stored."""
     ada_pk, bob_pk = bytes(ADA_SIGN.verify_key), bytes(BOB_SIGN.verify_key)
     secrets = feeds.pairwise_secrets(bytes(BOB_BOX), bytes(ADA_BOX.public_key), ada_pk, bob_pk)
     keys = FriendKeys("ada", ada_pk, bytes(ADA_BOX.public_key), bob_pk, secrets, SITE,
-                      feed_pk=bytes(ADA_FEED.verify_key))
+                      feed_pk=bytes(ADA_FEED.verify_key) if signed else None)
     site.asked.clear()
     outcome = fetch_friend(keys, store.friend_state("ada"), store.stored_object_hashes("ada"),
                            site.get, FriendAttachments(store.attachments,
@@ -151,11 +152,7 @@ def test_threat_54_a_store_of_schema_3_gets_the_lists_at_the_next_fetch(tmp_path
     with ReaderStore.open(tmp_path) as store:
         bob_fetches(store, site)
         store.mark_read([store.timeline()[0].short_id])
-    db = sqlite3.connect(tmp_path / ".o2m/reader.db")
-    db.executescript("ALTER TABLE posts DROP COLUMN media; "
-                     "ALTER TABLE friend_state DROP COLUMN pub_reread; "
-                     "PRAGMA user_version = 3;")
-    db.close()
+    as_schema_3(tmp_path)
 
     with ReaderStore.open(tmp_path) as store:
         version = store.db.execute("PRAGMA user_version").fetchone()[0]
@@ -175,3 +172,30 @@ def test_threat_54_a_store_of_schema_3_gets_the_lists_at_the_next_fetch(tmp_path
         bob_fetches(store, site)
         assert [("feed.json.sig", state.sig_etag)] == public_asks(site)
         assert (PHOTO,) == store.timeline()[0].media
+
+
+def test_a_store_of_schema_3_reads_an_unsigned_feed_again_too(tmp_path):
+    """The same for a friend read without a signature (no `feed_pk`): the first fetch
+    after the upgrade asks for feed.json without its validator, the next one with it."""
+    site = AdaSite(feed([GOOD]))
+    with ReaderStore.open(tmp_path) as store:
+        bob_fetches(store, site, signed=False)
+        etag = store.friend_state("ada").pub_etag
+        assert etag is not None
+    as_schema_3(tmp_path)
+    with ReaderStore.open(tmp_path) as store:
+        assert () == store.timeline()[0].media
+        bob_fetches(store, site, signed=False)
+        assert [("feed.json", None)] == public_asks(site)
+        assert (PHOTO,) == store.timeline()[0].media
+        bob_fetches(store, site, signed=False)
+        assert [("feed.json", etag)] == public_asks(site)
+
+
+def as_schema_3(root) -> None:  # noqa: ANN001 - a Path
+    """The store at `root` as schema 3 left it: without the columns 4 added."""
+    db = sqlite3.connect(root / ".o2m/reader.db")
+    db.executescript("ALTER TABLE posts DROP COLUMN media; "
+                     "ALTER TABLE friend_state DROP COLUMN pub_reread; "
+                     "PRAGMA user_version = 3;")
+    db.close()
