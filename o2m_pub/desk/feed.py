@@ -14,9 +14,9 @@ import datetime as dt
 import html
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-from o2m_pub.desk.images import own_images, show_own_images
+from o2m_pub.desk.images import Refusal, own_images, show_own_images
 from o2m_pub.desk.people import Directory, PersonView
 from o2m_pub.protocol.canonical import TIME_FORMAT
 from o2m_pub.reader import search as fts
@@ -26,6 +26,7 @@ from o2m_pub.reader.timeline import attachments, excerpt_of, headline, inline_ur
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from o2m_pub.protocol.public_media import ListedFile
     from o2m_pub.reader.model import StoredPost
     from o2m_pub.reader.store import ReaderStore
     from o2m_pub.reader.timeline import AttachmentInfo
@@ -37,6 +38,8 @@ INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", 
 SHOWN_TEXT_CHARS = 256 * 1024  # of a post shown as its text
 _IMG_TAG = re.compile(r"<img\b[^<>]*>")  # each try ends at the next "<": linear
 _ATTRIBUTE = re.compile(r'\b(alt|src)="([^"]*)"')
+# why a listed photo of a friend's site is not shown (`ImageCache.why_not`), or None
+WhyNot = Optional[Callable[["ListedFile"], Optional[Refusal]]]
 
 
 # ---------------------------------------------------------------- time in words
@@ -161,14 +164,17 @@ def rendered_alts(post: "StoredPost") -> dict[int, str]:
     return found
 
 
-def remote_photos(post: "StoredPost", directory: Directory, link) -> list[ShownPhoto]:  # noqa: ANN001
-    """The photos of a public post that live on the friend's own site, as the desk
-    shows them (desk/images.py fetches them from there)."""
+def remote_photos(post: "StoredPost", directory: Directory, link,  # noqa: ANN001
+                  refused: WhyNot = None) -> list[ShownPhoto]:
+    """The photos of a public post that live on the friend's own site and that its
+    signed feed lists (PROTOCOL.md §1.4), as the desk shows them (desk/images.py
+    fetches them from there); not those `refused` gives a reason for."""
     friend = directory.friend(post.friend)
     if post.markdown is not None or friend is None or post.too_complex:
         return []
     return [ShownPhoto(link(f"img/{post.short_id}/{i}"), display_text(image.alt))
-            for i, image in enumerate(own_images(post.rendered, friend.card.url))]
+            for i, image in enumerate(own_images(post.rendered, friend.card.url, post.media))
+            if refused is None or refused(image.listed) is None]
 
 
 def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[ShownPhoto]:  # noqa: ANN001
@@ -185,15 +191,17 @@ def photos_of(post: "StoredPost", store: "ReaderStore", link) -> list[ShownPhoto
 
 
 def entry(post: "StoredPost", directory: Directory, store: "ReaderStore", now: dt.datetime,
-          tz: dt.tzinfo, link, own=None) -> Entry:  # noqa: ANN001 - link: path -> URL
+          tz: dt.tzinfo, link, own=None,  # noqa: ANN001 - link: path -> URL
+          refused: WhyNot = None) -> Entry:
     """One post as the timeline shows it; `own`: the owner's `OwnPosts`, to say which of
-    their posts a reply answers (made here when None and the post is a reply)."""
+    their posts a reply answers (made here when None and the post is a reply);
+    `refused`: why a listed photo of a friend's site is not shown."""
     has_title = bool(post.title and post.title.strip())
     answers = None
     if post.reply_to:
         answers = reply_context(post.reply_to, store,
                                 own if own is not None else own_posts(directory.root), link)
-    photos = photos_of(post, store, link) or remote_photos(post, directory, link)
+    photos = photos_of(post, store, link) or remote_photos(post, directory, link, refused)
     return Entry(
         short_id=post.short_id, person=directory.person(post.friend), iso_date=post.date,
         when=relative_time(post.date, now, tz), when_full=local_time(post.date, tz),
@@ -229,7 +237,8 @@ def friends_posts(store: "ReaderStore", friends: Sequence[str], *, limit: int,
 
 def timeline(store: "ReaderStore", directory: Directory, now: dt.datetime, tz: dt.tzinfo,
              link, *, before: str | None = None, friend: str | None = None,  # noqa: ANN001
-             group: str | None = None, query: str | None = None) -> TimelinePage:
+             group: str | None = None, query: str | None = None,
+             refused: WhyNot = None) -> TimelinePage:
     """One page of the timeline, newest first, filtered by a friend, a group (its
     members), or a search."""
     members = None
@@ -245,7 +254,8 @@ def timeline(store: "ReaderStore", directory: Directory, now: dt.datetime, tz: d
         posts = store.timeline(limit=PAGE_SIZE + 1, before=before,
                                friend=members[0] if members else None)
     own = own_posts(directory.root) if any(p.reply_to for p in posts[:PAGE_SIZE]) else None
-    entries = [entry(p, directory, store, now, tz, link, own) for p in posts[:PAGE_SIZE]]
+    entries = [entry(p, directory, store, now, tz, link, own, refused)
+               for p in posts[:PAGE_SIZE]]
     return TimelinePage(entries, entries[-1].cursor if len(posts) > PAGE_SIZE else None)
 
 
@@ -274,10 +284,12 @@ class Body:
 
 
 def body_html(post: "StoredPost", relink: dict[str, str], site_url: str | None,
-              link) -> Body:  # noqa: ANN001 - link: path -> URL
+              link, refused: WhyNot = None) -> Body:  # noqa: ANN001 - link: path -> URL
     """A friend's post body as the fetch stored it rendered (THREATS.md 49), with the
     URLs it was rendered with (`relink`: the reader's `/file/ID/N` to the desk's) and
-    the photos of the friend's own site shown from the desk; else its escaped text."""
+    the photos of the friend's own site its signed feed lists shown from the desk
+    (those `refused` gives a reason for stay links, saying why); else its escaped
+    text."""
     from markupsafe import escape
 
     if post.rendered is None or post.too_complex:
@@ -293,12 +305,14 @@ def body_html(post: "StoredPost", relink: dict[str, str], site_url: str | None,
         if stored != desk:
             html = html.replace(f'="{stored}"', f'="{escape(desk)}"')
     if post.markdown is None:
-        html = show_own_images(html, site_url, lambda i: link(f"img/{post.short_id}/{i}"))
+        html = show_own_images(html, site_url, post.media,
+                               lambda i: link(f"img/{post.short_id}/{i}"), refused)
     return Body(html, frozenset(post.rendered_images), None)
 
 
 def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
-              now: dt.datetime, tz: dt.tzinfo, link) -> PostDetail:  # noqa: ANN001
+              now: dt.datetime, tz: dt.tzinfo, link,  # noqa: ANN001
+              refused: WhyNot = None) -> PostDetail:
     from o2m_pub.reader.timeline import human_size
 
     files = attachments(post, store)
@@ -306,7 +320,7 @@ def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
     urls = {name: link(url.lstrip("/")) for name, url in stored_urls.items()}
     friend = directory.friend(post.friend)
     body = body_html(post, {stored_urls[n]: urls[n] for n in urls},
-                     friend.card.url if friend else None, link)
+                     friend.card.url if friend else None, link, refused)
     alts = rendered_alts(post)
     inline = {f.path for f in files if f.key in body.shown}
     below: dict[Path | None, AttachmentInfo] = {}
@@ -318,5 +332,5 @@ def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
     others = tuple((f.name, link(f"file/{post.short_id}/{f.index}"), human_size(f.size))
                    for f in files if f.key not in urls)
     url = post.url if post.url and post.url.startswith("https://") else None
-    return PostDetail(entry(post, directory, store, now, tz, link), body.html, body.note, gallery,
-                    others, display_text(url) if url else None)
+    return PostDetail(entry(post, directory, store, now, tz, link, refused=refused), body.html,
+                      body.note, gallery, others, display_text(url) if url else None)

@@ -50,7 +50,7 @@ def _timeline(app: "DeskApp", ctx: Ctx, *, query: str | None) -> DeskResponse:
     groups = app.directory.groups()
     page = feed.timeline(app.reader, app.directory, ctx.now, app.tz, app.link,
                          before=filters["before"], friend=filters["friend"],
-                         group=filters["group"], query=query)
+                         group=filters["group"], query=query, refused=app.images.why_not)
     if query is not None:
         heading = f"Search: {query}" if query else "Search"
     elif filters["friend"]:
@@ -79,7 +79,8 @@ def post_page(app: "DeskApp", ctx: Ctx, short_id: str) -> DeskResponse:
     own = feed.own_posts(app.root)
     if post is None:  # one of the owner's own posts, or a reply of a thread
         return _not_in_timeline(app, ctx, short_id, own)
-    view = feed.post_view(post, app.directory, app.reader, ctx.now, app.tz, app.link)
+    view = feed.post_view(post, app.directory, app.reader, ctx.now, app.tz, app.link,
+                          refused=app.images.why_not)
     from o2m_pub.desk.web import user_navigation
     names = {n: k for k, n in thread_store.friend_names(app.reader.db).items()}
     return app.page(ctx, "post.html", title=view.entry.headline, view=view,
@@ -190,30 +191,34 @@ def _download_name(name: str) -> str:
 
 @ROUTES.add("GET", rf"/img/{_ID}/(\d{{1,3}})")
 def remote_image(app: "DeskApp", ctx: Ctx, short_id: str, index: str) -> DeskResponse | Slow:
-    """A photo of a friend's public post, from their own site (desk/images.py)."""
+    """A photo of a friend's public post, from their own site, when the post's signed
+    feed lists it, with those bytes only (desk/images.py, THREATS.md 54)."""
     from o2m_pub.desk.images import own_images
 
     post = _post(app, short_id)
     friend = app.directory.friend(post.friend) if post is not None else None
-    images = own_images(post.rendered, friend.card.url) \
+    images = own_images(post.rendered, friend.card.url, post.media) \
         if post and friend and post.markdown is None and not post.too_complex else []
     i = int(index)
     if i >= len(images) or friend is None:
         return DeskResponse(404, b"", "text/plain; charset=utf-8")
-    url = images[i].url
+    listed = images[i].listed
 
     def answer(found: object) -> DeskResponse:
         if not isinstance(found, tuple):
-            return DeskResponse(404, b"This photo could not be had from their site.\n",
-                            "text/plain; charset=utf-8")
+            why = app.images.why_not(listed)
+            text = why.detail if why else "This photo could not be had from their site."
+            return DeskResponse(404, f"{text}\n".encode(), "text/plain; charset=utf-8")
         data, kind = found
         return DeskResponse(200, data, kind, {"Cache-Control": "private, max-age=3600"})
 
-    cached = app.images.cached(url)
+    if app.images.why_not(listed) is not None:
+        return answer(None)
+    cached = app.images.cached(listed)
     if cached is not None:
         return answer(cached)
     card = friend.card
-    return Slow(work=lambda: app.images.fetch(url, card), then=answer)
+    return Slow(work=lambda: app.images.fetch(listed, card), then=answer)
 
 
 @ROUTES.add("GET", r"/avatar/([^/]+)")

@@ -25,6 +25,7 @@ MAX_TAG = 128
 MAX_PUBLIC_FEED_BYTES = 4 << 20
 MAX_PUBLIC_ITEMS = 1000
 MAX_CONTENT_HTML = 1 << 20  # code points of one item's `content_html`
+MAX_PUBLIC_MEDIA = 64  # entries of one item's `_o2m.media` (as §3.3's attachments)
 
 _TEXT_LIMITS = {"title": MAX_TITLE, "summary": MAX_SUMMARY}
 

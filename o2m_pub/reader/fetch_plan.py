@@ -72,6 +72,7 @@ from o2m_pub.protocol.post_limits import (
     MAX_TITLE,
     tags_problem,
 )
+from o2m_pub.protocol.public_media import parse_media
 from o2m_pub.protocol.rotation import RotationError, follow_chain
 from o2m_pub.reader.model import (
     AcceptedHead,
@@ -468,8 +469,10 @@ def parse_public_feed(data: bytes, site_url: str, *, signed: bool = False) -> li
             tags = it.get("tags", [])
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                 raise ValueError("bad tags")
-            extension = it.get("_o2m") or {}
-            reply_to = extension.get("reply_to") if isinstance(extension, dict) else None
+            extension = it.get("_o2m")
+            if not isinstance(extension, dict):
+                extension = {}
+            reply_to = extension.get("reply_to")
             stable = _stable_id(it) if signed else None
             row = PostRow(
                 id=stable or url, audience="public", date=_utc(it.get("date_published")),
@@ -477,7 +480,10 @@ def parse_public_feed(data: bytes, site_url: str, *, signed: bool = False) -> li
                 summary=_optional_text(it, "summary", MAX_SUMMARY),
                 updated=_utc(it["date_modified"]) if it.get("date_modified") else None,
                 tags=tuple(tags[:64]), reply_to=reply_to if isinstance(reply_to, str) else None,
-                url=url, site_path=url[len(site_url):] or None)
+                url=url, site_path=url[len(site_url):] or None,
+                # the files its HTML refers to: a bad list or entry is ignored, as a bad
+                # id is (§1.4), and its images stay links
+                media=parse_media(extension.get("media"), site_url))
             digest = hashlib.sha256(repr(row).encode()).hexdigest()
             rows.append(dataclasses.replace(row, object_hash=digest))
         return rows
@@ -642,7 +648,7 @@ def _fetch(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str,
         succeeded_at=stamp, stale_since=out.stale_since, forget_head=known is None,
         head=accepted, head_validators=head_validators, public_validators=pub.validators,
         first_seen=first_seen, sig_validators=pub.sig_validators,
-        public_signature=pub.signature)
+        public_signature=pub.signature, public_read=pub.read)
     out.update = update
     if out.new or out.updated or out.deleted:
         out.status = "new"
@@ -745,6 +751,7 @@ class _Public:
     validators: Validators | None = None  # of feed.json
     sig_validators: Validators | None = None  # of feed.json.sig
     signature: tuple[int, str] | None = None  # (seq, sha256) of the signature accepted
+    read: bool = False  # feed.json was read whole (a store's `pub_reread` is done)
 
 
 def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str, str | None],
@@ -762,12 +769,15 @@ def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str
     cannot be fetched, read or verified is reported in `out.public_error` with one
     line, nothing of it is stored, and it is asked for again next time."""
     result = _Public()
+    # a store from before items listed their files (schema 4) reads feed.json once
+    # more, unchanged or not, to keep its `_o2m.media`
+    fresh = state is not None and not state.pub_reread
     try:
         if keys.feed_pk is None:
             out.public_unsigned = True
             resp = get(PUBLIC_FEED_PATH, cap=MAX_PUBLIC_FEED_BYTES,
-                       etag=state.pub_etag if state else None,
-                       last_modified=state.pub_last_modified if state else None)
+                       etag=state.pub_etag if fresh else None,
+                       last_modified=state.pub_last_modified if fresh else None)
             if resp.status != 200:
                 return result
             rows = parse_public_feed(resp.body, keys.site_url)
@@ -782,6 +792,7 @@ def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str
     except FeedSignatureError as e:
         out.public_error = str(e)
         return _Public()
+    result.read = True
     for row in rows:
         if stored_hashes.get(row.id, "") == row.object_hash:
             continue
@@ -801,8 +812,10 @@ def _signed_public(keys: FriendKeys, state: FriendState | None, get: Getter,
     """
     assert keys.feed_pk is not None
     known = state is not None and state.pub_seq is not None
-    resp = get(SIG_PATH, cap=MAX_SIG_BYTES, etag=state.sig_etag if known else None,
-               last_modified=state.sig_last_modified if known else None)
+    again = known and bool(state.pub_reread)  # read it whole, even the one accepted
+    ask = known and not again  # with its validators
+    resp = get(SIG_PATH, cap=MAX_SIG_BYTES, etag=state.sig_etag if ask else None,
+               last_modified=state.sig_last_modified if ask else None)
     if resp.status == 304:
         return None
     if resp.status == 404:
@@ -816,8 +829,8 @@ def _signed_public(keys: FriendKeys, state: FriendState | None, get: Getter,
     result.sig_validators = Validators(resp.etag, resp.last_modified)
     result.signature = (signature.seq, signature.sha256)
     stored_sha = state.pub_sha256 if state else None
-    if check_not_older(signature, state.pub_seq if state else None, stored_sha) \
-            or signature.sha256 == stored_sha:
+    if (check_not_older(signature, state.pub_seq if state else None, stored_sha)
+            or signature.sha256 == stored_sha) and not again:
         return None  # the feed.json accepted before, signed again
     if signature.size > MAX_PUBLIC_FEED_BYTES:  # §1.4: a cap of the reader, not a mismatch
         raise Refused(Reason.OVERSIZED, f"public feed.json: {signature.size:,} bytes signed, "

@@ -23,6 +23,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from o2m_pub.protocol.public_media import ListedFile
+
 SHORT_ID_LENGTH = 10  # base32 characters: 50 bits, so 10^5 posts rarely collide
 
 #: What a notification can be about (`o2m notifications`).
@@ -97,6 +99,7 @@ class FriendState:
     sig_last_modified: str | None = None
     pub_seq: int | None = None  # the accepted feed.json.sig: its seq (rollback guard)
     pub_sha256: str | None = None  # ... and the feed.json it signs
+    pub_reread: int = 0  # 1: read their feed.json once more, even unchanged (schema 4)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,7 @@ class FeedStateChange:
     card_validators: Validators | None = None  # of their published card
     sig_validators: Validators | None = None  # of their feed.json.sig
     public_signature: tuple[int, str] | None = None  # (seq, sha256) of the accepted one
+    public_read: bool = False  # their feed.json was read whole (ends a `pub_reread`)
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,7 @@ class PostRow:
     url: str | None = None
     attachments: tuple[dict[str, Any], ...] = ()
     object_hash: str | None = None
+    media: tuple[ListedFile, ...] = ()  # public posts: the files `_o2m.media` lists (§1.4)
     site_path: str | None = None  # public posts: the URL after their site's URL, to
     #                               merge copies an earlier move left (not stored)
 
@@ -264,6 +269,9 @@ class StoredPost:
     rendered_images: tuple[str, ...] = ()  # attachment names `rendered` shows inline
     too_complex: bool = False
     object_hash: str | None = None  # the version stored (a rendering is kept for it)
+    # a public post's files, as its signed feed lists them (PROTOCOL.md §1.4): the only
+    # photos of the friend's site the desk shows inline, and only with these bytes
+    media: tuple[ListedFile, ...] = ()
 
     @property
     def cursor(self) -> str:

@@ -44,9 +44,16 @@ def used_after(db: sqlite3.Connection, update: FriendUpdate) -> int:
 
 
 def _row_size(r: PostRow) -> int:
-    """The bytes a new post version costs: its text as received and its attachments
-    (its rendering is added when it is made)."""
-    return _text_facts(r.markdown)[0] + _text_facts(r.html)[0] + attachments_size(r.attachments)
+    """The bytes a new post version costs: its text as received, its attachments and
+    its list of files (its rendering is added when it is made)."""
+    return (_text_facts(r.markdown)[0] + _text_facts(r.html)[0]
+            + attachments_size(r.attachments) + len(_media_json(r)))
+
+
+def _media_json(r: PostRow) -> str:
+    """A public post's listed files (PROTOCOL.md §1.4 `_o2m.media`) as the store keeps
+    them: checked when the feed was parsed (`public_media.parse_media`)."""
+    return json.dumps([f.to_json() for f in r.media]) if r.media else "[]"  # ASCII: len is bytes
 
 
 def attachments_size(attachments: Iterable[dict[str, Any]]) -> int:
@@ -109,15 +116,17 @@ def upsert_posts(db: sqlite3.Connection, friend: str, sign_pk: str, rows: list[P
         if isinstance(markdown, SpooledText):
             spooled.append((markdown, r.id))
             markdown = ""  # its text follows, below
+        media = _media_json(r)
         values.append((friend, r.id, short, r.audience, r.title, markdown, r.html, r.summary,
                        r.date, r.updated, json.dumps(list(r.tags)), r.reply_to, r.url,
                        json.dumps(list(r.attachments)), r.object_hash, read, stamp,
-                       markdown_bytes + html_bytes + attachments_size(r.attachments)))
+                       markdown_bytes + html_bytes + attachments_size(r.attachments)
+                       + len(media), media))
         tags += [(t, r.date, short) for t in set(r.tags)]
     db.executemany(
         "INSERT OR REPLACE INTO posts (friend, id, short_id, audience, title, markdown, html, "
         "summary, date, updated, tags, reply_to, url, attachments, object_hash, read, fetched, "
-        "size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        "size, media) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
     del values
     for text, post_id in spooled:  # one text in memory at a time
         db.execute("UPDATE posts SET markdown = ? WHERE friend = ? AND id = ?",

@@ -59,6 +59,7 @@ from o2m_pub.config import STATE_DIR
 from o2m_pub.errors import O2MError
 from o2m_pub.protocol.canonical import utc_text
 from o2m_pub.protocol.feeds import EquivocationError, RollbackError, is_newer
+from o2m_pub.protocol.public_media import media_from_json
 from o2m_pub.reader import search
 from o2m_pub.reader.attachments import AttachmentCache
 from o2m_pub.reader.model import (
@@ -87,7 +88,14 @@ if TYPE_CHECKING:
 DB_NAME = "reader.db"
 FETCH_LOCK = "fetch.lock"
 OBJECTS_DIR = "objects"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# Schema 4 (THREATS.md 54) keeps with each public post the files its feed item lists
+# (`_o2m.media`, PROTOCOL.md §1.4: URL, SHA-256, size), the only photos of the friend's
+# site the desk shows inline. `_migrate` adds the column (an older post lists none: its
+# photos are links), forgets which version of each public post is stored, and marks
+# every friend's feed.json to be read once more, whole, at their next fetch
+# (`pub_reread`), so their posts get their lists without waiting for a new publish;
+# the rollback guard (`pub_seq`, `pub_sha256`) stays as it is.
 # Schema 3 (protocol 1.1, conversations, PROTOCOL.md §4) adds the tables of
 # `thread_store`: replies and reactions, and the replies the owner hid; made by the
 # schema's CREATE ... IF NOT EXISTS when a store of 2 is opened (nothing to convert).
@@ -103,6 +111,7 @@ _COLUMNS_OF_2 = """\
     , card_etag TEXT, card_last_modified TEXT  -- validators of their published card
     , sig_etag TEXT, sig_last_modified TEXT    -- validators of their feed.json.sig (§1.4)
     , pub_seq INTEGER, pub_sha256 TEXT  -- the feed.json.sig accepted: rollback guard (§1.4)
+    , pub_reread INTEGER NOT NULL DEFAULT 0  -- 1: read feed.json whole at the next fetch
 """
 _RENDERED_COLUMNS = (
     ("rendered", "TEXT"),  # sanitised HTML of the body; NULL: not rendered yet
@@ -110,6 +119,8 @@ _RENDERED_COLUMNS = (
     ("too_complex", "INTEGER NOT NULL DEFAULT 0"),  # 1: shown as its escaped text
 )
 _SIZE_COLUMN = ("size", "INTEGER NOT NULL DEFAULT 0")
+_MEDIA_COLUMN = ("media", "TEXT NOT NULL DEFAULT '[]'")  # schema 4
+_REREAD_COLUMN = ("pub_reread", "INTEGER NOT NULL DEFAULT 0")  # schema 4
 _SIZE_OF_ROW = ("length(CAST(coalesce(markdown, '') AS BLOB)) + "
                 "length(CAST(coalesce(html, '') AS BLOB)) + "
                 "length(CAST(coalesce(rendered, '') AS BLOB))")
@@ -164,6 +175,7 @@ CREATE TABLE IF NOT EXISTS posts (
     rendered_images TEXT NOT NULL DEFAULT '[]',
     too_complex INTEGER NOT NULL DEFAULT 0,
     size INTEGER NOT NULL DEFAULT 0,  -- bytes: texts, rendering, attachments (quota)
+    media TEXT NOT NULL DEFAULT '[]', -- a public post's listed files (§1.4 _o2m.media)
     PRIMARY KEY (friend, id)
 );
 CREATE INDEX IF NOT EXISTS posts_by_date ON posts (date DESC, short_id DESC);
@@ -749,6 +761,9 @@ def _migrate(db: sqlite3.Connection, found: int) -> None:
         for column in _ADDED_IN_2:
             if column.split()[0] not in have:
                 db.execute(f"ALTER TABLE friend_state ADD COLUMN {column}")
+        if _REREAD_COLUMN[0] not in have:  # schema 4: every public feed read once more
+            db.execute(f"ALTER TABLE friend_state ADD COLUMN {' '.join(_REREAD_COLUMN)}")
+            db.execute("UPDATE friend_state SET pub_reread = 1")
     if not has_table(db, "posts"):
         return
     have = {r[1] for r in db.execute("PRAGMA table_info(posts)")}
@@ -761,6 +776,11 @@ def _migrate(db: sqlite3.Connection, found: int) -> None:
                 f"SELECT rowid, {_SIZE_OF_ROW}, attachments FROM posts").fetchall():
             db.execute("UPDATE posts SET size = ? WHERE rowid = ?",
                        (texts + attachments_size(json.loads(attachments)), rowid))
+    if _MEDIA_COLUMN[0] not in have:  # (after size: columns keep `_post`'s order)
+        db.execute(f"ALTER TABLE posts ADD COLUMN {' '.join(_MEDIA_COLUMN)}")
+        # public versions forgotten: the re-read (`pub_reread`) stores each again, list
+        # and all, whatever digest its row had (read marks stay: the text is the same)
+        db.execute("UPDATE posts SET object_hash = NULL WHERE audience = 'public'")
 
 
 def _legacy_version(db: sqlite3.Connection) -> int | None:
@@ -811,6 +831,8 @@ def _state_columns(change: FeedStateChange) -> dict[str, Any]:
                        sig_last_modified=change.sig_validators.last_modified)
     if change.public_signature is not None:
         columns.update(pub_seq=change.public_signature[0], pub_sha256=change.public_signature[1])
+    if change.public_read:
+        columns["pub_reread"] = 0
     if change.first_seen is not None:
         columns["first_seen"] = change.first_seen
     return columns
@@ -840,8 +862,9 @@ def _add_notification(db: sqlite3.Connection, kind: str, friend: str | None, det
 def _post(db: sqlite3.Connection, r: Sequence[Any]) -> StoredPost:
     (friend, post_id, short, audience, title, markdown, html, summary, date, updated, tags,
      reply_to, url, attachments, object_hash, read, fetched, rendered, rendered_images,
-     too_complex) = r[:20]  # then size
+     too_complex) = r[:20]  # then size, then media
     return StoredPost(friend, post_id, short, audience, title, markdown, html, summary, date,
                       updated, tuple(json.loads(tags)), reply_to, url,
                       tuple(json.loads(attachments)), bool(read), fetched, rendered,
-                      tuple(json.loads(rendered_images)), bool(too_complex), object_hash)
+                      tuple(json.loads(rendered_images)), bool(too_complex), object_hash,
+                      media_from_json(json.loads(r[21])) if r[21] != "[]" else ())

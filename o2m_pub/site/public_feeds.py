@@ -4,29 +4,40 @@ phase E, after every page is in place, and before friends' heads (§1.5).
 
 Each file is rewritten only when what it is made from changed (its digest); the
 syndication code and the signing key are loaded only when something is written.
+
+Each item lists the files of the site its HTML refers to (`_o2m.media`, §1.4: URL,
+SHA-256, size), so that readers show only the photos the author published (THREATS.md
+54). Their hashes are the build's own, kept per file in the manifest (`build._Files`):
+a file is hashed again only when its size or time changed, never for a feed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import html as html_mod
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from o2m_pub.config import SiteConfig
+from o2m_pub.protocol.post_limits import MAX_PUBLIC_MEDIA
+from o2m_pub.protocol.public_media import ListedFile
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.plan import digest_of
 
 if TYPE_CHECKING:
     from o2m_pub.protocol.cards import Card
-    from o2m_pub.site.manifest import Manifest
+    from o2m_pub.site.manifest import FileState, Manifest
     from o2m_pub.site.pages import Views
     from o2m_pub.site.syndication import FittedFeeds
 
 # 2: items carry their stable id (`_o2m.id`, §1.4), and their HTML no ¶ permalinks, its
-# links absolute (feed_html); 3: fitted to a reader's caps (`syndication.fit_feeds`)
-FEED_VERSION = "feeds-3"
+# links absolute (feed_html); 3: fitted to a reader's caps (`syndication.fit_feeds`);
+# 4: items list the site's files their HTML refers to (`_o2m.media`, §1.4), so the
+# first build after an upgrade writes feed.json (and signs it) again
+FEED_VERSION = "feeds-4"
 FEED_SIG = "feed.json.sig"
 SIGNATURE_VERSION = "feed-sig-1"
 
@@ -45,6 +56,37 @@ def post_id(key: bytes, post: PostRecord) -> str | None:
         return None
     from o2m_pub.friends.private_feeds import item_id
     return item_id(key, post.source)
+
+
+_IMG_SRC = re.compile(r'<img\b[^>]*?\ssrc="([^"]*)"')  # in the HTML the build made
+
+
+def listed_media(record: PostRecord, html: str, media: dict[str, tuple[str, "FileState"]],
+                 site_url: str) -> tuple[tuple[ListedFile, ...], str | None]:
+    """The files of the site a post's HTML refers to, as its item lists them (§1.4
+    `_o2m.media`): each published file of the post once, by its absolute URL (as the
+    HTML gives it), SHA-256 and size, those it shows as images first, at most
+    `MAX_PUBLIC_MEDIA` of them; and a warning when some were left out (readers show
+    those as links).
+
+    Args:
+        record: the post.
+        html: its HTML, links absolute (`Views.absolute_html`).
+        media: source path -> (output path, state) of each file the build publishes.
+        site_url: the site's URL, ending in "/".
+    """
+    files = [ListedFile(site_url + media[ref][0], media[ref][1].sha, media[ref][1].size)
+             for ref in dict.fromkeys(record.media) if ref in media]
+    if not files:
+        return (), None
+    images = {html_mod.unescape(src).split("#", 1)[0] for src in _IMG_SRC.findall(html)}
+    files.sort(key=lambda f: f.url not in images)  # (a stable sort: else in their order)
+    if len(files) <= MAX_PUBLIC_MEDIA:
+        return tuple(files), None
+    return tuple(files[:MAX_PUBLIC_MEDIA]), (
+        f"{record.source}: refers to {len(files):,} files of the site; feed.json lists "
+        f"{MAX_PUBLIC_MEDIA} of them, its images first (PROTOCOL.md §1.4): readers show "
+        "the others as links")
 
 
 @dataclass
@@ -76,9 +118,11 @@ class PublicFeeds:
         config, views = self.config, self.views
         newest = posts[::-1][:config.feed_items]
         key = id_key(self.root)
+        files = views.media  # each file's output path, and its hash and size for `media`
         feed_digest = digest_of(FEED_VERSION, config.fingerprint, key.hex(),
                                 *(p.digest for p in newest), *(
-                                    views.media.get(m, ("",))[0] for p in newest for m in p.media))
+                                    (files[m][0], files[m][1].sha, files[m][1].size)
+                                    if m in files else "" for p in newest for m in p.media))
         made: dict[str, bytes] = {}
         fitted: list["FittedFeeds"] = []  # made once, by the first of the two feeds
 
@@ -91,9 +135,15 @@ class PublicFeeds:
                 if kind == "robots":
                     return syndication.robots_txt(config)
                 if not fitted:  # PROTOCOL.md §1.4: within what a reader takes
-                    fitted.append(syndication.fit_feeds(config, [
-                        syndication.FeedEntry(p, config.url + p.path, views.absolute_html(p),
-                                              post_id(key, p)) for p in newest]))
+                    entries = []
+                    for p in newest:
+                        html = views.absolute_html(p)
+                        listed, warning = listed_media(p, html, files, config.url)
+                        if warning:
+                            self.warnings.append(warning)
+                        entries.append(syndication.FeedEntry(
+                            p, config.url + p.path, html, post_id(key, p), listed))
+                    fitted.append(syndication.fit_feeds(config, entries))
                     self.warnings.extend(fitted[0].warnings)
                 made[kind] = (fitted[0].json if kind == "json"
                               else syndication.atom(config, fitted[0].entries))

@@ -4,7 +4,9 @@ newest posts (with absolute-link HTML) to bytes.
 `fit_feeds` keeps feed.json within what a reader takes (PROTOCOL.md §1.4: 4 MiB, 1,000
 items, 1 MiB of `content_html` each), which a reader otherwise refuses whole: a post too
 long for a feed gives its summary and a link to its page, and the oldest posts are left
-out until the feed fits. Both feeds carry the entries it keeps.
+out until the feed fits. Both feeds carry the entries it keeps. Each JSON item lists
+the site's files its HTML refers to (`_o2m.media`, §1.4; `public_feeds.listed_media`
+makes the list); Atom has no place for them and carries none.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from o2m_pub.protocol.post_limits import (
     MAX_PUBLIC_FEED_BYTES,
     MAX_PUBLIC_ITEMS,
 )
+from o2m_pub.protocol.public_media import ListedFile
 from o2m_pub.site.model import PostRecord
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -35,6 +38,7 @@ class FeedEntry(NamedTuple):
     url: str
     html: str  # links already absolute
     id: str | None = None  # the post's stable id (PROTOCOL.md §1.4), None without keys
+    media: tuple[ListedFile, ...] = ()  # the site's files `html` refers to (§1.4)
 
 
 def _rfc3339(value: str) -> str:
@@ -81,6 +85,8 @@ def _json_item(e: FeedEntry) -> dict[str, Any]:
         extension["id"] = e.id
     if r.reply_to:
         extension["reply_to"] = r.reply_to
+    if e.media:  # signed with the feed: a reader shows only these photos (THREATS.md 54)
+        extension["media"] = [f.to_json() for f in e.media]
     if extension:
         item["_o2m"] = extension
     return item
@@ -119,10 +125,10 @@ class FittedFeeds(NamedTuple):
 
 def _link_only(e: FeedEntry) -> FeedEntry:
     """An entry whose HTML is its summary and a link to its page, for a post too long
-    for a feed reader."""
+    for a feed reader (it refers to none of the site's files: no `media` either)."""
     summary = f"<p>{_escape(e.record.summary)}</p>\n" if e.record.summary else ""
     link = f'<p><a href="{_escape(e.url, quote=True)}">Read it on the site</a></p>'
-    return e._replace(html=summary + link)
+    return e._replace(html=summary + link, media=())
 
 
 def fit_feeds(config: SiteConfig, entries: list[FeedEntry]) -> FittedFeeds:

@@ -5,6 +5,7 @@ files, the least recently shown evicted first, across desk runs (THREATS.md 52).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 
 import nacl.signing
@@ -12,6 +13,7 @@ import pytest
 
 from o2m_pub.desk.images import CACHE_DIR, MAX_CACHE_BYTES, MAX_IMAGE_BYTES, ImageCache
 from o2m_pub.protocol.cards import make_card
+from o2m_pub.protocol.public_media import ListedFile
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -27,6 +29,12 @@ def friend_site(https_folder, tmp_path):
     state = tmp_path / ".o2m"
     state.mkdir()
     return url, folder / "p", str(bundle), card, state
+
+
+def listed(url: str, path) -> ListedFile:  # noqa: ANN001 - a Path
+    """The file at `path` as a signed feed lists it at `url` (PROTOCOL.md §1.4)."""
+    data = path.read_bytes()
+    return ListedFile(url, hashlib.sha256(data).hexdigest(), len(data))
 
 
 def _cached(state) -> dict[str, int]:  # noqa: ANN001 - a Path
@@ -46,7 +54,7 @@ def test_threat_52_one_friends_photos_under_many_urls_stay_within_the_cache_boun
     cache = ImageCache(state, ca_bundle=bundle, max_bytes=5 * size + size // 2)
     for i in range(10):
         for v in range(3):
-            photo = f"{url}p/{i}.png?v={v}"
+            photo = listed(f"{url}p/{i}.png?v={v}", photos / f"{i}.png")
             got = cache.fetch(photo, card)
             assert got is not None and got[0] == (photos / f"{i}.png").read_bytes()
             assert cache.cached(photo) == got  # just kept: never the one evicted
@@ -67,17 +75,18 @@ def test_threat_52_the_least_recently_shown_photo_is_evicted_first_across_desk_r
     room = 3 * (50_000 + len(PNG))
     first = ImageCache(state, ca_bundle=bundle, max_bytes=room)
     for name in "abc":
-        assert first.fetch(f"{url}p/{name}.png", card) is not None
-    assert first.cached(f"{url}p/a.png") is not None
+        assert first.fetch(listed(f"{url}p/{name}.png", photos / f"{name}.png"), card)
+    assert first.cached(listed(f"{url}p/a.png", photos / "a.png")) is not None
 
     again = ImageCache(state, ca_bundle=bundle, max_bytes=room)
-    assert again.fetch(f"{url}p/d.png", card) is not None
-    kept = {name for name in "abcd" if again.cached(f"{url}p/{name}.png") is not None}
+    assert again.fetch(listed(f"{url}p/d.png", photos / "d.png"), card) is not None
+    kept = {name for name in "abcd"
+            if again.cached(listed(f"{url}p/{name}.png", photos / f"{name}.png")) is not None}
     assert {"a", "c", "d"} == kept
 
     few = ImageCache(state, ca_bundle=bundle, max_files=2)
     (photos / "tiny.png").write_bytes(PNG)
     for v in range(5):
-        assert few.fetch(f"{url}p/tiny.png?v={v}", card) is not None
+        assert few.fetch(listed(f"{url}p/tiny.png?v={v}", photos / "tiny.png"), card)
     assert 2 == len(_cached(state))
-    assert few.cached(f"{url}p/tiny.png?v=4") is not None
+    assert few.cached(listed(f"{url}p/tiny.png?v=4", photos / "tiny.png")) is not None

@@ -11,6 +11,7 @@ from support.desk import text
 from support.desk_world import PNG, RIDGE_HASH, store_posts
 
 from o2m_pub.desk import feed
+from o2m_pub.protocol.public_media import ListedFile
 from o2m_pub.reader.model import PostRow
 from o2m_pub.reader.render import render_pending
 from o2m_pub.reader.store import ReaderStore
@@ -124,20 +125,27 @@ def test_a_post_not_rendered_yet_or_too_big_is_its_escaped_text(world, client):
 
 def test_photos_of_the_friends_own_site_show_inline_other_remote_ones_stay_links(world,
                                                                                client):
-    """A public post's photos on the friend's own site (their card's origin) are shown
-    from the desk (/img/ID/N), on the timeline and in the body, found in the stored
-    rendering; a photo of another host stays a link to click (THREATS.md 34)."""
+    """A public post's photo on the friend's own site (their card's origin) that its
+    signed feed lists (`_o2m.media`, PROTOCOL.md §1.4) is shown from the desk
+    (/img/ID/N), on the timeline and in the body, found in the stored rendering; a
+    photo of their site the feed does not list, and a photo of another host, stay
+    links to click (THREATS.md 34, 54)."""
     root = world["root"]
+    tree = ListedFile("https://carol.example/2026/plums/tree.png", "ab" * 32, 100)
     store_posts(root, "carol", world["carol"], [
         PostRow(id="c2", audience="public", date="2026-11-23T10:00:00Z", title="Plums",
                 html='<p>Look <img src="https://carol.example/2026/plums/tree.png" '
                      'alt="the &quot;tree&quot;"> and <img src="https://evil.example/t.png" '
-                     'alt="pixel"></p>', url="https://carol.example/2026/plums/")])
+                     'alt="pixel"> and <img src="https://carol.example/2026/plums/pie.png" '
+                     'alt="pie"></p>', url="https://carol.example/2026/plums/",
+                media=(tree,))])
     post_id = short_ids(root)["Plums"]
     page = text(client.get(f"/post/{post_id}"))
     assert f'<img src="/img/{post_id}/0" alt="the &quot;tree&quot;">' in page
     assert 'href="https://evil.example/t.png"' in page and "evil.example/t.png\"" not in \
         page.replace('href="https://evil.example/t.png"', "")
+    assert 'href="https://carol.example/2026/plums/pie.png"' in page and \
+        f'src="/img/{post_id}/1"' not in page
     assert f'src="/img/{post_id}/0"' in text(client.get("/?friend=carol"))
     assert client.get(f"/img/{post_id}/1").status == 404
 

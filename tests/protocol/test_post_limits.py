@@ -3,12 +3,16 @@ o2m_pub/protocol/post_limits.py): one place the reader checks and the writer kee
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from o2m_pub.protocol import post_limits
+from o2m_pub.protocol.attachments import MAX_ATTACHMENTS
 from o2m_pub.protocol.post_limits import tags_problem, text_problem
+from o2m_pub.protocol.public_media import ListedFile, parse_media
 
 
 @pytest.mark.parametrize("key", ["title", "summary"])
@@ -54,3 +58,27 @@ def test_the_feed_caps_are_the_ones_the_spec_writes():
             "a `summary` of at most 4,096 code points each") in caps
     assert (post_limits.MAX_PUBLIC_FEED_BYTES, post_limits.MAX_PUBLIC_ITEMS,
             post_limits.MAX_CONTENT_HTML) == (4_194_304, 1000, 1_048_576)
+
+
+def test_the_media_list_is_the_one_the_spec_writes():
+    """§1.4's `_o2m.media`: the cap in the code is the spec's (and §3.3's on
+    attachments), the spec's example entry is one a reader keeps, named as §1.1 names a
+    published file (`media/H/NAME`, H the first 16 hex digits of its SHA-256), and the
+    rules for bad lists are the ones the reader applies (tests/reader/test_public_media)."""
+    feeds = SPEC[SPEC.index("### 1.4 Feeds"):SPEC.index("### 1.5 ")]
+    text = " ".join(feeds[feeds.index("**The post's files.**"):].split())
+    assert "an array of at most 64 entries (as §3.3's attachments)" in text
+    assert post_limits.MAX_PUBLIC_MEDIA == MAX_ATTACHMENTS == 64
+    for rule in ("A `media` that is not an array, or that holds more than 64 entries, is "
+                 "ignored whole", "is ignored alone", "of two entries with one `url`, the "
+                 "first stands", "MUST NOT show an image of a public post inline unless its "
+                 "URL, its fragment aside, is the `url` of an entry of that item"):
+        assert rule in text, rule
+    example = re.search(r"```json\n(\"media\": .*?)\n```", feeds, re.S)
+    assert example is not None
+    media = json.loads("{" + example[1] + "}")["media"]
+    [entry] = parse_media(media, "https://ada.example/")
+    assert entry == ListedFile(**media[0])
+    assert entry.url.split("/")[-2] == entry.sha256[:16]
+    limits = " ".join(feeds[feeds.index("**Limits.**"):].split())
+    assert "`_o2m.media` (above) counts toward the 4 MiB" in limits
