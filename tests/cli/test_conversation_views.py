@@ -172,6 +172,7 @@ def test_the_author_replies_to_their_own_post_and_friends_see_it_in_the_thread(g
     reply; a reply to that reply nests under it. After Ada's build and Bob's fetch, Bob
     sees both of Ada's replies in the thread, where they belong."""
     g = garden
+    g.wait_past_bobs_reply()
     said = cli(g.ada.root, "reply", g.post[:6], "--text", "Update: the basil is in too.")
     assert said.startswith(f"reply to {g.post} written: content/replies/")
     assert "(to friends)" in said

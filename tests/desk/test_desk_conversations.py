@@ -158,6 +158,7 @@ def test_the_author_continues_their_own_thread_on_the_desk(garden):
     try:
         page = client.get(f"/post/{g.post}").body.decode()
         assert 'id="reply-text"' in page and f'action="/post/{g.post}/reply"' in page
+        g.wait_past_bobs_reply()
         answer = client.post(f"/post/{g.post}/reply", {"text": "The basil is in too."})
         assert answer.status == 303
         (written,) = (g.ada.root / "content" / "replies").glob("*.md")

@@ -4,6 +4,9 @@ fetch brings both. Real sites made by `o2m init`, served over TLS on 127.0.0.1."
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +45,14 @@ class Garden:
     def stop(self) -> None:
         for p in (self.ada, self.bob):
             p.server.stop()
+
+    def wait_past_bobs_reply(self) -> None:
+        """Sleep until the clock has passed the second Bob's reply is dated: replies
+        are dated to the second and a thread orders each level by date, so a reply
+        written in the same second would go before or after his by its random id."""
+        (reply,) = (self.bob.root / "content" / "replies").glob("*.md")
+        dated = re.search(r"^date: (\S+)$", reply.read_text(), re.M)[1]
+        time.sleep(max(0.0, dt.datetime.fromisoformat(dated).timestamp() + 1 - time.time()))
 
 
 def make_garden(tmp_path: Path, ca) -> Garden:  # noqa: ANN001 - the conftest's ca
