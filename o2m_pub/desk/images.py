@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 from o2m_pub._files import write_file
 from o2m_pub.protocol.cards import site_origin
+from o2m_pub.protocol.post_limits import MAX_PUBLIC_MEDIA
 from o2m_pub.protocol.public_media import ListedFile
 from o2m_pub.reader.sanitize import LINK_REL, REMOTE_IMAGE_CLASS
 
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 CACHE_DIR = "desk-images"
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 FETCH_SECONDS = 20.0
-MAX_IMAGES = 50
+MAX_IMAGES = MAX_PUBLIC_MEDIA  # photos shown inline a post: as many as its item may list
 MAX_CACHE_BYTES = 64 * 1024 * 1024  # every friend's photos together (THREATS.md 52)
 MAX_CACHE_FILES = 2048  # so that tiny photos cannot fill it with files either
 MAX_REFUSALS = 1024  # photos remembered as not shown, for the desk's run

@@ -90,3 +90,21 @@ def test_threat_52_the_least_recently_shown_photo_is_evicted_first_across_desk_r
         assert few.fetch(listed(f"{url}p/tiny.png?v={v}", photos / "tiny.png"), card)
     assert 2 == len(_cached(state))
     assert few.cached(listed(f"{url}p/tiny.png?v=4", photos / "tiny.png")) is not None
+
+
+def test_every_photo_a_post_may_list_is_shown_and_no_more():
+    """A post's item may list 64 files (PROTOCOL.md §1.4); the desk shows as many of its
+    photos inline (it stopped at 50, so the last listed photos were links), and a photo
+    the item does not list stays a link whatever its place."""
+    from o2m_pub.desk.images import own_images
+    from o2m_pub.protocol.post_limits import MAX_PUBLIC_MEDIA
+    from o2m_pub.reader.sanitize import REMOTE_IMAGE_CLASS
+
+    site = "https://ada.example/"
+    urls = [f"{site}2026/trip/{i}.png" for i in range(MAX_PUBLIC_MEDIA + 1)]
+    rendered = "".join(f'<p><a class="{REMOTE_IMAGE_CLASS}" href="{u}" rel="nofollow">'
+                       f"[image from ada.example]</a></p>" for u in urls)
+    media = tuple(ListedFile(u, "0" * 64, 10) for u in urls[1:])  # the first is not listed
+    assert [image.url for image in own_images(rendered, site, media)] == urls[1:]
+    again = rendered + rendered.split("</p>")[1] + "</p>"  # one listed photo shown twice
+    assert len(own_images(again, site, media)) == MAX_PUBLIC_MEDIA
