@@ -794,7 +794,11 @@ def _public(keys: FriendKeys, state: FriendState | None, stored_hashes: dict[str
         return _Public()
     result.read = True
     for row in rows:
-        if stored_hashes.get(row.id, "") == row.object_hash:
+        stored = stored_hashes.get(row.id, "")
+        if stored == row.object_hash:
+            continue
+        if stored is None:  # a version the store forgot to read again (its schema 4
+            update.upserts.append(row)  # migration): stored anew, no news to report
             continue
         _upsert(update, out, stored_hashes, row)
     return result

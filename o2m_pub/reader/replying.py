@@ -65,7 +65,21 @@ def own_post_target(post: Any, own_key: str) -> ReplyTarget:  # noqa: ANN401
     """One of the owner's own posts as the post a reply answers: a reply to one's own
     post continues its thread (§4.2), as a reply to one's own reply in any thread does.
     `post` is a `site.own_posts.OwnPostInfo` (the desk and the CLI find it: the reader
-    does not look into content/)."""
+    does not look into content/).
+
+    Raises:
+        ConversationActionError: the post is a draft (not published: a reply would be
+            alone in its thread), or has a problem the build refuses (its audience is
+            then unknown, and a reply must never go to more friends than can read it).
+    """
+    if post.problem:
+        raise ConversationActionError(
+            f"{post.short_id} has a problem, so who can read it is not known: "
+            f"{post.problem}", hint=f"mend {post.source} first, then reply")
+    if post.draft:
+        raise ConversationActionError(
+            f"{post.short_id} is a draft: your friends cannot read it yet",
+            hint=f"publish it first (remove `draft: true` from {post.source}), then reply")
     root = post.thread_root
     return ReplyTarget(post.ref, root if root != post.ref else None, own_key, None,
                        post.short_id, post.title or " ".join(post.body.split())[:60],
@@ -120,9 +134,9 @@ def default_audience(store: ReaderStore, target: ReplyTarget, friends: list[str]
     knows its audience (its groups and `friends` as written, so the reply follows them);
     a public post's replies go to all friends (a reply is a private post)."""
     if target.own_audience is not None:
-        if not target.own_audience or "public" in target.own_audience:
+        if "public" in target.own_audience:
             return ["friends"]
-        return list(target.own_audience)
+        return list(target.own_audience)  # (own_post_target refuses a post with none)
     names = thread_store.friend_names(store.db)
     root = target.thread or target.ref
     keys = {PostRef.parse(root).author if root.startswith("o2m:") else target.author,

@@ -216,3 +216,35 @@ def test_a_reply_the_owner_hid_stays_in_their_own_thread_view_marked(garden):
         assert "    Lovely tomatoes!" in lines
     cli(g.ada.root, "thread", "unhide", g.reply)
     assert "hidden" not in cli(g.ada.root, "thread", "show", g.post)
+
+
+def test_no_reply_to_an_own_post_whose_readers_are_not_known(garden):
+    """Bad input: a reply to one's own post goes to that post's audience. A post with a
+    problem the build refuses (here a broken `tags:` line under `audience: [bob]`) has
+    no audience o2m can know, and a draft has no readers yet: `o2m reply` refuses both
+    with what to mend, and writes nothing (it wrote a reply "to friends", every friend,
+    found by a review), and the desk offers no reply form on their pages."""
+    from o2m_pub.cli.conversations import own_posts
+    from support.desk import Client, make_app
+
+    g = garden
+    content = g.ada.root / "content" / "2026"
+    (content / "secret.md").write_text(
+        "---\ntitle: For Bob\ndate: 2026-11-22\naudience: [bob]\ntags: [a\n---\nShh.\n")
+    (content / "plan.md").write_text(
+        "---\ntitle: Plan\ndate: 2026-11-23\naudience: [bob]\ndraft: true\n---\nSoon.\n")
+    own = own_posts(g.ada.root)
+    broken, draft = (own.ref_of(f"content/2026/{name}.md")[1] for name in ("secret", "plan"))
+    said = cli_fails(g.ada.root, "reply", broken, "--text", "A reply.")
+    assert f"o2m: error: {broken} has a problem, so who can read it is not known" in said
+    assert "hint: mend content/2026/secret.md first, then reply" in said
+    said = cli_fails(g.ada.root, "reply", draft, "--text", "A reply.")
+    assert f"o2m: error: {draft} is a draft: your friends cannot read it yet" in said
+    assert not (g.ada.root / "content" / "replies").exists()
+    client = Client(make_app(g.ada.root))
+    client.sign_in(passphrase="test passphrase")
+    for short in (broken, draft):
+        page = client.get(f"/post/{short}").body.decode()
+        assert 'id="post"' in page and 'id="reply-text"' not in page
+        assert client.post(f"/post/{short}/reply", {"text": "A reply."}).status == 400
+    assert not (g.ada.root / "content" / "replies").exists()

@@ -122,9 +122,9 @@ class AdaSite:
         return Download(304) if etag == tag else Download(200, data, etag=tag)
 
 
-def bob_fetches(store: ReaderStore, site: AdaSite, signed: bool = True) -> None:
+def bob_fetches(store: ReaderStore, site: AdaSite, signed: bool = True):  # noqa: ANN201
     """One `o2m fetch` of Ada for Bob (her card names a feed key, or, not `signed`, none:
-    a site of o2m 1.0, its feed.json read alone), stored."""
+    a site of o2m 1.0, its feed.json read alone), stored; its outcome."""
     ada_pk, bob_pk = bytes(ADA_SIGN.verify_key), bytes(BOB_SIGN.verify_key)
     secrets = feeds.pairwise_secrets(bytes(BOB_BOX), bytes(ADA_BOX.public_key), ada_pk, bob_pk)
     keys = FriendKeys("ada", ada_pk, bytes(ADA_BOX.public_key), bob_pk, secrets, SITE,
@@ -135,6 +135,7 @@ def bob_fetches(store: ReaderStore, site: AdaSite, signed: bool = True) -> None:
                                                        store.credited_attachments("ada")), NOW)
     assert outcome.update is not None and outcome.public_error is None, outcome
     store.apply_update(outcome.update, now=NOW)
+    return outcome
 
 
 def public_asks(site: AdaSite) -> list[tuple[str, str | None]]:
@@ -147,7 +148,8 @@ def test_threat_54_a_store_of_schema_3_gets_the_lists_at_the_next_fetch(tmp_path
     store is schema 4: the post is there, read still, with no list (its photo would be
     a link). The next fetch reads her feed.json again though its signature is the one
     accepted (same seq, same hash, a 304 otherwise), and stores the post with its list,
-    still read; the fetch after it is a 304 again."""
+    still read, and reports no news (it said "1 updated" of every public post: found
+    by a review); the fetch after it is a 304 again."""
     site = AdaSite(feed([GOOD]))
     with ReaderStore.open(tmp_path) as store:
         bob_fetches(store, site)
@@ -163,7 +165,8 @@ def test_threat_54_a_store_of_schema_3_gets_the_lists_at_the_next_fetch(tmp_path
         assert (1, 1) == (state.pub_reread, state.pub_seq)  # the rollback guard stays
         assert state.sig_etag is not None
 
-        bob_fetches(store, site)
+        outcome = bob_fetches(store, site)
+        assert (0, 0) == (outcome.new, outcome.updated)
         assert [("feed.json.sig", None), ("feed.json", None)] == public_asks(site)
         [post] = store.timeline()
         assert ((PHOTO,), True) == (post.media, post.read)

@@ -49,8 +49,9 @@ def test_a_bad_reference_names_its_line(front, field):
 def test_a_public_reply_to_a_friends_only_post_names_no_address_on_its_pages(site):
     """A public post answering a friend's post that is not public (`reply_to:` its o2m:
     reference) said "In reply to <a href="o2m:…">" on the public site: a link no visitor
-    can open, naming the friend's key and the post's id. The pages say what it answers
-    without either; an https reply_to is still linked (microformats' u-in-reply-to), and
+    can open, naming the friend's key and the post's id. The pages say it is a reply,
+    with neither (the post answered may be public on the friend's site, so they do not
+    say it is for friends); an https reply_to is still linked (microformats' u-in-reply-to), and
     feed.json keeps the reference for o2m readers (§1.4)."""
     site.post("2026/answer.md", title="Answer", audience="public", reply_to=REF)
     site.post("2026/other.md", title="Other", audience="public",
@@ -59,7 +60,7 @@ def test_a_public_reply_to_a_friends_only_post_names_no_address_on_its_pages(sit
     linked = 'class="u-in-reply-to" href="https://bob.example/2026/trip/"'
     for page in ("2026/answer/index.html", "index.html"):
         html = site.read(page)
-        assert "In reply to a post for friends only" in html
+        assert "In reply to a post not linked here" in html
         assert "o2m:" not in html and AUTHOR not in html
     assert linked in site.read("2026/other/index.html") and linked in site.read("index.html")
     items = {i["title"]: i for i in json.loads(site.read("feed.json"))["items"]}
