@@ -10,7 +10,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from support.hosts import (
     wait_for_port,
     write_post,
 )
-from support.system import as_unprivileged, try_mount_tmpfs
+from support.system import o2m_unprivileged, try_mount_tmpfs
 
 from o2m_pub.friends.private_feeds import head_bucket
 from o2m_pub.host.publish.plan import (
@@ -507,9 +506,7 @@ def test_permission_error_is_one_line_and_keeps_the_site(tmp_path):
     update_site(root)
     os.chmod(www / "o", 0o555)
     try:
-        r = subprocess.run(as_unprivileged([sys.executable, "-m", "o2m_pub", "publish", str(www)]),
-                           cwd=root, capture_output=True, text=True, timeout=120,
-                           stdin=subprocess.DEVNULL)
+        r = o2m_unprivileged("publish", str(www), cwd=root)
     finally:
         os.chmod(www / "o", 0o755)
     assert r.returncode == 1

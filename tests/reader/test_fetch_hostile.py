@@ -12,7 +12,6 @@ import signal
 import sqlite3
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import trustme
 from conftest import run_o2m
 from support.people import PASS, Person, server_context  # noqa: F401
 from support.raw_tls import RawTLSServer
-from support.system import as_unprivileged, try_mount_tmpfs
+from support.system import o2m_unprivileged, try_mount_tmpfs
 
 from o2m_pub._files import TMP_PREFIX
 from o2m_pub.reader.http_fetch import Limits
@@ -609,9 +608,7 @@ def test_threat_48_a_cache_folder_we_may_not_write_is_a_local_error(hostile):
     objects.mkdir(mode=0o500, exist_ok=True)
     objects.chmod(0o500)
     try:
-        r = subprocess.run(as_unprivileged([sys.executable, "-m", "o2m_pub", "fetch"]),
-                           cwd=bob.root, capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "O2M_CA_BUNDLE": bundle})
+        r = o2m_unprivileged("fetch", cwd=bob.root, env={"O2M_CA_BUNDLE": bundle})
     finally:
         objects.chmod(0o700)
     assert r.returncode == 1, r.stdout + r.stderr

@@ -4,12 +4,10 @@ output stays, a non-zero exit with a count, and no traceback (run as a real proc
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 from conftest import run_o2m
-from support.system import as_unprivileged
+from support.system import o2m_unprivileged
 
 
 def build(site, *args: str):
@@ -264,7 +262,6 @@ def test_disk_full_publishes_nothing_partial(site):
 def test_symlink_loop_in_content_is_skipped_with_a_warning(site):
     """A symlink loop in content/ is skipped with a warning; the build succeeds."""
     site.post("2026/a.md", title="A")
-    import os
     os.symlink(".", site.root / "content/loop")
     result = build(site)
     assert result.returncode == 0, result.stderr
@@ -279,10 +276,7 @@ def test_unreadable_post_fails_alone(site):
     p = site.post("2026/locked.md", title="Locked")
     p.chmod(0)
     try:
-        result = subprocess.run(
-            as_unprivileged([sys.executable, "-m", "o2m_pub", "build"]), cwd=site.root,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,
-            timeout=120, stdin=subprocess.DEVNULL)
+        result = o2m_unprivileged("build", cwd=site.root)
     finally:
         p.chmod(0o644)
     assert_clean_failure(result, "content/2026/locked.md:1:", "cannot read it")

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 
-from support.system import as_unprivileged
+from support.system import o2m_unprivileged
 
 from o2m_pub.config import parse_config
 from o2m_pub.protocol.post_limits import MAX_PUBLIC_FEED_BYTES, MAX_PUBLIC_MEDIA
@@ -77,10 +74,7 @@ def test_threat_54_an_edited_photo_is_listed_anew_and_unchanged_files_are_not_ha
     site.write("content/2026/two/a.png", PNG + b"a, edited")
     b.chmod(0)
     try:
-        result = subprocess.run(
-            as_unprivileged([sys.executable, "-m", "o2m_pub", "build"]), cwd=site.root,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,
-            timeout=120, stdin=subprocess.DEVNULL)
+        result = o2m_unprivileged("build", cwd=site.root)
     finally:
         b.chmod(0o644)
     assert 0 == result.returncode, result.stderr

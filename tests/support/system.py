@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ def as_unprivileged(args: list[str]) -> list[str]:
         pytest.skip(message)
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner,-linux_immutable",
             *args]
+
+
+def o2m_unprivileged(*args: str, cwd: Path, env: dict[str, str] | None = None
+                     ) -> subprocess.CompletedProcess[str]:
+    """`o2m ARGS...` in its own process, without root's power over file modes
+    (`as_unprivileged`): a file the test locked cannot be read or written, as for the
+    user the tests stand for. No stdin; its output as text."""
+    return subprocess.run(as_unprivileged([sys.executable, "-m", "o2m_pub", *args]), cwd=cwd,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
 
 
 def try_mount_tmpfs(folder: Path, size: str) -> bool:
