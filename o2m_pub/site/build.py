@@ -43,7 +43,7 @@ from o2m_pub.site.audience import (
     load_friends,
 )
 from o2m_pub.site.manifest import FileState, Manifest, OutputState, SourceState
-from o2m_pub.site.media_paths import MediaPaths
+from o2m_pub.site.media_paths import MediaPaths, unreadable
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.pages import (
@@ -405,6 +405,7 @@ class _Build:
         self.ahead = ahead  # the scan of content/, when a child does it meanwhile
         self.report, self.drafts, self.jobs, self.progress = report, drafts, jobs, progress
         self.media_paths = MediaPaths(root, root / CONTENT_DIR)
+        self._unreadable: dict[str, str] = {}  # media file -> why it cannot be read
         self.friends, self.unlock, self.now = friends, unlock, now
         self.snapshot = self.next_snapshot = snapshot
         self.files = _Files(snapshot.files)
@@ -655,16 +656,27 @@ class _Build:
                     continue
                 plain = self.media_paths.plain_stat(ref)
                 problem = self.media_paths.problem(ref) if plain is None else None
+                if not problem:
+                    try:
+                        st = self.files.state(ref, os.path.join(self.root, ref), plain)
+                    except OSError as e:  # a file it may not read: left out, as a missing one
+                        problem = self._unreadable.setdefault(ref, unreadable(ref, e))
                 if problem:
                     self.report.warnings.append(f"{p.source}: {problem}")
                     continue
-                st = self.files.state(ref, os.path.join(self.root, ref), plain)
                 out[ref] = (f"media/{st.sha[:16]}/{_media_name(ref)}", st)
         return out
 
     def media_state(self, ref: str) -> FileState | None:
-        """The state of a file a post refers to; None when it cannot be published."""
-        return None if self.media_paths.problem(ref) else self.files.state(ref, self.root / ref)
+        """The state of a file a post refers to; None when it cannot be published (said
+        by `media_map`, which has looked at every post's files first)."""
+        if ref in self._unreadable or self.media_paths.problem(ref):
+            return None
+        try:
+            return self.files.state(ref, self.root / ref)
+        except OSError as e:
+            self._unreadable[ref] = unreadable(ref, e)
+            return None
 
     # -- writing, phase by phase
     def clean_up_a_killed_build(self) -> None:

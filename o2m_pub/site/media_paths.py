@@ -13,6 +13,14 @@ import stat
 from pathlib import Path
 
 
+def unreadable(ref: str, error: OSError) -> str:
+    """What a build says of a media file it may not read (a warning: the post is
+    published without it, as without a missing file, and gets it at the first build
+    that can read it)."""
+    why = (error.strerror or str(error)).lower()
+    return f"cannot read {ref} ({why}), not published: check who may read it, then build again"
+
+
 class MediaPaths:
     """The checks of one build (its folders' real paths are remembered for the build).
 

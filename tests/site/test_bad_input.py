@@ -3,6 +3,7 @@ output stays, a non-zero exit with a count, and no traceback (run as a real proc
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -282,6 +283,34 @@ def test_unreadable_post_fails_alone(site):
     assert_clean_failure(result, "content/2026/locked.md:1:", "cannot read it")
     assert (site.build_dir / "2026/a/index.html").exists()
     assert not (site.build_dir / "2026/locked").exists()
+
+
+def test_an_unreadable_media_file_is_left_out_with_a_warning(site):
+    """A picture the builder may not read is a warning naming the post and the file (it
+    stopped the whole build with "Permission denied"), as a missing one is: the post
+    and the rest are published without it, and the first build that can read it
+    publishes it, in the page and in feed.json's list of the post's files (§1.4)."""
+    site.post("2026/trip/index.md", title="Trip", body="![the view](view.png)")
+    site.post("2026/other.md", title="Other")
+    view = site.write("content/2026/trip/view.png", b"\x89PNG\r\n\x1a\n a view")
+    view.chmod(0)
+    try:
+        result = o2m_unprivileged("build", cwd=site.root)
+    finally:
+        view.chmod(0o644)
+    assert 0 == result.returncode, result.stderr
+    assert ["o2m: warning: content/2026/trip/index.md: cannot read content/2026/trip/view.png "
+            "(permission denied), not published: check who may read it, then build again"
+            ] == result.stderr.splitlines()
+    assert 'src="#missing"' in site.read("2026/trip/index.html")
+    assert (site.build_dir / "2026/other/index.html").exists()
+    items = json.loads(site.read("feed.json"))["items"]
+    assert all("media" not in item.get("_o2m", {}) for item in items)
+    result = build(site)
+    assert (0, "") == (result.returncode, result.stderr)
+    assert 'src="../../media/' in site.read("2026/trip/index.html")
+    trip = [i for i in json.loads(site.read("feed.json"))["items"] if i["title"] == "Trip"]
+    assert [m["url"].rsplit("/", 1)[1] for m in trip[0]["_o2m"]["media"]] == ["view.png"]
 
 
 def test_damaged_state_database_is_one_line(site):

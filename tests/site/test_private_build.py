@@ -11,6 +11,7 @@ import pytest
 from conftest import run_o2m
 from support.friend import NOW, Friend, titles
 from support.sites import add_friends, new_site
+from support.system import o2m_unprivileged
 
 from o2m_pub.friends.identity import load_identity
 from o2m_pub.friends.private_feeds import RollbackRefusedError
@@ -463,6 +464,31 @@ def test_a_friends_only_posts_files_are_named_as_its_markdown_writes_them(social
     assert ["../bread/starter.png", "a b.png", "sub/y.png", "x.png", "../notes/x.png"] == \
         [a["name"] for a in doc["attachments"]]
     assert doc["attachments"][3]["hash"] == doc["attachments"][4]["hash"]
+
+
+def test_an_unreadable_file_of_a_friends_only_post_is_left_out_with_a_warning(social):
+    """A friends-only post's picture the builder may not read is one warning naming
+    the post and the file (the build stopped at it), and the post is sealed without
+    it; the next build that can read it seals the post again, picture and all."""
+    root, bob, carol, ada = social
+    (root / "content/2026").mkdir(parents=True, exist_ok=True)
+    view = root / "content/2026/view.png"
+    view.write_bytes(b"\x89PNG a view")
+    post(root, "trip", "Trip", "friends", body="![the view](view.png)")
+    view.chmod(0)
+    try:
+        result = o2m_unprivileged("build", cwd=root)
+    finally:
+        view.chmod(0o644)
+    assert 0 == result.returncode, result.stderr
+    assert ["o2m: warning: content/2026/trip.md: cannot read content/2026/view.png "
+            "(permission denied), not published: check who may read it, then build again"
+            ] == result.stderr.splitlines()
+    (doc,) = bob.read_feed(root / "build", ada).values()
+    assert (doc["title"], doc.get("attachments", [])) == ("Trip", [])
+    assert [] == _warnings(root)
+    (doc,) = bob.read_feed(root / "build", ada).values()
+    assert ["view.png"] == [a["name"] for a in doc["attachments"]]
 
 
 def test_a_file_no_reader_could_name_is_left_out_with_a_warning(social):
