@@ -8,7 +8,7 @@ import os
 
 import pytest
 from conftest import run_o2m
-from support.system import o2m_unprivileged
+from support.system import locked, o2m_unprivileged
 
 
 def build(site, *args: str):
@@ -275,11 +275,8 @@ def test_unreadable_post_fails_alone(site):
     the file really cannot be read, as for any other user."""
     site.post("2026/a.md", title="A")
     p = site.post("2026/locked.md", title="Locked")
-    p.chmod(0)
-    try:
+    with locked(p):
         result = o2m_unprivileged("build", cwd=site.root)
-    finally:
-        p.chmod(0o644)
     assert_clean_failure(result, "content/2026/locked.md:1:", "cannot read it")
     assert (site.build_dir / "2026/a/index.html").exists()
     assert not (site.build_dir / "2026/locked").exists()
@@ -293,11 +290,8 @@ def test_an_unreadable_media_file_is_left_out_with_a_warning(site):
     site.post("2026/trip/index.md", title="Trip", body="![the view](view.png)")
     site.post("2026/other.md", title="Other")
     view = site.write("content/2026/trip/view.png", b"\x89PNG\r\n\x1a\n a view")
-    view.chmod(0)
-    try:
+    with locked(view):
         result = o2m_unprivileged("build", cwd=site.root)
-    finally:
-        view.chmod(0o644)
     assert 0 == result.returncode, result.stderr
     assert ["o2m: warning: content/2026/trip/index.md: cannot read content/2026/trip/view.png "
             "(permission denied), not published: check who may read it, then build again"

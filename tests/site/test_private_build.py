@@ -11,7 +11,7 @@ import pytest
 from conftest import run_o2m
 from support.friend import NOW, Friend, titles
 from support.sites import add_friends, new_site
-from support.system import o2m_unprivileged
+from support.system import locked, o2m_unprivileged
 
 from o2m_pub.friends.identity import load_identity
 from o2m_pub.friends.private_feeds import RollbackRefusedError
@@ -475,11 +475,8 @@ def test_an_unreadable_file_of_a_friends_only_post_is_left_out_with_a_warning(so
     view = root / "content/2026/view.png"
     view.write_bytes(b"\x89PNG a view")
     post(root, "trip", "Trip", "friends", body="![the view](view.png)")
-    view.chmod(0)
-    try:
+    with locked(view):
         result = o2m_unprivileged("build", cwd=root)
-    finally:
-        view.chmod(0o644)
     assert 0 == result.returncode, result.stderr
     assert ["o2m: warning: content/2026/trip.md: cannot read content/2026/view.png "
             "(permission denied), not published: check who may read it, then build again"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from support.system import o2m_unprivileged
+from support.system import locked, o2m_unprivileged
 
 from o2m_pub.config import parse_config
 from o2m_pub.protocol.post_limits import MAX_PUBLIC_FEED_BYTES, MAX_PUBLIC_MEDIA
@@ -72,11 +72,8 @@ def test_threat_54_an_edited_photo_is_listed_anew_and_unchanged_files_are_not_ha
     before = items(site)["Two"]["_o2m"]["media"]
 
     site.write("content/2026/two/a.png", PNG + b"a, edited")
-    b.chmod(0)
-    try:
+    with locked(b):
         result = o2m_unprivileged("build", cwd=site.root)
-    finally:
-        b.chmod(0o644)
     assert 0 == result.returncode, result.stderr
     after = items(site)["Two"]["_o2m"]["media"]
     assert after[1] == before[1]

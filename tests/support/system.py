@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -37,6 +40,18 @@ def o2m_unprivileged(*args: str, cwd: Path, env: dict[str, str] | None = None
                           env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                           capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[Path]:
+    """`path` with no permission for anyone (mode 0) for the block, as a file its owner
+    locked, its own mode again after: run o2m on it with `o2m_unprivileged`."""
+    before = stat.S_IMODE(path.stat().st_mode)
+    path.chmod(0)
+    try:
+        yield path
+    finally:
+        path.chmod(before)
 
 
 def try_mount_tmpfs(folder: Path, size: str) -> bool:
