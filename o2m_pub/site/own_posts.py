@@ -140,11 +140,12 @@ class OwnPosts:
         found = []
         for post_id, source in self.ids().items():
             try:
-                if needle not in (self.root / source).read_bytes():
-                    continue
+                data = (self.root / source).read_bytes()
             except OSError:
                 continue
-            post = self.by_id(post_id)
+            if needle not in data:
+                continue
+            post = self._info(post_id, source, data)
             if (post is not None and post.problem is None and not post.draft
                     and post.ref != root and post.thread_root == root):
                 found.append(post)
@@ -154,12 +155,16 @@ class OwnPosts:
         source = self.ids().get(post_id)
         if source is None:
             return None
-        ref = f"o2m:{self.key}/{post_id}"
-        short = self.short_id(self.key, post_id)
         try:
             data = (self.root / source).read_bytes()
         except OSError:
             return None
+        return self._info(post_id, source, data)
+
+    def _info(self, post_id: str, source: str, data: bytes) -> OwnPostInfo:
+        """The post at `source`, whose bytes are `data`, as the owner's views show it."""
+        ref = f"o2m:{self.key}/{post_id}"
+        short = self.short_id(self.key, post_id)
         try:
             post = parse_post(data, source, tz=self.tz, default_audience=self.default_audience)
         except O2MError as e:
