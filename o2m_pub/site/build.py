@@ -821,19 +821,22 @@ class _Build:
 
     def remove_unused(self) -> list[str]:
         """Phase F: delete what this build did not produce (nothing links to it now).
-        With no record of build/ (a new or deleted manifest), that is every file there
-        it did not make (`Outputs.unrecorded`): a page an older build made public may
-        be a friends-only post's now."""
+        With no record of build/ (a new or deleted manifest), every file there it did
+        not make (`Outputs.unrecorded`) leaves build/ too: a page an older build made
+        public may be a friends-only post's now. Those are moved into the state folder,
+        not deleted: a person may have put one there (a host's verification file)."""
         removed = self.outputs.removed()
         if not self.outputs.old and self.out_dir.is_dir():
             strays = self.outputs.unrecorded()
             if strays:
+                kept = f"{STATE_DIR}/unrecorded-{self.now:%Y%m%dT%H%M%S}"
+                self.outputs.set_aside(strays, self.root / kept)
                 self.report.warnings.append(
                     f"{self.out_dir.name}/ held {len(strays):,} file"
                     f"{'s' if len(strays) != 1 else ''} that no build recorded "
                     f"({STATE_DIR}/{self.manifest.path.name} was new or deleted): removed, "
-                    "as this build does not make them")
-            removed += strays
+                    f"as this build does not make them, and kept in {kept}/: put back "
+                    "any that is yours, then delete that folder")
         for path in removed:
             self.outputs.ensure_writer().delete(path)
         self.outputs.barrier()

@@ -198,3 +198,13 @@ class Outputs:
                 except FileNotFoundError:
                     pass
         return sorted(found)
+
+    def set_aside(self, paths: list[str], into: Path) -> None:
+        """Move the files `paths` (relative to the output folder) into the folder `into`,
+        under the same relative paths: off the site, and not lost, since no record says
+        whether a build or a person put them there (`unrecorded`)."""
+        import shutil
+        for path in paths:
+            target = into / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(os.path.join(self.out_str, path), target)  # (a copy across devices)

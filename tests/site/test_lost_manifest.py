@@ -76,6 +76,30 @@ def test_a_post_made_private_after_the_state_is_lost_leaves_build_and_the_host(a
     assert "2026/diary/" not in (www / "feed.json").read_text()
 
 
+def test_a_file_a_person_put_in_build_is_kept_aside_not_deleted(ada):
+    """With no record of build/, a file no build makes leaves the site, but a person may
+    have put it there (a host's verification file, a CNAME): it is moved into the state
+    folder under the same path, not deleted (it was lost for good, found by a review),
+    and the warning says where; the next build, with a record, leaves a file put back
+    alone."""
+    build = ada / "build"
+    (build / "google1234.html").write_text("google-site-verification: 1234")
+    (build / "notes").mkdir()
+    (build / "notes/todo.txt").write_text("mine")
+    (ada / ".o2m/build.db").unlink()
+    built = run_o2m("build", cwd=ada)
+    assert built.returncode == 0, built.stderr
+    assert not (build / "google1234.html").exists() and not (build / "notes/todo.txt").exists()
+    (kept,) = (ada / ".o2m").glob("unrecorded-*")
+    assert f"kept in .o2m/{kept.name}/: put back any that is yours" in built.stderr
+    assert "google-site-verification: 1234" == (kept / "google1234.html").read_text()
+    assert "mine" == (kept / "notes/todo.txt").read_text()
+    (kept / "google1234.html").rename(build / "google1234.html")
+    again = run_o2m("build", cwd=ada)
+    assert (0, "") == (again.returncode, again.stderr)
+    assert (build / "google1234.html").is_file()
+
+
 def test_a_lost_state_with_nothing_changed_removes_nothing(ada):
     """The same site built again without its record: every file is one this build makes
     (or a friend's sealed file): nothing is removed, nothing warned."""
