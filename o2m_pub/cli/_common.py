@@ -176,15 +176,24 @@ def read_text_file(path: Path) -> str:
         O2MError: the file is not UTF-8 text (naming the file and the line), or cannot
             be read (OSError, which the dispatcher shows as one line).
     """
-    data = path.read_bytes()
+    return decode_text(path.read_bytes(), str(path))
+
+
+_SAVE_AS_UTF8 = ("save the file as UTF-8 (most editors offer it under \"Save as\" or "
+                 "\"Encoding\"), or convert it: iconv -f WINDOWS-1252 -t UTF-8")
+
+
+def decode_text(data: bytes, where: str, hint: str = _SAVE_AS_UTF8) -> str:
+    """`data` as text: UTF-8, a byte order mark dropped.
+
+    Raises:
+        O2MError: not UTF-8 text, naming `where` and the line of the first bad byte.
+    """
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise O2MError("not UTF-8 text", path=f"{path}:{line}",
-                       hint="save the file as UTF-8 (most editors offer it under "
-                            "\"Save as\" or \"Encoding\"), or convert it: iconv -f "
-                            "WINDOWS-1252 -t UTF-8") from None
+        raise O2MError("not UTF-8 text", path=f"{where}:{line}", hint=hint) from None
 
 
 # -- the build's progress bar -------------------------------------------------------

@@ -35,10 +35,11 @@ def _target(store, root: Path, post_id: str):  # noqa: ANN001, ANN202 - replying
     one of the owner's own posts (a reply to it continues its thread, §4.2; `react`
     refuses it)."""
     from o2m_pub.reader.replying import ConversationActionError, find_target, own_post_target
+    from o2m_pub.reader.timeline import MIN_ID_PREFIX
     try:
         return find_target(store, post_id)
     except ConversationActionError:
-        own = own_posts(root) if len(post_id.strip()) >= 4 else None
+        own = own_posts(root) if len(post_id.strip()) >= MIN_ID_PREFIX else None
         mine = own.find(post_id.strip()) if own is not None else None
         if mine is None:
             raise
@@ -110,13 +111,9 @@ def _read_reply(file: Path) -> str:
         return read_text_file(file)
     import sys
 
-    from o2m_pub.reader.replying import ConversationActionError
-    try:
-        return sys.stdin.buffer.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConversationActionError("standard input is not UTF-8 text",
-                                      hint="save it as UTF-8, or give the text with --text") \
-            from None
+    from o2m_pub.cli._common import decode_text
+    return decode_text(sys.stdin.buffer.read(), "standard input",
+                       hint="give it as UTF-8, or the text with --text")
 
 
 def _edit_reply() -> str:
@@ -332,10 +329,9 @@ def show_not_in_timeline(ctx: click.Context, root: Path, store, post_id: str,  #
     post_id = post_id.strip()
     if len(post_id) < MIN_ID_PREFIX:
         return False
-    own_key = _own_key(root)
-    store.own_key = own_key
-    tz = site_zone(root)
     own = own_posts(root)
+    own_key = store.own_key = own.key if own else None
+    tz = site_zone(root)
     mine = own.find(post_id) if own is not None else None
     if mine is not None:
         when = mine.date.astimezone(tz).strftime("%Y-%m-%d %H:%M") if mine.date else "?"
@@ -373,7 +369,8 @@ def show_not_in_timeline(ctx: click.Context, root: Path, store, post_id: str,  #
     return True
 
 
-def _own_key(root: Path) -> str | None:
+def own_key(root: Path) -> str | None:
+    """The owner's key as references name it (§4.1); None for a site with no identity."""
     from o2m_pub.errors import O2MError
     from o2m_pub.friends.identity import own_sign_pk
     from o2m_pub.protocol.canonical import b64u_encode

@@ -295,10 +295,11 @@ def _reply_contexts(root: Path, store, posts) -> dict[str, str]:  # noqa: ANN001
     """Short id -> "↳ reply to “Garden update” (you)", for the replies of a page."""
     if not any(p.reply_to for p in posts):
         return {}
-    from o2m_pub.cli.conversations import _own_key, own_posts
+    from o2m_pub.cli.conversations import own_posts
     from o2m_pub.reader.timeline import reply_contexts
     own = own_posts(root)
-    return reply_contexts(store, posts, _own_key(root), own.title_of if own else None)
+    return reply_contexts(store, posts, own.key if own else None,
+                          own.title_of if own else None)
 
 
 def _timeline_table(entries, talk: dict[str, str],  # noqa: ANN001 - TimelineEntry
@@ -392,12 +393,12 @@ def show(ctx: click.Context, post_id: str, source: bool) -> None:
 
 def _reply_line(root: Path, store, reply_to: str) -> str:  # noqa: ANN001
     """"↳ reply to “Garden update” (you, apbexfu3xo)" (PROTOCOL.md §4.2)."""
-    from o2m_pub.cli.conversations import _own_key, own_posts
+    from o2m_pub.cli.conversations import own_posts
     from o2m_pub.reader.thread_store import post_label
     from o2m_pub.reader.timeline import reply_context
     own = own_posts(root)
-    label = post_label(store.db, reply_to, _own_key(root),
-                       own.title_of if own is not None else None)
+    label = post_label(store.db, reply_to, own.key if own else None,
+                       own.title_of if own else None)
     return reply_context(label, with_id=True)
 
 
@@ -415,14 +416,9 @@ def show_post_text(title: str | None, header: list[str], text: str, *, source: b
 
 def _show_thread(root: Path, store, post) -> None:  # noqa: ANN001
     """PROTOCOL.md §4: the post's reactions and replies, under it."""
-    from o2m_pub.cli.conversations import thread_lines
+    from o2m_pub.cli.conversations import own_key, thread_lines
     from o2m_pub.reader.replying import find_target
-    try:
-        from o2m_pub.friends.identity import own_sign_pk
-        from o2m_pub.protocol.canonical import b64u_encode
-        own = b64u_encode(own_sign_pk(root))
-    except O2MError:
-        own = None
+    own = own_key(root)
     try:
         target = find_target(store, post.short_id)
     except O2MError:

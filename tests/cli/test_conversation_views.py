@@ -103,6 +103,9 @@ def test_reply_opens_no_editor_without_a_terminal(garden):
                                                         "--file", str(latin))
     assert "conflict" in cli_fails(g.bob.root, "reply", g.post, "--file", str(latin),
                                    "--text", "Hi")
+    said = cli_fails(g.bob.root, "reply", g.post, "--file", "-",
+                     input="Line one.\nTrès bien".encode("latin-1"))
+    assert "o2m: error: standard input:2: not UTF-8 text" in said and "--text" in said
     assert set(replies.glob("*.md")) == before
     cli(g.bob.root, "reply", g.post, "--file", "-", input="From standard input.\n")
     (new,) = set(replies.glob("*.md")) - before
