@@ -159,16 +159,18 @@ def friend_invite(ctx: click.Context, name: str | None, expires: str, qr: bool,
 
 
 def _check_expires(expires: str) -> None:
-    """--expires as a duration within a year: a usage error (exit 2) otherwise."""
+    """--expires as a duration within a year: a usage error (exit 2) otherwise, before
+    anything is looked at (the invitation book holds the same bound, `MAX_EXPIRY`)."""
     import datetime as dt
 
     from o2m_pub.cli._common import BadValueError
+    from o2m_pub.friends.invitations import MAX_EXPIRY
     from o2m_pub.host.publish.plan import parse_duration
     try:
         lifetime = parse_duration(expires)
     except ValueError:
         lifetime = None
-    if lifetime is None or not dt.timedelta(0) < lifetime <= dt.timedelta(days=365):
+    if lifetime is None or not dt.timedelta(0) < lifetime <= MAX_EXPIRY:
         raise BadValueError("--expires", f"{expires!r} is not a duration within a year",
                             hint="e.g. --expires 7d, 12h or 30m")
 
