@@ -312,7 +312,9 @@ def body_html(post: "StoredPost", relink: dict[str, str], site_url: str | None,
 
 def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
               now: dt.datetime, tz: dt.tzinfo, link,  # noqa: ANN001
-              refused: WhyNot = None) -> PostDetail:
+              refused: WhyNot = None, own=None) -> PostDetail:  # noqa: ANN001
+    """One post's page; `own`: the owner's `OwnPosts` when the caller has them (else
+    made here if the post is a reply, as `entry` does)."""
     from o2m_pub.reader.timeline import human_size
 
     files = attachments(post, store)
@@ -332,5 +334,5 @@ def post_view(post: "StoredPost", directory: Directory, store: "ReaderStore",
     others = tuple((f.name, link(f"file/{post.short_id}/{f.index}"), human_size(f.size))
                    for f in files if f.key not in urls)
     url = post.url if post.url and post.url.startswith("https://") else None
-    return PostDetail(entry(post, directory, store, now, tz, link, refused=refused), body.html,
-                      body.note, gallery, others, display_text(url) if url else None)
+    return PostDetail(entry(post, directory, store, now, tz, link, own, refused=refused),
+                      body.html, body.note, gallery, others, display_text(url) if url else None)

@@ -80,7 +80,7 @@ def post_page(app: "DeskApp", ctx: Ctx, short_id: str) -> DeskResponse:
     if post is None:  # one of the owner's own posts, or a reply of a thread
         return _not_in_timeline(app, ctx, short_id, own)
     view = feed.post_view(post, app.directory, app.reader, ctx.now, app.tz, app.link,
-                          refused=app.images.why_not)
+                          refused=app.images.why_not, own=own)
     from o2m_pub.desk.web import user_navigation
     names = {n: k for k, n in thread_store.friend_names(app.reader.db).items()}
     return app.page(ctx, "post.html", title=view.entry.headline, view=view,
