@@ -131,7 +131,15 @@ def check_site_url(url: str) -> str:
                         "published",
                         hint="e.g. --url https://ada.example/ (friends fetch your feeds "
                              "there, over TLS)")
-    return text if text.endswith("/") else text + "/"
+    text = text if text.endswith("/") else text + "/"
+    from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url
+    try:  # the card's rule (§2.4) decides what the check above does not name
+        check_card_url(text)
+    except InvalidCardFieldError as e:
+        raise SiteError(f"{url!r} cannot be a card's address: {e.reason}",
+                        hint="e.g. --url https://ada.example/ (friends fetch your feeds "
+                             "there, over TLS)") from None
+    return text
 
 
 def _umask() -> int:

@@ -92,6 +92,18 @@ def test_every_url_mistake_gets_one_wording_and_nothing_is_made(tmp_path, url):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("url", ["https://[fe80::1%25eth0]/", "https://[::1]junk/",
+                                 "https://ada_x.example/"])
+def test_a_url_no_card_may_carry_is_refused_before_anything_is_made(tmp_path, url):
+    """The card's rule for its url (§2.4) decides at init too: these passed init's check
+    and o2m.toml's, then signing the card failed (a review). A usage error naming the
+    value and the rule broken, and nothing made."""
+    result = run_o2m("init", "s", "--url", url, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"o2m: error: --url: {url!r} cannot be a card's address: ")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_bad_url_is_a_usage_error_even_where_a_site_already_is(tmp_path):
     """The URL is checked before the folder: a bad --url in a folder that holds a site
     is still the usage error (exit 2) about --url, and the site is untouched."""
