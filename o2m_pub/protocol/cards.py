@@ -326,7 +326,7 @@ def _key(doc: Mapping[str, Any], key: str, length: int) -> bytes:
         raise _field_error(key, f"must be b64u of {length} bytes ({e})") from None
 
 
-def _parse_pin(text: str) -> bytes:
+def parse_pin(text: str) -> bytes:
     """§2.4, THREATS.md 7: "sha256/" + b64u of exactly 32 bytes; nothing else."""
     if not text.startswith(PIN_PREFIX):
         raise _field_error("tls_pin", f"must start with {PIN_PREFIX!r}")
@@ -468,7 +468,7 @@ def parse_card(data: bytes) -> Card:
     url = _check_url(_string(doc, "url"))
     sign_pk = _key(doc, "sign_pk", 32)
     box_pk = _check_box_pk(_key(doc, "box_pk", 32))
-    tls_pin = _parse_pin(_string(doc, "tls_pin")) if "tls_pin" in doc else None
+    tls_pin = parse_pin(_string(doc, "tls_pin")) if "tls_pin" in doc else None
     created = _check_created(_string(doc, "created"))
     seq = _check_seq(doc)
     next_digest = _parse_digest(doc, "next") if "next" in doc else None

@@ -31,7 +31,7 @@ from o2m_pub.protocol.canonical import (
     parse_json,
     parse_utc_text,
 )
-from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url
+from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url, parse_pin
 from o2m_pub.protocol.feeds import MAX_OBJECT_BYTES, FeedFormatError, pad, unpad
 
 REF_PREFIX = "o2m:"
@@ -52,7 +52,6 @@ MAX_EMOJI_CODE_POINTS = 16
 MAX_NOTICE_BYTES = 8192
 _PERSON_NOTICE_KEY = b"o2m1 notice key\x00"
 _PERSON_REACTION_ID = b"o2m-reaction-id\0"
-PIN_PREFIX = "sha256/"
 
 
 class ConversationError(ValueError):
@@ -384,11 +383,11 @@ def open_link(value: Any) -> ReplyLink:
         raise ConversationError("a reply link: bad key or statement encoding") from None
     pin = value.get("tls_pin")
     if pin is not None:
-        try:
-            if not isinstance(pin, str) or not pin.startswith(PIN_PREFIX):
-                raise EncodingError("no sha256/ prefix")
-            b64u_decode(pin[len(PIN_PREFIX):], length=KEY_BYTES)  # §2.1: canonical only
-        except EncodingError:
+        try:  # a card's pin (§2.4): "sha256/" and canonical b64u of 32 bytes
+            if not isinstance(pin, str):
+                raise InvalidCardFieldError("tls_pin", "not a string")
+            parse_pin(pin)
+        except InvalidCardFieldError:
             raise ConversationError("a reply link: bad tls_pin") from None
     return ReplyLink(open_reply(signed), key, pin)
 

@@ -11,14 +11,11 @@ image), as it ignores a bad `_o2m.id`.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable, NamedTuple
 
-from o2m_pub.protocol.canonical import MAX_URL_CHARS
+from o2m_pub.protocol.canonical import MAX_SAFE_INT, MAX_URL_CHARS, is_sha256_hex
 from o2m_pub.protocol.post_limits import MAX_PUBLIC_MEDIA
 
-MAX_SIZE = (1 << 53) - 1  # §2.1's integer range
-_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 class ListedFile(NamedTuple):
@@ -43,9 +40,9 @@ def listed_entry(value: Any, site_url: str) -> ListedFile | None:
     if not (isinstance(url, str) and url.startswith(site_url) and len(url) > len(site_url)
             and len(url) <= MAX_URL_CHARS and "#" not in url):
         return None
-    if not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+    if not is_sha256_hex(sha256):
         return None
-    if type(size) is not int or not 0 <= size <= MAX_SIZE:  # (bool is no integer here)
+    if type(size) is not int or not 0 <= size <= MAX_SAFE_INT:  # (bool is no integer here)
         return None
     return ListedFile(url, sha256, size)
 
@@ -67,13 +64,6 @@ def parse_media(value: Any, site_url: str) -> tuple[ListedFile, ...]:
         if entry is not None:
             found.setdefault(entry.url, entry)
     return tuple(found.values())
-
-
-def listed_for(url: str, files: Iterable[ListedFile]) -> ListedFile | None:
-    """The entry that names the file at `url` (an image's `src`, its fragment aside),
-    or None: then it is no photo the author listed, and stays a link."""
-    bare = url.split("#", 1)[0]
-    return next((f for f in files if f.url == bare), None)
 
 
 def media_from_json(value: Iterable[dict[str, Any]]) -> tuple[ListedFile, ...]:

@@ -113,12 +113,6 @@ def rewrite_post(data: bytes, source: str, old: str, new: str,
     return changed
 
 
-def post_sources(root: Path) -> list[str]:
-    """The site's post files (paths from its root), as a build finds them."""
-    found, _warnings = scan_sources(root)
-    return sorted(found)
-
-
 # -- o2m.toml ---------------------------------------------------------------------------
 
 def _config_lines(text: str, config: SiteConfig, name: str) -> dict[int, str]:
@@ -185,7 +179,7 @@ def find_uses(root: Path, config: SiteConfig, name: str) -> list[NameUse]:
         uses += config_uses(toml.read_text("utf-8"), config, name) or [
             NameUse(CONFIG_NAME, 1, "groups")]
     needle = name.encode()
-    for source in post_sources(root):
+    for source in sorted(scan_sources(root)[0]):  # the post files a build finds
         try:
             data = (root / source).read_bytes()
         except FileNotFoundError:

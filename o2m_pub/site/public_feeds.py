@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from o2m_pub.config import SiteConfig
-from o2m_pub.protocol.post_limits import MAX_PUBLIC_MEDIA
-from o2m_pub.protocol.public_media import ListedFile
 from o2m_pub.site.model import PostRecord
 from o2m_pub.site.outputs import Outputs
 from o2m_pub.site.plan import digest_of
 
 if TYPE_CHECKING:
     from o2m_pub.protocol.cards import Card
+    from o2m_pub.protocol.public_media import ListedFile
     from o2m_pub.site.manifest import FileState, Manifest
     from o2m_pub.site.pages import Views
     from o2m_pub.site.syndication import FittedFeeds
@@ -75,6 +74,8 @@ def listed_media(record: PostRecord, html: str, media: dict[str, tuple[str, "Fil
         media: source path -> (output path, state) of each file the build publishes.
         site_url: the site's URL, ending in "/".
     """
+    from o2m_pub.protocol.post_limits import MAX_PUBLIC_MEDIA  # (when feed.json is written)
+    from o2m_pub.protocol.public_media import ListedFile
     files = [ListedFile(site_url + media[ref][0], media[ref][1].sha, media[ref][1].size)
              for ref in dict.fromkeys(record.media) if ref in media]
     if not files:
