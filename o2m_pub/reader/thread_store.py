@@ -193,16 +193,7 @@ def thread(db: sqlite3.Connection, root: str, own_key: str | None = None,
         return [], []
     names = friend_names(db)
     hidden = hidden_replies(db)
-    best: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for values in db.execute(
-            "SELECT t.author, t.id, t.to_ref, t.date, coalesce(t.markdown, p.markdown), "
-            "coalesce(t.title, p.title), t.status, t.detail, t.via_post "
-            "FROM thread_items t LEFT JOIN posts p ON t.via_post = '' AND p.friend = t.via "
-            "AND p.id = t.id WHERE t.kind = 'reply' AND t.thread_ref = ?", (root,)):
-        key = (values[0], values[1])
-        old = best.get(key)
-        if old is None or _better(values, old):
-            best[key] = values
+    best = _best_copies(db, "t.thread_ref = ?", (root,))
     if own_key is not None:
         for post in own_replies:
             best[(own_key, post.id)] = (own_key, post.id, post.reply_to, utc_text(post.date),
@@ -303,20 +294,22 @@ _LABEL_CHARS = 60
 
 
 def post_label(db: sqlite3.Connection, ref: str, own_key: str | None = None,
-               own_title: Callable[[str], str | None] | None = None) -> PostLabel:
+               own_title: Callable[[str], str | None] | None = None,
+               names: dict[str, str] | None = None) -> PostLabel:
     """The label of the post `ref` names (see `PostLabel`; the text is not yet made
     safe to show: `display_text` it).
 
     Args:
         own_title: the title of one of the owner's posts by item id (None: not theirs),
             since the owner's posts are not in the reader's store.
+        names: `friend_names(db)`, when the caller labels many posts (else read here).
     """
     try:
         parsed = PostRef.parse(ref)
     except ConversationError:
         from urllib.parse import urlsplit
         return PostLabel(ref, None, urlsplit(ref).hostname or "", None)
-    names = friend_names(db)
+    names = friend_names(db) if names is None else names
     short = short_id_for(parsed.author, parsed.id)
     who = display_name(parsed.author, names, own_key)
     if parsed.author == own_key:
@@ -341,6 +334,24 @@ def post_label(db: sqlite3.Connection, ref: str, own_key: str | None = None,
     return PostLabel(ref, short, who, clip(text, _LABEL_CHARS))
 
 
+def _best_copies(db: sqlite3.Connection, where: str,
+                 args: tuple[str, ...]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(author, id) -> the best copy (`_better`) of each reply that `where` (on
+    thread_items `t`) selects: its author, id, to_ref, date, text, title, status,
+    detail and via_post, its text and title from the post itself when it came as one."""
+    best: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for values in db.execute(
+            "SELECT t.author, t.id, t.to_ref, t.date, coalesce(t.markdown, p.markdown), "
+            "coalesce(t.title, p.title), t.status, t.detail, t.via_post "
+            "FROM thread_items t LEFT JOIN posts p ON t.via_post = '' AND p.friend = t.via "
+            f"AND p.id = t.id WHERE t.kind = 'reply' AND {where}", args):
+        key = (values[0], values[1])
+        old = best.get(key)
+        if old is None or _better(values, old):
+            best[key] = values
+    return best
+
+
 def reply_row(db: sqlite3.Connection, short_id: str,
               own_key: str | None = None) -> tuple[ThreadReply, str] | None:
     """A reply of a thread by its short id (or a prefix of it), as its best copy shows
@@ -351,15 +362,8 @@ def reply_row(db: sqlite3.Connection, short_id: str,
         return None
     ref, root = found
     parsed = PostRef.parse(ref)
-    best = None
-    for values in db.execute(
-            "SELECT t.author, t.id, t.to_ref, t.date, coalesce(t.markdown, p.markdown), "
-            "coalesce(t.title, p.title), t.status, t.detail, t.via_post "
-            "FROM thread_items t LEFT JOIN posts p ON t.via_post = '' AND p.friend = t.via "
-            "AND p.id = t.id WHERE t.kind = 'reply' AND t.author = ? AND t.id = ?",
-            (parsed.author, parsed.id)):
-        if best is None or _better(values, best):
-            best = values
+    best = _best_copies(db, "t.author = ? AND t.id = ?", (parsed.author, parsed.id)).get(
+        (parsed.author, parsed.id))
     if best is None:
         return None
     entry = ThreadEntry(parsed, PostRef.parse(best[2]), 0, best[3])

@@ -253,8 +253,10 @@ def reply_contexts(store: "ReaderStore", posts: "list[StoredPost]", own_key: str
                    own_title: "Callable[[str], str | None] | None" = None) -> dict[str, str]:
     """Short id -> `reply_context` line, for the replies among `posts` (a timeline page),
     so that a reply is not read as a post of its own."""
-    from o2m_pub.reader.thread_store import post_label
-    return {p.short_id: reply_context(post_label(store.db, p.reply_to, own_key, own_title))
+    from o2m_pub.reader.thread_store import friend_names, post_label
+    names = friend_names(store.db)
+    return {p.short_id: reply_context(post_label(store.db, p.reply_to, own_key, own_title,
+                                                 names))
             for p in posts if p.reply_to}
 
 
