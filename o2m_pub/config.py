@@ -134,7 +134,7 @@ def _line_of(text: str, key: str, table: str | None = None) -> int | None:
     anywhere), for error messages (tomllib gives none)."""
     start, end = 0, len(text)
     if table is not None:
-        header = re.search(rf"^\s*\[\s*{re.escape(table)}\s*\]", text, re.M)
+        header = _header(text, table)
         if header:
             start = header.end()
             after = re.compile(r"^\s*\[", re.M).search(text, start)
@@ -164,8 +164,13 @@ def _unknown(names: Collection[str], known: Collection[str], what: str, text: st
     return warnings
 
 
+def _header(text: str, table: str) -> re.Match[str] | None:
+    """The `[table]` line of o2m.toml's text."""
+    return re.search(rf"^\s*\[\s*{re.escape(table)}\s*\]", text, re.M)
+
+
 def _header_line(text: str, table: str) -> int | None:
-    m = re.search(rf"^\s*\[\s*{re.escape(table)}\s*\]", text, re.M)
+    m = _header(text, table)
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
