@@ -202,11 +202,6 @@ def _url_problem(url: str) -> tuple[str, str] | None:
             return "has a malformed IPv6 host", example
     elif not re.fullmatch(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?", host):
         return "has no valid host name", example
-    from o2m_pub.protocol.cards import InvalidCardFieldError, check_card_url
-    try:  # the card's rule decides what the checks above do not name
-        check_card_url(url if url.endswith("/") else url + "/")
-    except InvalidCardFieldError as e:
-        return f"cannot be a card's address: {e.reason}", example
     return None
 
 

@@ -175,10 +175,6 @@ def test_bad_config(site, config, words):
     ("https://ada example/", "site.url holds a character that is not allowed"),
     ("https://ada@ada.example/", "site.url must not hold a user name or password"),
     ("https://ada.example:port/", "site.url has a malformed host or port"),
-    # the card's own rule (§2.4) behind the config's: these passed o2m.toml, then the
-    # build failed signing the card (a review)
-    ("https://[fe80::1%25eth0]/", "site.url cannot be a card's address: has a bracketed host"),
-    ("https://[::1]junk/", "site.url cannot be a card's address: has a malformed host"),
 ])
 def test_a_url_the_card_refuses_is_o2m_tomls_error_at_its_line(site, url, words):
     """docs/CONFIG.md's example (newcomer trial): a url no card can carry is o2m.toml's
